@@ -1,0 +1,3 @@
+from dncguard.cli import main
+
+main()

@@ -1,0 +1,121 @@
+"""The one interface every check plugs into: local lists, remote sources, rules.
+
+A :class:`Check` receives a :class:`Batch` of unique, valid numbers (with the first row's
+per-row context) and returns, for each number, the reasons it found. A check that raises
+makes every number of its batch ``error`` / ``SOURCE_ERROR``: nothing unverified is allowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from .config import CampaignProfile, Settings
+from .lists import ListIndex, ListInfo, ListStore
+from .models import DataVersions, Decision, Reason, ReasonCode
+
+log = logging.getLogger("dncguard.checks")
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What the numbers are checked for: the dial time and the campaign."""
+
+    at: datetime
+    campaign: str = "default"
+    purpose: str = "telemarketing"
+    call_type: str = "manual"
+    profile: CampaignProfile = field(default_factory=CampaignProfile)
+
+    def selects(self, name: str) -> bool:
+        """Whether the campaign profile selects this list or source (all, by default)."""
+        return self.profile.lists is None or name in self.profile.lists
+
+
+@dataclass
+class Batch:
+    """Unique valid numbers to check, with the context of the first row of each."""
+
+    e164: list[str]
+    digits: npt.NDArray[np.uint64]
+    region: list[str]
+    state: list[str | None]
+    extra: list[dict[str, str]]  # optional per-row columns: state, zip, timezone, line_type
+
+    def __len__(self) -> int:
+        return len(self.e164)
+
+    @classmethod
+    def of(cls, e164: list[str], region: list[str], state: list[str | None],
+           extra: list[dict[str, str]] | None = None) -> Batch:
+        digits = np.array([int(e[1:]) for e in e164], dtype=np.uint64)
+        return cls(e164, digits, region, state, extra or [{} for _ in e164])
+
+
+@runtime_checkable
+class Check(Protocol):
+    """A source of reasons. ``name`` appears in reasons and in campaign profiles."""
+
+    name: str
+
+    def versions(self) -> DataVersions:
+        """The data versions this check relies on (list snapshot dates, ruleset)."""
+        ...
+
+    async def check(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
+        """Reasons per number of ``batch`` (same order); raise to fail the batch closed."""
+        ...
+
+
+class LocalListsCheck:
+    """Every local list (snapshots plus database entries), checked vectorised.
+
+    Lists of kind ``cxone`` are left to the CXone check, which also knows their freshness.
+    """
+
+    name = "local"
+
+    def __init__(self, store: ListStore, infos: list[ListInfo] | None = None) -> None:
+        self.store = store
+        infos = [i for i in (store.all() if infos is None else infos) if i.kind != "cxone"]
+        self.indexes = [ListIndex(store, i) for i in infos]
+
+    def versions(self) -> DataVersions:
+        return DataVersions(lists={ix.info.name: ix.info.snapshot_date for ix in self.indexes})
+
+    def used(self, ctx: CheckContext) -> list[ListIndex]:
+        return [ix for ix in self.indexes if ctx.selects(ix.info.name)]
+
+    def _check_sync(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
+        out: list[list[Reason]] = [[] for _ in range(len(batch))]
+        for ix in self.used(ctx):
+            try:
+                hits = ix.contains(batch.digits, batch.e164, at=ctx.at)
+            except Exception as exc:  # a damaged file or database error: fail closed
+                log.warning("list %s could not be checked: %s", ix.info.name, exc)
+                error = Reason(code=ReasonCode.SOURCE_ERROR, decision=Decision.ERROR,
+                               source=self.name, list=ix.info.name,
+                               detail=f"list {ix.info.name} could not be read "
+                               f"({type(exc).__name__}: {str(exc)[:160]})")
+                for reasons in out:
+                    reasons.append(error)
+                continue
+            for i in np.flatnonzero(hits):
+                out[int(i)].append(ix.reason(batch.e164[int(i)]))
+        return out
+
+    async def check(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
+        return await asyncio.to_thread(self._check_sync, batch, ctx)
+
+
+def default_checks(settings: Settings, store: ListStore | None = None) -> list[Check]:
+    """The checks a scrub runs when none are given: every configured list and source."""
+    store = store or ListStore(settings)
+    checks: list[Check] = [LocalListsCheck(store)]
+    return checks

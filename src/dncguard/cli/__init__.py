@@ -1,0 +1,60 @@
+"""The ``dncguard`` command line: a thin layer over the library.
+
+Exit codes: 0 success; 2 usage or input errors (one clear line, never a traceback);
+3 (``scrub``) when the run completed but some rows could not be verified (decision ``error``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..errors import DncGuardError
+from .common import err_console
+from .lists import dnc_app, lists_app
+from .scrub import check, config_app, demo, scrub
+
+app = typer.Typer(
+    name="dncguard",
+    help="May we call this number now? DNC lists, calling rules and pre-dial checks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("scrub")(scrub)
+app.command("check")(check)
+app.command("demo")(demo)
+app.add_typer(lists_app, name="lists")
+app.add_typer(dnc_app, name="dnc")
+app.add_typer(config_app, name="config")
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` and return its exit code (used by :func:`main` and tests)."""
+    try:
+        result = app(args=argv, prog_name="dncguard", standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        return 130
+    except DncGuardError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except Exception as exc:
+        # Click's usage errors (typer vendors click, so match by shape rather than class).
+        show = getattr(exc, "show", None)
+        if show is None or not hasattr(exc, "exit_code"):
+            raise
+        show()
+        usage = any(c.__name__ == "UsageError" for c in type(exc).__mro__)
+        return 2 if usage else int(exc.exit_code)
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    sys.exit(run())

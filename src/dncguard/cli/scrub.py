@@ -1,0 +1,189 @@
+"""``dncguard scrub``, ``check``, ``demo`` and ``config show``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..config import load_settings
+from ..demo import build_demo
+from ..lists import ListStore
+from ..models import Verdict
+from ..pipeline import Scrubber, count_rows, summary_path
+from ..summary import ScrubSummary
+from .common import console, err_console, parse_instant, settings
+
+config_app = typer.Typer(help="Show the effective settings.", no_args_is_help=True)
+
+_COLOURS = {"allow": "green", "defer": "yellow", "error": "magenta", "block": "red",
+            "invalid": "dim"}
+
+AT_HELP = "Dial time: ISO 8601 instant with an offset or Z (default: now)"
+
+
+def _context_flags(state: str | None, zip_code: str | None, line_type: str | None,
+                   region: str | None, timezone: str | None = None) -> dict[str, str]:
+    flags = {"state": state, "zip": zip_code, "line_type": line_type, "region": region,
+             "timezone": timezone}
+    return {k: v for k, v in flags.items() if v}
+
+
+def scrub(
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="CSV or Parquet file"),
+    output: Path = typer.Option(..., "-o", "--output", help="Verdict file (.csv or .parquet)"),
+    at: str | None = typer.Option(None, "--at", help=AT_HELP),
+    phone_column: str | None = typer.Option(None, "--phone-column",
+                                            help="Phone column (default: auto-detect)"),
+    campaign: str = typer.Option("default", "--campaign", help="Campaign profile name"),
+    purpose: str | None = typer.Option(None, "--purpose",
+                                       help="telemarketing | informational | collections"),
+    call_type: str | None = typer.Option(None, "--call-type",
+                                         help="manual | autodialed | prerecorded"),
+    state: str | None = typer.Option(None, "--state", help="Default state for rows without one"),
+    zip_code: str | None = typer.Option(None, "--zip", help="Default ZIP/postal code"),
+    line_type: str | None = typer.Option(None, "--line-type", help="mobile | landline | voip"),
+    region: str | None = typer.Option(None, "--region", help="Default region (US, CA, GB, AU)"),
+    raw: bool = typer.Option(False, "--raw", help="Do not defuse spreadsheet formulas"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table"),
+) -> None:
+    """Scrub a contact file: one verdict per row, written in input order, plus a summary."""
+    cfg = settings()
+    dial_time = parse_instant(at)
+    scrubber = Scrubber(cfg)
+    total = count_rows(input_path) if input_path.is_file() else None
+    show = not quiet and total is not None and total >= cfg.progress_min_rows
+    flags = _context_flags(state, zip_code, line_type, region)
+    if show:
+        with Progress(TextColumn("scrubbing"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err_console, transient=True) as bar:
+            task = bar.add_task("rows", total=total)
+            summary = scrubber.scrub_file(
+                input_path, output, phone_column=phone_column, at=dial_time, campaign=campaign,
+                purpose=purpose, call_type=call_type, raw=raw,
+                progress=lambda n: bar.update(task, completed=n), defaults=flags)
+    else:
+        summary = scrubber.scrub_file(
+            input_path, output, phone_column=phone_column, at=dial_time, campaign=campaign,
+            purpose=purpose, call_type=call_type, raw=raw, defaults=flags)
+    if not quiet:
+        print_summary(summary, output)
+    if summary.by_decision.get("error", 0):
+        raise typer.Exit(3)
+
+
+def print_summary(summary: ScrubSummary, output: Path) -> None:
+    table = Table("decision", "rows", title=f"{summary.total_rows:,} rows scrubbed")
+    for decision, n in summary.by_decision.items():
+        table.add_row(f"[{_COLOURS[decision]}]{decision}[/]", f"{n:,}")
+    console.print(table)
+    if summary.by_reason:
+        reasons = Table("reason", "rows")
+        for code, n in sorted(summary.by_reason.items(), key=lambda kv: -kv[1]):
+            reasons.add_row(code, f"{n:,}")
+        console.print(reasons)
+    rate = summary.suppression_rate
+    console.print(
+        f"unique valid numbers: {summary.unique_valid:,}; duplicates: {summary.duplicates:,}; "
+        f"suppression rate: {'n/a' if rate is None else f'{rate:.1%}'}; "
+        f"{summary.rows_per_second or 0:,.0f} rows/s")
+    if summary.row_error_count:
+        console.print(f"[yellow]{summary.row_error_count:,} rows had bad input[/] "
+                      "(see the detail column and rowErrors in the summary)")
+    if summary.source_errors:
+        console.print(f"[magenta]{summary.source_errors:,} rows could not be verified[/] "
+                      "(decision error): fix the source and re-check them")
+    console.print(f"verdicts: {output}\nsummary:  {summary_path(output)}")
+
+
+def check(
+    phone: str = typer.Argument(..., help="Phone number, E.164 or national format"),
+    as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON"),
+    at: str | None = typer.Option(None, "--at", help=AT_HELP),
+    campaign: str = typer.Option("default", "--campaign", help="Campaign profile name"),
+    purpose: str | None = typer.Option(None, "--purpose",
+                                       help="telemarketing | informational | collections"),
+    call_type: str | None = typer.Option(None, "--call-type",
+                                         help="manual | autodialed | prerecorded"),
+    state: str | None = typer.Option(None, "--state", help="The called party's state"),
+    zip_code: str | None = typer.Option(None, "--zip", help="The called party's ZIP/postal code"),
+    line_type: str | None = typer.Option(None, "--line-type", help="mobile | landline | voip"),
+    region: str | None = typer.Option(None, "--region", help="Region for a national number"),
+    timezone: str | None = typer.Option(None, "--timezone", help="The called party's IANA zone"),
+) -> None:
+    """Check one number and print its verdict."""
+    verdict = Scrubber(settings()).check(
+        phone, at=parse_instant(at), campaign=campaign, purpose=purpose, call_type=call_type,
+        **_context_flags(state, zip_code, line_type, region, timezone))
+    if as_json:
+        console.print_json(verdict.model_dump_json())
+    else:
+        print_verdict(verdict)
+
+
+def print_verdict(v: Verdict) -> None:
+    colour = _COLOURS[v.decision.value]
+    console.print(f"[bold {colour}]{v.decision.value.upper()}[/]  {v.e164 or v.input}"
+                  f"  region={v.region or '-'} state={v.state or '-'}")
+    for r in v.reasons:
+        where = " ".join(x for x in (r.source and f"source={r.source}", r.list and f"list={r.list}",
+                                     r.rule and f"rule={r.rule}") if x)
+        console.print(f"  {r.code}: {r.detail} {where}".rstrip())
+        if r.citation:
+            console.print(f"    citation: {r.citation}")
+    if v.next_allowed_at:
+        console.print(f"  next allowed at: {v.next_allowed_at.isoformat()}")
+    console.print(f"  dial time {v.dial_time.isoformat()}; data: "
+                  + (", ".join(f"{k}@{d or 'undated'}" for k, d in v.versions.lists.items())
+                     or "no lists")
+                  + (f"; ruleset {v.versions.ruleset}" if v.versions.ruleset else ""))
+
+
+def demo(
+    home: Path | None = typer.Option(None, "--home", help="Folder for the demo (default: temp)"),
+) -> None:
+    """Create fictional demo lists and contacts in a fresh home, scrub them, show the result."""
+    folder = home or Path(tempfile.mkdtemp(prefix="dncguard-demo-"))
+    os.environ["DNCGUARD_HOME"] = str(folder)
+    cfg = load_settings(home=folder)
+    today = datetime.now(UTC).date()
+    files = build_demo(ListStore(cfg), folder / "data", today)
+    output = folder / "verdicts.csv"
+    summary = Scrubber(cfg).scrub_file(files.contacts, output)
+    shown = Table("row", "phone", "decision", "reasons", title="demo verdicts")
+    with output.open(encoding="utf-8") as fh:
+        for n, row in enumerate(csv.DictReader(fh), 1):
+            d = row["decision"]
+            shown.add_row(str(n), row["phone"], f"[{_COLOURS[d]}]{d}[/]", row["reason_codes"])
+    console.print(shown)
+    print_summary(summary, output)
+    console.print(f"\ndemo home: {folder}\ntry: DNCGUARD_HOME={folder} dncguard lists ls")
+
+
+@config_app.command("show")
+def config_show(as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
+    """Print the effective settings (secrets hidden) and where they came from."""
+    from ..config import all_sections
+
+    cfg = settings()
+    data: dict[str, object] = {"core": json.loads(cfg.model_dump_json())}
+    for name, section in all_sections(cfg).items():
+        data[name] = json.loads(section.model_dump_json())
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    console.print(f"config file: {cfg.config_file or '(none)'}")
+    for name, values in data.items():
+        table = Table("setting", "value", title=name)
+        assert isinstance(values, dict)
+        for k, v in values.items():
+            table.add_row(k, json.dumps(v) if not isinstance(v, str) else v)
+        console.print(table)
+

@@ -1,0 +1,191 @@
+"""Settings: ``DNCGUARD_*`` environment variables over an optional TOML file over defaults.
+
+Precedence, highest first:
+
+1. values passed to :func:`load_settings` (the CLI's flags),
+2. ``DNCGUARD_*`` environment variables,
+3. the TOML file named by ``DNCGUARD_CONFIG``, else ``dncguard.toml`` inside the home,
+4. built-in defaults.
+
+``DNCGUARD_HOME`` (default: the platform's user data directory) holds all state: the SQLite
+database, list snapshots and job files. Two homes never share anything. The home itself is read
+from the environment or the arguments only, since it locates the TOML file.
+
+Subsystems (CXone, rules, audit, ...) keep their own settings classes derived from
+:class:`SectionSettings`; each reads ``DNCGUARD_<SECTION>_*`` variables and the ``[section]``
+table of the same TOML file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
+
+import platformdirs
+from pydantic import BaseModel, Field, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .errors import ConfigError
+
+SUPPORTED_REGIONS = ("US", "CA", "GB", "AU")
+
+_toml_data: ContextVar[dict[str, Any] | None] = ContextVar("dncguard_toml_data", default=None)
+
+
+class _TomlTableSource(PydanticBaseSettingsSource):
+    """A settings source over one already-parsed TOML table."""
+
+    def __init__(self, settings_cls: type[BaseSettings], table: str | None) -> None:
+        super().__init__(settings_cls)
+        data = _toml_data.get() or {}
+        self._data: dict[str, Any] = dict(data.get(table, {}) if table else data)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        names = set(self.settings_cls.model_fields)
+        return {k: v for k, v in self._data.items() if k in names}
+
+
+class SectionSettings(BaseSettings):
+    """Base of every settings class: environment over the TOML table over defaults."""
+
+    toml_table: ClassVar[str | None] = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlTableSource(settings_cls, cls.toml_table))
+
+
+class CampaignProfile(BaseModel):
+    """A named campaign's defaults, from ``[campaigns.NAME]`` in the TOML file."""
+
+    purpose: Literal["telemarketing", "informational", "collections"] = "telemarketing"
+    call_type: Literal["manual", "autodialed", "prerecorded"] = "manual"
+    lists: list[str] | None = Field(
+        default=None, description="Only these lists and sources are checked (default: all)"
+    )
+    calling_hours: tuple[str, str] | None = Field(
+        default=None, description="Narrower local window, e.g. ['09:00', '20:00']"
+    )
+    margin_minutes: int = Field(default=0, ge=0, description="Stop this long before a window ends")
+
+
+class Settings(SectionSettings):
+    """Core settings. Environment variable names are ``DNCGUARD_`` + the field name."""
+
+    model_config = SettingsConfigDict(env_prefix="DNCGUARD_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("dncguard")))
+    config_file: Path | None = Field(default=None, description="The TOML file that was read")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///<home>/dncguard.db"
+    )
+    default_region: str = Field(default="US", description="Region for numbers without one")
+    chunk_size: int = Field(default=50_000, ge=1, description="Numbers per pipeline chunk")
+    concurrency: int = Field(default=4, ge=1, description="Chunks checked at once")
+    keep_snapshots: int = Field(default=3, ge=1, description="Snapshots kept per list")
+    progress_min_rows: int = Field(default=5_000, ge=0, description="Show a progress bar above")
+    campaigns: dict[str, CampaignProfile] = Field(default_factory=dict)
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        value = value.upper()
+        if value not in SUPPORTED_REGIONS:
+            raise ValueError(f"must be one of {', '.join(SUPPORTED_REGIONS)}")
+        return value
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'dncguard.db'}"
+
+    @property
+    def lists_dir(self) -> Path:
+        return self.home / "lists"
+
+    def campaign(self, name: str) -> CampaignProfile:
+        """The profile of that name, or the defaults: a campaign without a profile is fine."""
+        return self.campaigns.get(name, CampaignProfile())
+
+
+S = TypeVar("S", bound=SectionSettings)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _config_path(home: Path) -> Path | None:
+    named = os.environ.get("DNCGUARD_CONFIG")
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"DNCGUARD_CONFIG names {path}, which does not exist")
+        return path
+    default = home / "dncguard.toml"
+    return default if default.is_file() else None
+
+
+def load_section(cls: type[S], settings: Settings, **overrides: Any) -> S:
+    """Load a subsystem's settings from the same environment and TOML file as ``settings``."""
+    data = _read_toml(settings.config_file) if settings.config_file else {}
+    token = _toml_data.set(data)
+    try:
+        return cls(**overrides)
+    except ValueError as exc:
+        raise ConfigError(f"invalid [{cls.toml_table}] settings: {exc}") from exc
+    finally:
+        _toml_data.reset(token)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the effective settings (see the module docstring for precedence)."""
+    home_value = overrides.get("home") or os.environ.get("DNCGUARD_HOME")
+    home = Path(home_value).expanduser() if home_value else Settings.model_fields[
+        "home"
+    ].get_default(call_default_factory=True)
+    path = _config_path(Path(home))
+    data = _read_toml(path) if path else {}
+    data.pop("home", None)
+    token = _toml_data.set(data)
+    try:
+        settings = Settings(**{**overrides, "home": home, "config_file": path})
+    except ValueError as exc:
+        raise ConfigError(f"invalid settings: {exc}") from exc
+    finally:
+        _toml_data.reset(token)
+    return settings
+
+
+#: Subsystem settings shown by ``dncguard config show``: section name -> "module:Class".
+SECTION_CLASSES: dict[str, str] = {}
+
+
+def all_sections(settings: Settings) -> dict[str, SectionSettings]:
+    """Every registered subsystem's effective settings."""
+    out: dict[str, SectionSettings] = {}
+    for name, target in SECTION_CLASSES.items():
+        module, cls_name = target.split(":")
+        cls = getattr(importlib.import_module(module), cls_name)
+        out[name] = load_section(cls, settings)
+    return out

@@ -1,0 +1,444 @@
+"""Local DNC lists: import, inspect, remove, manual opt-outs, and fast membership checks.
+
+Kinds and what they hold:
+
+============  ===============================================  ==============
+kind          content                                          reason code
+============  ===============================================  ==============
+internal      the company's own opt-outs                       DNC_INTERNAL
+national      a national registry (US FTC, CA DNCL, GB TPS, AU)  DNC_NATIONAL
+state         a US state list (jurisdiction such as US-FL)      DNC_STATE
+litigator     known serial plaintiffs                          DNC_LITIGATOR
+hashed        SHA-256 of E.164 numbers (optionally salted)      DNC_HASHED
+prefix        digit prefixes of E.164 numbers (ranges)          DNC_PREFIX
+cxone         records synced from a NICE CXone DNC group        DNC_CXONE
+============  ===============================================  ==============
+
+Imported content is a read-only snapshot file (:mod:`dncguard.snapshots`); the database holds
+what changes between imports: manual additions (with who, why and an optional expiry),
+removals of snapshot numbers, and synced records. Re-importing a list replaces its snapshot
+atomically and keeps the previous ``keep_snapshots`` files; manual additions survive a
+re-import (an opt-out is never lost to a file refresh), removals do not (the new file is the
+new truth).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Engine, delete, func, insert, select, update
+
+from . import listfiles
+from .config import Settings
+from .errors import ListError
+from .models import Decision, Reason, ReasonCode
+from .phones import mask, normalise
+from .snapshots import open_snapshot, sorted_contains, write_snapshot
+from .store import (
+    as_utc,
+    get_engine,
+    list_entries_table,
+    list_events_table,
+    list_versions_table,
+    lists_table,
+    utcnow,
+)
+
+KIND_CODES: dict[str, ReasonCode] = {
+    "internal": ReasonCode.DNC_INTERNAL,
+    "national": ReasonCode.DNC_NATIONAL,
+    "state": ReasonCode.DNC_STATE,
+    "litigator": ReasonCode.DNC_LITIGATOR,
+    "hashed": ReasonCode.DNC_HASHED,
+    "prefix": ReasonCode.DNC_PREFIX,
+    "cxone": ReasonCode.DNC_CXONE,
+}
+NUMBER_KINDS = ("internal", "national", "state", "litigator")
+IMPORT_KINDS = (*NUMBER_KINDS, "hashed", "prefix")
+MANUAL_KINDS = ("internal", "litigator")
+DATED_KINDS = ("national", "state")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+_JURISDICTION = re.compile(r"^(US|CA|GB|AU)(-[A-Z]{2})?$")
+
+
+@dataclass(frozen=True)
+class ListInfo:
+    """A list's metadata as stored."""
+
+    name: str
+    kind: str
+    jurisdiction: str | None
+    snapshot_date: str | None
+    count: int
+    current_file: str | None
+    salt: str | None
+    created_at: datetime
+    updated_at: datetime
+    synced_at: datetime | None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def code(self) -> ReasonCode:
+        return KIND_CODES[self.kind]
+
+
+@dataclass
+class ImportResult:
+    info: ListInfo
+    report: listfiles.ParseReport
+    added: int = 0
+    deleted: int = 0
+
+
+def _row_to_info(row: Any) -> ListInfo:
+    return ListInfo(
+        name=row.name,
+        kind=row.kind,
+        jurisdiction=row.jurisdiction,
+        snapshot_date=row.snapshot_date,
+        count=row.count,
+        current_file=row.current_file,
+        salt=row.salt,
+        created_at=as_utc(row.created_at) or utcnow(),
+        updated_at=as_utc(row.updated_at) or utcnow(),
+        synced_at=as_utc(row.synced_at),
+        meta=dict(row.meta or {}),
+    )
+
+
+def _safe_folder(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+class ListStore:
+    """Create, import, inspect and remove lists; record manual opt-outs."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or get_engine(settings)
+
+    # -- metadata ---------------------------------------------------------------------------
+    def all(self) -> list[ListInfo]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(lists_table).order_by(lists_table.c.name)).all()
+        return [_row_to_info(r) for r in rows]
+
+    def get(self, name: str) -> ListInfo:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(lists_table).where(lists_table.c.name == name)).first()
+        if row is None:
+            known = ", ".join(i.name for i in self.all()) or "none yet"
+            raise ListError(f"no list named {name!r} (lists: {known})")
+        return _row_to_info(row)
+
+    def folder(self, name: str) -> Path:
+        return self.settings.lists_dir / _safe_folder(name)
+
+    def snapshot_path(self, info: ListInfo) -> Path | None:
+        return self.folder(info.name) / info.current_file if info.current_file else None
+
+    def ensure(self, name: str, kind: str, jurisdiction: str | None = None,
+               meta: dict[str, Any] | None = None) -> ListInfo:
+        """The list of that name, created empty if it does not exist yet."""
+        if not _NAME.match(name):
+            raise ListError(f"list name {name!r}: use letters, digits, '_', '-', '.', ':'")
+        if kind not in KIND_CODES:
+            raise ListError(f"unknown kind {kind!r}; kinds: {', '.join(KIND_CODES)}")
+        with self.engine.begin() as conn:
+            row = conn.execute(select(lists_table).where(lists_table.c.name == name)).first()
+            if row is None:
+                now = utcnow()
+                conn.execute(insert(lists_table).values(
+                    name=name, kind=kind, jurisdiction=jurisdiction, count=0, meta=meta or {},
+                    created_at=now, updated_at=now))
+            elif row.kind != kind:
+                raise ListError(f"list {name!r} is of kind {row.kind}, not {kind}")
+        return self.get(name)
+
+    # -- import -----------------------------------------------------------------------------
+    def import_file(
+        self,
+        path: Path,
+        *,
+        kind: str,
+        name: str,
+        jurisdiction: str | None = None,
+        snapshot_date: date | None = None,
+        changes: bool = False,
+        salt: str | None = None,
+        who: str | None = None,
+    ) -> ImportResult:
+        """Import a file as the new content of a list (or apply it as a change list)."""
+        if kind not in IMPORT_KINDS:
+            raise ListError(f"kind {kind!r} cannot be imported; kinds: {', '.join(IMPORT_KINDS)}")
+        if jurisdiction:
+            jurisdiction = jurisdiction.upper().replace("UK", "GB")
+            if not _JURISDICTION.match(jurisdiction):
+                raise ListError(f"jurisdiction {jurisdiction!r}: use US, CA, GB, AU or US-XX")
+        if kind in DATED_KINDS:
+            if not jurisdiction:
+                raise ListError(f"a {kind} list needs --jurisdiction (e.g. US, US-FL, GB)")
+            if kind == "state" and "-" not in jurisdiction:
+                raise ListError("a state list's jurisdiction names the state, e.g. US-FL")
+            if snapshot_date is None:
+                raise ListError(f"a {kind} list needs --snapshot-date (the date of the download)")
+        if changes and kind not in NUMBER_KINDS:
+            raise ListError("change lists apply to number lists only")
+        existing = {i.name: i for i in self.all()}.get(name)
+        if existing and existing.kind != kind:
+            raise ListError(f"list {name!r} is of kind {existing.kind}, not {kind}")
+        if changes and (existing is None or existing.current_file is None):
+            raise ListError(f"list {name!r} has no snapshot to apply changes to; import it first")
+        if kind == "hashed" and existing and salt is None:
+            salt = existing.salt
+
+        region = self.settings.default_region
+        added = deleted = 0
+        values: npt.NDArray[Any]
+        if changes:
+            assert existing is not None
+            adds, dels, report = listfiles.read_changes(path, jurisdiction=jurisdiction,
+                                                        default_region=region)
+            current = np.asarray(open_snapshot(self.folder(name) / str(existing.current_file)))
+            before = current.size
+            values = np.setdiff1d(np.union1d(current, adds), dels).astype(np.uint64)
+            added = int(np.setdiff1d(adds, current).size)
+            deleted = int(before + added - values.size)
+        elif kind in NUMBER_KINDS:
+            values, report = listfiles.read_numbers(path, jurisdiction=jurisdiction,
+                                                    default_region=region)
+        elif kind == "hashed":
+            values, report = listfiles.read_hashes(path)
+        else:
+            values, report = listfiles.read_prefixes(path)
+        if report.accepted == 0 and not changes:
+            why = "; ".join(report.reject_samples[:3])
+            raise ListError(f"{path}: no valid entries found" + (f" ({why})" if why else ""))
+
+        file_name = write_snapshot(self.folder(name), values)
+        now = utcnow()
+        snap = snapshot_date.isoformat() if snapshot_date else None
+        with self.engine.begin() as conn:
+            fields = {"kind": kind, "jurisdiction": jurisdiction, "current_file": file_name,
+                      "count": int(values.size), "updated_at": now, "salt": salt}
+            if snap or not changes:
+                fields["snapshot_date"] = snap
+            if existing is None:
+                conn.execute(insert(lists_table).values(name=name, created_at=now, meta={},
+                                                        **fields))
+            else:
+                conn.execute(update(lists_table).where(lists_table.c.name == name).values(**fields))
+                if not changes:  # removals were made against the old file
+                    conn.execute(delete(list_entries_table).where(
+                        list_entries_table.c.list_name == name, list_entries_table.c.removed))
+            conn.execute(insert(list_versions_table).values(
+                list_name=name, file=file_name, snapshot_date=snap, count=int(values.size),
+                changes=changes, source_file=path.name, created_at=now, created_by=who))
+            conn.execute(insert(list_events_table).values(
+                at=now, list_name=name, action="changes" if changes else "import", who=who,
+                detail={"file": path.name, "count": int(values.size), "added": added,
+                        "deleted": deleted, "rejected": report.rejected}))
+        self._prune_versions(name)
+        return ImportResult(self.get(name), report, added=added, deleted=deleted)
+
+    def _prune_versions(self, name: str) -> None:
+        keep = self.settings.keep_snapshots
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(list_versions_table.c.id, list_versions_table.c.file)
+                .where(list_versions_table.c.list_name == name)
+                .order_by(list_versions_table.c.id.desc())
+            ).all()
+            old = rows[keep:]
+            if old:
+                conn.execute(delete(list_versions_table).where(
+                    list_versions_table.c.id.in_([r.id for r in old])))
+        kept = {r.file for r in rows[:keep]}
+        for r in old:
+            if r.file not in kept:
+                (self.folder(name) / r.file).unlink(missing_ok=True)
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(list_versions_table).where(list_versions_table.c.list_name == name)
+                .order_by(list_versions_table.c.id.desc())).all()
+        return [dict(r._mapping) for r in rows]
+
+    # -- removal ----------------------------------------------------------------------------
+    def remove_list(self, name: str, who: str | None = None) -> ListInfo:
+        info = self.get(name)
+        with self.engine.begin() as conn:
+            conn.execute(delete(list_entries_table).where(list_entries_table.c.list_name == name))
+            conn.execute(delete(list_versions_table).where(
+                list_versions_table.c.list_name == name))
+            conn.execute(delete(lists_table).where(lists_table.c.name == name))
+            conn.execute(insert(list_events_table).values(
+                at=utcnow(), list_name=name, action="rm", who=who,
+                detail={"count": info.count}))
+        folder = self.folder(name)
+        if folder.is_dir():
+            for f in folder.iterdir():
+                f.unlink()
+            folder.rmdir()
+        return info
+
+    # -- manual entries ---------------------------------------------------------------------
+    def add_number(self, phone: str, *, list_name: str = "internal", reason: str | None = None,
+                   expires: datetime | None = None, who: str | None = None,
+                   region: str | None = None) -> str:
+        """Add one number to an internal or litigator list; returns its E.164 form."""
+        e164 = self._e164(phone, region)
+        try:
+            info = self.get(list_name)
+        except ListError:
+            info = self.ensure(list_name, "internal")
+        if info.kind not in MANUAL_KINDS:
+            raise ListError(f"list {list_name!r} is of kind {info.kind}; numbers are added by "
+                            "hand to internal or litigator lists only")
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(delete(list_entries_table).where(
+                list_entries_table.c.list_name == list_name, list_entries_table.c.value == e164))
+            conn.execute(insert(list_entries_table).values(
+                list_name=list_name, value=e164, origin="manual", removed=False, reason=reason,
+                added_by=who, added_at=now, expires_at=expires))
+            conn.execute(update(lists_table).where(lists_table.c.name == list_name)
+                         .values(updated_at=now))
+            conn.execute(insert(list_events_table).values(
+                at=now, list_name=list_name, action="add", who=who, why=reason,
+                detail={"number": mask(e164),
+                        "expires": expires.isoformat() if expires else None}))
+        return e164
+
+    def remove_number(self, phone: str, *, list_name: str = "internal", who: str | None = None,
+                      why: str | None = None, region: str | None = None) -> tuple[str, bool]:
+        """Remove a number from a list; returns (E.164, whether it was on the list)."""
+        e164 = self._e164(phone, region)
+        info = self.get(list_name)
+        if info.kind not in MANUAL_KINDS:
+            raise ListError(f"list {list_name!r} is of kind {info.kind}; remove numbers by "
+                            "importing a change list")
+        in_file = bool(self.index(info).contains_numbers([e164], snapshot_only=True)[0])
+        now = utcnow()
+        with self.engine.begin() as conn:
+            gone = conn.execute(delete(list_entries_table).where(
+                list_entries_table.c.list_name == list_name, list_entries_table.c.value == e164,
+                ~list_entries_table.c.removed)).rowcount
+            if in_file:
+                conn.execute(delete(list_entries_table).where(
+                    list_entries_table.c.list_name == list_name,
+                    list_entries_table.c.value == e164))
+                conn.execute(insert(list_entries_table).values(
+                    list_name=list_name, value=e164, origin="manual", removed=True, reason=why,
+                    added_by=who, added_at=now))
+            conn.execute(insert(list_events_table).values(
+                at=now, list_name=list_name, action="remove", who=who, why=why,
+                detail={"number": mask(e164), "was_listed": bool(gone or in_file)}))
+        return e164, bool(gone or in_file)
+
+    def _e164(self, phone: str, region: str | None) -> str:
+        result = normalise(phone, region or self.settings.default_region)
+        if result.e164 is None or result.error is not None and result.e164 is None:
+            raise ListError(f"{phone!r} is not a valid number: {result.message}")
+        return result.e164
+
+    def entry_counts(self, name: str) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(list_entries_table.c.removed, func.count())
+                .where(list_entries_table.c.list_name == name)
+                .group_by(list_entries_table.c.removed)).all()
+        counts = {"added": 0, "removed": 0}
+        for removed, n in rows:
+            counts["removed" if removed else "added"] = int(n)
+        return counts
+
+    def index(self, info: ListInfo) -> ListIndex:
+        return ListIndex(self, info)
+
+
+class ListIndex:
+    """Membership checks against one list: its snapshot plus the database entries."""
+
+    def __init__(self, store: ListStore, info: ListInfo) -> None:
+        self.store = store
+        self.info = info
+        self._opened = False
+        self._snap: npt.NDArray[Any] | None = None
+        self._entries: tuple[list[tuple[int, datetime | None]], npt.NDArray[np.uint64]] | None = (
+            None)
+
+    @property
+    def _snapshot(self) -> npt.NDArray[Any] | None:
+        """The snapshot, opened on first use (a damaged file fails the check, not setup)."""
+        if not self._opened:
+            path = self.store.snapshot_path(self.info)
+            self._snap = open_snapshot(path) if path else None
+            self._opened = True
+        return self._snap
+
+    def _load_entries(self) -> tuple[list[tuple[int, datetime | None]], npt.NDArray[np.uint64]]:
+        if self._entries is None:
+            t = list_entries_table
+            with self.store.engine.connect() as conn:
+                rows = conn.execute(select(t.c.value, t.c.removed, t.c.expires_at)
+                                    .where(t.c.list_name == self.info.name)).all()
+            adds = [(int(r.value[1:]), as_utc(r.expires_at)) for r in rows if not r.removed]
+            removed = np.array(sorted(int(r.value[1:]) for r in rows if r.removed),
+                               dtype=np.uint64)
+            self._entries = (adds, removed)
+        return self._entries
+
+    def contains_numbers(self, e164s: list[str], *, at: datetime | None = None,
+                         snapshot_only: bool = False) -> npt.NDArray[np.bool_]:
+        digits = np.array([int(e[1:]) for e in e164s], dtype=np.uint64)
+        return self.contains(digits, e164s, at=at, snapshot_only=snapshot_only)
+
+    def contains(self, digits: npt.NDArray[np.uint64], e164s: list[str], *,
+                 at: datetime | None = None, snapshot_only: bool = False
+                 ) -> npt.NDArray[np.bool_]:
+        """Which numbers are on the list at the instant ``at`` (default now)."""
+        kind = self.info.kind
+        snap = self._snapshot
+        if kind == "hashed":
+            if snap is None:
+                return np.zeros(digits.shape, dtype=bool)
+            hashes = np.array([listfiles.hash_number(e, self.info.salt) for e in e164s],
+                              dtype="S32")
+            return sorted_contains(snap, hashes)
+        if kind == "prefix":
+            if snap is None:
+                return np.zeros(digits.shape, dtype=bool)
+            return np.asarray(listfiles.prefix_hits(snap, digits) != "", dtype=bool)
+        hit = (sorted_contains(snap, digits) if snap is not None
+               else np.zeros(digits.shape, dtype=bool))
+        if snapshot_only:
+            return hit
+        adds, removed = self._load_entries()
+        if removed.size:
+            hit &= ~sorted_contains(removed, digits)
+        when = at or utcnow()
+        active = np.array(sorted({v for v, exp in adds if exp is None or exp > when}),
+                          dtype=np.uint64)
+        if active.size:
+            hit |= sorted_contains(active, digits)
+        return hit
+
+    def reason(self, e164: str) -> Reason:
+        """The reason a hit on this list gives."""
+        info = self.info
+        what = {"hashed": "hash", "prefix": "number range"}.get(info.kind, "number")
+        dated = f" (snapshot {info.snapshot_date})" if info.snapshot_date else ""
+        where = f" [{info.jurisdiction}]" if info.jurisdiction else ""
+        return Reason(
+            code=info.code, decision=Decision.BLOCK, source="cxone" if info.kind == "cxone"
+            else "local", list=info.name,
+            detail=f"{what} on {info.kind} list {info.name}{where}{dated}",
+        )

@@ -1,0 +1,138 @@
+"""The database: list metadata, mutable list entries and the list change log.
+
+SQLite in ``DNCGUARD_HOME`` by default; any SQLAlchemy URL (PostgreSQL for several replicas)
+through ``DNCGUARD_DATABASE_URL``. Large, read-only list content lives in snapshot files (see
+:mod:`dncguard.snapshots`); the database keeps what changes: manual opt-outs, removals, and
+which snapshot file is current.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+
+from .config import Settings
+
+metadata = MetaData()
+
+lists_table = Table(
+    "lists",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("jurisdiction", String(10)),
+    Column("snapshot_date", String(10)),  # ISO date of the data, when it has one
+    Column("current_file", Text),  # snapshot file name inside the list's folder
+    Column("count", Integer, nullable=False, default=0),  # entries in the current snapshot
+    Column("salt", Text),  # hashed lists: the salt prepended before hashing
+    Column("meta", JSON, nullable=False, default=dict),  # source-specific (CXone group, ...)
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("synced_at", DateTime(timezone=True)),  # remote lists: last successful sync
+)
+
+list_versions_table = Table(
+    "list_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("list_name", String(200), nullable=False, index=True),
+    Column("file", Text, nullable=False),
+    Column("snapshot_date", String(10)),
+    Column("count", Integer, nullable=False),
+    Column("changes", Boolean, nullable=False, default=False),
+    Column("source_file", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200)),
+)
+
+# Entries kept in the database: manual opt-outs (origin 'manual'), removals of snapshot
+# numbers (removed=True), and records synced from remote sources (origin 'sync').
+list_entries_table = Table(
+    "list_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("list_name", String(200), nullable=False),
+    Column("value", String(80), nullable=False),  # E.164 number
+    Column("origin", String(20), nullable=False),
+    Column("removed", Boolean, nullable=False, default=False),
+    Column("reason", Text),
+    Column("added_by", String(200)),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("meta", JSON),
+    UniqueConstraint("list_name", "value", name="uq_list_entries_value"),
+)
+
+# Who changed which list, when and why. Numbers appear masked only.
+list_events_table = Table(
+    "list_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("list_name", String(200), nullable=False, index=True),
+    Column("action", String(30), nullable=False),
+    Column("who", String(200)),
+    Column("why", Text),
+    Column("detail", JSON),
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every stored datetime is UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_engines: dict[str, Engine] = {}
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def get_engine(settings: Settings) -> Engine:
+    """The engine for these settings, created (with its tables) on first use."""
+    url = settings.db_url
+    engine = _engines.get(url)
+    if engine is None:
+        if url.startswith("sqlite"):
+            settings.home.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url)
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+        metadata.create_all(engine)
+        _engines[url] = engine
+    return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (tests, forked workers)."""
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()

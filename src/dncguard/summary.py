@@ -1,0 +1,110 @@
+"""The summary of a scrub run, written as ``OUTPUT.summary.json`` beside the output."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .models import Decision
+
+MAX_ROW_ERRORS_LISTED = 1000
+
+_SUPPRESSED = (Decision.BLOCK, Decision.DEFER, Decision.ERROR)
+
+
+class RowError(BaseModel):
+    row: int
+    field: str
+    message: str
+
+
+class ScrubSummary(BaseModel):
+    """Counts of one run. Row counts include duplicates; rates are over unique numbers."""
+
+    input: str | None = None
+    output: str | None = None
+    campaign: str = "default"
+    dial_time: datetime
+    started_at: datetime
+    finished_at: datetime | None = None
+    total_rows: int = Field(0, alias="totalRows")
+    unique_valid: int = Field(0, alias="uniqueValid", description="Unique valid numbers")
+    duplicates: int = 0
+    by_decision: dict[str, int] = Field(default_factory=dict, alias="byDecision")
+    by_reason: dict[str, int] = Field(default_factory=dict, alias="byReason")
+    by_list: dict[str, int] = Field(default_factory=dict, alias="byList")
+    by_state: dict[str, dict[str, int]] = Field(default_factory=dict, alias="byState")
+    unique_suppressed: int = Field(0, alias="uniqueSuppressed")
+    suppression_rate: float | None = Field(
+        None, alias="suppressionRate",
+        description="Unique valid numbers decided block, defer or error / unique valid numbers",
+    )
+    source_errors: int = Field(0, alias="sourceErrors", description="Rows with SOURCE_ERROR")
+    row_errors: list[RowError] = Field(default_factory=list, alias="rowErrors")
+    row_error_count: int = Field(0, alias="rowErrorCount")
+    rows_per_second: float | None = Field(None, alias="rowsPerSecond")
+    lists: dict[str, str | None] = Field(
+        default_factory=dict, description="Every list used -> its snapshot date"
+    )
+    ruleset: str | None = None
+
+    model_config = {"populate_by_name": True}
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)
+
+
+class SummaryBuilder:
+    """Accumulates counts as rows are written."""
+
+    def __init__(self, summary: ScrubSummary) -> None:
+        self.summary = summary
+        self._decision: Counter[str] = Counter()
+        self._reason: Counter[str] = Counter()
+        self._list: Counter[str] = Counter()
+        self._state: defaultdict[str, Counter[str]] = defaultdict(Counter)
+
+    def add_row(self, *, decision: Decision, codes: list[str], lists: list[str],
+                state: str | None, duplicate: bool, first_of_unique: bool,
+                error: tuple[int, str, str] | None) -> None:
+        s = self.summary
+        s.total_rows += 1
+        self._decision[decision.value] += 1
+        for code in dict.fromkeys(codes):
+            self._reason[code] += 1
+        for name in dict.fromkeys(lists):
+            self._list[name] += 1
+        if decision is not Decision.INVALID:
+            self._state[state or "unknown"][decision.value] += 1
+        if duplicate:
+            s.duplicates += 1
+        if first_of_unique:
+            s.unique_valid += 1
+            if decision in _SUPPRESSED:
+                s.unique_suppressed += 1
+        if "SOURCE_ERROR" in codes:
+            s.source_errors += 1
+        if error is not None:
+            s.row_error_count += 1
+            if len(s.row_errors) < MAX_ROW_ERRORS_LISTED:
+                s.row_errors.append(RowError(row=error[0], field=error[1], message=error[2]))
+
+    def finish(self, finished_at: datetime, elapsed: float) -> ScrubSummary:
+        s = self.summary
+        s.finished_at = finished_at
+        s.by_decision = {d.value: self._decision.get(d.value, 0) for d in Decision}
+        s.by_reason = dict(sorted(self._reason.items()))
+        s.by_list = dict(sorted(self._list.items()))
+        s.by_state = {k: dict(v) for k, v in sorted(self._state.items())}
+        s.suppression_rate = (
+            round(s.unique_suppressed / s.unique_valid, 6) if s.unique_valid else None
+        )
+        s.rows_per_second = round(s.total_rows / elapsed, 1) if elapsed > 0 else None
+        return s
+
+
+def summary_dict(summary: ScrubSummary) -> dict[str, Any]:
+    return summary.model_dump(by_alias=True, mode="json")

@@ -1,0 +1,239 @@
+"""Reading contact files (CSV, Parquet) a chunk at a time, and writing verdict files.
+
+Rows keep their input order and every input column. A row that cannot be read as a whole
+(wrong number of fields, bytes that are not UTF-8, a CSV syntax error) is still yielded, with
+an error message, so the batch goes on and the row is reported.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import InputError
+
+PHONE_COLUMN_NAMES = (
+    "phone", "phonenumber", "phoneno", "phonenum", "telephone", "telephonenumber", "tel",
+    "number", "mobile", "mobilenumber", "mobilephone", "cell", "cellphone", "cellnumber",
+    "msisdn", "e164", "contactnumber", "contactphone", "dialnumber", "phone1", "primaryphone",
+)
+#: Optional per-row columns that refine a row's check (matched case-insensitively).
+CONTEXT_COLUMNS = ("region", "country", "state", "zip", "timezone", "line_type")
+ADDED_COLUMNS = ("e164", "decision", "reason_codes", "detail", "next_allowed_at")
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+@dataclass
+class InputRow:
+    """One data row: 1-based number, its fields (padded to the header), and any read error."""
+
+    row: int
+    fields: list[str]
+    error: str | None = None
+
+
+def find_phone_column(header: list[str], requested: str | None) -> int:
+    """The index of the phone column: the one named, else the first common phone name."""
+    if requested is not None:
+        if requested in header:
+            return header.index(requested)
+        lowered = [h.strip().lower() for h in header]
+        if requested.strip().lower() in lowered:
+            return lowered.index(requested.strip().lower())
+        raise InputError(f"no column named {requested!r}; columns: {', '.join(header) or 'none'}")
+    normed = [_norm(h) for h in header]
+    for candidate in PHONE_COLUMN_NAMES:
+        if candidate in normed:
+            return normed.index(candidate)
+    raise InputError(
+        "no phone column found (looked for phone, phone_number, mobile, number, ...); columns: "
+        f"{', '.join(header) or 'none'}; name it with --phone-column"
+    )
+
+
+def context_columns(header: list[str]) -> dict[str, int]:
+    """Indexes of the optional per-row context columns present (``country`` -> ``region``)."""
+    found: dict[str, int] = {}
+    lowered = [h.strip().lower() for h in header]
+    for name in CONTEXT_COLUMNS:
+        if name in lowered:
+            found["region" if name == "country" else name] = lowered.index(name)
+    return found
+
+
+class CsvReader:
+    """Streams a CSV file's rows; the first record is the header."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._fh: IO[str] = path.open("r", encoding="utf-8-sig", errors="replace",
+                                          newline="")
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+        self._reader = csv.reader(self._fh)
+        try:
+            self.header = next(self._reader)
+        except StopIteration:
+            self.header = []
+        except csv.Error as exc:
+            raise InputError(f"{path}: the header line is not valid CSV: {exc}") from exc
+
+    def rows(self) -> Iterator[InputRow]:
+        width = len(self.header)
+        n = 0
+        while True:
+            try:
+                fields = next(self._reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                n += 1
+                yield InputRow(n, [""] * width, f"not valid CSV: {exc}")
+                continue
+            if not fields:
+                continue  # blank line
+            n += 1
+            error = None
+            if len(fields) != width:
+                error = f"expected {width} fields, found {len(fields)}"
+                fields = (fields + [""] * width)[:width]
+            bad = next((i for i, f in enumerate(fields) if "\ufffd" in f), None)
+            if bad is not None and error is None:
+                error = f"field {self.header[bad]!r} is not valid UTF-8"
+            yield InputRow(n, fields, error)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class ParquetReader:
+    """Streams a Parquet file's rows as strings."""
+
+    def __init__(self, path: Path) -> None:
+        import pyarrow.parquet as pq
+
+        self.path = path
+        try:
+            self._file = pq.ParquetFile(path)
+        except Exception as exc:  # pyarrow raises several types for unreadable files
+            raise InputError(f"cannot read {path} as Parquet: {exc}") from exc
+        self.header = list(self._file.schema_arrow.names)
+
+    def rows(self) -> Iterator[InputRow]:
+        n = 0
+        for batch in self._file.iter_batches(batch_size=65_536):
+            columns = [
+                ["" if v is None else str(v) for v in col.to_pylist()] for col in batch.columns
+            ]
+            for fields in zip(*columns, strict=True):
+                n += 1
+                yield InputRow(n, list(fields))
+
+    def close(self) -> None:
+        pass
+
+
+def open_table(path: Path) -> CsvReader | ParquetReader:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not a file")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return ParquetReader(path)
+    return CsvReader(path)
+
+
+# Numbers and phone numbers written with spaces, dots, dashes or parentheses hold no letters,
+# so a spreadsheet cannot run a function or a DDE link from them: they stay as they are.
+_PLAIN_NUMBER = re.compile(r"^[+-]?[\d ().-]*\d[\d ().-]*$")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def defuse(cell: str) -> str:
+    """Prefix an apostrophe to cells a spreadsheet could run as a formula (CSV injection).
+
+    Cells starting with ``= + - @``, tab or carriage return get one, unless they are plain
+    numbers (``+12025550100``, ``-5``, ``+1 (202) 555-0100``).
+    """
+    if cell.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(cell):
+        return "'" + cell
+    return cell
+
+
+def output_header(header: list[str]) -> list[str]:
+    """Input columns, then the added ones; an added name the input uses gets ``dncguard_``."""
+    taken = set(header)
+    added = []
+    for name in ADDED_COLUMNS:
+        out = name
+        while out in taken:
+            out = f"dncguard_{out}"
+        taken.add(out)
+        added.append(out)
+    return [*header, *added]
+
+
+class TableWriter:
+    """Writes verdict rows to CSV (default) or Parquet (``.parquet`` output name)."""
+
+    def __init__(self, path: Path, header: list[str], *, raw: bool = False) -> None:
+        self.path = path
+        self.header = header
+        self.raw = raw
+        self._parquet = path.suffix.lower() in (".parquet", ".pq")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = path.with_name(f".{path.name}.partial")
+        self._pq: Any = None
+        if self._parquet:
+            import pyarrow as pa
+
+            self._schema = pa.schema([(h, pa.string()) for h in header])
+            self._fh = None
+        else:
+            self._fh = self._tmp.open("w", encoding="utf-8", newline="")
+            self._csv = csv.writer(self._fh)
+            self._csv.writerow(header if raw else [defuse(h) for h in header])
+
+    def write(self, rows: list[list[str]]) -> None:
+        if not self.raw:
+            rows = [[defuse(c) for c in r] for r in rows]
+        if self._parquet:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            if self._pq is None:
+                self._pq = pq.ParquetWriter(self._tmp, self._schema)
+            cols = list(zip(*rows, strict=True)) if rows else [() for _ in self.header]
+            self._pq.write_table(pa.table(
+                {h: pa.array(list(c), type=pa.string()) for h, c in zip(self.header, cols,
+                                                                        strict=True)}))
+        else:
+            self._csv.writerows(rows)
+
+    def close(self) -> None:
+        """Finish the file and move it into place (a crash never leaves a partial output)."""
+        if self._parquet:
+            if self._pq is None:
+                self.write([])
+            self._pq.close()
+        elif self._fh is not None:
+            self._fh.close()
+        self._tmp.replace(self.path)
+
+    def abort(self) -> None:
+        if self._pq is not None:
+            self._pq.close()
+        if self._fh is not None:
+            self._fh.close()
+        self._tmp.unlink(missing_ok=True)

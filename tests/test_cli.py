@@ -1,0 +1,162 @@
+"""The command line: exit codes, clear errors, the demo, list and opt-out commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dncguard.cli import run
+from dncguard.lists import ListStore
+
+from .conftest import read_csv
+
+AT = "2026-11-19T15:00:00Z"
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = run(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def contacts(write_csv: Callable[..., Path]) -> Path:
+    return write_csv([["name", "phone"], ["a", "2025550100"], ["b", "2125550199"], ["c", "junk"]])
+
+
+class TestScrub:
+    def test_success_exit_0(self, capsys: pytest.CaptureFixture[str], contacts: Path,
+                            tmp_path: Path, store: ListStore) -> None:
+        store.add_number("2025550100")
+        code, out, _ = cli(capsys, "scrub", str(contacts), "-o", str(tmp_path / "o.csv"),
+                           "--at", AT)
+        assert code == 0
+        assert "3 rows scrubbed" in out
+        assert [r["decision"] for r in read_csv(tmp_path / "o.csv")] == [
+            "block", "allow", "invalid"]
+
+    def test_rows_in_error_exit_3_with_complete_output(
+            self, capsys: pytest.CaptureFixture[str], contacts: Path, tmp_path: Path,
+            store: ListStore, write_lines: Callable[..., Path]) -> None:
+        from datetime import date
+
+        store.import_file(write_lines(["2025550100"]), kind="national", name="us",
+                          jurisdiction="US", snapshot_date=date(2026, 11, 1))
+        path = store.snapshot_path(store.get("us"))
+        assert path is not None
+        path.write_bytes(b"damaged")
+        code, out, _ = cli(capsys, "scrub", str(contacts), "-o", str(tmp_path / "o.csv"),
+                           "--at", AT)
+        assert code == 3
+        assert "could not be verified" in out
+        assert [r["decision"] for r in read_csv(tmp_path / "o.csv")] == [
+            "error", "error", "invalid"]
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["--at", "2026-11-19T10:00:00"], "no UTC offset"),
+            (["--at", "tomorrow"], "not an ISO 8601 instant"),
+            (["--phone-column", "tel"], "no column named 'tel'"),
+        ],
+    )
+    def test_usage_errors_exit_2(self, capsys: pytest.CaptureFixture[str], contacts: Path,
+                                 tmp_path: Path, args: list[str], message: str) -> None:
+        code, out, err = cli(capsys, "scrub", str(contacts), "-o", str(tmp_path / "o.csv"),
+                             *args)
+        assert code == 2
+        assert message in " ".join((out + err).split())
+        assert "Traceback" not in out + err
+
+    def test_unreadable_input_exit_2(self, capsys: pytest.CaptureFixture[str],
+                                     tmp_path: Path) -> None:
+        code, _, err = cli(capsys, "scrub", str(tmp_path / "nope.csv"), "-o",
+                           str(tmp_path / "o.csv"))
+        assert code == 2
+        assert "no such file" in err
+        assert err.count("\n") <= 2
+
+    def test_progress_bar_on_large_files(self, capsys: pytest.CaptureFixture[str],
+                                         write_csv: Callable[..., Path], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("DNCGUARD_PROGRESS_MIN_ROWS", "10")
+        src = write_csv([["phone"]] + [[f"20255501{i:02d}"] for i in range(50)])
+        code, out, _ = cli(capsys, "scrub", str(src), "-o", str(tmp_path / "o.csv"), "--at", AT)
+        assert code == 0 and "50 rows scrubbed" in out
+
+
+class TestCheck:
+    def test_json_verdict(self, capsys: pytest.CaptureFixture[str], store: ListStore) -> None:
+        store.add_number("2025550100", reason="complaint")
+        code, out, _ = cli(capsys, "check", "(202) 555-0100", "--json", "--at", AT)
+        assert code == 0
+        v = json.loads(out)
+        assert v["decision"] == "block"
+        assert v["reasons"][0]["code"] == "DNC_INTERNAL"
+        assert v["dial_time"].startswith("2026-11-19T15:00")
+        assert set(v) >= {"input", "row", "e164", "decision", "reasons", "region", "state",
+                          "timezone", "next_allowed_at", "dial_time", "checked_at", "versions"}
+
+    def test_invalid_number_still_prints_a_verdict(self,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+        code, out, _ = cli(capsys, "check", "12345")
+        assert code == 0
+        assert "INVALID" in out and "INVALID_NUMBER" in out
+
+
+class TestListCommands:
+    def test_import_ls_stats_rm(self, capsys: pytest.CaptureFixture[str],
+                                write_lines: Callable[..., Path]) -> None:
+        path = write_lines(["202,5550100", "202,5550101", "oops"])
+        code, out, err = cli(capsys, "lists", "import", str(path), "--kind", "national",
+                             "--name", "us", "--jurisdiction", "US", "--snapshot-date",
+                             "2026-11-01")
+        assert code == 0 and "imported 2 entries" in out and "1 lines rejected" in err
+        code, out, _ = cli(capsys, "lists", "ls", "--json")
+        assert code == 0
+        assert json.loads(out)[0]["snapshotDate"] == "2026-11-01"
+        code, out, _ = cli(capsys, "lists", "stats", "us")
+        assert code == 0 and "snapshot entries: 2" in out
+        code, out, _ = cli(capsys, "lists", "rm", "us")
+        assert code == 0 and "removed list us" in out
+        code, _, err = cli(capsys, "lists", "stats", "us")
+        assert code == 2 and "no list named 'us'" in err
+
+    def test_import_without_snapshot_date_exit_2(self, capsys: pytest.CaptureFixture[str],
+                                                 write_lines: Callable[..., Path]) -> None:
+        code, _, err = cli(capsys, "lists", "import", str(write_lines(["2025550100"])),
+                           "--kind", "national", "--name", "us", "--jurisdiction", "US")
+        assert code == 2 and "--snapshot-date" in err
+
+    def test_dnc_add_remove_masks_the_number(self, capsys: pytest.CaptureFixture[str]) -> None:
+        code, out, _ = cli(capsys, "dnc", "add", "2025550123", "--reason", "asked",
+                           "--expires", "2027-01-31")
+        assert code == 0 and "+1202555****" in out and "0123" not in out
+        code, out, _ = cli(capsys, "check", "2025550123", "--json", "--at", AT)
+        assert json.loads(out)["decision"] == "block"
+        code, out, _ = cli(capsys, "dnc", "remove", "2025550123")
+        assert code == 0 and "removed" in out
+        code, out, _ = cli(capsys, "check", "2025550123", "--json", "--at", AT)
+        assert json.loads(out)["decision"] == "allow"
+
+    def test_config_show(self, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        code, out, _ = cli(capsys, "config", "show", "--json")
+        assert code == 0
+        assert json.loads(out)["core"]["home"] == str(tmp_path / "home")
+
+
+def test_demo_runs_from_the_installed_command(tmp_path: Path) -> None:
+    """The README's first command: the demo scrubs fictional data end to end."""
+    proc = subprocess.run([sys.executable, "-m", "dncguard", "demo", "--home",
+                           str(tmp_path / "demo")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "20 rows scrubbed" in proc.stdout
+    rows = read_csv(tmp_path / "demo" / "verdicts.csv")
+    codes = {c for r in rows for c in r["reason_codes"].split(";") if c}
+    assert codes >= {"DNC_NATIONAL", "DNC_STATE", "DNC_INTERNAL", "DNC_LITIGATOR", "DNC_HASHED",
+                     "DNC_PREFIX", "DUPLICATE", "INVALID_NUMBER", "UNSUPPORTED_REGION"}

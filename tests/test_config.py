@@ -1,0 +1,66 @@
+"""Settings precedence: arguments > environment > TOML file > defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dncguard.config import load_settings
+from dncguard.errors import ConfigError
+
+
+def test_defaults_and_home_from_environment(tmp_path: Path) -> None:
+    s = load_settings()
+    assert s.home == tmp_path / "home"
+    assert s.default_region == "US"
+    assert s.db_url == f"sqlite:///{tmp_path / 'home' / 'dncguard.db'}"
+
+
+def test_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TOML file beats defaults, the environment beats the file, arguments beat both."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dncguard.toml").write_text(
+        'default_region = "GB"\nchunk_size = 7\nconcurrency = 3\n'
+        '[campaigns.spring]\npurpose = "informational"\nlists = ["internal"]\n')
+    s = load_settings()
+    assert (s.default_region, s.chunk_size, s.concurrency) == ("GB", 7, 3)
+    assert s.config_file == home / "dncguard.toml"
+    assert s.campaign("spring").purpose == "informational"
+    assert s.campaign("unknown").purpose == "telemarketing"  # no profile is not an error
+    monkeypatch.setenv("DNCGUARD_CHUNK_SIZE", "11")
+    s = load_settings()
+    assert (s.default_region, s.chunk_size) == ("GB", 11)
+    assert load_settings(chunk_size=13).chunk_size == 13
+
+
+def test_named_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "elsewhere.toml"
+    cfg.write_text('default_region = "AU"\n')
+    monkeypatch.setenv("DNCGUARD_CONFIG", str(cfg))
+    assert load_settings().default_region == "AU"
+    monkeypatch.setenv("DNCGUARD_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings()
+
+
+def test_bad_settings_are_config_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dncguard.toml").write_text("default_region = [\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings()
+    (home / "dncguard.toml").write_text('default_region = "FR"\n')
+    with pytest.raises(ConfigError, match="default_region"):
+        load_settings()
+
+
+def test_two_homes_never_share_state(tmp_path: Path) -> None:
+    from dncguard.lists import ListStore
+
+    a = ListStore(load_settings(home=tmp_path / "a"))
+    b = ListStore(load_settings(home=tmp_path / "b"))
+    a.add_number("+12025550123")
+    assert [i.name for i in a.all()] == ["internal"]
+    assert b.all() == []
