@@ -28,6 +28,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
                                                        "DNCGUARD_TEST_DATABASE_URL"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("DNCGUARD_HOME", str(tmp_path / "home"))
+    # List-only by default; rules tests (tests/rules, test_integration_rules) turn them on.
+    monkeypatch.setenv("DNCGUARD_RULES_ENABLED", "false")
     monkeypatch.setenv("DNCGUARD_USER", "tester")
     yield
     dispose_engines()

@@ -160,3 +160,35 @@ def test_demo_runs_from_the_installed_command(tmp_path: Path) -> None:
     codes = {c for r in rows for c in r["reason_codes"].split(";") if c}
     assert codes >= {"DNC_NATIONAL", "DNC_STATE", "DNC_INTERNAL", "DNC_LITIGATOR", "DNC_HASHED",
                      "DNC_PREFIX", "DUPLICATE", "INVALID_NUMBER", "UNSUPPORTED_REGION"}
+
+
+class TestWithRules:
+    """The rules engine plugged into the same pipeline (the defaults a real user gets)."""
+
+    @pytest.fixture(autouse=True)
+    def _rules_on(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("DNCGUARD_RULES_ENABLED", "true")
+
+    def test_missing_registry_is_error_and_scrub_exits_3(
+            self, capsys: pytest.CaptureFixture[str], contacts: Path, tmp_path: Path) -> None:
+        code, out, _ = cli(capsys, "scrub", str(contacts), "-o", str(tmp_path / "o.csv"),
+                           "--at", AT)
+        assert code == 3
+        rows = read_csv(tmp_path / "o.csv")
+        assert [r["decision"] for r in rows] == ["error", "error", "invalid"]
+        assert "REGISTRY_MISSING" in rows[0]["reason_codes"]
+        assert "dncguard lists import" in rows[0]["detail"]
+
+    def test_night_call_defers_to_the_morning(self, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("DNCGUARD_RULES_REQUIRE_REGISTRIES", "false")
+        code, out, _ = cli(capsys, "check", "415-555-0100", "--json", "--at",
+                           "2026-11-19T14:00:00Z")  # 06:00 in San Francisco
+        assert code == 0
+        v = json.loads(out)
+        assert v["decision"] == "defer"
+        assert v["reasons"][0]["code"] == "OUTSIDE_CALLING_WINDOW"
+        assert v["reasons"][0]["citation"]
+        assert v["next_allowed_at"] == "2026-11-19T16:00:00Z"  # 08:00 PST
+        assert v["timezone"] == "America/Los_Angeles"
+        assert v["versions"]["ruleset"]

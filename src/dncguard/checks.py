@@ -116,6 +116,25 @@ class LocalListsCheck:
 
 def default_checks(settings: Settings, store: ListStore | None = None) -> list[Check]:
     """The checks a scrub runs when none are given: every configured list and source."""
+    # Imported here: the source modules import this one.
+    from .cxone.settings import load_cxone
+    from .remote.http_batch import HttpBatchCheck, load_http_batch
+
     store = store or ListStore(settings)
-    checks: list[Check] = [LocalListsCheck(store)]
+    infos = store.all()
+    checks: list[Check] = [LocalListsCheck(store, infos)]
+    cx = load_cxone(settings)
+    if cx.configured or any(i.kind == "cxone" for i in infos):
+        from .cxone.check import CxoneCheck
+
+        checks.append(CxoneCheck(settings, cx, store=store))
+    hb = load_http_batch(settings)
+    if hb.configured:
+        checks.append(HttpBatchCheck(hb))
+    from .config import load_section
+    from .rules import RulesCheck, RulesSettings
+
+    rules_settings = load_section(RulesSettings, settings)
+    if rules_settings.enabled:
+        checks.append(RulesCheck(settings, rules_settings=rules_settings, store=store))
     return checks

@@ -178,7 +178,11 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 #: Subsystem settings shown by ``dncguard config show``: section name -> "module:Class".
-SECTION_CLASSES: dict[str, str] = {}
+SECTION_CLASSES: dict[str, str] = {
+    "cxone": "dncguard.cxone.settings:CxoneSettings",
+    "http_batch": "dncguard.remote.http_batch:HttpBatchSettings",
+    "rules": "dncguard.rules.settings:RulesSettings",
+}
 
 
 def all_sections(settings: Settings) -> dict[str, SectionSettings]:

@@ -35,6 +35,8 @@ def build_demo(store: ListStore, folder: Path, today: date) -> DemoFiles:
     (folder / "us-national.txt").write_text(
         "\n".join(f"{e[2:5]},{e[5:]}" for e in registry) + "\n", encoding="utf-8")
     (folder / "us-fl.txt").write_text("3055550150\n3055550151\n", encoding="utf-8")
+    (folder / "us-tx.txt").write_text("5125550160\n", encoding="utf-8")
+    (folder / "us-ma.txt").write_text("6175550170\n", encoding="utf-8")
     (folder / "ca-national.txt").write_text("6135550120\n", encoding="utf-8")
     (folder / "gb-tps.txt").write_text("020 7946 0123\n", encoding="utf-8")
     (folder / "au-dncr.txt").write_text("02 5550 1234\n", encoding="utf-8")
@@ -47,6 +49,9 @@ def build_demo(store: ListStore, folder: Path, today: date) -> DemoFiles:
                       jurisdiction="US", snapshot_date=today, who="demo")
     store.import_file(folder / "us-fl.txt", kind="state", name="us-fl", jurisdiction="US-FL",
                       snapshot_date=today, who="demo")
+    for state in ("tx", "ma"):
+        store.import_file(folder / f"us-{state}.txt", kind="state", name=f"us-{state}",
+                          jurisdiction=f"US-{state.upper()}", snapshot_date=today, who="demo")
     store.import_file(folder / "ca-national.txt", kind="national", name="ca-dncl",
                       jurisdiction="CA", snapshot_date=today, who="demo")
     store.import_file(folder / "gb-tps.txt", kind="national", name="gb-tps", jurisdiction="GB",

@@ -125,6 +125,8 @@ class Verdict(BaseModel):
     region: str | None = None
     state: str | None = None
     timezone: str | None = Field(default=None, description="Candidate zones, ';'-joined")
+    timezone_source: str | None = Field(
+        default=None, description="How the zones were found, e.g. 'npa-table+npa-nxx+zip'")
     next_allowed_at: datetime | None = None
     dial_time: datetime
     checked_at: datetime

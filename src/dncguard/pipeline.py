@@ -309,7 +309,25 @@ class Scrubber:
         results: list[RowResult] = []
         await self._run_rows(rows, layout, ctx, results.extend, defaults)
         versions = self.versions(ctx)
-        return [self._verdict(r, ctx, versions) for r in results]
+        verdicts = [self._verdict(r, ctx, versions) for r in results]
+        zones = self._zones(results, defaults or {})
+        for v in verdicts:
+            if v.e164 in zones:
+                v.timezone, v.timezone_source = zones[v.e164]
+        return verdicts
+
+    def _zones(self, results: list[RowResult], defaults: dict[str, str]
+               ) -> dict[str, tuple[str, str]]:
+        """Candidate zones of each valid number, from the first check that knows them."""
+        locator = next((c for c in self.checks if hasattr(c, "timezones")), None)
+        firsts = [r for r in results if r.e164 and r.region and r.duplicate_of is None
+                  and r.decision is not Decision.INVALID]
+        if locator is None or not firsts:
+            return {}
+        batch = Batch.of([r.e164 or "" for r in firsts], [r.region or "" for r in firsts],
+                         [r.state for r in firsts], [dict(defaults) for _ in firsts])
+        found: list[tuple[str, str]] = locator.timezones(batch)
+        return {r.e164 or "": z for r, z in zip(firsts, found, strict=True)}
 
     def scrub(self, phones: Iterable[str], *, at: datetime | None = None,
               campaign: str = "default", purpose: str | None = None,

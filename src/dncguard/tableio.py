@@ -23,7 +23,7 @@ PHONE_COLUMN_NAMES = (
     "msisdn", "e164", "contactnumber", "contactphone", "dialnumber", "phone1", "primaryphone",
 )
 #: Optional per-row columns that refine a row's check (matched case-insensitively).
-CONTEXT_COLUMNS = ("region", "country", "state", "zip", "timezone", "line_type")
+CONTEXT_COLUMNS = ("region", "country", "state", "zip", "timezone", "line_type", "subject")
 ADDED_COLUMNS = ("e164", "decision", "reason_codes", "detail", "next_allowed_at")
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))

@@ -12,7 +12,9 @@ import typer
 
 from ..errors import DncGuardError
 from .common import err_console
+from .cxone import app as cxone_app
 from .lists import dnc_app, lists_app
+from .rules import attempts_app, consent_app, rules_app
 from .scrub import check, config_app, demo, scrub
 
 app = typer.Typer(
@@ -28,6 +30,10 @@ app.command("demo")(demo)
 app.add_typer(lists_app, name="lists")
 app.add_typer(dnc_app, name="dnc")
 app.add_typer(config_app, name="config")
+app.add_typer(cxone_app, name="cxone", help="NICE CXone DNC groups: sync, search, write-back.")
+app.add_typer(rules_app, name="rules")
+app.add_typer(consent_app, name="consent")
+app.add_typer(attempts_app, name="attempts")
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from ..lists import IMPORT_KINDS, ListStore
+from ..optouts import add_optout, remove_optout
 from ..phones import mask
 from .common import console, err_console, parse_date, settings, who
 
@@ -109,8 +110,8 @@ def dnc_add(
     """Add a number to the internal DNC list (an opt-out)."""
     day = parse_date(expires, "--expires")
     when = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC) if day else None
-    e164 = ListStore(settings()).add_number(phone, list_name=list_name, reason=reason,
-                                            expires=when, who=who())
+    e164 = add_optout(ListStore(settings()), phone, list_name=list_name, reason=reason,
+                      expires=when, who=who())
     console.print(f"added {mask(e164)} to {list_name}"
                   + (f" through {day.isoformat()}" if day else ""))
 
@@ -122,7 +123,7 @@ def dnc_remove(
     reason: str | None = typer.Option(None, "--reason", help="Why (kept in the change log)"),
 ) -> None:
     """Remove a number from the internal DNC list."""
-    e164, was = ListStore(settings()).remove_number(phone, list_name=list_name, who=who(),
-                                                    why=reason)
+    e164, was = remove_optout(ListStore(settings()), phone, list_name=list_name, who=who(),
+                              why=reason)
     console.print(f"removed {mask(e164)} from {list_name}" if was
                   else f"{mask(e164)} was not on {list_name}; nothing to remove")

@@ -30,9 +30,10 @@ AT_HELP = "Dial time: ISO 8601 instant with an offset or Z (default: now)"
 
 
 def _context_flags(state: str | None, zip_code: str | None, line_type: str | None,
-                   region: str | None, timezone: str | None = None) -> dict[str, str]:
+                   region: str | None, timezone: str | None = None,
+                   subject: str | None = None) -> dict[str, str]:
     flags = {"state": state, "zip": zip_code, "line_type": line_type, "region": region,
-             "timezone": timezone}
+             "timezone": timezone, "subject": subject}
     return {k: v for k, v in flags.items() if v}
 
 
@@ -51,6 +52,8 @@ def scrub(
     zip_code: str | None = typer.Option(None, "--zip", help="Default ZIP/postal code"),
     line_type: str | None = typer.Option(None, "--line-type", help="mobile | landline | voip"),
     region: str | None = typer.Option(None, "--region", help="Default region (US, CA, GB, AU)"),
+    subject: str | None = typer.Option(None, "--subject",
+                                       help="Frequency-cap subject (default: the campaign)"),
     raw: bool = typer.Option(False, "--raw", help="Do not defuse spreadsheet formulas"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table"),
 ) -> None:
@@ -60,7 +63,7 @@ def scrub(
     scrubber = Scrubber(cfg)
     total = count_rows(input_path) if input_path.is_file() else None
     show = not quiet and total is not None and total >= cfg.progress_min_rows
-    flags = _context_flags(state, zip_code, line_type, region)
+    flags = _context_flags(state, zip_code, line_type, region, subject=subject)
     if show:
         with Progress(TextColumn("scrubbing"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err_console, transient=True) as bar:
@@ -117,11 +120,13 @@ def check(
     line_type: str | None = typer.Option(None, "--line-type", help="mobile | landline | voip"),
     region: str | None = typer.Option(None, "--region", help="Region for a national number"),
     timezone: str | None = typer.Option(None, "--timezone", help="The called party's IANA zone"),
+    subject: str | None = typer.Option(None, "--subject",
+                                       help="Frequency-cap subject, e.g. a debt id"),
 ) -> None:
     """Check one number and print its verdict."""
     verdict = Scrubber(settings()).check(
         phone, at=parse_instant(at), campaign=campaign, purpose=purpose, call_type=call_type,
-        **_context_flags(state, zip_code, line_type, region, timezone))
+        **_context_flags(state, zip_code, line_type, region, timezone, subject))
     if as_json:
         console.print_json(verdict.model_dump_json())
     else:
@@ -131,7 +136,8 @@ def check(
 def print_verdict(v: Verdict) -> None:
     colour = _COLOURS[v.decision.value]
     console.print(f"[bold {colour}]{v.decision.value.upper()}[/]  {v.e164 or v.input}"
-                  f"  region={v.region or '-'} state={v.state or '-'}")
+                  f"  region={v.region or '-'} state={v.state or '-'}"
+                  + (f" zones={v.timezone} ({v.timezone_source})" if v.timezone else ""))
     for r in v.reasons:
         where = " ".join(x for x in (r.source and f"source={r.source}", r.list and f"list={r.list}",
                                      r.rule and f"rule={r.rule}") if x)

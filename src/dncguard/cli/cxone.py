@@ -1,0 +1,225 @@
+"""``dncguard cxone ...``: NICE CXone DNC groups: list, sync, search, push, and the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ..config import Settings
+from ..errors import DncGuardError
+from ..phones import mask, normalise
+from .common import console, err_console, settings
+
+app = typer.Typer(help="NICE CXone DNC groups: sync, search, write-back, sandbox.",
+                  no_args_is_help=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _clean_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """One clear line and exit code 2 for any dncguard error, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except DncGuardError as exc:
+            err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _run(coro: Coroutine[Any, Any, R]) -> R:
+    return asyncio.run(coro)
+
+
+def _client(s: Settings) -> Any:
+    from ..cxone import CxoneClient, load_cxone
+
+    return CxoneClient(load_cxone(s))
+
+
+@app.command("groups")
+@_clean_errors
+def groups() -> None:
+    """List the tenant's DNC groups with their scrubbed skills."""
+    s = settings()
+
+    async def go() -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        async with _client(s) as client:
+            found = await client.groups()
+            skills = await asyncio.gather(*(client.skills(str(g["dncGroupId"]))
+                                            for g in found))
+            return list(zip(found, skills, strict=True))
+
+    rows = _run(go())
+    table = Table("id", "name", "active", "valid records", "scrubbed skills", "updated")
+    for g, sk in rows:
+        table.add_row(str(g.get("dncGroupId")), escape(str(g.get("dncGroupName", ""))),
+                      "yes" if g.get("isActive", True) and not g.get("isRemoved") else "no",
+                      str(g.get("validRecords", "")),
+                      ", ".join(str(k.get("skillId")) for k in sk),
+                      str(g.get("lastUpdateTime", "")))
+    console.print(table if rows else "the tenant has no DNC groups")
+
+
+@app.command("sync")
+@_clean_errors
+def sync(
+    group: list[str] | None = typer.Option(None, "--group", help="Group id (repeatable)"),
+    skill: str | None = typer.Option(None, "--skill", help="Groups scrubbing this skill"),
+    full: bool = typer.Option(False, "--full", help="Download every record again"),
+) -> None:
+    """Sync DNC groups into the local store (every active group by default; incremental)."""
+    from ..cxone import CxoneSync, load_cxone
+
+    s = settings()
+    cx = load_cxone(s)
+
+    async def go() -> Any:
+        async with _client(s) as client:
+            return await CxoneSync(s, cx, client).sync(group or None, skill, full=full)
+
+    report = _run(go())
+    table = Table("group", "name", "mode", "records", "downloaded", "skipped", "active")
+    for g in report.groups:
+        table.add_row(g.group_id, escape(g.name), g.mode, f"{g.records:,}", f"{g.fetched:,}",
+                      str(g.skipped), "yes" if g.active else "no")
+    console.print(table)
+    console.print(f"{len(report.groups)} group(s) synced with {report.requests} API request(s)")
+
+
+@app.command("search")
+@_clean_errors
+def search(phone: str = typer.Argument(..., help="Phone number to look up live")) -> None:
+    """Search one number live on CXone (every group holding it, blocking or not)."""
+    from ..cxone.check import search_number
+
+    s = settings()
+    result = normalise(phone, s.default_region)
+    if result.e164 is None:
+        err_console.print(f"[red]error:[/] {phone!r} is not a valid number: {result.message}",
+                          highlight=False)
+        raise typer.Exit(2)
+    e164 = result.e164
+
+    async def go() -> list[dict[str, Any]]:
+        async with _client(s) as client:
+            return await search_number(client, e164, datetime.now(UTC))
+
+    found = _run(go())
+    if not found:
+        console.print(f"{mask(e164)}: in no CXone DNC group")
+        return
+    table = Table("group", "name", "expires", "blocks now")
+    for r in found:
+        table.add_row(str(r.get("dncGroupId")), escape(str(r.get("dncGroupName", ""))),
+                      str(r.get("expiredDate") or "never"), "yes" if r["blocking"] else "no")
+    console.print(f"{mask(e164)}:")
+    console.print(table)
+
+
+@app.command("push")
+@_clean_errors
+def push_cmd(
+    group: str | None = typer.Option(None, "--group",
+                                     help="Target group (default DNCGUARD_CXONE_PUSH_GROUP)"),
+    retry_dead: bool = typer.Option(False, "--retry-dead",
+                                    help="Also retry items parked after a permanent error"),
+) -> None:
+    """Push queued opt-outs to a CXone DNC group (drains the durable queue)."""
+    from ..cxone import TOPIC, load_cxone, push
+    from ..outbox import Outbox
+    from ..store import get_engine
+
+    s = settings()
+    cx = load_cxone(s)
+    target = group or cx.push_group
+    if not target:
+        raise typer.BadParameter("give --group or set DNCGUARD_CXONE_PUSH_GROUP",
+                                 param_hint="--group")
+    box = Outbox(get_engine(s))
+    if retry_dead:
+        box.requeue(TOPIC)
+
+    async def go() -> Any:
+        async with _client(s) as client:
+            return await push(client, box, target, batch_size=cx.write_batch_size)
+
+    report = _run(go())
+    console.print(f"group {target}: {report.delivered} delivered of {report.sent} sent; "
+                  f"{report.pending_after} pending, {report.dead_total} parked")
+    for masked, error in report.retrying:
+        err_console.print(f"  [yellow]retry later[/] {masked}: {escape(error)}",
+                          highlight=False)
+    for masked, error in report.dead:
+        err_console.print(f"  [red]refused[/] {masked}: {escape(error)}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(3)
+
+
+@app.command("sandbox")
+@_clean_errors
+def sandbox(
+    port: int = typer.Option(8765, "--port", help="Port on 127.0.0.1 (0: any free port)"),
+    data: Path | None = typer.Option(None, "--data", help="Seed JSON file"),
+    token_lifetime: int = typer.Option(3600, "--token-lifetime", help="Seconds"),
+    page_size: int = typer.Option(1000, "--page-size", help="Largest records page (top)"),
+    rate_limit: float | None = typer.Option(None, "--rate-limit",
+                                            help="Admin API requests/second (429 above)"),
+    batch_rate_limit: float | None = typer.Option(None, "--batch-rate-limit",
+                                                  help="http-batch requests/second"),
+    retry_after: bool = typer.Option(False, "--retry-after", help="Send Retry-After on 429"),
+    fail_rate: float = typer.Option(0.0, "--fail-rate", help="Share of 5xx answers"),
+    throttle_rate: float = typer.Option(0.0, "--throttle-rate", help="Share of random 429s"),
+    timeout_rate: float = typer.Option(0.0, "--timeout-rate", help="Share of hung requests"),
+    malformed_rate: float = typer.Option(0.0, "--malformed-rate",
+                                         help="Share of malformed 200 bodies"),
+    latency: float = typer.Option(0.0, "--latency", help="Seconds added to each API call"),
+    expire_tokens_every: int | None = typer.Option(
+        None, "--expire-tokens-every", help="Revoke tokens every N API requests"),
+) -> None:
+    """Run a CXone-compatible sandbox (plus the http-batch endpoint) on loopback."""
+    from ..sandbox import SandboxConfig, SandboxServer, SandboxState, default_seed
+
+    config = SandboxConfig(
+        token_lifetime=token_lifetime, max_top=page_size, rate_limit=rate_limit,
+        batch_rate_limit=batch_rate_limit, retry_after=retry_after, fail_rate=fail_rate,
+        throttle_rate=throttle_rate, timeout_rate=timeout_rate, malformed_rate=malformed_rate,
+        latency=latency, expire_tokens_every=expire_tokens_every)
+    if data is not None:
+        if not data.is_file():
+            raise typer.BadParameter(f"{data} does not exist", param_hint="--data")
+        try:
+            state = SandboxState.from_file(data, config)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise typer.BadParameter(f"{data} is not a valid seed file: {exc}",
+                                     param_hint="--data") from None
+    else:
+        state = SandboxState(config)
+        state.seed(default_seed())
+    try:
+        server = SandboxServer(state, port=port)
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot listen on port {port}: {exc.strerror}",
+                                 param_hint="--port") from None
+    console.print(f"CXone sandbox on [bold]{server.url}[/]; point dncguard at it with:")
+    for k, v in server.env().items():
+        console.print(f"  export {k}='{v}'", highlight=False, soft_wrap=True)
+    console.print("Ctrl-C stops it.")
+    try:
+        server.server.run(sockets=[server.sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.sock.close()

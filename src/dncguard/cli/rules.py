@@ -1,0 +1,240 @@
+"""``dncguard rules ...``, ``dncguard consent ...`` and ``dncguard attempts ...``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.table import Table
+
+from ..checks import CheckContext
+from ..config import load_section
+from ..phones import mask, normalise
+from ..rules.check import RulesCheck
+from ..rules.loader import load_ruleset
+from ..rules.schema import (
+    CALL_TYPES,
+    CONSENT_TYPES,
+    LINE_TYPES,
+    PURPOSES,
+    CallingWindowRule,
+    ConsentRequiredRule,
+    EbrRule,
+    FrequencyCapRule,
+    HolidayBanRule,
+    RegistryRule,
+    RuleBase,
+    WirelessRestrictedRule,
+)
+from ..rules.settings import RulesSettings
+from ..rules.stores import AttemptStore, ConsentStore, ImportReport
+from .common import console, err_console, parse_date, parse_instant, settings
+
+rules_app = typer.Typer(help="Show the regulatory rules and when a number may be called.",
+                        no_args_is_help=True)
+consent_app = typer.Typer(help="Consent and established-business-relationship records.",
+                          no_args_is_help=True)
+attempts_app = typer.Typer(help="The call-attempt log that frequency caps count.",
+                           no_args_is_help=True)
+
+
+def _choice(value: str | None, allowed: tuple[str, ...], flag: str) -> str | None:
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if v not in allowed:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=flag)
+    return v
+
+
+def _summary(rule: RuleBase) -> str:
+    scope = f"[{', '.join(rule.applies_to)}; {', '.join(rule.call_types)}"
+    scope += f"; {', '.join(rule.line_types)}]" if rule.line_types else "]"
+    if isinstance(rule, CallingWindowRule):
+        def w(x: object) -> str:
+            return "none" if x is None else str(x)
+        text = f"Mon-Fri {w(rule.weekday)}, Sat {w(rule.saturday)}, Sun {w(rule.sunday)}"
+        if rule.extra_zones:
+            text += f"; also in {', '.join(rule.extra_zones)}"
+    elif isinstance(rule, HolidayBanRule):
+        text = f"no calls on {rule.holiday_set}"
+    elif isinstance(rule, FrequencyCapRule):
+        text = f"max {rule.max_attempts} per {rule.window_hours} h per subject"
+        if rule.cooldown_after:
+            text += f"; {rule.cooldown_hours} h pause after {', '.join(rule.cooldown_after)}"
+    elif isinstance(rule, ConsentRequiredRule):
+        text = "; ".join(f"{p}: {' or '.join(v)}" for p, v in rule.accepted.items())
+    elif isinstance(rule, WirelessRestrictedRule):
+        text = f"no calls to wireless without {' or '.join(rule.lifted_by)} consent"
+    elif isinstance(rule, RegistryRule):
+        text = f"{rule.registry} ({rule.list_kind}), {rule.cadence}, fresh {rule.max_age_days} d"
+    elif isinstance(rule, EbrRule):
+        text = f"purchase {rule.purchase_days} d, inquiry {rule.inquiry_days} d"
+    else:
+        text = "no calls during a declared state of emergency"
+    return f"{text} {scope}"
+
+
+@rules_app.command("show")
+def show(jurisdiction: str = typer.Argument(..., help="US, US-FL, CA, GB or AU"),
+         as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
+    """Print a jurisdiction's rules with citations, dates and confidence."""
+    cfg = settings()
+    ruleset = load_ruleset(load_section(RulesSettings, cfg).data_dir)
+    key = jurisdiction.strip().upper()
+    rf = ruleset.files.get(key)
+    if rf is None:
+        raise typer.BadParameter(f"no rules for {jurisdiction!r}; known: "
+                                 f"{', '.join(ruleset.jurisdictions())}",
+                                 param_hint="JURISDICTION")
+    if as_json:
+        console.print_json(json.dumps({"ruleset": ruleset.version,
+                                       **rf.model_dump(mode="json", exclude_none=True)}))
+        return
+    console.print(f"[bold]{rf.jurisdiction}[/] {rf.name}  (ruleset {ruleset.version})")
+    if rf.notes:
+        console.print(rf.notes)
+    if not rf.rules:
+        console.print("no rules of its own: the federal/national rules apply")
+        return
+    table = Table("rule", "kind", "what", "citation", "effective", "confidence")
+    for r in rf.rules:
+        period = f"{r.effective}" + (f" to {r.expires}" if r.expires else "")
+        table.add_row(f"{rf.jurisdiction}:{r.id}", r.kind, _summary(r), r.citation, period,
+                      r.confidence)
+    console.print(table)
+    for name, hs in rf.holiday_sets.items():
+        console.print(f"[bold]{name}[/] ({hs.confidence}; {hs.source}): "
+                      + ", ".join(d.name for d in hs.days))
+
+
+@rules_app.command("when")
+def when(
+    phone: str = typer.Argument(..., help="Phone number (E.164 or national format)"),
+    at: str | None = typer.Option(None, "--at", help="Start: ISO 8601 instant (default: now)"),
+    campaign: str = typer.Option("default", "--campaign", help="Campaign profile name"),
+    state: str | None = typer.Option(None, "--state", help="The contact's state"),
+    zip_code: str | None = typer.Option(None, "--zip", help="The contact's ZIP/postal code"),
+    purpose: str | None = typer.Option(None, "--purpose", help=" | ".join(PURPOSES)),
+    call_type: str | None = typer.Option(None, "--call-type", help=" | ".join(CALL_TYPES)),
+    line_type: str | None = typer.Option(None, "--line-type", help=" | ".join(LINE_TYPES)),
+    region: str | None = typer.Option(None, "--region", help="Default region (US, CA, GB, AU)"),
+    timezone: str | None = typer.Option(None, "--timezone", help="Known IANA time zone"),
+    days: int = typer.Option(7, "--days", min=1, max=14, help="How many days ahead"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON"),
+) -> None:
+    """Print the next legal calling windows of a number (time rules, all candidate zones)."""
+    cfg = settings()
+    n = normalise(phone, region or cfg.default_region)
+    if not n.ok or n.e164 is None or n.region is None:
+        raise typer.BadParameter(f"not a usable number: {n.message}", param_hint="PHONE")
+    profile = cfg.campaign(campaign)
+    start = parse_instant(at) or datetime.now(UTC)
+    ctx = CheckContext(at=start.astimezone(UTC), campaign=campaign,
+                       purpose=_choice(purpose, PURPOSES, "--purpose") or profile.purpose,
+                       call_type=_choice(call_type, CALL_TYPES, "--call-type")
+                       or profile.call_type, profile=profile)
+    extra = {k: v for k, v in {"state": state.upper() if state else None, "zip": zip_code,
+                               "timezone": timezone,
+                               "line_type": _choice(line_type, LINE_TYPES, "--line-type")}.items()
+             if v}
+    check = RulesCheck(cfg)
+    result = check.when(n.e164, n.region, extra.get("state"), extra, ctx, days=days)
+    zones = [ZoneInfo(z) for z in result.location.zones]
+    if as_json:
+        data: dict[str, Any] = {
+            "e164": n.e164, "ruleset": check.ruleset.version,
+            "timezone": ";".join(result.location.zones), "how": result.location.how,
+            "states": list(result.location.states), "jurisdictions": list(result.jurisdictions),
+            "purpose": ctx.purpose, "callType": ctx.call_type,
+            "windows": [{"start": a.isoformat(), "end": b.isoformat()}
+                        for a, b in result.windows],
+            "reasons": [r.model_dump(mode="json", exclude_none=True) for r in result.reasons],
+        }
+        console.print_json(json.dumps(data))
+        return
+    console.print(f"[bold]{mask(n.e164)}[/] zones {', '.join(result.location.zones)} "
+                  f"(from {result.location.how}); jurisdictions {', '.join(result.jurisdictions)}"
+                  f"; {ctx.purpose}, {ctx.call_type}")
+    if not result.windows:
+        console.print(f"[red]no legal window in the next {days} days[/]")
+    table = Table("from (UTC)", "to (UTC)", *[z.key for z in zones])
+    for a, b in result.windows:
+        table.add_row(f"{a:%a %Y-%m-%d %H:%M}", f"{b:%a %Y-%m-%d %H:%M}",
+                      *[f"{a.astimezone(z):%a %H:%M}-{b.astimezone(z):%H:%M}" for z in zones])
+    if result.windows:
+        console.print(table)
+    for r in result.reasons:
+        console.print(f"  {r.code} ({r.decision.value}): {r.detail}", highlight=False)
+
+
+def _print_report(report: ImportReport, what: str) -> None:
+    console.print(f"{what}: {report.added:,} added, {report.duplicates:,} already stored, "
+                  f"{len({e.row for e in report.errors}):,} rows rejected of {report.rows:,}")
+    for e in report.errors[:50]:
+        err_console.print(f"  {e}", highlight=False)
+    if len(report.errors) > 50:
+        err_console.print(f"  ... and {len(report.errors) - 50} more")
+
+
+@consent_app.command("import")
+def consent_import(file: Path = typer.Argument(
+        ..., help="CSV with phone,type,date[,expires][,revoked]")) -> None:
+    """Import consent / EBR records; bad rows are reported with row number and field."""
+    report = ConsentStore(settings()).import_csv(file)
+    _print_report(report, "consent records")
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@consent_app.command("add")
+def consent_add(
+    phone: str = typer.Argument(...),
+    type_: str = typer.Option(..., "--type", help=" | ".join(CONSENT_TYPES)),
+    granted: str = typer.Option(..., "--date", help="Date of consent / purchase / inquiry"),
+    expires: str | None = typer.Option(None, "--expires", help="Expiry date"),
+    revoked: str | None = typer.Option(None, "--revoked", help="Revocation date"),
+) -> None:
+    """Add one consent / EBR record."""
+    kind = _choice(type_, CONSENT_TYPES, "--type")
+    when_ = parse_date(granted, "--date")
+    assert kind is not None and when_ is not None
+    added = ConsentStore(settings()).add(phone, kind, when_,
+                                         expires=parse_date(expires, "--expires"),
+                                         revoked=parse_date(revoked, "--revoked"), source="cli")
+    console.print("added" if added else "already stored")
+
+
+@attempts_app.command("record")
+def attempts_record(
+    phone: str = typer.Argument(...),
+    at: str = typer.Option(..., "--at", help="When the attempt was made (ISO 8601 instant)"),
+    campaign: str = typer.Option("default", "--campaign"),
+    purpose: str = typer.Option("telemarketing", "--purpose", help=" | ".join(PURPOSES)),
+    subject: str | None = typer.Option(None, "--subject",
+                                       help="Same-subject key (default: the campaign; a debt "
+                                            "id for collections)"),
+    outcome: str | None = typer.Option(None, "--outcome",
+                                       help="e.g. conversation, no_answer, voicemail"),
+) -> None:
+    """Record one call attempt."""
+    instant = parse_instant(at)
+    assert instant is not None
+    added = AttemptStore(settings()).record(
+        phone, instant, campaign=campaign, purpose=_choice(purpose, PURPOSES, "--purpose")
+        or "telemarketing", subject=subject, outcome=outcome)
+    console.print("recorded" if added else "already recorded")
+
+
+@attempts_app.command("import")
+def attempts_import(file: Path = typer.Argument(
+        ..., help="CSV with phone,at[,campaign][,purpose][,subject][,outcome]")) -> None:
+    """Import call attempts; bad rows are reported with row number and field."""
+    report = AttemptStore(settings()).import_csv(file)
+    _print_report(report, "attempts")
+    if report.errors:
+        raise typer.Exit(1)

@@ -1,0 +1,236 @@
+"""A durable outbox in the database: deliveries that must happen eventually, exactly once per
+idempotency key, surviving restarts.
+
+Used by the CXone write-back (topic ``cxone.push``) and designed for the audit export. The API:
+
+* :meth:`Outbox.enqueue` ``(topic, key, payload)`` stores an item once per ``(topic, key)``;
+  returns whether it was new. Call it in the caller's transaction by passing ``conn``.
+* :meth:`Outbox.claim` ``(topic, limit)`` leases due items to one worker for ``lease`` seconds
+  (a crashed worker's items come back when the lease ends).
+* :meth:`Outbox.ack` ``(ids)`` marks items delivered.
+* :meth:`Outbox.fail` ``(id, error, permanent=False)`` records the error and schedules the
+  next attempt with exponential backoff (full jitter), or parks the item as ``dead`` when the
+  error is permanent or ``max_attempts`` is reached. Dead items are kept and reported, never
+  dropped; :meth:`Outbox.requeue` revives them.
+* :meth:`Outbox.stats` and :meth:`Outbox.items` report what is pending, delivered and dead.
+
+Item states: ``pending`` -> ``delivered`` | ``dead``.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from .store import as_utc, metadata, utcnow
+
+outbox_table = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("topic", String(100), nullable=False),
+    Column("key", String(400), nullable=False),  # idempotency key, unique per topic
+    Column("payload", JSON, nullable=False),
+    Column("status", String(20), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_until", DateTime(timezone=True)),
+    Column("claimed_by", String(100)),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    UniqueConstraint("topic", "key", name="uq_outbox_topic_key"),
+    Index("ix_outbox_due", "topic", "status", "next_attempt_at"),
+)
+
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    topic: str
+    key: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+def _item(row: Any) -> OutboxItem:
+    return OutboxItem(
+        id=row.id, topic=row.topic, key=row.key, payload=dict(row.payload or {}),
+        status=row.status, attempts=row.attempts,
+        next_attempt_at=as_utc(row.next_attempt_at) or utcnow(), last_error=row.last_error,
+        created_at=as_utc(row.created_at) or utcnow(), delivered_at=as_utc(row.delivered_at))
+
+
+class Outbox:
+    """The outbox over one engine (its table is created on first use)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        base_delay: float = 30.0,
+        max_delay: float = 3600.0,
+        max_attempts: int | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.max_attempts = max_attempts
+        self.rng = rng or random.Random()
+        self.worker = uuid.uuid4().hex[:12]
+        metadata.create_all(engine, tables=[outbox_table])
+
+    # -- producers --------------------------------------------------------------------------
+    def enqueue(self, topic: str, key: str, payload: dict[str, Any], *,
+                conn: Connection | None = None, delay: float = 0.0) -> bool:
+        """Store an item once per (topic, key); False when that key is already queued."""
+        now = self.clock()
+        values = {"topic": topic, "key": key, "payload": payload, "status": PENDING,
+                  "attempts": 0, "next_attempt_at": now + timedelta(seconds=delay),
+                  "created_at": now, "updated_at": now}
+        exists = select(outbox_table.c.id).where(outbox_table.c.topic == topic,
+                                                 outbox_table.c.key == key)
+        if conn is not None:
+            if conn.execute(exists).first() is not None:
+                return False
+            conn.execute(insert(outbox_table).values(**values))
+            return True
+        try:
+            with self.engine.begin() as own:
+                if own.execute(exists).first() is not None:
+                    return False
+                own.execute(insert(outbox_table).values(**values))
+        except IntegrityError:  # a concurrent producer stored the same key
+            return False
+        return True
+
+    # -- consumers --------------------------------------------------------------------------
+    def claim(self, topic: str, limit: int = 100, *, lease: float = 300.0,
+              where: Callable[[OutboxItem], bool] | None = None) -> list[OutboxItem]:
+        """Lease up to ``limit`` due items (oldest first) to this outbox's worker."""
+        now = self.clock()
+        t = outbox_table
+        due = and_(t.c.topic == topic, t.c.status == PENDING, t.c.next_attempt_at <= now,
+                   or_(t.c.claimed_until.is_(None), t.c.claimed_until <= now))
+        out: list[OutboxItem] = []
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(t).where(due).order_by(t.c.id).limit(limit * 4)).all()
+            for row in rows:
+                if len(out) >= limit:
+                    break
+                item = _item(row)
+                if where is not None and not where(item):
+                    continue
+                got = conn.execute(update(t).where(t.c.id == row.id, due).values(
+                    claimed_until=now + timedelta(seconds=lease), claimed_by=self.worker,
+                    updated_at=now)).rowcount
+                if got:
+                    out.append(item)
+        return out
+
+    def ack(self, ids: Iterable[int]) -> int:
+        """Mark items delivered; returns how many were."""
+        ids = list(ids)
+        if not ids:
+            return 0
+        now = self.clock()
+        with self.engine.begin() as conn:
+            return int(conn.execute(update(outbox_table).where(
+                outbox_table.c.id.in_(ids), outbox_table.c.status == PENDING).values(
+                status=DELIVERED, delivered_at=now, updated_at=now, claimed_until=None,
+                claimed_by=None)).rowcount)
+
+    def backoff(self, attempts: int) -> float:
+        cap = min(self.max_delay, self.base_delay * (2 ** min(max(attempts - 1, 0), 30)))
+        return self.rng.uniform(cap / 2, cap)
+
+    def fail(self, item_id: int, error: str, *, permanent: bool = False) -> str:
+        """Record a failed attempt; returns the item's new status (pending or dead)."""
+        now = self.clock()
+        t = outbox_table
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.c.attempts).where(t.c.id == item_id)).first()
+            if row is None:
+                raise KeyError(item_id)
+            attempts = int(row.attempts) + 1
+            dead = permanent or (self.max_attempts is not None and attempts >= self.max_attempts)
+            conn.execute(update(t).where(t.c.id == item_id).values(
+                attempts=attempts, last_error=error[:1000], updated_at=now, claimed_until=None,
+                claimed_by=None, status=DEAD if dead else PENDING,
+                next_attempt_at=now + timedelta(seconds=0 if dead else self.backoff(attempts))))
+        return DEAD if dead else PENDING
+
+    def release(self, ids: Iterable[int]) -> None:
+        """Give leased items back without counting an attempt (e.g. shutdown)."""
+        ids = list(ids)
+        if ids:
+            with self.engine.begin() as conn:
+                conn.execute(update(outbox_table).where(outbox_table.c.id.in_(ids)).values(
+                    claimed_until=None, claimed_by=None))
+
+    def requeue(self, topic: str, ids: Iterable[int] | None = None) -> int:
+        """Make dead items pending again (all of the topic, or the given ids)."""
+        t = outbox_table
+        cond = and_(t.c.topic == topic, t.c.status == DEAD)
+        if ids is not None:
+            cond = and_(cond, t.c.id.in_(list(ids)))
+        now = self.clock()
+        with self.engine.begin() as conn:
+            return int(conn.execute(update(t).where(cond).values(
+                status=PENDING, next_attempt_at=now, updated_at=now)).rowcount)
+
+    # -- reporting --------------------------------------------------------------------------
+    def stats(self, topic: str) -> dict[str, int]:
+        """Item counts by status (pending, delivered, dead)."""
+        t = outbox_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.status, func.count()).where(t.c.topic == topic)
+                                .group_by(t.c.status)).all()
+        out = {PENDING: 0, DELIVERED: 0, DEAD: 0}
+        out.update({str(s): int(n) for s, n in rows})
+        return out
+
+    def items(self, topic: str, status: str | None = None, limit: int = 1000
+              ) -> list[OutboxItem]:
+        t = outbox_table
+        q = select(t).where(t.c.topic == topic)
+        if status is not None:
+            q = q.where(t.c.status == status)
+        with self.engine.connect() as conn:
+            return [_item(r) for r in conn.execute(q.order_by(t.c.id).limit(limit)).all()]

@@ -1,0 +1,210 @@
+"""Time rules: calling windows, prohibited days, holidays and emergencies across candidate zones.
+
+A :class:`TimePlan` holds every time rule that applies to one location and kind of call. A
+moment is legal when no rule is violated in any candidate zone (the intersection of windows,
+the union of prohibited days). :meth:`TimePlan.next_allowed` scans the moments at which the
+answer can change (local window starts and midnights in every zone) and returns the first legal
+one, so the moment it returns always passes the same evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from .codes import DAY_PROHIBITED, HOLIDAY, OUTSIDE_CALLING_WINDOW, STATE_OF_EMERGENCY
+from .holidays import HolidayCalendar
+from .schema import CallingWindowRule, EmergencyBanRule, HolidayBanRule, Window
+from .settings import EmergencyDeclaration
+
+#: How far ahead next_allowed_at is searched.
+HORIZON = timedelta(days=14)
+
+_DAYNAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass(frozen=True)
+class Violation:
+    code: str
+    rule: str  # JURISDICTION:rule_id
+    citation: str
+    zone: str
+    local: datetime
+    what: str  # e.g. "outside the calling window 08:00-20:00"
+
+
+@dataclass(frozen=True)
+class CampaignWindow:
+    """The campaign profile's narrower calling hours."""
+
+    campaign: str
+    window: Window
+
+
+def _seconds(t: time) -> int:
+    return t.hour * 3600 + t.minute * 60 + t.second
+
+
+def _inside(w: Window, local: datetime, margin: int) -> bool:
+    now = _seconds(local.time()) + local.microsecond / 1e6
+    end = 86400 if w.end is None else _seconds(w.end)
+    return _seconds(w.start) <= now < end - margin
+
+
+def local_text(local: datetime) -> str:
+    return f"{_DAYNAMES[local.weekday()]} {local:%Y-%m-%d %H:%M} {local.tzname()}"
+
+
+@dataclass
+class TimePlan:
+    """The time rules for one location and kind of call."""
+
+    zones: tuple[str, ...]
+    windows: list[tuple[str, CallingWindowRule]] = field(default_factory=list)
+    holidays: list[tuple[str, HolidayBanRule]] = field(default_factory=list)
+    emergencies: list[tuple[str, EmergencyBanRule, list[EmergencyDeclaration]]] = field(
+        default_factory=list)
+    campaign: CampaignWindow | None = None
+    margin_minutes: int = 0
+    calendar: HolidayCalendar | None = None
+
+    def __post_init__(self) -> None:
+        self._zi = {z: ZoneInfo(z) for z in self._all_zones()}
+
+    def _all_zones(self) -> list[str]:
+        out = list(self.zones)
+        for _, r in self.windows:
+            out.extend(z for z in r.extra_zones if z not in out)
+        return out
+
+    @property
+    def empty(self) -> bool:
+        return not (self.windows or self.holidays or self.emergencies or self.campaign)
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def violations(self, at: datetime) -> list[Violation]:
+        """Every time rule broken at ``at`` (first zone per rule), in rule order."""
+        out: dict[tuple[str, str], Violation] = {}
+        margin = self.margin_minutes * 60
+        for zname in self.zones:
+            local = at.astimezone(self._zi[zname])
+            self._check_zone(zname, local, margin, out)
+        for j, r in self.windows:
+            for zname in r.extra_zones:
+                local = at.astimezone(self._zi[zname])
+                self._window(j, r, zname, local, margin, out)
+        return list(out.values())
+
+    def _window(self, j: str, r: CallingWindowRule, zname: str, local: datetime, margin: int,
+                out: dict[tuple[str, str], Violation]) -> None:
+        d = local.date()
+        if not r.active(d):
+            return
+        rid = f"{j}:{r.id}"
+        w = r.window_for(d.weekday())
+        if w is None:
+            key = (DAY_PROHIBITED, rid)
+            if key not in out:
+                out[key] = Violation(DAY_PROHIBITED, rid, r.citation, zname, local,
+                                     f"no calls on {_DAYNAMES[d.weekday()]}")
+        elif not _inside(w, local, margin):
+            key = (OUTSIDE_CALLING_WINDOW, rid)
+            if key not in out:
+                extra = f" less a {self.margin_minutes}-minute margin" if margin else ""
+                out[key] = Violation(OUTSIDE_CALLING_WINDOW, rid, r.citation, zname, local,
+                                     f"outside the calling window {w}{extra}")
+
+    def _check_zone(self, zname: str, local: datetime, margin: int,
+                    out: dict[tuple[str, str], Violation]) -> None:
+        d = local.date()
+        for j, r in self.windows:
+            self._window(j, r, zname, local, margin, out)
+        if self.campaign is not None:
+            w = self.campaign.window
+            rid = f"campaign:{self.campaign.campaign}"
+            key = (OUTSIDE_CALLING_WINDOW, rid)
+            if not _inside(w, local, margin) and key not in out:
+                out[key] = Violation(OUTSIDE_CALLING_WINDOW, rid, "campaign profile calling_hours",
+                                     zname, local, f"outside the campaign's calling hours {w}")
+        for j, hr in self.holidays:
+            if not hr.active(d) or self.calendar is None:
+                continue
+            name = self.calendar.holiday(hr.holiday_set, d)
+            key = (HOLIDAY, f"{j}:{hr.id}")
+            if name and key not in out:
+                out[key] = Violation(HOLIDAY, key[1], hr.citation, zname, local,
+                                     f"no calls on {name.replace('_', ' ')}")
+        for j, er, decls in self.emergencies:
+            if not er.active(d):
+                continue
+            for decl in decls:
+                key = (STATE_OF_EMERGENCY, f"{j}:{er.id}")
+                if decl.covers(d) and key not in out:
+                    until = f" until {decl.end}" if decl.end else ""
+                    out[key] = Violation(STATE_OF_EMERGENCY, key[1], er.citation, zname, local,
+                                         f"state of emergency in {decl.jurisdiction}"
+                                         f"{until}")
+
+    def allowed(self, at: datetime) -> bool:
+        return not self.violations(at)
+
+    # -- search -------------------------------------------------------------------------------
+    def _boundaries(self, start: datetime, end: datetime, *, ends: bool) -> list[datetime]:
+        """Moments in [start, end] at which the answer may change."""
+        found: set[datetime] = {start}
+        margin = timedelta(minutes=self.margin_minutes)
+        for zi in self._zi.values():
+            first = start.astimezone(zi).date() - timedelta(days=1)
+            last = end.astimezone(zi).date() + timedelta(days=1)
+            times: set[time] = {time(0, 0)}
+            for _, r in self.windows:
+                for w in (r.weekday, r.saturday, r.sunday):
+                    if w is not None:
+                        times.add(w.start)
+            if self.campaign is not None:
+                times.add(self.campaign.window.start)
+            ends_at: set[time] = set()
+            if ends:
+                for _, r in self.windows:
+                    for w in (r.weekday, r.saturday, r.sunday):
+                        if w is not None and w.end is not None:
+                            ends_at.add(w.end)
+                if self.campaign is not None and self.campaign.window.end is not None:
+                    ends_at.add(self.campaign.window.end)
+            d = first
+            while d <= last:
+                for t in times:
+                    found.add(datetime.combine(d, t, tzinfo=zi).astimezone(UTC))
+                for t in ends_at:
+                    found.add((datetime.combine(d, t, tzinfo=zi) - margin).astimezone(UTC))
+                d += timedelta(days=1)
+        return sorted(m for m in found if start <= m <= end)
+
+    def next_allowed(self, at: datetime, horizon: timedelta = HORIZON) -> datetime | None:
+        """The earliest moment >= ``at`` at which every time rule passes, within ``horizon``."""
+        at = at.astimezone(UTC)
+        for moment in self._boundaries(at, at + horizon, ends=False):
+            if self.allowed(moment):
+                return moment
+        return None
+
+    def legal_windows(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """The legal intervals between ``start`` and ``end`` (UTC, end exclusive)."""
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        points = self._boundaries(start, end, ends=True)
+        if points[-1] != end:
+            points.append(end)
+        out: list[tuple[datetime, datetime]] = []
+        for a, b in zip(points, points[1:], strict=False):
+            if a >= b or not self.allowed(a):
+                continue
+            if out and out[-1][1] == a:
+                out[-1] = (out[-1][0], b)
+            else:
+                out.append((a, b))
+        return out
+
+
+def dial_date(at: datetime) -> date:
+    return at.astimezone(UTC).date()

@@ -1,0 +1,117 @@
+"""CXone fixtures: a sandbox on a real socket (port 0), settings and clients pointed at it,
+fake sleep (backoff never waits), and verdict assertions."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from dncguard.checks import Check, LocalListsCheck
+from dncguard.config import Settings
+from dncguard.cxone import CxoneCheck, CxoneClient, CxoneSettings
+from dncguard.lists import ListStore
+from dncguard.models import Decision, ReasonCode, Verdict
+from dncguard.pipeline import Scrubber
+from dncguard.sandbox import SandboxConfig, SandboxServer, run_sandbox
+
+
+class FakeSleep:
+    """Records backoff delays instead of waiting them."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def sleep() -> FakeSleep:
+    return FakeSleep()
+
+
+@pytest.fixture
+def sandbox_factory() -> Iterator[Callable[..., SandboxServer]]:
+    started: list[Any] = []
+
+    def start(config: SandboxConfig | None = None, data: dict[str, Any] | None = None
+              ) -> SandboxServer:
+        cm = run_sandbox(config, data=data)
+        server = cm.__enter__()
+        started.append(cm)
+        return server
+
+    yield start
+    for cm in reversed(started):
+        cm.__exit__(None, None, None)
+
+
+@pytest.fixture
+def sandbox(sandbox_factory: Callable[..., SandboxServer]) -> SandboxServer:
+    return sandbox_factory()
+
+
+def cx_settings(sb: SandboxServer, **over: Any) -> CxoneSettings:
+    cfg = sb.state.config
+    key, secret = next(iter(cfg.access_keys.items()))
+    values: dict[str, Any] = {
+        "issuer": sb.url, "client_id": cfg.client_id, "client_secret": cfg.client_secret,
+        "access_key_id": key, "access_key_secret": secret, "timeout_seconds": 2.0,
+        "max_attempts": 8}
+    values.update(over)
+    return CxoneSettings(**values)
+
+
+def make_client(cx: CxoneSettings, sleep: FakeSleep, clock: Callable[[], float] | None = None
+                ) -> CxoneClient:
+    return CxoneClient(cx, sleep=sleep, rng=random.Random(7), clock=clock)
+
+
+def scrubber(settings: Settings, cx: CxoneSettings, sleep: FakeSleep, *,
+             clock: Callable[[], datetime] | None = None,
+             extra: list[Check] | None = None) -> tuple[Scrubber, CxoneCheck]:
+    store = ListStore(settings)
+    check = CxoneCheck(settings, cx, store=store, client_factory=lambda: make_client(cx, sleep),
+                       **({"clock": clock} if clock else {}))
+    checks: list[Check] = [LocalListsCheck(store), check, *(extra or [])]
+    return Scrubber(settings, checks=checks), check
+
+
+async def verdicts(scr: Scrubber, numbers: list[str], at: datetime | None = None
+                   ) -> list[Verdict]:
+    ctx = scr.context(at=at or datetime.now(UTC))
+    out = await scr.ascrub(numbers, ctx=ctx)
+    assert_fail_closed(out, numbers)
+    return out
+
+
+def assert_fail_closed(out: list[Verdict], numbers: list[str]) -> None:
+    """Every input number has a verdict, and no failed check yields allow."""
+    assert len(out) == len(numbers)
+    for v, n in zip(out, numbers, strict=True):
+        assert v.input == n
+        assert isinstance(v.decision, Decision)
+        if any(r.code == ReasonCode.SOURCE_ERROR for r in v.reasons):
+            assert v.decision is not Decision.ALLOW, v
+
+
+def decisions(out: list[Verdict]) -> dict[str, Decision]:
+    return {v.input: v.decision for v in out}
+
+
+def us_numbers(count: int, start_area: int = 201) -> list[str]:
+    """Distinct valid-looking fictional US numbers: NXX 555, lines 0000-9999 per area."""
+    areas = [a for a in range(start_area, 990) if a % 100 not in (11,) and str(a)[1] != "9"]
+    out = []
+    for a in areas:
+        for line in range(10_000):
+            out.append(f"{a}555{line:04d}")
+            if len(out) == count:
+                return out
+    return out
