@@ -182,6 +182,7 @@ SECTION_CLASSES: dict[str, str] = {
     "cxone": "dncguard.cxone.settings:CxoneSettings",
     "http_batch": "dncguard.remote.http_batch:HttpBatchSettings",
     "rules": "dncguard.rules.settings:RulesSettings",
+    "server": "dncguard.server.settings:ServerSettings",
 }
 
 

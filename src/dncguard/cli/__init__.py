@@ -16,6 +16,7 @@ from .cxone import app as cxone_app
 from .lists import dnc_app, lists_app
 from .rules import attempts_app, consent_app, rules_app
 from .scrub import check, config_app, demo, scrub
+from .serve import keys_app, serve
 
 app = typer.Typer(
     name="dncguard",
@@ -27,6 +28,8 @@ app = typer.Typer(
 app.command("scrub")(scrub)
 app.command("check")(check)
 app.command("demo")(demo)
+app.command("serve")(serve)
+app.add_typer(keys_app, name="keys")
 app.add_typer(lists_app, name="lists")
 app.add_typer(dnc_app, name="dnc")
 app.add_typer(config_app, name="config")

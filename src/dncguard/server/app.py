@@ -1,0 +1,188 @@
+"""The FastAPI application: :func:`create_app` builds it, :func:`app_from_env` for uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from fastapi import Depends, FastAPI
+
+from .._version import __version__
+from ..config import Settings, load_settings
+from ..errors import ConfigError
+from ..lists import ListStore
+from ..store import get_engine, metadata
+from . import errors, tables
+from .checker import CheckerProvider
+from .deps import Service, TokenBuckets, strict_query
+from .jobs import JobRunner, JobStore
+from .keys import KeyStore
+from .metrics import (
+    ASGIApp,
+    DecisionCounter,
+    Message,
+    Metrics,
+    ObserveMiddleware,
+    Receive,
+    Scope,
+    Send,
+    list_ages,
+)
+from .routes import check, dnc, jobs, lists, ops
+from .settings import ServerSettings, load_server_settings
+
+log = logging.getLogger("dncguard.server")
+
+assert tables.api_keys_table.metadata is metadata
+
+DESCRIPTION = """\
+Pre-dial checks against every configured DNC list, source and rule, batch checks, background
+scrub jobs, internal opt-outs and list status. Every verdict explains itself: a decision
+(`allow`, `defer`, `block`, `error`, `invalid`), stable reason codes, the list that matched and
+the data versions used. A number that could not be verified is never `allow`.
+
+Authenticate with `Authorization: Bearer <key>` (`dncguard keys create --scope check`).
+"""
+
+
+class BodyLimit:
+    """413 for JSON bodies over the limit (uploads to ``/v1/jobs`` have their own limit)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") == "/v1/jobs":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _send_413(send, self.limit)
+                return
+        seen = 0
+        started = False
+
+        async def counting() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting, tracking)
+        except _TooLarge:
+            if not started:
+                await _send_413(send, self.limit)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _send_413(send: Send, limit: int) -> None:
+    body = errors.ErrorBody(error=errors.ErrorDetail(
+        status=413, code="too_large", message=f"the request body is larger than {limit:,} bytes"))
+    data = body.model_dump_json().encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})
+
+
+def create_app(settings: Settings | None = None, server: ServerSettings | None = None, *,
+               no_auth: bool | None = None, run_jobs: bool = True) -> FastAPI:
+    """Build the service. Refuses (ConfigError) to build without an API key unless no_auth."""
+    settings = settings or load_settings()
+    server = server or load_server_settings(settings)
+    no_auth = server.no_auth if no_auth is None else no_auth
+    engine = get_engine(settings)
+    metadata.create_all(engine)
+    keys = KeyStore(engine, server.key_cache_seconds)
+    if no_auth:
+        log.warning("*** AUTHENTICATION IS OFF (--no-auth): anyone who can reach this port can "
+                    "check numbers, change opt-outs and read jobs. Local development only. ***")
+    elif keys.active_count() == 0:
+        raise ConfigError("no API key exists: create one with 'dncguard keys create --name NAME "
+                          "--scope check' (or serve with --no-auth for local development)")
+    metrics = Metrics(lambda: list_ages(ListStore(settings, engine)))
+    counter = DecisionCounter(engine)
+    provider = CheckerProvider(settings, engine, cache=server.cache_checks)
+    runner = JobRunner(settings, engine, provider, counter, metrics, poll=server.job_poll_seconds,
+                       lease=server.job_lease_seconds,
+                       chunk_delay=server.job_chunk_delay) if run_jobs else None
+    svc = Service(settings=settings, server=server, engine=engine, keys=keys, provider=provider,
+                  counter=counter, metrics=metrics, jobs=JobStore(settings, engine),
+                  runner=runner, buckets=TokenBuckets(server.rate_per_second, server.rate_burst),
+                  no_auth=no_auth)
+
+    def warm_up() -> None:
+        """Load the checks and the number parser before the first dialer's request."""
+        try:
+            scrubber = provider.get()
+            scrubber.scrub(["+12025550123"])
+        except Exception as exc:  # the first request will report it properly
+            log.warning("warm-up check failed: %s", exc)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(warm_up)
+        if runner is not None:
+            runner.start()
+
+        async def flush_forever() -> None:
+            while True:
+                await asyncio.sleep(server.metrics_flush_seconds)
+                await anyio.to_thread.run_sync(counter.flush)
+
+        flusher = asyncio.create_task(flush_forever())
+        try:
+            yield
+        finally:
+            flusher.cancel()
+            if runner is not None:
+                await anyio.to_thread.run_sync(runner.stop)
+            await anyio.to_thread.run_sync(counter.flush)
+
+    app = FastAPI(title="dncguard", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan, dependencies=[Depends(strict_query)])
+    app.state.service = svc
+    errors.install(app)
+    for module in (check, dnc, lists, jobs, ops):
+        app.include_router(module.router)
+    # TODO(rules): app.include_router(rules.router) for /v1/attempts, /v1/consents and
+    # /v1/rules/when once dncguard.rules exposes its stores (see routes/dnc.py).
+    app.add_middleware(BodyLimit, limit=server.max_body_bytes)
+    app.add_middleware(ObserveMiddleware, metrics=metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The uvicorn factory (``dncguard.server.app:app_from_env``): settings from the environment."""
+    return create_app()
+
+
+def log_config(level: str = "info") -> dict[str, Any]:
+    """uvicorn's logging plus dncguard's loggers (its own access log is switched off)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config: dict[str, Any] = {**LOGGING_CONFIG, "loggers": dict(LOGGING_CONFIG["loggers"])}
+    config["formatters"] = {**LOGGING_CONFIG["formatters"], "plain": {
+        "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}}
+    config["handlers"] = {**LOGGING_CONFIG["handlers"], "plain": {
+        "formatter": "plain", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}}
+    config["loggers"]["dncguard"] = {"handlers": ["plain"], "level": level.upper(),
+                                     "propagate": False}
+    return config

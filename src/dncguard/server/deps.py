@@ -1,0 +1,139 @@
+"""What every route shares: the service state, authentication, scopes and rate limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..config import Settings
+from ..store import utcnow
+from .checker import CheckerProvider
+from .errors import ApiError, FieldError
+from .jobs import JobRunner, JobStore
+from .keys import ApiKey, KeyStore
+from .metrics import DecisionCounter, Metrics
+from .settings import ServerSettings
+
+
+class TokenBuckets:
+    """One token bucket per API key: ``rate`` tokens a second, at most ``burst``."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, who: str) -> float:
+        """0 when allowed, else the seconds until a token is available."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(who, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1:
+                self._buckets[who] = (tokens - 1, now)
+                return 0.0
+            self._buckets[who] = (tokens, now)
+            return (1 - tokens) / self.rate
+
+
+@dataclass
+class Service:
+    settings: Settings
+    server: ServerSettings
+    engine: Engine
+    keys: KeyStore
+    provider: CheckerProvider
+    counter: DecisionCounter
+    metrics: Metrics
+    jobs: JobStore
+    runner: JobRunner | None
+    buckets: TokenBuckets
+    no_auth: bool
+    started_at: Any = field(default_factory=utcnow)
+
+
+def service(request: Request) -> Service:
+    svc: Service = request.app.state.service
+    return svc
+
+
+ServiceDep = Annotated[Service, Depends(service)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `dncguard keys create`")
+ANONYMOUS = ApiKey(id="anonymous", name="no-auth", scopes=("admin",), created_at=utcnow(),
+                   created_by=None, revoked_at=None)
+
+
+def require(scope: str) -> Callable[..., Any]:
+    """A dependency that authenticates the caller, checks ``scope`` and the rate limit."""
+
+    def dependency(
+        request: Request, svc: ServiceDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> ApiKey:
+        if svc.no_auth:
+            key = ANONYMOUS
+            who = f"ip:{request.client.host if request.client else '-'}"
+        else:
+            if credentials is None or credentials.scheme.lower() != "bearer":
+                raise ApiError(401, "an API key is required: Authorization: Bearer <key>",
+                               headers={"WWW-Authenticate": "Bearer"})
+            try:
+                found = svc.keys.verify(credentials.credentials)
+            except SQLAlchemyError as exc:
+                raise ApiError(503, "the key store is unavailable; try again",
+                               headers={"Retry-After": "5"}) from exc
+            if found is None:
+                raise ApiError(401, "invalid or revoked API key",
+                               headers={"WWW-Authenticate": "Bearer"})
+            key = found
+            who = key.id
+        request.state.key_id = key.id
+        if not key.allows(scope):
+            raise ApiError(403, f"this key lacks the {scope!r} scope "
+                           f"(it has: {', '.join(key.scopes)})")
+        wait = svc.buckets.take(who)
+        if wait:
+            raise ApiError(429, "rate limit exceeded; slow down",
+                           headers={"Retry-After": str(max(1, round(wait + 0.5)))})
+        return key
+
+    dependency.__name__ = f"require_{scope.replace(':', '_')}"
+    return dependency
+
+
+CheckKey = Annotated[ApiKey, Depends(require("check"))]
+JobsKey = Annotated[ApiKey, Depends(require("jobs"))]
+DncKey = Annotated[ApiKey, Depends(require("dnc:write"))]
+AdminKey = Annotated[ApiKey, Depends(require("admin"))]
+
+
+def strict_query(request: Request) -> None:
+    """422 for query parameters the operation does not take (typos are not silently ignored)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = getattr(route, "_dncguard_query", None)
+    if known is None:
+        known = set()
+        todo = [dependant]
+        while todo:
+            dep = todo.pop()
+            known.update(p.alias for p in dep.query_params)
+            todo.extend(dep.dependencies)
+        route._dncguard_query = known  # type: ignore[union-attr]
+    unknown = sorted({k for k in request.query_params if k not in known})
+    if unknown:
+        raise ApiError(422, f"unknown query parameter(s): {', '.join(unknown)}",
+                       fields=[FieldError(field=f"query.{k}", message="not a parameter of this "
+                                          "operation") for k in unknown[:20]])

@@ -1,0 +1,126 @@
+"""JSON errors for every failure: ``{"error": {"status", "code", "message", "fields"}}``."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from .metrics import log
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Where: body.phone, query.at, path.phone, ...")
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    status: int
+    code: str = Field(description="unauthorized, forbidden, not_found, too_large, "
+                      "validation_error, rate_limited, unavailable, conflict, ...")
+    message: str
+    fields: list[FieldError] = Field(default_factory=list)
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+          405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media",
+          422: "validation_error", 429: "rate_limited", 503: "unavailable"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, *, code: str | None = None,
+                 fields: list[FieldError] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code or _CODES.get(status, "error")
+        self.fields = fields or []
+        self.headers = headers
+
+
+def error_response(status: int, message: str, *, code: str | None = None,
+                   fields: list[FieldError] | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body = ErrorBody(error=ErrorDetail(status=status, code=code or _CODES.get(status, "error"),
+                                       message=message, fields=fields or []))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for these error statuses."""
+    return {s: {"model": ErrorBody, "description": _CODES.get(s, "error")} for s in statuses}
+
+
+def _allowed(request: Request) -> list[str]:
+    """Every method some route accepts at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+def _field_errors(exc: RequestValidationError) -> list[FieldError]:
+    out = []
+    for err in exc.errors():
+        loc = [str(x) for x in err.get("loc", ())]
+        out.append(FieldError(field=".".join(loc) or "body", message=str(err.get("msg", ""))))
+    return out
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.message, code=exc.code, fields=exc.fields,
+                              headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = _field_errors(exc)
+        first = f"{fields[0].field}: {fields[0].message}" if fields else "invalid request"
+        return error_response(422, f"invalid request ({first})", fields=fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 400:  # a body that is not JSON (or not UTF-8) at all
+            return error_response(422, f"invalid request body: {exc.detail}",
+                                  fields=[FieldError(field="body", message=str(exc.detail))])
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed(request))
+        return error_response(exc.status_code, str(exc.detail), headers=headers)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _db(_: Request, exc: SQLAlchemyError) -> JSONResponse:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return error_response(503, f"the database is unavailable ({type(exc).__name__}); "
+                              "nothing was checked or changed", headers={"Retry-After": "5"})
+
+
+def _iso_text(value: object) -> object:
+    """Dial times and ranges are ISO 8601 text (no Unix numbers coerced silently)."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO.match(value):
+        raise ValueError("expected an ISO 8601 instant with an offset, e.g. 2026-11-26T15:00:00Z")
+    return value
+
+
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+#: An ISO 8601 instant with a UTC offset, given as text.
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text)]

@@ -1,0 +1,495 @@
+"""Background scrub jobs that survive restarts and can be cancelled.
+
+A job's input is stored under ``<home>/jobs/<id>/``. A runner (one thread per replica) claims a
+queued job, or one whose runner went silent, with a lease in the database. It processes the
+input ``chunk_size`` rows at a time; each chunk's verdicts go to ``chunks/<k>.csv`` (written to
+a temporary name, then renamed) and only then is ``chunks_done = k + 1`` committed, in one
+conditional update that also checks the job is still ours and not cancelled. A runner that dies
+between the two steps rewrites the same chunk file on resume, so no row is lost or written
+twice. When every chunk is committed the chunk files are concatenated into ``results.csv``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import logging
+import os
+import shutil
+import threading
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, insert, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..checks import Batch
+from ..config import Settings
+from ..errors import InputError
+from ..models import Decision
+from ..pipeline import Outcome, RowResult, Scrubber, _Layout
+from ..store import as_utc, utcnow
+from ..summary import MAX_ROW_ERRORS_LISTED, ScrubSummary, SummaryBuilder
+from ..tableio import (
+    InputRow,
+    context_columns,
+    defuse,
+    find_phone_column,
+    open_table,
+    output_header,
+)
+from .checker import CheckerProvider
+from .metrics import DecisionCounter, Metrics
+from .tables import server_jobs_table
+
+log = logging.getLogger("dncguard.jobs")
+
+ACTIVE = ("queued", "running")
+FINAL = ("done", "failed", "cancelled")
+
+
+@dataclass
+class JobInfo:
+    id: str
+    state: str
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    created_by: str | None
+    input_name: str | None
+    input_format: str
+    params: dict[str, Any]
+    chunk_size: int
+    chunks_done: int
+    rows_done: int
+    counts: dict[str, int]
+    error: str | None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "state": self.state, "createdAt": self.created_at,
+            "updatedAt": self.updated_at, "finishedAt": self.finished_at,
+            "input": self.input_name, "format": self.input_format,
+            "rowsDone": self.rows_done, "chunksDone": self.chunks_done,
+            "chunkSize": self.chunk_size, "counts": self.counts, "error": self.error,
+            "params": self.params,
+        }
+
+
+def _info(row: Any) -> JobInfo:
+    return JobInfo(
+        id=row.id, state=row.state, created_at=as_utc(row.created_at) or utcnow(),
+        updated_at=as_utc(row.updated_at) or utcnow(), finished_at=as_utc(row.finished_at),
+        created_by=row.created_by, input_name=row.input_name, input_format=row.input_format,
+        params=dict(row.params or {}), chunk_size=row.chunk_size, chunks_done=row.chunks_done,
+        rows_done=row.rows_done, counts=dict(row.counts or {}), error=row.error)
+
+
+def _iso(value: datetime | None) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else ""
+
+
+def _cells(r: RowResult) -> list[str]:
+    codes = ";".join(dict.fromkeys(x.code for x in r.reasons))
+    detail = "; ".join(x.detail for x in r.reasons if x.detail)
+    return [*r.fields, r.e164 or "", r.decision.value, codes, detail, _iso(r.next_allowed_at)]
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        write(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class JobStore:
+    """Job rows and files."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.root = settings.home / "jobs"
+
+    def folder(self, job_id: str) -> Path:
+        return self.root / job_id
+
+    def input_path(self, job: JobInfo) -> Path:
+        return self.folder(job.id) / f"input.{job.input_format}"
+
+    def results_path(self, job_id: str) -> Path:
+        return self.folder(job_id) / "results.csv"
+
+    def summary_path(self, job_id: str) -> Path:
+        return self.folder(job_id) / "summary.json"
+
+    def chunk_path(self, job_id: str, k: int, suffix: str = "csv") -> Path:
+        return self.folder(job_id) / "chunks" / f"{k:07d}.{suffix}"
+
+    def new_id(self) -> str:
+        return uuid.uuid4().hex
+
+    def create(self, job_id: str, *, input_name: str | None, input_format: str,
+               params: dict[str, Any], who: str | None) -> JobInfo:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(insert(server_jobs_table).values(
+                id=job_id, state="queued", created_at=now, updated_at=now, created_by=who,
+                input_name=input_name, input_format=input_format, params=params,
+                chunk_size=self.settings.chunk_size, chunks_done=0, rows_done=0, counts={}))
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> JobInfo:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(server_jobs_table).where(
+                server_jobs_table.c.id == job_id)).first()
+        if row is None:
+            raise LookupError(job_id)
+        return _info(row)
+
+    def cancel(self, job_id: str) -> JobInfo:
+        now = utcnow()
+        t = server_jobs_table
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.id == job_id, t.c.state.in_(ACTIVE))
+                         .values(state="cancelled", updated_at=now, finished_at=now,
+                                 lease_owner=None, lease_until=None))
+        return self.get(job_id)
+
+    def summary(self, job: JobInfo) -> dict[str, Any]:
+        """The final summary, or the committed chunks' so far (``complete`` says which)."""
+        final = self.summary_path(job.id)
+        if job.state == "done" and final.is_file():
+            data: dict[str, Any] = json.loads(final.read_text("utf-8"))
+            data["complete"] = True
+            return data
+        merged = merge_summaries(self.chunk_summaries(job.id, job.chunks_done), job)
+        out = merged.model_dump(by_alias=True, mode="json")
+        out["complete"] = False
+        return out
+
+    def chunk_summaries(self, job_id: str, upto: int) -> list[dict[str, Any]]:
+        out = []
+        for k in range(upto):
+            path = self.chunk_path(job_id, k, "json")
+            if path.is_file():
+                out.append(json.loads(path.read_text("utf-8")))
+        return out
+
+
+def merge_summaries(parts: list[dict[str, Any]], job: JobInfo) -> ScrubSummary:
+    """One summary from the per-chunk summaries."""
+    p = job.params
+    s = ScrubSummary(input=job.input_name, campaign=p.get("campaign", "default"),
+                     dial_time=datetime.fromisoformat(p["at"]), started_at=job.created_at,
+                     finished_at=job.finished_at)
+    decision: Counter[str] = Counter()
+    reason: Counter[str] = Counter()
+    lists: Counter[str] = Counter()
+    state: dict[str, Counter[str]] = {}
+    for part in parts:
+        s.total_rows += part["totalRows"]
+        s.unique_valid += part["uniqueValid"]
+        s.duplicates += part["duplicates"]
+        s.unique_suppressed += part["uniqueSuppressed"]
+        s.source_errors += part["sourceErrors"]
+        s.row_error_count += part["rowErrorCount"]
+        room = MAX_ROW_ERRORS_LISTED - len(s.row_errors)
+        if room > 0:
+            s.row_errors.extend(ScrubSummary.model_validate(
+                {**part, "dial_time": s.dial_time, "started_at": s.started_at}
+            ).row_errors[:room])
+        decision.update(part["byDecision"])
+        reason.update(part["byReason"])
+        lists.update(part["byList"])
+        for st, counts in part["byState"].items():
+            state.setdefault(st, Counter()).update(counts)
+        s.lists.update(part.get("lists", {}))
+        s.ruleset = part.get("ruleset") or s.ruleset
+    s.by_decision = {d.value: decision.get(d.value, 0) for d in Decision}
+    s.by_reason = dict(sorted(reason.items()))
+    s.by_list = dict(sorted(lists.items()))
+    s.by_state = {k: dict(v) for k, v in sorted(state.items())}
+    s.suppression_rate = (round(s.unique_suppressed / s.unique_valid, 6)
+                          if s.unique_valid else None)
+    if job.finished_at:
+        elapsed = (job.finished_at - job.created_at).total_seconds()
+        s.rows_per_second = round(s.total_rows / elapsed, 1) if elapsed > 0 else None
+    return s
+
+
+class _Stop(Exception):
+    """The job was cancelled, or another runner took it over."""
+
+
+class JobRunner:
+    """The per-replica background runner (a daemon thread with its own event loop)."""
+
+    def __init__(self, settings: Settings, engine: Engine, provider: CheckerProvider,
+                 counter: DecisionCounter, metrics: Metrics, *, poll: float, lease: float,
+                 chunk_delay: float = 0.0) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.store = JobStore(settings, engine)
+        self.provider = provider
+        self.counter = counter
+        self.metrics = metrics
+        self.poll = poll
+        self.lease = lease
+        self.chunk_delay = chunk_delay
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._current: str | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="dncguard-jobs", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self._claim()
+            except SQLAlchemyError as exc:
+                log.warning("job queue unavailable: %s", type(exc).__name__)
+                job = None
+            if job is None:
+                self._wake.wait(self.poll)
+                self._wake.clear()
+                continue
+            try:
+                self._run(job)
+            except _Stop:
+                log.info("job %s stopped (cancelled or taken over)", job.id)
+            except SQLAlchemyError as exc:
+                # the database went away mid-job: nothing uncommitted counts; the job resumes
+                # from its last committed chunk once the lease runs out and the database is back
+                log.warning("job %s paused, database unavailable: %s", job.id,
+                            type(exc).__name__)
+                self._stop.wait(self.poll)
+            except Exception as exc:  # the job fails, the runner goes on
+                log.exception("job %s failed", job.id)
+                self._fail(job.id, f"{type(exc).__name__}: {str(exc)[:300]}")
+            finally:
+                self._current = None
+
+    def _claim(self) -> JobInfo | None:
+        t = server_jobs_table
+        now = utcnow()
+        free = or_(t.c.lease_until.is_(None), t.c.lease_until < now)
+        with self.engine.connect() as conn:
+            ids = conn.execute(select(t.c.id).where(t.c.state.in_(ACTIVE), free)
+                               .order_by(t.c.created_at).limit(5)).scalars().all()
+        for job_id in ids:
+            with self.engine.begin() as conn:
+                got = conn.execute(update(t).where(t.c.id == job_id, t.c.state.in_(ACTIVE), free)
+                                   .values(state="running", lease_owner=self.owner,
+                                           lease_until=now + timedelta(seconds=self.lease),
+                                           updated_at=now)).rowcount
+            if got:
+                self._current = job_id
+                return self.store.get(job_id)
+        return None
+
+    def _fail(self, job_id: str, why: str) -> None:
+        t = server_jobs_table
+        now = utcnow()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(update(t).where(t.c.id == job_id, t.c.lease_owner == self.owner,
+                                             t.c.state == "running")
+                             .values(state="failed", error=why, updated_at=now, finished_at=now,
+                                     lease_owner=None, lease_until=None))
+        except SQLAlchemyError:
+            log.warning("job %s: could not record the failure; it will be resumed", job_id)
+
+    def _release(self, job_id: str) -> None:
+        """Give the lease back (graceful shutdown) so a restarted replica resumes at once."""
+        t = server_jobs_table
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.id == job_id, t.c.lease_owner == self.owner)
+                         .values(lease_owner=None, lease_until=None))
+
+    def _heartbeat(self, job_id: str, done: threading.Event) -> None:
+        t = server_jobs_table
+        while not done.wait(self.lease / 3):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(update(t).where(t.c.id == job_id, t.c.lease_owner == self.owner)
+                                 .values(lease_until=utcnow() + timedelta(seconds=self.lease)))
+            except SQLAlchemyError:
+                log.warning("job %s: lease not renewed", job_id)
+
+    # -- processing ---------------------------------------------------------------------------
+    def _run(self, job: JobInfo) -> None:
+        done = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(job.id, done), daemon=True)
+        beat.start()
+        try:
+            asyncio.run(self._process(job))
+        finally:
+            done.set()
+            beat.join()
+
+    async def _process(self, job: JobInfo) -> None:
+        p = job.params
+        scrubber = await asyncio.to_thread(self.provider.get)
+        ctx = scrubber.context(at=datetime.fromisoformat(p["at"]), campaign=p.get("campaign")
+                               or "default", purpose=p.get("purpose"),
+                               call_type=p.get("call_type"))
+        defaults: dict[str, str] = dict(p.get("defaults") or {})
+        try:
+            reader = open_table(self.store.input_path(job))
+        except InputError as exc:
+            self._fail(job.id, str(exc))
+            return
+        try:
+            header = reader.header
+            try:
+                phone = find_phone_column(header, p.get("phone_column")) if header else 0
+            except InputError as exc:
+                self._fail(job.id, str(exc))
+                return
+            layout = _Layout(phone, header[phone] if header else "phone",
+                             context_columns(header))
+            self.store.chunk_path(job.id, 0).parent.mkdir(parents=True, exist_ok=True)
+            seen: dict[str, int] = {}
+            known: dict[str, Outcome] = {}
+            counts: Counter[str] = Counter(job.counts)
+            rows_done = job.rows_done
+            k = 0
+            buf: list[InputRow] = []
+
+            async def chunk(rows: list[InputRow]) -> None:
+                nonlocal k, rows_done, scrubber
+                if k < job.chunks_done:  # committed before: only remember its numbers
+                    scrubber._prepare(rows, layout, seen, defaults)
+                else:
+                    if self._stop.is_set():
+                        self._release(job.id)
+                        raise _Stop
+                    scrubber = await asyncio.to_thread(self.provider.get)
+                    results = await self._check_chunk(scrubber, ctx, rows, layout, seen, known,
+                                                      defaults)
+                    await asyncio.to_thread(self._write_chunk, job, k, results, scrubber, ctx)
+                    if self.chunk_delay:
+                        await asyncio.sleep(self.chunk_delay / 2)
+                    counts.update(r.decision.value for r in results)
+                    rows_done += len(results)
+                    await asyncio.to_thread(self._commit, job.id, k, rows_done, dict(counts))
+                    self.counter.record_rows((r.decision, r.reasons, r.state or r.region)
+                                             for r in results)
+                    self.metrics.jobs_rows.inc(len(results))
+                    if self.chunk_delay:
+                        await asyncio.sleep(self.chunk_delay / 2)
+                k += 1
+
+            for row in reader.rows() if header else iter(()):
+                buf.append(row)
+                if len(buf) >= job.chunk_size:
+                    await chunk(buf)
+                    buf = []
+            if buf:
+                await chunk(buf)
+        finally:
+            reader.close()
+        await asyncio.to_thread(self._finish, job, k, output_header(header))
+
+    async def _check_chunk(self, scrubber: Scrubber, ctx: Any, rows: list[InputRow],
+                           layout: _Layout, seen: dict[str, int], known: dict[str, Outcome],
+                           defaults: dict[str, str]) -> list[RowResult]:
+        prepared = scrubber._prepare(rows, layout, seen, defaults)
+        outcomes = await scrubber.check_batch(prepared.batch, ctx)
+        known.update(zip(prepared.batch.e164, outcomes, strict=True))
+        # duplicates of numbers first seen in a chunk committed before a restart
+        missing: dict[str, int] = {}
+        for i, (n, dup) in enumerate(zip(prepared.norm, prepared.dup_of, strict=True)):
+            if dup is not None and n is not None and n.e164 and n.e164 not in known:
+                missing.setdefault(n.e164, i)
+        if missing:
+            idx = list(missing.values())
+            batch = Batch.of(list(missing), [prepared.norm[i].region or ""  # type: ignore[union-attr]
+                                             for i in idx],
+                             [prepared.state[i] for i in idx], [dict(defaults) for _ in idx])
+            known.update(zip(batch.e164, await scrubber.check_batch(batch, ctx), strict=True))
+        return scrubber._results(prepared, known, layout)
+
+    def _write_chunk(self, job: JobInfo, k: int, results: list[RowResult], scrubber: Scrubber,
+                     ctx: Any) -> None:
+        def write(fh: Any) -> None:
+            out = csv.writer(fh)
+            out.writerows([defuse(c) for c in _cells(r)] for r in results)
+
+        _write_atomic(self.store.chunk_path(job.id, k), write)
+        versions = scrubber.versions(ctx)
+        builder = SummaryBuilder(ScrubSummary(dial_time=ctx.at, started_at=job.created_at,
+                                              lists=dict(versions.lists),
+                                              ruleset=versions.ruleset))
+        for r in results:
+            builder.add_row(
+                decision=r.decision, codes=[x.code for x in r.reasons],
+                lists=[x.list for x in r.reasons if x.list], state=r.state or r.region,
+                duplicate=r.duplicate_of is not None,
+                first_of_unique=r.e164 is not None and r.duplicate_of is None
+                and r.decision is not Decision.INVALID, error=r.error)
+        part = builder.finish(utcnow(), 0.0).model_dump(by_alias=True, mode="json")
+        _write_atomic(self.store.chunk_path(job.id, k, "json"),
+                      lambda fh: fh.write(json.dumps(part)))
+
+    def _commit(self, job_id: str, k: int, rows_done: int, counts: dict[str, int]) -> None:
+        t = server_jobs_table
+        now = utcnow()
+        with self.engine.begin() as conn:
+            got = conn.execute(update(t).where(
+                t.c.id == job_id, t.c.state == "running", t.c.lease_owner == self.owner,
+                t.c.chunks_done == k).values(
+                chunks_done=k + 1, rows_done=rows_done, counts=counts, updated_at=now,
+                lease_until=now + timedelta(seconds=self.lease))).rowcount
+        if not got:
+            raise _Stop
+
+    def _finish(self, job: JobInfo, chunks: int, header: list[str]) -> None:
+        folder = self.store.folder(job.id)
+
+        def write(fh: Any) -> None:
+            csv.writer(fh).writerow([defuse(h) for h in header])
+            fh.flush()
+            for k in range(chunks):
+                with self.store.chunk_path(job.id, k).open("r", encoding="utf-8",
+                                                           newline="") as part:
+                    shutil.copyfileobj(part, fh, 1 << 20)
+
+        _write_atomic(self.store.results_path(job.id), write)
+        now = utcnow()
+        current = self.store.get(job.id)
+        current.finished_at = now
+        summary = merge_summaries(self.store.chunk_summaries(job.id, chunks), current)
+        summary.output = "results.csv"
+        _write_atomic(self.store.summary_path(job.id), lambda fh: fh.write(summary.to_json()))
+        t = server_jobs_table
+        with self.engine.begin() as conn:
+            got = conn.execute(update(t).where(
+                t.c.id == job.id, t.c.state == "running", t.c.lease_owner == self.owner)
+                .values(state="done", updated_at=now, finished_at=now, lease_owner=None,
+                        lease_until=None)).rowcount
+        if not got:
+            raise _Stop
+        log.info("job %s done: %d rows in %d chunks (%s)", job.id, summary.total_rows, chunks,
+                 folder.name)

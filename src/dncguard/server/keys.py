@@ -1,0 +1,143 @@
+"""API keys: created once (printed once), stored as SHA-256 hashes, checked in constant time.
+
+A key looks like ``dgk_<id>_<secret>``: ``id`` (12 hex digits) finds the row, the whole key's
+SHA-256 is compared with :func:`hmac.compare_digest`. The secret has 256 bits of entropy, so an
+unsalted fast hash is safe (nothing to brute-force).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..errors import DncGuardError
+from ..store import as_utc, utcnow
+from .tables import api_keys_table
+
+SCOPES = ("check", "jobs", "dnc:write", "admin")
+PREFIX = "dgk_"
+
+
+class ApiKeyError(DncGuardError):
+    """A key operation failed (unknown scope, unknown key)."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    created_by: str | None
+    revoked_at: datetime | None
+
+    def allows(self, scope: str) -> bool:
+        return "admin" in self.scopes or scope in self.scopes
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _parse(key: str) -> str | None:
+    """The id part of a well-formed key, else None."""
+    if not key.startswith(PREFIX):
+        return None
+    parts = key[len(PREFIX):].split("_", 1)
+    if len(parts) != 2 or len(parts[0]) != 12 or not parts[1]:
+        return None
+    return parts[0]
+
+
+def _row_key(row: object) -> ApiKey:
+    return ApiKey(
+        id=row.id,  # type: ignore[attr-defined]
+        name=row.name,  # type: ignore[attr-defined]
+        scopes=tuple(row.scopes or ()),  # type: ignore[attr-defined]
+        created_at=as_utc(row.created_at) or utcnow(),  # type: ignore[attr-defined]
+        created_by=row.created_by,  # type: ignore[attr-defined]
+        revoked_at=as_utc(row.revoked_at),  # type: ignore[attr-defined]
+    )
+
+
+class KeyStore:
+    """Create, list, revoke and verify keys. Verified keys are cached briefly per process."""
+
+    def __init__(self, engine: Engine, cache_seconds: float = 2.0) -> None:
+        self.engine = engine
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, ApiKey | None, str]] = {}
+        self._lock = threading.Lock()
+
+    def create(self, name: str, scopes: list[str], who: str | None = None) -> tuple[ApiKey, str]:
+        """A new key; returns it and the secret text, which is never stored."""
+        bad = [s for s in scopes if s not in SCOPES]
+        if bad or not scopes:
+            got = ", ".join(bad) or "none"
+            raise ApiKeyError(f"scopes must be among {', '.join(SCOPES)} (got {got})")
+        key_id = secrets.token_hex(6)
+        text = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(insert(api_keys_table).values(
+                id=key_id, name=name, key_hash=hash_key(text), scopes=list(dict.fromkeys(scopes)),
+                created_at=now, created_by=who))
+        return ApiKey(key_id, name, tuple(dict.fromkeys(scopes)), now, who, None), text
+
+    def all(self) -> list[ApiKey]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(api_keys_table).order_by(api_keys_table.c.created_at)).all()
+        return [_row_key(r) for r in rows]
+
+    def active_count(self) -> int:
+        return sum(1 for k in self.all() if k.revoked_at is None)
+
+    def revoke(self, key_id: str) -> ApiKey:
+        with self.engine.begin() as conn:
+            done = conn.execute(update(api_keys_table).where(
+                api_keys_table.c.id == key_id, api_keys_table.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())).rowcount
+        if not done and not any(k.id == key_id for k in self.all()):
+            raise ApiKeyError(f"no key with id {key_id!r}")
+        with self._lock:
+            self._cache = {k: v for k, v in self._cache.items() if v[1] is None
+                           or v[1].id != key_id}
+        return next(k for k in self.all() if k.id == key_id)
+
+    def verify(self, text: str) -> ApiKey | None:
+        """The active key this text is, or None. Raises SQLAlchemyError when the database
+        cannot answer and the key was never seen by this process."""
+        digest = hash_key(text)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(digest)
+        if cached and now - cached[0] < self.cache_seconds:
+            return cached[1]
+        key_id = _parse(text)
+        if key_id is None:
+            return None
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(api_keys_table).where(
+                    api_keys_table.c.id == key_id)).first()
+        except SQLAlchemyError:
+            if cached is not None:
+                return cached[1]  # the database is away: trust what we verified before
+            raise
+        found: ApiKey | None = None
+        if row is not None and hmac.compare_digest(row.key_hash, digest):
+            key = _row_key(row)
+            found = key if key.revoked_at is None else None
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now, found, key_id)
+        return found

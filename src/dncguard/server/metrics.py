@@ -1,0 +1,223 @@
+"""Prometheus metrics, the access log (masked), and the hourly decision counts table.
+
+Each app has its own :class:`~prometheus_client.CollectorRegistry`. With several uvicorn
+workers each process reports its own series (scrape each, or run one worker per container).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import Counter as PromCounter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from ..lists import ListStore
+from ..models import Decision, Reason, Verdict
+from ..store import utcnow
+from .tables import decision_counts_table
+
+access_log = logging.getLogger("dncguard.access")
+log = logging.getLogger("dncguard.server")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_DIGITS = re.compile(r"\d")
+
+
+def masked_path(scope: Scope) -> str:
+    """The route template (``/v1/dnc/{phone}``) or, unmatched, the path with digits masked."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if isinstance(template, str):
+        return template
+    return _DIGITS.sub("#", str(scope.get("path", "")))[:200]
+
+
+class Metrics:
+    """The service's Prometheus series."""
+
+    def __init__(self, list_ages: Callable[[], Iterable[tuple[str, float]]]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = PromCounter("dncguard_http_requests", "HTTP requests",
+                                    ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram(
+            "dncguard_http_request_duration_seconds", "HTTP request latency",
+            ["method", "route"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.decisions = PromCounter("dncguard_decisions", "Verdicts served, by decision and "
+                                     "reason (a verdict counts once per reason)",
+                                     ["decision", "reason"], registry=self.registry)
+        self.source_errors = PromCounter("dncguard_source_errors", "SOURCE_ERROR reasons served",
+                                         ["source"], registry=self.registry)
+        self.jobs_rows = PromCounter("dncguard_job_rows", "Job rows committed",
+                                     registry=self.registry)
+        self.registry.register(_ListAgeCollector(list_ages))
+
+    def observe(self, verdicts: Iterable[Verdict]) -> None:
+        for v in verdicts:
+            codes = dict.fromkeys(r.code for r in v.reasons) or {"": None}
+            for code in codes:
+                self.decisions.labels(v.decision.value, code).inc()
+            for r in v.reasons:
+                if r.code == "SOURCE_ERROR":
+                    self.source_errors.labels(r.source or r.list or "unknown").inc()
+
+
+class _ListAgeCollector(Collector):
+    def __init__(self, ages: Callable[[], Iterable[tuple[str, float]]]) -> None:
+        self.ages = ages
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily("dncguard_list_age_seconds",
+                                   "Age of each list's data (snapshot date, else last update)",
+                                   labels=["list"])
+        try:
+            for name, age in self.ages():
+                family.add_metric([name], age)
+        except Exception:  # the database is away: report no ages rather than fail the scrape
+            log.warning("list ages unavailable for /metrics")
+        yield family
+
+
+def list_ages(store: ListStore) -> list[tuple[str, float]]:
+    now = utcnow()
+    out = []
+    for info in store.all():
+        if info.snapshot_date:
+            moment = datetime.combine(date.fromisoformat(info.snapshot_date), datetime.min.time(),
+                                      UTC)
+        else:
+            moment = info.synced_at or info.updated_at
+        out.append((info.name, max((now - moment).total_seconds(), 0.0)))
+    return out
+
+
+class ObserveMiddleware:
+    """Request metrics and one masked access-log line per request (uvicorn's is off)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = masked_path(scope)
+            method = str(scope.get("method", ""))
+            # unmatched paths share one label: scanners must not grow the series without end
+            label = route if scope.get("route") is not None else "<unmatched>"
+            self.metrics.requests.labels(method, label, str(status)).inc()
+            self.metrics.latency.labels(method, label).observe(elapsed)
+            client = scope.get("client") or ("-", 0)
+            key = scope.get("state", {}).get("key_id", "-")
+            access_log.info('%s "%s %s" %d %.1fms key=%s', client[0], method, route, status,
+                            elapsed * 1000, key)
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+class DecisionCounter:
+    """Counts verdicts per hour in memory and adds them to ``decision_counts`` periodically."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._pending: Counter[tuple[datetime, str, str, str]] = Counter()
+        self._lock = threading.Lock()
+
+    def record(self, verdicts: Iterable[Verdict]) -> None:
+        self.record_rows((v.decision, v.reasons, v.state or v.region) for v in verdicts)
+
+    def record_rows(self, rows: Iterable[tuple[Decision, Sequence[Reason], str | None]]) -> None:
+        """Count (decision, reasons, state) rows in the current hour."""
+        hour = _hour(utcnow())
+        batch: Counter[tuple[datetime, str, str, str]] = Counter()
+        for decision, reasons, state in rows:
+            d = decision.value
+            batch[(hour, "decision", d, d)] += 1
+            for code in dict.fromkeys(r.code for r in reasons):
+                batch[(hour, "reason", code, d)] += 1
+            for src in dict.fromkeys(r.list or r.source for r in reasons if r.list or r.source):
+                assert src is not None
+                batch[(hour, "source", src[:200], d)] += 1
+            batch[(hour, "state", (state or "unknown")[:200], d)] += 1
+        with self._lock:
+            self._pending.update(batch)
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, Counter()
+        if not pending:
+            return
+        t = decision_counts_table
+        try:
+            with self.engine.begin() as conn:
+                for (hour, kind, key, decision), n in pending.items():
+                    where = and_(t.c.hour == hour, t.c.kind == kind, t.c.key == key,
+                                 t.c.decision == decision)
+                    if conn.execute(update(t).where(where).values(n=t.c.n + n)).rowcount:
+                        continue
+                    conn.execute(insert(t).values(hour=hour, kind=kind, key=key,
+                                                  decision=decision, n=n))
+        except (IntegrityError, SQLAlchemyError) as exc:
+            # another replica inserted the same hour's row first, or the database is away:
+            # keep the counts for the next flush
+            log.info("decision counts not flushed yet: %s", type(exc).__name__)
+            with self._lock:
+                self._pending.update(pending)
+
+    def summary(self, start: datetime, end: datetime) -> dict[str, Any]:
+        self.flush()
+        t = decision_counts_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.c.kind, t.c.key, t.c.decision, func.sum(t.c.n))
+                .where(t.c.hour >= _hour(start), t.c.hour <= end)
+                .group_by(t.c.kind, t.c.key, t.c.decision)).all()
+        out: dict[str, dict[str, dict[str, int]]] = {
+            "reason": {}, "source": {}, "state": {}, "decision": {}}
+        for kind, key, decision, n in rows:
+            out.setdefault(kind, {}).setdefault(key, {})[decision] = int(n)
+        by_decision = {k: sum(v.values()) for k, v in out["decision"].items()}
+        total = sum(by_decision.values())
+        suppressed = sum(by_decision.get(d, 0) for d in ("block", "defer", "error"))
+        return {
+            "from": _hour(start), "to": end, "verdicts": total, "byDecision": by_decision,
+            "suppressionRate": round(suppressed / total, 6) if total else None,
+            "byReason": out["reason"], "bySource": out["source"], "byState": out["state"],
+        }
+
+
+def default_range(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    end = end or utcnow()
+    return (start or end - timedelta(days=1)), end

@@ -1,0 +1,118 @@
+"""``POST /v1/check`` and ``POST /v1/check/batch``: the pre-dial check."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import anyio
+from fastapi import APIRouter
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import SQLAlchemyError
+
+from ...checks import CheckContext
+from ...models import Verdict
+from ...pipeline import Scrubber
+from ...store import utcnow
+from ..checker import unavailable_verdict
+from ..deps import CheckKey, Service, ServiceDep
+from ..errors import ApiError, FieldError, Instant, responses
+
+log = logging.getLogger("dncguard.server")
+router = APIRouter(tags=["check"])
+
+
+class CheckOptions(BaseModel):
+    """The context a number is checked in; everything is optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    campaign: str = Field(default="default", min_length=1, max_length=100,
+                          description="Campaign profile name (settings [campaigns.NAME])")
+    purpose: Literal["telemarketing", "informational", "collections"] | None = None
+    call_type: Literal["manual", "autodialed", "prerecorded"] | None = None
+    state: str | None = Field(default=None, max_length=10, description="Called party's state")
+    zip: str | None = Field(default=None, max_length=12, description="ZIP or postal code")
+    line_type: Literal["mobile", "landline", "voip"] | None = None
+    timezone: str | None = Field(default=None, max_length=64, description="IANA zone")
+    region: Literal["US", "CA", "GB", "AU"] | None = Field(
+        default=None, description="Region of a number written in national format")
+    at: Instant | None = Field(
+        default=None, description="Dial time, an ISO 8601 instant with an offset (default now)")
+
+    def defaults(self) -> dict[str, str]:
+        values = {"state": self.state, "zip": self.zip, "line_type": self.line_type,
+                  "timezone": self.timezone, "region": self.region}
+        return {k: v for k, v in values.items() if v}
+
+
+class CheckRequest(CheckOptions):
+    phone: str = Field(min_length=1, max_length=64, description="E.164 or national format",
+                       examples=["+12025550123"])
+
+
+class BatchRequest(CheckOptions):
+    phones: list[str] = Field(description="Up to the batch limit (10,000 by default)",
+                              examples=[["+12025550123", "(202) 555-0124"]])
+
+
+class BatchResponse(BaseModel):
+    count: int
+    duplicates: int
+    verdicts: list[Verdict] = Field(description="In request order; row is the 1-based index")
+
+
+def _context(svc: Service, options: CheckOptions) -> CheckContext:
+    return Scrubber(svc.settings).context(at=options.at, campaign=options.campaign,
+                                          purpose=options.purpose, call_type=options.call_type)
+
+
+@router.post("/v1/check", response_model=Verdict,
+             responses=responses(401, 403, 413, 422, 429),
+             summary="Check one number right before dialing")
+async def check(body: CheckRequest, svc: ServiceDep, _key: CheckKey) -> Response:
+    """The verdict for one number: same schema as ``dncguard check --json``.
+
+    Fails closed: when the database cannot be read the decision is ``error`` (SOURCE_ERROR).
+    """
+    ctx = _context(svc, body)
+    try:
+        scrubber = await anyio.to_thread.run_sync(svc.provider.get)
+    except SQLAlchemyError as exc:
+        log.warning("check failed closed: database unavailable (%s)", type(exc).__name__)
+        verdict = unavailable_verdict(body.phone, ctx, body.region, type(exc).__name__, utcnow())
+    else:
+        verdict = (await scrubber.ascrub([body.phone], ctx=ctx,
+                                         defaults=body.defaults()))[0]
+        verdict = verdict.model_copy(update={"row": None})
+    svc.metrics.observe([verdict])
+    svc.counter.record([verdict])
+    return Response(verdict.model_dump_json(), media_type="application/json")
+
+
+@router.post("/v1/check/batch", response_model=BatchResponse,
+             responses=responses(401, 403, 413, 422, 429, 503),
+             summary="Check up to 10,000 numbers at once")
+async def check_batch(body: BatchRequest, svc: ServiceDep, _key: CheckKey) -> Response:
+    """Verdicts in request order; a repeated number carries DUPLICATE and its first row.
+
+    Answers 503 (nothing checked) when the database cannot be read.
+    """
+    limit = svc.server.batch_limit
+    if len(body.phones) > limit:
+        raise ApiError(413, f"{len(body.phones):,} numbers in one batch; the limit is {limit:,} "
+                       "(use POST /v1/jobs for files)")
+    bad = [i for i, p in enumerate(body.phones) if len(p) > 64]
+    if bad:
+        raise ApiError(422, "phone numbers are at most 64 characters", fields=[
+            FieldError(field=f"body.phones.{i}", message="at most 64 characters")
+            for i in bad[:20]])
+    ctx = _context(svc, body)
+    scrubber = await anyio.to_thread.run_sync(svc.provider.get)  # 503 when unavailable
+    verdicts = await scrubber.ascrub(body.phones, ctx=ctx, defaults=body.defaults())
+    svc.metrics.observe(verdicts)
+    svc.counter.record(verdicts)
+    dups = sum(1 for v in verdicts if any(r.code == "DUPLICATE" for r in v.reasons))
+    out = BatchResponse.model_construct(count=len(verdicts), duplicates=dups, verdicts=verdicts)
+    return Response(out.model_dump_json(), media_type="application/json")

@@ -1,0 +1,97 @@
+"""``POST /v1/dnc`` and ``DELETE /v1/dnc/{phone}``: internal-list opt-outs.
+
+Changes are in the database, so the next check on every replica sees them (see
+:mod:`dncguard.server.checker`). Both go through :mod:`dncguard.optouts`, which also queues
+CXone write-back when CXone is configured.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...errors import ListError
+from ...lists import ListStore
+from ...optouts import add_optout, remove_optout
+from ...phones import normalise
+from ..deps import DncKey, Service, ServiceDep
+from ..errors import ApiError, FieldError, Instant, responses
+
+router = APIRouter(tags=["dnc"])
+
+
+class OptOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str = Field(min_length=1, max_length=64, examples=["+12025550123"])
+    reason: str | None = Field(default=None, max_length=500, description="Why, for the audit")
+    expires: Instant | None = Field(default=None, description="When the opt-out lapses")
+    list: str = Field(default="internal", min_length=1, max_length=100,
+                      pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+                      description="An internal or litigator list")
+    region: Literal["US", "CA", "GB", "AU"] | None = None
+
+
+class OptOutResult(BaseModel):
+    e164: str
+    list: str
+    listed: bool = Field(description="Whether the number is on the list now")
+    was_listed: bool | None = Field(default=None, alias="wasListed",
+                                    description="DELETE: whether it was listed before")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+def _e164(phone: str, region: str | None, where: str, svc: Service) -> str:
+    n = normalise(phone, region or svc.settings.default_region)
+    if not n.ok or n.e164 is None:
+        raise ApiError(422, f"not a valid number: {n.message}",
+                       fields=[FieldError(field=where, message=n.message or "invalid number")])
+    return n.e164
+
+
+@router.post("/v1/dnc", status_code=201, response_model=OptOutResult,
+             responses=responses(401, 403, 404, 413, 422, 429, 503),
+             summary="Add an opt-out to an internal list")
+def add(body: OptOut, svc: ServiceDep, key: DncKey) -> OptOutResult:
+    e164 = _e164(body.phone, body.region, "body.phone", svc)
+    store = ListStore(svc.settings, svc.engine)
+    try:
+        e164 = add_optout(store, e164, list_name=body.list, reason=body.reason,
+                          expires=body.expires, who=f"api:{key.name}")
+    except ListError as exc:
+        raise ApiError(422, str(exc), fields=[FieldError(field="body.list",
+                                                         message=str(exc))]) from exc
+    return OptOutResult(e164=e164, list=body.list, listed=True)
+
+
+@router.delete("/v1/dnc/{phone}", response_model=OptOutResult,
+               responses=responses(401, 403, 404, 422, 429, 503),
+               summary="Remove a number from an internal list")
+def remove(
+    svc: ServiceDep, key: DncKey,
+    phone: str = Path(min_length=1, max_length=64, description="E.164 (URL-encode the +)"),
+    list_name: str = Query(default="internal", alias="list", min_length=1, max_length=100),
+    region: Literal["US", "CA", "GB", "AU"] | None = Query(default=None),
+    reason: str | None = Query(default=None, max_length=500),
+) -> OptOutResult:
+    e164 = _e164(phone, region, "path.phone", svc)
+    store = ListStore(svc.settings, svc.engine)
+    try:
+        store.get(list_name)
+    except ListError as exc:
+        raise ApiError(404, str(exc)) from exc
+    try:
+        e164, was = remove_optout(store, e164, list_name=list_name, who=f"api:{key.name}",
+                                  why=reason)
+    except ListError as exc:
+        raise ApiError(422, str(exc), fields=[FieldError(field="query.list",
+                                                         message=str(exc))]) from exc
+    return OptOutResult(e164=e164, list=list_name, listed=False, was_listed=was)
+
+
+# TODO(rules): POST /v1/attempts, POST /v1/consents and GET /v1/rules/when?phone=... belong
+# beside these routes once dncguard.rules lands (router in server/routes/rules.py, scopes
+# "check" for reads and "dnc:write" for writes; register it in server/app.py).

@@ -1,0 +1,213 @@
+"""``/v1/jobs``: scrub a file in the background; status, results, summary, cancel."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from ...store import utcnow
+from ..deps import JobsKey, Service, ServiceDep
+from ..errors import ApiError, FieldError, Instant, responses
+from ..jobs import JobInfo
+
+router = APIRouter(tags=["jobs"])
+
+CSV_TYPES = ("text/csv", "application/csv", "text/plain")
+PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet")
+CONTEXT_KEYS = ("state", "zip", "line_type", "timezone", "region")
+
+
+class JobStatus(BaseModel):
+    id: str
+    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    created_at: datetime = Field(alias="createdAt")
+    updated_at: datetime = Field(alias="updatedAt")
+    finished_at: datetime | None = Field(alias="finishedAt")
+    input: str | None
+    format: str
+    rows_done: int = Field(alias="rowsDone")
+    chunks_done: int = Field(alias="chunksDone")
+    chunk_size: int = Field(alias="chunkSize")
+    counts: dict[str, int] = Field(description="Rows committed so far, by decision")
+    error: str | None
+    params: dict[str, Any]
+    links: dict[str, str] = Field(default_factory=dict)
+
+    model_config = {"populate_by_name": True}
+
+
+def _status(job: JobInfo) -> JobStatus:
+    base = f"/v1/jobs/{job.id}"
+    return JobStatus.model_validate({**job.public(), "links": {
+        "self": base, "results": f"{base}/results", "summary": f"{base}/summary"}})
+
+
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The contacts: a CSV file (header row, a phone column), a Parquet file, "
+                       "or a JSON array of numbers or of objects with a `phone` field.",
+        "content": {
+            "text/csv": {"schema": {"type": "string", "format": "binary"}},
+            "application/vnd.apache.parquet": {"schema": {"type": "string",
+                                                          "format": "binary"}},
+            "application/json": {"schema": {"type": "array", "items": {
+                "anyOf": [{"type": "string"},
+                          {"type": "object", "required": ["phone"], "properties": {
+                              "phone": {"type": "string"},
+                              **{k: {"type": ["string", "null"]} for k in CONTEXT_KEYS}}}]}}},
+        },
+    }
+}
+
+
+def _format(content_type: str) -> str:
+    media = content_type.split(";")[0].strip().lower()
+    if media in CSV_TYPES:
+        return "csv"
+    if media in PARQUET_TYPES:
+        return "parquet"
+    if media in ("application/json", ""):
+        return "json"
+    raise ApiError(415, f"unsupported Content-Type {media!r}: send text/csv, "
+                   "application/vnd.apache.parquet or application/json")
+
+
+def _json_to_csv(raw: Any, out: Any) -> int:
+    if not isinstance(raw, list):
+        raise ApiError(422, "the JSON body must be an array of numbers or of objects",
+                       fields=[FieldError(field="body", message="expected an array")])
+    columns = ["phone", *CONTEXT_KEYS]
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for i, item in enumerate(raw):
+        if isinstance(item, str):
+            writer.writerow([item] + [""] * len(CONTEXT_KEYS))
+        elif (isinstance(item, dict) and isinstance(item.get("phone"), str)
+              and all(isinstance(item.get(c, ""), str | None) for c in CONTEXT_KEYS)):
+            writer.writerow([str(item.get(c, "") or "") for c in columns])
+        else:
+            raise ApiError(422, f"item {i} is neither a number nor an object with 'phone'",
+                           fields=[FieldError(field=f"body.{i}", message="expected a string or "
+                                              "an object with a string phone field")])
+    return len(raw)
+
+
+@router.post("/v1/jobs", status_code=202, response_model=JobStatus, response_model_by_alias=True,
+             openapi_extra=_BODY, responses=responses(401, 403, 413, 415, 422, 429, 503),
+             summary="Start a scrub job from an uploaded file")
+async def create_job(
+    request: Request, svc: ServiceDep, key: JobsKey,
+    at: Annotated[Instant | None, Query(description="Dial time (default: now)")] = None,
+    campaign: Annotated[str, Query(min_length=1, max_length=100)] = "default",
+    purpose: Literal["telemarketing", "informational", "collections"] | None = None,
+    call_type: Literal["manual", "autodialed", "prerecorded"] | None = None,
+    phone_column: Annotated[str | None, Query(max_length=200)] = None,
+    state: Annotated[str | None, Query(max_length=10)] = None,
+    zip: Annotated[str | None, Query(max_length=12)] = None,
+    line_type: Literal["mobile", "landline", "voip"] | None = None,
+    timezone: Annotated[str | None, Query(max_length=64)] = None,
+    region: Literal["US", "CA", "GB", "AU"] | None = None,
+) -> JobStatus:
+    """Returns at once with the job id; poll ``GET /v1/jobs/{id}``."""
+    fmt = _format(request.headers.get("content-type", ""))
+    limit = svc.server.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the upload is larger than {limit:,} bytes")
+    job_id = svc.jobs.new_id()
+    folder = svc.jobs.folder(job_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    stored = "csv" if fmt == "json" else fmt
+    target = folder / f"input.{stored}"
+    try:
+        size = 0
+        raw_path = folder / "upload.tmp"
+        with raw_path.open("wb") as fh:
+            async for part in request.stream():
+                size += len(part)
+                if size > limit:
+                    raise ApiError(413, f"the upload is larger than {limit:,} bytes")
+                fh.write(part)
+        if size == 0:
+            raise ApiError(422, "the upload is empty",
+                           fields=[FieldError(field="body", message="empty")])
+        if fmt == "json":
+            try:
+                data = json.loads(raw_path.read_bytes())
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ApiError(422, f"the body is not valid JSON: {exc}",
+                               fields=[FieldError(field="body", message="invalid JSON")]) from exc
+            with target.open("w", encoding="utf-8", newline="") as out:
+                _json_to_csv(data, out)
+            raw_path.unlink()
+        else:
+            raw_path.replace(target)
+        defaults = {"state": state, "zip": zip, "line_type": line_type, "timezone": timezone,
+                    "region": region}
+        params = {"at": (at or utcnow()).isoformat(), "campaign": campaign, "purpose": purpose,
+                  "call_type": call_type, "phone_column": phone_column,
+                  "defaults": {k: v for k, v in defaults.items() if v}}
+        job = svc.jobs.create(job_id, input_name=request.headers.get("x-filename"),
+                              input_format=stored, params=params, who=f"api:{key.name}")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if svc.runner is not None:
+        svc.runner.wake()
+    return _status(job)
+
+
+def _job(svc: Service, job_id: str) -> JobInfo:
+    try:
+        return svc.jobs.get(job_id)
+    except LookupError:
+        raise ApiError(404, f"no job {job_id!r}") from None
+
+
+_R = responses(401, 403, 404, 429, 503)
+
+
+@router.get("/v1/jobs/{job_id}", response_model=JobStatus, response_model_by_alias=True,
+            responses=_R, summary="A job's state, rows done and counts so far")
+def get_job(job_id: str, svc: ServiceDep, _key: JobsKey) -> JobStatus:
+    return _status(_job(svc, job_id))
+
+
+@router.get("/v1/jobs/{job_id}/results", response_class=FileResponse,
+            responses={**responses(401, 403, 404, 409, 429, 503),
+                       200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                             "description": "Every input row, in order, with its verdict"}},
+            summary="The verdict file (CSV), once the job is done")
+def job_results(job_id: str, svc: ServiceDep, _key: JobsKey) -> FileResponse:
+    job = _job(svc, job_id)
+    path = svc.jobs.results_path(job.id)
+    if job.state != "done" or not path.is_file():
+        raise ApiError(409, f"job {job.id} is {job.state}; results are ready when it is done")
+    return FileResponse(path, media_type="text/csv", filename=f"dncguard-{job.id}.csv")
+
+
+@router.get("/v1/jobs/{job_id}/summary", responses=_R,
+            summary="Counts by decision, reason, list and state (partial while running)")
+def job_summary(job_id: str, svc: ServiceDep, _key: JobsKey) -> dict[str, Any]:
+    return svc.jobs.summary(_job(svc, job_id))
+
+
+@router.delete("/v1/jobs/{job_id}", response_model=JobStatus, response_model_by_alias=True,
+               responses=_R, summary="Cancel a job (takes effect at the next chunk)")
+def cancel_job(job_id: str, svc: ServiceDep, _key: JobsKey) -> JobStatus:
+    _job(svc, job_id)
+    return _status(svc.jobs.cancel(job_id))
+
+
+@router.post("/v1/jobs/{job_id}/cancel", response_model=JobStatus, response_model_by_alias=True,
+             responses=_R, summary="Cancel a job (same as DELETE)")
+def cancel_job_post(job_id: str, svc: ServiceDep, _key: JobsKey) -> JobStatus:
+    return cancel_job(job_id, svc, _key)

@@ -1,0 +1,100 @@
+"""``/healthz``, ``/readyz``, ``/metrics`` and ``/v1/metrics/summary``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..deps import AdminKey, ServiceDep, require
+from ..errors import ApiError, Instant, responses
+from ..metrics import default_range
+from .lists import list_statuses
+
+router = APIRouter(tags=["operations"])
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+    reasons: list[str] = Field(default_factory=list)
+
+
+@router.get("/healthz", response_model=Health, summary="The process is up")
+def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health}},
+            summary="Ready to serve: database reachable, dated lists fresh")
+def readyz(svc: ServiceDep) -> Any:
+    reasons = []
+    try:
+        with svc.engine.connect() as conn:
+            conn.execute(text("select 1"))
+        if svc.server.ready_requires_fresh:
+            for s in list_statuses(svc):
+                if not s.fresh:
+                    reasons.append(f"list {s.name} is stale: snapshot {s.snapshot_date or 'none'}"
+                                   f", older than {s.max_age_days} days")
+    except SQLAlchemyError as exc:
+        reasons.append(f"database unreachable: {type(exc).__name__}")
+    if reasons:
+        return JSONResponse(Health(status="unavailable", reasons=reasons).model_dump(),
+                            status_code=503)
+    return Health(status="ok")
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request, svc: ServiceDep) -> Response:
+    if not svc.server.metrics_public:
+        await anyio.to_thread.run_sync(
+            lambda: require("admin")(request, svc, _credentials(request)))
+    body = await anyio.to_thread.run_sync(generate_latest, svc.metrics.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _credentials(request: Request) -> Any:
+    from fastapi.security import HTTPAuthorizationCredentials
+
+    value = request.headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    return HTTPAuthorizationCredentials(scheme=scheme, credentials=token) if token else None
+
+
+class SummaryResponse(BaseModel):
+    from_: datetime = Field(alias="from")
+    to: datetime
+    verdicts: int
+    by_decision: dict[str, int] = Field(alias="byDecision")
+    suppression_rate: float | None = Field(alias="suppressionRate",
+                                           description="block + defer + error over verdicts")
+    by_reason: dict[str, dict[str, int]] = Field(alias="byReason",
+                                                 description="code -> decision -> verdicts")
+    by_source: dict[str, dict[str, int]] = Field(alias="bySource",
+                                                 description="list or source -> decision -> n")
+    by_state: dict[str, dict[str, int]] = Field(alias="byState")
+
+    model_config = {"populate_by_name": True}
+
+
+@router.get("/v1/metrics/summary", response_model=SummaryResponse, response_model_by_alias=True,
+            responses=responses(401, 403, 422, 429, 503),
+            summary="Verdicts served by reason, source and state over a time range")
+def metrics_summary(
+    svc: ServiceDep, _key: AdminKey,
+    start: Annotated[Instant | None, Query(alias="from",
+                                                 description="Default: 24 hours ago")] = None,
+    end: Annotated[Instant | None, Query(alias="to", description="Default: now")] = None,
+) -> SummaryResponse:
+    """Counted per UTC hour: the range is widened to whole hours."""
+    first, last = default_range(start, end)
+    if first > last:
+        raise ApiError(422, "'from' is after 'to'")
+    return SummaryResponse.model_validate(svc.counter.summary(first, last))

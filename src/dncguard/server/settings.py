@@ -1,0 +1,50 @@
+"""Settings of the HTTP service: ``DNCGUARD_SERVER_*`` variables and the ``[server]`` TOML table."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from ..config import SectionSettings, Settings, load_section
+
+
+class ServerSettings(SectionSettings):
+    """How ``dncguard serve`` listens, limits and runs jobs."""
+
+    model_config = SettingsConfigDict(env_prefix="DNCGUARD_SERVER_", extra="ignore")
+    toml_table: ClassVar[str | None] = "server"
+
+    host: str = Field(default="127.0.0.1", description="Interface to listen on")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port")
+    workers: int = Field(default=1, ge=1, description="uvicorn worker processes")
+    no_auth: bool = Field(default=False, description="Serve without API keys (development only)")
+    batch_limit: int = Field(default=10_000, ge=1, description="Numbers per /v1/check/batch")
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024,
+                                description="Largest JSON request body")
+    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1024,
+                                  description="Largest job upload")
+    rate_per_second: float = Field(default=200.0, gt=0, description="Requests/s per API key")
+    rate_burst: int = Field(default=400, ge=1, description="Bucket size per API key")
+    key_cache_seconds: float = Field(default=2.0, ge=0,
+                                     description="How long a verified key is trusted unchecked")
+    cache_checks: bool = Field(default=True, description="Reuse list indexes while the "
+                               "database's list version is unchanged (checked per request)")
+    list_max_age_days: int = Field(default=31, ge=1, description="National and state lists "
+                                   "older than this are stale (FTC: 31 days)")
+    ready_requires_fresh: bool = Field(default=True, description="/readyz fails on stale lists")
+    metrics_public: bool = Field(default=True, description="/metrics needs no key")
+    metrics_flush_seconds: float = Field(default=5.0, gt=0,
+                                         description="Decision counts flushed this often")
+    job_poll_seconds: float = Field(default=1.0, gt=0, description="Job queue poll interval")
+    job_lease_seconds: float = Field(default=30.0, gt=0,
+                                     description="A job whose runner is silent this long is "
+                                     "taken over by another replica")
+    job_chunk_delay: float = Field(default=0.0, ge=0,
+                                   description="Testing only: sleep after each job chunk")
+
+
+def load_server_settings(settings: Settings, **overrides: object) -> ServerSettings:
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return load_section(ServerSettings, settings, **clean)

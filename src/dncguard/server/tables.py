@@ -1,0 +1,67 @@
+"""The service's tables, on :data:`dncguard.store.metadata` (created with ``create_all``).
+
+Alembic migrations are not written yet: the tables are created when the service starts.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from ..store import metadata
+
+api_keys_table = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),  # public part of the key, used for lookup
+    Column("name", String(200), nullable=False),
+    Column("key_hash", String(64), nullable=False),  # SHA-256 hex of the whole key
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200)),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+server_jobs_table = Table(
+    "server_jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("state", String(20), nullable=False),  # queued running done failed cancelled
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("created_by", String(200)),
+    Column("input_name", Text),
+    Column("input_format", String(10), nullable=False),  # csv parquet
+    Column("params", JSON, nullable=False),  # dial time, campaign, defaults, phone column
+    Column("chunk_size", Integer, nullable=False),
+    Column("chunks_done", Integer, nullable=False, default=0),
+    Column("rows_done", Integer, nullable=False, default=0),
+    Column("counts", JSON, nullable=False),  # by decision, rows committed so far
+    Column("error", Text),
+    Column("lease_owner", String(64)),
+    Column("lease_until", DateTime(timezone=True)),
+    Index("ix_server_jobs_state", "state"),
+)
+
+#: Verdicts served, counted per UTC hour: kind is decision, reason, source or state.
+decision_counts_table = Table(
+    "decision_counts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("hour", DateTime(timezone=True), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("n", Integer, nullable=False),
+    UniqueConstraint("hour", "kind", "key", "decision", name="uq_decision_counts"),
+)

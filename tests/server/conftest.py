@@ -1,0 +1,135 @@
+"""Real uvicorn servers on loopback for the service tests (subprocesses, stopped by the test)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dncguard.config import load_settings
+from dncguard.server.keys import KeyStore
+from dncguard.store import get_engine, metadata
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """One ``dncguard serve`` process."""
+
+    env: dict[str, str]
+    log_path: Path
+    args: list[str] = field(default_factory=list)
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: bool = True) -> Server:
+        _STARTED.append(self)
+        self.port = free_port()
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dncguard.server", "serve", "--port", str(self.port),
+             *self.args], env=self.env, stdout=log, stderr=log)
+        log.close()
+        if wait:
+            self.wait_up()
+        return self
+
+    def wait_up(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"server did not come up:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text("utf-8", errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+_STARTED: list[Server] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _kill_leftover_servers() -> Iterator[None]:
+    """Whatever happens to a test, no server process outlives the session."""
+    yield
+    for server in _STARTED:
+        server.kill()
+
+
+def server_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DNCGUARD_")
+           or k in ("DNCGUARD_REQUIRE_POSTGRES", "DNCGUARD_TEST_DATABASE_URL")}
+    # The calling-hours and registry rules judge "now", which these tests do not control:
+    # they test the service, with list checks only (the rules have their own tests).
+    env.update({"DNCGUARD_HOME": str(home), "DNCGUARD_SERVER_KEY_CACHE_SECONDS": "0",
+                "DNCGUARD_SERVER_JOB_POLL_SECONDS": "0.2", "DNCGUARD_RULES_ENABLED": "false",
+                **extra})
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def make_key(home: Path, *scopes: str, database_url: str | None = None) -> str:
+    settings = load_settings(home=home, **({"database_url": database_url} if database_url
+                                           else {}))
+    engine = get_engine(settings)
+    metadata.create_all(engine)
+    return KeyStore(engine).create("test-" + "-".join(scopes), list(scopes))[1]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start servers for one test; every one is stopped at the end."""
+    started: list[Server] = []
+
+    def start(env: dict[str, str], *args: str, wait: bool = True, name: str = "server") -> Server:
+        server = Server(env, tmp_path / f"{name}-{len(started)}.log", list(args))
+        started.append(server)
+        return server.start(wait)
+
+    yield start
+    for server in started:
+        server.kill()

@@ -1,0 +1,91 @@
+"""Starting the service: keys required unless --no-auth; per-key rate limits; the keys CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from dncguard.config import load_settings
+from dncguard.server.app import create_app
+from dncguard.server.deps import TokenBuckets
+from dncguard.server.keys import KeyStore, hash_key
+from dncguard.store import get_engine
+
+from .conftest import Server, make_key, server_env
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dncguard.server", *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_refuses_to_start_without_a_key(tmp_path: Path) -> None:
+    done = run_cli(server_env(tmp_path / "home"), "serve", "--port", "0")
+    assert done.returncode == 2
+    assert "no API key exists" in done.stderr
+
+
+def test_create_app_refuses_without_a_key(tmp_path: Path) -> None:
+    import pytest
+
+    from dncguard.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no API key"):
+        create_app(load_settings(home=tmp_path / "home"))
+
+
+def test_no_auth_serves_and_says_so_loudly(start_server: Callable[..., Server],
+                                           tmp_path: Path) -> None:
+    server = start_server(server_env(tmp_path / "home"), "--no-auth")
+    with server.client() as c:
+        assert c.post("/v1/check", json={"phone": "+12025550123"}).json()["decision"] == "allow"
+    assert "AUTHENTICATION IS OFF" in server.log()
+
+
+def test_rate_limit_per_key(start_server: Callable[..., Server], tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    a, b = make_key(home, "check"), make_key(home, "check")
+    server = start_server(server_env(home, DNCGUARD_SERVER_RATE_PER_SECOND="0.01",
+                                     DNCGUARD_SERVER_RATE_BURST="3"))
+    with server.client(a) as c:
+        codes = [c.post("/v1/check", json={"phone": "+12025550123"}).status_code
+                 for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        limited = c.post("/v1/check", json={"phone": "+12025550123"})
+        assert limited.json()["error"]["code"] == "rate_limited"
+        assert int(limited.headers["retry-after"]) >= 1
+    with server.client(b) as c:  # another key has its own bucket
+        assert c.post("/v1/check", json={"phone": "+12025550123"}).status_code == 200
+
+
+def test_token_bucket_refills() -> None:
+    buckets = TokenBuckets(rate=0.001, burst=2)
+    assert buckets.take("k") == 0 and buckets.take("k") == 0
+    assert buckets.take("k") > 100  # seconds until the next token
+    assert buckets.take("other") == 0
+
+
+def test_keys_cli_create_list_revoke(tmp_path: Path) -> None:
+    env = server_env(tmp_path / "home")
+    created = run_cli(env, "keys", "create", "--name", "dialer", "--scope", "check",
+                      "--scope", "jobs")
+    assert created.returncode == 0, created.stderr
+    text = created.stdout.strip()
+    assert text.startswith("dgk_") and "shown once" in created.stderr
+    store = KeyStore(get_engine(load_settings(home=tmp_path / "home")), cache_seconds=0)
+    [key] = store.all()
+    assert key.scopes == ("check", "jobs") and key.name == "dialer"
+    assert store.verify(text) == key and store.verify(text + "x") is None
+    listed = run_cli(env, "keys", "list", "--json")
+    assert key.id in listed.stdout and text not in listed.stdout
+    assert hash_key(text) not in listed.stdout
+    assert run_cli(env, "keys", "revoke", key.id).returncode == 0
+    assert store.verify(text) is None
+    import pytest
+
+    from dncguard.server.keys import ApiKeyError
+
+    with pytest.raises(ApiKeyError, match="scopes must be among"):
+        store.create("x", ["root"])
