@@ -179,6 +179,7 @@ def load_settings(**overrides: Any) -> Settings:
 
 #: Subsystem settings shown by ``dncguard config show``: section name -> "module:Class".
 SECTION_CLASSES: dict[str, str] = {
+    "audit": "dncguard.audit.settings:AuditSettings",
     "cxone": "dncguard.cxone.settings:CxoneSettings",
     "http_batch": "dncguard.remote.http_batch:HttpBatchSettings",
     "rules": "dncguard.rules.settings:RulesSettings",

@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Engine, delete, func, insert, select, update
 
-from . import listfiles
+from . import audit, listfiles
 from .config import Settings
 from .errors import ListError
 from .models import Decision, Reason, ReasonCode
@@ -240,10 +240,15 @@ class ListStore:
             conn.execute(insert(list_versions_table).values(
                 list_name=name, file=file_name, snapshot_date=snap, count=int(values.size),
                 changes=changes, source_file=path.name, created_at=now, created_by=who))
+            detail = {"file": path.name, "count": int(values.size), "added": added,
+                      "deleted": deleted, "rejected": report.rejected}
             conn.execute(insert(list_events_table).values(
                 at=now, list_name=name, action="changes" if changes else "import", who=who,
-                detail={"file": path.name, "count": int(values.size), "added": added,
-                        "deleted": deleted, "rejected": report.rejected}))
+                detail=detail))
+            audit.record_list_change(
+                self.settings, "changes" if changes else "import", name, who=who,
+                detail={**detail, "kind": kind, "jurisdiction": jurisdiction,
+                        "snapshot_date": snap}, conn=conn)
         self._prune_versions(name)
         return ImportResult(self.get(name), report, added=added, deleted=deleted)
 
@@ -282,6 +287,8 @@ class ListStore:
             conn.execute(insert(list_events_table).values(
                 at=utcnow(), list_name=name, action="rm", who=who,
                 detail={"count": info.count}))
+            audit.record_list_change(self.settings, "rm", name, who=who,
+                                     detail={"count": info.count, "kind": info.kind}, conn=conn)
         folder = self.folder(name)
         if folder.is_dir():
             for f in folder.iterdir():
@@ -315,6 +322,9 @@ class ListStore:
                 at=now, list_name=list_name, action="add", who=who, why=reason,
                 detail={"number": mask(e164),
                         "expires": expires.isoformat() if expires else None}))
+            audit.record_list_change(
+                self.settings, "add", list_name, who=who, why=reason, number=e164,
+                detail={"expires": expires.isoformat() if expires else None}, conn=conn)
         return e164
 
     def remove_number(self, phone: str, *, list_name: str = "internal", who: str | None = None,
@@ -341,6 +351,9 @@ class ListStore:
             conn.execute(insert(list_events_table).values(
                 at=now, list_name=list_name, action="remove", who=who, why=why,
                 detail={"number": mask(e164), "was_listed": bool(gone or in_file)}))
+            audit.record_list_change(self.settings, "remove", list_name, who=who, why=why,
+                                     number=e164, detail={"was_listed": bool(gone or in_file)},
+                                     conn=conn)
         return e164, bool(gone or in_file)
 
     def _e164(self, phone: str, region: str | None) -> str:

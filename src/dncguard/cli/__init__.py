@@ -11,6 +11,7 @@ import sys
 import typer
 
 from ..errors import DncGuardError
+from .audit import audit_app, report
 from .common import err_console
 from .cxone import app as cxone_app
 from .lists import dnc_app, lists_app
@@ -33,6 +34,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(lists_app, name="lists")
 app.add_typer(dnc_app, name="dnc")
 app.add_typer(config_app, name="config")
+app.add_typer(audit_app, name="audit")
+app.command("report")(report)
 app.add_typer(cxone_app, name="cxone", help="NICE CXone DNC groups: sync, search, write-back.")
 app.add_typer(rules_app, name="rules")
 app.add_typer(consent_app, name="consent")

@@ -154,7 +154,8 @@ def push_cmd(
 
     async def go() -> Any:
         async with _client(s) as client:
-            return await push(client, box, target, batch_size=cx.write_batch_size)
+            return await push(client, box, target, batch_size=cx.write_batch_size,
+                              settings=s)
 
     report = _run(go())
     console.print(f"group {target}: {report.delivered} delivered of {report.sent} sent; "

@@ -13,13 +13,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .. import audit
 from ..config import load_settings
 from ..demo import build_demo
 from ..lists import ListStore
 from ..models import Verdict
 from ..pipeline import Scrubber, count_rows, summary_path
 from ..summary import ScrubSummary
-from .common import console, err_console, parse_instant, settings
+from .common import console, err_console, parse_instant, settings, who
 
 config_app = typer.Typer(help="Show the effective settings.", no_args_is_help=True)
 
@@ -76,8 +77,11 @@ def scrub(
         summary = scrubber.scrub_file(
             input_path, output, phone_column=phone_column, at=dial_time, campaign=campaign,
             purpose=purpose, call_type=call_type, raw=raw, defaults=flags)
+    job_id = audit.new_job_id()
+    audit.record_job(cfg, job_id, output, summary, who=who())
     if not quiet:
         print_summary(summary, output)
+        console.print(f"audit job id: {job_id} (dncguard report {job_id} -o report.html)")
     if summary.by_decision.get("error", 0):
         raise typer.Exit(3)
 
@@ -124,9 +128,11 @@ def check(
                                        help="Frequency-cap subject, e.g. a debt id"),
 ) -> None:
     """Check one number and print its verdict."""
-    verdict = Scrubber(settings()).check(
+    cfg = settings()
+    verdict = Scrubber(cfg).check(
         phone, at=parse_instant(at), campaign=campaign, purpose=purpose, call_type=call_type,
         **_context_flags(state, zip_code, line_type, region, timezone, subject))
+    audit.record_check(cfg, verdict, who=who(), campaign=campaign)
     if as_json:
         console.print_json(verdict.model_dump_json())
     else:
@@ -163,6 +169,8 @@ def demo(
     files = build_demo(ListStore(cfg), folder / "data", today)
     output = folder / "verdicts.csv"
     summary = Scrubber(cfg).scrub_file(files.contacts, output)
+    job_id = audit.new_job_id()
+    audit.record_job(cfg, job_id, output, summary, who="demo")
     shown = Table("row", "phone", "decision", "reasons", title="demo verdicts")
     with output.open(encoding="utf-8") as fh:
         for n, row in enumerate(csv.DictReader(fh), 1):
@@ -170,7 +178,8 @@ def demo(
             shown.add_row(str(n), row["phone"], f"[{_COLOURS[d]}]{d}[/]", row["reason_codes"])
     console.print(shown)
     print_summary(summary, output)
-    console.print(f"\ndemo home: {folder}\ntry: DNCGUARD_HOME={folder} dncguard lists ls")
+    console.print(f"\ndemo home: {folder}\ntry: DNCGUARD_HOME={folder} dncguard lists ls\n"
+                  f"     DNCGUARD_HOME={folder} dncguard report {job_id} -o report.html")
 
 
 @config_app.command("show")

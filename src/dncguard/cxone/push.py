@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from .. import audit
 from ..config import Settings
 from ..errors import ConfigError, SourceError
 from ..outbox import DEAD, Outbox, OutboxItem
@@ -74,8 +75,11 @@ def _permanent(error: str) -> bool:
 
 
 async def push(client: CxoneClient, outbox: Outbox, group_id: str, *, batch_size: int = 100,
-               max_batches: int | None = None) -> PushReport:
-    """Send due items for ``group_id`` (and items without a group) until none is due."""
+               max_batches: int | None = None, settings: Settings | None = None) -> PushReport:
+    """Send due items for ``group_id`` (and items without a group) until none is due.
+
+    With ``settings``, a push that sent anything appends one audit record with its counts.
+    """
     report = PushReport(group_id)
     batches = 0
     while max_batches is None or batches < max_batches:
@@ -91,6 +95,11 @@ async def push(client: CxoneClient, outbox: Outbox, group_id: str, *, batch_size
     stats = outbox.stats(TOPIC)
     report.pending_after = stats["pending"]
     report.dead_total = stats[DEAD]
+    if settings is not None and report.sent:
+        audit.record_list_change(
+            settings, "push", f"cxone:{group_id}", who="cxone",
+            detail={"sent": report.sent, "delivered": report.delivered,
+                    "retrying": len(report.retrying), "dead": len(report.dead)})
     return report
 
 
@@ -149,4 +158,4 @@ async def push_pending(settings: Settings, group_id: str | None = None) -> PushR
         raise ConfigError("no CXone push group: give one or set DNCGUARD_CXONE_PUSH_GROUP")
     async with CxoneClient(cx) as client:
         return await push(client, Outbox(get_engine(settings)), target,
-                          batch_size=cx.write_batch_size)
+                          batch_size=cx.write_batch_size, settings=settings)

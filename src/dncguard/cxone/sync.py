@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 
+from .. import audit
 from ..config import Settings
 from ..errors import SourceError
 from ..lists import ListInfo, ListStore
@@ -319,3 +320,5 @@ class CxoneSync:
             if event is not None:
                 conn.execute(insert(list_events_table).values(
                     at=now, list_name=name, action="sync", who="cxone", detail=event))
+                audit.record_list_change(self.settings, "sync", name, who="cxone",
+                                         detail={**event, "count": count}, conn=conn)

@@ -27,6 +27,7 @@ from sqlalchemy import (
     select,
 )
 
+from .. import audit
 from ..config import Settings
 from ..errors import InputError
 from ..phones import mask, normalise
@@ -180,6 +181,12 @@ class ConsentStore:
         conn.execute(insert(consent_table).values(
             e164=e164, type=rec.type, granted=rec.granted, expires=rec.expires,
             revoked=rec.revoked, source=source, created_at=utcnow()))
+        audit.record_list_change(
+            self.settings, "consent", "consents", number=e164, conn=conn,
+            detail={"type": rec.type, "granted": rec.granted.isoformat(),
+                    "expires": rec.expires.isoformat() if rec.expires else None,
+                    "revoked": rec.revoked.isoformat() if rec.revoked else None,
+                    "source": source})
         log.info("consent %s for %s", rec.type, mask(e164))
         return True
 
@@ -261,6 +268,10 @@ class AttemptStore:
         conn.execute(insert(attempts_table).values(
             e164=e164, at=att.at, campaign=att.campaign, purpose=att.purpose,
             subject=att.subject, outcome=att.outcome, created_at=utcnow()))
+        audit.record_list_change(
+            self.settings, "attempt", "attempts", number=e164, conn=conn,
+            detail={"at": att.at.isoformat(), "campaign": att.campaign, "purpose": att.purpose,
+                    "subject": att.subject, "outcome": att.outcome})
         return True
 
     def import_csv(self, path: Path) -> ImportReport:

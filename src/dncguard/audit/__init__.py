@@ -1,0 +1,137 @@
+"""The audit trail: tamper-evident records of checks, scrub jobs and list changes.
+
+Entry points used by the rest of dncguard (each takes the core :class:`~dncguard.Settings`)::
+
+    from dncguard import audit
+
+    audit.record_check(settings, verdict, who="cli:alice")
+    audit.record_job(settings, job_id, output_path, summary, who="cli:alice")
+    audit.record_list_change(settings, "add", "internal", who="cli:alice", number="+1202...")
+
+Raw numbers are never stored: a number appears as its HMAC-SHA256 under the audit key plus a
+masked form (``+1202555****``). See ``docs/audit.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection
+
+from ..config import Settings
+from ..models import Verdict
+from ..phones import mask
+from ..store import get_engine
+from ..summary import ScrubSummary
+from .export import (
+    EXPORT_TOPIC,
+    ExportWorker,
+    enqueue_export,
+    export_file,
+    export_payload,
+    outbox_metrics,
+)
+from .jobs import AuditError, new_job_id, prove, verify_proof
+from .jobs import record_job as _record_job
+from .log import GENESIS, AuditLog, AuditRecord, VerifyResult
+from .settings import AuditSettings, load_audit_settings
+
+#: Actions recorded for list changes.
+LIST_ACTIONS = ("import", "changes", "rm", "add", "remove", "sync", "push", "consent", "attempt")
+
+_logs: dict[tuple[str, str, str], AuditLog] = {}
+
+
+def audit_log(settings: Settings, conn: Connection | None = None) -> AuditLog:
+    """The :class:`AuditLog` of these settings (cached per home and database).
+
+    ``conn``: an open transaction the first use may create the tables in.
+    """
+    key = (str(settings.home), settings.db_url, str(settings.config_file))
+    log = _logs.get(key)
+    if log is None or log.engine is not get_engine(settings):
+        log = AuditLog(settings, conn=conn)
+        _logs[key] = log
+    return log
+
+
+def _check_fields(log: AuditLog, verdict: Verdict, who: str | None,
+                  extra: dict[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "dial_time": verdict.dial_time.isoformat(),
+        "checked_at": verdict.checked_at.isoformat(),
+        "region": verdict.region, "state": verdict.state,
+        "next_allowed_at": verdict.next_allowed_at.isoformat() if verdict.next_allowed_at
+        else None,
+        "lists": sorted({r.list for r in verdict.reasons if r.list}),
+        "sources": sorted({r.source for r in verdict.reasons if r.source}),
+        "rules": sorted({r.rule for r in verdict.reasons if r.rule}),
+        **extra,
+    }
+    if verdict.e164 is None and verdict.input.strip():
+        data["input_hmac"] = log.number_hmac(verdict.input.strip())
+    subject = mask(verdict.e164) if verdict.e164 else None
+    return log.fields("check", "check", who=who, subject=subject, number=verdict.e164,
+                      decision=verdict.decision.value, reason_codes=verdict.reason_codes,
+                      versions=verdict.versions.model_dump(mode="json"), data=data)
+
+
+def record_check(settings: Settings, verdict: Verdict, *, who: str | None = None,
+                 conn: Connection | None = None, **extra: Any) -> AuditRecord:
+    """Record one real-time check (``extra`` goes into the record's data, e.g. campaign)."""
+    log = audit_log(settings, conn)
+    return log.append_many([_check_fields(log, verdict, who, extra)], conn=conn)[0]
+
+
+def record_checks(settings: Settings, verdicts: list[Verdict], *, who: str | None = None,
+                  conn: Connection | None = None, **extra: Any) -> list[AuditRecord]:
+    """Record a batch of checks (one record each) in one transaction under one lock."""
+    log = audit_log(settings, conn)
+    return log.append_many([_check_fields(log, v, who, extra) for v in verdicts], conn=conn)
+
+
+def record_job(settings: Settings, job_id: str, output_path: Path, summary: ScrubSummary, *,
+               who: str | None = None, conn: Connection | None = None) -> AuditRecord:
+    """Record a finished scrub job (Merkle root, retained results) and queue its export."""
+    return _record_job(audit_log(settings, conn), job_id, output_path, summary, who=who, conn=conn)
+
+
+def record_list_change(settings: Settings, action: str, list_name: str, *,
+                       who: str | None = None, why: str | None = None,
+                       number: str | None = None, detail: dict[str, Any] | None = None,
+                       conn: Connection | None = None) -> AuditRecord:
+    """Record a list change: ``action`` is one of :data:`LIST_ACTIONS` (others are accepted).
+
+    ``number`` (E.164) is stored as HMAC plus mask; ``detail`` must not hold raw numbers.
+    Pass ``conn`` to append in the same transaction as the change itself.
+    """
+    data: dict[str, Any] = {"why": why, **(detail or {})}
+    return audit_log(settings, conn).append("list", action, who=who, subject=list_name,
+                                      number=number, data=data, conn=conn)
+
+
+__all__ = [
+    "EXPORT_TOPIC",
+    "GENESIS",
+    "LIST_ACTIONS",
+    "AuditError",
+    "AuditLog",
+    "AuditRecord",
+    "AuditSettings",
+    "ExportWorker",
+    "VerifyResult",
+    "audit_log",
+    "enqueue_export",
+    "export_file",
+    "export_payload",
+    "load_audit_settings",
+    "new_job_id",
+    "outbox_metrics",
+    "prove",
+    "record_check",
+    "record_checks",
+    "record_job",
+    "record_list_change",
+    "verify_proof",
+]

@@ -1,0 +1,219 @@
+"""Exports: each job's summary to an HTTP endpoint through the durable outbox, and records
+to NDJSON or CSV files.
+
+Delivery uses :class:`dncguard.outbox.Outbox` (topic ``audit.export``): the item is enqueued
+in the same transaction as the job's audit record, so a summary is never lost and never sent
+for a job that was not recorded. A worker POSTs each due item with an ``Idempotency-Key``
+header (also in the body as ``idempotencyKey``); a 2xx acknowledges it, anything else (or no
+answer) schedules a retry with exponential backoff, forever, until a 2xx. A worker that dies
+mid-delivery leaves its item leased; when the lease ends another worker sends it again, and the
+receiver drops the duplicate by its key.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+from sqlalchemy import Connection
+
+from ..outbox import DEAD, DELIVERED, PENDING, Outbox
+from ..store import utcnow
+from .log import AuditLog, AuditRecord
+
+EXPORT_TOPIC = "audit.export"
+SUPPRESSED_DECISIONS = ("block", "defer", "error")
+
+
+def outbox_for(log: AuditLog, clock: Callable[[], datetime] | None = None) -> Outbox:
+    return Outbox(log.engine, clock=clock or log.clock, base_delay=log.audit.export_base_delay,
+                  max_delay=log.audit.export_max_delay)
+
+
+def export_payload(rec: AuditRecord) -> dict[str, Any]:
+    """The JSON body sent for a job record."""
+    s = rec.data.get("summary", {})
+    by_decision: dict[str, int] = s.get("byDecision", {})
+    key = f"job:{rec.subject}"
+    return {
+        "type": "dncguard.scrub.summary",
+        "idempotencyKey": key,
+        "jobId": rec.subject,
+        "timestamp": s.get("finished_at") or rec.at.isoformat(),
+        "totalContacts": s.get("totalRows", 0),
+        "suppressed": sum(int(by_decision.get(d, 0)) for d in SUPPRESSED_DECISIONS),
+        "allowed": int(by_decision.get("allow", 0)),
+        "invalid": int(by_decision.get("invalid", 0)),
+        "suppressionRate": s.get("suppressionRate"),
+        "falsePositiveRate": None,
+        "throughputPerSec": s.get("rowsPerSecond"),
+        "uniqueValid": s.get("uniqueValid", 0),
+        "duplicates": s.get("duplicates", 0),
+        "byDecision": by_decision,
+        "byReason": s.get("byReason", {}),
+        "byList": s.get("byList", {}),
+        "byState": s.get("byState", {}),
+        "dataVersions": rec.versions,
+        "campaign": s.get("campaign"),
+        "dialTime": s.get("dial_time"),
+        "startedAt": s.get("started_at"),
+        "merkleRoot": rec.data.get("merkle", {}).get("root"),
+        "audit": {"seq": rec.seq, "hash": rec.hash, "who": rec.who},
+    }
+
+
+def enqueue_export(log: AuditLog, rec: AuditRecord, conn: Connection | None = None) -> bool:
+    """Queue a job record's summary for the export endpoint (once per job id)."""
+    payload = export_payload(rec)
+    return outbox_for(log).enqueue(EXPORT_TOPIC, payload["idempotencyKey"], payload, conn=conn)
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+
+    def __add__(self, other: DeliveryReport) -> DeliveryReport:
+        return DeliveryReport(self.sent + other.sent, self.failed + other.failed,
+                              self.dead + other.dead)
+
+
+class ExportWorker:
+    """Delivers due export items to ``url``; call :meth:`run_once` or :meth:`run`."""
+
+    def __init__(self, log: AuditLog, *, url: str | None = None,
+                 client: httpx.Client | None = None, outbox: Outbox | None = None,
+                 lease: float = 120.0, batch: int = 50) -> None:
+        target = url or log.audit.export_url
+        if not target:
+            from ..errors import ConfigError
+
+            raise ConfigError("no export URL: set DNCGUARD_AUDIT_EXPORT_URL or [audit] "
+                              "export_url")
+        self.url = target
+        self.log = log
+        self.outbox = outbox or outbox_for(log)
+        self.lease = lease
+        self.batch = batch
+        headers = {"User-Agent": "dncguard-audit-export"}
+        token = log.audit.export_token
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token.get_secret_value()}"
+        self.client = client or httpx.Client(timeout=log.audit.export_timeout, headers=headers)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def run_once(self) -> DeliveryReport:
+        """Send every item due now once; returns what happened."""
+        report = DeliveryReport()
+        items = self.outbox.claim(EXPORT_TOPIC, self.batch, lease=self.lease)
+        for item in items:
+            try:
+                resp = self.client.post(self.url, json=item.payload,
+                                        headers={"Idempotency-Key": item.key})
+                ok = 200 <= resp.status_code < 300
+                error = f"HTTP {resp.status_code}: {resp.text[:200]}"
+            except httpx.HTTPError as exc:
+                ok, error = False, f"{type(exc).__name__}: {exc}"
+            if ok:
+                self.outbox.ack([item.id])
+                report.sent += 1
+            else:
+                status = self.outbox.fail(item.id, error)
+                report.failed += 1
+                report.dead += status == DEAD
+        return report
+
+    def run(self, *, until_idle: bool = True, max_rounds: int | None = None,
+            sleep: Callable[[float], None] | None = None, idle_wait: float = 5.0
+            ) -> DeliveryReport:
+        """Deliver in rounds; stop when nothing is due (``until_idle``) or after
+        ``max_rounds``. Between rounds with nothing due, ``sleep(idle_wait)``."""
+        import time
+
+        pause = sleep or time.sleep
+        total = DeliveryReport()
+        rounds = 0
+        while max_rounds is None or rounds < max_rounds:
+            rounds += 1
+            got = self.run_once()
+            total = total + got
+            if got.sent == 0 and got.failed == 0:
+                if until_idle:
+                    break
+                pause(idle_wait)
+        return total
+
+
+def outbox_metrics(log: AuditLog, now: datetime | None = None) -> dict[str, float]:
+    """Numbers for a metrics endpoint (Prometheus gauges): backlog, failures, oldest age.
+
+    Keys: ``pending``, ``delivered``, ``dead``, ``failing`` (pending items that failed at
+    least once), ``oldest_pending_age_seconds``, ``max_attempts``.
+    """
+    ob = outbox_for(log)
+    stats = ob.stats(EXPORT_TOPIC)
+    now = now or utcnow()
+    pending = ob.items(EXPORT_TOPIC, PENDING, limit=100_000)
+    oldest = min((i.created_at for i in pending), default=None)
+    return {
+        "pending": float(stats[PENDING]),
+        "delivered": float(stats[DELIVERED]),
+        "dead": float(stats[DEAD]),
+        "failing": float(sum(1 for i in pending if i.attempts > 0)),
+        "oldest_pending_age_seconds": (now - oldest).total_seconds() if oldest else 0.0,
+        "max_attempts": float(max((i.attempts for i in pending), default=0)),
+    }
+
+
+# -- files ----------------------------------------------------------------------------------
+
+CSV_COLUMNS = ["seq", "at", "kind", "action", "who", "subject", "number_hmac", "number_masked",
+               "decision", "reason_codes", "versions", "data", "prev_hash", "hash"]
+
+
+def write_records(records: Iterable[AuditRecord], out: IO[str], fmt: str = "ndjson") -> int:
+    """Write records as NDJSON (one JSON object a line) or CSV; returns how many."""
+    n = 0
+    if fmt == "ndjson":
+        for rec in records:
+            out.write(json.dumps(rec.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
+            n += 1
+        return n
+    if fmt != "csv":
+        raise ValueError(f"unknown format {fmt!r}: use ndjson or csv")
+    w = csv.writer(out)
+    w.writerow(CSV_COLUMNS)
+    for rec in records:
+        d = rec.to_dict()
+        row = []
+        for col in CSV_COLUMNS:
+            v = d[col]
+            if col == "reason_codes":
+                v = ";".join(v)
+            elif isinstance(v, dict):
+                v = json.dumps(v, ensure_ascii=False, sort_keys=True)
+            row.append("" if v is None else str(v))
+        w.writerow(row)
+        n += 1
+    return n
+
+
+def export_file(log: AuditLog, path: Path, *, since: datetime | None = None,
+                until: datetime | None = None, fmt: str | None = None) -> int:
+    """Export records in [since, until) to ``path`` (format from ``fmt`` or the suffix)."""
+    fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "ndjson")
+    tmp = path.with_name(f".{path.name}.partial")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        n = write_records(log.records(since=since, until=until), fh, fmt)
+    tmp.replace(path)
+    return n

@@ -1,0 +1,547 @@
+"""The hash-chained audit log: tables, appends, verification, checkpoints and pruning.
+
+Every record carries ``prev_hash`` (the hash of the record before it; 64 zeros for the
+first) and ``hash`` = SHA-256 of its canonical JSON including ``prev_hash``. The single row of
+``audit_head`` holds the sequence number and hash of the last record: appends lock that row
+(an ``UPDATE`` first, which takes PostgreSQL's row lock and SQLite's write lock) so concurrent
+writers on any number of processes or replicas extend one chain.
+
+Every ``checkpoint_interval``-th record also lands in ``audit_checkpoints``. Pruning deletes
+the records up to the newest checkpoint older than the retention period; verification then
+starts from that checkpoint's hash, so what remains still verifies, and the prune itself is a
+record in the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+from ..config import Settings
+from ..outbox import outbox_table
+from ..phones import mask
+from ..store import as_utc, get_engine, metadata, utcnow
+from .settings import AuditSettings, audit_dir, hmac_key, load_audit_settings
+
+GENESIS = "0" * 64
+
+audit_records_table = Table(
+    "audit_records",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(20), nullable=False),  # check | job | list | prune
+    Column("action", String(30), nullable=False),
+    Column("who", String(200)),
+    Column("subject", String(200)),  # job id, list name, or the masked number
+    Column("number_hmac", String(64)),  # HMAC-SHA256 of the E.164 number, never the number
+    Column("number_masked", String(40)),
+    Column("decision", String(20)),
+    Column("reason_codes", JSON, nullable=False),
+    Column("versions", JSON, nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_records_at", "at"),
+    Index("ix_audit_records_subject", "kind", "subject"),
+    Index("ix_audit_records_hash", "hash"),
+)
+
+audit_head_table = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+audit_checkpoints_table = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),  # hash of the record at seq
+    Column("at", DateTime(timezone=True), nullable=False),  # that record's time
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+AUDIT_TABLES = [audit_records_table, audit_head_table, audit_checkpoints_table]
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    seq: int
+    at: datetime
+    kind: str
+    action: str
+    who: str | None
+    subject: str | None
+    number_hmac: str | None
+    number_masked: str | None
+    decision: str | None
+    reason_codes: list[str]
+    versions: dict[str, Any]
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def content(self) -> dict[str, Any]:
+        """What the hash covers (everything but ``seq`` and ``hash``)."""
+        return {
+            "at": _iso(self.at), "kind": self.kind, "action": self.action, "who": self.who,
+            "subject": self.subject, "number_hmac": self.number_hmac,
+            "number_masked": self.number_masked, "decision": self.decision,
+            "reason_codes": self.reason_codes, "versions": self.versions, "data": self.data,
+            "prev_hash": self.prev_hash,
+        }
+
+    def computed_hash(self) -> str:
+        return record_hash(self.content())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, **self.content(), "hash": self.hash}
+
+
+@dataclass
+class VerifyResult:
+    """The outcome of :meth:`AuditLog.verify`; ``bad_seq`` names the first bad record."""
+
+    ok: bool
+    checked: int
+    first_seq: int | None = None
+    last_seq: int | None = None
+    head_seq: int = 0
+    problem: str | None = None  # edited | deleted | reordered | truncated | checkpoint
+    bad_seq: int | None = None
+    message: str = "chain intact"
+    anchored_at: int = 0  # the checkpoint the remaining chain starts from (0: genesis)
+    notes: list[str] = field(default_factory=list)
+
+
+def _iso(value: datetime) -> str:
+    v = as_utc(value)
+    assert v is not None
+    return v.isoformat()
+
+
+def canonical(content: dict[str, Any]) -> bytes:
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str).encode("utf-8")
+
+
+def record_hash(content: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical(content)).hexdigest()
+
+
+def _record(row: Any) -> AuditRecord:
+    return AuditRecord(
+        seq=int(row.seq), at=as_utc(row.at) or utcnow(), kind=row.kind, action=row.action,
+        who=row.who, subject=row.subject, number_hmac=row.number_hmac,
+        number_masked=row.number_masked, decision=row.decision,
+        reason_codes=list(row.reason_codes or []), versions=dict(row.versions or {}),
+        data=dict(row.data or {}), prev_hash=row.prev_hash, hash=row.hash)
+
+
+def _jsonable(value: Any) -> Any:
+    """Round-trip through JSON so what is hashed is exactly what the database returns."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def ensure_tables(bind: Engine | Connection) -> None:
+    """Create the audit tables (idempotent) and the chain's head row.
+
+    Pass the caller's connection when a transaction is open on it: on SQLite, DDL from another
+    connection would wait for that transaction's write lock.
+    """
+    # The outbox table too: an export is enqueued inside the audit transaction, where creating
+    # a table from another connection would wait on SQLite's write lock.
+    tables = [*AUDIT_TABLES, outbox_table]
+    if isinstance(bind, Connection):
+        metadata.create_all(bind, tables=tables)
+        head = select(audit_head_table.c.id).where(audit_head_table.c.id == 1)
+        if bind.execute(head).first() is None:
+            bind.execute(insert(audit_head_table).values(
+                id=1, seq=0, hash=GENESIS, updated_at=utcnow()))
+        return
+    for attempt in range(3):
+        try:
+            metadata.create_all(bind, tables=tables)
+            break
+        except (OperationalError, ProgrammingError):  # another process created one first
+            if attempt == 2:
+                raise
+    with bind.connect() as conn:
+        exists = conn.execute(select(audit_head_table.c.id).where(
+            audit_head_table.c.id == 1)).first()
+    if exists is None:
+        try:
+            with bind.begin() as conn:
+                conn.execute(insert(audit_head_table).values(
+                    id=1, seq=0, hash=GENESIS, updated_at=utcnow()))
+        except IntegrityError:  # a concurrent process created it
+            pass
+
+
+class AuditLog:
+    """Appends to and verifies the audit chain of one home / database."""
+
+    def __init__(self, settings: Settings, *, engine: Engine | None = None,
+                 audit: AuditSettings | None = None, clock: Clock = utcnow,
+                 conn: Connection | None = None) -> None:
+        self.settings = settings
+        self.audit = audit or load_audit_settings(settings)
+        self.engine = engine or get_engine(settings)
+        self.clock = clock
+        self._key: bytes | None = None
+        self._hmac: hmac.HMAC | None = None
+        self.key_generated = False
+        ensure_tables(conn if conn is not None else self.engine)
+
+    # -- numbers ----------------------------------------------------------------------------
+    @property
+    def key(self) -> bytes:
+        if self._key is None:
+            self._key, self.key_generated = hmac_key(self.settings, self.audit)
+        return self._key
+
+    def number_hmac(self, number: str) -> str:
+        """HMAC-SHA256 of an E.164 number with the audit key (hex)."""
+        if self._hmac is None:
+            self._hmac = hmac.new(self.key, digestmod=hashlib.sha256)
+        h = self._hmac.copy()
+        h.update(number.encode("utf-8"))
+        return h.hexdigest()
+
+    @property
+    def folder(self) -> Path:
+        return audit_dir(self.settings)
+
+    # -- appending --------------------------------------------------------------------------
+    def append(
+        self,
+        kind: str,
+        action: str,
+        *,
+        who: str | None = None,
+        subject: str | None = None,
+        number: str | None = None,
+        decision: str | None = None,
+        reason_codes: list[str] | None = None,
+        versions: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+        at: datetime | None = None,
+        conn: Connection | None = None,
+    ) -> AuditRecord:
+        """Append one record (in ``conn``'s transaction when given, else in its own).
+
+        ``number`` (E.164) is stored only as its HMAC and masked form.
+        """
+        fields = self.fields(kind, action, who=who, subject=subject, number=number,
+                             decision=decision, reason_codes=reason_codes, versions=versions,
+                             data=data, at=at)
+        if conn is not None:
+            return self._append(conn, fields)
+        with self.engine.begin() as own:
+            return self._append(own, fields)
+
+    def fields(self, kind: str, action: str, *, who: str | None = None,
+               subject: str | None = None, number: str | None = None,
+               decision: str | None = None, reason_codes: list[str] | None = None,
+               versions: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
+               at: datetime | None = None) -> dict[str, Any]:
+        """One record's stored fields (the arguments of :meth:`append`), for
+        :meth:`append_many`."""
+        return {
+            "at": as_utc(at or self.clock()), "kind": kind, "action": action, "who": who,
+            "subject": subject,
+            "number_hmac": self.number_hmac(number) if number else None,
+            "number_masked": mask(number) if number else None,
+            "decision": decision, "reason_codes": _jsonable(list(reason_codes or [])),
+            "versions": _jsonable(versions or {}), "data": _jsonable(data or {}),
+        }
+
+    def append_many(self, many: list[dict[str, Any]], *, conn: Connection | None = None
+                    ) -> list[AuditRecord]:
+        """Append several records (built with :meth:`fields`) under one lock, in order."""
+        if conn is not None:
+            return [self._append(conn, f, locked=i > 0) for i, f in enumerate(many)]
+        with self.engine.begin() as own:
+            return [self._append(own, f, locked=i > 0) for i, f in enumerate(many)]
+
+    def _lock_head(self, conn: Connection) -> tuple[int, str]:
+        """Lock the chain head for this transaction and read it."""
+        h = audit_head_table
+        # A write first: PostgreSQL takes the row lock (like SELECT ... FOR UPDATE), SQLite
+        # takes its database write lock, so the read below sees the latest committed head.
+        conn.execute(update(h).where(h.c.id == 1).values(updated_at=utcnow()))
+        row = conn.execute(select(h.c.seq, h.c.hash).where(h.c.id == 1)).first()
+        if row is None:
+            conn.execute(insert(h).values(id=1, seq=0, hash=GENESIS, updated_at=utcnow()))
+            return 0, GENESIS
+        return int(row.seq), str(row.hash)
+
+    def _append(self, conn: Connection, fields: dict[str, Any], *, locked: bool = False
+                ) -> AuditRecord:
+        if locked:  # this transaction already holds the head lock
+            row = conn.execute(select(audit_head_table.c.seq, audit_head_table.c.hash).where(
+                audit_head_table.c.id == 1)).one()
+            seq, prev = int(row.seq), str(row.hash)
+        else:
+            seq, prev = self._lock_head(conn)
+        seq += 1
+        rec = AuditRecord(seq=seq, prev_hash=prev, hash="", **fields)
+        digest = rec.computed_hash()
+        conn.execute(insert(audit_records_table).values(
+            seq=seq, prev_hash=prev, hash=digest, **fields))
+        conn.execute(update(audit_head_table).where(audit_head_table.c.id == 1).values(
+            seq=seq, hash=digest))
+        if seq % self.audit.checkpoint_interval == 0:
+            conn.execute(insert(audit_checkpoints_table).values(
+                seq=seq, hash=digest, at=fields["at"], created_at=utcnow()))
+        return AuditRecord(seq=seq, prev_hash=prev, hash=digest, **fields)
+
+    def checkpoint(self) -> int:
+        """Checkpoint the current head now (also done every ``checkpoint_interval`` records)."""
+        with self.engine.begin() as conn:
+            seq, digest = self._lock_head(conn)
+            if seq == 0:
+                return 0
+            row = conn.execute(select(audit_records_table.c.at).where(
+                audit_records_table.c.seq == seq)).first()
+            done = conn.execute(select(audit_checkpoints_table.c.seq).where(
+                audit_checkpoints_table.c.seq == seq)).first()
+            if row is not None and done is None:
+                conn.execute(insert(audit_checkpoints_table).values(
+                    seq=seq, hash=digest, at=row.at, created_at=utcnow()))
+        return seq
+
+    # -- reading ----------------------------------------------------------------------------
+    def head(self) -> tuple[int, str]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(audit_head_table.c.seq, audit_head_table.c.hash).where(
+                audit_head_table.c.id == 1)).first()
+        return (int(row.seq), str(row.hash)) if row else (0, GENESIS)
+
+    def records(self, *, since: datetime | None = None, until: datetime | None = None,
+                kind: str | None = None, upto: int | None = None, batch: int = 5000
+                ) -> Iterator[AuditRecord]:
+        """Records in chain order, optionally within [since, until), of one kind, and with
+        sequence numbers up to ``upto``."""
+        t = audit_records_table
+        last = 0
+        while True:
+            q = select(t).where(t.c.seq > last)
+            if upto is not None:
+                q = q.where(t.c.seq <= upto)
+            if since is not None:
+                q = q.where(t.c.at >= since)
+            if until is not None:
+                q = q.where(t.c.at < until)
+            if kind is not None:
+                q = q.where(t.c.kind == kind)
+            with self.engine.connect() as conn:
+                rows = conn.execute(q.order_by(t.c.seq).limit(batch)).all()
+            if not rows:
+                return
+            for row in rows:
+                yield _record(row)
+            last = int(rows[-1].seq)
+
+    def get(self, seq: int) -> AuditRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(audit_records_table).where(
+                audit_records_table.c.seq == seq)).first()
+        return _record(row) if row else None
+
+    def find(self, kind: str, subject: str) -> AuditRecord | None:
+        """The latest record of that kind about that subject (e.g. a job id)."""
+        t = audit_records_table
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.kind == kind, t.c.subject == subject)
+                               .order_by(t.c.seq.desc()).limit(1)).first()
+        return _record(row) if row else None
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(
+                audit_records_table)).scalar_one())
+
+    # -- verification -----------------------------------------------------------------------
+    def verify(self) -> VerifyResult:
+        """Check the whole remaining chain; the result names the first bad record."""
+        # Checkpoints first, then the head: a checkpoint and the head move in one transaction,
+        # so every checkpoint read is covered by the head read after it. Records appended while
+        # this runs (beyond that head) are left for the next verification.
+        with self.engine.connect() as conn:
+            cps = {int(r.seq): str(r.hash) for r in conn.execute(
+                select(audit_checkpoints_table.c.seq, audit_checkpoints_table.c.hash)).all()}
+        head_seq, head_hash = self.head()
+        res = VerifyResult(ok=True, checked=0, head_seq=head_seq)
+
+        def bad(problem: str, seq: int, message: str) -> VerifyResult:
+            res.ok, res.problem, res.bad_seq, res.message = False, problem, seq, message
+            return res
+
+        expected_seq: int | None = None
+        expected_prev = GENESIS
+        prunes: dict[int, str] = {}  # through_seq -> checkpoint hash, from prune records
+        for rec in self.records(upto=head_seq):
+            if expected_seq is None:  # the first remaining record: find its anchor
+                res.first_seq = rec.seq
+                if rec.seq > 1:
+                    anchor = cps.get(rec.seq - 1)
+                    if anchor is None:
+                        return bad("deleted", 1, f"records 1 to {rec.seq - 1} are missing and "
+                                   "no checkpoint covers them: they were deleted")
+                    expected_prev = anchor
+                    res.anchored_at = rec.seq - 1
+                expected_seq = rec.seq
+            if rec.seq != expected_seq:
+                missing = (f"record {expected_seq}" if rec.seq == expected_seq + 1
+                           else f"records {expected_seq} to {rec.seq - 1}")
+                return bad("deleted", expected_seq, f"{missing} deleted (the chain jumps from "
+                           f"record {expected_seq - 1} to record {rec.seq})")
+            if rec.computed_hash() != rec.hash:
+                return bad("edited", rec.seq, f"record {rec.seq} was edited: its content no "
+                           "longer matches its hash")
+            if rec.prev_hash != expected_prev:
+                moved = self._seq_of_hash(rec.prev_hash)
+                if moved is not None:
+                    return bad("reordered", rec.seq, f"record {rec.seq} is out of order: it was "
+                               f"chained after the record now numbered {moved}")
+                prev = rec.seq - 1
+                return bad("edited", prev, f"record {prev} was edited or replaced, or a record "
+                           f"after it deleted: record {rec.seq} was chained to a different "
+                           "predecessor")
+            if rec.kind == "prune":
+                prunes[int(rec.data.get("through_seq", 0))] = str(
+                    rec.data.get("checkpoint_hash", ""))
+            cp = cps.get(rec.seq)
+            if cp is not None and cp != rec.hash:
+                return bad("checkpoint", rec.seq, f"checkpoint {rec.seq} does not match record "
+                           f"{rec.seq}: the checkpoint or the record was altered")
+            expected_prev = rec.hash
+            expected_seq = rec.seq + 1
+            res.checked += 1
+            res.last_seq = rec.seq
+        last = res.last_seq or 0
+        if res.anchored_at and prunes.get(res.anchored_at) != cps.get(res.anchored_at):
+            earlier = [t for t in prunes if t < res.anchored_at]
+            start = max(earlier) + 1 if earlier else 1
+            return bad("deleted", start, f"records {start} to {res.anchored_at} were deleted "
+                       "without a prune: no prune record in the chain covers them")
+        if expected_seq is None:  # no records left
+            if head_seq and cps.get(head_seq) != head_hash:
+                return bad("truncated", 1 if not cps else max(cps) + 1,
+                           f"every record is gone but the head says {head_seq} were written")
+            res.message = "no records" if not head_seq else (
+                f"no records since checkpoint {head_seq}")
+            return res
+        beyond = [seq for seq in cps if seq > max(last, head_seq)]
+        if beyond:
+            return bad("truncated", max(last, head_seq) + 1, f"truncated: checkpoint "
+                       f"{max(beyond)} exists but the chain ends at record {last}")
+        if head_seq > last:
+            return bad("truncated", last + 1, f"truncated: records {last + 1} to {head_seq} are "
+                       f"missing (the chain ends at record {last}, the head at {head_seq})")
+        if (head_seq, head_hash) == self.head():  # nothing appended meanwhile
+            with self.engine.connect() as conn:
+                extra = conn.execute(select(func.min(audit_records_table.c.seq)).where(
+                    audit_records_table.c.seq > head_seq)).scalar()
+            if extra is not None and (head_seq, head_hash) == self.head():
+                return bad("edited", int(extra), f"record {extra} was not appended through the "
+                           f"audit log (the chain head is at {head_seq})")
+        if head_hash != expected_prev:
+            return bad("edited", last, f"record {last} does not match the chain head")
+        res.message = (f"chain intact: {res.checked} records ({res.first_seq} to {last})"
+                       + (f", anchored at checkpoint {res.anchored_at}" if res.anchored_at
+                          else ""))
+        return res
+
+    def _seq_of_hash(self, digest: str) -> int | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(audit_records_table.c.seq).where(
+                audit_records_table.c.hash == digest)).first()
+        return int(row.seq) if row else None
+
+    def prove(self, job_id: str, row: int) -> dict[str, Any]:
+        """An inclusion proof for ``row`` of job ``job_id`` (see :func:`.jobs.prove`)."""
+        from .jobs import prove
+
+        return prove(self, job_id, row)
+
+    # -- retention --------------------------------------------------------------------------
+    def prune(self, *, now: datetime | None = None, retention_days: int | None = None,
+              who: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+        """Delete records older than the retention period, up to the newest checkpoint.
+
+        Only whole checkpointed stretches go: the first remaining record is then chained to a
+        checkpoint. Retained job files of pruned job records go too. The prune is recorded.
+        """
+        now = now or self.clock()
+        days = retention_days or self.audit.retention_days
+        cutoff = now - timedelta(days=days)
+        t, c = audit_records_table, audit_checkpoints_table
+        out: dict[str, Any] = {"cutoff": _iso(cutoff), "through": 0, "deleted": 0, "jobs": []}
+        with self.engine.begin() as conn:
+            self._lock_head(conn)
+            cp = conn.execute(select(c.c.seq, c.c.hash).where(c.c.at < cutoff)
+                              .order_by(c.c.seq.desc()).limit(1)).first()
+            if cp is None:
+                return out
+            through = int(cp.seq)
+            first = conn.execute(select(func.min(t.c.seq))).scalar()
+            if first is None or int(first) > through:
+                return out
+            jobs = [str(r.subject) for r in conn.execute(select(t.c.subject).where(
+                t.c.seq <= through, t.c.kind == "job")).all() if r.subject]
+            n = int(conn.execute(select(func.count()).select_from(t).where(
+                t.c.seq <= through)).scalar_one())
+            out.update(through=through, deleted=n, jobs=jobs, checkpoint=str(cp.hash))
+            if dry_run:
+                return out
+            conn.execute(delete(t).where(t.c.seq <= through))
+            self._append(conn, {
+                "at": as_utc(now), "kind": "prune", "action": "prune", "who": who,
+                "subject": None, "number_hmac": None, "number_masked": None, "decision": None,
+                "reason_codes": [], "versions": {},
+                "data": _jsonable({"through_seq": through, "checkpoint_hash": str(cp.hash),
+                                   "deleted": n, "cutoff": _iso(cutoff),
+                                   "retention_days": days, "jobs": len(jobs)})})
+        for job in jobs:
+            folder = self.folder / "jobs" / safe_name(job)
+            if folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+        return out
+
+
+def safe_name(value: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in value)[:150] or "_"

@@ -1,0 +1,270 @@
+"""The compliance report: one self-contained HTML file (inline CSS and SVG, no scripts, no
+links) that a compliance officer can file as safe-harbor evidence for one scrub job.
+
+Every number shown comes from the job's audit record (the summary stored when the job ran);
+the sample of decisions comes from the retained results file, with numbers masked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import date, datetime
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from ..phones import mask
+from .jobs import AuditError, file_sha256, verdict_cells
+from .log import AuditLog
+
+#: Lists older than this (days before the dial time) are flagged: the FTC's 31-day rule.
+STALE_DAYS = 31
+_COLOURS = {"allow": "#2e7d32", "defer": "#f9a825", "error": "#8e24aa", "block": "#c62828",
+            "invalid": "#757575"}
+_BAR = "#1565c0"
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
+max-width:960px;color:#222;padding:0 1em}
+h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.8em;
+border-bottom:1px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;margin:.5em 0;width:100%}
+th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f5f5f5}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.muted{color:#666}.stale{color:#c62828;font-weight:600}.ok{color:#2e7d32}
+code{font-size:.9em;word-break:break-all}.grid{display:flex;flex-wrap:wrap;gap:1em}
+.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:120px}
+.card b{display:block;font-size:1.5em}
+@media print{body{margin:0}}
+"""
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.4f}".rstrip("0").rstrip(".")
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def bar_chart(title: str, items: list[tuple[str, int]], *, colours: dict[str, str] | None = None,
+              chart_id: str = "") -> str:
+    """A horizontal bar chart as inline SVG (labels escaped)."""
+    if not items:
+        return f'<p class="muted">{escape(title)}: nothing to show.</p>'
+    bar_h, gap, label_w, width = 20, 6, 190, 640
+    plot_w = width - label_w - 70
+    top = max(v for _, v in items) or 1
+    height = len(items) * (bar_h + gap) + 30
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" '
+             f'height="{height}" viewBox="0 0 {width} {height}" id="{escape(chart_id)}" '
+             f'aria-label="{escape(title)}">',
+             f'<text x="0" y="16" font-size="14" font-weight="600">{escape(title)}</text>']
+    for i, (label, value) in enumerate(items):
+        y = 28 + i * (bar_h + gap)
+        w = max(1, round(plot_w * value / top)) if value else 0
+        colour = (colours or {}).get(label, _BAR)
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + 14}" font-size="12" text-anchor="end">'
+            f'{escape(label)}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{w}" height="{bar_h}" fill="{colour}" '
+            f'data-label="{escape(label)}" data-value="{value}"/>'
+            f'<text x="{label_w + w + 6}" y="{y + 14}" font-size="12">{value:,}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _age_days(snapshot: str | None, at: date) -> int | None:
+    if not snapshot:
+        return None
+    try:
+        return (at - date.fromisoformat(snapshot)).days
+    except ValueError:
+        return None
+
+
+def _sample(path: Path | None, size: int) -> list[dict[str, Any]]:
+    """Up to ``size`` rows: first rows of every decision and reason code, then the rest."""
+    if path is None or not path.is_file():
+        return []
+    picked: list[dict[str, Any]] = []
+    seen: Counter[str] = Counter()
+    per = max(1, size // 8)
+    rest: list[dict[str, Any]] = []
+    for i, (e164, decision, codes, detail, next_at) in enumerate(verdict_cells(path), 1):
+        row = {"row": i, "number": mask(e164) if e164 else "(none)", "decision": decision,
+               "codes": codes, "detail": detail, "next": next_at}
+        key = f"{decision}|{codes}"
+        if seen[key] < per and len(picked) < size:
+            seen[key] += 1
+            picked.append(row)
+        elif len(rest) < size:
+            rest.append(row)
+        if len(picked) >= size:
+            break
+    picked.extend(rest[: size - len(picked)])
+    return sorted(picked, key=lambda r: int(r["row"]))
+
+
+def build_report(log: AuditLog, job_id: str, *, sample_size: int = 40,
+                 generated_at: datetime | None = None) -> str:
+    """The HTML report of one job."""
+    rec = log.find("job", job_id)
+    if rec is None:
+        raise AuditError(f"no audit record for job {job_id!r}")
+    s: dict[str, Any] = rec.data.get("summary", {})
+    results: dict[str, Any] = rec.data.get("results", {})
+    merkle: dict[str, Any] = rec.data.get("merkle", {})
+    retained = results.get("retained")
+    path = log.settings.home / retained if retained else None
+    intact = None
+    if path is not None and path.is_file():
+        intact = file_sha256(path) == results.get("sha256")
+    by_decision: dict[str, int] = s.get("byDecision", {})
+    by_reason: dict[str, int] = s.get("byReason", {})
+    by_list: dict[str, int] = s.get("byList", {})
+    by_state: dict[str, dict[str, int]] = s.get("byState", {})
+    suppressed = sum(int(by_decision.get(d, 0)) for d in ("block", "defer", "error"))
+    dial = s.get("dial_time") or rec.at.isoformat()
+    try:
+        dial_date = datetime.fromisoformat(str(dial).replace("Z", "+00:00")).date()
+    except ValueError:
+        dial_date = rec.at.date()
+    versions = rec.versions
+    lists: dict[str, str | None] = versions.get("lists", {}) or s.get("lists", {})
+    ruleset = versions.get("ruleset") or s.get("ruleset")
+    now = generated_at or log.clock()
+    verify = log.verify()
+
+    h: list[str] = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>dncguard compliance report: {escape(job_id)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Compliance report: scrub job <code>{escape(job_id)}</code></h1>",
+        f'<p class="muted">Generated {escape(now.isoformat())} by dncguard from audit record '
+        f'{rec.seq} (hash <code>{escape(rec.hash)}</code>). Numbers are masked.</p>',
+        '<div class="grid">',
+    ]
+    cards = [("Total contacts", "totalRows", s.get("totalRows", 0)),
+             ("Suppressed (rows)", "suppressed", suppressed),
+             ("Allowed (rows)", "allowed", int(by_decision.get("allow", 0))),
+             ("Invalid (rows)", "invalid", int(by_decision.get("invalid", 0))),
+             ("Suppression rate", "suppressionRate", s.get("suppressionRate"))]
+    for label, fieldname, value in cards:
+        shown = (f"{value:.1%}" if isinstance(value, float) and fieldname == "suppressionRate"
+                 else _fmt(value))
+        h.append(f'<div class="card">{escape(label)}<b data-field="{fieldname}" '
+                 f'data-value="{escape(json.dumps(value))}">{escape(shown)}</b></div>')
+    h.append("</div>")
+
+    h.append("<h2>Job</h2><table>")
+    facts = [
+        ("Job id", "jobId", job_id), ("Run by", "who", rec.who),
+        ("Campaign", "campaign", s.get("campaign")), ("Dial time", "dialTime", dial),
+        ("Started", "startedAt", s.get("started_at")),
+        ("Finished", "finishedAt", s.get("finished_at")),
+        ("Input file", "input", Path(str(s.get("input") or "")).name or None),
+        ("Results file", "resultsFile", results.get("file")),
+        ("Unique valid numbers", "uniqueValid", s.get("uniqueValid")),
+        ("Duplicates", "duplicates", s.get("duplicates")),
+        ("Unique numbers suppressed", "uniqueSuppressed", s.get("uniqueSuppressed")),
+        ("Rows that could not be verified", "sourceErrors", s.get("sourceErrors")),
+        ("Rows with bad input", "rowErrorCount", s.get("rowErrorCount")),
+        ("Rows per second", "rowsPerSecond", s.get("rowsPerSecond")),
+        ("Ruleset version", "ruleset", ruleset or "none (no calling rules applied)"),
+        ("Results file SHA-256", "resultsSha256", results.get("sha256")),
+        ("Merkle root of every row's verdict", "merkleRoot", merkle.get("root")),
+        ("Retained results file", "retained",
+         "intact" if intact else ("ALTERED" if intact is False else "not retained")),
+        ("Audit chain", "chain", ("verified: " if verify.ok else "FAILED: ") + verify.message),
+    ]
+    for label, fieldname, value in facts:
+        h.append(f'<tr><th>{escape(label)}</th><td data-field="{fieldname}">'
+                 f"{escape(_fmt(value))}</td></tr>")
+    h.append("</table>")
+
+    h.append("<h2>Decisions</h2><table><tr><th>decision</th><th>rows</th></tr>")
+    for d, n in by_decision.items():
+        h.append(f'<tr><td>{escape(d)}</td><td class="n" data-decision="{escape(d)}">'
+                 f"{n:,}</td></tr>")
+    h.append("</table>")
+    h.append(bar_chart("Rows by decision", [(k, int(v)) for k, v in by_decision.items()],
+                       colours=_COLOURS, chart_id="chart-decision"))
+
+    h.append("<h2>Suppression by reason</h2>")
+    reasons = sorted(((k, int(v)) for k, v in by_reason.items()), key=lambda kv: -kv[1])
+    h.append(bar_chart("Rows by reason code", reasons, chart_id="chart-reason"))
+    h.append("<table><tr><th>reason code</th><th>rows</th></tr>")
+    for code, n in reasons:
+        h.append(f'<tr><td>{escape(code)}</td><td class="n" data-reason="{escape(code)}">'
+                 f"{n:,}</td></tr>")
+    h.append("</table>")
+
+    h.append("<h2>Suppression by source (list)</h2>")
+    sources = sorted(((k, int(v)) for k, v in by_list.items()), key=lambda kv: -kv[1])
+    h.append(bar_chart("Rows matched per list", sources, chart_id="chart-source"))
+    h.append("<table><tr><th>list</th><th>rows matched</th></tr>")
+    for name, n in sources:
+        h.append(f'<tr><td>{escape(name)}</td><td class="n" data-list="{escape(name)}">'
+                 f"{n:,}</td></tr>")
+    h.append("</table>")
+
+    h.append("<h2>Suppression by state</h2>")
+    states = sorted(((st, sum(int(c.get(d, 0)) for d in ("block", "defer", "error")))
+                     for st, c in by_state.items()), key=lambda kv: (-kv[1], kv[0]))
+    h.append(bar_chart("Rows suppressed per state or region", states, chart_id="chart-state"))
+    h.append("<table><tr><th>state / region</th><th>suppressed</th><th>all decisions</th></tr>")
+    for st, n in states:
+        detail = ", ".join(f"{k} {v:,}" for k, v in by_state[st].items())
+        h.append(f'<tr><td>{escape(st)}</td><td class="n" data-state="{escape(st)}">{n:,}'
+                 f"</td><td>{escape(detail)}</td></tr>")
+    h.append("</table>")
+
+    h.append(f"<h2>Data used: freshness of every list</h2><p>Ages are counted to the dial "
+             f"date {escape(dial_date.isoformat())}; dated lists older than {STALE_DAYS} days "
+             "are flagged.</p><table><tr><th>list</th><th>snapshot date</th>"
+             "<th>age (days)</th><th>status</th></tr>")
+    for name, snap in sorted(lists.items()):
+        age = _age_days(snap, dial_date)
+        if snap is None:
+            status = '<span class="muted">undated (maintained continuously)</span>'
+        elif age is not None and age > STALE_DAYS:
+            status = '<span class="stale">stale</span>'
+        else:
+            status = '<span class="ok">current</span>'
+        h.append(f'<tr><td data-list-used="{escape(name)}">{escape(name)}</td>'
+                 f"<td>{escape(snap or '-')}</td><td class=\"n\">"
+                 f"{'' if age is None else age}</td><td>{status}</td></tr>")
+    h.append(f'</table><p>Ruleset version: <b data-field="rulesetVersion">'
+             f"{escape(ruleset or 'none')}</b></p>")
+
+    sample = _sample(path, sample_size)
+    h.append(f"<h2>Sample of decisions</h2><p>{len(sample)} of "
+             f"{_fmt(s.get('totalRows', 0))} rows: the first of each decision and reason "
+             "combination, then others. Any row can be proven against the Merkle root with "
+             f"<code>dncguard audit prove {escape(job_id)} ROW</code>.</p>")
+    h.append("<table><tr><th>row</th><th>number</th><th>decision</th><th>reasons</th>"
+             "<th>detail</th><th>next allowed</th></tr>")
+    for r in sample:
+        colour = _COLOURS.get(str(r["decision"]), "#222")
+        h.append(f'<tr data-row="{r["row"]}"><td class="n">{r["row"]}</td>'
+                 f'<td><code>{escape(str(r["number"]))}</code></td>'
+                 f'<td style="color:{colour};font-weight:600">{escape(str(r["decision"]))}</td>'
+                 f'<td>{escape(str(r["codes"]).replace(";", ", "))}</td>'
+                 f'<td>{escape(str(r["detail"]))}</td><td>{escape(str(r["next"] or ""))}</td>'
+                 "</tr>")
+    h.append("</table>")
+    h.append('<p class="muted">This report is generated from the tamper-evident audit trail; '
+             "<code>dncguard audit verify</code> checks the chain it comes from.</p>")
+    h.append("</body></html>")
+    return "\n".join(h)
+
+
+def write_report(log: AuditLog, job_id: str, out: Path, *, sample_size: int = 40) -> Path:
+    html = build_report(log, job_id, sample_size=sample_size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    return out

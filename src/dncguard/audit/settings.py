@@ -1,0 +1,91 @@
+"""Audit settings: ``DNCGUARD_AUDIT_*`` variables over the ``[audit]`` TOML table."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from ..config import SectionSettings, Settings, load_section
+
+#: Five years (365 * 5 + 1 leap day), the default retention.
+DEFAULT_RETENTION_DAYS = 1826
+
+
+class AuditSettings(SectionSettings):
+    """Audit trail settings (environment variables ``DNCGUARD_AUDIT_`` + the field name)."""
+
+    model_config = SettingsConfigDict(env_prefix="DNCGUARD_AUDIT_", extra="ignore")
+    toml_table: ClassVar[str | None] = "audit"
+
+    hmac_key: SecretStr | None = Field(
+        default=None,
+        description="Secret key numbers are HMAC-SHA256'd with; default: a key generated once "
+        "into <home>/audit/hmac.key (mode 0600)",
+    )
+    export_url: str | None = Field(
+        default=None, description="HTTP endpoint that receives each job's summary (POST JSON)"
+    )
+    export_token: SecretStr | None = Field(
+        default=None, description="Sent as 'Authorization: Bearer <token>' when set"
+    )
+    export_timeout: float = Field(default=10.0, gt=0, description="Seconds per export request")
+    export_base_delay: float = Field(default=30.0, gt=0, description="First retry delay (s)")
+    export_max_delay: float = Field(default=3600.0, gt=0, description="Longest retry delay (s)")
+    retention_days: int = Field(
+        default=DEFAULT_RETENTION_DAYS, ge=1, description="Records older than this may be pruned"
+    )
+    checkpoint_interval: int = Field(
+        default=1000, ge=1, description="A checkpoint every this many records"
+    )
+    retain_results: bool = Field(
+        default=True, description="Keep a copy of every job's results file for inclusion proofs"
+    )
+
+
+def load_audit_settings(settings: Settings, **overrides: object) -> AuditSettings:
+    return load_section(AuditSettings, settings, **overrides)
+
+
+def audit_dir(settings: Settings) -> Path:
+    return settings.home / "audit"
+
+
+def key_path(settings: Settings) -> Path:
+    return audit_dir(settings) / "hmac.key"
+
+
+def hmac_key(settings: Settings, audit: AuditSettings) -> tuple[bytes, bool]:
+    """The HMAC key and whether it was generated just now.
+
+    A configured key wins. Otherwise the key in ``<home>/audit/hmac.key`` is used, created once
+    (mode 0600, 32 random bytes as hex) when missing. Losing that file means new records cannot
+    be matched to old ones by number: back it up with the database.
+    """
+    if audit.hmac_key is not None and audit.hmac_key.get_secret_value():
+        return audit.hmac_key.get_secret_value().encode("utf-8"), False
+    path = key_path(settings)
+    if path.is_file():
+        return path.read_text("ascii").strip().encode("ascii"), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".hmac.key.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(secrets.token_hex(32) + "\n")
+    try:
+        os.link(tmp, path)  # atomic: a concurrent process either wins or sees a whole file
+        created = True
+    except FileExistsError:
+        created = False
+    finally:
+        tmp.unlink(missing_ok=True)
+    if created:
+        logging.getLogger("dncguard.audit").warning(
+            "no audit HMAC key configured: generated one in %s (mode 0600); back it up with the "
+            "database or set DNCGUARD_AUDIT_HMAC_KEY", path)
+    return path.read_text("ascii").strip().encode("ascii"), created
