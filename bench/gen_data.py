@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dncguard.listfiles import sorted_unique
 from dncguard.phones import _npa_states
 
 SEED = 20261126
@@ -35,16 +36,28 @@ def random_numbers(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def write_registry(path: Path, size: int, rng: np.random.Generator) -> np.ndarray:
-    numbers = np.unique(random_numbers(rng, int(size * 1.02)))[:size]
+    numbers = sorted_unique(random_numbers(rng, int(size * 1.02)))
+    while numbers.size < size:  # large registries collide more often: draw the shortfall
+        extra = random_numbers(rng, int((size - numbers.size) * 1.2) + 10)
+        numbers = sorted_unique(np.concatenate([numbers, extra]))
+    numbers = numbers[:size]
     rng.shuffle(numbers)
-    with path.open("w") as fh:
+    with path.open("wb") as fh:
         for block in np.array_split(numbers, max(1, numbers.size // 1_000_000)):
-            npa = block // 10_000_000
-            rest = block % 10_000_000
-            fh.write("\n".join(f"{a},{b:07d}" for a, b in zip(npa.tolist(), rest.tolist(),
-                                                               strict=True)))
-            fh.write("\n")
+            fh.write(ftc_lines(block))
     return numbers
+
+
+def ftc_lines(numbers: np.ndarray) -> bytes:
+    """``NPA,NXXXXXX\n`` lines for ten-digit numbers, formatted with numpy."""
+    out = np.empty((numbers.size, 12), dtype=np.uint8)
+    value = numbers.astype(np.int64)
+    for col in (10, 9, 8, 7, 6, 5, 4, 2, 1, 0):
+        out[:, col] = 48 + value % 10
+        value //= 10
+    out[:, 3] = ord(",")
+    out[:, 11] = ord("\n")
+    return out.tobytes()
 
 
 def fmt(n: int, style: int) -> str:
@@ -78,12 +91,16 @@ def main() -> None:
     ap.add_argument("--registry", type=int, default=10_000_000)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--out", type=Path, default=Path("bench/.data"))
+    ap.add_argument("--campaign-name", help="file name of the campaign (default campaign-M.csv)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(SEED)
     reg = write_registry(args.out / f"registry-{args.registry}.txt", args.registry, rng)
-    write_campaign(args.out / f"campaign-{args.rows}.csv", args.rows, reg, rng)
-    print(f"wrote {args.out}/registry-{args.registry}.txt and campaign-{args.rows}.csv")
+    print(f"wrote {args.out}/registry-{args.registry}.txt")
+    if args.rows:
+        name = args.campaign_name or f"campaign-{args.rows}.csv"
+        write_campaign(args.out / name, args.rows, reg, rng)
+        print(f"wrote {args.out}/{name}")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,14 @@ from .config import Settings
 from .errors import ListError
 from .models import Decision, Reason, ReasonCode
 from .phones import mask, normalise
-from .snapshots import open_snapshot, sorted_contains, write_snapshot
+from .snapshots import (
+    apply_changes,
+    build_nanp_bitmap,
+    open_snapshot,
+    snapshot_count,
+    sorted_contains,
+    write_snapshot,
+)
 from .store import (
     as_utc,
     get_engine,
@@ -200,16 +207,25 @@ class ListStore:
 
         region = self.settings.default_region
         added = deleted = 0
-        values: npt.NDArray[Any]
+        values: npt.NDArray[Any] | None = None
+        file_name: str | None = None
         if changes:
             assert existing is not None
             adds, dels, report = listfiles.read_changes(path, jurisdiction=jurisdiction,
                                                         default_region=region)
-            current = np.asarray(open_snapshot(self.folder(name) / str(existing.current_file)))
-            before = current.size
-            values = np.setdiff1d(np.union1d(current, adds), dels).astype(np.uint64)
-            added = int(np.setdiff1d(adds, current).size)
-            deleted = int(before + added - values.size)
+            current_path = self.folder(name) / str(existing.current_file)
+            current = open_snapshot(current_path)
+            before = snapshot_count(current)
+            added = int((~sorted_contains(current, adds)).sum())
+            file_name, new_snap = apply_changes(self.folder(name), current_path, adds, dels)
+            count = snapshot_count(new_snap)
+            deleted = before + added - count
+        elif kind in NUMBER_KINDS and _national_scale(path, jurisdiction or region):
+            # a national registry: straight from the file's blocks into a bitmap, no sort
+            report = listfiles.ParseReport()
+            file_name, count = build_nanp_bitmap(self.folder(name), listfiles.iter_numbers(
+                path, jurisdiction=jurisdiction, default_region=region, report=report))
+            report.accepted = count
         elif kind in NUMBER_KINDS:
             values, report = listfiles.read_numbers(path, jurisdiction=jurisdiction,
                                                     default_region=region)
@@ -221,12 +237,16 @@ class ListStore:
             why = "; ".join(report.reject_samples[:3])
             raise ListError(f"{path}: no valid entries found" + (f" ({why})" if why else ""))
 
-        file_name = write_snapshot(self.folder(name), values)
+        if file_name is None:
+            assert values is not None
+            file_name = write_snapshot(self.folder(name), values,
+                                       layout="auto" if kind in NUMBER_KINDS else "sorted")
+            count = int(values.size)
         now = utcnow()
         snap = snapshot_date.isoformat() if snapshot_date else None
         with self.engine.begin() as conn:
             fields = {"kind": kind, "jurisdiction": jurisdiction, "current_file": file_name,
-                      "count": int(values.size), "updated_at": now, "salt": salt}
+                      "count": count, "updated_at": now, "salt": salt}
             if snap or not changes:
                 fields["snapshot_date"] = snap
             if existing is None:
@@ -238,9 +258,9 @@ class ListStore:
                     conn.execute(delete(list_entries_table).where(
                         list_entries_table.c.list_name == name, list_entries_table.c.removed))
             conn.execute(insert(list_versions_table).values(
-                list_name=name, file=file_name, snapshot_date=snap, count=int(values.size),
+                list_name=name, file=file_name, snapshot_date=snap, count=count,
                 changes=changes, source_file=path.name, created_at=now, created_by=who))
-            detail = {"file": path.name, "count": int(values.size), "added": added,
+            detail = {"file": path.name, "count": count, "added": added,
                       "deleted": deleted, "rejected": report.rejected}
             conn.execute(insert(list_events_table).values(
                 at=now, list_name=name, action="changes" if changes else "import", who=who,
@@ -375,6 +395,18 @@ class ListStore:
 
     def index(self, info: ListInfo) -> ListIndex:
         return ListIndex(self, info)
+
+
+NATIONAL_SCALE_BYTES = 1 << 30  # number files above 1 GiB (~80M numbers) build a bitmap
+
+
+def _national_scale(path: Path, jurisdiction: str) -> bool:
+    """A US/CA number file big enough to build as a NANP bitmap straight from its blocks."""
+    country = listfiles.country_of(jurisdiction, "US")
+    try:
+        return country in ("US", "CA") and path.stat().st_size > NATIONAL_SCALE_BYTES
+    except OSError:
+        return False
 
 
 class ListIndex:

@@ -1,7 +1,12 @@
 """Phone-number normalisation: every input goes through :func:`normalise`.
 
-The per-row parser is ``phonenumbers`` (pinned). The performance issue replaces the body of
-:func:`normalise_many` with a vectorised path; callers only use these two functions.
+The reference is ``phonenumbers`` (pinned), called per row by :func:`normalise`. Batches go
+through :func:`normalise_arrays` (or :func:`normalise_many`, its list-of-objects form): inputs
+in a plain NANP format (``+1``, ``1`` or ten digits, with spaces, dots, dashes or brackets)
+are decided with numpy from the NPA-NXX table of :mod:`dncguard.nanp`, which is built from the
+same ``phonenumbers`` metadata; every other input (other countries, letters, extensions,
+blocks the table leaves open) goes to the per-row parser. Both give identical results
+(``tests/test_nanp_agreement.py``).
 """
 
 from __future__ import annotations
@@ -12,9 +17,14 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
 
+import numpy as np
+import numpy.typing as npt
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 from phonenumbers import NumberParseException
 
+from . import nanp
 from .config import SUPPORTED_REGIONS
 from .models import ReasonCode
 
@@ -65,7 +75,9 @@ def _normalise_cached(raw: str, region: str) -> Normalised:
     except NumberParseException as exc:
         why = _PARSE_ERRORS.get(exc.error_type, str(exc))
         return Normalised(raw, error=ReasonCode.INVALID_NUMBER, message=f"cannot parse: {why}")
-    if not phonenumbers.is_valid_number(number):
+    # is_valid_number would look the region up itself; look it up once and reuse it
+    found = phonenumbers.region_code_for_number(number)
+    if not (found and phonenumbers.is_valid_number_for_region(number, found)):
         reason = phonenumbers.is_possible_number_with_reason(number)
         why = {
             phonenumbers.ValidationResult.TOO_SHORT: "too short",
@@ -76,17 +88,23 @@ def _normalise_cached(raw: str, region: str) -> Normalised:
         return Normalised(raw, error=ReasonCode.INVALID_NUMBER,
                           message=f"not a valid number: {why}")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    found = phonenumbers.region_code_for_number(number)
     if found not in SUPPORTED_REGIONS:
-        where = found or "a non-geographic range"
         return Normalised(
             raw,
             e164=e164,
             region=found,
             error=ReasonCode.UNSUPPORTED_REGION,
-            message=f"number belongs to {where}; supported regions are US, CA, GB, AU",
+            message=_unsupported_message(found),
         )
     return Normalised(raw, e164=e164, region=found)
+
+
+_NOT_ASSIGNED = "not a valid number: no such number range is assigned"
+
+
+def _unsupported_message(found: str | None) -> str:
+    where = found or "a non-geographic range"
+    return f"number belongs to {where}; supported regions are US, CA, GB, AU"
 
 
 def normalise(raw: str, region: str | None = None) -> Normalised:
@@ -96,7 +114,194 @@ def normalise(raw: str, region: str | None = None) -> Normalised:
 
 def normalise_many(raws: Sequence[str], regions: Sequence[str | None]) -> list[Normalised]:
     """Normalise a batch; ``regions[i]`` is the default region of ``raws[i]``."""
-    return [_normalise_cached(r, _region_hint(g)) for r, g in zip(raws, regions, strict=True)]
+    if len(raws) != len(regions):
+        raise ValueError(f"{len(raws)} inputs but {len(regions)} regions")
+    if len(raws) < _SMALL_BATCH:
+        return [_normalise_cached(r, _region_hint(g)) for r, g in zip(raws, regions,
+                                                                        strict=True)]
+    return normalise_arrays(raws, regions).to_list(raws)
+
+
+_SMALL_BATCH = 64  # below this the per-row parser (cached) is as fast as the table
+
+#: error codes of :class:`NormalisedArrays` (index 0: no error)
+ERROR_CODES: tuple[ReasonCode | None, ...] = (
+    None, ReasonCode.INVALID_NUMBER, ReasonCode.UNSUPPORTED_REGION)
+_ERROR_INDEX = {code: i for i, code in enumerate(ERROR_CODES)}
+_NANP_HINTS = ("US", "CA")
+# A plain NANP input: optional spaces and '+', then digits and ASCII separators only.
+_PLAIN = r"^ *\+?[0-9 ().\-]{10,40}$"
+_TEN = 10_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class NormalisedArrays:
+    """A batch's normalisation as arrays, row ``i`` for input ``i``.
+
+    ``digits`` is the E.164 number as an integer (0 when there is none); ``region`` and
+    ``message`` index ``region_names`` and ``message_texts`` (index 0 is ``""``); ``error``
+    indexes :data:`ERROR_CODES` (0: valid and supported). A row is usable when ``error == 0``.
+    Rows with ``error == 2`` (unsupported region) still carry their E.164 digits and region.
+    """
+
+    digits: npt.NDArray[np.uint64]
+    region: npt.NDArray[np.int16]
+    error: npt.NDArray[np.uint8]
+    message: npt.NDArray[np.int32]
+    region_names: tuple[str, ...]
+    message_texts: tuple[str, ...]
+    parsed_per_row: int = 0  # rows that needed the per-row parser
+
+    def __len__(self) -> int:
+        return int(self.digits.size)
+
+    @property
+    def ok(self) -> npt.NDArray[np.bool_]:
+        return np.asarray(self.error == 0, dtype=bool)
+
+    def e164(self) -> list[str | None]:
+        """E.164 strings (``None`` where the input gave no number)."""
+        text = pc.binary_join_element_wise(
+            "+", pc.cast(pa.array(self.digits), pa.string()), "")
+        out: list[str | None] = text.to_pylist()
+        for i in np.flatnonzero(self.digits == 0).tolist():
+            out[i] = None
+        return out
+
+    def regions(self) -> list[str | None]:
+        names = np.array([n or None for n in self.region_names], dtype=object)
+        return list(names[self.region])
+
+    def to_list(self, raws: Sequence[str]) -> list[Normalised]:
+        """The same results as :class:`Normalised` objects (what :func:`normalise` gives)."""
+        texts = self.message_texts
+        return [
+            Normalised(raw, e, g) if k == 0 else Normalised(raw, e, g, ERROR_CODES[k], texts[m])
+            for raw, e, g, k, m in zip(raws, self.e164(), self.regions(), self.error.tolist(),
+                                       self.message.tolist(), strict=True)
+        ]
+
+
+def normalise_arrays(
+    raws: Sequence[str] | pa.Array | pa.ChunkedArray,
+    regions: Sequence[str | None] | str | None,
+) -> NormalisedArrays:
+    """Normalise a batch into arrays; ``regions`` is one default region per input, or one
+    for all. Plain NANP inputs are decided by the NPA-NXX table; the rest per row."""
+    given = None if isinstance(raws, (pa.Array, pa.ChunkedArray)) else raws
+    text = _as_strings(raws)
+    n = len(text)
+    codes, nanp_regions = nanp.load_table()
+    region_names: list[str] = ["", *nanp_regions]
+    region_ids = {name: i for i, name in enumerate(region_names)}
+    texts: list[str] = ["", _NOT_ASSIGNED]
+    text_ids = {t: i for i, t in enumerate(texts)}
+
+    digits = np.zeros(n, dtype=np.uint64)
+    region = np.zeros(n, dtype=np.int16)
+    error = np.zeros(n, dtype=np.uint8)
+    message = np.zeros(n, dtype=np.int32)
+    hints, nanp_hint = _hints(regions, n)
+
+    # -- the table path ----------------------------------------------------------------------
+    done = np.zeros(n, dtype=bool)
+    plain = _bools(pc.match_substring_regex(text, _PLAIN))
+    at = np.flatnonzero(plain)
+    if at.size:
+        sub = text.take(pa.array(at))
+        plus = _bools(pc.match_substring(sub, "+"))
+        num = pc.replace_substring_regex(sub, r"[^0-9]", "")
+        width = np.asarray(pc.utf8_length(num).to_numpy(zero_copy_only=False), dtype=np.int64)
+        short = pc.if_else(pa.array((width >= 10) & (width <= 11)), num, "0")
+        value = np.asarray(pc.cast(short, pa.uint64()).to_numpy(zero_copy_only=False),
+                           dtype=np.uint64)
+        eleven = (width == 11) & (value // np.uint64(_TEN) == 1)
+        national = np.where(eleven, value - np.uint64(_TEN), value)
+        fits = (((width == 10) & ~plus & nanp_hint[at]) | (eleven & (plus | nanp_hint[at])))
+        fits &= (national >= np.uint64(2_000_000_000))
+        code = codes[(national // np.uint64(10_000)).clip(0, nanp.PREFIXES - 1).astype(np.int64)]
+        fits &= code != nanp.FALLBACK
+        rows = at[fits]
+        code = code[fits].astype(np.int16)
+        valid = code != nanp.INVALID
+        digits[rows[valid]] = national[fits][valid] + np.uint64(_TEN)
+        region[rows] = code
+        error[rows[~valid]] = _ERROR_INDEX[ReasonCode.INVALID_NUMBER]
+        message[rows[~valid]] = text_ids[_NOT_ASSIGNED]
+        unsupported = np.isin(code, [region_ids[r] for r in nanp_regions
+                                     if r not in SUPPORTED_REGIONS]) & valid
+        for k in np.unique(code[unsupported]).tolist():
+            where = rows[unsupported & (code == k)]
+            error[where] = _ERROR_INDEX[ReasonCode.UNSUPPORTED_REGION]
+            message[where] = _intern(texts, text_ids, _unsupported_message(region_names[k]))
+        done[rows] = True
+
+    # -- the per-row parser for the rest (each distinct input once) --------------------------
+    rest = np.flatnonzero(~done)
+    if rest.size:
+        rest_text = ([given[i] for i in rest.tolist()] if given is not None
+                     else text.take(pa.array(rest)).to_pylist())
+        rest_hint = [hints[i] for i in rest.tolist()] if isinstance(hints, list) else None
+        for j, i in enumerate(rest.tolist()):
+            hint = rest_hint[j] if rest_hint is not None else str(hints)
+            res = _normalise_cached(rest_text[j], hint)
+            if res.e164:
+                digits[i] = res.digits
+            if res.region:
+                region[i] = _intern(region_names, region_ids, res.region)
+            if res.error is not None:
+                error[i] = _ERROR_INDEX[res.error]
+                message[i] = _intern(texts, text_ids, res.message)
+    return NormalisedArrays(digits, region, error, message, tuple(region_names), tuple(texts),
+                            int(rest.size))
+
+
+def _intern(items: list[str], ids: dict[str, int], value: str) -> int:
+    found = ids.get(value)
+    if found is None:
+        found = ids[value] = len(items)
+        items.append(value)
+    return found
+
+
+def _as_strings(raws: Sequence[str] | pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(raws, pa.ChunkedArray):
+        raws = raws.combine_chunks()
+    if isinstance(raws, pa.Array):
+        arr = raws if raws.type == pa.string() else pc.cast(raws, pa.string())
+    else:
+        try:
+            arr = pa.array(raws, type=pa.string())
+        except (UnicodeError, pa.ArrowException):
+            # text that is not valid Unicode (lone surrogates): the per-row parser decides it
+            arr = pa.array([r if _encodable(r) else "\x00" for r in raws], type=pa.string())
+    return pc.fill_null(arr, "")
+
+
+def _encodable(raw: str) -> bool:
+    try:
+        raw.encode("utf-8")
+    except UnicodeError:
+        return False
+    return True
+
+
+def _bools(values: pa.Array) -> npt.NDArray[np.bool_]:
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _hints(regions: Sequence[str | None] | str | None,
+           n: int) -> tuple[list[str] | str, npt.NDArray[np.bool_]]:
+    """The cleaned default region of each row (or one for all) and whether it is US/CA."""
+    if regions is None or isinstance(regions, str):
+        one = _region_hint(regions)
+        return one, np.full(n, one in _NANP_HINTS, dtype=bool)
+    if len(regions) != n:
+        raise ValueError(f"{n} inputs but {len(regions)} regions")
+    clean = {g: _region_hint(g) for g in set(regions)}
+    hints = [clean[g] for g in regions]
+    nanp_hint = np.fromiter((h in _NANP_HINTS for h in hints), dtype=bool, count=n)
+    return hints, nanp_hint
 
 
 def mask(e164: str | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import typer
 from rich.console import Console
@@ -35,6 +35,10 @@ def parse_instant(value: str | None, flag: str = "--at") -> datetime | None:
             "instant and a bare local time is ambiguous",
             param_hint=flag,
         )
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise typer.BadParameter(f"{value!r} is out of range", param_hint=flag) from None
     return parsed
 
 

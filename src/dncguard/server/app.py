@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 from fastapi import Depends, FastAPI
 
+from .. import audit
 from .._version import __version__
 from ..config import Settings, load_settings
 from ..errors import ConfigError
@@ -32,7 +33,7 @@ from .metrics import (
     Send,
     list_ages,
 )
-from .routes import check, dnc, jobs, lists, ops
+from .routes import check, dnc, jobs, lists, ops, rules
 from .settings import ServerSettings, load_server_settings
 
 log = logging.getLogger("dncguard.server")
@@ -147,11 +148,25 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
                 await asyncio.sleep(server.metrics_flush_seconds)
                 await anyio.to_thread.run_sync(counter.flush)
 
+        async def export_forever() -> None:
+            """Deliver audit exports (job summaries) from the outbox while serving."""
+            worker = audit.ExportWorker(audit.audit_log(settings))
+            while True:
+                try:
+                    await anyio.to_thread.run_sync(worker.run_once)
+                except Exception as exc:  # keep serving; the outbox keeps the backlog
+                    log.warning("audit export pass failed: %s", type(exc).__name__)
+                await asyncio.sleep(server.export_seconds)
+
         flusher = asyncio.create_task(flush_forever())
+        exporter = (asyncio.create_task(export_forever())
+                    if audit.load_audit_settings(settings).export_url else None)
         try:
             yield
         finally:
             flusher.cancel()
+            if exporter is not None:
+                exporter.cancel()
             if runner is not None:
                 await anyio.to_thread.run_sync(runner.stop)
             await anyio.to_thread.run_sync(counter.flush)
@@ -160,10 +175,8 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
                   lifespan=lifespan, dependencies=[Depends(strict_query)])
     app.state.service = svc
     errors.install(app)
-    for module in (check, dnc, lists, jobs, ops):
+    for module in (check, dnc, rules, lists, jobs, ops):
         app.include_router(module.router)
-    # TODO(rules): app.include_router(rules.router) for /v1/attempts, /v1/consents and
-    # /v1/rules/when once dncguard.rules exposes its stores (see routes/dnc.py).
     app.add_middleware(BodyLimit, limit=server.max_body_bytes)
     app.add_middleware(ObserveMiddleware, metrics=metrics)
     return app

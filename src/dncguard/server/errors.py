@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -122,5 +122,14 @@ def _iso_text(value: object) -> object:
 
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
+def _in_range(value: datetime) -> datetime:
+    """Refuse instants whose UTC form overflows (year 1 with a positive offset, 9999-12-31)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("instant out of range") from None
+    return value
+
+
 #: An ISO 8601 instant with a UTC offset, given as text.
-Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_in_range)]

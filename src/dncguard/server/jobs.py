@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from .. import audit
 from ..checks import Batch
 from ..config import Settings
 from ..errors import InputError
@@ -491,5 +492,7 @@ class JobRunner:
                         lease_until=None)).rowcount
         if not got:
             raise _Stop
+        audit.record_job(self.settings, job.id, self.store.results_path(job.id), summary,
+                         who=job.created_by)
         log.info("job %s done: %d rows in %d chunks (%s)", job.id, summary.total_rows, chunks,
                  folder.name)

@@ -35,6 +35,8 @@ class ServerSettings(SectionSettings):
                                    "older than this are stale (FTC: 31 days)")
     ready_requires_fresh: bool = Field(default=True, description="/readyz fails on stale lists")
     metrics_public: bool = Field(default=True, description="/metrics needs no key")
+    export_seconds: float = Field(default=10.0, gt=0,
+                                  description="Seconds between audit export delivery passes")
     metrics_flush_seconds: float = Field(default=5.0, gt=0,
                                          description="Decision counts flushed this often")
     job_poll_seconds: float = Field(default=1.0, gt=0, description="Job queue poll interval")

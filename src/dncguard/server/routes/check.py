@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 
+from ... import audit
 from ...checks import CheckContext
 from ...models import Verdict
 from ...pipeline import Scrubber
@@ -63,6 +64,16 @@ class BatchResponse(BaseModel):
     verdicts: list[Verdict] = Field(description="In request order; row is the 1-based index")
 
 
+async def _audit(svc: Service, verdicts: list[Verdict], key: object) -> None:
+    """Append the checks to the audit trail (one lock for a whole batch)."""
+    who = f"api:{getattr(key, 'name', 'no-auth')}"
+    try:
+        await anyio.to_thread.run_sync(
+            lambda: audit.record_checks(svc.settings, verdicts, who=who))
+    except SQLAlchemyError as exc:  # the verdicts stand; the gap is logged loudly
+        log.error("audit append failed for %d checks: %s", len(verdicts), type(exc).__name__)
+
+
 def _context(svc: Service, options: CheckOptions) -> CheckContext:
     return Scrubber(svc.settings).context(at=options.at, campaign=options.campaign,
                                           purpose=options.purpose, call_type=options.call_type)
@@ -86,6 +97,7 @@ async def check(body: CheckRequest, svc: ServiceDep, _key: CheckKey) -> Response
         verdict = (await scrubber.ascrub([body.phone], ctx=ctx,
                                          defaults=body.defaults()))[0]
         verdict = verdict.model_copy(update={"row": None})
+        await _audit(svc, [verdict], _key)
     svc.metrics.observe([verdict])
     svc.counter.record([verdict])
     return Response(verdict.model_dump_json(), media_type="application/json")
@@ -111,6 +123,7 @@ async def check_batch(body: BatchRequest, svc: ServiceDep, _key: CheckKey) -> Re
     ctx = _context(svc, body)
     scrubber = await anyio.to_thread.run_sync(svc.provider.get)  # 503 when unavailable
     verdicts = await scrubber.ascrub(body.phones, ctx=ctx, defaults=body.defaults())
+    await _audit(svc, verdicts, _key)
     svc.metrics.observe(verdicts)
     svc.counter.record(verdicts)
     dups = sum(1 for v in verdicts if any(r.code == "DUPLICATE" for r in v.reasons))

@@ -91,7 +91,3 @@ def remove(
                                                          message=str(exc))]) from exc
     return OptOutResult(e164=e164, list=list_name, listed=False, was_listed=was)
 
-
-# TODO(rules): POST /v1/attempts, POST /v1/consents and GET /v1/rules/when?phone=... belong
-# beside these routes once dncguard.rules lands (router in server/routes/rules.py, scopes
-# "check" for reads and "dnc:write" for writes; register it in server/app.py).

@@ -1,0 +1,253 @@
+"""``POST /v1/attempts``, ``POST /v1/consents`` and ``GET /v1/rules/when``: the rules engine.
+
+Attempts and consents go to the same database tables as ``dncguard attempts record`` and
+``dncguard consent import`` (:mod:`dncguard.rules.stores`), so the very next check on every
+replica counts them (the rules read both per check). ``/v1/rules/when`` answers what
+``dncguard rules when --json`` prints, plus each window in every candidate zone's local time.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from ...errors import InputError
+from ...lists import ListStore
+from ...models import Reason
+from ...phones import normalise
+from ...pipeline import Scrubber
+from ...rules.check import RulesCheck
+from ...rules.stores import AttemptStore, ConsentStore
+from ..deps import CheckKey, DncKey, Service, ServiceDep
+from ..errors import ApiError, FieldError, Instant, responses
+
+router = APIRouter(tags=["rules"])
+
+Region = Literal["US", "CA", "GB", "AU"]
+Purpose = Literal["telemarketing", "informational", "collections"]
+CallType = Literal["manual", "autodialed", "prerecorded"]
+LineType = Literal["mobile", "landline", "voip"]
+ConsentType = Literal["express", "express_written", "ebr_purchase", "ebr_inquiry"]
+
+
+def _day_text(value: object) -> object:
+    """Dates are YYYY-MM-DD text (no Unix numbers, no date-times)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DAY.fullmatch(value):
+        raise ValueError("expected a date, YYYY-MM-DD")
+    return value
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: A calendar date, YYYY-MM-DD.
+Day = Annotated[date, BeforeValidator(_day_text), Field(examples=["2026-11-26"])]
+
+
+class AttemptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str = Field(min_length=1, max_length=64, examples=["+13055550123"])
+    at: Instant | None = Field(default=None, description="When the call was placed, an ISO "
+                               "8601 instant with an offset (default now)")
+    campaign: str = Field(default="default", min_length=1, max_length=200)
+    purpose: Purpose | None = Field(default=None,
+                                    description="Default: the campaign profile's purpose")
+    subject: str | None = Field(default=None, min_length=1, max_length=200,
+                                description="Same-subject key the caps count per (default: the "
+                                            "campaign; a debt id for collections)")
+    outcome: str | None = Field(default=None, min_length=1, max_length=40,
+                                description="e.g. conversation, no_answer, voicemail")
+    region: Region | None = Field(default=None,
+                                  description="Region of a number written in national format")
+
+
+class AttemptOut(BaseModel):
+    e164: str
+    at: datetime
+    campaign: str
+    purpose: str
+    subject: str
+    outcome: str | None
+    added: bool = Field(description="False when the same attempt (number, time, subject) "
+                                    "was already recorded")
+
+
+class ConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str = Field(min_length=1, max_length=64, examples=["+13055550123"])
+    type: ConsentType
+    date: Day = Field(description="Date of the consent, purchase or inquiry")
+    expires: Day | None = Field(default=None, description="First day it no longer counts")
+    revoked: Day | None = Field(default=None, description="Revocation date (revokes all "
+                                                          "earlier consents of the number)")
+    region: Region | None = Field(default=None,
+                                  description="Region of a number written in national format")
+
+
+class ConsentOut(BaseModel):
+    e164: str
+    type: str
+    date: Day
+    expires: Day | None
+    revoked: Day | None
+    added: bool = Field(description="False when the same record was already stored")
+
+
+class LocalWindow(BaseModel):
+    zone: str
+    start: datetime
+    end: datetime
+
+
+class LegalWindow(BaseModel):
+    start: datetime = Field(description="UTC")
+    end: datetime = Field(description="UTC")
+    local: list[LocalWindow] = Field(description="The same window in every candidate zone")
+
+
+class WhenOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    e164: str
+    ruleset: str | None
+    timezone: str = Field(description="Candidate IANA zones, ';'-joined")
+    zones: list[str]
+    how: str = Field(description="How the zones were found, e.g. npa-table+zip")
+    states: list[str]
+    jurisdictions: list[str]
+    purpose: str
+    call_type: str = Field(alias="callType")
+    at: datetime = Field(description="Start of the period searched (UTC)")
+    days: int
+    windows: list[LegalWindow] = Field(description="Legal windows under the time rules")
+    reasons: list[Reason] = Field(description="Why a call at `at` would not be allowed now "
+                                              "(rules only; empty when the rules are off)")
+    rules_enabled: bool = Field(alias="rulesEnabled",
+                                description="Whether /v1/check applies the rules on this server")
+
+
+_lock = threading.Lock()
+
+
+def _rules(request: Request, svc: Service) -> RulesCheck:
+    """One RulesCheck per app (the ruleset is parsed once; zones and plans are cached)."""
+    check: RulesCheck | None = getattr(request.app.state, "rules_check", None)
+    if check is None:
+        with _lock:
+            check = getattr(request.app.state, "rules_check", None)
+            if check is None:
+                check = RulesCheck(svc.settings, store=ListStore(svc.settings, svc.engine))
+                request.app.state.rules_check = check
+    return check
+
+
+def _number(phone: str, region: str | None, where: str, svc: Service) -> tuple[str, str]:
+    n = normalise(phone, region or svc.settings.default_region)
+    if not n.ok or n.e164 is None or n.region is None:
+        raise ApiError(422, f"not a valid number: {n.message}",
+                       fields=[FieldError(field=where, message=n.message or "invalid number")])
+    return n.e164, n.region
+
+
+def _instant(at: datetime | None, where: str) -> datetime:
+    try:
+        return (at or datetime.now(UTC)).astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise ApiError(422, f"{where}: out of range", fields=[
+            FieldError(field=where, message="instant out of range")]) from exc
+
+
+@router.post("/v1/attempts", status_code=201, response_model=AttemptOut,
+             responses=responses(401, 403, 413, 422, 429, 503),
+             summary="Record a call attempt (for frequency caps)")
+def record_attempt(body: AttemptIn, svc: ServiceDep, _key: DncKey) -> AttemptOut:
+    """Same as ``dncguard attempts record``: the next check counts it against the caps."""
+    e164, _ = _number(body.phone, body.region, "body.phone", svc)
+    at = _instant(body.at, "body.at")
+    purpose = body.purpose or svc.settings.campaign(body.campaign).purpose
+    subject = body.subject or body.campaign
+    try:
+        added = AttemptStore(svc.settings).record(
+            e164, at, campaign=body.campaign, purpose=purpose, subject=subject,
+            outcome=body.outcome)
+    except InputError as exc:
+        raise ApiError(422, str(exc), fields=[FieldError(field="body", message=str(exc))]) \
+            from exc
+    return AttemptOut(e164=e164, at=at, campaign=body.campaign, purpose=purpose, subject=subject,
+                      outcome=body.outcome, added=added)
+
+
+@router.post("/v1/consents", status_code=201, response_model=ConsentOut,
+             responses=responses(401, 403, 413, 422, 429, 503),
+             summary="Store a consent or established-business-relationship record")
+def add_consent(body: ConsentIn, svc: ServiceDep, key: DncKey) -> ConsentOut:
+    """Same as one row of ``dncguard consent import``."""
+    e164, _ = _number(body.phone, body.region, "body.phone", svc)
+    if body.expires is not None and body.expires <= body.date:
+        raise ApiError(422, "expires is not after the consent date", fields=[
+            FieldError(field="body.expires", message="is not after the consent date")])
+    try:
+        added = ConsentStore(svc.settings).add(e164, body.type, body.date, expires=body.expires,
+                                               revoked=body.revoked, source=f"api:{key.name}")
+    except InputError as exc:
+        raise ApiError(422, str(exc), fields=[FieldError(field="body", message=str(exc))]) \
+            from exc
+    return ConsentOut(e164=e164, type=body.type, date=body.date, expires=body.expires,
+                      revoked=body.revoked, added=added)
+
+
+@router.get("/v1/rules/when", response_model=WhenOut,
+            responses=responses(401, 403, 422, 429, 503),
+            summary="The next legal calling windows of a number")
+def when(
+    request: Request, svc: ServiceDep, _key: CheckKey,
+    phone: Annotated[str, Query(min_length=1, max_length=64,
+                                description="E.164 or national format")],
+    at: Annotated[Instant | None, Query(description="Start, an ISO 8601 instant with an "
+                                                    "offset (default now)")] = None,
+    campaign: Annotated[str, Query(min_length=1, max_length=100)] = "default",
+    purpose: Annotated[Purpose | None, Query()] = None,
+    call_type: Annotated[CallType | None, Query()] = None,
+    state: Annotated[str | None, Query(max_length=10)] = None,
+    zip: Annotated[str | None, Query(max_length=12)] = None,
+    line_type: Annotated[LineType | None, Query()] = None,
+    timezone: Annotated[str | None, Query(max_length=64, description="IANA zone")] = None,
+    region: Annotated[Region | None, Query()] = None,
+    days: Annotated[int, Query(ge=1, le=14, description="How many days ahead")] = 7,
+) -> Response:
+    """Same content as ``dncguard rules when --json``: windows in UTC and in every candidate
+    zone, the zones and how they were found, the jurisdictions, the ruleset version, and the
+    rule reasons a call at ``at`` would get."""
+    e164, num_region = _number(phone, region, "query.phone", svc)
+    start = _instant(at, "query.at")
+    check = _rules(request, svc)
+    ctx = Scrubber(svc.settings).context(at=start, campaign=campaign, purpose=purpose,
+                                         call_type=call_type)
+    st = (state.strip().upper() or None) if state else None
+    extra = {k: v for k, v in {"state": st, "zip": zip, "timezone": timezone,
+                               "line_type": line_type}.items() if v}
+    try:
+        result = check.when(e164, num_region, st, extra, ctx, days=days)
+    except (OverflowError, ValueError) as exc:  # a start at the very end of the calendar
+        raise ApiError(422, "query.at: out of range", fields=[
+            FieldError(field="query.at", message="instant out of range")]) from exc
+    zones = [ZoneInfo(z) for z in result.location.zones]
+    out = WhenOut(
+        e164=e164, ruleset=check.ruleset.version, timezone=";".join(result.location.zones),
+        zones=list(result.location.zones), how=result.location.how,
+        states=list(result.location.states), jurisdictions=list(result.jurisdictions),
+        purpose=ctx.purpose, call_type=ctx.call_type, at=start, days=days,
+        windows=[LegalWindow(start=a, end=b, local=[
+            LocalWindow(zone=z.key, start=a.astimezone(z), end=b.astimezone(z)) for z in zones])
+            for a, b in result.windows],
+        reasons=result.reasons, rules_enabled=check.config.enabled)
+    return Response(out.model_dump_json(by_alias=True), media_type="application/json")

@@ -1,0 +1,98 @@
+"""The table path of normalise_arrays / normalise_many gives exactly the per-row parser's
+results: on generated formats, invalid numbers and every NANP area code."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dncguard import nanp
+from dncguard.phones import (
+    Normalised,
+    _normalise_cached,
+    _region_hint,
+    normalise_arrays,
+    normalise_many,
+)
+
+HINTS = ["US", "CA", "GB", "AU", None, "", "us", " ca ", "UK", "JM", "ZZ"]
+
+
+def per_row(raws: list[str], hints: list[str | None]) -> list[Normalised]:
+    return [_normalise_cached(r, _region_hint(g)) for r, g in zip(raws, hints, strict=True)]
+
+
+def fmt(national: str, style: int) -> str:
+    a, b, c = national[:3], national[3:6], national[6:]
+    return [
+        f"+1{national}", f"({a}) {b}-{c}", f"{a}-{b}-{c}", national, f"1{national}",
+        f"{a}.{b}.{c}", f"+1 {a} {b} {c}", f"  +1 ({a}) {b}-{c}  ", f"1-{a}-{b}-{c}",
+        f"+ 1 {a} {b} {c}", f"{a} {b} {c} x123", f"tel:+1{national}", f"+{national}",
+        f"{national}0", f"{national[:-1]}", f"+1{national}9", f"1 ({a}) {b}.{c}", f"0{national}",
+        f"+01{national}", f"011 1 {national}", f"{a}-{b}-{c} ext. 7", f"({a}){b}{c}",
+        f"+1-{a}-FLOWERS"[:15], f"-{national}", f"{a}/{b}/{c}", f"\t{national}",
+        f"+1{national}\u00a0", f"1{a}{b}{c}".replace("5", "five", 1),
+    ][style]
+
+
+STYLES = 28
+
+national_numbers = st.builds(
+    lambda npa, nxx, line: f"{npa:03d}{nxx:03d}{line:04d}",
+    st.integers(0, 999), st.integers(0, 999), st.integers(0, 9999),
+)
+inputs = st.builds(fmt, national_numbers, st.integers(0, STYLES - 1)) | st.text(
+    alphabet="0123456789 +-().x", max_size=20)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(inputs, st.sampled_from(HINTS)), min_size=1, max_size=200))
+def test_table_path_agrees_with_per_row_parser(pairs: list[tuple[str, str | None]]) -> None:
+    raws = [r for r, _ in pairs]
+    hints = [g for _, g in pairs]
+    assert normalise_arrays(raws, hints).to_list(raws) == per_row(raws, hints)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(inputs, min_size=64, max_size=300), st.sampled_from(HINTS))
+def test_normalise_many_agrees_with_per_row_parser(raws: list[str], hint: str | None) -> None:
+    hints = [hint] * len(raws)
+    assert normalise_many(raws, hints) == per_row(raws, hints)
+    assert normalise_arrays(raws, hint).to_list(raws) == per_row(raws, hints)
+
+
+def test_every_nanp_area_code_agrees() -> None:
+    """Every NPA 000-999, with random exchanges (including the blocks the table leaves to the
+    per-row parser), in the common formats and default regions."""
+    rng = np.random.default_rng(11)
+    raws: list[str] = []
+    hints: list[str | None] = []
+    for npa in range(1000):
+        for nxx in rng.integers(0, 1000, 6).tolist():
+            line = int(rng.integers(0, 10_000))
+            raws.append(fmt(f"{npa:03d}{nxx:03d}{line:04d}", int(rng.integers(0, 9))))
+            hints.append(["US", "CA", "GB"][npa % 3])
+    codes, _ = nanp.load_table()
+    for prefix in np.flatnonzero(codes == nanp.FALLBACK).tolist():
+        raws.append(f"+1{prefix:06d}1234")
+        hints.append("US")
+    out = normalise_arrays(raws, hints)
+    assert out.to_list(raws) == per_row(raws, hints)
+    assert out.parsed_per_row < len(raws) / 2  # most went through the table
+
+
+def test_arrays_expose_digits_regions_and_errors() -> None:
+    raws = ["(202) 555-0123", "+18765550100", "12345", "020 7946 0123", "(111) 555-0123"]
+    out = normalise_arrays(raws, ["US", "US", "US", "GB", "US"])
+    assert out.e164() == ["+12025550123", "+18765550100", None, "+442079460123", None]
+    assert out.regions() == ["US", "JM", None, "GB", None]
+    assert out.ok.tolist() == [True, False, False, True, False]
+    assert [str(out.region_names[i]) for i in out.region.tolist()] == ["US", "JM", "", "GB", ""]
+    assert out.digits.tolist()[0] == 12025550123
+
+
+def test_text_that_is_not_unicode_goes_to_the_per_row_parser() -> None:
+    raws = ["\ud800", "+12025550123", "202\udcff5550123"] * 30
+    hints: list[str | None] = ["US"] * len(raws)
+    assert normalise_many(raws, hints) == per_row(raws, hints)
