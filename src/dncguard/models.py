@@ -148,6 +148,8 @@ def merge_reasons(reasons: list[Reason]) -> tuple[Decision, datetime | None]:
     decide. For a ``defer`` the next allowed moment is the latest of the deferring reasons' moments,
     or None when any deferring reason does not know one.
     """
+    if not reasons:
+        return Decision.ALLOW, None
     lifted = {code for r in reasons for code in r.overrides}
     deciding = [r for r in reasons if r.code not in lifted]
     decision = Decision.most_severe([r.decision for r in deciding])

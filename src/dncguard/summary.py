@@ -66,35 +66,42 @@ class SummaryBuilder:
         self._reason: Counter[str] = Counter()
         self._list: Counter[str] = Counter()
         self._state: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        # plain ints: pydantic attribute writes are slow on a per-row path
+        self._rows = self._dups = self._unique = self._suppressed = 0
+        self._source_errors = self._row_errors = 0
 
     def add_row(self, *, decision: Decision, codes: list[str], lists: list[str],
                 state: str | None, duplicate: bool, first_of_unique: bool,
                 error: tuple[int, str, str] | None) -> None:
-        s = self.summary
-        s.total_rows += 1
+        self._rows += 1
         self._decision[decision.value] += 1
-        for code in dict.fromkeys(codes):
-            self._reason[code] += 1
-        for name in dict.fromkeys(lists):
+        if codes:
+            for code in set(codes):
+                self._reason[code] += 1
+            if "SOURCE_ERROR" in codes:
+                self._source_errors += 1
+        for name in set(lists):
             self._list[name] += 1
         if decision is not Decision.INVALID:
             self._state[state or "unknown"][decision.value] += 1
         if duplicate:
-            s.duplicates += 1
+            self._dups += 1
         if first_of_unique:
-            s.unique_valid += 1
+            self._unique += 1
             if decision in _SUPPRESSED:
-                s.unique_suppressed += 1
-        if "SOURCE_ERROR" in codes:
-            s.source_errors += 1
+                self._suppressed += 1
         if error is not None:
-            s.row_error_count += 1
-            if len(s.row_errors) < MAX_ROW_ERRORS_LISTED:
-                s.row_errors.append(RowError(row=error[0], field=error[1], message=error[2]))
+            self._row_errors += 1
+            if len(self.summary.row_errors) < MAX_ROW_ERRORS_LISTED:
+                self.summary.row_errors.append(
+                    RowError(row=error[0], field=error[1], message=error[2]))
 
     def finish(self, finished_at: datetime, elapsed: float) -> ScrubSummary:
         s = self.summary
         s.finished_at = finished_at
+        s.total_rows, s.duplicates, s.unique_valid = self._rows, self._dups, self._unique
+        s.unique_suppressed, s.source_errors = self._suppressed, self._source_errors
+        s.row_error_count = self._row_errors
         s.by_decision = {d.value: self._decision.get(d.value, 0) for d in Decision}
         s.by_reason = dict(sorted(self._reason.items()))
         s.by_list = dict(sorted(self._list.items()))

@@ -108,8 +108,8 @@ class CsvReader:
             if len(fields) != width:
                 error = f"expected {width} fields, found {len(fields)}"
                 fields = (fields + [""] * width)[:width]
-            bad = next((i for i, f in enumerate(fields) if "\ufffd" in f), None)
-            if bad is not None and error is None:
+            if error is None and any("\ufffd" in f for f in fields):
+                bad = next(i for i, f in enumerate(fields) if "\ufffd" in f)
                 error = f"field {self.header[bad]!r} is not valid UTF-8"
             yield InputRow(n, fields, error)
 
@@ -160,13 +160,16 @@ _PLAIN_NUMBER = re.compile(r"^[+-]?[\d ().-]*\d[\d ().-]*$")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+_FIRST = frozenset(_FORMULA_START)
+
+
 def defuse(cell: str) -> str:
     """Prefix an apostrophe to cells a spreadsheet could run as a formula (CSV injection).
 
     Cells starting with ``= + - @``, tab or carriage return get one, unless they are plain
     numbers (``+12025550100``, ``-5``, ``+1 (202) 555-0100``).
     """
-    if cell.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(cell):
+    if cell[:1] in _FIRST and not _PLAIN_NUMBER.match(cell):
         return "'" + cell
     return cell
 
