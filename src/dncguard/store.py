@@ -31,6 +31,17 @@ from .config import Settings
 
 metadata = MetaData()
 
+#: Every module that defines tables on :data:`metadata`. The Alembic environment imports them
+#: all so autogenerate and the drift test (``tests/test_migrations.py``) see every table: a
+#: module adding a table must be listed here and come with a revision (``docs/migrations.md``).
+TABLE_MODULES: tuple[str, ...] = (
+    "dncguard.store",
+    "dncguard.outbox",
+    "dncguard.rules.stores",
+    "dncguard.server.tables",
+    "dncguard.audit.log",
+)
+
 lists_table = Table(
     "lists",
     metadata,
@@ -115,18 +126,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def make_engine(settings: Settings) -> Engine:
+    """A new engine for these settings, not migrated and not cached (``dncguard db``)."""
+    url = settings.db_url
+    if url.startswith("sqlite"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
 def get_engine(settings: Settings) -> Engine:
-    """The engine for these settings, created (with its tables) on first use."""
+    """The engine for these settings; on first use the database is migrated to the newest
+    revision (``alembic upgrade head``, serialised between processes; a database created by the
+    ``create_all`` of earlier versions is adopted). See :mod:`dncguard.migrations`."""
     url = settings.db_url
     engine = _engines.get(url)
     if engine is None:
-        if url.startswith("sqlite"):
-            settings.home.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url)
-            event.listen(engine, "connect", _sqlite_pragmas)
-        else:
-            engine = create_engine(url, pool_pre_ping=True)
-        metadata.create_all(engine)
+        from .migrations import upgrade
+
+        engine = make_engine(settings)
+        upgrade(engine)
         _engines[url] = engine
     return engine
 

@@ -14,6 +14,7 @@ from ..errors import DncGuardError
 from .audit import audit_app, report
 from .common import err_console
 from .cxone import app as cxone_app
+from .db import db_app
 from .lists import dnc_app, lists_app
 from .rules import attempts_app, consent_app, rules_app
 from .scrub import check, config_app, demo, scrub
@@ -34,6 +35,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(lists_app, name="lists")
 app.add_typer(dnc_app, name="dnc")
 app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.command("report")(report)
 app.add_typer(cxone_app, name="cxone", help="NICE CXone DNC groups: sync, search, write-back.")

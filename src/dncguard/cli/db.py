@@ -1,0 +1,53 @@
+"""``dncguard db ...``: the database schema (Alembic migrations).
+
+Every command that opens the database migrates it to the newest revision on first use; these
+commands do it (or show where it stands) explicitly, e.g. in a deployment step before replicas
+of the service start.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from ..store import make_engine
+from .common import console, settings
+
+db_app = typer.Typer(help="The database schema: show the revision, upgrade it.",
+                     no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def upgrade(
+    revision: str = typer.Argument("head", help="Target revision (default: the newest)"),
+) -> None:
+    """Migrate the database to REVISION (adopts a database made by an older dncguard)."""
+    from ..migrations import current_revision
+    from ..migrations import upgrade as run_upgrade
+
+    engine = make_engine(settings())
+    try:
+        before = current_revision(engine)
+        after = run_upgrade(engine, revision)
+    finally:
+        engine.dispose()
+    if before == after:
+        console.print(f"database already at {after}")
+    else:
+        console.print(f"database upgraded from {before or '(none)'} to {after}")
+
+
+@db_app.command("current")
+def current() -> None:
+    """Show the database's revision and the newest one this version of dncguard knows."""
+    from ..migrations import describe
+
+    cfg = settings()
+    engine = make_engine(cfg)
+    try:
+        info = describe(engine)
+    finally:
+        engine.dispose()
+    state = "up to date" if info["up_to_date"] else "needs `dncguard db upgrade`"
+    console.print(f"database: {engine.url.render_as_string(hide_password=True)}")
+    console.print(f"current:  {info['current'] or '(none)'}")
+    console.print(f"head:     {info['head']} ({state})")

@@ -1,0 +1,207 @@
+"""Alembic migrations for the dncguard database, driven from code (no ``alembic.ini``).
+
+:func:`upgrade` brings a database to the newest revision; :func:`dncguard.store.get_engine`
+calls it on first use. Two processes starting together do not race: on PostgreSQL the upgrade
+runs under a session advisory lock, on a SQLite file under an exclusive lock on a sibling
+``<db>.migrate.lock`` file. A database made by the ``metadata.create_all`` of earlier versions
+(tables, no ``alembic_version``) is adopted: its tables are checked against the initial revision
+and it is stamped there, then upgraded. See ``docs/migrations.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
+
+from ..errors import DncGuardError
+
+#: The folder holding ``env.py`` and ``versions/`` (shipped inside the wheel).
+SCRIPT_LOCATION = Path(__file__).resolve().parent
+
+#: The first revision: every table that ``create_all`` made before migrations existed.
+INITIAL_REVISION = "0001_initial"
+
+#: Key of the PostgreSQL advisory lock held while upgrading (any fixed 64-bit number).
+PG_LOCK_KEY = 0x646E_6367_6D69_67  # "dncgmig"
+
+_thread_lock = threading.Lock()
+
+
+class MigrationError(DncGuardError):
+    """The database cannot be brought to the current schema (e.g. foreign tables in the way)."""
+
+
+def load_table_modules() -> None:
+    """Import every module that defines tables on :data:`dncguard.store.metadata`."""
+    from ..store import TABLE_MODULES
+
+    for name in TABLE_MODULES:
+        importlib.import_module(name)
+
+
+def alembic_config(url: str | None = None, connection: Connection | None = None) -> Config:
+    """An Alembic :class:`Config` pointing at the packaged scripts; no ini file involved."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(SCRIPT_LOCATION))
+    if url is not None:
+        # ConfigParser interpolation: a literal % in a password must be doubled.
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def script_directory() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+_head: str | None = None
+
+
+def head_revision() -> str:
+    """The newest revision in this version of dncguard (read once per process)."""
+    global _head
+    if _head is None:
+        head = script_directory().get_current_head()
+        if head is None:
+            raise MigrationError(f"no revisions in {SCRIPT_LOCATION / 'versions'}")
+        _head = head
+    return _head
+
+
+def current_revision(engine_or_conn: Engine | Connection) -> str | None:
+    """The revision the database is stamped at (None: never migrated)."""
+    if isinstance(engine_or_conn, Engine):
+        with engine_or_conn.connect() as conn:
+            return current_revision(conn)
+    return MigrationContext.configure(engine_or_conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> str | None:
+    """Bring the database to ``revision`` (adopting a ``create_all`` database); returns it.
+
+    Cheap when the database is already at head (one query, no lock).
+    """
+    if revision == "head":
+        with contextlib.suppress(Exception):
+            if current_revision(engine) == head_revision():
+                return head_revision()
+    with _thread_lock, _migration_lock(engine) as conn:
+        _upgrade_locked(conn, revision)
+        return current_revision(conn)
+
+
+# -- locking ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    """A connection held under the migration lock of this database."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": PG_LOCK_KEY})
+            conn.commit()
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PG_LOCK_KEY})
+                conn.commit()
+        return
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    with _file_lock(database), engine.connect() as conn:
+        yield conn
+
+
+@contextlib.contextmanager
+def _file_lock(database: str | None) -> Iterator[None]:
+    """An exclusive lock on ``<database>.migrate.lock`` (none for in-memory SQLite)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # Windows: SQLite's own locking and the idempotent revisions suffice
+        yield
+        return
+    with open(f"{database}.migrate.lock", "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+# -- upgrade and adoption --------------------------------------------------------------------
+
+
+def _upgrade_locked(conn: Connection, revision: str) -> None:
+    current = current_revision(conn)
+    conn.commit()
+    if current is None:
+        _adopt(conn)
+    command.upgrade(alembic_config(connection=conn), revision)
+    conn.commit()
+
+
+def _adopt(conn: Connection) -> None:
+    """Stamp a ``create_all`` database at the initial revision when its tables match it.
+
+    Only when every initial table is there: a partial one (tables created lazily by the module
+    that owns them) is left unstamped and the initial revision creates just the missing tables.
+    Raises :class:`MigrationError` when a table of that name has other columns.
+    """
+    expected = initial_schema()
+    present = set(inspect(conn).get_table_names())
+    found = present & expected.keys()
+    conn.commit()
+    if not found:
+        return
+    insp = inspect(conn)
+    for table in sorted(found):
+        columns = {c["name"] for c in insp.get_columns(table)}
+        if columns != expected[table]:
+            raise MigrationError(
+                f"table {table!r} does not match dncguard's initial schema "
+                f"(missing {sorted(expected[table] - columns)}, "
+                f"unexpected {sorted(columns - expected[table])}); not adopting this database")
+    conn.commit()
+    if found == expected.keys():
+        command.stamp(alembic_config(connection=conn), INITIAL_REVISION)
+        conn.commit()
+
+
+_initial_schema: dict[str, set[str]] | None = None
+
+
+def initial_schema() -> dict[str, set[str]]:
+    """Table name -> column names created by the initial revision (run on in-memory SQLite)."""
+    global _initial_schema
+    if _initial_schema is None:
+        engine = create_engine("sqlite://")
+        with engine.connect() as conn:
+            command.upgrade(alembic_config(connection=conn), INITIAL_REVISION)
+            conn.commit()
+            insp = inspect(conn)
+            _initial_schema = {
+                t: {c["name"] for c in insp.get_columns(t)}
+                for t in insp.get_table_names() if t != "alembic_version"}
+        engine.dispose()
+    return _initial_schema
+
+
+def describe(engine: Engine) -> dict[str, Any]:
+    """Current and head revisions, for ``dncguard db current``."""
+    current = current_revision(engine)
+    head = head_revision()
+    return {"current": current, "head": head, "up_to_date": current == head}
