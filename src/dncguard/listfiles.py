@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from .errors import ListError
+from .snapshots import sorted_unique
 
 MAX_REJECTS_LISTED = 20
 
@@ -258,18 +259,6 @@ def read_numbers(
     merged = sorted_unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64)
     report.accepted = int(merged.size)
     return merged.astype(np.uint64), report
-
-
-def sorted_unique(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """``np.unique`` by sorting (numpy 2.4's ``np.unique`` hashes, about 20x slower on
-    millions of uint64 values)."""
-    out = np.sort(values)
-    if out.size > 1:
-        keep = np.empty(out.size, dtype=bool)
-        keep[0] = True
-        np.not_equal(out[1:], out[:-1], out=keep[1:])
-        out = out[keep]
-    return out
 
 
 def _parse_block(block: bytes, member: str, line_no: int, country: str, report: ParseReport,

@@ -404,7 +404,7 @@ class Scrubber:
 
             def sink(results: list[RowResult]) -> None:
                 nonlocal done
-                writer.write([_cells(r) for r in results])
+                writer.write([result_cells(r) for r in results])
                 for r in results:
                     builder.add_row(
                         decision=r.decision, codes=[x.code for x in r.reasons],
@@ -440,14 +440,16 @@ def _clean(defaults: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in defaults.items() if v}
 
 
-def _iso(value: datetime | None) -> str:
+def iso_utc(value: datetime | None) -> str:
+    """An instant as ISO 8601 in UTC with ``Z`` (empty for none), as verdict files write it."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else ""
 
 
-def _cells(r: RowResult) -> list[str]:
+def result_cells(r: RowResult) -> list[str]:
+    """One verdict-file row: the input fields, then the columns dncguard adds."""
     codes = ";".join(dict.fromkeys(x.code for x in r.reasons))
     detail = "; ".join(x.detail for x in r.reasons if x.detail)
-    return [*r.fields, r.e164 or "", r.decision.value, codes, detail, _iso(r.next_allowed_at)]
+    return [*r.fields, r.e164 or "", r.decision.value, codes, detail, iso_utc(r.next_allowed_at)]
 
 
 def count_rows(path: Path) -> int | None:
@@ -466,4 +468,5 @@ def count_rows(path: Path) -> int | None:
         return None
 
 
-__all__ = ["Outcome", "RowResult", "Scrubber", "count_rows", "summary_path"]
+__all__ = ["Outcome", "RowResult", "Scrubber", "count_rows", "iso_utc", "result_cells",
+           "summary_path"]

@@ -360,14 +360,20 @@ def single_lookup(snap: npt.NDArray[Any]) -> Callable[[Any], bool]:
     return bitmap_one
 
 
-def _sorted_union(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    out = np.sort(np.concatenate((a, b)))
+def sorted_unique(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``np.unique`` by sorting (numpy 2.4's ``np.unique`` hashes, about 20x slower on
+    millions of uint64 values)."""
+    out = np.sort(values)
     if out.size > 1:
         keep = np.empty(out.size, dtype=bool)
         keep[0] = True
         np.not_equal(out[1:], out[:-1], out=keep[1:])
         out = out[keep]
     return out
+
+
+def _sorted_union(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    return sorted_unique(np.concatenate((a, b)))
 
 
 def _sorted_setdiff(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[Any]:

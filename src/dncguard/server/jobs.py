@@ -21,7 +21,7 @@ import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from ..checks import Batch
 from ..config import Settings
 from ..errors import InputError
 from ..models import Decision
-from ..pipeline import Outcome, RowResult, Scrubber, _Layout
+from ..pipeline import Outcome, RowResult, Scrubber, _Layout, result_cells
 from ..store import as_utc, utcnow
 from ..summary import MAX_ROW_ERRORS_LISTED, ScrubSummary, SummaryBuilder
 from ..tableio import (
@@ -89,16 +89,6 @@ def _info(row: Any) -> JobInfo:
         created_by=row.created_by, input_name=row.input_name, input_format=row.input_format,
         params=dict(row.params or {}), chunk_size=row.chunk_size, chunks_done=row.chunks_done,
         rows_done=row.rows_done, counts=dict(row.counts or {}), error=row.error)
-
-
-def _iso(value: datetime | None) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else ""
-
-
-def _cells(r: RowResult) -> list[str]:
-    codes = ";".join(dict.fromkeys(x.code for x in r.reasons))
-    detail = "; ".join(x.detail for x in r.reasons if x.detail)
-    return [*r.fields, r.e164 or "", r.decision.value, codes, detail, _iso(r.next_allowed_at)]
 
 
 def _write_atomic(path: Path, write: Any) -> None:
@@ -436,7 +426,7 @@ class JobRunner:
                      ctx: Any) -> None:
         def write(fh: Any) -> None:
             out = csv.writer(fh)
-            out.writerows([defuse(c) for c in _cells(r)] for r in results)
+            out.writerows([defuse(c) for c in result_cells(r)] for r in results)
 
         _write_atomic(self.store.chunk_path(job.id, k), write)
         versions = scrubber.versions(ctx)
