@@ -159,7 +159,12 @@ def test_demo_runs_from_the_installed_command(tmp_path: Path) -> None:
     rows = read_csv(tmp_path / "demo" / "verdicts.csv")
     codes = {c for r in rows for c in r["reason_codes"].split(";") if c}
     assert codes >= {"DNC_NATIONAL", "DNC_STATE", "DNC_INTERNAL", "DNC_LITIGATOR", "DNC_HASHED",
-                     "DNC_PREFIX", "DUPLICATE", "INVALID_NUMBER", "UNSUPPORTED_REGION"}
+                     "DNC_PREFIX", "DNC_CXONE", "DNC_REMOTE", "DUPLICATE", "INVALID_NUMBER",
+                     "UNSUPPORTED_REGION"}
+    by_name = {r["name"]: r for r in rows}
+    assert "DNC_CXONE" in by_name["Sam"]["reason_codes"]  # synced from the sandbox tenant
+    assert "DNC_REMOTE" in by_name["Tia"]["reason_codes"]  # the sandbox's http-batch list
+    assert "DNC_CXONE" not in by_name["Rae"]["reason_codes"]  # only in an inactive group
 
 
 class TestWithRules:
@@ -192,3 +197,26 @@ class TestWithRules:
         assert v["next_allowed_at"] == "2026-11-19T16:00:00Z"  # 08:00 PST
         assert v["timezone"] == "America/Los_Angeles"
         assert v["versions"]["ruleset"]
+
+    def test_wireless_list_marks_mobile_lines(self, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             write_lines: Callable[..., Path]) -> None:
+        """A number on a loaded wireless list is a mobile line for the rules: an autodialed
+        telemarketing call to it needs consent; the row's own line type wins."""
+        monkeypatch.setenv("DNCGUARD_RULES_REQUIRE_REGISTRIES", "false")
+        code, _, _ = cli(capsys, "lists", "import", str(write_lines(["2025550123"])), "--kind",
+                         "wireless", "--name", "carrier-wireless")
+        assert code == 0
+        at = "2026-11-19T16:00:00Z"  # 11:00 in Washington
+        _, out, _ = cli(capsys, "check", "2025550123", "--json", "--at", at, "--call-type",
+                        "autodialed")
+        v = json.loads(out)
+        assert v["decision"] == "block"
+        assert "CONSENT_REQUIRED" in [r["code"] for r in v["reasons"]]
+        assert "carrier-wireless" in v["versions"]["lists"]
+        _, out, _ = cli(capsys, "check", "2025550123", "--json", "--at", at, "--call-type",
+                        "autodialed", "--line-type", "landline")
+        assert "CONSENT_REQUIRED" not in [r["code"] for r in json.loads(out)["reasons"]]
+        _, out, _ = cli(capsys, "check", "2025550124", "--json", "--at", at, "--call-type",
+                        "autodialed")
+        assert json.loads(out)["decision"] == "allow"  # not on the list: line type unknown

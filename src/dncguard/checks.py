@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .config import CampaignProfile, Settings
-from .lists import ListIndex, ListInfo, ListStore
+from .lists import INFO_KINDS, ListIndex, ListInfo, ListStore
 from .models import DataVersions, Decision, Reason, ReasonCode
 
 log = logging.getLogger("dncguard.checks")
@@ -83,7 +83,8 @@ class LocalListsCheck:
 
     def __init__(self, store: ListStore, infos: list[ListInfo] | None = None) -> None:
         self.store = store
-        infos = [i for i in (store.all() if infos is None else infos) if i.kind != "cxone"]
+        infos = [i for i in (store.all() if infos is None else infos)
+                 if i.kind != "cxone" and i.kind not in INFO_KINDS]
         self.indexes = [ListIndex(store, i) for i in infos]
 
     def versions(self) -> DataVersions:
@@ -112,6 +113,25 @@ class LocalListsCheck:
 
     async def check(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
         return await asyncio.to_thread(self._check_sync, batch, ctx)
+
+
+class LineTypes:
+    """Marks numbers found on ``wireless`` lists as mobile lines for the rules (a row's own
+    ``line_type`` wins), before the checks run."""
+
+    def __init__(self, store: ListStore, infos: list[ListInfo] | None = None) -> None:
+        infos = store.all() if infos is None else infos
+        self.indexes = [ListIndex(store, i) for i in infos if i.kind == "wireless"]
+
+    def versions(self) -> dict[str, str | None]:
+        return {ix.info.name: ix.info.snapshot_date for ix in self.indexes}
+
+    def mark(self, batch: Batch, ctx: CheckContext) -> None:
+        for ix in self.indexes:
+            if not ctx.selects(ix.info.name):
+                continue
+            for i in np.flatnonzero(ix.contains(batch.digits, batch.e164, at=ctx.at)):
+                batch.extra[int(i)].setdefault("line_type", "mobile")
 
 
 def default_checks(settings: Settings, store: ListStore | None = None) -> list[Check]:

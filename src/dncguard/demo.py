@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from .lists import ListStore
 
@@ -20,6 +21,22 @@ AREAS = ["202", "212", "305", "312", "415", "512", "617", "702"]
 
 def us(area: str, line: int) -> str:
     return f"+1{area}5550{line:03d}"[:12]
+
+
+def sandbox_seed() -> dict[str, Any]:
+    """The demo tenant served by the CXone sandbox: one active DNC group holding Sam's
+    number, a retired group that must not block, and an http-batch list holding Tia's."""
+    return {
+        "skills": [{"skillId": 218853, "skillName": "Outbound Sales"}],
+        "groups": [
+            {"dncGroupId": 364, "dncGroupName": "Demo tenant DNC", "scrubbedSkills": [218853],
+             "records": ["3125550144", {"phoneNumber": "2125550102",
+                                        "expiredDate": "2020-01-01T00:00:00Z"}]},
+            {"dncGroupId": 366, "dncGroupName": "Retired list", "isActive": False,
+             "records": ["6175550133"]},
+        ],
+        "http_batch": {"lists": {"partner-dnc": ["+14155550111"]}},
+    }
 
 
 @dataclass
@@ -86,8 +103,8 @@ def build_demo(store: ListStore, folder: Path, today: date) -> DemoFiles:
         ("Pia", "+1 876 555 0100", ""),  # Jamaica: unsupported region
         ("Quin", "=HYPERLINK(\"http://example.invalid\")", ""),  # CSV injection attempt
         ("Rae", "617-555-0133", ""),
-        ("Sam", "312-555-0144", ""),
-        ("Tia", "415-555-0111", ""),
+        ("Sam", "312-555-0144", ""),  # in the demo tenant's CXone DNC group
+        ("Tia", "415-555-0111", ""),  # reported by the http-batch service
     ]
     with contacts.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)

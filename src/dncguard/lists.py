@@ -66,8 +66,13 @@ KIND_CODES: dict[str, ReasonCode] = {
     "prefix": ReasonCode.DNC_PREFIX,
     "cxone": ReasonCode.DNC_CXONE,
 }
-NUMBER_KINDS = ("internal", "national", "state", "litigator")
+#: Lists that inform the rules instead of blocking: ``wireless`` holds wireless and ported-
+#: to-wireless numbers (a carrier or port-data download); a number on it is dialed as a
+#: mobile line unless its row says otherwise.
+INFO_KINDS = ("wireless",)
+NUMBER_KINDS = ("internal", "national", "state", "litigator", *INFO_KINDS)
 IMPORT_KINDS = (*NUMBER_KINDS, "hashed", "prefix")
+ALL_KINDS = (*KIND_CODES, *INFO_KINDS)
 MANUAL_KINDS = ("internal", "litigator")
 DATED_KINDS = ("national", "state")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
@@ -155,8 +160,8 @@ class ListStore:
         """The list of that name, created empty if it does not exist yet."""
         if not _NAME.match(name):
             raise ListError(f"list name {name!r}: use letters, digits, '_', '-', '.', ':'")
-        if kind not in KIND_CODES:
-            raise ListError(f"unknown kind {kind!r}; kinds: {', '.join(KIND_CODES)}")
+        if kind not in ALL_KINDS:
+            raise ListError(f"unknown kind {kind!r}; kinds: {', '.join(ALL_KINDS)}")
         with self.engine.begin() as conn:
             row = conn.execute(select(lists_table).where(lists_table.c.name == name)).first()
             if row is None:

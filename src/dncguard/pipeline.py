@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .checks import Batch, Check, CheckContext, default_checks
+from .checks import Batch, Check, CheckContext, LineTypes, default_checks
 from .config import Settings, load_settings
+from .lists import ListStore
 from .models import DataVersions, Decision, Reason, ReasonCode, Verdict, merge_reasons
 from .phones import Normalised, normalise_many, state_for
 from .summary import ScrubSummary, SummaryBuilder
@@ -106,6 +107,13 @@ class Scrubber:
         self.settings = settings or load_settings()
         self.clock: Clock = clock or _utcnow
         self._checks: list[Check] | None = list(checks) if checks is not None else None
+        self._line_types: LineTypes | None = None
+
+    @property
+    def line_types(self) -> LineTypes:
+        if self._line_types is None:
+            self._line_types = LineTypes(ListStore(self.settings))
+        return self._line_types
 
     @property
     def checks(self) -> list[Check]:
@@ -137,6 +145,8 @@ class Scrubber:
             v = check.versions()
             merged.lists.update({k: d for k, d in v.lists.items() if ctx.selects(k)})
             merged.ruleset = v.ruleset or merged.ruleset
+        merged.lists.update({k: d for k, d in self.line_types.versions().items()
+                             if ctx.selects(k)})
         return merged
 
     # -- core -------------------------------------------------------------------------------
@@ -145,6 +155,13 @@ class Scrubber:
         if not len(batch):
             return []
         checks = [c for c in self.checks if c.name in ("local", "rules") or ctx.selects(c.name)]
+        try:
+            self.line_types.mark(batch, ctx)
+        except Exception as exc:  # unreadable wireless list: every number fails closed
+            log.warning("wireless lists could not be read: %s", type(exc).__name__)
+            error = Reason(code=ReasonCode.SOURCE_ERROR, decision=Decision.ERROR, source="local",
+                           detail=f"wireless lists could not be read ({type(exc).__name__})")
+            return [Outcome(Decision.ERROR, (error,), None) for _ in range(len(batch))]
         results = await asyncio.gather(*(c.check(batch, ctx) for c in checks),
                                        return_exceptions=True)
         per: list[list[Reason]] = [[] for _ in range(len(batch))]

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from .. import audit
 from ..config import load_settings
-from ..demo import build_demo
+from ..demo import build_demo, sandbox_seed
 from ..lists import ListStore
 from ..models import Verdict
 from ..pipeline import Scrubber, count_rows, summary_path
@@ -162,13 +162,30 @@ def demo(
     home: Path | None = typer.Option(None, "--home", help="Folder for the demo (default: temp)"),
 ) -> None:
     """Create fictional demo lists and contacts in a fresh home, scrub them, show the result."""
+    import asyncio
+
+    from ..cxone import CxoneClient, CxoneSync, load_cxone
+    from ..sandbox import run_sandbox
+
     folder = home or Path(tempfile.mkdtemp(prefix="dncguard-demo-"))
     os.environ["DNCGUARD_HOME"] = str(folder)
-    cfg = load_settings(home=folder)
     today = datetime.now(UTC).date()
-    files = build_demo(ListStore(cfg), folder / "data", today)
     output = folder / "verdicts.csv"
-    summary = Scrubber(cfg).scrub_file(files.contacts, output)
+    # A CXone-compatible sandbox on loopback plays the tenant and an http-batch service.
+    with run_sandbox(data=sandbox_seed()) as sandbox:
+        os.environ.update(sandbox.env())
+        cfg = load_settings(home=folder)
+        files = build_demo(ListStore(cfg), folder / "data", today)
+        cx = load_cxone(cfg)
+
+        async def sync() -> None:
+            async with CxoneClient(cx) as client:
+                await CxoneSync(cfg, cx, client).sync()
+
+        asyncio.run(sync())
+        summary = Scrubber(cfg).scrub_file(files.contacts, output)
+        for name in list(sandbox.env()):
+            os.environ.pop(name, None)
     job_id = audit.new_job_id()
     audit.record_job(cfg, job_id, output, summary, who="demo")
     shown = Table("row", "phone", "decision", "reasons", title="demo verdicts")

@@ -20,6 +20,7 @@ into ``error`` / ``SOURCE_ERROR`` verdicts (fail closed).
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
 import time
@@ -41,6 +42,11 @@ Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+#: Retries made by every remote client of this process, by (source, cause): what the
+#: service's ``dncguard_remote_retries_total`` metric reports.
+RETRIES_TOTAL: collections.Counter[tuple[str, str]] = collections.Counter()
 
 
 @dataclass(frozen=True)
@@ -292,6 +298,7 @@ class Resilient:
                 if exc.retry_after is not None:
                     delay = max(delay, min(exc.retry_after, policy.max_retry_after))
                 self.stats.retries += 1
+                RETRIES_TOTAL[(self.source, "throttled" if exc.throttled else "failure")] += 1
                 self.stats.sleeps.append(delay)
                 log.info("%s %s: %s; retry %d in %.2fs", self.source, what, exc.why, attempt,
                          delay)

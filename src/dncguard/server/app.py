@@ -118,7 +118,8 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
     elif keys.active_count() == 0:
         raise ConfigError("no API key exists: create one with 'dncguard keys create --name NAME "
                           "--scope check' (or serve with --no-auth for local development)")
-    metrics = Metrics(lambda: list_ages(ListStore(settings, engine)))
+    metrics = Metrics(lambda: list_ages(ListStore(settings, engine)),
+                      outbox=lambda: audit.outbox_metrics(audit.audit_log(settings)))
     counter = DecisionCounter(engine)
     provider = CheckerProvider(settings, engine, cache=server.cache_checks)
     runner = JobRunner(settings, engine, provider, counter, metrics, poll=server.job_poll_seconds,

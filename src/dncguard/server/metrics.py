@@ -17,7 +17,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client import Counter as PromCounter
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -51,7 +51,8 @@ def masked_path(scope: Scope) -> str:
 class Metrics:
     """The service's Prometheus series."""
 
-    def __init__(self, list_ages: Callable[[], Iterable[tuple[str, float]]]) -> None:
+    def __init__(self, list_ages: Callable[[], Iterable[tuple[str, float]]],
+                 outbox: Callable[[], dict[str, float]] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = PromCounter("dncguard_http_requests", "HTTP requests",
                                     ["method", "route", "status"], registry=self.registry)
@@ -67,6 +68,9 @@ class Metrics:
         self.jobs_rows = PromCounter("dncguard_job_rows", "Job rows committed",
                                      registry=self.registry)
         self.registry.register(_ListAgeCollector(list_ages))
+        self.registry.register(_RetryCollector())
+        if outbox is not None:
+            self.registry.register(_OutboxCollector(outbox))
 
     def observe(self, verdicts: Iterable[Verdict]) -> None:
         for v in verdicts:
@@ -91,6 +95,38 @@ class _ListAgeCollector(Collector):
                 family.add_metric([name], age)
         except Exception:  # the database is away: report no ages rather than fail the scrape
             log.warning("list ages unavailable for /metrics")
+        yield family
+
+
+class _RetryCollector(Collector):
+    """Retries of the remote sources (CXone, http-batch) made in this process."""
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        from ..remote.resilience import RETRIES_TOTAL
+
+        family = CounterMetricFamily("dncguard_remote_retries",
+                                     "Retries of remote DNC sources, by source and cause",
+                                     labels=["source", "cause"])
+        for (source, cause), n in sorted(RETRIES_TOTAL.items()):
+            family.add_metric([source, cause], n)
+        yield family
+
+
+class _OutboxCollector(Collector):
+    """The audit export outbox: backlog, failures, oldest pending item."""
+
+    def __init__(self, numbers: Callable[[], dict[str, float]]) -> None:
+        self.numbers = numbers
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily("dncguard_audit_outbox", "Audit export outbox items by state "
+                                   "(pending, delivered, dead, failing) and the oldest pending "
+                                   "item's age in seconds", labels=["what"])
+        try:
+            for what, value in sorted(self.numbers().items()):
+                family.add_metric([what], value)
+        except Exception:  # the database is away: report nothing rather than fail the scrape
+            log.warning("audit outbox numbers unavailable for /metrics")
         yield family
 
 

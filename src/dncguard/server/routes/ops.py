@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import anyio
@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from ...config import Settings
+from ...store import utcnow
 from ..deps import AdminKey, ServiceDep, require
 from ..errors import ApiError, Instant, responses
 from ..metrics import default_range
@@ -31,6 +33,26 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
+def stale_sources(settings: Settings) -> list[str]:
+    """Remote sources past their maximum age: CXone groups synced too long ago (checks
+    against them fail closed or fall back to live search, so the replica is not ready)."""
+    from ...cxone.settings import load_cxone
+    from ...lists import ListStore
+
+    cx = load_cxone(settings)
+    limit = timedelta(hours=cx.max_sync_age_hours)
+    now = utcnow()
+    out = []
+    for info in ListStore(settings).all():
+        if info.kind != "cxone" or info.meta.get("active") is False:
+            continue
+        if info.synced_at is None or now - info.synced_at > limit:
+            when = info.synced_at.isoformat() if info.synced_at else "never"
+            out.append(f"CXone group {info.name} last synced {when}, past the maximum age of "
+                       f"{cx.max_sync_age_hours:g} h (run 'dncguard cxone sync')")
+    return out
+
+
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}},
             summary="Ready to serve: database reachable, dated lists fresh")
 def readyz(svc: ServiceDep) -> Any:
@@ -43,6 +65,7 @@ def readyz(svc: ServiceDep) -> Any:
                 if not s.fresh:
                     reasons.append(f"list {s.name} is stale: snapshot {s.snapshot_date or 'none'}"
                                    f", older than {s.max_age_days} days")
+        reasons.extend(stale_sources(svc.settings))
     except SQLAlchemyError as exc:
         reasons.append(f"database unreachable: {type(exc).__name__}")
     if reasons:
