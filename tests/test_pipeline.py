@@ -103,6 +103,21 @@ class TestVerdicts:
         assert merge_reasons([hit, consent])[0] is Decision.ALLOW
         assert merge_reasons([hit, consent, internal])[0] is Decision.BLOCK
 
+    def test_state_lists_apply_by_area_code_or_address(self, store: ListStore,
+                                                       scrubber: Scrubber,
+                                                       write_lines: Callable[..., Path]) -> None:
+        """A state list applies to numbers of its state, by area code or by the address's
+        state; a national registry to numbers of its country."""
+        store.import_file(write_lines(["3055550150", "2125550170"], "fl.txt"), kind="state",
+                          name="us-fl", jurisdiction="US-FL", snapshot_date=D)
+        store.import_file(write_lines(["+16135550120", "+12125550171"], "ca.txt"),
+                          kind="national", name="ca-dncl", jurisdiction="CA", snapshot_date=D)
+        assert scrubber.check("3055550150", at=AT).reason_codes == ["DNC_STATE"]
+        assert scrubber.check("2125550170", at=AT).decision is Decision.ALLOW  # a NY number
+        assert scrubber.check("2125550170", at=AT, state="FL").reason_codes == ["DNC_STATE"]
+        assert scrubber.check("6135550120", at=AT).reason_codes == ["DNC_NATIONAL"]
+        assert scrubber.check("2125550171", at=AT).decision is Decision.ALLOW  # a US number
+
     def test_campaign_profile_selects_lists(self, lists: ListStore, settings: Settings) -> None:
         from dncguard.config import CampaignProfile
 

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from .config import CampaignProfile, Settings
 from .lists import INFO_KINDS, ListIndex, ListInfo, ListStore
 from .models import DataVersions, Decision, Reason, ReasonCode
+from .phones import state_for
 
 log = logging.getLogger("dncguard.checks")
 
@@ -73,6 +74,29 @@ class Check(Protocol):
         ...
 
 
+def applies_to(jurisdiction: str, batch: Batch) -> npt.NDArray[np.bool_]:
+    """Which numbers a national or state list applies to.
+
+    A national registry applies to the numbers of its country. A state list (``US-FL``)
+    applies to numbers of that state by area code or by the row's address (``state``
+    column or flag): both are candidates, as for the calling rules. A number whose state is
+    unknown either way gets every state list of its country (the safe side).
+    """
+    country, _, state = jurisdiction.partition("-")
+    out = np.zeros(len(batch), dtype=bool)
+    for i, (region, e164, extra) in enumerate(zip(batch.region, batch.e164, batch.extra,
+                                                  strict=True)):
+        if region != country:
+            continue
+        if not state:
+            out[i] = True
+            continue
+        candidates = {s for s in (state_for(e164), (extra.get("state") or "").upper(),
+                                  (batch.state[i] or "").upper()) if s}
+        out[i] = not candidates or state in candidates
+    return out
+
+
 class LocalListsCheck:
     """Every local list (snapshots plus database entries), checked vectorised.
 
@@ -107,6 +131,8 @@ class LocalListsCheck:
                 for reasons in out:
                     reasons.append(error)
                 continue
+            if ix.info.kind in ("national", "state") and ix.info.jurisdiction:
+                hits &= applies_to(ix.info.jurisdiction, batch)
             for i in np.flatnonzero(hits):
                 out[int(i)].append(ix.reason(batch.e164[int(i)]))
         return out
