@@ -13,7 +13,7 @@ import asyncio
 import csv
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +44,7 @@ from .schema import (
 )
 from .settings import EmergencyDeclaration, RulesSettings
 from .stores import Attempt, AttemptStore, ConsentRecord, ConsentStore
-from .zones import Location, resolve_location
+from .zones import Location, resolve_location, zone_keys
 
 if TYPE_CHECKING:  # dncguard.checks may import this module from default_checks()
     from ..checks import Batch, CheckContext
@@ -90,6 +90,31 @@ class When:
     reasons: list[Reason]
 
 
+@dataclass(frozen=True)
+class _Group:
+    """What the numbers of one group share (see :meth:`RulesCheck.evaluate`)."""
+
+    loc: Location
+    jur: tuple[str, ...]
+    line: str | None
+    plan: TimePlan | None
+    time: list[Reason] | None  # None: TIMEZONE_UNKNOWN, which names the number
+    registry: list[Reason]
+    reasons: list[Reason] | None  # for a number without consent or attempt records
+
+
+@dataclass
+class _BatchCache:
+    """Reasons shared between the groups of one batch."""
+
+    # keyed by plan identity; the plan is kept in the value so its id cannot be reused
+    time: dict[int, tuple[TimePlan, list[Reason]]] = field(default_factory=dict)
+    registry: dict[tuple[tuple[str, ...], str | None], list[Reason]] = field(
+        default_factory=dict)
+    consent: dict[tuple[tuple[str, ...], str | None], list[Reason]] = field(
+        default_factory=dict)
+
+
 class RulesCheck:
     """The regulatory rules engine as a check (name ``rules``)."""
 
@@ -110,7 +135,7 @@ class RulesCheck:
         if self.config.emergencies_file is not None:
             self.emergencies.extend(load_emergencies(self.config.emergencies_file))
         self._plans: dict[tuple[Any, ...], TimePlan] = {}
-        self._locations: dict[tuple[str | None, ...], Location] = {}
+        self._locations: dict[tuple[object, ...], Location] = {}
         self._max_cap_hours = max(
             [max(r.window_hours, r.cooldown_hours)
              for j in self.ruleset.jurisdictions()
@@ -139,11 +164,13 @@ class RulesCheck:
         return DataVersions(ruleset=self.ruleset.version)
 
     def location(self, e164: str, region: str, state: str | None,
-                 extra: Mapping[str, str] | None = None) -> Location:
-        """Candidate zones and states (cached by area code and exchange plus the row hints)."""
+                 extra: Mapping[str, str] | None = None, *, zone_key: object = None) -> Location:
+        """Candidate zones and states (cached by area code and ``phonenumbers``' zones, see
+        :func:`.zones.zone_keys`, plus the row hints)."""
         extra = extra or {}
-        prefix = e164[:8] if e164.startswith("+1") else e164
-        key = (prefix, region, state, extra.get("state"), extra.get("zip"),
+        if zone_key is None:
+            zone_key = zone_keys([e164])[0]
+        key = (zone_key, region, state, extra.get("state"), extra.get("zip"),
                extra.get("timezone"), extra.get("region"))
         hit = self._locations.get(key)
         if hit is None:
@@ -156,12 +183,20 @@ class RulesCheck:
     def timezones(self, batch: Batch) -> list[tuple[str, str]]:
         """Per number of ``batch``: the candidate zones ';'-joined (for the verdict's
         ``timezone`` field) and how they were found (e.g. ``"npa-table+npa-nxx+zip"``)."""
+        keys = zone_keys(batch.e164, batch.digits)
+        seen: dict[tuple[object, ...], tuple[str, str]] = {}
         out = []
         for i, e164 in enumerate(batch.e164):
             extra = batch.extra[i] if i < len(batch.extra) else {}
-            region = (batch.region[i] or self.settings.default_region).upper()
-            loc = self.location(e164, region, batch.state[i], extra)
-            out.append((";".join(loc.zones), loc.how))
+            gkey = (keys[i], batch.region[i], batch.state[i], extra.get("state"),
+                    extra.get("zip"), extra.get("timezone"), extra.get("region")) if extra \
+                else (keys[i], batch.region[i], batch.state[i])
+            hit = seen.get(gkey)
+            if hit is None:
+                region = (batch.region[i] or self.settings.default_region).upper()
+                loc = self.location(e164, region, batch.state[i], extra, zone_key=keys[i])
+                hit = seen[gkey] = (";".join(loc.zones), loc.how)
+            out.append(hit)
         return out
 
     def jurisdictions(self, region: str, loc: Location) -> tuple[str, ...]:
@@ -223,53 +258,136 @@ class RulesCheck:
     async def check(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
         return await asyncio.to_thread(self.evaluate, batch, ctx)
 
-    def evaluate(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
-        """Rule reasons per number of ``batch`` (synchronous)."""
+    def evaluate(self, batch: Batch, ctx: CheckContext, *,
+                 grouped: bool = True) -> list[list[Reason]]:
+        """Rule reasons per number of ``batch`` (synchronous).
+
+        Numbers that share everything the rules look at (area code and ``phonenumbers``'
+        zones, region, state, row hints, line type) form a group: its location, time plan,
+        time reasons, registry reasons and consent rules are found once and its (immutable)
+        reasons shared. Only numbers with consent or attempt records are evaluated one by one.
+        ``grouped=False`` evaluates every number on its own (the reference the tests compare
+        against; same results, much slower).
+        """
         if not self.config.enabled:
             return [[] for _ in batch.e164]
         at = ctx.at.astimezone(UTC)
-        today = at.date()
-        consents = self.consents.for_numbers(batch.e164) if len(batch) else {}
-        attempts: dict[str, list[Attempt]] = {}
-        if self._max_cap_hours and len(batch):
-            attempts = self.attempts.for_numbers(
-                batch.e164, at - timedelta(hours=self._max_cap_hours))
+        consents, attempts = self._records(batch.e164, at)
         infos = self.store.all()
-        registry_cache: dict[tuple[str, ...], list[Reason]] = {}
-        # keyed by plan identity; the plan is kept in the value so its id cannot be reused
-        time_cache: dict[int, tuple[TimePlan, list[Reason]]] = {}
+        if not grouped:
+            return [self._check_one(e164, batch.region[i], batch.state[i],
+                                    batch.extra[i] if i < len(batch.extra) else {}, ctx,
+                                    consents.get(e164, []), attempts.get(e164, []), infos)
+                    for i, e164 in enumerate(batch.e164)]
+        keys = zone_keys(batch.e164, batch.digits)
+        shared = _BatchCache()
+        groups: dict[tuple[object, ...], _Group] = {}
+        default = self.settings.default_region
+        regions, states, extras = batch.region, batch.state, batch.extra
+        n_extra = len(extras)
         out: list[list[Reason]] = []
         for i, e164 in enumerate(batch.e164):
-            extra = batch.extra[i] if i < len(batch.extra) else {}
-            region = (batch.region[i] or self.settings.default_region).upper()
-            loc = self.location(e164, region, batch.state[i], extra)
-            jur = self.jurisdictions(region, loc)
-            line = (extra.get("line_type") or "").strip().lower() or None
-            line = line if line in LINE_TYPES else None
-            reasons: list[Reason] = []
-            plan: TimePlan | None = None
-            if not loc.known and self.config.unknown_timezone == "error":
-                reasons.append(Reason(
-                    code=codes.TIMEZONE_UNKNOWN, decision=Decision.ERROR, source=SOURCE,
-                    detail=f"no time zone found for {mask(e164)} ({loc.how}); add a timezone, "
-                           "state or zip column, or set rules.unknown_timezone = 'region'"))
+            extra = extras[i] if i < n_extra else {}
+            gkey = (keys[i], regions[i], states[i], extra.get("state"), extra.get("zip"),
+                    extra.get("timezone"), extra.get("region"), extra.get("line_type")) \
+                if extra else (keys[i], regions[i], states[i])
+            g = groups.get(gkey)
+            if g is None:
+                g = groups[gkey] = self._group(e164, (regions[i] or default).upper(), states[i],
+                                               extra, keys[i], ctx, at, infos, shared)
+            if g.reasons is not None and e164 not in consents and e164 not in attempts:
+                out.append(list(g.reasons))
             else:
-                plan = self.plan(loc, jur, ctx, line)
-                if id(plan) not in time_cache:
-                    time_cache[id(plan)] = (plan, self._time_reasons(plan, at))
-                reasons.extend(time_cache[id(plan)][1])
-            valid = self._valid(consents.get(e164, []), today, jur)
-            reasons.extend(self._exemptions(valid, today, jur, consents.get(e164, [])))
-            reasons.extend(self._consent_rules(valid, ctx, line, today, jur))
-            reasons.extend(self._caps(attempts.get(e164, []), ctx, line, today, jur, at, extra,
-                                      plan))
-            if not (valid & (_CONSENT | _EBR)):
-                key = jur
-                if key not in registry_cache:
-                    registry_cache[key] = self._registry(infos, ctx, line, today, jur)
-                reasons.extend(registry_cache[key])
-            out.append(reasons)
+                out.append(self._number(e164, g, consents.get(e164, []),
+                                        attempts.get(e164, []), extra, ctx, at))
         return out
+
+    def _records(self, e164s: list[str], at: datetime) -> tuple[
+            dict[str, list[ConsentRecord]], dict[str, list[Attempt]]]:
+        """Consent and (recent) attempt records, only for the numbers that have any."""
+        if not e164s:
+            return {}, {}
+        consents = self.consents.for_numbers(e164s)
+        attempts: dict[str, list[Attempt]] = {}
+        if self._max_cap_hours:
+            attempts = self.attempts.for_numbers(e164s, at - timedelta(hours=self._max_cap_hours))
+        return consents, attempts
+
+    @staticmethod
+    def _line(extra: Mapping[str, str]) -> str | None:
+        line = (extra.get("line_type") or "").strip().lower() or None
+        return line if line in LINE_TYPES else None
+
+    def _group(self, e164: str, region: str, state: str | None, extra: Mapping[str, str],
+               zone_key: object, ctx: CheckContext, at: datetime, infos: list[ListInfo],
+               cache: _BatchCache) -> _Group:
+        """What every number of a group shares (``e164`` is its first number)."""
+        today = at.date()
+        loc = self.location(e164, region, state, extra, zone_key=zone_key)
+        jur = self.jurisdictions(region, loc)
+        line = self._line(extra)
+        plan: TimePlan | None = None
+        time: list[Reason] | None = None
+        if loc.known or self.config.unknown_timezone != "error":
+            plan = self.plan(loc, jur, ctx, line)
+            hit = cache.time.get(id(plan))
+            if hit is None:
+                hit = cache.time[id(plan)] = (plan, self._time_reasons(plan, at))
+            time = hit[1]
+        rkey = (jur, line)
+        registry = cache.registry.get(rkey)
+        if registry is None:
+            registry = cache.registry[rkey] = self._registry(infos, ctx, line, today, jur)
+        unconsented = cache.consent.get(rkey)
+        if unconsented is None:
+            unconsented = cache.consent[rkey] = self._consent_rules(set(), ctx, line, today, jur)
+        reasons = None if time is None else [*time, *unconsented, *registry]
+        return _Group(loc, jur, line, plan, time, registry, reasons)
+
+    def _unknown_zone(self, e164: str, loc: Location) -> Reason:
+        return Reason(
+            code=codes.TIMEZONE_UNKNOWN, decision=Decision.ERROR, source=SOURCE,
+            detail=f"no time zone found for {mask(e164)} ({loc.how}); add a timezone, "
+                   "state or zip column, or set rules.unknown_timezone = 'region'")
+
+    def _number(self, e164: str, g: _Group, records: list[ConsentRecord],
+                attempts: list[Attempt], extra: Mapping[str, str], ctx: CheckContext,
+                at: datetime) -> list[Reason]:
+        """The reasons of one number of a group that has records (or no shared reasons)."""
+        today = at.date()
+        reasons = [self._unknown_zone(e164, g.loc)] if g.time is None else list(g.time)
+        valid = self._valid(records, today, g.jur)
+        reasons.extend(self._exemptions(valid, today, g.jur, records))
+        reasons.extend(self._consent_rules(valid, ctx, g.line, today, g.jur))
+        reasons.extend(self._caps(attempts, ctx, g.line, today, g.jur, at, extra, g.plan))
+        if not (valid & (_CONSENT | _EBR)):
+            reasons.extend(g.registry)
+        return reasons
+
+    def _check_one(self, e164: str, region: str | None, state: str | None,
+                   extra: Mapping[str, str], ctx: CheckContext, records: list[ConsentRecord],
+                   attempts: list[Attempt], infos: list[ListInfo]) -> list[Reason]:
+        """The reasons of one number, found on its own (no location or reason sharing)."""
+        at = ctx.at.astimezone(UTC)
+        today = at.date()
+        region = (region or self.settings.default_region).upper()
+        loc = resolve_location(e164, region, state, extra, self.ruleset)
+        jur = self.jurisdictions(region, loc)
+        line = self._line(extra)
+        reasons: list[Reason] = []
+        plan: TimePlan | None = None
+        if not loc.known and self.config.unknown_timezone == "error":
+            reasons.append(self._unknown_zone(e164, loc))
+        else:
+            plan = self.plan(loc, jur, ctx, line)
+            reasons.extend(self._time_reasons(plan, at))
+        valid = self._valid(records, today, jur)
+        reasons.extend(self._exemptions(valid, today, jur, records))
+        reasons.extend(self._consent_rules(valid, ctx, line, today, jur))
+        reasons.extend(self._caps(attempts, ctx, line, today, jur, at, extra, plan))
+        if not (valid & (_CONSENT | _EBR)):
+            reasons.extend(self._registry(infos, ctx, line, today, jur))
+        return reasons
 
     # -- time ---------------------------------------------------------------------------------
     def _time_reasons(self, plan: TimePlan, at: datetime) -> list[Reason]:

@@ -7,11 +7,13 @@ are created on first use (idempotent). Numbers are stored in E.164 and logged ma
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -20,9 +22,12 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Integer,
+    Row,
+    Select,
     String,
     Table,
     and_,
+    func,
     insert,
     select,
 )
@@ -113,6 +118,23 @@ class ImportReport:
 def _chunks(values: list[str]) -> Iterable[list[str]]:
     for i in range(0, len(values), _CHUNK):
         yield values[i:i + _CHUNK]
+
+
+def _rows_for(conn: Connection, table: Table, e164s: list[str],
+              query: Select[Any]) -> list[Row[Any]]:
+    """The rows ``query`` finds for the numbers ``e164s`` of ``table``: nothing when the
+    table is empty; on SQLite one query for the whole batch (the numbers passed as one JSON
+    parameter), elsewhere one per chunk of numbers."""
+    if not e164s or conn.execute(select(table.c.id).limit(1)).first() is None:
+        return []
+    numbers = sorted(set(e164s))
+    if conn.dialect.name == "sqlite":
+        values = func.json_each(json.dumps(numbers)).table_valued("value")
+        return list(conn.execute(query.where(table.c.e164.in_(select(values.c.value)))))
+    rows: list[Row[Any]] = []
+    for chunk in _chunks(numbers):
+        rows.extend(conn.execute(query.where(table.c.e164.in_(chunk))))
+    return rows
 
 
 def _read_rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
@@ -225,14 +247,15 @@ class ConsentStore:
         return report
 
     def for_numbers(self, e164s: list[str]) -> dict[str, list[ConsentRecord]]:
+        """The records of those numbers that have any (one query per batch)."""
         out: dict[str, list[ConsentRecord]] = {}
         t = consent_table.c
         with self.engine.connect() as conn:
-            for chunk in _chunks(sorted(set(e164s))):
-                for row in conn.execute(select(t.e164, t.type, t.granted, t.expires, t.revoked)
-                                        .where(t.e164.in_(chunk))):
-                    out.setdefault(row.e164, []).append(
-                        ConsentRecord(row.type, row.granted, row.expires, row.revoked))
+            rows = _rows_for(conn, consent_table, e164s,
+                             select(t.e164, t.type, t.granted, t.expires, t.revoked))
+            for row in rows:
+                out.setdefault(row.e164, []).append(
+                    ConsentRecord(row.type, row.granted, row.expires, row.revoked))
         return out
 
 
@@ -310,15 +333,15 @@ class AttemptStore:
         return report
 
     def for_numbers(self, e164s: list[str], since: datetime) -> dict[str, list[Attempt]]:
+        """The attempts since ``since`` of those numbers that have any, oldest first."""
         out: dict[str, list[Attempt]] = {}
         t = attempts_table.c
         with self.engine.connect() as conn:
-            for chunk in _chunks(sorted(set(e164s))):
-                q = (select(t.e164, t.at, t.campaign, t.purpose, t.subject, t.outcome)
-                     .where(t.e164.in_(chunk), t.at >= since).order_by(t.at))
-                for row in conn.execute(q):
-                    at = as_utc(row.at)
-                    assert at is not None
-                    out.setdefault(row.e164, []).append(
-                        Attempt(at, row.campaign, row.purpose, row.subject, row.outcome))
+            q = (select(t.e164, t.at, t.campaign, t.purpose, t.subject, t.outcome)
+                 .where(t.at >= since).order_by(t.at, t.id))
+            for row in _rows_for(conn, attempts_table, e164s, q):
+                at = as_utc(row.at)
+                assert at is not None
+                out.setdefault(row.e164, []).append(
+                    Attempt(at, row.campaign, row.purpose, row.subject, row.outcome))
         return out

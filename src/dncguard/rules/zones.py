@@ -8,10 +8,13 @@ province, and an explicit ``timezone`` column. A call must be legal in every can
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
+import numpy.typing as npt
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
@@ -67,8 +70,21 @@ def _zip_state(ruleset: Ruleset, region: str, zip_code: str) -> str | None:
 
 
 def _pn_zones(e164: str) -> tuple[str, ...]:
-    # phonenumbers' zone data is keyed by prefixes of at most 7 digits for NANP (1+NPA+NXX)
-    # and 8 elsewhere, so numbers sharing that prefix share the answer
+    """``phonenumbers``' zones of a number (empty when it gives none, or more than
+    :data:`_MAX_PN_ZONES`)."""
+    if len(e164) == 12 and e164.startswith("+1") and e164[1:].isdigit():
+        zid = NANP_ZONES.zone_id(int(e164[2:8]))
+        if zid >= 0:
+            return NANP_ZONES.tuples[zid]
+        hit = _FALLBACK_CACHE.get(e164)  # the answer depends on digits after the exchange
+        if hit is None:
+            hit = _pn_zones_uncached(e164)
+            if len(_FALLBACK_CACHE) > 100_000:
+                _FALLBACK_CACHE.clear()
+            _FALLBACK_CACHE[e164] = hit
+        return hit
+    # elsewhere phonenumbers' zone data is keyed by prefixes of at most 8 digits after the
+    # country code, so numbers sharing that prefix share the answer
     key = e164[:8] if e164.startswith("+1") else e164[:10]
     hit = _PN_CACHE.get(key)
     if hit is None:
@@ -80,6 +96,133 @@ def _pn_zones(e164: str) -> tuple[str, ...]:
 
 
 _PN_CACHE: dict[str, tuple[str, ...]] = {}
+_FALLBACK_CACHE: dict[str, tuple[str, ...]] = {}
+
+#: :meth:`NanpZones.zone_id` for a prefix whose answer depends on the later digits
+PER_NUMBER = -2
+_NOT_YET = -1
+
+
+class NanpZones:
+    """``phonenumbers``' time zones of +1 numbers, found once per class of NPA-NXX prefixes.
+
+    For a ten-digit NANP number ``time_zones_for_number`` depends on the number's region and
+    type (decided by the region's patterns) and on the longest key of its zone data that
+    prefixes the number (at most ``1``+NPA+NXX). The NANP table (:mod:`dncguard.nanp`) marks
+    the prefixes where every pattern matches all or none of the 10,000 numbers of the block;
+    for those, prefixes with the same table entry, the same outcome of each of the region's
+    patterns and the same zone-data key get the same answer, which one ``phonenumbers`` call
+    on a representative number gives. Other prefixes are answered per number
+    (:data:`PER_NUMBER`).
+    """
+
+    def __init__(self) -> None:
+        from ..nanp import FALLBACK, PREFIXES, load_table
+
+        self._fallback = FALLBACK
+        self.codes, self.regions = load_table()
+        self._ids = np.full(PREFIXES, _NOT_YET, dtype=np.int32)
+        self._signatures: dict[int, npt.NDArray[np.uint64]] = {}
+        self._geo: npt.NDArray[np.int32] | None = None
+        self._classes: dict[tuple[int, int, int], int] = {}
+        self.tuples: list[tuple[str, ...]] = []
+        self._tuple_ids: dict[tuple[str, ...], int] = {}
+        self._lock = threading.Lock()
+
+    def _geo_ids(self) -> npt.NDArray[np.int32]:
+        """Per prefix: an id of the longest +1 zone-data key that prefixes it (-1: none)."""
+        if self._geo is None:
+            from phonenumbers.tzdata import TIMEZONE_DATA
+
+            keys = sorted((k for k in TIMEZONE_DATA if k.startswith("1")), key=len)
+            geo = np.full(self._ids.size, -1, dtype=np.int32)
+            if any(len(k) > 7 for k in keys):  # keyed below the exchange: answer per number
+                self.codes = np.full_like(self.codes, self._fallback)
+            for n, k in enumerate(keys):
+                digits = k[1:]
+                if not digits:
+                    geo[:] = n
+                    continue
+                span = 10 ** (6 - len(digits))
+                geo[int(digits) * span:(int(digits) + 1) * span] = n
+            self._geo = geo
+        return self._geo
+
+    def _signature(self, code: int) -> npt.NDArray[np.uint64]:
+        """Per prefix: which of the region's patterns match every number of the block."""
+        sig = self._signatures.get(code)
+        if sig is None:
+            from ..nanp import _patterns, _prefix_masks
+
+            region = self.regions[code - 1]
+            sig = np.zeros(self._ids.size, dtype=np.uint64)
+            mine = [(p, pre) for name, p, pre in _patterns() if name.startswith(f"{region}.")]
+            if len(mine) > 64:
+                raise ValueError(f"too many patterns for region {region}")
+            for bit, (pattern, prefix) in enumerate(mine):
+                _, every = _prefix_masks(pattern, prefix)
+                sig[every] |= np.uint64(1 << bit)
+            self._signatures[code] = sig
+        return sig
+
+    def _fill(self, prefixes: npt.NDArray[np.int64]) -> None:
+        geo = self._geo_ids()
+        codes = self.codes[prefixes]
+        for code in np.unique(codes).tolist():
+            ps = prefixes[codes == code]
+            if code == self._fallback:
+                self._ids[ps] = PER_NUMBER
+                continue
+            sig = self._signature(code)[ps] if code else np.zeros(ps.size, dtype=np.uint64)
+            for p, s, g in zip(ps.tolist(), sig.tolist(), geo[ps].tolist(), strict=True):
+                key = (code, s, g)
+                zid = self._classes.get(key)
+                if zid is None:
+                    found = _pn_zones_uncached(f"+1{p:06d}0000")
+                    zid = self._tuple_ids.setdefault(found, len(self.tuples))
+                    if zid == len(self.tuples):
+                        self.tuples.append(found)
+                    self._classes[key] = zid
+                self._ids[p] = zid
+
+    def zone_ids(self, prefixes: npt.NDArray[np.int64]) -> npt.NDArray[np.int32]:
+        """Per six-digit NPA-NXX prefix: an index into :attr:`tuples`, or :data:`PER_NUMBER`."""
+        ids = self._ids[prefixes]
+        if (ids == _NOT_YET).any():
+            with self._lock:
+                self._fill(np.unique(prefixes[ids == _NOT_YET]))
+            ids = self._ids[prefixes]
+        return ids
+
+    def zone_id(self, prefix: int) -> int:
+        zid = int(self._ids[prefix])
+        if zid == _NOT_YET:
+            with self._lock:
+                self._fill(np.array([prefix], dtype=np.int64))
+            zid = int(self._ids[prefix])
+        return zid
+
+
+NANP_ZONES = NanpZones()
+
+
+def zone_keys(e164s: list[str], digits: npt.NDArray[np.uint64] | None = None) -> list[object]:
+    """Per number: a key such that numbers with equal keys get the same candidate zones and
+    states from :func:`resolve_location` (given the same row hints): ``(NPA, zone id)`` for a
+    ten-digit NANP number whose exchange decides ``phonenumbers``' answer, else the number."""
+    n = len(e164s)
+    if digits is None or len(digits) != n:
+        digits = np.array([int(e[1:]) if e[1:].isdigit() else 0 for e in e164s],
+                          dtype=np.uint64)
+    d = digits.astype(np.int64, copy=False)
+    nanp = (d >= 10_000_000_000) & (d < 20_000_000_000)
+    prefixes = np.where(nanp, (d // 10_000) % 1_000_000, 0)
+    ids = NANP_ZONES.zone_ids(prefixes[nanp])
+    zid = np.full(n, PER_NUMBER, dtype=np.int64)
+    zid[nanp] = ids
+    # key = NPA * 2**32 + zone id: one Python int per number
+    keyed = np.where(zid >= 0, (prefixes // 1000) * (1 << 32) + zid, -1).tolist()
+    return [k if k >= 0 else e164s[i] for i, k in enumerate(keyed)]
 
 
 def _pn_zones_uncached(e164: str) -> tuple[str, ...]:
