@@ -220,3 +220,30 @@ class TestWithRules:
         _, out, _ = cli(capsys, "check", "2025550124", "--json", "--at", at, "--call-type",
                         "autodialed")
         assert json.loads(out)["decision"] == "allow"  # not on the list: line type unknown
+
+
+def test_opt_outs_are_queued_for_cxone_write_back(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  store: ListStore) -> None:
+    """With CXone configured, dnc add queues the opt-out and dnc remove queues its expiry,
+    in the same transaction as the list change; a failed add queues nothing."""
+    from dncguard.cxone.push import TOPIC
+    from dncguard.outbox import Outbox
+
+    for name in ("CLIENT_ID", "CLIENT_SECRET", "ACCESS_KEY_ID", "ACCESS_KEY_SECRET"):
+        monkeypatch.setenv(f"DNCGUARD_CXONE_{name}", "x")
+    assert cli(capsys, "dnc", "add", "2025550123")[0] == 0
+    assert cli(capsys, "dnc", "add", "+18765550100")[0] == 2  # unsupported region: refused
+    assert cli(capsys, "dnc", "remove", "2025550123")[0] == 0
+    assert cli(capsys, "dnc", "remove", "2025550124")[0] == 0  # was not listed: nothing to send
+    items = Outbox(store.engine).items(TOPIC)
+    assert [(i.payload["action"], i.payload["e164"]) for i in items] == [
+        ("add", "+12025550123"), ("expire", "+12025550123")]
+
+
+def test_unwritable_output_is_one_line_not_a_traceback(capsys: pytest.CaptureFixture[str],
+                                                       contacts: Path) -> None:
+    code, out, err = cli(capsys, "scrub", str(contacts), "-o", "/proc/nope/out.csv", "-q")
+    assert code == 2
+    assert "Traceback" not in out + err
+    assert "/proc/nope" in err

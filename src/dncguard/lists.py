@@ -25,6 +25,7 @@ new truth).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from . import audit, listfiles
 from .config import Settings
@@ -324,8 +325,12 @@ class ListStore:
     # -- manual entries ---------------------------------------------------------------------
     def add_number(self, phone: str, *, list_name: str = "internal", reason: str | None = None,
                    expires: datetime | None = None, who: str | None = None,
-                   region: str | None = None) -> str:
-        """Add one number to an internal or litigator list; returns its E.164 form."""
+                   region: str | None = None, then: ChangeHook | None = None) -> str:
+        """Add one number to an internal or litigator list; returns its E.164 form.
+
+        ``then(conn, e164, info)`` runs inside the same transaction (e.g. to queue the
+        opt-out for write-back, so the change and its delivery commit together or not at all).
+        """
         e164 = self._e164(phone, region)
         try:
             info = self.get(list_name)
@@ -350,11 +355,17 @@ class ListStore:
             audit.record_list_change(
                 self.settings, "add", list_name, who=who, why=reason, number=e164,
                 detail={"expires": expires.isoformat() if expires else None}, conn=conn)
+            if then is not None:
+                then(conn, e164, info)
         return e164
 
     def remove_number(self, phone: str, *, list_name: str = "internal", who: str | None = None,
-                      why: str | None = None, region: str | None = None) -> tuple[str, bool]:
-        """Remove a number from a list; returns (E.164, whether it was on the list)."""
+                      why: str | None = None, region: str | None = None,
+                      then: ChangeHook | None = None) -> tuple[str, bool]:
+        """Remove a number from a list; returns (E.164, whether it was on the list).
+
+        ``then`` runs inside the same transaction when the number was listed.
+        """
         e164 = self._e164(phone, region)
         info = self.get(list_name)
         if info.kind not in MANUAL_KINDS:
@@ -379,11 +390,13 @@ class ListStore:
             audit.record_list_change(self.settings, "remove", list_name, who=who, why=why,
                                      number=e164, detail={"was_listed": bool(gone or in_file)},
                                      conn=conn)
+            if then is not None and (gone or in_file):
+                then(conn, e164, info)
         return e164, bool(gone or in_file)
 
     def _e164(self, phone: str, region: str | None) -> str:
         result = normalise(phone, region or self.settings.default_region)
-        if result.e164 is None or result.error is not None and result.e164 is None:
+        if not result.ok or result.e164 is None:
             raise ListError(f"{phone!r} is not a valid number: {result.message}")
         return result.e164
 
@@ -414,6 +427,12 @@ def _national_scale(path: Path, jurisdiction: str) -> bool:
         return False
 
 
+#: Runs inside a list change's transaction: (connection, E.164, the list).
+ChangeHook = Callable[[Connection, str, "ListInfo"], None]
+
+_Entries = tuple[npt.NDArray[np.uint64], npt.NDArray[np.float64], npt.NDArray[np.uint64]]
+
+
 class ListIndex:
     """Membership checks against one list: its snapshot plus the database entries."""
 
@@ -422,8 +441,7 @@ class ListIndex:
         self.info = info
         self._opened = False
         self._snap: npt.NDArray[Any] | None = None
-        self._entries: tuple[list[tuple[int, datetime | None]], npt.NDArray[np.uint64]] | None = (
-            None)
+        self._entries: _Entries | None = None
 
     @property
     def _snapshot(self) -> npt.NDArray[Any] | None:
@@ -434,16 +452,21 @@ class ListIndex:
             self._opened = True
         return self._snap
 
-    def _load_entries(self) -> tuple[list[tuple[int, datetime | None]], npt.NDArray[np.uint64]]:
+    def _load_entries(self) -> _Entries:
+        """The database entries, loaded once: added values sorted with their expiry (as a
+        timestamp, inf for none), and the sorted removals."""
         if self._entries is None:
             t = list_entries_table
             with self.store.engine.connect() as conn:
                 rows = conn.execute(select(t.c.value, t.c.removed, t.c.expires_at)
                                     .where(t.c.list_name == self.info.name)).all()
-            adds = [(int(r.value[1:]), as_utc(r.expires_at)) for r in rows if not r.removed]
+            adds = sorted((int(r.value[1:]), as_utc(r.expires_at)) for r in rows
+                          if not r.removed)
+            values = np.array([v for v, _ in adds], dtype=np.uint64)
+            expiry = np.array([e.timestamp() if e else np.inf for _, e in adds], dtype=float)
             removed = np.array(sorted(int(r.value[1:]) for r in rows if r.removed),
                                dtype=np.uint64)
-            self._entries = (adds, removed)
+            self._entries = (values, expiry, removed)
         return self._entries
 
     def contains_numbers(self, e164s: list[str], *, at: datetime | None = None,
@@ -471,12 +494,10 @@ class ListIndex:
                else np.zeros(digits.shape, dtype=bool))
         if snapshot_only:
             return hit
-        adds, removed = self._load_entries()
+        values, expiry, removed = self._load_entries()
         if removed.size:
             hit &= ~sorted_contains(removed, digits)
-        when = at or utcnow()
-        active = np.array(sorted({v for v, exp in adds if exp is None or exp > when}),
-                          dtype=np.uint64)
+        active = values[expiry > (at or utcnow()).timestamp()]
         if active.size:
             hit |= sorted_contains(active, digits)
         return hit

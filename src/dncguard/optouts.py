@@ -1,15 +1,18 @@
 """Opt-outs: the one place that adds or removes a number on an internal list.
 
 Besides the list change itself, an opt-out is queued for write-back to the configured NICE
-CXone DNC group (durably, through the outbox) when CXone is configured, and a removal queues
-the expiry of that record. The CLI and the HTTP service both come through here.
+CXone DNC group when CXone is configured, and a removal queues the expiry of that record.
+The queue entry is written in the same transaction as the list change, so neither exists
+without the other. The CLI and the HTTP service both come through here.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from .lists import ListStore
+from sqlalchemy import Connection
+
+from .lists import ListInfo, ListStore
 from .store import utcnow
 
 
@@ -23,22 +26,29 @@ def add_optout(store: ListStore, phone: str, *, list_name: str = "internal",
                reason: str | None = None, expires: datetime | None = None,
                who: str | None = None, region: str | None = None) -> str:
     """Add ``phone`` to an internal (or litigator) list; returns its E.164 form."""
-    e164 = store.add_number(phone, list_name=list_name, reason=reason, expires=expires, who=who,
-                            region=region)
-    if store.get(list_name).kind == "internal" and _cxone_configured(store):
-        from .cxone.push import enqueue_optout
+    push = _cxone_configured(store)
 
-        enqueue_optout(store.engine, e164, expires)
-    return e164
+    def queue(conn: Connection, e164: str, info: ListInfo) -> None:
+        if push and info.kind == "internal":
+            from .cxone.push import enqueue_optout
+
+            enqueue_optout(store.engine, e164, expires, conn=conn)
+
+    return store.add_number(phone, list_name=list_name, reason=reason, expires=expires, who=who,
+                            region=region, then=queue)
 
 
 def remove_optout(store: ListStore, phone: str, *, list_name: str = "internal",
                   who: str | None = None, why: str | None = None,
                   region: str | None = None) -> tuple[str, bool]:
     """Remove ``phone`` from a list; returns (E.164, whether it was listed)."""
-    e164, was = store.remove_number(phone, list_name=list_name, who=who, why=why, region=region)
-    if was and store.get(list_name).kind == "internal" and _cxone_configured(store):
-        from .cxone.push import enqueue_expire
+    push = _cxone_configured(store)
 
-        enqueue_expire(store.engine, e164, utcnow())
-    return e164, was
+    def queue(conn: Connection, e164: str, info: ListInfo) -> None:
+        if push and info.kind == "internal":
+            from .cxone.push import enqueue_expire
+
+            enqueue_expire(store.engine, e164, utcnow(), conn=conn)
+
+    return store.remove_number(phone, list_name=list_name, who=who, why=why, region=region,
+                               then=queue)

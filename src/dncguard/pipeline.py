@@ -216,11 +216,7 @@ class Scrubber:
                 dup_of[i] = first
                 continue
             seen[n.e164] = r.row
-            extra = dict(defaults)
-            for name, col in layout.context.items():
-                value = r.fields[col].strip()
-                if value:
-                    extra[name] = value
+            extra = row_context(r, layout, defaults)
             e164s.append(n.e164)
             regions.append(n.region)
             states.append(state[i])
@@ -446,6 +442,16 @@ class Scrubber:
         result = builder.finish(self.clock(), time.perf_counter() - t0)
         summary_path(output_path).write_text(result.to_json(), encoding="utf-8")
         return result
+
+
+def row_context(row: InputRow, layout: _Layout, defaults: dict[str, str]) -> dict[str, str]:
+    """A row's context for the checks: its own non-empty context columns over ``defaults``."""
+    extra = dict(defaults)
+    for name, col in layout.context.items():
+        value = row.fields[col].strip()
+        if value:
+            extra[name] = value
+    return extra
 
 
 def summary_path(output_path: Path) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import DncGuardError
 from .audit import audit_app, report
@@ -55,6 +56,14 @@ def run(argv: list[str] | None = None) -> int:
         return 130
     except DncGuardError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 2
+    except OSError as exc:  # a file we could not write or read: one line, no traceback
+        where = f" {exc.filename}" if exc.filename else ""
+        err_console.print(f"[red]error:[/]{where}: {exc.strerror or exc}", highlight=False)
+        return 2
+    except SQLAlchemyError as exc:  # e.g. an unreachable PostgreSQL or a locked SQLite file
+        err_console.print(f"[red]error:[/] the database is unavailable ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:200]})", highlight=False)
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")

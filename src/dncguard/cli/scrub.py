@@ -62,7 +62,7 @@ def scrub(
     cfg = settings()
     dial_time = parse_instant(at)
     scrubber = Scrubber(cfg)
-    total = count_rows(input_path) if input_path.is_file() else None
+    total = count_rows(input_path) if input_path.is_file() and not quiet else None
     show = not quiet and total is not None and total >= cfg.progress_min_rows
     flags = _context_flags(state, zip_code, line_type, region, subject=subject)
     if show:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from .. import audit
 from ..config import Settings
@@ -36,22 +36,24 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def enqueue_optout(engine: Engine, e164: str, expires: datetime | None = None,
-                   group_id: str | None = None, *, outbox: Outbox | None = None) -> bool:
+                   group_id: str | None = None, *, outbox: Outbox | None = None,
+                   conn: Connection | None = None) -> bool:
     """Queue an opt-out for the CXone push group (``group_id``, else the group given at push
     time / ``DNCGUARD_CXONE_PUSH_GROUP``). Idempotent per (group, number, expiry)."""
     box = outbox or Outbox(engine)
     key = f"add:{group_id or '*'}:{e164}:{_iso(expires) or '-'}"
     return box.enqueue(TOPIC, key, {"action": "add", "e164": e164, "group_id": group_id,
-                                    "expires": _iso(expires)})
+                                    "expires": _iso(expires)}, conn=conn)
 
 
 def enqueue_expire(engine: Engine, e164: str, expired_at: datetime,
-                   group_id: str | None = None, *, outbox: Outbox | None = None) -> bool:
+                   group_id: str | None = None, *, outbox: Outbox | None = None,
+                   conn: Connection | None = None) -> bool:
     """Queue the expiry of a number's record in the CXone push group (e.g. after a removal)."""
     box = outbox or Outbox(engine)
     key = f"expire:{group_id or '*'}:{e164}:{_iso(expired_at)}"
     return box.enqueue(TOPIC, key, {"action": "expire", "e164": e164, "group_id": group_id,
-                                    "expires": _iso(expired_at)})
+                                    "expires": _iso(expired_at)}, conn=conn)
 
 
 @dataclass

@@ -33,7 +33,7 @@ from ..checks import Batch
 from ..config import Settings
 from ..errors import InputError
 from ..models import Decision
-from ..pipeline import Outcome, RowResult, Scrubber, _Layout, result_cells
+from ..pipeline import Outcome, RowResult, Scrubber, _Layout, result_cells, row_context
 from ..store import as_utc, utcnow
 from ..summary import MAX_ROW_ERRORS_LISTED, ScrubSummary, SummaryBuilder
 from ..tableio import (
@@ -418,7 +418,8 @@ class JobRunner:
             idx = list(missing.values())
             batch = Batch.of(list(missing), [prepared.norm[i].region or ""  # type: ignore[union-attr]
                                              for i in idx],
-                             [prepared.state[i] for i in idx], [dict(defaults) for _ in idx])
+                             [prepared.state[i] for i in idx],
+                             [row_context(rows[i], layout, defaults) for i in idx])
             known.update(zip(batch.e164, await scrubber.check_batch(batch, ctx), strict=True))
         return scrubber._results(prepared, known, layout)
 
