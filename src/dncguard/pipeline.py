@@ -418,14 +418,7 @@ class Scrubber:
             def sink(results: list[RowResult]) -> None:
                 nonlocal done
                 writer.write([result_cells(r) for r in results])
-                for r in results:
-                    builder.add_row(
-                        decision=r.decision, codes=[x.code for x in r.reasons],
-                        lists=[x.list for x in r.reasons if x.list], state=r.state or r.region,
-                        duplicate=r.duplicate_of is not None,
-                        first_of_unique=r.e164 is not None and r.duplicate_of is None
-                        and r.decision is not Decision.INVALID,
-                        error=r.error)
+                count_results(builder, results)
                 done += len(results)
                 if progress:
                     progress(done)
@@ -442,6 +435,18 @@ class Scrubber:
         result = builder.finish(self.clock(), time.perf_counter() - t0)
         summary_path(output_path).write_text(result.to_json(), encoding="utf-8")
         return result
+
+
+def count_results(builder: SummaryBuilder, results: list[RowResult]) -> None:
+    """Add row verdicts to a summary (a file scrub and a service job count alike)."""
+    for r in results:
+        builder.add_row(
+            decision=r.decision, codes=[x.code for x in r.reasons],
+            lists=[x.list for x in r.reasons if x.list], state=r.state or r.region,
+            duplicate=r.duplicate_of is not None,
+            first_of_unique=r.e164 is not None and r.duplicate_of is None
+            and r.decision is not Decision.INVALID,
+            error=r.error)
 
 
 def row_context(row: InputRow, layout: _Layout, defaults: dict[str, str]) -> dict[str, str]:
@@ -491,5 +496,6 @@ def count_rows(path: Path) -> int | None:
         return None
 
 
-__all__ = ["Outcome", "RowResult", "Scrubber", "count_rows", "iso_utc", "result_cells",
+__all__ = ["Outcome", "RowResult", "Scrubber", "count_results", "count_rows", "iso_utc",
+           "result_cells", "row_context",
            "summary_path"]

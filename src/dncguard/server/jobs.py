@@ -33,7 +33,15 @@ from ..checks import Batch
 from ..config import Settings
 from ..errors import InputError
 from ..models import Decision
-from ..pipeline import Outcome, RowResult, Scrubber, _Layout, result_cells, row_context
+from ..pipeline import (
+    Outcome,
+    RowResult,
+    Scrubber,
+    _Layout,
+    count_results,
+    result_cells,
+    row_context,
+)
 from ..store import as_utc, utcnow
 from ..summary import MAX_ROW_ERRORS_LISTED, ScrubSummary, SummaryBuilder
 from ..tableio import (
@@ -434,13 +442,7 @@ class JobRunner:
         builder = SummaryBuilder(ScrubSummary(dial_time=ctx.at, started_at=job.created_at,
                                               lists=dict(versions.lists),
                                               ruleset=versions.ruleset))
-        for r in results:
-            builder.add_row(
-                decision=r.decision, codes=[x.code for x in r.reasons],
-                lists=[x.list for x in r.reasons if x.list], state=r.state or r.region,
-                duplicate=r.duplicate_of is not None,
-                first_of_unique=r.e164 is not None and r.duplicate_of is None
-                and r.decision is not Decision.INVALID, error=r.error)
+        count_results(builder, results)
         part = builder.finish(utcnow(), 0.0).model_dump(by_alias=True, mode="json")
         _write_atomic(self.store.chunk_path(job.id, k, "json"),
                       lambda fh: fh.write(json.dumps(part)))
