@@ -119,18 +119,7 @@ def build_nanp_bitmap(folder: Path, chunks: Iterable[npt.NDArray[np.uint64]]) ->
 def _set_bits(space: npt.NDArray[np.uint8], values: npt.NDArray[np.uint64], on: bool) -> None:
     """Set (or clear) the bits of ``values`` in a full-space bitmap."""
     inside = (values >= np.uint64(NANP_BASE)) & (values < np.uint64(2 * NANP_BASE))
-    idx = np.sort((values[inside] - np.uint64(NANP_BASE)).astype(np.int64))
-    if not idx.size:
-        return
-    byte = idx >> 3
-    bit = np.left_shift(np.uint8(1), (idx & 7).astype(np.uint8))
-    starts = np.flatnonzero(np.concatenate(([True], byte[1:] != byte[:-1])))
-    mask = np.bitwise_or.reduceat(bit, starts)
-    at = byte[starts]
-    if on:
-        space[at] |= mask
-    else:
-        space[at] &= ~mask
+    _write_bits(space, np.sort((values[inside] - np.uint64(NANP_BASE)).astype(np.int64)), on)
 
 
 _BITS_IN_BYTE = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
@@ -212,12 +201,15 @@ def _patch(snap: npt.NDArray[np.uint8], values: npt.NDArray[np.uint64], *, on: b
     nat = (values[inside] - np.uint64(NANP_BASE)).astype(np.int64)
     slot = slots[nat // PER_AREA].astype(np.int64)
     keep = slot >= 0
-    bit = np.sort(slot[keep] * PER_AREA + nat[keep] % PER_AREA)
-    body = snap[HEADER_BYTES:]
-    byte = bit >> 3
-    mask = np.left_shift(np.uint8(1), (bit & 7).astype(np.uint8))
-    if not byte.size:
+    _write_bits(snap[HEADER_BYTES:], np.sort(slot[keep] * PER_AREA + nat[keep] % PER_AREA), on)
+
+
+def _write_bits(body: npt.NDArray[np.uint8], bits: npt.NDArray[Any], on: bool) -> None:
+    """Set (or clear) the given sorted bit positions of a byte array, one write per byte."""
+    if not bits.size:
         return
+    byte = bits >> 3
+    mask = np.left_shift(np.uint8(1), (bits & 7).astype(np.uint8))
     starts = np.flatnonzero(np.concatenate(([True], byte[1:] != byte[:-1])))
     merged = np.bitwise_or.reduceat(mask, starts)
     at = byte[starts]
