@@ -3,7 +3,6 @@ fake sleep (backoff never waits), and verdict assertions."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -19,16 +18,7 @@ from dncguard.models import Decision, ReasonCode, Verdict
 from dncguard.pipeline import Scrubber
 from dncguard.sandbox import SandboxConfig, SandboxServer, run_sandbox
 
-
-class FakeSleep:
-    """Records backoff delays instead of waiting them."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        await asyncio.sleep(0)
+from ..fakes import FakeSleep
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
 from collections.abc import Iterator
@@ -19,16 +18,11 @@ from dncguard.pipeline import Scrubber
 from dncguard.remote import HttpBatchCheck, HttpBatchSettings
 from dncguard.sandbox import Fault, SandboxConfig, SandboxServer, run_sandbox
 
+from ..fakes import FakeSleep
+
 LISTED = ["+12025550110", "+442079460123"]
 
 
-class FakeSleep:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        await asyncio.sleep(0)
 
 
 @pytest.fixture

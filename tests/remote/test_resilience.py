@@ -20,14 +20,7 @@ from dncguard.remote.resilience import (
     parse_retry_after,
 )
 
-
-class FakeSleep:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        await asyncio.sleep(0)
+from ..fakes import FakeSleep
 
 
 def make(handler, **kw):  # type: ignore[no-untyped-def]
