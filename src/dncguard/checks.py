@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .config import CampaignProfile, Settings
+from .findings import Findings
 from .lists import INFO_KINDS, ListIndex, ListInfo, ListStore
 from .models import DataVersions, Decision, Reason, ReasonCode
-from .phones import state_for
+from .phones import states_for_digits
 
 log = logging.getLogger("dncguard.checks")
 
@@ -41,13 +45,22 @@ class CheckContext:
 
 @dataclass
 class Batch:
-    """Unique valid numbers to check, with the context of the first row of each."""
+    """Unique valid numbers to check, with the context of the first row of each.
+
+    ``extra`` holds each number's optional per-row columns (state, zip, timezone, line_type,
+    subject). Numbers with the same columns may share one dict: checks must not change it
+    (use :meth:`with_default`). :meth:`contexts` gives the distinct dicts and an index.
+    """
 
     e164: list[str]
     digits: npt.NDArray[np.uint64]
     region: list[str]
     state: list[str | None]
     extra: list[dict[str, str]]  # optional per-row columns: state, zip, timezone, line_type
+    _contexts: tuple[list[dict[str, str]], npt.NDArray[np.int64]] | None = field(
+        default=None, repr=False, compare=False)
+    _ids: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict, repr=False,
+                                                   compare=False)
 
     def __len__(self) -> int:
         return len(self.e164)
@@ -57,6 +70,66 @@ class Batch:
            extra: list[dict[str, str]] | None = None) -> Batch:
         digits = np.array([int(e[1:]) for e in e164], dtype=np.uint64)
         return cls(e164, digits, region, state, extra or [{} for _ in e164])
+
+    @classmethod
+    def shared(cls, e164: list[str], digits: npt.NDArray[np.uint64], region: list[str],
+               state: list[str | None], contexts: list[dict[str, str]],
+               index: npt.NDArray[np.int64]) -> Batch:
+        """A batch whose numbers' ``extra`` are ``contexts[index[i]]`` (shared dicts)."""
+        extra = [contexts[k] for k in index.tolist()]
+        return cls(e164, digits, region, state, extra, (contexts, index))
+
+    def ids(self, name: str) -> npt.NDArray[np.int64]:
+        """Small integer ids of the ``region`` or ``state`` values (equal values, equal ids)."""
+        found = self._ids.get(name)
+        if found is None:
+            values: list[str] | list[str | None] = self.region if name == "region" \
+                else self.state
+            encoded = pc.dictionary_encode(pa.array(values, pa.string()),
+                                           null_encoding="encode")
+            found = self._ids[name] = np.asarray(
+                encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        return found
+
+    def ids_known(self, name: str, ids: npt.NDArray[np.int64]) -> None:
+        """Give :meth:`ids` of ``name`` (the caller's own codes of the values)."""
+        self._ids[name] = ids
+
+    def contexts(self) -> tuple[list[dict[str, str]], npt.NDArray[np.int64]]:
+        """The distinct ``extra`` dicts and, per number, the index of its own."""
+        if self._contexts is None:
+            found: dict[tuple[tuple[str, str], ...], int] = {}
+            distinct: list[dict[str, str]] = []
+            index = np.empty(len(self.extra), dtype=np.int64)
+            for i, extra in enumerate(self.extra):
+                key = tuple(sorted(extra.items()))
+                k = found.get(key)
+                if k is None:
+                    k = found[key] = len(distinct)
+                    distinct.append(extra)
+                index[i] = k
+            self._contexts = (distinct, index)
+        return self._contexts
+
+    def with_default(self, which: npt.NDArray[np.bool_], key: str, value: str) -> None:
+        """Set ``extra[key] = value`` for the numbers in ``which`` that have no ``key``."""
+        if not which.any():
+            return
+        distinct, index = self.contexts()
+        distinct = list(distinct)
+        index = index.copy()
+        moved: dict[int, int] = {}
+        for k in np.unique(index[which]).tolist():
+            if key not in distinct[k]:
+                moved[k] = len(distinct)
+                distinct.append({**distinct[k], key: value})
+        if not moved:
+            return
+        old = index.copy()
+        for k, new in moved.items():
+            index[which & (old == k)] = new
+        self._contexts = (distinct, index)
+        self.extra = [distinct[k] for k in index.tolist()]
 
 
 @runtime_checkable
@@ -83,18 +156,44 @@ def applies_to(jurisdiction: str, batch: Batch) -> npt.NDArray[np.bool_]:
     unknown either way gets every state list of its country (the safe side).
     """
     country, _, state = jurisdiction.partition("-")
-    out = np.zeros(len(batch), dtype=bool)
-    for i, (region, e164, extra) in enumerate(zip(batch.region, batch.e164, batch.extra,
-                                                  strict=True)):
-        if region != country:
-            continue
-        if not state:
-            out[i] = True
-            continue
-        candidates = {s for s in (state_for(e164), (extra.get("state") or "").upper(),
-                                  (batch.state[i] or "").upper()) if s}
-        out[i] = not candidates or state in candidates
-    return out
+    out = _lookup(batch, "region", batch.region, lambda r: r == country)
+    if not state or not out.any():
+        return out
+    distinct, index = batch.contexts()
+    by_row = np.array([(c.get("state") or "").upper() for c in distinct], dtype=object)[index]
+    given = np.where(_lookup(batch, "state", batch.state, lambda s: bool(s)),
+                     _values(batch, "state", batch.state, lambda s: (s or "").upper()), "")
+    by_npa = states_for_digits(batch.digits)
+    known = (by_npa != "") | (by_row != "") | (given != "")
+    matches = (by_npa == state) | (by_row == state) | (given == state)
+    return np.asarray(out & (~known | matches), dtype=bool)
+
+
+def _first_of_each(ids: npt.NDArray[np.int64]) -> dict[int, int]:
+    firsts: dict[int, int] = {}
+    if ids.size:
+        seen, where = np.unique(ids, return_index=True)
+        firsts = dict(zip(seen.tolist(), where.tolist(), strict=True))
+    return firsts
+
+
+def _values(batch: Batch, name: str, values: list[str] | list[str | None],
+            fn: Callable[[Any], str]) -> npt.NDArray[np.object_]:
+    """``fn`` of a ``region`` or ``state`` value, per number (computed once per value)."""
+    ids = batch.ids(name)
+    table = np.empty(int(ids.max()) + 1 if ids.size else 0, dtype=object)
+    for k, i in _first_of_each(ids).items():
+        table[k] = fn(values[i])
+    return table[ids]
+
+
+def _lookup(batch: Batch, name: str, values: list[str] | list[str | None],
+            test: Callable[[Any], bool]) -> npt.NDArray[np.bool_]:
+    ids = batch.ids(name)
+    table = np.zeros(int(ids.max()) + 1 if ids.size else 0, dtype=bool)
+    for k, i in _first_of_each(ids).items():
+        table[k] = test(values[i])
+    return np.asarray(table[ids], dtype=bool)
 
 
 class LocalListsCheck:
@@ -117,28 +216,31 @@ class LocalListsCheck:
     def used(self, ctx: CheckContext) -> list[ListIndex]:
         return [ix for ix in self.indexes if ctx.selects(ix.info.name)]
 
-    def _check_sync(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
-        out: list[list[Reason]] = [[] for _ in range(len(batch))]
+    def _findings(self, batch: Batch, ctx: CheckContext) -> Findings:
+        masks: list[npt.NDArray[np.bool_]] = []
+        reasons: list[Reason] = []
         for ix in self.used(ctx):
             try:
                 hits = ix.contains(batch.digits, batch.e164, at=ctx.at)
             except Exception as exc:  # a damaged file or database error: fail closed
                 log.warning("list %s could not be checked: %s", ix.info.name, exc)
-                error = Reason(code=ReasonCode.SOURCE_ERROR, decision=Decision.ERROR,
-                               source=self.name, list=ix.info.name,
-                               detail=f"list {ix.info.name} could not be read "
-                               f"({type(exc).__name__}: {str(exc)[:160]})")
-                for reasons in out:
-                    reasons.append(error)
+                masks.append(np.ones(len(batch), dtype=bool))
+                reasons.append(Reason(
+                    code=ReasonCode.SOURCE_ERROR, decision=Decision.ERROR, source=self.name,
+                    list=ix.info.name, detail=f"list {ix.info.name} could not be read "
+                    f"({type(exc).__name__}: {str(exc)[:160]})"))
                 continue
             if ix.info.kind in ("national", "state") and ix.info.jurisdiction:
                 hits &= applies_to(ix.info.jurisdiction, batch)
-            for i in np.flatnonzero(hits):
-                out[int(i)].append(ix.reason(batch.e164[int(i)]))
-        return out
+            masks.append(hits)
+            reasons.append(ix.reason())
+        return Findings.from_masks(masks, reasons, len(batch))
+
+    async def findings(self, batch: Batch, ctx: CheckContext) -> Findings:
+        return await asyncio.to_thread(self._findings, batch, ctx)
 
     async def check(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
-        return await asyncio.to_thread(self._check_sync, batch, ctx)
+        return (await self.findings(batch, ctx)).per_number()
 
 
 class LineTypes:
@@ -156,8 +258,17 @@ class LineTypes:
         for ix in self.indexes:
             if not ctx.selects(ix.info.name):
                 continue
-            for i in np.flatnonzero(ix.contains(batch.digits, batch.e164, at=ctx.at)):
-                batch.extra[int(i)].setdefault("line_type", "mobile")
+            batch.with_default(ix.contains(batch.digits, batch.e164, at=ctx.at),
+                               "line_type", "mobile")
+
+
+async def findings_of(check: Check, batch: Batch, ctx: CheckContext) -> Findings:
+    """A check's reasons as :class:`Findings` (its own ``findings`` when it has one)."""
+    own = getattr(check, "findings", None)
+    if own is not None:
+        found: Findings = await own(batch, ctx)
+        return found
+    return Findings.from_lists(await check.check(batch, ctx))
 
 
 def default_checks(settings: Settings, store: ListStore | None = None) -> list[Check]:

@@ -502,7 +502,7 @@ class ListIndex:
             hit |= sorted_contains(active, digits)
         return hit
 
-    def reason(self, e164: str) -> Reason:
+    def reason(self) -> Reason:
         """The reason a hit on this list gives."""
         info = self.info
         what = {"hashed": "hash", "prefix": "number range"}.get(info.kind, "number")

@@ -326,3 +326,19 @@ def state_for(e164: str | None) -> str | None:
         return None
     hit = _npa_states().get(int(e164[2:5]))
     return hit[1] if hit else None
+
+
+@cache
+def _npa_state_array() -> npt.NDArray[np.object_]:
+    table = np.full(1000, "", dtype=object)
+    for npa, (_region, state) in _npa_states().items():
+        table[npa] = state
+    return table
+
+
+def states_for_digits(digits: npt.NDArray[np.uint64]) -> npt.NDArray[np.object_]:
+    """:func:`state_for` of many E.164 numbers given as integers (``""`` when unknown)."""
+    d = np.asarray(digits, dtype=np.uint64)
+    nanp_ten = (d >= np.uint64(10_000_000_000)) & (d < np.uint64(20_000_000_000))
+    npa = ((d // np.uint64(10_000_000)) % np.uint64(1000)).astype(np.int64)
+    return np.where(nanp_ten, _npa_state_array()[npa], "")

@@ -18,10 +18,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .checks import Batch, Check, CheckContext, LineTypes, default_checks
+import numpy as np
+import numpy.typing as npt
+
+from .checks import Batch, Check, CheckContext, LineTypes, default_checks, findings_of
+from .columnar import ColumnarScrub, NotColumnar, read_table
 from .config import Settings, load_settings
+from .findings import Findings, Outcome, merge
 from .lists import ListStore
-from .models import DataVersions, Decision, Reason, ReasonCode, Verdict, merge_reasons
+from .models import DataVersions, Decision, Reason, ReasonCode, Verdict
 from .phones import Normalised, normalise_many, state_for
 from .summary import ScrubSummary, SummaryBuilder
 from .tableio import (
@@ -41,15 +46,6 @@ Progress = Callable[[int], None]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The merged result of every check for one unique number."""
-
-    decision: Decision
-    reasons: tuple[Reason, ...]
-    next_allowed_at: datetime | None
 
 
 @dataclass
@@ -103,8 +99,10 @@ class Scrubber:
         *,
         checks: Sequence[Check] | None = None,
         clock: Clock | None = None,
+        columnar: bool = True,
     ) -> None:
         self.settings = settings or load_settings()
+        self.columnar = columnar  # files that read as tables take the array path
         self.clock: Clock = clock or _utcnow
         self._checks: list[Check] | None = list(checks) if checks is not None else None
         self._line_types: LineTypes | None = None
@@ -152,8 +150,15 @@ class Scrubber:
     # -- core -------------------------------------------------------------------------------
     async def check_batch(self, batch: Batch, ctx: CheckContext) -> list[Outcome]:
         """Run every check on unique valid numbers and merge; failures fail closed."""
-        if not len(batch):
-            return []
+        outcomes, index = await self.check_groups(batch, ctx)
+        return [outcomes[k] for k in index.tolist()]
+
+    async def check_groups(self, batch: Batch, ctx: CheckContext
+                           ) -> tuple[list[Outcome], npt.NDArray[np.int64]]:
+        """Like :meth:`check_batch`, as distinct outcomes and each number's index into them."""
+        n = len(batch)
+        if not n:
+            return [], np.zeros(0, dtype=np.int64)
         checks = [c for c in self.checks if c.name in ("local", "rules") or ctx.selects(c.name)]
         try:
             self.line_types.mark(batch, ctx)
@@ -161,28 +166,22 @@ class Scrubber:
             log.warning("wireless lists could not be read: %s", type(exc).__name__)
             error = Reason(code=ReasonCode.SOURCE_ERROR, decision=Decision.ERROR, source="local",
                            detail=f"wireless lists could not be read ({type(exc).__name__})")
-            return [Outcome(Decision.ERROR, (error,), None) for _ in range(len(batch))]
-        results = await asyncio.gather(*(c.check(batch, ctx) for c in checks),
+            return merge([Findings.uniform(n, [error])], n)
+        results = await asyncio.gather(*(findings_of(c, batch, ctx) for c in checks),
                                        return_exceptions=True)
-        per: list[list[Reason]] = [[] for _ in range(len(batch))]
+        parts: list[Findings] = []
         for check, res in zip(checks, results, strict=True):
-            if isinstance(res, BaseException) or len(res) != len(batch):
+            if isinstance(res, BaseException) or len(res) != n:
                 why = (f"{type(res).__name__}: {str(res)[:200]}" if isinstance(res, BaseException)
                        else "returned a wrong number of results")
-                log.warning("check %s failed for %d numbers: %s", check.name, len(batch), why)
+                log.warning("check %s failed for %d numbers: %s", check.name, n, why)
                 error = Reason(code=ReasonCode.SOURCE_ERROR, decision=Decision.ERROR,
                                source=check.name,
                                detail=f"{check.name} could not check the number ({why})")
-                for reasons in per:
-                    reasons.append(error)
+                parts.append(Findings.uniform(n, [error]))
                 continue
-            for reasons, found in zip(per, res, strict=True):
-                reasons.extend(found)
-        out = []
-        for reasons in per:
-            decision, nxt = merge_reasons(reasons)
-            out.append(Outcome(decision, tuple(reasons), nxt))
-        return out
+            parts.append(res)
+        return merge(parts, n)
 
     def _prepare(self, rows: list[InputRow], layout: _Layout, seen: dict[str, int],
                  defaults: dict[str, str]) -> _Chunk:
@@ -398,21 +397,27 @@ class Scrubber:
     ) -> ScrubSummary:
         started = self.clock()
         t0 = time.perf_counter()
-        reader = open_table(input_path)
+        table = None
+        if self.columnar:
+            try:
+                table = read_table(input_path)
+            except NotColumnar as why:
+                log.info("reading %s row by row: %s", input_path.name, why)
+        reader = open_table(input_path) if table is None else None
         try:
-            header = reader.header
+            header = list(table.column_names) if table is not None else \
+                reader.header if reader is not None else []
             if header:
                 phone = find_phone_column(header, phone_column)
                 layout = _Layout(phone, header[phone], context_columns(header))
             else:
                 layout = _Layout(0, phone_column or "phone", {})
-            out_header = output_header(header)
             versions = self.versions(ctx)
             summary = ScrubSummary(input=str(input_path), output=str(output_path),
                                    campaign=ctx.campaign, dial_time=ctx.at, started_at=started,
                                    lists=dict(versions.lists), ruleset=versions.ruleset)
             builder = SummaryBuilder(summary)
-            writer = TableWriter(output_path, out_header, raw=raw)
+            writer = TableWriter(output_path, output_header(header), raw=raw)
             done = 0
 
             def sink(results: list[RowResult]) -> None:
@@ -424,14 +429,18 @@ class Scrubber:
                     progress(done)
 
             try:
-                await self._run_rows(reader.rows() if header else iter(()), layout, ctx, sink,
-                                     defaults)
+                if table is not None:
+                    await ColumnarScrub(self, table, ctx, phone_column, defaults or {},
+                                        builder).run(writer.write_columns, progress)
+                elif header and reader is not None:
+                    await self._run_rows(reader.rows(), layout, ctx, sink, defaults)
             except BaseException:
                 writer.abort()
                 raise
             writer.close()
         finally:
-            reader.close()
+            if reader is not None:
+                reader.close()
         result = builder.finish(self.clock(), time.perf_counter() - t0)
         summary_path(output_path).write_text(result.to_json(), encoding="utf-8")
         return result

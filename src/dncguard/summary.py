@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -50,6 +51,11 @@ class ScrubSummary(BaseModel):
         default_factory=dict, description="Every list used -> its snapshot date"
     )
     ruleset: str | None = None
+    prefilter: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Remote sources' hash pre-filter, by source: checked, hits, "
+        "remoteCallsSaved, reverified, falsePositives, falsePositiveRate, ttlSeconds, entries",
+    )
 
     model_config = {"populate_by_name": True}
 
@@ -95,6 +101,27 @@ class SummaryBuilder:
             if len(self.summary.row_errors) < MAX_ROW_ERRORS_LISTED:
                 self.summary.row_errors.append(
                     RowError(row=error[0], field=error[1], message=error[2]))
+
+    def add_counts(self, *, rows: int, decisions: Mapping[str, int], reasons: Mapping[str, int],
+                   lists: Mapping[str, int], states: Mapping[tuple[str, str], int],
+                   duplicates: int, unique: int, suppressed: int, source_errors: int,
+                   errors: Sequence[tuple[int, str, str]], error_count: int) -> None:
+        """Counts of many rows at once (what :meth:`add_row` counts, summed by the caller):
+        ``states`` is keyed by (state, decision); ``errors`` lists the first row errors."""
+        self._rows += rows
+        self._decision.update(decisions)
+        self._reason.update(reasons)
+        self._list.update(lists)
+        for (state, decision), count in states.items():
+            self._state[state][decision] += count
+        self._dups += duplicates
+        self._unique += unique
+        self._suppressed += suppressed
+        self._source_errors += source_errors
+        self._row_errors += error_count
+        room = MAX_ROW_ERRORS_LISTED - len(self.summary.row_errors)
+        self.summary.row_errors.extend(RowError(row=r, field=f, message=m)
+                                       for r, f, m in errors[:max(room, 0)])
 
     def finish(self, finished_at: datetime, elapsed: float) -> ScrubSummary:
         s = self.summary

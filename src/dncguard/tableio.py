@@ -13,7 +13,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import InputError
 
@@ -174,6 +179,90 @@ def defuse(cell: str) -> str:
     return cell
 
 
+# The same tests as ``defuse`` in RE2 (pyarrow's regex engine): Python's ``\\d`` is any Unicode
+# decimal digit and its ``$`` also matches before a final newline.
+_PLAIN_NUMBER_RE = r"^[+-]?[\p{Nd} ().-]*\p{Nd}[\p{Nd} ().-]*\n?$"
+
+
+_FORMULA_BYTES = np.frombuffer("".join(_FORMULA_START).encode(), dtype=np.uint8)
+
+
+def _first_bytes(cells: pa.Array) -> npt.NDArray[np.uint8]:
+    """The first byte of every cell (0 for an empty one), read off the array's buffers."""
+    width = np.int32 if pa.types.is_string(cells.type) else np.int64
+    offsets: npt.NDArray[np.int64] = np.frombuffer(cells.buffers()[1], dtype=width)[
+        cells.offset:cells.offset + len(cells) + 1].astype(np.int64)
+    data = cells.buffers()[2]
+    out = np.zeros(len(cells), dtype=np.uint8)
+    if data is None or not len(cells):
+        return out
+    raw = np.frombuffer(data, dtype=np.uint8)
+    filled = offsets[1:] > offsets[:-1]
+    out[filled] = raw[offsets[:-1][filled]]
+    return out
+
+
+def defuse_array(cells: pa.Array) -> pa.Array:
+    """:func:`defuse` of every cell of a string (or dictionary-encoded string) array."""
+    if isinstance(cells, pa.DictionaryArray):
+        return pa.DictionaryArray.from_arrays(cells.indices, defuse_array(cells.dictionary))
+    risky = np.flatnonzero(np.isin(_first_bytes(cells), _FORMULA_BYTES))
+    if not risky.size:
+        return cells
+    picked = cells.take(pa.array(risky))
+    plain = np.asarray(pc.match_substring_regex(picked, _PLAIN_NUMBER_RE).to_numpy(
+        zero_copy_only=False), dtype=bool)
+    risky = risky[~plain]
+    if not risky.size:
+        return cells
+    mask = np.zeros(len(cells), dtype=bool)
+    mask[risky] = True
+    return pc.if_else(pa.array(mask), pc.binary_join_element_wise("'", cells, ""), cells)
+
+
+def _bits(keep: npt.NDArray[np.bool_], offset: int) -> pa.Buffer:
+    """A validity bitmap for an array starting ``offset`` elements into its buffers."""
+    padded = np.concatenate([np.zeros(offset, dtype=bool), keep]) if offset else keep
+    return pa.py_buffer(np.packbits(padded, bitorder="little"))
+
+
+def _blank_as_null(cells: pa.Array) -> pa.Array:
+    """Empty cells as nulls (no copy of the strings), which polars writes as nothing."""
+    if isinstance(cells, pa.DictionaryArray):
+        blank = np.asarray(pc.equal(cells.dictionary, "").to_numpy(zero_copy_only=False),
+                           dtype=bool)
+        if not blank.any():
+            return cells
+        index = cells.indices
+        keep = ~blank[np.asarray(index.to_numpy(zero_copy_only=False))]
+        index = pa.Array.from_buffers(index.type, len(index),
+                                      [_bits(keep, index.offset), index.buffers()[1]],
+                                      offset=index.offset)
+        return pa.DictionaryArray.from_arrays(index, cells.dictionary)
+    keep = np.asarray(pc.not_equal(cells, "").to_numpy(zero_copy_only=False), dtype=bool)
+    if keep.all():
+        return cells
+    return pa.Array.from_buffers(cells.type, len(cells),
+                                 [_bits(keep, cells.offset), *cells.buffers()[1:]],
+                                 offset=cells.offset)
+
+
+def write_csv_rows(columns: list[pa.Array], stream: IO[bytes], *, raw: bool = False) -> None:
+    """Rows of string columns as CSV, byte for byte what Python's ``csv`` writer writes for
+    them (minimal quoting, CRLF), with :func:`defuse` applied unless ``raw``.
+
+    polars' writer does the quoting and joining in native code; it quotes an empty string
+    (to tell it from a missing value), so empty cells go to it as nulls.
+    """
+    import polars as pl
+
+    cells = [_blank_as_null(c if raw else defuse_array(c)) for c in columns]
+    frame = pl.from_arrow(pa.table(cells, names=[f"c{i}" for i in range(len(cells))]))
+    assert isinstance(frame, pl.DataFrame)
+    frame.write_csv(stream, include_header=False, quote_style="necessary",
+                    line_terminator="\r\n", null_value="")
+
+
 def output_header(header: list[str]) -> list[str]:
     """Input columns, then the added ones; an added name the input uses gets ``dncguard_``."""
     taken = set(header)
@@ -223,6 +312,21 @@ class TableWriter:
                                                                         strict=True)}))
         else:
             self._csv.writerows(rows)
+
+    def write_columns(self, columns: list[pa.Array]) -> None:
+        """Write rows given as string columns (the columnar scrub's slices)."""
+        if self._parquet:
+            import pyarrow.parquet as pq
+
+            if self._pq is None:
+                self._pq = pq.ParquetWriter(self._tmp, self._schema)
+            cells = [c.dictionary_decode() if isinstance(c, pa.DictionaryArray) else c
+                     for c in (columns if self.raw else [defuse_array(c) for c in columns])]
+            self._pq.write_table(pa.table(cells, schema=self._schema))
+        else:
+            assert self._fh is not None
+            self._fh.flush()
+            write_csv_rows(columns, cast(IO[bytes], self._fh.buffer), raw=self.raw)
 
     def close(self) -> None:
         """Finish the file and move it into place (a crash never leaves a partial output)."""

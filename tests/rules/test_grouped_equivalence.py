@@ -178,6 +178,10 @@ def test_grouped_equals_per_number(make_check: Callable[..., RulesCheck],
         assert len(grouped) == len(numbers)
         for e164, got, want in zip(numbers, _dump(grouped), _dump(reference), strict=True):
             assert got == want, (e164, ctx)
+        # the array-grouped evaluation (what the scrub pipeline runs) agrees too
+        by_arrays = check.evaluate_groups(batch, ctx).per_number()
+        for e164, got, want in zip(numbers, _dump(by_arrays), _dump(reference), strict=True):
+            assert got == want, (e164, ctx, "evaluate_groups")
         seen |= {r.code for reasons in grouped for r in reasons}
         # each number gets its own list (callers may extend it)
         assert len({id(reasons) for reasons in grouped}) == len(numbers)

@@ -214,15 +214,20 @@ def zone_keys(e164s: list[str], digits: npt.NDArray[np.uint64] | None = None) ->
     if digits is None or len(digits) != n:
         digits = np.array([int(e[1:]) if e[1:].isdigit() else 0 for e in e164s],
                           dtype=np.uint64)
+    keyed = zone_key_array(digits).tolist()
+    return [k if k >= 0 else e164s[i] for i, k in enumerate(keyed)]
+
+
+def zone_key_array(digits: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+    """:func:`zone_keys` as integers: ``NPA * 2**32 + zone id``, or -1 where the number
+    itself is the key."""
     d = digits.astype(np.int64, copy=False)
     nanp = (d >= 10_000_000_000) & (d < 20_000_000_000)
     prefixes = np.where(nanp, (d // 10_000) % 1_000_000, 0)
     ids = NANP_ZONES.zone_ids(prefixes[nanp])
-    zid = np.full(n, PER_NUMBER, dtype=np.int64)
+    zid = np.full(d.size, PER_NUMBER, dtype=np.int64)
     zid[nanp] = ids
-    # key = NPA * 2**32 + zone id: one Python int per number
-    keyed = np.where(zid >= 0, (prefixes // 1000) * (1 << 32) + zid, -1).tolist()
-    return [k if k >= 0 else e164s[i] for i, k in enumerate(keyed)]
+    return np.where(zid >= 0, (prefixes // 1000) * (1 << 32) + zid, -1)
 
 
 def _pn_zones_uncached(e164: str) -> tuple[str, ...]:

@@ -1,0 +1,382 @@
+"""The scrub of a whole file as arrays: the fast path of :meth:`Scrubber.scrub_file`.
+
+A file that reads cleanly as a table (CSV: every row has the header's width and is valid
+UTF-8; Parquet: string columns only) is scrubbed slice by slice without a Python object per
+row: :func:`~dncguard.phones.normalise_arrays` normalises the phone column, ``numpy``
+deduplicates, the checks see each new unique number once and answer with
+:class:`~dncguard.findings.Findings` (a few hundred shared reason sets), and the verdict
+columns are taken from those sets and written with ``pyarrow``. The file written and the
+summary are the same as the row-by-row path's (:mod:`dncguard.pipeline`), which still reads
+every file this module refuses (:class:`NotColumnar`): rows of the wrong width, bad bytes,
+CSV syntax errors, other Parquet types.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .checks import Batch, CheckContext
+from .findings import Outcome
+from .models import Decision, ReasonCode
+from .phones import ERROR_CODES, NormalisedArrays, normalise_arrays, states_for_digits
+from .summary import MAX_ROW_ERRORS_LISTED, SummaryBuilder
+from .tableio import ADDED_COLUMNS, context_columns, find_phone_column
+
+if TYPE_CHECKING:
+    from .pipeline import Scrubber
+
+log = logging.getLogger("dncguard.columnar")
+
+SLICE_ROWS = 1 << 18  # rows per slice: bounds memory and paces the progress bar
+_DECISIONS = list(Decision)
+_DECISION_ID = {d: i for i, d in enumerate(_DECISIONS)}
+_SUPPRESSED_IDS = [_DECISION_ID[d] for d in (Decision.BLOCK, Decision.DEFER, Decision.ERROR)]
+_INVALID = _DECISION_ID[Decision.INVALID]
+
+
+class NotColumnar(Exception):
+    """The file needs the row-by-row path; the message says why."""
+
+
+def read_table(path: Path) -> pa.Table:
+    """The whole input as string columns, or :class:`NotColumnar`."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return _read_parquet(path)
+    try:
+        with path.open("r", encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh), None)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise NotColumnar(f"header: {type(exc).__name__}") from None
+    if not header or len(set(header)) != len(header):
+        raise NotColumnar("no header, or repeated column names")
+    import pyarrow.csv as pv
+
+    try:
+        table = pv.read_csv(
+            path,
+            read_options=pv.ReadOptions(use_threads=True),
+            parse_options=pv.ParseOptions(newlines_in_values=True),
+            convert_options=pv.ConvertOptions(
+                column_types={h: pa.string() for h in header}, strings_can_be_null=False,
+                quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowInvalid, OSError) as exc:  # the row path reports the bad rows
+        raise NotColumnar(f"{type(exc).__name__}: {str(exc)[:120]}") from None
+    if table.column_names != header:
+        raise NotColumnar("header differs")
+    for col in table.columns:  # the row path flags these cells as bad bytes
+        if pc.any(pc.match_substring(col, "\ufffd")).as_py():
+            raise NotColumnar("replacement characters")
+    return table
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except Exception as exc:  # pyarrow raises several types for unreadable files
+        raise NotColumnar(f"{type(exc).__name__}") from None
+    if not all(pa.types.is_string(t) or pa.types.is_large_string(t) for t in schema.types):
+        raise NotColumnar("Parquet columns that are not strings")
+    if len(set(schema.names)) != len(schema.names):
+        raise NotColumnar("repeated column names")
+    table = pq.read_table(path)
+    return pa.table([pc.fill_null(c.cast(pa.string()), "") for c in table.columns],
+                    names=table.column_names)
+
+
+def _py_map(cells: pa.Array, fn: Callable[[str], str]) -> pa.Array:
+    """``fn`` (a ``str`` method) of every cell, called once per distinct cell: Python's own
+    ``strip`` and ``upper``, exactly as the row path applies them."""
+    encoded = pc.dictionary_encode(cells)
+    values = pa.array([fn(v) for v in encoded.dictionary.to_pylist()], type=pa.string())
+    return values.take(encoded.indices)
+
+
+@dataclass
+class _Seen:
+    """Every unique valid number so far (sorted), its first row and its outcome id."""
+
+    digits: npt.NDArray[np.uint64] = field(default_factory=lambda: np.zeros(0, np.uint64))
+    row: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    outcome: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def find(self, digits: npt.NDArray[np.uint64]
+             ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
+        pos = np.searchsorted(self.digits, digits)
+        found = np.zeros(digits.size, dtype=bool)
+        inside = pos < self.digits.size
+        found[inside] = self.digits[pos[inside]] == digits[inside]
+        return found, np.minimum(pos, max(self.digits.size - 1, 0))
+
+    def add(self, digits: npt.NDArray[np.uint64], row: npt.NDArray[np.int64],
+            outcome: npt.NDArray[np.int64]) -> None:
+        """Add numbers (sorted, none seen before), keeping the arrays sorted."""
+        at = np.searchsorted(self.digits, digits)
+        self.digits = np.insert(self.digits, at, digits)
+        self.row = np.insert(self.row, at, row)
+        self.outcome = np.insert(self.outcome, at, outcome)
+
+
+@dataclass
+class _Strings:
+    """The verdict cells of each outcome."""
+
+    decision: list[str] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+    codes_dup: list[str] = field(default_factory=list)
+    detail_dup: list[str] = field(default_factory=list)  # detail + "; " (when any)
+    detail: list[str] = field(default_factory=list)
+    next_at: list[str] = field(default_factory=list)
+    decision_id: list[int] = field(default_factory=list)
+
+    def add(self, outcomes: list[Outcome]) -> None:
+        from .pipeline import iso_utc
+
+        for o in outcomes:
+            codes = list(dict.fromkeys(r.code for r in o.reasons))
+            detail = "; ".join(r.detail for r in o.reasons if r.detail)
+            self.decision.append(o.decision.value)
+            self.decision_id.append(_DECISION_ID[o.decision])
+            self.codes.append(";".join(codes))
+            self.codes_dup.append(";".join(dict.fromkeys([*codes, ReasonCode.DUPLICATE])))
+            self.detail.append(detail)
+            self.detail_dup.append(f"{detail}; " if detail else "")
+            self.next_at.append(iso_utc(o.next_allowed_at))
+
+
+class ColumnarScrub:
+    """One file's scrub, slice by slice (see the module docstring)."""
+
+    def __init__(self, scrubber: Scrubber, table: pa.Table, ctx: CheckContext,
+                 phone_column: str | None, defaults: dict[str, str],
+                 builder: SummaryBuilder) -> None:
+        self.scrubber = scrubber
+        self.table = table
+        self.ctx = ctx
+        self.header = list(table.column_names)
+        self.phone = find_phone_column(self.header, phone_column)
+        self.phone_name = self.header[self.phone]
+        self.context = context_columns(self.header)
+        self.defaults = defaults
+        self.builder = builder
+        self.seen = _Seen()
+        self.outcomes: list[Outcome] = []
+        self.strings = _Strings()
+
+    async def run(self, write: Callable[[list[pa.Array]], None],
+                  progress: Callable[[int], None] | None) -> None:
+        done = 0
+        for start in range(0, max(self.table.num_rows, 1), SLICE_ROWS):
+            part = self.table.slice(start, SLICE_ROWS)
+            if not part.num_rows:
+                break
+            columns = [c.combine_chunks() for c in part.columns]
+            write([*columns, *await self._slice(columns, start)])
+            done += part.num_rows
+            if progress:
+                progress(done)
+
+    def _cells(self, name: str, columns: list[pa.Array]) -> pa.Array | None:
+        col = self.context.get(name)
+        return None if col is None else _py_map(columns[col], str.strip)
+
+    async def _slice(self, columns: list[pa.Array], start: int) -> list[pa.Array]:
+        n = len(columns[0])
+        settings = self.scrubber.settings
+        rows = np.arange(start + 1, start + n + 1, dtype=np.int64)
+        fallback = self.defaults.get("region") or settings.default_region
+        region_cells = self._cells("region", columns)
+        hints: list[str | None] | str = fallback if region_cells is None else [
+            h or fallback for h in region_cells.to_pylist()]
+        norm = normalise_arrays(columns[self.phone], hints)
+        ok = norm.ok
+        okpos = np.flatnonzero(ok)
+        digits = norm.digits[okpos]
+
+        # -- per row state, as the row path finds it ---------------------------------------
+        state = states_for_digits(digits)
+        given = self.defaults.get("state", "").upper()
+        if given:
+            state[:] = given
+        state_cells = self._cells("state", columns)
+        if state_cells is not None:
+            own = np.asarray(_py_map(state_cells, str.upper).to_numpy(zero_copy_only=False),
+                             dtype=object)[okpos]
+            state = np.where(own != "", own, state)
+
+        # -- deduplicate, within the slice and against every earlier slice -----------------
+        uniq, first, inverse = np.unique(digits, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        found, pos = self.seen.find(uniq)
+        new = np.flatnonzero(~found)
+        uniq_row = np.where(found, self.seen.row[pos] if self.seen.digits.size else 0,
+                            rows[okpos[first]])
+        uniq_outcome = np.zeros(uniq.size, dtype=np.int64)
+        if found.any():
+            uniq_outcome[found] = self.seen.outcome[pos[found]]
+        if new.size:
+            at = first[new]
+            batch = self._batch(norm.region_names, norm.region[okpos[at]], uniq[new],
+                                state[at], okpos[at], columns)
+            outcomes, index = await self.scrubber.check_groups(batch, self.ctx)
+            uniq_outcome[new] = index + len(self.outcomes)
+            self.outcomes.extend(outcomes)
+            self.strings.add(outcomes)
+            self.seen.add(uniq[new], uniq_row[new], uniq_outcome[new])
+        row_first = uniq_row[inverse]
+        outcome = uniq_outcome[inverse]
+        dup = row_first != rows[okpos]
+        self._count(norm, ok, okpos, rows, state, outcome, dup)
+        return self._verdict_columns(norm, ok, okpos, rows, outcome, dup, row_first)
+
+    def _batch(self, region_names: tuple[str, ...], region: npt.NDArray[np.int16],
+               digits: npt.NDArray[np.uint64], state: npt.NDArray[np.object_],
+               at: npt.NDArray[np.int64], columns: list[pa.Array]) -> Batch:
+        """The new unique numbers with their first rows' context."""
+        e164 = pc.binary_join_element_wise("+", pc.cast(pa.array(digits), pa.string()), "")
+        names = np.array(list(region_names), dtype=object)
+        states = [s or None for s in state.tolist()]
+        take = pa.array(at)
+        present = [(name, _py_map(columns[col].take(take), str.strip).to_pylist())
+                   for name, col in self.context.items()]
+        if not present:
+            batch = Batch.shared(e164.to_pylist(), digits, names[region].tolist(), states,
+                                 [dict(self.defaults)], np.zeros(digits.size, dtype=np.int64))
+            batch.ids_known("region", region.astype(np.int64))
+            return batch
+        found: dict[tuple[str, ...], int] = {}
+        index = np.fromiter((found.setdefault(values, len(found))
+                             for values in zip(*(v for _, v in present), strict=True)),
+                            dtype=np.int64, count=digits.size)
+        contexts = []
+        for values in found:
+            extra = dict(self.defaults)
+            extra.update({name: v for (name, _), v in zip(present, values, strict=True) if v})
+            contexts.append(extra)
+        batch = Batch.shared(e164.to_pylist(), digits, names[region].tolist(), states,
+                             contexts, index)
+        batch.ids_known("region", region.astype(np.int64))
+        return batch
+
+    def _verdict_columns(self, norm: NormalisedArrays, ok: npt.NDArray[np.bool_],
+                         okpos: npt.NDArray[np.int64], rows: npt.NDArray[np.int64],
+                         outcome: npt.NDArray[np.int64], dup: npt.NDArray[np.bool_],
+                         row_first: npt.NDArray[np.int64]) -> list[pa.Array]:
+        """The added columns. Cells shared by an outcome's rows are dictionary-encoded (each
+        string once); only duplicates' and bad rows' details are built per row."""
+        s = self.strings
+        k = len(s.decision)
+        bad = np.flatnonzero(~ok)
+        duppos = okpos[dup]
+
+        def encoded(index: npt.NDArray[np.int64], values: list[str] | pa.Array
+                    ) -> pa.DictionaryArray:
+            return pa.DictionaryArray.from_arrays(pa.array(index, pa.int64()),
+                                                  pa.array(values, pa.string()))
+
+        # decision and next_allowed_at: the outcome's, "invalid" / "" for bad rows
+        index = np.full(rows.size, k, dtype=np.int64)
+        index[okpos] = outcome
+        decision = encoded(index, [*s.decision, Decision.INVALID.value])
+        next_at = encoded(index, [*s.next_at, ""])
+        # reason codes: the outcome's, the outcome's plus DUPLICATE, or the bad row's code
+        codes_index = index.copy()
+        codes_index[duppos] += k
+        codes_index[bad] = 2 * k + norm.error[bad].astype(np.int64)
+        codes = encoded(codes_index, [*s.codes, *s.codes_dup,
+                                      *(c.value if c else "" for c in ERROR_CODES)])
+        # detail: the outcome's; its own for a duplicate or a bad row
+        detail_index = index.copy()
+        detail_index[duppos] = k + np.arange(duppos.size)
+        detail_index[bad] = k + duppos.size + np.arange(bad.size)
+        dup_detail = pc.binary_join_element_wise(
+            pa.array(s.detail_dup, pa.string()).take(pa.array(outcome[dup], pa.int64())),
+            "duplicate of row ",
+            pc.cast(pa.array(row_first[dup], pa.int64()), pa.string()), "")
+        bad_detail = pc.binary_join_element_wise(
+            "row ", pc.cast(pa.array(rows[bad], pa.int64()), pa.string()),
+            f", field {self.phone_name!r}: ",
+            pa.array(list(norm.message_texts), pa.string()).take(
+                pa.array(norm.message[bad], pa.int32())), "")
+        detail = encoded(detail_index, pa.concat_arrays(
+            [pa.array(s.detail, pa.string()), dup_detail.cast(pa.string()),
+             bad_detail.cast(pa.string())]))
+        has = norm.digits != 0
+        e164 = pc.if_else(pa.array(has), pc.binary_join_element_wise(
+            "+", pc.cast(pa.array(norm.digits), pa.string()), ""), "")
+        out = [e164, decision, codes, detail, next_at]
+        assert len(out) == len(ADDED_COLUMNS)
+        return out
+
+    def _count(self, norm: NormalisedArrays, ok: npt.NDArray[np.bool_],
+               okpos: npt.NDArray[np.int64], rows: npt.NDArray[np.int64],
+               state: npt.NDArray[np.object_],
+               outcome: npt.NDArray[np.int64], dup: npt.NDArray[np.bool_]) -> None:
+        """Summary counts of the slice (what ``count_results`` adds row by row)."""
+        k = len(self.outcomes)
+        per = np.bincount(outcome, minlength=k)
+        dups = int(dup.sum())
+        firsts = np.bincount(outcome[~dup], minlength=k)
+        reasons: Counter[str] = Counter()
+        lists: Counter[str] = Counter()
+        decisions: Counter[str] = Counter()
+        source_errors = suppressed = 0
+        for o in np.flatnonzero(per).tolist():
+            count = int(per[o])
+            found = self.outcomes[o]
+            decisions[found.decision.value] += count
+            codes = {r.code for r in found.reasons}
+            for code in codes:
+                reasons[code] += count
+            for name in {r.list for r in found.reasons if r.list}:
+                lists[name] += count
+            if ReasonCode.SOURCE_ERROR in codes:
+                source_errors += count
+            if self.strings.decision_id[o] in _SUPPRESSED_IDS:
+                suppressed += int(firsts[o])
+        if dups:
+            reasons[ReasonCode.DUPLICATE] += dups
+        bad = np.flatnonzero(~ok)
+        texts = norm.message_texts
+        for code_id, count in zip(*np.unique(norm.error[bad], return_counts=True), strict=True):
+            error_code = ERROR_CODES[int(code_id)]
+            if error_code is not None:
+                reasons[error_code.value] += int(count)
+        if bad.size:
+            decisions[Decision.INVALID.value] += int(bad.size)
+        # by state (or region) and decision, valid rows only
+        region_names = np.array([g or "" for g in norm.region_names], dtype=object)
+        where = np.where(state != "", state, region_names[norm.region[okpos]])
+        where = np.where(where != "", where, "unknown")
+        dec = np.array(self.strings.decision_id, dtype=np.int64)[outcome] if okpos.size \
+            else np.zeros(0, dtype=np.int64)
+        places = pc.dictionary_encode(pa.array(where, pa.string()))
+        names = places.dictionary.to_pylist()
+        place = np.asarray(places.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        pairs = np.bincount(place * len(_DECISIONS) + dec, minlength=len(names) * len(_DECISIONS))
+        states = {(names[i // len(_DECISIONS)], _DECISIONS[i % len(_DECISIONS)].value):
+                  int(c) for i, c in enumerate(pairs.tolist()) if c}
+        room = MAX_ROW_ERRORS_LISTED - len(self.builder.summary.row_errors)
+        errors = [(int(rows[i]), self.phone_name, texts[int(norm.message[i])])
+                  for i in bad[:max(room, 0)].tolist()]
+        self.builder.add_counts(
+            rows=int(rows.size), decisions=decisions, reasons=+reasons, lists=+lists,
+            states=states, duplicates=dups, unique=int(okpos.size) - dups,
+            suppressed=suppressed, source_errors=source_errors, errors=errors,
+            error_count=int(bad.size))
+
+
+__all__ = ["ColumnarScrub", "NotColumnar", "SLICE_ROWS", "read_table"]

@@ -1,0 +1,116 @@
+"""Reasons held once per group of numbers that share them, and their merge into outcomes.
+
+Most numbers of a batch share their reasons: every hit on one list gets the same reason, every
+number of one area code and row context gets the same calling-time reasons. A
+:class:`Findings` keeps each distinct set of reasons once and, per number, the index of its
+set, so checks, the merge and the verdict file work on a few hundred groups and integer arrays
+instead of a Python list per number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from .models import Decision, Reason, merge_reasons
+
+Index = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The merged result of every check for one number (or one group of numbers)."""
+
+    decision: Decision
+    reasons: tuple[Reason, ...]
+    next_allowed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Findings:
+    """Reasons per number: number ``i`` has ``sets[index[i]]``."""
+
+    sets: list[tuple[Reason, ...]]
+    index: Index
+
+    def __len__(self) -> int:
+        return int(self.index.size)
+
+    @property
+    def empty(self) -> bool:
+        """No number has any reason."""
+        return all(not s for s in self.sets)
+
+    def per_number(self) -> list[list[Reason]]:
+        """A list of reasons per number (the :class:`~dncguard.checks.Check` API's shape)."""
+        return [list(self.sets[k]) for k in self.index.tolist()]
+
+    @classmethod
+    def none(cls, n: int) -> Findings:
+        return cls([()], np.zeros(n, dtype=np.int64))
+
+    @classmethod
+    def uniform(cls, n: int, reasons: Sequence[Reason]) -> Findings:
+        """Every number has the same reasons (a failed source, say)."""
+        return cls([tuple(reasons)], np.zeros(n, dtype=np.int64))
+
+    @classmethod
+    def from_lists(cls, per: Sequence[Sequence[Reason]]) -> Findings:
+        """Intern a list per number; equal lists of the same reason objects share a set."""
+        sets: list[tuple[Reason, ...]] = [()]
+        seen: dict[tuple[int, ...], int] = {(): 0}
+        index = np.empty(len(per), dtype=np.int64)
+        for i, reasons in enumerate(per):
+            key = tuple(map(id, reasons))
+            k = seen.get(key)
+            if k is None:
+                k = seen[key] = len(sets)
+                sets.append(tuple(reasons))
+            index[i] = k
+        return cls(sets, index)
+
+    @classmethod
+    def from_masks(cls, masks: Sequence[npt.NDArray[np.bool_]],
+                   reasons: Sequence[Reason], n: int) -> Findings:
+        """Reason ``j`` for the numbers where ``masks[j]`` is set (lists that were hit)."""
+        parts = [cls([(), (r,)], m.astype(np.int64)) for m, r in zip(masks, reasons,
+                                                                       strict=True)]
+        return combine(parts, n)
+
+
+def combine(parts: Sequence[Findings], n: int) -> Findings:
+    """One :class:`Findings` whose sets concatenate the parts' sets, in the parts' order."""
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return Findings.none(n)
+    if len(parts) == 1:
+        return parts[0]
+    key = parts[0].index
+    combos: list[tuple[int, ...]] = [(k,) for k in range(len(parts[0].sets))]
+    for part in parts[1:]:
+        width = len(part.sets)
+        joined = key * width + part.index
+        uniq, key = np.unique(joined, return_inverse=True)
+        combos = [(*combos[int(u) // width], int(u) % width) for u in uniq.tolist()]
+        key = key.astype(np.int64, copy=False).reshape(-1)
+    sets = [tuple(r for p, k in zip(parts, combo, strict=True) for r in p.sets[k])
+            for combo in combos]
+    return Findings(sets, key)
+
+
+def merge(parts: Sequence[Findings], n: int) -> tuple[list[Outcome], Index]:
+    """Merge every check's findings: one :class:`Outcome` per distinct set, and the index of
+    each number's outcome."""
+    found = combine(parts, n)
+    outcomes = []
+    for reasons in found.sets:
+        decision, nxt = merge_reasons(list(reasons))
+        outcomes.append(Outcome(decision, reasons, nxt))
+    return outcomes, found.index
+
+
+__all__ = ["Findings", "Outcome", "combine", "merge"]
