@@ -13,6 +13,7 @@ CSV syntax errors, other Parquet types.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import logging
 from collections import Counter
@@ -178,16 +179,30 @@ class ColumnarScrub:
 
     async def run(self, write: Callable[[list[pa.Array]], None],
                   progress: Callable[[int], None] | None) -> None:
+        """Scrub every slice; a slice is written (in a thread, in order) while the next one
+        is checked."""
+        loop = asyncio.get_running_loop()
+        writing: asyncio.Future[None] | None = None
         done = 0
-        for start in range(0, max(self.table.num_rows, 1), SLICE_ROWS):
-            part = self.table.slice(start, SLICE_ROWS)
-            if not part.num_rows:
-                break
-            columns = [c.combine_chunks() for c in part.columns]
-            write([*columns, *await self._slice(columns, start)])
-            done += part.num_rows
-            if progress:
-                progress(done)
+        try:
+            for start in range(0, self.table.num_rows, SLICE_ROWS):
+                part = self.table.slice(start, SLICE_ROWS)
+                columns = [c.combine_chunks() for c in part.columns]
+                cells = [*columns, *await self._slice(columns, start)]
+                if writing is not None:
+                    await writing
+                    done = start
+                    if progress:
+                        progress(done)
+                writing = loop.run_in_executor(None, write, cells)
+            if writing is not None:
+                await writing
+                writing = None
+                if progress:
+                    progress(self.table.num_rows)
+        finally:
+            if writing is not None:  # an error: let the write finish before the file closes
+                await asyncio.wait([writing])
 
     def _cells(self, name: str, columns: list[pa.Array]) -> pa.Array | None:
         col = self.context.get(name)
@@ -250,24 +265,25 @@ class ColumnarScrub:
         names = np.array(list(region_names), dtype=object)
         states = [s or None for s in state.tolist()]
         take = pa.array(at)
-        present = [(name, _py_map(columns[col].take(take), str.strip).to_pylist())
+        present = [(name, pc.dictionary_encode(_py_map(columns[col].take(take), str.strip)))
                    for name, col in self.context.items()]
-        if not present:
-            batch = Batch.shared(e164.to_pylist(), digits, names[region].tolist(), states,
-                                 [dict(self.defaults)], np.zeros(digits.size, dtype=np.int64))
-            batch.ids_known("region", region.astype(np.int64))
-            return batch
-        found: dict[tuple[str, ...], int] = {}
-        index = np.fromiter((found.setdefault(values, len(found))
-                             for values in zip(*(v for _, v in present), strict=True)),
-                            dtype=np.int64, count=digits.size)
+        key = np.zeros(digits.size, dtype=np.int64)
+        for _, encoded in present:  # one integer per combination of the row's values
+            width = len(encoded.dictionary)
+            _, key = np.unique(key, return_inverse=True)
+            key = key.reshape(-1).astype(np.int64) * width + np.asarray(
+                encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        _, first, index = np.unique(key, return_index=True, return_inverse=True)
         contexts = []
-        for values in found:
+        for i in first.tolist():
             extra = dict(self.defaults)
-            extra.update({name: v for (name, _), v in zip(present, values, strict=True) if v})
+            for name, encoded in present:
+                value = encoded.dictionary[encoded.indices[i].as_py()].as_py()
+                if value:
+                    extra[name] = value
             contexts.append(extra)
         batch = Batch.shared(e164.to_pylist(), digits, names[region].tolist(), states,
-                             contexts, index)
+                             contexts, index.reshape(-1).astype(np.int64))
         batch.ids_known("region", region.astype(np.int64))
         return batch
 
