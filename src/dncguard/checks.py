@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -61,6 +61,7 @@ class Batch:
         default=None, repr=False, compare=False)
     _ids: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict, repr=False,
                                                    compare=False)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.e164)
@@ -156,17 +157,44 @@ def applies_to(jurisdiction: str, batch: Batch) -> npt.NDArray[np.bool_]:
     unknown either way gets every state list of its country (the safe side).
     """
     country, _, state = jurisdiction.partition("-")
-    out = _lookup(batch, "region", batch.region, lambda r: r == country)
+    key = f"country:{country}"
+    out = batch._memo.get(key)
+    if out is None:
+        out = batch._memo[key] = _lookup(batch, "region", batch.region, lambda r: r == country)
     if not state or not out.any():
-        return out
+        return np.array(out, dtype=bool)
+    names, candidates = _state_candidates(batch)
+    code = names.get(state)
+    if code is None:  # no number has this state by any account: only the unknown ones
+        known = (candidates != 0).any(axis=0)
+        return np.asarray(out & ~known, dtype=bool)
+    known = (candidates != 0).any(axis=0)
+    matches = (candidates == code).any(axis=0)
+    return np.asarray(out & (~known | matches), dtype=bool)
+
+
+def _state_candidates(batch: Batch) -> tuple[dict[str, int], npt.NDArray[np.int64]]:
+    """Each number's candidate states (area code, row address, batch state) as codes into
+    one table (0: none), computed once per batch."""
+    found = batch._memo.get("states")
+    if found is not None:
+        return cast(tuple[dict[str, int], npt.NDArray[np.int64]], found)
+    names: dict[str, int] = {"": 0}
+
+    def codes(values: npt.NDArray[np.object_]) -> npt.NDArray[np.int64]:
+        encoded = pc.dictionary_encode(pa.array(values, pa.string()))
+        table = np.array([names.setdefault(v, len(names))
+                          for v in encoded.dictionary.to_pylist()], dtype=np.int64)
+        return table[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
+
     distinct, index = batch.contexts()
     by_row = np.array([(c.get("state") or "").upper() for c in distinct], dtype=object)[index]
     given = np.where(_lookup(batch, "state", batch.state, lambda s: bool(s)),
                      _values(batch, "state", batch.state, lambda s: (s or "").upper()), "")
-    by_npa = states_for_digits(batch.digits)
-    known = (by_npa != "") | (by_row != "") | (given != "")
-    matches = (by_npa == state) | (by_row == state) | (given == state)
-    return np.asarray(out & (~known | matches), dtype=bool)
+    candidates = np.stack([codes(states_for_digits(batch.digits)), codes(by_row),
+                           codes(given)]) if len(batch) else np.zeros((3, 0), dtype=np.int64)
+    batch._memo["states"] = (names, candidates)
+    return names, candidates
 
 
 def _first_of_each(ids: npt.NDArray[np.int64]) -> dict[int, int]:
@@ -221,7 +249,7 @@ class LocalListsCheck:
         reasons: list[Reason] = []
         for ix in self.used(ctx):
             try:
-                hits = ix.contains(batch.digits, batch.e164, at=ctx.at)
+                hits = self._hits(ix, batch, ctx)
             except Exception as exc:  # a damaged file or database error: fail closed
                 log.warning("list %s could not be checked: %s", ix.info.name, exc)
                 masks.append(np.ones(len(batch), dtype=bool))
@@ -230,11 +258,24 @@ class LocalListsCheck:
                     list=ix.info.name, detail=f"list {ix.info.name} could not be read "
                     f"({type(exc).__name__}: {str(exc)[:160]})"))
                 continue
-            if ix.info.kind in ("national", "state") and ix.info.jurisdiction:
-                hits &= applies_to(ix.info.jurisdiction, batch)
             masks.append(hits)
             reasons.append(ix.reason())
         return Findings.from_masks(masks, reasons, len(batch))
+
+    @staticmethod
+    def _hits(ix: ListIndex, batch: Batch, ctx: CheckContext) -> npt.NDArray[np.bool_]:
+        """The numbers on the list, looking up only those its jurisdiction applies to."""
+        if not (ix.info.kind in ("national", "state") and ix.info.jurisdiction):
+            return ix.contains(batch.digits, batch.e164, at=ctx.at)
+        applies = applies_to(ix.info.jurisdiction, batch)
+        if applies.all():
+            return ix.contains(batch.digits, batch.e164, at=ctx.at)
+        hits = np.zeros(len(batch), dtype=bool)
+        at = np.flatnonzero(applies)
+        if at.size:
+            hits[at] = ix.contains(batch.digits[at], [batch.e164[i] for i in at.tolist()],
+                                   at=ctx.at)
+        return hits
 
     async def findings(self, batch: Batch, ctx: CheckContext) -> Findings:
         return await asyncio.to_thread(self._findings, batch, ctx)

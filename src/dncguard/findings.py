@@ -76,10 +76,27 @@ class Findings:
     @classmethod
     def from_masks(cls, masks: Sequence[npt.NDArray[np.bool_]],
                    reasons: Sequence[Reason], n: int) -> Findings:
-        """Reason ``j`` for the numbers where ``masks[j]`` is set (lists that were hit)."""
-        parts = [cls([(), (r,)], m.astype(np.int64)) for m, r in zip(masks, reasons,
-                                                                       strict=True)]
+        """Reason ``j`` for the numbers where ``masks[j]`` is set (lists that were hit), in
+        the order of ``reasons``."""
+        parts = []
+        for start in range(0, len(masks), _BITS):
+            group = masks[start:start + _BITS]
+            bits = np.zeros(n, dtype=np.int64)
+            for j, mask in enumerate(group):
+                bits |= mask.astype(np.int64) << j
+            hit = np.flatnonzero(bits)
+            index = np.zeros(n, dtype=np.int64)
+            sets: list[tuple[Reason, ...]] = [()]
+            if hit.size:
+                uniq, inverse = np.unique(bits[hit], return_inverse=True)
+                index[hit] = inverse.reshape(-1) + 1
+                sets.extend(tuple(reasons[start + j] for j in range(len(group)) if u >> j & 1)
+                            for u in uniq.tolist())
+            parts.append(cls(sets, index))
         return combine(parts, n)
+
+
+_BITS = 62  # masks folded into one int64 per number
 
 
 def combine(parts: Sequence[Findings], n: int) -> Findings:
