@@ -106,29 +106,41 @@ def _py_map(cells: pa.Array, fn: Callable[[str], str]) -> pa.Array:
     return values.take(encoded.indices)
 
 
+_Run = tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64], npt.NDArray[np.int64]]
+
+
 @dataclass
 class _Seen:
-    """Every unique valid number so far (sorted), its first row and its outcome id."""
+    """Every unique valid number so far with its first row and outcome id, as a few sorted
+    runs: each slice adds a run and runs of similar size merge (in linear time), so a file's
+    numbers are merged O(log slices) times and looked up in O(log slices) runs."""
 
-    digits: npt.NDArray[np.uint64] = field(default_factory=lambda: np.zeros(0, np.uint64))
-    row: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
-    outcome: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    runs: list[_Run] = field(default_factory=list)
 
     def find(self, digits: npt.NDArray[np.uint64]
-             ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
-        pos = np.searchsorted(self.digits, digits)
+             ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Which numbers were seen, and their first rows and outcomes (0 where not)."""
         found = np.zeros(digits.size, dtype=bool)
-        inside = pos < self.digits.size
-        found[inside] = self.digits[pos[inside]] == digits[inside]
-        return found, np.minimum(pos, max(self.digits.size - 1, 0))
+        row = np.zeros(digits.size, dtype=np.int64)
+        outcome = np.zeros(digits.size, dtype=np.int64)
+        for values, rows, outcomes in self.runs:
+            pos = np.minimum(np.searchsorted(values, digits), values.size - 1)
+            hit = values[pos] == digits
+            found |= hit
+            row[hit] = rows[pos[hit]]
+            outcome[hit] = outcomes[pos[hit]]
+        return found, row, outcome
 
     def add(self, digits: npt.NDArray[np.uint64], row: npt.NDArray[np.int64],
             outcome: npt.NDArray[np.int64]) -> None:
-        """Add numbers (sorted, none seen before), keeping the arrays sorted."""
-        at = np.searchsorted(self.digits, digits)
-        self.digits = np.insert(self.digits, at, digits)
-        self.row = np.insert(self.row, at, row)
-        self.outcome = np.insert(self.outcome, at, outcome)
+        """Add numbers (sorted, none seen before)."""
+        if not digits.size:
+            return
+        self.runs.append((digits, row, outcome))
+        while len(self.runs) > 1 and self.runs[-2][0].size <= 2 * self.runs[-1][0].size:
+            (a, ra, oa), (b, rb, ob) = self.runs.pop(-2), self.runs.pop()
+            at = np.searchsorted(a, b)
+            self.runs.append((np.insert(a, at, b), np.insert(ra, at, rb), np.insert(oa, at, ob)))
 
 
 @dataclass
@@ -235,13 +247,10 @@ class ColumnarScrub:
         # -- deduplicate, within the slice and against every earlier slice -----------------
         uniq, first, inverse = np.unique(digits, return_index=True, return_inverse=True)
         inverse = inverse.reshape(-1)
-        found, pos = self.seen.find(uniq)
+        found, seen_row, seen_outcome = self.seen.find(uniq)
         new = np.flatnonzero(~found)
-        uniq_row = np.where(found, self.seen.row[pos] if self.seen.digits.size else 0,
-                            rows[okpos[first]])
-        uniq_outcome = np.zeros(uniq.size, dtype=np.int64)
-        if found.any():
-            uniq_outcome[found] = self.seen.outcome[pos[found]]
+        uniq_row = np.where(found, seen_row, rows[okpos[first]])
+        uniq_outcome = seen_outcome
         if new.size:
             at = first[new]
             batch = self._batch(norm.region_names, norm.region[okpos[at]], uniq[new],
