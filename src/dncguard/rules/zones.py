@@ -8,9 +8,11 @@ province, and an explicit ``timezone`` column. A call must be legal in every can
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -18,8 +20,11 @@ import numpy.typing as npt
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
+from ..nanp import FALLBACK, PREFIXES, load_table, metadata_fingerprint
 from ..phones import state_for
 from .loader import Ruleset, load_ruleset
+
+log = logging.getLogger(__name__)
 
 #: phonenumbers answers every NANP zone for non-geographic numbers (800 etc.); more than this
 #: many zones means "no location".
@@ -101,6 +106,8 @@ _FALLBACK_CACHE: dict[str, tuple[str, ...]] = {}
 #: :meth:`NanpZones.zone_id` for a prefix whose answer depends on the later digits
 PER_NUMBER = -2
 _NOT_YET = -1
+#: the shipped answer of :class:`NanpZones` for every prefix (``scripts/gen_nanp_zones.py``)
+ZONES_FILE = "nanp_zones.csv"
 
 
 class NanpZones:
@@ -114,20 +121,47 @@ class NanpZones:
     patterns and the same zone-data key get the same answer, which one ``phonenumbers`` call
     on a representative number gives. Other prefixes are answered per number
     (:data:`PER_NUMBER`).
+
+    Finding the classes costs seconds for a campaign over every area code, so the answer for
+    every prefix ships as ``data/nanp_zones.csv``: on first use it is read once, when it was
+    built from the installed ``phonenumbers`` version (and ``shipped`` becomes true); else the
+    classes are found as prefixes are seen. Either way one instance keeps its ids: equal ids
+    are equal zones within a process, not across processes.
     """
 
-    def __init__(self) -> None:
-        from ..nanp import FALLBACK, PREFIXES, load_table
-
-        self._fallback = FALLBACK
-        self.codes, self.regions = load_table()
+    def __init__(self, *, shipped: bool = True) -> None:
         self._ids = np.full(PREFIXES, _NOT_YET, dtype=np.int32)
+        self._try_shipped = shipped
+        self.shipped = False  # whether the shipped table gave every answer
+        self._codes: npt.NDArray[np.uint8] | None = None
+        self._regions: tuple[str, ...] = ()
         self._signatures: dict[int, npt.NDArray[np.uint64]] = {}
         self._geo: npt.NDArray[np.int32] | None = None
         self._classes: dict[tuple[int, int, int], int] = {}
         self.tuples: list[tuple[str, ...]] = []
         self._tuple_ids: dict[tuple[str, ...], int] = {}
         self._lock = threading.Lock()
+
+    def _load_shipped(self) -> bool:
+        """Take every answer from the shipped table when it matches the installed
+        ``phonenumbers``; False (logged once) when it does not."""
+        ids, tuples, header = parse_zones_text(_shipped_text())
+        built = header.get("phonenumbers")
+        if built != phonenumbers.__version__:
+            log.info("%s was built from phonenumbers %s, not the installed %s: finding NANP "
+                     "time zones as prefixes are seen", ZONES_FILE, built,
+                     phonenumbers.__version__)
+            return False
+        self._ids[:] = ids
+        self.tuples = tuples
+        self._tuple_ids = {t: i for i, t in enumerate(tuples)}
+        self.shipped = True
+        return True
+
+    def _nanp_codes(self) -> npt.NDArray[np.uint8]:
+        if self._codes is None:
+            self._codes, self._regions = load_table()
+        return self._codes
 
     def _geo_ids(self) -> npt.NDArray[np.int32]:
         """Per prefix: an id of the longest +1 zone-data key that prefixes it (-1: none)."""
@@ -137,7 +171,7 @@ class NanpZones:
             keys = sorted((k for k in TIMEZONE_DATA if k.startswith("1")), key=len)
             geo = np.full(self._ids.size, -1, dtype=np.int32)
             if any(len(k) > 7 for k in keys):  # keyed below the exchange: answer per number
-                self.codes = np.full_like(self.codes, self._fallback)
+                self._codes = np.full_like(self._nanp_codes(), FALLBACK)
             for n, k in enumerate(keys):
                 digits = k[1:]
                 if not digits:
@@ -154,7 +188,7 @@ class NanpZones:
         if sig is None:
             from ..nanp import _patterns, _prefix_masks
 
-            region = self.regions[code - 1]
+            region = self._regions[code - 1]
             sig = np.zeros(self._ids.size, dtype=np.uint64)
             mine = [(p, pre) for name, p, pre in _patterns() if name.startswith(f"{region}.")]
             if len(mine) > 64:
@@ -166,11 +200,20 @@ class NanpZones:
         return sig
 
     def _fill(self, prefixes: npt.NDArray[np.int64]) -> None:
+        """Answer ``prefixes`` (called under the lock; repeats allowed): from the shipped table
+        on first use, else by their classes."""
+        if self._try_shipped:
+            self._try_shipped = False
+            if self._load_shipped():
+                return
+        todo = np.zeros(PREFIXES, dtype=bool)  # cheaper than np.unique for many prefixes
+        todo[prefixes] = True
+        prefixes = np.flatnonzero(todo & (self._ids == _NOT_YET))
         geo = self._geo_ids()
-        codes = self.codes[prefixes]
+        codes = self._nanp_codes()[prefixes]
         for code in np.unique(codes).tolist():
             ps = prefixes[codes == code]
-            if code == self._fallback:
+            if code == FALLBACK:
                 self._ids[ps] = PER_NUMBER
                 continue
             sig = self._signature(code)[ps] if code else np.zeros(ps.size, dtype=np.uint64)
@@ -190,7 +233,7 @@ class NanpZones:
         ids = self._ids[prefixes]
         if (ids == _NOT_YET).any():
             with self._lock:
-                self._fill(np.unique(prefixes[ids == _NOT_YET]))
+                self._fill(prefixes[ids == _NOT_YET])
             ids = self._ids[prefixes]
         return ids
 
@@ -201,6 +244,72 @@ class NanpZones:
                 self._fill(np.array([prefix], dtype=np.int64))
             zid = int(self._ids[prefix])
         return zid
+
+
+def build_zones() -> tuple[npt.NDArray[np.int32], list[tuple[str, ...]]]:
+    """Compute :class:`NanpZones`' answer for every prefix from the installed
+    ``phonenumbers`` (several seconds): (zone id per prefix, zones per id)."""
+    found = NanpZones(shipped=False)
+    ids = found.zone_ids(np.arange(PREFIXES, dtype=np.int64))
+    return ids, list(found.tuples)
+
+
+def zones_text(ids: npt.NDArray[np.int32], tuples: list[tuple[str, ...]]) -> str:
+    """The answer as text: a header, one ``id,zones`` line per zone tuple (``;``-joined,
+    empty for none) and one ``first,last,id`` line per run of prefixes (id ``*`` for
+    :data:`PER_NUMBER`)."""
+    starts = np.flatnonzero(np.diff(ids, prepend=_NOT_YET))
+    ends = np.append(starts[1:], ids.size) - 1
+    lines = [
+        "# NANP NPA-NXX time zones generated by scripts/gen_nanp_zones.py",
+        f"# phonenumbers {phonenumbers.__version__}",
+        f"# metadata {metadata_fingerprint()}",
+        "id,zones",
+    ]
+    lines += [f"{i},{';'.join(zones)}" for i, zones in enumerate(tuples)]
+    lines.append("first,last,id")
+    lines += [f"{s:06d},{e:06d},{'*' if ids[s] == PER_NUMBER else int(ids[s])}"
+              for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+    return "\n".join(lines) + "\n"
+
+
+def parse_zones_text(text: str) -> tuple[npt.NDArray[np.int32], list[tuple[str, ...]],
+                                         dict[str, str]]:
+    """(zone id per prefix, zones per id, header fields) from :func:`zones_text` output;
+    ValueError when the runs do not cover every prefix or name an unknown id."""
+    header: dict[str, str] = {}
+    tuples: list[tuple[str, ...]] = []
+    firsts: list[int] = []
+    lasts: list[int] = []
+    values: list[int] = []
+    runs = False
+    for line in text.splitlines():
+        if line.startswith("#"):
+            key, _, value = line[2:].partition(" ")
+            header[key] = value
+        elif line in ("id,zones", "first,last,id"):
+            runs = line == "first,last,id"
+        elif runs:
+            first, last, zid = line.split(",")
+            firsts.append(int(first))
+            lasts.append(int(last))
+            values.append(PER_NUMBER if zid == "*" else int(zid))
+        elif line:
+            zid, _, zones = line.partition(",")
+            if int(zid) != len(tuples):
+                raise ValueError(f"zone ids out of order at {line!r}")
+            tuples.append(tuple(zones.split(";")) if zones else ())
+    start, end, zid_arr = np.array(firsts), np.array(lasts), np.array(values, dtype=np.int32)
+    if not start.size or start[0] != 0 or end[-1] != PREFIXES - 1 \
+            or (start[1:] != end[:-1] + 1).any() or (end < start).any():
+        raise ValueError("the runs of the NANP zone table do not cover every prefix once")
+    if ((zid_arr >= len(tuples)) | ((zid_arr < 0) & (zid_arr != PER_NUMBER))).any():
+        raise ValueError("the NANP zone table names an unknown zone id")
+    return np.repeat(zid_arr, end - start + 1), tuples, header
+
+
+def _shipped_text() -> str:
+    return resources.files("dncguard.data").joinpath(ZONES_FILE).read_text("utf-8")
 
 
 NANP_ZONES = NanpZones()
