@@ -172,9 +172,63 @@ def duck(campaign: str, registry: str, output: str) -> dict[str, Any]:
             "version": duckdb.__version__}
 
 
+def other_lists(registry: str, folder: str) -> dict[str, Any]:
+    """The lists beside the national registry that a real scrub reads (not timed): a state
+    list for every state whose rules require one (a tenth of the registry's numbers in that
+    state's area codes) and a 100k-number internal list. Imported into ``DNCGUARD_HOME``."""
+    from datetime import date
+
+    from dncguard.config import load_settings
+    from dncguard.lists import ListStore
+    from dncguard.phones import _npa_states
+    from dncguard.rules.loader import load_ruleset
+    from dncguard.rules.schema import RegistryRule
+
+    store = ListStore(load_settings())
+    ruleset = load_ruleset()
+    states = sorted({j for j, rule in ruleset.of_kind(RegistryRule, ruleset.files)
+                     if j.startswith("US-") and rule.list_kind == "state"})
+    numbers = np.loadtxt(registry, delimiter=",", dtype=np.int64, max_rows=2_000_000)
+    e164 = BASE + numbers[:, 0] * 10_000_000 + numbers[:, 1]
+    npa_state = _npa_states()
+    by_npa = np.array([npa_state.get(int(n), ("", ""))[1] for n in range(1000)], dtype=object)
+    where = by_npa[numbers[:, 0]]
+    out: dict[str, Any] = {}
+    for jur in states:
+        picked = e164[where == jur[3:]][::10]
+        path = Path(folder) / f"{jur}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savetxt(path, picked, fmt="+%d")
+        store.import_file(path, kind="state", name=f"state-{jur[3:].lower()}", jurisdiction=jur,
+                          snapshot_date=date(2026, 11, 1))
+        out[jur] = int(picked.size)
+    rng = np.random.default_rng(11)
+    internal = Path(folder) / "internal.txt"
+    np.savetxt(internal, BASE + rng.integers(2_000_000_000, BASE, 100_000), fmt="+%d")
+    store.import_file(internal, kind="internal", name="internal")
+    return {"state_lists": out, "internal": 100_000}
+
+
+def scrub_inproc(campaign: str, output: str, at: str) -> dict[str, Any]:
+    """The pipeline alone: ``Scrubber.scrub_file`` in a process whose checks are loaded and
+    warm (one run before the timed one), as a library user or the service runs it."""
+    from datetime import datetime
+
+    from dncguard.pipeline import Scrubber
+
+    scrubber = Scrubber()
+    when = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    scrubber.scrub_file(Path(campaign), Path(output), at=when)
+    t = time.perf_counter()
+    summary = scrubber.scrub_file(Path(campaign), Path(output), at=when)
+    return {"pipeline_s": time.perf_counter() - t, "rows": summary.total_rows,
+            "blocked": summary.by_decision.get("block", 0)}
+
+
 TASKS: dict[str, Callable[..., dict[str, Any]]] = {
     "import_sorted": import_sorted, "import_bitmap": import_bitmap, "lookups": lookups,
-    "normalise": normalise, "naive": naive, "duckdb": duck,
+    "normalise": normalise, "naive": naive, "duckdb": duck, "other_lists": other_lists,
+    "scrub_inproc": scrub_inproc,
 }
 
 
