@@ -21,7 +21,7 @@ from dncguard.audit import (
     record_checks,
     verify_proof,
 )
-from dncguard.audit.jobs import leaves, record_job
+from dncguard.audit.jobs import block_leaves, record_job
 from dncguard.audit.merkle import (
     EMPTY_ROOT,
     MerkleBuilder,
@@ -44,8 +44,8 @@ def test_job_record_and_every_row_proves(log: AuditLog, demo_job: DemoJob) -> No
     assert s["totalRows"] == demo_job.summary.total_rows == 20
     assert s["byReason"] == demo_job.summary.by_reason
     assert rec.versions["lists"] == demo_job.summary.lists
-    assert rec.data["merkle"]["leaves"] == 20
-    assert rec.data["merkle"]["root"] == merkle_root(leaves(log, demo_job.output))
+    assert rec.data["merkle"]["rows"] == 20 and rec.data["merkle"]["leaves"] == 1
+    assert rec.data["merkle"]["root"] == merkle_root(block_leaves(log, demo_job.output))
     retained = log.settings.home / rec.data["results"]["retained"]
     assert retained.is_file()
     demo_job.output.unlink()  # the user's copy may go; the retained one proves rows
@@ -56,7 +56,7 @@ def test_job_record_and_every_row_proves(log: AuditLog, demo_job: DemoJob) -> No
         assert proof["root"] == rec.data["merkle"]["root"]
         assert proof["leaf"]["decision"] == rows[n - 1]["decision"]
         assert proof["record"] == {"seq": rec.seq, "hash": rec.hash}
-        assert "+1" not in str(proof["leaf"])  # no raw number in the proof
+        assert "+1" not in str(proof["leaf"]) + str(proof["block"])  # no raw number
     # a forged verdict does not prove
     proof = log.prove(job, 1)
     proof["leaf"]["decision"] = "allow" if proof["leaf"]["decision"] != "allow" else "block"
@@ -95,7 +95,7 @@ def test_parquet_results(log: AuditLog, demo_job: DemoJob, tmp_path: Path) -> No
     job = new_job_id()
     rec = record_job(log, job, out, summary)
     # same verdicts, same root as the CSV run
-    assert rec.data["merkle"]["root"] == merkle_root(leaves(log, demo_job.output))
+    assert rec.data["merkle"]["root"] == merkle_root(block_leaves(log, demo_job.output))
     assert verify_proof(log.prove(job, 7))
 
 

@@ -1,25 +1,43 @@
 """Scrub-job records: a Merkle root over every row's verdict, the retained results file, and
 inclusion proofs for any row.
 
-A row's leaf is the canonical JSON ``[row, number_hmac, decision, reason_codes,
-next_allowed_at]`` where ``row`` is the 1-based data row, ``number_hmac`` the HMAC-SHA256 of its
-E.164 number (null when it had none) and ``reason_codes`` the ``;``-joined codes as written.
-The results file is copied under ``<home>/audit/jobs/<job id>/`` with its summary, and its
-SHA-256 goes into the record, so a proof years later uses exactly the file that was hashed.
+A row's verdict is its *row line*, the compact JSON ``[row, number_hmac, decision,
+reason_codes, next_allowed_at]`` where ``row`` is the 1-based data row, ``number_hmac`` the
+HMAC-SHA256 of its E.164 number (null when it had none), ``reason_codes`` the ``;``-joined codes
+as written and ``next_allowed_at`` null when empty.
+
+Records of format v2 (``merkle.leaf`` is ``"block-1024 v2"``) hash rows a block at a time:
+block ``k`` (0-based) holds rows ``k*1024+1`` to ``(k+1)*1024`` (the last one fewer) and its leaf
+is ``SHA-256(0x00 || the block's row lines, each followed by "\\n")``. A row's proof carries
+its whole block (HMACs, never numbers) and the block's path to the root. Records of format v1
+(one leaf per row line, ``merkle.leaf`` naming the row line) still prove and verify.
+
+The results file is copied under ``<home>/audit/jobs/<job id>/`` with its summary. The copy is
+hashed as it is written and the root is computed from the copy, so the record's SHA-256 and
+root describe the same bytes, and a proof years later uses exactly the file that was hashed.
 """
 
 from __future__ import annotations
 
+import binascii
 import csv
 import hashlib
+import importlib
 import json
+import queue
+import re
 import secrets
 import shutil
-from collections.abc import Iterator
+import threading
+from collections import deque
+from collections.abc import Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, closing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+import numpy as np
 from sqlalchemy import Connection
 
 from ..errors import DncGuardError
@@ -27,9 +45,26 @@ from ..phones import mask
 from ..summary import ScrubSummary, summary_dict
 from ..tableio import ADDED_COLUMNS
 from .log import AuditLog, AuditRecord, safe_name
-from .merkle import MerkleBuilder, leaf_hash, root_from_path, streaming_path
+from .merkle import (
+    inclusion_path,
+    leaf_hash,
+    merkle_root,
+    root_from_path,
+    streaming_path,
+)
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+#: Rows per Merkle leaf in the records :func:`record_job` writes.
+BLOCK_ROWS = 1024
+#: A row's line; v1 records name their leaf by it.
+ROW_LINE = "[row, number_hmac, decision, reason_codes, next_allowed_at]"
+_LEAF_KEYS = ("row", "number_hmac", "decision", "reason_codes", "next_allowed_at")
+_BLOCK_FORMAT = re.compile(r"block-([1-9][0-9]*) v2")
+_DEFUSED = "^'[=+@\\t\\r-]"  # what _undefuse strips the apostrophe of
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 class AuditError(DncGuardError):
@@ -52,6 +87,9 @@ def _undefuse(cell: str) -> str:
 #: the columns the pipeline adds at the end of every row.
 VERDICT_COLUMNS = ("e164", "decision", "reason_codes", "detail", "next_allowed_at")
 _PICK = [ADDED_COLUMNS.index(name) for name in VERDICT_COLUMNS]
+#: The columns a row line uses (all but ``detail``), as positions among the added ones.
+_LINE_PICK = [ADDED_COLUMNS.index(name)
+              for name in ("e164", "decision", "reason_codes", "next_allowed_at")]
 
 
 def verdict_cells(path: Path) -> Iterator[list[str]]:
@@ -91,13 +129,358 @@ def leaf_data(log: AuditLog, row: int, cells: list[str]) -> dict[str, Any]:
 
 
 def _leaf_bytes(data: dict[str, Any]) -> bytes:
-    return json.dumps([data["row"], data["number_hmac"], data["decision"], data["reason_codes"],
-                       data["next_allowed_at"]], separators=(",", ":")).encode("utf-8")
+    return _line_bytes([data["row"], data["number_hmac"], data["decision"],
+                        data["reason_codes"], data["next_allowed_at"]])
+
+
+def _line_bytes(values: list[Any]) -> bytes:
+    return json.dumps(values, separators=(",", ":")).encode("utf-8")
 
 
 def leaves(log: AuditLog, path: Path) -> list[bytes]:
+    """The v1 leaf hashes of a results file: one per row line."""
     return [leaf_hash(_leaf_bytes(leaf_data(log, i, cells)))
             for i, cells in enumerate(verdict_cells(path), 1)]
+
+
+# -- row lines, vectorised ------------------------------------------------------------------
+#
+# Recording a job reads the results file once, in a pipeline of three threads: a reader
+# (pyarrow parses with the GIL released, and the bytes it reads are hashed and copied to the
+# retained file on the way), the caller (the number HMACs, the one per-row Python loop) and a
+# builder (row lines and block hashes, in pyarrow, numpy and hashlib, also without the GIL).
+
+
+def _sha256_type() -> Any:
+    """CPython's own SHA-256, whose ``copy()`` is much cheaper than OpenSSL's; else hashlib's
+    (results are identical; only the cost of the per-number HMAC loop differs)."""
+    for name in ("_sha2", "_sha256"):  # Python 3.12+, 3.11
+        try:
+            return importlib.import_module(name).sha256
+        except (ImportError, AttributeError):
+            continue
+    return hashlib.sha256
+
+
+_SHA256 = _sha256_type()
+
+
+def _hmac_digests(key: bytes, values: list[bytes]) -> bytes:
+    """HMAC-SHA256 (RFC 2104) of every value, concatenated: :func:`hmac.digest` of each, with
+    the key's pads hashed once instead of per call (OpenSSL 3 sets up a one-shot HMAC slowly)."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    new_inner = _SHA256(key.translate(_IPAD)).copy
+    new_outer = _SHA256(key.translate(_OPAD)).copy
+    out: list[bytes] = []
+    append = out.append
+    for value in values:
+        inner = new_inner()
+        inner.update(value)
+        outer = new_outer()
+        outer.update(inner.digest())
+        append(outer.digest())
+    return b"".join(out)
+
+
+class _HashingReader:
+    """A binary file that hashes (and optionally copies) the bytes read from it."""
+
+    def __init__(self, fh: BinaryIO, copy: BinaryIO | None) -> None:
+        self._fh, self._copy = fh, copy
+        self.sha256 = hashlib.sha256()
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._fh.read(size)
+        self.sha256.update(data)
+        if self._copy is not None:
+            self._copy.write(data)
+        return data
+
+    def drain(self) -> str:
+        while self.read(4 << 20):
+            pass
+        return self.sha256.hexdigest()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _csv_picked(path: Path) -> list[str] | None:
+    """The header names of the row-line columns (None for an empty file)."""
+    n = len(ADDED_COLUMNS)
+    try:  # (surrogateescape: bad bytes after the header are pyarrow's to report)
+        with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
+            header = next(csv.reader(fh), None)
+    except csv.Error as exc:
+        raise AuditError(f"{path}: the header line is not valid CSV ({exc})") from exc
+    except OSError as exc:
+        raise AuditError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if header is None:
+        return None
+    if any(_SURROGATE.search(name) for name in header):
+        raise AuditError(f"{path}: the header line is not valid UTF-8")
+    if len(header) < n:
+        raise AuditError(f"{path} is not a verdict file: its header has {len(header)} columns")
+    picked = [header[len(header) - n + i] for i in _LINE_PICK]
+    if any(header.count(name) != 1 for name in picked):
+        # The pipeline renames added columns the input already has, so this is not its file.
+        raise AuditError(f"{path} is not a verdict file: its header repeats one of "
+                         f"{', '.join(picked)}")
+    return picked
+
+
+def _csv_batches(source: Any, picked: list[str]) -> Iterator[list[Any]]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    reader = pacsv.open_csv(
+        source,
+        read_options=pacsv.ReadOptions(use_threads=False, block_size=4 << 20),
+        # Python's csv writer quotes a cell holding a comma, quote or line break and doubles
+        # its quotes: pyarrow's default dialect, with line breaks allowed in quoted cells.
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=picked, column_types=dict.fromkeys(picked, pa.string()),
+            strings_can_be_null=False))
+    for batch in reader:
+        yield [_undefused(batch.column(name)) for name in picked]
+
+
+def _parquet_batches(path: Path) -> Iterator[list[Any]]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    n = len(ADDED_COLUMNS)
+    pf = pq.ParquetFile(path)
+    names = list(pf.schema_arrow.names)
+    if len(names) < n:
+        raise AuditError(f"{path} is not a verdict file: it has {len(names)} columns")
+    index = [len(names) - n + i for i in _LINE_PICK]
+    picked = [names[i] for i in index]
+    unique = all(names.count(name) == 1 for name in picked)
+    for batch in pf.iter_batches(batch_size=65_536, columns=picked if unique else None):
+        cols = [batch.column(name) for name in picked] if unique else [
+            batch.column(i) for i in index]
+        yield [pc.fill_null(pc.cast(c, pa.string()), "") for c in cols]
+
+
+def _undefused(col: Any) -> Any:
+    """``col`` with :func:`_undefuse` applied to every cell."""
+    import pyarrow.compute as pc
+
+    if not pc.any(pc.starts_with(col, "'")).as_py():
+        return col
+    hit = pc.match_substring_regex(col, _DEFUSED)
+    return pc.if_else(hit, pc.utf8_slice_codeunits(col, 1), col)
+
+
+def _json_cells(col: Any, before: str, after: str = "", *, empty_is_null: bool = False) -> Any:
+    """Every cell as ``json.dumps`` writes it, between ``before`` and ``after``. json.dumps
+    runs once per distinct value, so the text is exact whatever the cells hold."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(col)
+    texts = [before + json.dumps(v or None if empty_is_null else v) + after
+             for v in encoded.dictionary.to_pylist()]
+    return pc.take(pa.array(texts, pa.string()), encoded.indices)
+
+
+def _row_lines(first: int, columns: list[Any], digests: bytes) -> Any:
+    """The row lines, each followed by ``\\n``, of consecutive rows from row ``first``, with
+    ``digests`` their numbers' HMACs (32 bytes a row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    e164, decision, codes, next_at = columns
+    size = len(e164)
+    # ',"<hex>"' for every row, written straight into the string array's buffer
+    text = np.empty((size, 67), dtype=np.uint8)
+    text[:, 0:2] = np.frombuffer(b',"', dtype=np.uint8)
+    text[:, 66] = ord('"')
+    text[:, 2:66] = np.frombuffer(binascii.hexlify(digests), dtype=np.uint8).reshape(size, 64)
+    offsets = np.arange(0, 67 * size + 1, 67, dtype=np.int32)
+    hmacs = pa.StringArray.from_buffers(size, pa.py_buffer(offsets), pa.py_buffer(text))
+    no_number = pc.equal(e164, "")
+    if pc.any(no_number).as_py():
+        hmacs = pc.if_else(no_number, ",null", hmacs)
+    rows = pc.cast(pa.array(np.arange(first, first + size, dtype=np.int64)), pa.string())
+    return pc.binary_join_element_wise(
+        pc.binary_join_element_wise("[", rows, ""), hmacs, _json_cells(decision, ","),
+        _json_cells(codes, ","), _json_cells(next_at, ",", "]\n", empty_is_null=True), "")
+
+
+class _Blocks:
+    """Block leaves, SHA-256(0x00 || the block's row lines), built as row lines arrive in
+    order; the lines of the block of row ``keep_row`` are kept (for a proof)."""
+
+    def __init__(self, size: int, keep_row: int | None = None) -> None:
+        self.size, self.keep_row = size, keep_row
+        self.keep = None if keep_row is None else (keep_row - 1) // size
+        self.number: str | None = None  # the E.164 number of row keep_row
+        self.leaves: list[bytes] = []
+        self.kept = b""
+        self.rows = 0
+        self._hash = hashlib.sha256(b"\x00")
+        self._filled = 0
+
+    def add(self, lines: Any) -> None:
+        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[
+            lines.offset:lines.offset + len(lines) + 1].tolist()
+        data = memoryview(lines.buffers()[2] or b"")
+        i = 0
+        while i < len(lines):
+            take = min(self.size - self._filled, len(lines) - i)
+            piece = data[offsets[i]:offsets[i + take]]
+            self._hash.update(piece)
+            if len(self.leaves) == self.keep:
+                self.kept += piece
+            self._filled += take
+            i += take
+            if self._filled == self.size:
+                self._close()
+        self.rows += len(lines)
+
+    def finish(self) -> list[bytes]:
+        if self._filled:
+            self._close()
+        return self.leaves
+
+    def _close(self) -> None:
+        self.leaves.append(self._hash.digest())
+        self._hash, self._filled = hashlib.sha256(b"\x00"), 0
+
+
+def _in_background(items: Iterator[Any], depth: int = 4) -> Generator[Any, None, None]:
+    """``items``, produced up to ``depth`` ahead by a daemon thread; its error is raised here."""
+    ready: queue.Queue[tuple[bool, Any]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((False, None))
+        except BaseException as exc:  # handed to the consumer
+            put((False, exc))
+
+    worker = threading.Thread(target=run, name="dncguard-audit-read", daemon=True)
+    worker.start()
+    try:
+        while True:
+            more, item = ready.get()
+            if more:
+                yield item
+            elif item is None:
+                return
+            else:
+                raise item
+    finally:
+        stop.set()
+        worker.join()  # it stops at its next batch, before the file it reads is closed
+
+
+def _batches(path: Path) -> Iterator[list[Any]]:
+    """The row-line columns of a results file, a batch at a time."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        yield from _parquet_batches(path)
+        return
+    picked = _csv_picked(path)
+    if picked is not None:
+        with path.open("rb") as fh:
+            yield from _csv_batches(fh, picked)
+
+
+def _add_lines(blocks: _Blocks, first: int, columns: list[Any], digests: bytes) -> None:
+    blocks.add(_row_lines(first, columns, digests))
+    if blocks.keep_row is not None and first <= blocks.keep_row < first + len(columns[0]):
+        blocks.number = columns[0][blocks.keep_row - first].as_py()
+
+
+def _scan(log: AuditLog, path: Path, block: int, *, copy_to: Path | None = None,
+          keep_row: int | None = None) -> tuple[str, _Blocks]:
+    """Read a results file once: its SHA-256 (copying it to ``copy_to`` when given) and its
+    block leaves (keeping the block of ``keep_row``). Unreadable files raise AuditError."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    blocks = _Blocks(block, keep_row)
+    try:
+        with ExitStack() as stack:
+            tee: _HashingReader | None = None
+            if path.suffix.lower() in (".parquet", ".pq"):
+                # Parquet is read from its footer: copy it first, then read the copy.
+                digest = copy_sha256(path, copy_to)
+                batches = _parquet_batches(copy_to or path)
+            else:
+                picked = _csv_picked(path)
+                fh = stack.enter_context(path.open("rb"))
+                out = stack.enter_context(copy_to.open("wb")) if copy_to is not None else None
+                tee = _HashingReader(fh, out)
+                batches = _csv_batches(tee, picked) if picked is not None else iter(())
+            key = log.key
+            rows = 0
+            pending: deque[Future[None]] = deque()
+            with ThreadPoolExecutor(1, thread_name_prefix="dncguard-audit-blocks") as builder, \
+                    closing(_in_background(batches)) as stream:
+                for columns in stream:
+                    digests = _hmac_digests(key, pc.cast(columns[0], pa.binary()).to_pylist())
+                    pending.append(builder.submit(_add_lines, blocks, rows + 1, columns,
+                                                  digests))
+                    rows += len(columns[0])
+                    while pending and (len(pending) > 8 or pending[0].done()):
+                        pending.popleft().result()
+                while pending:
+                    pending.popleft().result()
+            if tee is not None:
+                digest = tee.drain()
+    except pa.ArrowException as exc:
+        raise AuditError(f"{path}: the rows cannot be read as a verdict file ({exc})") from exc
+    except OSError as exc:
+        raise AuditError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    blocks.finish()
+    return digest, blocks
+
+
+def row_lines(log: AuditLog, path: Path) -> list[bytes]:
+    """Every row's line (without its ``\\n``), as the block leaves hash it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out: list[bytes] = []
+    for columns in _batches(path):
+        digests = _hmac_digests(log.key, pc.cast(columns[0], pa.binary()).to_pylist())
+        lines = _row_lines(len(out) + 1, columns, digests)
+        out.extend(line.encode("utf-8")[:-1] for line in lines.to_pylist())
+    return out
+
+
+def block_leaves(log: AuditLog, path: Path, block: int = BLOCK_ROWS) -> list[bytes]:
+    """The v2 leaf hashes of a results file: one per ``block`` rows."""
+    return _scan(log, path, block)[1].leaves
+
+
+# -- files ----------------------------------------------------------------------------------
 
 
 def file_sha256(path: Path) -> str:
@@ -105,6 +488,24 @@ def file_sha256(path: Path) -> str:
     with path.open("rb") as fh:
         while block := fh.read(1 << 20):
             h.update(block)
+    return h.hexdigest()
+
+
+def copy_sha256(source: Path, target: Path | None) -> str:
+    """The SHA-256 of ``source``, copied to ``target`` (when given) in the same pass."""
+    h = hashlib.sha256()
+    buf = bytearray(4 << 20)
+    view = memoryview(buf)
+    try:
+        with source.open("rb") as fh, ExitStack() as stack:
+            out = stack.enter_context(target.open("wb")) if target is not None else None
+            while n := fh.readinto(buf):
+                h.update(view[:n])
+                if out is not None:
+                    out.write(view[:n])
+    except OSError as exc:
+        what = f"copy {source} to {target}" if target is not None else f"read {source}"
+        raise AuditError(f"cannot {what}: {exc.strerror or exc}") from exc
     return h.hexdigest()
 
 
@@ -119,6 +520,9 @@ def summary_counts(summary: ScrubSummary) -> dict[str, Any]:
     return data
 
 
+# -- recording ------------------------------------------------------------------------------
+
+
 def record_job(
     log: AuditLog,
     job_id: str,
@@ -130,34 +534,35 @@ def record_job(
 ) -> AuditRecord:
     """Append the record of a finished scrub job and queue its summary export.
 
-    Reads ``output_path`` (the verdict file :meth:`Scrubber.scrub_file` wrote) once to build
-    the Merkle root, copies it and its summary under the home, then appends the record and
-    (when ``export_url`` is set) enqueues the export in the same transaction.
+    Copies ``output_path`` (the verdict file :meth:`Scrubber.scrub_file` wrote) and its summary
+    under the home, hashing it on the way, builds the Merkle root from the copy, then appends
+    the record and (when ``export_url`` is set) enqueues the export in the same transaction.
     """
     if log.find("job", job_id) is not None:
         raise AuditError(f"job {job_id!r} already has an audit record")
-    tree = MerkleBuilder()
-    for i, cells in enumerate(verdict_cells(output_path), 1):
-        tree.add(leaf_hash(_leaf_bytes(leaf_data(log, i, cells))))
-    root = tree.root()
-    digest = file_sha256(output_path)
-    retained: str | None = None
+    folder: Path | None = None
+    target: Path | None = None
     if log.audit.retain_results:
         folder = job_folder(log, job_id)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"results{output_path.suffix.lower() or '.csv'}"
-        shutil.copyfile(output_path, target)
-        if file_sha256(target) != digest:
-            raise AuditError(f"the copy of {output_path} changed while it was retained")
-        (folder / "summary.json").write_text(summary.to_json(), encoding="utf-8")
-        retained = str(target.relative_to(log.settings.home))
+    try:
+        digest, blocks = _scan(log, output_path, BLOCK_ROWS, copy_to=target)
+        if folder is not None:
+            (folder / "summary.json").write_text(summary.to_json(), encoding="utf-8")
+    except BaseException:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    retained = str(target.relative_to(log.settings.home)) if target else None
     data = {
         "job_id": job_id,
         "summary": summary_counts(summary),
-        "merkle": {"root": root, "leaves": tree.count, "algorithm": "rfc6962-sha256",
-                   "leaf": "[row, number_hmac, decision, reason_codes, next_allowed_at]"},
+        "merkle": {"root": merkle_root(blocks.leaves), "leaves": len(blocks.leaves),
+                   "algorithm": "rfc6962-sha256", "leaf": f"block-{BLOCK_ROWS} v2",
+                   "block_rows": BLOCK_ROWS, "row": ROW_LINE, "rows": blocks.rows},
         "results": {"file": output_path.name, "sha256": digest, "retained": retained,
-                    "rows": tree.count},
+                    "rows": blocks.rows},
     }
     suppressed = [k for k, v in summary.by_reason.items() if v]
 
@@ -175,6 +580,20 @@ def record_job(
         return write(conn)
     with log.engine.begin() as own:
         return write(own)
+
+
+# -- proofs ---------------------------------------------------------------------------------
+
+
+def _block_size(merkle: dict[str, Any]) -> int | None:
+    """Rows per leaf of a record's tree; None for a v1 record (one leaf per row)."""
+    fmt = merkle.get("leaf")
+    if fmt is None or fmt == ROW_LINE:
+        return None
+    m = _BLOCK_FORMAT.fullmatch(str(fmt))
+    if m is None:
+        raise AuditError(f"unknown Merkle leaf format {fmt!r}; a newer dncguard wrote it")
+    return int(m.group(1))
 
 
 def prove(log: AuditLog, job_id: str, row: int) -> dict[str, Any]:
@@ -195,7 +614,25 @@ def prove(log: AuditLog, job_id: str, row: int) -> dict[str, Any]:
         raise AuditError(f"the results file of job {job_id!r} is gone ({path})")
     if file_sha256(path) != results.get("sha256"):
         raise AuditError(f"the results file of job {job_id!r} was altered ({path})")
-    n = int(rec.data.get("merkle", {}).get("leaves", 0))
+    merkle: dict[str, Any] = rec.data.get("merkle", {})
+    block = _block_size(merkle)
+    if block is None:
+        proof = _prove_rows(log, job_id, row, path, int(merkle.get("leaves", 0)),
+                            str(merkle.get("root")))
+    else:
+        proof = _prove_block(log, job_id, row, path, block, merkle)
+    return {**proof, "root": merkle["root"], "record": {"seq": rec.seq, "hash": rec.hash}}
+
+
+def _key_differs(job_id: str) -> AuditError:
+    return AuditError(f"job {job_id!r}: the results file is intact but its rows no longer hash "
+                      "to the recorded root; the audit HMAC key differs from the one used when "
+                      "the job was recorded")
+
+
+def _prove_rows(log: AuditLog, job_id: str, row: int, path: Path, n: int, root: str
+                ) -> dict[str, Any]:
+    """A v1 proof: the row's own leaf and its path."""
     if not 1 <= row <= n:
         raise AuditError(f"job {job_id!r} has rows 1 to {n}, not {row}")
     target: list[list[str]] = []
@@ -207,27 +644,69 @@ def prove(log: AuditLog, job_id: str, row: int) -> dict[str, Any]:
             yield leaf_hash(_leaf_bytes(leaf_data(log, i, cells)))
 
     try:
-        steps, root = streaming_path(hashes(), row - 1, n)
+        steps, got = streaming_path(hashes(), row - 1, n)
     except ValueError as exc:  # the file has another number of rows than recorded
         raise AuditError(f"job {job_id!r}: {exc}") from exc
-    if root != rec.data["merkle"]["root"]:
-        raise AuditError(f"job {job_id!r}: the results file is intact but its rows no longer "
-                         "hash to the recorded root; the audit HMAC key differs from the one "
-                         "used when the job was recorded")
+    if got != root:
+        raise _key_differs(job_id)
     data = leaf_data(log, row, target[0])
     e164 = target[0][0]
     return {
         "job_id": job_id, "row": row, "leaf": data,
         "number_masked": mask(e164) if e164 else None,
-        "leaf_hash": leaf_hash(_leaf_bytes(data)).hex(), "path": steps,
-        "root": rec.data["merkle"]["root"], "leaves": n,
-        "record": {"seq": rec.seq, "hash": rec.hash},
+        "leaf_hash": leaf_hash(_leaf_bytes(data)).hex(), "path": steps, "leaves": n,
+    }
+
+
+def _prove_block(log: AuditLog, job_id: str, row: int, path: Path, block: int,
+                 merkle: dict[str, Any]) -> dict[str, Any]:
+    """A v2 proof: the row's block (every row line in it) and the block leaf's path."""
+    n = int(merkle.get("rows", 0))
+    if not 1 <= row <= n:
+        raise AuditError(f"job {job_id!r} has rows 1 to {n}, not {row}")
+    _, blocks = _scan(log, path, block, keep_row=row)
+    if blocks.rows != n:
+        raise AuditError(f"job {job_id!r}: expected {n} rows, got {blocks.rows}")
+    if merkle_root(blocks.leaves) != merkle["root"]:
+        raise _key_differs(job_id)
+    index = (row - 1) // block
+    lines = [json.loads(line) for line in blocks.kept.decode("utf-8").split("\n")[:-1]]
+    entry = lines[row - 1 - index * block]
+    return {
+        "job_id": job_id, "row": row, "leaf": dict(zip(_LEAF_KEYS, entry, strict=True)),
+        "number_masked": mask(blocks.number) if blocks.number else None,
+        "block": {"index": index, "size": block, "rows": lines},
+        "leaf_hash": blocks.leaves[index].hex(), "path": inclusion_path(blocks.leaves, index),
+        "leaves": len(blocks.leaves), "format": merkle["leaf"],
     }
 
 
 def verify_proof(proof: dict[str, Any]) -> bool:
-    """Whether a proof's leaf and path lead to its root."""
-    leaf = leaf_hash(_leaf_bytes(proof["leaf"]))
-    if leaf.hex() != proof["leaf_hash"]:
+    """Whether a proof's row and path lead to its root.
+
+    A v2 proof's row must be the entry of its block for that row number, the block's rows
+    must be consecutive from the block's first row, and the block's row lines must hash to
+    the leaf the path starts from. A malformed proof does not verify.
+    """
+    if "block" not in proof:  # v1: one leaf per row
+        leaf = leaf_hash(_leaf_bytes(proof["leaf"]))
+        if leaf.hex() != proof["leaf_hash"]:
+            return False
+        return bool(root_from_path(leaf, proof["path"]) == proof["root"])
+    try:
+        block, row, claimed = proof["block"], proof["row"], proof["leaf"]
+        size, index, rows = block["size"], block["index"], block["rows"]
+        first = index * size + 1
+        if (not isinstance(rows, list) or not 0 < len(rows) <= size
+                or [r[0] if isinstance(r, list) else None for r in rows]
+                != list(range(first, first + len(rows)))
+                or not first <= row < first + len(rows)
+                or claimed.get("row") != row
+                or rows[row - first] != [claimed[k] for k in _LEAF_KEYS]):
+            return False
+        leaf = leaf_hash(b"".join(_line_bytes(r) + b"\n" for r in rows))
+        if leaf.hex() != proof["leaf_hash"]:
+            return False
+        return bool(root_from_path(leaf, proof["path"]) == proof["root"])
+    except (KeyError, TypeError, ValueError, AttributeError):
         return False
-    return bool(root_from_path(leaf, proof["path"]) == proof["root"])

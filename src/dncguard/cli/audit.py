@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -167,13 +168,24 @@ def prove(
     proof = log.prove(job_id, row)
     if not verify_proof(proof):
         raise DncGuardError(f"the proof for row {row} of job {job_id} does not verify")
-    text = json.dumps(proof, indent=2)
+    text = proof_json(proof)
     if output:
         output.write_text(text + "\n", encoding="utf-8")
         console.print(f"proof written to {output} (root {proof['root']})")
     else:
-        console.print_json(text)
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
     _key_note(log)
+
+
+def proof_json(proof: dict[str, Any]) -> str:
+    """A proof as indented JSON, the rows of its block (format v2) one to a line."""
+    block = proof.get("block")
+    if not isinstance(block, dict) or not isinstance(block.get("rows"), list):
+        return json.dumps(proof, indent=2)
+    marker = "@@rows@@"
+    text = json.dumps({**proof, "block": {**block, "rows": marker}}, indent=2)
+    rows = ",\n".join(f"      {json.dumps(row)}" for row in block["rows"])
+    return text.replace(json.dumps(marker), f"[\n{rows}\n    ]", 1)
 
 
 def report(
