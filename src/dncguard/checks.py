@@ -328,7 +328,7 @@ def default_checks(settings: Settings, store: ListStore | None = None) -> list[C
         checks.append(CxoneCheck(settings, cx, store=store))
     hb = load_http_batch(settings)
     if hb.configured:
-        checks.append(HttpBatchCheck(hb))
+        checks.append(HttpBatchCheck(hb, settings=settings))
     from .config import load_section
     from .rules import RulesCheck, RulesSettings
 

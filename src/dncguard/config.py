@@ -182,6 +182,7 @@ SECTION_CLASSES: dict[str, str] = {
     "audit": "dncguard.audit.settings:AuditSettings",
     "cxone": "dncguard.cxone.settings:CxoneSettings",
     "http_batch": "dncguard.remote.http_batch:HttpBatchSettings",
+    "prefilter": "dncguard.remote.prefilter:PrefilterSettings",
     "rules": "dncguard.rules.settings:RulesSettings",
     "server": "dncguard.server.settings:ServerSettings",
 }

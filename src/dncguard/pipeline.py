@@ -28,6 +28,7 @@ from .findings import Findings, Outcome, merge
 from .lists import ListStore
 from .models import DataVersions, Decision, Reason, ReasonCode, Verdict
 from .phones import Normalised, normalise_many, state_for
+from .remote.prefilter import tally
 from .summary import ScrubSummary, SummaryBuilder
 from .tableio import (
     InputRow,
@@ -429,11 +430,13 @@ class Scrubber:
                     progress(done)
 
             try:
-                if table is not None:
-                    await ColumnarScrub(self, table, ctx, phone_column, defaults or {},
-                                        builder).run(writer.write_columns, progress)
-                elif header and reader is not None:
-                    await self._run_rows(reader.rows(), layout, ctx, sink, defaults)
+                with tally() as prefilter:  # the remote sources' pre-filter work in this run
+                    if table is not None:
+                        await ColumnarScrub(self, table, ctx, phone_column, defaults or {},
+                                            builder).run(writer.write_columns, progress)
+                    elif header and reader is not None:
+                        await self._run_rows(reader.rows(), layout, ctx, sink, defaults)
+                summary.prefilter = prefilter.stats()
             except BaseException:
                 writer.abort()
                 raise

@@ -36,6 +36,13 @@ def outbox_for(log: AuditLog, clock: Callable[[], datetime] | None = None) -> Ou
                   max_delay=log.audit.export_max_delay)
 
 
+def _false_positive_rate(summary: dict[str, Any]) -> float | None:
+    # imported here: dncguard.remote imports the checks, which import this package
+    from ..remote.prefilter import overall_false_positive_rate
+
+    return overall_false_positive_rate(summary.get("prefilter") or {})
+
+
 def export_payload(rec: AuditRecord) -> dict[str, Any]:
     """The JSON body sent for a job record."""
     s = rec.data.get("summary", {})
@@ -51,7 +58,8 @@ def export_payload(rec: AuditRecord) -> dict[str, Any]:
         "allowed": int(by_decision.get("allow", 0)),
         "invalid": int(by_decision.get("invalid", 0)),
         "suppressionRate": s.get("suppressionRate"),
-        "falsePositiveRate": None,
+        "falsePositiveRate": _false_positive_rate(s),
+        "prefilter": s.get("prefilter") or {},
         "throughputPerSec": s.get("rowsPerSecond"),
         "uniqueValid": s.get("uniqueValid", 0),
         "duplicates": s.get("duplicates", 0),

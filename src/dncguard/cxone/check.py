@@ -7,6 +7,9 @@
   ``stale_policy = "live_search"``, each number is searched live on CXone (up to
   ``live_search_max`` per batch; the rest fail closed). A number whose search fails gets
   ``SOURCE_ERROR``: nothing unchecked is allowed.
+* With the pre-filter enabled (``[prefilter]``), numbers a live search recently found on a
+  group (a record without an expiry date) are answered locally, without a search; only misses
+  and a sample of hits are searched (:mod:`dncguard.remote.prefilter`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..errors import SourceError
 from ..lists import ListIndex, ListInfo, ListStore
 from ..models import DataVersions, Decision, Reason, ReasonCode
 from ..phones import mask
+from ..remote.prefilter import Hit, Prefilter
 from ..store import utcnow
 from .client import CxoneClient
 from .settings import CxoneSettings, load_cxone
@@ -58,6 +62,7 @@ class CxoneCheck:
         store: ListStore | None = None,
         client_factory: ClientFactory | None = None,
         clock: Callable[[], datetime] = utcnow,
+        prefilter: Prefilter | None = None,
     ) -> None:
         self.settings = settings
         self.cx = cx or load_cxone(settings)
@@ -66,6 +71,23 @@ class CxoneCheck:
         self.client_factory: ClientFactory = client_factory or (lambda: CxoneClient(self.cx))
         self._indexes: dict[str, ListIndex] | None = None
         self.live_searches = 0
+        self._prefilter = prefilter
+        self._prefilter_opened = prefilter is not None
+
+    @property
+    def prefilter(self) -> Prefilter | None:
+        """The live-search pre-filter (opened on first use), or None when disabled."""
+        if not self._prefilter_opened:
+            self._prefilter_opened = True
+            namespace = "|".join(x or "" for x in (self.cx.issuer, self.cx.api_endpoint,
+                                                  self.cx.tenant_id))
+            self._prefilter = Prefilter.open(self.settings, self.name, namespace=namespace)
+        return self._prefilter
+
+    def prefilter_stats(self) -> dict[str, Any] | None:
+        """The pre-filter's counts since this check was built (None if it never ran)."""
+        pf = self._prefilter
+        return pf.stats() if pf is not None else None
 
     def _infos(self) -> list[ListInfo]:
         infos = [i for i in self.store.all() if i.kind == "cxone"]
@@ -138,13 +160,15 @@ class CxoneCheck:
                     infos: list[ListInfo] | None, why: str) -> None:
         """Search each number live; ``infos`` None means every active group counts."""
         groups = None if infos is None else {str(i.meta.get("group_id")): i for i in infos}
+        names = {gid: i.meta.get("group_name") for gid, i in (groups or {}).items()}
         limit = self.cx.live_search_max
         todo = list(range(len(batch)))
-        over = todo[limit:]
-        for i in over:
-            out[i].append(_error(f"{why}; too many numbers for a live search ({len(batch)} > "
-                                 f"{limit})"))
-        todo = todo[:limit]
+        pf = self.prefilter
+        if pf is None:  # without a pre-filter the limit applies before anything is asked
+            for i in todo[limit:]:
+                out[i].append(_error(f"{why}; too many numbers for a live search "
+                                     f"({len(batch)} > {limit})"))
+            todo = todo[:limit]
         if not todo:
             return
         try:
@@ -157,14 +181,28 @@ class CxoneCheck:
             active: set[str] | None = None
             if groups is None:
                 try:
-                    active = {str(g.get("dncGroupId")) for g in await client.groups()
-                              if g.get("isActive", True) and not g.get("isRemoved")}
+                    listed = [g for g in await client.groups()
+                              if g.get("isActive", True) and not g.get("isRemoved")]
+                    active = {str(g.get("dncGroupId")) for g in listed}
                     if self.cx.groups:
                         active &= {str(g) for g in self.cx.groups}
+                    names = {str(g.get("dncGroupId")): g.get("dncGroupName") for g in listed}
                 except SourceError as exc:
                     for i in todo:
                         out[i].append(_error(f"{why}; live search failed ({exc})"))
                     return
+            plan = None
+            if pf is not None:
+                candidates = sorted(groups) if groups is not None else sorted(active or ())
+                plan = await asyncio.to_thread(pf.plan, batch.e164, candidates)
+                todo = plan.remote
+                for i in todo[limit:]:
+                    if i not in plan.sampled:
+                        out[i].append(_error(f"{why}; too many numbers for a live search "
+                                             f"({len(todo)} > {limit})"))
+                todo = todo[:limit]
+            answers: dict[int, list[str] | None] = {}
+            failed: dict[int, Reason] = {}
 
             async def one(i: int) -> None:
                 e164 = batch.e164[i]
@@ -172,12 +210,46 @@ class CxoneCheck:
                     results = await client.search(to_cxone_phone(e164))
                 except SourceError as exc:
                     log.info("CXone live search of %s failed: %s", mask(e164), exc)
-                    out[i].append(_error(f"{why}; live search failed ({exc})"))
+                    failed[i] = _error(f"{why}; live search failed ({exc})")
                     return
                 self.live_searches += 1
                 out[i].extend(self._search_hits(results, ctx, groups, active))
+                answers[i] = self._lasting(results, groups, active)
 
             await asyncio.gather(*(one(i) for i in todo))
+        kept: dict[int, Hit] = {}
+        if plan is not None and pf is not None:
+            kept = await asyncio.to_thread(pf.settle, plan, answers)
+            for i, hit in plan.local.items():
+                out[i].extend(self._prefilter_hits(hit, names))
+            for i, hit in kept.items():  # re-verification failed: the recent positive stands
+                log.info("CXone re-verification of %s failed; the pre-filter hit stands",
+                         mask(batch.e164[i]))
+                out[i].extend(self._prefilter_hits(hit, names))
+        for i, error in failed.items():
+            if i not in kept:
+                out[i].append(error)
+
+    @staticmethod
+    def _prefilter_hits(hit: Hit, names: dict[str, Any]) -> list[Reason]:
+        return [_hit(f"cxone:{gid}", names.get(gid), f" (live search {hit.describe()})")
+                for gid in hit.lists]
+
+    @staticmethod
+    def _lasting(results: list[dict[str, Any]], groups: dict[str, ListInfo] | None,
+                 active: set[str] | None) -> list[str]:
+        """Groups whose record of the number has no expiry date: what the pre-filter may keep
+        (a record that expires later blocks now, but is never cached)."""
+        out = []
+        for r in results:
+            gid = str(r.get("dncGroupId"))
+            if groups is not None and gid not in groups:
+                continue
+            if active is not None and gid not in active:
+                continue
+            if r.get("expiredDate") in (None, ""):
+                out.append(gid)
+        return out
 
     @staticmethod
     def _search_hits(results: list[dict[str, Any]], ctx: CheckContext,

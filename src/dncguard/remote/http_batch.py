@@ -7,6 +7,10 @@ adaptive concurrency. dncguard's ``GB`` is sent as the contract's ``UK``. With `
 
 Numbers whose chunk fails, or that come back with ``status: error`` or no result at all, get
 ``error`` / ``SOURCE_ERROR``; ``suppressed`` gives ``DNC_REMOTE``.
+
+With the settings' home given (``HttpBatchCheck(hb, settings=settings)``) and the pre-filter
+enabled, numbers the service recently reported as suppressed are answered locally
+(:mod:`dncguard.remote.prefilter`): only misses and a sample of hits are sent.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from ..checks import Batch, CheckContext
 from ..config import SectionSettings, Settings, load_section
 from ..errors import ConfigError, SourceError
 from ..models import DataVersions, Decision, Reason, ReasonCode
+from .prefilter import Hit, Prefilter
 from .resilience import AdaptiveLimiter, Clock, Resilient, RetryPolicy, Sleep, error_message
 
 log = logging.getLogger("dncguard.remote")
@@ -92,9 +97,13 @@ class HttpBatchCheck:
 
     def __init__(self, hb: HttpBatchSettings, *, http: httpx.AsyncClient | None = None,
                  sleep: Sleep | None = None, clock: Clock | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, settings: Settings | None = None,
+                 prefilter: Prefilter | None = None) -> None:
         hb.require()
         self.hb = hb
+        self.settings = settings
+        self._prefilter: Prefilter | None = prefilter
+        self._prefilter_opened = prefilter is not None
         self._http = http
         self.sleep = sleep
         self.clock: Clock = clock or time.monotonic
@@ -149,10 +158,51 @@ class HttpBatchCheck:
         if self._token is not None and self._token[0] == used:
             self._token = None
 
+    @property
+    def prefilter(self) -> Prefilter | None:
+        """The pre-filter (opened on first use from ``settings``), or None."""
+        if not self._prefilter_opened:
+            self._prefilter_opened = True
+            if self.settings is not None:
+                self._prefilter = Prefilter.open(
+                    self.settings, self.name, namespace=self.hb.base_url or "",
+                    per_call=self.hb.chunk_size)
+        return self._prefilter
+
+    def prefilter_stats(self) -> dict[str, Any] | None:
+        """The pre-filter's counts since this check was built (None without a pre-filter)."""
+        pf = self._prefilter
+        return pf.stats() if pf is not None else None
+
+    def _prefilter_reason(self, hit: Hit) -> Reason:
+        return Reason(code=ReasonCode.DNC_REMOTE, decision=Decision.BLOCK, source=self.name,
+                      list=f"http-batch:{hit.lists[0]}",
+                      detail=f"suppressed by http-batch list {', '.join(hit.lists)} "
+                      f"({hit.describe()})")
+
     async def check(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
         out: list[list[Reason]] = [[] for _ in range(len(batch))]
         if not len(batch):
             return out
+        pf = self.prefilter
+        if pf is None:
+            await self._remote(batch, list(range(len(batch))), out, None)
+            return out
+        plan = await asyncio.to_thread(pf.plan, batch.e164, self.hb.list_ids)
+        answers: dict[int, list[str] | None] = {}
+        if plan.remote:
+            await self._remote(batch, plan.remote, out, answers)
+        failed = await asyncio.to_thread(pf.settle, plan, answers)
+        for i, hit in plan.local.items():
+            out[i].append(self._prefilter_reason(hit))
+        for i, hit in failed.items():  # re-verification failed: the recent positive stands
+            log.info("http-batch re-verification of a pre-filter hit failed; the hit stands")
+            out[i] = [self._prefilter_reason(hit)]
+        return out
+
+    async def _remote(self, batch: Batch, todo: list[int], out: list[list[Reason]],
+                      answers: dict[int, list[str] | None] | None) -> None:
+        """Ask the service about the numbers ``todo`` (indices into ``batch``)."""
         http = self._http or httpx.AsyncClient(timeout=self.hb.timeout_seconds)
         res = Resilient(http, self.hb.policy(), limiter=self.limiter, sleep=self.sleep,
                         rng=self.rng, source=self.name)
@@ -161,16 +211,15 @@ class HttpBatchCheck:
         self.last_resilient = res
         try:
             size = self.hb.chunk_size
-            chunks = [list(range(i, min(i + size, len(batch))))
-                      for i in range(0, len(batch), size)]
-            await asyncio.gather(*(self._chunk(res, batch, idx, out) for idx in chunks))
+            chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
+            await asyncio.gather(*(self._chunk(res, batch, idx, out, answers) for idx in chunks))
         finally:
             if self._http is None:
                 await http.aclose()
-        return out
 
     async def _chunk(self, res: Resilient, batch: Batch, idx: list[int],
-                     out: list[list[Reason]]) -> None:
+                     out: list[list[Reason]], answers: dict[int, list[str] | None] | None
+                     ) -> None:
         hb = self.hb
         salt = hb.hash_salt.get_secret_value() if hb.hash_salt else ""
         sent: list[str] = []
@@ -221,6 +270,8 @@ class HttpBatchCheck:
             status = str(r.get("status")) if r else None
             if status == "suppressed" and r is not None:
                 lists = [str(x) for x in r.get("listMatches") or []] or list(hb.list_ids)
+                if answers is not None:
+                    answers[i] = lists
                 out[i].append(Reason(
                     code=ReasonCode.DNC_REMOTE, decision=Decision.BLOCK, source=self.name,
                     list=f"http-batch:{lists[0]}",
@@ -229,3 +280,5 @@ class HttpBatchCheck:
             elif status != "allowed":
                 why = "no result for the number" if r is None else f"status {status}"
                 out[i].append(_error(f"http-batch could not check the number ({why})"))
+            elif answers is not None:
+                answers[i] = []

@@ -42,6 +42,7 @@ from ..pipeline import (
     result_cells,
     row_context,
 )
+from ..remote.prefilter import merge_stats, tally
 from ..store import as_utc, utcnow
 from ..summary import MAX_ROW_ERRORS_LISTED, ScrubSummary, SummaryBuilder
 from ..tableio import (
@@ -211,6 +212,7 @@ def merge_summaries(parts: list[dict[str, Any]], job: JobInfo) -> ScrubSummary:
             state.setdefault(st, Counter()).update(counts)
         s.lists.update(part.get("lists", {}))
         s.ruleset = part.get("ruleset") or s.ruleset
+    s.prefilter = merge_stats(part.get("prefilter") or {} for part in parts)
     s.by_decision = {d.value: decision.get(d.value, 0) for d in Decision}
     s.by_reason = dict(sorted(reason.items()))
     s.by_list = dict(sorted(lists.items()))
@@ -385,9 +387,11 @@ class JobRunner:
                         self._release(job.id)
                         raise _Stop
                     scrubber = await asyncio.to_thread(self.provider.get)
-                    results = await self._check_chunk(scrubber, ctx, rows, layout, seen, known,
-                                                      defaults)
-                    await asyncio.to_thread(self._write_chunk, job, k, results, scrubber, ctx)
+                    with tally() as prefilter:  # this chunk's pre-filter work, by source
+                        results = await self._check_chunk(scrubber, ctx, rows, layout, seen,
+                                                          known, defaults)
+                    await asyncio.to_thread(self._write_chunk, job, k, results, scrubber, ctx,
+                                            prefilter.stats())
                     if self.chunk_delay:
                         await asyncio.sleep(self.chunk_delay / 2)
                     counts.update(r.decision.value for r in results)
@@ -432,7 +436,7 @@ class JobRunner:
         return scrubber._results(prepared, known, layout)
 
     def _write_chunk(self, job: JobInfo, k: int, results: list[RowResult], scrubber: Scrubber,
-                     ctx: Any) -> None:
+                     ctx: Any, prefilter: dict[str, dict[str, Any]] | None = None) -> None:
         def write(fh: Any) -> None:
             out = csv.writer(fh)
             out.writerows([defuse(c) for c in result_cells(r)] for r in results)
@@ -443,6 +447,7 @@ class JobRunner:
                                               lists=dict(versions.lists),
                                               ruleset=versions.ruleset))
         count_results(builder, results)
+        builder.summary.prefilter = prefilter or {}
         part = builder.finish(utcnow(), 0.0).model_dump(by_alias=True, mode="json")
         _write_atomic(self.store.chunk_path(job.id, k, "json"),
                       lambda fh: fh.write(json.dumps(part)))

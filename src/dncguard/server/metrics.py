@@ -69,6 +69,7 @@ class Metrics:
                                      registry=self.registry)
         self.registry.register(_ListAgeCollector(list_ages))
         self.registry.register(_RetryCollector())
+        self.registry.register(_PrefilterCollector())
         if outbox is not None:
             self.registry.register(_OutboxCollector(outbox))
 
@@ -110,6 +111,58 @@ class _RetryCollector(Collector):
         for (source, cause), n in sorted(RETRIES_TOTAL.items()):
             family.add_metric([source, cause], n)
         yield family
+
+
+#: The pre-filter's counters: (series suffix, field of the stats, help text).
+_PREFILTER_COUNTERS = (
+    ("checks", "checked", "Numbers looked up in the remote sources' pre-filter"),
+    ("hits", "hits", "Pre-filter hits (numbers recently reported as listed)"),
+    ("local_suppressions", "localSuppressions",
+     "Numbers suppressed from the pre-filter without a remote call"),
+    ("remote_calls_saved", "remoteCallsSaved", "Remote calls the pre-filter made unnecessary"),
+    ("reverified", "reverified", "Pre-filter hits re-verified with the source"),
+    ("false_positives", "falsePositives",
+     "Re-verified pre-filter hits the source no longer reports"),
+)
+
+
+class _PrefilterCollector(Collector):
+    """The hash pre-filter of remote sources: counters of this process, the false-positive
+    rate of re-verified hits, the current TTL and the live entries."""
+
+    def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
+        from ..remote import prefilter
+
+        totals = prefilter.totals()
+        sources = sorted({src for src, _ in totals})
+        for suffix, key, text in _PREFILTER_COUNTERS:
+            family = CounterMetricFamily(f"dncguard_prefilter_{suffix}", text, labels=["source"])
+            for src in sources:
+                family.add_metric([src], totals.get((src, key), 0))
+            yield family
+        rate = GaugeMetricFamily("dncguard_prefilter_false_positive_rate",
+                                 "False positives over re-verified pre-filter hits, this process",
+                                 labels=["source"])
+        for src in sources:
+            reverified = totals.get((src, "reverified"), 0)
+            if reverified:
+                rate.add_metric([src], totals.get((src, "falsePositives"), 0) / reverified)
+        yield rate
+        ttl = GaugeMetricFamily("dncguard_prefilter_ttl_seconds",
+                                "Current time to live of pre-filter entries", labels=["source"])
+        entries = GaugeMetricFamily("dncguard_prefilter_entries",
+                                    "Estimated live entries of the pre-filter", labels=["source"])
+        latest: dict[str, Any] = {}
+        for store in sorted(prefilter.stores(), key=lambda st: st.last_used):
+            latest[store.source] = store  # the most recently used store of each source
+        for src, store in sorted(latest.items()):
+            try:
+                ttl.add_metric([src], store.ttl)
+                entries.add_metric([src], store.entries())
+            except Exception:  # never fail the scrape
+                log.warning("pre-filter %s numbers unavailable for /metrics", src)
+        yield ttl
+        yield entries
 
 
 class _OutboxCollector(Collector):
