@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .checks import Batch, CheckContext
-from .findings import Outcome
+from .findings import Index, Outcome
 from .models import Decision, ReasonCode
 from .phones import ERROR_CODES, NormalisedArrays, normalise_arrays, states_for_digits
 from .summary import MAX_ROW_ERRORS_LISTED, SummaryBuilder
@@ -111,7 +111,7 @@ _Run = tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64], npt.NDArray[np.int64
 
 @dataclass
 class _Seen:
-    """Every unique valid number so far with its first row and outcome id, as a few sorted
+    """Every unique valid number so far with its first row and unique id, as a few sorted
     runs: each slice adds a run and runs of similar size merge (in linear time), so a file's
     numbers are merged O(log slices) times and looked up in O(log slices) runs."""
 
@@ -119,7 +119,7 @@ class _Seen:
 
     def find(self, digits: npt.NDArray[np.uint64]
              ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Which numbers were seen, and their first rows and outcomes (0 where not)."""
+        """Which numbers were seen, and their first rows and ids (0 where not)."""
         found = np.zeros(digits.size, dtype=bool)
         row = np.zeros(digits.size, dtype=np.int64)
         outcome = np.zeros(digits.size, dtype=np.int64)
@@ -141,6 +141,23 @@ class _Seen:
             (a, ra, oa), (b, rb, ob) = self.runs.pop(-2), self.runs.pop()
             at = np.searchsorted(a, b)
             self.runs.append((np.insert(a, at, b), np.insert(ra, at, rb), np.insert(oa, at, ob)))
+
+
+@dataclass
+class _Prepared:
+    """A slice between normalisation and its verdict columns (row arrays are per valid row,
+    in row order)."""
+
+    start: int
+    columns: list[pa.Array]
+    rows: npt.NDArray[np.int64]
+    norm: NormalisedArrays
+    okpos: npt.NDArray[np.int64]
+    state: npt.NDArray[np.object_]
+    unique: npt.NDArray[np.int64]  # the row's unique number id
+    row_first: npt.NDArray[np.int64]  # the first row with the number
+    dup: npt.NDArray[np.bool_]
+    batch: Batch | None  # the slice's new unique numbers, to check
 
 
 @dataclass
@@ -186,33 +203,53 @@ class ColumnarScrub:
         self.defaults = defaults
         self.builder = builder
         self.seen = _Seen()
+        self.unique_count = 0  # unique valid numbers so far (their ids: 0, 1, ...)
+        self.outcome_of = np.zeros(0, dtype=np.int64)  # unique id -> outcome id
         self.outcomes: list[Outcome] = []
         self.strings = _Strings()
 
     async def run(self, write: Callable[[list[pa.Array]], None],
                   progress: Callable[[int], None] | None) -> None:
-        """Scrub every slice; a slice is written (in a thread, in order) while the next one
-        is checked."""
+        """Scrub every slice, in a pipeline: while one slice's numbers are checked (in
+        threads), the next slice is read and normalised, and the slice before is written
+        (in a thread). Slices finish and are written in order."""
         loop = asyncio.get_running_loop()
         writing: asyncio.Future[None] | None = None
-        done = 0
+        checking: tuple[_Prepared, asyncio.Task[tuple[list[Outcome], Index]] | None] | None = None
+
+        async def finish(prepared: _Prepared,
+                         task: asyncio.Task[tuple[list[Outcome], Index]] | None) -> None:
+            nonlocal writing
+            found = await task if task is not None else None
+            cells = [*prepared.columns, *self._finish(prepared, found)]
+            if writing is not None:
+                await writing
+                if progress:
+                    progress(prepared.start)
+            writing = loop.run_in_executor(None, write, cells)
+
         try:
             for start in range(0, self.table.num_rows, SLICE_ROWS):
                 part = self.table.slice(start, SLICE_ROWS)
-                columns = [c.combine_chunks() for c in part.columns]
-                cells = [*columns, *await self._slice(columns, start)]
-                if writing is not None:
-                    await writing
-                    done = start
-                    if progress:
-                        progress(done)
-                writing = loop.run_in_executor(None, write, cells)
+                prepared = self._prepare([c.combine_chunks() for c in part.columns], start)
+                task = (asyncio.ensure_future(self.scrubber.check_groups(prepared.batch,
+                                                                         self.ctx))
+                        if prepared.batch is not None else None)
+                if checking is not None:
+                    await finish(*checking)
+                checking = (prepared, task)
+            if checking is not None:
+                await finish(*checking)
+                checking = None
             if writing is not None:
                 await writing
                 writing = None
                 if progress:
                     progress(self.table.num_rows)
         finally:
+            if checking is not None and checking[1] is not None:
+                checking[1].cancel()
+                await asyncio.wait([checking[1]])
             if writing is not None:  # an error: let the write finish before the file closes
                 await asyncio.wait([writing])
 
@@ -220,7 +257,8 @@ class ColumnarScrub:
         col = self.context.get(name)
         return None if col is None else _py_map(columns[col], str.strip)
 
-    async def _slice(self, columns: list[pa.Array], start: int) -> list[pa.Array]:
+    def _prepare(self, columns: list[pa.Array], start: int) -> _Prepared:
+        """Normalise a slice and find its new unique numbers (the batch to check)."""
         n = len(columns[0])
         settings = self.scrubber.settings
         rows = np.arange(start + 1, start + n + 1, dtype=np.int64)
@@ -245,26 +283,37 @@ class ColumnarScrub:
             state = np.where(own != "", own, state)
 
         # -- deduplicate, within the slice and against every earlier slice -----------------
+        # Each unique number gets an id in order of first appearance; its outcome is known
+        # once its slice's checks finish.
         uniq, first, inverse = np.unique(digits, return_index=True, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        found, seen_row, seen_outcome = self.seen.find(uniq)
+        found, seen_row, uniq_id = self.seen.find(uniq)
         new = np.flatnonzero(~found)
         uniq_row = np.where(found, seen_row, rows[okpos[first]])
-        uniq_outcome = seen_outcome
+        batch = None
         if new.size:
+            uniq_id[new] = self.unique_count + np.arange(new.size)
+            self.unique_count += int(new.size)
             at = first[new]
             batch = self._batch(norm.region_names, norm.region[okpos[at]], uniq[new],
                                 state[at], okpos[at], columns)
-            outcomes, index = await self.scrubber.check_groups(batch, self.ctx)
-            uniq_outcome[new] = index + len(self.outcomes)
+            self.seen.add(uniq[new], uniq_row[new], uniq_id[new])
+        inverse = inverse.reshape(-1)
+        row_first = uniq_row[inverse]
+        return _Prepared(start, columns, rows, norm, okpos, state, uniq_id[inverse], row_first,
+                         row_first != rows[okpos], batch)
+
+    def _finish(self, p: _Prepared, found: tuple[list[Outcome], Index] | None
+                ) -> list[pa.Array]:
+        """The slice's verdict columns and counts, once its new numbers are checked."""
+        if found is not None:
+            outcomes, index = found
+            self.outcome_of = np.concatenate([self.outcome_of, index + len(self.outcomes)])
             self.outcomes.extend(outcomes)
             self.strings.add(outcomes)
-            self.seen.add(uniq[new], uniq_row[new], uniq_outcome[new])
-        row_first = uniq_row[inverse]
-        outcome = uniq_outcome[inverse]
-        dup = row_first != rows[okpos]
-        self._count(norm, ok, okpos, rows, state, outcome, dup)
-        return self._verdict_columns(norm, ok, okpos, rows, outcome, dup, row_first)
+        outcome = self.outcome_of[p.unique]
+        ok = p.norm.ok
+        self._count(p.norm, ok, p.okpos, p.rows, p.state, outcome, p.dup)
+        return self._verdict_columns(p.norm, ok, p.okpos, p.rows, outcome, p.dup, p.row_first)
 
     def _batch(self, region_names: tuple[str, ...], region: npt.NDArray[np.int16],
                digits: npt.NDArray[np.uint64], state: npt.NDArray[np.object_],
