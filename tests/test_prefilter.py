@@ -397,3 +397,48 @@ def test_prometheus_series(tmp_path: Path, settings: Settings) -> None:
     assert 'dncguard_prefilter_ttl_seconds{source="metrics-test"} 86400.0' in text
     assert 'dncguard_prefilter_remote_calls_saved_total{source="metrics-test"}' in text
     assert pfm.PREFILTER_TOTALS[("metrics-test", "reverified")] == 1
+
+
+def test_a_listing_that_is_not_cacheable_is_no_false_positive(tmp_path: Path) -> None:
+    """A re-verified number still listed, but on a record that may not be cached (a CXone
+    record with an expiry date), is not a false positive and is not inserted again."""
+    clock = Clock()
+    store = make_store(tmp_path / "t.npz", clock, sample_rate=1.0)
+    gate = Prefilter("test", store, namespace="ns")
+    batch = numbers(3)
+    first = gate.plan(batch, ["l1"])
+    gate.settle(first, {i: ["l1"] for i in first.remote})
+    plan = gate.plan(batch, ["l1"])
+    assert sorted(plan.sampled) == [0, 1, 2]
+    gate.settle(plan, {i: ["l1"] for i in plan.remote}, cacheable={0: ["l1"]})
+    stats = gate.stats()
+    assert stats["reverified"] == 3 and stats["falsePositives"] == 0
+
+
+def test_a_failed_save_costs_remote_calls_not_verdicts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A full disk or a read-only home: settle still returns; the keys stay in memory."""
+    clock = Clock()
+    store = make_store(tmp_path / "t.npz", clock)
+    gate = Prefilter("test", store, namespace="ns")
+
+    def full(*_a: Any, **_k: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "flush", full)
+    caplog.set_level(logging.WARNING, "dncguard.prefilter")
+    plan = gate.plan(numbers(2), ["l1"])
+    assert gate.settle(plan, {0: ["l1"], 1: []}) == {}
+    assert "could not be saved" in caplog.text
+    assert hits(store, numbers(2)) == [True, False]  # still answered from memory
+    assert not (tmp_path / "t.npz").exists()
+
+
+def test_an_unwritable_home_means_no_prefilter(settings: Settings,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_a: Any, **_k: Any) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(pfm, "open_store", refuse)
+    assert Prefilter.open(settings, "http-batch", namespace="x") is None

@@ -228,3 +228,22 @@ async def test_file_scrub_summary_and_export_carry_the_stats(
     payload = export_payload(rec)  # type: ignore[arg-type]
     assert payload["falsePositiveRate"] == 0.04
     assert payload["prefilter"]["http-batch"]["falsePositives"] == 2
+
+
+async def test_cxone_record_that_now_expires_later_is_no_false_positive(
+        settings: Settings, sb: SandboxServer) -> None:
+    """A cached number whose CXone record now carries a future expiry date is still listed:
+    re-verified, it stays blocked and is not counted as a false positive."""
+    cx = cx_settings(sb, stale_policy="live_search")
+    pf = gate(settings, "cxone", namespace=sb.url, sample_rate=1.0)
+    check = CxoneCheck(settings, cx, store=ListStore(settings),
+                       client_factory=lambda: make_client(cx, FakeSleep()), prefilter=pf)
+    scr = Scrubber(settings, checks=[check])
+    number = "+12025550101"  # on group 364 without an expiry date
+    (first,) = await scr.ascrub([number], ctx=scr.context(at=datetime.now(UTC)))
+    assert first.decision is Decision.BLOCK
+    sb.state.add_record(364, "2025550101", expired="2099-01-01T00:00:00Z")
+    (again,) = await scr.ascrub([number], ctx=scr.context(at=datetime.now(UTC)))
+    assert again.decision is Decision.BLOCK
+    stats = check.prefilter_stats()
+    assert stats is not None and stats["reverified"] == 1 and stats["falsePositives"] == 0

@@ -130,6 +130,7 @@ class Batch:
         for k, new in moved.items():
             index[which & (old == k)] = new
         self._contexts = (distinct, index)
+        self._memo.clear()  # anything derived from the contexts
         self.extra = [distinct[k] for k in index.tolist()]
 
 
@@ -164,12 +165,9 @@ def applies_to(jurisdiction: str, batch: Batch) -> npt.NDArray[np.bool_]:
     if not state or not out.any():
         return np.array(out, dtype=bool)
     names, candidates = _state_candidates(batch)
-    code = names.get(state)
-    if code is None:  # no number has this state by any account: only the unknown ones
-        known = (candidates != 0).any(axis=0)
-        return np.asarray(out & ~known, dtype=bool)
     known = (candidates != 0).any(axis=0)
-    matches = (candidates == code).any(axis=0)
+    code = names.get(state)  # None: no number has this state by any account
+    matches = (candidates == code).any(axis=0) if code is not None else False
     return np.asarray(out & (~known | matches), dtype=bool)
 
 
@@ -189,8 +187,7 @@ def _state_candidates(batch: Batch) -> tuple[dict[str, int], npt.NDArray[np.int6
 
     distinct, index = batch.contexts()
     by_row = np.array([(c.get("state") or "").upper() for c in distinct], dtype=object)[index]
-    given = np.where(_lookup(batch, "state", batch.state, lambda s: bool(s)),
-                     _values(batch, "state", batch.state, lambda s: (s or "").upper()), "")
+    given = _values(batch, "state", batch.state, lambda s: (s or "").upper())
     candidates = np.stack([codes(states_for_digits(batch.digits)), codes(by_row),
                            codes(given)]) if len(batch) else np.zeros((3, 0), dtype=np.int64)
     batch._memo["states"] = (names, candidates)
@@ -206,7 +203,7 @@ def _first_of_each(ids: npt.NDArray[np.int64]) -> dict[int, int]:
 
 
 def _values(batch: Batch, name: str, values: list[str] | list[str | None],
-            fn: Callable[[Any], str]) -> npt.NDArray[np.object_]:
+            fn: Callable[[Any], Any]) -> npt.NDArray[np.object_]:
     """``fn`` of a ``region`` or ``state`` value, per number (computed once per value)."""
     ids = batch.ids(name)
     table = np.empty(int(ids.max()) + 1 if ids.size else 0, dtype=object)
@@ -217,11 +214,7 @@ def _values(batch: Batch, name: str, values: list[str] | list[str | None],
 
 def _lookup(batch: Batch, name: str, values: list[str] | list[str | None],
             test: Callable[[Any], bool]) -> npt.NDArray[np.bool_]:
-    ids = batch.ids(name)
-    table = np.zeros(int(ids.max()) + 1 if ids.size else 0, dtype=bool)
-    for k, i in _first_of_each(ids).items():
-        table[k] = test(values[i])
-    return np.asarray(table[ids], dtype=bool)
+    return np.asarray(_values(batch, name, values, test), dtype=bool)
 
 
 class LocalListsCheck:

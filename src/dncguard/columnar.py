@@ -228,13 +228,16 @@ class ColumnarScrub:
                     progress(prepared.start)
             writing = loop.run_in_executor(None, write, cells)
 
+        started: list[asyncio.Task[tuple[list[Outcome], Index]]] = []
         try:
             for start in range(0, self.table.num_rows, SLICE_ROWS):
                 part = self.table.slice(start, SLICE_ROWS)
                 prepared = self._prepare([c.combine_chunks() for c in part.columns], start)
-                task = (asyncio.ensure_future(self.scrubber.check_groups(prepared.batch,
-                                                                         self.ctx))
-                        if prepared.batch is not None else None)
+                task = None
+                if prepared.batch is not None:
+                    task = asyncio.ensure_future(
+                        self.scrubber.check_groups(prepared.batch, self.ctx))
+                    started.append(task)
                 if checking is not None:
                     await finish(*checking)
                 checking = (prepared, task)
@@ -247,10 +250,17 @@ class ColumnarScrub:
                 if progress:
                     progress(self.table.num_rows)
         finally:
-            if checking is not None and checking[1] is not None:
-                checking[1].cancel()
-                await asyncio.wait([checking[1]])
-            if writing is not None:  # an error: let the write finish before the file closes
+            # an error: stop the checks still running, let the write finish before the file
+            # closes
+            pending = [t for t in started if not t.done()]
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending)
+            for t in started:  # a failure already raised: do not report it again
+                if not t.cancelled():
+                    t.exception()
+            if writing is not None:
                 await asyncio.wait([writing])
 
     def _cells(self, name: str, columns: list[pa.Array]) -> pa.Array | None:
@@ -283,8 +293,8 @@ class ColumnarScrub:
             state = np.where(own != "", own, state)
 
         # -- deduplicate, within the slice and against every earlier slice -----------------
-        # Each unique number gets an id in order of first appearance; its outcome is known
-        # once its slice's checks finish.
+        # Each unique number gets an id (in number order within its slice); its outcome is
+        # known once its slice's checks finish.
         uniq, first, inverse = np.unique(digits, return_index=True, return_inverse=True)
         found, seen_row, uniq_id = self.seen.find(uniq)
         new = np.flatnonzero(~found)
@@ -352,7 +362,11 @@ class ColumnarScrub:
         """The added columns. Cells shared by an outcome's rows are dictionary-encoded (each
         string once); only duplicates' and bad rows' details are built per row."""
         s = self.strings
-        k = len(s.decision)
+        # this slice's outcomes only: the dictionaries stay as small as the slice needs
+        used, local = np.unique(outcome, return_inverse=True)
+        local = local.reshape(-1).astype(np.int64)
+        pick = used.tolist()
+        k = len(pick)
         bad = np.flatnonzero(~ok)
         duppos = okpos[dup]
 
@@ -361,23 +375,26 @@ class ColumnarScrub:
             return pa.DictionaryArray.from_arrays(pa.array(index, pa.int64()),
                                                   pa.array(values, pa.string()))
 
+        def of(values: list[str]) -> list[str]:
+            return [values[i] for i in pick]
+
         # decision and next_allowed_at: the outcome's, "invalid" / "" for bad rows
         index = np.full(rows.size, k, dtype=np.int64)
-        index[okpos] = outcome
-        decision = encoded(index, [*s.decision, Decision.INVALID.value])
-        next_at = encoded(index, [*s.next_at, ""])
+        index[okpos] = local
+        decision = encoded(index, [*of(s.decision), Decision.INVALID.value])
+        next_at = encoded(index, [*of(s.next_at), ""])
         # reason codes: the outcome's, the outcome's plus DUPLICATE, or the bad row's code
         codes_index = index.copy()
         codes_index[duppos] += k
         codes_index[bad] = 2 * k + norm.error[bad].astype(np.int64)
-        codes = encoded(codes_index, [*s.codes, *s.codes_dup,
+        codes = encoded(codes_index, [*of(s.codes), *of(s.codes_dup),
                                       *(c.value if c else "" for c in ERROR_CODES)])
         # detail: the outcome's; its own for a duplicate or a bad row
         detail_index = index.copy()
         detail_index[duppos] = k + np.arange(duppos.size)
         detail_index[bad] = k + duppos.size + np.arange(bad.size)
         dup_detail = pc.binary_join_element_wise(
-            pa.array(s.detail_dup, pa.string()).take(pa.array(outcome[dup], pa.int64())),
+            pa.array(of(s.detail_dup), pa.string()).take(pa.array(local[dup], pa.int64())),
             "duplicate of row ",
             pc.cast(pa.array(row_first[dup], pa.int64()), pa.string()), "")
         bad_detail = pc.binary_join_element_wise(
@@ -386,7 +403,7 @@ class ColumnarScrub:
             pa.array(list(norm.message_texts), pa.string()).take(
                 pa.array(norm.message[bad], pa.int32())), "")
         detail = encoded(detail_index, pa.concat_arrays(
-            [pa.array(s.detail, pa.string()), dup_detail.cast(pa.string()),
+            [pa.array(of(s.detail), pa.string()), dup_detail.cast(pa.string()),
              bad_detail.cast(pa.string())]))
         has = norm.digits != 0
         e164 = pc.if_else(pa.array(has), pc.binary_join_element_wise(

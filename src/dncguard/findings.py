@@ -60,12 +60,22 @@ class Findings:
 
     @classmethod
     def from_lists(cls, per: Sequence[Sequence[Reason]]) -> Findings:
-        """Intern a list per number; equal lists of the same reason objects share a set."""
+        """Intern a list per number: equal lists of equal reasons share a set (a source that
+        builds a new reason object per number still gives a few sets)."""
         sets: list[tuple[Reason, ...]] = [()]
-        seen: dict[tuple[int, ...], int] = {(): 0}
+        seen: dict[tuple[object, ...], int] = {(): 0}
+        keys: dict[int, tuple[object, ...]] = {}  # by id: the reasons live as long as ``per``
+
+        def key_of(r: Reason) -> tuple[object, ...]:
+            k = keys.get(id(r))
+            if k is None:
+                k = keys[id(r)] = (r.code, r.decision, r.source, r.list, r.rule, r.citation,
+                                   r.detail, r.next_allowed_at, tuple(r.overrides))
+            return k
+
         index = np.empty(len(per), dtype=np.int64)
         for i, reasons in enumerate(per):
-            key = tuple(map(id, reasons))
+            key = tuple(key_of(r) for r in reasons)
             k = seen.get(key)
             if k is None:
                 k = seen[key] = len(sets)

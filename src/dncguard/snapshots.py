@@ -125,7 +125,7 @@ def _set_bits(space: npt.NDArray[np.uint8], values: npt.NDArray[np.uint64], on: 
 _BITS_IN_BYTE = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
-def _popcount(words: npt.NDArray[Any]) -> int:
+def popcount(words: npt.NDArray[Any]) -> int:
     """Set bits in an array (numpy >= 2 has a ufunc; older numpy uses a byte table)."""
     count = getattr(np, "bitwise_count", None)
     if count is not None:
@@ -140,7 +140,7 @@ def _write_space(folder: Path, space: npt.NDArray[np.uint8]) -> tuple[str, int]:
     areas = space.reshape(1000, AREA_BYTES)
     for area in range(1000):
         row = areas[area].view(np.uint64)
-        n = _popcount(row) if row.any() else 0
+        n = popcount(row) if row.any() else 0
         if n:
             slots[area] = len(counts)
             counts.append(n)
@@ -178,7 +178,7 @@ def apply_changes(folder: Path, current: Path, adds: npt.NDArray[np.uint64],
             _patch(patched, dels, on=False)
             _patch(patched, adds, on=True)
             body = patched[HEADER_BYTES:].view(np.uint64)
-            count = np.uint64(_popcount(body))
+            count = np.uint64(popcount(body))
             patched[_COUNT_AT: _COUNT_AT + 8] = np.frombuffer(count.tobytes(), dtype=np.uint8)
             patched.flush()
             del patched

@@ -54,7 +54,8 @@ class ScrubSummary(BaseModel):
     prefilter: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Remote sources' hash pre-filter, by source: checked, hits, "
-        "remoteCallsSaved, reverified, falsePositives, falsePositiveRate, ttlSeconds, entries",
+        "localSuppressions, remoteCallsSaved, reverified, falsePositives, falsePositiveRate, "
+        "ttlSeconds, entries, structuralFpEstimate",
     )
 
     model_config = {"populate_by_name": True}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,6 +47,15 @@ def _error(detail: str, lst: str | None = None) -> Reason:
 def _hit(info_name: str, group_name: str | None, detail: str) -> Reason:
     return Reason(code=ReasonCode.DNC_CXONE, decision=Decision.BLOCK, source="cxone",
                   list=info_name, detail=f"on CXone DNC group {group_name or info_name}{detail}")
+
+
+def _relevant(results: list[dict[str, Any]], groups: dict[str, ListInfo] | None,
+              active: set[str] | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(group id, record) of the search results in the groups checked (``None``: all)."""
+    for r in results:
+        gid = str(r.get("dncGroupId"))
+        if (groups is None or gid in groups) and (active is None or gid in active):
+            yield gid, r
 
 
 class CxoneCheck:
@@ -202,6 +211,7 @@ class CxoneCheck:
                                              f"({len(todo)} > {limit})"))
                 todo = todo[:limit]
             answers: dict[int, list[str] | None] = {}
+            lasting: dict[int, list[str]] = {}
             failed: dict[int, Reason] = {}
 
             async def one(i: int) -> None:
@@ -213,13 +223,15 @@ class CxoneCheck:
                     failed[i] = _error(f"{why}; live search failed ({exc})")
                     return
                 self.live_searches += 1
-                out[i].extend(self._search_hits(results, ctx, groups, active))
-                answers[i] = self._lasting(results, groups, active)
+                hits = self._search_hits(results, ctx, groups, active)
+                out[i].extend(hits)
+                answers[i] = [str(r.list).removeprefix("cxone:") for r in hits]
+                lasting[i] = self._lasting(results, groups, active)
 
             await asyncio.gather(*(one(i) for i in todo))
         kept: dict[int, Hit] = {}
         if plan is not None and pf is not None:
-            kept = await asyncio.to_thread(pf.settle, plan, answers)
+            kept = await asyncio.to_thread(pf.settle, plan, answers, lasting)
             for i, hit in plan.local.items():
                 out[i].extend(self._prefilter_hits(hit, names))
             for i, hit in kept.items():  # re-verification failed: the recent positive stands
@@ -240,16 +252,8 @@ class CxoneCheck:
                  active: set[str] | None) -> list[str]:
         """Groups whose record of the number has no expiry date: what the pre-filter may keep
         (a record that expires later blocks now, but is never cached)."""
-        out = []
-        for r in results:
-            gid = str(r.get("dncGroupId"))
-            if groups is not None and gid not in groups:
-                continue
-            if active is not None and gid not in active:
-                continue
-            if r.get("expiredDate") in (None, ""):
-                out.append(gid)
-        return out
+        return [gid for gid, r in _relevant(results, groups, active)
+                if r.get("expiredDate") in (None, "")]
 
     @staticmethod
     def _search_hits(results: list[dict[str, Any]], ctx: CheckContext,
@@ -257,12 +261,7 @@ class CxoneCheck:
                      ) -> list[Reason]:
         found: list[Reason] = []
         seen: set[str] = set()
-        for r in results:
-            gid = str(r.get("dncGroupId"))
-            if groups is not None and gid not in groups:
-                continue
-            if active is not None and gid not in active:
-                continue
+        for gid, r in _relevant(results, groups, active):
             expired = parse_time(r.get("expiredDate"))
             if expired is not None and expired <= ctx.at:
                 continue

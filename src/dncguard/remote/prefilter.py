@@ -63,6 +63,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ..config import SectionSettings, Settings, load_section
+from ..snapshots import popcount
 
 log = logging.getLogger("dncguard.prefilter")
 
@@ -245,7 +246,7 @@ class Generation:
 
     def ones(self) -> int:
         if self._ones is None:
-            self._ones = int(np.bitwise_count(self.bits.view(np.uint64)).sum())
+            self._ones = popcount(self.bits.view(np.uint64))
         return self._ones
 
     def fill(self) -> float:
@@ -362,24 +363,24 @@ class PrefilterStore:
 
     def add(self, keys: Keys, at: float | None = None) -> None:
         """Record keys a source just reported as listed (applied now, written on flush)."""
-        if not len(keys):
-            return
-        with self._lock:
-            at = self.clock() if at is None else at
-            self._insert(keys, at)
-            self._pending.append((keys, at, False))
-            self._pending_count += len(keys)
+        self._record(keys, at, veto=False)
 
     def veto(self, keys: Keys, at: float | None = None) -> None:
         """Keys a re-verification found no longer listed: they miss (go to the source) until
         the source reports them again. A Bloom filter cannot delete; this small exact set can.
         """
+        self._record(keys, at, veto=True)
+
+    def _record(self, keys: Keys, at: float | None, *, veto: bool) -> None:
         if not len(keys):
             return
         with self._lock:
             at = self.clock() if at is None else at
-            self._apply_veto(keys, at)
-            self._pending.append((keys, at, True))
+            if veto:
+                self._apply_veto(keys, at)
+            else:
+                self._insert(keys, at)
+            self._pending.append((keys, at, veto))
             self._pending_count += len(keys)
 
     def _apply_veto(self, keys: Keys, at: float) -> None:
@@ -556,12 +557,20 @@ class PrefilterStore:
             self.flushes += 1
 
     def maybe_flush(self) -> None:
+        """Write pending keys when due. A write that fails (disk full, read-only home) is
+        logged and retried later: a broken cache only costs remote calls, never a verdict."""
         with self._lock:
             due = (self._pending_count or self._pending_reverified) and (
                 self._pending_count >= MAX_PENDING
                 or self.clock() - self._last_flush >= self.pf.flush_seconds)
         if due:
-            self.flush()
+            try:
+                self.flush()
+            except OSError as exc:
+                with self._lock:
+                    self._last_flush = self.clock()  # not again before flush_seconds
+                log.warning("pre-filter %s could not be saved (%s); kept in memory",
+                            self.source, type(exc).__name__)
 
     @property
     def dirty(self) -> bool:
@@ -672,13 +681,16 @@ class Tally:
     def __init__(self) -> None:
         self.counts: dict[str, Counter[str]] = {}
         self.gates: dict[str, Prefilter] = {}
+        self._lock = threading.Lock()  # checks settle their batches in several threads
 
     def add(self, gate: Prefilter, counts: Mapping[str, int]) -> None:
-        self.counts.setdefault(gate.source, Counter()).update(counts)
-        self.gates[gate.source] = gate
+        with self._lock:
+            self.counts.setdefault(gate.source, Counter()).update(counts)
+            self.gates[gate.source] = gate
 
     def stats(self) -> dict[str, dict[str, Any]]:
-        return {src: self.gates[src].stats_of(c) for src, c in sorted(self.counts.items())}
+        with self._lock:
+            return {src: self.gates[src].stats_of(c) for src, c in sorted(self.counts.items())}
 
 
 _TALLY: ContextVar[Tally | None] = ContextVar("dncguard_prefilter_tally", default=None)
@@ -721,8 +733,13 @@ class Prefilter:
         pf = pf or load_prefilter(settings)
         if not pf.enabled:
             return None
-        return cls(source, open_store(settings, source, pf, clock=clock), namespace=namespace,
-                   per_call=per_call, rng=rng)
+        try:
+            store = open_store(settings, source, pf, clock=clock)
+        except OSError as exc:  # an unwritable home: the source is asked for every number
+            log.warning("pre-filter %s unavailable (%s): every number goes to the source",
+                        source, type(exc).__name__)
+            return None
+        return cls(source, store, namespace=namespace, per_call=per_call, rng=rng)
 
     def plan(self, e164: Sequence[str], lists: Sequence[str],
              among: Sequence[int] | None = None) -> Plan:
@@ -759,12 +776,15 @@ class Prefilter:
                     plan.local[i] = hit
         return plan
 
-    def settle(self, plan: Plan, answers: Mapping[int, Iterable[str] | None]) -> dict[int, Hit]:
+    def settle(self, plan: Plan, answers: Mapping[int, Iterable[str] | None],
+               cacheable: Mapping[int, Iterable[str]] | None = None) -> dict[int, Hit]:
         """Record the source's answers for ``plan.remote``: index -> the lists it reported the
         number on (empty: not listed), or None / absent for an error.
 
-        Positive answers are inserted (on the plan's lists only); misses and errors never are.
-        Returns the sampled hits whose re-verification failed: the caller keeps their hit.
+        Positive answers are inserted (on the plan's lists only; of those, only the lists in
+        ``cacheable`` when given, e.g. records without an expiry date); misses and errors
+        never are. Returns the sampled hits whose re-verification failed: the caller keeps
+        their hit.
         """
         wanted = set(plan.lists)
         keys: list[str] = []
@@ -785,6 +805,9 @@ class Prefilter:
                 if gone:
                     fps += 1
                     vetoes.extend(key_part(self.namespace, lst, plan.numbers[i]) for lst in gone)
+            if cacheable is not None:
+                kept = set(cacheable.get(i, ()))
+                listed = [x for x in listed if x in kept]
             keys.extend(key_part(self.namespace, lst, plan.numbers[i]) for lst in listed)
         if vetoes:
             self.store.veto(self.store.hasher.keys(vetoes))

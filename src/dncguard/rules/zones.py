@@ -145,12 +145,14 @@ class NanpZones:
     def _load_shipped(self) -> bool:
         """Take every answer from the shipped table when it matches the installed
         ``phonenumbers``; False (logged once) when it does not."""
+        from ..nanp import metadata_fingerprint
+
         ids, tuples, header = parse_zones_text(_shipped_text())
         built = header.get("phonenumbers")
-        if built != phonenumbers.__version__:
-            log.info("%s was built from phonenumbers %s, not the installed %s: finding NANP "
-                     "time zones as prefixes are seen", ZONES_FILE, built,
-                     phonenumbers.__version__)
+        if built != phonenumbers.__version__ or header.get("metadata") != metadata_fingerprint():
+            log.info("%s was built from phonenumbers %s (metadata %s), not the installed %s: "
+                     "finding NANP time zones as prefixes are seen", ZONES_FILE, built,
+                     header.get("metadata", "?")[:12], phonenumbers.__version__)
             return False
         self._ids[:] = ids
         self.tuples = tuples
