@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dncguard.columnar")
 
-SLICE_ROWS = 1 << 18  # rows per slice: bounds memory and paces the progress bar
+SLICE_ROWS = 1 << 18  # rows per slice: bounds the verdict columns in flight, paces progress
 _DECISIONS = list(Decision)
 _DECISION_ID = {d: i for i, d in enumerate(_DECISIONS)}
 _SUPPRESSED_IDS = [_DECISION_ID[d] for d in (Decision.BLOCK, Decision.DEFER, Decision.ERROR)]
