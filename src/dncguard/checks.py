@@ -23,7 +23,7 @@ from .config import CampaignProfile, Settings
 from .findings import Findings
 from .lists import INFO_KINDS, ListIndex, ListInfo, ListStore
 from .models import DataVersions, Decision, Reason, ReasonCode
-from .phones import states_for_digits
+from .phones import npa_state_index, npa_state_table
 
 log = logging.getLogger("dncguard.checks")
 
@@ -179,17 +179,21 @@ def _state_candidates(batch: Batch) -> tuple[dict[str, int], npt.NDArray[np.int6
         return cast(tuple[dict[str, int], npt.NDArray[np.int64]], found)
     names: dict[str, int] = {"": 0}
 
-    def codes(values: npt.NDArray[np.object_]) -> npt.NDArray[np.int64]:
-        encoded = pc.dictionary_encode(pa.array(values, pa.string()))
-        table = np.array([names.setdefault(v, len(names))
-                          for v in encoded.dictionary.to_pylist()], dtype=np.int64)
-        return table[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
+    def coded(table: list[str], index: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """``table[index]`` as codes into ``names`` (one dict lookup per distinct value)."""
+        codes = np.array([names.setdefault(v, len(names)) for v in table], dtype=np.int64)
+        return codes[index] if codes.size else np.zeros(index.size, dtype=np.int64)
 
+    npa_names, npa_index = npa_state_table()[0], npa_state_index(batch.digits)
     distinct, index = batch.contexts()
-    by_row = np.array([(c.get("state") or "").upper() for c in distinct], dtype=object)[index]
-    given = _values(batch, "state", batch.state, lambda s: (s or "").upper())
-    candidates = np.stack([codes(states_for_digits(batch.digits)), codes(by_row),
-                           codes(given)]) if len(batch) else np.zeros((3, 0), dtype=np.int64)
+    ids = batch.ids("state")
+    given = [""] * (int(ids.max()) + 1 if ids.size else 0)
+    for k, i in _first_of_each(ids).items():
+        given[k] = (batch.state[i] or "").upper()
+    candidates = np.stack([
+        coded(npa_names, npa_index),
+        coded([(c.get("state") or "").upper() for c in distinct], index),
+        coded(given, ids)]) if len(batch) else np.zeros((3, 0), dtype=np.int64)
     batch._memo["states"] = (names, candidates)
     return names, candidates
 

@@ -17,7 +17,7 @@ import asyncio
 import csv
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -208,7 +208,7 @@ class ColumnarScrub:
         self.outcomes: list[Outcome] = []
         self.strings = _Strings()
 
-    async def run(self, write: Callable[[list[pa.Array]], None],
+    async def run(self, write: Callable[[list[pa.Array], Collection[int]], None],
                   progress: Callable[[int], None] | None) -> None:
         """Scrub every slice, in a pipeline: while one slice's numbers are checked (in
         threads), the next slice is read and normalised, and the slice before is written
@@ -226,13 +226,25 @@ class ColumnarScrub:
                 await writing
                 if progress:
                     progress(prepared.start)
-            writing = loop.run_in_executor(None, write, cells)
+            # the e164 column holds "+digits" or nothing: no formula to defuse
+            writing = loop.run_in_executor(None, write, cells, (len(prepared.columns),))
 
         started: list[asyncio.Task[tuple[list[Outcome], Index]]] = []
+        starts = list(range(0, self.table.num_rows, SLICE_ROWS))
+
+        def prepare(start: int) -> asyncio.Future[_Prepared]:
+            part = self.table.slice(start, SLICE_ROWS)
+            return loop.run_in_executor(None, self._prepare,
+                                        [c.combine_chunks() for c in part.columns], start)
+
+        # slices are prepared one at a time, in order (the dedup state is theirs alone), in
+        # a thread: the next one while this one is checked and the one before finished
+        preparing = prepare(starts[0]) if starts else None
         try:
-            for start in range(0, self.table.num_rows, SLICE_ROWS):
-                part = self.table.slice(start, SLICE_ROWS)
-                prepared = self._prepare([c.combine_chunks() for c in part.columns], start)
+            for n in range(len(starts)):
+                assert preparing is not None
+                prepared = await preparing
+                preparing = prepare(starts[n + 1]) if n + 1 < len(starts) else None
                 task = None
                 if prepared.batch is not None:
                     task = asyncio.ensure_future(
@@ -252,6 +264,8 @@ class ColumnarScrub:
         finally:
             # an error: stop the checks still running, let the write finish before the file
             # closes
+            if preparing is not None:
+                await asyncio.wait([preparing])
             pending = [t for t in started if not t.done()]
             for t in pending:
                 t.cancel()

@@ -329,16 +329,28 @@ def state_for(e164: str | None) -> str | None:
 
 
 @cache
-def _npa_state_array() -> npt.NDArray[np.object_]:
-    table = np.full(1000, "", dtype=object)
-    for npa, (_region, state) in _npa_states().items():
-        table[npa] = state
-    return table
+def npa_state_table() -> tuple[list[str], npt.NDArray[np.int64]]:
+    """The states of the NANP area codes as (names, index per area code 0-999); name 0 is
+    ``""`` (no state known)."""
+    names = [""]
+    per_npa = np.zeros(1000, dtype=np.int64)
+    for npa, (_region, state) in sorted(_npa_states().items()):
+        if state not in names:
+            names.append(state)
+        per_npa[npa] = names.index(state)
+    return names, per_npa
+
+
+def npa_state_index(digits: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+    """Per E.164 number given as an integer: its state's index into ``npa_state_table()[0]``
+    (0 when unknown or not a ten-digit NANP number)."""
+    d = np.asarray(digits, dtype=np.uint64)
+    nanp_ten = (d >= np.uint64(10_000_000_000)) & (d < np.uint64(20_000_000_000))
+    npa = ((d // np.uint64(10_000_000)) % np.uint64(1000)).astype(np.int64)
+    return np.where(nanp_ten, npa_state_table()[1][npa], 0)
 
 
 def states_for_digits(digits: npt.NDArray[np.uint64]) -> npt.NDArray[np.object_]:
     """:func:`state_for` of many E.164 numbers given as integers (``""`` when unknown)."""
-    d = np.asarray(digits, dtype=np.uint64)
-    nanp_ten = (d >= np.uint64(10_000_000_000)) & (d < np.uint64(20_000_000_000))
-    npa = ((d // np.uint64(10_000_000)) % np.uint64(1000)).astype(np.int64)
-    return np.where(nanp_ten, _npa_state_array()[npa], "")
+    return np.array(npa_state_table()[0], dtype=object)[npa_state_index(digits)]
+

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
@@ -247,16 +247,19 @@ def _blank_as_null(cells: pa.Array) -> pa.Array:
                                  offset=cells.offset)
 
 
-def write_csv_rows(columns: list[pa.Array], stream: IO[bytes], *, raw: bool = False) -> None:
+def write_csv_rows(columns: list[pa.Array], stream: IO[bytes], *, raw: bool = False,
+                   safe: Collection[int] = ()) -> None:
     """Rows of string columns as CSV, byte for byte what Python's ``csv`` writer writes for
-    them (minimal quoting, CRLF), with :func:`defuse` applied unless ``raw``.
+    them (minimal quoting, CRLF), with :func:`defuse` applied unless ``raw`` (and but to the
+    columns ``safe`` names, which the caller knows hold no formula, e.g. E.164 numbers).
 
     polars' writer does the quoting and joining in native code; it quotes an empty string
     (to tell it from a missing value), so empty cells go to it as nulls.
     """
     import polars as pl
 
-    cells = [_blank_as_null(c if raw else defuse_array(c)) for c in columns]
+    cells = [_blank_as_null(c if raw or i in safe else defuse_array(c))
+             for i, c in enumerate(columns)]
     frame = pl.from_arrow(pa.table(cells, names=[f"c{i}" for i in range(len(cells))]))
     assert isinstance(frame, pl.DataFrame)
     frame.write_csv(stream, include_header=False, quote_style="necessary",
@@ -313,20 +316,23 @@ class TableWriter:
         else:
             self._csv.writerows(rows)
 
-    def write_columns(self, columns: list[pa.Array]) -> None:
-        """Write rows given as string columns (the columnar scrub's slices)."""
+    def write_columns(self, columns: list[pa.Array], safe: Collection[int] = ()) -> None:
+        """Write rows given as string columns (the columnar scrub's slices); ``safe`` as for
+        :func:`write_csv_rows`."""
         if self._parquet:
             import pyarrow.parquet as pq
 
             if self._pq is None:
                 self._pq = pq.ParquetWriter(self._tmp, self._schema)
+            cells = [c if self.raw or i in safe else defuse_array(c)
+                     for i, c in enumerate(columns)]
             cells = [c.dictionary_decode() if isinstance(c, pa.DictionaryArray) else c
-                     for c in (columns if self.raw else [defuse_array(c) for c in columns])]
+                     for c in cells]
             self._pq.write_table(pa.table(cells, schema=self._schema))
         else:
             assert self._fh is not None
             self._fh.flush()
-            write_csv_rows(columns, cast(IO[bytes], self._fh.buffer), raw=self.raw)
+            write_csv_rows(columns, cast(IO[bytes], self._fh.buffer), raw=self.raw, safe=safe)
 
     def close(self) -> None:
         """Finish the file and move it into place (a crash never leaves a partial output)."""
