@@ -289,10 +289,11 @@ class RulesCheck:
         hints = [(c.get("state"), c.get("zip"), c.get("timezone"), c.get("region"),
                   c.get("line_type")) for c in contexts]
         columns = [zone, batch.ids("region"), batch.ids("state"), _factorize(hints)[cindex]]
-        key = columns[0]
-        for col in columns[1:]:
+        key = np.unique(columns[0], return_inverse=True)[1].reshape(-1).astype(np.int64)
+        for col in columns[1:]:  # mixed radix; re-numbered only when it could overflow
             width = int(col.max()) + 1
-            key = np.unique(key, return_inverse=True)[1].reshape(-1).astype(np.int64)
+            if (int(key.max()) + 1) * width >= 1 << 62:
+                key = np.unique(key, return_inverse=True)[1].reshape(-1).astype(np.int64)
             key = key * width + col
         _, first, group = np.unique(key, return_index=True, return_inverse=True)
         group = group.reshape(-1)
