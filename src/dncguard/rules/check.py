@@ -273,9 +273,13 @@ class RulesCheck:
         return await asyncio.to_thread(self.evaluate_groups, batch, ctx)
 
     def evaluate_groups(self, batch: Batch, ctx: CheckContext) -> Findings:
-        """:meth:`evaluate` with the groups found by array operations, as :class:`Findings`:
-        the same reasons, without a Python step per number (but for numbers with consent or
-        attempt records)."""
+        """Rule reasons per number of ``batch`` as :class:`Findings`.
+
+        Numbers that share everything the rules look at (area code and ``phonenumbers``'
+        zones, region, state, row hints, line type) form a group, found with array keys: its
+        location, time plan, time reasons, registry reasons and consent rules are found once
+        and its (immutable) reasons shared. Only numbers with consent or attempt records are
+        evaluated one by one."""
         n = len(batch)
         if not self.config.enabled or not n:
             return Findings.none(n)
@@ -322,47 +326,19 @@ class RulesCheck:
 
     def evaluate(self, batch: Batch, ctx: CheckContext, *,
                  grouped: bool = True) -> list[list[Reason]]:
-        """Rule reasons per number of ``batch`` (synchronous).
-
-        Numbers that share everything the rules look at (area code and ``phonenumbers``'
-        zones, region, state, row hints, line type) form a group: its location, time plan,
-        time reasons, registry reasons and consent rules are found once and its (immutable)
-        reasons shared. Only numbers with consent or attempt records are evaluated one by one.
-        ``grouped=False`` evaluates every number on its own (the reference the tests compare
-        against; same results, much slower).
-        """
-        if not self.config.enabled:
-            return [[] for _ in batch.e164]
+        """Rule reasons per number of ``batch`` (synchronous), one list per number: the
+        grouped evaluation of :meth:`evaluate_groups`. ``grouped=False`` evaluates every
+        number on its own (the reference the tests compare against; same results, much
+        slower)."""
+        if grouped or not self.config.enabled:
+            return self.evaluate_groups(batch, ctx).per_number()
         at = ctx.at.astimezone(UTC)
         consents, attempts = self._records(batch.e164, at)
         infos = self.store.all()
-        if not grouped:
-            return [self._check_one(e164, batch.region[i], batch.state[i],
-                                    batch.extra[i] if i < len(batch.extra) else {}, ctx,
-                                    consents.get(e164, []), attempts.get(e164, []), infos)
-                    for i, e164 in enumerate(batch.e164)]
-        keys = zone_keys(batch.e164, batch.digits)
-        shared = _BatchCache()
-        groups: dict[tuple[object, ...], _Group] = {}
-        default = self.settings.default_region
-        regions, states, extras = batch.region, batch.state, batch.extra
-        n_extra = len(extras)
-        out: list[list[Reason]] = []
-        for i, e164 in enumerate(batch.e164):
-            extra = extras[i] if i < n_extra else {}
-            gkey = (keys[i], regions[i], states[i], extra.get("state"), extra.get("zip"),
-                    extra.get("timezone"), extra.get("region"), extra.get("line_type")) \
-                if extra else (keys[i], regions[i], states[i])
-            g = groups.get(gkey)
-            if g is None:
-                g = groups[gkey] = self._group(e164, (regions[i] or default).upper(), states[i],
-                                               extra, keys[i], ctx, at, infos, shared)
-            if g.reasons is not None and e164 not in consents and e164 not in attempts:
-                out.append(list(g.reasons))
-            else:
-                out.append(self._number(e164, g, consents.get(e164, []),
-                                        attempts.get(e164, []), extra, ctx, at))
-        return out
+        return [self._check_one(e164, batch.region[i], batch.state[i],
+                                batch.extra[i] if i < len(batch.extra) else {}, ctx,
+                                consents.get(e164, []), attempts.get(e164, []), infos)
+                for i, e164 in enumerate(batch.e164)]
 
     def _records(self, e164s: list[str], at: datetime) -> tuple[
             dict[str, list[ConsentRecord]], dict[str, list[Attempt]]]:
