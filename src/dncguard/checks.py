@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, cast, runtime_checkable
@@ -96,6 +95,18 @@ class Batch:
         """Give :meth:`ids` of ``name`` (the caller's own codes of the values)."""
         self._ids[name] = ids
 
+    def distinct(self, name: str) -> tuple[list[Any], npt.NDArray[np.int64]]:
+        """The distinct ``region`` or ``state`` values (by :meth:`ids`) and each number's
+        index into them: work per value instead of per number."""
+        ids = self.ids(name)
+        values: list[str] | list[str | None] = self.region if name == "region" else self.state
+        table: list[Any] = [None] * (int(ids.max()) + 1 if ids.size else 0)
+        if ids.size:
+            seen, first = np.unique(ids, return_index=True)
+            for k, i in zip(seen.tolist(), first.tolist(), strict=True):
+                table[k] = values[i]
+        return table, ids
+
     def contexts(self) -> tuple[list[dict[str, str]], npt.NDArray[np.int64]]:
         """The distinct ``extra`` dicts and, per number, the index of its own."""
         if self._contexts is None:
@@ -161,7 +172,8 @@ def applies_to(jurisdiction: str, batch: Batch) -> npt.NDArray[np.bool_]:
     key = f"country:{country}"
     out = batch._memo.get(key)
     if out is None:
-        out = batch._memo[key] = _lookup(batch, "region", batch.region, lambda r: r == country)
+        regions, ids = batch.distinct("region")
+        out = batch._memo[key] = np.array([r == country for r in regions], dtype=bool)[ids]
     if not state or not out.any():
         return np.array(out, dtype=bool)
     names, candidates = _state_candidates(batch)
@@ -186,39 +198,14 @@ def _state_candidates(batch: Batch) -> tuple[dict[str, int], npt.NDArray[np.int6
 
     npa_names, npa_index = npa_state_table()[0], npa_state_index(batch.digits)
     distinct, index = batch.contexts()
-    ids = batch.ids("state")
-    given = [""] * (int(ids.max()) + 1 if ids.size else 0)
-    for k, i in _first_of_each(ids).items():
-        given[k] = (batch.state[i] or "").upper()
+    given, ids = batch.distinct("state")
     candidates = np.stack([
         coded(npa_names, npa_index),
         coded([(c.get("state") or "").upper() for c in distinct], index),
-        coded(given, ids)]) if len(batch) else np.zeros((3, 0), dtype=np.int64)
+        coded([(g or "").upper() for g in given], ids),
+    ]) if len(batch) else np.zeros((3, 0), dtype=np.int64)
     batch._memo["states"] = (names, candidates)
     return names, candidates
-
-
-def _first_of_each(ids: npt.NDArray[np.int64]) -> dict[int, int]:
-    firsts: dict[int, int] = {}
-    if ids.size:
-        seen, where = np.unique(ids, return_index=True)
-        firsts = dict(zip(seen.tolist(), where.tolist(), strict=True))
-    return firsts
-
-
-def _values(batch: Batch, name: str, values: list[str] | list[str | None],
-            fn: Callable[[Any], Any]) -> npt.NDArray[np.object_]:
-    """``fn`` of a ``region`` or ``state`` value, per number (computed once per value)."""
-    ids = batch.ids(name)
-    table = np.empty(int(ids.max()) + 1 if ids.size else 0, dtype=object)
-    for k, i in _first_of_each(ids).items():
-        table[k] = fn(values[i])
-    return table[ids]
-
-
-def _lookup(batch: Batch, name: str, values: list[str] | list[str | None],
-            test: Callable[[Any], bool]) -> npt.NDArray[np.bool_]:
-    return np.asarray(_values(batch, name, values, test), dtype=bool)
 
 
 class LocalListsCheck:
