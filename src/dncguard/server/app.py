@@ -109,8 +109,7 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
     settings = settings or load_settings()
     server = server or load_server_settings(settings)
     no_auth = server.no_auth if no_auth is None else no_auth
-    engine = get_engine(settings)
-    metadata.create_all(engine)
+    engine = get_engine(settings)  # migrated to the newest revision: every table exists
     keys = KeyStore(engine, server.key_cache_seconds)
     if no_auth:
         log.warning("*** AUTHENTICATION IS OFF (--no-auth): anyone who can reach this port can "

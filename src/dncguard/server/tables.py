@@ -1,7 +1,5 @@
-"""The service's tables, on :data:`dncguard.store.metadata` (created with ``create_all``).
-
-Alembic migrations are not written yet: the tables are created when the service starts.
-"""
+"""The service's tables, on :data:`dncguard.store.metadata` (created by the migrations in
+:mod:`dncguard.migrations`, which :func:`dncguard.store.get_engine` applies on first use)."""
 
 from __future__ import annotations
 
