@@ -81,22 +81,21 @@ def _pn_zones(e164: str) -> tuple[str, ...]:
         zid = NANP_ZONES.zone_id(int(e164[2:8]))
         if zid >= 0:
             return NANP_ZONES.tuples[zid]
-        hit = _FALLBACK_CACHE.get(e164)  # the answer depends on digits after the exchange
-        if hit is None:
-            hit = _pn_zones_uncached(e164)
-            if len(_FALLBACK_CACHE) > 100_000:
-                _FALLBACK_CACHE.clear()
-            _FALLBACK_CACHE[e164] = hit
-        return hit
+        # the answer depends on digits after the exchange
+        return _memo_zones(_FALLBACK_CACHE, e164, e164)
     # elsewhere phonenumbers' zone data is keyed by prefixes of at most 8 digits after the
     # country code, so numbers sharing that prefix share the answer
-    key = e164[:8] if e164.startswith("+1") else e164[:10]
-    hit = _PN_CACHE.get(key)
+    return _memo_zones(_PN_CACHE, e164[:8] if e164.startswith("+1") else e164[:10], e164)
+
+
+def _memo_zones(cache: dict[str, tuple[str, ...]], key: str, e164: str) -> tuple[str, ...]:
+    """``phonenumbers``' zones of ``e164``, remembered under ``key`` (bounded)."""
+    hit = cache.get(key)
     if hit is None:
         hit = _pn_zones_uncached(e164)
-        if len(_PN_CACHE) > 100_000:
-            _PN_CACHE.clear()
-        _PN_CACHE[key] = hit
+        if len(cache) > 100_000:
+            cache.clear()
+        cache[key] = hit
     return hit
 
 
