@@ -194,23 +194,10 @@ def build_report(log: AuditLog, job_id: str, *, sample_size: int = 40,
     h.append(bar_chart("Rows by decision", [(k, int(v)) for k, v in by_decision.items()],
                        colours=_COLOURS, chart_id="chart-decision"))
 
-    h.append("<h2>Suppression by reason</h2>")
-    reasons = sorted(((k, int(v)) for k, v in by_reason.items()), key=lambda kv: -kv[1])
-    h.append(bar_chart("Rows by reason code", reasons, chart_id="chart-reason"))
-    h.append("<table><tr><th>reason code</th><th>rows</th></tr>")
-    for code, n in reasons:
-        h.append(f'<tr><td>{escape(code)}</td><td class="n" data-reason="{escape(code)}">'
-                 f"{n:,}</td></tr>")
-    h.append("</table>")
-
-    h.append("<h2>Suppression by source (list)</h2>")
-    sources = sorted(((k, int(v)) for k, v in by_list.items()), key=lambda kv: -kv[1])
-    h.append(bar_chart("Rows matched per list", sources, chart_id="chart-source"))
-    h.append("<table><tr><th>list</th><th>rows matched</th></tr>")
-    for name, n in sources:
-        h.append(f'<tr><td>{escape(name)}</td><td class="n" data-list="{escape(name)}">'
-                 f"{n:,}</td></tr>")
-    h.append("</table>")
+    h.extend(_ranked("Suppression by reason", "Rows by reason code", "chart-reason",
+                     ("reason code", "rows"), "reason", by_reason))
+    h.extend(_ranked("Suppression by source (list)", "Rows matched per list", "chart-source",
+                     ("list", "rows matched"), "list", by_list))
 
     h.append("<h2>Suppression by state</h2>")
     states = sorted(((st, sum(int(c.get(d, 0)) for d in ("block", "defer", "error")))
@@ -267,4 +254,16 @@ def write_report(log: AuditLog, job_id: str, out: Path, *, sample_size: int = 40
     html = build_report(log, job_id, sample_size=sample_size)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
+    return out
+
+
+def _ranked(title: str, chart_title: str, chart_id: str, columns: tuple[str, str],
+            attribute: str, counts: dict[str, Any]) -> list[str]:
+    """A report section: a bar chart and a table of counts, largest first."""
+    ranked = sorted(((k, int(v)) for k, v in counts.items()), key=lambda kv: -kv[1])
+    out = [f"<h2>{escape(title)}</h2>", bar_chart(chart_title, ranked, chart_id=chart_id),
+           f"<table><tr><th>{escape(columns[0])}</th><th>{escape(columns[1])}</th></tr>"]
+    out.extend(f'<tr><td>{escape(key)}</td><td class="n" data-{attribute}="{escape(key)}">'
+               f"{n:,}</td></tr>" for key, n in ranked)
+    out.append("</table>")
     return out
