@@ -52,6 +52,7 @@ class ReasonCode(StrEnum):
     UNSUPPORTED_REGION = "UNSUPPORTED_REGION"
     MALFORMED_ROW = "MALFORMED_ROW"
     DUPLICATE = "DUPLICATE"
+    CONTEXT_INVALID = "CONTEXT_INVALID"
     # lists and sources
     DNC_INTERNAL = "DNC_INTERNAL"
     DNC_NATIONAL = "DNC_NATIONAL"
@@ -62,6 +63,8 @@ class ReasonCode(StrEnum):
     DNC_PREFIX = "DNC_PREFIX"
     DNC_LITIGATOR = "DNC_LITIGATOR"
     SOURCE_ERROR = "SOURCE_ERROR"
+    # our own storage
+    AUDIT_UNAVAILABLE = "AUDIT_UNAVAILABLE"
 
 
 #: The decision each list/source/input reason code implies. Every :class:`Reason` carries its
@@ -80,6 +83,8 @@ REASON_DECISION: dict[str, Decision] = {
     ReasonCode.DNC_PREFIX: Decision.BLOCK,
     ReasonCode.DNC_LITIGATOR: Decision.BLOCK,
     ReasonCode.SOURCE_ERROR: Decision.ERROR,
+    ReasonCode.CONTEXT_INVALID: Decision.ERROR,
+    ReasonCode.AUDIT_UNAVAILABLE: Decision.ERROR,
 }
 
 
