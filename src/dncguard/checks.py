@@ -41,6 +41,11 @@ class CheckContext:
         """Whether the campaign profile selects this list or source (all, by default)."""
         return self.profile.lists is None or name in self.profile.lists
 
+    def reads_wireless(self, name: str) -> bool:
+        """Whether the rules read this wireless list: always, unless the profile names it in
+        ``skip_wireless`` (``lists`` narrows the DNC lists only, never a rule input)."""
+        return name not in self.profile.skip_wireless
+
 
 @dataclass
 class Batch:
@@ -281,7 +286,7 @@ class LineTypes:
 
     def mark(self, batch: Batch, ctx: CheckContext) -> None:
         for ix in self.indexes:
-            if not ctx.selects(ix.info.name):
+            if not ctx.reads_wireless(ix.info.name):
                 continue
             batch.with_default(ix.contains(batch.digits, batch.e164, at=ctx.at),
                                "line_type", "mobile")

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 import platformdirs
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .errors import ConfigError
+from .errors import ConfigError, ContextError
 
 SUPPORTED_REGIONS = ("US", "CA", "GB", "AU")
 
@@ -73,11 +73,16 @@ class SectionSettings(BaseSettings):
 class CampaignProfile(BaseModel):
     """A named campaign's defaults, from ``[campaigns.NAME]`` in the TOML file."""
 
+    model_config = ConfigDict(extra="forbid")
+
     purpose: Literal["telemarketing", "informational", "collections"] = "telemarketing"
     call_type: Literal["manual", "autodialed", "prerecorded"] = "manual"
     lists: list[str] | None = Field(
-        default=None, description="Only these lists and sources are checked (default: all)"
-    )
+        default=None, description="Only these DNC lists and sources are checked (default: "
+        "all); wireless lists, consent and attempts still apply")
+    skip_wireless: list[str] = Field(
+        default_factory=list, description="Wireless lists the rules do not read for this "
+        "campaign (by name; default: every wireless list applies)")
     calling_hours: tuple[str, str] | None = Field(
         default=None, description="Narrower local window, e.g. ['09:00', '20:00']"
     )
@@ -118,8 +123,19 @@ class Settings(SectionSettings):
         return self.home / "lists"
 
     def campaign(self, name: str) -> CampaignProfile:
-        """The profile of that name, or the defaults: a campaign without a profile is fine."""
-        return self.campaigns.get(name, CampaignProfile())
+        """The profile of that name: ``default`` (the built-in defaults unless
+        ``[campaigns.default]`` overrides them) or a configured ``[campaigns.NAME]``.
+        Any other name is refused (:class:`ContextError`): a typo must not quietly judge a
+        campaign by the defaults."""
+        profile = self.campaigns.get(name)
+        if profile is not None:
+            return profile
+        if name == "default":
+            return CampaignProfile()
+        known = ", ".join(["default", *sorted(k for k in self.campaigns if k != "default")])
+        raise ContextError("campaign", name, f"one of the configured campaigns: {known}",
+                           f"no campaign profile named {name!r}; configured: {known} "
+                           "([campaigns.NAME] in the settings file)")
 
 
 S = TypeVar("S", bound=SectionSettings)

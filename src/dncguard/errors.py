@@ -5,6 +5,7 @@
     DncGuardError
     ├── ConfigError          bad or missing settings
     ├── InputError           unreadable input file, missing column (the CLI exits 2)
+    │   └── ContextError     a context value (state, ZIP, campaign, ...) not understood
     ├── ListError            list import or management failure (unknown list, bad file)
     └── SourceError          a DNC source could not answer (checks fail closed)
 
@@ -25,6 +26,20 @@ class ConfigError(DncGuardError):
 
 class InputError(DncGuardError):
     """An input file cannot be read as a whole (missing file, column, unsupported format)."""
+
+
+class ContextError(InputError):
+    """A context value that is not understood (a state, ZIP, time zone, line type, region,
+    call type, purpose or campaign): the CLI exits 2, the API answers 422 naming ``field``,
+    a scrub row gets ``error`` / ``CONTEXT_INVALID``. Never dropped silently."""
+
+    def __init__(self, field: str, value: str, accepted: str, why: str | None = None) -> None:
+        self.field = field
+        self.value = value
+        self.accepted = accepted
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        self.why = why or f"{shown!r} is not understood; expected {accepted}"
+        super().__init__(f"{field}: {self.why}")
 
 
 class ListError(DncGuardError):

@@ -23,7 +23,9 @@ import numpy.typing as npt
 
 from .checks import Batch, Check, CheckContext, LineTypes, default_checks, findings_of
 from .columnar import ColumnarScrub, NotColumnar, read_table
-from .config import Settings, load_settings
+from .config import CampaignProfile, Settings, load_settings
+from .context import CONTEXT_FIELDS, clean_context, clean_field
+from .errors import ContextError
 from .findings import Findings, Outcome, merge
 from .lists import ListStore
 from .models import DataVersions, Decision, Reason, ReasonCode, Verdict
@@ -62,8 +64,22 @@ class RowResult:
     decision: Decision
     reasons: list[Reason]
     next_allowed_at: datetime | None
-    duplicate_of: int | None = None
+    duplicate_of: int | None = None  # first row with the same number and row context
     error: tuple[int, str, str] | None = None  # (row, field, message) for bad input
+    number_dup: bool = False  # the number appeared before (in any row context)
+
+
+#: A row's dedup key: its number and every context value the checks read about its row.
+RowKey = tuple[str, tuple[str, ...]]
+
+
+@dataclass
+class Seen:
+    """What a scrub has seen so far: the first row of each (number, row context) and of each
+    number (a number seen in another context is judged again but counts as a duplicate)."""
+
+    keys: dict[RowKey, int] = field(default_factory=dict)
+    numbers: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -73,8 +89,12 @@ class _Chunk:
     state: list[str | None]
     dup_of: list[int | None]
     batch: Batch
+    keys: list[RowKey]  # the batch's numbers' keys
+    row_keys: list[RowKey | None]  # each row's key (None: not checked)
+    number_dup: list[bool]
+    context_error: list[tuple[str, ContextError] | None]
+    extra: list[dict[str, str]]  # each row's context for the checks (defaults included)
     task: asyncio.Task[list[Outcome]] | None = None
-    results: dict[str, Outcome] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,6 +104,7 @@ class _Layout:
     phone: int
     phone_name: str
     context: dict[str, int]
+    header: list[str] = field(default_factory=list)
 
 
 class Scrubber:
@@ -123,17 +144,49 @@ class Scrubber:
     # -- context ----------------------------------------------------------------------------
     def context(self, *, at: datetime | None = None, campaign: str = "default",
                 purpose: str | None = None, call_type: str | None = None) -> CheckContext:
-        """The check context: dial time (default now) and the campaign's profile."""
+        """The check context: dial time (default now) and the campaign's profile.
+
+        Refuses (:class:`~dncguard.errors.ContextError`) an unknown campaign, purpose or call
+        type, and a profile whose ``lists`` or ``skip_wireless`` name a list or source that
+        does not exist."""
         if at is not None and at.tzinfo is None:
             raise ValueError("the dial time needs a UTC offset")
         profile = self.settings.campaign(campaign)
+        self._check_profile(campaign, profile)
         return CheckContext(
             at=(at or self.clock()).astimezone(UTC),
             campaign=campaign,
-            purpose=purpose or profile.purpose,
-            call_type=call_type or profile.call_type,
+            purpose=clean_field("purpose", purpose) if purpose else profile.purpose,
+            call_type=clean_field("call_type", call_type) if call_type else profile.call_type,
             profile=profile,
         )
+
+    def known_names(self) -> set[str]:
+        """Every list and source name a campaign profile may select."""
+        names = {c.name for c in self.checks}
+        for c in self.checks:
+            names.update(c.versions().lists)
+        names.update(self.line_types.versions())
+        return names
+
+    def _check_profile(self, campaign: str, profile: CampaignProfile) -> None:
+        named = [*(profile.lists or []), *profile.skip_wireless]
+        if not named:
+            return
+        known = self.known_names()
+        unknown = [n for n in named if n not in known]
+        if unknown:
+            raise ContextError(
+                "campaign", campaign, "a profile whose lists exist",
+                f"campaign {campaign!r} names lists or sources that do not exist: "
+                f"{', '.join(sorted(unknown))} (known: {', '.join(sorted(known)) or 'none'})")
+        wireless = set(self.line_types.versions())
+        odd = [n for n in profile.skip_wireless if n not in wireless]
+        if odd:
+            raise ContextError(
+                "campaign", campaign, "skip_wireless naming wireless lists",
+                f"campaign {campaign!r}: skip_wireless names lists that are not wireless "
+                f"lists: {', '.join(sorted(odd))}")
 
     def versions(self, ctx: CheckContext) -> DataVersions:
         """The data versions a verdict in this context relies on."""
@@ -145,7 +198,7 @@ class Scrubber:
             merged.lists.update({k: d for k, d in v.lists.items() if ctx.selects(k)})
             merged.ruleset = v.ruleset or merged.ruleset
         merged.lists.update({k: d for k, d in self.line_types.versions().items()
-                             if ctx.selects(k)})
+                             if ctx.reads_wireless(k)})
         return merged
 
     # -- core -------------------------------------------------------------------------------
@@ -184,51 +237,126 @@ class Scrubber:
             parts.append(res)
         return merge(parts, n)
 
-    def _prepare(self, rows: list[InputRow], layout: _Layout, seen: dict[str, int],
+    def _row_contexts(self, rows: list[InputRow], layout: _Layout
+                      ) -> tuple[list[dict[str, str]], list[tuple[str, ContextError] | None]]:
+        """Each readable row's own context values, cleaned (see :mod:`dncguard.context`), and
+        the first value of each row that is not understood (the column and the error)."""
+        own: list[dict[str, str]] = []
+        bad: list[tuple[str, ContextError] | None] = []
+        columns = list(layout.context.items())
+        memo: dict[tuple[str, str], str | ContextError] = {}
+        for r in rows:
+            values: dict[str, str] = {}
+            problem: tuple[str, ContextError] | None = None
+            if r.error is None:
+                for name, col in columns:
+                    raw = r.fields[col]
+                    hit = memo.get((name, raw))
+                    if hit is None:
+                        try:
+                            hit = clean_field(name, raw)
+                        except ContextError as exc:
+                            hit = exc
+                        memo[(name, raw)] = hit
+                    if isinstance(hit, ContextError):
+                        header = layout.header[col] if col < len(layout.header) else name
+                        problem = (header, hit)
+                        break
+                    if hit:
+                        values[name] = hit
+            own.append(values)
+            bad.append(problem)
+        return own, bad
+
+    def _prepare(self, rows: list[InputRow], layout: _Layout, seen: Seen,
                  defaults: dict[str, str]) -> _Chunk:
-        region_col = layout.context.get("region")
+        """Normalise a chunk's rows and find the (number, row context) pairs to check.
+
+        A row whose context column holds a value that is not understood is not checked (it
+        becomes ``error`` / CONTEXT_INVALID). A number seen before with the same row context
+        shares that row's verdict (DUPLICATE); with another context it is judged on its own,
+        and counts as a duplicate number in the summary."""
+        own, bad = self._row_contexts(rows, layout)
         raws, hints, good = [], [], []
         for i, r in enumerate(rows):
-            if r.error is None:
+            if r.error is None and bad[i] is None:
                 good.append(i)
                 raws.append(r.fields[layout.phone])
-                hint = r.fields[region_col].strip() if region_col is not None else ""
-                hints.append(hint or defaults.get("region") or self.settings.default_region)
+                hints.append(own[i].get("region") or defaults.get("region")
+                             or self.settings.default_region)
         parsed = normalise_many(raws, hints)
         norm: list[Normalised | None] = [None] * len(rows)
         for i, parsed_one in zip(good, parsed, strict=True):
             norm[i] = parsed_one
         state: list[str | None] = [None] * len(rows)
         dup_of: list[int | None] = [None] * len(rows)
+        row_keys: list[RowKey | None] = [None] * len(rows)
+        number_dup = [False] * len(rows)
+        keys: list[RowKey] = []
         e164s: list[str] = []
         regions: list[str] = []
         states: list[str | None] = []
         extras: list[dict[str, str]] = []
-        state_col = layout.context.get("state")
+        row_extra: list[dict[str, str]] = [{}] * len(rows)
         for i, (r, n) in enumerate(zip(rows, norm, strict=True)):
             if n is None or not n.ok:
                 continue
             assert n.e164 is not None and n.region is not None
-            given = r.fields[state_col].strip().upper() if state_col is not None else ""
-            state[i] = given or defaults.get("state", "").upper() or state_for(n.e164)
-            first = seen.get(n.e164)
+            values = own[i]
+            state[i] = values.get("state") or defaults.get("state") or state_for(n.e164)
+            key: RowKey = (n.e164, tuple(values.get(f, "") for f in CONTEXT_FIELDS))
+            row_keys[i] = key
+            row_extra[i] = {**defaults, **values} if values else defaults
+            number_dup[i] = n.e164 in seen.numbers
+            seen.numbers.add(n.e164)
+            first = seen.keys.get(key)
             if first is not None:
                 dup_of[i] = first
                 continue
-            seen[n.e164] = r.row
-            extra = row_context(r, layout, defaults)
+            seen.keys[key] = r.row
+            keys.append(key)
             e164s.append(n.e164)
             regions.append(n.region)
             states.append(state[i])
-            extras.append(extra)
-        return _Chunk(rows, norm, state, dup_of, Batch.of(e164s, regions, states, extras))
+            extras.append(dict(row_extra[i]))
+        return _Chunk(rows, norm, state, dup_of, Batch.of(e164s, regions, states, extras),
+                      keys, row_keys, number_dup, bad, row_extra)
 
-    def _results(self, chunk: _Chunk, known: dict[str, Outcome],
+    async def check_chunk(self, chunk: _Chunk, ctx: CheckContext,
+                          known: dict[RowKey, Outcome], layout: _Layout) -> list[RowResult]:
+        """Check a prepared chunk's new keys and return its rows' results. ``known`` holds the
+        outcomes found so far; duplicates of keys first seen in a chunk whose outcomes are not
+        in ``known`` (a job resumed after a restart) are checked again here."""
+        outcomes = await self.check_batch(chunk.batch, ctx)
+        known.update(zip(chunk.keys, outcomes, strict=True))
+        missing: dict[RowKey, int] = {}
+        for i, key in enumerate(chunk.row_keys):
+            if key is not None and key not in known:
+                missing.setdefault(key, i)
+        if missing:
+            idx = list(missing.values())
+            norm = [chunk.norm[i] for i in idx]
+            batch = Batch.of([k[0] for k in missing],
+                             [(n.region or "") if n is not None else "" for n in norm],
+                             [chunk.state[i] for i in idx], [dict(chunk.extra[i]) for i in idx])
+            known.update(zip(missing, await self.check_batch(batch, ctx), strict=True))
+        return self._results(chunk, known, layout)
+
+    def _results(self, chunk: _Chunk, known: dict[RowKey, Outcome],
                  layout: _Layout) -> list[RowResult]:
         out = []
-        for r, n, st, dup in zip(chunk.rows, chunk.norm, chunk.state, chunk.dup_of,
-                                 strict=True):
+        for i, (r, n, st, dup) in enumerate(zip(chunk.rows, chunk.norm, chunk.state,
+                                                chunk.dup_of, strict=True)):
             raw = r.fields[layout.phone] if r.fields else ""
+            problem = chunk.context_error[i]
+            if problem is not None:
+                column, exc = problem
+                detail = f"row {r.row}, column {column!r}: {exc.why}; the row was not checked"
+                reason = Reason(code=ReasonCode.CONTEXT_INVALID, decision=Decision.ERROR,
+                                detail=detail)
+                out.append(RowResult(r.row, raw, r.fields, None, None, None, Decision.ERROR,
+                                     [reason], None, error=(r.row, column, exc.why)))
+                continue
             if n is None:
                 msg = r.error or "unreadable row"
                 reason = Reason(code=ReasonCode.MALFORMED_ROW, decision=Decision.INVALID,
@@ -244,14 +372,16 @@ class Scrubber:
                                      Decision.INVALID, [reason], None,
                                      error=(r.row, layout.phone_name, n.message)))
                 continue
-            assert n.e164 is not None
-            res = known[n.e164]
+            key = chunk.row_keys[i]
+            assert n.e164 is not None and key is not None
+            res = known[key]
             reasons = list(res.reasons)
             if dup is not None:
                 reasons.append(Reason(code=ReasonCode.DUPLICATE, decision=Decision.ALLOW,
                                       detail=f"duplicate of row {dup}"))
             out.append(RowResult(r.row, raw, r.fields, n.e164, n.region, st, res.decision,
-                                 reasons, res.next_allowed_at, duplicate_of=dup))
+                                 reasons, res.next_allowed_at, duplicate_of=dup,
+                                 number_dup=chunk.number_dup[i]))
         return out
 
     async def _run_rows(
@@ -265,8 +395,8 @@ class Scrubber:
         """Process rows chunk by chunk; ``sink`` receives results in input order."""
         size = self.settings.chunk_size
         gate = asyncio.Semaphore(self.settings.concurrency)
-        seen: dict[str, int] = {}
-        known: dict[str, Outcome] = {}
+        seen = Seen()
+        known: dict[RowKey, Outcome] = {}
         pending: deque[_Chunk] = deque()
 
         async def run(chunk: _Chunk) -> list[Outcome]:
@@ -279,8 +409,8 @@ class Scrubber:
             while pending and (wait_all or (pending[0].task and pending[0].task.done())):
                 chunk = pending.popleft()
                 assert chunk.task is not None
-                for e164, outcome in zip(chunk.batch.e164, chunk.task.result(), strict=True):
-                    known[e164] = outcome
+                for key, outcome in zip(chunk.keys, chunk.task.result(), strict=True):
+                    known[key] = outcome
                 sink(self._results(chunk, known, layout))
 
         buf: list[InputRow] = []
@@ -317,6 +447,7 @@ class Scrubber:
                      defaults: dict[str, str] | None = None) -> list[Verdict]:
         """Verdicts for many numbers, in order, duplicates marked."""
         ctx = ctx or self.context()
+        defaults = _clean(defaults or {})
         layout = _Layout(0, "phone", {})
         rows = (InputRow(i, [p]) for i, p in enumerate(phones, 1))
         results: list[RowResult] = []
@@ -398,6 +529,7 @@ class Scrubber:
     ) -> ScrubSummary:
         started = self.clock()
         t0 = time.perf_counter()
+        defaults = _clean(defaults or {})
         table = None
         if self.columnar:
             try:
@@ -410,7 +542,7 @@ class Scrubber:
                 reader.header if reader is not None else []
             if header:
                 phone = find_phone_column(header, phone_column)
-                layout = _Layout(phone, header[phone], context_columns(header))
+                layout = _Layout(phone, header[phone], context_columns(header), header)
             else:
                 layout = _Layout(0, phone_column or "phone", {})
             versions = self.versions(ctx)
@@ -455,20 +587,10 @@ def count_results(builder: SummaryBuilder, results: list[RowResult]) -> None:
         builder.add_row(
             decision=r.decision, codes=[x.code for x in r.reasons],
             lists=[x.list for x in r.reasons if x.list], state=r.state or r.region,
-            duplicate=r.duplicate_of is not None,
-            first_of_unique=r.e164 is not None and r.duplicate_of is None
-            and r.decision is not Decision.INVALID,
+            duplicate=r.duplicate_of is not None or r.number_dup,
+            first_of_unique=r.e164 is not None and r.duplicate_of is None and not r.number_dup
+            and r.decision is not Decision.INVALID and r.error is None,
             error=r.error)
-
-
-def row_context(row: InputRow, layout: _Layout, defaults: dict[str, str]) -> dict[str, str]:
-    """A row's context for the checks: its own non-empty context columns over ``defaults``."""
-    extra = dict(defaults)
-    for name, col in layout.context.items():
-        value = row.fields[col].strip()
-        if value:
-            extra[name] = value
-    return extra
 
 
 def summary_path(output_path: Path) -> Path:
@@ -477,7 +599,9 @@ def summary_path(output_path: Path) -> Path:
 
 
 def _clean(defaults: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in defaults.items() if v}
+    """Per-row context defaults (flags, API fields), cleaned; :class:`ContextError` names
+    the first value that is not understood."""
+    return clean_context(defaults)
 
 
 def iso_utc(value: datetime | None) -> str:
@@ -508,6 +632,5 @@ def count_rows(path: Path) -> int | None:
         return None
 
 
-__all__ = ["Outcome", "RowResult", "Scrubber", "count_results", "count_rows", "iso_utc",
-           "result_cells", "row_context",
-           "summary_path"]
+__all__ = ["Outcome", "RowKey", "RowResult", "Scrubber", "Seen", "count_results", "count_rows",
+           "iso_utc", "result_cells", "summary_path"]

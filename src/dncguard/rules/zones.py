@@ -22,6 +22,7 @@ from phonenumbers import timezone as pn_timezone
 
 from ..nanp import FALLBACK, PREFIXES, load_table, metadata_fingerprint
 from ..phones import state_for
+from ..places import zip_state
 from .loader import Ruleset, load_ruleset
 
 log = logging.getLogger(__name__)
@@ -61,17 +62,14 @@ def _zip_zones(ruleset: Ruleset, zip_code: str, state: str) -> list[str]:
 
 
 def _zip_state(ruleset: Ruleset, region: str, zip_code: str) -> str | None:
-    """The state or province of a US ZIP or Canadian postal code (NANP regions only)."""
+    """The state or province of a US ZIP or Canadian postal code (NANP regions only): US ZIP
+    codes from the shipped ZIP table (:mod:`dncguard.places`)."""
     code = zip_code.strip().upper()
     if region not in ("US", "CA") or not code:
         return None
     if code[0].isalpha():
         return ruleset.zones.ca_postal_provinces.get(code[0])
-    digits = code[:3]
-    if len(digits) < 3 or not digits.isdigit():
-        return None
-    hit = _in_ranges(ruleset.zones.zip3_states, int(digits))
-    return hit if isinstance(hit, str) else None
+    return zip_state(code[:5])
 
 
 def _pn_zones(e164: str) -> tuple[str, ...]:

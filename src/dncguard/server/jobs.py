@@ -29,18 +29,18 @@ from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import audit
-from ..checks import Batch
 from ..config import Settings
 from ..errors import InputError
 from ..models import Decision
 from ..pipeline import (
     Outcome,
+    RowKey,
     RowResult,
     Scrubber,
+    Seen,
     _Layout,
     count_results,
     result_cells,
-    row_context,
 )
 from ..remote.prefilter import merge_stats, tally
 from ..store import as_utc, utcnow
@@ -369,10 +369,10 @@ class JobRunner:
                 self._fail(job.id, str(exc))
                 return
             layout = _Layout(phone, header[phone] if header else "phone",
-                             context_columns(header))
+                             context_columns(header), header)
             self.store.chunk_path(job.id, 0).parent.mkdir(parents=True, exist_ok=True)
-            seen: dict[str, int] = {}
-            known: dict[str, Outcome] = {}
+            seen = Seen()
+            known: dict[RowKey, Outcome] = {}
             counts: Counter[str] = Counter(job.counts)
             rows_done = job.rows_done
             k = 0
@@ -416,24 +416,11 @@ class JobRunner:
         await asyncio.to_thread(self._finish, job, k, output_header(header))
 
     async def _check_chunk(self, scrubber: Scrubber, ctx: Any, rows: list[InputRow],
-                           layout: _Layout, seen: dict[str, int], known: dict[str, Outcome],
+                           layout: _Layout, seen: Seen, known: dict[RowKey, Outcome],
                            defaults: dict[str, str]) -> list[RowResult]:
         prepared = scrubber._prepare(rows, layout, seen, defaults)
-        outcomes = await scrubber.check_batch(prepared.batch, ctx)
-        known.update(zip(prepared.batch.e164, outcomes, strict=True))
-        # duplicates of numbers first seen in a chunk committed before a restart
-        missing: dict[str, int] = {}
-        for i, (n, dup) in enumerate(zip(prepared.norm, prepared.dup_of, strict=True)):
-            if dup is not None and n is not None and n.e164 and n.e164 not in known:
-                missing.setdefault(n.e164, i)
-        if missing:
-            idx = list(missing.values())
-            batch = Batch.of(list(missing), [prepared.norm[i].region or ""  # type: ignore[union-attr]
-                                             for i in idx],
-                             [prepared.state[i] for i in idx],
-                             [row_context(rows[i], layout, defaults) for i in idx])
-            known.update(zip(batch.e164, await scrubber.check_batch(batch, ctx), strict=True))
-        return scrubber._results(prepared, known, layout)
+        # duplicates of keys first seen in a chunk committed before a restart are checked again
+        return await scrubber.check_chunk(prepared, ctx, known, layout)
 
     def _write_chunk(self, job: JobInfo, k: int, results: list[RowResult], scrubber: Scrubber,
                      ctx: Any, prefilter: dict[str, dict[str, Any]] | None = None) -> None:

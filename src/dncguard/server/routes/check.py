@@ -8,11 +8,13 @@ from typing import Literal
 import anyio
 from fastapi import APIRouter
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy.exc import SQLAlchemyError
 
 from ... import audit
 from ...checks import CheckContext
+from ...context import clean_field
+from ...errors import ContextError
 from ...models import Verdict
 from ...pipeline import Scrubber
 from ...store import utcnow
@@ -25,26 +27,47 @@ router = APIRouter(tags=["check"])
 
 
 class CheckOptions(BaseModel):
-    """The context a number is checked in; everything is optional."""
+    """The context a number is checked in; everything is optional, nothing is ignored: a value
+    that is not understood answers 422 naming the field (see ``dncguard.context``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     campaign: str = Field(default="default", min_length=1, max_length=100,
-                          description="Campaign profile name (settings [campaigns.NAME])")
+                          description="Campaign profile name: default or a configured "
+                                      "[campaigns.NAME]; any other name answers 422")
     purpose: Literal["telemarketing", "informational", "collections"] | None = None
     call_type: Literal["manual", "autodialed", "prerecorded"] | None = None
-    state: str | None = Field(default=None, max_length=10, description="Called party's state")
-    zip: str | None = Field(default=None, max_length=12, description="ZIP or postal code")
-    line_type: Literal["mobile", "landline", "voip"] | None = None
+    state: str | None = Field(default=None, max_length=40,
+                              description="Called party's state or province: code, name or AP "
+                                          "abbreviation (FL, Florida, Fla.)")
+    zip: str | None = Field(default=None, max_length=12,
+                            description="US ZIP (12345, 12345-6789), Canadian postal code or "
+                                        "UK postcode")
+    line_type: str | None = Field(default=None, max_length=20,
+                                  description="mobile (wireless, cell), landline (wireline, "
+                                              "fixed) or voip")
     timezone: str | None = Field(default=None, max_length=64, description="IANA zone")
-    region: Literal["US", "CA", "GB", "AU"] | None = Field(
-        default=None, description="Region of a number written in national format")
+    region: str | None = Field(
+        default=None, max_length=4,
+        description="Region of a number written in national format: US, CA, GB (UK), AU")
+    subject: str | None = Field(default=None, max_length=200,
+                                description="Frequency-cap subject, e.g. a debt id")
     at: Instant | None = Field(
         default=None, description="Dial time, an ISO 8601 instant with an offset (default now)")
 
+    @field_validator("state", "zip", "line_type", "timezone", "region", "subject")
+    @classmethod
+    def _understood(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        try:
+            return clean_field(str(info.field_name), value) or None
+        except ContextError as exc:
+            raise ValueError(exc.why) from None
+
     def defaults(self) -> dict[str, str]:
         values = {"state": self.state, "zip": self.zip, "line_type": self.line_type,
-                  "timezone": self.timezone, "region": self.region}
+                  "timezone": self.timezone, "region": self.region, "subject": self.subject}
         return {k: v for k, v in values.items() if v}
 
 
@@ -75,8 +98,14 @@ async def _audit(svc: Service, verdicts: list[Verdict], key: object) -> None:
 
 
 def _context(svc: Service, options: CheckOptions) -> CheckContext:
-    return Scrubber(svc.settings).context(at=options.at, campaign=options.campaign,
-                                          purpose=options.purpose, call_type=options.call_type)
+    """The check context of a request; an unknown campaign answers 422 naming it."""
+    try:
+        return Scrubber(svc.settings).context(at=options.at, campaign=options.campaign,
+                                              purpose=options.purpose,
+                                              call_type=options.call_type)
+    except ContextError as exc:
+        raise ApiError(422, str(exc), fields=[FieldError(field=f"body.{exc.field}",
+                                                          message=exc.why)]) from None
 
 
 @router.post("/v1/check", response_model=Verdict,

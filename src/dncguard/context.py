@@ -1,0 +1,147 @@
+"""One place where the context a number is judged in is read and validated.
+
+Context arrives as CLI flags, scrub-file columns, API fields, job-upload fields and campaign
+profiles; all of them go through :func:`clean_field` (one value) or :func:`clean_context`
+(several). Every value is either understood and returned in its canonical form, or refused
+with a :class:`ContextError` that names the field, the value and the accepted forms. Nothing
+is dropped: a value the rules could not read would otherwise judge the number as if the row
+had said nothing, which can turn a stop into an allow.
+
+============  ==========================================================================
+field         accepted (any case, surrounding spaces ignored) -> canonical form
+============  ==========================================================================
+region        ``US``, ``CA``, ``GB`` (or ``UK``), ``AU`` -> the code
+state         a US state, DC or territory, or a Canadian province or territory, as its
+              postal code, its name (English or French) or an AP abbreviation
+              (``Florida``, ``fla.``, ``FL``) -> the postal code (``FL``)
+zip           US: five digits or ZIP+4 (``12345-6789``, ``123456789``) of a known ZIP code
+              -> the five digits; Canada: a postal code (``K1A 0B1``) -> ``K1A 0B1``;
+              UK: a postcode (``SW1A 1AA``). Four digits are refused: an Australian
+              postcode and a US ZIP that lost its leading zero look alike.
+timezone      an IANA zone name (``America/New_York``) -> the name as given
+line_type     ``mobile`` (``wireless``, ``cell``), ``landline`` (``wireline``, ``fixed``),
+              ``voip`` -> ``mobile`` / ``landline`` / ``voip``
+subject       any text up to 200 characters (a frequency-cap subject such as a debt id)
+============  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .config import SUPPORTED_REGIONS
+from .errors import ContextError
+from .places import subdivision, zip_state
+
+#: Per-row context fields, in the order they key a row's context.
+CONTEXT_FIELDS = ("region", "state", "zip", "timezone", "line_type", "subject")
+PURPOSES = ("telemarketing", "informational", "collections")
+CALL_TYPES = ("manual", "autodialed", "prerecorded")
+LINE_TYPES = ("mobile", "landline", "voip")
+_LINE_ALIASES = {"mobile": "mobile", "wireless": "mobile", "cell": "mobile",
+                 "cellular": "mobile", "landline": "landline", "wireline": "landline",
+                 "fixed": "landline", "voip": "voip"}
+_CA_POSTAL = re.compile(r"^([ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z]) ?(\d[ABCEGHJ-NPRSTV-Z]\d)$")
+_GB_POSTCODE = re.compile(r"^([A-Z]{1,2}\d[A-Z\d]?) ?(\d[A-Z]{2})$")
+_US_ZIP = re.compile(r"^(\d{5})(?:-?(\d{4}))?$")
+MAX_SUBJECT = 200
+
+ACCEPTED: dict[str, str] = {
+    "region": "one of US, CA, GB (or UK), AU",
+    "state": "a US state, DC or territory, or a Canadian province, as its postal code "
+             "(FL), its name (Florida) or an AP abbreviation (Fla.)",
+    "zip": "a known US ZIP code (12345 or 12345-6789), a Canadian postal code (K1A 0B1) "
+           "or a UK postcode (SW1A 1AA)",
+    "timezone": "an IANA time zone name such as America/New_York",
+    "line_type": "mobile (or wireless, cell), landline (or wireline, fixed) or voip",
+    "subject": f"text of at most {MAX_SUBJECT} characters",
+    "purpose": "one of " + ", ".join(PURPOSES),
+    "call_type": "one of " + ", ".join(CALL_TYPES),
+}
+
+
+def _refuse(field: str, value: str, why: str | None = None) -> ContextError:
+    return ContextError(field, value, ACCEPTED.get(field, ""), why)
+
+
+def _zone(value: str) -> str:
+    if "/" not in value and value.upper() not in ("UTC", "GMT"):
+        raise ValueError(value)  # "EST", "Eastern": abbreviations are ambiguous
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(value) from None
+    return value
+
+
+def clean_field(field: str, value: str) -> str:
+    """The canonical form of one context value, or :class:`ContextError`. An empty value
+    (after stripping) is returned as ``""``: missing, not wrong."""
+    text = value.strip()
+    if not text:
+        return ""
+    if field == "region":
+        code = text.upper()
+        code = "GB" if code == "UK" else code
+        if code not in SUPPORTED_REGIONS:
+            raise _refuse(field, value)
+        return code
+    if field == "state":
+        found = subdivision(text)
+        if found is None:
+            raise _refuse(field, value)
+        return found[1]
+    if field == "zip":
+        us = _US_ZIP.match(text)
+        if us:
+            if zip_state(us.group(1)) is None:
+                raise _refuse(field, value, f"{text!r} is not a known US ZIP code")
+            return us.group(1)
+        ca = _CA_POSTAL.match(text.upper())
+        if ca:
+            return f"{ca.group(1)} {ca.group(2)}"
+        gb = _GB_POSTCODE.match(text.upper())
+        if gb:
+            return f"{gb.group(1)} {gb.group(2)}"
+        raise _refuse(field, value)
+    if field == "timezone":
+        try:
+            return _zone(text)
+        except ValueError:
+            raise _refuse(field, value) from None
+    if field == "line_type":
+        line = _LINE_ALIASES.get(text.lower())
+        if line is None:
+            raise _refuse(field, value)
+        return line
+    if field == "subject":
+        if len(text) > MAX_SUBJECT:
+            raise _refuse(field, value, f"longer than {MAX_SUBJECT} characters")
+        return text
+    if field == "purpose":
+        if text.lower() not in PURPOSES:
+            raise _refuse(field, value)
+        return text.lower()
+    if field == "call_type":
+        if text.lower() not in CALL_TYPES:
+            raise _refuse(field, value)
+        return text.lower()
+    raise _refuse(field, value, "is not a context field")
+
+
+def clean_context(values: Mapping[str, str | None]) -> dict[str, str]:
+    """Canonical non-empty values of several context fields (the first wrong one raises)."""
+    out: dict[str, str] = {}
+    for field, value in values.items():
+        if value is None:
+            continue
+        cleaned = clean_field(field, value)
+        if cleaned:
+            out[field] = cleaned
+    return out
+
+
+__all__ = ["ACCEPTED", "CALL_TYPES", "CONTEXT_FIELDS", "ContextError", "LINE_TYPES",
+           "PURPOSES", "clean_context", "clean_field"]
