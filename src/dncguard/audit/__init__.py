@@ -24,6 +24,7 @@ from ..models import Verdict
 from ..phones import mask
 from ..store import get_engine
 from ..summary import ScrubSummary
+from .chain import Pending
 from .export import (
     EXPORT_TOPIC,
     ExportWorker,
@@ -32,10 +33,12 @@ from .export import (
     export_payload,
     outbox_metrics,
 )
+from .health import AuditHealth, health, readiness_problems
 from .jobs import AuditError, new_job_id, prove, verify_proof
 from .jobs import record_job as _record_job
 from .log import GENESIS, AuditLog, AuditRecord, VerifyResult
 from .settings import AuditSettings, load_audit_settings
+from .writer import AuditUnavailable, AuditWriter
 
 #: Actions recorded for list changes.
 LIST_ACTIONS = ("import", "changes", "rm", "add", "remove", "sync", "push", "consent", "attempt")
@@ -56,25 +59,53 @@ def audit_log(settings: Settings, conn: Connection | None = None) -> AuditLog:
     return log
 
 
+_writers: dict[tuple[str, str, str], AuditWriter] = {}
+
+
+def audit_writer(settings: Settings) -> AuditWriter:
+    """This process's group-commit writer for these settings (see :mod:`.writer`)."""
+    key = (str(settings.home), settings.db_url, str(settings.config_file))
+    found = _writers.get(key)
+    if found is None or found.log is not audit_log(settings):
+        found = AuditWriter(audit_log(settings), health(settings))
+        _writers[key] = found
+    return found
+
+
 def _check_fields(log: AuditLog, verdict: Verdict, who: str | None,
-                  extra: dict[str, Any]) -> dict[str, Any]:
+                  extra: dict[str, Any]) -> Pending:
+    """A check's record, encoded (its values are JSON-native as built here)."""
+    reasons = verdict.reasons
     data: dict[str, Any] = {
         "dial_time": verdict.dial_time.isoformat(),
         "checked_at": verdict.checked_at.isoformat(),
         "region": verdict.region, "state": verdict.state,
         "next_allowed_at": verdict.next_allowed_at.isoformat() if verdict.next_allowed_at
         else None,
-        "lists": sorted({r.list for r in verdict.reasons if r.list}),
-        "sources": sorted({r.source for r in verdict.reasons if r.source}),
-        "rules": sorted({r.rule for r in verdict.reasons if r.rule}),
-        **extra,
+        "lists": sorted({r.list for r in reasons if r.list}),
+        "sources": sorted({r.source for r in reasons if r.source}),
+        "rules": sorted({r.rule for r in reasons if r.rule}),
     }
+    native = True
+    if extra:
+        data.update(extra)
+        native = False
     if verdict.e164 is None and verdict.input.strip():
         data["input_hmac"] = log.number_hmac(verdict.input.strip())
     subject = mask(verdict.e164) if verdict.e164 else None
+    versions = {"lists": dict(verdict.versions.lists), "ruleset": verdict.versions.ruleset}
     return log.fields("check", "check", who=who, subject=subject, number=verdict.e164,
-                      decision=verdict.decision.value, reason_codes=verdict.reason_codes,
-                      versions=verdict.versions.model_dump(mode="json"), data=data)
+                      decision=verdict.decision.value,
+                      reason_codes=[str(c) for c in verdict.reason_codes], versions=versions,
+                      data=data, native=native)
+
+
+def check_fields(settings: Settings, verdicts: list[Verdict], *, who: str | None = None,
+                 **extra: Any) -> list[Pending]:
+    """The records of these checks, encoded, ready for :meth:`AuditLog.append_many` (or an
+    :class:`AuditWriter`): the costly part of recording, done before the chain is locked."""
+    log = audit_log(settings)
+    return [_check_fields(log, v, who, extra) for v in verdicts]
 
 
 def record_check(settings: Settings, verdict: Verdict, *, who: str | None = None,
@@ -116,12 +147,20 @@ __all__ = [
     "GENESIS",
     "LIST_ACTIONS",
     "AuditError",
+    "AuditHealth",
+    "AuditUnavailable",
+    "AuditWriter",
     "AuditLog",
     "AuditRecord",
     "AuditSettings",
     "ExportWorker",
     "VerifyResult",
+    "Pending",
     "audit_log",
+    "audit_writer",
+    "health",
+    "readiness_problems",
+    "check_fields",
     "enqueue_export",
     "export_file",
     "export_payload",

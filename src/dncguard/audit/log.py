@@ -47,6 +47,7 @@ from ..config import Settings
 from ..outbox import outbox_table
 from ..phones import mask
 from ..store import as_utc, get_engine, metadata, utcnow
+from .chain import Pending, body_ok, insert_records, pending, scan
 from .settings import AuditSettings, audit_dir, hmac_key, load_audit_settings
 
 GENESIS = "0" * 64
@@ -210,6 +211,23 @@ def ensure_tables(bind: Engine | Connection) -> None:
             pass
 
 
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    seq: int
+    prev_hash: str
+    hash: str
+    kind: str
+    ok: bool  # the content matches the hash
+    record: AuditRecord | None
+    body: str | None
+
+    def data(self) -> dict[str, Any]:
+        if self.record is not None:
+            return self.record.data
+        found: dict[str, Any] = json.loads(self.body or "{}").get("data", {})
+        return found
+
+
 class AuditLog:
     """Appends to and verifies the audit chain of one home / database."""
 
@@ -276,25 +294,31 @@ class AuditLog:
                subject: str | None = None, number: str | None = None,
                decision: str | None = None, reason_codes: list[str] | None = None,
                versions: dict[str, Any] | None = None, data: dict[str, Any] | None = None,
-               at: datetime | None = None) -> dict[str, Any]:
-        """One record's stored fields (the arguments of :meth:`append`), for
-        :meth:`append_many`."""
-        return {
-            "at": as_utc(at or self.clock()), "kind": kind, "action": action, "who": who,
-            "subject": subject,
-            "number_hmac": self.number_hmac(number) if number else None,
-            "number_masked": mask(number) if number else None,
-            "decision": decision, "reason_codes": _jsonable(list(reason_codes or [])),
-            "versions": _jsonable(versions or {}), "data": _jsonable(data or {}),
-        }
+               at: datetime | None = None, native: bool = False) -> Pending:
+        """One record, encoded (the arguments of :meth:`append`), for :meth:`append_many`.
 
-    def append_many(self, many: list[dict[str, Any]], *, conn: Connection | None = None
+        ``native``: the values are already JSON-native (string keys, lists, no dates), so
+        the round trip through JSON that normalises them is skipped.
+        """
+        when = as_utc(at or self.clock())
+        assert when is not None
+        codes: list[str] = list(reason_codes or [])
+        vers: dict[str, Any] = versions or {}
+        values: dict[str, Any] = data or {}
+        if not native:
+            codes, vers, values = _jsonable(codes), _jsonable(vers), _jsonable(values)
+        return pending(when, kind, action, who, subject,
+                       self.number_hmac(number) if number else None,
+                       mask(number) if number else None, decision, codes, vers, values)
+
+    def append_many(self, many: list[Pending], *, conn: Connection | None = None
                     ) -> list[AuditRecord]:
-        """Append several records (built with :meth:`fields`) under one lock, in order."""
+        """Append several records (built with :meth:`fields`) under one lock, in order, in
+        one transaction (``conn``'s when given): one chain step per record, one insert."""
         if conn is not None:
-            return [self._append(conn, f, locked=i > 0) for i, f in enumerate(many)]
+            return self._write(conn, many)
         with self.engine.begin() as own:
-            return [self._append(own, f, locked=i > 0) for i, f in enumerate(many)]
+            return self._write(own, many)
 
     def _lock_head(self, conn: Connection) -> tuple[int, str]:
         """Lock the chain head for this transaction and read it."""
@@ -308,25 +332,45 @@ class AuditLog:
             return 0, GENESIS
         return int(row.seq), str(row.hash)
 
-    def _append(self, conn: Connection, fields: dict[str, Any], *, locked: bool = False
-                ) -> AuditRecord:
-        if locked:  # this transaction already holds the head lock
-            row = conn.execute(select(audit_head_table.c.seq, audit_head_table.c.hash).where(
-                audit_head_table.c.id == 1)).one()
-            seq, prev = int(row.seq), str(row.hash)
-        else:
-            seq, prev = self._lock_head(conn)
-        seq += 1
-        rec = AuditRecord(seq=seq, prev_hash=prev, hash="", **fields)
-        digest = rec.computed_hash()
-        conn.execute(insert(audit_records_table).values(
-            seq=seq, prev_hash=prev, hash=digest, **fields))
+    def _append(self, conn: Connection, fields: Pending) -> AuditRecord:
+        return self._write(conn, [fields])[0]
+
+    def _write(self, conn: Connection, many: list[Pending]) -> list[AuditRecord]:
+        """Lock the head, chain ``many`` after it, insert them, move the head, checkpoint."""
+        if not many:
+            return []
+        seq, prev = self._lock_head(conn)
+        first = seq + 1
+        rows: list[tuple[int, Pending, str, str]] = []
+        for p in many:
+            seq += 1
+            digest = p.digest(prev)
+            rows.append((seq, p, prev, digest))
+            prev = digest
+        insert_records(conn, rows)
         conn.execute(update(audit_head_table).where(audit_head_table.c.id == 1).values(
-            seq=seq, hash=digest))
-        if seq % self.audit.checkpoint_interval == 0:
-            conn.execute(insert(audit_checkpoints_table).values(
-                seq=seq, hash=digest, at=fields["at"], created_at=utcnow()))
-        return AuditRecord(seq=seq, prev_hash=prev, hash=digest, **fields)
+            seq=seq, hash=prev))
+        every = self.audit.checkpoint_interval
+        marks = rows[(-first) % every::every] if every else []
+        if marks:
+            now = utcnow()
+            conn.execute(insert(audit_checkpoints_table), [
+                {"seq": s, "hash": d, "at": p.at, "created_at": now} for s, p, _, d in marks])
+        return [AuditRecord(seq=s, at=p.at, kind=p.kind, action=p.action, who=p.who,
+                            subject=p.subject, number_hmac=p.number_hmac,
+                            number_masked=p.number_masked, decision=p.decision,
+                            reason_codes=p.reason_codes, versions=p.versions, data=p.data,
+                            prev_hash=pv, hash=d) for s, p, pv, d in rows]
+
+    def probe(self) -> None:
+        """A trial append (lock, chain, insert, move the head), rolled back: raises when the
+        chain cannot be written now."""
+        with self.engine.connect() as conn:
+            tx = conn.begin()
+            try:
+                self._write(conn, [self.fields("probe", "probe", native=True)])
+            finally:
+                tx.rollback()
 
     def checkpoint(self) -> int:
         """Checkpoint the current head now (also done every ``checkpoint_interval`` records)."""
@@ -413,7 +457,7 @@ class AuditLog:
         expected_seq: int | None = None
         expected_prev = GENESIS
         prunes: dict[int, str] = {}  # through_seq -> checkpoint hash, from prune records
-        for rec in self.records(upto=head_seq):
+        for rec in self._links(head_seq):
             if expected_seq is None:  # the first remaining record: find its anchor
                 res.first_seq = rec.seq
                 if rec.seq > 1:
@@ -429,7 +473,7 @@ class AuditLog:
                            else f"records {expected_seq} to {rec.seq - 1}")
                 return bad("deleted", expected_seq, f"{missing} deleted (the chain jumps from "
                            f"record {expected_seq - 1} to record {rec.seq})")
-            if rec.computed_hash() != rec.hash:
+            if not rec.ok:
                 return bad("edited", rec.seq, f"record {rec.seq} was edited: its content no "
                            "longer matches its hash")
             if rec.prev_hash != expected_prev:
@@ -442,8 +486,9 @@ class AuditLog:
                            f"after it deleted: record {rec.seq} was chained to a different "
                            "predecessor")
             if rec.kind == "prune":
-                prunes[int(rec.data.get("through_seq", 0))] = str(
-                    rec.data.get("checkpoint_hash", ""))
+                pdata = rec.data()
+                prunes[int(pdata.get("through_seq", 0))] = str(
+                    pdata.get("checkpoint_hash", ""))
             cp = cps.get(rec.seq)
             if cp is not None and cp != rec.hash:
                 return bad("checkpoint", rec.seq, f"checkpoint {rec.seq} does not match record "
@@ -485,6 +530,32 @@ class AuditLog:
                        + (f", anchored at checkpoint {res.anchored_at}" if res.anchored_at
                           else ""))
         return res
+
+    def _links(self, upto: int) -> Iterator[_Checked]:
+        """Records up to ``upto`` in order, each checked against its hash: the canonical JSON
+        is rebuilt in SQL; a record whose stored text is not canonical (older records) is
+        rebuilt from its parsed columns instead."""
+        with self.engine.connect() as conn:
+            for links in scan(conn, upto):
+                redo = {ln.seq for ln in links if not body_ok(ln)}
+                slow = self._records_at(sorted(redo)) if redo else {}
+                for ln in links:
+                    if ln.seq in redo:
+                        rec = slow.get(ln.seq)
+                        ok = rec is not None and rec.computed_hash() == rec.hash
+                        yield _Checked(ln.seq, ln.prev_hash, ln.hash, ln.kind, ok, rec, None)
+                    else:
+                        yield _Checked(ln.seq, ln.prev_hash, ln.hash, ln.kind, True, None,
+                                       ln.body)
+
+    def _records_at(self, seqs: list[int]) -> dict[int, AuditRecord]:
+        t = audit_records_table
+        out: dict[int, AuditRecord] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(seqs), 500):
+                for row in conn.execute(select(t).where(t.c.seq.in_(seqs[i:i + 500]))).all():
+                    out[int(row.seq)] = _record(row)
+        return out
 
     def _seq_of_hash(self, digest: str) -> int | None:
         with self.engine.connect() as conn:
@@ -529,13 +600,10 @@ class AuditLog:
             if dry_run:
                 return out
             conn.execute(delete(t).where(t.c.seq <= through))
-            self._append(conn, {
-                "at": as_utc(now), "kind": "prune", "action": "prune", "who": who,
-                "subject": None, "number_hmac": None, "number_masked": None, "decision": None,
-                "reason_codes": [], "versions": {},
-                "data": _jsonable({"through_seq": through, "checkpoint_hash": str(cp.hash),
-                                   "deleted": n, "cutoff": _iso(cutoff),
-                                   "retention_days": days, "jobs": len(jobs)})})
+            self._append(conn, self.fields(
+                "prune", "prune", who=who, at=now,
+                data={"through_seq": through, "checkpoint_hash": str(cp.hash), "deleted": n,
+                      "cutoff": _iso(cutoff), "retention_days": days, "jobs": len(jobs)}))
         for job in jobs:
             folder = self.folder / "jobs" / safe_name(job)
             if folder.is_dir():

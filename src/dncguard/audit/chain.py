@@ -1,0 +1,201 @@
+"""The chain's record encoding, bulk writes and the fast verification scan.
+
+A record's hash is the SHA-256 of its canonical JSON (sorted keys, no spaces, UTF-8), which is
+the concatenation of each field's own canonical JSON in key order. So a record is encoded once,
+before the chain's head is locked, into the bytes before and after its ``prev_hash``: under the
+lock each record costs one SHA-256. The JSON columns are stored as that same canonical text, so
+verification can rebuild the canonical bytes in SQL (string concatenation, no parsing) and hash
+them; a record whose stored text is not canonical (written before this encoding) is rebuilt
+from its parsed columns instead, which gives the same hash for an intact record.
+
+Writes are one ``executemany`` of a prepared ``INSERT`` on SQLite (its limit of 32,766 bound
+variables rules out one statement of 10,000 rows) and ``COPY`` on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert
+
+COLUMNS = ("seq", "at", "kind", "action", "who", "subject", "number_hmac", "number_masked",
+           "decision", "reason_codes", "versions", "data", "prev_hash", "hash")
+
+
+def jtext(value: Any) -> str:
+    """The canonical JSON text of a JSON-native value."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def jstr(value: str | None) -> str:
+    """The canonical JSON text of a string or None (a fast path for plain strings)."""
+    if value is None:
+        return "null"
+    if value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'
+    return json.dumps(value, ensure_ascii=False)
+
+
+@dataclass(slots=True)
+class Pending:
+    """One record ready to be chained: its fields, its JSON columns as canonical text and
+    its canonical bytes around ``prev_hash``."""
+
+    at: datetime
+    at_text: str  # ISO 8601, as hashed
+    kind: str
+    action: str
+    who: str | None
+    subject: str | None
+    number_hmac: str | None
+    number_masked: str | None
+    decision: str | None
+    reason_codes: list[str]
+    versions: dict[str, Any]
+    data: dict[str, Any]
+    reason_text: str
+    versions_text: str
+    data_text: str
+    head: bytes
+    tail: bytes
+
+    def digest(self, prev: str) -> str:
+        return hashlib.sha256(self.head + prev.encode("ascii") + self.tail).hexdigest()
+
+
+def pending(at: datetime, kind: str, action: str, who: str | None, subject: str | None,
+            number_hmac: str | None, number_masked: str | None, decision: str | None,
+            reason_codes: list[str], versions: dict[str, Any], data: dict[str, Any]
+            ) -> Pending:
+    """Encode one record; ``at`` is UTC and the three JSON values are JSON-native (string
+    keys, lists not tuples), i.e. exactly what reading them back returns."""
+    at_text = at.isoformat()
+    reason_text, versions_text, data_text = jtext(reason_codes), jtext(versions), jtext(data)
+    head = (f'{{"action":{jstr(action)},"at":"{at_text}","data":{data_text},'
+            f'"decision":{jstr(decision)},"kind":{jstr(kind)},'
+            f'"number_hmac":{jstr(number_hmac)},"number_masked":{jstr(number_masked)},'
+            f'"prev_hash":"')
+    tail = (f'","reason_codes":{reason_text},"subject":{jstr(subject)},'
+            f'"versions":{versions_text},"who":{jstr(who)}}}')
+    return Pending(at, at_text, kind, action, who, subject, number_hmac, number_masked,
+                   decision, reason_codes, versions, data, reason_text, versions_text,
+                   data_text, head.encode("utf-8"), tail.encode("utf-8"))
+
+
+# -- writing ------------------------------------------------------------------------------
+
+_SQLITE_INSERT = (f"INSERT INTO audit_records ({', '.join(COLUMNS)}) "
+                  f"VALUES ({', '.join('?' for _ in COLUMNS)})")
+_SQLITE_AT = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for DateTime on SQLite
+
+
+def insert_records(conn: Connection, rows: Sequence[tuple[int, Pending, str, str]]) -> None:
+    """Insert chained records ``(seq, pending, prev_hash, hash)`` in one statement batch."""
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        conn.exec_driver_sql(_SQLITE_INSERT, [
+            (seq, p.at.strftime(_SQLITE_AT), p.kind, p.action, p.who, p.subject,
+             p.number_hmac, p.number_masked, p.decision, p.reason_text, p.versions_text,
+             p.data_text, prev, digest) for seq, p, prev, digest in rows])
+        return
+    if dialect == "postgresql":
+        raw: Any = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(
+                f"COPY audit_records ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for seq, p, prev, digest in rows:
+                copy.write_row((seq, p.at, p.kind, p.action, p.who, p.subject, p.number_hmac,
+                                p.number_masked, p.decision, p.reason_text, p.versions_text,
+                                p.data_text, prev, digest))
+        return
+    from .log import audit_records_table  # other databases: SQLAlchemy's own insert
+
+    conn.execute(insert(audit_records_table), [
+        {"seq": seq, "at": p.at, "kind": p.kind, "action": p.action, "who": p.who,
+         "subject": p.subject, "number_hmac": p.number_hmac, "number_masked": p.number_masked,
+         "decision": p.decision, "reason_codes": p.reason_codes, "versions": p.versions,
+         "data": p.data, "prev_hash": prev, "hash": digest} for seq, p, prev, digest in rows])
+
+
+# -- the verification scan ----------------------------------------------------------------
+
+
+def _q(col: str, dialect: str) -> str:
+    if dialect == "postgresql":
+        return f"COALESCE(to_json({col})::text, 'null')"
+    return f"json_quote({col})"
+
+
+def _at(dialect: str) -> str:
+    if dialect == "postgresql":
+        u = "(at AT TIME ZONE 'UTC')"
+        return (f"to_char({u}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN to_char({u}, 'US') "
+                f"= '000000' THEN '' ELSE '.' || to_char({u}, 'US') END || '+00:00'")
+    return ("substr(at, 1, 10) || 'T' || CASE WHEN substr(at, 20) IN ('', '.000000') "
+            "THEN substr(at, 12, 8) ELSE substr(at, 12) END || '+00:00'")
+
+
+def body_sql(dialect: str) -> str:
+    """SQL rebuilding each record's canonical JSON from its stored columns."""
+    j = "::text" if dialect == "postgresql" else ""
+    return (
+        f"'{{\"action\":' || {_q('action', dialect)} || ',\"at\":\"' || {_at(dialect)} || "
+        f"'\",\"data\":' || data{j} || ',\"decision\":' || {_q('decision', dialect)} || "
+        f"',\"kind\":' || {_q('kind', dialect)} || ',\"number_hmac\":' || "
+        f"{_q('number_hmac', dialect)} || ',\"number_masked\":' || "
+        f"{_q('number_masked', dialect)} || ',\"prev_hash\":' || {_q('prev_hash', dialect)} || "
+        f"',\"reason_codes\":' || reason_codes{j} || ',\"subject\":' || "
+        f"{_q('subject', dialect)} || ',\"versions\":' || versions{j} || ',\"who\":' || "
+        f"{_q('who', dialect)} || '}}'")
+
+
+@dataclass(slots=True)
+class Link:
+    """What verification needs of one record."""
+
+    seq: int
+    prev_hash: str
+    hash: str
+    kind: str
+    body: str | None  # the rebuilt canonical JSON (None when SQL could not rebuild it)
+
+
+def scan(conn: Connection, upto: int, batch: int = 50_000) -> Iterator[list[Link]]:
+    """Every record up to ``upto`` in chain order, ``batch`` at a time."""
+    dialect = conn.dialect.name
+    mark = "%s" if dialect == "postgresql" else "?"
+    sql = (f"SELECT seq, prev_hash, hash, kind, {body_sql(dialect)} FROM audit_records "
+           f"WHERE seq > {mark} AND seq <= {mark} ORDER BY seq LIMIT {int(batch)}")
+    raw: Any = conn.connection.dbapi_connection
+    last = 0
+    while True:
+        cur = raw.cursor()
+        try:
+            cur.execute(sql, (last, upto))
+            rows = cur.fetchall()
+        finally:
+            cur.close()
+        if not rows:
+            return
+        yield [Link(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+        last = int(rows[-1][0])
+
+
+def body_ok(link: Link) -> bool:
+    """Whether the rebuilt canonical JSON hashes to the stored hash."""
+    if link.body is None:
+        return False
+    try:
+        return hashlib.sha256(link.body.encode("utf-8")).hexdigest() == link.hash
+    except UnicodeEncodeError:
+        return False
+
+
+__all__ = ["COLUMNS", "Link", "Pending", "body_ok", "body_sql", "insert_records", "jstr",
+           "jtext", "pending", "scan"]
