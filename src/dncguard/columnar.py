@@ -28,6 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .checks import Batch, CheckContext
+from .context import clean_field
+from .errors import ContextError
 from .findings import Index, Outcome
 from .models import Decision, ReasonCode
 from .phones import ERROR_CODES, NormalisedArrays, normalise_arrays, states_for_digits
@@ -98,12 +100,61 @@ def _read_parquet(path: Path) -> pa.Table:
                     names=table.column_names)
 
 
-def _py_map(cells: pa.Array, fn: Callable[[str], str]) -> pa.Array:
-    """``fn`` (a ``str`` method) of every cell, called once per distinct cell: Python's own
-    ``strip`` and ``upper``, exactly as the row path applies them."""
-    encoded = pc.dictionary_encode(cells)
-    values = pa.array([fn(v) for v in encoded.dictionary.to_pylist()], type=pa.string())
-    return values.take(encoded.indices)
+#: Most distinct row contexts a file may have on this path: a row's dedup key is its number's
+#: digits (< 10**15) times this plus its context id, in 64 bits.
+MAX_CONTEXTS = (2**64 - 1) // 10**15
+
+
+@dataclass
+class TableContexts:
+    """Every row's context (its cleaned context columns) as an id, and each id's values."""
+
+    row: npt.NDArray[np.int64] | None  # per row (None: no context columns, every id 0)
+    values: list[dict[str, str]]  # per id: the row's own non-empty cleaned values
+
+    @property
+    def count(self) -> int:
+        return len(self.values)
+
+
+def table_contexts(table: pa.Table) -> TableContexts:
+    """The rows' contexts, cleaned by :mod:`dncguard.context`. :class:`NotColumnar` when a
+    value is not understood (the row path reports each such row) or when the file has more
+    distinct contexts than :data:`MAX_CONTEXTS`."""
+    present = context_columns(list(table.column_names))
+    if not present:
+        return TableContexts(None, [{}])
+    key = np.zeros(table.num_rows, dtype=np.int64)
+    columns: list[tuple[str, list[str], npt.NDArray[np.int64]]] = []
+    for name, col in present.items():
+        encoded = pc.dictionary_encode(table.column(col).combine_chunks())
+        canon: list[str] = []
+        ids: dict[str, int] = {}
+        per_value = np.empty(len(encoded.dictionary), dtype=np.int64)
+        for i, raw in enumerate(encoded.dictionary.to_pylist()):
+            try:
+                value = clean_field(name, raw)
+            except ContextError as exc:
+                raise NotColumnar(f"column {name!r}: {exc.why}") from None
+            per_value[i] = ids.setdefault(value, len(canon))
+            if per_value[i] == len(canon):
+                canon.append(value)
+        indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        own = per_value[indices]
+        _, key = np.unique(key, return_inverse=True)  # renumbered: no overflow
+        key = key.reshape(-1).astype(np.int64) * len(canon) + own
+        columns.append((name, canon, own))
+    _, first, row = np.unique(key, return_index=True, return_inverse=True)
+    if first.size > MAX_CONTEXTS:
+        raise NotColumnar(f"{first.size:,} distinct row contexts")
+    values = []
+    for i in first.tolist():
+        found: dict[str, str] = {}
+        for name, canon, own in columns:
+            if canon[int(own[i])]:
+                found[name] = canon[int(own[i])]
+        values.append(found)
+    return TableContexts(row.reshape(-1).astype(np.int64), values)
 
 
 _Run = tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64], npt.NDArray[np.int64]]
@@ -154,9 +205,10 @@ class _Prepared:
     norm: NormalisedArrays
     okpos: npt.NDArray[np.int64]
     state: npt.NDArray[np.object_]
-    unique: npt.NDArray[np.int64]  # the row's unique number id
-    row_first: npt.NDArray[np.int64]  # the first row with the number
-    dup: npt.NDArray[np.bool_]
+    unique: npt.NDArray[np.int64]  # the row's unique (number, context) id
+    row_first: npt.NDArray[np.int64]  # the first row with the number and context
+    dup: npt.NDArray[np.bool_]  # shares an earlier row's verdict (DUPLICATE)
+    ndup: npt.NDArray[np.bool_]  # its number appeared before (in any context)
     batch: Batch | None  # the slice's new unique numbers, to check
 
 
@@ -192,21 +244,25 @@ class ColumnarScrub:
 
     def __init__(self, scrubber: Scrubber, table: pa.Table, ctx: CheckContext,
                  phone_column: str | None, defaults: dict[str, str],
-                 builder: SummaryBuilder) -> None:
+                 builder: SummaryBuilder, contexts: TableContexts | None = None) -> None:
         self.scrubber = scrubber
         self.table = table
         self.ctx = ctx
         self.header = list(table.column_names)
         self.phone = find_phone_column(self.header, phone_column)
         self.phone_name = self.header[self.phone]
-        self.context = context_columns(self.header)
+        self.contexts = contexts if contexts is not None else table_contexts(table)
         self.defaults = defaults
         self.builder = builder
-        self.seen = _Seen()
-        self.unique_count = 0  # unique valid numbers so far (their ids: 0, 1, ...)
+        self.seen = _Seen()  # (number, context) keys
+        self.seen_numbers = _Seen()  # numbers, when there are several contexts
+        self.unique_count = 0  # unique valid keys so far (their ids: 0, 1, ...)
         self.outcome_of = np.zeros(0, dtype=np.int64)  # unique id -> outcome id
         self.outcomes: list[Outcome] = []
         self.strings = _Strings()
+        values = self.contexts.values
+        self._ctx_state = np.array([v.get("state", "") for v in values], dtype=object)
+        self._ctx_region = np.array([v.get("region", "") for v in values], dtype=object)
 
     async def run(self, write: Callable[[list[pa.Array], Collection[int]], None],
                   progress: Callable[[int], None] | None) -> None:
@@ -277,39 +333,38 @@ class ColumnarScrub:
             if writing is not None:
                 await asyncio.wait([writing])
 
-    def _cells(self, name: str, columns: list[pa.Array]) -> pa.Array | None:
-        col = self.context.get(name)
-        return None if col is None else _py_map(columns[col], str.strip)
-
     def _prepare(self, columns: list[pa.Array], start: int) -> _Prepared:
-        """Normalise a slice and find its new unique numbers (the batch to check)."""
+        """Normalise a slice and find its new unique (number, context) keys (the batch)."""
         n = len(columns[0])
         settings = self.scrubber.settings
         rows = np.arange(start + 1, start + n + 1, dtype=np.int64)
         fallback = self.defaults.get("region") or settings.default_region
-        region_cells = self._cells("region", columns)
-        hints: list[str | None] | str = fallback if region_cells is None else [
-            h or fallback for h in region_cells.to_pylist()]
+        ctx_rows = self.contexts.row
+        ctx = ctx_rows[start:start + n] if ctx_rows is not None else None
+        hints: list[str] | str = fallback
+        if ctx is not None and any(self._ctx_region):
+            hints = [h or fallback for h in self._ctx_region[ctx].tolist()]
         norm = normalise_arrays(columns[self.phone], hints)
         ok = norm.ok
         okpos = np.flatnonzero(ok)
         digits = norm.digits[okpos]
+        rctx = ctx[okpos] if ctx is not None else np.zeros(okpos.size, dtype=np.int64)
 
         # -- per row state, as the row path finds it ---------------------------------------
         state = states_for_digits(digits)
-        given = self.defaults.get("state", "").upper()
+        given = self.defaults.get("state", "")
         if given:
             state[:] = given
-        state_cells = self._cells("state", columns)
-        if state_cells is not None:
-            own = np.asarray(_py_map(state_cells, str.upper).to_numpy(zero_copy_only=False),
-                             dtype=object)[okpos]
+        if ctx is not None and any(self._ctx_state):
+            own = self._ctx_state[rctx]
             state = np.where(own != "", own, state)
 
         # -- deduplicate, within the slice and against every earlier slice -----------------
-        # Each unique number gets an id (in number order within its slice); its outcome is
-        # known once its slice's checks finish.
-        uniq, first, inverse = np.unique(digits, return_index=True, return_inverse=True)
+        # A key is the number and its row context; each unique key gets an id (in key order
+        # within its slice); its outcome is known once its slice's checks finish.
+        k = self.contexts.count
+        key = digits if k == 1 else digits * np.uint64(k) + rctx.astype(np.uint64)
+        uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
         found, seen_row, uniq_id = self.seen.find(uniq)
         new = np.flatnonzero(~found)
         uniq_row = np.where(found, seen_row, rows[okpos[first]])
@@ -318,13 +373,26 @@ class ColumnarScrub:
             uniq_id[new] = self.unique_count + np.arange(new.size)
             self.unique_count += int(new.size)
             at = first[new]
-            batch = self._batch(norm.region_names, norm.region[okpos[at]], uniq[new],
-                                state[at], okpos[at], columns)
+            batch = self._batch(norm.region_names, norm.region[okpos[at]], digits[at],
+                                state[at], rctx[at])
             self.seen.add(uniq[new], uniq_row[new], uniq_id[new])
         inverse = inverse.reshape(-1)
         row_first = uniq_row[inverse]
+        dup = row_first != rows[okpos]
+        ndup = dup if k == 1 else self._number_dups(digits, rows[okpos])
         return _Prepared(start, columns, rows, norm, okpos, state, uniq_id[inverse], row_first,
-                         row_first != rows[okpos], batch)
+                         dup, ndup, batch)
+
+    def _number_dups(self, digits: npt.NDArray[np.uint64], rows: npt.NDArray[np.int64]
+                     ) -> npt.NDArray[np.bool_]:
+        """Which rows' numbers appeared in an earlier row (in any context)."""
+        uniq, first, inverse = np.unique(digits, return_index=True, return_inverse=True)
+        found, seen_row, _ = self.seen_numbers.find(uniq)
+        first_row = np.where(found, seen_row, rows[first])
+        new = np.flatnonzero(~found)
+        self.seen_numbers.add(uniq[new], first_row[new], np.zeros(new.size, dtype=np.int64))
+        result: npt.NDArray[np.bool_] = first_row[inverse.reshape(-1)] != rows
+        return result
 
     def _finish(self, p: _Prepared, found: tuple[list[Outcome], Index] | None
                 ) -> list[pa.Array]:
@@ -336,34 +404,18 @@ class ColumnarScrub:
             self.strings.add(outcomes)
         outcome = self.outcome_of[p.unique]
         ok = p.norm.ok
-        self._count(p.norm, ok, p.okpos, p.rows, p.state, outcome, p.dup)
+        self._count(p.norm, ok, p.okpos, p.rows, p.state, outcome, p.dup, p.ndup)
         return self._verdict_columns(p.norm, ok, p.okpos, p.rows, outcome, p.dup, p.row_first)
 
     def _batch(self, region_names: tuple[str, ...], region: npt.NDArray[np.int16],
                digits: npt.NDArray[np.uint64], state: npt.NDArray[np.object_],
-               at: npt.NDArray[np.int64], columns: list[pa.Array]) -> Batch:
-        """The new unique numbers with their first rows' context."""
+               rctx: npt.NDArray[np.int64]) -> Batch:
+        """The new unique keys' numbers with their rows' context."""
         e164 = pc.binary_join_element_wise("+", pc.cast(pa.array(digits), pa.string()), "")
         names = np.array(list(region_names), dtype=object)
         states = [s or None for s in state.tolist()]
-        take = pa.array(at)
-        present = [(name, pc.dictionary_encode(_py_map(columns[col].take(take), str.strip)))
-                   for name, col in self.context.items()]
-        key = np.zeros(digits.size, dtype=np.int64)
-        for _, encoded in present:  # one integer per combination of the row's values
-            width = len(encoded.dictionary)
-            _, key = np.unique(key, return_inverse=True)
-            key = key.reshape(-1).astype(np.int64) * width + np.asarray(
-                encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-        _, first, index = np.unique(key, return_index=True, return_inverse=True)
-        contexts = []
-        for i in first.tolist():
-            extra = dict(self.defaults)
-            for name, encoded in present:
-                value = encoded.dictionary[encoded.indices[i].as_py()].as_py()
-                if value:
-                    extra[name] = value
-            contexts.append(extra)
+        used, index = np.unique(rctx, return_inverse=True)
+        contexts = [{**self.defaults, **self.contexts.values[c]} for c in used.tolist()]
         batch = Batch.shared(e164.to_pylist(), digits, names[region].tolist(), states,
                              contexts, index.reshape(-1).astype(np.int64))
         batch.ids_known("region", region.astype(np.int64))
@@ -428,13 +480,14 @@ class ColumnarScrub:
 
     def _count(self, norm: NormalisedArrays, ok: npt.NDArray[np.bool_],
                okpos: npt.NDArray[np.int64], rows: npt.NDArray[np.int64],
-               state: npt.NDArray[np.object_],
-               outcome: npt.NDArray[np.int64], dup: npt.NDArray[np.bool_]) -> None:
+               state: npt.NDArray[np.object_], outcome: npt.NDArray[np.int64],
+               dup: npt.NDArray[np.bool_], ndup: npt.NDArray[np.bool_]) -> None:
         """Summary counts of the slice (what ``count_results`` adds row by row)."""
         k = len(self.outcomes)
         per = np.bincount(outcome, minlength=k)
-        dups = int(dup.sum())
-        firsts = np.bincount(outcome[~dup], minlength=k)
+        shared = int(dup.sum())  # rows with DUPLICATE
+        dups = int(ndup.sum())  # rows whose number appeared before
+        firsts = np.bincount(outcome[~ndup], minlength=k)
         reasons: Counter[str] = Counter()
         lists: Counter[str] = Counter()
         decisions: Counter[str] = Counter()
@@ -452,8 +505,8 @@ class ColumnarScrub:
                 source_errors += count
             if self.strings.decision_id[o] in _SUPPRESSED_IDS:
                 suppressed += int(firsts[o])
-        if dups:
-            reasons[ReasonCode.DUPLICATE] += dups
+        if shared:
+            reasons[ReasonCode.DUPLICATE] += shared
         bad = np.flatnonzero(~ok)
         texts = norm.message_texts
         for code_id, count in zip(*np.unique(norm.error[bad], return_counts=True), strict=True):
@@ -484,4 +537,5 @@ class ColumnarScrub:
             error_count=int(bad.size))
 
 
-__all__ = ["ColumnarScrub", "NotColumnar", "SLICE_ROWS", "read_table"]
+__all__ = ["ColumnarScrub", "NotColumnar", "SLICE_ROWS", "TableContexts", "read_table",
+           "table_contexts"]

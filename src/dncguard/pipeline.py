@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .checks import Batch, Check, CheckContext, LineTypes, default_checks, findings_of
-from .columnar import ColumnarScrub, NotColumnar, read_table
+from .columnar import ColumnarScrub, NotColumnar, read_table, table_contexts
 from .config import CampaignProfile, Settings, load_settings
 from .context import CONTEXT_FIELDS, clean_context, clean_field
 from .errors import ContextError
@@ -531,10 +531,13 @@ class Scrubber:
         t0 = time.perf_counter()
         defaults = _clean(defaults or {})
         table = None
+        contexts = None
         if self.columnar:
             try:
                 table = read_table(input_path)
+                contexts = table_contexts(table)
             except NotColumnar as why:
+                table = None
                 log.info("reading %s row by row: %s", input_path.name, why)
         reader = open_table(input_path) if table is None else None
         try:
@@ -564,8 +567,9 @@ class Scrubber:
             try:
                 with tally() as prefilter:  # the remote sources' pre-filter work in this run
                     if table is not None:
-                        await ColumnarScrub(self, table, ctx, phone_column, defaults or {},
-                                            builder).run(writer.write_columns, progress)
+                        await ColumnarScrub(self, table, ctx, phone_column, defaults,
+                                            builder, contexts).run(writer.write_columns,
+                                                                   progress)
                     elif header and reader is not None:
                         await self._run_rows(reader.rows(), layout, ctx, sink, defaults)
                 summary.prefilter = prefilter.stats()

@@ -47,8 +47,22 @@ class InputRow:
     error: str | None = None
 
 
+#: Parts of a column name that make it look like a phone column (``home_phone``, ``cell``).
+_PHONE_PARTS = ("phone", "mobile", "cell", "msisdn", "telephone")
+
+
+def phone_like(header: list[str]) -> list[str]:
+    """The columns whose names look like phone numbers (``e164`` only when nothing else
+    does: re-scrubbing a verdict file keeps its input's phone column)."""
+    names = [h for h in header
+             if _norm(h) in PHONE_COLUMN_NAMES or any(p in _norm(h) for p in _PHONE_PARTS)]
+    others = [h for h in names if _norm(h) != "e164"]
+    return others or names
+
+
 def find_phone_column(header: list[str], requested: str | None) -> int:
-    """The index of the phone column: the one named, else the first common phone name."""
+    """The index of the phone column: the one named, else the only phone-like column. A
+    header with several phone-like columns is refused: one of them would go unchecked."""
     if requested is not None:
         if requested in header:
             return header.index(requested)
@@ -56,10 +70,13 @@ def find_phone_column(header: list[str], requested: str | None) -> int:
         if requested.strip().lower() in lowered:
             return lowered.index(requested.strip().lower())
         raise InputError(f"no column named {requested!r}; columns: {', '.join(header) or 'none'}")
-    normed = [_norm(h) for h in header]
-    for candidate in PHONE_COLUMN_NAMES:
-        if candidate in normed:
-            return normed.index(candidate)
+    candidates = phone_like(header)
+    if len(candidates) > 1:
+        raise InputError(
+            f"several columns look like phone numbers: {', '.join(candidates)}; name the one "
+            "to check with --phone-column (scrub each column in its own run to check them all)")
+    if candidates:
+        return header.index(candidates[0])
     raise InputError(
         "no phone column found (looked for phone, phone_number, mobile, number, ...); columns: "
         f"{', '.join(header) or 'none'}; name it with --phone-column"

@@ -11,7 +11,7 @@ import sys
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import DncGuardError
+from ..errors import ContextError, DncGuardError
 from .audit import audit_app, report
 from .common import err_console
 from .cxone import app as cxone_app
@@ -54,6 +54,10 @@ def run(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err_console.print("aborted")
         return 130
+    except ContextError as exc:  # a flag, a campaign profile or a setting not understood
+        flag = f"--{exc.field.replace('_', '-')}"
+        err_console.print(f"[red]error:[/] {flag}: {exc.why}", highlight=False)
+        return 2
     except DncGuardError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
         return 2

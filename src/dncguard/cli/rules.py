@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ..checks import CheckContext
 from ..config import load_section
+from ..context import clean_context
 from ..phones import mask, normalise
 from ..rules.check import RulesCheck
 from ..rules.loader import load_ruleset
@@ -138,10 +139,8 @@ def when(
                        purpose=_choice(purpose, PURPOSES, "--purpose") or profile.purpose,
                        call_type=_choice(call_type, CALL_TYPES, "--call-type")
                        or profile.call_type, profile=profile)
-    extra = {k: v for k, v in {"state": state.upper() if state else None, "zip": zip_code,
-                               "timezone": timezone,
-                               "line_type": _choice(line_type, LINE_TYPES, "--line-type")}.items()
-             if v}
+    extra = clean_context({"state": state, "zip": zip_code, "timezone": timezone,
+                           "line_type": line_type})
     check = RulesCheck(cfg)
     result = check.when(n.e164, n.region, extra.get("state"), extra, ctx, days=days)
     zones = [ZoneInfo(z) for z in result.location.zones]

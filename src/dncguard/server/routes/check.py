@@ -19,6 +19,7 @@ from ...models import Verdict
 from ...pipeline import Scrubber
 from ...store import utcnow
 from ..checker import unavailable_verdict
+from ..context import context_or_422
 from ..deps import CheckKey, Service, ServiceDep
 from ..errors import ApiError, FieldError, Instant, responses
 
@@ -99,13 +100,8 @@ async def _audit(svc: Service, verdicts: list[Verdict], key: object) -> None:
 
 def _context(svc: Service, options: CheckOptions) -> CheckContext:
     """The check context of a request; an unknown campaign answers 422 naming it."""
-    try:
-        return Scrubber(svc.settings).context(at=options.at, campaign=options.campaign,
-                                              purpose=options.purpose,
-                                              call_type=options.call_type)
-    except ContextError as exc:
-        raise ApiError(422, str(exc), fields=[FieldError(field=f"body.{exc.field}",
-                                                          message=exc.why)]) from None
+    return context_or_422(Scrubber(svc.settings), at=options.at, campaign=options.campaign,
+                          purpose=options.purpose, call_type=options.call_type, where="body")
 
 
 @router.post("/v1/check", response_model=Verdict,

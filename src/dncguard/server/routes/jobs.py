@@ -12,7 +12,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
+from ...pipeline import Scrubber
 from ...store import utcnow
+from ..context import clean_or_422, context_or_422
 from ..deps import JobsKey, Service, ServiceDep
 from ..errors import ApiError, FieldError, Instant, responses
 from ..jobs import JobInfo
@@ -110,13 +112,19 @@ async def create_job(
     purpose: Literal["telemarketing", "informational", "collections"] | None = None,
     call_type: Literal["manual", "autodialed", "prerecorded"] | None = None,
     phone_column: Annotated[str | None, Query(max_length=200)] = None,
-    state: Annotated[str | None, Query(max_length=10)] = None,
+    state: Annotated[str | None, Query(max_length=40)] = None,
     zip: Annotated[str | None, Query(max_length=12)] = None,
-    line_type: Literal["mobile", "landline", "voip"] | None = None,
+    line_type: Annotated[str | None, Query(max_length=20)] = None,
     timezone: Annotated[str | None, Query(max_length=64)] = None,
-    region: Literal["US", "CA", "GB", "AU"] | None = None,
+    region: Annotated[str | None, Query(max_length=4)] = None,
+    subject: Annotated[str | None, Query(max_length=200)] = None,
 ) -> JobStatus:
-    """Returns at once with the job id; poll ``GET /v1/jobs/{id}``."""
+    """Returns at once with the job id; poll ``GET /v1/jobs/{id}``. Context values are
+    cleaned as for ``/v1/check``; an unknown campaign or value answers 422 before upload."""
+    defaults = clean_or_422({"state": state, "zip": zip, "line_type": line_type,
+                             "timezone": timezone, "region": region, "subject": subject})
+    context_or_422(Scrubber(svc.settings), at=at, campaign=campaign, purpose=purpose,
+                   call_type=call_type)
     fmt = _format(request.headers.get("content-type", ""))
     limit = svc.server.max_upload_bytes
     declared = request.headers.get("content-length")
@@ -150,11 +158,8 @@ async def create_job(
             raw_path.unlink()
         else:
             raw_path.replace(target)
-        defaults = {"state": state, "zip": zip, "line_type": line_type, "timezone": timezone,
-                    "region": region}
         params = {"at": (at or utcnow()).isoformat(), "campaign": campaign, "purpose": purpose,
-                  "call_type": call_type, "phone_column": phone_column,
-                  "defaults": {k: v for k, v in defaults.items() if v}}
+                  "call_type": call_type, "phone_column": phone_column, "defaults": defaults}
         job = svc.jobs.create(job_id, input_name=request.headers.get("x-filename"),
                               input_format=stored, params=params, who=f"api:{key.name}")
     except BaseException:

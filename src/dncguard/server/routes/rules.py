@@ -25,6 +25,7 @@ from ...phones import normalise
 from ...pipeline import Scrubber
 from ...rules.check import RulesCheck
 from ...rules.stores import AttemptStore, ConsentStore
+from ..context import clean_or_422, context_or_422
 from ..deps import CheckKey, DncKey, Service, ServiceDep
 from ..errors import ApiError, FieldError, Instant, responses
 
@@ -217,9 +218,9 @@ def when(
     campaign: Annotated[str, Query(min_length=1, max_length=100)] = "default",
     purpose: Annotated[Purpose | None, Query()] = None,
     call_type: Annotated[CallType | None, Query()] = None,
-    state: Annotated[str | None, Query(max_length=10)] = None,
+    state: Annotated[str | None, Query(max_length=40)] = None,
     zip: Annotated[str | None, Query(max_length=12)] = None,
-    line_type: Annotated[LineType | None, Query()] = None,
+    line_type: Annotated[str | None, Query(max_length=20)] = None,
     timezone: Annotated[str | None, Query(max_length=64, description="IANA zone")] = None,
     region: Annotated[Region | None, Query()] = None,
     days: Annotated[int, Query(ge=1, le=14, description="How many days ahead")] = 7,
@@ -230,11 +231,11 @@ def when(
     e164, num_region = _number(phone, region, "query.phone", svc)
     start = _instant(at, "query.at")
     check = _rules(request, svc)
-    ctx = Scrubber(svc.settings).context(at=start, campaign=campaign, purpose=purpose,
-                                         call_type=call_type)
-    st = (state.strip().upper() or None) if state else None
-    extra = {k: v for k, v in {"state": st, "zip": zip, "timezone": timezone,
-                               "line_type": line_type}.items() if v}
+    ctx = context_or_422(Scrubber(svc.settings), at=start, campaign=campaign,
+                         purpose=purpose, call_type=call_type)
+    extra = clean_or_422({"state": state, "zip": zip, "timezone": timezone,
+                          "line_type": line_type})
+    st = extra.get("state")
     try:
         result = check.when(e164, num_region, st, extra, ctx, days=days)
     except (OverflowError, ValueError) as exc:  # a start at the very end of the calendar

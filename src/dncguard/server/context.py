@@ -1,0 +1,47 @@
+"""Context values in requests (query parameters, body fields): cleaned, or 422 naming them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from ..checks import CheckContext
+from ..context import clean_field
+from ..errors import ContextError
+from ..pipeline import Scrubber
+from .errors import ApiError, FieldError
+
+
+def _refused(exc: ContextError, where: str) -> ApiError:
+    return ApiError(422, f"{where}.{exc.field}: {exc.why}",
+                    fields=[FieldError(field=f"{where}.{exc.field}", message=exc.why)])
+
+
+def clean_or_422(values: Mapping[str, str | None], where: str = "query") -> dict[str, str]:
+    """The non-empty values cleaned by :mod:`dncguard.context`; the first value that is not
+    understood answers 422 naming ``where.field`` and the accepted forms."""
+    out: dict[str, str] = {}
+    for field, value in values.items():
+        if value is None:
+            continue
+        try:
+            cleaned = clean_field(field, value)
+        except ContextError as exc:
+            raise _refused(exc, where) from None
+        if cleaned:
+            out[field] = cleaned
+    return out
+
+
+def context_or_422(scrubber: Scrubber, *, at: datetime | None, campaign: str,
+                   purpose: str | None, call_type: str | None,
+                   where: str = "query") -> CheckContext:
+    """The check context; an unknown campaign (or a profile naming unknown lists) answers
+    422 naming ``where.campaign``."""
+    try:
+        return scrubber.context(at=at, campaign=campaign, purpose=purpose, call_type=call_type)
+    except ContextError as exc:
+        raise _refused(exc, where) from None
+
+
+__all__ = ["clean_or_422", "context_or_422"]
