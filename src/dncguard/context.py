@@ -97,7 +97,8 @@ def clean_field(field: str, value: str) -> str:
         us = _US_ZIP.match(text)
         if us:
             if zip_state(us.group(1)) is None:
-                raise _refuse(field, value, f"{text!r} is not a known US ZIP code")
+                raise _refuse(field, value, f"{text!r} is not a known US ZIP code; expected "
+                                             f"{ACCEPTED[field]}")
             return us.group(1)
         ca = _CA_POSTAL.match(text.upper())
         if ca:
