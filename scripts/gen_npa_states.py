@@ -1,7 +1,10 @@
 """Generate src/dncguard/data/npa_state.csv from the pinned phonenumbers' geocoding data.
 
 For every NANP area code that phonenumbers assigns to the US or Canada, look up the geocoder's
-description of a sample of exchanges and keep the state or province it names most often.
+description of a sample of exchanges and keep the state or province it names most often. An
+area code phonenumbers assigns to a US territory (``dncguard.phones.US_TERRITORIES``: PR, VI,
+GU, MP, AS) gets that territory as its state; its ``region`` column stays phonenumbers' region
+(the verdict's region is ``US``, see ``dncguard.phones``).
 Run: python scripts/gen_npa_states.py > src/dncguard/data/npa_state.csv
 """
 
@@ -12,6 +15,8 @@ import sys
 
 import phonenumbers
 from phonenumbers import geocoder
+
+from dncguard.phones import US_TERRITORIES
 
 US = {
     "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA",
@@ -51,9 +56,13 @@ def main() -> None:
         for nxx in range(200, 1000, 7):
             number = phonenumbers.parse(f"+1{npa}{nxx}4567")
             region = phonenumbers.region_code_for_number(number)
-            if region not in ("US", "CA") or not phonenumbers.is_valid_number(number):
+            if region not in ("US", "CA", *US_TERRITORIES) \
+                    or not phonenumbers.is_valid_number(number):
                 continue
-            state = state_of(geocoder.description_for_number(number, "en"), region)
+            if region in US_TERRITORIES:
+                state: str | None = region
+            else:
+                state = state_of(geocoder.description_for_number(number, "en"), region)
             if state:
                 votes[(region, state)] += 1
         if votes:

@@ -34,6 +34,10 @@ _VOLATILE = ("input", "output", "started_at", "finished_at", "rowsPerSecond")
 FORMATS = ["{n}", "+1{n}", "1{n}", "({a}) {b}-{c}", "{a}-{b}-{c}", "{a}.{b}.{c}",
            " +1 {a} {b} {c} ", "1-{a}-{b}-{c}", "tel:{n}", "+1{n} ext 12", "{a}{b}"]
 NPAS = sorted(_npa_states())
+#: valid numbers of the US territories' area codes (PR 787/939, VI 340, GU 671, MP 670, AS 684,
+#: an American Samoa mobile exchange among them): US numbers on both paths
+TERRITORY_NUMBERS = ["7872345678", "9392345678", "3406421234", "6713001234", "6702345678",
+                     "6846221234", "6842481234"]
 
 
 def _fmt(number: str, style: str) -> str:
@@ -105,6 +109,23 @@ def test_every_area_code_and_format(cfg: Settings, tmp_path: Path) -> None:
     _, summary = _both(cfg, _write(tmp_path / "in.csv", rows), tmp_path)
     assert summary["totalRows"] == len(rows) - 1
     assert summary["byReason"].get("DNC_NATIONAL", 0) > 0  # the lists were hit
+
+
+def test_territory_numbers(cfg: Settings, tmp_path: Path) -> None:
+    """The US territories' numbers in every format, with state and region columns: the same
+    verdicts both ways, judged as US numbers (the national list applies to them)."""
+    assert {787, 939, 340, 671, 670, 684} <= set(NPAS)
+    rows = [["phone", "state", "region"]]
+    for i, number in enumerate(TERRITORY_NUMBERS + [f"{npa}555{k:04d}" for npa in
+                                                    (787, 939, 340, 671, 670, 684)
+                                                    for k in (0, 7, 14)]):
+        for j, style in enumerate(FORMATS):
+            rows.append([_fmt(number, style), ["", "PR", "FL", "gu"][(i + j) % 4],
+                         ["", "US", "us", "CA"][(i * 3 + j) % 4]])
+    _, summary = _both(cfg, _write(tmp_path / "in.csv", rows), tmp_path)
+    assert summary["byReason"].get("DNC_NATIONAL", 0) > 0
+    assert "UNSUPPORTED_REGION" not in summary["byReason"]
+    assert {"PR", "VI", "GU", "MP", "AS"} <= set(summary["byState"])
 
 
 def test_duplicates_across_slices(cfg: Settings, tmp_path: Path,

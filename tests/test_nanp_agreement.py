@@ -16,7 +16,10 @@ from dncguard.phones import (
     normalise_many,
 )
 
-HINTS = ["US", "CA", "GB", "AU", None, "", "us", " ca ", "UK", "JM", "ZZ"]
+HINTS = ["US", "CA", "GB", "AU", None, "", "us", " ca ", "UK", "JM", "ZZ", "PR", "vi", "GU",
+         "MP", "AS"]
+#: the US territories' area codes (Puerto Rico, USVI, Guam, CNMI, American Samoa): US numbers
+TERRITORY_NPAS = (787, 939, 340, 671, 670, 684)
 
 
 def per_row(raws: list[str], hints: list[str | None]) -> list[Normalised]:
@@ -82,13 +85,37 @@ def test_every_nanp_area_code_agrees() -> None:
     assert out.parsed_per_row < len(raws) / 2  # most went through the table
 
 
+def test_every_territory_exchange_agrees() -> None:
+    """Every exchange of the US territories' area codes, in the common formats, with US,
+    territory and foreign default regions: the table path gives the per-row parser's result,
+    region US for the valid ones."""
+    rng = np.random.default_rng(17)
+    raws: list[str] = []
+    hints: list[str | None] = []
+    for npa in TERRITORY_NPAS:
+        for nxx in range(1000):
+            line = int(rng.integers(0, 10_000))
+            raws.append(fmt(f"{npa:03d}{nxx:03d}{line:04d}", int(rng.integers(0, 9))))
+            hints.append(["US", "PR", "GU", "CA", "GB", None][nxx % 6])
+    out = normalise_arrays(raws, hints)
+    expected = per_row(raws, hints)
+    assert out.to_list(raws) == expected
+    valid = [n for n in expected if n.ok and (n.e164 or "").startswith("+1")]
+    assert len(valid) > 1000 and {n.region for n in valid} == {"US"}
+    assert {(n.e164 or "")[2:5] for n in valid} == {str(n) for n in TERRITORY_NPAS}
+    assert out.parsed_per_row < len(raws) / 2
+
+
 def test_arrays_expose_digits_regions_and_errors() -> None:
-    raws = ["(202) 555-0123", "+18765550100", "12345", "020 7946 0123", "(111) 555-0123"]
-    out = normalise_arrays(raws, ["US", "US", "US", "GB", "US"])
-    assert out.e164() == ["+12025550123", "+18765550100", None, "+442079460123", None]
-    assert out.regions() == ["US", "JM", None, "GB", None]
-    assert out.ok.tolist() == [True, False, False, True, False]
-    assert [str(out.region_names[i]) for i in out.region.tolist()] == ["US", "JM", "", "GB", ""]
+    raws = ["(202) 555-0123", "+18765550100", "12345", "020 7946 0123", "(111) 555-0123",
+            "787-555-0100"]
+    out = normalise_arrays(raws, ["US", "US", "US", "GB", "US", "US"])
+    assert out.e164() == ["+12025550123", "+18765550100", None, "+442079460123", None,
+                          "+17875550100"]
+    assert out.regions() == ["US", "JM", None, "GB", None, "US"]
+    assert out.ok.tolist() == [True, False, False, True, False, True]
+    assert [str(out.region_names[i]) for i in out.region.tolist()] == [
+        "US", "JM", "", "GB", "", "US"]
     assert out.digits.tolist()[0] == 12025550123
 
 

@@ -7,6 +7,14 @@ are decided with numpy from the NPA-NXX table of :mod:`dncguard.nanp`, which is 
 same ``phonenumbers`` metadata; every other input (other countries, letters, extensions,
 blocks the table leaves open) goes to the per-row parser. Both give identical results
 (``tests/test_nanp_agreement.py``).
+
+Numbers of the US territories in the NANP (:data:`US_TERRITORIES`: Puerto Rico, the US Virgin
+Islands, Guam, the Northern Mariana Islands, American Samoa) are US numbers: their region is
+``US`` and their area code's state is the territory (``PR``, ...), so US federal rules, the US
+national registry and US internal lists apply to them as to any US number. ``phonenumbers``
+gives them regions of their own; both paths map those to ``US``. A valid number of any other
+region (Jamaica, France, ...) gets ``UNSUPPORTED_REGION``: unlike ``INVALID_NUMBER`` it keeps
+its E.164 form and region, and it is never callable because nothing here can judge it.
 """
 
 from __future__ import annotations
@@ -37,9 +45,26 @@ _PARSE_ERRORS = {
 }
 
 
+#: The NANP regions that are US territories (``phonenumbers`` region codes, which are also
+#: their ISO 3166-2:US subdivision codes). Their numbers normalise to region ``US``;
+#: ``tests/rules/test_territories.py`` checks the list against ``phonenumbers`` (NANP regions)
+#: and the ``holidays`` package (US subdivisions that are not states or DC).
+US_TERRITORIES: tuple[str, ...] = ("AS", "GU", "MP", "PR", "VI")
+
+
+def _country_of(found: str) -> str:
+    """The region dncguard judges a number of ``phonenumbers`` region ``found`` under."""
+    return "US" if found in US_TERRITORIES else found
+
+
 @dataclass(frozen=True, slots=True)
 class Normalised:
-    """The outcome of normalising one input."""
+    """The outcome of normalising one input.
+
+    ``region`` is the country whose rules and registries apply (``US`` for the US territories);
+    ``e164`` and ``region`` are also set for ``UNSUPPORTED_REGION`` (a valid number that is not
+    judged), never for ``INVALID_NUMBER``.
+    """
 
     raw: str
     e164: str | None = None
@@ -88,6 +113,7 @@ def _normalise_cached(raw: str, region: str) -> Normalised:
         return Normalised(raw, error=ReasonCode.INVALID_NUMBER,
                           message=f"not a valid number: {why}")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    found = _country_of(found)
     if found not in SUPPORTED_REGIONS:
         return Normalised(
             raw,
@@ -103,8 +129,9 @@ _NOT_ASSIGNED = "not a valid number: no such number range is assigned"
 
 
 def _unsupported_message(found: str | None) -> str:
-    where = found or "a non-geographic range"
-    return f"number belongs to {where}; supported regions are US, CA, GB, AU"
+    where = found if found and found != "001" else "a non-geographic range"
+    return (f"valid number of {where}, a region dncguard does not judge (supported: US with "
+            f"{', '.join(US_TERRITORIES)}; CA; GB; AU): not checked, so not callable")
 
 
 def normalise(raw: str, region: str | None = None) -> Normalised:
@@ -128,7 +155,7 @@ _SMALL_BATCH = 64  # below this the per-row parser (cached) is as fast as the ta
 ERROR_CODES: tuple[ReasonCode | None, ...] = (
     None, ReasonCode.INVALID_NUMBER, ReasonCode.UNSUPPORTED_REGION)
 _ERROR_INDEX = {code: i for i, code in enumerate(ERROR_CODES)}
-_NANP_HINTS = ("US", "CA")
+_NANP_HINTS = ("US", "CA", *US_TERRITORIES)
 # A plain NANP input: optional spaces and '+', then digits and ASCII separators only.
 _PLAIN = r"^ *\+?[0-9 ().\-]{10,40}$"
 _TEN = 10_000_000_000
@@ -194,6 +221,9 @@ def normalise_arrays(
     codes, nanp_regions = nanp.load_table()
     region_names: list[str] = ["", *nanp_regions]
     region_ids = {name: i for i, name in enumerate(region_names)}
+    # the region each table code is judged under: a territory's code becomes the US's
+    judged = np.array([region_ids[_country_of(name)] if name else 0 for name in region_names],
+                      dtype=np.int16)
     texts: list[str] = ["", _NOT_ASSIGNED]
     text_ids = {t: i for i, t in enumerate(texts)}
 
@@ -225,11 +255,11 @@ def normalise_arrays(
         code = code[fits].astype(np.int16)
         valid = code != nanp.INVALID
         digits[rows[valid]] = national[fits][valid] + np.uint64(_TEN)
-        region[rows] = code
+        region[rows] = judged[code]
         error[rows[~valid]] = _ERROR_INDEX[ReasonCode.INVALID_NUMBER]
         message[rows[~valid]] = text_ids[_NOT_ASSIGNED]
         unsupported = np.isin(code, [region_ids[r] for r in nanp_regions
-                                     if r not in SUPPORTED_REGIONS]) & valid
+                                     if _country_of(r) not in SUPPORTED_REGIONS]) & valid
         for k in np.unique(code[unsupported]).tolist():
             where = rows[unsupported & (code == k)]
             error[where] = _ERROR_INDEX[ReasonCode.UNSUPPORTED_REGION]

@@ -40,9 +40,16 @@ ZONES = ["America/New_York", "America/Chicago", "America/Denver", "America/Phoen
          "America/Los_Angeles", "America/Anchorage", "Pacific/Honolulu", "America/Boise",
          "America/Indiana/Knox", "Not/AZone", "America/Toronto", "America/Regina"]
 STATES = ["FL", "TX", "CA", "NY", "ID", "KY", "TN", "SD", "ND", "AK", "IN", "MS", "LA", "OR",
-          "NE", "KS", "MI", "AZ", "UT", "WY", "MA", "NJ", "ON", "SK", "BC", "ZZ", "fl"]
+          "NE", "KS", "MI", "AZ", "UT", "WY", "MA", "NJ", "ON", "SK", "BC", "ZZ", "fl",
+          "PR", "VI", "GU", "MP", "AS"]
 ZIPS = ["32401", "32501", "33101", "83201", "83814", "42001", "37303", "57701", "59801",
-        "70112", "11701", "99501", "96813", "10001", "000", "S7K 1A1", "V6B", "zz"]
+        "70112", "11701", "99501", "96813", "10001", "000", "S7K 1A1", "V6B", "zz",
+        "00901", "00802", "96910", "96950", "96799"]
+#: the US territories' area codes (PR, VI, GU, MP, AS), and American Samoa mobile exchanges
+#: (which phonenumbers calls non-geographic)
+TERRITORY_NPAS = ["787", "939", "340", "671", "670", "684"]
+TERRITORY_EXCHANGES = ["684248", "684252", "684733", "684622", "671300", "670234", "340642",
+                       "787234", "939234"]
 LINES = ["mobile", "landline", "voip", "Mobile ", "pager", ""]
 
 
@@ -51,7 +58,9 @@ def _numbers(rng: random.Random, n: int) -> list[str]:
     sharing exchanges, toll-free and odd exchanges, and a few GB and AU numbers."""
     npas = sorted({*load_ruleset().zones.multi_timezone_npas,
                    *(f"{k:03d}" for k in _npa_states())})
+    assert set(TERRITORY_NPAS) <= set(npas)
     exchanges = [f"{rng.choice(npas)}{rng.randrange(200, 1000):03d}" for _ in range(n // 8)]
+    exchanges += TERRITORY_EXCHANGES * 3
     out: set[str] = set()
     while len(out) < n:
         roll = rng.random()
@@ -163,6 +172,7 @@ def test_grouped_equals_per_number(make_check: Callable[..., RulesCheck],
                                                list[dict[str, str]]],
                                    config: dict[str, Any]) -> None:
     numbers, regions, states, extras = data
+    assert {state_for(e) for e in numbers} >= {"PR", "VI", "GU", "MP", "AS"}
     check = make_check(require_registries=True, emergencies=[
         EmergencyDeclaration(jurisdiction="US-LA", start=date(2026, 8, 28),
                              end=date(2026, 9, 5)),

@@ -90,6 +90,26 @@ def _check_zones(names: Iterable[str], where: str) -> None:
             raise RulesDataError(f"{where}: unknown time zone {name!r}") from None
 
 
+def _check_applies(rf: RulesFile, files: dict[str, RulesFile]) -> None:
+    """A file's ``applies`` names existing rules of its country, and all of them: the engine
+    applies every rule of the country to the country's numbers, so a list leaving one out
+    would say less than the verdicts do."""
+    if not rf.applies:
+        return
+    where = f"{rf.jurisdiction}.yaml: applies"
+    country = rf.jurisdiction.split("-")[0]
+    have = {f"{country}:{r.id}" for r in files[country].rules} if country in files else set()
+    listed = {ref for group in rf.applies for ref in group.rules}
+    unknown = sorted(listed - have)
+    if unknown:
+        raise RulesDataError(f"{where}: no such rule: {', '.join(unknown)}")
+    missing = sorted(have - listed)
+    if missing:
+        raise RulesDataError(
+            f"{where}: {', '.join(missing)} apply to {rf.jurisdiction} numbers (every "
+            f"{country} rule does) but are not listed with the citation that makes them apply")
+
+
 def parse_texts(texts: dict[str, str]) -> Ruleset:
     """Build a ruleset from file name -> YAML text (``_ruleset.yaml``, ``_zones.yaml``, ...)."""
     if "_ruleset.yaml" not in texts or "_zones.yaml" not in texts:
@@ -119,6 +139,8 @@ def parse_texts(texts: dict[str, str]) -> Ruleset:
                 raise RulesDataError(f"{name}: holiday set {set_name} defined twice differently")
             sets[set_name] = hs
         files[rf.jurisdiction] = rf
+    for rf in files.values():
+        _check_applies(rf, files)
     digest = hashlib.sha256()
     for name in sorted(texts):
         digest.update(name.encode())

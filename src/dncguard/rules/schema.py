@@ -14,6 +14,11 @@ expiry and confidence. A rule's ``kind`` selects its shape (reason codes in brac
   [WIRELESS_RESTRICTED]
 * ``registry``: a DNC registry that must be loaded and fresh [REGISTRY_MISSING, REGISTRY_STALE]
 * ``ebr``: how long an established business relationship lasts [EXEMPT_EBR]
+
+A file may also say which rules of its country apply to its numbers and why (``applies``): the
+US territories' files (``US-PR.yaml``, ...) list every federal rule with the statute that makes
+it reach the territory. The engine applies the country's rules to every number of the country,
+so the loader requires such a list to name all of them.
 """
 
 from __future__ import annotations
@@ -241,6 +246,30 @@ class HolidaySet(BaseModel):
     extra_dates: list[date] = Field(default_factory=list, description="Proclaimed days")
 
 
+_RULE_REF = re.compile(r"^(US|CA|GB|AU)(-[A-Z]{2})?:[a-z][a-z0-9_]{1,60}$")
+
+
+class AppliedRules(BaseModel):
+    """Rules of another jurisdiction (``US:calling_window``) that apply to this one's numbers,
+    with the citation that makes them apply (e.g. a statute defining "State" to include the
+    territories)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rules: list[str] = Field(min_length=1, description="JURISDICTION:rule_id")
+    citation: str = Field(min_length=3)
+    confidence: Confidence
+    notes: str = ""
+
+    @field_validator("rules")
+    @classmethod
+    def _refs(cls, value: list[str]) -> list[str]:
+        for ref in value:
+            if not _RULE_REF.match(ref):
+                raise ValueError(f"{ref!r} is not a rule reference such as 'US:calling_window'")
+        return value
+
+
 class RulesFile(BaseModel):
     """One jurisdiction's data file."""
 
@@ -251,6 +280,9 @@ class RulesFile(BaseModel):
     notes: str = ""
     rules: list[Rule] = Field(default_factory=list)
     holiday_sets: dict[str, HolidaySet] = Field(default_factory=dict)
+    applies: list[AppliedRules] = Field(
+        default_factory=list,
+        description="The country's rules that apply here and why (every one, when given)")
 
     @field_validator("jurisdiction")
     @classmethod
@@ -268,6 +300,15 @@ class RulesFile(BaseModel):
         for rule in self.rules:
             if isinstance(rule, HolidayBanRule) and rule.holiday_set not in self.holiday_sets:
                 raise ValueError(f"rule {rule.id}: unknown holiday set {rule.holiday_set!r}")
+        refs = [ref for group in self.applies for ref in group.rules]
+        twice = sorted({r for r in refs if refs.count(r) > 1})
+        if twice:
+            raise ValueError(f"applies: listed more than once: {', '.join(twice)}")
+        country = self.jurisdiction.split("-")[0]
+        foreign = sorted({r for r in refs if r.split(":")[0] != country})
+        if foreign or (refs and self.jurisdiction == country):
+            raise ValueError(f"applies: only a subdivision lists its country's ({country}) "
+                             f"rules{': not ' + ', '.join(foreign) if foreign else ''}")
         return self
 
 
