@@ -40,10 +40,13 @@ from .config import Settings
 from .errors import ListError
 from .models import Decision, Reason, ReasonCode
 from .phones import mask, normalise
+from .snapshot_integrity import SEAL_SUFFIX, Seal, SnapshotFile, SnapshotIntegrityError
 from .snapshots import (
     apply_changes,
     build_nanp_bitmap,
+    open_file,
     open_snapshot,
+    seal_of,
     snapshot_count,
     sorted_contains,
     write_snapshot,
@@ -100,6 +103,11 @@ class ListInfo:
     def code(self) -> ReasonCode:
         return KIND_CODES[self.kind]
 
+    @property
+    def seal(self) -> Seal | None:
+        """The database's record of the current snapshot's seal (None: written before seals)."""
+        return Seal.of_meta(self.meta, self.current_file)
+
 
 @dataclass
 class ImportResult:
@@ -155,6 +163,20 @@ class ListStore:
 
     def snapshot_path(self, info: ListInfo) -> Path | None:
         return self.folder(info.name) / info.current_file if info.current_file else None
+
+    def snapshot_problem(self, info: ListInfo) -> str | None:
+        """Why the list's current snapshot cannot be trusted (None when it verifies, or the
+        list has no snapshot). Cheap for a file verified before and unchanged since."""
+        path = self.snapshot_path(info)
+        if path is None:
+            return None
+        try:
+            open_file(path, info.seal)
+        except SnapshotIntegrityError as exc:
+            return str(exc)
+        except OSError as exc:
+            return f"snapshot unreadable: {exc.strerror} ({path.parent.name}/{path.name})"
+        return None
 
     def ensure(self, name: str, kind: str, jurisdiction: str | None = None,
                meta: dict[str, Any] | None = None) -> ListInfo:
@@ -220,10 +242,11 @@ class ListStore:
             adds, dels, report = listfiles.read_changes(path, jurisdiction=jurisdiction,
                                                         default_region=region)
             current_path = self.folder(name) / str(existing.current_file)
-            current = open_snapshot(current_path)
+            current = open_snapshot(current_path, existing.seal)  # never patch a damaged file
             before = snapshot_count(current)
             added = int((~sorted_contains(current, adds)).sum())
-            file_name, new_snap = apply_changes(self.folder(name), current_path, adds, dels)
+            file_name, new_snap = apply_changes(self.folder(name), current_path, adds, dels,
+                                                expected=existing.seal)
             count = snapshot_count(new_snap)
             deleted = before + added - count
         elif kind in NUMBER_KINDS and _national_scale(path, jurisdiction or region):
@@ -250,14 +273,15 @@ class ListStore:
             count = int(values.size)
         now = utcnow()
         snap = snapshot_date.isoformat() if snapshot_date else None
+        seal = seal_of(self.folder(name) / file_name)
+        meta = {**(existing.meta if existing else {}), "snapshot": seal.to_json()}
         with self.engine.begin() as conn:
             fields = {"kind": kind, "jurisdiction": jurisdiction, "current_file": file_name,
-                      "count": count, "updated_at": now, "salt": salt}
+                      "count": count, "updated_at": now, "salt": salt, "meta": meta}
             if snap or not changes:
                 fields["snapshot_date"] = snap
             if existing is None:
-                conn.execute(insert(lists_table).values(name=name, created_at=now, meta={},
-                                                        **fields))
+                conn.execute(insert(lists_table).values(name=name, created_at=now, **fields))
             else:
                 conn.execute(update(lists_table).where(lists_table.c.name == name).values(**fields))
                 if not changes:  # removals were made against the old file
@@ -294,6 +318,7 @@ class ListStore:
         for r in old:
             if r.file not in kept:
                 (self.folder(name) / r.file).unlink(missing_ok=True)
+                (self.folder(name) / (r.file + SEAL_SUFFIX)).unlink(missing_ok=True)
 
     def versions(self, name: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -439,18 +464,21 @@ class ListIndex:
     def __init__(self, store: ListStore, info: ListInfo) -> None:
         self.store = store
         self.info = info
-        self._opened = False
-        self._snap: npt.NDArray[Any] | None = None
+        self._file: SnapshotFile | None = None
         self._entries: _Entries | None = None
 
     @property
     def _snapshot(self) -> npt.NDArray[Any] | None:
-        """The snapshot, opened on first use (a damaged file fails the check, not setup)."""
-        if not self._opened:
+        """The snapshot, verified against its seal on first use and re-checked (one ``stat``)
+        before every use: a damaged, truncated or missing file raises
+        :class:`SnapshotIntegrityError`, which fails this list's check (``SOURCE_ERROR``), never
+        setup and never the process."""
+        if self._file is None:
             path = self.store.snapshot_path(self.info)
-            self._snap = open_snapshot(path) if path else None
-            self._opened = True
-        return self._snap
+            if path is None:
+                return None
+            self._file = open_file(path, self.info.seal)
+        return self._file.current()
 
     def _load_entries(self) -> _Entries:
         """The database entries, loaded once: added values sorted with their expiry (as a

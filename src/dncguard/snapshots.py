@@ -12,15 +12,16 @@ A snapshot is one ``.npy`` file, in one of two layouts:
   (:func:`build_nanp_bitmap`), takes change lists by copying and flipping bits
   (:func:`apply_changes`), and answers a lookup with one memory access.
 
-Files are written beside their final name and renamed into place, so a reader never sees a
-half-written snapshot; they are opened by memory map, so every process shares the page cache.
-Callers use :func:`write_snapshot`, :func:`open_snapshot`, :func:`sorted_contains` (any layout),
-:func:`snapshot_values` (the sorted values of any layout) and :func:`contains_one`.
+Files are written beside their final name and renamed into place with their *seal* (length
+and SHA-256, :mod:`dncguard.snapshot_integrity`), so a reader never sees a half-written or
+unsealed snapshot; they are verified against the seal, then opened by memory map, so every
+process shares the page cache. Callers use :func:`write_snapshot`, :func:`open_snapshot` (or
+:func:`open_file` to keep checking the file before each use), :func:`sorted_contains` (any
+layout), :func:`snapshot_values` (the sorted values of any layout) and :func:`contains_one`.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable
@@ -29,6 +30,15 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+from .snapshot_integrity import (
+    Seal,
+    SnapshotFile,
+    SnapshotIntegrityError,
+    read_seal,
+    seal_new_file,
+    sha256_of,
+)
 
 Layout = Literal["sorted", "bitmap", "auto"]
 
@@ -49,10 +59,17 @@ def _new_name(folder: Path) -> tuple[str, Path]:
 
 
 def _commit(tmp: Path, folder: Path, name: str) -> str:
-    with tmp.open("rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, folder / name)
+    """Publish ``tmp`` as ``folder/name`` with its seal (see :func:`seal_new_file`)."""
+    seal_new_file(tmp, folder / name)
     return name
+
+
+def seal_of(path: Path) -> Seal:
+    """The seal of a snapshot this process wrote (for the database record)."""
+    seal = read_seal(path)
+    if seal is None:
+        raise SnapshotIntegrityError(f"snapshot {path.name} has no seal")
+    return seal
 
 
 def is_nanp(values: npt.NDArray[Any]) -> bool:
@@ -162,11 +179,15 @@ def _write_space(folder: Path, space: npt.NDArray[np.uint8]) -> tuple[str, int]:
 
 
 def apply_changes(folder: Path, current: Path, adds: npt.NDArray[np.uint64],
-                  dels: npt.NDArray[np.uint64]) -> tuple[str, npt.NDArray[Any]]:
-    """A new snapshot: ``current`` with ``adds`` added and ``dels`` removed; returns
-    (file name, opened snapshot). A bitmap whose area codes already cover the additions is
-    copied and patched in place (no rebuild); otherwise the values are merged."""
-    snap = open_snapshot(current)
+                  dels: npt.NDArray[np.uint64], *, expected: Seal | None = None
+                  ) -> tuple[str, npt.NDArray[Any]]:
+    """A new snapshot: ``current`` (verified against its seal, ``expected`` being the
+    database's record) with ``adds`` added and ``dels`` removed; returns (file name, opened
+    snapshot). A bitmap whose area codes already cover the additions is copied and patched in
+    place (no rebuild); otherwise the values are merged. A damaged ``current`` raises
+    :class:`SnapshotIntegrityError`: changes are never applied to a file that fails its seal."""
+    opened = open_file(current, expected)
+    snap = opened.array
     if is_bitmap(snap):
         slots = _slots(snap)
         new_areas = (adds - np.uint64(NANP_BASE)) // np.uint64(PER_AREA)
@@ -174,6 +195,12 @@ def apply_changes(folder: Path, current: Path, adds: npt.NDArray[np.uint64],
         if nanp_adds and bool((slots[new_areas.astype(np.int64)] >= 0).all()):
             name, tmp = _new_name(folder)
             shutil.copyfile(current, tmp)
+            with tmp.open("rb") as fh:
+                copied = sha256_of(fh)
+            if copied != opened.seal.sha256:  # changed between the check and the copy
+                tmp.unlink(missing_ok=True)
+                raise SnapshotIntegrityError(f"snapshot {current.name} changed while it was "
+                                             "copied; not applying changes to it")
             patched = np.load(tmp, mmap_mode="r+", allow_pickle=False)
             _patch(patched, dels, on=False)
             _patch(patched, adds, on=True)
@@ -220,16 +247,38 @@ def _write_bits(body: npt.NDArray[np.uint8], bits: npt.NDArray[Any], on: bool) -
 
 
 # -- reading ----------------------------------------------------------------------------------
-def open_snapshot(path: Path) -> npt.NDArray[Any]:
-    """Open a snapshot by memory map (empty arrays are read normally)."""
-    values: npt.NDArray[Any]
-    try:
-        # a plain ndarray over the map: indexing a np.memmap costs microseconds per call
-        values = np.asarray(np.load(path, mmap_mode="r", allow_pickle=False))
-    except ValueError:
-        # numpy cannot memory-map a zero-length array
-        values = np.load(path, allow_pickle=False)
-    return values
+def open_file(path: Path, expected: Seal | None = None) -> SnapshotFile:
+    """Verify a snapshot against its seal (``expected``: the database's record of it) and
+    map it; :meth:`SnapshotFile.current` re-checks it before each use. A snapshot without a
+    seal is adopted once its structure is sound (:func:`structure_problem`). Raises
+    :class:`SnapshotIntegrityError`."""
+    return SnapshotFile.open(path, expected, structure_problem)
+
+
+def open_snapshot(path: Path, expected: Seal | None = None) -> npt.NDArray[Any]:
+    """Verify a snapshot (see :func:`open_file`) and open it by memory map."""
+    return open_file(path, expected).array
+
+
+def structure_problem(snap: npt.NDArray[Any]) -> str | None:
+    """Why an opened snapshot is not a sound snapshot (None when it is): a bitmap whose
+    header, size and count disagree with its bits, or values not sorted and unique."""
+    if is_bitmap(snap):
+        slots = _slots(snap).astype(np.int64)
+        used = np.sort(slots[slots >= 0])
+        if slots.min() < -1 or not np.array_equal(used, np.arange(used.size)):
+            return "its bitmap header is damaged"
+        if snap.size != HEADER_BYTES + used.size * AREA_BYTES:
+            return "its bitmap size does not match its area codes"
+        if popcount(snap[HEADER_BYTES:].view(np.uint64)) != snapshot_count(snap):
+            return "its bitmap count does not match its bits"
+        return None
+    step = 1 << 23
+    for start in range(0, max(snap.size - 1, 0), step):
+        part = snap[start: start + step + 1]
+        if not bool(np.all(part[1:] > part[:-1])):
+            return "its values are not sorted and unique"
+    return None
 
 
 def is_bitmap(snap: npt.NDArray[Any]) -> bool:
@@ -374,7 +423,7 @@ def _sorted_setdiff(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[Any
     return a[~_searchsorted_contains(np.sort(b), a)]
 
 
-__all__ = ["apply_changes", "build_nanp_bitmap", "choose_layout", "contains_one",
-           "is_bitmap", "open_snapshot", "single_lookup", "snapshot_count", "snapshot_values",
-           "sorted_contains",
-           "write_snapshot"]
+__all__ = ["Seal", "SnapshotFile", "SnapshotIntegrityError", "apply_changes",
+           "build_nanp_bitmap", "choose_layout", "contains_one", "is_bitmap", "open_file",
+           "open_snapshot", "seal_of", "single_lookup", "snapshot_count", "snapshot_values",
+           "sorted_contains", "structure_problem", "write_snapshot"]

@@ -12,14 +12,15 @@ from collections import Counter
 from datetime import date, datetime
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..phones import mask
 from .jobs import AuditError, file_sha256, verdict_cells
 from .log import AuditLog
 
-#: Lists older than this (days before the dial time) are flagged: the FTC's 31-day rule.
-STALE_DAYS = 31
+if TYPE_CHECKING:
+    from ..freshness import Freshness
+
 _COLOURS = {"allow": "#2e7d32", "defer": "#f9a825", "error": "#8e24aa", "block": "#c62828",
             "invalid": "#757575"}
 _BAR = "#1565c0"
@@ -77,13 +78,34 @@ def bar_chart(title: str, items: list[tuple[str, int]], *, colours: dict[str, st
     return "".join(parts)
 
 
-def _age_days(snapshot: str | None, at: date) -> int | None:
-    if not snapshot:
-        return None
+def _freshness(log: AuditLog, lists: dict[str, str | None], day: date) -> list[Freshness]:
+    """Every list used, judged on the dial date by :mod:`dncguard.freshness` (the rules'
+    definition): its kind and jurisdiction as stored now, its snapshot date as recorded. A
+    list removed since is judged as a dated list without a registry rule."""
+    from ..freshness import FreshnessPolicy, ListRef
+    from ..lists import ListStore
+
     try:
-        return (at - date.fromisoformat(snapshot)).days
-    except ValueError:
-        return None
+        known = {i.name: i for i in ListStore(log.settings).all()}
+    except Exception:  # the report still shows dates and ages, judged by the default
+        known = {}
+    policy = FreshnessPolicy.of(log.settings)
+    out = []
+    for name, snap in sorted(lists.items()):
+        info = known.get(name)
+        kind = info.kind if info else ("national" if snap else "internal")
+        jurisdiction = info.jurisdiction if info else None
+        out.append(policy.judge(ListRef(name, kind, jurisdiction, snap), day))
+    return out
+
+
+def _status(f: Freshness) -> str:
+    if f.max_age_days is None:
+        return '<span class="muted">undated (maintained continuously)</span>'
+    if f.fresh:
+        return '<span class="ok">current</span>'
+    over = f.days_over
+    return '<span class="stale">stale</span>' + (f" ({over} days over)" if over else "")
 
 
 def _sample(path: Path | None, size: int) -> list[dict[str, Any]]:
@@ -211,20 +233,20 @@ def build_report(log: AuditLog, job_id: str, *, sample_size: int = 40,
     h.append("</table>")
 
     h.append(f"<h2>Data used: freshness of every list</h2><p>Ages are counted to the dial "
-             f"date {escape(dial_date.isoformat())}; dated lists older than {STALE_DAYS} days "
-             "are flagged.</p><table><tr><th>list</th><th>snapshot date</th>"
-             "<th>age (days)</th><th>status</th></tr>")
-    for name, snap in sorted(lists.items()):
-        age = _age_days(snap, dial_date)
-        if snap is None:
-            status = '<span class="muted">undated (maintained continuously)</span>'
-        elif age is not None and age > STALE_DAYS:
-            status = '<span class="stale">stale</span>'
-        else:
-            status = '<span class="ok">current</span>'
-        h.append(f'<tr><td data-list-used="{escape(name)}">{escape(name)}</td>'
-                 f"<td>{escape(snap or '-')}</td><td class=\"n\">"
-                 f"{'' if age is None else age}</td><td>{status}</td></tr>")
+             f"date {escape(dial_date.isoformat())}. A national or state list may be used for "
+             "the days its jurisdiction's registry rule allows (US national registry 31, "
+             "Florida 122, ...), an operator override, or else the default for lists without "
+             "a rule; older lists are flagged.</p><table><tr><th>list</th><th>snapshot date"
+             "</th><th>age (days)</th><th>status</th><th>max age (days)</th><th>limit set by"
+             "</th></tr>")
+    for f in _freshness(log, lists, dial_date):
+        limit = "" if f.max_age_days is None else f.limit_text()
+        h.append(f'<tr><td data-list-used="{escape(f.name)}">{escape(f.name)}</td>'
+                 f"<td>{escape(f.snapshot_date or '-')}</td><td class=\"n\">"
+                 f"{'' if f.age_days is None else f.age_days}</td><td>{_status(f)}</td>"
+                 f'<td class="n" data-max-age="{escape(f.name)}">'
+                 f"{'' if f.max_age_days is None else f.max_age_days}</td>"
+                 f"<td>{escape(limit)}</td></tr>")
     h.append(f'</table><p>Ruleset version: <b data-field="rulesetVersion">'
              f"{escape(ruleset or 'none')}</b></p>")
 

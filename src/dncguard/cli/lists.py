@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from ..freshness import Freshness, FreshnessPolicy, today
 from ..lists import IMPORT_KINDS, ListStore
 from ..optouts import add_optout, remove_optout
 from ..phones import mask
@@ -53,24 +54,51 @@ def import_list(
 
 @lists_app.command("ls")
 def list_lists(as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
-    """List every list with its kind, size and snapshot date."""
-    store = ListStore(settings())
+    """List every list with its kind, size, snapshot date and freshness (age, maximum age)."""
+    cfg = settings()
+    store = ListStore(cfg)
     infos = store.all()
+    day = today()
+    ages = {f.name: f for f in FreshnessPolicy.of(cfg).judge_all(infos, day)}
     if as_json:
         console.print_json(json.dumps([
             {"name": i.name, "kind": i.kind, "jurisdiction": i.jurisdiction,
              "snapshotDate": i.snapshot_date, "count": i.count,
-             "manual": store.entry_counts(i.name), "updatedAt": i.updated_at.isoformat()}
+             "manual": store.entry_counts(i.name), "updatedAt": i.updated_at.isoformat(),
+             "ageDays": ages[i.name].age_days, "maxAgeDays": ages[i.name].max_age_days,
+             "fresh": ages[i.name].fresh, "maxAgeRule": ages[i.name].rule,
+             "maxAgeBasis": ages[i.name].basis, "asOf": day.isoformat()}
             for i in infos]))
         return
     table = Table("name", "kind", "jurisdiction", "entries", "manual +/-", "snapshot",
-                  "updated (UTC)")
+                  "age (days)", "max", "fresh", "updated (UTC)")
     for i in infos:
         counts = store.entry_counts(i.name)
+        f = ages[i.name]
         table.add_row(i.name, i.kind, i.jurisdiction or "", f"{i.count:,}",
                       f"+{counts['added']}/-{counts['removed']}", i.snapshot_date or "",
+                      "" if f.age_days is None else str(f.age_days),
+                      _max_text(f), _fresh_text(f),
                       i.updated_at.strftime("%Y-%m-%d %H:%M"))
     console.print(table if infos else "no lists yet; add one with 'dncguard lists import'")
+    if infos:
+        console.print(f"ages counted to {day.isoformat()} (UTC); max: the registry rule, an "
+                      "override (*) or the default for lists without a rule (d)")
+
+
+def _max_text(f: Freshness) -> str:
+    if f.max_age_days is None:
+        return ""
+    return f"{f.max_age_days}" + {"override": "*", "default": " d"}.get(f.basis, "")
+
+
+def _fresh_text(f: Freshness) -> str:
+    if f.max_age_days is None:
+        return ""
+    if f.fresh:
+        return "[green]yes[/]"
+    over = f.days_over
+    return "[red]STALE[/]" + (f" (+{over} d)" if over is not None else " (no date)")
 
 
 @lists_app.command("stats")

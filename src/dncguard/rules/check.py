@@ -15,6 +15,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from pydantic import ValidationError
 from ..config import Settings, load_section
 from ..errors import ConfigError
 from ..findings import Findings
+from ..freshness import FreshnessPolicy
 from ..lists import ListInfo, ListStore
 from ..models import DataVersions, Decision, Reason
 from ..phones import mask
@@ -573,6 +575,13 @@ class RulesCheck:
         return out
 
     # -- registries -----------------------------------------------------------------------------
+    @cached_property
+    def freshness(self) -> FreshnessPolicy:
+        """List freshness (:mod:`dncguard.freshness`): the one definition ``/readyz``,
+        ``/v1/lists``, ``lists ls`` and the report use too."""
+        return FreshnessPolicy(self.ruleset, self.config.max_age_days,
+                               self.config.default_max_age_days)
+
     def _registry(self, infos: list[ListInfo], ctx: CheckContext, line: str | None, on: date,
                   jur: tuple[str, ...]) -> list[Reason]:
         out: list[Reason] = []
@@ -600,27 +609,24 @@ class RulesCheck:
             if not self.config.check_freshness:
                 continue
             dated = [i for i in selected if i.snapshot_date]
-            max_age = self.config.max_age_days.get(j, rr.max_age_days)
+            best = max(dated, key=lambda i: i.snapshot_date or "") if dated else selected[0]
+            f = self.freshness.judge(best, on, rule=(j, rr))
+            if f.fresh:
+                continue
             if not dated:
                 names = ", ".join(i.name for i in selected)
                 out.append(Reason(code=codes.REGISTRY_STALE, decision=Decision.ERROR,
                                   source=SOURCE, rule=rid, citation=rr.citation, list=names,
                                   detail=f"{names}: no snapshot date, so its freshness "
-                                         f"({max_age} days for {j}) cannot be shown"))
+                                         f"({f.max_age_days} days for {j}) cannot be shown"))
                 continue
-            best = max(dated, key=lambda i: i.snapshot_date or "")
-            try:
-                snap = date.fromisoformat(best.snapshot_date or "")
-            except ValueError:
-                snap = date.min
-            age = (on - snap).days
-            if age > max_age:
-                out.append(Reason(
-                    code=codes.REGISTRY_STALE, decision=Decision.ERROR, source=SOURCE,
-                    rule=rid, citation=rr.citation, list=best.name,
-                    detail=f"{best.name} ({rr.registry}) snapshot of {best.snapshot_date} is "
-                           f"{age} days old at the dial time; {j} allows {max_age} days "
-                           f"({rr.cadence}); import a newer snapshot"))
+            age = "of unknown age" if f.age_days is None else f"{f.age_days} days old"
+            out.append(Reason(
+                code=codes.REGISTRY_STALE, decision=Decision.ERROR, source=SOURCE,
+                rule=rid, citation=rr.citation, list=best.name,
+                detail=f"{best.name} ({rr.registry}) snapshot of {best.snapshot_date} is "
+                       f"{age} at the dial time; {j} allows {f.max_age_days} days "
+                       f"({rr.cadence}); import a newer snapshot"))
         return out
 
     # -- planning -------------------------------------------------------------------------------

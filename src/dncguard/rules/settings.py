@@ -7,6 +7,8 @@ registry scrub happens elsewhere turn that off::
     require_registries = false        # or DNCGUARD_RULES_REQUIRE_REGISTRIES=false
     registry_optional = ["US-FL"]     # or only for some jurisdictions ("*" for all)
     check_freshness = false           # also skip REGISTRY_STALE on loaded lists
+    max_age_days = { US-FL = 150 }    # freshness override per jurisdiction (dncguard.freshness)
+    default_max_age_days = 31         # dated lists whose jurisdiction has no registry rule
     enabled = false                   # no rules at all (list scrubbing only)
 """
 
@@ -58,7 +60,11 @@ class RulesSettings(SectionSettings):
         description="Jurisdictions (US, CA, GB, AU, US-XX, or '*') whose registry is not required")
     check_freshness: bool = Field(default=True, description="Stale loaded registries give errors")
     max_age_days: dict[str, int] = Field(
-        default_factory=dict, description="Per-jurisdiction freshness override in days")
+        default_factory=dict, description="Per-jurisdiction freshness override in days "
+        "(wins over the registry rule; see dncguard.freshness)")
+    default_max_age_days: int = Field(
+        default=31, ge=1, description="Freshness of national and state lists whose "
+        "jurisdiction has no registry rule (reported stale, never an error)")
     unknown_timezone: Literal["region", "error"] = Field(
         default="region",
         description="No zone found: hours legal in every zone of the region, or TIMEZONE_UNKNOWN")
@@ -69,6 +75,15 @@ class RulesSettings(SectionSettings):
     emergencies_file: Path | None = Field(
         default=None, description="CSV with jurisdiction,start,end,zips,note (zips ';'-joined)")
     data_dir: Path | None = Field(default=None, description="Use another rules data folder")
+
+    @field_validator("max_age_days")
+    @classmethod
+    def _max_ages(cls, value: dict[str, int]) -> dict[str, int]:
+        out = {k.strip().upper(): v for k, v in value.items()}
+        bad = [k for k, v in out.items() if v < 1]
+        if bad:
+            raise ValueError(f"max_age_days must be at least 1 day ({', '.join(bad)})")
+        return out
 
     def registry_required(self, jurisdiction: str) -> bool:
         if not self.require_registries:

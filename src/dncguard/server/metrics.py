@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from ..freshness import FreshnessPolicy
 from ..lists import ListStore
 from ..models import Decision, Reason, Verdict
 from ..store import utcnow
@@ -51,7 +53,7 @@ def masked_path(scope: Scope) -> str:
 class Metrics:
     """The service's Prometheus series."""
 
-    def __init__(self, list_ages: Callable[[], Iterable[tuple[str, float]]],
+    def __init__(self, list_ages: Callable[[], Iterable[ListAge]],
                  outbox: Callable[[], dict[str, float]] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = PromCounter("dncguard_http_requests", "HTTP requests",
@@ -84,19 +86,37 @@ class Metrics:
 
 
 class _ListAgeCollector(Collector):
-    def __init__(self, ages: Callable[[], Iterable[tuple[str, float]]]) -> None:
+    def __init__(self, ages: Callable[[], Iterable[ListAge]]) -> None:
         self.ages = ages
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        family = GaugeMetricFamily("dncguard_list_age_seconds",
-                                   "Age of each list's data (snapshot date, else last update)",
-                                   labels=["list"])
+        age = GaugeMetricFamily("dncguard_list_age_seconds",
+                                "Age of each list's data (snapshot date, else last update)",
+                                labels=["list"])
+        max_age = GaugeMetricFamily("dncguard_list_max_age_seconds",
+                                    "Age a dated list may reach (its registry rule, an "
+                                    "override or the default; dncguard.freshness)",
+                                    labels=["list"])
+        fresh = GaugeMetricFamily("dncguard_list_fresh",
+                                  "1 while the list is within its maximum age, else 0",
+                                  labels=["list"])
+        intact = GaugeMetricFamily("dncguard_list_snapshot_ok",
+                                   "1 while the list's snapshot file matches its seal, else 0 "
+                                   "(its checks answer error)", labels=["list"])
         try:
-            for name, age in self.ages():
-                family.add_metric([name], age)
+            for item in self.ages():
+                age.add_metric([item.name], item.seconds)
+                fresh.add_metric([item.name], 1.0 if item.fresh else 0.0)
+                if item.max_age_seconds is not None:
+                    max_age.add_metric([item.name], item.max_age_seconds)
+                if item.snapshot_ok is not None:
+                    intact.add_metric([item.name], 1.0 if item.snapshot_ok else 0.0)
         except Exception:  # the database is away: report no ages rather than fail the scrape
             log.warning("list ages unavailable for /metrics")
-        yield family
+        yield age
+        yield max_age
+        yield fresh
+        yield intact
 
 
 class _RetryCollector(Collector):
@@ -183,16 +203,33 @@ class _OutboxCollector(Collector):
         yield family
 
 
-def list_ages(store: ListStore) -> list[tuple[str, float]]:
+@dataclass(frozen=True)
+class ListAge:
+    """One list's series: age, maximum age and freshness (:mod:`dncguard.freshness`), and
+    whether its snapshot verifies (None: no snapshot file)."""
+
+    name: str
+    seconds: float
+    max_age_seconds: float | None
+    fresh: bool
+    snapshot_ok: bool | None
+
+
+def list_ages(store: ListStore) -> list[ListAge]:
     now = utcnow()
+    policy = FreshnessPolicy.of(store.settings)
     out = []
     for info in store.all():
-        if info.snapshot_date:
-            moment = datetime.combine(date.fromisoformat(info.snapshot_date), datetime.min.time(),
-                                      UTC)
-        else:
-            moment = info.synced_at or info.updated_at
-        out.append((info.name, max((now - moment).total_seconds(), 0.0)))
+        f = policy.judge(info, now.date())
+        moment = None
+        if info.snapshot_date and f.age_days is not None:
+            moment = datetime.combine(date.fromisoformat(info.snapshot_date),
+                                      datetime.min.time(), UTC)
+        moment = moment or info.synced_at or info.updated_at
+        out.append(ListAge(
+            info.name, max((now - moment).total_seconds(), 0.0),
+            None if f.max_age_days is None else f.max_age_days * 86400.0, f.fresh,
+            None if info.current_file is None else store.snapshot_problem(info) is None))
     return out
 
 

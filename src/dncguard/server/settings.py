@@ -31,9 +31,10 @@ class ServerSettings(SectionSettings):
                                      description="How long a verified key is trusted unchecked")
     cache_checks: bool = Field(default=True, description="Reuse list indexes while the "
                                "database's list version is unchanged (checked per request)")
-    list_max_age_days: int = Field(default=31, ge=1, description="National and state lists "
-                                   "older than this are stale (FTC: 31 days)")
-    ready_requires_fresh: bool = Field(default=True, description="/readyz fails on stale lists")
+    # list freshness is dncguard.freshness: the registry rules, [rules] max_age_days and
+    # [rules] default_max_age_days (list_max_age_days, a flat 31 days, is gone)
+    ready_requires_fresh: bool = Field(
+        default=True, description="/readyz fails on a registry past the age its rule allows")
     metrics_public: bool = Field(default=True, description="/metrics needs no key")
     export_seconds: float = Field(default=10.0, gt=0,
                                   description="Seconds between audit export delivery passes")

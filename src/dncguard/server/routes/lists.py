@@ -1,14 +1,15 @@
-"""``GET /v1/lists``: lists, sizes, snapshot dates and freshness."""
+"""``GET /v1/lists``: lists, sizes, snapshot dates, freshness and snapshot integrity."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from ...lists import DATED_KINDS, ListStore
-from ...store import utcnow
+from ...freshness import Freshness, FreshnessPolicy, today
+from ...lists import ListInfo, ListStore
 from ..deps import CheckKey, Service, ServiceDep
 from ..errors import responses
 
@@ -30,8 +31,20 @@ class ListStatus(BaseModel):
     updated_at: datetime = Field(alias="updatedAt")
     synced_at: datetime | None = Field(alias="syncedAt")
     age_days: int | None = Field(alias="ageDays", description="Days since the snapshot date")
-    max_age_days: int | None = Field(alias="maxAgeDays")
+    max_age_days: int | None = Field(
+        alias="maxAgeDays", description="Days the snapshot may be used: the jurisdiction's "
+        "registry rule, an operator override, or the default (null: not a dated list)")
     fresh: bool = Field(description="False when a dated list is older than its maximum age")
+    max_age_rule: str | None = Field(
+        default=None, alias="maxAgeRule",
+        description="The registry rule that governs the list, e.g. US:national_dnc")
+    max_age_citation: str | None = Field(default=None, alias="maxAgeCitation")
+    max_age_basis: str = Field(default="undated", alias="maxAgeBasis",
+                               description="rule, override, default or undated")
+    snapshot_error: str | None = Field(
+        default=None, alias="snapshotError",
+        description="Why the current snapshot fails its integrity check (its checks answer "
+        "error); null when it verifies")
 
     model_config = {"populate_by_name": True}
 
@@ -39,28 +52,48 @@ class ListStatus(BaseModel):
 class ListsResponse(BaseModel):
     lists: list[ListStatus]
     stale: list[str]
+    as_of: date = Field(alias="asOf", description="The day (UTC) ages are counted to")
+
+    model_config = {"populate_by_name": True}
 
 
-def list_statuses(svc: Service) -> list[ListStatus]:
+@dataclass(frozen=True)
+class ListState:
+    """One list's stored record, freshness and snapshot problem (``/readyz`` reads these)."""
+
+    info: ListInfo
+    freshness: Freshness
+    snapshot_error: str | None
+
+
+def list_states(svc: Service, day: date | None = None) -> list[ListState]:
+    """Every list's freshness (:mod:`dncguard.freshness`) and snapshot integrity."""
     store = ListStore(svc.settings, svc.engine)
-    today = utcnow().date()
+    policy = FreshnessPolicy.of(svc.settings)
+    day = day or today()
+    return [ListState(info, policy.judge(info, day), store.snapshot_problem(info))
+            for info in store.all()]
+
+
+def list_statuses(svc: Service) -> tuple[date, list[ListStatus]]:
+    store = ListStore(svc.settings, svc.engine)
+    day = today()
     out = []
-    for info in store.all():
-        counts = store.entry_counts(info.name)
-        age = ((today - date.fromisoformat(info.snapshot_date)).days
-               if info.snapshot_date else None)
-        max_age = svc.server.list_max_age_days if info.kind in DATED_KINDS else None
-        fresh = not (max_age is not None and (age is None or age > max_age))
+    for state in list_states(svc, day):
+        info, f = state.info, state.freshness
         out.append(ListStatus(
             name=info.name, kind=info.kind, jurisdiction=info.jurisdiction, count=info.count,
-            manual=ManualCounts(**counts), snapshot_date=info.snapshot_date,
-            updated_at=info.updated_at, synced_at=info.synced_at, age_days=age,
-            max_age_days=max_age, fresh=fresh))
-    return out
+            manual=ManualCounts(**store.entry_counts(info.name)),
+            snapshot_date=info.snapshot_date, updated_at=info.updated_at,
+            synced_at=info.synced_at, age_days=f.age_days, max_age_days=f.max_age_days,
+            fresh=f.fresh, max_age_rule=f.rule, max_age_citation=f.citation,
+            max_age_basis=f.basis, snapshot_error=state.snapshot_error))
+    return day, out
 
 
 @router.get("/v1/lists", response_model=ListsResponse, response_model_by_alias=True,
             responses=responses(401, 403, 429, 503), summary="Lists and their freshness")
 def lists(svc: ServiceDep, _key: CheckKey) -> ListsResponse:
-    statuses = list_statuses(svc)
-    return ListsResponse(lists=statuses, stale=[s.name for s in statuses if not s.fresh])
+    day, statuses = list_statuses(svc)
+    return ListsResponse(lists=statuses, stale=[s.name for s in statuses if not s.fresh],
+                         as_of=day)

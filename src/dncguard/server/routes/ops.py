@@ -14,11 +14,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ...config import Settings
+from ...freshness import blocking
 from ...store import utcnow
-from ..deps import AdminKey, ServiceDep, require
+from ..deps import AdminKey, Service, ServiceDep, require
 from ..errors import ApiError, Instant, responses
 from ..metrics import default_range
-from .lists import list_statuses
+from .lists import list_states
 
 router = APIRouter(tags=["operations"])
 
@@ -54,24 +55,48 @@ def stale_sources(settings: Settings) -> list[str]:
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}},
-            summary="Ready to serve: database reachable, dated lists fresh")
+            summary="Ready to serve: database reachable, snapshots intact, registries fresh, "
+                    "audit trail writable")
 def readyz(svc: ServiceDep) -> Any:
     reasons = []
     try:
         with svc.engine.connect() as conn:
             conn.execute(text("select 1"))
-        if svc.server.ready_requires_fresh:
-            for s in list_statuses(svc):
-                if not s.fresh:
-                    reasons.append(f"list {s.name} is stale: snapshot {s.snapshot_date or 'none'}"
-                                   f", older than {s.max_age_days} days")
+        reasons.extend(list_problems(svc))
         reasons.extend(stale_sources(svc.settings))
     except SQLAlchemyError as exc:
         reasons.append(f"database unreachable: {type(exc).__name__}")
+    reasons.extend(audit_problems(svc.settings))
     if reasons:
         return JSONResponse(Health(status="unavailable", reasons=reasons).model_dump(),
                             status_code=503)
     return Health(status="ok")
+
+
+def list_problems(svc: Service) -> list[str]:
+    """Lists that make verdicts ``error``: a current snapshot that fails its integrity check
+    (its checks answer SOURCE_ERROR), and, with ``ready_requires_fresh``, a registry past the
+    maximum age the rules allow (:func:`dncguard.freshness.blocking`: the rules answer
+    REGISTRY_STALE for its numbers)."""
+    states = list_states(svc)
+    out = [f"list {s.info.name}: snapshot fails its integrity check, its checks answer error "
+           f"(SOURCE_ERROR): {s.snapshot_error}; re-import the list"
+           for s in states if s.snapshot_error]
+    if svc.server.ready_requires_fresh:
+        out.extend(f"{f.problem()}; the rules answer error (REGISTRY_STALE) for "
+                   f"{f.jurisdiction} numbers: import a newer snapshot"
+                   for f in blocking(s.freshness for s in states))
+    return out
+
+
+def audit_problems(settings: Settings) -> list[str]:
+    """:func:`dncguard.audit.health.readiness_problems`; a failure to tell is a problem too."""
+    from ...audit.health import readiness_problems
+
+    try:
+        return list(readiness_problems(settings))
+    except Exception as exc:  # fail closed: readiness that cannot be shown is not readiness
+        return [f"audit trail readiness could not be determined: {type(exc).__name__}"]
 
 
 @router.get("/metrics", include_in_schema=False)
