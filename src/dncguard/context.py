@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .config import SUPPORTED_REGIONS
 from .errors import ContextError
+from .phones import US_TERRITORIES
 from .places import subdivision, zip_state
 
 #: Per-row context fields, in the order they key a row's context.
@@ -49,7 +50,7 @@ _US_ZIP = re.compile(r"^(\d{5})(?:-?(\d{4}))?$")
 MAX_SUBJECT = 200
 
 ACCEPTED: dict[str, str] = {
-    "region": "one of US, CA, GB (or UK), AU",
+    "region": "one of US (or a US territory: PR, VI, GU, MP, AS), CA, GB (or UK), AU",
     "state": "a US state, DC or territory, or a Canadian province, as its postal code "
              "(FL), its name (Florida) or an AP abbreviation (Fla.)",
     "zip": "a known US ZIP code (12345 or 12345-6789), a Canadian postal code (K1A 0B1) "
@@ -84,7 +85,7 @@ def clean_field(field: str, value: str) -> str:
         return ""
     if field == "region":
         code = text.upper()
-        code = "GB" if code == "UK" else code
+        code = "GB" if code == "UK" else "US" if code in US_TERRITORIES else code
         if code not in SUPPORTED_REGIONS:
             raise _refuse(field, value)
         return code

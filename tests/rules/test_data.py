@@ -25,7 +25,8 @@ def _texts() -> dict[str, str]:
 
 def test_every_jurisdiction_has_a_file() -> None:
     rs = load_ruleset()
-    assert set(rs.jurisdictions()) == {"US", "CA", "GB", "AU", *(f"US-{s}" for s in STATES)}
+    assert set(rs.jurisdictions()) == {"US", "CA", "GB", "AU", *(f"US-{s}" for s in STATES),
+                                       *(f"US-{t}" for t in ("PR", "VI", "GU", "MP", "AS"))}
     assert len(STATES) == 51
 
 

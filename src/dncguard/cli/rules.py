@@ -99,6 +99,8 @@ def show(jurisdiction: str = typer.Argument(..., help="US, US-FL, CA, GB or AU")
     console.print(f"[bold]{rf.jurisdiction}[/] {rf.name}  (ruleset {ruleset.version})")
     if rf.notes:
         console.print(rf.notes)
+    for g in rf.applies:
+        console.print(f"applies {', '.join(g.rules)}: {g.citation} ({g.confidence})")
     if not rf.rules:
         console.print("no rules of its own: the federal/national rules apply")
         return
