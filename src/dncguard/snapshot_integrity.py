@@ -243,6 +243,7 @@ class SnapshotFile:
     def __init__(self, path: Path, expected: Seal | None, structure: StructureCheck | None,
                  seal: Seal, identity: Identity, array: npt.NDArray[Any]) -> None:
         self.path = path
+        self._where = os.fspath(path)  # os.stat of a str: a little cheaper, once per use
         self.expected = expected
         self.structure = structure
         self.seal = seal
@@ -304,20 +305,20 @@ class SnapshotFile:
         """The array, once the file is shown to be the one verified (one ``stat``); a file
         changed in place or replaced is verified again, a file of another length fails
         without the mapping being touched. Raises :class:`SnapshotIntegrityError`."""
-        name = short_name(self.path)
         try:
-            st = os.stat(self.path)
+            st = os.stat(self._where)
         except FileNotFoundError:
-            raise SnapshotIntegrityError(f"snapshot file missing ({name})") from None
-        except OSError as exc:
-            raise SnapshotIntegrityError(f"snapshot file unreadable: {exc.strerror} ({name})"
+            raise SnapshotIntegrityError(f"snapshot file missing ({short_name(self.path)})"
                                          ) from None
+        except OSError as exc:
+            raise SnapshotIntegrityError(f"snapshot file unreadable: {exc.strerror} "
+                                         f"({short_name(self.path)})") from None
         ident = _identity(st)
         if ident == self.identity:
             return self.array
         if st.st_size != self.seal.size:
             problem = (f"truncated or extended: {st.st_size:,} bytes, sealed at "
-                       f"{self.seal.size:,} ({name})")
+                       f"{self.seal.size:,} ({short_name(self.path)})")
             _remember(self.path, ident, None, problem)
             raise SnapshotIntegrityError(problem)
         again = SnapshotFile.open(self.path, self.expected, self.structure)

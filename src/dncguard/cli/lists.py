@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from ..freshness import Freshness, FreshnessPolicy, today
 from ..lists import IMPORT_KINDS, ListStore
@@ -70,26 +70,27 @@ def list_lists(as_json: bool = typer.Option(False, "--json", help="Print JSON"))
              "maxAgeBasis": ages[i.name].basis, "asOf": day.isoformat()}
             for i in infos]))
         return
-    table = Table("name", "kind", "jurisdiction", "entries", "manual +/-", "snapshot",
-                  "age (days)", "max", "fresh", "updated (UTC)")
+    table = Table(Column("name", no_wrap=True), "kind", "jurisdiction", "entries",
+                  "manual +/-", Column("snapshot", no_wrap=True),
+                  Column("age/max", no_wrap=True), Column("fresh", no_wrap=True),
+                  "updated (UTC)")
     for i in infos:
         counts = store.entry_counts(i.name)
         f = ages[i.name]
         table.add_row(i.name, i.kind, i.jurisdiction or "", f"{i.count:,}",
                       f"+{counts['added']}/-{counts['removed']}", i.snapshot_date or "",
-                      "" if f.age_days is None else str(f.age_days),
-                      _max_text(f), _fresh_text(f),
-                      i.updated_at.strftime("%Y-%m-%d %H:%M"))
+                      _age_text(f), _fresh_text(f), i.updated_at.strftime("%Y-%m-%d %H:%M"))
     console.print(table if infos else "no lists yet; add one with 'dncguard lists import'")
     if infos:
-        console.print(f"ages counted to {day.isoformat()} (UTC); max: the registry rule, an "
-                      "override (*) or the default for lists without a rule (d)")
+        console.print(f"age/max: days on {day.isoformat()} (UTC) / days allowed by the "
+                      "registry rule (* override, d default: no rule)")
 
 
-def _max_text(f: Freshness) -> str:
+def _age_text(f: Freshness) -> str:
     if f.max_age_days is None:
         return ""
-    return f"{f.max_age_days}" + {"override": "*", "default": " d"}.get(f.basis, "")
+    age = "?" if f.age_days is None else str(f.age_days)
+    return f"{age}/{f.max_age_days}" + {"override": "*", "default": "d"}.get(f.basis, "")
 
 
 def _fresh_text(f: Freshness) -> str:
@@ -98,7 +99,7 @@ def _fresh_text(f: Freshness) -> str:
     if f.fresh:
         return "[green]yes[/]"
     over = f.days_over
-    return "[red]STALE[/]" + (f" (+{over} d)" if over is not None else " (no date)")
+    return "[red]STALE[/]" + (f" +{over}d" if over is not None else " no date")
 
 
 @lists_app.command("stats")

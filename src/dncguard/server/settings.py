@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ..config import SectionSettings, Settings, load_section
+
+log = logging.getLogger("dncguard.server")
 
 
 class ServerSettings(SectionSettings):
@@ -31,8 +34,9 @@ class ServerSettings(SectionSettings):
                                      description="How long a verified key is trusted unchecked")
     cache_checks: bool = Field(default=True, description="Reuse list indexes while the "
                                "database's list version is unchanged (checked per request)")
-    # list freshness is dncguard.freshness: the registry rules, [rules] max_age_days and
-    # [rules] default_max_age_days (list_max_age_days, a flat 31 days, is gone)
+    list_max_age_days: int | None = Field(
+        default=None, description="Removed, ignored: list freshness follows the registry "
+        "rules, [rules] max_age_days and [rules] default_max_age_days (dncguard.freshness)")
     ready_requires_fresh: bool = Field(
         default=True, description="/readyz fails on a registry past the age its rule allows")
     metrics_public: bool = Field(default=True, description="/metrics needs no key")
@@ -46,6 +50,15 @@ class ServerSettings(SectionSettings):
                                      "taken over by another replica")
     job_chunk_delay: float = Field(default=0.0, ge=0,
                                    description="Testing only: sleep after each job chunk")
+
+
+    @model_validator(mode="after")
+    def _removed(self) -> ServerSettings:
+        if self.list_max_age_days is not None:
+            log.warning("server setting list_max_age_days is no longer used (list freshness "
+                        "follows the registry rules); set [rules] default_max_age_days for "
+                        "lists without a rule, or [rules] max_age_days per jurisdiction")
+        return self
 
 
 def load_server_settings(settings: Settings, **overrides: object) -> ServerSettings:
