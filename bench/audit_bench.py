@@ -1,6 +1,15 @@
-"""Time :func:`dncguard.audit.jobs.record_job` (and one proof) on a verdict file.
+"""Audit trail benchmarks: appending check records, verifying the chain, recording a job.
 
+    python -m bench.audit_bench chain [--records 1000000] [--batch 1000] [--postgres URL]
     python -m bench.audit_bench [VERDICTS] [--repeat 3] [--prove ROW]
+
+``chain`` appends ``--records`` check records in one process, ``--batch`` per transaction
+(what the service's group commit does with concurrent checks: each batch is encoded, then
+chained and inserted under one lock), on a fresh SQLite home (or a fresh schema of
+``--postgres``), and prints records/s for the encoding and for the whole append; then times
+``audit verify`` over the whole chain.
+
+Otherwise it times :func:`dncguard.audit.jobs.record_job` (and one proof) on a verdict file:
 
 ``VERDICTS`` is a file ``dncguard scrub`` wrote (default ``/tmp/a-out.csv``; its
 ``.summary.json`` beside it is used when present). Make a 1M-row one with::
@@ -62,7 +71,77 @@ def _jobs_module(path: Path | None) -> Any:
     return module
 
 
+def _verdicts(n: int) -> list[Any]:
+    """``n`` distinct check verdicts shaped like the service's (a list hit, a rule)."""
+    from dncguard.models import DataVersions, Decision, Reason, ReasonCode, Verdict
+
+    now = datetime.now(UTC)
+    versions = DataVersions(lists={"us-ftc": "2026-11-20", "internal": None},
+                            ruleset="2026.11.0+50a3b49b")
+    hit = [Reason(code=ReasonCode.DNC_NATIONAL, decision=Decision.BLOCK, source="local",
+                  list="us-ftc", detail="number on national list us-ftc [US]")]
+    return [Verdict(input=f"+1202555{i % 10_000:04d}", e164=f"+1202{200 + i % 800}{i % 10_000:04d}",
+                    decision=Decision.BLOCK if i % 7 == 0 else Decision.ALLOW,
+                    reasons=hit if i % 7 == 0 else [], region="US", state="DC",
+                    dial_time=now, checked_at=now, versions=versions) for i in range(n)]
+
+
+def chain_bench(records: int, batch: int, postgres: str | None) -> None:
+    import sqlalchemy as sa
+
+    from dncguard import audit
+
+    schema = url = None
+    if postgres:
+        schema = f"bench_{new_job_id()[-8:]}"
+        with sa.create_engine(postgres).begin() as conn:
+            conn.execute(sa.text(f'create schema "{schema}"'))
+        url = f"{postgres}{'&' if '?' in postgres else '?'}options=-csearch_path%3D{schema}"
+    try:
+        with tempfile.TemporaryDirectory(prefix="audit-bench-") as home:
+            settings = load_settings(home=Path(home), **({"database_url": url} if url else {}))
+            log = AuditLog(settings, audit=AuditSettings(hmac_key="bench-key"))  # type: ignore[arg-type]
+            audit._logs[(str(settings.home), settings.db_url, str(settings.config_file))] = log
+            sample = _verdicts(min(records, 100_000))
+            encode = append = 0.0
+            done = 0
+            while done < records:
+                n = min(batch, records - done)
+                chunk = [sample[(done + i) % len(sample)] for i in range(n)]
+                t0 = time.perf_counter()
+                pending = audit.check_fields(settings, chunk, who="api:bench")
+                t1 = time.perf_counter()
+                log.append_many(pending)
+                t2 = time.perf_counter()
+                encode += t1 - t0
+                append += t2 - t0
+                done += n
+            db = "postgresql" if postgres else "sqlite"
+            print(f"append ({db}, {batch:,} per transaction): {records:,} records in "
+                  f"{append:.2f} s = {records / append:,.0f} records/s "
+                  f"(encoding alone {records / encode:,.0f}/s)")
+            t0 = time.perf_counter()
+            res = log.verify()
+            took = time.perf_counter() - t0
+            print(f"verify: {res.checked:,} records in {took:.2f} s = "
+                  f"{res.checked / took:,.0f} records/s; {res.message}")
+            dispose_engines()
+    finally:
+        if schema and postgres:
+            with sa.create_engine(postgres).begin() as conn:
+                conn.execute(sa.text(f'drop schema "{schema}" cascade'))
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["chain"]:
+        cp = argparse.ArgumentParser(description="append and verify check records")
+        cp.add_argument("--records", type=int, default=1_000_000)
+        cp.add_argument("--batch", type=int, default=1000)
+        cp.add_argument("--postgres")
+        a = cp.parse_args(argv[1:])
+        chain_bench(a.records, a.batch, a.postgres)
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("verdicts", nargs="?", type=Path, default=Path("/tmp/a-out.csv"))
     ap.add_argument("--repeat", type=int, default=3)

@@ -34,7 +34,7 @@ from .export import (
     outbox_metrics,
 )
 from .health import AuditHealth, health, readiness_problems
-from .jobs import AuditError, new_job_id, prove, verify_proof
+from .jobs import AuditError, JobRecord, new_job_id, prepare_job, prove, verify_proof, write_job
 from .jobs import record_job as _record_job
 from .log import GENESIS, AuditLog, AuditRecord, VerifyResult
 from .settings import AuditSettings, load_audit_settings
@@ -150,6 +150,7 @@ __all__ = [
     "AuditHealth",
     "AuditUnavailable",
     "AuditWriter",
+    "JobRecord",
     "AuditLog",
     "AuditRecord",
     "AuditSettings",
@@ -167,10 +168,12 @@ __all__ = [
     "load_audit_settings",
     "new_job_id",
     "outbox_metrics",
+    "prepare_job",
     "prove",
     "record_check",
     "record_checks",
     "record_job",
     "record_list_change",
     "verify_proof",
+    "write_job",
 ]

@@ -27,9 +27,13 @@ COLUMNS = ("seq", "at", "kind", "action", "who", "subject", "number_hmac", "numb
            "decision", "reason_codes", "versions", "data", "prev_hash", "hash")
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_PLAIN = json.JSONEncoder(ensure_ascii=False)
+
+
 def jtext(value: Any) -> str:
     """The canonical JSON text of a JSON-native value."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def jstr(value: str | None) -> str:
@@ -38,7 +42,7 @@ def jstr(value: str | None) -> str:
         return "null"
     if value.isprintable() and '"' not in value and "\\" not in value:
         return f'"{value}"'
-    return json.dumps(value, ensure_ascii=False)
+    return _PLAIN.encode(value)
 
 
 @dataclass(slots=True)

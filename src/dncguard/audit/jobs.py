@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -238,13 +239,20 @@ def _csv_picked(path: Path) -> list[str] | None:
     return picked
 
 
-def _csv_batches(source: Any, picked: list[str]) -> Iterator[list[Any]]:
+#: pyarrow reads a CSV in blocks; a cell (or row) longer than a block cannot be parsed with
+#: it ("straddling object straddles two block boundaries"), so a scan that meets one starts
+#: again with the next size.
+CSV_BLOCK_SIZES = (4 << 20, 64 << 20, 1 << 30)
+
+
+def _csv_batches(source: Any, picked: list[str], block_size: int = CSV_BLOCK_SIZES[0]
+                 ) -> Iterator[list[Any]]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     reader = pacsv.open_csv(
         source,
-        read_options=pacsv.ReadOptions(use_threads=False, block_size=4 << 20),
+        read_options=pacsv.ReadOptions(use_threads=False, block_size=block_size),
         # Python's csv writer quotes a cell holding a comma, quote or line break and doubles
         # its quotes: pyarrow's default dialect, with line breaks allowed in quoted cells.
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
@@ -421,6 +429,21 @@ def _scan(log: AuditLog, path: Path, block: int, *, copy_to: Path | None = None,
           keep_row: int | None = None) -> tuple[str, _Blocks]:
     """Read a results file once: its SHA-256 (copying it to ``copy_to`` when given) and its
     block leaves (keeping the block of ``keep_row``). Unreadable files raise AuditError."""
+    for size in CSV_BLOCK_SIZES:
+        try:
+            return _scan_once(log, path, block, copy_to=copy_to, keep_row=keep_row,
+                              csv_block=size)
+        except _TooLong:
+            continue
+    raise AuditError(f"{path}: a row is longer than {CSV_BLOCK_SIZES[-1]:,} bytes")
+
+
+class _TooLong(Exception):
+    """A CSV cell or row longer than the reader's block."""
+
+
+def _scan_once(log: AuditLog, path: Path, block: int, *, copy_to: Path | None,
+               keep_row: int | None, csv_block: int) -> tuple[str, _Blocks]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -437,7 +460,8 @@ def _scan(log: AuditLog, path: Path, block: int, *, copy_to: Path | None = None,
                 fh = stack.enter_context(path.open("rb"))
                 out = stack.enter_context(copy_to.open("wb")) if copy_to is not None else None
                 tee = _HashingReader(fh, out)
-                batches = _csv_batches(tee, picked) if picked is not None else iter(())
+                batches = (_csv_batches(tee, picked, csv_block) if picked is not None
+                           else iter(()))
             key = log.key
             rows = 0
             pending: deque[Future[None]] = deque()
@@ -455,6 +479,8 @@ def _scan(log: AuditLog, path: Path, block: int, *, copy_to: Path | None = None,
             if tee is not None:
                 digest = tee.drain()
     except pa.ArrowException as exc:
+        if "straddl" in str(exc):
+            raise _TooLong from exc
         raise AuditError(f"{path}: the rows cannot be read as a verdict file ({exc})") from exc
     except OSError as exc:
         raise AuditError(f"cannot read {path}: {exc.strerror or exc}") from exc
@@ -523,21 +549,22 @@ def summary_counts(summary: ScrubSummary) -> dict[str, Any]:
 # -- recording ------------------------------------------------------------------------------
 
 
-def record_job(
-    log: AuditLog,
-    job_id: str,
-    output_path: Path,
-    summary: ScrubSummary,
-    *,
-    who: str | None = None,
-    conn: Connection | None = None,
-) -> AuditRecord:
-    """Append the record of a finished scrub job and queue its summary export.
+@dataclass(frozen=True)
+class JobRecord:
+    """A scrub job's record, ready to append (:func:`prepare_job`, then :func:`write_job`)."""
 
-    Copies ``output_path`` (the verdict file :meth:`Scrubber.scrub_file` wrote) and its summary
-    under the home, hashing it on the way, builds the Merkle root from the copy, then appends
-    the record and (when ``export_url`` is set) enqueues the export in the same transaction.
-    """
+    job_id: str
+    who: str | None
+    reason_codes: list[str]
+    versions: dict[str, Any]
+    data: dict[str, Any]
+
+
+def prepare_job(log: AuditLog, job_id: str, output_path: Path, summary: ScrubSummary, *,
+                who: str | None = None) -> JobRecord:
+    """The costly part of recording a job, outside any transaction: copy ``output_path`` and
+    its summary under the home (hashing the copy), build the Merkle root from the copy.
+    Raises :class:`AuditError` when the file cannot be read or the job is recorded already."""
     if log.find("job", job_id) is not None:
         raise AuditError(f"job {job_id!r} already has an audit record")
     folder: Path | None = None
@@ -564,22 +591,43 @@ def record_job(
         "results": {"file": output_path.name, "sha256": digest, "retained": retained,
                     "rows": blocks.rows},
     }
-    suppressed = [k for k, v in summary.by_reason.items() if v]
+    return JobRecord(job_id, who, [k for k, v in summary.by_reason.items() if v],
+                     {"lists": dict(summary.lists), "ruleset": summary.ruleset}, data)
 
-    def write(c: Connection) -> AuditRecord:
-        rec = log.append("job", "scrub", who=who, subject=job_id, reason_codes=suppressed,
-                         versions={"lists": dict(summary.lists), "ruleset": summary.ruleset},
-                         data=data, conn=c)
-        if log.audit.export_url:
-            from .export import enqueue_export
 
-            enqueue_export(log, rec, c)
-        return rec
+def write_job(log: AuditLog, record: JobRecord, conn: Connection) -> AuditRecord:
+    """Append a prepared job record in ``conn``'s transaction and (when ``export_url`` is
+    set) enqueue its export in the same transaction."""
+    rec = log.append("job", "scrub", who=record.who, subject=record.job_id,
+                     reason_codes=record.reason_codes, versions=record.versions,
+                     data=record.data, conn=conn)
+    if log.audit.export_url:
+        from .export import enqueue_export
 
+        enqueue_export(log, rec, conn)
+    return rec
+
+
+def record_job(
+    log: AuditLog,
+    job_id: str,
+    output_path: Path,
+    summary: ScrubSummary,
+    *,
+    who: str | None = None,
+    conn: Connection | None = None,
+) -> AuditRecord:
+    """Append the record of a finished scrub job and queue its summary export.
+
+    Copies ``output_path`` (the verdict file :meth:`Scrubber.scrub_file` wrote) and its summary
+    under the home, hashing it on the way, builds the Merkle root from the copy, then appends
+    the record and (when ``export_url`` is set) enqueues the export in the same transaction.
+    """
+    record = prepare_job(log, job_id, output_path, summary, who=who)
     if conn is not None:
-        return write(conn)
+        return write_job(log, record, conn)
     with log.engine.begin() as own:
-        return write(own)
+        return write_job(log, record, own)
 
 
 # -- proofs ---------------------------------------------------------------------------------

@@ -48,7 +48,10 @@ def serve(
     uvicorn.run("dncguard.server.app:app_from_env", factory=True, host=server.host,
                 port=server.port, workers=server.workers, access_log=False,
                 log_config=log_config(log_level), log_level=log_level,
-                server_header=False, proxy_headers=False)
+                server_header=False, proxy_headers=False,
+                # uvloop and httptools (uvicorn[standard], a dependency), named so that a
+                # broken install fails at start instead of serving on the slow stack
+                loop="uvloop", http="httptools")
 
 
 @keys_app.command("create")

@@ -33,6 +33,7 @@ from .metrics import (
     Send,
     list_ages,
 )
+from .realtime import Realtime
 from .routes import check, dnc, jobs, lists, ops, rules
 from .settings import ServerSettings, load_server_settings
 
@@ -121,19 +122,22 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
                       outbox=lambda: audit.outbox_metrics(audit.audit_log(settings)))
     counter = DecisionCounter(engine)
     provider = CheckerProvider(settings, engine, cache=server.cache_checks)
+    writer = audit.audit_writer(settings)
+    realtime = Realtime(settings, provider, writer)
     runner = JobRunner(settings, engine, provider, counter, metrics, poll=server.job_poll_seconds,
                        lease=server.job_lease_seconds,
                        chunk_delay=server.job_chunk_delay) if run_jobs else None
     svc = Service(settings=settings, server=server, engine=engine, keys=keys, provider=provider,
                   counter=counter, metrics=metrics, jobs=JobStore(settings, engine),
                   runner=runner, buckets=TokenBuckets(server.rate_per_second, server.rate_burst),
-                  no_auth=no_auth)
+                  no_auth=no_auth, realtime=realtime)
 
     def warm_up() -> None:
         """Load the checks and the number parser before the first dialer's request."""
         try:
-            scrubber = provider.get()
-            scrubber.scrub(["+12025550123"])
+            prepared = provider.refresh()
+            prepared.scrubber.scrub(["+12025550123"])
+            prepared.direct.scrub(["+12025550123"])
         except Exception as exc:  # the first request will report it properly
             log.warning("warm-up check failed: %s", exc)
 
@@ -169,6 +173,8 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
                 exporter.cancel()
             if runner is not None:
                 await anyio.to_thread.run_sync(runner.stop)
+            await anyio.to_thread.run_sync(realtime.stop)
+            await anyio.to_thread.run_sync(writer.stop)
             await anyio.to_thread.run_sync(counter.flush)
 
     app = FastAPI(title="dncguard", version=__version__, description=DESCRIPTION,

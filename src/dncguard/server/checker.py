@@ -1,21 +1,26 @@
-"""Checks for the service, rebuilt whenever the database's list data changes.
+"""Checks for the service, prepared once per *list version*.
 
-Each request asks the database for a cheap *list version* (one query of maximum ids and times
-over the list tables). While it is unchanged the list indexes (memory-mapped snapshots plus the
-database entries) are reused; any opt-out, removal or import changes it, so the very next check
-on every replica sees the change. When the database cannot answer, checks fail closed.
+The list version is a cheap token (one query of maximum ids and times over the list tables)
+that changes with any opt-out, removal or import. :class:`CheckerProvider` keeps the checks
+built for the current token (memory-mapped snapshots plus the database entries) and rebuilds
+them only when it changes. The real-time path (:mod:`.realtime`) reads the token once per
+batch of concurrent requests, so an opt-out committed before a request arrived is honoured
+by that request on every replica, without a database round trip per request. When the
+database cannot answer, checks fail closed.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, func, select
+from sqlalchemy import Connection, Engine, Select, func, select
 
-from ..checks import CheckContext, default_checks
+from ..checks import Batch, Check, CheckContext, LocalListsCheck, default_checks
 from ..config import Settings
+from ..findings import Findings
 from ..lists import ListStore
 from ..models import Decision, Reason, ReasonCode, Verdict, merge_reasons
 from ..phones import normalise
@@ -37,7 +42,7 @@ def _version_query() -> Select[Any]:
 _VERSION_QUERY = _version_query()
 
 
-def list_version(engine: Engine) -> tuple[Any, ...]:
+def list_version(bind: Engine | Connection) -> tuple[Any, ...]:
     """A token that changes whenever a list, a list entry or a list event is written.
 
     Only maxima and the (small) count of lists: every query is an index lookup, whatever the
@@ -45,33 +50,89 @@ def list_version(engine: Engine) -> tuple[Any, ...]:
     :class:`~dncguard.lists.ListStore` also writes a list event. Writers that delete or update
     entries directly must write a list event or touch ``lists.updated_at``/``synced_at`` too.
     """
-    with engine.connect() as conn:
-        row = conn.execute(_VERSION_QUERY).one()
-    return tuple(row)
+    if isinstance(bind, Connection):
+        return tuple(bind.execute(_VERSION_QUERY).one())
+    with bind.connect() as conn:
+        return tuple(conn.execute(_VERSION_QUERY).one())
+
+
+class Direct:
+    """A check whose findings run in the calling thread.
+
+    The local lists and the rules hand their (synchronous, array) work to a thread pool when
+    awaited; the real-time checker already runs in its own thread, where that hand-off costs
+    more than the work for a handful of numbers. Remote sources keep their own ``findings``.
+    """
+
+    def __init__(self, inner: Check, run: Any) -> None:
+        self._inner = inner
+        self._run = run
+        self.name = inner.name
+
+    def versions(self) -> Any:
+        return self._inner.versions()
+
+    async def check(self, batch: Batch, ctx: CheckContext) -> Any:
+        return await self._inner.check(batch, ctx)
+
+    async def findings(self, batch: Batch, ctx: CheckContext) -> Findings:
+        found: Findings = self._run(batch, ctx)
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def direct(check: Check) -> Check:
+    """``check`` with its synchronous findings called directly, when it has them."""
+    from ..rules import RulesCheck
+
+    if isinstance(check, LocalListsCheck):
+        return Direct(check, check._findings)
+    if isinstance(check, RulesCheck):
+        return Direct(check, check.evaluate_groups)
+    return check
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The checks of one list version: ``scrubber`` for jobs and batches, ``direct`` (same
+    check objects, findings in the calling thread) for the real-time checker."""
+
+    token: tuple[Any, ...]
+    scrubber: Scrubber
+    direct: Scrubber
 
 
 class CheckerProvider:
-    """Hands out a :class:`Scrubber` whose checks reflect the database right now."""
+    """Hands out the checks that reflect the database's lists right now."""
 
     def __init__(self, settings: Settings, engine: Engine, cache: bool = True) -> None:
         self.settings = settings
         self.engine = engine
         self.cache = cache
         self._lock = threading.Lock()
-        self._token: tuple[Any, ...] | None = None
-        self._scrubber: Scrubber | None = None
+        self._current: Prepared | None = None
 
-    def get(self) -> Scrubber:
-        """Raises SQLAlchemyError when the database cannot answer (callers fail closed)."""
+    def refresh(self) -> Prepared:
+        """The checks for the current list version (one query; rebuilt when it changed).
+        Raises SQLAlchemyError when the database cannot answer (callers fail closed)."""
         token = list_version(self.engine)
         with self._lock:
-            if self.cache and self._scrubber is not None and token == self._token:
-                return self._scrubber
+            current = self._current
+        if self.cache and current is not None and current.token == token:
+            return current
         store = ListStore(self.settings, self.engine)
-        scrubber = Scrubber(self.settings, checks=default_checks(self.settings, store))
+        checks = default_checks(self.settings, store)
+        prepared = Prepared(token, Scrubber(self.settings, checks=checks),
+                            Scrubber(self.settings, checks=[direct(c) for c in checks]))
         with self._lock:
-            self._token, self._scrubber = token, scrubber
-        return scrubber
+            self._current = prepared
+        return prepared
+
+    def get(self) -> Scrubber:
+        """The scrubber for the current list version (see :meth:`refresh`)."""
+        return self.refresh().scrubber
 
 
 def unavailable_verdict(phone: str, ctx: CheckContext, region: str | None, why: str,
@@ -85,3 +146,15 @@ def unavailable_verdict(phone: str, ctx: CheckContext, region: str | None, why: 
     decision, nxt = merge_reasons(reasons)
     return Verdict(input=phone, e164=n.e164, decision=decision, reasons=reasons, region=n.region,
                    next_allowed_at=nxt, dial_time=ctx.at, checked_at=now)
+
+
+def audit_unavailable(verdict: Verdict, why: str) -> Verdict:
+    """What is answered instead of ``verdict`` when its audit record could not be written:
+    ``error`` with AUDIT_UNAVAILABLE after the verdict's own ``error`` reasons (a source that
+    failed too); an unrecorded allow, defer or block is not disclosed."""
+    reason = Reason(code=ReasonCode.AUDIT_UNAVAILABLE, decision=Decision.ERROR,
+                    source="audit", detail=f"the audit record could not be written ({why}); "
+                    "not verified: check again")
+    kept = [r for r in verdict.reasons if r.decision is Decision.ERROR]
+    return verdict.model_copy(update={"decision": Decision.ERROR, "reasons": [*kept, reason],
+                                      "next_allowed_at": None})

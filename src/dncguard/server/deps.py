@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
@@ -20,6 +21,7 @@ from .errors import ApiError, FieldError
 from .jobs import JobRunner, JobStore
 from .keys import ApiKey, KeyStore
 from .metrics import DecisionCounter, Metrics
+from .realtime import Realtime
 from .settings import ServerSettings
 
 
@@ -58,10 +60,11 @@ class Service:
     runner: JobRunner | None
     buckets: TokenBuckets
     no_auth: bool
+    realtime: Realtime
     started_at: Any = field(default_factory=utcnow)
 
 
-def service(request: Request) -> Service:
+async def service(request: Request) -> Service:
     svc: Service = request.app.state.service
     return svc
 
@@ -73,51 +76,90 @@ ANONYMOUS = ApiKey(id="anonymous", name="no-auth", scopes=("admin",), created_at
                    created_by=None, revoked_at=None)
 
 
+def _admit(request: Request, svc: Service, key: ApiKey | None, scope: str) -> ApiKey:
+    """Scope and rate limit for a verified key (``None``: refused)."""
+    if svc.no_auth:
+        key = ANONYMOUS
+        who = f"ip:{request.client.host if request.client else '-'}"
+    else:
+        if key is None:
+            raise ApiError(401, "invalid or revoked API key",
+                           headers={"WWW-Authenticate": "Bearer"})
+        who = key.id
+    request.state.key_id = key.id
+    if not key.allows(scope):
+        raise ApiError(403, f"this key lacks the {scope!r} scope "
+                       f"(it has: {', '.join(key.scopes)})")
+    wait = svc.buckets.take(who)
+    if wait:
+        raise ApiError(429, "rate limit exceeded; slow down",
+                       headers={"Retry-After": str(max(1, round(wait + 0.5)))})
+    return key
+
+
+def _presented(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise ApiError(401, "an API key is required: Authorization: Bearer <key>",
+                       headers={"WWW-Authenticate": "Bearer"})
+    return credentials.credentials
+
+
+def _unavailable(exc: SQLAlchemyError) -> ApiError:
+    return ApiError(503, "the key store is unavailable; try again", headers={"Retry-After": "5"})
+
+
 def require(scope: str) -> Callable[..., Any]:
-    """A dependency that authenticates the caller, checks ``scope`` and the rate limit."""
+    """A (synchronous) dependency that authenticates the caller, checks ``scope`` and the
+    rate limit; also callable directly from a worker thread."""
 
     def dependency(
         request: Request, svc: ServiceDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> ApiKey:
         if svc.no_auth:
-            key = ANONYMOUS
-            who = f"ip:{request.client.host if request.client else '-'}"
-        else:
-            if credentials is None or credentials.scheme.lower() != "bearer":
-                raise ApiError(401, "an API key is required: Authorization: Bearer <key>",
-                               headers={"WWW-Authenticate": "Bearer"})
-            try:
-                found = svc.keys.verify(credentials.credentials)
-            except SQLAlchemyError as exc:
-                raise ApiError(503, "the key store is unavailable; try again",
-                               headers={"Retry-After": "5"}) from exc
-            if found is None:
-                raise ApiError(401, "invalid or revoked API key",
-                               headers={"WWW-Authenticate": "Bearer"})
-            key = found
-            who = key.id
-        request.state.key_id = key.id
-        if not key.allows(scope):
-            raise ApiError(403, f"this key lacks the {scope!r} scope "
-                           f"(it has: {', '.join(key.scopes)})")
-        wait = svc.buckets.take(who)
-        if wait:
-            raise ApiError(429, "rate limit exceeded; slow down",
-                           headers={"Retry-After": str(max(1, round(wait + 0.5)))})
-        return key
+            return _admit(request, svc, None, scope)
+        text = _presented(credentials)
+        try:
+            found = svc.keys.verify(text)
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return _admit(request, svc, found, scope)
 
     dependency.__name__ = f"require_{scope.replace(':', '_')}"
     return dependency
 
 
-CheckKey = Annotated[ApiKey, Depends(require("check"))]
-JobsKey = Annotated[ApiKey, Depends(require("jobs"))]
-DncKey = Annotated[ApiKey, Depends(require("dnc:write"))]
-AdminKey = Annotated[ApiKey, Depends(require("admin"))]
+def require_async(scope: str) -> Callable[..., Any]:
+    """:func:`require` on the event loop: a key verified within ``key_cache_seconds`` costs
+    no thread hand-off; only a lookup in the database runs in a worker thread."""
+
+    async def dependency(
+        request: Request, svc: ServiceDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> ApiKey:
+        if svc.no_auth:
+            return _admit(request, svc, None, scope)
+        text = _presented(credentials)
+        hit = svc.keys.cached(text)
+        if hit is not None:
+            return _admit(request, svc, hit[0], scope)
+        try:
+            found = await anyio.to_thread.run_sync(svc.keys.verify, text)
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return _admit(request, svc, found, scope)
+
+    dependency.__name__ = f"require_{scope.replace(':', '_')}"
+    return dependency
 
 
-def strict_query(request: Request) -> None:
+CheckKey = Annotated[ApiKey, Depends(require_async("check"))]
+JobsKey = Annotated[ApiKey, Depends(require_async("jobs"))]
+DncKey = Annotated[ApiKey, Depends(require_async("dnc:write"))]
+AdminKey = Annotated[ApiKey, Depends(require_async("admin"))]
+
+
+async def strict_query(request: Request) -> None:
     """422 for query parameters the operation does not take (typos are not silently ignored)."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)

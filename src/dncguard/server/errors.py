@@ -36,7 +36,8 @@ class ErrorBody(BaseModel):
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
           405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media",
-          422: "validation_error", 429: "rate_limited", 503: "unavailable"}
+          422: "validation_error", 429: "rate_limited", 500: "internal_error",
+          503: "unavailable"}
 
 
 class ApiError(Exception):
@@ -103,6 +104,16 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed(request))
         return error_response(exc.status_code, str(exc.detail), headers=headers)
+
+    @app.exception_handler(RecursionError)
+    async def _deep(_: Request, exc: RecursionError) -> JSONResponse:
+        return error_response(422, "invalid request body: nested too deeply",
+                              fields=[FieldError(field="body", message="nested too deeply")])
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled %s", type(exc).__name__, exc_info=exc)
+        return error_response(500, "internal error; nothing was checked or changed")
 
     @app.exception_handler(SQLAlchemyError)
     async def _db(_: Request, exc: SQLAlchemyError) -> JSONResponse:

@@ -20,6 +20,7 @@ import shutil
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -162,6 +163,16 @@ class JobStore:
                                  lease_owner=None, lease_until=None))
         return self.get(job_id)
 
+    def resume(self, job_id: str) -> JobInfo:
+        """Queue a failed job again: it resumes at its first uncommitted chunk (a job whose
+        audit record failed only writes its results and record again)."""
+        t = server_jobs_table
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.id == job_id, t.c.state == "failed")
+                         .values(state="queued", error=None, finished_at=None,
+                                 updated_at=utcnow(), lease_owner=None, lease_until=None))
+        return self.get(job_id)
+
     def summary(self, job: JobInfo) -> dict[str, Any]:
         """The final summary, or the committed chunks' so far (``complete`` says which)."""
         final = self.summary_path(job.id)
@@ -249,6 +260,9 @@ class JobRunner:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._current: str | None = None
+        #: Called (with the job id) between the last results commit and the transaction that
+        #: marks the job done with its audit record: tests crash the runner here.
+        self.before_final: Callable[[str], None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -469,15 +483,23 @@ class JobRunner:
         summary = merge_summaries(self.store.chunk_summaries(job.id, chunks), current)
         summary.output = "results.csv"
         _write_atomic(self.store.summary_path(job.id), lambda fh: fh.write(summary.to_json()))
+        log_ = audit.audit_log(self.settings)
+        # The costly part (copy, hash, Merkle root) outside the transaction; an AuditError
+        # here fails the job with its reason (resumable: JobStore.resume).
+        record = audit.prepare_job(log_, job.id, self.store.results_path(job.id), summary,
+                                   who=job.created_by)
+        if self.before_final is not None:
+            self.before_final(job.id)
         t = server_jobs_table
+        # done and its audit record commit together, or neither does: a runner that dies
+        # before this commit leaves the job running, and its successor finishes it.
         with self.engine.begin() as conn:
             got = conn.execute(update(t).where(
                 t.c.id == job.id, t.c.state == "running", t.c.lease_owner == self.owner)
                 .values(state="done", updated_at=now, finished_at=now, lease_owner=None,
-                        lease_until=None)).rowcount
-        if not got:
-            raise _Stop
-        audit.record_job(self.settings, job.id, self.store.results_path(job.id), summary,
-                         who=job.created_by)
+                        lease_until=None, error=None)).rowcount
+            if not got:
+                raise _Stop
+            audit.write_job(log_, record, conn)
         log.info("job %s done: %d rows in %d chunks (%s)", job.id, summary.total_rows, chunks,
                  folder.name)

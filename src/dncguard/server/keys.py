@@ -112,6 +112,14 @@ class KeyStore:
                            or v[1].id != key_id}
         return next(k for k in self.all() if k.id == key_id)
 
+    def cached(self, text: str) -> tuple[ApiKey | None] | None:
+        """``(key,)`` when this text was verified less than ``cache_seconds`` ago (``key`` None:
+        it was refused), else None: then :meth:`verify` asks the database."""
+        found = self._cache.get(hash_key(text))
+        if found is not None and time.monotonic() - found[0] < self.cache_seconds:
+            return (found[1],)
+        return None
+
     def verify(self, text: str) -> ApiKey | None:
         """The active key this text is, or None. Raises SQLAlchemyError when the database
         cannot answer and the key was never seen by this process."""

@@ -5,20 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-import anyio
 from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from sqlalchemy.exc import SQLAlchemyError
 
-from ... import audit
 from ...checks import CheckContext
 from ...context import clean_field
 from ...errors import ContextError
 from ...models import Verdict
 from ...pipeline import Scrubber
-from ...store import utcnow
-from ..checker import unavailable_verdict
 from ..context import context_or_422
 from ..deps import CheckKey, Service, ServiceDep
 from ..errors import ApiError, FieldError, Instant, responses
@@ -88,14 +83,8 @@ class BatchResponse(BaseModel):
     verdicts: list[Verdict] = Field(description="In request order; row is the 1-based index")
 
 
-async def _audit(svc: Service, verdicts: list[Verdict], key: object) -> None:
-    """Append the checks to the audit trail (one lock for a whole batch)."""
-    who = f"api:{getattr(key, 'name', 'no-auth')}"
-    try:
-        await anyio.to_thread.run_sync(
-            lambda: audit.record_checks(svc.settings, verdicts, who=who))
-    except SQLAlchemyError as exc:  # the verdicts stand; the gap is logged loudly
-        log.error("audit append failed for %d checks: %s", len(verdicts), type(exc).__name__)
+def _who(key: object) -> str:
+    return f"api:{getattr(key, 'name', 'no-auth')}"
 
 
 def _context(svc: Service, options: CheckOptions) -> CheckContext:
@@ -110,22 +99,17 @@ def _context(svc: Service, options: CheckOptions) -> CheckContext:
 async def check(body: CheckRequest, svc: ServiceDep, _key: CheckKey) -> Response:
     """The verdict for one number: same schema as ``dncguard check --json``.
 
-    Fails closed: when the database cannot be read the decision is ``error`` (SOURCE_ERROR).
+    Fails closed: when the database cannot be read the decision is ``error`` (SOURCE_ERROR);
+    the verdict is answered once its audit record is committed, and when that fails it is
+    ``error`` (AUDIT_UNAVAILABLE).
     """
     ctx = _context(svc, body)
-    try:
-        scrubber = await anyio.to_thread.run_sync(svc.provider.get)
-    except SQLAlchemyError as exc:
-        log.warning("check failed closed: database unavailable (%s)", type(exc).__name__)
-        verdict = unavailable_verdict(body.phone, ctx, body.region, type(exc).__name__, utcnow())
-    else:
-        verdict = (await scrubber.ascrub([body.phone], ctx=ctx,
-                                         defaults=body.defaults()))[0]
-        verdict = verdict.model_copy(update={"row": None})
-        await _audit(svc, [verdict], _key)
+    verdict = await svc.realtime.check(body.phone, ctx, body.defaults(),
+                                       fixed_at=body.at is not None, who=_who(_key))
     svc.metrics.observe([verdict])
     svc.counter.record([verdict])
-    return Response(verdict.model_dump_json(), media_type="application/json")
+    return Response(verdict.__pydantic_serializer__.to_json(verdict),
+                    media_type="application/json")
 
 
 @router.post("/v1/check/batch", response_model=BatchResponse,
@@ -134,7 +118,8 @@ async def check(body: CheckRequest, svc: ServiceDep, _key: CheckKey) -> Response
 async def check_batch(body: BatchRequest, svc: ServiceDep, _key: CheckKey) -> Response:
     """Verdicts in request order; a repeated number carries DUPLICATE and its first row.
 
-    Answers 503 (nothing checked) when the database cannot be read.
+    Answers 503 (nothing checked) when the database cannot be read; every verdict is
+    ``error`` (AUDIT_UNAVAILABLE) when their audit records cannot be written.
     """
     limit = svc.server.batch_limit
     if len(body.phones) > limit:
@@ -146,9 +131,7 @@ async def check_batch(body: BatchRequest, svc: ServiceDep, _key: CheckKey) -> Re
             FieldError(field=f"body.phones.{i}", message="at most 64 characters")
             for i in bad[:20]])
     ctx = _context(svc, body)
-    scrubber = await anyio.to_thread.run_sync(svc.provider.get)  # 503 when unavailable
-    verdicts = await scrubber.ascrub(body.phones, ctx=ctx, defaults=body.defaults())
-    await _audit(svc, verdicts, _key)
+    verdicts = await svc.realtime.check_many(body.phones, ctx, body.defaults(), _who(_key))
     svc.metrics.observe(verdicts)
     svc.counter.record(verdicts)
     dups = sum(1 for v in verdicts if any(r.code == "DUPLICATE" for r in v.reasons))

@@ -150,6 +150,10 @@ async def create_job(
         if fmt == "json":
             try:
                 data = json.loads(raw_path.read_bytes())
+            except RecursionError:
+                raise ApiError(422, "the body is not valid JSON: nested too deeply",
+                               fields=[FieldError(field="body", message="nested too deeply")]
+                               ) from None
             except (ValueError, UnicodeDecodeError) as exc:
                 raise ApiError(422, f"the body is not valid JSON: {exc}",
                                fields=[FieldError(field="body", message="invalid JSON")]) from exc

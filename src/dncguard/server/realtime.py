@@ -1,0 +1,253 @@
+"""The real-time check: concurrent requests of a worker checked and recorded together.
+
+``POST /v1/check`` hands its number to :class:`Realtime` and awaits the verdict. One checker
+thread per worker process takes every request waiting, reads the list version once (one
+query, see :mod:`.checker`), checks them all in one batch with the checks prepared for that
+version, and hands their audit records to the group-commit writer
+(:class:`~dncguard.audit.AuditWriter`). A verdict is answered only once its record is
+committed; when the commit fails it is ``error`` / AUDIT_UNAVAILABLE instead. While one batch
+is checked or committed, the next one gathers, so the batch size follows the load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from .. import audit
+from ..audit import AuditUnavailable, AuditWriter, Pending
+from ..checks import Batch, CheckContext
+from ..config import Settings
+from ..models import Decision, Reason, ReasonCode, Verdict
+from ..pipeline import RowResult, Scrubber, Seen, _Layout
+from ..store import utcnow
+from ..tableio import InputRow
+from .checker import CheckerProvider, audit_unavailable, unavailable_verdict
+
+log = logging.getLogger("dncguard.server")
+
+#: The per-request context fields, as columns of the rows the pipeline reads.
+FIELDS = ("region", "state", "zip", "timezone", "line_type", "subject")
+_LAYOUT = _Layout(0, "phone", {f: k + 1 for k, f in enumerate(FIELDS)}, ["phone", *FIELDS])
+
+
+@dataclass(slots=True)
+class Ask:
+    """One waiting request."""
+
+    phone: str
+    ctx: CheckContext
+    fields: dict[str, str]
+    fixed_at: bool  # the request named its dial time (else: the moment it is checked)
+    who: str
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Verdict]
+
+
+def _settle(pairs: list[tuple[asyncio.Future[Verdict], Verdict]]) -> None:
+    for fut, verdict in pairs:
+        if not fut.done():
+            fut.set_result(verdict)
+
+
+class Realtime:
+    """The per-process checker thread (see the module docstring)."""
+
+    def __init__(self, settings: Settings, provider: CheckerProvider, writer: AuditWriter,
+                 *, max_batch: int = 512) -> None:
+        self.settings = settings
+        self.provider = provider
+        self.writer = writer
+        self.max_batch = max_batch
+        self._queue: deque[Ask] = deque()
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    # -- the request side ---------------------------------------------------------------------
+    async def check(self, phone: str, ctx: CheckContext, fields: dict[str, str], *,
+                    fixed_at: bool, who: str) -> Verdict:
+        loop = asyncio.get_running_loop()
+        ask = Ask(phone, ctx, fields, fixed_at, who, loop, loop.create_future())
+        with self._cv:
+            if self._stopped:
+                raise RuntimeError("the checker is stopped")
+            self._queue.append(ask)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="dncguard-check",
+                                                daemon=True)
+                self._thread.start()
+            self._cv.notify()
+        return await ask.future
+
+    async def check_many(self, phones: list[str], ctx: CheckContext,
+                         defaults: dict[str, str], who: str) -> list[Verdict]:
+        """A batch request's verdicts, recorded in one append (SQLAlchemyError: the lists
+        could not be read, nothing was checked)."""
+
+        def work() -> tuple[list[Verdict], list[Pending]]:
+            prepared = self.provider.refresh()
+            verdicts = asyncio.run(prepared.direct.ascrub(phones, ctx=ctx, defaults=defaults))
+            return verdicts, audit.check_fields(self.settings, verdicts, who=who)
+
+        verdicts, records = await asyncio.to_thread(work)
+        try:
+            await self.writer.append_async(records)
+        except AuditUnavailable as exc:
+            return [audit_unavailable(v, str(exc)) for v in verdicts]
+        return verdicts
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._cv:
+            self._stopped = True
+            self._cv.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    # -- the checker thread -------------------------------------------------------------------
+    def _take(self) -> list[Ask] | None:
+        with self._cv:
+            while not self._queue and not self._stopped:
+                self._cv.wait()
+            if not self._queue:
+                return None
+            n = min(len(self._queue), self.max_batch)
+            return [self._queue.popleft() for _ in range(n)]
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            while (asks := self._take()) is not None:
+                try:
+                    self._batch(loop, asks)
+                except Exception as exc:  # never leave a request waiting
+                    log.exception("real-time check batch failed")
+                    self._answer(asks, [audit_unavailable(
+                        unavailable_verdict(a.phone, a.ctx, a.fields.get("region"),
+                                            type(exc).__name__, utcnow()), type(exc).__name__)
+                        for a in asks])
+        finally:
+            loop.close()
+
+    def _batch(self, loop: asyncio.AbstractEventLoop, asks: list[Ask]) -> None:
+        now = utcnow()
+        try:
+            prepared = self.provider.refresh()
+        except SQLAlchemyError as exc:
+            log.warning("checks failed closed: database unavailable (%s)", type(exc).__name__)
+            verdicts = [unavailable_verdict(a.phone, a.ctx if a.fixed_at else
+                                            dataclasses.replace(a.ctx, at=now),
+                                            a.fields.get("region"), type(exc).__name__, now)
+                        for a in asks]
+        else:
+            verdicts = self._verdicts(loop, prepared.direct, asks, now)
+        try:
+            records = [audit.check_fields(self.settings, [v], who=a.who)[0]
+                       for a, v in zip(asks, verdicts, strict=True)]
+        except Exception as exc:  # a record that cannot be built cannot be written
+            log.error("audit records could not be built: %s", type(exc).__name__)
+            self._answer(asks, [audit_unavailable(v, type(exc).__name__) for v in verdicts])
+            return
+
+        def done(exc: BaseException | None) -> None:
+            if exc is None:
+                self._answer(asks, verdicts)
+            else:
+                self._answer(asks, [audit_unavailable(v, str(exc)) for v in verdicts])
+
+        try:
+            self.writer.submit(records, done)
+        except AuditUnavailable as exc:
+            done(exc)
+
+    @staticmethod
+    def _answer(asks: Sequence[Ask], verdicts: Sequence[Verdict]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Verdict],
+                                                          Verdict]]] = {}
+        for a, v in zip(asks, verdicts, strict=True):
+            by_loop.setdefault(a.loop, []).append((a.future, v))
+        for loop, pairs in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, pairs)
+            except RuntimeError:  # that loop is closed: its requests are gone
+                pass
+
+    def _verdicts(self, loop: asyncio.AbstractEventLoop, scrubber: Scrubber,
+                  asks: list[Ask], now: datetime) -> list[Verdict]:
+        """Verdicts in order; asks sharing a context are checked as one batch."""
+        out: list[Verdict | None] = [None] * len(asks)
+        groups: dict[tuple[object, ...], list[int]] = {}
+        ctxs: list[CheckContext] = []
+        for i, a in enumerate(asks):
+            ctx = a.ctx if a.fixed_at else dataclasses.replace(a.ctx, at=now)
+            ctxs.append(ctx)
+            groups.setdefault((ctx.at, ctx.campaign, ctx.purpose, ctx.call_type), []).append(i)
+        for idx in groups.values():
+            ctx = ctxs[idx[0]]
+            group = [asks[i] for i in idx]
+            try:
+                found = self._group(loop, scrubber, ctx, group)
+            except Exception as exc:  # fail closed for this group
+                log.warning("check failed for %d numbers: %s", len(group), type(exc).__name__)
+                found = [_failed(a.phone, ctx, type(exc).__name__) for a in group]
+            for i, v in zip(idx, found, strict=True):
+                out[i] = v
+        return [v for v in out if v is not None]
+
+    @staticmethod
+    def _group(loop: asyncio.AbstractEventLoop, scrubber: Scrubber, ctx: CheckContext,
+               asks: list[Ask]) -> list[Verdict]:
+        rows = [InputRow(j, [a.phone, *(a.fields.get(f, "") for f in FIELDS)])
+                for j, a in enumerate(asks, 1)]
+        chunk = scrubber._prepare(rows, _LAYOUT, Seen(), {})
+        results = loop.run_until_complete(scrubber.check_chunk(chunk, ctx, {}, _LAYOUT))
+        versions = scrubber.versions(ctx)
+        zones = _zones(scrubber, results, chunk.extra)
+        checked = utcnow()
+        out = []
+        for i, r in enumerate(results):
+            reasons = r.reasons if r.duplicate_of is None else [
+                x for x in r.reasons if x.code != ReasonCode.DUPLICATE]
+            v = Verdict(input=r.input, row=None, e164=r.e164, decision=r.decision,
+                        reasons=reasons, region=r.region, state=r.state,
+                        next_allowed_at=r.next_allowed_at, dial_time=ctx.at, checked_at=checked,
+                        versions=versions)
+            zone = zones.get(i)
+            if zone is not None:
+                v.timezone, v.timezone_source = zone
+            out.append(v)
+        return out
+
+
+def _zones(scrubber: Scrubber, results: list[RowResult], extra: list[dict[str, str]]
+           ) -> dict[int, tuple[str, str]]:
+    """Candidate zones of each checked number (by row index), from the check that knows
+    them, with each row's own context."""
+    locator = next((c for c in scrubber.checks if hasattr(c, "timezones")), None)
+    idx = [i for i, r in enumerate(results) if r.e164 and r.region and r.error is None
+           and r.decision is not Decision.INVALID]
+    if locator is None or not idx:
+        return {}
+    batch = Batch.of([results[i].e164 or "" for i in idx], [results[i].region or "" for i in idx],
+                     [results[i].state for i in idx], [dict(extra[i]) for i in idx])
+    found: list[tuple[str, str]] = locator.timezones(batch)
+    return dict(zip(idx, found, strict=True))
+
+
+def _failed(phone: str, ctx: CheckContext, why: str) -> Verdict:
+    reason = Reason(code=ReasonCode.SOURCE_ERROR, decision=Decision.ERROR, source="service",
+                    detail=f"the check failed ({why}); not verified")
+    return Verdict(input=phone, decision=Decision.ERROR, reasons=[reason], dial_time=ctx.at,
+                   checked_at=utcnow())
+
+
+__all__ = ["FIELDS", "Realtime"]
