@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dncguard.config import load_settings
-from dncguard.errors import ConfigError
+from dncguard.errors import ConfigError, ContextError
 
 
 def test_defaults_and_home_from_environment(tmp_path: Path) -> None:
@@ -28,7 +28,9 @@ def test_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert (s.default_region, s.chunk_size, s.concurrency) == ("GB", 7, 3)
     assert s.config_file == home / "dncguard.toml"
     assert s.campaign("spring").purpose == "informational"
-    assert s.campaign("unknown").purpose == "telemarketing"  # no profile is not an error
+    assert s.campaign("default").purpose == "telemarketing"
+    with pytest.raises(ContextError, match="spring"):  # names the configured ones
+        s.campaign("unknown")
     monkeypatch.setenv("DNCGUARD_CHUNK_SIZE", "11")
     s = load_settings()
     assert (s.default_region, s.chunk_size) == ("GB", 11)

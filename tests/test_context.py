@@ -289,3 +289,57 @@ def test_library_refuses_bad_defaults(settings: Settings) -> None:
         scrubber.check("2125550190", state="Atlantis")
     with pytest.raises(ContextError, match="campaign"):
         scrubber.check("2125550190", campaign="nope")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_several_phone_columns_each_get_verdict_columns(
+        write_csv: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        write_lines: Callable[..., Path], suffix: str) -> None:
+    """``--phone-column`` repeated: each column is checked and gets its own verdict columns;
+    the summary counts every column, keeps each column's own, and each is in the audit."""
+    cfg = load_settings()
+    ListStore(cfg).import_file(write_lines(["2025550101"]), kind="internal", name="internal")
+    path = write_csv([["name", "home_phone", "mobile_phone"], ["a", "2025550100", "2025550101"],
+                      ["b", "=HYPERLINK(1)", "2025550100"]])
+    out = tmp_path / f"o{suffix}"
+    code, stdout, _ = cli(capsys, "scrub", str(path), "-o", str(out), "--phone-column",
+                          "home_phone", "--phone-column", "mobile_phone", "--at", DAY)
+    assert code == 0
+    if suffix == ".csv":
+        rows = read_csv(out)
+    else:
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(out).to_pylist()
+    assert list(rows[0]) == ["name", "home_phone", "mobile_phone",
+                             *(f"home_phone_{c}" for c in ("e164", "decision", "reason_codes",
+                                                           "detail", "next_allowed_at")),
+                             *(f"mobile_phone_{c}" for c in ("e164", "decision", "reason_codes",
+                                                             "detail", "next_allowed_at"))]
+    assert [r["home_phone_decision"] for r in rows] == ["allow", "invalid"]
+    assert [r["mobile_phone_decision"] for r in rows] == ["block", "allow"]
+    assert rows[0]["mobile_phone_reason_codes"] == "DNC_INTERNAL"
+    if suffix == ".csv":
+        assert rows[1]["home_phone"] == "'=HYPERLINK(1)"  # defused once, not twice
+    summary = json.loads(out.with_name("o.summary.json").read_text("utf-8"))
+    assert summary["totalRows"] == 2
+    assert summary["byDecision"]["block"] == 1 and summary["byDecision"]["invalid"] == 1
+    assert set(summary["columns"]) == {"home_phone", "mobile_phone"}
+    assert summary["columns"]["mobile_phone"]["byDecision"]["block"] == 1
+    assert stdout.count("audit job id (") == 2
+    code, _, _ = cli(capsys, "audit", "verify")
+    assert code == 0
+
+
+def test_config_show_says_what_each_campaign_checks(
+        capsys: pytest.CaptureFixture[str], rules_home: Path,
+        write_lines: Callable[..., Path]) -> None:
+    _home_with_lists(rules_home, write_lines, ["2125550142"])
+    code, out, _ = cli(capsys, "config", "show", "--json")
+    assert code == 0
+    checks = json.loads(out)["campaign_checks"]
+    assert checks["winter-promo"] == {"purpose": "telemarketing", "call_type": "autodialed",
+                                      "dnc_lists": ["us-ftc"], "wireless_lists": ["wireless"],
+                                      "consent": True, "attempts": True}
+    assert checks["skipper"]["wireless_lists"] == []
+    assert checks["default"]["dnc_lists"] == ["us-ftc"]

@@ -25,13 +25,13 @@ from .checks import Batch, Check, CheckContext, LineTypes, default_checks, findi
 from .columnar import ColumnarScrub, NotColumnar, read_table, table_contexts
 from .config import CampaignProfile, Settings, load_settings
 from .context import CONTEXT_FIELDS, clean_context, clean_field
-from .errors import ContextError
+from .errors import ContextError, InputError
 from .findings import Findings, Outcome, merge
 from .lists import ListStore
 from .models import DataVersions, Decision, Reason, ReasonCode, Verdict
 from .phones import Normalised, normalise_many, state_for
 from .remote.prefilter import tally
-from .summary import ScrubSummary, SummaryBuilder
+from .summary import ScrubSummary, SummaryBuilder, combine_summaries
 from .tableio import (
     InputRow,
     TableWriter,
@@ -39,6 +39,8 @@ from .tableio import (
     find_phone_column,
     open_table,
     output_header,
+    read_header,
+    write_column_verdicts,
 )
 
 log = logging.getLogger("dncguard.pipeline")
@@ -497,7 +499,7 @@ class Scrubber:
         input_path: Path,
         output_path: Path,
         *,
-        phone_column: str | None = None,
+        phone_column: str | Sequence[str] | None = None,
         at: datetime | None = None,
         campaign: str = "default",
         purpose: str | None = None,
@@ -508,13 +510,56 @@ class Scrubber:
     ) -> ScrubSummary:
         """Scrub a CSV or Parquet file into a verdict file plus ``*.summary.json``.
 
+        ``phone_column``: the column to check, or several (each gets its own verdict
+        columns, see :meth:`ascrub_columns`); default: the only phone-like column.
         ``defaults`` hold per-row context (``region``, ``state``, ``zip``, ``timezone``,
         ``line_type``) for rows whose own columns do not give it.
         """
         ctx = self.context(at=at, campaign=campaign, purpose=purpose, call_type=call_type)
+        columns = [phone_column] if phone_column is None or isinstance(phone_column, str) \
+            else list(phone_column)
+        if len(columns) > 1:
+            return asyncio.run(self.ascrub_columns(
+                input_path, output_path, ctx=ctx, phone_columns=[c for c in columns if c],
+                raw=raw, progress=progress, defaults=_clean(defaults or {})))
         return asyncio.run(self.ascrub_file(input_path, output_path, ctx=ctx,
-                                            phone_column=phone_column, raw=raw,
-                                            progress=progress, defaults=_clean(defaults or {})))
+                                            phone_column=columns[0] if columns else None,
+                                            raw=raw, progress=progress,
+                                            defaults=_clean(defaults or {})))
+
+    async def ascrub_columns(
+        self,
+        input_path: Path,
+        output_path: Path,
+        *,
+        ctx: CheckContext,
+        phone_columns: list[str],
+        raw: bool = False,
+        progress: Progress | None = None,
+        defaults: dict[str, str] | None = None,
+    ) -> ScrubSummary:
+        """Scrub several phone columns of one file: each column is scrubbed on its own into
+        ``<output stem>.columns/<column><suffix>`` (a complete verdict file, provable in the
+        audit trail), then ``output_path`` gets the input columns followed by every column's
+        verdict columns, named ``<column>_e164``, ``<column>_decision``, ... The summary counts
+        verdicts over every column and keeps each column's own summary under ``columns``."""
+        header = read_header(input_path)
+        picked = [header[find_phone_column(header, c)] for c in phone_columns]
+        if len(set(picked)) != len(picked):
+            raise InputError(f"--phone-column names a column twice: {', '.join(phone_columns)}")
+        folder = column_outputs_dir(output_path)
+        folder.mkdir(parents=True, exist_ok=True)
+        parts: dict[str, ScrubSummary] = {}
+        paths: dict[str, Path] = {}
+        for name in picked:
+            part = folder / f"{_file_safe(name)}{output_path.suffix}"
+            parts[name] = await self.ascrub_file(input_path, part, ctx=ctx, phone_column=name,
+                                                 raw=raw, progress=progress, defaults=defaults)
+            paths[name] = part
+        write_column_verdicts(output_path, header, paths)
+        combined = combine_summaries(parts, input=str(input_path), output=str(output_path))
+        summary_path(output_path).write_text(combined.to_json(), encoding="utf-8")
+        return combined
 
     async def ascrub_file(
         self,
@@ -597,6 +642,15 @@ def count_results(builder: SummaryBuilder, results: list[RowResult]) -> None:
             error=r.error)
 
 
+def column_outputs_dir(output_path: Path) -> Path:
+    """Where a scrub of several phone columns keeps each column's own verdict file."""
+    return output_path.with_name(f"{output_path.stem}.columns")
+
+
+def _file_safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "column"
+
+
 def summary_path(output_path: Path) -> Path:
     """``results.csv`` -> ``results.summary.json``."""
     return output_path.with_name(f"{output_path.stem}.summary.json")
@@ -637,4 +691,4 @@ def count_rows(path: Path) -> int | None:
 
 
 __all__ = ["Outcome", "RowKey", "RowResult", "Scrubber", "Seen", "count_results", "count_rows",
-           "iso_utc", "result_cells", "summary_path"]
+           "column_outputs_dir", "iso_utc", "result_cells", "summary_path"]

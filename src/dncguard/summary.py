@@ -51,6 +51,9 @@ class ScrubSummary(BaseModel):
         default_factory=dict, description="Every list used -> its snapshot date"
     )
     ruleset: str | None = None
+    columns: dict[str, ScrubSummary] | None = Field(
+        default=None, description="Several phone columns: each column's own summary (the "
+        "counts above are then over every column's verdicts)")
     prefilter: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Remote sources' hash pre-filter, by source: checked, hits, "
@@ -139,6 +142,48 @@ class SummaryBuilder:
         )
         s.rows_per_second = round(s.total_rows / elapsed, 1) if elapsed > 0 else None
         return s
+
+
+def combine_summaries(parts: Mapping[str, ScrubSummary], *, input: str | None,
+                      output: str | None) -> ScrubSummary:
+    """One summary of several phone columns' scrubs of one file: ``totalRows`` is the file's
+    rows, every other count is summed over the columns' verdicts; ``columns`` keeps each."""
+    first = next(iter(parts.values()))
+    s = ScrubSummary(input=input, output=output, campaign=first.campaign,
+                     dial_time=first.dial_time, started_at=first.started_at,
+                     finished_at=max((p.finished_at for p in parts.values() if p.finished_at),
+                                     default=None),
+                     total_rows=first.total_rows, lists=dict(first.lists),
+                     ruleset=first.ruleset, columns=dict(parts))
+    decision: Counter[str] = Counter()
+    reason: Counter[str] = Counter()
+    lists: Counter[str] = Counter()
+    state: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for name, p in parts.items():
+        s.unique_valid += p.unique_valid
+        s.duplicates += p.duplicates
+        s.unique_suppressed += p.unique_suppressed
+        s.source_errors += p.source_errors
+        s.row_error_count += p.row_error_count
+        room = MAX_ROW_ERRORS_LISTED - len(s.row_errors)
+        s.row_errors.extend(e.model_copy(update={"field": e.field if e.field == name
+                                                 else f"{name}: {e.field}"})
+                            for e in p.row_errors[:max(room, 0)])
+        decision.update(p.by_decision)
+        reason.update(p.by_reason)
+        lists.update(p.by_list)
+        for st, counts in p.by_state.items():
+            state[st].update(counts)
+    s.by_decision = {d.value: decision.get(d.value, 0) for d in Decision}
+    s.by_reason = dict(sorted(reason.items()))
+    s.by_list = dict(sorted(lists.items()))
+    s.by_state = {k: dict(v) for k, v in sorted(state.items())}
+    s.suppression_rate = (round(s.unique_suppressed / s.unique_valid, 6)
+                          if s.unique_valid else None)
+    elapsed = sum((p.total_rows / p.rows_per_second) for p in parts.values()
+                  if p.rows_per_second)
+    s.rows_per_second = round(s.total_rows / elapsed, 1) if elapsed > 0 else None
+    return s
 
 
 def summary_dict(summary: ScrubSummary) -> dict[str, Any]:

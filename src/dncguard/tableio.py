@@ -283,6 +283,67 @@ def write_csv_rows(columns: list[pa.Array], stream: IO[bytes], *, raw: bool = Fa
                     line_terminator="\r\n", null_value="")
 
 
+def read_header(path: Path) -> list[str]:
+    """The header of a CSV or Parquet input file (InputError when it cannot be read)."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        reader: CsvReader | ParquetReader = ParquetReader(path)
+    else:
+        reader = CsvReader(path)
+    try:
+        return list(reader.header)
+    finally:
+        reader.close()
+
+
+def column_header(header: list[str], columns: list[str]) -> list[str]:
+    """Input columns, then ``<column>_<added>`` for each phone column (``dncguard_`` first
+    when the input already uses that name)."""
+    taken = set(header)
+    out = list(header)
+    for column in columns:
+        for name in ADDED_COLUMNS:
+            new = f"{column}_{name}"
+            while new in taken:
+                new = f"dncguard_{new}"
+            taken.add(new)
+            out.append(new)
+    return out
+
+
+def write_column_verdicts(output: Path, header: list[str], parts: dict[str, Path]) -> None:
+    """The verdict file of several phone columns from each column's own verdict file: the
+    input columns once, then each column's added columns (cells copied as written)."""
+    import pyarrow.parquet as pq
+
+    tables = []
+    for path in parts.values():
+        if path.suffix.lower() in (".parquet", ".pq"):
+            table = pq.read_table(path)
+        else:
+            import pyarrow.csv as pv
+
+            names = output_header(header)
+            table = pv.read_csv(path, read_options=pv.ReadOptions(column_names=names,
+                                                                  skip_rows=1),
+                                parse_options=pv.ParseOptions(newlines_in_values=True),
+                                convert_options=pv.ConvertOptions(
+                                    column_types={n: pa.string() for n in names},
+                                    strings_can_be_null=False,
+                                    quoted_strings_can_be_null=False))
+        tables.append(table)
+    n = len(header)
+    columns = [c.combine_chunks() for c in tables[0].columns[:n]]
+    for table in tables:
+        columns.extend(c.combine_chunks() for c in table.columns[n:])
+    writer = TableWriter(output, column_header(header, list(parts)), raw=True)
+    try:
+        writer.write_columns(columns)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+
+
 def output_header(header: list[str]) -> list[str]:
     """Input columns, then the added ones; an added name the input uses gets ``dncguard_``."""
     taken = set(header)

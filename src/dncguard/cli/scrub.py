@@ -16,6 +16,7 @@ from rich.table import Table
 from .. import audit
 from ..config import load_settings
 from ..demo import build_demo, sandbox_seed
+from ..errors import ContextError
 from ..lists import ListStore
 from ..models import Verdict
 from ..pipeline import Scrubber, count_rows, summary_path
@@ -42,8 +43,9 @@ def scrub(
     input_path: Path = typer.Argument(..., metavar="INPUT", help="CSV or Parquet file"),
     output: Path = typer.Option(..., "-o", "--output", help="Verdict file (.csv or .parquet)"),
     at: str | None = typer.Option(None, "--at", help=AT_HELP),
-    phone_column: str | None = typer.Option(None, "--phone-column",
-                                            help="Phone column (default: auto-detect)"),
+    phone_column: list[str] | None = typer.Option(
+        None, "--phone-column", help="Phone column (default: the only phone-like column); "
+        "repeat to check several, each getting its own verdict columns"),
     campaign: str = typer.Option("default", "--campaign", help="Campaign profile name"),
     purpose: str | None = typer.Option(None, "--purpose",
                                        help="telemarketing | informational | collections"),
@@ -65,25 +67,44 @@ def scrub(
     total = count_rows(input_path) if input_path.is_file() and not quiet else None
     show = not quiet and total is not None and total >= cfg.progress_min_rows
     flags = _context_flags(state, zip_code, line_type, region, subject=subject)
+    columns: str | list[str] | None = phone_column[0] if phone_column and \
+        len(phone_column) == 1 else phone_column or None
     if show:
         with Progress(TextColumn("scrubbing"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err_console, transient=True) as bar:
             task = bar.add_task("rows", total=total)
             summary = scrubber.scrub_file(
-                input_path, output, phone_column=phone_column, at=dial_time, campaign=campaign,
+                input_path, output, phone_column=columns, at=dial_time, campaign=campaign,
                 purpose=purpose, call_type=call_type, raw=raw,
                 progress=lambda n: bar.update(task, completed=n), defaults=flags)
     else:
         summary = scrubber.scrub_file(
-            input_path, output, phone_column=phone_column, at=dial_time, campaign=campaign,
+            input_path, output, phone_column=columns, at=dial_time, campaign=campaign,
             purpose=purpose, call_type=call_type, raw=raw, defaults=flags)
-    job_id = audit.new_job_id()
-    audit.record_job(cfg, job_id, output, summary, who=who())
+    recorded = _record_jobs(summary, output)
     if not quiet:
         print_summary(summary, output)
-        console.print(f"audit job id: {job_id} (dncguard report {job_id} -o report.html)")
+        for job_id, what in recorded:
+            console.print(f"audit job id{what}: {job_id} (dncguard report {job_id} -o "
+                          "report.html)")
     if summary.by_decision.get("error", 0):
         raise typer.Exit(3)
+
+
+def _record_jobs(summary: ScrubSummary, output: Path) -> list[tuple[str, str]]:
+    """Record the scrub in the audit trail: one job, or one per phone column (each column's
+    own verdict file, so every row of every column can be proven)."""
+    cfg = settings()
+    if not summary.columns:
+        job_id = audit.new_job_id()
+        audit.record_job(cfg, job_id, output, summary, who=who())
+        return [(job_id, "")]
+    out = []
+    for name, part in summary.columns.items():
+        job_id = audit.new_job_id()
+        audit.record_job(cfg, job_id, Path(part.output or ""), part, who=who())
+        out.append((job_id, f" ({name})"))
+    return out
 
 
 def print_summary(summary: ScrubSummary, output: Path) -> None:
@@ -199,6 +220,30 @@ def demo(
                   f"     DNCGUARD_HOME={folder} dncguard report {job_id} -o report.html")
 
 
+def campaign_checks(scrubber: Scrubber) -> dict[str, dict[str, object]]:
+    """What each campaign really checks: its DNC lists and sources, the wireless lists the
+    rules read, and that consent and attempts apply (a profile cannot switch those off)."""
+    cfg = scrubber.settings
+    names = ["default", *sorted(n for n in cfg.campaigns if n != "default")]
+    always = {"local", "rules"}  # the local lists' and the rules' checks: they always run
+    sources = sorted(scrubber.known_names() - set(scrubber.line_types.versions()) - always)
+    out: dict[str, dict[str, object]] = {}
+    for name in names:
+        try:
+            ctx = scrubber.context(campaign=name)
+        except ContextError as exc:
+            out[name] = {"error": exc.why}
+            continue
+        out[name] = {
+            "purpose": ctx.purpose, "call_type": ctx.call_type,
+            "dnc_lists": [n for n in sources if ctx.selects(n)],
+            "wireless_lists": [n for n in scrubber.line_types.versions()
+                               if ctx.reads_wireless(n)],
+            "consent": True, "attempts": True,
+        }
+    return out
+
+
 @config_app.command("show")
 def config_show(as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
     """Print the effective settings (secrets hidden) and where they came from."""
@@ -208,6 +253,7 @@ def config_show(as_json: bool = typer.Option(False, "--json", help="Print JSON")
     data: dict[str, object] = {"core": json.loads(cfg.model_dump_json())}
     for name, section in all_sections(cfg).items():
         data[name] = json.loads(section.model_dump_json())
+    data["campaign_checks"] = campaign_checks(Scrubber(cfg))
     if as_json:
         console.print_json(json.dumps(data))
         return
