@@ -320,7 +320,6 @@ class ZoneData(BaseModel):
     multi_timezone_npas: dict[str, list[str]]
     subdivision_zones: dict[str, list[str]]
     region_zones: dict[str, list[str]]
-    zip3_states: dict[str, str] = Field(description="'NNN-NNN' range of ZIP3 -> US state")
     zip3_zones: dict[str, list[str]] = Field(
         default_factory=dict, description="'NNN-NNN' -> zones, for ZIP3s of multi-zone states")
     ca_postal_provinces: dict[str, str] = Field(description="first letter -> province")
