@@ -178,5 +178,5 @@ def test_the_report(home: ListStore, settings: Settings, write_lines: Callable[.
                      r'class="ok">current</span></td><td class="n" data-max-age="us-fl">122<',
                      html), html
     assert re.search(rf'us-ftc</td><td>{FTC_DATE}</td><td class="n">32</td><td><span '
-                     r'class="stale">stale</span> \(1 days over\)</td><td class="n" '
+                     r'class="stale">stale</span> \(1 day over\)</td><td class="n" '
                      r'data-max-age="us-ftc">31</td><td>rule US:national_dnc', html), html

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from dncguard import snapshots as S
+from dncguard.cli import run
 from dncguard.config import Settings
 from dncguard.errors import ListError
 from dncguard.lists import ListStore
@@ -250,7 +251,7 @@ def hits(store: ListStore, numbers: list[str]) -> list[bool]:
 @pytest.mark.parametrize("damage", list(DAMAGE))
 def test_a_damaged_list_answers_error_for_every_number_it_covers(
         settings: Settings, store: ListStore, ftc: Path, write_lines: Callable[..., Path],
-        damage: str) -> None:
+        damage: str, capsys: pytest.CaptureFixture[str]) -> None:
     gb = write_lines(["+442079460123"], "tps.txt")
     store.import_file(gb, kind="national", name="tps", jurisdiction="GB", snapshot_date=D)
     store.add_number("+12025550188", reason="asked")
@@ -270,6 +271,8 @@ def test_a_damaged_list_answers_error_for_every_number_it_covers(
     assert gb_verdict.decision.value == "block" and gb_verdict.reason_codes == ["DNC_NATIONAL"]
     assert store.snapshot_problem(store.get("us-ftc")) is not None
     assert store.snapshot_problem(store.get("tps")) is None
+    assert run(["lists", "stats", "us-ftc"]) == 0
+    assert "snapshot file: DAMAGED" in capsys.readouterr().out
     # a file scrub (the array path) fails closed the same way
     contacts = write_lines(["phone", LISTED, UNLISTED], "contacts.csv")
     summary = Scrubber(settings, clock=lambda: AT).scrub_file(
@@ -280,6 +283,8 @@ def test_a_damaged_list_answers_error_for_every_number_it_covers(
     store.import_file(source, kind="national", name="us-ftc", jurisdiction="US",
                       snapshot_date=D)
     assert store.snapshot_problem(store.get("us-ftc")) is None
+    assert run(["lists", "stats", "us-ftc"]) == 0
+    assert "snapshot file: verified" in capsys.readouterr().out
     fresh = Scrubber(settings, clock=lambda: AT)
     assert fresh.check(LISTED).decision.value == "block"
     assert fresh.check(UNLISTED).decision.value == "allow"

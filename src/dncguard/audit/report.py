@@ -105,7 +105,9 @@ def _status(f: Freshness) -> str:
     if f.fresh:
         return '<span class="ok">current</span>'
     over = f.days_over
-    return '<span class="stale">stale</span>' + (f" ({over} days over)" if over else "")
+    if not over:
+        return '<span class="stale">stale</span> (no readable snapshot date)'
+    return f'<span class="stale">stale</span> ({over} day{"s" if over != 1 else ""} over)'
 
 
 def _sample(path: Path | None, size: int) -> list[dict[str, Any]]:

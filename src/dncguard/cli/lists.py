@@ -114,6 +114,11 @@ def list_stats(name: str) -> None:
                   f"removals: {counts['removed']:,}")
     if info.synced_at:
         console.print(f"last synced: {info.synced_at.isoformat()}")
+    if info.current_file:
+        problem = store.snapshot_problem(info)
+        console.print(f"snapshot file: [red]DAMAGED[/] ({problem}); checks against this list "
+                      "answer error until it is re-imported" if problem
+                      else f"snapshot file: verified ({info.current_file})")
     table = Table("imported (UTC)", "snapshot date", "entries", "change list", "file", "by")
     for v in store.versions(name):
         table.add_row(str(v["created_at"])[:19], v["snapshot_date"] or "", f"{v['count']:,}",
