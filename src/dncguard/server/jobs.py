@@ -236,6 +236,10 @@ def merge_summaries(parts: list[dict[str, Any]], job: JobInfo) -> ScrubSummary:
     return s
 
 
+class JobAuditError(Exception):
+    """The job's audit record could not be prepared: the job fails with this reason."""
+
+
 class _Stop(Exception):
     """The job was cancelled, or another runner took it over."""
 
@@ -280,30 +284,35 @@ class JobRunner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                job = self._claim()
-            except SQLAlchemyError as exc:
-                log.warning("job queue unavailable: %s", type(exc).__name__)
-                job = None
-            if job is None:
+            if not self.run_one():
                 self._wake.wait(self.poll)
                 self._wake.clear()
-                continue
-            try:
-                self._run(job)
-            except _Stop:
-                log.info("job %s stopped (cancelled or taken over)", job.id)
-            except SQLAlchemyError as exc:
-                # the database went away mid-job: nothing uncommitted counts; the job resumes
-                # from its last committed chunk once the lease runs out and the database is back
-                log.warning("job %s paused, database unavailable: %s", job.id,
-                            type(exc).__name__)
-                self._stop.wait(self.poll)
-            except Exception as exc:  # the job fails, the runner goes on
-                log.exception("job %s failed", job.id)
-                self._fail(job.id, f"{type(exc).__name__}: {str(exc)[:300]}")
-            finally:
-                self._current = None
+
+    def run_one(self) -> bool:
+        """Claim one job and run it; False when there was none to claim."""
+        try:
+            job = self._claim()
+        except SQLAlchemyError as exc:
+            log.warning("job queue unavailable: %s", type(exc).__name__)
+            job = None
+        if job is None:
+            return False
+        try:
+            self._run(job)
+        except _Stop:
+            log.info("job %s stopped (cancelled or taken over)", job.id)
+        except SQLAlchemyError as exc:
+            # the database went away mid-job: nothing uncommitted counts; the job resumes
+            # from its last committed chunk once the lease runs out and the database is back
+            log.warning("job %s paused, database unavailable: %s", job.id,
+                        type(exc).__name__)
+            self._stop.wait(self.poll)
+        except Exception as exc:  # the job fails, the runner goes on
+            log.exception("job %s failed", job.id)
+            self._fail(job.id, f"{type(exc).__name__}: {str(exc)[:300]}")
+        finally:
+            self._current = None
+        return True
 
     def _claim(self) -> JobInfo | None:
         t = server_jobs_table
@@ -486,8 +495,13 @@ class JobRunner:
         log_ = audit.audit_log(self.settings)
         # The costly part (copy, hash, Merkle root) outside the transaction; an AuditError
         # here fails the job with its reason (resumable: JobStore.resume).
-        record = audit.prepare_job(log_, job.id, self.store.results_path(job.id), summary,
-                                   who=job.created_by)
+        try:
+            record = audit.prepare_job(log_, job.id, self.store.results_path(job.id), summary,
+                                       who=job.created_by)
+        except (OSError, audit.AuditError) as exc:
+            raise JobAuditError(f"the audit record could not be written "
+                                f"({type(exc).__name__}: {exc}); resume the job to retry"
+                                ) from exc
         if self.before_final is not None:
             self.before_final(job.id)
         t = server_jobs_table
