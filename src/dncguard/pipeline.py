@@ -130,6 +130,7 @@ class Scrubber:
         self.clock: Clock = clock or _utcnow
         self._checks: list[Check] | None = list(checks) if checks is not None else None
         self._line_types: LineTypes | None = None
+        self._known: set[str] | None = None
 
     @property
     def line_types(self) -> LineTypes:
@@ -164,12 +165,15 @@ class Scrubber:
         )
 
     def known_names(self) -> set[str]:
-        """Every list and source name a campaign profile may select."""
-        names = {c.name for c in self.checks}
-        for c in self.checks:
-            names.update(c.versions().lists)
-        names.update(self.line_types.versions())
-        return names
+        """Every list and source name a campaign profile may select (found once: a
+        scrubber's checks are fixed)."""
+        if self._known is None:
+            names = {c.name for c in self.checks}
+            for c in self.checks:
+                names.update(c.versions().lists)
+            names.update(self.line_types.versions())
+            self._known = names
+        return set(self._known)
 
     def _check_profile(self, campaign: str, profile: CampaignProfile) -> None:
         named = [*(profile.lists or []), *profile.skip_wireless]

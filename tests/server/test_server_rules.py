@@ -42,6 +42,9 @@ def ctx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ctx]:
     root = tmp_path_factory.mktemp("rules")
     home = root / "home"
     keys = {s: make_key(home, s) for s in ("check", "dnc:write", "admin")}
+    # campaigns need a profile: an unknown name is refused (issue 11)
+    (home / "dncguard.toml").write_text("[campaigns.winter]\n[campaigns.spring]\n",
+                                        encoding="utf-8")
     source = root / "ftc.txt"
     source.write_text("202,5550161\n202,5550162\n", encoding="utf-8")
     ListStore(load_settings(home=home)).import_file(
@@ -194,3 +197,22 @@ def test_log_has_no_numbers_or_tracebacks(ctx: Ctx) -> None:
     for digits in ("5550142", "5550161", "5550162", "5550123"):
         assert digits not in log
     assert "GET /v1/rules/when" in log and "POST /v1/attempts" in log
+
+
+def test_unknown_campaign_is_refused_where_it_would_be_guessed(ctx: Ctx) -> None:
+    """A check in an unknown campaign answers 422 naming it; an attempt (a fact) is recorded
+    in any campaign, but its purpose must then be sent, not guessed."""
+    with ctx.server.client(ctx.write) as w, ctx.server.client(ctx.check) as c:
+        resp = c.post("/v1/check", json={"phone": MIAMI, "campaign": "wintr", "at": DIAL})
+        assert fields(resp) == ["body.campaign"]
+        assert "winter" in resp.json()["error"]["message"]
+        resp = c.post("/v1/check", json={"phone": MIAMI, "state": "ZZ", "at": DIAL})
+        assert fields(resp) == ["body.state"]
+        v = c.post("/v1/check", json={"phone": MIAMI, "state": "florida", "at": DIAL}).json()
+        assert v["state"] == "FL"
+        body = {"phone": MIAMI, "at": "2026-11-17T13:00:00Z", "campaign": "legacy"}
+        assert fields(w.post("/v1/attempts", json=body)) == ["body.purpose"]
+        resp = w.post("/v1/attempts", json={**body, "purpose": "collections"})
+        assert resp.status_code == 201 and resp.json()["purpose"] == "collections"
+        resp = c.get("/v1/rules/when", params={"phone": MIAMI, "state": "Atlantis"})
+        assert fields(resp) == ["query.state"]

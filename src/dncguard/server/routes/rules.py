@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from ...errors import InputError
+from ...errors import ContextError, InputError
 from ...lists import ListStore
 from ...models import Reason
 from ...phones import normalise
@@ -174,7 +174,15 @@ def record_attempt(body: AttemptIn, svc: ServiceDep, _key: DncKey) -> AttemptOut
     """Same as ``dncguard attempts record``: the next check counts it against the caps."""
     e164, _ = _number(body.phone, body.region, "body.phone", svc)
     at = _instant(body.at, "body.at")
-    purpose = body.purpose or svc.settings.campaign(body.campaign).purpose
+    if body.purpose:
+        purpose: str = body.purpose
+    else:  # an attempt is a fact: any campaign name, but its purpose must be known
+        try:
+            purpose = svc.settings.campaign(body.campaign).purpose
+        except ContextError as exc:
+            raise ApiError(422, f"body.purpose: campaign {body.campaign!r} has no profile, so "
+                           "the attempt's purpose is unknown; send purpose",
+                           fields=[FieldError(field="body.purpose", message=exc.why)]) from None
     subject = body.subject or body.campaign
     try:
         added = AttemptStore(svc.settings).record(
