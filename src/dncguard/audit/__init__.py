@@ -100,6 +100,13 @@ def _check_fields(log: AuditLog, verdict: Verdict, who: str | None,
                       data=data, native=native)
 
 
+def check_records(settings: Settings, verdicts: list[Verdict], whos: list[str | None]
+                  ) -> list[Pending]:
+    """The records of these checks, each with its own ``who`` (see :func:`check_fields`)."""
+    log = audit_log(settings)
+    return [_check_fields(log, v, who, {}) for v, who in zip(verdicts, whos, strict=True)]
+
+
 def check_fields(settings: Settings, verdicts: list[Verdict], *, who: str | None = None,
                  **extra: Any) -> list[Pending]:
     """The records of these checks, encoded, ready for :meth:`AuditLog.append_many` (or an
@@ -162,6 +169,7 @@ __all__ = [
     "health",
     "readiness_problems",
     "check_fields",
+    "check_records",
     "enqueue_export",
     "export_file",
     "export_payload",

@@ -1,12 +1,14 @@
 """The real-time check: concurrent requests of a worker checked and recorded together.
 
-``POST /v1/check`` hands its number to :class:`Realtime` and awaits the verdict. One checker
-thread per worker process takes every request waiting, reads the list version once (one
+``POST /v1/check`` hands its number to :class:`Realtime` and awaits the verdict. A flush task
+on the worker's event loop takes every request waiting, reads the list version once (one
 query, see :mod:`.checker`), checks them all in one batch with the checks prepared for that
-version, and hands their audit records to the group-commit writer
-(:class:`~dncguard.audit.AuditWriter`). A verdict is answered only once its record is
-committed; when the commit fails it is ``error`` / AUDIT_UNAVAILABLE instead. While one batch
-is checked or committed, the next one gathers, so the batch size follows the load.
+version (the local lists and the rules run in the loop's thread: no hand-off per request),
+and hands their audit records to the group-commit writer
+(:class:`~dncguard.audit.AuditWriter`), whose thread commits them. A verdict is answered
+only once its record is committed; when the commit fails it is ``error`` /
+AUDIT_UNAVAILABLE instead. While one batch is checked, the next one gathers, so the batch
+size follows the load.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,24 +69,19 @@ class Realtime:
         self.writer = writer
         self.max_batch = max_batch
         self._queue: deque[Ask] = deque()
-        self._cv = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._flusher: asyncio.Task[None] | None = None
         self._stopped = False
 
     # -- the request side ---------------------------------------------------------------------
     async def check(self, phone: str, ctx: CheckContext, fields: dict[str, str], *,
                     fixed_at: bool, who: str) -> Verdict:
+        if self._stopped:
+            raise RuntimeError("the checker is stopped")
         loop = asyncio.get_running_loop()
         ask = Ask(phone, ctx, fields, fixed_at, who, loop, loop.create_future())
-        with self._cv:
-            if self._stopped:
-                raise RuntimeError("the checker is stopped")
-            self._queue.append(ask)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="dncguard-check",
-                                                daemon=True)
-                self._thread.start()
-            self._cv.notify()
+        self._queue.append(ask)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush(loop))
         return await ask.future
 
     async def check_many(self, phones: list[str], ctx: CheckContext,
@@ -106,39 +102,27 @@ class Realtime:
         return verdicts
 
     def stop(self, timeout: float = 10.0) -> None:
-        with self._cv:
-            self._stopped = True
-            self._cv.notify()
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
+        self._stopped = True
 
-    # -- the checker thread -------------------------------------------------------------------
-    def _take(self) -> list[Ask] | None:
-        with self._cv:
-            while not self._queue and not self._stopped:
-                self._cv.wait()
-            if not self._queue:
-                return None
+    # -- the batches --------------------------------------------------------------------------
+    async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Check everything waiting, as one batch, until nothing waits. Runs on the event
+        loop: while a batch is checked no request is read, so the next batch gathers every
+        request that arrived meanwhile (no thread, no lock, no GIL hand-off per request)."""
+        await asyncio.sleep(0)  # let the requests that are already readable join this batch
+        while self._queue:
             n = min(len(self._queue), self.max_batch)
-            return [self._queue.popleft() for _ in range(n)]
+            asks = [self._queue.popleft() for _ in range(n)]
+            try:
+                await self._batch(loop, asks)
+            except Exception as exc:  # never leave a request waiting
+                log.exception("real-time check batch failed")
+                self._answer(asks, [audit_unavailable(
+                    unavailable_verdict(a.phone, a.ctx, a.fields.get("region"),
+                                        type(exc).__name__, utcnow()), type(exc).__name__)
+                    for a in asks])
 
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        try:
-            while (asks := self._take()) is not None:
-                try:
-                    self._batch(loop, asks)
-                except Exception as exc:  # never leave a request waiting
-                    log.exception("real-time check batch failed")
-                    self._answer(asks, [audit_unavailable(
-                        unavailable_verdict(a.phone, a.ctx, a.fields.get("region"),
-                                            type(exc).__name__, utcnow()), type(exc).__name__)
-                        for a in asks])
-        finally:
-            loop.close()
-
-    def _batch(self, loop: asyncio.AbstractEventLoop, asks: list[Ask]) -> None:
+    async def _batch(self, loop: asyncio.AbstractEventLoop, asks: list[Ask]) -> None:
         now = utcnow()
         try:
             prepared = self.provider.refresh()
@@ -149,10 +133,9 @@ class Realtime:
                                             a.fields.get("region"), type(exc).__name__, now)
                         for a in asks]
         else:
-            verdicts = self._verdicts(loop, prepared.direct, asks, now)
+            verdicts = await self._verdicts(prepared.direct, asks, now)
         try:
-            records = [audit.check_fields(self.settings, [v], who=a.who)[0]
-                       for a, v in zip(asks, verdicts, strict=True)]
+            records = audit.check_records(self.settings, verdicts, [a.who for a in asks])
         except Exception as exc:  # a record that cannot be built cannot be written
             log.error("audit records could not be built: %s", type(exc).__name__)
             self._answer(asks, [audit_unavailable(v, type(exc).__name__) for v in verdicts])
@@ -181,8 +164,8 @@ class Realtime:
             except RuntimeError:  # that loop is closed: its requests are gone
                 pass
 
-    def _verdicts(self, loop: asyncio.AbstractEventLoop, scrubber: Scrubber,
-                  asks: list[Ask], now: datetime) -> list[Verdict]:
+    async def _verdicts(self, scrubber: Scrubber, asks: list[Ask], now: datetime
+                        ) -> list[Verdict]:
         """Verdicts in order; asks sharing a context are checked as one batch."""
         out: list[Verdict | None] = [None] * len(asks)
         groups: dict[tuple[object, ...], list[int]] = {}
@@ -195,7 +178,7 @@ class Realtime:
             ctx = ctxs[idx[0]]
             group = [asks[i] for i in idx]
             try:
-                found = self._group(loop, scrubber, ctx, group)
+                found = await self._group(scrubber, ctx, group)
             except Exception as exc:  # fail closed for this group
                 log.warning("check failed for %d numbers: %s", len(group), type(exc).__name__)
                 found = [_failed(a.phone, ctx, type(exc).__name__) for a in group]
@@ -204,12 +187,11 @@ class Realtime:
         return [v for v in out if v is not None]
 
     @staticmethod
-    def _group(loop: asyncio.AbstractEventLoop, scrubber: Scrubber, ctx: CheckContext,
-               asks: list[Ask]) -> list[Verdict]:
+    async def _group(scrubber: Scrubber, ctx: CheckContext, asks: list[Ask]) -> list[Verdict]:
         rows = [InputRow(j, [a.phone, *(a.fields.get(f, "") for f in FIELDS)])
                 for j, a in enumerate(asks, 1)]
         chunk = scrubber._prepare(rows, _LAYOUT, Seen(), {})
-        results = loop.run_until_complete(scrubber.check_chunk(chunk, ctx, {}, _LAYOUT))
+        results = await scrubber.check_chunk(chunk, ctx, {}, _LAYOUT)
         versions = scrubber.versions(ctx)
         zones = _zones(scrubber, results, chunk.extra)
         checked = utcnow()
