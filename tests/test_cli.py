@@ -219,7 +219,13 @@ class TestWithRules:
         assert "CONSENT_REQUIRED" not in [r["code"] for r in json.loads(out)["reasons"]]
         _, out, _ = cli(capsys, "check", "2025550124", "--json", "--at", at, "--call-type",
                         "autodialed")
-        assert json.loads(out)["decision"] == "allow"  # not on the list: line type unknown
+        v = json.loads(out)  # not on the list: line type unknown, judged as mobile, said so
+        assert v["decision"] == "block"
+        assert [r["code"] for r in v["reasons"]] == ["LINE_TYPE_ASSUMED", "CONSENT_REQUIRED"]
+        monkeypatch.setenv("DNCGUARD_RULES_UNKNOWN_LINE_TYPE", "ignore")
+        _, out, _ = cli(capsys, "check", "2025550124", "--json", "--at", at, "--call-type",
+                        "autodialed")
+        assert json.loads(out)["decision"] == "allow"
 
 
 def test_opt_outs_are_queued_for_cxone_write_back(capsys: pytest.CaptureFixture[str],

@@ -190,6 +190,11 @@ def test_campaign_lists_do_not_drop_the_wireless_list(
     assert "wireless" in v["versions"]["lists"]
     code, out, _ = cli(capsys, "check", "2125550142", "--campaign", "skipper", "--at", DAY,
                        "--json")
+    v = json.loads(out)  # the list skipped: the line type is unknown, judged as mobile
+    assert code == 0 and "wireless" not in v["versions"]["lists"]
+    assert "LINE_TYPE_ASSUMED" in [r["code"] for r in v["reasons"]]
+    code, out, _ = cli(capsys, "check", "2125550142", "--campaign", "skipper", "--at", DAY,
+                       "--line-type", "landline", "--json")
     assert code == 0 and json.loads(out)["decision"] == "allow"
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from dncguard.config import Settings
 from dncguard.models import Decision, Reason, merge_reasons
-from dncguard.rules import AttemptStore, ConsentStore, RulesCheck
+from dncguard.rules import AttemptStore, ConsentStore, RulesCheck, RulesSettings
 
 from .conftest import run_check
 
@@ -132,7 +132,7 @@ def test_prerecorded_exempt_landline_cap(settings: Settings, check: RulesCheck) 
     ("telemarketing", "prerecorded", "landline", None, True),
     ("telemarketing", "prerecorded", "landline", "express_written", False),
     ("telemarketing", "autodialed", "landline", None, False),
-    ("telemarketing", "autodialed", None, None, False),  # line type unknown: not applied
+    ("telemarketing", "autodialed", None, None, False),  # unknown_line_type = "ignore"
 ])
 def test_consent_required(settings: Settings, check: RulesCheck, purpose: str, call_type: str,
                           line: str | None, consent: str | None, blocked: bool) -> None:
@@ -145,6 +145,19 @@ def test_consent_required(settings: Settings, check: RulesCheck, purpose: str, c
     assert bool(got) is blocked
     if got:
         assert got[0].decision is Decision.BLOCK and got[0].citation
+
+
+def test_unknown_line_type_is_mobile_by_default(settings: Settings) -> None:
+    """The strict reading is the default: an unknown line type is judged as mobile, and the
+    verdict says so (LINE_TYPE_ASSUMED names the rules it brought in); a known landline is
+    not."""
+    check = RulesCheck(settings, rules_settings=RulesSettings(require_registries=False))
+    reasons = run_check(check, NY, AT, call_type="autodialed")
+    assert [r.code for r in reasons] == ["LINE_TYPE_ASSUMED", "CONSENT_REQUIRED"]
+    assert reasons[0].decision is Decision.ALLOW and "US:" in reasons[0].detail
+    assert run_check(check, NY, AT, call_type="autodialed", line_type="landline") == []
+    # nothing assumed where no rule depends on the line type
+    assert run_check(check, NY, AT, call_type="manual") == []
 
 
 def test_unknown_line_type_as_mobile(make_check, settings: Settings) -> None:  # type: ignore[no-untyped-def]

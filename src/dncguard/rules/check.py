@@ -380,7 +380,9 @@ class RulesCheck:
             registry = cache.registry[rkey] = self._registry(infos, ctx, line, today, jur)
         unconsented = cache.consent.get(rkey)
         if unconsented is None:
-            unconsented = cache.consent[rkey] = self._consent_rules(set(), ctx, line, today, jur)
+            unconsented = cache.consent[rkey] = [*self._assumed(ctx, line, today, jur),
+                                                 *self._consent_rules(set(), ctx, line, today,
+                                                                      jur)]
         reasons = None if time is None else [*time, *unconsented, *registry]
         return _Group(loc, jur, line, plan, time, registry, reasons)
 
@@ -398,6 +400,7 @@ class RulesCheck:
         reasons = [self._unknown_zone(e164, g.loc)] if g.time is None else list(g.time)
         valid = self._valid(records, today, g.jur)
         reasons.extend(self._exemptions(valid, today, g.jur, records))
+        reasons.extend(self._assumed(ctx, g.line, today, g.jur))
         reasons.extend(self._consent_rules(valid, ctx, g.line, today, g.jur))
         reasons.extend(self._caps(attempts, ctx, g.line, today, g.jur, at, extra, g.plan))
         if not (valid & (_CONSENT | _EBR)):
@@ -423,6 +426,7 @@ class RulesCheck:
             reasons.extend(self._time_reasons(plan, at))
         valid = self._valid(records, today, jur)
         reasons.extend(self._exemptions(valid, today, jur, records))
+        reasons.extend(self._assumed(ctx, line, today, jur))
         reasons.extend(self._consent_rules(valid, ctx, line, today, jur))
         reasons.extend(self._caps(attempts, ctx, line, today, jur, at, extra, plan))
         if not (valid & (_CONSENT | _EBR)):
@@ -451,6 +455,26 @@ class RulesCheck:
                       detail=f"{v.what} ({v.rule}) in {v.zone}: local time "
                              f"{local_text(v.local)}; {then}",
                       next_allowed_at=nxt)
+
+    # -- assumptions ----------------------------------------------------------------------------
+    def _assumed(self, ctx: CheckContext, line: str | None, on: date,
+                 jur: tuple[str, ...]) -> list[Reason]:
+        """An informational reason when the line type is unknown and the strict reading
+        (``unknown_line_type = 'mobile'``) brings in rules that a known landline would not:
+        the verdict says which assumption it made."""
+        if line is not None or self.config.unknown_line_type != "mobile":
+            return []
+        brought = [f"{j}:{r.id}" for j, r in self.ruleset.of_kind(RuleBase, jur)
+                   if r.line_types is not None and r.active(on)
+                   and r.scoped(ctx.purpose, ctx.call_type, None, "mobile")
+                   and not r.scoped(ctx.purpose, ctx.call_type, None, None)]
+        if not brought:
+            return []
+        return [Reason(code=codes.LINE_TYPE_ASSUMED, decision=Decision.ALLOW, source=SOURCE,
+                       detail=f"line type unknown: judged as a mobile line, so "
+                              f"{', '.join(brought)} apply (rules.unknown_line_type = "
+                              "'mobile'); give a line_type column or flag, or load a wireless "
+                              "list, to judge it otherwise")]
 
     # -- consent and exemptions -----------------------------------------------------------------
     def _ebr_days(self, on: date, jur: tuple[str, ...]) -> tuple[int | None, int | None, str]:

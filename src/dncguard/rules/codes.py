@@ -16,6 +16,7 @@ REGISTRY_MISSING = "REGISTRY_MISSING"
 TIMEZONE_UNKNOWN = "TIMEZONE_UNKNOWN"
 EXEMPT_CONSENT = "EXEMPT_CONSENT"
 EXEMPT_EBR = "EXEMPT_EBR"
+LINE_TYPE_ASSUMED = "LINE_TYPE_ASSUMED"
 
 #: Every rules reason code, the decision it implies, and its meaning.
 RULE_CODES: dict[str, tuple[Decision, str]] = {
@@ -43,6 +44,10 @@ RULE_CODES: dict[str, tuple[Decision, str]] = {
                      "DNC_NATIONAL and DNC_STATE (never DNC_INTERNAL)."),
     EXEMPT_EBR: (Decision.ALLOW, "An established business relationship within its window: lifts "
                  "DNC_NATIONAL and DNC_STATE (never DNC_INTERNAL)."),
+    LINE_TYPE_ASSUMED: (Decision.ALLOW, "Informational: the line type is unknown and the rules "
+                        "judged the number as a mobile line (the strict reading, "
+                        "unknown_line_type = 'mobile'); the detail names the rules that brought "
+                        "in."),
 }
 
 #: Registry reason codes an exemption lifts.

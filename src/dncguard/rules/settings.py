@@ -69,8 +69,9 @@ class RulesSettings(SectionSettings):
         default="region",
         description="No zone found: hours legal in every zone of the region, or TIMEZONE_UNKNOWN")
     unknown_line_type: Literal["ignore", "mobile"] = Field(
-        default="ignore",
-        description="Line type unknown: wireless rules do not apply, or treat it as mobile")
+        default="mobile",
+        description="Line type unknown: treat it as mobile (the strict reading, said in the "
+                    "verdict by LINE_TYPE_ASSUMED), or ignore: wireless rules do not apply")
     emergencies: list[EmergencyDeclaration] = Field(default_factory=list)
     emergencies_file: Path | None = Field(
         default=None, description="CSV with jurisdiction,start,end,zips,note (zips ';'-joined)")
