@@ -74,7 +74,7 @@ def find_phone_column(header: list[str], requested: str | None) -> int:
     if len(candidates) > 1:
         raise InputError(
             f"several columns look like phone numbers: {', '.join(candidates)}; name the one "
-            "to check with --phone-column (scrub each column in its own run to check them all)")
+            "to check with --phone-column (repeat it to check several)")
     if candidates:
         return header.index(candidates[0])
     raise InputError(
