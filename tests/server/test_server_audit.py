@@ -103,7 +103,10 @@ def test_chain_after_10000_concurrent_checks(start_server: Callable[..., Server]
             await asyncio.gather(*(worker() for _ in range(concurrency)))
         return decisions
 
-    decisions = asyncio.run(run())
+    try:
+        decisions = asyncio.run(run())
+    finally:
+        server.stop()  # SIGTERM: uvicorn stops its worker processes too (SIGKILL would not)
     assert len(decisions) == total and set(decisions) == {"allow"}
     log = _log(home)
     result = log.verify()

@@ -60,6 +60,7 @@ class Pending:
 
     at: datetime
     at_text: str  # ISO 8601, as hashed
+    at_sqlite: str  # SQLAlchemy's storage form of ``at`` on SQLite
     kind: str
     action: str
     who: str | None
@@ -96,16 +97,42 @@ def pending(at: datetime, kind: str, action: str, who: str | None, subject: str 
             f'"prev_hash":"')
     tail = (f'","reason_codes":{reason_text},"subject":{jstr(subject)},'
             f'"versions":{versions_text},"who":{jstr(who)}}}')
-    return Pending(at, at_text, kind, action, who, subject, number_hmac, number_masked,
+    at_sqlite = f"{at_text[:10]} {at_text[11:19]}.{at.microsecond:06d}"
+    return Pending(at, at_text, at_sqlite, kind, action, who, subject, number_hmac, number_masked,
                    decision, reason_codes, versions, data, reason_text, versions_text,
                    data_text, head.encode("utf-8"), tail.encode("utf-8"))
+
+
+def _sha256_type() -> Any:
+    """CPython's own SHA-256, whose ``copy()`` is much cheaper than OpenSSL's; else
+    hashlib's (the digests are the same)."""
+    import importlib
+
+    for name in ("_sha2", "_sha256"):  # Python 3.12+, 3.11
+        try:
+            return importlib.import_module(name).sha256
+        except (ImportError, AttributeError):
+            continue
+    return hashlib.sha256
+
+
+_SHA256 = _sha256_type()
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+def hmac_pads(key: bytes) -> tuple[Any, Any]:
+    """The inner and outer SHA-256 states of HMAC-SHA256 with ``key`` (RFC 2104)."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    return _SHA256(key.translate(_IPAD)), _SHA256(key.translate(_OPAD))
 
 
 # -- writing ------------------------------------------------------------------------------
 
 _SQLITE_INSERT = (f"INSERT INTO audit_records ({', '.join(COLUMNS)}) "
                   f"VALUES ({', '.join('?' for _ in COLUMNS)})")
-_SQLITE_AT = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for DateTime on SQLite
 
 
 def insert_records(conn: Connection, rows: Sequence[tuple[int, Pending, str, str]]) -> None:
@@ -115,7 +142,7 @@ def insert_records(conn: Connection, rows: Sequence[tuple[int, Pending, str, str
     dialect = conn.dialect.name
     if dialect == "sqlite":
         conn.exec_driver_sql(_SQLITE_INSERT, [
-            (seq, p.at.strftime(_SQLITE_AT), p.kind, p.action, p.who, p.subject,
+            (seq, p.at_sqlite, p.kind, p.action, p.who, p.subject,
              p.number_hmac, p.number_masked, p.decision, p.reason_text, p.versions_text,
              p.data_text, prev, digest) for seq, p, prev, digest in rows])
         return

@@ -109,7 +109,7 @@ class AuditWriter:
             records = [r for many, _ in taken for r in many]
             error: BaseException | None = None
             try:
-                self.log.append_many(records)
+                self.log.append_quiet(records)
             except Exception as exc:  # every caller of this transaction answers error
                 self.health.failed(exc)
                 error = AuditUnavailable(describe(exc))
