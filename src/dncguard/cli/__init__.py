@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import ContextError, DncGuardError
 from .audit import audit_app, report
@@ -65,14 +64,15 @@ def run(argv: list[str] | None = None) -> int:
         where = f" {exc.filename}" if exc.filename else ""
         err_console.print(f"[red]error:[/]{where}: {exc.strerror or exc}", highlight=False)
         return 2
-    except SQLAlchemyError as exc:  # e.g. an unreachable PostgreSQL or a locked SQLite file
-        err_console.print(f"[red]error:[/] the database is unavailable ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:200]})", highlight=False)
-        return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
     except Exception as exc:
+        if _is_sqlalchemy_error(exc):  # e.g. an unreachable PostgreSQL or a locked SQLite file
+            err_console.print(f"[red]error:[/] the database is unavailable "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+                              highlight=False)
+            return 2
         # Click's usage errors (typer vendors click, so match by shape rather than class).
         show = getattr(exc, "show", None)
         if show is None or not hasattr(exc, "exit_code"):
@@ -81,6 +81,13 @@ def run(argv: list[str] | None = None) -> int:
         usage = any(c.__name__ == "UsageError" for c in type(exc).__mro__)
         return 2 if usage else int(exc.exit_code)
     return result if isinstance(result, int) else 0
+
+
+def _is_sqlalchemy_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a SQLAlchemy error, without importing SQLAlchemy (a command that
+    raised one has imported it; the others must start without it)."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    return sa_exc is not None and isinstance(exc, sa_exc.SQLAlchemyError)
 
 
 def main() -> None:

@@ -5,27 +5,31 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from ..audit import AuditLog, ExportWorker, outbox_metrics, verify_proof
-from ..audit.export import EXPORT_TOPIC, export_file, outbox_for
-from ..audit.report import write_report
-from ..audit.settings import key_path
 from ..errors import DncGuardError
 from .common import console, err_console, settings, who
+
+# The audit trail is imported by the commands, not here, so that `dncguard --help` starts fast.
+if TYPE_CHECKING:
+    from ..audit import AuditLog
 
 audit_app = typer.Typer(help="The tamper-evident audit trail: verify, export, prove, prune.",
                         no_args_is_help=True)
 
 
 def _log() -> AuditLog:
+    from ..audit import AuditLog
+
     return AuditLog(settings())
 
 
 def _key_note(log: AuditLog) -> None:
+    from ..audit.settings import key_path
+
     if log.key_generated:
         err_console.print(f"[yellow]note:[/] no audit HMAC key was configured; generated one in "
                           f"{key_path(log.settings)} (mode 0600). Back it up with the database, "
@@ -79,6 +83,8 @@ def export(
                                    help="ndjson | csv (default: from the file name)"),
 ) -> None:
     """Export audit records in [since, until) as NDJSON or CSV."""
+    from ..audit.export import export_file
+
     if fmt is not None and fmt not in ("ndjson", "csv"):
         raise typer.BadParameter("use ndjson or csv", param_hint="--format")
     n = export_file(_log(), output, since=parse_bound(since, "--since"),
@@ -96,6 +102,9 @@ def outbox(
     show: int = typer.Option(10, "--show", help="List up to this many failing items"),
 ) -> None:
     """The export outbox: backlog, failures; optionally deliver or requeue."""
+    from ..audit import ExportWorker, outbox_metrics
+    from ..audit.export import EXPORT_TOPIC, outbox_for
+
     log = _log()
     if requeue:
         n = outbox_for(log).requeue(EXPORT_TOPIC)
@@ -164,6 +173,8 @@ def prove(
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the proof here"),
 ) -> None:
     """An inclusion proof that a row's verdict is under the job's recorded Merkle root."""
+    from ..audit import verify_proof
+
     log = _log()
     proof = log.prove(job_id, row)
     if not verify_proof(proof):
@@ -194,6 +205,8 @@ def report(
     sample: int = typer.Option(40, "--sample", help="Rows shown in the sample of decisions"),
 ) -> None:
     """Write a self-contained HTML compliance report for one scrub job."""
+    from ..audit.report import write_report
+
     log = _log()
     write_report(log, job_id, output, sample_size=sample)
     console.print(f"report written to {output}")

@@ -5,17 +5,21 @@ from __future__ import annotations
 import getpass
 import os
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-from ..config import Settings, load_settings
+if TYPE_CHECKING:
+    from ..config import Settings
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 
 def settings() -> Settings:
+    from ..config import load_settings
+
     return load_settings()
 
 

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..config import Settings
 from ..errors import DncGuardError
-from ..phones import mask, normalise
 from .common import console, err_console, settings
+
+# The CXone client is imported by the commands, not here, so that `dncguard --help` starts fast.
+if TYPE_CHECKING:
+    from ..config import Settings
 
 app = typer.Typer(help="NICE CXone DNC groups: sync, search, write-back, sandbox.",
                   no_args_is_help=True)
@@ -40,6 +41,8 @@ def _clean_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def _run(coro: Coroutine[Any, Any, R]) -> R:
+    import asyncio
+
     return asyncio.run(coro)
 
 
@@ -53,6 +56,8 @@ def _client(s: Settings) -> Any:
 @_clean_errors
 def groups() -> None:
     """List the tenant's DNC groups with their scrubbed skills."""
+    import asyncio
+
     s = settings()
 
     async def go() -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
@@ -104,6 +109,7 @@ def sync(
 def search(phone: str = typer.Argument(..., help="Phone number to look up live")) -> None:
     """Search one number live on CXone (every group holding it, blocking or not)."""
     from ..cxone.check import search_number
+    from ..phones import mask, normalise
 
     s = settings()
     result = normalise(phone, s.default_region)

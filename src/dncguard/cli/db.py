@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import typer
 
-from ..store import make_engine
 from .common import console, settings
 
 db_app = typer.Typer(help="The database schema: show the revision, upgrade it.",
@@ -23,6 +22,7 @@ def upgrade(
     """Migrate the database to REVISION (adopts a database made by an older dncguard)."""
     from ..migrations import current_revision
     from ..migrations import upgrade as run_upgrade
+    from ..store import make_engine
 
     engine = make_engine(settings())
     try:
@@ -40,6 +40,7 @@ def upgrade(
 def current() -> None:
     """Show the database's revision and the newest one this version of dncguard knows."""
     from ..migrations import describe
+    from ..store import make_engine
 
     cfg = settings()
     engine = make_engine(cfg)

@@ -5,15 +5,21 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Column, Table
 
-from ..freshness import Freshness, FreshnessPolicy, today
-from ..lists import IMPORT_KINDS, ListStore
-from ..optouts import add_optout, remove_optout
-from ..phones import mask
 from .common import console, err_console, parse_date, settings, who
+
+# The library is imported by the commands, not here, so that `dncguard --help` starts fast.
+if TYPE_CHECKING:
+    from ..freshness import Freshness
+
+#: ``dncguard.lists.IMPORT_KINDS``, spelled out for the help text so that building the command
+#: tree does not import the list store (tests/test_cli_startup.py checks that they agree).
+IMPORT_KINDS_HELP = ("internal", "national", "state", "litigator", "wireless", "hashed",
+                     "prefix")
 
 lists_app = typer.Typer(help="Import, inspect and remove DNC lists.", no_args_is_help=True)
 dnc_app = typer.Typer(help="Add or remove single numbers on the internal list.",
@@ -23,7 +29,7 @@ dnc_app = typer.Typer(help="Add or remove single numbers on the internal list.",
 @lists_app.command("import")
 def import_list(
     file: Path = typer.Argument(..., help="Number, hash or prefix file; plain or .zip"),
-    kind: str = typer.Option(..., "--kind", help=f"One of: {', '.join(IMPORT_KINDS)}"),
+    kind: str = typer.Option(..., "--kind", help=f"One of: {', '.join(IMPORT_KINDS_HELP)}"),
     name: str = typer.Option(..., "--name", help="List name; re-importing a name replaces it"),
     jurisdiction: str | None = typer.Option(None, "--jurisdiction",
                                             help="US, CA, GB, AU, or a state such as US-FL"),
@@ -34,6 +40,8 @@ def import_list(
     salt: str | None = typer.Option(None, "--salt", help="Hashed lists: the salt used"),
 ) -> None:
     """Import a list file (replaces the list's content atomically; keeps old snapshots)."""
+    from ..lists import ListStore
+
     store = ListStore(settings())
     result = store.import_file(
         file, kind=kind.lower(), name=name, jurisdiction=jurisdiction,
@@ -55,6 +63,9 @@ def import_list(
 @lists_app.command("ls")
 def list_lists(as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
     """List every list with its kind, size, snapshot date and freshness (age, maximum age)."""
+    from ..freshness import FreshnessPolicy, today
+    from ..lists import ListStore
+
     cfg = settings()
     store = ListStore(cfg)
     infos = store.all()
@@ -105,6 +116,8 @@ def _fresh_text(f: Freshness) -> str:
 @lists_app.command("stats")
 def list_stats(name: str) -> None:
     """Show one list's size, snapshot history and manual entries."""
+    from ..lists import ListStore
+
     store = ListStore(settings())
     info = store.get(name)
     counts = store.entry_counts(name)
@@ -129,6 +142,8 @@ def list_stats(name: str) -> None:
 @lists_app.command("rm")
 def remove_list(name: str) -> None:
     """Remove a list, its snapshots and its manual entries."""
+    from ..lists import ListStore
+
     info = ListStore(settings()).remove_list(name, who=who())
     console.print(f"removed list {info.name} ({info.kind}, {info.count:,} entries)")
 
@@ -142,6 +157,10 @@ def dnc_add(
     list_name: str = typer.Option("internal", "--list", help="Internal or litigator list"),
 ) -> None:
     """Add a number to the internal DNC list (an opt-out)."""
+    from ..lists import ListStore
+    from ..optouts import add_optout
+    from ..phones import mask
+
     day = parse_date(expires, "--expires")
     when = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC) if day else None
     e164 = add_optout(ListStore(settings()), phone, list_name=list_name, reason=reason,
@@ -157,6 +176,10 @@ def dnc_remove(
     reason: str | None = typer.Option(None, "--reason", help="Why (kept in the change log)"),
 ) -> None:
     """Remove a number from the internal DNC list."""
+    from ..lists import ListStore
+    from ..optouts import remove_optout
+    from ..phones import mask
+
     e164, was = remove_optout(ListStore(settings()), phone, list_name=list_name, who=who(),
                               why=reason)
     console.print(f"removed {mask(e164)} from {list_name}" if was

@@ -5,35 +5,26 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
 
-from ..checks import CheckContext
-from ..config import load_section
-from ..context import clean_context
-from ..phones import mask, normalise
-from ..rules.check import RulesCheck
-from ..rules.loader import load_ruleset
-from ..rules.schema import (
-    CALL_TYPES,
-    CONSENT_TYPES,
-    LINE_TYPES,
-    PURPOSES,
-    CallingWindowRule,
-    ConsentRequiredRule,
-    EbrRule,
-    FrequencyCapRule,
-    HolidayBanRule,
-    RegistryRule,
-    RuleBase,
-    WirelessRestrictedRule,
-)
-from ..rules.settings import RulesSettings
-from ..rules.stores import AttemptStore, ConsentStore, ImportReport
 from .common import console, err_console, parse_date, parse_instant, settings
+
+# The rules engine is imported by the commands, not here, so that `dncguard --help` starts fast.
+if TYPE_CHECKING:
+    from ..rules.schema import RuleBase
+    from ..rules.stores import ImportReport
+
+#: ``dncguard.rules.schema``'s PURPOSES, CALL_TYPES, LINE_TYPES and CONSENT_TYPES, spelled out for
+#: the help texts (building the command tree must not import the rules engine); the commands
+#: validate against the schema's own tuples, and tests/test_cli_startup.py checks that they agree.
+PURPOSES_HELP = ("telemarketing", "informational", "collections")
+CALL_TYPES_HELP = ("manual", "autodialed", "prerecorded")
+LINE_TYPES_HELP = ("mobile", "landline", "voip")
+CONSENT_TYPES_HELP = ("express", "express_written", "ebr_purchase", "ebr_inquiry")
 
 rules_app = typer.Typer(help="Show the regulatory rules and when a number may be called.",
                         no_args_is_help=True)
@@ -53,6 +44,16 @@ def _choice(value: str | None, allowed: tuple[str, ...], flag: str) -> str | Non
 
 
 def _summary(rule: RuleBase) -> str:
+    from ..rules.schema import (
+        CallingWindowRule,
+        ConsentRequiredRule,
+        EbrRule,
+        FrequencyCapRule,
+        HolidayBanRule,
+        RegistryRule,
+        WirelessRestrictedRule,
+    )
+
     scope = f"[{', '.join(rule.applies_to)}; {', '.join(rule.call_types)}"
     scope += f"; {', '.join(rule.line_types)}]" if rule.line_types else "]"
     if isinstance(rule, CallingWindowRule):
@@ -84,6 +85,10 @@ def _summary(rule: RuleBase) -> str:
 def show(jurisdiction: str = typer.Argument(..., help="US, US-FL, CA, GB or AU"),
          as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
     """Print a jurisdiction's rules with citations, dates and confidence."""
+    from ..config import load_section
+    from ..rules.loader import load_ruleset
+    from ..rules.settings import RulesSettings
+
     cfg = settings()
     ruleset = load_ruleset(load_section(RulesSettings, cfg).data_dir)
     key = jurisdiction.strip().upper()
@@ -122,15 +127,21 @@ def when(
     campaign: str = typer.Option("default", "--campaign", help="Campaign profile name"),
     state: str | None = typer.Option(None, "--state", help="The contact's state"),
     zip_code: str | None = typer.Option(None, "--zip", help="The contact's ZIP/postal code"),
-    purpose: str | None = typer.Option(None, "--purpose", help=" | ".join(PURPOSES)),
-    call_type: str | None = typer.Option(None, "--call-type", help=" | ".join(CALL_TYPES)),
-    line_type: str | None = typer.Option(None, "--line-type", help=" | ".join(LINE_TYPES)),
+    purpose: str | None = typer.Option(None, "--purpose", help=" | ".join(PURPOSES_HELP)),
+    call_type: str | None = typer.Option(None, "--call-type", help=" | ".join(CALL_TYPES_HELP)),
+    line_type: str | None = typer.Option(None, "--line-type", help=" | ".join(LINE_TYPES_HELP)),
     region: str | None = typer.Option(None, "--region", help="Default region (US, CA, GB, AU)"),
     timezone: str | None = typer.Option(None, "--timezone", help="Known IANA time zone"),
     days: int = typer.Option(7, "--days", min=1, max=14, help="How many days ahead"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
     """Print the next legal calling windows of a number (time rules, all candidate zones)."""
+    from ..checks import CheckContext
+    from ..context import clean_context
+    from ..phones import mask, normalise
+    from ..rules.check import RulesCheck
+    from ..rules.schema import CALL_TYPES, PURPOSES
+
     cfg = settings()
     n = normalise(phone, region or cfg.default_region)
     if not n.ok or n.e164 is None or n.region is None:
@@ -186,6 +197,8 @@ def _print_report(report: ImportReport, what: str) -> None:
 def consent_import(file: Path = typer.Argument(
         ..., help="CSV with phone,type,date[,expires][,revoked]")) -> None:
     """Import consent / EBR records; bad rows are reported with row number and field."""
+    from ..rules.stores import ConsentStore
+
     report = ConsentStore(settings()).import_csv(file)
     _print_report(report, "consent records")
     if report.errors:
@@ -195,12 +208,15 @@ def consent_import(file: Path = typer.Argument(
 @consent_app.command("add")
 def consent_add(
     phone: str = typer.Argument(...),
-    type_: str = typer.Option(..., "--type", help=" | ".join(CONSENT_TYPES)),
+    type_: str = typer.Option(..., "--type", help=" | ".join(CONSENT_TYPES_HELP)),
     granted: str = typer.Option(..., "--date", help="Date of consent / purchase / inquiry"),
     expires: str | None = typer.Option(None, "--expires", help="Expiry date"),
     revoked: str | None = typer.Option(None, "--revoked", help="Revocation date"),
 ) -> None:
     """Add one consent / EBR record."""
+    from ..rules.schema import CONSENT_TYPES
+    from ..rules.stores import ConsentStore
+
     kind = _choice(type_, CONSENT_TYPES, "--type")
     when_ = parse_date(granted, "--date")
     assert kind is not None and when_ is not None
@@ -215,7 +231,7 @@ def attempts_record(
     phone: str = typer.Argument(...),
     at: str = typer.Option(..., "--at", help="When the attempt was made (ISO 8601 instant)"),
     campaign: str = typer.Option("default", "--campaign"),
-    purpose: str = typer.Option("telemarketing", "--purpose", help=" | ".join(PURPOSES)),
+    purpose: str = typer.Option("telemarketing", "--purpose", help=" | ".join(PURPOSES_HELP)),
     subject: str | None = typer.Option(None, "--subject",
                                        help="Same-subject key (default: the campaign; a debt "
                                             "id for collections)"),
@@ -223,6 +239,9 @@ def attempts_record(
                                        help="e.g. conversation, no_answer, voicemail"),
 ) -> None:
     """Record one call attempt."""
+    from ..rules.schema import PURPOSES
+    from ..rules.stores import AttemptStore
+
     instant = parse_instant(at)
     assert instant is not None
     added = AttemptStore(settings()).record(
@@ -235,6 +254,8 @@ def attempts_record(
 def attempts_import(file: Path = typer.Argument(
         ..., help="CSV with phone,at[,campaign][,purpose][,subject][,outcome]")) -> None:
     """Import call attempts; bad rows are reported with row number and field."""
+    from ..rules.stores import AttemptStore
+
     report = AttemptStore(settings()).import_csv(file)
     _print_report(report, "attempts")
     if report.errors:

@@ -8,20 +8,20 @@ import os
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .. import audit
-from ..config import load_settings
-from ..demo import build_demo, sandbox_seed
 from ..errors import ContextError
-from ..lists import ListStore
-from ..models import Verdict
-from ..pipeline import Scrubber, count_rows, summary_path
-from ..summary import ScrubSummary
 from .common import console, err_console, parse_instant, settings, who
+
+# The library is imported by the commands that use it, not here: `dncguard --help` and the
+# other commands start without it (issue 12; tests/test_cli_startup.py).
+if TYPE_CHECKING:
+    from ..models import Verdict
+    from ..pipeline import Scrubber
+    from ..summary import ScrubSummary
 
 config_app = typer.Typer(help="Show the effective settings.", no_args_is_help=True)
 
@@ -61,6 +61,16 @@ def scrub(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table"),
 ) -> None:
     """Scrub a contact file: one verdict per row, written in input order, plus a summary."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from ..pipeline import Scrubber, count_rows
+
     cfg = settings()
     dial_time = parse_instant(at)
     scrubber = Scrubber(cfg)
@@ -94,6 +104,8 @@ def scrub(
 def _record_jobs(summary: ScrubSummary, output: Path) -> list[tuple[str, str]]:
     """Record the scrub in the audit trail: one job, or one per phone column (each column's
     own verdict file, so every row of every column can be proven)."""
+    from .. import audit
+
     cfg = settings()
     if not summary.columns:
         job_id = audit.new_job_id()
@@ -108,6 +120,8 @@ def _record_jobs(summary: ScrubSummary, output: Path) -> list[tuple[str, str]]:
 
 
 def print_summary(summary: ScrubSummary, output: Path) -> None:
+    from ..pipeline import summary_path
+
     table = Table("decision", "rows", title=f"{summary.total_rows:,} rows scrubbed")
     for decision, n in summary.by_decision.items():
         table.add_row(f"[{_COLOURS[decision]}]{decision}[/]", f"{n:,}")
@@ -149,6 +163,9 @@ def check(
                                        help="Frequency-cap subject, e.g. a debt id"),
 ) -> None:
     """Check one number and print its verdict."""
+    from .. import audit
+    from ..pipeline import Scrubber
+
     cfg = settings()
     verdict = Scrubber(cfg).check(
         phone, at=parse_instant(at), campaign=campaign, purpose=purpose, call_type=call_type,
@@ -185,7 +202,12 @@ def demo(
     """Create fictional demo lists and contacts in a fresh home, scrub them, show the result."""
     import asyncio
 
+    from .. import audit
+    from ..config import load_settings
     from ..cxone import CxoneClient, CxoneSync, load_cxone
+    from ..demo import build_demo, sandbox_seed
+    from ..lists import ListStore
+    from ..pipeline import Scrubber
     from ..sandbox import run_sandbox
 
     folder = home or Path(tempfile.mkdtemp(prefix="dncguard-demo-"))
@@ -248,6 +270,7 @@ def campaign_checks(scrubber: Scrubber) -> dict[str, dict[str, object]]:
 def config_show(as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
     """Print the effective settings (secrets hidden) and where they came from."""
     from ..config import all_sections
+    from ..pipeline import Scrubber
 
     cfg = settings()
     data: dict[str, object] = {"core": json.loads(cfg.model_dump_json())}

@@ -8,7 +8,6 @@ import os
 import typer
 from rich.table import Table
 
-from ..store import get_engine, metadata
 from .common import console, err_console, settings, who
 
 keys_app = typer.Typer(help="Create, list and revoke API keys for the HTTP service.",
@@ -29,6 +28,7 @@ def serve(
     from ..server.app import log_config
     from ..server.keys import KeyStore
     from ..server.settings import load_server_settings
+    from ..store import get_engine, metadata
 
     cfg = settings()
     server = load_server_settings(cfg, host=host, port=port, workers=workers,
@@ -63,6 +63,7 @@ def create_key(
     """Create a key and print it once (only its hash is stored)."""
     from ..errors import ConfigError
     from ..server.keys import ApiKeyError, KeyStore
+    from ..store import get_engine, metadata
 
     engine = get_engine(settings())
     metadata.create_all(engine)
@@ -79,6 +80,7 @@ def create_key(
 def list_keys(as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
     """List keys (never their secrets)."""
     from ..server.keys import KeyStore
+    from ..store import get_engine, metadata
 
     engine = get_engine(settings())
     metadata.create_all(engine)
@@ -101,6 +103,7 @@ def revoke_key(key_id: str = typer.Argument(..., help="The key's id (see 'keys l
     """Revoke a key; replicas stop accepting it within the key cache time (2 s)."""
     from ..errors import ConfigError
     from ..server.keys import ApiKeyError, KeyStore
+    from ..store import get_engine, metadata
 
     engine = get_engine(settings())
     metadata.create_all(engine)

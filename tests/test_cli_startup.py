@@ -1,0 +1,131 @@
+"""The command line starts like a native tool (issue 12): `--help` imports no heavy library.
+
+Typer builds the whole command tree when the CLI module is imported, so a heavy import at the top
+of any ``dncguard.cli`` module (or of ``dncguard/__init__.py``) costs every invocation, even
+``dncguard --help``. These tests render every help page in a fresh interpreter and look at
+``sys.modules``; they never time anything (start-up times are measured by hand, see issue 12).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: Libraries that cost tens to hundreds of milliseconds to import; the commands that need them
+#: import them when they run.
+HEAVY = (
+    "alembic",
+    "fastapi",
+    "holidays",
+    "httpx",
+    "numpy",
+    "orjson",
+    "phonenumbers",
+    "polars",
+    "prometheus_client",
+    "pyarrow",
+    "pydantic_settings",
+    "sqlalchemy",
+    "starlette",
+    "uvicorn",
+    "yaml",
+)
+
+#: Run in a fresh interpreter: import the CLI, render the root help, then the help of every
+#: sub-app and command, and after each one note which heavy modules have been imported.
+PROBE = """
+import json, sys
+heavy = json.loads(sys.argv[2])
+
+def loaded():
+    return sorted({m.split(".")[0] for m in sys.modules} & set(heavy))
+
+from dncguard.cli import app, run
+
+pages = {"": run(["--help"])}
+found = {"": loaded()}
+
+import typer.main
+
+def walk(group, prefix):
+    for name, cmd in sorted(getattr(group, "commands", {}).items()):
+        argv = [*prefix, name]
+        pages[" ".join(argv)] = run([*argv, "--help"])
+        found[" ".join(argv)] = loaded()
+        walk(cmd, argv)
+
+walk(typer.main.get_command(app), [])
+with open(sys.argv[1], "w", encoding="utf-8") as fh:
+    json.dump({"exit": pages, "heavy": found}, fh)
+"""
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
+    out = tmp_path_factory.mktemp("startup") / "probe.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(out), json.dumps(HEAVY)],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result: dict[str, dict[str, object]] = json.loads(Path(out).read_text(encoding="utf-8"))
+    return result
+
+
+def test_every_help_page_renders(probe: dict[str, dict[str, object]]) -> None:
+    pages = probe["exit"]
+    # the root, the sub-apps and their commands: a tree, not just the root
+    assert {"", "check", "scrub", "lists", "lists import", "rules", "audit", "cxone",
+            "serve", "keys", "db"} <= pages.keys()
+    assert {page: code for page, code in pages.items() if code != 0} == {}
+
+
+def test_help_imports_no_heavy_library(probe: dict[str, dict[str, object]]) -> None:
+    """`dncguard --help`, `dncguard lists --help`, `dncguard check --help`, ... import none
+    of the heavy libraries (the first page that did is named)."""
+    first: dict[str, str] = {}
+    for page, mods in probe["heavy"].items():
+        assert isinstance(mods, list)
+        for mod in mods:
+            first.setdefault(mod, f"dncguard {page} --help".replace("  ", " "))
+    assert first == {}, f"heavy modules imported by help pages: {first}"
+
+
+def test_help_constants_match_the_library() -> None:
+    """The CLI spells out a few tuples for its help texts (importing their modules would
+    import the list store and the rules engine); they must be the library's."""
+    from dncguard.cli.lists import IMPORT_KINDS_HELP
+    from dncguard.cli.rules import (
+        CALL_TYPES_HELP,
+        CONSENT_TYPES_HELP,
+        LINE_TYPES_HELP,
+        PURPOSES_HELP,
+    )
+    from dncguard.lists import IMPORT_KINDS
+    from dncguard.rules.schema import CALL_TYPES, CONSENT_TYPES, LINE_TYPES, PURPOSES
+
+    assert IMPORT_KINDS_HELP == IMPORT_KINDS
+    assert PURPOSES_HELP == PURPOSES
+    assert CALL_TYPES_HELP == CALL_TYPES
+    assert LINE_TYPES_HELP == LINE_TYPES
+    assert CONSENT_TYPES_HELP == CONSENT_TYPES
+
+
+def test_public_api_is_lazy_and_complete() -> None:
+    """`import dncguard` defers the library (PEP 562) yet every name of __all__ resolves to the
+    object of its home module."""
+    code = ("import sys, dncguard; print(sorted(m for m in sys.modules "
+            "if m.startswith('dncguard.')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert proc.stdout.strip() == "['dncguard._version']"
+    import dncguard
+    from dncguard.pipeline import Scrubber
+
+    assert dncguard.Scrubber is Scrubber
+    assert set(dir(dncguard)) >= set(dncguard.__all__)
+    with pytest.raises(AttributeError):
+        _ = dncguard.no_such_name
