@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from ._lazy import lazy_import
 from .checks import Batch, CheckContext
 from .context import clean_field
 from .errors import ContextError
@@ -34,10 +33,21 @@ from .findings import Index, Outcome
 from .models import Decision, ReasonCode
 from .phones import ERROR_CODES, NormalisedArrays, normalise_arrays, states_for_digits
 from .summary import MAX_ROW_ERRORS_LISTED, SummaryBuilder
-from .tableio import ADDED_COLUMNS, context_columns, find_phone_column
+from .tableio import (
+    ADDED_COLUMNS,
+    context_columns,
+    find_phone_column,
+    input_format,
+    read_excel,
+)
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.compute as pc
     from .pipeline import Scrubber
+else:
+    pa = lazy_import("pyarrow", globals(), "pa")
+    pc = lazy_import("pyarrow.compute", globals(), "pc")
 
 log = logging.getLogger("dncguard.columnar")
 
@@ -54,8 +64,14 @@ class NotColumnar(Exception):
 
 def read_table(path: Path) -> pa.Table:
     """The whole input as string columns, or :class:`NotColumnar`."""
-    if path.suffix.lower() in (".parquet", ".pq"):
+    kind = input_format(path)
+    if kind == "parquet":
         return _read_parquet(path)
+    if kind == "excel":
+        table = read_excel(path)
+        if len(set(table.column_names)) != len(table.column_names):
+            raise NotColumnar("repeated column names")
+        return table
     try:
         with path.open("r", encoding="utf-8-sig", newline="") as fh:
             header = next(csv.reader(fh), None)

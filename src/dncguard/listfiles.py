@@ -20,16 +20,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
+from ._lazy import lazy_import
 from .errors import ListError
 from .snapshots import sorted_unique
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+else:
+    pa = lazy_import("pyarrow", globals(), "pa")
+    pc = lazy_import("pyarrow.compute", globals(), "pc")
+    pacsv = lazy_import("pyarrow.csv", globals(), "pacsv")
 
 MAX_REJECTS_LISTED = 20
 
@@ -305,6 +312,8 @@ def read_changes(
     report = ParseReport()
     adds: list[str] = []
     dels: list[str] = []
+    add_where: list[str] = []
+    del_where: list[str] = []
     first = True
     for where, line in _text_lines(path):
         report.lines += 1
@@ -320,9 +329,11 @@ def read_changes(
         number = "".join(f for f in fields[:flag_at] if f.lstrip("+").isdigit())
         if fields[0].startswith("+"):
             number = "+" + number
-        (adds if fields[flag_at].upper() in _ADD else dels).append(number)
+        adding = fields[flag_at].upper() in _ADD
+        (adds if adding else dels).append(number)
+        (add_where if adding else del_where).append(where)
 
-    def convert(items: list[str]) -> npt.NDArray[np.uint64]:
+    def convert(items: list[str], wheres: list[str]) -> npt.NDArray[np.uint64]:
         if not items:
             return np.zeros(0, dtype=np.uint64)
         arr = pa.array(items, type=pa.string())
@@ -330,10 +341,10 @@ def read_changes(
         values, valid = _digits_to_e164(pc.replace_substring_regex(arr, r"[^0-9]", ""), plus,
                                         country)
         for i in np.flatnonzero(~valid):
-            report.reject("change list", f"not a {country} number: entry {int(i) + 1}")
+            report.reject(wheres[int(i)], f"not a {country} number")
         return sorted_unique(values[valid])
 
-    added, deleted = convert(adds), convert(dels)
+    added, deleted = convert(adds, add_where), convert(dels, del_where)
     report.accepted = int(added.size + deleted.size)
     return added, deleted, report
 

@@ -20,21 +20,29 @@ its E.164 form and region, and it is never callable because nothing here can jud
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import phonenumbers
-import pyarrow as pa
-import pyarrow.compute as pc
 from phonenumbers import NumberParseException
 
+from ._lazy import lazy_import
 from . import nanp
 from .config import SUPPORTED_REGIONS
 from .models import ReasonCode
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+else:
+    pa = lazy_import("pyarrow", globals(), "pa")
+    pc = lazy_import("pyarrow.compute", globals(), "pc")
 
 _PARSE_ERRORS = {
     NumberParseException.INVALID_COUNTRY_CODE: "unknown or missing country code",
@@ -90,9 +98,17 @@ def _region_hint(region: str | None) -> str:
     return hint
 
 
+#: A number a spreadsheet saved as a float (``2025550123.0``): its digits are the number.
+_FLOAT_CELL = re.compile(r"(\+?\d{7,15})\.0+")
+_FLOAT_CELL_RE2 = r"^(\s*\+?[0-9]{7,15})\.0+(\s*)$"
+
+
 @lru_cache(maxsize=65_536)
 def _normalise_cached(raw: str, region: str) -> Normalised:
     text = raw.strip()
+    floated = _FLOAT_CELL.fullmatch(text)
+    if floated:
+        text = floated.group(1)
     if not text:
         return Normalised(raw, error=ReasonCode.INVALID_NUMBER, message="the phone field is empty")
     try:
@@ -216,7 +232,7 @@ def normalise_arrays(
     """Normalise a batch into arrays; ``regions`` is one default region per input, or one
     for all. Plain NANP inputs are decided by the NPA-NXX table; the rest per row."""
     given = None if isinstance(raws, (pa.Array, pa.ChunkedArray)) else raws
-    text = _as_strings(raws)
+    text = pc.replace_substring_regex(_as_strings(raws), _FLOAT_CELL_RE2, r"\1\2")
     n = len(text)
     codes, nanp_regions = nanp.load_table()
     region_names: list[str] = ["", *nanp_regions]

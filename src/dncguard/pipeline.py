@@ -37,6 +37,7 @@ from .tableio import (
     TableWriter,
     context_columns,
     find_phone_column,
+    input_format,
     open_table,
     output_header,
     read_header,
@@ -681,7 +682,10 @@ def result_cells(r: RowResult) -> list[str]:
 def count_rows(path: Path) -> int | None:
     """A quick row count for progress bars (lines minus the header; Parquet metadata)."""
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
+        kind = input_format(path)
+        if kind == "excel":
+            return None  # known once the sheet is read
+        if kind == "parquet":
             import pyarrow.parquet as pq
 
             return int(pq.ParquetFile(path).metadata.num_rows)

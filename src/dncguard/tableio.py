@@ -13,14 +13,20 @@ import sys
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from ._lazy import lazy_import
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+else:
+    pa = lazy_import("pyarrow", globals(), "pa")
+    pc = lazy_import("pyarrow.compute", globals(), "pc")
 
 PHONE_COLUMN_NAMES = (
     "phone", "phonenumber", "phoneno", "phonenum", "telephone", "telephonenumber", "tel",
@@ -166,13 +172,77 @@ class ParquetReader:
         pass
 
 
-def open_table(path: Path) -> CsvReader | ParquetReader:
+#: File name endings and the format they mean (inputs: anything else is read as CSV).
+PARQUET_SUFFIXES = (".parquet", ".pq")
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+#: Rows an Excel sheet holds, the header included.
+EXCEL_MAX_ROWS = 1_048_576
+
+
+def input_format(path: Path) -> str:
+    """``parquet``, ``excel`` or ``csv`` (the default), from the file name."""
+    suffix = path.suffix.lower()
+    return "parquet" if suffix in PARQUET_SUFFIXES else "excel" if suffix in EXCEL_SUFFIXES \
+        else "csv"
+
+
+def output_format(path: Path) -> str:
+    """``csv``, ``parquet`` or ``xlsx`` from the output name; anything else is refused (a
+    name like ``out.xlsx`` must never quietly get CSV)."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    if suffix == ".xlsx":
+        return "xlsx"
+    raise InputError(f"cannot tell the output format from {path.name!r}: name it .csv, "
+                     ".parquet or .xlsx")
+
+
+def read_excel(path: Path) -> pa.Table:
+    """The first sheet of an Excel file as string columns (empty cells ``""``; numbers a
+    spreadsheet stored as floats come back as their digits, ``2025550123``)."""
+    import fastexcel
+
+    try:
+        sheet = fastexcel.read_excel(str(path)).load_sheet(0, dtypes="string")
+        table = sheet.to_arrow()
+    except Exception as exc:  # fastexcel raises its own error types for unreadable files
+        raise InputError(f"cannot read {path} as an Excel workbook: {exc}") from exc
+    names = [str(n) for n in table.column_names]
+    return pa.table([pc.fill_null(c.cast(pa.string()), "") for c in table.columns],
+                    names=names)
+
+
+class ExcelReader:
+    """The first sheet of an Excel workbook, row by row (read whole: a sheet is at most
+    about a million rows)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._table = read_excel(path)
+        self.header = list(self._table.column_names)
+
+    def rows(self) -> Iterator[InputRow]:
+        columns = [c.to_pylist() for c in self._table.columns]
+        for n, fields in enumerate(zip(*columns, strict=True), 1):
+            yield InputRow(n, [str(v) for v in fields])
+
+    def close(self) -> None:
+        pass
+
+
+def open_table(path: Path) -> CsvReader | ParquetReader | ExcelReader:
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path} is a directory, not a file")
-    if path.suffix.lower() in (".parquet", ".pq"):
+    kind = input_format(path)
+    if kind == "parquet":
         return ParquetReader(path)
+    if kind == "excel":
+        return ExcelReader(path)
     return CsvReader(path)
 
 
@@ -284,11 +354,8 @@ def write_csv_rows(columns: list[pa.Array], stream: IO[bytes], *, raw: bool = Fa
 
 
 def read_header(path: Path) -> list[str]:
-    """The header of a CSV or Parquet input file (InputError when it cannot be read)."""
-    if path.suffix.lower() in (".parquet", ".pq"):
-        reader: CsvReader | ParquetReader = ParquetReader(path)
-    else:
-        reader = CsvReader(path)
+    """The header of an input file (InputError when it cannot be read)."""
+    reader = open_table(path)
     try:
         return list(reader.header)
     finally:
@@ -344,6 +411,33 @@ def write_column_verdicts(output: Path, header: list[str], parts: dict[str, Path
     writer.close()
 
 
+def _parquet_to_xlsx(source: Path, target: Path, header: list[str]) -> None:
+    """Copy a string Parquet file into one sheet of an Excel workbook, every cell as text."""
+    import pyarrow.parquet as pq
+    import xlsxwriter
+
+    rows = pq.ParquetFile(source).metadata.num_rows
+    if rows + 1 > EXCEL_MAX_ROWS:
+        raise InputError(f"{rows:,} rows do not fit in an Excel sheet ({EXCEL_MAX_ROWS - 1:,} "
+                         "at most): write .csv or .parquet")
+    book = xlsxwriter.Workbook(str(target), {"constant_memory": True, "strings_to_numbers":
+                                            False, "strings_to_formulas": False,
+                                            "strings_to_urls": False})
+    try:
+        sheet = book.add_worksheet("verdicts")
+        for col, name in enumerate(header):
+            sheet.write_string(0, col, name)
+        r = 1
+        for batch in pq.ParquetFile(source).iter_batches(batch_size=65_536):
+            for values in zip(*(c.to_pylist() for c in batch.columns), strict=True):
+                for col, value in enumerate(values):
+                    if value:
+                        sheet.write_string(r, col, value)
+                r += 1
+    finally:
+        book.close()
+
+
 def output_header(header: list[str]) -> list[str]:
     """Input columns, then the added ones; an added name the input uses gets ``dncguard_``."""
     taken = set(header)
@@ -358,13 +452,17 @@ def output_header(header: list[str]) -> list[str]:
 
 
 class TableWriter:
-    """Writes verdict rows to CSV (default) or Parquet (``.parquet`` output name)."""
+    """Writes verdict rows to CSV, Parquet or Excel, by the output name (:func:`output_format`).
+
+    An Excel file is written through a Parquet file beside it and converted on :meth:`close`
+    (its cells are text: nothing in them runs as a formula, so nothing is defused)."""
 
     def __init__(self, path: Path, header: list[str], *, raw: bool = False) -> None:
         self.path = path
         self.header = header
-        self.raw = raw
-        self._parquet = path.suffix.lower() in (".parquet", ".pq")
+        self.format = output_format(path)
+        self.raw = raw or self.format == "xlsx"
+        self._parquet = self.format in ("parquet", "xlsx")
         path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = path.with_name(f".{path.name}.partial")
         self._pq: Any = None
@@ -376,7 +474,7 @@ class TableWriter:
         else:
             self._fh = self._tmp.open("w", encoding="utf-8", newline="")
             self._csv = csv.writer(self._fh)
-            self._csv.writerow(header if raw else [defuse(h) for h in header])
+            self._csv.writerow(header if self.raw else [defuse(h) for h in header])
 
     def write(self, rows: list[list[str]]) -> None:
         if not self.raw:
@@ -418,13 +516,24 @@ class TableWriter:
             if self._pq is None:
                 self.write([])
             self._pq.close()
+            self._pq = None
         elif self._fh is not None:
             self._fh.close()
+        if self.format == "xlsx":
+            parquet, self._tmp = self._tmp, self._tmp.with_name(f"{self._tmp.name}.xlsx")
+            try:
+                _parquet_to_xlsx(parquet, self._tmp, self.header)
+            except BaseException:
+                self._tmp.unlink(missing_ok=True)
+                raise
+            finally:
+                parquet.unlink(missing_ok=True)
         self._tmp.replace(self.path)
 
     def abort(self) -> None:
         if self._pq is not None:
             self._pq.close()
+            self._pq = None
         if self._fh is not None:
             self._fh.close()
         self._tmp.unlink(missing_ok=True)

@@ -1,0 +1,109 @@
+"""File formats: Excel in and out, the output format from the name or refused, numbers a
+spreadsheet saved as floats, and change-list rejections by line (issue 14, formats)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import fastexcel
+import pytest
+import xlsxwriter
+
+from dncguard.cli import run
+from dncguard.config import Settings
+from dncguard.errors import InputError
+from dncguard.lists import ListStore
+from dncguard.pipeline import Scrubber
+
+from .conftest import AT, read_csv
+
+
+def _sheet(path: Path) -> list[dict[str, str]]:
+    """The rows of a workbook's first sheet, and that none of its cells is a formula."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        assert not any(b"<f>" in z.read(n) for n in z.namelist() if n.startswith("xl/work"))
+    table = fastexcel.read_excel(str(path)).load_sheet(0, dtypes="string").to_arrow()
+    return [{k: v or "" for k, v in row.items()} for row in table.to_pylist()]
+
+
+def _workbook(path: Path, rows: list[list[object]]) -> Path:
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet()
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            if isinstance(value, str):
+                sheet.write_string(r, c, value)  # text, even "=SUM(A1)"
+            elif value is not None:
+                sheet.write_number(r, c, value)
+    book.close()
+    return path
+
+
+@pytest.mark.parametrize("columnar", [True, False], ids=["array-path", "row-path"])
+def test_excel_in_and_out(settings: Settings, store: ListStore, tmp_path: Path,
+                          write_lines: Callable[..., Path], columnar: bool) -> None:
+    """An .xlsx contact sheet (phones stored as numbers) scrubs into an .xlsx verdict sheet
+    whose cells are text (a formula stays text)."""
+    store.import_file(write_lines(["2025550101"]), kind="internal", name="internal")
+    src = _workbook(tmp_path / "contacts.xlsx", [
+        ["name", "phone"], ["a", 2025550100], ["b", 2025550101.0], ["=SUM(A1)", "junk"]])
+    out = tmp_path / "verdicts.xlsx"
+    summary = Scrubber(settings, clock=lambda: AT, columnar=columnar).scrub_file(src, out,
+                                                                                 at=AT)
+    rows = _sheet(out)
+    assert [r["e164"] for r in rows] == ["+12025550100", "+12025550101", ""]
+    assert [r["decision"] for r in rows] == ["allow", "block", "invalid"]
+    assert rows[2]["name"] == "=SUM(A1)"  # text in a cell, never a formula
+    assert summary.total_rows == 3
+
+
+def test_float_phones_in_csv_are_digits(settings: Settings, tmp_path: Path,
+                                        write_csv: Callable[..., Path]) -> None:
+    """``2025550123.0`` (a number a spreadsheet saved as a float) is the number, on both
+    paths, byte for byte."""
+    src = write_csv([["phone"], ["2025550123.0"], ["+12025550124.00"], ["2.02555E+09"]])
+    outs = []
+    for columnar in (True, False):
+        out = tmp_path / f"o-{columnar}.csv"
+        Scrubber(settings, clock=lambda: AT, columnar=columnar).scrub_file(src, out, at=AT)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    rows = read_csv(tmp_path / "o-True.csv")
+    assert [r["e164"] for r in rows] == ["+12025550123", "+12025550124", ""]
+    assert rows[2]["decision"] == "invalid"  # rounded away: never guessed
+
+
+def test_output_format_from_the_name_or_refused(capsys: pytest.CaptureFixture[str],
+                                                write_csv: Callable[..., Path],
+                                                tmp_path: Path, settings: Settings) -> None:
+    src = write_csv([["phone"], ["2025550123"]])
+    code = run(["scrub", str(src), "-o", str(tmp_path / "out.txt")])
+    err = capsys.readouterr().err
+    assert code == 2 and ".xlsx" in err and not (tmp_path / "out.txt").exists()
+    with pytest.raises(InputError):
+        Scrubber(settings).scrub_file(src, tmp_path / "out.xls")
+    code = run(["scrub", str(src), "-o", str(tmp_path / "out.parquet"), "-q"])
+    assert code == 0
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "out.parquet").column("e164").to_pylist() == [
+        "+12025550123"]
+
+
+def test_change_list_rejections_name_the_line(store: ListStore, tmp_path: Path,
+                                              write_lines: Callable[..., Path]) -> None:
+    store.import_file(write_lines(["2025550100"]), kind="national", name="us-ftc",
+                      jurisdiction="US", snapshot_date=date(2026, 11, 1))
+    changes = tmp_path / "changes.txt"
+    changes.write_text("npa,number,flag\n202,5550101,A\n999,12,A\n202,5550100,D\n",
+                       encoding="utf-8")
+    result = store.import_file(changes, kind="national", name="us-ftc", jurisdiction="US",
+                               snapshot_date=date(2026, 11, 2), changes=True)
+    samples = json.dumps(result.model_dump(mode="json") if hasattr(result, "model_dump")
+                         else result.__dict__, default=str)
+    assert "changes.txt:3" in samples
