@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, Engine, insert
 
 COLUMNS = ("seq", "at", "kind", "action", "who", "subject", "number_hmac", "number_masked",
            "decision", "reason_codes", "versions", "data", "prev_hash", "hash")
@@ -168,9 +170,13 @@ def insert_records(conn: Connection, rows: Sequence[tuple[int, Pending, str, str
 
 
 def _q(col: str, dialect: str) -> str:
+    """SQL for a text column as a JSON string. PostgreSQL escapes it as JSON does; SQLite
+    only wraps it in quotes (json_quote costs more than the rest of the row): a value that
+    needs escaping then hashes differently and the record is checked from its parsed
+    columns instead, so a record is never passed on a wrong rebuild, only slower."""
     if dialect == "postgresql":
         return f"COALESCE(to_json({col})::text, 'null')"
-    return f"json_quote({col})"
+    return f"COALESCE('\"' || {col} || '\"', 'null')"
 
 
 def _at(dialect: str) -> str:
@@ -182,61 +188,105 @@ def _at(dialect: str) -> str:
             "THEN substr(at, 12, 8) ELSE substr(at, 12) END || '+00:00'")
 
 
+_KEYS = ("action", "at", "data", "decision", "kind", "number_hmac", "number_masked",
+         "prev_hash", "reason_codes", "subject", "versions", "who")
+_JSON_COLUMNS = ("data", "reason_codes", "versions")
+
+
 def body_sql(dialect: str) -> str:
     """SQL rebuilding each record's canonical JSON from its stored columns."""
-    j = "::text" if dialect == "postgresql" else ""
-    return (
-        f"'{{\"action\":' || {_q('action', dialect)} || ',\"at\":\"' || {_at(dialect)} || "
-        f"'\",\"data\":' || data{j} || ',\"decision\":' || {_q('decision', dialect)} || "
-        f"',\"kind\":' || {_q('kind', dialect)} || ',\"number_hmac\":' || "
-        f"{_q('number_hmac', dialect)} || ',\"number_masked\":' || "
-        f"{_q('number_masked', dialect)} || ',\"prev_hash\":' || {_q('prev_hash', dialect)} || "
-        f"',\"reason_codes\":' || reason_codes{j} || ',\"subject\":' || "
-        f"{_q('subject', dialect)} || ',\"versions\":' || versions{j} || ',\"who\":' || "
-        f"{_q('who', dialect)} || '}}'")
+    parts = []
+    for key in _KEYS:
+        if key == "at":
+            parts.append(f"'\"' || {_at(dialect)} || '\"'")
+        elif key in _JSON_COLUMNS:
+            parts.append(f"{key}::text" if dialect == "postgresql" else key)
+        else:
+            parts.append(_q(key, dialect))
+    template = "{" + ",".join(f'"{k}":%s' for k in _KEYS) + "}"
+    if dialect == "postgresql":
+        return f"format('{template}', {', '.join(parts)})"
+    return f"printf('{template}', {', '.join(parts)})"
 
 
-@dataclass(slots=True)
-class Link:
-    """What verification needs of one record."""
-
-    seq: int
-    prev_hash: str
-    hash: str
-    kind: str
-    body: str | None  # the rebuilt canonical JSON (None when SQL could not rebuild it)
+#: One record as verification reads it: seq, prev_hash, hash, kind, whether the rebuilt
+#: canonical JSON hashes to ``hash`` (None: not known yet), and the rebuilt JSON (SQLite) or
+#: the ``data`` text of a prune record (PostgreSQL), else None.
+Link = tuple[int, str, str, str, bool | None, str | None]
 
 
-def scan(conn: Connection, upto: int, batch: int = 50_000) -> Iterator[list[Link]]:
-    """Every record up to ``upto`` in chain order, ``batch`` at a time."""
-    dialect = conn.dialect.name
-    mark = "%s" if dialect == "postgresql" else "?"
-    sql = (f"SELECT seq, prev_hash, hash, kind, {body_sql(dialect)} FROM audit_records "
-           f"WHERE seq > {mark} AND seq <= {mark} ORDER BY seq LIMIT {int(batch)}")
-    raw: Any = conn.connection.dbapi_connection
-    last = 0
-    while True:
-        cur = raw.cursor()
+def _scan_sql(dialect: str, batch: int) -> str:
+    body = body_sql(dialect)
+    if dialect == "postgresql":  # hashed by the server: only a boolean comes back
+        body = body.replace("%", "%%")  # psycopg's placeholders
+        return ("SELECT seq, prev_hash, hash, kind, "
+                f"COALESCE(encode(sha256(convert_to({body}, 'UTF8')), 'hex') = hash, false), "
+                "CASE WHEN kind = 'prune' THEN data::text END FROM audit_records "
+                f"WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT {int(batch)}")
+    return (f"SELECT seq, prev_hash, hash, kind, NULL, {body} FROM audit_records "
+            f"WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT {int(batch)}")
+
+
+def scan(engine: Engine, upto: int, batch: int = 50_000) -> Iterator[list[Link]]:
+    """Every record up to ``upto`` in chain order, ``batch`` at a time, read by a thread of
+    its own one batch ahead (SQLite builds the JSON while this thread hashes)."""
+    dialect = engine.dialect.name
+    sql = _scan_sql(dialect, batch)
+    ready: queue.Queue[list[Link] | BaseException | None] = queue.Queue(2)
+    stop = threading.Event()
+
+    def read() -> None:
         try:
-            cur.execute(sql, (last, upto))
-            rows = cur.fetchall()
-        finally:
-            cur.close()
-        if not rows:
-            return
-        yield [Link(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
-        last = int(rows[-1][0])
+            with engine.connect() as conn:
+                raw: Any = conn.connection.dbapi_connection
+                last = 0
+                while not stop.is_set():
+                    cur = raw.cursor()
+                    try:
+                        cur.execute(sql, (last, upto))
+                        rows = cur.fetchall()
+                    finally:
+                        cur.close()
+                    ready.put(rows)
+                    if not rows:
+                        return
+                    last = int(rows[-1][0])
+        except BaseException as exc:  # handed to the consumer
+            ready.put(exc)
 
-
-def body_ok(link: Link) -> bool:
-    """Whether the rebuilt canonical JSON hashes to the stored hash."""
-    if link.body is None:
-        return False
+    reader = threading.Thread(target=read, name="dncguard-audit-verify", daemon=True)
+    reader.start()
     try:
-        return hashlib.sha256(link.body.encode("utf-8")).hexdigest() == link.hash
-    except UnicodeEncodeError:
-        return False
+        while True:
+            item = ready.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                return
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # unblock a reader waiting to put
+            try:
+                ready.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        reader.join()
 
 
-__all__ = ["COLUMNS", "Link", "Pending", "body_ok", "body_sql", "insert_records", "jstr",
-           "jtext", "pending", "scan"]
+def hashes_ok(links: list[Link]) -> list[bool]:
+    """Whether each record's rebuilt canonical JSON hashes to its stored hash."""
+    sha = hashlib.sha256
+    out = []
+    for _, _, digest, _, ok, body in links:
+        if ok is None:
+            try:
+                ok = body is not None and sha(body.encode("utf-8")).hexdigest() == digest
+            except UnicodeEncodeError:
+                ok = False
+        out.append(bool(ok))
+    return out
+
+
+__all__ = ["COLUMNS", "Link", "Pending", "body_sql", "hashes_ok", "hmac_pads",
+           "insert_records", "jstr", "jtext", "pending", "scan"]

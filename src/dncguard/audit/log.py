@@ -46,7 +46,7 @@ from ..config import Settings
 from ..outbox import outbox_table
 from ..phones import mask
 from ..store import as_utc, get_engine, metadata, utcnow
-from .chain import Pending, body_ok, hmac_pads, insert_records, pending, scan
+from .chain import Pending, hashes_ok, hmac_pads, insert_records, pending, scan
 from .settings import AuditSettings, audit_dir, hmac_key, load_audit_settings
 
 GENESIS = "0" * 64
@@ -221,10 +221,12 @@ class _Checked:
     body: str | None
 
     def data(self) -> dict[str, Any]:
+        """A prune record's data (``body``: its rebuilt JSON, or its data column)."""
         if self.record is not None:
             return self.record.data
-        found: dict[str, Any] = json.loads(self.body or "{}").get("data", {})
-        return found
+        found: dict[str, Any] = json.loads(self.body or "{}")
+        inner = found.get("data") if "prev_hash" in found else found
+        return dict(inner or {})
 
 
 class AuditLog:
@@ -557,18 +559,17 @@ class AuditLog:
         """Records up to ``upto`` in order, each checked against its hash: the canonical JSON
         is rebuilt in SQL; a record whose stored text is not canonical (older records) is
         rebuilt from its parsed columns instead."""
-        with self.engine.connect() as conn:
-            for links in scan(conn, upto):
-                redo = {ln.seq for ln in links if not body_ok(ln)}
-                slow = self._records_at(sorted(redo)) if redo else {}
-                for ln in links:
-                    if ln.seq in redo:
-                        rec = slow.get(ln.seq)
-                        ok = rec is not None and rec.computed_hash() == rec.hash
-                        yield _Checked(ln.seq, ln.prev_hash, ln.hash, ln.kind, ok, rec, None)
-                    else:
-                        yield _Checked(ln.seq, ln.prev_hash, ln.hash, ln.kind, True, None,
-                                       ln.body)
+        for links in scan(self.engine, upto):
+            oks = hashes_ok(links)
+            redo = [ln[0] for ln, ok in zip(links, oks, strict=True) if not ok]
+            slow = self._records_at(redo) if redo else {}
+            for (seq, prev, digest, kind, _, text), ok in zip(links, oks, strict=True):
+                if ok:
+                    yield _Checked(seq, prev, digest, kind, True, None, text)
+                    continue
+                rec = slow.get(seq)
+                yield _Checked(seq, prev, digest, kind,
+                               rec is not None and rec.computed_hash() == rec.hash, rec, None)
 
     def _records_at(self, seqs: list[int]) -> dict[int, AuditRecord]:
         t = audit_records_table
