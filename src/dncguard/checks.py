@@ -11,20 +11,30 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from ._lazy import lazy_import
 from .config import CampaignProfile, Settings
 from .findings import Findings
 from .lists import INFO_KINDS, ListIndex, ListInfo, ListStore
 from .models import DataVersions, Decision, Reason, ReasonCode
 from .phones import npa_state_index, npa_state_table
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+else:
+    pa = lazy_import("pyarrow", globals(), "pa")
+    pc = lazy_import("pyarrow.compute", globals(), "pc")
+
 log = logging.getLogger("dncguard.checks")
+
+#: :meth:`Batch.ids` of a batch up to this size is computed in Python (the same ids as
+#: PyArrow's dictionary encoding), so that checking a few numbers does not import PyArrow.
+_SMALL_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,11 @@ class Batch:
         if found is None:
             values: list[str] | list[str | None] = self.region if name == "region" \
                 else self.state
+            if len(values) <= _SMALL_BATCH:  # the same ids, without importing PyArrow
+                first: dict[str | None, int] = {}
+                found = self._ids[name] = np.array(
+                    [first.setdefault(v, len(first)) for v in values], dtype=np.int64)
+                return found
             encoded = pc.dictionary_encode(pa.array(values, pa.string()),
                                            null_encoding="encode")
             found = self._ids[name] = np.asarray(

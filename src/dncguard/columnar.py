@@ -44,6 +44,7 @@ from .tableio import (
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.compute as pc
+
     from .pipeline import Scrubber
 else:
     pa = lazy_import("pyarrow", globals(), "pa")

@@ -32,8 +32,8 @@ import numpy.typing as npt
 import phonenumbers
 from phonenumbers import NumberParseException
 
-from ._lazy import lazy_import
 from . import nanp
+from ._lazy import lazy_import
 from .config import SUPPORTED_REGIONS
 from .models import ReasonCode
 

@@ -18,14 +18,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import httpx
 from sqlalchemy import Connection
 
+from .._lazy import lazy_import
 from ..outbox import DEAD, DELIVERED, PENDING, Outbox
 from ..store import utcnow
 from .log import AuditLog, AuditRecord
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = lazy_import("httpx", globals(), "httpx")
 
 EXPORT_TOPIC = "audit.export"
 SUPPRESSED_DECISIONS = ("block", "defer", "error")

@@ -23,14 +23,18 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
+from .._lazy import lazy_import
 from ..errors import ConfigError, SourceError
 from ..phones import mask
 from ..remote.resilience import AdaptiveLimiter, Clock, Resilient, Sleep, error_message
 from .settings import CxoneSettings
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = lazy_import("httpx", globals(), "httpx")
 
 log = logging.getLogger("dncguard.cxone")
 

@@ -21,18 +21,23 @@ import hashlib
 import logging
 import random
 import time
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from .._lazy import lazy_import
 from ..checks import Batch, CheckContext
 from ..config import SectionSettings, Settings, load_section
 from ..errors import ConfigError, SourceError
 from ..models import DataVersions, Decision, Reason, ReasonCode
 from .prefilter import Hit, Prefilter
 from .resilience import AdaptiveLimiter, Clock, Resilient, RetryPolicy, Sleep, error_message
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = lazy_import("httpx", globals(), "httpx")
 
 log = logging.getLogger("dncguard.remote")
 

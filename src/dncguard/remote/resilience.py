@@ -29,11 +29,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
-
+from .._lazy import lazy_import
 from ..errors import SourceError
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = lazy_import("httpx", globals(), "httpx")
 
 log = logging.getLogger("dncguard.remote")
 
