@@ -134,6 +134,13 @@ class CheckerProvider:
         """The scrubber for the current list version (see :meth:`refresh`)."""
         return self.refresh().scrubber
 
+    def prepared(self) -> Scrubber:
+        """The scrubber prepared last, without asking the database (one query when none is
+        prepared yet): for building a request's context (campaign profiles are checked
+        against its lists) without a Scrubber, and its checks, per request."""
+        current = self._current
+        return current.scrubber if current is not None else self.get()
+
 
 def unavailable_verdict(phone: str, ctx: CheckContext, region: str | None, why: str,
                         now: datetime) -> Verdict:
