@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from ..errors import ContextError, DncGuardError
 from .audit import audit_app, report
@@ -55,10 +56,10 @@ def run(argv: list[str] | None = None) -> int:
         return 130
     except ContextError as exc:  # a flag, a campaign profile or a setting not understood
         flag = f"--{exc.field.replace('_', '-')}"
-        err_console.print(f"[red]error:[/] {flag}: {exc.why}", highlight=False)
+        err_console.print(f"[red]error:[/] {flag}: {escape(exc.why)}", highlight=False)
         return 2
     except DncGuardError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return 2
     except OSError as exc:  # a file we could not write or read: one line, no traceback
         where = f" {exc.filename}" if exc.filename else ""
