@@ -13,7 +13,6 @@ from ...checks import CheckContext
 from ...context import clean_field
 from ...errors import ContextError
 from ...models import Verdict
-from ...pipeline import Scrubber
 from ..context import context_or_422
 from ..deps import CheckKey, Service, ServiceDep
 from ..errors import ApiError, FieldError, Instant, responses
@@ -89,7 +88,7 @@ def _who(key: object) -> str:
 
 def _context(svc: Service, options: CheckOptions) -> CheckContext:
     """The check context of a request; an unknown campaign answers 422 naming it."""
-    return context_or_422(Scrubber(svc.settings), at=options.at, campaign=options.campaign,
+    return context_or_422(svc.provider.prepared(), at=options.at, campaign=options.campaign,
                           purpose=options.purpose, call_type=options.call_type, where="body")
 
 
