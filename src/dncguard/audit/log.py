@@ -337,9 +337,9 @@ class AuditLog:
         """Lock the chain head for this transaction and read it."""
         h = audit_head_table
         # A write first: PostgreSQL takes the row lock (like SELECT ... FOR UPDATE), SQLite
-        # takes its database write lock, so the read below sees the latest committed head.
-        conn.execute(update(h).where(h.c.id == 1).values(updated_at=utcnow()))
-        row = conn.execute(select(h.c.seq, h.c.hash).where(h.c.id == 1)).first()
+        # takes its database write lock, so what it returns is the latest committed head.
+        row = conn.execute(update(h).where(h.c.id == 1).values(updated_at=utcnow())
+                           .returning(h.c.seq, h.c.hash)).first()
         if row is None:
             conn.execute(insert(h).values(id=1, seq=0, hash=GENESIS, updated_at=utcnow()))
             return 0, GENESIS

@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -66,7 +68,7 @@ class Realtime:
     """The per-process checker thread (see the module docstring)."""
 
     def __init__(self, settings: Settings, provider: CheckerProvider, writer: AuditWriter,
-                 *, max_batch: int = 512) -> None:
+                 *, max_batch: int = 512, offload: bool | None = None) -> None:
         self.settings = settings
         self.provider = provider
         self.writer = writer
@@ -74,6 +76,13 @@ class Realtime:
         self._queue: deque[Ask] = deque()
         self._flusher: asyncio.Task[None] | None = None
         self._stopped = False
+        # A database across the network (PostgreSQL): the batch's queries (list version,
+        # consents, attempts) would stall the event loop, so batches are checked on a thread
+        # of their own; SQLite answers in microseconds and the loop checks them itself.
+        self.offload = (provider.engine.dialect.name != "sqlite" if offload is None
+                        else offload)
+        self._pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
 
     # -- the request side ---------------------------------------------------------------------
     async def check(self, phone: str, ctx: CheckContext, fields: dict[str, str], *,
@@ -125,6 +134,8 @@ class Realtime:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopped = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     # -- the batches --------------------------------------------------------------------------
     async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -145,17 +156,12 @@ class Realtime:
                     for a in asks])
 
     async def _batch(self, loop: asyncio.AbstractEventLoop, asks: list[Ask]) -> None:
-        now = utcnow()
-        try:
-            prepared = self.provider.refresh()
-        except SQLAlchemyError as exc:
-            log.warning("checks failed closed: database unavailable (%s)", type(exc).__name__)
-            verdicts = [unavailable_verdict(a.phone, a.ctx if a.fixed_at else
-                                            dataclasses.replace(a.ctx, at=now),
-                                            a.fields.get("region"), type(exc).__name__, now)
-                        for a in asks]
+        if self.offload:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="dncguard-check")
+            verdicts = await loop.run_in_executor(self._pool, self._compute_here, asks)
         else:
-            verdicts = await self._verdicts(prepared.direct, asks, now)
+            verdicts = await self._compute(asks)
         try:
             records = audit.check_records(self.settings, verdicts, [a.who for a in asks])
         except Exception as exc:  # a record that cannot be built cannot be written
@@ -173,6 +179,25 @@ class Realtime:
             self.writer.submit(records, done)
         except AuditUnavailable as exc:
             done(exc)
+
+    async def _compute(self, asks: list[Ask]) -> list[Verdict]:
+        now = utcnow()
+        try:
+            prepared = self.provider.refresh()
+        except SQLAlchemyError as exc:
+            log.warning("checks failed closed: database unavailable (%s)", type(exc).__name__)
+            return [unavailable_verdict(a.phone, a.ctx if a.fixed_at else
+                                        dataclasses.replace(a.ctx, at=now),
+                                        a.fields.get("region"), type(exc).__name__, now)
+                    for a in asks]
+        return await self._verdicts(prepared.direct, asks, now)
+
+    def _compute_here(self, asks: list[Ask]) -> list[Verdict]:
+        """:meth:`_compute` on the offload thread, in that thread's own event loop."""
+        loop: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
+        if loop is None:
+            loop = self._local.loop = asyncio.new_event_loop()
+        return loop.run_until_complete(self._compute(asks))
 
     @staticmethod
     def _answer(asks: Sequence[Ask], verdicts: Sequence[Verdict]) -> None:
