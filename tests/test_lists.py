@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import zipfile
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -152,10 +152,15 @@ class TestEntries:
     def test_add_remove_and_expiry(self, store: ListStore) -> None:
         """Manual opt-outs apply at once; an expiry lapses at its moment; removal works."""
         store.add_number("(202) 555-0100", reason="asked", who="agent-7")
-        store.add_number("2025550101", expires=AT + timedelta(hours=1))
-        store.add_number("2025550102", expires=AT - timedelta(seconds=1))
+        soon = datetime.now(UTC) + timedelta(hours=1)
+        store.add_number("2025550101", expires=soon)
+        with pytest.raises(ListError, match="already passed"):  # would lift nothing
+            store.add_number("2025550102", expires=datetime.now(UTC) - timedelta(seconds=1))
         assert hits(store, "internal", ["+12025550100", "+12025550101", "+12025550102"]) == [
             True, True, False]
+        index = store.index(store.get("internal"))
+        assert [bool(x) for x in index.contains_numbers(
+            ["+12025550101"], at=soon + timedelta(seconds=1))] == [False]  # lapsed
         e164, was = store.remove_number("202-555-0100")
         assert (e164, was) == ("+12025550100", True)
         assert hits(store, "internal", ["+12025550100"]) == [False]
@@ -218,7 +223,7 @@ def test_lists_work_on_postgresql(postgres_url: str, tmp_path: Path,
 
     store = ListStore(load_settings(home=tmp_path / "pg", database_url=postgres_url))
     store.import_file(write_lines(["2025550100"]), kind="internal", name="internal")
-    store.add_number("2025550101", expires=AT + timedelta(days=1))
+    store.add_number("2025550101", expires=datetime.now(UTC) + timedelta(days=1))
     store.remove_number("2025550100")
     assert hits(store, "internal", ["+12025550100", "+12025550101"]) == [False, True]
     assert store.entry_counts("internal") == {"added": 1, "removed": 1}

@@ -82,6 +82,28 @@ DATED_KINDS = ("national", "state")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 _JURISDICTION = re.compile(r"^(US|CA|GB|AU)(-[A-Z]{2})?$")
 
+#: When each national registry opened (a snapshot cannot be older): the US National Do Not
+#: Call Registry 2003-06-27, the UK TPS 1999-05-01 (its statutory basis), Canada's National
+#: DNCL 2008-09-30, Australia's Do Not Call Register 2007-05-31. Other lists: 1991-12-20 (the
+#: TCPA, the oldest rule a list here serves).
+REGISTRY_OPENED = {"US": date(2003, 6, 27), "GB": date(1999, 5, 1), "CA": date(2008, 9, 30),
+                   "AU": date(2007, 5, 31)}
+LISTS_EARLIEST = date(1991, 12, 20)
+
+
+def snapshot_date_problem(snapshot: date, jurisdiction: str | None, today: date) -> str | None:
+    """Why a snapshot date cannot be right: in the future (it would count as fresh until
+    then), or before the list could exist. None when it can."""
+    if snapshot > today:
+        return (f"{snapshot.isoformat()} is in the future; the date of the download is at "
+                f"most today ({today.isoformat()})")
+    country = (jurisdiction or "").split("-")[0]
+    opened = REGISTRY_OPENED.get(country, LISTS_EARLIEST) if "-" not in (jurisdiction or "") \
+        else LISTS_EARLIEST
+    if snapshot < opened:
+        return f"{snapshot.isoformat()} is before the list could exist ({opened.isoformat()})"
+    return None
+
 
 @dataclass(frozen=True)
 class ListInfo:
@@ -223,6 +245,10 @@ class ListStore:
                 raise ListError("a state list's jurisdiction names the state, e.g. US-FL")
             if snapshot_date is None:
                 raise ListError(f"a {kind} list needs --snapshot-date (the date of the download)")
+        if snapshot_date is not None:
+            problem = snapshot_date_problem(snapshot_date, jurisdiction, utcnow().date())
+            if problem:
+                raise ListError(f"--snapshot-date: {problem}")
         if changes and kind not in NUMBER_KINDS:
             raise ListError("change lists apply to number lists only")
         existing = {i.name: i for i in self.all()}.get(name)
@@ -350,21 +376,37 @@ class ListStore:
     # -- manual entries ---------------------------------------------------------------------
     def add_number(self, phone: str, *, list_name: str = "internal", reason: str | None = None,
                    expires: datetime | None = None, who: str | None = None,
-                   region: str | None = None, then: ChangeHook | None = None) -> str:
+                   region: str | None = None, then: ChangeHook | None = None,
+                   create: bool = False) -> str:
         """Add one number to an internal or litigator list; returns its E.164 form.
 
+        A list that does not exist is refused unless ``create`` (or it is ``internal``, made
+        on first use): an opt-out on a misspelt list would be read by no campaign. An expiry
+        that has passed is refused: the opt-out would lift nothing.
         ``then(conn, e164, info)`` runs inside the same transaction (e.g. to queue the
         opt-out for write-back, so the change and its delivery commit together or not at all).
         """
         e164 = self._e164(phone, region)
+        now = utcnow()
+        expiry = as_utc(expires)
+        if expiry is not None and expiry <= now:
+            raise ListError(f"expires {expiry.isoformat()} has already passed: the opt-out "
+                            "would lift nothing")
         try:
             info = self.get(list_name)
         except ListError:
+            if not create and list_name != "internal":
+                names = [i.name for i in self.all() if i.kind in MANUAL_KINDS]
+                close = [n for n in names if n.lower() == list_name.lower()]
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ListError(
+                    f"no list named {list_name!r}{hint}; internal and litigator lists: "
+                    f"{', '.join(names) or 'none'}; pass --create (API: \"create\": true) to "
+                    "make a new internal list") from None
             info = self.ensure(list_name, "internal")
         if info.kind not in MANUAL_KINDS:
             raise ListError(f"list {list_name!r} is of kind {info.kind}; numbers are added by "
                             "hand to internal or litigator lists only")
-        now = utcnow()
         with self.engine.begin() as conn:
             conn.execute(delete(list_entries_table).where(
                 list_entries_table.c.list_name == list_name, list_entries_table.c.value == e164))

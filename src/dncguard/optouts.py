@@ -24,8 +24,9 @@ def _cxone_configured(store: ListStore) -> bool:
 
 def add_optout(store: ListStore, phone: str, *, list_name: str = "internal",
                reason: str | None = None, expires: datetime | None = None,
-               who: str | None = None, region: str | None = None) -> str:
-    """Add ``phone`` to an internal (or litigator) list; returns its E.164 form."""
+               who: str | None = None, region: str | None = None, create: bool = False) -> str:
+    """Add ``phone`` to an internal (or litigator) list; returns its E.164 form. A list that
+    does not exist is refused unless ``create`` (``internal`` is made on first use)."""
     push = _cxone_configured(store)
 
     def queue(conn: Connection, e164: str, info: ListInfo) -> None:
@@ -35,7 +36,7 @@ def add_optout(store: ListStore, phone: str, *, list_name: str = "internal",
             enqueue_optout(store.engine, e164, expires, conn=conn)
 
     return store.add_number(phone, list_name=list_name, reason=reason, expires=expires, who=who,
-                            region=region, then=queue)
+                            region=region, then=queue, create=create)
 
 
 def remove_optout(store: ListStore, phone: str, *, list_name: str = "internal",

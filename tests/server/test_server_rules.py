@@ -216,3 +216,13 @@ def test_unknown_campaign_is_refused_where_it_would_be_guessed(ctx: Ctx) -> None
         assert resp.status_code == 201 and resp.json()["purpose"] == "collections"
         resp = c.get("/v1/rules/when", params={"phone": MIAMI, "state": "Atlantis"})
         assert fields(resp) == ["query.state"]
+
+
+def test_opt_outs_refuse_what_would_lift_nothing(ctx: Ctx) -> None:
+    with ctx.server.client(ctx.write) as w:
+        resp = w.post("/v1/dnc", json={"phone": MIAMI, "list": "Internal"})
+        assert fields(resp) == ["body.list"]
+        resp = w.post("/v1/dnc", json={"phone": MIAMI, "expires": "2026-01-01T00:00:00Z"})
+        assert fields(resp) == ["body.expires"]
+        resp = w.post("/v1/dnc", json={"phone": MIAMI, "list": "team-b", "create": True})
+        assert resp.status_code == 201, resp.text

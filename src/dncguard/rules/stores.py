@@ -164,6 +164,21 @@ def _date(value: str, name: str, row: int, errors: list[RowError]) -> date | Non
         return None
 
 
+#: The TCPA was enacted on 1991-12-20: an earlier consent date is a typo or a placeholder
+#: (0001-01-01), never consent a rule can rely on.
+CONSENT_EARLIEST = date(1991, 12, 20)
+
+
+def consent_date_problem(granted: date, today: date) -> str | None:
+    """Why a consent date cannot be right (None when it can)."""
+    if granted < CONSENT_EARLIEST:
+        return (f"{granted.isoformat()} is before the TCPA ({CONSENT_EARLIEST.isoformat()}); "
+                "not a consent date a rule can rely on")
+    if granted > today:
+        return f"{granted.isoformat()} is in the future"
+    return None
+
+
 def parse_instant(value: str) -> datetime:
     """An ISO 8601 instant with an offset (raises ValueError otherwise)."""
     parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -181,19 +196,56 @@ class ConsentStore:
         self.region = default_region or settings.default_region
 
     def add(self, phone: str, type_: str, granted: date, *, expires: date | None = None,
-            revoked: date | None = None, source: str | None = None) -> bool:
-        """Add one record (E.164 or national format); False when it is already stored."""
+            revoked: date | None = None, source: str | None = None,
+            who: str | None = None) -> bool:
+        """Add one record (E.164 or national format); False when it is already stored.
+        A consent date before the TCPA or in the future is refused (InputError)."""
         n = normalise(phone, self.region)
         if not n.ok or n.e164 is None:
             raise InputError(f"not a valid phone number: {n.message}")
         if type_ not in CONSENT_TYPES:
             raise InputError(f"consent type must be one of {', '.join(CONSENT_TYPES)}")
+        problem = consent_date_problem(granted, utcnow().date())
+        if problem:
+            raise InputError(f"consent date: {problem}")
+        if expires is not None and expires <= granted:
+            raise InputError("expires: is not after the consent date")
         with self.engine.begin() as conn:
             return self._insert(conn, n.e164, ConsentRecord(type_, granted, expires, revoked),
-                                source)
+                                source, who)
+
+    def records(self, phone: str) -> list[ConsentRecord]:
+        """Every consent record of one number (E.164 or national format), oldest first."""
+        n = normalise(phone, self.region)
+        if not n.ok or n.e164 is None:
+            raise InputError(f"not a valid phone number: {n.message}")
+        found = self.for_numbers([n.e164]).get(n.e164, [])
+        return sorted(found, key=lambda r: (r.granted, r.type))
+
+    def revoke(self, phone: str, on: date, *, type_: str | None = None,
+               who: str | None = None, why: str | None = None) -> int:
+        """Revoke a number's consents (of one type, or every type) as of ``on``: a revocation
+        record is added for each type held, so the history stays. Returns how many."""
+        n = normalise(phone, self.region)
+        if not n.ok or n.e164 is None:
+            raise InputError(f"not a valid phone number: {n.message}")
+        if type_ is not None and type_ not in CONSENT_TYPES:
+            raise InputError(f"consent type must be one of {', '.join(CONSENT_TYPES)}")
+        if on > utcnow().date():
+            raise InputError(f"revocation date {on.isoformat()} is in the future")
+        held = [r for r in self.for_numbers([n.e164]).get(n.e164, [])
+                if (type_ is None or r.type == type_) and r.granted <= on
+                and (r.revoked is None or r.revoked > on)]
+        done = 0
+        with self.engine.begin() as conn:
+            for rec in held:
+                done += self._insert(conn, n.e164, ConsentRecord(rec.type, rec.granted,
+                                                                 rec.expires, on),
+                                     why or "revoked", who)
+        return done
 
     def _insert(self, conn: Connection, e164: str, rec: ConsentRecord,
-                source: str | None) -> bool:
+                source: str | None, who: str | None = None) -> bool:
         t = consent_table.c
         cond = and_(t.e164 == e164, t.type == rec.type, t.granted == rec.granted,
                     t.expires.is_(None) if rec.expires is None else t.expires == rec.expires,
@@ -204,7 +256,7 @@ class ConsentStore:
             e164=e164, type=rec.type, granted=rec.granted, expires=rec.expires,
             revoked=rec.revoked, source=source, created_at=utcnow()))
         audit.record_list_change(
-            self.settings, "consent", "consents", number=e164, conn=conn,
+            self.settings, "consent", "consents", number=e164, conn=conn, who=who,
             detail={"type": rec.type, "granted": rec.granted.isoformat(),
                     "expires": rec.expires.isoformat() if rec.expires else None,
                     "revoked": rec.revoked.isoformat() if rec.revoked else None,
@@ -212,8 +264,9 @@ class ConsentStore:
         log.info("consent %s for %s", rec.type, mask(e164))
         return True
 
-    def import_csv(self, path: Path) -> ImportReport:
+    def import_csv(self, path: Path, who: str | None = None) -> ImportReport:
         """Import ``phone,type,date[,expires][,revoked]``; bad rows are reported, not raised."""
+        today = utcnow().date()
         rows = _read_rows(path, ("phone", "type", "date"))
         report = ImportReport(rows=len(rows))
         good: list[tuple[str, ConsentRecord]] = []
@@ -229,6 +282,9 @@ class ConsentStore:
             granted = _date(r.get("date", ""), "date", i, errs)
             if granted is None and not any(e.field == "date" for e in errs):
                 errs.append(RowError(i, "date", "is empty"))
+            problem = consent_date_problem(granted, today) if granted else None
+            if problem:
+                errs.append(RowError(i, "date", problem))
             expires = _date(r.get("expires", ""), "expires", i, errs)
             revoked = _date(r.get("revoked", ""), "revoked", i, errs)
             if granted and expires and expires <= granted:
@@ -240,7 +296,7 @@ class ConsentStore:
             good.append((n.e164, ConsentRecord(kind, granted, expires, revoked)))
         with self.engine.begin() as conn:
             for e164, rec in good:
-                if self._insert(conn, e164, rec, str(path.name)):
+                if self._insert(conn, e164, rec, str(path.name), who):
                     report.added += 1
                 else:
                     report.duplicates += 1
@@ -269,7 +325,7 @@ class AttemptStore:
 
     def record(self, phone: str, at: datetime, *, campaign: str = "default",
                purpose: str = "telemarketing", subject: str | None = None,
-               outcome: str | None = None) -> bool:
+               outcome: str | None = None, who: str | None = None) -> bool:
         """Record one attempt; False when the same attempt (number, time, subject) exists."""
         if at.tzinfo is None:
             raise InputError("the attempt time needs a UTC offset")
@@ -280,9 +336,10 @@ class AttemptStore:
             raise InputError(f"not a valid phone number: {n.message}")
         att = Attempt(at.astimezone(UTC), campaign, purpose, subject or campaign, outcome or None)
         with self.engine.begin() as conn:
-            return self._insert(conn, n.e164, att)
+            return self._insert(conn, n.e164, att, who)
 
-    def _insert(self, conn: Connection, e164: str, att: Attempt) -> bool:
+    def _insert(self, conn: Connection, e164: str, att: Attempt,
+                who: str | None = None) -> bool:
         t = attempts_table.c
         dup = conn.execute(select(t.id).where(and_(
             t.e164 == e164, t.at == att.at, t.subject == att.subject)).limit(1)).first()
@@ -292,12 +349,12 @@ class AttemptStore:
             e164=e164, at=att.at, campaign=att.campaign, purpose=att.purpose,
             subject=att.subject, outcome=att.outcome, created_at=utcnow()))
         audit.record_list_change(
-            self.settings, "attempt", "attempts", number=e164, conn=conn,
+            self.settings, "attempt", "attempts", number=e164, conn=conn, who=who,
             detail={"at": att.at.isoformat(), "campaign": att.campaign, "purpose": att.purpose,
                     "subject": att.subject, "outcome": att.outcome})
         return True
 
-    def import_csv(self, path: Path) -> ImportReport:
+    def import_csv(self, path: Path, who: str | None = None) -> ImportReport:
         """Import ``phone,at[,campaign][,purpose][,subject][,outcome]``."""
         rows = _read_rows(path, ("phone", "at"))
         report = ImportReport(rows=len(rows))
@@ -326,7 +383,7 @@ class AttemptStore:
                                          r.get("outcome") or None)))
         with self.engine.begin() as conn:
             for e164, att in good:
-                if self._insert(conn, e164, att):
+                if self._insert(conn, e164, att, who):
                     report.added += 1
                 else:
                     report.duplicates += 1

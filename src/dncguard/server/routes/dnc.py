@@ -30,7 +30,9 @@ class OptOut(BaseModel):
     expires: Instant | None = Field(default=None, description="When the opt-out lapses")
     list: str = Field(default="internal", min_length=1, max_length=100,
                       pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
-                      description="An internal or litigator list")
+                      description="An internal or litigator list that exists (internal is "
+                                  "made on first use)")
+    create: bool = Field(default=False, description="Make the list when it does not exist")
     region: Literal["US", "CA", "GB", "AU"] | None = None
 
 
@@ -60,9 +62,10 @@ def add(body: OptOut, svc: ServiceDep, key: DncKey) -> OptOutResult:
     store = ListStore(svc.settings, svc.engine)
     try:
         e164 = add_optout(store, e164, list_name=body.list, reason=body.reason,
-                          expires=body.expires, who=f"api:{key.name}")
+                          expires=body.expires, who=f"api:{key.name}", create=body.create)
     except ListError as exc:
-        raise ApiError(422, str(exc), fields=[FieldError(field="body.list",
+        where = "body.expires" if str(exc).startswith("expires") else "body.list"
+        raise ApiError(422, str(exc), fields=[FieldError(field=where,
                                                          message=str(exc))]) from exc
     return OptOutResult(e164=e164, list=body.list, listed=True)
 
