@@ -130,3 +130,44 @@ def test_deeply_nested_json_answers_json_4xx(start_server: Callable[..., Server]
         # and the server is fine
         assert c.get("/healthz").status_code == 200
     assert "Traceback" not in server.log()
+
+
+@pytest.mark.postgres
+def test_two_replicas_on_postgres_extend_one_chain(postgres_url: str,
+                                                   start_server: Callable[..., Server],
+                                                   tmp_path: Path) -> None:
+    key = make_key(tmp_path / "home-a", "check", database_url=postgres_url)
+    extra = {"DNCGUARD_DATABASE_URL": postgres_url, "DNCGUARD_AUDIT_HMAC_KEY": "shared",
+             "DNCGUARD_SERVER_RATE_PER_SECOND": "1e9",
+             "DNCGUARD_SERVER_RATE_BURST": "1000000000"}
+    servers = [start_server(server_env(tmp_path / f"home-{n}", **extra), name=n)
+               for n in ("a", "b")]
+    total = 1000
+
+    async def run() -> list[int]:
+        clients = [httpx.AsyncClient(base_url=s.url, timeout=60,
+                                     headers={"Authorization": f"Bearer {key}"})
+                   for s in servers]
+        try:
+            async def one(i: int) -> int:
+                resp = await clients[i % 2].post("/v1/check",
+                                                 json={"phone": f"+1202555{i:04d}"})
+                return resp.status_code
+
+            sem = asyncio.Semaphore(16)
+
+            async def bounded(i: int) -> int:
+                async with sem:
+                    return await one(i)
+
+            return await asyncio.gather(*(bounded(i) for i in range(total)))
+        finally:
+            for c in clients:
+                await c.aclose()
+
+    assert set(asyncio.run(run())) == {200}
+    log = audit.audit_log(load_settings(home=tmp_path / "home-a", database_url=postgres_url))
+    result = log.verify()
+    assert result.ok, result.message
+    assert log.count() == total == result.checked
+    dispose_engines()
