@@ -107,3 +107,22 @@ def test_change_list_rejections_name_the_line(store: ListStore, tmp_path: Path,
     samples = json.dumps(result.model_dump(mode="json") if hasattr(result, "model_dump")
                          else result.__dict__, default=str)
     assert "changes.txt:3" in samples
+
+
+@pytest.mark.parametrize("columnar", [True, False], ids=["array-path", "row-path"])
+def test_a_verdict_file_read_again_gets_a_new_verdict_in_place(
+        settings: Settings, store: ListStore, tmp_path: Path,
+        write_csv: Callable[..., Path], columnar: bool) -> None:
+    """Re-scrubbing last run's verdict file after an opt-out replaces the old verdict
+    columns (with a warning); it never leaves ``decision=allow`` beside a new block."""
+    src = write_csv([["name", "phone"], ["a", "2025550100"], ["b", "2025550101"]])
+    first = tmp_path / "first.csv"
+    Scrubber(settings, columnar=columnar).scrub_file(src, first, at=AT)
+    store.add_number("2025550101", reason="asked")
+    again = tmp_path / "again.csv"
+    summary = Scrubber(settings, columnar=columnar).scrub_file(first, again, at=AT)
+    rows = read_csv(again)
+    assert list(rows[0]) == ["name", "phone", "e164", "decision", "reason_codes", "detail",
+                             "next_allowed_at"]
+    assert [r["decision"] for r in rows] == ["allow", "block"]
+    assert summary.warnings and "earlier verdict" in summary.warnings[0]

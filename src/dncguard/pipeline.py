@@ -41,6 +41,7 @@ from .tableio import (
     open_table,
     output_header,
     read_header,
+    without_old_verdict,
     write_column_verdicts,
 )
 
@@ -582,14 +583,17 @@ class Scrubber:
         defaults = _clean(defaults or {})
         table = None
         contexts = None
+        dropped: list[str] = []
         if self.columnar:
             try:
-                table = read_table(input_path)
+                table, dropped = without_old_verdict(read_table(input_path))
                 contexts = table_contexts(table)
             except NotColumnar as why:
                 table = None
                 log.info("reading %s row by row: %s", input_path.name, why)
         reader = open_table(input_path) if table is None else None
+        if reader is not None:
+            dropped = reader.dropped
         try:
             header = list(table.column_names) if table is not None else \
                 reader.header if reader is not None else []
@@ -602,6 +606,11 @@ class Scrubber:
             summary = ScrubSummary(input=str(input_path), output=str(output_path),
                                    campaign=ctx.campaign, dial_time=ctx.at, started_at=started,
                                    lists=dict(versions.lists), ruleset=versions.ruleset)
+            if dropped:
+                note = (f"{input_path.name} holds an earlier verdict ({', '.join(dropped)}): "
+                        "those columns were replaced by this scrub's")
+                log.warning("%s", note)
+                summary.warnings.append(note)
             builder = SummaryBuilder(summary)
             writer = TableWriter(output_path, output_header(header), raw=raw)
             done = 0

@@ -51,6 +51,8 @@ class ScrubSummary(BaseModel):
         default_factory=dict, description="Every list used -> its snapshot date"
     )
     ruleset: str | None = None
+    warnings: list[str] = Field(default_factory=list, description="What the run did that "
+                                "the user should know (e.g. an earlier verdict replaced)")
     columns: dict[str, ScrubSummary] | None = Field(
         default=None, description="Several phone columns: each column's own summary (the "
         "counts above are then over every column's verdicts)")
@@ -154,7 +156,8 @@ def combine_summaries(parts: Mapping[str, ScrubSummary], *, input: str | None,
                      finished_at=max((p.finished_at for p in parts.values() if p.finished_at),
                                      default=None),
                      total_rows=first.total_rows, lists=dict(first.lists),
-                     ruleset=first.ruleset, columns=dict(parts))
+                     ruleset=first.ruleset, columns=dict(parts),
+                     warnings=list(dict.fromkeys(w for p in parts.values() for w in p.warnings)))
     decision: Counter[str] = Counter()
     reason: Counter[str] = Counter()
     lists: Counter[str] = Counter()

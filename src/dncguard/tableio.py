@@ -99,7 +99,43 @@ def context_columns(header: list[str]) -> dict[str, int]:
     return found
 
 
-class CsvReader:
+def old_verdict_columns(header: list[str]) -> list[int]:
+    """The columns of an earlier verdict (this file is a verdict file read again): every
+    added column (``e164``, ``decision``, ...) or every ``dncguard_``-named one, and each
+    phone column's (``home_phone_decision``, ...). They are dropped on reading, so the new
+    verdict replaces the old one instead of standing beside it."""
+    taken = set(header)
+    drop: set[str] = set()
+    for prefix in ("", "dncguard_"):
+        names = [f"{prefix}{n}" for n in ADDED_COLUMNS]
+        if all(n in taken for n in names):
+            drop.update(names)
+    for h in header:
+        for stem in (h, f"dncguard_{h}"):
+            names = [f"{stem}_{n}" for n in ADDED_COLUMNS]
+            if all(n in taken for n in names):
+                drop.update(names)
+    return [i for i, h in enumerate(header) if h in drop]
+
+
+class _Dropping:
+    """Readers that leave out an earlier verdict's columns (see :func:`old_verdict_columns`)."""
+
+    header: list[str]
+    dropped: list[str]
+    _keep: list[int] | None
+
+    def _drop_old_verdict(self, header: list[str]) -> list[str]:
+        gone = set(old_verdict_columns(header))
+        self.dropped = [header[i] for i in sorted(gone)]
+        self._keep = [i for i in range(len(header)) if i not in gone] if gone else None
+        return [header[i] for i in self._keep] if self._keep is not None else header
+
+    def _kept(self, fields: list[str]) -> list[str]:
+        return fields if self._keep is None else [fields[i] for i in self._keep]
+
+
+class CsvReader(_Dropping):
     """Streams a CSV file's rows; the first record is the header."""
 
     def __init__(self, path: Path) -> None:
@@ -111,14 +147,19 @@ class CsvReader:
             raise InputError(f"cannot read {path}: {exc.strerror}") from exc
         self._reader = csv.reader(self._fh)
         try:
-            self.header = next(self._reader)
+            self._full = next(self._reader)
         except StopIteration:
-            self.header = []
+            self._full = []
         except csv.Error as exc:
             raise InputError(f"{path}: the header line is not valid CSV: {exc}") from exc
+        self.header = self._drop_old_verdict(self._full)
 
     def rows(self) -> Iterator[InputRow]:
-        width = len(self.header)
+        for row in self._rows():
+            yield InputRow(row.row, self._kept(row.fields), row.error)
+
+    def _rows(self) -> Iterator[InputRow]:
+        width = len(self._full)
         n = 0
         while True:
             try:
@@ -138,14 +179,14 @@ class CsvReader:
                 fields = (fields + [""] * width)[:width]
             if error is None and any("\ufffd" in f for f in fields):
                 bad = next(i for i, f in enumerate(fields) if "\ufffd" in f)
-                error = f"field {self.header[bad]!r} is not valid UTF-8"
+                error = f"field {self._full[bad]!r} is not valid UTF-8"
             yield InputRow(n, fields, error)
 
     def close(self) -> None:
         self._fh.close()
 
 
-class ParquetReader:
+class ParquetReader(_Dropping):
     """Streams a Parquet file's rows as strings."""
 
     def __init__(self, path: Path) -> None:
@@ -156,7 +197,7 @@ class ParquetReader:
             self._file = pq.ParquetFile(path)
         except Exception as exc:  # pyarrow raises several types for unreadable files
             raise InputError(f"cannot read {path} as Parquet: {exc}") from exc
-        self.header = list(self._file.schema_arrow.names)
+        self.header = self._drop_old_verdict(list(self._file.schema_arrow.names))
 
     def rows(self) -> Iterator[InputRow]:
         n = 0
@@ -166,7 +207,7 @@ class ParquetReader:
             ]
             for fields in zip(*columns, strict=True):
                 n += 1
-                yield InputRow(n, list(fields))
+                yield InputRow(n, self._kept(list(fields)))
 
     def close(self) -> None:
         pass
@@ -215,14 +256,15 @@ def read_excel(path: Path) -> pa.Table:
                     names=names)
 
 
-class ExcelReader:
+class ExcelReader(_Dropping):
     """The first sheet of an Excel workbook, row by row (read whole: a sheet is at most
     about a million rows)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._table = read_excel(path)
-        self.header = list(self._table.column_names)
+        table = read_excel(path)
+        self.header = self._drop_old_verdict(list(table.column_names))
+        self._table = table.select(self.header) if self.dropped else table
 
     def rows(self) -> Iterator[InputRow]:
         columns = [c.to_pylist() for c in self._table.columns]
@@ -231,6 +273,15 @@ class ExcelReader:
 
     def close(self) -> None:
         pass
+
+
+def without_old_verdict(table: pa.Table) -> tuple[pa.Table, list[str]]:
+    """``table`` without an earlier verdict's columns, and their names."""
+    names = list(table.column_names)
+    gone = old_verdict_columns(names)
+    if not gone:
+        return table, []
+    return table.drop_columns([names[i] for i in gone]), [names[i] for i in gone]
 
 
 def open_table(path: Path) -> CsvReader | ParquetReader | ExcelReader:
