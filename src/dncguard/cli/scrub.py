@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ContextError
@@ -121,6 +122,9 @@ def _record_jobs(summary: ScrubSummary, output: Path) -> list[tuple[str, str]]:
 
 def print_summary(summary: ScrubSummary, output: Path) -> None:
     from ..pipeline import summary_path
+
+    for warning in summary.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
 
     table = Table("decision", "rows", title=f"{summary.total_rows:,} rows scrubbed")
     for decision, n in summary.by_decision.items():
