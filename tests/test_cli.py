@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -152,10 +153,12 @@ class TestListCommands:
 
 def test_demo_runs_from_the_installed_command(tmp_path: Path) -> None:
     """The README's first command: the demo scrubs fictional data end to end."""
+    env = {k: v for k, v in os.environ.items() if k != "DNCGUARD_RULES_ENABLED"}  # defaults
     proc = subprocess.run([sys.executable, "-m", "dncguard", "demo", "--home",
-                           str(tmp_path / "demo")], capture_output=True, text=True, timeout=120)
+                           str(tmp_path / "demo")], capture_output=True, text=True, timeout=120,
+                          env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "20 rows scrubbed" in proc.stdout
+    assert "22 rows scrubbed" in proc.stdout
     rows = read_csv(tmp_path / "demo" / "verdicts.csv")
     codes = {c for r in rows for c in r["reason_codes"].split(";") if c}
     assert codes >= {"DNC_NATIONAL", "DNC_STATE", "DNC_INTERNAL", "DNC_LITIGATOR", "DNC_HASHED",
@@ -165,6 +168,24 @@ def test_demo_runs_from_the_installed_command(tmp_path: Path) -> None:
     assert "DNC_CXONE" in by_name["Sam"]["reason_codes"]  # synced from the sandbox tenant
     assert "DNC_REMOTE" in by_name["Tia"]["reason_codes"]  # the sandbox's http-batch list
     assert "DNC_CXONE" not in by_name["Rae"]["reason_codes"]  # only in an inactive group
+    # the default dial time is a weekday afternoon: every decision shows, whatever the hour
+    assert {r["decision"] for r in rows} == {"allow", "defer", "error", "block", "invalid"}
+    assert "REGISTRY_MISSING" in by_name["Vic"]["reason_codes"]
+
+
+@pytest.mark.parametrize(("now", "dial"), [
+    ("2026-12-02T05:00:00Z", "2026-11-25T19:00:00Z"),  # a Wednesday before dawn: last week's
+    ("2026-12-03T20:00:00Z", "2026-12-02T19:00:00Z"),
+    ("2024-12-26T12:00:00Z", "2024-12-18T19:00:00Z"),  # Christmas Day 2024 was a Wednesday
+    ("2026-07-10T12:00:00Z", "2026-07-08T18:00:00Z"),  # EDT: 14:00 is 18:00 UTC
+])
+def test_demo_dial_time_is_a_wednesday_afternoon(now: str, dial: str) -> None:
+    from datetime import datetime
+
+    from dncguard.cli.scrub import demo_dial_time
+
+    got = demo_dial_time(datetime.fromisoformat(now.replace("Z", "+00:00")))
+    assert got.isoformat().replace("+00:00", "Z") == dial
 
 
 class TestWithRules:

@@ -60,6 +60,14 @@ def test_excel_in_and_out(settings: Settings, store: ListStore, tmp_path: Path,
     assert [r["decision"] for r in rows] == ["allow", "block", "invalid"]
     assert rows[2]["name"] == "=SUM(A1)"  # text in a cell, never a formula
     assert summary.total_rows == 3
+    # recorded in the audit trail like any verdict file: every row proves
+    from dncguard import audit
+
+    log = audit.audit_log(settings)
+    job = summary.audit_jobs[""]
+    proofs = [log.prove(job, n) for n in (1, 2, 3)]
+    assert all(audit.verify_proof(p) for p in proofs)
+    assert [p["leaf"]["decision"] for p in proofs] == ["allow", "block", "invalid"]
 
 
 def test_float_phones_in_csv_are_digits(settings: Settings, tmp_path: Path,

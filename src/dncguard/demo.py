@@ -105,6 +105,8 @@ def build_demo(store: ListStore, folder: Path, today: date) -> DemoFiles:
         ("Rae", "617-555-0133", ""),
         ("Sam", "312-555-0144", ""),  # in the demo tenant's CXone DNC group
         ("Tia", "415-555-0111", ""),  # reported by the http-batch service
+        ("Uma", "+61 2 5550 9876", ""),  # Sydney: before 09:00 there at the demo's dial time
+        ("Vic", "303-555-0199", ""),  # Colorado: its state list is required, not loaded
     ]
     with contacts.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)

@@ -126,9 +126,15 @@ class Scrubber:
         checks: Sequence[Check] | None = None,
         clock: Clock | None = None,
         columnar: bool = True,
+        audit: bool = True,
+        who: str | None = None,
     ) -> None:
         self.settings = settings or load_settings()
         self.columnar = columnar  # files that read as tables take the array path
+        # check(), scrub() and scrub_file() append to the audit trail as the CLI does (the
+        # async methods are the service's, which records its own)
+        self.audit = audit
+        self.who = who or default_who()
         self.clock: Clock = clock or _utcnow
         self._checks: list[Check] | None = list(checks) if checks is not None else None
         self._line_types: LineTypes | None = None
@@ -486,7 +492,12 @@ class Scrubber:
               call_type: str | None = None, **defaults: str) -> list[Verdict]:
         """Verdicts for many numbers (see :meth:`check` for the arguments)."""
         ctx = self.context(at=at, campaign=campaign, purpose=purpose, call_type=call_type)
-        return asyncio.run(self.ascrub(phones, ctx=ctx, defaults=_clean(defaults)))
+        verdicts = asyncio.run(self.ascrub(phones, ctx=ctx, defaults=_clean(defaults)))
+        if self.audit:
+            from . import audit
+
+            audit.record_checks(self.settings, verdicts, who=self.who, campaign=campaign)
+        return verdicts
 
     def check(self, phone: str, *, at: datetime | None = None, campaign: str = "default",
               purpose: str | None = None, call_type: str | None = None,
@@ -525,13 +536,28 @@ class Scrubber:
         columns = [phone_column] if phone_column is None or isinstance(phone_column, str) \
             else list(phone_column)
         if len(columns) > 1:
-            return asyncio.run(self.ascrub_columns(
+            summary = asyncio.run(self.ascrub_columns(
                 input_path, output_path, ctx=ctx, phone_columns=[c for c in columns if c],
                 raw=raw, progress=progress, defaults=_clean(defaults or {})))
-        return asyncio.run(self.ascrub_file(input_path, output_path, ctx=ctx,
-                                            phone_column=columns[0] if columns else None,
-                                            raw=raw, progress=progress,
-                                            defaults=_clean(defaults or {})))
+        else:
+            summary = asyncio.run(self.ascrub_file(
+                input_path, output_path, ctx=ctx, phone_column=columns[0] if columns else None,
+                raw=raw, progress=progress, defaults=_clean(defaults or {})))
+        if self.audit:
+            self._record_jobs(summary, output_path)
+        return summary
+
+    def _record_jobs(self, summary: ScrubSummary, output_path: Path) -> None:
+        """Record a file scrub in the audit trail: one job, or one per phone column (each
+        column's own verdict file, so every row of every column can be proven)."""
+        from . import audit
+
+        parts = {"": (output_path, summary)} if not summary.columns else {
+            name: (Path(part.output or ""), part) for name, part in summary.columns.items()}
+        for name, (path, part) in parts.items():
+            job_id = audit.new_job_id()
+            audit.record_job(self.settings, job_id, path, part, who=self.who)
+            summary.audit_jobs[name] = job_id
 
     async def ascrub_columns(
         self,
@@ -654,6 +680,20 @@ def count_results(builder: SummaryBuilder, results: list[RowResult]) -> None:
             first_of_unique=r.e164 is not None and r.duplicate_of is None and not r.number_dup
             and r.decision is not Decision.INVALID and r.error is None,
             error=r.error)
+
+
+def default_who() -> str:
+    """Who a library call is recorded as: ``DNCGUARD_USER``, else ``library:<user>``."""
+    import getpass
+    import os
+
+    named = os.environ.get("DNCGUARD_USER")
+    if named:
+        return named
+    try:
+        return f"library:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "library:unknown"
 
 
 def column_outputs_dir(output_path: Path) -> Path:

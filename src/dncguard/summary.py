@@ -51,6 +51,9 @@ class ScrubSummary(BaseModel):
         default_factory=dict, description="Every list used -> its snapshot date"
     )
     ruleset: str | None = None
+    audit_jobs: dict[str, str] = Field(
+        default_factory=dict, exclude=True,
+        description="Audit job id of the run (key ''), or of each phone column (not written)")
     warnings: list[str] = Field(default_factory=list, description="What the run did that "
                                 "the user should know (e.g. an earlier verdict replaced)")
     columns: dict[str, ScrubSummary] | None = Field(

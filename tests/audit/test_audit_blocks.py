@@ -248,17 +248,17 @@ def test_v1_records_still_prove_and_verify(log: AuditLog, demo_job: DemoJob) -> 
     job = new_job_id()
     record_v1(log, job, demo_job.output, demo_job.summary)
     rows = list(csv.DictReader(demo_job.output.open(encoding="utf-8")))
-    for n in (1, 7, 20):
+    for n in (1, 7, 22):
         proof = log.prove(job, n)
-        assert "block" not in proof and proof["leaves"] == 20
+        assert "block" not in proof and proof["leaves"] == 22
         assert verify_proof(proof), n
         assert proof["leaf"]["decision"] == rows[n - 1]["decision"]
         assert proof["leaf_hash"] == leaf_hash(_leaf_bytes(proof["leaf"])).hex()
     proof = log.prove(job, 7)
     proof["leaf"]["reason_codes"] = ""
     assert not verify_proof(proof)
-    with pytest.raises(AuditError, match="rows 1 to 20"):
-        log.prove(job, 21)
+    with pytest.raises(AuditError, match="rows 1 to 22"):
+        log.prove(job, 23)
     assert log.verify().ok
 
 

@@ -41,16 +41,16 @@ def test_job_record_and_every_row_proves(log: AuditLog, demo_job: DemoJob) -> No
     rec = record_job(log, job, demo_job.output, demo_job.summary, who="cli:alice")
     assert rec.kind == "job" and rec.subject == job and rec.who == "cli:alice"
     s = rec.data["summary"]
-    assert s["totalRows"] == demo_job.summary.total_rows == 20
+    assert s["totalRows"] == demo_job.summary.total_rows == 22
     assert s["byReason"] == demo_job.summary.by_reason
     assert rec.versions["lists"] == demo_job.summary.lists
-    assert rec.data["merkle"]["rows"] == 20 and rec.data["merkle"]["leaves"] == 1
+    assert rec.data["merkle"]["rows"] == 22 and rec.data["merkle"]["leaves"] == 1
     assert rec.data["merkle"]["root"] == merkle_root(block_leaves(log, demo_job.output))
     retained = log.settings.home / rec.data["results"]["retained"]
     assert retained.is_file()
     demo_job.output.unlink()  # the user's copy may go; the retained one proves rows
     rows = list(csv.DictReader(retained.open(encoding="utf-8")))
-    for n in range(1, 21):
+    for n in range(1, 23):
         proof = log.prove(job, n)
         assert verify_proof(proof), n
         assert proof["root"] == rec.data["merkle"]["root"]
@@ -82,8 +82,8 @@ def test_prove_refuses_altered_results(log: AuditLog, demo_job: DemoJob) -> None
 def test_prove_row_out_of_range_and_duplicate_job(log: AuditLog, demo_job: DemoJob) -> None:
     job = new_job_id()
     record_job(log, job, demo_job.output, demo_job.summary)
-    with pytest.raises(AuditError, match="rows 1 to 20"):
-        log.prove(job, 21)
+    with pytest.raises(AuditError, match="rows 1 to 22"):
+        log.prove(job, 23)
     with pytest.raises(AuditError, match="already"):
         record_job(log, job, demo_job.output, demo_job.summary)
 

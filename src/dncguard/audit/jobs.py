@@ -41,7 +41,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from sqlalchemy import Connection
 
-from ..errors import DncGuardError
+from ..errors import DncGuardError, InputError
 from ..phones import mask
 from ..summary import ScrubSummary, summary_dict
 from ..tableio import ADDED_COLUMNS
@@ -99,8 +99,42 @@ def verdict_cells(path: Path) -> Iterator[list[str]]:
         yield [tail[i] for i in _PICK]
 
 
+def _is_excel(path: Path) -> bool:
+    return path.suffix.lower() == ".xlsx"
+
+
+def _excel_table(path: Path) -> Any:
+    from ..tableio import read_excel
+
+    try:
+        return read_excel(path)
+    except InputError as exc:
+        raise AuditError(str(exc)) from exc
+
+
+def _excel_batches(path: Path) -> Iterator[list[Any]]:
+    """An Excel verdict file's row-line columns (its cells are text; see TableWriter)."""
+    n = len(ADDED_COLUMNS)
+    table = _excel_table(path)
+    names = list(table.column_names)
+    if len(names) < n:
+        raise AuditError(f"{path} is not a verdict file: it has {len(names)} columns")
+    index = [len(names) - n + i for i in _LINE_PICK]
+    for start in range(0, max(table.num_rows, 1), 65_536):
+        part = table.slice(start, 65_536)
+        if part.num_rows:
+            yield [part.column(i).combine_chunks() for i in index]
+
+
 def _added_cells(path: Path) -> Iterator[list[str]]:
     n = len(ADDED_COLUMNS)
+    if _is_excel(path):
+        table = _excel_table(path)
+        cols = [table.column(i).to_pylist() for i in range(table.num_columns - n,
+                                                            table.num_columns)]
+        for values in zip(*cols, strict=True):
+            yield [str(v or "") for v in values]
+        return
     if path.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
@@ -413,6 +447,9 @@ def _batches(path: Path) -> Iterator[list[Any]]:
     if path.suffix.lower() in (".parquet", ".pq"):
         yield from _parquet_batches(path)
         return
+    if _is_excel(path):
+        yield from _excel_batches(path)
+        return
     picked = _csv_picked(path)
     if picked is not None:
         with path.open("rb") as fh:
@@ -451,10 +488,12 @@ def _scan_once(log: AuditLog, path: Path, block: int, *, copy_to: Path | None,
     try:
         with ExitStack() as stack:
             tee: _HashingReader | None = None
-            if path.suffix.lower() in (".parquet", ".pq"):
-                # Parquet is read from its footer: copy it first, then read the copy.
+            if path.suffix.lower() in (".parquet", ".pq") or _is_excel(path):
+                # Parquet is read from its footer, a workbook as a whole: copy it first,
+                # then read the copy.
                 digest = copy_sha256(path, copy_to)
-                batches = _parquet_batches(copy_to or path)
+                batches = (_excel_batches if _is_excel(path) else _parquet_batches)(
+                    copy_to or path)
             else:
                 picked = _csv_picked(path)
                 fh = stack.enter_context(path.open("rb"))

@@ -74,7 +74,7 @@ def scrub(
 
     cfg = settings()
     dial_time = parse_instant(at)
-    scrubber = Scrubber(cfg)
+    scrubber = Scrubber(cfg, who=who())
     total = count_rows(input_path) if input_path.is_file() and not quiet else None
     show = not quiet and total is not None and total >= cfg.progress_min_rows
     flags = _context_flags(state, zip_code, line_type, region, subject=subject)
@@ -92,32 +92,18 @@ def scrub(
         summary = scrubber.scrub_file(
             input_path, output, phone_column=columns, at=dial_time, campaign=campaign,
             purpose=purpose, call_type=call_type, raw=raw, defaults=flags)
-    recorded = _record_jobs(summary, output)
     if not quiet:
         print_summary(summary, output)
-        for job_id, what in recorded:
-            console.print(f"audit job id{what}: {job_id} (dncguard report {job_id} -o "
-                          "report.html)")
+        print_jobs(summary)
     if summary.by_decision.get("error", 0):
         raise typer.Exit(3)
 
 
-def _record_jobs(summary: ScrubSummary, output: Path) -> list[tuple[str, str]]:
-    """Record the scrub in the audit trail: one job, or one per phone column (each column's
-    own verdict file, so every row of every column can be proven)."""
-    from .. import audit
-
-    cfg = settings()
-    if not summary.columns:
-        job_id = audit.new_job_id()
-        audit.record_job(cfg, job_id, output, summary, who=who())
-        return [(job_id, "")]
-    out = []
-    for name, part in summary.columns.items():
-        job_id = audit.new_job_id()
-        audit.record_job(cfg, job_id, Path(part.output or ""), part, who=who())
-        out.append((job_id, f" ({name})"))
-    return out
+def print_jobs(summary: ScrubSummary) -> None:
+    """The audit job id(s) the scrub was recorded under."""
+    for name, job_id in summary.audit_jobs.items():
+        what = f" ({name})" if name else ""
+        console.print(f"audit job id{what}: {job_id} (dncguard report {job_id} -o report.html)")
 
 
 def print_summary(summary: ScrubSummary, output: Path) -> None:
@@ -167,14 +153,12 @@ def check(
                                        help="Frequency-cap subject, e.g. a debt id"),
 ) -> None:
     """Check one number and print its verdict."""
-    from .. import audit
     from ..pipeline import Scrubber
 
     cfg = settings()
-    verdict = Scrubber(cfg).check(
+    verdict = Scrubber(cfg, who=who()).check(  # recorded in the audit trail
         phone, at=parse_instant(at), campaign=campaign, purpose=purpose, call_type=call_type,
         **_context_flags(state, zip_code, line_type, region, timezone, subject))
-    audit.record_check(cfg, verdict, who=who(), campaign=campaign)
     if as_json:
         console.print_json(verdict.model_dump_json())
     else:
@@ -200,13 +184,31 @@ def print_verdict(v: Verdict) -> None:
                   + (f"; ruleset {v.versions.ruleset}" if v.versions.ruleset else ""))
 
 
+def demo_dial_time(now: datetime) -> datetime:
+    """The demo's default dial time: 14:00 in New York on the last Wednesday before ``now``
+    that is no US federal holiday (a weekday afternoon: every decision shows, whatever the
+    hour the demo is run)."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    import holidays
+
+    ny = ZoneInfo("America/New_York")
+    day = now.astimezone(ny).date() - timedelta(days=1)
+    federal = holidays.country_holidays("US", years=range(day.year - 1, day.year + 1))
+    while day.weekday() != 2 or day in federal:
+        day -= timedelta(days=1)
+    return datetime(day.year, day.month, day.day, 14, 0, tzinfo=ny).astimezone(UTC)
+
+
 def demo(
     home: Path | None = typer.Option(None, "--home", help="Folder for the demo (default: temp)"),
+    at: str | None = typer.Option(None, "--at", help="Dial time (default: 14:00 New York "
+                                  "time on the last Wednesday that is no federal holiday)"),
 ) -> None:
     """Create fictional demo lists and contacts in a fresh home, scrub them, show the result."""
     import asyncio
 
-    from .. import audit
     from ..config import load_settings
     from ..cxone import CxoneClient, CxoneSync, load_cxone
     from ..demo import build_demo, sandbox_seed
@@ -230,17 +232,18 @@ def demo(
                 await CxoneSync(cfg, cx, client).sync()
 
         asyncio.run(sync())
-        summary = Scrubber(cfg).scrub_file(files.contacts, output)
+        dial = parse_instant(at) or demo_dial_time(datetime.now(UTC))
+        summary = Scrubber(cfg, who="demo").scrub_file(files.contacts, output, at=dial)
         for name in list(sandbox.env()):
             os.environ.pop(name, None)
-    job_id = audit.new_job_id()
-    audit.record_job(cfg, job_id, output, summary, who="demo")
+    job_id = summary.audit_jobs[""]
     shown = Table("row", "phone", "decision", "reasons", title="demo verdicts")
     with output.open(encoding="utf-8") as fh:
         for n, row in enumerate(csv.DictReader(fh), 1):
             d = row["decision"]
             shown.add_row(str(n), row["phone"], f"[{_COLOURS[d]}]{d}[/]", row["reason_codes"])
     console.print(shown)
+    console.print(f"dial time: {dial.isoformat()} (--at to choose another)")
     print_summary(summary, output)
     console.print(f"\ndemo home: {folder}\ntry: DNCGUARD_HOME={folder} dncguard lists ls\n"
                   f"     DNCGUARD_HOME={folder} dncguard report {job_id} -o report.html")
