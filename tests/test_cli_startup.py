@@ -114,6 +114,20 @@ def test_help_constants_match_the_library() -> None:
     assert CONSENT_TYPES_HELP == CONSENT_TYPES
 
 
+def test_unreachable_database_still_exits_2(monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI no longer imports SQLAlchemy to recognise its errors: one line, exit 2."""
+    pytest.importorskip("psycopg")
+    from dncguard.cli import run
+
+    # nothing listens on port 9 (discard) of the loopback: the connection is refused at once
+    monkeypatch.setenv("DNCGUARD_DATABASE_URL", "postgresql+psycopg://u:p@127.0.0.1:9/db")
+    assert run(["lists", "ls"]) == 2
+    err = capsys.readouterr().err
+    assert "the database is unavailable (OperationalError" in err
+    assert "Traceback" not in err
+
+
 def test_public_api_is_lazy_and_complete() -> None:
     """`import dncguard` defers the library (PEP 562) yet every name of __all__ resolves to the
     object of its home module."""
