@@ -213,6 +213,8 @@ def main() -> None:
     ap.add_argument("--registry", type=int, default=200_000)
     ap.add_argument("--batch-size", type=int, default=10_000)
     ap.add_argument("--postgres", help="a PostgreSQL URL: run dncguard on a fresh schema")
+    ap.add_argument("--no-rules", action="store_true",
+                    help="lists only (DNCGUARD_RULES_ENABLED=false): what the rules cost")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -244,6 +246,8 @@ def main() -> None:
                     "DNCGUARD_SERVER_BATCH_LIMIT": str(max(10_000, args.batch_size))})
         if database_url:
             env["DNCGUARD_DATABASE_URL"] = database_url
+        if args.no_rules:
+            env["DNCGUARD_RULES_ENABLED"] = "false"
         dport, cport = free_port(), free_port()
         dnc = subprocess.Popen([sys.executable, "-m", "dncguard.server", "serve", "--port",
                                 str(dport), "--workers", str(args.workers),
@@ -305,7 +309,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(summary, indent=2))
         return
-    print(f"{summary['database']}, {args.workers} workers, {args.connections} connections, "
+    print(f"{summary['database']}, rules {'off' if args.no_rules else 'on'}, "
+          f"{args.workers} workers, {args.connections} connections, "
           f"{args.duration:g} s per scenario, {os.cpu_count()} CPUs shared with wrk")
     print(f"{'scenario':<14}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'sock err':>9}")
     for r in results:
