@@ -216,23 +216,12 @@ def ensure_tables(bind: Engine | Connection) -> None:
             pass
 
 
-@dataclass(frozen=True, slots=True)
-class _Checked:
-    seq: int
-    prev_hash: str
-    hash: str
-    kind: str
-    ok: bool  # the content matches the hash
-    record: AuditRecord | None
-    body: str | None
-
-    def data(self) -> dict[str, Any]:
-        """A prune record's data (``body``: its rebuilt JSON, or its data column)."""
-        if self.record is not None:
-            return self.record.data
-        found: dict[str, Any] = json.loads(self.body or "{}")
-        inner = found.get("data") if "prev_hash" in found else found
-        return dict(inner or {})
+def _prune_data(body: str | None) -> dict[str, Any]:
+    """A prune record's data from what verification read: its rebuilt JSON (SQLite) or its
+    data column (PostgreSQL)."""
+    found: dict[str, Any] = json.loads(body or "{}")
+    inner = found.get("data") if "prev_hash" in found else found
+    return dict(inner or {})
 
 
 class AuditLog:
@@ -489,46 +478,53 @@ class AuditLog:
         expected_seq: int | None = None
         expected_prev = GENESIS
         prunes: dict[int, str] = {}  # through_seq -> checkpoint hash, from prune records
-        for rec in self._links(head_seq):
-            if expected_seq is None:  # the first remaining record: find its anchor
-                res.first_seq = rec.seq
-                if rec.seq > 1:
-                    anchor = cps.get(rec.seq - 1)
-                    if anchor is None:
-                        return bad("deleted", 1, f"records 1 to {rec.seq - 1} are missing and "
-                                   "no checkpoint covers them: they were deleted")
-                    expected_prev = anchor
-                    res.anchored_at = rec.seq - 1
-                expected_seq = rec.seq
-            if rec.seq != expected_seq:
-                missing = (f"record {expected_seq}" if rec.seq == expected_seq + 1
-                           else f"records {expected_seq} to {rec.seq - 1}")
-                return bad("deleted", expected_seq, f"{missing} deleted (the chain jumps from "
-                           f"record {expected_seq - 1} to record {rec.seq})")
-            if not rec.ok:
-                return bad("edited", rec.seq, f"record {rec.seq} was edited: its content no "
-                           "longer matches its hash")
-            if rec.prev_hash != expected_prev:
-                moved = self._seq_of_hash(rec.prev_hash)
-                if moved is not None:
-                    return bad("reordered", rec.seq, f"record {rec.seq} is out of order: it was "
-                               f"chained after the record now numbered {moved}")
-                prev = rec.seq - 1
-                return bad("edited", prev, f"record {prev} was edited or replaced, or a record "
-                           f"after it deleted: record {rec.seq} was chained to a different "
-                           "predecessor")
-            if rec.kind == "prune":
-                pdata = rec.data()
-                prunes[int(pdata.get("through_seq", 0))] = str(
-                    pdata.get("checkpoint_hash", ""))
-            cp = cps.get(rec.seq)
-            if cp is not None and cp != rec.hash:
-                return bad("checkpoint", rec.seq, f"checkpoint {rec.seq} does not match record "
-                           f"{rec.seq}: the checkpoint or the record was altered")
-            expected_prev = rec.hash
-            expected_seq = rec.seq + 1
-            res.checked += 1
-            res.last_seq = rec.seq
+        for links in scan(self.engine, head_seq):
+            oks = hashes_ok(links)
+            slow: dict[int, AuditRecord] = {}
+            if not all(oks):  # not canonical text (older records), or edited
+                slow = self._records_at([ln[0] for ln, ok in zip(links, oks, strict=True)
+                                         if not ok])
+            for (seq, prev_hash, digest, kind, _, body), ok in zip(links, oks, strict=True):
+                if expected_seq is None:  # the first remaining record: find its anchor
+                    res.first_seq = seq
+                    if seq > 1:
+                        anchor = cps.get(seq - 1)
+                        if anchor is None:
+                            return bad("deleted", 1, f"records 1 to {seq - 1} are missing and "
+                                       "no checkpoint covers them: they were deleted")
+                        expected_prev = anchor
+                        res.anchored_at = seq - 1
+                    expected_seq = seq
+                if seq != expected_seq:
+                    missing = (f"record {expected_seq}" if seq == expected_seq + 1
+                               else f"records {expected_seq} to {seq - 1}")
+                    return bad("deleted", expected_seq, f"{missing} deleted (the chain jumps "
+                               f"from record {expected_seq - 1} to record {seq})")
+                rec = slow.get(seq)
+                if not ok and (rec is None or rec.computed_hash() != rec.hash):
+                    return bad("edited", seq, f"record {seq} was edited: its content no "
+                               "longer matches its hash")
+                if prev_hash != expected_prev:
+                    moved = self._seq_of_hash(prev_hash)
+                    if moved is not None:
+                        return bad("reordered", seq, f"record {seq} is out of order: it was "
+                                   f"chained after the record now numbered {moved}")
+                    prev = seq - 1
+                    return bad("edited", prev, f"record {prev} was edited or replaced, or a "
+                               f"record after it deleted: record {seq} was chained to a "
+                               "different predecessor")
+                if kind == "prune":
+                    pdata = rec.data if rec is not None else _prune_data(body)
+                    prunes[int(pdata.get("through_seq", 0))] = str(
+                        pdata.get("checkpoint_hash", ""))
+                cp = cps.get(seq)
+                if cp is not None and cp != digest:
+                    return bad("checkpoint", seq, f"checkpoint {seq} does not match record "
+                               f"{seq}: the checkpoint or the record was altered")
+                expected_prev = digest
+                expected_seq = seq + 1
+            res.checked += len(links)
+            res.last_seq = links[-1][0]
         last = res.last_seq or 0
         if res.anchored_at and prunes.get(res.anchored_at) != cps.get(res.anchored_at):
             earlier = [t for t in prunes if t < res.anchored_at]
@@ -562,22 +558,6 @@ class AuditLog:
                        + (f", anchored at checkpoint {res.anchored_at}" if res.anchored_at
                           else ""))
         return res
-
-    def _links(self, upto: int) -> Iterator[_Checked]:
-        """Records up to ``upto`` in order, each checked against its hash: the canonical JSON
-        is rebuilt in SQL; a record whose stored text is not canonical (older records) is
-        rebuilt from its parsed columns instead."""
-        for links in scan(self.engine, upto):
-            oks = hashes_ok(links)
-            redo = [ln[0] for ln, ok in zip(links, oks, strict=True) if not ok]
-            slow = self._records_at(redo) if redo else {}
-            for (seq, prev, digest, kind, _, body), ok in zip(links, oks, strict=True):
-                if ok:
-                    yield _Checked(seq, prev, digest, kind, True, None, body)
-                    continue
-                rec = slow.get(seq)
-                yield _Checked(seq, prev, digest, kind,
-                               rec is not None and rec.computed_hash() == rec.hash, rec, None)
 
     def _records_at(self, seqs: list[int]) -> dict[int, AuditRecord]:
         t = audit_records_table
