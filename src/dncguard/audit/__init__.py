@@ -14,17 +14,18 @@ masked form (``+1202555****``). See ``docs/audit.md``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
 
 from ..config import Settings
-from ..models import Verdict
+from ..models import DataVersions, Verdict
 from ..phones import mask
-from ..store import get_engine
+from ..store import as_utc, get_engine
 from ..summary import ScrubSummary
-from .chain import Pending
+from .chain import Pending, jtext_plain, pending
 from .export import (
     EXPORT_TOPIC,
     ExportWorker,
@@ -72,39 +73,66 @@ def audit_writer(settings: Settings) -> AuditWriter:
     return found
 
 
+class _Shared:
+    """What the records of one batch of checks share, encoded once: the dial time and the
+    data versions (the same objects for every verdict of a batch)."""
+
+    def __init__(self) -> None:
+        self._time: tuple[object, str] = (None, "")
+        self._versions: tuple[object, dict[str, Any], str] = (None, {}, "")
+
+    def iso(self, value: datetime) -> str:
+        if value is not self._time[0]:
+            self._time = (value, value.isoformat())
+        return self._time[1]
+
+    def versions(self, value: DataVersions) -> tuple[dict[str, Any], str]:
+        if value is not self._versions[0]:
+            plain = {"lists": dict(value.lists), "ruleset": value.ruleset}
+            self._versions = (value, plain, jtext_plain(plain))
+        return self._versions[1], self._versions[2]
+
+
 def _check_fields(log: AuditLog, verdict: Verdict, who: str | None,
-                  extra: dict[str, Any]) -> Pending:
+                  extra: dict[str, Any], shared: _Shared | None = None) -> Pending:
     """A check's record, encoded (its values are JSON-native as built here)."""
+    shared = shared or _Shared()
     reasons = verdict.reasons
+    nxt = verdict.next_allowed_at
     data: dict[str, Any] = {
-        "dial_time": verdict.dial_time.isoformat(),
+        "dial_time": shared.iso(verdict.dial_time),
         "checked_at": verdict.checked_at.isoformat(),
         "region": verdict.region, "state": verdict.state,
-        "next_allowed_at": verdict.next_allowed_at.isoformat() if verdict.next_allowed_at
-        else None,
-        "lists": sorted({r.list for r in reasons if r.list}),
-        "sources": sorted({r.source for r in reasons if r.source}),
-        "rules": sorted({r.rule for r in reasons if r.rule}),
+        "next_allowed_at": nxt.isoformat() if nxt else None,
+        "lists": sorted({r.list for r in reasons if r.list}) if reasons else [],
+        "sources": sorted({r.source for r in reasons if r.source}) if reasons else [],
+        "rules": sorted({r.rule for r in reasons if r.rule}) if reasons else [],
     }
-    native = True
-    if extra:
-        data.update(extra)
-        native = False
-    if verdict.e164 is None and verdict.input.strip():
+    e164 = verdict.e164
+    if e164 is None and verdict.input.strip():
         data["input_hmac"] = log.number_hmac(verdict.input.strip())
-    subject = mask(verdict.e164) if verdict.e164 else None
-    versions = {"lists": dict(verdict.versions.lists), "ruleset": verdict.versions.ruleset}
-    return log.fields("check", "check", who=who, subject=subject, number=verdict.e164,
-                      decision=verdict.decision.value,
-                      reason_codes=[str(c) for c in verdict.reason_codes], versions=versions,
-                      data=data, native=native)
+    masked = mask(e164) if e164 else None
+    codes = [str(r.code) for r in reasons]
+    versions, versions_text = shared.versions(verdict.versions)
+    if extra:  # values from the caller: normalised through JSON by fields()
+        data.update(extra)
+        return log.fields("check", "check", who=who, subject=masked, number=e164,
+                          decision=verdict.decision.value, reason_codes=codes,
+                          versions=versions, data=data)
+    when = as_utc(log.clock())
+    assert when is not None
+    return pending(when, "check", "check", who, masked, log.number_hmac(e164) if e164 else None,
+                   masked, verdict.decision.value, codes, versions, data, plain=True,
+                   versions_text=versions_text)
 
 
 def check_records(settings: Settings, verdicts: list[Verdict], whos: list[str | None]
                   ) -> list[Pending]:
     """The records of these checks, each with its own ``who`` (see :func:`check_fields`)."""
     log = audit_log(settings)
-    return [_check_fields(log, v, who, {}) for v, who in zip(verdicts, whos, strict=True)]
+    shared = _Shared()
+    return [_check_fields(log, v, who, {}, shared)
+            for v, who in zip(verdicts, whos, strict=True)]
 
 
 def check_fields(settings: Settings, verdicts: list[Verdict], *, who: str | None = None,
@@ -112,7 +140,8 @@ def check_fields(settings: Settings, verdicts: list[Verdict], *, who: str | None
     """The records of these checks, encoded, ready for :meth:`AuditLog.append_many` (or an
     :class:`AuditWriter`): the costly part of recording, done before the chain is locked."""
     log = audit_log(settings)
-    return [_check_fields(log, v, who, extra) for v in verdicts]
+    shared = _Shared()
+    return [_check_fields(log, v, who, extra, shared) for v in verdicts]
 
 
 def record_check(settings: Settings, verdict: Verdict, *, who: str | None = None,

@@ -86,13 +86,16 @@ class Pending:
 def pending(at: datetime, kind: str, action: str, who: str | None, subject: str | None,
             number_hmac: str | None, number_masked: str | None, decision: str | None,
             reason_codes: list[str], versions: dict[str, Any], data: dict[str, Any], *,
-            plain: bool = False) -> Pending:
+            plain: bool = False, versions_text: str | None = None) -> Pending:
     """Encode one record; ``at`` is UTC and the three JSON values are JSON-native (string
     keys, lists not tuples), i.e. exactly what reading them back returns. ``plain``: they
-    hold no numbers (see :func:`jtext_plain`)."""
+    hold no numbers (see :func:`jtext_plain`). ``versions_text``: the canonical text of
+    ``versions`` when the caller has it already (records of one batch share it)."""
     at_text = at.isoformat()
     enc = jtext_plain if plain else jtext
-    reason_text, versions_text, data_text = enc(reason_codes), enc(versions), enc(data)
+    reason_text, data_text = enc(reason_codes), enc(data)
+    if versions_text is None:
+        versions_text = enc(versions)
     head = (f'{{"action":{jstr(action)},"at":"{at_text}","data":{data_text},'
             f'"decision":{jstr(decision)},"kind":{jstr(kind)},'
             f'"number_hmac":{jstr(number_hmac)},"number_masked":{jstr(number_masked)},'
