@@ -124,8 +124,10 @@ class CheckerProvider:
             return current
         store = ListStore(self.settings, self.engine)
         checks = default_checks(self.settings, store)
-        prepared = Prepared(token, Scrubber(self.settings, checks=checks),
-                            Scrubber(self.settings, checks=[direct(c) for c in checks]))
+        # audit=False: the service records its checks itself, once each (see .realtime)
+        prepared = Prepared(token, Scrubber(self.settings, checks=checks, audit=False),
+                            Scrubber(self.settings, checks=[direct(c) for c in checks],
+                                     audit=False))
         with self._lock:
             self._current = prepared
         return prepared
