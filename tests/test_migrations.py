@@ -335,3 +335,31 @@ def test_cli_current_and_upgrade(settings: Settings) -> None:
     result = runner.invoke(db_app, ["current"])
     assert f"current:  {head_revision()}" in result.output
     assert "up to date" in result.output
+
+
+def test_the_shipped_head_is_alembics_head() -> None:
+    """The fast path reads the head from the version files; Alembic agrees."""
+    from dncguard.migrations import head_revision, shipped_head
+
+    assert shipped_head() == head_revision()
+
+
+def test_an_up_to_date_database_does_not_import_alembic(tmp_path: Path) -> None:
+    """A command on a migrated database opens it with one query: Alembic (and what it
+    imports) is loaded only to migrate."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    code = (
+        "import sys\n"
+        "from dncguard.config import load_settings\n"
+        "from dncguard.store import get_engine\n"
+        f"get_engine(load_settings(home={str(home)!r}))\n"
+        "print('alembic' in sys.modules)\n")
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True)
+    assert first.stdout.strip() == "True"  # a new database is migrated
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True)
+    assert again.stdout.strip() == "False"

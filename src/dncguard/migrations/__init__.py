@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
 
 from ..errors import DncGuardError
+
+if TYPE_CHECKING:  # Alembic is imported only when a database needs migrating
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 #: The folder holding ``env.py`` and ``versions/`` (shipped inside the wheel).
 SCRIPT_LOCATION = Path(__file__).resolve().parent
@@ -51,6 +52,8 @@ def load_table_modules() -> None:
 
 def alembic_config(url: str | None = None, connection: Connection | None = None) -> Config:
     """An Alembic :class:`Config` pointing at the packaged scripts; no ini file involved."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(SCRIPT_LOCATION))
     if url is not None:
@@ -62,7 +65,34 @@ def alembic_config(url: str | None = None, connection: Connection | None = None)
 
 
 def script_directory() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config())
+
+
+_REVISION = re.compile(r'^revision(?:: str)? = "([^"]+)"', re.M)
+_DOWN = re.compile(r'^down_revision(?:: str \| None)? = (?:"([^"]+)"|None)', re.M)
+
+
+def shipped_head() -> str:
+    """The newest revision, read from the shipped version files without importing Alembic
+    (the revisions form one line; ``tests/test_migrations.py`` checks this against Alembic's
+    own answer)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (SCRIPT_LOCATION / "versions").glob("*.py"):
+        text_ = path.read_text("utf-8")
+        rev = _REVISION.search(text_)
+        if rev is None:
+            continue
+        revisions.add(rev.group(1))
+        down = _DOWN.search(text_)
+        if down is not None and down.group(1):
+            parents.add(down.group(1))
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise MigrationError(f"the shipped revisions do not form one line: heads {sorted(heads)}")
+    return heads.pop()
 
 
 _head: str | None = None
@@ -81,21 +111,31 @@ def head_revision() -> str:
 
 def current_revision(engine_or_conn: Engine | Connection) -> str | None:
     """The revision the database is stamped at (None: never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
     if isinstance(engine_or_conn, Engine):
         with engine_or_conn.connect() as conn:
             return current_revision(conn)
     return MigrationContext.configure(engine_or_conn).get_current_revision()
 
 
+def _stamped(engine: Engine) -> str | None:
+    """The database's revision by one plain query (no Alembic import); None when unknown."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+    return str(rows[0][0]) if len(rows) == 1 else None
+
+
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """Bring the database to ``revision`` (adopting a ``create_all`` database); returns it.
 
-    Cheap when the database is already at head (one query, no lock).
+    Cheap when the database is already at head (one query, no lock, no Alembic import).
     """
     if revision == "head":
         with contextlib.suppress(Exception):
-            if current_revision(engine) == head_revision():
-                return head_revision()
+            head = shipped_head()
+            if _stamped(engine) == head:
+                return head
     with _thread_lock, _migration_lock(engine) as conn:
         _upgrade_locked(conn, revision)
         return current_revision(conn)
@@ -146,6 +186,8 @@ def _file_lock(database: str | None) -> Iterator[None]:
 
 
 def _upgrade_locked(conn: Connection, revision: str) -> None:
+    from alembic import command
+
     current = current_revision(conn)
     conn.commit()
     if current is None:
@@ -161,6 +203,8 @@ def _adopt(conn: Connection) -> None:
     that owns them) is left unstamped and the initial revision creates just the missing tables.
     Raises :class:`MigrationError` when a table of that name has other columns.
     """
+    from alembic import command
+
     expected = initial_schema()
     present = set(inspect(conn).get_table_names())
     found = present & expected.keys()
@@ -188,6 +232,8 @@ def initial_schema() -> dict[str, set[str]]:
     """Table name -> column names created by the initial revision (run on in-memory SQLite)."""
     global _initial_schema
     if _initial_schema is None:
+        from alembic import command
+
         engine = create_engine("sqlite://")
         with engine.connect() as conn:
             command.upgrade(alembic_config(connection=conn), INITIAL_REVISION)
