@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -46,7 +47,8 @@ class Server:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dncguard.server", "serve", "--port", str(self.port),
-             *self.args], env=self.env, stdout=log, stderr=log)
+             *self.args], env=self.env, stdout=log, stderr=log,
+            start_new_session=True)  # its own process group: kill() reaches the workers too
         log.close()
         if wait:
             self.wait_up()
@@ -75,13 +77,20 @@ class Server:
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+                self.kill()
+        self._kill_group()
 
     def kill(self) -> None:
+        """SIGKILL the server and its worker processes (a crash, as far as they know)."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            self._kill_group()
             self.proc.wait(5)
+        self._kill_group()
+
+    def _kill_group(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
     def client(self, key: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
