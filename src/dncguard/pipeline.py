@@ -255,6 +255,8 @@ class Scrubber:
                       ) -> tuple[list[dict[str, str]], list[tuple[str, ContextError] | None]]:
         """Each readable row's own context values, cleaned (see :mod:`dncguard.context`), and
         the first value of each row that is not understood (the column and the error)."""
+        if not layout.context:  # nothing to read (the API's numbers, files without context)
+            return [{} for _ in rows], [None] * len(rows)
         own: list[dict[str, str]] = []
         bad: list[tuple[str, ContextError] | None] = []
         columns = list(layout.context.items())

@@ -171,3 +171,21 @@ def test_graceful_stop_hands_the_job_over_at_once(start_server: Callable[..., Se
         assert c.get(f"/v1/jobs/{jid}").json()["rowsDone"] < 45
         wait_for(c, jid, lambda j: j["state"] == "done", timeout=60)
         assert [r["phone"] for r in result_rows(c, jid)] == phones
+
+
+def test_only_a_failed_job_resumes(start_server: Callable[..., Server], tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    key = make_key(home, "jobs")
+    server = start_server(server_env(home))
+    with server.client(key) as c:
+        bad = c.post("/v1/jobs", content=b"name\nx\n", headers={"content-type": "text/csv"})
+        failed = wait_for(c, bad.json()["id"], lambda j: j["state"] == "failed")
+        resumed = c.post(f"/v1/jobs/{failed['id']}/resume")
+        assert resumed.status_code == 200 and resumed.json()["state"] in ("queued", "running",
+                                                                          "failed")
+        again = wait_for(c, failed["id"], lambda j: j["state"] == "failed")  # same bad input
+        assert "phone" in again["error"]
+        good = c.post("/v1/jobs", json=["+12025550100"]).json()["id"]
+        wait_for(c, good, lambda j: j["state"] == "done")
+        assert c.post(f"/v1/jobs/{good}/resume").status_code == 409
+        assert c.post("/v1/jobs/job-nope/resume").status_code == 404

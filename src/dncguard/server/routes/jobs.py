@@ -220,3 +220,14 @@ def cancel_job(job_id: str, svc: ServiceDep, _key: JobsKey) -> JobStatus:
              responses=_R, summary="Cancel a job (same as DELETE)")
 def cancel_job_post(job_id: str, svc: ServiceDep, _key: JobsKey) -> JobStatus:
     return cancel_job(job_id, svc, _key)
+
+
+@router.post("/v1/jobs/{job_id}/resume", response_model=JobStatus, response_model_by_alias=True,
+             responses=_R, summary="Queue a failed job again (it resumes where it stopped)")
+def resume_job(job_id: str, svc: ServiceDep, _key: JobsKey) -> JobStatus:
+    """A job that failed (e.g. its audit record could not be written) goes back to the queue
+    and resumes at its first uncommitted chunk; 409 unless it failed."""
+    job = _job(svc, job_id)
+    if job.state != "failed":
+        raise ApiError(409, f"job {job.id} is {job.state}; only a failed job resumes")
+    return _status(svc.jobs.resume(job_id))
