@@ -51,7 +51,7 @@ def nanp_regions() -> tuple[str, ...]:
     return tuple(COUNTRY_CODE_TO_REGION_CODE[1])
 
 
-def _patterns() -> list[tuple[str, str, bool]]:
+def patterns() -> list[tuple[str, str, bool]]:
     """(name, pattern, is_prefix_match) for every NANP pattern ``phonenumbers`` may consult."""
     from phonenumbers import PhoneMetadata
 
@@ -72,7 +72,7 @@ def _patterns() -> list[tuple[str, str, bool]]:
 def metadata_fingerprint() -> str:
     """A hash of every NANP pattern and possible length the installed metadata holds."""
     h = hashlib.sha256()
-    for name, pattern, prefix in _patterns():
+    for name, pattern, prefix in patterns():
         h.update(f"{name}\x00{pattern}\x00{prefix}\n".encode())
     return h.hexdigest()
 
@@ -136,7 +136,7 @@ def _bits(mask: int) -> list[int]:
     return [d for d in range(10) if mask >> d & 1]
 
 
-def _prefix_masks(pattern: str, prefix_match: bool) -> tuple[npt.NDArray[np.bool_],
+def prefix_masks(pattern: str, prefix_match: bool) -> tuple[npt.NDArray[np.bool_],
                                                               npt.NDArray[np.bool_]]:
     """(some, every): for each six-digit prefix, whether the pattern matches some / every
     ten-digit national number starting with it (``re.match`` when ``prefix_match``, else
@@ -164,7 +164,7 @@ def build_table() -> tuple[npt.NDArray[np.uint8], tuple[str, ...]]:
     import phonenumbers
 
     regions = nanp_regions()
-    masks = [_prefix_masks(pattern, prefix) for _, pattern, prefix in _patterns()]
+    masks = [prefix_masks(pattern, prefix) for _, pattern, prefix in patterns()]
     mixed = np.zeros(PREFIXES, dtype=bool)
     for some, every in masks:
         mixed |= some & ~every

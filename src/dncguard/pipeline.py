@@ -87,7 +87,7 @@ class Seen:
 
 
 @dataclass
-class _Chunk:
+class Chunk:
     rows: list[InputRow]
     norm: list[Normalised | None]
     state: list[str | None]
@@ -102,7 +102,7 @@ class _Chunk:
 
 
 @dataclass
-class _Layout:
+class Layout:
     """Where things are in the input rows."""
 
     phone: int
@@ -251,7 +251,7 @@ class Scrubber:
             parts.append(res)
         return merge(parts, n)
 
-    def _row_contexts(self, rows: list[InputRow], layout: _Layout
+    def _row_contexts(self, rows: list[InputRow], layout: Layout
                       ) -> tuple[list[dict[str, str]], list[tuple[str, ContextError] | None]]:
         """Each readable row's own context values, cleaned (see :mod:`dncguard.context`), and
         the first value of each row that is not understood (the column and the error)."""
@@ -284,8 +284,8 @@ class Scrubber:
             bad.append(problem)
         return own, bad
 
-    def _prepare(self, rows: list[InputRow], layout: _Layout, seen: Seen,
-                 defaults: dict[str, str]) -> _Chunk:
+    def prepare_chunk(self, rows: list[InputRow], layout: Layout, seen: Seen,
+                      defaults: dict[str, str]) -> Chunk:
         """Normalise a chunk's rows and find the (number, row context) pairs to check.
 
         A row whose context column holds a value that is not understood is not checked (it
@@ -335,11 +335,11 @@ class Scrubber:
             regions.append(n.region)
             states.append(state[i])
             extras.append(dict(row_extra[i]))
-        return _Chunk(rows, norm, state, dup_of, Batch.of(e164s, regions, states, extras),
+        return Chunk(rows, norm, state, dup_of, Batch.of(e164s, regions, states, extras),
                       keys, row_keys, number_dup, bad, row_extra)
 
-    async def check_chunk(self, chunk: _Chunk, ctx: CheckContext,
-                          known: dict[RowKey, Outcome], layout: _Layout) -> list[RowResult]:
+    async def check_chunk(self, chunk: Chunk, ctx: CheckContext,
+                          known: dict[RowKey, Outcome], layout: Layout) -> list[RowResult]:
         """Check a prepared chunk's new keys and return its rows' results. ``known`` holds the
         outcomes found so far; duplicates of keys first seen in a chunk whose outcomes are not
         in ``known`` (a job resumed after a restart) are checked again here."""
@@ -356,10 +356,10 @@ class Scrubber:
                              [(n.region or "") if n is not None else "" for n in norm],
                              [chunk.state[i] for i in idx], [dict(chunk.extra[i]) for i in idx])
             known.update(zip(missing, await self.check_batch(batch, ctx), strict=True))
-        return self._results(chunk, known, layout)
+        return self.chunk_results(chunk, known, layout)
 
-    def _results(self, chunk: _Chunk, known: dict[RowKey, Outcome],
-                 layout: _Layout) -> list[RowResult]:
+    def chunk_results(self, chunk: Chunk, known: dict[RowKey, Outcome],
+                      layout: Layout) -> list[RowResult]:
         out = []
         for i, (r, n, st, dup) in enumerate(zip(chunk.rows, chunk.norm, chunk.state,
                                                 chunk.dup_of, strict=True)):
@@ -403,7 +403,7 @@ class Scrubber:
     async def _run_rows(
         self,
         rows: Iterable[InputRow],
-        layout: _Layout,
+        layout: Layout,
         ctx: CheckContext,
         sink: Callable[[list[RowResult]], None],
         defaults: dict[str, str] | None = None,
@@ -413,9 +413,9 @@ class Scrubber:
         gate = asyncio.Semaphore(self.settings.concurrency)
         seen = Seen()
         known: dict[RowKey, Outcome] = {}
-        pending: deque[_Chunk] = deque()
+        pending: deque[Chunk] = deque()
 
-        async def run(chunk: _Chunk) -> list[Outcome]:
+        async def run(chunk: Chunk) -> list[Outcome]:
             try:
                 return await self.check_batch(chunk.batch, ctx)
             finally:
@@ -427,12 +427,12 @@ class Scrubber:
                 assert chunk.task is not None
                 for key, outcome in zip(chunk.keys, chunk.task.result(), strict=True):
                     known[key] = outcome
-                sink(self._results(chunk, known, layout))
+                sink(self.chunk_results(chunk, known, layout))
 
         buf: list[InputRow] = []
 
         async def submit(buf: list[InputRow]) -> None:
-            chunk = self._prepare(buf, layout, seen, defaults or {})
+            chunk = self.prepare_chunk(buf, layout, seen, defaults or {})
             await gate.acquire()
             chunk.task = asyncio.create_task(run(chunk))
             pending.append(chunk)
@@ -452,7 +452,7 @@ class Scrubber:
         flush_done(True)
 
     # -- public API -------------------------------------------------------------------------
-    def _verdict(self, r: RowResult, ctx: CheckContext, versions: DataVersions) -> Verdict:
+    def verdict_of(self, r: RowResult, ctx: CheckContext, versions: DataVersions) -> Verdict:
         return Verdict(
             input=r.input, row=r.row, e164=r.e164, decision=r.decision, reasons=r.reasons,
             region=r.region, state=r.state, next_allowed_at=r.next_allowed_at,
@@ -464,19 +464,19 @@ class Scrubber:
         """Verdicts for many numbers, in order, duplicates marked."""
         ctx = ctx or self.context()
         defaults = _clean(defaults or {})
-        layout = _Layout(0, "phone", {})
+        layout = Layout(0, "phone", {})
         rows = (InputRow(i, [p]) for i, p in enumerate(phones, 1))
         results: list[RowResult] = []
         await self._run_rows(rows, layout, ctx, results.extend, defaults)
         versions = self.versions(ctx)
-        verdicts = [self._verdict(r, ctx, versions) for r in results]
-        zones = self._zones(results, defaults or {})
+        verdicts = [self.verdict_of(r, ctx, versions) for r in results]
+        zones = self.zones_of(results, defaults or {})
         for v in verdicts:
             if v.e164 in zones:
                 v.timezone, v.timezone_source = zones[v.e164]
         return verdicts
 
-    def _zones(self, results: list[RowResult], defaults: dict[str, str]
+    def zones_of(self, results: list[RowResult], defaults: dict[str, str]
                ) -> dict[str, tuple[str, str]]:
         """Candidate zones of each valid number, from the first check that knows them."""
         locator = next((c for c in self.checks if hasattr(c, "timezones")), None)
@@ -627,9 +627,9 @@ class Scrubber:
                 reader.header if reader is not None else []
             if header:
                 phone = find_phone_column(header, phone_column)
-                layout = _Layout(phone, header[phone], context_columns(header), header)
+                layout = Layout(phone, header[phone], context_columns(header), header)
             else:
-                layout = _Layout(0, phone_column or "phone", {})
+                layout = Layout(0, phone_column or "phone", {})
             versions = self.versions(ctx)
             summary = ScrubSummary(input=str(input_path), output=str(output_path),
                                    campaign=ctx.campaign, dial_time=ctx.at, started_at=started,
@@ -749,5 +749,6 @@ def count_rows(path: Path) -> int | None:
         return None
 
 
-__all__ = ["Outcome", "RowKey", "RowResult", "Scrubber", "Seen", "count_results", "count_rows",
+__all__ = ["Chunk", "Layout", "Outcome", "RowKey", "RowResult", "Scrubber", "Seen",
+           "count_results", "count_rows",
            "column_outputs_dir", "iso_utc", "result_cells", "summary_path"]

@@ -185,15 +185,15 @@ class NanpZones:
         """Per prefix: which of the region's patterns match every number of the block."""
         sig = self._signatures.get(code)
         if sig is None:
-            from ..nanp import _patterns, _prefix_masks
+            from ..nanp import patterns, prefix_masks
 
             region = self._regions[code - 1]
             sig = np.zeros(self._ids.size, dtype=np.uint64)
-            mine = [(p, pre) for name, p, pre in _patterns() if name.startswith(f"{region}.")]
+            mine = [(p, pre) for name, p, pre in patterns() if name.startswith(f"{region}.")]
             if len(mine) > 64:
                 raise ValueError(f"too many patterns for region {region}")
             for bit, (pattern, prefix) in enumerate(mine):
-                _, every = _prefix_masks(pattern, prefix)
+                _, every = prefix_masks(pattern, prefix)
                 sig[every] |= np.uint64(1 << bit)
             self._signatures[code] = sig
         return sig

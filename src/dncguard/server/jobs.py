@@ -34,12 +34,12 @@ from ..config import Settings
 from ..errors import InputError
 from ..models import Decision
 from ..pipeline import (
+    Layout,
     Outcome,
     RowKey,
     RowResult,
     Scrubber,
     Seen,
-    _Layout,
     count_results,
     result_cells,
 )
@@ -391,7 +391,7 @@ class JobRunner:
             except InputError as exc:
                 self._fail(job.id, str(exc))
                 return
-            layout = _Layout(phone, header[phone] if header else "phone",
+            layout = Layout(phone, header[phone] if header else "phone",
                              context_columns(header), header)
             self.store.chunk_path(job.id, 0).parent.mkdir(parents=True, exist_ok=True)
             seen = Seen()
@@ -404,7 +404,7 @@ class JobRunner:
             async def chunk(rows: list[InputRow]) -> None:
                 nonlocal k, rows_done, scrubber
                 if k < job.chunks_done:  # committed before: only remember its numbers
-                    scrubber._prepare(rows, layout, seen, defaults)
+                    scrubber.prepare_chunk(rows, layout, seen, defaults)
                 else:
                     if self._stop.is_set():
                         self._release(job.id)
@@ -439,9 +439,9 @@ class JobRunner:
         await asyncio.to_thread(self._finish, job, k, output_header(header))
 
     async def _check_chunk(self, scrubber: Scrubber, ctx: Any, rows: list[InputRow],
-                           layout: _Layout, seen: Seen, known: dict[RowKey, Outcome],
+                           layout: Layout, seen: Seen, known: dict[RowKey, Outcome],
                            defaults: dict[str, str]) -> list[RowResult]:
-        prepared = scrubber._prepare(rows, layout, seen, defaults)
+        prepared = scrubber.prepare_chunk(rows, layout, seen, defaults)
         # duplicates of keys first seen in a chunk committed before a restart are checked again
         return await scrubber.check_chunk(prepared, ctx, known, layout)
 

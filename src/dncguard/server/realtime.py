@@ -31,7 +31,7 @@ from ..checks import Batch, CheckContext
 from ..config import Settings
 from ..findings import Outcome
 from ..models import Decision, Reason, ReasonCode, Verdict
-from ..pipeline import RowKey, RowResult, Scrubber, Seen, _Layout
+from ..pipeline import Layout, RowKey, RowResult, Scrubber, Seen
 from ..store import utcnow
 from ..tableio import InputRow
 from .checker import CheckerProvider, audit_unavailable, unavailable_verdict
@@ -40,7 +40,7 @@ log = logging.getLogger("dncguard.server")
 
 #: The per-request context fields, as columns of the rows the pipeline reads.
 FIELDS = ("region", "state", "zip", "timezone", "line_type", "subject")
-_LAYOUT = _Layout(0, "phone", {f: k + 1 for k, f in enumerate(FIELDS)}, ["phone", *FIELDS])
+_LAYOUT = Layout(0, "phone", {f: k + 1 for k, f in enumerate(FIELDS)}, ["phone", *FIELDS])
 #: Numbers of a batch request checked between two yields to the event loop.
 SLICE = 1000
 
@@ -104,22 +104,22 @@ class Realtime:
         Checked on the event loop a slice at a time, yielding between slices, so single
         checks beside a large batch wait for at most one slice instead of the whole batch."""
         scrubber = self.provider.refresh().direct
-        layout = _Layout(0, "phone", {})
+        layout = Layout(0, "phone", {})
         seen = Seen()
         known: dict[RowKey, Outcome] = {}
         results: list[RowResult] = []
         for start in range(0, len(phones), SLICE):
             rows = [InputRow(i, [p]) for i, p in enumerate(phones[start:start + SLICE],
                                                           start + 1)]
-            chunk = scrubber._prepare(rows, layout, seen, defaults)
+            chunk = scrubber.prepare_chunk(rows, layout, seen, defaults)
             results.extend(await scrubber.check_chunk(chunk, ctx, known, layout))
             await asyncio.sleep(0)
         versions = scrubber.versions(ctx)
-        zones = scrubber._zones(results, defaults)
+        zones = scrubber.zones_of(results, defaults)
         verdicts: list[Verdict] = []
         records: list[Pending] = []
         for start in range(0, len(results), SLICE):
-            part = [scrubber._verdict(r, ctx, versions) for r in results[start:start + SLICE]]
+            part = [scrubber.verdict_of(r, ctx, versions) for r in results[start:start + SLICE]]
             for v in part:
                 if v.e164 in zones:
                     v.timezone, v.timezone_source = zones[v.e164]
@@ -237,7 +237,7 @@ class Realtime:
     async def _group(scrubber: Scrubber, ctx: CheckContext, asks: list[Ask]) -> list[Verdict]:
         rows = [InputRow(j, [a.phone, *(a.fields.get(f, "") for f in FIELDS)])
                 for j, a in enumerate(asks, 1)]
-        chunk = scrubber._prepare(rows, _LAYOUT, Seen(), {})
+        chunk = scrubber.prepare_chunk(rows, _LAYOUT, Seen(), {})
         results = await scrubber.check_chunk(chunk, ctx, {}, _LAYOUT)
         versions = scrubber.versions(ctx)
         zones = _zones(scrubber, results, chunk.extra)
