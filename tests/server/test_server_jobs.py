@@ -189,3 +189,28 @@ def test_only_a_failed_job_resumes(start_server: Callable[..., Server], tmp_path
         wait_for(c, good, lambda j: j["state"] == "done")
         assert c.post(f"/v1/jobs/{good}/resume").status_code == 409
         assert c.post("/v1/jobs/job-nope/resume").status_code == 404
+
+
+def test_jobs_are_listed_by_page_and_owned_by_their_key(
+        start_server: Callable[..., Server], tmp_path: Path) -> None:
+    """``GET /v1/jobs`` pages newest first; a key sees and touches only its own jobs (404 for
+    the others'), an admin key every job."""
+    home = tmp_path / "home"
+    alice, bob, admin = (make_key(home, *s) for s in (("jobs",), ("jobs",), ("admin",)))
+    server = start_server(server_env(home))
+    with server.client(alice) as a, server.client(bob) as b, server.client(admin) as root:
+        mine = [a.post("/v1/jobs", json=[f"+1202555{100 + i:04d}"]).json()["id"]
+                for i in range(3)]
+        theirs = b.post("/v1/jobs", json=["+12025550999"]).json()["id"]
+        page = a.get("/v1/jobs", params={"limit": 2}).json()
+        assert [j["id"] for j in page["jobs"]] == mine[::-1][:2] and page["next"] == mine[1]
+        rest = a.get("/v1/jobs", params={"limit": 2, "before": page["next"]}).json()
+        assert [j["id"] for j in rest["jobs"]] == [mine[0]] and rest["next"] is None
+        assert [j["id"] for j in b.get("/v1/jobs").json()["jobs"]] == [theirs]
+        assert b.get(f"/v1/jobs/{mine[0]}").status_code == 404
+        assert b.delete(f"/v1/jobs/{mine[0]}").status_code == 404
+        assert b.get(f"/v1/jobs/{mine[0]}/summary").status_code == 404
+        assert b.get("/v1/jobs", params={"before": mine[0]}).status_code == 404
+        every = root.get("/v1/jobs").json()["jobs"]
+        assert {j["id"] for j in every} == {*mine, theirs}
+        assert root.get(f"/v1/jobs/{theirs}").status_code == 200

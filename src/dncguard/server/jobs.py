@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, or_, select, update
+from sqlalchemy import Engine, and_, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import audit
@@ -153,6 +153,26 @@ class JobStore:
         if row is None:
             raise LookupError(job_id)
         return _info(row)
+
+    def find(self, *, owner: str | None = None, before: str | None = None,
+             state: str | None = None, limit: int = 50) -> list[JobInfo]:
+        """Jobs newest first: those made by the key ``owner`` (None: every job), made before
+        the job ``before``, in ``state``."""
+        t = server_jobs_table
+        q = select(t)
+        if owner is not None:
+            q = q.where(t.c.params["owner"].as_string() == owner)
+        if state is not None:
+            q = q.where(t.c.state == state)
+        with self.engine.connect() as conn:
+            if before is not None:
+                ref = conn.execute(select(t.c.created_at, t.c.id).where(t.c.id == before)).first()
+                if ref is not None:
+                    q = q.where(or_(t.c.created_at < ref.created_at,
+                                    and_(t.c.created_at == ref.created_at, t.c.id < ref.id)))
+            rows = conn.execute(q.order_by(t.c.created_at.desc(), t.c.id.desc())
+                                .limit(limit)).all()
+        return [_info(r) for r in rows]
 
     def cancel(self, job_id: str) -> JobInfo:
         now = utcnow()

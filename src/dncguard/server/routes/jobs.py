@@ -18,6 +18,7 @@ from ..context import clean_or_422, context_or_422
 from ..deps import JobsKey, Service, ServiceDep
 from ..errors import ApiError, FieldError, Instant, responses
 from ..jobs import JobInfo
+from ..keys import ApiKey
 
 router = APIRouter(tags=["jobs"])
 
@@ -163,7 +164,8 @@ async def create_job(
         else:
             raw_path.replace(target)
         params = {"at": (at or utcnow()).isoformat(), "campaign": campaign, "purpose": purpose,
-                  "call_type": call_type, "phone_column": phone_column, "defaults": defaults}
+                  "call_type": call_type, "phone_column": phone_column, "defaults": defaults,
+                  "owner": key.id}
         job = svc.jobs.create(job_id, input_name=request.headers.get("x-filename"),
                               input_format=stored, params=params, who=f"api:{key.name}")
     except BaseException:
@@ -174,11 +176,45 @@ async def create_job(
     return _status(job)
 
 
-def _job(svc: Service, job_id: str) -> JobInfo:
+def _sees_all(key: ApiKey) -> bool:
+    return "admin" in key.scopes
+
+
+def _job(svc: Service, job_id: str, key: ApiKey) -> JobInfo:
+    """The job, when this key made it (an admin key sees every job); 404 otherwise, so a key
+    cannot learn which other jobs exist."""
     try:
-        return svc.jobs.get(job_id)
+        job = svc.jobs.get(job_id)
     except LookupError:
         raise ApiError(404, f"no job {job_id!r}") from None
+    if not _sees_all(key) and job.params.get("owner") != key.id:
+        raise ApiError(404, f"no job {job_id!r}")
+    return job
+
+
+class JobList(BaseModel):
+    jobs: list[JobStatus] = Field(description="Newest first")
+    next: str | None = Field(description="Pass as ?before= for the next page (null: no more)")
+
+
+@router.get("/v1/jobs", response_model=JobList, response_model_by_alias=True,
+            responses=responses(401, 403, 422, 429, 503),
+            summary="The jobs this key made (an admin key: every job), newest first")
+def list_jobs(
+    svc: ServiceDep, key: JobsKey,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before: Annotated[str | None, Query(max_length=100,
+                                        description="A job id: list the jobs made before it")]
+    = None,
+    state: Literal["queued", "running", "done", "failed", "cancelled"] | None = None,
+) -> JobList:
+    if before is not None:
+        _job(svc, before, key)  # 404 for a cursor this key cannot see
+    owner = None if _sees_all(key) else key.id
+    found = svc.jobs.find(owner=owner, before=before, state=state, limit=limit + 1)
+    page = found[:limit]
+    return JobList(jobs=[_status(j) for j in page],
+                   next=page[-1].id if len(found) > limit else None)
 
 
 _R = responses(401, 403, 404, 429, 503)
@@ -187,7 +223,7 @@ _R = responses(401, 403, 404, 429, 503)
 @router.get("/v1/jobs/{job_id}", response_model=JobStatus, response_model_by_alias=True,
             responses=_R, summary="A job's state, rows done and counts so far")
 def get_job(job_id: str, svc: ServiceDep, _key: JobsKey) -> JobStatus:
-    return _status(_job(svc, job_id))
+    return _status(_job(svc, job_id, _key))
 
 
 @router.get("/v1/jobs/{job_id}/results", response_class=FileResponse,
@@ -196,7 +232,7 @@ def get_job(job_id: str, svc: ServiceDep, _key: JobsKey) -> JobStatus:
                              "description": "Every input row, in order, with its verdict"}},
             summary="The verdict file (CSV), once the job is done")
 def job_results(job_id: str, svc: ServiceDep, _key: JobsKey) -> FileResponse:
-    job = _job(svc, job_id)
+    job = _job(svc, job_id, _key)
     path = svc.jobs.results_path(job.id)
     if job.state != "done" or not path.is_file():
         raise ApiError(409, f"job {job.id} is {job.state}; results are ready when it is done")
@@ -206,13 +242,13 @@ def job_results(job_id: str, svc: ServiceDep, _key: JobsKey) -> FileResponse:
 @router.get("/v1/jobs/{job_id}/summary", responses=_R,
             summary="Counts by decision, reason, list and state (partial while running)")
 def job_summary(job_id: str, svc: ServiceDep, _key: JobsKey) -> dict[str, Any]:
-    return svc.jobs.summary(_job(svc, job_id))
+    return svc.jobs.summary(_job(svc, job_id, _key))
 
 
 @router.delete("/v1/jobs/{job_id}", response_model=JobStatus, response_model_by_alias=True,
                responses=_R, summary="Cancel a job (takes effect at the next chunk)")
 def cancel_job(job_id: str, svc: ServiceDep, _key: JobsKey) -> JobStatus:
-    _job(svc, job_id)
+    _job(svc, job_id, _key)
     return _status(svc.jobs.cancel(job_id))
 
 
@@ -227,7 +263,7 @@ def cancel_job_post(job_id: str, svc: ServiceDep, _key: JobsKey) -> JobStatus:
 def resume_job(job_id: str, svc: ServiceDep, _key: JobsKey) -> JobStatus:
     """A job that failed (e.g. its audit record could not be written) goes back to the queue
     and resumes at its first uncommitted chunk; 409 unless it failed."""
-    job = _job(svc, job_id)
+    job = _job(svc, job_id, _key)
     if job.state != "failed":
         raise ApiError(409, f"job {job.id} is {job.state}; only a failed job resumes")
     return _status(svc.jobs.resume(job_id))
