@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import fastexcel
@@ -134,3 +134,37 @@ def test_a_verdict_file_read_again_gets_a_new_verdict_in_place(
                              "next_allowed_at"]
     assert [r["decision"] for r in rows] == ["allow", "block"]
     assert summary.warnings and "earlier verdict" in summary.warnings[0]
+
+
+def test_parquet_output_is_typed(settings: Settings, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch,
+                                 write_csv: Callable[..., Path]) -> None:
+    """Parquet verdicts: ``next_allowed_at`` is a UTC timestamp, null when there is none, and
+    the audit trail proves its rows with the same text the CSV file has."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dncguard import audit
+
+    monkeypatch.setenv("DNCGUARD_RULES_ENABLED", "true")
+    monkeypatch.setenv("DNCGUARD_RULES_REQUIRE_REGISTRIES", "false")
+    cfg = settings  # the rules read their settings when the scrubber's checks are built
+    src = write_csv([["phone"], ["4155550100"], ["2125550100"], ["junk"]])
+    night = datetime_at("2026-11-19T13:00:00Z")  # 05:00 in San Francisco, 08:00 in New York
+    csv_out, pq_out = tmp_path / "v.csv", tmp_path / "v.parquet"
+    Scrubber(cfg).scrub_file(src, csv_out, at=night)
+    summary = Scrubber(cfg).scrub_file(src, pq_out, at=night)
+    table = pq.read_table(pq_out)
+    assert table.schema.field("next_allowed_at").type == pa.timestamp("us", tz="UTC")
+    assert table.schema.field("decision").type == pa.string()
+    typed = table.column("next_allowed_at").to_pylist()
+    text = [r["next_allowed_at"] for r in read_csv(csv_out)]
+    assert text[0] and typed[0] is not None and typed[1] is None and typed[2] is None
+    assert typed[0].isoformat().replace("+00:00", "Z") == text[0]
+    log = audit.audit_log(cfg)
+    proof = log.prove(summary.audit_jobs[""], 1)
+    assert audit.verify_proof(proof) and proof["leaf"]["next_allowed_at"] == text[0]
+
+
+def datetime_at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

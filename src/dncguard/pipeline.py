@@ -640,7 +640,8 @@ class Scrubber:
                 log.warning("%s", note)
                 summary.warnings.append(note)
             builder = SummaryBuilder(summary)
-            writer = TableWriter(output_path, output_header(header), raw=raw)
+            names = output_header(header)
+            writer = TableWriter(output_path, names, raw=raw, timestamps=[len(names) - 1])
             done = 0
 
             def sink(results: list[RowResult]) -> None:

@@ -12,6 +12,7 @@ import re
 import sys
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -453,13 +454,41 @@ def write_column_verdicts(output: Path, header: list[str], parts: dict[str, Path
     columns = [c.combine_chunks() for c in tables[0].columns[:n]]
     for table in tables:
         columns.extend(c.combine_chunks() for c in table.columns[n:])
-    writer = TableWriter(output, column_header(header, list(parts)), raw=True)
+    names = column_header(header, list(parts))
+    n = len(ADDED_COLUMNS)
+    writer = TableWriter(output, names, raw=True, timestamps=[
+        len(header) + k * n + n - 1 for k in range(len(parts))])
     try:
         writer.write_columns(columns)
     except BaseException:
         writer.abort()
         raise
     writer.close()
+
+
+def timestamp_type() -> pa.DataType:
+    """The Parquet type of an instant column."""
+    return pa.timestamp("us", tz="UTC")
+
+
+def instants(cells: pa.Array) -> pa.Array:
+    """ISO 8601 instants (``2026-12-01T14:00:00Z``; empty: none) as ``timestamp[us, UTC]``."""
+    if pa.types.is_timestamp(cells.type):
+        return cells.cast(timestamp_type())
+    text = cells.cast(pa.string())
+    return pc.cast(pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text),
+                   timestamp_type())
+
+
+def instant_text(value: object) -> str:
+    """A cell of an instant column as the CSV verdict file writes it (``""`` for none)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, datetime):
+        from datetime import UTC
+
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return str(value)
 
 
 def _parquet_to_xlsx(source: Path, target: Path, header: list[str]) -> None:
@@ -508,10 +537,14 @@ class TableWriter:
     An Excel file is written through a Parquet file beside it and converted on :meth:`close`
     (its cells are text: nothing in them runs as a formula, so nothing is defused)."""
 
-    def __init__(self, path: Path, header: list[str], *, raw: bool = False) -> None:
+    def __init__(self, path: Path, header: list[str], *, raw: bool = False,
+                 timestamps: Collection[int] = ()) -> None:
+        """``timestamps``: the columns holding instants (``next_allowed_at``): in Parquet
+        they are typed ``timestamp[us, UTC]``, empty cells null; elsewhere ISO 8601 text."""
         self.path = path
         self.header = header
         self.format = output_format(path)
+        self.timestamps = frozenset(timestamps) if self.format == "parquet" else frozenset()
         self.raw = raw or self.format == "xlsx"
         self._parquet = self.format in ("parquet", "xlsx")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -520,7 +553,9 @@ class TableWriter:
         if self._parquet:
             import pyarrow as pa
 
-            self._schema = pa.schema([(h, pa.string()) for h in header])
+            self._schema = pa.schema([(h, timestamp_type() if i in self.timestamps
+                                       else pa.string())
+                                      for i, h in enumerate(header)])
             self._fh = None
         else:
             self._fh = self._tmp.open("w", encoding="utf-8", newline="")
@@ -538,8 +573,8 @@ class TableWriter:
                 self._pq = pq.ParquetWriter(self._tmp, self._schema)
             cols = list(zip(*rows, strict=True)) if rows else [() for _ in self.header]
             self._pq.write_table(pa.table(
-                {h: pa.array(list(c), type=pa.string()) for h, c in zip(self.header, cols,
-                                                                        strict=True)}))
+                [self._typed(i, pa.array(list(c), type=pa.string()))
+                 for i, c in enumerate(cols)], schema=self._schema))
         else:
             self._csv.writerows(rows)
 
@@ -555,11 +590,17 @@ class TableWriter:
                      for i, c in enumerate(columns)]
             cells = [c.dictionary_decode() if isinstance(c, pa.DictionaryArray) else c
                      for c in cells]
-            self._pq.write_table(pa.table(cells, schema=self._schema))
+            self._pq.write_table(pa.table([self._typed(i, c) for i, c in enumerate(cells)],
+                                          schema=self._schema))
         else:
             assert self._fh is not None
             self._fh.flush()
             write_csv_rows(columns, cast(IO[bytes], self._fh.buffer), raw=self.raw, safe=safe)
+
+    def _typed(self, i: int, cells: pa.Array) -> pa.Array:
+        if i not in self.timestamps:
+            return cells
+        return instants(cells)
 
     def close(self) -> None:
         """Finish the file and move it into place (a crash never leaves a partial output)."""

@@ -44,7 +44,7 @@ from sqlalchemy import Connection
 from ..errors import DncGuardError, InputError
 from ..phones import mask
 from ..summary import ScrubSummary, summary_dict
-from ..tableio import ADDED_COLUMNS
+from ..tableio import ADDED_COLUMNS, instant_text
 from .log import AuditLog, AuditRecord, safe_name
 from .merkle import (
     inclusion_path,
@@ -143,7 +143,7 @@ def _added_cells(path: Path) -> Iterator[list[str]]:
             cols = [batch.column(i).to_pylist() for i in range(batch.num_columns - n,
                                                                 batch.num_columns)]
             for values in zip(*cols, strict=True):
-                yield [str(v or "") for v in values]
+                yield [instant_text(v) for v in values]
         return
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh)
@@ -313,7 +313,9 @@ def _parquet_batches(path: Path) -> Iterator[list[Any]]:
     for batch in pf.iter_batches(batch_size=65_536, columns=picked if unique else None):
         cols = [batch.column(name) for name in picked] if unique else [
             batch.column(i) for i in index]
-        yield [pc.fill_null(pc.cast(c, pa.string()), "") for c in cols]
+        yield [pa.array([instant_text(v) for v in c.to_pylist()], pa.string())
+               if pa.types.is_timestamp(c.type)  # typed next_allowed_at: the CSV's text
+               else pc.fill_null(pc.cast(c, pa.string()), "") for c in cols]
 
 
 def _undefused(col: Any) -> Any:
