@@ -3,11 +3,19 @@
 ::
 
     DncGuardError
-    ├── ConfigError          bad or missing settings
-    ├── InputError           unreadable input file, missing column (the CLI exits 2)
-    │   └── ContextError     a context value (state, ZIP, campaign, ...) not understood
-    ├── ListError            list import or management failure (unknown list, bad file)
-    └── SourceError          a DNC source could not answer (checks fail closed)
+    ├── ConfigError                bad or missing settings
+    │   └── RulesDataError         the rule data cannot be read (rules.loader)
+    ├── InputError                 unreadable input file, missing column
+    │   └── ContextError           a context value (state, ZIP, campaign, ...) not understood
+    ├── ListError                  list import or management failure (unknown list, bad file)
+    │   └── SnapshotIntegrityError a snapshot file fails its seal (snapshot_integrity)
+    ├── SourceError                a DNC source could not answer (checks fail closed)
+    ├── AuditError                 an audit record or proof cannot be made (audit.jobs)
+    ├── ApiKeyError                an API key operation failed (server.keys)
+    └── MigrationError             the database cannot be brought to the schema (migrations)
+
+The CLI maps the tree once (``cli.run``: exit 2 with one line) and so does the service
+(``server.errors.install``: :data:`~dncguard.server.errors.STATUS` gives each class's status).
 
 A DNC *hit* is a result (a :class:`~dncguard.models.Reason`), never an exception. A malformed
 row is reported in the output and the summary; it never raises.

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from ..errors import DncGuardError
 from .metrics import log
 
 
@@ -105,6 +106,15 @@ def install(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(_allowed(request))
         return error_response(exc.status_code, str(exc.detail), headers=headers)
 
+    @app.exception_handler(DncGuardError)
+    async def _ours(_: Request, exc: DncGuardError) -> JSONResponse:
+        status = status_of(exc)
+        if status >= 500:
+            log.warning("%s answered %d: %s", type(exc).__name__, status, str(exc)[:200])
+        field = getattr(exc, "field", None)
+        fields = [FieldError(field=str(field), message=str(exc))] if field else []
+        return error_response(status, str(exc), fields=fields)
+
     @app.exception_handler(RecursionError)
     async def _deep(_: Request, exc: RecursionError) -> JSONResponse:
         return error_response(422, "invalid request body: nested too deeply",
@@ -120,6 +130,23 @@ def install(app: FastAPI) -> None:
         log.warning("database unavailable: %s", type(exc).__name__)
         return error_response(503, f"the database is unavailable ({type(exc).__name__}); "
                               "nothing was checked or changed", headers={"Retry-After": "5"})
+
+
+#: The status of each error class of :mod:`dncguard.errors` that reaches the service
+#: unhandled by its route (the most specific class wins).
+STATUS: dict[str, int] = {
+    "ContextError": 422, "InputError": 422, "ListError": 422, "ApiKeyError": 422,
+    "SnapshotIntegrityError": 503, "SourceError": 503, "AuditError": 503,
+    "MigrationError": 503, "RulesDataError": 500, "ConfigError": 500, "DncGuardError": 500,
+}
+
+
+def status_of(exc: DncGuardError) -> int:
+    """The status for an error of ours: its class's, else its nearest base class's."""
+    for cls in type(exc).__mro__:
+        if cls.__name__ in STATUS:
+            return STATUS[cls.__name__]
+    return 500
 
 
 def _iso_text(value: object) -> object:
