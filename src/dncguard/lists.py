@@ -478,6 +478,21 @@ class ListStore:
             counts["removed" if removed else "added"] = int(n)
         return counts
 
+    def entries(self, name: str) -> list[dict[str, Any]]:
+        """The database entries of a list, oldest first: numbers added by hand (or synced)
+        and removals of snapshot numbers (``removed`` true). Keys: ``list_name``, ``value``
+        (the E.164 number), ``origin``, ``removed``, ``reason``, ``added_by``, ``added_at``
+        and ``expires_at`` (UTC, or None). Numbers of the imported snapshot are not entries.
+        """
+        t = list_entries_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.c.list_name, t.c.value, t.c.origin, t.c.removed, t.c.reason,
+                       t.c.added_by, t.c.added_at, t.c.expires_at)
+                .where(t.c.list_name == name).order_by(t.c.added_at, t.c.id)).all()
+        return [{**r._mapping, "removed": bool(r.removed), "added_at": as_utc(r.added_at),
+                 "expires_at": as_utc(r.expires_at)} for r in rows]
+
     def index(self, info: ListInfo) -> ListIndex:
         return ListIndex(self, info)
 

@@ -78,10 +78,24 @@ def run(argv: list[str] | None = None) -> int:
         show = getattr(exc, "show", None)
         if show is None or not hasattr(exc, "exit_code"):
             raise
+        names = {c.__name__ for c in type(exc).__mro__}
+        if "UsageError" in names and "NoArgsIsHelpError" not in names:
+            usage_line(exc)  # a bad flag or argument: one line, exit 2
+            return 2
         show()
-        usage = any(c.__name__ == "UsageError" for c in type(exc).__mro__)
-        return 2 if usage else int(exc.exit_code)
+        return int(exc.exit_code)
     return result if isinstance(result, int) else 0
+
+
+def usage_line(exc: Exception) -> None:
+    """A usage error (bad value, missing or unknown option) as one line naming the command's
+    help, instead of click's usage block."""
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None) or "dncguard"
+    fmt = getattr(exc, "format_message", None)
+    message = str(fmt()) if callable(fmt) else str(exc)
+    err_console.print(f"[red]error:[/] {escape(message)} (see '{escape(path)} --help')",
+                      highlight=False)
 
 
 def _is_sqlalchemy_error(exc: BaseException) -> bool:

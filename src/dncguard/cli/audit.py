@@ -1,21 +1,25 @@
-"""``dncguard audit ...`` (verify, export, outbox, prune, prove) and ``dncguard report``."""
+"""``dncguard audit ...`` (verify, export, outbox, prune, prove, jobs, search) and
+``dncguard report``."""
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
+from rich.table import Column, Table
 
 from ..errors import DncGuardError
-from .common import console, err_console, settings, who
+from .common import JSON_HELP, console, err_console, plural, print_json, settings, who
 
 # The audit trail is imported by the commands, not here, so that `dncguard --help` starts fast.
 if TYPE_CHECKING:
     from ..audit import AuditLog
+    from ..audit.search import Hit, SearchResult
 
 audit_app = typer.Typer(help="The tamper-evident audit trail: verify, export, prove, prune.",
                         no_args_is_help=True)
@@ -55,8 +59,7 @@ def parse_bound(value: str | None, flag: str) -> datetime | None:
 
 
 @audit_app.command("verify")
-def verify(as_json: bool = typer.Option(False, "--json", help="Print the result as JSON")
-           ) -> None:
+def verify(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Check the whole hash chain; name the first record edited, deleted, reordered or
     truncated (exit 1 when the chain is broken)."""
     res = _log().verify()
@@ -98,7 +101,7 @@ def outbox(
     follow: bool = typer.Option(False, "--follow",
                                 help="With --deliver: keep delivering until interrupted"),
     requeue: bool = typer.Option(False, "--requeue", help="Make dead items pending again"),
-    as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     show: int = typer.Option(10, "--show", help="List up to this many failing items"),
 ) -> None:
     """The export outbox: backlog, failures; optionally deliver or requeue."""
@@ -128,25 +131,59 @@ def outbox(
     failing = [i for i in outbox_for(log).items(EXPORT_TOPIC, limit=100_000)
                if i.status != "delivered" and i.attempts > 0][:show]
     if failing:
-        ft = Table("key", "status", "attempts", "next attempt", "last error", title="failing")
+        ft = Table(Column("key", overflow="fold"), "status", "attempts", "next attempt",
+                   Column("last error", overflow="fold"), title="failing")
         for i in failing:
-            ft.add_row(i.key, i.status, str(i.attempts), i.next_attempt_at.isoformat(),
-                       (i.last_error or "")[:80])
+            ft.add_row(escape(i.key), i.status, str(i.attempts), i.next_attempt_at.isoformat(),
+                       escape((i.last_error or "")[:200]))
         console.print(ft)
 
 
 @audit_app.command("jobs")
-def jobs(limit: int = typer.Option(20, "--limit", help="Show the latest this many jobs")
-         ) -> None:
+def jobs(limit: int = typer.Option(20, "--limit", min=1, help="Show the latest this many jobs"),
+         as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Recorded scrub jobs, newest first (their ids are what report and prove take)."""
-    recs = list(_log().records(kind="job"))[-limit:]
-    table = Table("seq", "when", "job id", "who", "rows", "block", "defer", "error",
-                  title="scrub jobs")
-    for r in reversed(recs):
-        d = r.data.get("summary", {}).get("byDecision", {})
-        table.add_row(str(r.seq), r.at.isoformat(timespec="seconds"), r.subject or "",
-                      r.who or "", str(r.data.get("summary", {}).get("totalRows", "")),
-                      str(d.get("block", 0)), str(d.get("defer", 0)), str(d.get("error", 0)))
+    from collections import deque
+
+    recs = list(deque(_log().records(kind="job"), maxlen=limit))[::-1]
+    found = []
+    for r in recs:
+        summary = r.data.get("summary", {})
+        counts = summary.get("byDecision", {})
+        found.append({"jobId": r.subject, "seq": r.seq, "at": r.at.isoformat(), "who": r.who,
+                      "rows": summary.get("totalRows"),
+                      "byDecision": {k: int(counts.get(k, 0)) for k in
+                                     ("allow", "defer", "block", "error", "invalid")},
+                      "file": r.data.get("results", {}).get("file")})
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        console.print("no scrub jobs recorded yet")
+        return
+    width = max(len(j["jobId"] or "") for j in found)
+    # The job id is what `report` and `audit prove` take: never wrapped or cut, whatever
+    # the terminal's width; the other columns wrap instead, and on a terminal too narrow for
+    # the table each job is two lines.
+    if console.width < width + 42:
+        for j in found:
+            d = j["byDecision"]
+            rows = "?" if j["rows"] is None else f"{j['rows']:,}"
+            console.print(j["jobId"] or "", soft_wrap=True, highlight=False)
+            console.print(f"    {j['at'][:19].replace('T', ' ')} UTC by "
+                          f"{escape(j['who'] or '(unknown)')}; {rows} rows: "
+                          f"{d['block']:,} block, {d['defer']:,} defer, {d['error']:,} error",
+                          soft_wrap=True, highlight=False)
+        return
+    table = Table(Column("job id", no_wrap=True, min_width=width),
+                  Column("when (UTC)", min_width=10), Column("who", overflow="fold"),
+                  Column("rows", overflow="fold"), title="scrub jobs, newest first")
+    for j in found:
+        d = j["byDecision"]
+        rows = "" if j["rows"] is None else f"{j['rows']:,}"
+        table.add_row(j["jobId"] or "", j["at"][:19].replace("T", " "), escape(j["who"] or ""),
+                      f"{rows} rows: {d['block']:,} block, {d['defer']:,} defer, "
+                      f"{d['error']:,} error")
     console.print(table)
 
 
@@ -155,9 +192,14 @@ def prune(
     retention_days: int | None = typer.Option(None, "--retention-days",
                                               help="Override the retention setting"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would go"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Delete records older than the retention period, up to the newest checkpoint."""
     out = _log().prune(retention_days=retention_days, who=who(), dry_run=dry_run)
+    if as_json:
+        print_json({"dryRun": dry_run, "cutoff": out["cutoff"], "through": out["through"],
+                    "deleted": out["deleted"], "jobs": out["jobs"]})
+        return
     verb = "would delete" if dry_run else "deleted"
     if not out["through"]:
         console.print(f"nothing to prune (no checkpoint before {out['cutoff']})")
@@ -186,6 +228,86 @@ def prove(
     else:
         console.print(text, markup=False, highlight=False, soft_wrap=True)
     _key_note(log)
+
+
+@audit_app.command("search")
+def search(
+    phone: str = typer.Option(..., "--phone", help="The number (E.164 or national format)"),
+    since: str | None = typer.Option(None, "--from", help="From this date (UTC day) or "
+                                     "ISO 8601 instant"),
+    until: str | None = typer.Option(None, "--to", help="Through this date (UTC day, "
+                                     "included) or before this instant"),
+    limit: int = typer.Option(100, "--limit", help="Most records shown (newest first)"),
+    no_jobs: bool = typer.Option(False, "--no-jobs", help="Do not read the scrub jobs' "
+                                 "results files"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """What the audit trail holds about one number: checks, list changes, consents,
+    attempts and the scrub jobs whose results hold it, newest first (number masked)."""
+    from ..audit.search import parse_bound, search_number
+
+    log = _log()
+    result = search_number(log, phone, since=parse_bound(since, "--from"),
+                           until=parse_bound(until, "--to", end=True), limit=limit,
+                           jobs=not no_jobs)
+    if as_json:
+        print_json(result.to_json())
+        return
+    print_search(result)
+
+
+def print_search(result: SearchResult) -> None:
+    """The records as two lines each (the first what, when, who and the decision; the
+    second the details), written out in full: no table column cuts a job id."""
+    span = " ".join(x for x in (
+        result.since and f"from {result.since.isoformat()}",
+        result.until and f"before {result.until.isoformat()}") if x)
+    say = functools.partial(console.print, soft_wrap=True, highlight=False)
+    say(f"audit records about {result.number_masked}" + (f" {span}" if span else "")
+        + f", newest first: {plural(len(result.hits), 'record')}")
+    for h in result.hits:
+        head = " ".join(x for x in (f"#{h.seq}", h.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                                    f"{h.kind} {h.action}", f"by {h.who or '(unknown)'}",
+                                    h.decision or "", ", ".join(h.reason_codes)) if x)
+        say(escape(head))
+        say("    " + escape(_detail(h)))
+    if result.truncated:
+        say("[yellow]more records than --limit:[/] narrow --from/--to or raise --limit")
+    notes = [plural(result.jobs_searched, "scrub job") + " searched"]
+    if result.jobs_left:
+        notes.append(f"{plural(result.jobs_left, 'older job')} of the range not read "
+                     "(narrow --from)")
+    say("; ".join(notes))
+    for j in result.jobs_not_searched:
+        err_console.print(f"[yellow]job {escape(j.job_id)} not searched:[/] {escape(j.why)}",
+                          soft_wrap=True, highlight=False)
+
+
+def _detail(h: Hit) -> str:
+    """What a record says besides its decision, on one line."""
+    d = h.data
+    if h.kind == "job":
+        rows = h.rows or []
+        where = ", ".join(f"row {r.row} {r.decision} {';'.join(r.reason_codes)}".rstrip()
+                          for r in rows)
+        return (f"job {h.subject} ({d.get('file')}, {d.get('rows')} rows): {where}; prove "
+                f"with: dncguard audit prove {h.subject} {rows[0].row if rows else 'ROW'}")
+    if h.kind == "check":
+        parts = [f"dial time {d.get('dial_time')}"]
+        if d.get("lists"):
+            parts.append(f"lists matched: {', '.join(d['lists'])}")
+        if d.get("next_allowed_at"):
+            parts.append(f"next allowed at {d['next_allowed_at']}")
+        lists = (h.versions or {}).get("lists") or {}
+        parts.append("data: " + (", ".join(f"{k}@{v or 'undated'}" for k, v in lists.items())
+                                 or "no lists"))
+        if (h.versions or {}).get("ruleset"):
+            parts.append(f"ruleset {h.versions['ruleset']}")
+        return "; ".join(parts)
+    extra = ", ".join(f"{k} {v}" for k, v in d.items()
+                      if v not in (None, "", [], {}) and k != "why")
+    text = f"{h.subject}" + (f": {d['why']}" if d.get("why") else "")
+    return text + (f" ({extra})" if extra else "")
 
 
 def proof_json(proof: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import os
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
@@ -15,6 +16,20 @@ if TYPE_CHECKING:
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+#: The ``--json`` flag every command that prints data takes.
+JSON_HELP = "Print JSON (its fields: docs/cli.md)"
+
+
+def print_json(data: object) -> None:
+    """``data`` as JSON on stdout (indented; never wrapped, whatever the terminal width)."""
+    console.print_json(json.dumps(data))
+
+
+def iso(value: datetime | date | None) -> str | None:
+    """An ISO 8601 text of a date or instant, or None."""
+    return None if value is None else value.isoformat()
 
 
 def settings() -> Settings:
@@ -64,3 +79,20 @@ def who() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli:unknown"
+
+
+def e164(phone: str, region: str, name: str = "PHONE") -> str:
+    """A valid number's E.164 form; anything else is refused with one line naming ``name``
+    (InputError: exit 2). The input is not echoed: a mistyped number is still personal data."""
+    from ..errors import InputError
+    from ..phones import normalise
+
+    n = normalise(phone, region)
+    if not n.ok or n.e164 is None:
+        raise InputError(f"{name}: {n.message or 'not a valid number'}")
+    return n.e164
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 number``, ``2 numbers`` (thousands separated)."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from ..errors import DncGuardError
-from .common import console, err_console, settings
+from .common import JSON_HELP, console, err_console, print_json, settings
 
 # The CXone client is imported by the commands, not here, so that `dncguard --help` starts fast.
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def _client(s: Settings) -> Any:
 
 @app.command("groups")
 @_clean_errors
-def groups() -> None:
+def groups(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """List the tenant's DNC groups with their scrubbed skills."""
     import asyncio
 
@@ -68,14 +68,22 @@ def groups() -> None:
             return list(zip(found, skills, strict=True))
 
     rows = _run(go())
-    table = Table("id", "name", "active", "valid records", "scrubbed skills", "updated")
-    for g, sk in rows:
-        table.add_row(str(g.get("dncGroupId")), escape(str(g.get("dncGroupName", ""))),
-                      "yes" if g.get("isActive", True) and not g.get("isRemoved") else "no",
-                      str(g.get("validRecords", "")),
-                      ", ".join(str(k.get("skillId")) for k in sk),
-                      str(g.get("lastUpdateTime", "")))
-    console.print(table if rows else "the tenant has no DNC groups")
+    found: list[dict[str, Any]] = [
+        {"id": str(g.get("dncGroupId")), "name": str(g.get("dncGroupName", "")),
+         "active": bool(g.get("isActive", True) and not g.get("isRemoved")),
+         "validRecords": g.get("validRecords"), "skills": [str(k.get("skillId")) for k in sk],
+         "updated": g.get("lastUpdateTime")} for g, sk in rows]
+    if as_json:
+        print_json(found)
+        return
+    table = Table(Column("id", no_wrap=True), Column("name", overflow="fold"), "active",
+                  "valid records", Column("scrubbed skills", overflow="fold"),
+                  Column("updated", overflow="fold"))
+    for g in found:
+        table.add_row(g["id"], escape(g["name"]), "yes" if g["active"] else "no",
+                      str(g["validRecords"] if g["validRecords"] is not None else ""),
+                      ", ".join(g["skills"]), str(g["updated"] or ""))
+    console.print(table if found else "the tenant has no DNC groups")
 
 
 @app.command("sync")
@@ -84,6 +92,7 @@ def sync(
     group: list[str] | None = typer.Option(None, "--group", help="Group id (repeatable)"),
     skill: str | None = typer.Option(None, "--skill", help="Groups scrubbing this skill"),
     full: bool = typer.Option(False, "--full", help="Download every record again"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Sync DNC groups into the local store (every active group by default; incremental)."""
     from ..cxone import CxoneSync, load_cxone
@@ -96,7 +105,15 @@ def sync(
             return await CxoneSync(s, cx, client).sync(group or None, skill, full=full)
 
     report = _run(go())
-    table = Table("group", "name", "mode", "records", "downloaded", "skipped", "active")
+    if as_json:
+        print_json({"groups": [{"id": g.group_id, "name": g.name, "mode": g.mode,
+                                "records": g.records, "downloaded": g.fetched,
+                                "skipped": g.skipped, "active": g.active}
+                               for g in report.groups],
+                    "requests": report.requests})
+        return
+    table = Table(Column("group", no_wrap=True), Column("name", overflow="fold"), "mode",
+                  "records", "downloaded", "skipped", "active")
     for g in report.groups:
         table.add_row(g.group_id, escape(g.name), g.mode, f"{g.records:,}", f"{g.fetched:,}",
                       str(g.skipped), "yes" if g.active else "no")
@@ -106,7 +123,8 @@ def sync(
 
 @app.command("search")
 @_clean_errors
-def search(phone: str = typer.Argument(..., help="Phone number to look up live")) -> None:
+def search(phone: str = typer.Argument(..., help="Phone number to look up live"),
+           as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Search one number live on CXone (every group holding it, blocking or not)."""
     from ..cxone.check import search_number
     from ..phones import mask, normalise
@@ -114,8 +132,8 @@ def search(phone: str = typer.Argument(..., help="Phone number to look up live")
     s = settings()
     result = normalise(phone, s.default_region)
     if result.e164 is None:
-        err_console.print(f"[red]error:[/] {phone!r} is not a valid number: {result.message}",
-                          highlight=False)
+        err_console.print(f"[red]error:[/] {escape(repr(phone))} is not a valid number: "
+                          f"{escape(result.message or '')}", highlight=False)
         raise typer.Exit(2)
     e164 = result.e164
 
@@ -123,14 +141,21 @@ def search(phone: str = typer.Argument(..., help="Phone number to look up live")
         async with _client(s) as client:
             return await search_number(client, e164, datetime.now(UTC))
 
-    found = _run(go())
+    found: list[dict[str, Any]] = [
+        {"groupId": str(r.get("dncGroupId")), "groupName": str(r.get("dncGroupName", "")),
+         "expires": r.get("expiredDate"), "blocking": bool(r["blocking"])} for r in _run(go())]
+    if as_json:
+        print_json({"number": mask(e164), "groups": found,
+                    "blocking": any(g["blocking"] for g in found)})
+        return
     if not found:
         console.print(f"{mask(e164)}: in no CXone DNC group")
         return
-    table = Table("group", "name", "expires", "blocks now")
-    for r in found:
-        table.add_row(str(r.get("dncGroupId")), escape(str(r.get("dncGroupName", ""))),
-                      str(r.get("expiredDate") or "never"), "yes" if r["blocking"] else "no")
+    table = Table(Column("group", no_wrap=True), Column("name", overflow="fold"),
+                  Column("expires", overflow="fold"), "blocks now")
+    for g in found:
+        table.add_row(g["groupId"], escape(g["groupName"]), str(g["expires"] or "never"),
+                      "yes" if g["blocking"] else "no")
     console.print(f"{mask(e164)}:")
     console.print(table)
 
@@ -142,8 +167,10 @@ def push_cmd(
                                      help="Target group (default DNCGUARD_CXONE_PUSH_GROUP)"),
     retry_dead: bool = typer.Option(False, "--retry-dead",
                                     help="Also retry items parked after a permanent error"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Push queued opt-outs to a CXone DNC group (drains the durable queue)."""
+    """Push queued opt-outs to a CXone DNC group (drains the durable queue; exit 3 when some
+    could not be delivered)."""
     from ..cxone import TOPIC, load_cxone, push
     from ..outbox import Outbox
     from ..store import get_engine
@@ -164,6 +191,15 @@ def push_cmd(
                               settings=s)
 
     report = _run(go())
+    if as_json:
+        print_json({"group": target, "sent": report.sent, "delivered": report.delivered,
+                    "pending": report.pending_after, "parked": report.dead_total,
+                    "retrying": [{"number": m, "error": e} for m, e in report.retrying],
+                    "refused": [{"number": m, "error": e} for m, e in report.dead],
+                    "ok": report.ok})
+        if not report.ok:
+            raise typer.Exit(3)
+        return
     console.print(f"group {target}: {report.delivered} delivered of {report.sent} sent; "
                   f"{report.pending_after} pending, {report.dead_total} parked")
     for masked, error in report.retrying:

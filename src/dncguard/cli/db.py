@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from .common import console, settings
+from .common import JSON_HELP, console, print_json, settings
 
 db_app = typer.Typer(help="The database schema: show the revision, upgrade it.",
                      no_args_is_help=True)
@@ -18,6 +18,7 @@ db_app = typer.Typer(help="The database schema: show the revision, upgrade it.",
 @db_app.command("upgrade")
 def upgrade(
     revision: str = typer.Argument("head", help="Target revision (default: the newest)"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Migrate the database to REVISION (adopts a database made by an older dncguard)."""
     from ..migrations import current_revision
@@ -30,6 +31,10 @@ def upgrade(
         after = run_upgrade(engine, revision)
     finally:
         engine.dispose()
+    if as_json:
+        print_json({"database": engine.url.render_as_string(hide_password=True),
+                    "before": before, "after": after, "upgraded": before != after})
+        return
     if before == after:
         console.print(f"database already at {after}")
     else:
@@ -37,7 +42,7 @@ def upgrade(
 
 
 @db_app.command("current")
-def current() -> None:
+def current(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Show the database's revision and the newest one this version of dncguard knows."""
     from ..migrations import describe
     from ..store import make_engine
@@ -48,7 +53,12 @@ def current() -> None:
         info = describe(engine)
     finally:
         engine.dispose()
+    url = engine.url.render_as_string(hide_password=True)
+    if as_json:
+        print_json({"database": url, "current": info["current"], "head": info["head"],
+                    "upToDate": bool(info["up_to_date"])})
+        return
     state = "up to date" if info["up_to_date"] else "needs `dncguard db upgrade`"
-    console.print(f"database: {engine.url.render_as_string(hide_password=True)}")
+    console.print(f"database: {url}", soft_wrap=True)
     console.print(f"current:  {info['current'] or '(none)'}")
     console.print(f"head:     {info['head']} ({state})")

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Column, Table
 
-from .common import console, err_console, parse_date, settings, who
+from ..errors import InputError
+from .common import (
+    JSON_HELP,
+    console,
+    err_console,
+    iso,
+    parse_date,
+    plural,
+    print_json,
+    settings,
+    who,
+)
 
 # The library is imported by the commands, not here, so that `dncguard --help` starts fast.
 if TYPE_CHECKING:
     from ..freshness import Freshness
+    from ..lists import ListInfo, ListStore
 
 #: ``dncguard.lists.IMPORT_KINDS``, spelled out for the help text so that building the command
 #: tree does not import the list store (tests/test_cli_startup.py checks that they agree).
@@ -38,6 +54,7 @@ def import_list(
     changes: bool = typer.Option(False, "--changes",
                                  help="The file is a change list (A/D flags), applied in place"),
     salt: str | None = typer.Option(None, "--salt", help="Hashed lists: the salt used"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Import a list file (replaces the list's content atomically; keeps old snapshots)."""
     from ..lists import ListStore
@@ -48,6 +65,13 @@ def import_list(
         snapshot_date=parse_date(snapshot_date, "--snapshot-date"), changes=changes, salt=salt,
         who=who())
     info, report = result.info, result.report
+    if as_json:
+        print_json({"name": info.name, "kind": info.kind, "jurisdiction": info.jurisdiction,
+                    "snapshotDate": info.snapshot_date, "changes": changes,
+                    "count": info.count, "lines": report.lines, "added": result.added,
+                    "deleted": result.deleted, "rejected": report.rejected,
+                    "rejectSamples": report.reject_samples})
+        return
     if changes:
         console.print(f"[bold]{info.name}[/]: applied change list: +{result.added} added, "
                       f"-{result.deleted} deleted, now {info.count:,} entries")
@@ -61,7 +85,7 @@ def import_list(
 
 
 @lists_app.command("ls")
-def list_lists(as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
+def list_lists(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """List every list with its kind, size, snapshot date and freshness (age, maximum age)."""
     from ..freshness import FreshnessPolicy, today
     from ..lists import ListStore
@@ -114,37 +138,65 @@ def _fresh_text(f: Freshness) -> str:
 
 
 @lists_app.command("stats")
-def list_stats(name: str) -> None:
+def list_stats(name: str,
+               as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Show one list's size, snapshot history and manual entries."""
     from ..lists import ListStore
 
     store = ListStore(settings())
     info = store.get(name)
     counts = store.entry_counts(name)
-    console.print(f"[bold]{info.name}[/]  kind={info.kind}  jurisdiction={info.jurisdiction or '-'}"
-                  f"  snapshot={info.snapshot_date or '-'}")
+    problem = store.snapshot_problem(info) if info.current_file else None
+    versions = store.versions(name)
+    if as_json:
+        print_json({
+            "name": info.name, "kind": info.kind, "jurisdiction": info.jurisdiction,
+            "snapshotDate": info.snapshot_date, "count": info.count, "manual": counts,
+            "updatedAt": iso(info.updated_at), "syncedAt": iso(info.synced_at),
+            "snapshotFile": info.current_file, "snapshotError": problem,
+            "versions": [{"importedAt": iso(_utc(v["created_at"])),
+                          "snapshotDate": v["snapshot_date"], "count": v["count"],
+                          "changes": bool(v["changes"]), "file": v["file"],
+                          "sourceFile": v["source_file"], "by": v["created_by"]}
+                         for v in versions]})
+        return
+    console.print(f"[bold]{escape(info.name)}[/]  kind={info.kind}  "
+                  f"jurisdiction={info.jurisdiction or '-'}  snapshot={info.snapshot_date or '-'}",
+                  soft_wrap=True)
     console.print(f"snapshot entries: {info.count:,}; manual additions: {counts['added']:,}; "
                   f"removals: {counts['removed']:,}")
     if info.synced_at:
         console.print(f"last synced: {info.synced_at.isoformat()}")
     if info.current_file:
-        problem = store.snapshot_problem(info)
-        console.print(f"snapshot file: [red]DAMAGED[/] ({problem}); checks against this list "
-                      "answer error until it is re-imported" if problem
-                      else f"snapshot file: verified ({info.current_file})")
-    table = Table("imported (UTC)", "snapshot date", "entries", "change list", "file", "by")
-    for v in store.versions(name):
+        console.print(f"snapshot file: [red]DAMAGED[/] ({escape(problem)}); checks against this "
+                      "list answer error until it is re-imported" if problem
+                      else f"snapshot file: verified ({info.current_file})", soft_wrap=True)
+    table = Table("imported (UTC)", "snapshot date", "entries", "change list",
+                  Column("file", overflow="fold"), Column("by", overflow="fold"))
+    for v in versions:
         table.add_row(str(v["created_at"])[:19], v["snapshot_date"] or "", f"{v['count']:,}",
-                      "yes" if v["changes"] else "", v["source_file"] or "", v["created_by"] or "")
+                      "yes" if v["changes"] else "", escape(v["source_file"] or ""),
+                      escape(v["created_by"] or ""))
     console.print(table)
 
 
+def _utc(value: Any) -> datetime | None:
+    from ..store import as_utc
+
+    return as_utc(value) if isinstance(value, datetime) else None
+
+
 @lists_app.command("rm")
-def remove_list(name: str) -> None:
+def remove_list(name: str, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)
+                ) -> None:
     """Remove a list, its snapshots and its manual entries."""
     from ..lists import ListStore
 
     info = ListStore(settings()).remove_list(name, who=who())
+    if as_json:
+        print_json({"name": info.name, "kind": info.kind, "count": info.count,
+                    "removed": True})
+        return
     console.print(f"removed list {info.name} ({info.kind}, {info.count:,} entries)")
 
 
@@ -155,6 +207,7 @@ def dnc_add(
     expires: str | None = typer.Option(None, "--expires",
                                        help="Last day the entry applies (lapses after it, UTC)"),
     list_name: str = typer.Option("internal", "--list", help="Internal or litigator list"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Add a number to the internal DNC list (an opt-out)."""
     from ..lists import ListStore
@@ -165,6 +218,10 @@ def dnc_add(
     when = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC) if day else None
     e164 = add_optout(ListStore(settings()), phone, list_name=list_name, reason=reason,
                       expires=when, who=who())
+    if as_json:
+        print_json({"number": mask(e164), "list": list_name, "listed": True,
+                    "expires": iso(when)})
+        return
     console.print(f"added {mask(e164)} to {list_name}"
                   + (f" through {day.isoformat()}" if day else ""))
 
@@ -174,6 +231,7 @@ def dnc_remove(
     phone: str,
     list_name: str = typer.Option("internal", "--list", help="Internal or litigator list"),
     reason: str | None = typer.Option(None, "--reason", help="Why (kept in the change log)"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Remove a number from the internal DNC list."""
     from ..lists import ListStore
@@ -182,5 +240,160 @@ def dnc_remove(
 
     e164, was = remove_optout(ListStore(settings()), phone, list_name=list_name, who=who(),
                               why=reason)
+    if as_json:
+        print_json({"number": mask(e164), "list": list_name, "listed": False,
+                    "wasListed": was})
+        return
     console.print(f"removed {mask(e164)} from {list_name}" if was
                   else f"{mask(e164)} was not on {list_name}; nothing to remove")
+
+
+#: The columns of ``dnc export``, in order.
+EXPORT_COLUMNS = ("number", "added_at", "added_by", "reason", "expires", "list", "status")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A number on an internal or litigator list, as ``dnc ls`` and ``dnc export`` show it."""
+
+    list_name: str
+    e164: str
+    added_at: datetime | None
+    added_by: str | None
+    reason: str | None
+    expires: datetime | None
+    status: str  # active | expired | removed
+
+    def to_json(self) -> dict[str, Any]:
+        from ..phones import mask
+
+        return {"number": mask(self.e164), "list": self.list_name,
+                "addedAt": iso(self.added_at), "addedBy": self.added_by, "reason": self.reason,
+                "expires": iso(self.expires), "status": self.status}
+
+
+def _manual_lists(store: ListStore, name: str | None) -> list[ListInfo]:
+    """The list named (an internal or litigator list), else every such list."""
+    from ..errors import ListError
+    from ..lists import MANUAL_KINDS
+
+    if name is None:
+        return [i for i in store.all() if i.kind in MANUAL_KINDS]
+    info = store.get(name)  # an unknown name: ListError, one line, exit 2
+    if info.kind not in MANUAL_KINDS:
+        raise ListError(f"list {name!r} is of kind {info.kind}; 'dnc ls' and 'dnc export' read "
+                        "internal and litigator lists (see 'dncguard lists stats' for others)")
+    return [info]
+
+
+def _entries(store: ListStore, infos: list[ListInfo], everything: bool) -> list[Entry]:
+    """The entries of those lists: in force, or (``everything``) also the expired ones and
+    the removals of imported numbers; by list, oldest first."""
+    from ..store import utcnow
+
+    now = utcnow()
+    out = []
+    for info in infos:
+        for e in store.entries(info.name):
+            expires = e["expires_at"]
+            status = ("removed" if e["removed"]
+                      else "expired" if expires is not None and expires <= now else "active")
+            if status == "active" or everything:
+                out.append(Entry(info.name, e["value"], e["added_at"], e["added_by"],
+                                 e["reason"], expires, status))
+    return out
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+@dnc_app.command("ls")
+def dnc_ls(
+    list_name: str | None = typer.Option(
+        None, "--list", help="One internal or litigator list (default: all of them)"),
+    everything: bool = typer.Option(False, "--all", help="Also expired entries and removals "
+                                    "of imported numbers"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Which numbers are on the internal (and litigator) lists, who added them and why
+    (numbers masked; 'dnc export' writes them in full)."""
+    from ..lists import ListStore
+
+    store = ListStore(settings())
+    infos = _manual_lists(store, list_name)
+    entries = _entries(store, infos, everything)
+    if as_json:
+        manual = {i.name: store.entry_counts(i.name) for i in infos}
+        print_json({"lists": [{"name": i.name, "kind": i.kind, "imported": i.count,
+                               "added": manual[i.name]["added"],
+                               "removed": manual[i.name]["removed"]} for i in infos],
+                    "entries": [e.to_json() for e in entries]})
+        return
+    if not infos:
+        console.print("no internal or litigator lists yet; add a number with 'dncguard dnc add'")
+        return
+    from ..phones import mask
+
+    # Every column folds rather than cuts (the masked number never wraps).
+    table = Table(Column("number", no_wrap=True, min_width=12), _fold("list"),
+                  _fold("added", 10), _fold("by"), _fold("reason"), _fold("expires", 10),
+                  *([_fold("status")] if everything else []), caption="times in UTC")
+    for e in entries:
+        table.add_row(mask(e.e164), escape(e.list_name), _when(e.added_at),
+                      escape(e.added_by or ""), escape(e.reason or ""), _when(e.expires),
+                      *([e.status] if everything else []))
+    if entries:
+        console.print(table)
+    for info in infos:
+        mine = [e for e in entries if e.list_name == info.name]
+        counts = store.entry_counts(info.name)
+        active = sum(e.status == "active" for e in mine)
+        line = f"{info.name}: {plural(active, 'number')} added by hand and in force"
+        hidden = counts["added"] + counts["removed"] - len(mine)
+        if hidden and not everything:
+            more = plural(hidden, "expired or removal entry", "expired or removal entries")
+            line += f" ({more}: --all shows them)"
+        if info.count:
+            line += (f"; its imported file holds {plural(info.count, 'more number')}, with "
+                     f"no per-number who or why ('dncguard lists stats {info.name}')")
+        console.print(escape(line), soft_wrap=True)
+
+
+def _fold(header: str, min_width: int | None = None) -> Column:
+    return Column(header, overflow="fold", min_width=min_width)
+
+
+@dnc_app.command("export")
+def dnc_export(
+    output: Path = typer.Option(..., "-o", "--output", help="CSV file to write (mode 0600)"),
+    list_name: str | None = typer.Option(
+        None, "--list", help="One internal or litigator list (default: all of them)"),
+    everything: bool = typer.Option(False, "--all", help="Also expired entries and removals "
+                                    "of imported numbers"),
+) -> None:
+    """Write the numbers of the internal (and litigator) lists in full, with who added them,
+    when and why, to a CSV file (number, added_at, added_by, reason, expires, list, status)."""
+    from ..lists import ListStore
+    from ..tableio import defuse
+
+    if output.suffix.lower() != ".csv":
+        raise InputError(f"-o: {output.name!r}: 'dnc export' writes CSV; name the file *.csv")
+    store = ListStore(settings())
+    entries = _entries(store, _manual_lists(store, list_name), everything)
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(EXPORT_COLUMNS)
+            for e in entries:
+                writer.writerow([e.e164, iso(e.added_at) or "", defuse(e.added_by or ""),
+                                 defuse(e.reason or ""), iso(e.expires) or "",
+                                 defuse(e.list_name), e.status])
+        os.replace(tmp, output)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    console.print(f"{len(entries):,} entries written to {escape(str(output))} (full numbers: "
+                  "personal data, keep the file safe)", soft_wrap=True)

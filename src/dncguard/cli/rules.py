@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -11,12 +11,24 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.table import Table
 
-from .common import console, err_console, parse_date, parse_instant, settings
+from .common import (
+    JSON_HELP,
+    console,
+    e164,
+    err_console,
+    iso,
+    parse_date,
+    parse_instant,
+    plural,
+    print_json,
+    settings,
+    who,
+)
 
 # The rules engine is imported by the commands, not here, so that `dncguard --help` starts fast.
 if TYPE_CHECKING:
     from ..rules.schema import RuleBase
-    from ..rules.stores import ImportReport
+    from ..rules.stores import ConsentRecord, ImportReport
 
 #: ``dncguard.rules.schema``'s PURPOSES, CALL_TYPES, LINE_TYPES and CONSENT_TYPES, spelled out for
 #: the help texts (building the command tree must not import the rules engine); the commands
@@ -83,7 +95,7 @@ def _summary(rule: RuleBase) -> str:
 
 @rules_app.command("show")
 def show(jurisdiction: str = typer.Argument(..., help="US, US-FL, CA, GB or AU"),
-         as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
+         as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Print a jurisdiction's rules with citations, dates and confidence."""
     from ..config import load_section
     from ..rules.loader import load_ruleset
@@ -133,7 +145,7 @@ def when(
     region: str | None = typer.Option(None, "--region", help="Default region (US, CA, GB, AU)"),
     timezone: str | None = typer.Option(None, "--timezone", help="Known IANA time zone"),
     days: int = typer.Option(7, "--days", min=1, max=14, help="How many days ahead"),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Print the next legal calling windows of a number (time rules, all candidate zones)."""
     from ..checks import CheckContext
@@ -184,7 +196,14 @@ def when(
         console.print(f"  {r.code} ({r.decision.value}): {r.detail}", highlight=False)
 
 
-def _print_report(report: ImportReport, what: str) -> None:
+def _print_report(report: ImportReport, what: str, as_json: bool) -> None:
+    if as_json:
+        print_json({"rows": report.rows, "added": report.added,
+                    "duplicates": report.duplicates,
+                    "rejectedRows": len({e.row for e in report.errors}),
+                    "errors": [{"row": e.row, "field": e.field, "message": e.message}
+                               for e in report.errors]})
+        return
     console.print(f"{what}: {report.added:,} added, {report.duplicates:,} already stored, "
                   f"{len({e.row for e in report.errors}):,} rows rejected of {report.rows:,}")
     for e in report.errors[:50]:
@@ -194,13 +213,16 @@ def _print_report(report: ImportReport, what: str) -> None:
 
 
 @consent_app.command("import")
-def consent_import(file: Path = typer.Argument(
-        ..., help="CSV with phone,type,date[,expires][,revoked]")) -> None:
-    """Import consent / EBR records; bad rows are reported with row number and field."""
+def consent_import(
+    file: Path = typer.Argument(..., help="CSV with phone,type,date[,expires][,revoked]"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Import consent / EBR records; bad rows are reported with row number and field
+    (exit 1 when any row was rejected)."""
     from ..rules.stores import ConsentStore
 
-    report = ConsentStore(settings()).import_csv(file)
-    _print_report(report, "consent records")
+    report = ConsentStore(settings()).import_csv(file, who=who())
+    _print_report(report, "consent records", as_json)
     if report.errors:
         raise typer.Exit(1)
 
@@ -212,18 +234,103 @@ def consent_add(
     granted: str = typer.Option(..., "--date", help="Date of consent / purchase / inquiry"),
     expires: str | None = typer.Option(None, "--expires", help="Expiry date"),
     revoked: str | None = typer.Option(None, "--revoked", help="Revocation date"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Add one consent / EBR record."""
+    from ..phones import mask
     from ..rules.schema import CONSENT_TYPES
     from ..rules.stores import ConsentStore
 
     kind = _choice(type_, CONSENT_TYPES, "--type")
     when_ = parse_date(granted, "--date")
     assert kind is not None and when_ is not None
-    added = ConsentStore(settings()).add(phone, kind, when_,
-                                         expires=parse_date(expires, "--expires"),
-                                         revoked=parse_date(revoked, "--revoked"), source="cli")
+    store = ConsentStore(settings())
+    number = e164(phone, store.region)
+    until, gone = parse_date(expires, "--expires"), parse_date(revoked, "--revoked")
+    added = store.add(number, kind, when_, expires=until, revoked=gone, source="cli", who=who())
+    if as_json:
+        print_json({"number": mask(number), "type": kind, "date": when_.isoformat(),
+                    "expires": iso(until), "revoked": iso(gone), "added": added})
+        return
     console.print("added" if added else "already stored")
+
+
+def consent_status(records: list[ConsentRecord], rec: ConsentRecord, on: date) -> str:
+    """``revoked`` (a revocation on or before ``on`` covers it: a revocation revokes every
+    consent granted on or before it), ``expired`` (its expiry date has come), else
+    ``current``. EBR records also lapse after their jurisdiction's window, which only the
+    rules know (``dncguard check``, ``rules when``)."""
+    revocations = [r.revoked for r in records if r.revoked is not None and r.revoked <= on]
+    if revocations and rec.granted <= max(revocations):
+        return "revoked"
+    if rec.expires is not None and on >= rec.expires:
+        return "expired"
+    return "current"
+
+
+@consent_app.command("ls")
+def consent_ls(
+    phone: str = typer.Argument(..., help="Phone number (E.164 or national format)"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """A number's consent and EBR records, oldest first, with their status today (UTC)."""
+    from ..phones import mask
+    from ..rules.stores import ConsentStore
+    from ..store import utcnow
+
+    store = ConsentStore(settings())
+    number = e164(phone, store.region)
+    records = store.records(number)
+    today = utcnow().date()
+    if as_json:
+        print_json({"number": mask(number), "asOf": today.isoformat(), "records": [
+            {"type": r.type, "date": r.granted.isoformat(), "expires": iso(r.expires),
+             "revoked": iso(r.revoked), "status": consent_status(records, r, today)}
+            for r in records]})
+        return
+    if not records:
+        console.print(f"{mask(number)}: no consent or EBR records")
+        return
+    table = Table("type", "date", "expires", "revoked", "status",
+                  title=f"{mask(number)}: consent records (status on {today.isoformat()}, UTC)")
+    for r in records:
+        table.add_row(r.type, r.granted.isoformat(), iso(r.expires) or "",
+                      iso(r.revoked) or "", consent_status(records, r, today))
+    console.print(table)
+
+
+@consent_app.command("revoke")
+def consent_revoke(
+    phone: str = typer.Argument(..., help="Phone number (E.164 or national format)"),
+    type_: str | None = typer.Option(None, "--type", help="Only this consent type: "
+                                     + " | ".join(CONSENT_TYPES_HELP) + " (default: every type)"),
+    on: str | None = typer.Option(None, "--on", help="Revocation date (default: today, UTC)"),
+    reason: str | None = typer.Option(None, "--reason", help="Why (kept in the audit trail)"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Revoke a number's consents as of a date (a revocation record is added for each
+    consent type held then; the history stays)."""
+    from ..phones import mask
+    from ..rules.schema import CONSENT_TYPES
+    from ..rules.stores import ConsentStore
+    from ..store import utcnow
+
+    kind = _choice(type_, CONSENT_TYPES, "--type")
+    day = parse_date(on, "--on") or utcnow().date()
+    store = ConsentStore(settings())
+    number = e164(phone, store.region)
+    done = store.revoke(number, day, type_=kind, who=who(), why=reason)
+    if as_json:
+        print_json({"number": mask(number), "type": kind, "on": day.isoformat(),
+                    "revoked": done})
+        return
+    what = f"{kind} consent" if kind else "consent"
+    if done:
+        console.print(f"revoked {plural(done, what + ' record')} of {mask(number)} as of "
+                      f"{day.isoformat()}")
+    else:
+        console.print(f"nothing to revoke: {mask(number)} holds no {what} not yet revoked "
+                      f"on {day.isoformat()}")
 
 
 @attempts_app.command("record")
@@ -237,26 +344,39 @@ def attempts_record(
                                             "id for collections)"),
     outcome: str | None = typer.Option(None, "--outcome",
                                        help="e.g. conversation, no_answer, voicemail"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Record one call attempt."""
+    from ..phones import mask
     from ..rules.schema import PURPOSES
     from ..rules.stores import AttemptStore
 
     instant = parse_instant(at)
     assert instant is not None
-    added = AttemptStore(settings()).record(
-        phone, instant, campaign=campaign, purpose=_choice(purpose, PURPOSES, "--purpose")
-        or "telemarketing", subject=subject, outcome=outcome)
+    store = AttemptStore(settings())
+    number = e164(phone, store.region)
+    why = _choice(purpose, PURPOSES, "--purpose") or "telemarketing"
+    added = store.record(number, instant, campaign=campaign, purpose=why, subject=subject,
+                         outcome=outcome, who=who())
+    if as_json:
+        print_json({"number": mask(number), "at": instant.astimezone(UTC).isoformat(),
+                    "campaign": campaign, "purpose": why, "subject": subject or campaign,
+                    "outcome": outcome or None, "added": added})
+        return
     console.print("recorded" if added else "already recorded")
 
 
 @attempts_app.command("import")
-def attempts_import(file: Path = typer.Argument(
-        ..., help="CSV with phone,at[,campaign][,purpose][,subject][,outcome]")) -> None:
-    """Import call attempts; bad rows are reported with row number and field."""
+def attempts_import(
+    file: Path = typer.Argument(
+        ..., help="CSV with phone,at[,campaign][,purpose][,subject][,outcome]"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Import call attempts; bad rows are reported with row number and field (exit 1 when any
+    row was rejected)."""
     from ..rules.stores import AttemptStore
 
-    report = AttemptStore(settings()).import_csv(file)
-    _print_report(report, "attempts")
+    report = AttemptStore(settings()).import_csv(file, who=who())
+    _print_report(report, "attempts", as_json)
     if report.errors:
         raise typer.Exit(1)

@@ -15,11 +15,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ContextError
-from .common import console, err_console, parse_instant, settings, who
+from .common import JSON_HELP, console, err_console, parse_instant, print_json, settings, who
 
 # The library is imported by the commands that use it, not here: `dncguard --help` and the
 # other commands start without it (issue 12; tests/test_cli_startup.py).
 if TYPE_CHECKING:
+    from pydantic_settings import BaseSettings
+
+    from ..config import Settings
     from ..models import Verdict
     from ..pipeline import Scrubber
     from ..summary import ScrubSummary
@@ -60,6 +63,7 @@ def scrub(
                                        help="Frequency-cap subject (default: the campaign)"),
     raw: bool = typer.Option(False, "--raw", help="Do not defuse spreadsheet formulas"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table"),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (no table)"),
 ) -> None:
     """Scrub a contact file: one verdict per row, written in input order, plus a summary."""
     from rich.progress import (
@@ -75,7 +79,8 @@ def scrub(
     cfg = settings()
     dial_time = parse_instant(at)
     scrubber = Scrubber(cfg, who=who())
-    total = count_rows(input_path) if input_path.is_file() and not quiet else None
+    total = (count_rows(input_path) if input_path.is_file() and not quiet and not as_json
+             else None)
     show = not quiet and total is not None and total >= cfg.progress_min_rows
     flags = _context_flags(state, zip_code, line_type, region, subject=subject)
     columns: str | list[str] | None = phone_column[0] if phone_column and \
@@ -92,7 +97,16 @@ def scrub(
         summary = scrubber.scrub_file(
             input_path, output, phone_column=columns, at=dial_time, campaign=campaign,
             purpose=purpose, call_type=call_type, raw=raw, defaults=flags)
-    if not quiet:
+    if as_json:
+        from ..pipeline import summary_path
+        from ..summary import summary_dict
+
+        for warning in summary.warnings:
+            err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+
+        print_json({"output": str(output), "summaryFile": str(summary_path(output)),
+                    "auditJobs": summary.audit_jobs, "summary": summary_dict(summary)})
+    elif not quiet:
         print_summary(summary, output)
         print_jobs(summary)
     if summary.by_decision.get("error", 0):
@@ -137,7 +151,7 @@ def print_summary(summary: ScrubSummary, output: Path) -> None:
 
 def check(
     phone: str = typer.Argument(..., help="Phone number, E.164 or national format"),
-    as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     at: str | None = typer.Option(None, "--at", help=AT_HELP),
     campaign: str = typer.Option("default", "--campaign", help="Campaign profile name"),
     purpose: str | None = typer.Option(None, "--purpose",
@@ -273,25 +287,98 @@ def campaign_checks(scrubber: Scrubber) -> dict[str, dict[str, object]]:
     return out
 
 
+#: Secrets with a file default: (section, field) -> the file under the home.
+_SECRET_FILES = {("audit", "hmac_key"): "audit/hmac.key", ("prefilter", "salt"): "prefilter/salt"}
+
+
+def mask_url(text: str) -> str:
+    """A URL with the password of its user part replaced by ``***`` (other text as is)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return text
+    if not parts.scheme or "@" not in parts.netloc:
+        return text
+    user, host = parts.netloc.rsplit("@", 1)
+    if ":" not in user:
+        return text
+    return text.replace(parts.netloc, f"{user.split(':', 1)[0]}:***@{host}", 1)
+
+
+def _is_secret(annotation: object) -> bool:
+    from typing import get_args
+
+    from pydantic import SecretStr
+
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+def secret_state(cfg: Settings, section: BaseSettings, table: str | None, name: str
+                 ) -> dict[str, object]:
+    """Whether a secret is set and where from, never its value: ``source`` is ``env`` (the
+    variable in ``where``), ``config`` (the TOML file and table), ``file`` (a key file under
+    the home) or None (not set)."""
+    value = getattr(section, name)
+    if value is not None and value.get_secret_value():
+        prefix = str(section.model_config.get("env_prefix", ""))
+        var = (prefix + name).upper()
+        if any(k.upper() == var and v for k, v in os.environ.items()):
+            return {"set": True, "source": "env", "where": var}
+        where = f"{cfg.config_file} [{table}]" if table else str(cfg.config_file)
+        return {"set": True, "source": "config", "where": where}
+    default = _SECRET_FILES.get((table or "core", name))
+    if default is not None and (cfg.home / default).is_file():
+        return {"set": True, "source": "file", "where": str(cfg.home / default)}
+    return {"set": False, "source": None, "where": None}
+
+
+def _secret_text(cfg: Settings, table: str, name: str, state: dict[str, object]) -> str:
+    if state["set"]:
+        return f"set, from {state['source']} {state['where']}"
+    default = _SECRET_FILES.get((table, name))
+    return f"not set (generated into {cfg.home / default} on first use)" if default \
+        else "not set"
+
+
+def effective(cfg: Settings, table: str | None, section: BaseSettings) -> dict[str, object]:
+    """A settings section as it is in effect: secrets as :func:`secret_state`, URLs with
+    their passwords masked, the database URL as used (the default spelled out)."""
+    values: dict[str, object] = json.loads(section.model_dump_json())
+    for name, field in type(section).model_fields.items():
+        if _is_secret(field.annotation):
+            values[name] = secret_state(cfg, section, table, name)
+        elif isinstance(values.get(name), str):
+            values[name] = mask_url(str(values[name]))
+    if table is None:
+        values["database_url"] = mask_url(cfg.db_url)
+    return values
+
+
 @config_app.command("show")
-def config_show(as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
-    """Print the effective settings (secrets hidden) and where they came from."""
+def config_show(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Print the effective settings (secrets: only whether they are set and from where;
+    passwords in URLs masked)."""
     from ..config import all_sections
     from ..pipeline import Scrubber
 
     cfg = settings()
-    data: dict[str, object] = {"core": json.loads(cfg.model_dump_json())}
+    data: dict[str, object] = {"core": effective(cfg, None, cfg)}
     for name, section in all_sections(cfg).items():
-        data[name] = json.loads(section.model_dump_json())
+        data[name] = effective(cfg, name, section)
     data["campaign_checks"] = campaign_checks(Scrubber(cfg))
     if as_json:
-        console.print_json(json.dumps(data))
+        print_json(data)
         return
-    console.print(f"config file: {cfg.config_file or '(none)'}")
+    console.print(f"config file: {cfg.config_file or '(none)'}", soft_wrap=True)
     for name, values in data.items():
         table = Table("setting", "value", title=name)
         assert isinstance(values, dict)
         for k, v in values.items():
-            table.add_row(k, json.dumps(v) if not isinstance(v, str) else v)
+            if isinstance(v, dict) and set(v) == {"set", "source", "where"}:
+                text = _secret_text(cfg, name, k, v)
+            else:
+                text = v if isinstance(v, str) else json.dumps(v)
+            table.add_row(k, escape(text))
         console.print(table)
-
