@@ -226,3 +226,23 @@ def test_opt_outs_refuse_what_would_lift_nothing(ctx: Ctx) -> None:
         assert fields(resp) == ["body.expires"]
         resp = w.post("/v1/dnc", json={"phone": MIAMI, "list": "team-b", "create": True})
         assert resp.status_code == 201, resp.text
+
+
+def test_consent_and_attempt_records_say_who(ctx: Ctx) -> None:
+    """Every audit record of a consent or an attempt names the key that sent it; a consent
+    dated before the TCPA is refused naming the date."""
+    from dncguard import audit
+    from dncguard.config import load_settings
+
+    with ctx.server.client(ctx.write) as w:
+        resp = w.post("/v1/consents", json={"phone": SF, "type": "express",
+                                            "date": "0001-01-01"})
+        assert fields(resp) == ["body.date"]
+        assert w.post("/v1/consents", json={"phone": SF, "type": "express",
+                                            "date": "2026-02-01"}).status_code == 201
+        assert w.post("/v1/attempts", json={"phone": SF, "at": "2026-11-16T18:00:00Z",
+                                            "campaign": "winter"}).status_code == 201
+    records = [r for r in audit.audit_log(load_settings(home=ctx.home)).records()
+               if r.action in ("consent", "attempt")]
+    assert {r.action for r in records} == {"consent", "attempt"}
+    assert all(r.who and r.who.startswith("api:") for r in records), [r.who for r in records]

@@ -187,7 +187,7 @@ def record_attempt(body: AttemptIn, svc: ServiceDep, _key: DncKey) -> AttemptOut
     try:
         added = AttemptStore(svc.settings).record(
             e164, at, campaign=body.campaign, purpose=purpose, subject=subject,
-            outcome=body.outcome)
+            outcome=body.outcome, who=f"api:{_key.name}")
     except InputError as exc:
         raise ApiError(422, str(exc), fields=[FieldError(field="body", message=str(exc))]) \
             from exc
@@ -206,9 +206,11 @@ def add_consent(body: ConsentIn, svc: ServiceDep, key: DncKey) -> ConsentOut:
             FieldError(field="body.expires", message="is not after the consent date")])
     try:
         added = ConsentStore(svc.settings).add(e164, body.type, body.date, expires=body.expires,
-                                               revoked=body.revoked, source=f"api:{key.name}")
+                                               revoked=body.revoked, source=f"api:{key.name}",
+                                               who=f"api:{key.name}")
     except InputError as exc:
-        raise ApiError(422, str(exc), fields=[FieldError(field="body", message=str(exc))]) \
+        where = "body.date" if str(exc).startswith("consent date") else "body"
+        raise ApiError(422, str(exc), fields=[FieldError(field=where, message=str(exc))]) \
             from exc
     return ConsentOut(e164=e164, type=body.type, date=body.date, expires=body.expires,
                       revoked=body.revoked, added=added)
