@@ -493,3 +493,17 @@ def test_db_current_and_upgrade_json(capsys: pytest.CaptureFixture[str],
     got = cli_json(capsys, "db", "current")
     assert got == {"database": f"sqlite:///{settings.home / 'dncguard.db'}",
                    "current": up["after"], "head": up["after"], "upToDate": True}
+
+
+def test_audit_search_reads_parquet_results(capsys: pytest.CaptureFixture[str],
+                                            store: ListStore, write_csv: Callable[..., Path],
+                                            tmp_path: Path) -> None:
+    store.add_number(DIGITS, reason="asked", who="cli:alice")
+    contacts = write_csv([["phone"], [DIGITS], ["2125550199"], [DIGITS]])
+    out = tmp_path / "v.parquet"
+    assert cli(capsys, "scrub", str(contacts), "-o", str(out), "--at", AT, "-q")[0] == 0
+    got = cli_json(capsys, "audit", "search", "--phone", NUMBER)
+    assert isinstance(got, dict)
+    job = next(r for r in got["records"] if r["kind"] == "job")
+    assert [r["row"] for r in job["rows"]] == [1, 3]
+    assert job["data"]["file"] == "v.parquet" and job["data"]["rows"] == 3
