@@ -19,6 +19,7 @@ from ..lists import ListStore
 from ..store import get_engine, metadata
 from . import errors, tables
 from .checker import CheckerProvider
+from .console import router as console_router
 from .deps import Service, TokenBuckets, strict_query
 from .jobs import JobRunner, JobStore
 from .keys import KeyStore
@@ -183,6 +184,7 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
     errors.install(app)
     for module in (check, dnc, rules, lists, jobs, ops):
         app.include_router(module.router)
+    app.include_router(console_router)  # the web console, /console
     app.add_middleware(BodyLimit, limit=server.max_body_bytes)
     app.add_middleware(ObserveMiddleware, metrics=metrics)
     return app

@@ -22,7 +22,7 @@ from ..errors import DncGuardError
 from ..store import as_utc, utcnow
 from .tables import api_keys_table
 
-SCOPES = ("check", "jobs", "dnc:write", "admin")
+SCOPES = ("check", "jobs", "dnc:write", "admin", "console")
 PREFIX = "dgk_"
 
 
