@@ -77,7 +77,7 @@ def _both(cfg: Settings, path: Path, tmp: Path, **kw: Any) -> tuple[bytes, dict[
         for key in _VOLATILE:
             summary.pop(key, None)
         data = (target.read_bytes() if suffix == ".csv"
-                else json.dumps(pq.read_table(target).to_pylist()).encode())
+                else json.dumps(pq.read_table(target).to_pylist(), default=str).encode())
         out.append((data, summary))
     (rows_a, sum_a), (rows_b, sum_b) = out
     assert sum_b == sum_a

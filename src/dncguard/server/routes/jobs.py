@@ -198,7 +198,7 @@ class JobList(BaseModel):
 
 
 @router.get("/v1/jobs", response_model=JobList, response_model_by_alias=True,
-            responses=responses(401, 403, 422, 429, 503),
+            responses=responses(401, 403, 404, 422, 429, 503),
             summary="The jobs this key made (an admin key: every job), newest first")
 def list_jobs(
     svc: ServiceDep, key: JobsKey,
