@@ -27,6 +27,7 @@ from .config import CampaignProfile, Settings, load_settings
 from .context import CONTEXT_FIELDS, clean_context, clean_field
 from .errors import ContextError, InputError
 from .findings import Findings, Outcome, merge
+from .identity import acting_user
 from .lists import ListStore
 from .models import DataVersions, Decision, Reason, ReasonCode, Verdict
 from .phones import Normalised, normalise_many, state_for
@@ -687,16 +688,7 @@ def count_results(builder: SummaryBuilder, results: list[RowResult]) -> None:
 
 def default_who() -> str:
     """Who a library call is recorded as: ``DNCGUARD_USER``, else ``library:<user>``."""
-    import getpass
-    import os
-
-    named = os.environ.get("DNCGUARD_USER")
-    if named:
-        return named
-    try:
-        return f"library:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "library:unknown"
+    return acting_user("library")
 
 
 def column_outputs_dir(output_path: Path) -> Path:

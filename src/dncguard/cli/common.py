@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+
+from ..identity import acting_user
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -72,13 +72,7 @@ def parse_date(value: str | None, flag: str) -> date | None:
 
 def who() -> str:
     """The CLI user recorded in list changes and audit records."""
-    name = os.environ.get("DNCGUARD_USER")
-    if name:
-        return name
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
+    return acting_user("cli")
 
 
 def e164(phone: str, region: str, name: str = "PHONE") -> str:
