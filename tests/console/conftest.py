@@ -26,6 +26,8 @@ CHROMIUM = Path(os.environ.get("DNCGUARD_CHROMIUM", "/usr/bin/chromium"))
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 WIDTH = 1280
+#: Read at import: the root conftest hides DNCGUARD_* variables from the tests themselves.
+SAVE_SHOTS = os.environ.get("DNCGUARD_SCREENSHOTS") == "1"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -128,7 +130,7 @@ def screenshot(page: Any, folder: Path, name: str) -> Path:
     ``DNCGUARD_SCREENSHOTS=1`` (to refresh the committed ones)."""
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    if os.environ.get("DNCGUARD_SCREENSHOTS") == "1":
+    if SAVE_SHOTS:
         DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_SHOTS / path.name)
     return path
