@@ -237,7 +237,8 @@ def search(
                                      "ISO 8601 instant"),
     until: str | None = typer.Option(None, "--to", help="Through this date (UTC day, "
                                      "included) or before this instant"),
-    limit: int = typer.Option(100, "--limit", help="Most records shown (newest first)"),
+    limit: int = typer.Option(100, "--limit", min=1, max=10_000,
+                              help="Most records shown (newest first)"),
     no_jobs: bool = typer.Option(False, "--no-jobs", help="Do not read the scrub jobs' "
                                  "results files"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
