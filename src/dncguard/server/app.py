@@ -36,6 +36,7 @@ from .metrics import (
 )
 from .realtime import Realtime
 from .routes import check, dnc, jobs, lists, ops, rules
+from .routes.audit import router as audit_router
 from .settings import ServerSettings, load_server_settings
 
 log = logging.getLogger("dncguard.server")
@@ -185,6 +186,7 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
     for module in (check, dnc, rules, lists, jobs, ops):
         app.include_router(module.router)
     app.include_router(console_router)  # the web console, /console
+    app.include_router(audit_router)
     app.add_middleware(BodyLimit, limit=server.max_body_bytes)
     app.add_middleware(ObserveMiddleware, metrics=metrics)
     return app
