@@ -132,7 +132,30 @@ class SummaryBuilder:
         self.summary.row_errors.extend(RowError(row=r, field=f, message=m)
                                        for r, f, m in errors[:max(room, 0)])
 
-    def finish(self, finished_at: datetime, elapsed: float) -> ScrubSummary:
+    def add_summary(self, part: ScrubSummary, *, rows: bool = True,
+                    column: str | None = None) -> None:
+        """Add a finished summary's counts (a job's chunks, a file's phone columns).
+        ``rows``: count its rows too (False for a second column of the same rows);
+        ``column``: name its row errors' fields after that phone column."""
+        if rows:
+            self._rows += part.total_rows
+        self._decision.update(part.by_decision)
+        self._reason.update(part.by_reason)
+        self._list.update(part.by_list)
+        for state, counts in part.by_state.items():
+            self._state[state].update(counts)
+        self._dups += part.duplicates
+        self._unique += part.unique_valid
+        self._suppressed += part.unique_suppressed
+        self._source_errors += part.source_errors
+        self._row_errors += part.row_error_count
+        room = MAX_ROW_ERRORS_LISTED - len(self.summary.row_errors)
+        self.summary.row_errors.extend(
+            e if column is None or e.field == column
+            else e.model_copy(update={"field": f"{column}: {e.field}"})
+            for e in part.row_errors[:max(room, 0)])
+
+    def finish(self, finished_at: datetime | None, elapsed: float) -> ScrubSummary:
         s = self.summary
         s.finished_at = finished_at
         s.total_rows, s.duplicates, s.unique_valid = self._rows, self._dups, self._unique
@@ -161,35 +184,12 @@ def combine_summaries(parts: Mapping[str, ScrubSummary], *, input: str | None,
                      total_rows=first.total_rows, lists=dict(first.lists),
                      ruleset=first.ruleset, columns=dict(parts),
                      warnings=list(dict.fromkeys(w for p in parts.values() for w in p.warnings)))
-    decision: Counter[str] = Counter()
-    reason: Counter[str] = Counter()
-    lists: Counter[str] = Counter()
-    state: defaultdict[str, Counter[str]] = defaultdict(Counter)
-    for name, p in parts.items():
-        s.unique_valid += p.unique_valid
-        s.duplicates += p.duplicates
-        s.unique_suppressed += p.unique_suppressed
-        s.source_errors += p.source_errors
-        s.row_error_count += p.row_error_count
-        room = MAX_ROW_ERRORS_LISTED - len(s.row_errors)
-        s.row_errors.extend(e.model_copy(update={"field": e.field if e.field == name
-                                                 else f"{name}: {e.field}"})
-                            for e in p.row_errors[:max(room, 0)])
-        decision.update(p.by_decision)
-        reason.update(p.by_reason)
-        lists.update(p.by_list)
-        for st, counts in p.by_state.items():
-            state[st].update(counts)
-    s.by_decision = {d.value: decision.get(d.value, 0) for d in Decision}
-    s.by_reason = dict(sorted(reason.items()))
-    s.by_list = dict(sorted(lists.items()))
-    s.by_state = {k: dict(v) for k, v in sorted(state.items())}
-    s.suppression_rate = (round(s.unique_suppressed / s.unique_valid, 6)
-                          if s.unique_valid else None)
+    builder = SummaryBuilder(s)
+    for k, (name, p) in enumerate(parts.items()):
+        builder.add_summary(p, rows=k == 0, column=name)
     elapsed = sum((p.total_rows / p.rows_per_second) for p in parts.values()
                   if p.rows_per_second)
-    s.rows_per_second = round(s.total_rows / elapsed, 1) if elapsed > 0 else None
-    return s
+    return builder.finish(s.finished_at, elapsed)
 
 
 def summary_dict(summary: ScrubSummary) -> dict[str, Any]:

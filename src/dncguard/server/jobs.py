@@ -32,7 +32,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from .. import audit
 from ..config import Settings
 from ..errors import InputError
-from ..models import Decision
 from ..pipeline import (
     Layout,
     Outcome,
@@ -45,7 +44,7 @@ from ..pipeline import (
 )
 from ..remote.prefilter import merge_stats, tally
 from ..store import as_utc, utcnow
-from ..summary import MAX_ROW_ERRORS_LISTED, ScrubSummary, SummaryBuilder
+from ..summary import ScrubSummary, SummaryBuilder
 from ..tableio import (
     InputRow,
     context_columns,
@@ -220,39 +219,15 @@ def merge_summaries(parts: list[dict[str, Any]], job: JobInfo) -> ScrubSummary:
     s = ScrubSummary(input=job.input_name, campaign=p.get("campaign", "default"),
                      dial_time=datetime.fromisoformat(p["at"]), started_at=job.created_at,
                      finished_at=job.finished_at)
-    decision: Counter[str] = Counter()
-    reason: Counter[str] = Counter()
-    lists: Counter[str] = Counter()
-    state: dict[str, Counter[str]] = {}
+    builder = SummaryBuilder(s)
     for part in parts:
-        s.total_rows += part["totalRows"]
-        s.unique_valid += part["uniqueValid"]
-        s.duplicates += part["duplicates"]
-        s.unique_suppressed += part["uniqueSuppressed"]
-        s.source_errors += part["sourceErrors"]
-        s.row_error_count += part["rowErrorCount"]
-        room = MAX_ROW_ERRORS_LISTED - len(s.row_errors)
-        if room > 0:
-            s.row_errors.extend(ScrubSummary.model_validate(
-                {**part, "dial_time": s.dial_time, "started_at": s.started_at}
-            ).row_errors[:room])
-        decision.update(part["byDecision"])
-        reason.update(part["byReason"])
-        lists.update(part["byList"])
-        for st, counts in part["byState"].items():
-            state.setdefault(st, Counter()).update(counts)
+        builder.add_summary(ScrubSummary.model_validate(
+            {**part, "dial_time": s.dial_time, "started_at": s.started_at}))
         s.lists.update(part.get("lists", {}))
         s.ruleset = part.get("ruleset") or s.ruleset
+    elapsed = (job.finished_at - job.created_at).total_seconds() if job.finished_at else 0.0
+    builder.finish(job.finished_at, elapsed)
     s.prefilter = merge_stats(part.get("prefilter") or {} for part in parts)
-    s.by_decision = {d.value: decision.get(d.value, 0) for d in Decision}
-    s.by_reason = dict(sorted(reason.items()))
-    s.by_list = dict(sorted(lists.items()))
-    s.by_state = {k: dict(v) for k, v in sorted(state.items())}
-    s.suppression_rate = (round(s.unique_suppressed / s.unique_valid, 6)
-                          if s.unique_valid else None)
-    if job.finished_at:
-        elapsed = (job.finished_at - job.created_at).total_seconds()
-        s.rows_per_second = round(s.total_rows / elapsed, 1) if elapsed > 0 else None
     return s
 
 
