@@ -17,7 +17,7 @@ from ..config import Settings, load_settings
 from ..errors import ConfigError
 from ..lists import ListStore
 from ..store import get_engine, metadata
-from . import errors, tables
+from . import apidocs, errors, tables
 from .checker import CheckerProvider
 from .console import router as console_router
 from .deps import Service, TokenBuckets, strict_query
@@ -180,9 +180,11 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
             await anyio.to_thread.run_sync(counter.flush)
 
     app = FastAPI(title="dncguard", version=__version__, description=DESCRIPTION,
+                  docs_url=None, redoc_url=None,  # apidocs: served from package data
                   lifespan=lifespan, dependencies=[Depends(strict_query)])
     app.state.service = svc
     errors.install(app)
+    apidocs.install(app)
     for module in (check, dnc, rules, lists, jobs, ops):
         app.include_router(module.router)
     app.include_router(console_router)  # the web console, /console
