@@ -39,6 +39,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "dncguard.outbox",
     "dncguard.rules.stores",
     "dncguard.server.tables",
+    "dncguard.server.console.sessions",
     "dncguard.audit.log",
 )
 
