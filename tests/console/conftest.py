@@ -84,8 +84,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Playwright's sync API runs an event loop in this thread while it is open: it is
+    closed with the module, so later modules' asyncio tests get the thread back."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
