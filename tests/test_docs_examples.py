@@ -270,6 +270,7 @@ class Sandbox:
     proc: subprocess.Popen[str]
     env: dict[str, str]
     output: str
+    reader: threading.Thread | None = None
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -283,6 +284,10 @@ class Sandbox:
             os.killpg(self.proc.pid, signal.SIGKILL)
         with suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
+        if self.reader is not None:
+            self.reader.join(5)
+            if not self.reader.is_alive() and self.proc.stdout is not None:
+                self.proc.stdout.close()
 
 
 Check = Callable[[Result], None]
@@ -513,16 +518,20 @@ class Shell:
                                 start_new_session=True)
         box = Sandbox(proc, {}, "")
         self.sandboxes.append(box)
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 30
         lines: list[str] = []
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "Ctrl-C stops it" in line:
-                break
+        started = threading.Event()
+
+        def read() -> None:  # all it prints, so that a full pipe never stalls it
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if "Ctrl-C stops it" in line:
+                    started.set()
+            started.set()  # it exited
+
+        box.reader = threading.Thread(target=read, daemon=True)
+        box.reader.start()
+        started.wait(30)
         box.output = "".join(lines)
         assert "Ctrl-C stops it" in box.output, f"{cmd.where}: the sandbox did not start:\n" \
             + box.output
