@@ -971,6 +971,10 @@ def _audit_md(sh: Shell, F: str, received: list[tuple[dict[str, str], bytes]]) -
         summary = json.loads(body)
         shown = example_json(json_block(F, "each job's summary is POSTed as JSON"))
         assert not shape_problems(shown, summary), shape_problems(shown, summary)
+        problems = fields_problems(shown, summary, "the summary") + fields_problems(
+            shown["audit"], summary["audit"], "audit") + fields_problems(
+            shown["dataVersions"], summary["dataVersions"], "dataVersions")
+        assert not problems, f"{F}: the example of the export: {problems}"
         assert summary["type"] == "dncguard.scrub.summary" and summary["jobId"] == job_id
         assert summary["idempotencyKey"] == f"job:{job_id}" == headers["Idempotency-Key"]
         assert summary["totalContacts"] == 1300 and summary["audit"]["who"] == "cli:docs"
@@ -1109,13 +1113,13 @@ def shape_problems(shown: Any, real: Any, path: str = "$", values: bool = False)
         if not isinstance(real, dict):
             return [f"{path}: an object in the example, {type(real).__name__} in the answer"]
         out: list[str] = []
-        for key, value in shown.items():
-            if key == "...":
+        for name, value in shown.items():
+            if name == "...":
                 continue
-            if key not in real:
-                out.append(f"{path}.{key}: shown, not in the answer")
-            elif key not in VOLATILE:
-                out += shape_problems(value, real[key], f"{path}.{key}", values)
+            if name not in real:
+                out.append(f"{path}.{name}: shown, not in the answer")
+            elif name not in VOLATILE:
+                out += shape_problems(value, real[name], f"{path}.{name}", values)
         return out
     if isinstance(shown, list):
         if not isinstance(real, list):
@@ -1128,6 +1132,13 @@ def shape_problems(shown: Any, real: Any, path: str = "$", values: bool = False)
     if values and shown != real:
         return [f"{path}: {shown!r} shown, {real!r} in the answer"]
     return []
+
+
+def fields_problems(shown: dict[str, Any], real: dict[str, Any], what: str) -> list[str]:
+    """An object shown whole (no ``...``) must have the answer's fields, no more, no fewer."""
+    if "..." in shown:
+        return []
+    return [f"{what}: {name} in the answer, not shown" for name in sorted(set(real) - set(shown))]
 
 
 def instant(text: str) -> datetime:
@@ -1180,10 +1191,24 @@ def test_service_md(shell: Shell) -> None:
         shown = example_json(json_block(F, "The answer is the verdict"))
         real = r.json()
         assert not shape_problems(shown, real), shape_problems(shown, real)
+        problems = fields_problems(shown, real, "the verdict") + fields_problems(
+            shown["reasons"][0], real["reasons"][0], "a reason")
+        assert not problems, f"{F}: the example of POST /v1/check: {problems}"
         assert (real["input"], real["e164"], real["decision"], real["state"],
                 real["dial_time"]) == ("(202) 555-0123", "+12025550123", "block", "DC",
                                        "2026-11-26T15:00:00Z"), real
         assert "DNC_INTERNAL" in codes(real)
+        # "(here with the rules off; with them on, `reasons` also holds the rules' reasons, and
+        # `timezone`, `timezone_source` and `ruleset` are set)": the server has them on
+        assert any(x["source"] == "rules" for x in real["reasons"]), real["reasons"]
+        assert real["timezone"] and real["timezone_source"] and real["versions"]["ruleset"]
+        # "the same JSON as `dncguard check --json`"
+        cli = sh.dncguard(r.cmd, ["dncguard", "check", "(202) 555-0123", "--campaign",
+                                  "winter-promo", "--state", "DC", "--at",
+                                  "2026-11-26T15:00:00Z", "--json"])
+        assert cli.code == 0, str(cli)
+        same = {k: v for k, v in cli.json().items() if k != "checked_at"}
+        assert same == {k: v for k, v in real.items() if k != "checked_at"}, (same, real)
         # the winter-promo profile checks the lists it names (us-ftc, internal) only
         assert set(real["versions"]["lists"]) == set(shown["versions"]["lists"]), real
 
@@ -1231,6 +1256,10 @@ def test_service_md(shell: Shell) -> None:
         shown = example_json(json_block(F, "curl -s \"$S/v1/rules/when"))
         assert not shape_problems(shown, api, values=True), \
             shape_problems(shown, api, values=True)
+        problems = fields_problems(shown, api, "the answer") + fields_problems(
+            shown["windows"][0], api["windows"][0], "a window") + fields_problems(
+            shown["windows"][0]["local"][0], api["windows"][0]["local"][0], "a local window")
+        assert not problems, f"{F}: the example of GET /v1/rules/when: {problems}"
         # "the same content as `dncguard rules when --json`, plus ..."
         cli = sh.dncguard(r.cmd, ["dncguard", "rules", "when", "+14155550123", "--at",
                                   "2026-11-18T06:00:00-08:00", "--days", "2", "--json"])
