@@ -1344,6 +1344,27 @@ def test_service_md(shell: Shell) -> None:
     sh.walk([c for c in blocks(F)[len(top):] if (c.file, c.section) not in NOT_RUN])
     sh.done(F)
 
+    # "Every error is JSON:" the page's example is the answer to a dial time without an offset
+    bad = httpx.post(f"{sh.vars['S']}/v1/check", timeout=30,
+                     headers={"Authorization": f"Bearer {keys['check']}"},
+                     json={"phone": "+12025550123", "at": "2026-11-26T15:00:00"})
+    shown = example_json(json_block(F, "Every error is JSON"))
+    assert bad.status_code == 422 and bad.json() == shown, bad.text
+    # "The access log ... has one line per request with the route template, never the path:
+    # `127.0.0.1 "DELETE /v1/dnc/{phone}" 200 3.1ms key=...` ... Phone numbers and keys never
+    # appear."
+    server = sh.servers[0]
+    server.stop()
+    log = server.log()
+    shown = re.search(r"never\s+the path: `([^`]+)`", " ".join(
+        (ROOT / F).read_text(encoding="utf-8").split()))
+    assert shown, f"{F}: the access log's example line is gone"
+    line = re.escape(shown.group(1))
+    line = line.replace(re.escape("3.1ms"), r"[\d.]+ms").replace("8f3a01c2d4e5", r"[0-9a-f]+")
+    assert re.search(line, log), (shown.group(1), log[-3000:])
+    assert not re.search(r"(\+|%2B)1202555\d{4}|2025550\d{3}", log), "a number in the log"
+    assert not any(k in log for k in keys.values()), "a key in the log"
+
 
 def wait_done(sh: Shell, job_id: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
