@@ -109,6 +109,9 @@ def optional_problems(inv: Command) -> list[str]:
         i = 0
         while i < len(group):
             word = group[i]
+            if word == "...":  # `[--scope ...]`: more of the same
+                i += 1
+                continue
             if not word.startswith("-"):
                 problems.append(f"[{' '.join(group)}]: {word!r} is not an option")
                 i += 1
@@ -317,7 +320,6 @@ class Shell:
     overrides: dict[str, str] = field(default_factory=dict)  # env values replacing the docs'
     checks: dict[Key, Check] = field(default_factory=dict)
     handlers: dict[Key, Callable[[Command], Result | None]] = field(default_factory=dict)
-    ran: list[Result] = field(default_factory=list)
     walked: set[Key] = field(default_factory=set)
     servers: list[Server] = field(default_factory=list)
     sandboxes: list[Sandbox] = field(default_factory=list)
@@ -421,9 +423,7 @@ class Shell:
                 m.setenv(k, v)
             with redirect_stdout(out), redirect_stderr(err):
                 code = run(argv[1:])
-        result = Result(cmd, argv, code, out.getvalue(), err.getvalue())
-        self.ran.append(result)
-        return result
+        return Result(cmd, argv, code, out.getvalue(), err.getvalue())
 
     def again(self, cmd: Command, *extra: str, ok: tuple[int, ...] = (0,)) -> Result:
         """The documented command with ``extra`` words (e.g. ``--json``) to read its result."""
@@ -475,10 +475,8 @@ class Shell:
         if output:
             Path(output).write_bytes(response.content)
         code = 22 if fail and response.status_code >= 400 else 0
-        result = Result(cmd, argv, code, "" if output else response.text, "",
-                        response.status_code)
-        self.ran.append(result)
-        return result
+        return Result(cmd, argv, code, "" if output else response.text, "",
+                      response.status_code)
 
     # -- servers ------------------------------------------------------------------------------
 
@@ -670,9 +668,9 @@ def _scrub_outcome(r: Result) -> None:
     summary = json.loads(Path("verdicts.summary.json").read_text(encoding="utf-8"))
     # counts by decision, reason, list and state, duplicates, suppressionRate, rows per second,
     # bad rows, the snapshot date of every list used
-    for key in ("byDecision", "byReason", "byList", "byState", "duplicates", "suppressionRate",
-                "rowsPerSecond", "rowErrors", "lists"):
-        assert key in summary, f"verdicts.summary.json has no {key}: {sorted(summary)}"
+    for name in ("byDecision", "byReason", "byList", "byState", "duplicates", "suppressionRate",
+                 "rowsPerSecond", "rowErrors", "lists"):
+        assert name in summary, f"verdicts.summary.json has no {name}: {sorted(summary)}"
     assert summary["lists"]["us-ftc"] == "2026-11-20" and summary["lists"]["us-fl"] == \
         "2026-10-01"
     assert summary["totalRows"] == len(rows) and summary["byDecision"]["error"] == 0
@@ -780,6 +778,15 @@ def test_readme(shell: Shell) -> None:
             sh.expect(F, c, console_opens)
     sh.walk(blocks(F))
     sh.done(F)
+
+    # Settings: "`dncguard config show` prints what each campaign really checks
+    # (`campaign_checks`)": the profile of the ```toml example checks the lists it names
+    (Path(os.environ["DNCGUARD_HOME"]) / "dncguard.toml").write_text(toml_block(), "utf-8")
+    shown = sh.dncguard(blocks(F)[0], ["dncguard", "config", "show", "--json"])
+    assert shown.code == 0, str(shown)
+    promo = shown.json()["campaign_checks"]["winter-promo"]
+    assert (promo["purpose"], promo["call_type"], sorted(promo["dnc_lists"])) == (
+        "telemarketing", "autodialed", ["internal", "us-ftc"]), promo
 
 
 def key_once(r: Result) -> None:
