@@ -185,7 +185,7 @@ def mention_problems(text: str) -> list[str]:
         path = ["dncguard"]
         i = 0
         while hasattr(cmd, "get_command") and i < len(v) and not v[i].startswith("-"):
-            sub = cmd.get_command(None, v[i])  # type: ignore[arg-type]
+            sub = cmd.get_command(None, v[i])
             if sub is None:
                 problems.append(f"`{' '.join(path)}` has no command {v[i]!r}")
                 break
