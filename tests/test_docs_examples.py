@@ -806,9 +806,6 @@ def console_opens(r: Result) -> None:
     assert not re.search(r"(src|href|action)=\"(https?:)?//", page.text), page.text[:2000]
 
 
-@pytest.mark.xfail(strict=True, reason="code: `rules show` cuts rule ids, kinds, windows and "
-                   "citations with '…' at 80 columns (src/dncguard/cli/rules.py `show` table "
-                   "columns do not fold); `demo` cuts its reasons column the same way")
 def test_rules_show_prints_whole_ids_and_citations(shell: Shell) -> None:
     """README: `dncguard rules show US-FL  # the rules, with citations`; docs/cli.md: "Tables on
     screen never cut an identifier ... fold onto a second line rather than end in `…`"."""

@@ -122,6 +122,8 @@ def show(jurisdiction: str = typer.Argument(..., help="US, US-FL, CA, GB or AU")
         console.print("no rules of its own: the federal/national rules apply")
         return
     table = Table("rule", "kind", "what", "citation", "effective", "confidence")
+    for column in table.columns:  # an id or a citation wraps, never ends in "…"
+        column.overflow = "fold"
     for r in rf.rules:
         period = f"{r.effective}" + (f" to {r.expires}" if r.expires else "")
         table.add_row(f"{rf.jurisdiction}:{r.id}", r.kind, _summary(r), r.citation, period,

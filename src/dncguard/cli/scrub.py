@@ -252,6 +252,8 @@ def demo(
             os.environ.pop(name, None)
     job_id = summary.audit_jobs[""]
     shown = Table("row", "phone", "decision", "reasons", title="demo verdicts")
+    for column in shown.columns:  # reason codes wrap, never end in "…"
+        column.overflow = "fold"
     with output.open(encoding="utf-8") as fh:
         for n, row in enumerate(csv.DictReader(fh), 1):
             d = row["decision"]
