@@ -22,7 +22,6 @@ from __future__ import annotations
 import binascii
 import csv
 import hashlib
-import importlib
 import json
 import queue
 import re
@@ -45,6 +44,7 @@ from ..errors import DncGuardError, InputError
 from ..phones import mask
 from ..summary import ScrubSummary, summary_dict
 from ..tableio import ADDED_COLUMNS, instant_text
+from .chain import hmac_pads
 from .log import AuditLog, AuditRecord, safe_name
 from .merkle import (
     inclusion_path,
@@ -64,8 +64,6 @@ _LEAF_KEYS = ("row", "number_hmac", "decision", "reason_codes", "next_allowed_at
 _BLOCK_FORMAT = re.compile(r"block-([1-9][0-9]*) v2")
 _DEFUSED = "^'[=+@\\t\\r-]"  # what _undefuse strips the apostrophe of
 _SURROGATE = re.compile("[\udc80-\udcff]")
-_IPAD = bytes(x ^ 0x36 for x in range(256))
-_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 class AuditError(DncGuardError):
@@ -186,28 +184,11 @@ def leaves(log: AuditLog, path: Path) -> list[bytes]:
 # builder (row lines and block hashes, in pyarrow, numpy and hashlib, also without the GIL).
 
 
-def _sha256_type() -> Any:
-    """CPython's own SHA-256, whose ``copy()`` is much cheaper than OpenSSL's; else hashlib's
-    (results are identical; only the cost of the per-number HMAC loop differs)."""
-    for name in ("_sha2", "_sha256"):  # Python 3.12+, 3.11
-        try:
-            return importlib.import_module(name).sha256
-        except (ImportError, AttributeError):
-            continue
-    return hashlib.sha256
-
-
-_SHA256 = _sha256_type()
-
-
 def _hmac_digests(key: bytes, values: list[bytes]) -> bytes:
     """HMAC-SHA256 (RFC 2104) of every value, concatenated: :func:`hmac.digest` of each, with
     the key's pads hashed once instead of per call (OpenSSL 3 sets up a one-shot HMAC slowly)."""
-    if len(key) > 64:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(64, b"\0")
-    new_inner = _SHA256(key.translate(_IPAD)).copy
-    new_outer = _SHA256(key.translate(_OPAD)).copy
+    inner_pad, outer_pad = hmac_pads(key)
+    new_inner, new_outer = inner_pad.copy, outer_pad.copy
     out: list[bytes] = []
     append = out.append
     for value in values:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,24 +39,6 @@ def _key_note(log: AuditLog) -> None:
                           "or set DNCGUARD_AUDIT_HMAC_KEY.", highlight=False)
 
 
-def parse_bound(value: str | None, flag: str) -> datetime | None:
-    """A date (midnight UTC) or an ISO 8601 instant with an offset."""
-    if value is None:
-        return None
-    text = value.strip()
-    try:
-        if len(text) == 10:
-            d = date.fromisoformat(text)
-            return datetime(d.year, d.month, d.day, tzinfo=UTC)
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date or an ISO 8601 instant",
-                                 param_hint=flag) from None
-    if parsed.tzinfo is None:
-        raise typer.BadParameter(f"{value!r} has no UTC offset; add one or Z", param_hint=flag)
-    return parsed.astimezone(UTC)
-
-
 @audit_app.command("verify")
 def verify(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Check the whole hash chain; name the first record edited, deleted, reordered or
@@ -87,6 +68,7 @@ def export(
 ) -> None:
     """Export audit records in [since, until) as NDJSON or CSV."""
     from ..audit.export import export_file
+    from ..audit.search import parse_bound
 
     if fmt is not None and fmt not in ("ndjson", "csv"):
         raise typer.BadParameter("use ndjson or csv", param_hint="--format")
