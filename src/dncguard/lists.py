@@ -24,7 +24,9 @@ new truth).
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -35,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
-from . import audit, listfiles
+from . import audit, listfiles, sharedfiles, snapshot_share
 from .config import Settings
 from .errors import ListError
 from .models import Decision, Reason, ReasonCode
@@ -60,6 +62,12 @@ from .store import (
     lists_table,
     utcnow,
 )
+
+log = logging.getLogger("dncguard.lists")
+
+#: Local snapshot files younger than this are never removed by :meth:`ListStore.sync_all`
+#: (an import on this host writes its file before its transaction names it).
+STALE_AFTER_SECONDS = 600.0
 
 KIND_CODES: dict[str, ReasonCode] = {
     "internal": ReasonCode.DNC_INTERNAL,
@@ -165,6 +173,9 @@ class ListStore:
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.engine = engine or get_engine(settings)
+        #: Snapshots are published to the database and fetched from it (PostgreSQL): the
+        #: files under the home are a cache of the database's versions.
+        self.shared = sharedfiles.enabled(self.engine)
 
     # -- metadata ---------------------------------------------------------------------------
     def all(self) -> list[ListInfo]:
@@ -189,16 +200,105 @@ class ListStore:
     def snapshot_problem(self, info: ListInfo) -> str | None:
         """Why the list's current snapshot cannot be trusted (None when it verifies, or the
         list has no snapshot). Cheap for a file verified before and unchanged since."""
-        path = self.snapshot_path(info)
-        if path is None:
+        if info.current_file is None:
             return None
         try:
-            open_file(path, info.seal)
+            self.open_current(info)
         except SnapshotIntegrityError as exc:
             return str(exc)
         except OSError as exc:
-            return f"snapshot unreadable: {exc.strerror} ({path.parent.name}/{path.name})"
+            return f"snapshot unreadable: {exc.strerror} ({info.name}/{info.current_file})"
         return None
+
+    def open_current(self, info: ListInfo) -> SnapshotFile:
+        """The list's current snapshot, verified against the database's seal. With shared
+        snapshots a version this home does not hold yet is named as such. Raises
+        :class:`SnapshotIntegrityError`."""
+        path = self.snapshot_path(info)
+        if path is None:
+            raise SnapshotIntegrityError(f"list {info.name} has no snapshot")
+        try:
+            return open_file(path, info.seal)
+        except SnapshotIntegrityError:
+            if self.shared and not path.exists():
+                raise SnapshotIntegrityError(
+                    f"this replica does not hold snapshot {path.parent.name}/{path.name} "
+                    "(the list's current version) yet; it is fetched from the database"
+                    ) from None
+            raise
+
+    # -- shared snapshots (PostgreSQL) ------------------------------------------------------
+    def sync(self, info: ListInfo) -> bool:
+        """Make this home hold the list's current version (shared snapshots only): fetched
+        from the database when missing or damaged. True when it was fetched. Raises
+        :class:`SnapshotIntegrityError` when it cannot be."""
+        if not self.shared or info.current_file is None or self.snapshot_problem(info) is None:
+            return False
+        seal = info.seal
+        if seal is None:
+            raise SnapshotIntegrityError(f"list {info.name}: the database has no seal for "
+                                         f"snapshot {info.current_file}; import the list again")
+        snapshot_share.materialise(self.engine, self.folder(info.name), seal)
+        return True
+
+    def sync_all(self) -> dict[str, str]:
+        """:meth:`sync` every list, publish current versions this home holds that the
+        database lacks (imported before snapshots were shared), and drop local files of
+        versions and lists the database no longer names. Returns the lists that could not be
+        synced, with why (their checks answer ``error`` until a later pass succeeds)."""
+        problems: dict[str, str] = {}
+        if not self.shared:
+            return problems
+        infos = self.all()
+        for info in infos:
+            try:
+                if self.sync(info):
+                    log.info("list %s: snapshot %s fetched from the database", info.name,
+                             info.current_file)
+                elif info.current_file and info.seal is not None:
+                    self._publish_held(info, info.seal)
+            except SnapshotIntegrityError as exc:
+                problems[info.name] = str(exc)
+                log.warning("list %s not synced: %s", info.name, exc)
+        self._drop_stale(infos)
+        return problems
+
+    def _publish_held(self, info: ListInfo, seal: Seal) -> None:
+        folder = self.folder(info.name)
+        if snapshot_share.is_published(self.engine, folder.name, seal.file):
+            return
+        with self.engine.begin() as conn:
+            snapshot_share.publish(conn, folder, seal.file, seal, info.name)
+        log.info("list %s: snapshot %s published to the database", info.name, seal.file)
+
+    def _drop_stale(self, infos: list[ListInfo]) -> None:
+        """Remove local snapshot files that no list version names (older than
+        :data:`STALE_AFTER_SECONDS`), and the folders of lists that are gone."""
+        root = self.settings.lists_dir
+        if not root.is_dir():
+            return
+        named: dict[str, set[str]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(select(list_versions_table.c.list_name,
+                                           list_versions_table.c.file)):
+                named.setdefault(_safe_folder(row.list_name), set()).add(row.file)
+        for info in infos:
+            if info.current_file:
+                named.setdefault(_safe_folder(info.name), set()).add(info.current_file)
+        cutoff = time.time() - STALE_AFTER_SECONDS
+        for folder in root.iterdir():
+            if not folder.is_dir():
+                continue
+            keep = named.get(folder.name, set())
+            for f in folder.iterdir():
+                file = f.name.removesuffix(SEAL_SUFFIX)
+                if f.name.startswith(".") or file in keep:
+                    continue
+                try:
+                    if f.stat().st_mtime < cutoff:
+                        f.unlink()
+                except OSError:
+                    continue
 
     def ensure(self, name: str, kind: str, jurisdiction: str | None = None,
                meta: dict[str, Any] | None = None) -> ListInfo:
@@ -267,6 +367,7 @@ class ListStore:
             assert existing is not None
             adds, dels, report = listfiles.read_changes(path, jurisdiction=jurisdiction,
                                                         default_region=region)
+            self.sync(existing)  # a replica that has not fetched it yet
             current_path = self.folder(name) / str(existing.current_file)
             current = open_snapshot(current_path, existing.seal)  # never patch a damaged file
             before = snapshot_count(current)
@@ -316,6 +417,8 @@ class ListStore:
             conn.execute(insert(list_versions_table).values(
                 list_name=name, file=file_name, snapshot_date=snap, count=count,
                 changes=changes, source_file=path.name, created_at=now, created_by=who))
+            if self.shared:  # current and published commit together, or neither does
+                snapshot_share.publish(conn, self.folder(name), file_name, seal, name)
             detail = {"file": path.name, "count": count, "added": added,
                       "deleted": deleted, "rejected": report.rejected}
             conn.execute(insert(list_events_table).values(
@@ -337,10 +440,15 @@ class ListStore:
                 .order_by(list_versions_table.c.id.desc())
             ).all()
             old = rows[keep:]
+            kept = {r.file for r in rows[:keep]}
             if old:
                 conn.execute(delete(list_versions_table).where(
                     list_versions_table.c.id.in_([r.id for r in old])))
-        kept = {r.file for r in rows[:keep]}
+                if self.shared:
+                    snapshot_share.forget(conn, self.folder(name).name,
+                                          sorted({r.file for r in old} - kept))
+        if old and self.shared:
+            sharedfiles.collect_garbage(self.engine)
         for r in old:
             if r.file not in kept:
                 (self.folder(name) / r.file).unlink(missing_ok=True)
@@ -366,6 +474,11 @@ class ListStore:
                 detail={"count": info.count}))
             audit.record_list_change(self.settings, "rm", name, who=who,
                                      detail={"count": info.count, "kind": info.kind}, conn=conn)
+            if self.shared:
+                snapshot_share.forget(conn, self.folder(name).name)
+                snapshot_share.notify(conn, name)
+        if self.shared:
+            sharedfiles.collect_garbage(self.engine)
         folder = self.folder(name)
         if folder.is_dir():
             for f in folder.iterdir():
@@ -438,6 +551,7 @@ class ListStore:
         if info.kind not in MANUAL_KINDS:
             raise ListError(f"list {list_name!r} is of kind {info.kind}; remove numbers by "
                             "importing a change list")
+        self.sync(info)  # a replica that has not fetched the current version yet
         in_file = bool(self.index(info).contains_numbers([e164], snapshot_only=True)[0])
         now = utcnow()
         with self.engine.begin() as conn:
@@ -531,10 +645,9 @@ class ListIndex:
         :class:`SnapshotIntegrityError`, which fails this list's check (``SOURCE_ERROR``), never
         setup and never the process."""
         if self._file is None:
-            path = self.store.snapshot_path(self.info)
-            if path is None:
+            if self.info.current_file is None:
                 return None
-            self._file = open_file(path, self.info.seal)
+            self._file = self.store.open_current(self.info)
         return self._file.current()
 
     def _load_entries(self) -> _Entries:

@@ -41,6 +41,7 @@ TABLE_MODULES: tuple[str, ...] = (
     "dncguard.server.tables",
     "dncguard.server.console.sessions",
     "dncguard.audit.log",
+    "dncguard.sharedfiles",
 )
 
 lists_table = Table(

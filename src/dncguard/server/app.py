@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 from fastapi import Depends, FastAPI
 
-from .. import audit
+from .. import audit, sharedfiles
 from .._version import __version__
 from ..config import Settings, load_settings
 from ..errors import ConfigError
@@ -38,6 +38,7 @@ from .realtime import Realtime
 from .routes import check, dnc, jobs, lists, ops, rules
 from .routes.audit import router as audit_router
 from .settings import ServerSettings, load_server_settings
+from .snapshot_sync import SnapshotSyncer
 
 log = logging.getLogger("dncguard.server")
 
@@ -129,6 +130,8 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
     runner = JobRunner(settings, engine, provider, counter, metrics, poll=server.job_poll_seconds,
                        lease=server.job_lease_seconds,
                        chunk_delay=server.job_chunk_delay) if run_jobs else None
+    # PostgreSQL: list snapshots come from the database into this replica's home
+    syncer = SnapshotSyncer(settings, engine) if sharedfiles.enabled(engine) else None
     svc = Service(settings=settings, server=server, engine=engine, keys=keys, provider=provider,
                   counter=counter, metrics=metrics, jobs=JobStore(settings, engine),
                   runner=runner, buckets=TokenBuckets(server.rate_per_second, server.rate_burst),
@@ -145,6 +148,8 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if syncer is not None:
+            syncer.start()
         await anyio.to_thread.run_sync(warm_up)
         if runner is not None:
             runner.start()
@@ -175,6 +180,8 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
                 exporter.cancel()
             if runner is not None:
                 await anyio.to_thread.run_sync(runner.stop)
+            if syncer is not None:
+                await anyio.to_thread.run_sync(syncer.stop)
             await anyio.to_thread.run_sync(realtime.stop)
             await anyio.to_thread.run_sync(writer.stop)
             await anyio.to_thread.run_sync(counter.flush)

@@ -1,0 +1,250 @@
+"""Files kept in the database, so replicas that share nothing but PostgreSQL share them too.
+
+A file is a name (``lists/<folder>/<snapshot>.npy``, ``jobs/<id>/results.csv``), its length and
+SHA-256, and an ordered list of *chunks*. Chunks are content-addressed: a chunk is stored once,
+under the SHA-256 of its bytes, whatever number of files (or versions of one list) use it, so a
+change list applied to a national registry stores only the megabytes it changed. Every chunk is
+checked against its address when it is read, and the whole file against its own length and
+SHA-256: a chunk that is missing or does not match raises :class:`~dncguard.errors.SourceError`
+and nothing is written in place of the file (the reader writes a temporary file and renames it
+only once everything matched).
+
+Writers add a file inside the caller's transaction (a list import makes the snapshot current in
+the same transaction that publishes it); chunks no file names any more are collected by
+:func:`collect_garbage`. Writers hold a shared advisory lock and the collector an exclusive one,
+so a chunk a writer has just found present is never collected before the writer's file names it.
+
+Used with PostgreSQL only (:func:`enabled`): a SQLite home keeps its files on its own disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    delete,
+    exists,
+    insert,
+    select,
+    text,
+)
+
+from .errors import SourceError
+from .store import metadata, utcnow
+
+#: Bytes per chunk: a NANP bitmap's area code is 1.25 MB, so a change list rewrites few chunks.
+CHUNK_BYTES = 1 << 20
+#: pg_advisory_xact_lock key: writers share it, the garbage collector takes it alone.
+LOCK_KEY = 0x646E_6367_7368  # "dncgsh"
+_BATCH = 8  # chunks per insert statement
+
+shared_chunks_table = Table(
+    "shared_chunks",
+    metadata,
+    Column("sha256", String(64), primary_key=True),  # the address: SHA-256 of data (hex)
+    Column("size", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+shared_files_table = Table(
+    "shared_files",
+    metadata,
+    Column("name", String(400), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("chunks", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+shared_file_chunks_table = Table(
+    "shared_file_chunks",
+    metadata,
+    Column("name", String(400), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("chunk", String(64), nullable=False, index=True),
+)
+
+
+@dataclass(frozen=True)
+class SharedFile:
+    """What a stored file must be: its name, length and SHA-256 (hex)."""
+
+    name: str
+    size: int
+    sha256: str
+
+
+def enabled(bind: Engine | Connection) -> bool:
+    """Whether files are shared through this database (PostgreSQL; never SQLite)."""
+    return bind.dialect.name == "postgresql"
+
+
+def _lock(conn: Connection, *, exclusive: bool) -> None:
+    fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    conn.execute(text(f"SELECT {fn}(:k)"), {"k": LOCK_KEY})
+
+
+def _read_chunks(fh: BinaryIO) -> Iterator[bytes]:
+    fh.seek(0)
+    while block := fh.read(CHUNK_BYTES):
+        yield block
+
+
+def put(conn: Connection, name: str, path: Path) -> SharedFile:
+    """Store the file at ``path`` under ``name`` (replacing a file of that name) inside the
+    caller's transaction; only chunks the database lacks are sent."""
+    _lock(conn, exclusive=False)
+    whole = hashlib.sha256()
+    addresses: list[str] = []
+    size = 0
+    with path.open("rb") as fh:
+        for block in _read_chunks(fh):
+            whole.update(block)
+            addresses.append(hashlib.sha256(block).hexdigest())
+            size += len(block)
+        have = _present(conn, set(addresses))
+        pending: list[dict[str, object]] = []
+        sent: set[str] = set()
+        for address, block in zip(addresses, _read_chunks(fh), strict=True):
+            if address in have or address in sent:
+                continue
+            if hashlib.sha256(block).hexdigest() != address:
+                raise SourceError(f"{name} changed while it was stored", source="shared storage")
+            sent.add(address)
+            pending.append({"sha256": address, "size": len(block), "data": block})
+            if len(pending) >= _BATCH:
+                conn.execute(insert(shared_chunks_table), pending)
+                pending = []
+        if pending:
+            conn.execute(insert(shared_chunks_table), pending)
+    stored = SharedFile(name, size, whole.hexdigest())
+    _remove(conn, [name])
+    conn.execute(insert(shared_files_table).values(
+        name=name, size=size, sha256=stored.sha256, chunks=len(addresses), created_at=utcnow()))
+    if addresses:
+        conn.execute(insert(shared_file_chunks_table),
+                     [{"name": name, "seq": i, "chunk": a} for i, a in enumerate(addresses)])
+    return stored
+
+
+def _present(conn: Connection, addresses: set[str]) -> set[str]:
+    t = shared_chunks_table
+    found: set[str] = set()
+    wanted = sorted(addresses)
+    for start in range(0, len(wanted), 1000):
+        found.update(conn.execute(select(t.c.sha256).where(
+            t.c.sha256.in_(wanted[start: start + 1000]))).scalars())
+    return found
+
+
+def info(bind: Engine | Connection, name: str) -> SharedFile | None:
+    """The stored file of that name (None when there is none)."""
+    t = shared_files_table
+    query = select(t.c.size, t.c.sha256).where(t.c.name == name)
+    if isinstance(bind, Connection):
+        row = bind.execute(query).first()
+    else:
+        with bind.connect() as conn:
+            row = conn.execute(query).first()
+    return None if row is None else SharedFile(name, int(row.size), row.sha256)
+
+
+def fetch(engine: Engine, name: str, tmp: Path) -> SharedFile:
+    """Write the stored file ``name`` to ``tmp`` (fsynced), each chunk checked against its
+    address and the whole against the file's length and SHA-256. Raises
+    :class:`~dncguard.errors.SourceError` (``tmp`` removed) when the file or a chunk is missing
+    or does not match."""
+    try:
+        return _fetch(engine, name, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fetch(engine: Engine, name: str, tmp: Path) -> SharedFile:
+    f, m, c = shared_files_table, shared_file_chunks_table, shared_chunks_table
+    with engine.connect() as conn:
+        row = conn.execute(select(f.c.size, f.c.sha256, f.c.chunks).where(f.c.name == name)
+                           ).first()
+        if row is None:
+            raise SourceError(f"{name} is not in the shared storage", source="shared storage")
+        query = (select(m.c.seq, m.c.chunk, c.c.data).select_from(m)
+                 .outerjoin(c, c.c.sha256 == m.c.chunk)
+                 .where(m.c.name == name).order_by(m.c.seq))
+        whole = hashlib.sha256()
+        size = expect = 0
+        with tmp.open("wb") as out:
+            for part in conn.execution_options(stream_results=True, yield_per=4).execute(query):
+                if part.seq != expect:
+                    raise SourceError(f"{name}: chunk {expect} is missing",
+                                      source="shared storage")
+                data = bytes(part.data) if part.data is not None else None
+                if data is None:
+                    raise SourceError(f"{name}: chunk {part.seq} ({part.chunk[:12]}) is missing",
+                                      source="shared storage")
+                if hashlib.sha256(data).hexdigest() != part.chunk:
+                    raise SourceError(f"{name}: chunk {part.seq} fails its checksum",
+                                      source="shared storage")
+                whole.update(data)
+                out.write(data)
+                size += len(data)
+                expect += 1
+            out.flush()
+            os.fsync(out.fileno())
+    if expect != row.chunks:
+        raise SourceError(f"{name}: {row.chunks - expect} of its {row.chunks} chunks are missing",
+                          source="shared storage")
+    if size != row.size or whole.hexdigest() != row.sha256:
+        raise SourceError(f"{name}: length or checksum differs from its record",
+                          source="shared storage")
+    return SharedFile(name, size, row.sha256)
+
+
+def remove(conn: Connection, names: Iterable[str]) -> None:
+    """Forget files (their chunks go at the next :func:`collect_garbage`)."""
+    _lock(conn, exclusive=False)
+    _remove(conn, list(names))
+
+
+def remove_under(conn: Connection, prefix: str) -> None:
+    """Forget every file whose name starts with ``prefix`` (a folder, ending in ``/``)."""
+    f = shared_files_table
+    names = list(conn.execute(select(f.c.name).where(f.c.name.startswith(prefix, autoescape=True)
+                                                     )).scalars())
+    remove(conn, names)
+
+
+def _remove(conn: Connection, names: list[str]) -> None:
+    for start in range(0, len(names), 1000):
+        part = names[start: start + 1000]
+        conn.execute(delete(shared_file_chunks_table).where(
+            shared_file_chunks_table.c.name.in_(part)))
+        conn.execute(delete(shared_files_table).where(shared_files_table.c.name.in_(part)))
+
+
+def collect_garbage(engine: Engine) -> int:
+    """Delete the chunks no file names; returns how many went."""
+    c, m = shared_chunks_table, shared_file_chunks_table
+    with engine.begin() as conn:
+        _lock(conn, exclusive=True)
+        return int(conn.execute(delete(c).where(
+            ~exists().where(m.c.chunk == c.c.sha256))).rowcount)
+
+
+__all__ = ["CHUNK_BYTES", "SharedFile", "collect_garbage", "enabled", "fetch", "info", "put",
+           "remove", "remove_under", "shared_chunks_table", "shared_file_chunks_table",
+           "shared_files_table"]
