@@ -11,6 +11,9 @@ import sqlalchemy as sa
 from dncguard.store import dispose_engines
 
 from ..conftest import PG_URL
+from ..server.conftest import start_server
+
+__all__ = ["scaleout_db", "start_server"]
 
 
 @pytest.fixture

@@ -1,0 +1,163 @@
+"""Three replicas with separate homes and one PostgreSQL database (issue 16).
+
+Real ``dncguard serve`` processes, a database of their own (created and dropped by the
+``scaleout_db`` fixture), lists imported with the real CLI on replica A's home.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from ..server.conftest import Server, make_key, server_env
+
+pytestmark = pytest.mark.postgres
+
+#: Area codes the generated lists use (real ones, so every number parses).
+NPAS = np.array([201, 202, 212, 305, 312, 415, 617, 713, 818, 917])
+
+
+def write_numbers(path: Path, n: int, seed: int = 1) -> np.ndarray:
+    """n random +1 numbers (some repeat), one per line; returns them as integers."""
+    rng = np.random.default_rng(seed)
+    nums = (10_000_000_000 + NPAS[rng.integers(0, NPAS.size, n)] * 10_000_000
+            + rng.integers(200, 1000, n) * 10_000 + rng.integers(0, 10_000, n))
+    path.write_text("\n".join("+" + s for s in nums.astype(str).tolist()) + "\n")
+    return nums
+
+
+def unlisted(nums: np.ndarray) -> str:
+    """A number of the same area codes that is not in ``nums``."""
+    taken = set(nums.tolist())
+    candidate = 12025550000
+    while candidate in taken:
+        candidate += 1
+    return f"+{candidate}"
+
+
+def import_list(env: dict[str, str], path: Path, name: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "dncguard", "lists", "import", str(path),
+                           "--kind", "internal", "--name", name], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def decision(client: httpx.Client, phone: str) -> tuple[str, list[str]]:
+    v = client.post("/v1/check", json={"phone": phone}).json()
+    return v["decision"], [f"{r['code']}:{r.get('list')}" for r in v["reasons"]]
+
+
+def wait_served(clients: list[httpx.Client], listed: str, free: str, name: str,
+                timeout: float) -> float:
+    """Poll until every client blocks ``listed`` on list ``name`` and allows ``free``;
+    meanwhile nothing but ``block`` or ``error`` (SOURCE_ERROR naming the list) for
+    ``listed``. Returns the seconds it took."""
+    start = time.monotonic()
+    pending = list(clients)
+    while pending:
+        for c in list(pending):
+            got, reasons = decision(c, listed)
+            assert got in ("block", "error"), (got, reasons)
+            if got == "error":
+                assert f"SOURCE_ERROR:{name}" in reasons, reasons
+                continue
+            assert reasons == [f"DNC_INTERNAL:{name}"]
+            assert decision(c, free) == ("allow", [])
+            pending.remove(c)
+        if pending:
+            assert time.monotonic() - start < timeout, f"not served within {timeout:g} s"
+            time.sleep(0.05)
+    return time.monotonic() - start
+
+
+@pytest.fixture
+def homes(tmp_path: Path, scaleout_db: str) -> dict[str, dict[str, str]]:
+    """Server environments of replicas a, b and c (separate homes, one database)."""
+    return {n: server_env(tmp_path / f"home-{n}", DNCGUARD_DATABASE_URL=scaleout_db)
+            for n in "abc"}
+
+
+def test_a_million_number_list_imported_on_a_is_served_by_b_and_c(
+        homes: dict[str, dict[str, str]], start_server: Callable[..., Server], tmp_path: Path,
+        scaleout_db: str) -> None:
+    key = make_key(Path(homes["a"]["DNCGUARD_HOME"]), "check", database_url=scaleout_db)
+    servers = {n: start_server(env, name=n) for n, env in homes.items()}
+    nums = write_numbers(tmp_path / "big.txt", 1_000_000)
+    listed, free = f"+{nums[0]}", unlisted(nums)
+    clients = {n: s.client(key) for n, s in servers.items()}
+    try:
+        for c in clients.values():
+            assert decision(c, listed) == ("allow", [])
+        import_list(homes["a"], tmp_path / "big.txt", "big")
+        took = wait_served([clients["b"], clients["c"]], listed, free, "big", timeout=10.0)
+        assert took < 10.0
+        assert decision(clients["a"], listed) == ("block", ["DNC_INTERNAL:big"])
+        for c in clients.values():
+            assert c.get("/readyz").status_code == 200
+    finally:
+        for c in clients.values():
+            c.close()
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_corrupted_cache_on_b_is_detected_and_fetched_again(
+        homes: dict[str, dict[str, str]], start_server: Callable[..., Server], tmp_path: Path,
+        scaleout_db: str) -> None:
+    key = make_key(Path(homes["a"]["DNCGUARD_HOME"]), "check", database_url=scaleout_db)
+    nums = write_numbers(tmp_path / "list.txt", 20_000, seed=2)
+    import_list(homes["a"], tmp_path / "list.txt", "main")
+    b = start_server(homes["b"], name="b")
+    listed, free = f"+{nums[5]}", unlisted(nums)
+    with b.client(key) as cb:
+        wait_served([cb], listed, free, "main", timeout=30.0)
+        [cached] = (Path(homes["b"]["DNCGUARD_HOME"]) / "lists" / "main").glob("*.npy")
+        good = _sha(cached)
+        raw = bytearray(cached.read_bytes())
+        raw[-3] ^= 0xFF  # same length: only the checksum tells
+        cached.write_bytes(bytes(raw))
+        deadline = time.monotonic() + 30.0
+        while not (cached.exists() and _sha(cached) == good):
+            assert time.monotonic() < deadline, "the damaged copy was not fetched again"
+            got, reasons = decision(cb, listed)
+            assert got in ("block", "error"), (got, reasons)
+            time.sleep(0.05)
+        wait_served([cb], listed, free, "main", timeout=30.0)
+        assert cb.get("/readyz").status_code == 200
+    assert b.log().count("snapshot") >= 2 and "fetched from the database" in b.log()
+
+
+def test_b_with_an_empty_home_answers_error_until_it_syncs(
+        homes: dict[str, dict[str, str]], start_server: Callable[..., Server], tmp_path: Path,
+        scaleout_db: str) -> None:
+    key = make_key(Path(homes["a"]["DNCGUARD_HOME"]), "check", database_url=scaleout_db)
+    lists: dict[str, tuple[str, str]] = {}
+    for i, name in enumerate(["first", "second"]):
+        nums = write_numbers(tmp_path / f"{name}.txt", 5_000, seed=10 + i)
+        import_list(homes["a"], tmp_path / f"{name}.txt", name)
+        lists[name] = (f"+{nums[0]}", unlisted(nums))
+    home_b = Path(homes["b"]["DNCGUARD_HOME"])
+    home_b.mkdir(parents=True)
+    blocker = home_b / "lists"
+    blocker.write_text("not a folder: B cannot store its snapshots yet\n")
+    b = start_server(homes["b"], name="b")
+    with b.client(key) as cb:
+        for phone, _ in lists.values():  # every list fails: the number is checked by none
+            assert decision(cb, phone) == ("error", [f"SOURCE_ERROR:{n}" for n in lists])
+        ready = cb.get("/readyz")
+        assert ready.status_code == 503
+        assert all(any(f"list {name}" in r for r in ready.json()["reasons"]) for name in lists)
+        blocker.unlink()
+        for name, (phone, free) in lists.items():
+            wait_served([cb], phone, free, name, timeout=30.0)
+        assert cb.get("/readyz").status_code == 200
