@@ -257,7 +257,7 @@ class ListStore:
                              info.current_file)
                 elif info.current_file and info.seal is not None:
                     self._publish_held(info, info.seal)
-            except SnapshotIntegrityError as exc:
+            except (SnapshotIntegrityError, OSError) as exc:  # this list only; the rest go on
                 problems[info.name] = str(exc)
                 log.warning("list %s not synced: %s", info.name, exc)
         self._drop_stale(infos)

@@ -161,3 +161,73 @@ def test_b_with_an_empty_home_answers_error_until_it_syncs(
         for name, (phone, free) in lists.items():
             wait_served([cb], phone, free, name, timeout=30.0)
         assert cb.get("/readyz").status_code == 200
+
+
+def _job_input(nums: np.ndarray, rows: int) -> bytes:
+    """A contacts file: listed and unlisted numbers, a duplicate every 25 rows, one invalid."""
+    lines = ["id,phone"]
+    for i in range(1, rows + 1):
+        phone = ("bad" if i == 7 else lines[-1].split(",")[1] if i % 25 == 0
+                 else f"+{nums[i]}" if i % 3 == 0 else f"+1415555{i % 10_000:04d}")
+        lines.append(f"c{i},{phone}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _wait_job(client: httpx.Client, job_id: str, done: Callable[[dict[str, object]], bool],
+              timeout: float = 60.0) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        resp = client.get(f"/v1/jobs/{job_id}")
+        if resp.status_code == 200 and done(resp.json()):
+            return dict(resp.json())
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id}: {client.get(f'/v1/jobs/{job_id}').text}")
+
+
+JOB_ENV = {"DNCGUARD_CHUNK_SIZE": "20", "DNCGUARD_SERVER_JOB_CHUNK_DELAY": "0.1",
+           "DNCGUARD_SERVER_JOB_LEASE_SECONDS": "1.5"}
+AT = "2026-11-19T15:00:00Z"
+
+
+def _run_job(client: httpx.Client, data: bytes) -> str:
+    resp = client.post("/v1/jobs", params={"at": AT}, content=data,
+                       headers={"content-type": "text/csv", "x-filename": "contacts.csv"})
+    assert resp.status_code == 202, resp.text
+    return str(resp.json()["id"])
+
+
+def test_a_job_on_a_killed_mid_job_is_finished_by_b_and_downloaded_from_c(
+        homes: dict[str, dict[str, str]], start_server: Callable[..., Server], tmp_path: Path,
+        scaleout_db: str) -> None:
+    nums = write_numbers(tmp_path / "list.txt", 20_000, seed=3)
+    data = _job_input(nums, 400)
+    # the single-node scrub: one replica, a SQLite home, the same list and job
+    single = server_env(tmp_path / "home-single", **JOB_ENV)
+    import_list(single, tmp_path / "list.txt", "main")
+    key = make_key(tmp_path / "home-single", "jobs")
+    with start_server(single, name="single").client(key) as c:
+        jid = _run_job(c, data)
+        _wait_job(c, jid, lambda j: j["state"] == "done")
+        expected = c.get(f"/v1/jobs/{jid}/results").content
+    assert expected.count(b"DNC_INTERNAL") > 100 and b"SOURCE_ERROR" not in expected
+
+    key = make_key(Path(homes["a"]["DNCGUARD_HOME"]), "jobs", database_url=scaleout_db)
+    import_list(homes["a"], tmp_path / "list.txt", "main")
+    a = start_server({**homes["a"], **JOB_ENV}, name="a")
+    with a.client(key) as ca:
+        jid = _run_job(ca, data)
+        before = _wait_job(ca, jid, lambda j: int(str(j["rowsDone"])) >= 100)
+    a.kill()  # SIGKILL mid-job: its home and lease are gone with it
+    assert before["state"] == "running" and int(str(before["rowsDone"])) < 400
+    b = start_server({**homes["b"], **JOB_ENV}, name="b")
+    with b.client(key) as cb:
+        done = _wait_job(cb, jid, lambda j: j["state"] == "done")
+    assert done["rowsDone"] == 400
+    assert f"job {jid} done" in b.log()
+    c = start_server(homes["c"], name="c")  # never ran the job, never saw its files
+    with c.client(key) as cc:
+        got = cc.get(f"/v1/jobs/{jid}/results")
+        assert got.status_code == 200, got.text
+        assert got.content == expected
+        summary = cc.get(f"/v1/jobs/{jid}/summary").json()
+        assert summary["complete"] is True and summary["totalRows"] == 400

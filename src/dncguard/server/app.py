@@ -127,11 +127,11 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
     provider = CheckerProvider(settings, engine, cache=server.cache_checks)
     writer = audit.audit_writer(settings)
     realtime = Realtime(settings, provider, writer)
-    runner = JobRunner(settings, engine, provider, counter, metrics, poll=server.job_poll_seconds,
-                       lease=server.job_lease_seconds,
-                       chunk_delay=server.job_chunk_delay) if run_jobs else None
     # PostgreSQL: list snapshots come from the database into this replica's home
     syncer = SnapshotSyncer(settings, engine) if sharedfiles.enabled(engine) else None
+    runner = JobRunner(settings, engine, provider, counter, metrics, poll=server.job_poll_seconds,
+                       lease=server.job_lease_seconds, chunk_delay=server.job_chunk_delay,
+                       ready=syncer.first_pass.is_set if syncer else None) if run_jobs else None
     svc = Service(settings=settings, server=server, engine=engine, keys=keys, provider=provider,
                   counter=counter, metrics=metrics, jobs=JobStore(settings, engine),
                   runner=runner, buckets=TokenBuckets(server.rate_per_second, server.rate_burst),

@@ -7,6 +7,13 @@ a temporary name, then renamed) and only then is ``chunks_done = k + 1`` committ
 conditional update that also checks the job is still ours and not cancelled. A runner that dies
 between the two steps rewrites the same chunk file on resume, so no row is lost or written
 twice. When every chunk is committed the chunk files are concatenated into ``results.csv``.
+
+On PostgreSQL the job's files live in the database too (:mod:`dncguard.sharedfiles`), so
+replicas need not share a home: the upload is stored with the job's row, each chunk's files in
+the transaction that commits the chunk, ``results.csv`` and ``summary.json`` in the one that
+marks the job done (the chunks' copies go then). The files under the home are a cache: a
+replica that takes a job over, or is asked for its results, fetches what it lacks (every chunk
+checked against its SHA-256). With SQLite the home holds them, as before.
 """
 
 from __future__ import annotations
@@ -26,10 +33,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import audit
+from .. import audit, sharedfiles
 from ..config import Settings
 from ..errors import InputError
 from ..pipeline import (
@@ -116,6 +123,8 @@ class JobStore:
         self.settings = settings
         self.engine = engine
         self.root = settings.home / "jobs"
+        #: The job's files are kept in the database (PostgreSQL), the home is a cache.
+        self.shared = sharedfiles.enabled(engine)
 
     def folder(self, job_id: str) -> Path:
         return self.root / job_id
@@ -124,10 +133,38 @@ class JobStore:
         return self.folder(job.id) / f"input.{job.input_format}"
 
     def results_path(self, job_id: str) -> Path:
-        return self.folder(job_id) / "results.csv"
+        """The results file; with shared files, fetched into the home first when the job is
+        done and this home lacks it."""
+        return self.local(self.folder(job_id) / "results.csv")
 
     def summary_path(self, job_id: str) -> Path:
-        return self.folder(job_id) / "summary.json"
+        return self.local(self.folder(job_id) / "summary.json")
+
+    # -- shared files (PostgreSQL) ------------------------------------------------------------
+    def shared_name(self, path: Path) -> str:
+        """The shared storage name of a file under the jobs folder: ``jobs/<id>/<file>``."""
+        return "jobs/" + path.relative_to(self.root).as_posix()
+
+    def local(self, path: Path) -> Path:
+        """``path``, fetched from the database first when it is missing here and the
+        database holds it (shared files only). Raises SourceError when a chunk is missing or
+        fails its checksum."""
+        if not self.shared or path.is_file():
+            return path
+        name = self.shared_name(path)
+        if sharedfiles.info(self.engine, name) is None:
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.fetch")
+        sharedfiles.fetch(self.engine, name, tmp)
+        os.replace(tmp, path)
+        return path
+
+    def publish(self, conn: Connection, *paths: Path) -> None:
+        """Store these files of a job in the database inside ``conn``'s transaction."""
+        if self.shared:
+            for path in paths:
+                sharedfiles.put(conn, self.shared_name(path), path)
 
     def chunk_path(self, job_id: str, k: int, suffix: str = "csv") -> Path:
         return self.folder(job_id) / "chunks" / f"{k:07d}.{suffix}"
@@ -143,6 +180,8 @@ class JobStore:
                 id=job_id, state="queued", created_at=now, updated_at=now, created_by=who,
                 input_name=input_name, input_format=input_format, params=params,
                 chunk_size=self.settings.chunk_size, chunks_done=0, rows_done=0, counts={}))
+            # the upload and its job commit together: any replica can run it
+            self.publish(conn, self.folder(job_id) / f"input.{input_format}")
         return self.get(job_id)
 
     def get(self, job_id: str) -> JobInfo:
@@ -207,7 +246,7 @@ class JobStore:
     def chunk_summaries(self, job_id: str, upto: int) -> list[dict[str, Any]]:
         out = []
         for k in range(upto):
-            path = self.chunk_path(job_id, k, "json")
+            path = self.local(self.chunk_path(job_id, k, "json"))
             if path.is_file():
                 out.append(json.loads(path.read_text("utf-8")))
         return out
@@ -244,7 +283,7 @@ class JobRunner:
 
     def __init__(self, settings: Settings, engine: Engine, provider: CheckerProvider,
                  counter: DecisionCounter, metrics: Metrics, *, poll: float, lease: float,
-                 chunk_delay: float = 0.0) -> None:
+                 chunk_delay: float = 0.0, ready: Callable[[], bool] | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.store = JobStore(settings, engine)
@@ -254,6 +293,9 @@ class JobRunner:
         self.poll = poll
         self.lease = lease
         self.chunk_delay = chunk_delay
+        #: No job is claimed until this says so (a replica that has not fetched the lists'
+        #: snapshots yet would answer error for them).
+        self.ready = ready
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -279,6 +321,10 @@ class JobRunner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if self.ready is not None and not self.ready():
+                self._wake.wait(self.poll)
+                self._wake.clear()
+                continue
             if not self.run_one():
                 self._wake.wait(self.poll)
                 self._wake.clear()
@@ -375,7 +421,8 @@ class JobRunner:
                                call_type=p.get("call_type"))
         defaults: dict[str, str] = dict(p.get("defaults") or {})
         try:
-            reader = open_table(self.store.input_path(job))
+            source = await asyncio.to_thread(self.store.local, self.store.input_path(job))
+            reader = open_table(source)
         except InputError as exc:
             self._fail(job.id, str(exc))
             return
@@ -466,8 +513,11 @@ class JobRunner:
                 t.c.chunks_done == k).values(
                 chunks_done=k + 1, rows_done=rows_done, counts=counts, updated_at=now,
                 lease_until=now + timedelta(seconds=self.lease))).rowcount
-        if not got:
-            raise _Stop
+            if not got:
+                raise _Stop  # rolls back: no chunk files stored for a chunk not ours
+            # the chunk's files commit with the chunk: a successor finishes from them
+            self.store.publish(conn, self.store.chunk_path(job_id, k),
+                               self.store.chunk_path(job_id, k, "json"))
 
     def _finish(self, job: JobInfo, chunks: int, header: list[str]) -> None:
         folder = self.store.folder(job.id)
@@ -476,8 +526,8 @@ class JobRunner:
             csv.writer(fh).writerow([defuse(h) for h in header])
             fh.flush()
             for k in range(chunks):
-                with self.store.chunk_path(job.id, k).open("r", encoding="utf-8",
-                                                           newline="") as part:
+                chunk = self.store.local(self.store.chunk_path(job.id, k))
+                with chunk.open("r", encoding="utf-8", newline="") as part:
                     shutil.copyfileobj(part, fh, 1 << 20)
 
         _write_atomic(self.store.results_path(job.id), write)
@@ -510,5 +560,16 @@ class JobRunner:
             if not got:
                 raise _Stop
             audit.write_job(log_, record, conn)
+            if self.store.shared:  # the results replace the chunks in the database
+                self.store.publish(conn, self.store.results_path(job.id),
+                                   self.store.summary_path(job.id))
+                sharedfiles.remove(conn, [self.store.shared_name(self.store.chunk_path(
+                    job.id, i, suffix)) for i in range(chunks) for suffix in ("csv", "json")])
         log.info("job %s done: %d rows in %d chunks (%s)", job.id, summary.total_rows, chunks,
                  folder.name)
+        if self.store.shared:
+            try:  # the chunks' bytes; a later job collects them if this fails
+                sharedfiles.collect_garbage(self.engine)
+            except SQLAlchemyError as exc:
+                log.warning("job %s: shared chunks not collected: %s", job.id,
+                            type(exc).__name__)

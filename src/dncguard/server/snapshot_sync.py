@@ -41,6 +41,8 @@ class SnapshotSyncer:
         self._listener: Any = None
         #: Lists not synced at the last pass, with why.
         self.problems: dict[str, str] = {}
+        #: Set once the first pass has run (the job runner waits for it).
+        self.first_pass = threading.Event()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="dncguard-snapshots",
@@ -58,6 +60,8 @@ class SnapshotSyncer:
             self.problems = self.store.sync_all()
         except Exception as exc:  # the database went away: the next pass tries again
             log.warning("snapshot sync pass failed: %s", type(exc).__name__)
+            return
+        self.first_pass.set()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
