@@ -20,6 +20,11 @@ removals of snapshot numbers, and synced records. Re-importing a list replaces i
 atomically and keeps the previous ``keep_snapshots`` files; manual additions survive a
 re-import (an opt-out is never lost to a file refresh), removals do not (the new file is the
 new truth).
+
+With PostgreSQL the snapshot files are shared through the database (:mod:`.snapshot_share`):
+an import publishes its file in the transaction that makes it current, and every other home
+fetches it (:meth:`ListStore.sync_all`, run by each replica's syncer); a home that does not hold
+a list's current version answers ``error`` for that list until it does.
 """
 
 from __future__ import annotations

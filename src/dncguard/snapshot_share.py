@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, text
 
 from . import sharedfiles
 from .errors import SourceError
-from .snapshot_integrity import Seal, SnapshotIntegrityError, seal_new_file
+from .snapshot_integrity import Seal, SnapshotFile, SnapshotIntegrityError, seal_new_file
 
 #: LISTEN/NOTIFY channel: the payload is the name of the list whose version changed.
 CHANNEL = "dncguard_snapshots"
@@ -67,6 +67,11 @@ def materialise(engine: Engine, folder: Path, seal: Seal) -> None:
     where = f"{folder.name}/{seal.file}"
     tmp = folder / f".{seal.file}.{uuid.uuid4().hex[:8]}.fetch"
     with _folder_lock(folder):
+        try:  # another process of this home may have fetched it while we waited
+            SnapshotFile.open(folder / seal.file, seal)
+            return
+        except SnapshotIntegrityError:
+            pass
         try:
             got = sharedfiles.fetch(engine, shared_name(folder.name, seal.file), tmp)
         except SourceError as exc:

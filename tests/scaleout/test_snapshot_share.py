@@ -180,3 +180,20 @@ def test_a_sqlite_home_shares_nothing(store: ListStore, write_lines: Callable[..
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(shared_files_table)
                             ).scalar_one() == 0
+
+
+def test_local_files_of_versions_no_longer_named_are_dropped(
+        two_homes: tuple[ListStore, ListStore], write_lines: Callable[..., Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = two_homes
+    monkeypatch.setattr("dncguard.lists.STALE_AFTER_SECONDS", 0.0)  # no grace period
+    b.sync_all()
+    first = b.get("dnc-main").current_file
+    a.import_file(write_lines(LISTED[:2], name="smaller.txt"), kind="internal", name="dnc-main")
+    b.sync_all()
+    folder = b.folder("dnc-main")
+    assert (folder / str(first)).exists()  # still named by a kept version
+    assert (folder / str(b.get("dnc-main").current_file)).exists()
+    a.remove_list("dnc-main")
+    b.sync_all()
+    assert [f.name for f in folder.iterdir() if not f.name.startswith(".")] == []
