@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from dncguard import nanp
 from dncguard.phones import (
     Normalised,
-    _normalise_cached,
-    _region_hint,
+    normalise,
     normalise_arrays,
+    normalise_by_parser,
     normalise_many,
 )
 
@@ -23,7 +23,8 @@ TERRITORY_NPAS = (787, 939, 340, 671, 670, 684)
 
 
 def per_row(raws: list[str], hints: list[str | None]) -> list[Normalised]:
-    return [_normalise_cached(r, _region_hint(g)) for r, g in zip(raws, hints, strict=True)]
+    """What phonenumbers itself says (the table never consulted)."""
+    return [normalise_by_parser(r, g) for r, g in zip(raws, hints, strict=True)]
 
 
 def fmt(national: str, style: int) -> str:
@@ -55,6 +56,23 @@ def test_table_path_agrees_with_per_row_parser(pairs: list[tuple[str, str | None
     raws = [r for r, _ in pairs]
     hints = [g for _, g in pairs]
     assert normalise_arrays(raws, hints).to_list(raws) == per_row(raws, hints)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(inputs, st.sampled_from(HINTS)), min_size=1, max_size=50))
+def test_single_number_path_agrees_with_parser(pairs: list[tuple[str, str | None]]) -> None:
+    """normalise() (which answers digits-only NANP input from the table) says what the
+    parser says."""
+    assert [normalise(r, g) for r, g in pairs] == per_row([r for r, _ in pairs],
+                                                          [g for _, g in pairs])
+
+
+def test_single_number_path_agrees_on_every_table_run() -> None:
+    codes, _ = nanp.load_table()
+    nationals = [f"{n:010d}" for n in nanp.sample_numbers(codes, per_code=2, seed=5)]
+    for hint in ("US", "", "GB"):
+        for raws in ([f"+1{n}" for n in nationals], [f"1{n}" for n in nationals], nationals):
+            assert [normalise(r, hint) for r in raws] == per_row(raws, [hint] * len(raws))
 
 
 @settings(max_examples=50, deadline=None)

@@ -105,12 +105,26 @@ _FLOAT_CELL_RE2 = r"^(\s*\+?[0-9]{7,15})\.0+(\s*)$"
 
 @lru_cache(maxsize=65_536)
 def _normalise_cached(raw: str, region: str) -> Normalised:
+    return _normalise(raw, region, table=True)
+
+
+def normalise_by_parser(raw: str, region: str | None = None) -> Normalised:
+    """:func:`normalise` with every input read by ``phonenumbers`` (no NANP table): the
+    reference the table paths are held to in the tests."""
+    return _normalise(raw, _region_hint(region), table=False)
+
+
+def _normalise(raw: str, region: str, *, table: bool) -> Normalised:
     text = raw.strip()
     floated = _FLOAT_CELL.fullmatch(text)
     if floated:
         text = floated.group(1)
     if not text:
         return Normalised(raw, error=ReasonCode.INVALID_NUMBER, message="the phone field is empty")
+    if table:
+        quick = _nanp_quick(raw, text, region)
+        if quick is not None:
+            return quick
     try:
         number = phonenumbers.parse(text, region or None)
     except NumberParseException as exc:
@@ -142,6 +156,33 @@ def _normalise_cached(raw: str, region: str) -> Normalised:
 
 
 _NOT_ASSIGNED = "not a valid number: no such number range is assigned"
+# A NANP number in digits only: '+1' and ten digits, or eleven or ten digits with a US/CA hint.
+_NANP_DIGITS = re.compile(r"(\+1|1)?([2-9][0-9]{9})")
+
+
+def _nanp_quick(raw: str, text: str, hint: str) -> Normalised | None:
+    """The table path of :func:`normalise_arrays` for one digits-only NANP input (None: not
+    such an input, or a prefix the table leaves to the parser): what ``phonenumbers`` would
+    say, without parsing (``tests/test_nanp_agreement.py`` holds the table to that)."""
+    found = _NANP_DIGITS.fullmatch(text)
+    if found is None:
+        return None
+    lead, national = found.groups()
+    if lead != "+1" and hint not in _NANP_HINTS:
+        return None
+    codes, regions = nanp.load_table()
+    code = int(codes[int(national[:6])])
+    if code == nanp.FALLBACK:
+        return None
+    if code == nanp.INVALID:
+        return Normalised(raw, error=ReasonCode.INVALID_NUMBER, message=_NOT_ASSIGNED)
+    name = regions[code - 1]
+    country = _country_of(name)
+    if country not in SUPPORTED_REGIONS:
+        return Normalised(raw, e164="+1" + national, region=country,
+                          error=ReasonCode.UNSUPPORTED_REGION,
+                          message=_unsupported_message(name))
+    return Normalised(raw, e164="+1" + national, region=country)
 
 
 def _unsupported_message(found: str | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -74,8 +75,15 @@ def check(make_check: Callable[..., RulesCheck]) -> RulesCheck:
     return make_check()
 
 
+class _NoDatabase:
+    def connect(self) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
+
+
 class _NoRecords:
     """Stands in for the consent and attempt stores and the list store (no database)."""
+
+    engine = _NoDatabase()
 
     def for_numbers(self, e164s: list[str], *args: object) -> dict[str, list[object]]:
         return {}

@@ -347,10 +347,12 @@ class RulesCheck:
         """Consent and (recent) attempt records, only for the numbers that have any."""
         if not e164s:
             return {}, {}
-        consents = self.consents.for_numbers(e164s)
-        attempts: dict[str, list[Attempt]] = {}
-        if self._max_cap_hours:
-            attempts = self.attempts.for_numbers(e164s, at - timedelta(hours=self._max_cap_hours))
+        with self.consents.engine.connect() as conn:
+            consents = self.consents.for_numbers(e164s, conn)
+            attempts: dict[str, list[Attempt]] = {}
+            if self._max_cap_hours:
+                attempts = self.attempts.for_numbers(
+                    e164s, at - timedelta(hours=self._max_cap_hours), conn)
         return consents, attempts
 
     @staticmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -27,10 +27,13 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     func,
     insert,
     select,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import ColumnElement
 
 from .. import audit
 from ..config import Settings
@@ -67,7 +70,6 @@ attempts_table = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-_CHUNK = 500
 _created: set[int] = set()
 
 
@@ -115,26 +117,31 @@ class ImportReport:
     errors: list[RowError] = field(default_factory=list)
 
 
-def _chunks(values: list[str]) -> Iterable[list[str]]:
-    for i in range(0, len(values), _CHUNK):
-        yield values[i:i + _CHUNK]
+#: Statements that read the rows of a batch's numbers, built once per query and dialect
+#: (building a statement costs more than running it).
+_BY_NUMBERS: dict[tuple[str, str], Select[Any]] = {}
 
 
-def _rows_for(conn: Connection, table: Table, e164s: list[str],
-              query: Select[Any]) -> list[Row[Any]]:
-    """The rows ``query`` finds for the numbers ``e164s`` of ``table``: nothing when the
-    table is empty; on SQLite one query for the whole batch (the numbers passed as one JSON
-    parameter), elsewhere one per chunk of numbers."""
-    if not e164s or conn.execute(select(table.c.id).limit(1)).first() is None:
+def _rows_for(conn: Connection, name: str, table: Table, e164s: list[str],
+              build: Callable[[], Select[Any]], **params: Any) -> list[Row[Any]]:
+    """The rows the query ``build()`` (named ``name``) finds for the numbers ``e164s`` of
+    ``table``, in one query for the whole batch: on SQLite the numbers are one JSON
+    parameter, on PostgreSQL one array parameter."""
+    if not e164s:
         return []
+    dialect = conn.dialect.name
+    stmt = _BY_NUMBERS.get((name, dialect))
+    if stmt is None:
+        where: ColumnElement[bool]
+        if dialect == "sqlite":
+            values = func.json_each(bindparam("numbers")).table_valued("value")
+            where = table.c.e164.in_(select(values.c.value))
+        else:
+            where = table.c.e164 == func.any(bindparam("numbers", type_=ARRAY(String)))
+        stmt = _BY_NUMBERS[(name, dialect)] = build().where(where)
     numbers = sorted(set(e164s))
-    if conn.dialect.name == "sqlite":
-        values = func.json_each(json.dumps(numbers)).table_valued("value")
-        return list(conn.execute(query.where(table.c.e164.in_(select(values.c.value)))))
-    rows: list[Row[Any]] = []
-    for chunk in _chunks(numbers):
-        rows.extend(conn.execute(query.where(table.c.e164.in_(chunk))))
-    return rows
+    return list(conn.execute(stmt, {"numbers": json.dumps(numbers) if dialect == "sqlite"
+                                    else numbers, **params}))
 
 
 def _read_rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
@@ -302,16 +309,20 @@ class ConsentStore:
                     report.duplicates += 1
         return report
 
-    def for_numbers(self, e164s: list[str]) -> dict[str, list[ConsentRecord]]:
-        """The records of those numbers that have any (one query per batch)."""
+    def for_numbers(self, e164s: list[str], conn: Connection | None = None
+                    ) -> dict[str, list[ConsentRecord]]:
+        """The records of those numbers that have any (one query per batch), read on
+        ``conn`` when given."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.for_numbers(e164s, own)
         out: dict[str, list[ConsentRecord]] = {}
         t = consent_table.c
-        with self.engine.connect() as conn:
-            rows = _rows_for(conn, consent_table, e164s,
-                             select(t.e164, t.type, t.granted, t.expires, t.revoked))
-            for row in rows:
-                out.setdefault(row.e164, []).append(
-                    ConsentRecord(row.type, row.granted, row.expires, row.revoked))
+        rows = _rows_for(conn, "consent", consent_table, e164s,
+                         lambda: select(t.e164, t.type, t.granted, t.expires, t.revoked))
+        for row in rows:
+            out.setdefault(row.e164, []).append(
+                ConsentRecord(row.type, row.granted, row.expires, row.revoked))
         return out
 
 
@@ -389,16 +400,23 @@ class AttemptStore:
                     report.duplicates += 1
         return report
 
-    def for_numbers(self, e164s: list[str], since: datetime) -> dict[str, list[Attempt]]:
-        """The attempts since ``since`` of those numbers that have any, oldest first."""
+    def for_numbers(self, e164s: list[str], since: datetime, conn: Connection | None = None
+                    ) -> dict[str, list[Attempt]]:
+        """The attempts since ``since`` of those numbers that have any, oldest first, read
+        on ``conn`` when given."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.for_numbers(e164s, since, own)
         out: dict[str, list[Attempt]] = {}
         t = attempts_table.c
-        with self.engine.connect() as conn:
-            q = (select(t.e164, t.at, t.campaign, t.purpose, t.subject, t.outcome)
-                 .where(t.at >= since).order_by(t.at, t.id))
-            for row in _rows_for(conn, attempts_table, e164s, q):
-                at = as_utc(row.at)
-                assert at is not None
-                out.setdefault(row.e164, []).append(
-                    Attempt(at, row.campaign, row.purpose, row.subject, row.outcome))
+        def build() -> Select[Any]:
+            return (select(t.e164, t.at, t.campaign, t.purpose, t.subject, t.outcome)
+                    .where(t.at >= bindparam("since", type_=DateTime(timezone=True)))
+                    .order_by(t.at, t.id))
+
+        for row in _rows_for(conn, "attempts", attempts_table, e164s, build, since=since):
+            at = as_utc(row.at)
+            assert at is not None
+            out.setdefault(row.e164, []).append(
+                Attempt(at, row.campaign, row.purpose, row.subject, row.outcome))
         return out

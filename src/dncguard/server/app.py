@@ -16,11 +16,13 @@ from .._version import __version__
 from ..config import Settings, load_settings
 from ..errors import ConfigError
 from ..lists import ListStore
+from ..models import Verdict
 from ..store import get_engine, metadata
 from . import apidocs, errors, tables
 from .checker import CheckerProvider
 from .console import router as console_router
 from .deps import Service, TokenBuckets, strict_query
+from .fastcheck import FastCheck
 from .jobs import JobRunner, JobStore
 from .keys import KeyStore
 from .metrics import (
@@ -126,7 +128,11 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
     counter = DecisionCounter(engine)
     provider = CheckerProvider(settings, engine, cache=server.cache_checks)
     writer = audit.audit_writer(settings)
-    realtime = Realtime(settings, provider, writer)
+    def observe(verdicts: list[Verdict]) -> None:
+        metrics.observe(verdicts)
+        counter.record(verdicts)
+
+    realtime = Realtime(settings, provider, writer, observe=observe)
     # PostgreSQL: list snapshots come from the database into this replica's home
     syncer = SnapshotSyncer(settings, engine) if sharedfiles.enabled(engine) else None
     runner = JobRunner(settings, engine, provider, counter, metrics, poll=server.job_poll_seconds,
@@ -196,6 +202,8 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
         app.include_router(module.router)
     app.include_router(console_router)  # the web console, /console
     app.include_router(audit_router)
+    # innermost: the body limit, metrics and access log see the fast path's requests too
+    app.add_middleware(FastCheck, service=svc)
     app.add_middleware(BodyLimit, limit=server.max_body_bytes)
     app.add_middleware(ObserveMiddleware, metrics=metrics)
     return app

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, Select, func, select
 from ..checks import Batch, Check, CheckContext, LocalListsCheck, default_checks
 from ..config import Settings
 from ..findings import Findings
-from ..lists import ListStore
+from ..lists import ListInfo, ListStore
 from ..models import Decision, Reason, ReasonCode, Verdict, merge_reasons
 from ..phones import normalise
 from ..pipeline import Scrubber
@@ -94,6 +94,23 @@ def direct(check: Check) -> Check:
     return check
 
 
+class VersionStore(ListStore):
+    """The list store of one list version: the lists' metadata (:meth:`all`) is read once,
+    when first asked for, instead of once per batch. Every write to the lists table changes
+    the version token, and with it the checks and this store."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        super().__init__(settings, engine)
+        self._infos: list[ListInfo] | None = None
+        self._infos_lock = threading.Lock()
+
+    def all(self) -> list[ListInfo]:
+        with self._infos_lock:
+            if self._infos is None:
+                self._infos = super().all()
+            return list(self._infos)
+
+
 @dataclass(frozen=True)
 class Prepared:
     """The checks of one list version: ``scrubber`` for jobs and batches, ``direct`` (same
@@ -122,7 +139,7 @@ class CheckerProvider:
             current = self._current
         if self.cache and current is not None and current.token == token:
             return current
-        store = ListStore(self.settings, self.engine)
+        store = VersionStore(self.settings, self.engine)
         checks = default_checks(self.settings, store)
         # audit=False: the service records its checks itself, once each (see .realtime)
         prepared = Prepared(token, Scrubber(self.settings, checks=checks, audit=False),

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,18 +58,28 @@ class Ask:
     future: asyncio.Future[Verdict]
 
 
-def _settle(pairs: list[tuple[asyncio.Future[Verdict], Verdict]]) -> None:
+Observe = Callable[[list[Verdict]], None]
+
+
+def _settle(pairs: list[tuple[asyncio.Future[Verdict], Verdict]], observe: Observe) -> None:
     for fut, verdict in pairs:
         if not fut.done():
             fut.set_result(verdict)
+    try:
+        observe([v for _, v in pairs])
+    except Exception:  # counting must never keep an answer back
+        log.exception("counting verdicts failed")
 
 
 class Realtime:
     """The per-process checker thread (see the module docstring)."""
 
     def __init__(self, settings: Settings, provider: CheckerProvider, writer: AuditWriter,
-                 *, max_batch: int = 512, offload: bool | None = None) -> None:
+                 *, max_batch: int = 512, offload: bool | None = None,
+                 observe: Observe = lambda verdicts: None) -> None:
         self.settings = settings
+        #: called with each batch's answered verdicts, on the event loop (metrics, counts)
+        self.observe = observe
         self.provider = provider
         self.writer = writer
         self.max_batch = max_batch
@@ -199,15 +209,14 @@ class Realtime:
             loop = self._local.loop = asyncio.new_event_loop()
         return loop.run_until_complete(self._compute(asks))
 
-    @staticmethod
-    def _answer(asks: Sequence[Ask], verdicts: Sequence[Verdict]) -> None:
+    def _answer(self, asks: Sequence[Ask], verdicts: Sequence[Verdict]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Verdict],
                                                           Verdict]]] = {}
         for a, v in zip(asks, verdicts, strict=True):
             by_loop.setdefault(a.loop, []).append((a.future, v))
         for loop, pairs in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_settle, pairs)
+                loop.call_soon_threadsafe(_settle, pairs, self.observe)
             except RuntimeError:  # that loop is closed: its requests are gone
                 pass
 

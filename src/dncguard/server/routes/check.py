@@ -86,7 +86,7 @@ def _who(key: object) -> str:
     return f"api:{getattr(key, 'name', 'no-auth')}"
 
 
-def _context(svc: Service, options: CheckOptions) -> CheckContext:
+def check_context(svc: Service, options: CheckOptions) -> CheckContext:
     """The check context of a request; an unknown campaign answers 422 naming it."""
     return context_or_422(svc.provider.prepared(), at=options.at, campaign=options.campaign,
                           purpose=options.purpose, call_type=options.call_type, where="body")
@@ -102,13 +102,17 @@ async def check(body: CheckRequest, svc: ServiceDep, _key: CheckKey) -> Response
     the verdict is answered once its audit record is committed, and when that fails it is
     ``error`` (AUDIT_UNAVAILABLE).
     """
-    ctx = _context(svc, body)
+    data = await answer_check(svc, body, check_context(svc, body), _key)
+    return Response(data, media_type="application/json")
+
+
+async def answer_check(svc: Service, body: CheckRequest, ctx: CheckContext,
+                       key: object) -> bytes:
+    """The verdict of one check as the JSON answered (also :mod:`..fastcheck`'s answer);
+    the real-time checker counts it in the metrics."""
     verdict = await svc.realtime.check(body.phone, ctx, body.defaults(),
-                                       fixed_at=body.at is not None, who=_who(_key))
-    svc.metrics.observe([verdict])
-    svc.counter.record([verdict])
-    return Response(verdict.__pydantic_serializer__.to_json(verdict),
-                    media_type="application/json")
+                                       fixed_at=body.at is not None, who=_who(key))
+    return verdict.__pydantic_serializer__.to_json(verdict)
 
 
 @router.post("/v1/check/batch", response_model=BatchResponse,
@@ -129,7 +133,7 @@ async def check_batch(body: BatchRequest, svc: ServiceDep, _key: CheckKey) -> Re
         raise ApiError(422, "phone numbers are at most 64 characters", fields=[
             FieldError(field=f"body.phones.{i}", message="at most 64 characters")
             for i in bad[:20]])
-    ctx = _context(svc, body)
+    ctx = check_context(svc, body)
     verdicts = await svc.realtime.check_many(body.phones, ctx, body.defaults(), _who(_key))
     svc.metrics.observe(verdicts)
     svc.counter.record(verdicts)

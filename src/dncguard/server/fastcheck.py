@@ -1,0 +1,121 @@
+"""``POST /v1/check`` without the framework's per-request machinery, when nothing is unusual.
+
+A dialer's pre-dial check is the one request that arrives thousands of times a second, and
+routing, dependency injection and response models cost more than the check itself (see
+``bench/serve_bench.py``). :class:`FastCheck` sits inside the access log, metrics and body
+limit middleware and answers that request itself when everything about it is ordinary: a
+JSON body the request model accepts, a bearer key verified within ``key_cache_seconds``
+that has the ``check`` scope, a known campaign, a token in the rate limit, no query
+string. It answers with :func:`answer_check`, the same function the FastAPI route calls.
+
+Anything else (a body the model refuses, an unknown or uncached key, a missing scope, an
+unknown campaign, a rate limit hit, a query string, another content type, ``--no-auth``)
+is handed to the FastAPI application with the body replayed, so every refusal is the one
+the route gives, word for word. Nothing the fast path does before handing over has a side
+effect (the rate-limit token is taken last, and a refused take takes nothing).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from .errors import ApiError
+from .metrics import ASGIApp, Message, Receive, Scope, Send
+from .routes.check import CheckRequest, answer_check, check_context, router
+
+if TYPE_CHECKING:
+    from .deps import Service
+
+PATH = "/v1/check"
+_JSON = (b"application/json", b"application/json; charset=utf-8",
+         b"application/json;charset=utf-8")
+
+
+class FastCheck:
+    """The fast path of ``POST /v1/check`` (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.svc = service
+        #: the route the framework would have matched (the metrics label it)
+        self.route = next(r for r in router.routes if getattr(r, "path", None) == PATH
+                          and "POST" in getattr(r, "methods", ()))
+        self.limit = service.server.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] != "http" or scope.get("path") != PATH
+                or scope.get("method") != "POST" or scope.get("query_string")
+                or self.svc.no_auth):
+            await self.app(scope, receive, send)
+            return
+        token = ctype = None
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                token = value
+            elif name == b"content-type":
+                ctype = value.lower()
+        if ctype not in _JSON or token is None:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            part = message.get("body", b"")
+            chunks.append(part)
+            size += len(part)
+            more = bool(message.get("more_body"))
+            if size > self.limit:  # the body limit answers (it counts what it replays)
+                break
+        body = b"".join(chunks)
+        if more or not await self._answer(scope, send, body, token):
+            await self.app(scope, _replay(body, more, receive), send)
+
+    async def _answer(self, scope: Scope, send: Send, body: bytes, token: bytes) -> bool:
+        """Answer an ordinary request (True); False: nothing was done or sent."""
+        svc = self.svc
+        scheme, _, text = token.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not text:
+            return False
+        hit = svc.keys.cached(text)
+        key = hit[0] if hit is not None else None
+        if key is None or not key.allows("check"):
+            return False
+        try:
+            request = CheckRequest.model_validate_json(body)
+            ctx = check_context(svc, request)
+        except (ValidationError, ApiError):
+            return False
+        if svc.buckets.take(key.id):
+            return False
+        scope.setdefault("state", {})["key_id"] = key.id
+        scope["route"] = self.route  # the metrics label the route has
+        data = await answer_check(svc, request, ctx, key)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(data)).encode()),
+                                (b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": data})
+        return True
+
+
+def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
+    """A receive that hands back ``body`` first, then (when the read stopped early) the rest
+    of the request."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": more}
+        return await receive()
+
+    return replay
+
+
+__all__ = ["PATH", "FastCheck"]

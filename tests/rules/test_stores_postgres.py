@@ -1,0 +1,46 @@
+"""The consent and attempt lookups of a batch (one query, the numbers as one parameter) on
+SQLite and on the real PostgreSQL: the same records, only for the numbers that have any."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from dncguard.config import load_settings
+from dncguard.rules import AttemptStore, ConsentStore
+
+AT = datetime(2026, 11, 18, 17, 0, tzinfo=UTC)
+
+
+def _lookups(home: Path, database_url: str | None) -> None:
+    settings = load_settings(home=home, **({"database_url": database_url} if database_url
+                                           else {}))
+    consents, attempts = ConsentStore(settings), AttemptStore(settings)
+    assert consents.for_numbers(["+12125550100"]) == {}
+    consents.add("+12125550100", "express", date(2026, 1, 5))
+    consents.add("+12125550100", "ebr_inquiry", date(2026, 2, 5), expires=date(2026, 8, 5))
+    consents.add("+13055550100", "express_written", date(2026, 3, 1))
+    for hours in (30, 20, 2):
+        attempts.record("+12125550100", AT - timedelta(hours=hours), campaign="spring")
+    attempts.record("+14055550100", AT - timedelta(hours=1))
+    many = [f"+1202555{i:04d}" for i in range(3000)] + ["+12125550100", "+14055550100"]
+    found = consents.for_numbers(many + ["+12125550100"])
+    assert sorted(found) == ["+12125550100"]
+    assert sorted(r.type for r in found["+12125550100"]) == ["ebr_inquiry", "express"]
+    recent = attempts.for_numbers(many, AT - timedelta(hours=24))
+    assert sorted(recent) == ["+12125550100", "+14055550100"]
+    assert [a.at for a in recent["+12125550100"]] == [AT - timedelta(hours=20),
+                                                      AT - timedelta(hours=2)]
+    assert all(a.at.tzinfo is not None for a in recent["+14055550100"])
+    assert attempts.for_numbers([], AT) == {}
+
+
+def test_batch_lookups_sqlite(tmp_path: Path) -> None:
+    _lookups(tmp_path / "home", None)
+
+
+@pytest.mark.postgres
+def test_batch_lookups_postgres(tmp_path: Path, postgres_url: str) -> None:
+    _lookups(tmp_path / "home", postgres_url)

@@ -1,0 +1,192 @@
+"""POST /v1/check's fast path (server/fastcheck.py) answers exactly what the FastAPI route
+answers, and hands everything unusual to the route: the same refusals, word for word."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from .conftest import Server, make_key, server_env
+
+PHONE = "+12025550123"
+AT = "2026-11-18T17:00:00Z"
+
+
+@dataclass
+class Ctx:
+    server: Server
+    home: Path
+    check: str
+    jobs: str
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ctx]:
+    root = tmp_path_factory.mktemp("fast")
+    home = root / "home"
+    check, jobs = make_key(home, "check"), make_key(home, "jobs")
+    server = Server(server_env(home, DNCGUARD_SERVER_MAX_BODY_BYTES="2000",
+                               DNCGUARD_SERVER_RATE_PER_SECOND="0.001",
+                               DNCGUARD_SERVER_RATE_BURST="40"), root / "server.log")
+    server.start()
+    yield Ctx(server, home, check, jobs)
+    server.kill()
+
+
+def _post(c: httpx.Client, body: bytes | str, ctype: str = "application/json",
+          path: str = "/v1/check") -> httpx.Response:
+    return c.post(path, content=body, headers={"Content-Type": ctype})
+
+
+def _same(a: httpx.Response, b: httpx.Response) -> None:
+    """Two answers alike but for the moment they were checked."""
+    assert (a.status_code, a.headers["content-type"]) == (b.status_code, b.headers["content-type"])
+    assert a.headers["content-length"] == b.headers["content-length"]
+    strip = re.compile(rb'"checked_at":"[^"]*"')
+    assert strip.sub(b"", a.content) == strip.sub(b"", b.content)
+
+
+def _metric(c: httpx.Client, route: str, status: str) -> float:
+    text = c.get("/metrics").text
+    found = re.search(r'dncguard_http_requests_total\{method="POST",route="' + re.escape(route)
+                      + r'",status="' + status + r'"\} (\S+)', text)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_fast_and_framework_answers_are_identical(ctx: Ctx) -> None:
+    body = f'{{"phone": "{PHONE}", "state": "Fla.", "at": "{AT}", "campaign": "default"}}'
+    with ctx.server.client(ctx.check) as c:
+        # the first request with a key the process has not verified yet takes the route
+        framework = _post(c, body)
+        fast = _post(c, body)
+        # another JSON media type always takes the route
+        routed = _post(c, body, "application/vnd.dncguard+json")
+    assert framework.status_code == 200, framework.text
+    _same(framework, fast)
+    _same(framework, routed)
+    assert fast.json()["state"] == "FL"
+
+
+def test_refusals_are_the_routes(ctx: Ctx) -> None:
+    with ctx.server.client(ctx.check) as c:
+        _post(c, f'{{"phone": "{PHONE}"}}')  # the key is verified and cached from here on
+        cases = {
+            "bad json": ('{"phone": ', 422, "body"),
+            "unknown field": (f'{{"phone": "{PHONE}", "colour": "red"}}', 422, "body.colour"),
+            "unknown state": (f'{{"phone": "{PHONE}", "state": "Atlantis"}}', 422, "body.state"),
+            "unknown campaign": (f'{{"phone": "{PHONE}", "campaign": "nope"}}', 422,
+                                 "body.campaign"),
+            "empty body": ("", 422, "body"),
+        }
+        for name, (body, status, field) in cases.items():
+            resp = _post(c, body)
+            assert resp.status_code == status, (name, resp.text)
+            fields = [f["field"] for f in resp.json()["error"].get("fields", [])]
+            assert any(f.startswith(field) for f in fields), (name, resp.text)
+        big = _post(c, '{"phone": "' + PHONE + '", "subject": "' + "x" * 3000 + '"}')
+        assert big.status_code == 413 and big.json()["error"]["code"] == "too_large"
+        unknown_query = c.post("/v1/check", params={"colour": "red"}, json={"phone": PHONE})
+        assert unknown_query.status_code == 422
+    with ctx.server.client(ctx.jobs) as c:
+        _post(c, f'{{"phone": "{PHONE}"}}')
+        scope = _post(c, f'{{"phone": "{PHONE}"}}')
+        assert scope.status_code == 403 and "'check' scope" in scope.json()["error"]["message"]
+    with ctx.server.client("dgk_000000000000_nothing") as c:
+        for _ in range(2):
+            assert _post(c, f'{{"phone": "{PHONE}"}}').status_code == 401
+
+
+def test_metrics_access_log_and_rate_limit(ctx: Ctx) -> None:
+    with ctx.server.client(ctx.check) as c:
+        before = _metric(c, "/v1/check", "200")
+        unmatched = _metric(c, "<unmatched>", "200")
+        statuses = [_post(c, f'{{"phone": "{PHONE}"}}').status_code for _ in range(60)]
+        ok = statuses.count(200)
+        # the bucket holds 40 and refills once in ~17 min: the rest are refused with 429
+        assert 0 < ok <= 40 and statuses.count(429) == 60 - ok
+        assert statuses.index(429) == ok  # refused only once the bucket is empty
+        assert _metric(c, "/v1/check", "200") == before + ok
+        assert _metric(c, "<unmatched>", "200") == unmatched
+        assert _metric(c, "/v1/check", "429") >= 60 - ok
+        decisions = c.get("/metrics").text
+        assert re.search(r'dncguard_decisions_total\{decision="allow",reason=""\} [1-9]',
+                         decisions)
+    deadline = time.monotonic() + 10
+    while "POST /v1/check\" 200" not in ctx.server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = [ln for ln in ctx.server.log().splitlines() if "POST /v1/check\" 200" in ln]
+    assert lines and all("key=" in ln and "key=-" not in ln for ln in lines)
+    assert "5550123" not in ctx.server.log()
+
+
+def test_ordinary_requests_skip_the_framework(tmp_path: Path) -> None:
+    """In process: an ordinary request is answered by the fast path itself; every unusual
+    one reaches the application behind it, with its body intact."""
+    import asyncio
+
+    from dncguard.config import load_settings
+    from dncguard.server.app import create_app
+    from dncguard.server.fastcheck import FastCheck
+
+    home = tmp_path / "home"
+    key = make_key(home, "check")
+    app = create_app(load_settings(home=home), run_jobs=False)
+    svc = app.state.service
+    behind: list[bytes] = []
+
+    async def framework(scope: Any, receive: Any, send: Any) -> None:
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        behind.append(body)
+        await send({"type": "http.response.start", "status": 599, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    fast = FastCheck(framework, svc)
+
+    async def call(body: bytes, token: str = key, ctype: bytes = b"application/json",
+                   query: bytes = b"") -> int:
+        sent: list[dict[str, Any]] = []
+        parts = [body[:5], body[5:]]
+
+        async def receive() -> dict[str, Any]:
+            part = parts.pop(0) if parts else b""
+            return {"type": "http.request", "body": part, "more_body": bool(parts)}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/v1/check", "query_string": query,
+                 "headers": [(b"authorization", f"Bearer {token}".encode()),
+                             (b"content-type", ctype)]}
+        await fast(scope, receive, send)
+        return int(sent[0]["status"])
+
+    async def scenario() -> list[int]:
+        ok = f'{{"phone": "{PHONE}"}}'.encode()
+        statuses = [await call(ok)]  # the key is not cached yet: the framework
+        svc.keys.verify(key)
+        statuses += [await call(ok), await call(b'{"phone": 5}'), await call(ok, "other"),
+                     await call(ok, ctype=b"text/plain"), await call(ok, query=b"x=1"),
+                     await call(f'{{"phone": "{PHONE}", "campaign": "nope"}}'.encode())]
+        return statuses
+
+    try:
+        statuses = asyncio.run(scenario())
+    finally:
+        svc.realtime.stop()
+        svc.realtime.writer.stop()
+    assert statuses == [599, 200, 599, 599, 599, 599, 599]
+    assert behind[0] == f'{{"phone": "{PHONE}"}}'.encode()  # replayed whole
+    assert behind[1] == b'{"phone": 5}'
+    assert len(behind) == 6
