@@ -181,6 +181,7 @@ class ListStore:
         #: Snapshots are published to the database and fetched from it (PostgreSQL): the
         #: files under the home are a cache of the database's versions.
         self.shared = sharedfiles.enabled(self.engine)
+        self._published: set[str] = set()  # snapshot files seen in the database
 
     # -- metadata ---------------------------------------------------------------------------
     def all(self) -> list[ListInfo]:
@@ -270,11 +271,13 @@ class ListStore:
 
     def _publish_held(self, info: ListInfo, seal: Seal) -> None:
         folder = self.folder(info.name)
-        if snapshot_share.is_published(self.engine, folder.name, seal.file):
+        if seal.file in self._published:
             return
-        with self.engine.begin() as conn:
-            snapshot_share.publish(conn, folder, seal.file, seal, info.name)
-        log.info("list %s: snapshot %s published to the database", info.name, seal.file)
+        if not snapshot_share.is_published(self.engine, folder.name, seal.file):
+            with self.engine.begin() as conn:
+                snapshot_share.publish(conn, folder, seal.file, seal, info.name)
+            log.info("list %s: snapshot %s published to the database", info.name, seal.file)
+        self._published.add(seal.file)
 
     def _drop_stale(self, infos: list[ListInfo]) -> None:
         """Remove local snapshot files that no list version names (older than

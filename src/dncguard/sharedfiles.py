@@ -93,9 +93,9 @@ def enabled(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "postgresql"
 
 
-def _lock(conn: Connection, *, exclusive: bool) -> None:
-    fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    conn.execute(text(f"SELECT {fn}(:k)"), {"k": LOCK_KEY})
+def _lock(conn: Connection) -> None:
+    """The writers' shared lock, held until the transaction ends."""
+    conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": LOCK_KEY})
 
 
 def _read_chunks(fh: BinaryIO) -> Iterator[bytes]:
@@ -107,7 +107,7 @@ def _read_chunks(fh: BinaryIO) -> Iterator[bytes]:
 def put(conn: Connection, name: str, path: Path) -> SharedFile:
     """Store the file at ``path`` under ``name`` (replacing a file of that name) inside the
     caller's transaction; only chunks the database lacks are sent."""
-    _lock(conn, exclusive=False)
+    _lock(conn)
     whole = hashlib.sha256()
     addresses: list[str] = []
     size = 0
@@ -216,7 +216,7 @@ def _fetch(engine: Engine, name: str, tmp: Path) -> SharedFile:
 
 def remove(conn: Connection, names: Iterable[str]) -> None:
     """Forget files (their chunks go at the next :func:`collect_garbage`)."""
-    _lock(conn, exclusive=False)
+    _lock(conn)
     _remove(conn, list(names))
 
 
@@ -237,10 +237,13 @@ def _remove(conn: Connection, names: list[str]) -> None:
 
 
 def collect_garbage(engine: Engine) -> int:
-    """Delete the chunks no file names; returns how many went."""
+    """Delete the chunks no file names; returns how many went. Skipped (0) while a writer
+    holds the lock: it never makes an import or a job wait, and the next call collects."""
     c, m = shared_chunks_table, shared_file_chunks_table
     with engine.begin() as conn:
-        _lock(conn, exclusive=True)
+        if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                            {"k": LOCK_KEY}).scalar_one():
+            return 0
         return int(conn.execute(delete(c).where(
             ~exists().where(m.c.chunk == c.c.sha256))).rowcount)
 
