@@ -229,3 +229,28 @@ def test_zone_classes_match_phonenumbers(
         seen = by_key.setdefault(key, (e164[:5], _pn_zones_uncached(e164)))
         if key != e164:
             assert seen == (e164[:5], _pn_zones_uncached(e164)), e164
+
+
+@pytest.mark.usefixtures("records")
+def test_time_reasons_kept_within_a_minute_are_right(
+        make_check: Callable[..., RulesCheck],
+        data: tuple[list[str], list[str], list[str | None], list[dict[str, str]]]) -> None:
+    """The time reasons a check keeps for the rest of a minute (across batches) are what a
+    fresh per-number evaluation gives at any moment of that minute, on either side of a
+    window's start (08:00 EST is 13:00 UTC; 08:00 CST 14:00 UTC)."""
+    numbers, regions, states, extras = data
+    check = make_check(require_registries=True)
+    batch = Batch.of(numbers, regions, states, extras)
+    minutes = [datetime(2026, 11, 18, 12, 59, tzinfo=UTC), datetime(2026, 11, 18, 13, 0,
+                                                                    tzinfo=UTC),
+               datetime(2026, 11, 18, 13, 59, tzinfo=UTC), datetime(2026, 11, 18, 14, 0,
+                                                                    tzinfo=UTC)]
+    for minute in minutes:
+        for seconds in (0.0, 31.5, 59.999999):
+            at = minute + timedelta(seconds=seconds)
+            ctx = CheckContext(at=at, campaign="default", purpose="telemarketing",
+                               call_type="manual", profile=CampaignProfile())
+            kept = check.evaluate_groups(batch, ctx).per_number()
+            reference = check.evaluate(batch, ctx, grouped=False)
+            for e164, got, want in zip(numbers, _dump(kept), _dump(reference), strict=True):
+                assert got == want, (e164, at)

@@ -3,6 +3,7 @@ answers, and hands everything unusual to the route: the same refusals, word for 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -155,7 +156,7 @@ def test_ordinary_requests_skip_the_framework(tmp_path: Path) -> None:
     fast = FastCheck(framework, svc)
 
     async def call(body: bytes, token: str = key, ctype: bytes = b"application/json",
-                   query: bytes = b"") -> int:
+                   query: bytes = b"", length: int | None = None) -> int:
         sent: list[dict[str, Any]] = []
         parts = [body[:5], body[5:]]
 
@@ -168,8 +169,11 @@ def test_ordinary_requests_skip_the_framework(tmp_path: Path) -> None:
 
         scope = {"type": "http", "method": "POST", "path": "/v1/check", "query_string": query,
                  "headers": [(b"authorization", f"Bearer {token}".encode()),
-                             (b"content-type", ctype)]}
+                             (b"content-type", ctype),
+                             (b"content-length", str(length or len(body)).encode())]}
         await fast(scope, receive, send)
+        if sent[0]["status"] == 500:
+            assert json.loads(sent[1]["body"])["error"]["status"] == 500
         return int(sent[0]["status"])
 
     async def scenario() -> list[int]:
@@ -178,7 +182,10 @@ def test_ordinary_requests_skip_the_framework(tmp_path: Path) -> None:
         svc.keys.verify(key)
         statuses += [await call(ok), await call(b'{"phone": 5}'), await call(ok, "other"),
                      await call(ok, ctype=b"text/plain"), await call(ok, query=b"x=1"),
-                     await call(f'{{"phone": "{PHONE}", "campaign": "nope"}}'.encode())]
+                     await call(f'{{"phone": "{PHONE}", "campaign": "nope"}}'.encode()),
+                     await call(ok, length=10**9)]
+        svc.realtime.stop()  # a failure inside the check: the application's 500, as JSON
+        statuses.append(await call(ok))
         return statuses
 
     try:
@@ -186,7 +193,7 @@ def test_ordinary_requests_skip_the_framework(tmp_path: Path) -> None:
     finally:
         svc.realtime.stop()
         svc.realtime.writer.stop()
-    assert statuses == [599, 200, 599, 599, 599, 599, 599]
+    assert statuses == [599, 200, 599, 599, 599, 599, 599, 599, 500]
     assert behind[0] == f'{{"phone": "{PHONE}"}}'.encode()  # replayed whole
     assert behind[1] == b'{"phone": 5}'
-    assert len(behind) == 6
+    assert len(behind) == 7

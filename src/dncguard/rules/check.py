@@ -148,6 +148,8 @@ class RulesCheck:
         if self.config.emergencies_file is not None:
             self.emergencies.extend(load_emergencies(self.config.emergencies_file))
         self._plans: dict[tuple[Any, ...], TimePlan] = {}
+        self._minute_memo: tuple[datetime | None, dict[int, tuple[TimePlan, list[Reason]]]] = (
+            None, {})
         self._locations: dict[tuple[object, ...], Location] = {}
         self._max_cap_hours = max(
             [max(r.window_hours, r.cooldown_hours)
@@ -303,7 +305,7 @@ class RulesCheck:
             key = key * width + col
         _, first, group = np.unique(key, return_index=True, return_inverse=True)
         group = group.reshape(-1)
-        shared = _BatchCache()
+        shared = _BatchCache(time=self._time_memo(at))
         default = self.settings.default_region
         sets: list[tuple[Reason, ...]] = []
         found: list[_Group] = []
@@ -372,10 +374,13 @@ class RulesCheck:
         time: list[Reason] | None = None
         if loc.known or self.config.unknown_timezone != "error":
             plan = self.plan(loc, jur, ctx, line)
-            hit = cache.time.get(id(plan))
-            if hit is None:
-                hit = cache.time[id(plan)] = (plan, self._time_reasons(plan, at))
-            time = hit[1]
+            if plan.whole_minutes:
+                hit = cache.time.get(id(plan))
+                if hit is None:
+                    hit = cache.time[id(plan)] = (plan, self._time_reasons(plan, at))
+                time = hit[1]
+            else:
+                time = self._time_reasons(plan, at)
         rkey = (jur, line)
         registry = cache.registry.get(rkey)
         if registry is None:
@@ -436,6 +441,19 @@ class RulesCheck:
         return reasons
 
     # -- time ---------------------------------------------------------------------------------
+    def _time_memo(self, at: datetime) -> dict[int, tuple[TimePlan, list[Reason]]]:
+        """The time reasons found within ``at``'s minute, by plan, shared across batches.
+
+        Every moment at which a plan's answer can change (window starts and ends, margins,
+        local midnights) falls on a whole minute, and a reason shows the local time to the
+        minute: within one minute a plan gives the same reasons. A plan with a time that is
+        not a whole minute is never kept (see :attr:`TimePlan.whole_minutes`)."""
+        minute = at.replace(second=0, microsecond=0)
+        memo = self._minute_memo
+        if memo[0] != minute:
+            memo = self._minute_memo = (minute, {})
+        return memo[1]
+
     def _time_reasons(self, plan: TimePlan, at: datetime) -> list[Reason]:
         if plan.empty:
             return []

@@ -71,6 +71,15 @@ class TimePlan:
 
     def __post_init__(self) -> None:
         self._zi = {z: ZoneInfo(z) for z in self._all_zones()}
+        times = [t for _, r in self.windows for w in (r.weekday, r.saturday, r.sunday)
+                 if w is not None for t in (w.start, w.end) if t is not None]
+        if self.campaign is not None:
+            times.extend(t for t in (self.campaign.window.start, self.campaign.window.end)
+                         if t is not None)
+        #: every moment the answer can change falls on a whole minute (window times without
+        #: seconds; margins are minutes; zone offsets are whole minutes): the answer, and
+        #: the local time a reason shows, are the same throughout a minute
+        self.whole_minutes = all(t.second == 0 and t.microsecond == 0 for t in times)
 
     def _all_zones(self) -> list[str]:
         out = list(self.zones)

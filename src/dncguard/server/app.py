@@ -22,7 +22,7 @@ from . import apidocs, errors, tables
 from .checker import CheckerProvider
 from .console import router as console_router
 from .deps import Service, TokenBuckets, strict_query
-from .fastcheck import FastCheck
+from .fastcheck import ServiceApp
 from .jobs import JobRunner, JobStore
 from .keys import KeyStore
 from .metrics import (
@@ -192,9 +192,9 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
             await anyio.to_thread.run_sync(writer.stop)
             await anyio.to_thread.run_sync(counter.flush)
 
-    app = FastAPI(title="dncguard", version=__version__, description=DESCRIPTION,
-                  docs_url=None, redoc_url=None,  # apidocs: served from package data
-                  lifespan=lifespan, dependencies=[Depends(strict_query)])
+    app = ServiceApp(title="dncguard", version=__version__, description=DESCRIPTION,
+                     docs_url=None, redoc_url=None,  # apidocs: served from package data
+                     lifespan=lifespan, dependencies=[Depends(strict_query)])
     app.state.service = svc
     errors.install(app)
     apidocs.install(app)
@@ -202,8 +202,6 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
         app.include_router(module.router)
     app.include_router(console_router)  # the web console, /console
     app.include_router(audit_router)
-    # innermost: the body limit, metrics and access log see the fast path's requests too
-    app.add_middleware(FastCheck, service=svc)
     app.add_middleware(BodyLimit, limit=server.max_body_bytes)
     app.add_middleware(ObserveMiddleware, metrics=metrics)
     return app

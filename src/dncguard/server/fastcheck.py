@@ -1,32 +1,39 @@
 """``POST /v1/check`` without the framework's per-request machinery, when nothing is unusual.
 
 A dialer's pre-dial check is the one request that arrives thousands of times a second, and
-routing, dependency injection and response models cost more than the check itself (see
-``bench/serve_bench.py``). :class:`FastCheck` sits inside the access log, metrics and body
-limit middleware and answers that request itself when everything about it is ordinary: a
-JSON body the request model accepts, a bearer key verified within ``key_cache_seconds``
-that has the ``check`` scope, a known campaign, a token in the rate limit, no query
-string. It answers with :func:`answer_check`, the same function the FastAPI route calls.
+routing, middleware, dependency injection and response models cost more than the check
+itself (see ``bench/serve_bench.py``). :class:`FastCheck` sits in front of the whole
+application (:class:`ServiceApp`) and answers that request itself when everything about it
+is ordinary: a JSON body within the size limit that the request model accepts, a bearer key
+verified within ``key_cache_seconds`` that has the ``check`` scope, a known campaign, a
+token in the rate limit, no query string. It answers with :func:`answer_check`, the function
+the FastAPI route calls, and records the request's metrics and access-log line as the
+middleware does (:func:`~.metrics.record_request`).
 
 Anything else (a body the model refuses, an unknown or uncached key, a missing scope, an
-unknown campaign, a rate limit hit, a query string, another content type, ``--no-auth``)
-is handed to the FastAPI application with the body replayed, so every refusal is the one
-the route gives, word for word. Nothing the fast path does before handing over has a side
-effect (the rate-limit token is taken last, and a refused take takes nothing).
+unknown campaign, a rate limit hit, a query string, another content type, a body over the
+limit, ``--no-auth``) is handed to the application with the body replayed, so every refusal
+is the one the route gives, word for word. Nothing the fast path does before handing over
+has a side effect (the rate-limit token is taken last, and a refused take takes nothing).
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import TYPE_CHECKING
 
+from fastapi import FastAPI
 from pydantic import ValidationError
 
-from .errors import ApiError
-from .metrics import ASGIApp, Message, Receive, Scope, Send
+from .errors import ApiError, error_response
+from .metrics import ASGIApp, Message, Receive, Scope, Send, record_request
 from .routes.check import CheckRequest, answer_check, check_context, router
 
 if TYPE_CHECKING:
     from .deps import Service
+
+log = logging.getLogger("dncguard.server")
 
 PATH = "/v1/check"
 _JSON = (b"application/json", b"application/json; charset=utf-8",
@@ -51,12 +58,15 @@ class FastCheck:
             await self.app(scope, receive, send)
             return
         token = ctype = None
+        length = 0
         for name, value in scope.get("headers", ()):
             if name == b"authorization":
                 token = value
             elif name == b"content-type":
                 ctype = value.lower()
-        if ctype not in _JSON or token is None:
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else self.limit + 1
+        if ctype not in _JSON or token is None or length > self.limit:
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -78,6 +88,7 @@ class FastCheck:
 
     async def _answer(self, scope: Scope, send: Send, body: bytes, token: bytes) -> bool:
         """Answer an ordinary request (True); False: nothing was done or sent."""
+        start = time.perf_counter()
         svc = self.svc
         scheme, _, text = token.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not text:
@@ -95,12 +106,27 @@ class FastCheck:
             return False
         scope.setdefault("state", {})["key_id"] = key.id
         scope["route"] = self.route  # the metrics label the route has
-        data = await answer_check(svc, request, ctx, key)
-        await send({"type": "http.response.start", "status": 200,
+        status = 200
+        try:
+            data = await answer_check(svc, request, ctx, key)
+        except Exception as exc:  # as the application's own handler answers it
+            log.error("unhandled %s", type(exc).__name__, exc_info=exc)
+            status = 500
+            data = bytes(error_response(
+                500, "internal error; nothing was checked or changed").body)
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-length", str(len(data)).encode()),
                                 (b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": data})
+        record_request(svc.metrics, scope, status, time.perf_counter() - start)
         return True
+
+
+class ServiceApp(FastAPI):
+    """The service's FastAPI application, with :class:`FastCheck` in front of its stack."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return FastCheck(super().build_middleware_stack(), self.state.service)
 
 
 def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
@@ -118,4 +144,4 @@ def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
     return replay
 
 
-__all__ = ["PATH", "FastCheck"]
+__all__ = ["PATH", "FastCheck", "ServiceApp"]

@@ -256,17 +256,21 @@ class ObserveMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            elapsed = time.perf_counter() - start
-            route = masked_path(scope)
-            method = str(scope.get("method", ""))
-            # unmatched paths share one label: scanners must not grow the series without end
-            label = route if scope.get("route") is not None else "<unmatched>"
-            self.metrics.requests.labels(method, label, str(status)).inc()
-            self.metrics.latency.labels(method, label).observe(elapsed)
-            client = scope.get("client") or ("-", 0)
-            key = scope.get("state", {}).get("key_id", "-")
-            access_log.info('%s "%s %s" %d %.1fms key=%s', client[0], method, route, status,
-                            elapsed * 1000, key)
+            record_request(self.metrics, scope, status, time.perf_counter() - start)
+
+
+def record_request(metrics: Metrics, scope: Scope, status: int, elapsed: float) -> None:
+    """A request's metrics and its masked access-log line."""
+    route = masked_path(scope)
+    method = str(scope.get("method", ""))
+    # unmatched paths share one label: scanners must not grow the series without end
+    label = route if scope.get("route") is not None else "<unmatched>"
+    metrics.requests.labels(method, label, str(status)).inc()
+    metrics.latency.labels(method, label).observe(elapsed)
+    client = scope.get("client") or ("-", 0)
+    key = scope.get("state", {}).get("key_id", "-")
+    access_log.info('%s "%s %s" %d %.1fms key=%s', client[0], method, route, status,
+                    elapsed * 1000, key)
 
 
 def _hour(moment: datetime) -> datetime:
