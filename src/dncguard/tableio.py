@@ -318,6 +318,27 @@ def defuse(cell: str) -> str:
     return cell
 
 
+def undefuse(cell: str) -> str:
+    """The cell :func:`defuse` was given (reading a verdict file's own columns back, e.g. for
+    the audit). A cell that was written starting with an apostrophe before a formula
+    character reads back without it: none of the verdict columns starts so."""
+    if cell.startswith("'") and cell[1:2] and cell[1:].startswith(_FORMULA_START):
+        return cell[1:]
+    return cell
+
+
+# What undefuse strips the apostrophe of, in RE2
+_DEFUSED_RE = "^'[=+@\\t\\r-]"
+
+
+def undefuse_array(cells: pa.Array) -> pa.Array:
+    """:func:`undefuse` applied to every cell of a string array."""
+    if not pc.any(pc.starts_with(cells, "'")).as_py():
+        return cells
+    hit = pc.match_substring_regex(cells, _DEFUSED_RE)
+    return pc.if_else(hit, pc.utf8_slice_codeunits(cells, 1), cells)
+
+
 # The same tests as ``defuse`` in RE2 (pyarrow's regex engine): Python's ``\\d`` is any Unicode
 # decimal digit and its ``$`` also matches before a final newline.
 _PLAIN_NUMBER_RE = r"^[+-]?[\p{Nd} ().-]*\p{Nd}[\p{Nd} ().-]*\n?$"

@@ -43,7 +43,7 @@ from sqlalchemy import Connection
 from ..errors import DncGuardError, InputError
 from ..phones import mask
 from ..summary import ScrubSummary, summary_dict
-from ..tableio import ADDED_COLUMNS, instant_text
+from ..tableio import ADDED_COLUMNS, instant_text, undefuse, undefuse_array
 from .chain import hmac_pads
 from .log import AuditLog, AuditRecord, safe_name
 from .merkle import (
@@ -54,15 +54,12 @@ from .merkle import (
     streaming_path,
 )
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
 #: Rows per Merkle leaf in the records :func:`record_job` writes.
 BLOCK_ROWS = 1024
 #: A row's line; v1 records name their leaf by it.
 ROW_LINE = "[row, number_hmac, decision, reason_codes, next_allowed_at]"
 _LEAF_KEYS = ("row", "number_hmac", "decision", "reason_codes", "next_allowed_at")
 _BLOCK_FORMAT = re.compile(r"block-([1-9][0-9]*) v2")
-_DEFUSED = "^'[=+@\\t\\r-]"  # what _undefuse strips the apostrophe of
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
@@ -74,12 +71,6 @@ def new_job_id(now: datetime | None = None) -> str:
     """A sortable, unique job id such as ``job-20261127T021600Z-3f9a2c1b``."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     return f"job-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
-
-
-def _undefuse(cell: str) -> str:
-    if cell.startswith("'") and cell[1:2] and cell[1:].startswith(_FORMULA_START):
-        return cell[1:]
-    return cell
 
 
 #: The verdict columns a leaf and a report use, in this order, found by their position among
@@ -152,7 +143,7 @@ def _added_cells(path: Path) -> Iterator[list[str]]:
         for cells in reader:
             # The writer emits every row with the header's width; be lenient anyway.
             tail = cells[width - n:width] if len(cells) >= width else cells[-n:]
-            yield [_undefuse(c) for c in tail]
+            yield [undefuse(c) for c in tail]
 
 
 def leaf_data(log: AuditLog, row: int, cells: list[str]) -> dict[str, Any]:
@@ -275,7 +266,7 @@ def _csv_batches(source: Any, picked: list[str], block_size: int = CSV_BLOCK_SIZ
             include_columns=picked, column_types=dict.fromkeys(picked, pa.string()),
             strings_can_be_null=False))
     for batch in reader:
-        yield [_undefused(batch.column(name)) for name in picked]
+        yield [undefuse_array(batch.column(name)) for name in picked]
 
 
 def _parquet_batches(path: Path) -> Iterator[list[Any]]:
@@ -297,16 +288,6 @@ def _parquet_batches(path: Path) -> Iterator[list[Any]]:
         yield [pa.array([instant_text(v) for v in c.to_pylist()], pa.string())
                if pa.types.is_timestamp(c.type)  # typed next_allowed_at: the CSV's text
                else pc.fill_null(pc.cast(c, pa.string()), "") for c in cols]
-
-
-def _undefused(col: Any) -> Any:
-    """``col`` with :func:`_undefuse` applied to every cell."""
-    import pyarrow.compute as pc
-
-    if not pc.any(pc.starts_with(col, "'")).as_py():
-        return col
-    hit = pc.match_substring_regex(col, _DEFUSED)
-    return pc.if_else(hit, pc.utf8_slice_codeunits(col, 1), col)
 
 
 def _json_cells(col: Any, before: str, after: str = "", *, empty_is_null: bool = False) -> Any:
