@@ -154,6 +154,15 @@ def get_engine(settings: Settings) -> Engine:
     return engine
 
 
+def read_engine(engine: Engine) -> Engine:
+    """``engine`` for reads that need no transaction of their own (each statement sees its
+    own snapshot, as under READ COMMITTED): on a database server each connection then skips
+    the BEGIN and ROLLBACK round trips; on SQLite, where they cost nothing, it is ``engine``."""
+    if engine.dialect.name == "sqlite":
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def dispose_engines() -> None:
     """Close every pooled connection (tests, forked workers)."""
     for engine in _engines.values():

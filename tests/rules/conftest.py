@@ -83,7 +83,7 @@ class _NoDatabase:
 class _NoRecords:
     """Stands in for the consent and attempt stores and the list store (no database)."""
 
-    engine = _NoDatabase()
+    engine = reads = _NoDatabase()
 
     def for_numbers(self, e164s: list[str], *args: object) -> dict[str, list[object]]:
         return {}

@@ -349,7 +349,7 @@ class RulesCheck:
         """Consent and (recent) attempt records, only for the numbers that have any."""
         if not e164s:
             return {}, {}
-        with self.consents.engine.connect() as conn:
+        with self.consents.reads.connect() as conn:
             consents = self.consents.for_numbers(e164s, conn)
             attempts: dict[str, list[Attempt]] = {}
             if self._max_cap_hours:

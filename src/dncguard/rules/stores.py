@@ -39,7 +39,7 @@ from .. import audit
 from ..config import Settings
 from ..errors import InputError
 from ..phones import mask, normalise
-from ..store import as_utc, get_engine, metadata, utcnow
+from ..store import as_utc, get_engine, metadata, read_engine, utcnow
 from .schema import CONSENT_TYPES, PURPOSES
 
 log = logging.getLogger(__name__)
@@ -200,6 +200,8 @@ class ConsentStore:
     def __init__(self, settings: Settings, default_region: str | None = None) -> None:
         self.settings = settings
         self.engine = rules_engine(settings)
+        #: the engine for a batch's lookups (consent and attempts; see store.read_engine)
+        self.reads = read_engine(self.engine)
         self.region = default_region or settings.default_region
 
     def add(self, phone: str, type_: str, granted: date, *, expires: date | None = None,

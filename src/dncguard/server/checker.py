@@ -25,7 +25,7 @@ from ..lists import ListInfo, ListStore
 from ..models import Decision, Reason, ReasonCode, Verdict, merge_reasons
 from ..phones import normalise
 from ..pipeline import Scrubber
-from ..store import list_entries_table, list_events_table, lists_table
+from ..store import list_entries_table, list_events_table, lists_table, read_engine
 
 
 def _version_query() -> Select[Any]:
@@ -130,11 +130,12 @@ class CheckerProvider:
         self.cache = cache
         self._lock = threading.Lock()
         self._current: Prepared | None = None
+        self._reads = read_engine(engine)
 
     def refresh(self) -> Prepared:
         """The checks for the current list version (one query; rebuilt when it changed).
         Raises SQLAlchemyError when the database cannot answer (callers fail closed)."""
-        token = list_version(self.engine)
+        token = list_version(self._reads)
         with self._lock:
             current = self._current
         if self.cache and current is not None and current.token == token:
