@@ -280,8 +280,8 @@ class ListStore:
         self._published.add(seal.file)
 
     def _drop_stale(self, infos: list[ListInfo]) -> None:
-        """Remove local snapshot files that no list version names (older than
-        :data:`STALE_AFTER_SECONDS`), and the folders of lists that are gone."""
+        """Remove local snapshot files (and their seals) that no list version names, those of
+        lists that are gone included, once older than :data:`STALE_AFTER_SECONDS`."""
         root = self.settings.lists_dir
         if not root.is_dir():
             return

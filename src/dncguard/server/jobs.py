@@ -50,6 +50,7 @@ from ..pipeline import (
     result_cells,
 )
 from ..remote.prefilter import merge_stats, tally
+from ..snapshot_integrity import sha256_of
 from ..store import as_utc, utcnow
 from ..summary import ScrubSummary, SummaryBuilder
 from ..tableio import (
@@ -107,6 +108,17 @@ def _info(row: Any) -> JobInfo:
         rows_done=row.rows_done, counts=dict(row.counts or {}), error=row.error)
 
 
+def _matches(path: Path, stored: sharedfiles.SharedFile) -> bool:
+    """Whether the file at ``path`` is the stored one (length, then SHA-256)."""
+    try:
+        if path.stat().st_size != stored.size:
+            return False
+        with path.open("rb") as fh:
+            return sha256_of(fh) == stored.sha256
+    except OSError:
+        return False
+
+
 def _write_atomic(path: Path, write: Any) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     with tmp.open("w", encoding="utf-8", newline="") as fh:
@@ -146,13 +158,15 @@ class JobStore:
         return "jobs/" + path.relative_to(self.root).as_posix()
 
     def local(self, path: Path) -> Path:
-        """``path``, fetched from the database first when it is missing here and the
-        database holds it (shared files only). Raises SourceError when a chunk is missing or
-        fails its checksum."""
-        if not self.shared or path.is_file():
+        """``path`` as the database holds it (shared files only): a local copy that differs
+        from the database's (a chunk this replica wrote but another committed, a damaged
+        cache) or is missing is fetched again. A file the database does not hold is this
+        home's own. Raises SourceError when a chunk is missing or fails its checksum."""
+        if not self.shared:
             return path
         name = self.shared_name(path)
-        if sharedfiles.info(self.engine, name) is None:
+        stored = sharedfiles.info(self.engine, name)
+        if stored is None or _matches(path, stored):
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.fetch")
