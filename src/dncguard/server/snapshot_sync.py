@@ -44,6 +44,11 @@ class SnapshotSyncer:
         #: Set once the first pass has run (the job runner waits for it).
         self.first_pass = threading.Event()
 
+    @property
+    def listening(self) -> bool:
+        """Whether notifications wake this syncer (else it polls only)."""
+        return self._listener is not None
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="dncguard-snapshots",
                                         daemon=True)
