@@ -23,15 +23,13 @@ new truth).
 
 With PostgreSQL the snapshot files are shared through the database (:mod:`.snapshot_share`):
 an import publishes its file in the transaction that makes it current, and every other home
-fetches it (:meth:`ListStore.sync_all`, run by each replica's syncer); a home that does not hold
-a list's current version answers ``error`` for that list until it does.
+fetches it (:meth:`ListStore.sync`, for every list by :mod:`.list_sync`); a home that does not
+hold a list's current version answers ``error`` for that list until it does.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -67,12 +65,6 @@ from .store import (
     lists_table,
     utcnow,
 )
-
-log = logging.getLogger("dncguard.lists")
-
-#: Local snapshot files younger than this are never removed by :meth:`ListStore.sync_all`
-#: (an import on this host writes its file before its transaction names it).
-STALE_AFTER_SECONDS = 600.0
 
 KIND_CODES: dict[str, ReasonCode] = {
     "internal": ReasonCode.DNC_INTERNAL,
@@ -181,7 +173,6 @@ class ListStore:
         #: Snapshots are published to the database and fetched from it (PostgreSQL): the
         #: files under the home are a cache of the database's versions.
         self.shared = sharedfiles.enabled(self.engine)
-        self._published: set[str] = set()  # snapshot files seen in the database
 
     # -- metadata ---------------------------------------------------------------------------
     def all(self) -> list[ListInfo]:
@@ -246,67 +237,6 @@ class ListStore:
                                          f"snapshot {info.current_file}; import the list again")
         snapshot_share.materialise(self.engine, self.folder(info.name), seal)
         return True
-
-    def sync_all(self) -> dict[str, str]:
-        """:meth:`sync` every list, publish current versions this home holds that the
-        database lacks (imported before snapshots were shared), and drop local files of
-        versions and lists the database no longer names. Returns the lists that could not be
-        synced, with why (their checks answer ``error`` until a later pass succeeds)."""
-        problems: dict[str, str] = {}
-        if not self.shared:
-            return problems
-        infos = self.all()
-        for info in infos:
-            try:
-                if self.sync(info):
-                    log.info("list %s: snapshot %s fetched from the database", info.name,
-                             info.current_file)
-                elif info.current_file and info.seal is not None:
-                    self._publish_held(info, info.seal)
-            except (SnapshotIntegrityError, OSError) as exc:  # this list only; the rest go on
-                problems[info.name] = str(exc)
-                log.warning("list %s not synced: %s", info.name, exc)
-        self._drop_stale(infos)
-        return problems
-
-    def _publish_held(self, info: ListInfo, seal: Seal) -> None:
-        folder = self.folder(info.name)
-        if seal.file in self._published:
-            return
-        if not snapshot_share.is_published(self.engine, folder.name, seal.file):
-            with self.engine.begin() as conn:
-                snapshot_share.publish(conn, folder, seal.file, seal, info.name)
-            log.info("list %s: snapshot %s published to the database", info.name, seal.file)
-        self._published.add(seal.file)
-
-    def _drop_stale(self, infos: list[ListInfo]) -> None:
-        """Remove local snapshot files (and their seals) that no list version names, those of
-        lists that are gone included, once older than :data:`STALE_AFTER_SECONDS`."""
-        root = self.settings.lists_dir
-        if not root.is_dir():
-            return
-        named: dict[str, set[str]] = {}
-        with self.engine.connect() as conn:
-            for row in conn.execute(select(list_versions_table.c.list_name,
-                                           list_versions_table.c.file)):
-                named.setdefault(_safe_folder(row.list_name), set()).add(row.file)
-        for info in infos:
-            if info.current_file:
-                named.setdefault(_safe_folder(info.name), set()).add(info.current_file)
-        cutoff = time.time() - STALE_AFTER_SECONDS
-        for folder in root.iterdir():
-            if not folder.is_dir():
-                continue
-            keep = named.get(folder.name, set())
-            for f in folder.iterdir():
-                file = f.name.removesuffix(SEAL_SUFFIX)
-                if f.name.startswith(".") or file in keep:
-                    continue
-                try:
-                    if f.stat().st_mtime < cutoff:
-                        f.unlink()
-                except OSError:
-                    continue
 
     def ensure(self, name: str, kind: str, jurisdiction: str | None = None,
                meta: dict[str, Any] | None = None) -> ListInfo:

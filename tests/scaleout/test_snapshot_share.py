@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from dncguard import sharedfiles
 from dncguard.config import Settings, load_settings
+from dncguard.list_sync import ListSync
 from dncguard.lists import ListStore
 from dncguard.models import Decision
 from dncguard.pipeline import Scrubber
@@ -68,7 +69,7 @@ def test_import_publishes_and_an_empty_home_fetches(two_homes: tuple[ListStore, 
     assert problem is not None and "does not hold" in problem
     assert _verdicts(b.settings, [LISTED[0], OTHER]) == [
         (Decision.ERROR, ["SOURCE_ERROR:dnc-main"])] * 2
-    assert b.sync_all() == {}
+    assert ListSync(b).sync_all() == {}
     path = b.snapshot_path(info)
     assert path is not None and read_seal(path) == info.seal
     assert b.snapshot_problem(info) is None
@@ -89,7 +90,7 @@ def test_a_damaged_or_missing_chunk_is_never_not_listed(two_homes: tuple[ListSto
             conn.execute(sa.update(shared_chunks_table).values(data=bytes(data)))
         else:
             conn.execute(sa.delete(shared_chunks_table))
-    problems = b.sync_all()
+    problems = ListSync(b).sync_all()
     assert list(problems) == ["dnc-main"]
     assert ("checksum" if damage == "flipped" else "missing") in problems["dnc-main"]
     info = b.get("dnc-main")
@@ -103,7 +104,7 @@ def test_a_damaged_or_missing_chunk_is_never_not_listed(two_homes: tuple[ListSto
 def test_a_corrupted_local_copy_is_fetched_again(two_homes: tuple[ListStore, ListStore]
                                                  ) -> None:
     _, b = two_homes
-    b.sync_all()
+    ListSync(b).sync_all()
     info = b.get("dnc-main")
     path = b.snapshot_path(info)
     assert path is not None
@@ -144,7 +145,7 @@ def test_a_change_list_on_a_home_that_never_fetched(two_homes: tuple[ListStore, 
     a, b = two_homes
     changes = write_lines([f"{LISTED[0]},D", "+12025550177,A"], name="changes.txt")
     b.import_file(changes, kind="internal", name="dnc-main", changes=True)
-    assert a.sync_all() == {}
+    assert ListSync(a).sync_all() == {}
     assert _verdicts(a.settings, [LISTED[0], "+12025550177"]) == [
         (Decision.ALLOW, []), (Decision.BLOCK, ["DNC_INTERNAL:dnc-main"])]
 
@@ -167,7 +168,7 @@ def test_a_big_bitmap_stores_its_chunks_once(tmp_path: Path, scaleout_db: str) -
                              ).scalar_one()
     assert before == after >= 2
     b = ListStore(_settings(tmp_path, "home-b", scaleout_db))
-    assert b.sync_all() == {}
+    assert ListSync(b).sync_all() == {}
     assert _verdicts(b.settings, [f"+{numbers[17]}"]) == [
         (Decision.BLOCK, ["DNC_INTERNAL:dense"])]
 
@@ -176,7 +177,7 @@ def test_a_sqlite_home_shares_nothing(store: ListStore, write_lines: Callable[..
                                       ) -> None:
     assert store.shared is False
     store.import_file(write_lines(LISTED), kind="internal", name="dnc-main")
-    assert store.sync_all() == {}
+    assert ListSync(store).sync_all() == {}
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(shared_files_table)
                             ).scalar_one() == 0
@@ -186,14 +187,14 @@ def test_local_files_of_versions_no_longer_named_are_dropped(
         two_homes: tuple[ListStore, ListStore], write_lines: Callable[..., Path],
         monkeypatch: pytest.MonkeyPatch) -> None:
     a, b = two_homes
-    monkeypatch.setattr("dncguard.lists.STALE_AFTER_SECONDS", 0.0)  # no grace period
-    b.sync_all()
+    monkeypatch.setattr("dncguard.list_sync.STALE_AFTER_SECONDS", 0.0)  # no grace period
+    ListSync(b).sync_all()
     first = b.get("dnc-main").current_file
     a.import_file(write_lines(LISTED[:2], name="smaller.txt"), kind="internal", name="dnc-main")
-    b.sync_all()
+    ListSync(b).sync_all()
     folder = b.folder("dnc-main")
     assert (folder / str(first)).exists()  # still named by a kept version
     assert (folder / str(b.get("dnc-main").current_file)).exists()
     a.remove_list("dnc-main")
-    b.sync_all()
+    ListSync(b).sync_all()
     assert [f.name for f in folder.iterdir() if not f.name.startswith(".")] == []

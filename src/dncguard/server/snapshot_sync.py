@@ -1,7 +1,7 @@
 """Each replica keeps its local snapshots equal to the database's versions (PostgreSQL).
 
 A daemon thread listens on :data:`dncguard.snapshot_share.CHANNEL` (an import notifies it when
-its transaction commits) and runs :meth:`dncguard.lists.ListStore.sync_all` on each
+its transaction commits) and runs :meth:`dncguard.list_sync.ListSync.sync_all` on each
 notification, and every :data:`POLL_SECONDS` whatever happens: a lost notification, a listener
 that cannot connect, or a local file damaged on disk is caught by the next poll. Until a list's
 current version is held and verified, its checks answer ``error`` (SOURCE_ERROR) and ``/readyz``
@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from ..config import Settings
+from ..list_sync import ListSync
 from ..lists import ListStore
 from ..snapshot_share import CHANNEL
 
@@ -33,7 +34,7 @@ class SnapshotSyncer:
 
     def __init__(self, settings: Settings, engine: Engine, *, poll: float = POLL_SECONDS
                  ) -> None:
-        self.store = ListStore(settings, engine)
+        self.lists = ListSync(ListStore(settings, engine))
         self.engine = engine
         self.poll = poll
         self._stop = threading.Event()
@@ -62,7 +63,7 @@ class SnapshotSyncer:
 
     def sync_once(self) -> None:
         try:
-            self.problems = self.store.sync_all()
+            self.problems = self.lists.sync_all()
         except Exception as exc:  # the database went away: the next pass tries again
             log.warning("snapshot sync pass failed: %s", type(exc).__name__)
             return
