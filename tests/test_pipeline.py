@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dncguard.checks import Batch, CheckContext, LocalListsCheck
+from dncguard.checks import Batch, CheckBase, CheckContext, LocalListsCheck
 from dncguard.config import Settings
 from dncguard.errors import InputError
 from dncguard.lists import ListStore
@@ -34,7 +34,7 @@ def lists(store: ListStore, write_lines: Callable[..., Path]) -> ListStore:
     return store
 
 
-class Exploding:
+class Exploding(CheckBase):
     """A check that always fails, like an unreachable remote source."""
 
     name = "remote-x"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
@@ -167,9 +168,15 @@ class Batch:
 
 @runtime_checkable
 class Check(Protocol):
-    """A source of reasons. ``name`` appears in reasons and in campaign profiles."""
+    """A source of reasons: everything the engine asks of one (see :class:`CheckBase` for
+    the defaults a simple source can inherit). ``name`` appears in reasons and in campaign
+    profiles."""
 
     name: str
+    #: True: runs whatever a campaign profile's ``lists`` select (it applies the selection
+    #: to its own lists itself, as the local lists and the rules do); False: runs only when
+    #: the profile selects ``name``.
+    always: bool
 
     def versions(self) -> DataVersions:
         """The data versions this check relies on (list snapshot dates, ruleset)."""
@@ -178,6 +185,46 @@ class Check(Protocol):
     async def check(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
         """Reasons per number of ``batch`` (same order); raise to fail the batch closed."""
         ...
+
+    async def findings(self, batch: Batch, ctx: CheckContext) -> Findings:
+        """The same reasons as :class:`~dncguard.findings.Findings` (what the engine calls;
+        shared reason lists, no list per number)."""
+        ...
+
+    def timezones(self, batch: Batch) -> list[tuple[str, str]] | None:
+        """Candidate IANA zones of each number and how they were found, or None when this
+        check does not locate numbers (the verdict's ``timezone`` comes from one that does)."""
+        ...
+
+
+class CheckBase:
+    """Defaults for a :class:`Check`: selected by name, findings from :meth:`check`, no
+    time zones. A source implements ``name``, ``versions`` and ``check``."""
+
+    name: str
+    always: bool = False
+
+    def versions(self) -> DataVersions:
+        raise NotImplementedError
+
+    async def check(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
+        raise NotImplementedError
+
+    async def findings(self, batch: Batch, ctx: CheckContext) -> Findings:
+        return Findings.from_lists(await self.check(batch, ctx))
+
+    def timezones(self, batch: Batch) -> list[tuple[str, str]] | None:
+        return None
+
+
+def locate(checks: Sequence[Check], batch: Batch) -> list[tuple[str, str]] | None:
+    """The candidate zones of the numbers of ``batch`` from the first check that locates
+    numbers (None: none does)."""
+    for check in checks:
+        found = check.timezones(batch)
+        if found is not None:
+            return found
+    return None
 
 
 def applies_to(jurisdiction: str, batch: Batch) -> npt.NDArray[np.bool_]:
@@ -228,13 +275,14 @@ def _state_candidates(batch: Batch) -> tuple[dict[str, int], npt.NDArray[np.int6
     return names, candidates
 
 
-class LocalListsCheck:
+class LocalListsCheck(CheckBase):
     """Every local list (snapshots plus database entries), checked vectorised.
 
     Lists of kind ``cxone`` are left to the CXone check, which also knows their freshness.
     """
 
     name = "local"
+    always = True  # applies a campaign's list selection to its own lists
 
     def __init__(self, store: ListStore, infos: list[ListInfo] | None = None) -> None:
         self.store = store
@@ -305,15 +353,6 @@ class LineTypes:
                 continue
             batch.with_default(ix.contains(batch.digits, batch.e164, at=ctx.at),
                                "line_type", "mobile")
-
-
-async def findings_of(check: Check, batch: Batch, ctx: CheckContext) -> Findings:
-    """A check's reasons as :class:`Findings` (its own ``findings`` when it has one)."""
-    own = getattr(check, "findings", None)
-    if own is not None:
-        found: Findings = await own(batch, ctx)
-        return found
-    return Findings.from_lists(await check.check(batch, ctx))
 
 
 def default_checks(settings: Settings, store: ListStore | None = None) -> list[Check]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from .checks import Batch, Check, CheckContext, LineTypes, default_checks, findings_of
+from .checks import Batch, Check, CheckContext, LineTypes, default_checks, locate
 from .columnar import ColumnarScrub, NotColumnar, read_table, table_contexts
 from .config import CampaignProfile, Settings, load_settings
 from .context import CONTEXT_FIELDS, clean_context, clean_field
@@ -207,7 +207,7 @@ class Scrubber:
         """The data versions a verdict in this context relies on."""
         merged = DataVersions()
         for check in self.checks:
-            if not ctx.selects(check.name) and check.name not in ("local", "rules"):
+            if not (check.always or ctx.selects(check.name)):
                 continue
             v = check.versions()
             merged.lists.update({k: d for k, d in v.lists.items() if ctx.selects(k)})
@@ -228,7 +228,7 @@ class Scrubber:
         n = len(batch)
         if not n:
             return [], np.zeros(0, dtype=np.int64)
-        checks = [c for c in self.checks if c.name in ("local", "rules") or ctx.selects(c.name)]
+        checks = [c for c in self.checks if c.always or ctx.selects(c.name)]
         try:
             self.line_types.mark(batch, ctx)
         except Exception as exc:  # unreadable wireless list: every number fails closed
@@ -236,7 +236,7 @@ class Scrubber:
             error = Reason(code=ReasonCode.SOURCE_ERROR, decision=Decision.ERROR, source="local",
                            detail=f"wireless lists could not be read ({type(exc).__name__})")
             return merge([Findings.uniform(n, [error])], n)
-        results = await asyncio.gather(*(findings_of(c, batch, ctx) for c in checks),
+        results = await asyncio.gather(*(c.findings(batch, ctx) for c in checks),
                                        return_exceptions=True)
         parts: list[Findings] = []
         for check, res in zip(checks, results, strict=True):
@@ -480,14 +480,15 @@ class Scrubber:
     def zones_of(self, results: list[RowResult], defaults: dict[str, str]
                ) -> dict[str, tuple[str, str]]:
         """Candidate zones of each valid number, from the first check that knows them."""
-        locator = next((c for c in self.checks if hasattr(c, "timezones")), None)
         firsts = [r for r in results if r.e164 and r.region and r.duplicate_of is None
                   and r.decision is not Decision.INVALID]
-        if locator is None or not firsts:
+        if not firsts:
             return {}
         batch = Batch.of([r.e164 or "" for r in firsts], [r.region or "" for r in firsts],
                          [r.state for r in firsts], [dict(defaults) for _ in firsts])
-        found: list[tuple[str, str]] = locator.timezones(batch)
+        found = locate(self.checks, batch)
+        if found is None:
+            return {}
         return {r.e164 or "": z for r, z in zip(firsts, found, strict=True)}
 
     def scrub(self, phones: Iterable[str], *, at: datetime | None = None,

@@ -270,7 +270,7 @@ def campaign_checks(scrubber: Scrubber) -> dict[str, dict[str, object]]:
     rules read, and that consent and attempts apply (a profile cannot switch those off)."""
     cfg = scrubber.settings
     names = ["default", *sorted(n for n in cfg.campaigns if n != "default")]
-    always = {"local", "rules"}  # the local lists' and the rules' checks: they always run
+    always = {c.name for c in scrubber.checks if c.always}  # the local lists, the rules
     sources = sorted(scrubber.known_names() - set(scrubber.line_types.versions()) - always)
     out: dict[str, dict[str, object]] = {}
     for name in names:

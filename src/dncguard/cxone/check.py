@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..checks import Batch, CheckContext
+from ..checks import Batch, CheckBase, CheckContext
 from ..config import Settings
 from ..errors import SourceError
 from ..lists import ListIndex, ListInfo, ListStore
@@ -58,7 +58,7 @@ def _relevant(results: list[dict[str, Any]], groups: dict[str, ListInfo] | None,
             yield gid, r
 
 
-class CxoneCheck:
+class CxoneCheck(CheckBase):
     """Check numbers against the synced CXone DNC groups (name ``cxone``)."""
 
     name = "cxone"

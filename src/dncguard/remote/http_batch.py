@@ -27,7 +27,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from .._lazy import lazy_import
-from ..checks import Batch, CheckContext
+from ..checks import Batch, CheckBase, CheckContext
 from ..config import SectionSettings, Settings, load_section
 from ..errors import ConfigError, SourceError
 from ..models import DataVersions, Decision, Reason, ReasonCode
@@ -95,7 +95,7 @@ def _error(detail: str) -> Reason:
                   detail=detail)
 
 
-class HttpBatchCheck:
+class HttpBatchCheck(CheckBase):
     """Check numbers against an http-batch service (name ``http-batch``)."""
 
     name = "http-batch"

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
+from ..checks import CheckBase
 from ..config import Settings, load_section
 from ..errors import ConfigError
 from ..findings import Findings
@@ -59,7 +60,7 @@ def _factorize(values: list[Any]) -> npt.NDArray[np.int64]:
                        count=len(values))
 
 
-if TYPE_CHECKING:  # dncguard.checks may import this module from default_checks()
+if TYPE_CHECKING:
     from ..checks import Batch, CheckContext
 
 log = logging.getLogger(__name__)
@@ -128,10 +129,11 @@ class _BatchCache:
         default_factory=dict)
 
 
-class RulesCheck:
+class RulesCheck(CheckBase):
     """The regulatory rules engine as a check (name ``rules``)."""
 
     name = "rules"
+    always = True  # the rules apply to every campaign (a profile narrows DNC lists only)
 
     def __init__(self, settings: Settings, *, rules_settings: RulesSettings | None = None,
                  ruleset: Ruleset | None = None, store: ListStore | None = None,

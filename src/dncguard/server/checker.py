@@ -22,7 +22,7 @@ from ..checks import Batch, Check, CheckContext, LocalListsCheck, default_checks
 from ..config import Settings
 from ..findings import Findings
 from ..lists import ListInfo, ListStore
-from ..models import Decision, Reason, ReasonCode, Verdict, merge_reasons
+from ..models import DataVersions, Decision, Reason, ReasonCode, Verdict, merge_reasons
 from ..phones import normalise
 from ..pipeline import Scrubber
 from ..store import list_entries_table, list_events_table, lists_table, read_engine
@@ -68,16 +68,20 @@ class Direct:
         self._inner = inner
         self._run = run
         self.name = inner.name
+        self.always = inner.always
 
-    def versions(self) -> Any:
+    def versions(self) -> DataVersions:
         return self._inner.versions()
 
-    async def check(self, batch: Batch, ctx: CheckContext) -> Any:
+    async def check(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
         return await self._inner.check(batch, ctx)
 
     async def findings(self, batch: Batch, ctx: CheckContext) -> Findings:
         found: Findings = self._run(batch, ctx)
         return found
+
+    def timezones(self, batch: Batch) -> list[tuple[str, str]] | None:
+        return self._inner.timezones(batch)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

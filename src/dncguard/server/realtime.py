@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .. import audit
 from ..audit import AuditUnavailable, AuditWriter
-from ..checks import Batch, CheckContext
+from ..checks import Batch, CheckContext, locate
 from ..config import Settings
 from ..findings import Outcome
 from ..models import Decision, Reason, ReasonCode, Verdict
@@ -282,15 +282,14 @@ def _zones(scrubber: Scrubber, results: list[RowResult], extra: list[dict[str, s
            ) -> dict[int, tuple[str, str]]:
     """Candidate zones of each checked number (by row index), from the check that knows
     them, with each row's own context."""
-    locator = next((c for c in scrubber.checks if hasattr(c, "timezones")), None)
     idx = [i for i, r in enumerate(results) if r.e164 and r.region and r.error is None
            and r.decision is not Decision.INVALID]
-    if locator is None or not idx:
+    if not idx:
         return {}
     batch = Batch.of([results[i].e164 or "" for i in idx], [results[i].region or "" for i in idx],
                      [results[i].state for i in idx], [dict(extra[i]) for i in idx])
-    found: list[tuple[str, str]] = locator.timezones(batch)
-    return dict(zip(idx, found, strict=True))
+    found = locate(scrubber.checks, batch)
+    return {} if found is None else dict(zip(idx, found, strict=True))
 
 
 def _failed(phone: str, ctx: CheckContext, why: str) -> Verdict:
