@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -178,8 +179,7 @@ def test_ordinary_requests_skip_the_framework(tmp_path: Path) -> None:
 
     async def scenario() -> list[int]:
         ok = f'{{"phone": "{PHONE}"}}'.encode()
-        statuses = [await call(ok)]  # the key is not cached yet: the framework
-        svc.keys.verify(key)
+        statuses = [await call(ok)]  # the key is verified on the way
         statuses += [await call(ok), await call(b'{"phone": 5}'), await call(ok, "other"),
                      await call(ok, ctype=b"text/plain"), await call(ok, query=b"x=1"),
                      await call(f'{{"phone": "{PHONE}", "campaign": "nope"}}'.encode()),
@@ -193,7 +193,88 @@ def test_ordinary_requests_skip_the_framework(tmp_path: Path) -> None:
     finally:
         svc.realtime.stop()
         svc.realtime.writer.stop()
-    assert statuses == [599, 200, 599, 599, 599, 599, 599, 599, 500]
-    assert behind[0] == f'{{"phone": "{PHONE}"}}'.encode()  # replayed whole
-    assert behind[1] == b'{"phone": 5}'
-    assert len(behind) == 7
+    assert statuses == [200, 200, 599, 599, 599, 599, 599, 599, 500]
+    assert behind[0] == b'{"phone": 5}'  # replayed whole (it came in two parts)
+    assert behind[1] == f'{{"phone": "{PHONE}"}}'.encode()
+    assert len(behind) == 6
+
+
+def test_keys_are_verified_again_before_they_expire(tmp_path: Path) -> None:
+    """A busy key is verified again in the background once half of key_cache_seconds has
+    passed, once however many requests carry it; a key revoked by another replica stops
+    working once the cached answer expires (the route then answers 401)."""
+    import asyncio
+
+    from sqlalchemy import update
+
+    from dncguard.config import load_settings
+    from dncguard.server.app import create_app
+    from dncguard.server.fastcheck import FastCheck
+    from dncguard.server.tables import api_keys_table
+
+    home = tmp_path / "home"
+    key = make_key(home, "check")
+    svc = create_app(load_settings(home=home), run_jobs=False).state.service
+    now = [1000.0]
+    svc.keys.clock = lambda: now[0]
+    svc.keys.cache_seconds = 2.0
+    lookups: list[bool] = []
+    verify = svc.keys.verify
+
+    def counting(text: str, *, refresh: bool = False) -> object:
+        lookups.append(refresh)
+        return verify(text, refresh=refresh)
+
+    svc.keys.verify = counting
+
+    async def framework(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 401, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    fast = FastCheck(framework, svc)
+    body = f'{{"phone": "{PHONE}"}}'.encode()
+
+    async def call() -> int:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await fast({"type": "http", "method": "POST", "path": "/v1/check", "query_string": b"",
+                    "headers": [(b"authorization", f"Bearer {key}".encode()),
+                                (b"content-type", b"application/json")]}, receive, send)
+        return int(sent[0]["status"])
+
+    counts: list[int] = []
+
+    async def scenario() -> list[list[int]]:
+        rounds = [list(await asyncio.gather(*(call() for _ in range(8))))]
+        counts.append(len(lookups))
+        now[0] += 0.5  # fresh: no lookup
+        rounds.append(list(await asyncio.gather(*(call() for _ in range(8)))))
+        counts.append(len(lookups))
+        now[0] += 0.7  # past half the cache time: answered from the cache, verified behind
+        rounds.append(list(await asyncio.gather(*(call() for _ in range(8)))))
+        while fast._verifying:  # the background verification
+            await asyncio.sleep(0.01)
+        counts.append(len(lookups))
+        with svc.engine.begin() as conn:  # revoked on another replica
+            conn.execute(update(api_keys_table).values(revoked_at=datetime.now(UTC)))
+        now[0] += 1.9  # the refreshed answer (taken at +1.2 s) is still within its 2 s
+        rounds.append([await call()])
+        now[0] += 1.0  # expired, and due: verified again, refused
+        rounds.append([await call()])
+        return rounds
+
+    try:
+        rounds = asyncio.run(scenario())
+    finally:
+        svc.realtime.stop()
+        svc.realtime.writer.stop()
+    assert rounds == [[200] * 8, [200] * 8, [200] * 8, [200], [401]]
+    # one lookup for 8 concurrent first requests, none while fresh, one behind the cache
+    assert counts == [1, 1, 2]
+

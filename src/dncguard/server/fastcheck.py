@@ -19,14 +19,19 @@ has a side effect (the rate-limit token is taken last, and a refused take takes 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from functools import partial
 from typing import TYPE_CHECKING
 
+import anyio
 from fastapi import FastAPI
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from .errors import ApiError, error_response
+from .keys import ApiKey, hash_key
 from .metrics import ASGIApp, Message, Receive, Scope, Send, record_request
 from .routes.check import CheckRequest, answer_check, check_context, router
 
@@ -50,6 +55,7 @@ class FastCheck:
         self.route = next(r for r in router.routes if getattr(r, "path", None) == PATH
                           and "POST" in getattr(r, "methods", ()))
         self.limit = service.server.max_body_bytes
+        self._verifying: dict[str, asyncio.Future[ApiKey | None]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] != "http" or scope.get("path") != PATH
@@ -93,8 +99,7 @@ class FastCheck:
         scheme, _, text = token.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not text:
             return False
-        hit = svc.keys.cached(text)
-        key = hit[0] if hit is not None else None
+        key = await self._key(text)
         if key is None or not key.allows("check"):
             return False
         try:
@@ -120,6 +125,37 @@ class FastCheck:
         await send({"type": "http.response.body", "body": data})
         record_request(svc.metrics, scope, status, time.perf_counter() - start)
         return True
+
+
+    async def _key(self, text: str) -> ApiKey | None:
+        """The verified key of a bearer token, from the cache when it is fresh. A token whose
+        verification is more than half of ``key_cache_seconds`` old is verified again in the
+        background while the cached answer is still used, so a busy dialer's key never
+        expires under it; one verification per token at a time, however many requests carry
+        it. A token not cached at all waits for its verification (None: refused or the
+        database could not answer: the route answers that)."""
+        keys = self.svc.keys
+        hit = keys.cached(text)
+        if hit is not None and not keys.due(text):
+            return hit[0]
+        digest = hash_key(text)
+        task = self._verifying.get(digest)
+        if task is None:
+            task = asyncio.ensure_future(anyio.to_thread.run_sync(
+                partial(keys.verify, text, refresh=True)))
+            self._verifying[digest] = task
+            task.add_done_callback(partial(self._verified, digest))
+        if hit is not None:
+            return hit[0]
+        try:
+            return await asyncio.shield(task)
+        except SQLAlchemyError:
+            return None
+
+    def _verified(self, digest: str, task: asyncio.Future[ApiKey | None]) -> None:
+        self._verifying.pop(digest, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("API key verification failed: %s", type(task.exception()).__name__)
 
 
 class ServiceApp(FastAPI):

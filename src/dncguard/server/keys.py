@@ -12,6 +12,7 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -71,9 +72,11 @@ def _row_key(row: object) -> ApiKey:
 class KeyStore:
     """Create, list, revoke and verify keys. Verified keys are cached briefly per process."""
 
-    def __init__(self, engine: Engine, cache_seconds: float = 2.0) -> None:
+    def __init__(self, engine: Engine, cache_seconds: float = 2.0, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
         self.cache_seconds = cache_seconds
+        self.clock = clock
         self._cache: dict[str, tuple[float, ApiKey | None, str]] = {}
         self._lock = threading.Lock()
 
@@ -116,18 +119,25 @@ class KeyStore:
         """``(key,)`` when this text was verified less than ``cache_seconds`` ago (``key`` None:
         it was refused), else None: then :meth:`verify` asks the database."""
         found = self._cache.get(hash_key(text))
-        if found is not None and time.monotonic() - found[0] < self.cache_seconds:
+        if found is not None and self.clock() - found[0] < self.cache_seconds:
             return (found[1],)
         return None
 
-    def verify(self, text: str) -> ApiKey | None:
-        """The active key this text is, or None. Raises SQLAlchemyError when the database
-        cannot answer and the key was never seen by this process."""
+    def due(self, text: str) -> bool:
+        """Whether this text's verification is older than half of ``cache_seconds`` (or
+        missing): time to verify it again before the cached answer expires."""
+        found = self._cache.get(hash_key(text))
+        return found is None or self.clock() - found[0] >= self.cache_seconds / 2
+
+    def verify(self, text: str, *, refresh: bool = False) -> ApiKey | None:
+        """The active key this text is, or None (``refresh``: ask the database even when a
+        recent answer is cached). Raises SQLAlchemyError when the database cannot answer and
+        the key was never seen by this process."""
         digest = hash_key(text)
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             cached = self._cache.get(digest)
-        if cached and now - cached[0] < self.cache_seconds:
+        if cached and now - cached[0] < self.cache_seconds and not refresh:
             return cached[1]
         key_id = _parse(text)
         if key_id is None:
