@@ -126,7 +126,6 @@ class FastCheck:
         record_request(svc.metrics, scope, status, time.perf_counter() - start)
         return True
 
-
     async def _key(self, text: str) -> ApiKey | None:
         """The verified key of a bearer token, from the cache when it is fresh. A token whose
         verification is more than half of ``key_cache_seconds`` old is verified again in the
