@@ -47,7 +47,18 @@ from ..config import Settings
 from ..outbox import outbox_table
 from ..phones import mask
 from ..store import as_utc, get_engine, metadata, utcnow
-from .chain import Pending, hashes_ok, hmac_pads, insert_records, pending, scan
+from .chain import (
+    Batch,
+    Link,
+    Pending,
+    hashes_ok,
+    hmac_pads,
+    links,
+    pending,
+    quick_check,
+    scan,
+    write_chain,
+)
 from .settings import AuditSettings, audit_dir, hmac_key, load_audit_settings
 
 GENESIS = "0" * 64
@@ -150,6 +161,11 @@ class VerifyResult:
     message: str = "chain intact"
     anchored_at: int = 0  # the checkpoint the remaining chain starts from (0: genesis)
     notes: list[str] = field(default_factory=list)
+
+    def fail(self, problem: str, seq: int, message: str) -> VerifyResult:
+        """Mark this result failed at record ``seq``; returns it."""
+        self.ok, self.problem, self.bad_seq, self.message = False, problem, seq, message
+        return self
 
 
 def _iso(value: datetime) -> str:
@@ -358,28 +374,24 @@ class AuditLog:
             return [] if records else self._lock_head(conn)
         seq, prev = self._lock_head(conn)
         first = seq + 1
-        rows: list[tuple[int, Pending, str, str]] = []
-        for p in many:
-            seq += 1
-            digest = p.digest(prev)
-            rows.append((seq, p, prev, digest))
-            prev = digest
-        insert_records(conn, rows)
+        digests = write_chain(conn, many, seq, prev)
+        seq += len(many)
         conn.execute(update(audit_head_table).where(audit_head_table.c.id == 1).values(
-            seq=seq, hash=prev))
+            seq=seq, hash=digests[-1]))
         every = self.audit.checkpoint_interval
-        marks = rows[(-first) % every::every] if every else []
-        if marks:
+        if every:
             now = utcnow()
-            conn.execute(insert(audit_checkpoints_table), [
-                {"seq": s, "hash": d, "at": p.at, "created_at": now} for s, p, _, d in marks])
+            marks = [{"seq": s, "hash": digests[s - first], "at": many[s - first].at,
+                      "created_at": now} for s in range(first + (-first) % every, seq + 1, every)]
+            if marks:
+                conn.execute(insert(audit_checkpoints_table), marks)
         if not records:
-            return seq, prev
-        return [AuditRecord(seq=s, at=p.at, kind=p.kind, action=p.action, who=p.who,
-                            subject=p.subject, number_hmac=p.number_hmac,
-                            number_masked=p.number_masked, decision=p.decision,
-                            reason_codes=p.reason_codes, versions=p.versions, data=p.data,
-                            prev_hash=pv, hash=d) for s, p, pv, d in rows]
+            return seq, digests[-1]
+        return [AuditRecord(s, p.at, p.kind, p.action, p.who, p.subject, p.number_hmac,
+                            p.number_masked, p.decision, p.reason_codes, p.versions, p.data,
+                            pv, d)  # AuditRecord's field order
+                for s, p, pv, d in zip(range(first, seq + 1), many, [prev, *digests[:-1]],
+                                       digests, strict=True)]
 
     def probe(self) -> None:
         """A trial append (lock, chain, insert, move the head), rolled back: raises when the
@@ -470,61 +482,12 @@ class AuditLog:
                 select(audit_checkpoints_table.c.seq, audit_checkpoints_table.c.hash)).all()}
         head_seq, head_hash = self.head()
         res = VerifyResult(ok=True, checked=0, head_seq=head_seq)
-
-        def bad(problem: str, seq: int, message: str) -> VerifyResult:
-            res.ok, res.problem, res.bad_seq, res.message = False, problem, seq, message
-            return res
-
-        expected_seq: int | None = None
-        expected_prev = GENESIS
-        prunes: dict[int, str] = {}  # through_seq -> checkpoint hash, from prune records
-        for links in scan(self.engine, head_seq):
-            oks = hashes_ok(links)
-            slow: dict[int, AuditRecord] = {}
-            if not all(oks):  # not canonical text (older records), or edited
-                slow = self._records_at([ln[0] for ln, ok in zip(links, oks, strict=True)
-                                         if not ok])
-            for (seq, prev_hash, digest, kind, _, body), ok in zip(links, oks, strict=True):
-                if expected_seq is None:  # the first remaining record: find its anchor
-                    res.first_seq = seq
-                    if seq > 1:
-                        anchor = cps.get(seq - 1)
-                        if anchor is None:
-                            return bad("deleted", 1, f"records 1 to {seq - 1} are missing and "
-                                       "no checkpoint covers them: they were deleted")
-                        expected_prev = anchor
-                        res.anchored_at = seq - 1
-                    expected_seq = seq
-                if seq != expected_seq:
-                    missing = (f"record {expected_seq}" if seq == expected_seq + 1
-                               else f"records {expected_seq} to {seq - 1}")
-                    return bad("deleted", expected_seq, f"{missing} deleted (the chain jumps "
-                               f"from record {expected_seq - 1} to record {seq})")
-                rec = slow.get(seq)
-                if not ok and (rec is None or rec.computed_hash() != rec.hash):
-                    return bad("edited", seq, f"record {seq} was edited: its content no "
-                               "longer matches its hash")
-                if prev_hash != expected_prev:
-                    moved = self._seq_of_hash(prev_hash)
-                    if moved is not None:
-                        return bad("reordered", seq, f"record {seq} is out of order: it was "
-                                   f"chained after the record now numbered {moved}")
-                    prev = seq - 1
-                    return bad("edited", prev, f"record {prev} was edited or replaced, or a "
-                               f"record after it deleted: record {seq} was chained to a "
-                               "different predecessor")
-                if kind == "prune":
-                    pdata = rec.data if rec is not None else _prune_data(body)
-                    prunes[int(pdata.get("through_seq", 0))] = str(
-                        pdata.get("checkpoint_hash", ""))
-                cp = cps.get(seq)
-                if cp is not None and cp != digest:
-                    return bad("checkpoint", seq, f"checkpoint {seq} does not match record "
-                               f"{seq}: the checkpoint or the record was altered")
-                expected_prev = digest
-                expected_seq = seq + 1
-            res.checked += len(links)
-            res.last_seq = links[-1][0]
+        bad = res.fail
+        walk = _Walk(self, cps, res)
+        for batch in scan(self.engine, head_seq):
+            if batch.count and (found := walk.batch(batch)) is not None:
+                return found
+        expected_seq, expected_prev, prunes = walk.seq, walk.prev, walk.prunes
         last = res.last_seq or 0
         if res.anchored_at and prunes.get(res.anchored_at) != cps.get(res.anchored_at):
             earlier = [t for t in prunes if t < res.anchored_at]
@@ -560,11 +523,23 @@ class AuditLog:
         return res
 
     def _records_at(self, seqs: list[int]) -> dict[int, AuditRecord]:
+        """The records at these sequence numbers, parsed; one whose JSON columns no longer
+        parse is left out (verification names it edited)."""
         t = audit_records_table
         out: dict[int, AuditRecord] = {}
         with self.engine.connect() as conn:
             for i in range(0, len(seqs), 500):
-                for row in conn.execute(select(t).where(t.c.seq.in_(seqs[i:i + 500]))).all():
+                part = seqs[i:i + 500]
+                try:
+                    rows = conn.execute(select(t).where(t.c.seq.in_(part))).all()
+                except ValueError:  # a JSON column that does not parse: one by one
+                    rows = []
+                    for seq in part:
+                        try:
+                            rows += conn.execute(select(t).where(t.c.seq == seq)).all()
+                        except ValueError:
+                            continue
+                for row in rows:
                     out[int(row.seq)] = _record(row)
         return out
 
@@ -620,6 +595,101 @@ class AuditLog:
             if folder.is_dir():
                 shutil.rmtree(folder, ignore_errors=True)
         return out
+
+
+class _Walk:
+    """Verification's walk along the chain: the record that must come next and the hash it
+    must be chained to; a range of records at a time (:func:`.chain.quick_check`), or row by
+    row when a range does not pass, which names the first bad record."""
+
+    def __init__(self, log: AuditLog, checkpoints: dict[int, str], res: VerifyResult) -> None:
+        self.log, self.cps, self.res = log, checkpoints, res
+        self.seq: int | None = None  # the next record's sequence number (None: not started)
+        self.prev = GENESIS
+        self.prunes: dict[int, str] = {}  # through_seq -> checkpoint hash, from prune records
+
+    def start(self, seq: int) -> VerifyResult | None:
+        """The first remaining record is ``seq``: find its anchor."""
+        self.res.first_seq = seq
+        if seq > 1:
+            anchor = self.cps.get(seq - 1)
+            if anchor is None:
+                return self.res.fail("deleted", 1, f"records 1 to {seq - 1} are missing and "
+                                     "no checkpoint covers them: they were deleted")
+            self.prev = anchor
+            self.res.anchored_at = seq - 1
+        self.seq = seq
+        return None
+
+    def batch(self, b: Batch) -> VerifyResult | None:
+        """Check the records of one range (it holds at least one); a failed result or None."""
+        if self.seq is None:
+            assert b.first is not None
+            if (failed := self.start(int(b.first))) is not None:
+                return failed
+        assert self.seq is not None
+        quick = quick_check(b, self.seq, self.prev, self.cps)
+        if quick is not None:
+            unhashed, last_hash = quick
+            prunes = [int(x) for x in b.prunes.split(",")] if b.prunes else []
+            parsed = self.log._records_at(unhashed + prunes) if unhashed or prunes else {}
+            if all((rec := parsed.get(seq)) is not None and rec.computed_hash() == rec.hash
+                   for seq in unhashed) and all(seq in parsed for seq in prunes):
+                for seq in prunes:
+                    self._prune(parsed[seq].data)
+                self.seq, self.prev = self.seq + b.count, last_hash
+                self.res.checked += b.count
+                self.res.last_seq = b.last
+                return None
+        return self.rows(links(self.log.engine, b.after, b.upto))
+
+    def _prune(self, data: dict[str, Any]) -> None:
+        self.prunes[int(data.get("through_seq", 0))] = str(data.get("checkpoint_hash", ""))
+
+    def rows(self, found: list[Link]) -> VerifyResult | None:
+        """Check records one by one; a failed result or None."""
+        res, bad, cps = self.res, self.res.fail, self.cps
+        if not found:
+            return None
+        oks = hashes_ok(found)
+        slow: dict[int, AuditRecord] = {}
+        if not all(oks):  # not canonical text (older records), or edited
+            slow = self.log._records_at([ln[0] for ln, ok in zip(found, oks, strict=True)
+                                         if not ok])
+        for (seq, prev_hash, digest, kind, _, body), ok in zip(found, oks, strict=True):
+            if self.seq is None and (failed := self.start(seq)) is not None:
+                return failed
+            assert self.seq is not None
+            if seq != self.seq:
+                expected_seq = self.seq
+                missing = (f"record {expected_seq}" if seq == expected_seq + 1
+                           else f"records {expected_seq} to {seq - 1}")
+                return bad("deleted", expected_seq, f"{missing} deleted (the chain jumps "
+                           f"from record {expected_seq - 1} to record {seq})")
+            rec = slow.get(seq)
+            if not ok and (rec is None or rec.computed_hash() != rec.hash):
+                return bad("edited", seq, f"record {seq} was edited: its content no "
+                           "longer matches its hash")
+            if prev_hash != self.prev:
+                moved = self.log._seq_of_hash(prev_hash)
+                if moved is not None:
+                    return bad("reordered", seq, f"record {seq} is out of order: it was "
+                               f"chained after the record now numbered {moved}")
+                prev = seq - 1
+                return bad("edited", prev, f"record {prev} was edited or replaced, or a "
+                           f"record after it deleted: record {seq} was chained to a "
+                           "different predecessor")
+            if kind == "prune":
+                self._prune(rec.data if rec is not None else _prune_data(body))
+            cp = cps.get(seq)
+            if cp is not None and cp != digest:
+                return bad("checkpoint", seq, f"checkpoint {seq} does not match record "
+                           f"{seq}: the checkpoint or the record was altered")
+            self.prev = digest
+            self.seq = seq + 1
+        res.checked += len(found)
+        res.last_seq = found[-1][0]
+        return None
 
 
 def safe_name(value: str) -> str:
