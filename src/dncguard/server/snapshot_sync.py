@@ -32,11 +32,13 @@ _SLICE = 0.5  # how long one wait for a notification lasts (bounds the stop late
 class SnapshotSyncer:
     """Fetches every list's current snapshot into this replica's home as soon as it changes."""
 
-    def __init__(self, settings: Settings, engine: Engine, *, poll: float = POLL_SECONDS
-                 ) -> None:
+    def __init__(self, settings: Settings, engine: Engine, *, poll: float = POLL_SECONDS,
+                 listen: bool = True) -> None:
         self.lists = ListSync(ListStore(settings, engine))
         self.engine = engine
         self.poll = poll
+        #: Listen for notifications (False: poll only, e.g. behind a pooler that cannot LISTEN).
+        self.listen = listen
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._listener: Any = None
@@ -79,7 +81,7 @@ class SnapshotSyncer:
                     break
 
     def _listen(self) -> None:
-        if self._listener is not None:
+        if self._listener is not None or not self.listen:
             return
         try:
             import psycopg
