@@ -164,6 +164,11 @@ def _safe_folder(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
+#: How a snapshot problem begins when this home has not fetched the list's current version yet
+#: (shared snapshots): it is fetched shortly, nothing is wrong with the list itself.
+NOT_HELD = "this replica does not hold snapshot"
+
+
 class ListStore:
     """Create, import, inspect and remove lists; record manual opt-outs."""
 
@@ -219,7 +224,7 @@ class ListStore:
         except SnapshotIntegrityError:
             if self.shared and not path.exists():
                 raise SnapshotIntegrityError(
-                    f"this replica does not hold snapshot {path.parent.name}/{path.name} "
+                    f"{NOT_HELD} {path.parent.name}/{path.name} "
                     "(the list's current version) yet; it is fetched from the database"
                     ) from None
             raise

@@ -161,6 +161,10 @@ def test_b_with_an_empty_home_answers_error_until_it_syncs(
         ready = cb.get("/readyz")
         assert ready.status_code == 503
         assert all(any(f"list {name}" in r for r in ready.json()["reasons"]) for name in lists)
+        # not fetched yet is not a damaged list: the remedy is a sync, not a re-import
+        assert all("lists sync" in r and "re-import" not in r
+                   for r in ready.json()["reasons"] if "does not hold" in r)
+        assert any("does not hold" in r for r in ready.json()["reasons"])
         blocker.unlink()
         for name, (phone, free) in lists.items():
             wait_served([cb], phone, free, name, timeout=30.0)

@@ -186,6 +186,35 @@ def _utc(value: Any) -> datetime | None:
     return as_utc(value) if isinstance(value, datetime) else None
 
 
+@lists_app.command("sync")
+def sync_lists(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Fetch every list's current snapshot from the database into this home.
+
+    For a home on a PostgreSQL database that replicas share (docs/service.md): a host that
+    runs `dncguard scrub` or `check` without a server keeping its home in step syncs first;
+    until then its lists answer error. A SQLite home has nothing to fetch. Exits 1 when a
+    list could not be synced (its checks answer error)."""
+    from ..list_sync import ListSync
+    from ..lists import ListStore
+
+    store = ListStore(settings())
+    problems = ListSync(store).sync_all() if store.shared else {}
+    names = [i.name for i in store.all() if i.current_file] if store.shared else []
+    if as_json:
+        print_json({"shared": store.shared, "synced": [n for n in names if n not in problems],
+                    "problems": problems})
+    elif not store.shared:
+        console.print("nothing to sync: this home's database is not shared (SQLite); its "
+                      "snapshots are the files under the home")
+    else:
+        done = len(names) - len(problems)
+        console.print(f"{plural(done, 'list')} held at the database's current version")
+        for name, why in problems.items():
+            err_console.print(f"[red]list {escape(name)} not synced:[/] {escape(why)}")
+    if problems:
+        raise typer.Exit(1)
+
+
 @lists_app.command("rm")
 def remove_list(name: str, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)
                 ) -> None:

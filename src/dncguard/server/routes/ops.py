@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ...config import Settings
 from ...freshness import blocking
+from ...lists import NOT_HELD
 from ...store import utcnow
 from ..deps import AdminKey, Service, ServiceDep, require
 from ..errors import ApiError, Instant, responses
@@ -73,6 +74,12 @@ def readyz(svc: ServiceDep) -> Any:
     return Health(status="ok")
 
 
+def _remedy(problem: str) -> str:
+    if NOT_HELD in problem:  # not fetched yet: nothing to re-import
+        return "dncguard lists sync fetches it at once"
+    return "re-import the list"
+
+
 def list_problems(svc: Service) -> list[str]:
     """Lists that make verdicts ``error``: a current snapshot that fails its integrity check
     (its checks answer SOURCE_ERROR), and, with ``ready_requires_fresh``, a registry past the
@@ -80,7 +87,7 @@ def list_problems(svc: Service) -> list[str]:
     REGISTRY_STALE for its numbers)."""
     states = list_states(svc)
     out = [f"list {s.info.name}: snapshot fails its integrity check, its checks answer error "
-           f"(SOURCE_ERROR): {s.snapshot_error}; re-import the list"
+           f"(SOURCE_ERROR): {s.snapshot_error}; {_remedy(s.snapshot_error)}"
            for s in states if s.snapshot_error]
     if svc.server.ready_requires_fresh:
         out.extend(f"{f.problem()}; the rules answer error (REGISTRY_STALE) for "
