@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -157,6 +158,9 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
         if syncer is not None:
             syncer.start()
         await anyio.to_thread.run_sync(warm_up)
+        # what start-up built (settings, checks, list indexes, the rules) lives as long as the
+        # process: out of the collector's way, its passes only walk what requests create
+        gc.freeze()
         if runner is not None:
             runner.start()
 
