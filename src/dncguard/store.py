@@ -8,7 +8,12 @@ which snapshot file is current.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +33,12 @@ from sqlalchemy import (
 )
 
 from .config import Settings
+
+fcntl: ModuleType | None
+try:
+    import fcntl
+except ImportError:  # not on Windows: writers wait in SQLite's busy handler there
+    fcntl = None
 
 metadata = MetaData()
 
@@ -156,6 +167,37 @@ def get_engine(settings: Settings) -> Engine:
         upgrade(engine)
         _engines[url] = engine
     return engine
+
+
+_write_locks: dict[tuple[str, int], tuple[threading.Lock, int]] = {}
+_write_locks_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def sqlite_write_lock(engine: Engine) -> Iterator[None]:
+    """Serialise the busiest writers of one SQLite file across processes and threads.
+
+    SQLite's own wait for its write lock (``busy_timeout``) sleeps and polls with growing
+    pauses (up to 100 ms); with a commit that fsyncs (``synchronous=FULL``) two workers'
+    audit writers would keep meeting it. An OS lock (``flock``) on a file beside the database
+    wakes the next writer the moment the lock is free. Nothing on other databases."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:" or fcntl is None:
+        yield
+        return
+    key = (os.path.abspath(path), os.getpid())  # a forked child opens its own
+    with _write_locks_guard:
+        entry = _write_locks.get(key)
+        if entry is None:
+            fd = os.open(key[0] + ".write-lock", os.O_RDWR | os.O_CREAT, 0o600)
+            entry = _write_locks[key] = (threading.Lock(), fd)
+    lock, fd = entry
+    with lock:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def read_engine(engine: Engine) -> Engine:

@@ -46,7 +46,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from ..config import Settings
 from ..outbox import outbox_table
 from ..phones import mask
-from ..store import as_utc, get_engine, metadata, utcnow
+from ..store import as_utc, get_engine, metadata, sqlite_write_lock, utcnow
 from .chain import (
     Batch,
     Link,
@@ -335,13 +335,13 @@ class AuditLog:
         one transaction (``conn``'s when given): one chain step per record, one insert."""
         if conn is not None:
             return self._write(conn, many)
-        with self.engine.begin() as own:
+        with sqlite_write_lock(self.engine), self.engine.begin() as own:
             return self._write(own, many)
 
     def append_quiet(self, many: list[Pending]) -> tuple[int, str]:
         """:meth:`append_many` in its own transaction, returning only the new head
         ``(seq, hash)`` (the group-commit writer needs no record objects)."""
-        with self.engine.begin() as own:
+        with sqlite_write_lock(self.engine), self.engine.begin() as own:
             return self._write(own, many, records=False)
 
     def _lock_head(self, conn: Connection) -> tuple[int, str]:
