@@ -181,9 +181,8 @@ def batches(url: str, key: str, size: int, stop: threading.Event, out: list[floa
             took = time.perf_counter() - t0
             if resp.status_code != 200:
                 errors.append(str(resp.status_code))
-            else:
-                decisions = {v["decision"] for v in resp.json()["verdicts"]}
-                if "error" in decisions:
+            else:  # a substring test, not a parse: the 2 CPUs are the server's and wrk's
+                if b'"decision":"error"' in resp.content:
                     errors.append("error verdicts")
                 out.append(took)
 

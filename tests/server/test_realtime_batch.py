@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from dncguard.audit import AuditUnavailable, Pending
 from dncguard.config import load_settings
 from dncguard.server import realtime
 from dncguard.server.app import create_app
+from dncguard.server.routes.check import BatchResponse, batch_json
 
 from .conftest import make_key
 
@@ -28,32 +31,42 @@ class FailingSecond:
         self.flight += 1
         self.most = max(self.most, self.flight)
         try:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0)
             if len(self.calls) == 2:
                 raise AuditUnavailable("disk full")
         finally:
             self.flight -= 1
 
 
-def test_slices_answer_by_their_own_append(tmp_path: Path) -> None:
+def test_slices_answer_by_their_own_append(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
     make_key(home, "check")
     svc = create_app(load_settings(home=home), run_jobs=False).state.service
     rt = svc.realtime
     writer = FailingSecond()
     rt.writer = writer  # type: ignore[assignment]
-    size = realtime.SLICE
-    phones = [f"+1202555{i:04d}" for i in range(size * 2 + 10)] + ["+12025550000"]
+    monkeypatch.setattr(realtime, "SLICE", 10)
+    monkeypatch.setattr(realtime, "APPEND_EVERY", 25)
+    phones = [f"+1202555{i:04d}" for i in range(120)] + ["+12025550000"]
     ctx = svc.provider.prepared().context(campaign="default")
     try:
         verdicts = asyncio.run(rt.check_many(phones, ctx, {}, "api:test"))
     finally:
         rt.stop()
-    assert writer.calls == [size, size, 11]
-    assert writer.most == 1  # one slice in the writer at a time
+    assert writer.most == 1  # one append in the writer at a time
+    assert sum(writer.calls) == len(phones) and len(writer.calls) >= 3
+    assert all(n >= 25 for n in writer.calls[:-1])  # records gather between appends
+    lo, hi = writer.calls[0], writer.calls[0] + writer.calls[1]  # what the failed one held
     codes = [[r.code for r in v.reasons] for v in verdicts]
-    assert all("AUDIT_UNAVAILABLE" not in c for c in codes[:size])
+    assert all("AUDIT_UNAVAILABLE" not in c for c in codes[:lo] + codes[hi:])
     assert all(v.decision == "error" and c[-1] == "AUDIT_UNAVAILABLE"
-               for v, c in zip(verdicts[size:2 * size], codes[size:2 * size], strict=True))
-    assert all("AUDIT_UNAVAILABLE" not in c for c in codes[2 * size:])
+               for v, c in zip(verdicts[lo:hi], codes[lo:hi], strict=True))
     assert "DUPLICATE" in codes[-1] and verdicts[-1].row == len(phones)
+    # the answer, written a slice at a time, is what the response model writes
+    for step in (7, 1000):
+        dups = sum(1 for c in codes if "DUPLICATE" in c)
+        want = BatchResponse(count=len(verdicts), duplicates=dups, verdicts=verdicts)
+        assert asyncio.run(batch_json(verdicts, step)) == want.model_dump_json().encode()
+    empty = BatchResponse(count=0, duplicates=0, verdicts=[]).model_dump_json().encode()
+    assert asyncio.run(batch_json([])) == empty

@@ -26,7 +26,7 @@ from datetime import datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import audit
-from ..audit import AuditUnavailable, AuditWriter
+from ..audit import AuditUnavailable, AuditWriter, Pending
 from ..checks import Batch, CheckContext, locate
 from ..config import Settings
 from ..findings import Outcome
@@ -41,9 +41,12 @@ log = logging.getLogger("dncguard.server")
 #: The per-request context fields, as columns of the rows the pipeline reads.
 FIELDS = ("region", "state", "zip", "timezone", "line_type", "subject")
 _LAYOUT = Layout(0, "phone", {f: k + 1 for k, f in enumerate(FIELDS)}, ["phone", *FIELDS])
-#: Numbers of a batch request checked (and appended to the audit trail) between two yields
-#: to the event loop: about 15 ms of work here, the longest a single check waits behind it.
-SLICE = 250
+#: Numbers of a batch request checked between two yields to the event loop: a few ms of work
+#: here, the longest a single check waits behind a batch.
+SLICE = 100
+#: A batch request's records are appended once this many have gathered (and the previous
+#: append is done): few transactions, none long enough to hold single checks' records back.
+APPEND_EVERY = 200
 
 
 @dataclass(slots=True)
@@ -109,8 +112,8 @@ class Realtime:
 
     async def check_many(self, phones: list[str], ctx: CheckContext,
                          defaults: dict[str, str], who: str) -> list[Verdict]:
-        """A batch request's verdicts, in order, duplicates marked (SQLAlchemyError: the
-        lists could not be read, nothing was checked).
+        """A batch request's verdicts, in order, duplicates marked and counted (``observe``)
+        (SQLAlchemyError: the lists could not be read, nothing was checked).
 
         Checked on the event loop a slice at a time, yielding between slices, so single
         checks beside a large batch wait for at most one slice. Each slice's audit records
@@ -126,8 +129,9 @@ class Realtime:
         versions = scrubber.versions(ctx)
         zones: dict[str, tuple[str, str]] = {}
         verdicts: list[Verdict] = []
-        parts: list[tuple[int, int]] = []
+        parts: list[tuple[int, int]] = []  # the verdicts each append covers
         appends: list[asyncio.Task[None]] = []
+        records: list[Pending] = []
         for start in range(0, len(phones), SLICE):
             rows = [InputRow(i, [p]) for i, p in enumerate(phones[start:start + SLICE],
                                                           start + 1)]
@@ -138,13 +142,17 @@ class Realtime:
             for v in part:
                 if v.e164 in zones:
                     v.timezone, v.timezone_source = zones[v.e164]
-            records = audit.check_fields(self.settings, part, who=who)
-            if appends:  # one slice in the writer at a time (see above)
-                await asyncio.wait([appends[-1]])
-            parts.append((len(verdicts), len(verdicts) + len(part)))
+            records.extend(audit.check_fields(self.settings, part, who=who))
             verdicts.extend(part)
-            appends.append(asyncio.ensure_future(self.writer.append_async(records)))
+            # one append in the writer at a time (see above); records gather meanwhile
+            if len(records) >= APPEND_EVERY and (not appends or appends[-1].done()):
+                self._append_part(records, verdicts, parts, appends)
+                records = []
             await asyncio.sleep(0)
+        if appends:
+            await asyncio.wait([appends[-1]])
+        if records:
+            self._append_part(records, verdicts, parts, appends)
         if appends:
             await asyncio.wait(appends)
         for (lo, hi), task in zip(parts, appends, strict=True):
@@ -152,7 +160,17 @@ class Realtime:
             if exc is not None:
                 why = str(exc) if isinstance(exc, AuditUnavailable) else type(exc).__name__
                 verdicts[lo:hi] = [audit_unavailable(v, why) for v in verdicts[lo:hi]]
+        for start in range(0, len(verdicts), SLICE * 10):  # counted as answered
+            self.observe(verdicts[start:start + SLICE * 10])
+            await asyncio.sleep(0)
         return verdicts
+
+    def _append_part(self, records: list[Pending], verdicts: list[Verdict],
+                     parts: list[tuple[int, int]], appends: list[asyncio.Task[None]]) -> None:
+        """Append the records of the verdicts not covered yet (the last ``len(records)``)."""
+        lo = parts[-1][1] if parts else 0
+        parts.append((lo, len(verdicts)))
+        appends.append(asyncio.ensure_future(self.writer.append_async(records)))
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopped = True
