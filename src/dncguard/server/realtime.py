@@ -69,8 +69,12 @@ def _settle(pairs: list[tuple[asyncio.Future[Verdict], Verdict]], observe: Obser
     for fut, verdict in pairs:
         if not fut.done():
             fut.set_result(verdict)
+    _count(observe, [v for _, v in pairs])
+
+
+def _count(observe: Observe, verdicts: list[Verdict]) -> None:
     try:
-        observe([v for _, v in pairs])
+        observe(verdicts)
     except Exception:  # counting must never keep an answer back
         log.exception("counting verdicts failed")
 
@@ -115,13 +119,13 @@ class Realtime:
         """A batch request's verdicts, in order, duplicates marked and counted (``observe``)
         (SQLAlchemyError: the lists could not be read, nothing was checked).
 
-        Checked on the event loop a slice at a time, yielding between slices, so single
-        checks beside a large batch wait for at most one slice. Each slice's audit records
-        are appended as the next slice is checked, one slice in the writer at a time, so
-        the single checks' records join the next transaction instead of waiting behind the
-        whole batch. A verdict is answered as checked only when its slice's records were
-        committed; the verdicts of a slice whose append failed are ``error``
-        (AUDIT_UNAVAILABLE)."""
+        Checked on the event loop :data:`SLICE` numbers at a time, yielding between
+        slices, so single checks beside a large batch wait for at most one slice. The audit
+        records are appended while later slices are checked, once :data:`APPEND_EVERY` have
+        gathered and one append in the writer at a time, so the single checks' records join
+        the next transaction instead of waiting behind the whole batch. A verdict is
+        answered as checked only when its records were committed; those of an append that
+        failed are ``error`` (AUDIT_UNAVAILABLE)."""
         scrubber = self.provider.refresh().direct
         layout = Layout(0, "phone", {})
         seen = Seen()
@@ -161,7 +165,7 @@ class Realtime:
                 why = str(exc) if isinstance(exc, AuditUnavailable) else type(exc).__name__
                 verdicts[lo:hi] = [audit_unavailable(v, why) for v in verdicts[lo:hi]]
         for start in range(0, len(verdicts), SLICE * 10):  # counted as answered
-            self.observe(verdicts[start:start + SLICE * 10])
+            _count(self.observe, verdicts[start:start + SLICE * 10])
             await asyncio.sleep(0)
         return verdicts
 
