@@ -301,3 +301,22 @@ class TestFiles:
         assert [v.row for v in verdicts] == [1, 2, 3]
         assert verdicts[1].decision is Decision.BLOCK
         assert verdicts[1].reason_codes == ["DNC_NATIONAL", "DUPLICATE"]
+
+
+def test_a_check_without_the_protocol_is_refused_by_name(settings: Settings) -> None:
+    """A source written without the protocol's members is refused when the scrubber is built,
+    naming what it lacks (not an AttributeError in the middle of a scrub)."""
+    from dncguard.errors import ConfigError
+
+    class Bare:
+        name = "bare-source"
+
+        def versions(self) -> DataVersions:
+            return DataVersions()
+
+        async def check(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
+            return [[] for _ in range(len(batch))]
+
+    with pytest.raises(ConfigError, match="'bare-source' lacks always, findings, timezones"):
+        Scrubber(settings, checks=[Bare()])  # type: ignore[list-item]
+    assert Scrubber(settings, checks=[Exploding()]).checks[0].name == "remote-x"

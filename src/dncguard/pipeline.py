@@ -25,7 +25,7 @@ from .checks import Batch, Check, CheckContext, LineTypes, default_checks, locat
 from .columnar import ColumnarScrub, NotColumnar, read_table, table_contexts
 from .config import CampaignProfile, Settings, load_settings
 from .context import CONTEXT_FIELDS, clean_context, clean_field
-from .errors import ContextError, InputError
+from .errors import ConfigError, ContextError, InputError
 from .findings import Findings, Outcome, merge
 from .identity import acting_user
 from .lists import ListStore
@@ -112,6 +112,19 @@ class Layout:
     header: list[str] = field(default_factory=list)
 
 
+def _conforming(check: Check) -> Check:
+    """``check``, refused (ConfigError naming what it lacks) when it does not have everything
+    the :class:`~dncguard.checks.Check` protocol declares (subclass
+    :class:`~dncguard.checks.CheckBase` for the defaults)."""
+    lacking = [m for m in ("name", "always", "versions", "check", "findings", "timezones")
+               if not hasattr(check, m)]
+    if lacking:
+        raise ConfigError(f"check {getattr(check, 'name', type(check).__name__)!r} lacks "
+                          f"{', '.join(lacking)}: a check implements the Check protocol "
+                          "(subclass dncguard.checks.CheckBase for the defaults)")
+    return check
+
+
 class Scrubber:
     """Checks numbers against every configured list, source and rule.
 
@@ -137,7 +150,8 @@ class Scrubber:
         self.audit = audit
         self.who = who or default_who()
         self.clock: Clock = clock or _utcnow
-        self._checks: list[Check] | None = list(checks) if checks is not None else None
+        self._checks: list[Check] | None = (
+            [_conforming(c) for c in checks] if checks is not None else None)
         self._line_types: LineTypes | None = None
         self._known: set[str] | None = None
 
