@@ -103,6 +103,9 @@ class Settings(SectionSettings):
     chunk_size: int = Field(default=50_000, ge=1, description="Numbers per pipeline chunk")
     concurrency: int = Field(default=4, ge=1, description="Chunks checked at once")
     keep_snapshots: int = Field(default=3, ge=1, description="Snapshots kept per list")
+    object_store_url: str | None = Field(
+        default=None, description="s3://BUCKET/PREFIX: job files go to this S3-compatible "
+        "store instead of the (PostgreSQL) database; credentials and endpoint from AWS_*")
     progress_min_rows: int = Field(default=5_000, ge=0, description="Show a progress bar above")
     campaigns: dict[str, CampaignProfile] = Field(default_factory=dict)
 

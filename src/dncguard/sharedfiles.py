@@ -24,7 +24,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from sqlalchemy import (
     BigInteger,
@@ -46,6 +46,9 @@ from sqlalchemy import (
 from .errors import SourceError
 from .store import metadata, utcnow
 
+if TYPE_CHECKING:
+    from .objectstore import ObjectStore
+
 #: Bytes per chunk: a NANP bitmap's area code is 1.25 MB, so a change list rewrites few chunks.
 CHUNK_BYTES = 1 << 20
 #: pg_advisory_xact_lock key: writers share it, the garbage collector takes it alone.
@@ -58,6 +61,15 @@ shared_chunks_table = Table(
     Column("sha256", String(64), primary_key=True),  # the address: SHA-256 of data (hex)
     Column("size", Integer, nullable=False),
     Column("data", LargeBinary, nullable=False),
+)
+
+#: Chunks kept in the object store (``DNCGUARD_OBJECT_STORE_URL``, job files only) under
+#: ``chunks/<sha256>``: their bytes are not in ``shared_chunks``.
+shared_objects_table = Table(
+    "shared_objects",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", Integer, nullable=False),
 )
 
 shared_files_table = Table(
@@ -104,9 +116,16 @@ def _read_chunks(fh: BinaryIO) -> Iterator[bytes]:
         yield block
 
 
-def put(conn: Connection, name: str, path: Path) -> SharedFile:
+def _key(address: str) -> str:
+    return f"chunks/{address}"
+
+
+def put(conn: Connection, name: str, path: Path, objects: ObjectStore | None = None
+        ) -> SharedFile:
     """Store the file at ``path`` under ``name`` (replacing a file of that name) inside the
-    caller's transaction; only chunks the database lacks are sent."""
+    caller's transaction; only chunks the database lacks are sent. With ``objects`` the new
+    chunks' bytes go to that object store (before the transaction commits: a chunk a failed
+    transaction leaves there is collected like any other)."""
     _lock(conn)
     whole = hashlib.sha256()
     addresses: list[str] = []
@@ -125,6 +144,13 @@ def put(conn: Connection, name: str, path: Path) -> SharedFile:
             if hashlib.sha256(block).hexdigest() != address:
                 raise SourceError(f"{name} changed while it was stored", source="shared storage")
             sent.add(address)
+            if objects is not None:
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                objects.put(_key(address), block)
+                conn.execute(pg_insert(shared_objects_table).values(
+                    sha256=address, size=len(block)).on_conflict_do_nothing())
+                continue
             pending.append({"sha256": address, "size": len(block), "data": block})
             if len(pending) >= _BATCH:
                 conn.execute(insert(shared_chunks_table), pending)
@@ -142,12 +168,13 @@ def put(conn: Connection, name: str, path: Path) -> SharedFile:
 
 
 def _present(conn: Connection, addresses: set[str]) -> set[str]:
-    t = shared_chunks_table
+    """The chunks stored already, in the database or in the object store."""
     found: set[str] = set()
     wanted = sorted(addresses)
-    for start in range(0, len(wanted), 1000):
-        found.update(conn.execute(select(t.c.sha256).where(
-            t.c.sha256.in_(wanted[start: start + 1000]))).scalars())
+    for t in (shared_chunks_table, shared_objects_table):
+        for start in range(0, len(wanted), 1000):
+            found.update(conn.execute(select(t.c.sha256).where(
+                t.c.sha256.in_(wanted[start: start + 1000]))).scalars())
     return found
 
 
@@ -163,19 +190,20 @@ def info(bind: Engine | Connection, name: str) -> SharedFile | None:
     return None if row is None else SharedFile(name, int(row.size), row.sha256)
 
 
-def fetch(engine: Engine, name: str, tmp: Path) -> SharedFile:
+def fetch(engine: Engine, name: str, tmp: Path, objects: ObjectStore | None = None
+          ) -> SharedFile:
     """Write the stored file ``name`` to ``tmp`` (fsynced), each chunk checked against its
     address and the whole against the file's length and SHA-256. Raises
     :class:`~dncguard.errors.SourceError` (``tmp`` removed) when the file or a chunk is missing
     or does not match."""
     try:
-        return _fetch(engine, name, tmp)
+        return _fetch(engine, name, tmp, objects)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def _fetch(engine: Engine, name: str, tmp: Path) -> SharedFile:
+def _fetch(engine: Engine, name: str, tmp: Path, objects: ObjectStore | None) -> SharedFile:
     f, m, c = shared_files_table, shared_file_chunks_table, shared_chunks_table
     with engine.connect() as conn:
         row = conn.execute(select(f.c.size, f.c.sha256, f.c.chunks).where(f.c.name == name)
@@ -193,6 +221,8 @@ def _fetch(engine: Engine, name: str, tmp: Path) -> SharedFile:
                     raise SourceError(f"{name}: chunk {expect} is missing",
                                       source="shared storage")
                 data = bytes(part.data) if part.data is not None else None
+                if data is None and objects is not None:  # kept in the object store
+                    data = objects.get(_key(part.chunk))
                 if data is None:
                     raise SourceError(f"{name}: chunk {part.seq} ({part.chunk[:12]}) is missing",
                                       source="shared storage")
@@ -236,18 +266,26 @@ def _remove(conn: Connection, names: list[str]) -> None:
         conn.execute(delete(shared_files_table).where(shared_files_table.c.name.in_(part)))
 
 
-def collect_garbage(engine: Engine) -> int:
-    """Delete the chunks no file names; returns how many went. Skipped (0) while a writer
-    holds the lock: it never makes an import or a job wait, and the next call collects."""
-    c, m = shared_chunks_table, shared_file_chunks_table
+def collect_garbage(engine: Engine, objects: ObjectStore | None = None) -> int:
+    """Delete the chunks no file names (with ``objects``, also those kept in the object
+    store); returns how many went. Skipped (0) while a writer holds the lock: it never makes
+    an import or a job wait, and the next call collects."""
+    c, m, o = shared_chunks_table, shared_file_chunks_table, shared_objects_table
+    gone: list[str] = []
     with engine.begin() as conn:
         if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
                             {"k": LOCK_KEY}).scalar_one():
             return 0
-        return int(conn.execute(delete(c).where(
+        n = int(conn.execute(delete(c).where(
             ~exists().where(m.c.chunk == c.c.sha256))).rowcount)
+        if objects is not None:
+            gone = list(conn.execute(delete(o).where(~exists().where(m.c.chunk == o.c.sha256))
+                                     .returning(o.c.sha256)).scalars())
+    if gone and objects is not None:
+        objects.delete([_key(a) for a in gone])  # after the commit: none is named any more
+    return n + len(gone)
 
 
 __all__ = ["CHUNK_BYTES", "SharedFile", "collect_garbage", "enabled", "fetch", "info", "put",
            "remove", "remove_under", "shared_chunks_table", "shared_file_chunks_table",
-           "shared_files_table"]
+           "shared_files_table", "shared_objects_table"]

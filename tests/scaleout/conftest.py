@@ -13,7 +13,7 @@ from dncguard.store import dispose_engines
 from ..conftest import PG_URL
 from ..server.conftest import start_server
 
-__all__ = ["scaleout_db", "start_server"]
+__all__ = ["s3_env", "scaleout_db", "start_server"]
 
 
 @pytest.fixture
@@ -43,3 +43,28 @@ def scaleout_db() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
         admin.dispose()
+
+
+@pytest.fixture
+def s3_env() -> Iterator[dict[str, str]]:
+    """An S3 API server on loopback (moto's: no S3-compatible server is installable here) with
+    a bucket, as the environment a replica needs: DNCGUARD_OBJECT_STORE_URL and AWS_*."""
+    import socket
+
+    import httpx
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        bucket = f"jobs-{uuid.uuid4().hex[:8]}"
+        assert httpx.put(f"http://127.0.0.1:{port}/{bucket}").status_code == 200
+        yield {"DNCGUARD_OBJECT_STORE_URL": f"s3://{bucket}/dncguard",
+               "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ALLOW_HTTP": "true",
+               "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+               "AWS_REGION": "us-east-1"}
+    finally:
+        server.stop()

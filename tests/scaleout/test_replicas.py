@@ -204,9 +204,14 @@ def _run_job(client: httpx.Client, data: bytes) -> str:
     return str(resp.json()["id"])
 
 
+@pytest.mark.parametrize("files", ["database", "object store"])
 def test_a_job_on_a_killed_mid_job_is_finished_by_b_and_downloaded_from_c(
         homes: dict[str, dict[str, str]], start_server: Callable[..., Server], tmp_path: Path,
-        scaleout_db: str) -> None:
+        scaleout_db: str, files: str, request: pytest.FixtureRequest) -> None:
+    """Job files in PostgreSQL, or (DNCGUARD_OBJECT_STORE_URL) in an S3-compatible store."""
+    if files == "object store":
+        s3: dict[str, str] = request.getfixturevalue("s3_env")
+        homes = {n: {**env, **s3} for n, env in homes.items()}
     nums = write_numbers(tmp_path / "list.txt", 20_000, seed=3)
     data = _job_input(nums, 400)
     # the single-node scrub: one replica, a SQLite home, the same list and job
@@ -239,3 +244,22 @@ def test_a_job_on_a_killed_mid_job_is_finished_by_b_and_downloaded_from_c(
         assert got.content == expected
         summary = cc.get(f"/v1/jobs/{jid}/summary").json()
         assert summary["complete"] is True and summary["totalRows"] == 400
+    _job_bytes_where(scaleout_db, jid, files)
+
+
+def _job_bytes_where(url: str, jid: str, files: str) -> None:
+    """The job's chunks are in the database, or only in the object store (and there)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            counts = conn.execute(sa.text(
+                "select count(c.sha256), count(o.sha256) from shared_file_chunks m "
+                "left join shared_chunks c on c.sha256 = m.chunk "
+                "left join shared_objects o on o.sha256 = m.chunk "
+                "where m.name like :p"), {"p": f"jobs/{jid}/%"}).one()
+    finally:
+        engine.dispose()
+    in_db, in_store = int(counts[0]), int(counts[1])
+    assert (in_db > 0, in_store > 0) == ((True, False) if files == "database" else (False, True))

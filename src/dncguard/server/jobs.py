@@ -38,7 +38,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .. import audit, sharedfiles
 from ..config import Settings
-from ..errors import InputError
+from ..errors import ConfigError, InputError
+from ..objectstore import object_store
 from ..pipeline import (
     Layout,
     Outcome,
@@ -137,6 +138,11 @@ class JobStore:
         self.root = settings.home / "jobs"
         #: The job's files are kept in the database (PostgreSQL), the home is a cache.
         self.shared = sharedfiles.enabled(engine)
+        if settings.object_store_url and not self.shared:
+            raise ConfigError("object_store_url is for replicas that share a PostgreSQL "
+                              "database; a SQLite home keeps its job files in its own folder")
+        #: where the job files' bytes go (None: in the database)
+        self.objects = object_store(settings.object_store_url) if self.shared else None
 
     def folder(self, job_id: str) -> Path:
         return self.root / job_id
@@ -170,7 +176,7 @@ class JobStore:
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.fetch")
-        sharedfiles.fetch(self.engine, name, tmp)
+        sharedfiles.fetch(self.engine, name, tmp, self.objects)
         os.replace(tmp, path)
         return path
 
@@ -178,7 +184,7 @@ class JobStore:
         """Store these files of a job in the database inside ``conn``'s transaction."""
         if self.shared:
             for path in paths:
-                sharedfiles.put(conn, self.shared_name(path), path)
+                sharedfiles.put(conn, self.shared_name(path), path, self.objects)
 
     def chunk_path(self, job_id: str, k: int, suffix: str = "csv") -> Path:
         return self.folder(job_id) / "chunks" / f"{k:07d}.{suffix}"
@@ -583,7 +589,7 @@ class JobRunner:
                  folder.name)
         if self.store.shared:
             try:  # the chunks' bytes; a later job collects them if this fails
-                sharedfiles.collect_garbage(self.engine)
+                sharedfiles.collect_garbage(self.engine, self.store.objects)
             except SQLAlchemyError as exc:
                 log.warning("job %s: shared chunks not collected: %s", job.id,
                             type(exc).__name__)
