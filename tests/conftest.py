@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -15,6 +16,9 @@ from dncguard.config import Settings, load_settings
 from dncguard.lists import ListStore
 from dncguard.pipeline import Scrubber
 from dncguard.store import dispose_engines
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 #: A fixed dial time used by tests: Thursday 2026-11-19 15:00 UTC (10:00 in New York).
 AT = datetime(2026, 11, 19, 15, 0, tzinfo=UTC)
@@ -82,13 +86,13 @@ PG_URL = os.environ.get("DNCGUARD_TEST_DATABASE_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL URL with a fresh schema, or a skip saying why (a failure in CI)."""
+def postgres_engine(**options: Any) -> Engine:
+    """An engine on :data:`PG_URL` that answers, or a skip saying why (a failure when
+    DNCGUARD_REQUIRE_POSTGRES is set, as in CI)."""
     import sqlalchemy as sa
 
     try:
-        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3}, **options)
         with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
     except Exception as exc:  # any driver or connection error means "no server here"
@@ -96,6 +100,15 @@ def postgres_url() -> Iterator[str]:
         if os.environ.get("DNCGUARD_REQUIRE_POSTGRES"):
             pytest.fail(message + " (DNCGUARD_REQUIRE_POSTGRES is set)")
         pytest.skip(message)
+    return engine
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL with a fresh schema, or a skip saying why (a failure in CI)."""
+    import sqlalchemy as sa
+
+    engine = postgres_engine()
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with engine.begin() as conn:
         conn.execute(sa.text(f'create schema "{schema}"'))

@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from ..server.conftest import Server, make_key, server_env
+from ..server.conftest import Server, make_key, server_env, wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -181,17 +181,6 @@ def _job_input(nums: np.ndarray, rows: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _wait_job(client: httpx.Client, job_id: str, done: Callable[[dict[str, object]], bool],
-              timeout: float = 60.0) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        resp = client.get(f"/v1/jobs/{job_id}")
-        if resp.status_code == 200 and done(resp.json()):
-            return dict(resp.json())
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id}: {client.get(f'/v1/jobs/{job_id}').text}")
-
-
 JOB_ENV = {"DNCGUARD_CHUNK_SIZE": "20", "DNCGUARD_SERVER_JOB_CHUNK_DELAY": "0.1",
            "DNCGUARD_SERVER_JOB_LEASE_SECONDS": "1.5"}
 AT = "2026-11-19T15:00:00Z"
@@ -220,7 +209,7 @@ def test_a_job_on_a_killed_mid_job_is_finished_by_b_and_downloaded_from_c(
     key = make_key(tmp_path / "home-single", "jobs")
     with start_server(single, name="single").client(key) as c:
         jid = _run_job(c, data)
-        _wait_job(c, jid, lambda j: j["state"] == "done")
+        wait_for(c, jid, lambda j: j["state"] == "done")
         expected = c.get(f"/v1/jobs/{jid}/results").content
     assert expected.count(b"DNC_INTERNAL") > 100 and b"SOURCE_ERROR" not in expected
 
@@ -229,12 +218,12 @@ def test_a_job_on_a_killed_mid_job_is_finished_by_b_and_downloaded_from_c(
     a = start_server({**homes["a"], **JOB_ENV}, name="a")
     with a.client(key) as ca:
         jid = _run_job(ca, data)
-        before = _wait_job(ca, jid, lambda j: int(str(j["rowsDone"])) >= 100)
+        before = wait_for(ca, jid, lambda j: int(str(j["rowsDone"])) >= 100)
     a.kill()  # SIGKILL mid-job: its home and lease are gone with it
     assert before["state"] == "running" and int(str(before["rowsDone"])) < 400
     b = start_server({**homes["b"], **JOB_ENV}, name="b")
     with b.client(key) as cb:
-        done = _wait_job(cb, jid, lambda j: j["state"] == "done")
+        done = wait_for(cb, jid, lambda j: j["state"] == "done")
     assert done["rowsDone"] == 400
     assert f"job {jid} done" in b.log()
     c = start_server(homes["c"], name="c")  # never ran the job, never saw its files

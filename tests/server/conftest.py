@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -119,6 +120,18 @@ def server_env(home: Path, **extra: str) -> dict[str, str]:
     src = str(Path(__file__).resolve().parents[2] / "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def wait_for(client: httpx.Client, job_id: str, pred: Callable[[dict[str, Any]], bool],
+             timeout: float = 60.0) -> dict[str, Any]:
+    """Poll ``GET /v1/jobs/{job_id}`` until ``pred`` holds for the job (its JSON)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        resp = client.get(f"/v1/jobs/{job_id}")
+        if resp.status_code == 200 and pred(resp.json()):
+            return dict(resp.json())
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} never got there: {client.get(f'/v1/jobs/{job_id}').text}")
 
 
 def make_key(home: Path, *scopes: str, database_url: str | None = None) -> str:

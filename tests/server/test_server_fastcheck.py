@@ -3,6 +3,7 @@ answers, and hands everything unusual to the route: the same refusals, word for 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -128,22 +129,21 @@ def test_metrics_access_log_and_rate_limit(ctx: Ctx) -> None:
     assert "5550123" not in ctx.server.log()
 
 
-def test_ordinary_requests_skip_the_framework(tmp_path: Path) -> None:
-    """In process: an ordinary request is answered by the fast path itself; every unusual
-    one reaches the application behind it, with its body intact."""
-    import asyncio
-
+def _service(tmp_path: Path) -> tuple[Any, str]:
+    """An in-process service (no jobs) on a fresh home, and a key with the check scope."""
     from dncguard.config import load_settings
     from dncguard.server.app import create_app
-    from dncguard.server.fastcheck import FastCheck
 
     home = tmp_path / "home"
     key = make_key(home, "check")
-    app = create_app(load_settings(home=home), run_jobs=False)
-    svc = app.state.service
-    behind: list[bytes] = []
+    return create_app(load_settings(home=home), run_jobs=False).state.service, key
 
-    async def framework(scope: Any, receive: Any, send: Any) -> None:
+
+def _framework(status: int, behind: list[bytes]) -> Any:
+    """Stands in for the application behind the fast path: reads the whole body (kept in
+    ``behind``) and answers ``status``."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
         body = b""
         more = True
         while more:
@@ -151,28 +151,45 @@ def test_ordinary_requests_skip_the_framework(tmp_path: Path) -> None:
             body += message.get("body", b"")
             more = message.get("more_body", False)
         behind.append(body)
-        await send({"type": "http.response.start", "status": 599, "headers": []})
+        await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    fast = FastCheck(framework, svc)
+    return app
+
+
+async def _asgi_post(fast: Any, body: bytes, token: str, *, ctype: bytes = b"application/json",
+                query: bytes = b"", length: int | None = None) -> list[dict[str, Any]]:
+    """``POST /v1/check`` through ``fast`` (the body in two parts); the messages sent."""
+    sent: list[dict[str, Any]] = []
+    parts = [body[:5], body[5:]]
+
+    async def receive() -> dict[str, Any]:
+        part = parts.pop(0) if parts else b""
+        return {"type": "http.request", "body": part, "more_body": bool(parts)}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/check", "query_string": query,
+             "headers": [(b"authorization", f"Bearer {token}".encode()),
+                         (b"content-type", ctype),
+                         (b"content-length", str(length or len(body)).encode())]}
+    await fast(scope, receive, send)
+    return sent
+
+
+def test_ordinary_requests_skip_the_framework(tmp_path: Path) -> None:
+    """In process: an ordinary request is answered by the fast path itself; every unusual
+    one reaches the application behind it, with its body intact."""
+    from dncguard.server.fastcheck import FastCheck
+
+    svc, key = _service(tmp_path)
+    behind: list[bytes] = []
+    fast = FastCheck(_framework(599, behind), svc)
 
     async def call(body: bytes, token: str = key, ctype: bytes = b"application/json",
                    query: bytes = b"", length: int | None = None) -> int:
-        sent: list[dict[str, Any]] = []
-        parts = [body[:5], body[5:]]
-
-        async def receive() -> dict[str, Any]:
-            part = parts.pop(0) if parts else b""
-            return {"type": "http.request", "body": part, "more_body": bool(parts)}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        scope = {"type": "http", "method": "POST", "path": "/v1/check", "query_string": query,
-                 "headers": [(b"authorization", f"Bearer {token}".encode()),
-                             (b"content-type", ctype),
-                             (b"content-length", str(length or len(body)).encode())]}
-        await fast(scope, receive, send)
+        sent = await _asgi_post(fast, body, token, ctype=ctype, query=query, length=length)
         if sent[0]["status"] == 500:
             assert json.loads(sent[1]["body"])["error"]["status"] == 500
         return int(sent[0]["status"])
@@ -203,18 +220,12 @@ def test_keys_are_verified_again_before_they_expire(tmp_path: Path) -> None:
     """A busy key is verified again in the background once half of key_cache_seconds has
     passed, once however many requests carry it; a key revoked by another replica stops
     working once the cached answer expires (the route then answers 401)."""
-    import asyncio
-
     from sqlalchemy import update
 
-    from dncguard.config import load_settings
-    from dncguard.server.app import create_app
     from dncguard.server.fastcheck import FastCheck
     from dncguard.server.tables import api_keys_table
 
-    home = tmp_path / "home"
-    key = make_key(home, "check")
-    svc = create_app(load_settings(home=home), run_jobs=False).state.service
+    svc, key = _service(tmp_path)
     now = [1000.0]
     svc.keys.clock = lambda: now[0]
     svc.keys.cache_seconds = 2.0
@@ -227,26 +238,11 @@ def test_keys_are_verified_again_before_they_expire(tmp_path: Path) -> None:
 
     svc.keys.verify = counting
 
-    async def framework(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 401, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    fast = FastCheck(framework, svc)
+    fast = FastCheck(_framework(401, []), svc)
     body = f'{{"phone": "{PHONE}"}}'.encode()
 
     async def call() -> int:
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        await fast({"type": "http", "method": "POST", "path": "/v1/check", "query_string": b"",
-                    "headers": [(b"authorization", f"Bearer {key}".encode()),
-                                (b"content-type", b"application/json")]}, receive, send)
-        return int(sent[0]["status"])
+        return int((await _asgi_post(fast, body, key))[0]["status"])
 
     counts: list[int] = []
 

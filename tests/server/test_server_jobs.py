@@ -7,23 +7,11 @@ import io
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from .conftest import Server, make_key, server_env
-
-
-def wait_for(client: httpx.Client, job_id: str, pred: Callable[[dict[str, Any]], bool],
-             timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        resp = client.get(f"/v1/jobs/{job_id}")
-        if resp.status_code == 200 and pred(resp.json()):
-            return dict(resp.json())
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} never got there: {client.get(f'/v1/jobs/{job_id}').text}")
+from .conftest import Server, make_key, server_env, wait_for
 
 
 def contacts(n: int) -> tuple[bytes, list[str]]:

@@ -10,8 +10,7 @@ from dncguard.audit import audit_log
 from dncguard.config import load_settings
 from dncguard.sandbox import run_sandbox
 
-from .conftest import Server, make_key, server_env
-from .test_server_jobs import wait_for
+from .conftest import Server, make_key, server_env, wait_for
 
 
 def test_job_summary_audit_record_and_metrics_carry_prefilter_stats(
