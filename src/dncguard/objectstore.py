@@ -57,8 +57,12 @@ class ObjectStore:
     def delete(self, keys: Sequence[str]) -> None:
         import obstore
 
-        for start in range(0, len(keys), 1000):
-            obstore.delete(self._store, list(keys[start:start + 1000]))
+        try:
+            for start in range(0, len(keys), 1000):
+                obstore.delete(self._store, list(keys[start:start + 1000]))
+        except Exception as exc:
+            raise SourceError(f"object store: cannot delete {len(keys)} objects: "
+                              f"{type(exc).__name__}", source="object store") from exc
 
 
 def object_store(url: str | None) -> ObjectStore | None:

@@ -38,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .. import audit, sharedfiles
 from ..config import Settings
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, SourceError
 from ..objectstore import object_store
 from ..pipeline import (
     Layout,
@@ -590,6 +590,6 @@ class JobRunner:
         if self.store.shared:
             try:  # the chunks' bytes; a later job collects them if this fails
                 sharedfiles.collect_garbage(self.engine, self.store.objects)
-            except SQLAlchemyError as exc:
+            except (SQLAlchemyError, SourceError) as exc:  # the job is done either way
                 log.warning("job %s: shared chunks not collected: %s", job.id,
                             type(exc).__name__)
