@@ -67,8 +67,8 @@ if __package__ in (None, ""):
 from dncguard.audit import AuditLog, new_job_id
 from dncguard.audit.settings import AuditSettings
 from dncguard.config import load_settings
+from dncguard.engine.summary import ScrubSummary
 from dncguard.store import dispose_engines
-from dncguard.summary import ScrubSummary
 
 
 def _summary(verdicts: Path) -> ScrubSummary:

@@ -214,7 +214,7 @@ def scrub_inproc(campaign: str, output: str, at: str) -> dict[str, Any]:
     warm (one run before the timed one), as a library user or the service runs it."""
     from datetime import datetime
 
-    from dncguard.pipeline import Scrubber
+    from dncguard.engine.scrubber import Scrubber
 
     scrubber = Scrubber()
     when = datetime.fromisoformat(at.replace("Z", "+00:00"))

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from dncguard.config import Settings, load_settings
+from dncguard.engine.scrubber import Scrubber
 from dncguard.lists import ListStore
-from dncguard.pipeline import Scrubber
 from dncguard.store import dispose_engines
 
 if TYPE_CHECKING:

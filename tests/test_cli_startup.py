@@ -137,7 +137,7 @@ def test_public_api_is_lazy_and_complete() -> None:
                           timeout=60, check=True)
     assert proc.stdout.strip() == "['dncguard._version']"
     import dncguard
-    from dncguard.pipeline import Scrubber
+    from dncguard.engine.scrubber import Scrubber
 
     assert dncguard.Scrubber is Scrubber
     assert set(dir(dncguard)) >= set(dncguard.__all__)

@@ -1,10 +1,11 @@
-"""The array path of a file scrub writes what the row-by-row path writes.
+"""Reading a file as a table and reading it row by row give the same verdict file.
 
-``Scrubber(columnar=False)`` reads a file row by row (:mod:`dncguard.pipeline`); the default
-reads it as a table (:mod:`dncguard.columnar`). Both run on the same home (national, state,
-internal and wireless lists, rules on) and must give the same verdict file, byte for byte,
-and the same summary, for generated files: every NANP area code, awkward CSV cells, context
-columns, duplicates across slices, bad numbers, Parquet.
+``Scrubber(columnar=False)`` reads a file row by row (:func:`dncguard.io.tables.open_table`);
+the default reads it as a table (:func:`dncguard.io.tables.read_table`). Both readers feed the
+one engine (:mod:`dncguard.engine.run`), on the same home (national, state, internal and
+wireless lists, rules on), and must give the same verdict file, byte for byte, and the same
+summary, for generated files: every NANP area code, awkward CSV cells, context columns,
+duplicates across slices, bad numbers, Parquet.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dncguard import columnar
 from dncguard.config import Settings, load_settings
+from dncguard.engine import scrubber as engine
+from dncguard.engine.scrubber import Scrubber
+from dncguard.io import tables
 from dncguard.lists import ListStore
 from dncguard.phones import _npa_states
-from dncguard.pipeline import Scrubber
 
 from .conftest import AT
 
@@ -130,7 +132,7 @@ def test_territory_numbers(cfg: Settings, tmp_path: Path) -> None:
 
 def test_duplicates_across_slices(cfg: Settings, tmp_path: Path,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(columnar, "SLICE_ROWS", 7)
+    monkeypatch.setattr(engine, "SLICE_ROWS", 7)
     numbers = [f"{NPAS[k % 7]}555{k % 5:04d}" for k in range(60)]
     rows = [["phone", "state", "zip", "line_type"]]
     rows += [[_fmt(n, FORMATS[k % 5]), ["", "FL", "ny"][k % 3], ["", "33101"][k % 2],
@@ -171,9 +173,9 @@ def test_files_that_are_not_tables_go_row_by_row(home: Settings, tmp_path: Path,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "ragged.csv"
     path.write_text("phone,name\n2125550100,a\n2125550101\n2125550102,b,c\n", "utf-8")
-    caplog.set_level(logging.INFO, logger="dncguard.pipeline")
+    caplog.set_level(logging.INFO, logger="dncguard.engine.scrubber")
     _, summary = _both(home, path, tmp_path)
     assert "row by row" in caplog.text
     assert summary["rowErrorCount"] == 2
-    with pytest.raises(columnar.NotColumnar):
-        columnar.read_table(path)
+    with pytest.raises(tables.NotColumnar):
+        tables.read_table(path)

@@ -19,10 +19,10 @@ import zipcodes
 
 from dncguard.cli import run
 from dncguard.config import Settings, load_settings
-from dncguard.context import clean_context, clean_field
+from dncguard.engine.context import clean_context, clean_field
+from dncguard.engine.scrubber import Scrubber
 from dncguard.errors import ContextError, InputError
 from dncguard.lists import ListStore
-from dncguard.pipeline import Scrubber
 from dncguard.places import spelling_key, subdivision, zip_state
 from dncguard.rules.zones import resolve_location
 

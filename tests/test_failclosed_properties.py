@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dncguard.config import Settings, load_settings
+from dncguard.engine.scrubber import Scrubber
 from dncguard.lists import ListStore
 from dncguard.models import Decision
-from dncguard.pipeline import Scrubber
 from dncguard.rules import AttemptStore, ConsentStore
 from dncguard.store import dispose_engines
 

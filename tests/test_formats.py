@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from dncguard.cli import run
 from dncguard.config import Settings
+from dncguard.engine.scrubber import Scrubber
 from dncguard.errors import InputError
 from dncguard.lists import ListStore
-from dncguard.pipeline import Scrubber
 
 from .conftest import AT, read_csv
 
@@ -182,7 +182,7 @@ def test_undefuse_gives_back_what_defuse_was_given(cells: list[str]) -> None:
     starts so)."""
     import pyarrow as pa
 
-    from dncguard.tableio import defuse, defuse_array, undefuse, undefuse_array
+    from dncguard.io.verdict_file import defuse, defuse_array, undefuse, undefuse_array
 
     cells = [c for c in cells if not (c[:1] == "'" and c[1:2] and c[1] in "=+-@\t\r")]
     assert [undefuse(defuse(c)) for c in cells] == cells

@@ -23,6 +23,7 @@ from dncguard.audit.settings import AuditSettings
 from dncguard.checks import Batch, CheckContext
 from dncguard.cli import run
 from dncguard.config import Settings
+from dncguard.engine.scrubber import Scrubber
 from dncguard.freshness import (
     DEFAULT_MAX_AGE_DAYS,
     FreshnessPolicy,
@@ -30,7 +31,6 @@ from dncguard.freshness import (
     blocking,
 )
 from dncguard.lists import ListStore
-from dncguard.pipeline import Scrubber
 from dncguard.rules import RulesCheck, RulesSettings
 from dncguard.rules.loader import load_ruleset
 

@@ -14,10 +14,10 @@ import pytest
 
 from dncguard.checks import Batch, CheckBase, CheckContext, LocalListsCheck
 from dncguard.config import Settings
+from dncguard.engine.scrubber import Scrubber, summary_path
 from dncguard.errors import InputError
 from dncguard.lists import ListStore
 from dncguard.models import DataVersions, Decision, Reason, merge_reasons
-from dncguard.pipeline import Scrubber, summary_path
 
 from .conftest import AT, read_csv
 

@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from prometheus_client import generate_latest
 
 from dncguard.config import Settings, all_sections, load_section
+from dncguard.engine.summary import merge_stats, overall_false_positive_rate
+from dncguard.engine.tally import tally
 from dncguard.errors import ConfigError
 from dncguard.remote import prefilter as pfm
 from dncguard.remote.prefilter import (
@@ -28,9 +30,6 @@ from dncguard.remote.prefilter import (
     PrefilterStore,
     installation_salt,
     key_part,
-    merge_stats,
-    overall_false_positive_rate,
-    tally,
 )
 
 T0 = 1_800_000_000.0  # a fixed wall-clock instant (2027-01-15)

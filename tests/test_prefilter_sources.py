@@ -14,9 +14,9 @@ import pytest
 from dncguard.checks import Batch, CheckContext
 from dncguard.config import Settings
 from dncguard.cxone import CxoneCheck
+from dncguard.engine.scrubber import Scrubber
 from dncguard.lists import ListStore
 from dncguard.models import Decision, Reason, ReasonCode
-from dncguard.pipeline import Scrubber
 from dncguard.remote import HttpBatchCheck, HttpBatchSettings
 from dncguard.remote.prefilter import Prefilter, PrefilterSettings, open_store
 from dncguard.sandbox import SandboxConfig, SandboxServer, run_sandbox

@@ -17,9 +17,9 @@ import pytest
 from dncguard import snapshots as S
 from dncguard.cli import run
 from dncguard.config import Settings
+from dncguard.engine.scrubber import Scrubber
 from dncguard.errors import ListError
 from dncguard.lists import ListStore
-from dncguard.pipeline import Scrubber
 from dncguard.snapshot_integrity import SEAL_SUFFIX, SnapshotIntegrityError, seal_path
 
 from .conftest import AT

@@ -15,12 +15,12 @@ from ._version import __version__
 if typing.TYPE_CHECKING:
     from .checks import Batch, Check, CheckContext, LocalListsCheck
     from .config import CampaignProfile, Settings, load_settings
+    from .engine.scrubber import Scrubber
+    from .engine.summary import ScrubSummary
     from .errors import ConfigError, DncGuardError, InputError, ListError, SourceError
     from .lists import ListStore
     from .models import DataVersions, Decision, Reason, ReasonCode, Verdict
     from .phones import normalise
-    from .pipeline import Scrubber
-    from .summary import ScrubSummary
 
 __all__ = [
     "Batch",
@@ -68,8 +68,8 @@ _LAZY: dict[str, str] = {
     "ReasonCode": "models",
     "Verdict": "models",
     "normalise": "phones",
-    "Scrubber": "pipeline",
-    "ScrubSummary": "summary",
+    "Scrubber": "engine.scrubber",
+    "ScrubSummary": "engine.summary",
 }
 
 

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from ._lazy import lazy_import
 from .config import CampaignProfile, Settings
-from .findings import Findings
+from .engine.findings import Findings
 from .lists import INFO_KINDS, ListIndex, ListInfo, ListStore
 from .models import DataVersions, Decision, Reason, ReasonCode
 from .phones import npa_state_index, npa_state_table
@@ -187,7 +187,7 @@ class Check(Protocol):
         ...
 
     async def findings(self, batch: Batch, ctx: CheckContext) -> Findings:
-        """The same reasons as :class:`~dncguard.findings.Findings` (what the engine calls;
+        """The same reasons as :class:`~dncguard.engine.findings.Findings` (what the engine calls;
         shared reason lists, no list per number)."""
         ...
 

@@ -18,9 +18,9 @@ from dncguard.audit import AuditLog
 from dncguard.audit.settings import AuditSettings
 from dncguard.config import Settings
 from dncguard.demo import build_demo
+from dncguard.engine.scrubber import Scrubber
+from dncguard.engine.summary import ScrubSummary
 from dncguard.lists import ListStore
-from dncguard.pipeline import Scrubber
-from dncguard.summary import ScrubSummary
 
 T0 = datetime(2026, 11, 19, 15, 0, tzinfo=UTC)
 

@@ -32,8 +32,8 @@ from dncguard.audit.jobs import (
     verdict_cells,
 )
 from dncguard.audit.merkle import EMPTY_ROOT, leaf_hash, merkle_root
-from dncguard.summary import ScrubSummary
-from dncguard.tableio import TableWriter, output_header
+from dncguard.engine.summary import ScrubSummary
+from dncguard.io.verdict_file import TableWriter, output_header
 
 from .conftest import T0, DemoJob
 

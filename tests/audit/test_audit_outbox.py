@@ -22,8 +22,8 @@ from dncguard.audit.export import EXPORT_TOPIC, export_payload, outbox_for
 from dncguard.audit.jobs import record_job
 from dncguard.config import Settings, load_settings
 from dncguard.demo import build_demo
+from dncguard.engine.scrubber import Scrubber
 from dncguard.lists import ListStore
-from dncguard.pipeline import Scrubber
 from dncguard.store import dispose_engines
 
 from .conftest import T0, DemoJob, FakeClock, Receiver, make_log

@@ -17,9 +17,9 @@ from dncguard.audit import AuditLog, new_job_id
 from dncguard.audit.jobs import record_job
 from dncguard.audit.report import build_report, code_decision, short_detail, write_report
 from dncguard.config import Settings
+from dncguard.engine.scrubber import Scrubber
+from dncguard.engine.summary import ScrubSummary
 from dncguard.lists import ListStore
-from dncguard.pipeline import Scrubber
-from dncguard.summary import ScrubSummary
 
 from .conftest import T0, DemoJob, make_log
 

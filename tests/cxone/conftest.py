@@ -13,9 +13,9 @@ import pytest
 from dncguard.checks import Check, LocalListsCheck
 from dncguard.config import Settings
 from dncguard.cxone import CxoneCheck, CxoneClient, CxoneSettings
+from dncguard.engine.scrubber import Scrubber
 from dncguard.lists import ListStore
 from dncguard.models import Decision, ReasonCode, Verdict
-from dncguard.pipeline import Scrubber
 from dncguard.sandbox import SandboxConfig, SandboxServer, run_sandbox
 
 from ..fakes import FakeSleep

@@ -12,9 +12,9 @@ import pytest
 
 from dncguard.checks import Batch, CheckContext
 from dncguard.config import Settings
+from dncguard.engine.scrubber import Scrubber
 from dncguard.errors import ConfigError
 from dncguard.models import Decision, ReasonCode
-from dncguard.pipeline import Scrubber
 from dncguard.remote import HttpBatchCheck, HttpBatchSettings
 from dncguard.sandbox import Fault, SandboxConfig, SandboxServer, run_sandbox
 

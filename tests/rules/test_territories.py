@@ -25,6 +25,7 @@ from dncguard import nanp
 from dncguard.checks import Batch, applies_to
 from dncguard.cli.rules import rules_app
 from dncguard.config import Settings
+from dncguard.engine.scrubber import Scrubber
 from dncguard.lists import ListStore
 from dncguard.models import Decision, ReasonCode, Verdict
 from dncguard.phones import (
@@ -35,7 +36,6 @@ from dncguard.phones import (
     state_for,
     states_for_digits,
 )
-from dncguard.pipeline import Scrubber
 from dncguard.rules import RulesCheck, RulesDataError, load_ruleset, parse_texts, resolve_location
 from dncguard.rules.zones import NANP_ZONES, PER_NUMBER
 

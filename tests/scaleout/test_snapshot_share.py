@@ -16,10 +16,10 @@ import sqlalchemy as sa
 
 from dncguard import sharedfiles
 from dncguard.config import Settings, load_settings
+from dncguard.engine.scrubber import Scrubber
 from dncguard.list_sync import ListSync
 from dncguard.lists import ListStore
 from dncguard.models import Decision
-from dncguard.pipeline import Scrubber
 from dncguard.sharedfiles import (
     shared_chunks_table,
     shared_file_chunks_table,

@@ -22,8 +22,8 @@ import pytest
 
 from dncguard.cli import run
 from dncguard.config import load_settings
+from dncguard.engine.scrubber import Scrubber
 from dncguard.lists import ListStore
-from dncguard.pipeline import Scrubber
 
 from .conftest import Server, make_key, server_env
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dncguard.config import load_settings
+from dncguard.engine.scrubber import Scrubber
 from dncguard.lists import ListStore
-from dncguard.pipeline import Scrubber
 from dncguard.store import dispose_engines
 
 from .conftest import Server, make_key, server_env

@@ -21,10 +21,10 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ..config import Settings
+from ..engine.summary import ScrubSummary
 from ..models import DataVersions, Verdict
 from ..phones import mask
 from ..store import as_utc, get_engine
-from ..summary import ScrubSummary
 from .chain import Pending, jtext_plain, pending
 from .export import (
     EXPORT_TOPIC,

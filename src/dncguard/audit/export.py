@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from .._lazy import lazy_import
+from ..engine.summary import overall_false_positive_rate
 from ..outbox import DEAD, DELIVERED, PENDING, Outbox
 from ..store import utcnow
 from .log import AuditLog, AuditRecord
@@ -42,9 +43,6 @@ def outbox_for(log: AuditLog, clock: Callable[[], datetime] | None = None) -> Ou
 
 
 def _false_positive_rate(summary: dict[str, Any]) -> float | None:
-    # imported here: dncguard.remote imports the checks, which import this package
-    from ..remote.prefilter import overall_false_positive_rate
-
     return overall_false_positive_rate(summary.get("prefilter") or {})
 
 

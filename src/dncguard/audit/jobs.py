@@ -40,10 +40,10 @@ from typing import Any, BinaryIO
 import numpy as np
 from sqlalchemy import Connection
 
+from ..engine.summary import ScrubSummary, summary_dict
 from ..errors import DncGuardError, InputError
+from ..io.verdict_file import ADDED_COLUMNS, instant_text, undefuse, undefuse_array
 from ..phones import mask
-from ..summary import ScrubSummary, summary_dict
-from ..tableio import ADDED_COLUMNS, instant_text, undefuse, undefuse_array
 from .chain import hmac_pads
 from .log import AuditLog, AuditRecord, safe_name
 from .merkle import (
@@ -93,7 +93,7 @@ def _is_excel(path: Path) -> bool:
 
 
 def _excel_table(path: Path) -> Any:
-    from ..tableio import read_excel
+    from ..io.tables import read_excel
 
     try:
         return read_excel(path)

@@ -403,8 +403,8 @@ def dnc_export(
 ) -> None:
     """Write the numbers of the internal (and litigator) lists in full, with who added them,
     when and why, to a CSV file (number, added_at, added_by, reason, expires, list, status)."""
+    from ..io.verdict_file import defuse
     from ..lists import ListStore
-    from ..tableio import defuse
 
     if output.suffix.lower() != ".csv":
         raise InputError(f"-o: {output.name!r}: 'dnc export' writes CSV; name the file *.csv")

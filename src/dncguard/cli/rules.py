@@ -151,7 +151,7 @@ def when(
 ) -> None:
     """Print the next legal calling windows of a number (time rules, all candidate zones)."""
     from ..checks import CheckContext
-    from ..context import clean_context
+    from ..engine.context import clean_context
     from ..phones import mask, normalise
     from ..rules.check import RulesCheck
     from ..rules.schema import CALL_TYPES, PURPOSES

@@ -23,9 +23,9 @@ if TYPE_CHECKING:
     from pydantic_settings import BaseSettings
 
     from ..config import Settings
+    from ..engine.scrubber import Scrubber
+    from ..engine.summary import ScrubSummary
     from ..models import Verdict
-    from ..pipeline import Scrubber
-    from ..summary import ScrubSummary
 
 config_app = typer.Typer(help="Show the effective settings.", no_args_is_help=True)
 
@@ -74,7 +74,7 @@ def scrub(
         TimeElapsedColumn,
     )
 
-    from ..pipeline import Scrubber, count_rows
+    from ..engine.scrubber import Scrubber, count_rows
 
     cfg = settings()
     dial_time = parse_instant(at)
@@ -98,8 +98,8 @@ def scrub(
             input_path, output, phone_column=columns, at=dial_time, campaign=campaign,
             purpose=purpose, call_type=call_type, raw=raw, defaults=flags)
     if as_json:
-        from ..pipeline import summary_path
-        from ..summary import summary_dict
+        from ..engine.scrubber import summary_path
+        from ..engine.summary import summary_dict
 
         for warning in summary.warnings:
             err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
@@ -121,7 +121,7 @@ def print_jobs(summary: ScrubSummary) -> None:
 
 
 def print_summary(summary: ScrubSummary, output: Path) -> None:
-    from ..pipeline import summary_path
+    from ..engine.scrubber import summary_path
 
     for warning in summary.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
@@ -167,7 +167,7 @@ def check(
                                        help="Frequency-cap subject, e.g. a debt id"),
 ) -> None:
     """Check one number and print its verdict."""
-    from ..pipeline import Scrubber
+    from ..engine.scrubber import Scrubber
 
     cfg = settings()
     verdict = Scrubber(cfg, who=who()).check(  # recorded in the audit trail
@@ -226,8 +226,8 @@ def demo(
     from ..config import load_settings
     from ..cxone import CxoneClient, CxoneSync, load_cxone
     from ..demo import build_demo, sandbox_seed
+    from ..engine.scrubber import Scrubber
     from ..lists import ListStore
-    from ..pipeline import Scrubber
     from ..sandbox import run_sandbox
 
     folder = home or Path(tempfile.mkdtemp(prefix="dncguard-demo-"))
@@ -363,7 +363,7 @@ def config_show(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -
     """Print the effective settings (secrets: only whether they are set and from where;
     passwords in URLs masked)."""
     from ..config import all_sections
-    from ..pipeline import Scrubber
+    from ..engine.scrubber import Scrubber
 
     cfg = settings()
     data: dict[str, object] = {"core": effective(cfg, None, cfg)}

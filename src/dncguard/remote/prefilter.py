@@ -51,7 +51,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,6 +62,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ..config import SectionSettings, Settings, load_section
+from ..engine.summary import COUNT_FIELDS
+from ..engine.tally import report
 from ..snapshots import popcount
 
 log = logging.getLogger("dncguard.prefilter")
@@ -81,8 +82,6 @@ LOOKUP_CHUNK = 262_144
 #: A flush is forced once this many inserts are pending, whatever ``flush_seconds`` says.
 MAX_PENDING = 100_000
 
-COUNT_FIELDS = ("checked", "hits", "localSuppressions", "remoteCallsSaved", "reverified",
-                "falsePositives")
 
 
 class PrefilterSettings(SectionSettings):
@@ -675,38 +674,6 @@ def totals() -> dict[tuple[str, str], int]:
         return dict(PREFILTER_TOTALS)
 
 
-class Tally:
-    """Pre-filter counts of one unit of work (a job chunk), by source."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, Counter[str]] = {}
-        self.gates: dict[str, Prefilter] = {}
-        self._lock = threading.Lock()  # checks settle their batches in several threads
-
-    def add(self, gate: Prefilter, counts: Mapping[str, int]) -> None:
-        with self._lock:
-            self.counts.setdefault(gate.source, Counter()).update(counts)
-            self.gates[gate.source] = gate
-
-    def stats(self) -> dict[str, dict[str, Any]]:
-        with self._lock:
-            return {src: self.gates[src].stats_of(c) for src, c in sorted(self.counts.items())}
-
-
-_TALLY: ContextVar[Tally | None] = ContextVar("dncguard_prefilter_tally", default=None)
-
-
-@contextlib.contextmanager
-def tally() -> Iterator[Tally]:
-    """Count the pre-filter work done inside the block (tasks and threads started in it too)."""
-    t = Tally()
-    token = _TALLY.set(t)
-    try:
-        yield t
-    finally:
-        _TALLY.reset(token)
-
-
 class Prefilter:
     """The pre-filter as one check uses it: plan a batch, then settle the source's answers.
 
@@ -822,9 +789,7 @@ class Prefilter:
             self.counts.update(counts)
         with _TOTALS_LOCK:
             PREFILTER_TOTALS.update({(self.source, k): v for k, v in counts.items()})
-        current = _TALLY.get()
-        if current is not None:
-            current.add(self, counts)
+        report(self, counts)
         self.store.maybe_flush()
         return failed
 
@@ -842,27 +807,3 @@ class Prefilter:
         with self._lock:
             counts = Counter(self.counts)
         return self.stats_of(counts)
-
-
-def merge_stats(parts: Iterable[Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
-    """Sum per-source stats (e.g. of job chunks); TTL and entries are the last part's."""
-    out: dict[str, dict[str, Any]] = {}
-    for part in parts:
-        for source, stats in part.items():
-            acc = out.setdefault(source, dict.fromkeys(COUNT_FIELDS, 0))
-            for k in COUNT_FIELDS:
-                acc[k] += int(stats.get(k) or 0)
-            for k in ("ttlSeconds", "entries", "structuralFpEstimate"):
-                if k in stats:
-                    acc[k] = stats[k]
-    for acc in out.values():
-        acc["falsePositiveRate"] = (round(acc["falsePositives"] / acc["reverified"], 6)
-                                    if acc["reverified"] else None)
-    return out
-
-
-def overall_false_positive_rate(stats: Mapping[str, Mapping[str, Any]]) -> float | None:
-    """False positives over re-verified hits, across every source (None if none)."""
-    reverified = sum(int(s.get("reverified") or 0) for s in stats.values())
-    fps = sum(int(s.get("falsePositives") or 0) for s in stats.values())
-    return round(fps / reverified, 6) if reverified else None

@@ -25,8 +25,8 @@ from pydantic import ValidationError
 
 from ..checks import CheckBase
 from ..config import Settings, load_section
+from ..engine.findings import Findings
 from ..errors import ConfigError
-from ..findings import Findings
 from ..freshness import FreshnessPolicy
 from ..lists import ListInfo, ListStore
 from ..models import DataVersions, Decision, Reason

@@ -20,11 +20,11 @@ from sqlalchemy import Connection, Engine, Select, func, select
 
 from ..checks import Batch, Check, CheckContext, LocalListsCheck, default_checks
 from ..config import Settings
-from ..findings import Findings
+from ..engine.findings import Findings
+from ..engine.scrubber import Scrubber
 from ..lists import ListInfo, ListStore
 from ..models import DataVersions, Decision, Reason, ReasonCode, Verdict, merge_reasons
 from ..phones import normalise
-from ..pipeline import Scrubber
 from ..store import list_entries_table, list_events_table, lists_table, read_engine
 
 

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from ..checks import CheckContext
-from ..context import clean_field
+from ..engine.context import clean_field
+from ..engine.scrubber import Scrubber
 from ..errors import ContextError
-from ..pipeline import Scrubber
 from .errors import ApiError, FieldError
 
 
@@ -18,7 +18,7 @@ def _refused(exc: ContextError, where: str) -> ApiError:
 
 
 def clean_or_422(values: Mapping[str, str | None], where: str = "query") -> dict[str, str]:
-    """The non-empty values cleaned by :mod:`dncguard.context`; the first value that is not
+    """The non-empty values cleaned by :mod:`dncguard.engine.context`; the first value that is not
     understood answers 422 naming ``where.field`` and the accepted forms."""
     out: dict[str, str] = {}
     for field, value in values.items():

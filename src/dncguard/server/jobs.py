@@ -31,37 +31,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import audit, sharedfiles
 from ..config import Settings
+from ..engine.run import ScrubRun, SliceVerdicts
+from ..engine.summary import ScrubSummary, SummaryBuilder, merge_stats
+from ..engine.tally import tally
 from ..errors import ConfigError, InputError, SourceError
+from ..io.tables import find_phone_column
+from ..io.verdict_file import defuse, output_header, write_csv_rows
 from ..objectstore import object_store
-from ..pipeline import (
-    Layout,
-    Outcome,
-    RowKey,
-    RowResult,
-    Scrubber,
-    Seen,
-    count_results,
-    result_cells,
-)
-from ..remote.prefilter import merge_stats, tally
 from ..snapshot_integrity import sha256_of
 from ..store import as_utc, utcnow
-from ..summary import ScrubSummary, SummaryBuilder
-from ..tableio import (
-    InputRow,
-    context_columns,
-    defuse,
-    find_phone_column,
-    open_table,
-    output_header,
-)
 from .checker import CheckerProvider
 from .metrics import DecisionCounter, Metrics
 from .tables import server_jobs_table
@@ -124,7 +109,7 @@ def _write_atomic(path: Path, write: Any) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     with tmp.open("w", encoding="utf-8", newline="") as fh:
         write(fh)
-        fh.flush()
+        fh.flush()  # a writer of bytes (fh.buffer) flushes its own
         os.fsync(fh.fileno())
     os.replace(tmp, path)
 
@@ -442,87 +427,74 @@ class JobRunner:
         defaults: dict[str, str] = dict(p.get("defaults") or {})
         try:
             source = await asyncio.to_thread(self.store.local, self.store.input_path(job))
-            reader = open_table(source)
+            header, slices, _, close = await asyncio.to_thread(
+                scrubber.read_slices, source, job.chunk_size)
         except InputError as exc:
             self._fail(job.id, str(exc))
             return
         try:
-            header = reader.header
             try:
-                phone = find_phone_column(header, p.get("phone_column")) if header else 0
+                if header:
+                    find_phone_column(header, p.get("phone_column"))
             except InputError as exc:
                 self._fail(job.id, str(exc))
                 return
-            layout = Layout(phone, header[phone] if header else "phone",
-                             context_columns(header), header)
+            run = scrubber.run(header, ctx, phone_column=p.get("phone_column"),
+                               defaults=defaults) if header else None
             self.store.chunk_path(job.id, 0).parent.mkdir(parents=True, exist_ok=True)
-            seen = Seen()
-            known: dict[RowKey, Outcome] = {}
             counts: Counter[str] = Counter(job.counts)
             rows_done = job.rows_done
             k = 0
-            buf: list[InputRow] = []
-
-            async def chunk(rows: list[InputRow]) -> None:
-                nonlocal k, rows_done, scrubber
-                if k < job.chunks_done:  # committed before: only remember its numbers
-                    scrubber.prepare_chunk(rows, layout, seen, defaults)
-                else:
-                    if self._stop.is_set():
-                        self._release(job.id)
-                        raise _Stop
-                    scrubber = await asyncio.to_thread(self.provider.get)
-                    with tally() as prefilter:  # this chunk's pre-filter work, by source
-                        results = await self._check_chunk(scrubber, ctx, rows, layout, seen,
-                                                          known, defaults)
-                    await asyncio.to_thread(self._write_chunk, job, k, results, scrubber, ctx,
-                                            prefilter.stats())
-                    if self.chunk_delay:
-                        await asyncio.sleep(self.chunk_delay / 2)
-                    counts.update(r.decision.value for r in results)
-                    rows_done += len(results)
-                    await asyncio.to_thread(self._commit, job.id, k, rows_done, dict(counts))
-                    self.counter.record_rows((r.decision, r.reasons, r.state or r.region)
-                                             for r in results)
-                    self.metrics.jobs_rows.inc(len(results))
-                    if self.chunk_delay:
-                        await asyncio.sleep(self.chunk_delay / 2)
+            while run is not None:
+                sl = await asyncio.to_thread(next, slices, None)
+                if sl is None:
+                    break
+                if k < job.chunks_done:  # committed before: only remember its keys
+                    run.skip(sl)
+                    k += 1
+                    continue
+                if self._stop.is_set():
+                    self._release(job.id)
+                    raise _Stop
+                # the lists may have changed since the last chunk: its checks, not the old
+                run.scrubber = scrubber = await asyncio.to_thread(self.provider.get)
+                with tally() as prefilter:  # this chunk's pre-filter work, by source
+                    verdicts = await run.scrub(sl)
+                part = await asyncio.to_thread(self._write_chunk, job, k, verdicts, run,
+                                               prefilter.stats())
+                if self.chunk_delay:
+                    await asyncio.sleep(self.chunk_delay / 2)
+                counts.update(part.by_decision)
+                rows_done += part.total_rows
+                await asyncio.to_thread(self._commit, job.id, k, rows_done, dict(counts))
+                self.counter.record_rows((r.decision, r.reasons, r.state or r.region)
+                                         for r in verdicts.results())
+                self.metrics.jobs_rows.inc(part.total_rows)
+                if self.chunk_delay:
+                    await asyncio.sleep(self.chunk_delay / 2)
                 k += 1
-
-            for row in reader.rows() if header else iter(()):
-                buf.append(row)
-                if len(buf) >= job.chunk_size:
-                    await chunk(buf)
-                    buf = []
-            if buf:
-                await chunk(buf)
         finally:
-            reader.close()
+            close()
         await asyncio.to_thread(self._finish, job, k, output_header(header))
 
-    async def _check_chunk(self, scrubber: Scrubber, ctx: Any, rows: list[InputRow],
-                           layout: Layout, seen: Seen, known: dict[RowKey, Outcome],
-                           defaults: dict[str, str]) -> list[RowResult]:
-        prepared = scrubber.prepare_chunk(rows, layout, seen, defaults)
-        # duplicates of keys first seen in a chunk committed before a restart are checked again
-        return await scrubber.check_chunk(prepared, ctx, known, layout)
-
-    def _write_chunk(self, job: JobInfo, k: int, results: list[RowResult], scrubber: Scrubber,
-                     ctx: Any, prefilter: dict[str, dict[str, Any]] | None = None) -> None:
-        def write(fh: Any) -> None:
-            out = csv.writer(fh)
-            out.writerows([defuse(c) for c in result_cells(r)] for r in results)
-
-        _write_atomic(self.store.chunk_path(job.id, k), write)
-        versions = scrubber.versions(ctx)
-        builder = SummaryBuilder(ScrubSummary(dial_time=ctx.at, started_at=job.created_at,
+    def _write_chunk(self, job: JobInfo, k: int, verdicts: SliceVerdicts, run: ScrubRun,
+                     prefilter: dict[str, dict[str, Any]] | None = None) -> ScrubSummary:
+        """The chunk's rows of the verdict file (as the CLI writes them: defused, the e164
+        column as it is) and its summary, each written to a temporary name and renamed."""
+        columns = [*verdicts.input_columns(), *verdicts.columns()]
+        _write_atomic(self.store.chunk_path(job.id, k), lambda fh: write_csv_rows(
+            columns, cast(IO[bytes], fh.buffer), safe=(len(run.header),)))
+        versions = run.scrubber.versions(run.ctx)
+        builder = SummaryBuilder(ScrubSummary(dial_time=run.ctx.at, started_at=job.created_at,
                                               lists=dict(versions.lists),
                                               ruleset=versions.ruleset))
-        count_results(builder, results)
+        verdicts.count(builder)
         builder.summary.prefilter = prefilter or {}
-        part = builder.finish(utcnow(), 0.0).model_dump(by_alias=True, mode="json")
+        part = builder.finish(utcnow(), 0.0)
+        data = part.model_dump(by_alias=True, mode="json")
         _write_atomic(self.store.chunk_path(job.id, k, "json"),
-                      lambda fh: fh.write(json.dumps(part)))
+                      lambda fh: fh.write(json.dumps(data)))
+        return part
 
     def _commit(self, job_id: str, k: int, rows_done: int, counts: dict[str, int]) -> None:
         t = server_jobs_table

@@ -27,20 +27,19 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .. import audit
 from ..audit import AuditUnavailable, AuditWriter, Pending
-from ..checks import Batch, CheckContext, locate
+from ..checks import CheckContext
 from ..config import Settings
-from ..findings import Outcome
+from ..engine.run import slice_of_rows
+from ..engine.scrubber import Scrubber
 from ..models import Decision, Reason, ReasonCode, Verdict
-from ..pipeline import Layout, RowKey, RowResult, Scrubber, Seen
 from ..store import utcnow
-from ..tableio import InputRow
 from .checker import CheckerProvider, audit_unavailable, unavailable_verdict
 
 log = logging.getLogger("dncguard.server")
 
-#: The per-request context fields, as columns of the rows the pipeline reads.
+#: The per-request context fields, as columns of the rows the engine reads.
 FIELDS = ("region", "state", "zip", "timezone", "line_type", "subject")
-_LAYOUT = Layout(0, "phone", {f: k + 1 for k, f in enumerate(FIELDS)}, ["phone", *FIELDS])
+_HEADER = ["phone", *FIELDS]
 #: Numbers of a batch request checked between two yields to the event loop: a few ms of work
 #: here, the longest a single check waits behind a batch.
 SLICE = 100
@@ -127,25 +126,16 @@ class Realtime:
         answered as checked only when its records were committed; those of an append that
         failed are ``error`` (AUDIT_UNAVAILABLE)."""
         scrubber = self.provider.refresh().direct
-        layout = Layout(0, "phone", {})
-        seen = Seen()
-        known: dict[RowKey, Outcome] = {}
+        run = scrubber.run(["phone"], ctx, defaults=defaults, zones=True)
         versions = scrubber.versions(ctx)
-        zones: dict[str, tuple[str, str]] = {}
         verdicts: list[Verdict] = []
         parts: list[tuple[int, int]] = []  # the verdicts each append covers
         appends: list[asyncio.Task[None]] = []
         records: list[Pending] = []
         for start in range(0, len(phones), SLICE):
-            rows = [InputRow(i, [p]) for i, p in enumerate(phones[start:start + SLICE],
-                                                          start + 1)]
-            chunk = scrubber.prepare_chunk(rows, layout, seen, defaults)
-            results = await scrubber.check_chunk(chunk, ctx, known, layout)
-            zones.update(scrubber.zones_of(results, defaults))
-            part = [scrubber.verdict_of(r, ctx, versions) for r in results]
-            for v in part:
-                if v.e164 in zones:
-                    v.timezone, v.timezone_source = zones[v.e164]
+            found = await run.scrub(slice_of_rows([[p] for p in phones[start:start + SLICE]],
+                                                  start, 1))
+            part = [scrubber.verdict_of(r, ctx, versions) for r in found.results()]
             records.extend(audit.check_fields(self.settings, part, who=who))
             verdicts.extend(part)
             # one append in the writer at a time (see above); records gather meanwhile
@@ -278,40 +268,22 @@ class Realtime:
 
     @staticmethod
     async def _group(scrubber: Scrubber, ctx: CheckContext, asks: list[Ask]) -> list[Verdict]:
-        rows = [InputRow(j, [a.phone, *(a.fields.get(f, "") for f in FIELDS)])
-                for j, a in enumerate(asks, 1)]
-        chunk = scrubber.prepare_chunk(rows, _LAYOUT, Seen(), {})
-        results = await scrubber.check_chunk(chunk, ctx, {}, _LAYOUT)
+        """One group's verdicts: each request a row of the engine, its fields the row's
+        context; a request for a number another request of the group asked is answered in
+        full (no DUPLICATE)."""
+        rows = [[a.phone, *(a.fields.get(f, "") for f in FIELDS)] for a in asks]
+        run = scrubber.run(_HEADER, ctx, zones=True)
+        found = await run.scrub(slice_of_rows(rows, 0, len(_HEADER)))
         versions = scrubber.versions(ctx)
-        zones = _zones(scrubber, results, chunk.extra)
         checked = utcnow()
         out = []
-        for i, r in enumerate(results):
-            reasons = r.reasons if r.duplicate_of is None else [
-                x for x in r.reasons if x.code != ReasonCode.DUPLICATE]
-            v = Verdict(input=r.input, row=None, e164=r.e164, decision=r.decision,
-                        reasons=reasons, region=r.region, state=r.state,
-                        next_allowed_at=r.next_allowed_at, dial_time=ctx.at, checked_at=checked,
-                        versions=versions)
-            zone = zones.get(i)
-            if zone is not None:
-                v.timezone, v.timezone_source = zone
+        for r in found.results():
+            if r.duplicate_of is not None:
+                r.reasons = [x for x in r.reasons if x.code != ReasonCode.DUPLICATE]
+            v = scrubber.verdict_of(r, ctx, versions, checked_at=checked)
+            v.row = None
             out.append(v)
         return out
-
-
-def _zones(scrubber: Scrubber, results: list[RowResult], extra: list[dict[str, str]]
-           ) -> dict[int, tuple[str, str]]:
-    """Candidate zones of each checked number (by row index), from the check that knows
-    them, with each row's own context."""
-    idx = [i for i, r in enumerate(results) if r.e164 and r.region and r.error is None
-           and r.decision is not Decision.INVALID]
-    if not idx:
-        return {}
-    batch = Batch.of([results[i].e164 or "" for i in idx], [results[i].region or "" for i in idx],
-                     [results[i].state for i in idx], [dict(extra[i]) for i in idx])
-    found = locate(scrubber.checks, batch)
-    return {} if found is None else dict(zip(idx, found, strict=True))
 
 
 def _failed(phone: str, ctx: CheckContext, why: str) -> Verdict:

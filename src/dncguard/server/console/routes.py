@@ -28,11 +28,11 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from ... import audit
+from ...engine.scrubber import Scrubber
 from ...errors import DncGuardError, ListError
 from ...lists import ListStore
 from ...models import Verdict
 from ...optouts import add_optout, remove_optout
-from ...pipeline import Scrubber
 from ...store import utcnow
 from ..context import context_or_422
 from ..deps import Service

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from ...checks import CheckContext
-from ...context import clean_field
+from ...engine.context import clean_field
 from ...errors import ContextError
 from ...models import Verdict
 from ..context import context_or_422
@@ -24,7 +24,7 @@ router = APIRouter(tags=["check"])
 
 class CheckOptions(BaseModel):
     """The context a number is checked in; everything is optional, nothing is ignored: a value
-    that is not understood answers 422 naming the field (see ``dncguard.context``)."""
+    that is not understood answers 422 naming the field (see ``dncguard.engine.context``)."""
 
     model_config = ConfigDict(extra="forbid")
 

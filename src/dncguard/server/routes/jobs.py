@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from ...pipeline import Scrubber
+from ...engine.scrubber import Scrubber
 from ...store import utcnow
 from ..context import clean_or_422, context_or_422
 from ..deps import JobsKey, Service, ServiceDep

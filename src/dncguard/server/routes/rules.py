@@ -18,11 +18,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from ...engine.scrubber import Scrubber
 from ...errors import ContextError, InputError
 from ...lists import ListStore
 from ...models import Reason
 from ...phones import normalise
-from ...pipeline import Scrubber
 from ...rules.check import RulesCheck
 from ...rules.stores import AttemptStore, ConsentStore
 from ..context import clean_or_422, context_or_422

@@ -31,10 +31,10 @@ import re
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .config import SUPPORTED_REGIONS
-from .errors import ContextError
-from .phones import US_TERRITORIES
-from .places import subdivision, zip_state
+from ..config import SUPPORTED_REGIONS
+from ..errors import ContextError
+from ..phones import US_TERRITORIES
+from ..places import subdivision, zip_state
 
 #: Per-row context fields, in the order they key a row's context.
 CONTEXT_FIELDS = ("region", "state", "zip", "timezone", "line_type", "subject")

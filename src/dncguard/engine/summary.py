@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .models import Decision
+from ..models import Decision
 
 MAX_ROW_ERRORS_LISTED = 1000
 
@@ -170,6 +170,36 @@ class SummaryBuilder:
         )
         s.rows_per_second = round(s.total_rows / elapsed, 1) if elapsed > 0 else None
         return s
+
+
+#: The counts a remote source's pre-filter reports per unit of work (``prefilter`` of a
+#: summary, by source).
+COUNT_FIELDS = ("checked", "hits", "localSuppressions", "remoteCallsSaved", "reverified",
+                "falsePositives")
+
+
+def merge_stats(parts: Iterable[Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Sum per-source stats (e.g. of job chunks); TTL and entries are the last part's."""
+    out: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for source, stats in part.items():
+            acc = out.setdefault(source, dict.fromkeys(COUNT_FIELDS, 0))
+            for k in COUNT_FIELDS:
+                acc[k] += int(stats.get(k) or 0)
+            for k in ("ttlSeconds", "entries", "structuralFpEstimate"):
+                if k in stats:
+                    acc[k] = stats[k]
+    for acc in out.values():
+        acc["falsePositiveRate"] = (round(acc["falsePositives"] / acc["reverified"], 6)
+                                    if acc["reverified"] else None)
+    return out
+
+
+def overall_false_positive_rate(stats: Mapping[str, Mapping[str, Any]]) -> float | None:
+    """False positives over re-verified hits, across every source (None if none)."""
+    reverified = sum(int(s.get("reverified") or 0) for s in stats.values())
+    fps = sum(int(s.get("falsePositives") or 0) for s in stats.values())
+    return round(fps / reverified, 6) if reverified else None
 
 
 def combine_summaries(parts: Mapping[str, ScrubSummary], *, input: str | None,

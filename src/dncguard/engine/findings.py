@@ -16,7 +16,7 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from .models import Decision, Reason, merge_reasons
+from ..models import Decision, Reason, merge_reasons
 
 Index = npt.NDArray[np.int64]
 

@@ -1,0 +1,714 @@
+"""The one scrub engine: slices of rows in, verdict columns, summary counts and dedupe state out.
+
+Every road a number takes goes through :class:`ScrubRun`: the CLI and library scrub of a file
+(read as an Arrow table, or row by row when it does not parse as one), the service's jobs,
+``/v1/check/batch`` and ``/v1/check``. A run is fed :class:`Slice` objects, string columns of
+the header's width numbered from ``start + 1``, with the rows the reader could not read flagged
+(``malformed``); it:
+
+1. cleans each row's context columns per distinct value (:mod:`dncguard.engine.context`): a
+   value that is not understood makes its row ``error`` / CONTEXT_INVALID, unchecked;
+2. normalises the phone column with the NPA-NXX table (:func:`~dncguard.phones.normalise_arrays`);
+3. deduplicates by (number, row context) against every earlier slice, as a few sorted runs;
+4. hands each new key to the checks once (:meth:`Scrubber.check_groups`), whose
+   :class:`~dncguard.engine.findings.Findings` merge into shared outcomes;
+5. gives the slice's verdicts as columns (:meth:`SliceVerdicts.columns`, what a verdict file
+   holds), as rows (:meth:`SliceVerdicts.results`, what the API answers) and as counts (added
+   to the run's :class:`~dncguard.engine.summary.SummaryBuilder`).
+
+A run resumes from its committed slices: :meth:`ScrubRun.skip` replays a slice into the dedupe
+state without checking it; a later row that repeats a key only a skipped slice held is checked
+again in its own slice (a resumed job writes the same bytes as one that never stopped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from .._lazy import lazy_import
+from ..checks import Batch, CheckContext, locate
+from ..errors import ContextError
+from ..io.tables import context_columns, find_phone_column
+from ..io.verdict_file import ADDED_COLUMNS, iso_utc
+from ..models import Decision, Reason, ReasonCode
+from ..phones import ERROR_CODES, NormalisedArrays, normalise_arrays, states_for_digits
+from .context import clean_field
+from .findings import Index, Outcome
+from .summary import MAX_ROW_ERRORS_LISTED, SummaryBuilder
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .scrubber import Scrubber
+else:
+    pa = lazy_import("pyarrow", globals(), "pa")
+    pc = lazy_import("pyarrow.compute", globals(), "pc")
+
+log = logging.getLogger("dncguard.engine")
+
+_DECISIONS = list(Decision)
+_DECISION_ID = {d: i for i, d in enumerate(_DECISIONS)}
+_SUPPRESSED_IDS = [_DECISION_ID[d] for d in (Decision.BLOCK, Decision.DEFER, Decision.ERROR)]
+#: outcome ids of keys not known yet: checked in a slice still in flight, or held only by a
+#: slice replayed with :meth:`ScrubRun.skip` (checked again where it appears next)
+_PENDING = -1
+_SKIPPED = -2
+
+
+@dataclass
+class RowResult:
+    """One row's verdict as objects (what the API answers; files take the columns)."""
+
+    row: int
+    input: str
+    e164: str | None
+    region: str | None
+    state: str | None
+    decision: Decision
+    reasons: list[Reason]
+    next_allowed_at: datetime | None
+    duplicate_of: int | None = None  # first row with the same number and row context
+    error: tuple[int, str, str] | None = None  # (row, field, message) for bad input
+    number_dup: bool = False  # the number appeared before (in any row context)
+    timezone: tuple[str, str] | None = None  # candidate zones and how they were found
+
+
+@dataclass
+class Slice:
+    """Rows to scrub: string columns of the header's width, row numbers ``start + 1`` on;
+    ``malformed`` maps a position in the slice to the reader's reason it could not read the
+    row (its cells are then whatever the reader kept, and it is not checked)."""
+
+    columns: list[pa.Array]
+    start: int
+    malformed: dict[int, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.columns[0]) if self.columns else 0
+
+
+def slices_of_table(table: pa.Table, size: int) -> Iterable[Slice]:
+    """A table's rows as slices of ``size`` rows."""
+    for start in range(0, table.num_rows, size):
+        part = table.slice(start, size)
+        yield Slice([c.combine_chunks() for c in part.columns], start)
+
+
+def slice_of_rows(rows: list[list[str]], start: int, width: int,
+                  malformed: dict[int, str] | None = None) -> Slice:
+    """Rows as lists of cells (each ``width`` long) as a slice."""
+    columns = [pa.array([r[i] for r in rows], pa.string()) for i in range(width)]
+    return Slice(columns, start, dict(malformed or {}))
+
+
+_Run = tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64], npt.NDArray[np.int64]]
+
+
+@dataclass
+class SortedRuns:
+    """Keys seen so far with their first row and an id, as a few sorted runs: each slice adds
+    a run and runs of similar size merge (in linear time), so a file's keys are merged
+    O(log slices) times and looked up in O(log slices) runs."""
+
+    runs: list[_Run] = field(default_factory=list)
+
+    def find(self, keys: npt.NDArray[np.uint64]
+             ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Which keys were seen, and their first rows and ids (0 where not)."""
+        found = np.zeros(keys.size, dtype=bool)
+        row = np.zeros(keys.size, dtype=np.int64)
+        ident = np.zeros(keys.size, dtype=np.int64)
+        for values, rows, ids in self.runs:
+            pos = np.minimum(np.searchsorted(values, keys), values.size - 1)
+            hit = values[pos] == keys
+            found |= hit
+            row[hit] = rows[pos[hit]]
+            ident[hit] = ids[pos[hit]]
+        return found, row, ident
+
+    def add(self, keys: npt.NDArray[np.uint64], row: npt.NDArray[np.int64],
+            ident: npt.NDArray[np.int64]) -> None:
+        """Add keys (sorted, none seen before)."""
+        if not keys.size:
+            return
+        self.runs.append((keys, row, ident))
+        while len(self.runs) > 1 and self.runs[-2][0].size <= 2 * self.runs[-1][0].size:
+            (a, ra, ia), (b, rb, ib) = self.runs.pop(-2), self.runs.pop()
+            at = np.searchsorted(a, b)
+            self.runs.append((np.insert(a, at, b), np.insert(ra, at, rb), np.insert(ia, at, ib)))
+
+
+@dataclass
+class _Strings:
+    """The verdict cells of each outcome."""
+
+    decision: list[str] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+    codes_dup: list[str] = field(default_factory=list)
+    detail_dup: list[str] = field(default_factory=list)  # detail + "; " (when any)
+    detail: list[str] = field(default_factory=list)
+    next_at: list[str] = field(default_factory=list)
+    decision_id: list[int] = field(default_factory=list)
+
+    def add(self, outcomes: list[Outcome]) -> None:
+        for o in outcomes:
+            codes = list(dict.fromkeys(r.code for r in o.reasons))
+            detail = "; ".join(r.detail for r in o.reasons if r.detail)
+            self.decision.append(o.decision.value)
+            self.decision_id.append(_DECISION_ID[o.decision])
+            self.codes.append(";".join(codes))
+            self.codes_dup.append(";".join(dict.fromkeys([*codes, ReasonCode.DUPLICATE])))
+            self.detail.append(detail)
+            self.detail_dup.append(f"{detail}; " if detail else "")
+            self.next_at.append(iso_utc(o.next_allowed_at))
+
+
+@dataclass
+class Prepared:
+    """A slice between normalisation and its verdicts. Arrays named per valid row hold one
+    value per row that was checked (``okpos`` gives their positions in the slice)."""
+
+    slice: Slice
+    rows: npt.NDArray[np.int64]  # every row's number
+    norm: NormalisedArrays
+    flagged: npt.NDArray[np.bool_]  # malformed or context not understood: not normalised
+    problems: dict[int, tuple[str, str]]  # position -> (column, why) of a context refused
+    okpos: npt.NDArray[np.int64]
+    ctx: npt.NDArray[np.int64]  # per valid row: its row context id
+    state: npt.NDArray[np.object_]  # per valid row
+    unique: npt.NDArray[np.int64]  # per valid row: its key's id
+    row_first: npt.NDArray[np.int64]  # per valid row: the first row with the key
+    dup: npt.NDArray[np.bool_]  # per valid row: shares an earlier row's verdict (DUPLICATE)
+    ndup: npt.NDArray[np.bool_]  # per valid row: its number appeared before (any context)
+    batch: Batch | None  # the keys to check
+    batch_ids: npt.NDArray[np.int64]  # their key ids
+
+
+class ScrubRun:
+    """One scrub (a file, a job, a batch request, a group of single checks): see the module
+    docstring. ``builder`` receives the counts of every finished slice; ``zones``: find each
+    checked key's candidate time zones (the API's verdicts carry them)."""
+
+    def __init__(self, scrubber: Scrubber, header: list[str], ctx: CheckContext, *,
+                 phone_column: str | None = None, defaults: dict[str, str] | None = None,
+                 builder: SummaryBuilder | None = None, zones: bool = False) -> None:
+        self.scrubber = scrubber
+        self.header = header
+        self.ctx = ctx
+        self.phone = find_phone_column(header, phone_column) if header else 0
+        self.phone_name = header[self.phone] if header else (phone_column or "phone")
+        self.defaults = dict(defaults or {})
+        self.builder = builder
+        self.zones = zones
+        self.zone_of: dict[int, tuple[str, str]] = {}  # key id -> zones
+        self.context_columns = list(context_columns(header).items()) if header else []
+        self._cleaned: dict[tuple[str, str], str | ContextError] = {}
+        self._ctx_ids: dict[tuple[str, ...], int] = {}
+        self.contexts: list[dict[str, str]] = []  # per row context id: the row's own values
+        self._ctx_state: list[str] = []
+        self._ctx_region: list[str] = []
+        if not self.context_columns:
+            self._context_id(())
+        self.keys = SortedRuns()  # (number, row context) -> first row, key id
+        self.numbers = SortedRuns()  # number -> first row, number id (with context columns)
+        self.key_count = 0
+        self.number_count = 0
+        self.outcome_of = np.zeros(0, dtype=np.int64)  # key id -> outcome id (or _PENDING...)
+        self.outcomes: list[Outcome] = []
+        self.strings = _Strings()
+
+    # -- row contexts -------------------------------------------------------------------------
+    def _context_id(self, values: tuple[str, ...]) -> int:
+        found = self._ctx_ids.get(values)
+        if found is None:
+            found = self._ctx_ids[values] = len(self.contexts)
+            own = {name: v for (name, _), v in zip(self.context_columns, values, strict=True)
+                   if v}
+            self.contexts.append(own)
+            self._ctx_state.append(own.get("state", ""))
+            self._ctx_region.append(own.get("region", ""))
+        return found
+
+    def _row_contexts(self, sl: Slice, flagged: npt.NDArray[np.bool_]
+                      ) -> tuple[npt.NDArray[np.int64], dict[int, tuple[str, str]]]:
+        """Each row's context id, and the rows whose context holds a value that is not
+        understood (the first such column and why)."""
+        n = len(sl)
+        if not self.context_columns:
+            return np.zeros(n, dtype=np.int64), {}
+        problems: dict[int, tuple[str, str]] = {}
+        bad = flagged.copy()
+        per_column: list[tuple[list[str], npt.NDArray[np.int64]]] = []
+        for name, col in self.context_columns:
+            encoded = pc.dictionary_encode(sl.columns[col])
+            canon: list[str] = []
+            ids: dict[str, int] = {}
+            per_value = np.empty(len(encoded.dictionary), dtype=np.int64)
+            refused: dict[int, str] = {}
+            for i, raw in enumerate(encoded.dictionary.to_pylist()):
+                hit = self._cleaned.get((name, raw))
+                if hit is None:
+                    try:
+                        hit = clean_field(name, raw)
+                    except ContextError as exc:
+                        hit = exc
+                    self._cleaned[(name, raw)] = hit
+                if isinstance(hit, ContextError):
+                    refused[i] = hit.why
+                    per_value[i] = -1
+                    continue
+                per_value[i] = ids.setdefault(hit, len(canon))
+                if per_value[i] == len(canon):
+                    canon.append(hit)
+            own = per_value[np.asarray(encoded.indices.to_numpy(zero_copy_only=False),
+                                       dtype=np.int64)]
+            if refused:
+                column = self.header[col]
+                for i in np.flatnonzero((own < 0) & ~bad).tolist():
+                    problems[i] = (column, refused[int(encoded.indices[i].as_py())])
+                bad |= own < 0
+            per_column.append((canon, own))
+        row_ctx = np.zeros(n, dtype=np.int64)
+        good = np.flatnonzero(~bad)
+        if good.size:
+            stacked = np.stack([own[good] for _, own in per_column], axis=1)
+            combos, inverse = np.unique(stacked, axis=0, return_inverse=True)
+            ids_of = np.array([self._context_id(tuple(per_column[j][0][v]
+                                                      for j, v in enumerate(combo)))
+                               for combo in combos.tolist()], dtype=np.int64)
+            row_ctx[good] = ids_of[inverse.reshape(-1)]
+        return row_ctx, problems
+
+    # -- one slice ----------------------------------------------------------------------------
+    def prepare(self, sl: Slice, *, check: bool = True) -> Prepared:
+        """Normalise a slice and find its keys to check (all of them new, or held only by a
+        skipped slice). ``check=False`` (:meth:`skip`): remember the keys, check nothing."""
+        n = len(sl)
+        rows = np.arange(sl.start + 1, sl.start + n + 1, dtype=np.int64)
+        flagged = np.zeros(n, dtype=bool)
+        if sl.malformed:
+            flagged[list(sl.malformed)] = True
+        row_ctx, problems = self._row_contexts(sl, flagged)
+        if problems:
+            flagged[list(problems)] = True
+        fallback = self.defaults.get("region") or self.scrubber.settings.default_region
+        hints: list[str] | str = fallback
+        if any(self._ctx_region):
+            region_of = np.array(self._ctx_region, dtype=object)
+            hints = [h or fallback for h in region_of[row_ctx].tolist()]
+        phone = sl.columns[self.phone] if sl.columns else pa.array([], pa.string())
+        norm = normalise_arrays(phone, hints)
+        okpos = np.flatnonzero(norm.ok & ~flagged)
+        digits = norm.digits[okpos]
+        rctx = row_ctx[okpos]
+
+        # -- each valid row's state: its own column, the default, else by area code --------
+        state = states_for_digits(digits)
+        given = self.defaults.get("state", "")
+        if given:
+            state[:] = given
+        if any(self._ctx_state):
+            own = np.array(self._ctx_state, dtype=object)[rctx]
+            state = np.where(own != "", own, state)
+
+        # -- deduplicate, within the slice and against every earlier slice -----------------
+        if self.context_columns:
+            number_id, ndup = self._numbers(digits, rows[okpos])
+            key = (number_id.astype(np.uint64) << np.uint64(32)) | rctx.astype(np.uint64)
+        else:
+            key = digits
+        uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        found, seen_row, uniq_id = self.keys.find(uniq)
+        new = np.flatnonzero(~found)
+        uniq_row = np.where(found, seen_row, rows[okpos[first]])
+        if new.size:
+            uniq_id[new] = self.key_count + np.arange(new.size)
+            self.key_count += int(new.size)
+            self.outcome_of = np.concatenate([self.outcome_of, np.full(
+                new.size, _PENDING if check else _SKIPPED, dtype=np.int64)])
+            self.keys.add(uniq[new], uniq_row[new], uniq_id[new])
+        inverse = inverse.reshape(-1)
+        row_first = uniq_row[inverse]
+        dup = row_first != rows[okpos]
+        if not self.context_columns:
+            ndup = dup
+        batch = None
+        batch_ids = np.zeros(0, dtype=np.int64)
+        if check:
+            ask = np.flatnonzero(self.outcome_of[uniq_id] == _SKIPPED) if found.any() \
+                else np.zeros(0, dtype=np.int64)
+            ask = np.union1d(new, ask) if ask.size else new
+            if ask.size:
+                batch_ids = uniq_id[ask]
+                self.outcome_of[batch_ids] = _PENDING
+                at = first[ask]
+                batch = self._batch(norm, okpos[at], digits[at], state[at], rctx[at])
+        return Prepared(sl, rows, norm, flagged, problems, okpos, rctx, state,
+                        uniq_id[inverse], row_first, dup, ndup, batch, batch_ids)
+
+    def _numbers(self, digits: npt.NDArray[np.uint64], rows: npt.NDArray[np.int64]
+                 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """Each row's number id, and whether its number appeared in an earlier row."""
+        uniq, first, inverse = np.unique(digits, return_index=True, return_inverse=True)
+        found, seen_row, ident = self.numbers.find(uniq)
+        first_row = np.where(found, seen_row, rows[first])
+        new = np.flatnonzero(~found)
+        ident[new] = self.number_count + np.arange(new.size)
+        self.number_count += int(new.size)
+        self.numbers.add(uniq[new], first_row[new], ident[new])
+        inverse = inverse.reshape(-1)
+        result: npt.NDArray[np.bool_] = first_row[inverse] != rows
+        return ident[inverse], result
+
+    def _batch(self, norm: NormalisedArrays, pos: npt.NDArray[np.int64],
+               digits: npt.NDArray[np.uint64], state: npt.NDArray[np.object_],
+               rctx: npt.NDArray[np.int64]) -> Batch:
+        """The keys' numbers with their rows' context (defaults under the row's own)."""
+        e164 = ["+" + d for d in digits.astype(str).tolist()]
+        names = np.array(list(norm.region_names), dtype=object)
+        region = norm.region[pos]
+        states = [s or None for s in state.tolist()]
+        used, index = np.unique(rctx, return_inverse=True)
+        contexts = [{**self.defaults, **self.contexts[c]} for c in used.tolist()]
+        batch = Batch.shared(e164, digits, names[region].tolist(), states, contexts,
+                             index.reshape(-1).astype(np.int64))
+        batch.ids_known("region", region.astype(np.int64))
+        return batch
+
+    async def check(self, p: Prepared) -> tuple[list[Outcome], Index] | None:
+        """The outcomes of the slice's keys to check (None: nothing to check)."""
+        if p.batch is None:
+            return None
+        return await self.scrubber.check_groups(p.batch, self.ctx)
+
+    def finish(self, p: Prepared, found: tuple[list[Outcome], Index] | None) -> SliceVerdicts:
+        """The slice's verdicts once its keys are checked; its counts go to ``builder``."""
+        if found is not None:
+            outcomes, index = found
+            self.outcome_of[p.batch_ids] = index + len(self.outcomes)
+            self.outcomes.extend(outcomes)
+            self.strings.add(outcomes)
+            if self.zones and p.batch is not None:
+                located = locate(self.scrubber.checks, p.batch)
+                if located is not None:
+                    self.zone_of.update(zip(p.batch_ids.tolist(), located, strict=True))
+        outcome = self.outcome_of[p.unique]
+        assert not (outcome < 0).any(), "a key's outcome is not known"
+        verdicts = SliceVerdicts(self, p, outcome)
+        if self.builder is not None:
+            verdicts.count(self.builder)
+        return verdicts
+
+    async def scrub(self, sl: Slice) -> SliceVerdicts:
+        """Prepare, check and finish one slice."""
+        p = self.prepare(sl)
+        return self.finish(p, await self.check(p))
+
+    def skip(self, sl: Slice) -> None:
+        """Replay a slice already scrubbed (a resumed job's committed chunks) into the dedupe
+        state: its keys are remembered, nothing is checked or counted."""
+        self.prepare(sl, check=False)
+
+    async def run(self, slices: Iterable[Slice] | AsyncIterator[Slice],
+                  write: Callable[[SliceVerdicts], None],
+                  progress: Callable[[int], None] | None = None) -> None:
+        """Scrub every slice in a pipeline: while one slice's keys are checked, the next one is
+        read and prepared, and the one before is written (in a thread). Slices finish and
+        are written in order; ``progress`` gets the rows written so far."""
+        loop = asyncio.get_running_loop()
+        writing: asyncio.Future[None] | None = None
+        checking: tuple[Prepared, asyncio.Task[tuple[list[Outcome], Index] | None]] | None = None
+        written = 0
+        started: list[asyncio.Task[tuple[list[Outcome], Index] | None]] = []
+
+        async def finish(prepared: Prepared,
+                         task: asyncio.Task[tuple[list[Outcome], Index] | None]) -> None:
+            nonlocal writing, written
+            verdicts = self.finish(prepared, await task)
+            if writing is not None:
+                await writing
+                if progress:
+                    progress(written)
+            written = prepared.slice.start + len(prepared.slice)
+            writing = loop.run_in_executor(None, write, verdicts)
+
+        source = _aiter(slices)
+        try:
+            async for sl in source:
+                prepared = await loop.run_in_executor(None, self.prepare, sl)
+                task = asyncio.ensure_future(self.check(prepared))
+                started.append(task)
+                if checking is not None:
+                    await finish(*checking)
+                checking = (prepared, task)
+            if checking is not None:
+                await finish(*checking)
+                checking = None
+            if writing is not None:
+                await writing
+                writing = None
+                if progress:
+                    progress(written)
+        finally:
+            # an error: stop the checks still running, let the write finish before the file
+            # closes
+            pending = [t for t in started if not t.done()]
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending)
+            for t in started:  # a failure already raised: do not report it again
+                if not t.cancelled():
+                    t.exception()
+            if writing is not None:
+                await asyncio.wait([writing])
+
+
+async def _aiter(slices: Iterable[Slice] | AsyncIterator[Slice]) -> AsyncIterator[Slice]:
+    if isinstance(slices, AsyncIterator):
+        async for sl in slices:
+            yield sl
+        return
+    loop = asyncio.get_running_loop()
+    it = iter(slices)
+
+    def following() -> Slice | None:
+        return next(it, None)
+
+    while True:  # reading the next slice (a file) runs in a thread
+        got: Slice | None = await loop.run_in_executor(None, following)
+        if got is None:
+            return
+        yield got
+
+
+class SliceVerdicts:
+    """One finished slice's verdicts: as the verdict file's columns, as row objects, as
+    counts."""
+
+    def __init__(self, run: ScrubRun, p: Prepared, outcome: npt.NDArray[np.int64]) -> None:
+        self.run = run
+        self.p = p
+        self.outcome = outcome  # per valid row
+
+    def __len__(self) -> int:
+        return len(self.p.slice)
+
+    @property
+    def start(self) -> int:
+        return self.p.slice.start
+
+    # -- the rows not checked ---------------------------------------------------------------
+    def _special(self) -> list[tuple[int, Decision, ReasonCode, str, tuple[str, str]]]:
+        """(position, decision, code, detail, (field, message)) of every row refused before
+        its number was read: malformed rows and contexts not understood, in row order."""
+        p = self.p
+        out = []
+        for i in np.flatnonzero(p.flagged).tolist():
+            row = int(p.rows[i])
+            msg = p.slice.malformed.get(i)
+            if msg is not None:
+                out.append((i, Decision.INVALID, ReasonCode.MALFORMED_ROW,
+                            f"row {row}: {msg}", ("*", msg)))
+            else:
+                column, why = p.problems[i]
+                out.append((i, Decision.ERROR, ReasonCode.CONTEXT_INVALID,
+                            f"row {row}, column {column!r}: {why}; the row was not checked",
+                            (column, why)))
+        return out
+
+    # -- as the verdict file's columns ------------------------------------------------------
+    def input_columns(self) -> list[pa.Array]:
+        return list(self.p.slice.columns)
+
+    def columns(self) -> list[pa.Array]:
+        """The added columns (:data:`~dncguard.verdicts.ADDED_COLUMNS`). Cells shared by an
+        outcome's rows are dictionary-encoded (each string once); only duplicates' and bad
+        rows' details are built per row."""
+        p, s = self.p, self.run.strings
+        norm = p.norm
+        used, local = np.unique(self.outcome, return_inverse=True)
+        local = local.reshape(-1).astype(np.int64)
+        pick = used.tolist()
+        k = len(pick)
+        bad = np.flatnonzero(~norm.ok & ~p.flagged)
+        special = self._special()
+        spos = np.array([x[0] for x in special], dtype=np.int64)
+        duppos = p.okpos[p.dup]
+
+        def encoded(index: npt.NDArray[np.int64], values: list[str] | pa.Array
+                    ) -> pa.DictionaryArray:
+            return pa.DictionaryArray.from_arrays(pa.array(index, pa.int64()),
+                                                  pa.array(values, pa.string()))
+
+        def of(values: list[str]) -> list[str]:
+            return [values[i] for i in pick]
+
+        n = p.rows.size
+        # decision and next_allowed_at: the outcome's; "invalid" / "error" and "" otherwise
+        index = np.full(n, k, dtype=np.int64)
+        index[p.okpos] = local
+        dec_index = index.copy()
+        dec_index[spos] = [k if d is Decision.INVALID else k + 1 for _, d, *_ in special]
+        decision = encoded(dec_index, [*of(s.decision), Decision.INVALID.value,
+                                       Decision.ERROR.value])
+        next_at = encoded(index, [*of(s.next_at), ""])
+        # reason codes: the outcome's, the outcome's plus DUPLICATE, or the bad row's code
+        codes_index = index.copy()
+        codes_index[duppos] += k
+        codes_index[bad] = 2 * k + norm.error[bad].astype(np.int64)
+        base = 2 * k + len(ERROR_CODES)
+        codes_index[spos] = [base if c is ReasonCode.MALFORMED_ROW else base + 1
+                             for _, _, c, *_ in special]
+        codes = encoded(codes_index, [*of(s.codes), *of(s.codes_dup),
+                                      *(c.value if c else "" for c in ERROR_CODES),
+                                      ReasonCode.MALFORMED_ROW.value,
+                                      ReasonCode.CONTEXT_INVALID.value])
+        # detail: the outcome's; its own for a duplicate or a bad row
+        detail_index = index.copy()
+        detail_index[duppos] = k + np.arange(duppos.size)
+        detail_index[bad] = k + duppos.size + np.arange(bad.size)
+        detail_index[spos] = k + duppos.size + bad.size + np.arange(spos.size)
+        dup_detail = pc.binary_join_element_wise(
+            pa.array(of(s.detail_dup), pa.string()).take(pa.array(local[p.dup], pa.int64())),
+            "duplicate of row ",
+            pc.cast(pa.array(p.row_first[p.dup], pa.int64()), pa.string()), "")
+        bad_detail = pc.binary_join_element_wise(
+            "row ", pc.cast(pa.array(p.rows[bad], pa.int64()), pa.string()),
+            f", field {self.run.phone_name!r}: ",
+            pa.array(list(norm.message_texts), pa.string()).take(
+                pa.array(norm.message[bad], pa.int32())), "")
+        detail = encoded(detail_index, pa.concat_arrays(
+            [pa.array(of(s.detail), pa.string()), dup_detail.cast(pa.string()),
+             bad_detail.cast(pa.string()), pa.array([x[3] for x in special], pa.string())]))
+        has = (norm.digits != 0) & ~p.flagged
+        e164 = pc.if_else(pa.array(has), pc.binary_join_element_wise(
+            "+", pc.cast(pa.array(norm.digits), pa.string()), ""), "")
+        out = [e164, decision, codes, detail, next_at]
+        assert len(out) == len(ADDED_COLUMNS)
+        return out
+
+    # -- as rows ----------------------------------------------------------------------------
+    def results(self) -> list[RowResult]:
+        """Every row's verdict as a :class:`RowResult` (duplicates carry DUPLICATE)."""
+        p, run = self.p, self.run
+        norm = p.norm
+        phone = p.slice.columns[run.phone].to_pylist() if p.slice.columns else []
+        out: list[RowResult | None] = [None] * p.rows.size
+        for i, decision, code, detail, err in self._special():
+            row = int(p.rows[i])
+            out[i] = RowResult(row, phone[i], None, None, None, decision,
+                               [Reason(code=code, decision=decision, detail=detail)], None,
+                               error=(row, *err))
+        texts, names = norm.message_texts, norm.region_names
+        for i in np.flatnonzero(~norm.ok & ~p.flagged).tolist():
+            row = int(p.rows[i])
+            bad_code = ERROR_CODES[int(norm.error[i])]
+            assert bad_code is not None
+            msg = texts[int(norm.message[i])]
+            e164 = f"+{int(norm.digits[i])}" if norm.digits[i] else None
+            reason = Reason(code=bad_code, decision=Decision.INVALID,
+                            detail=f"row {row}, field {run.phone_name!r}: {msg}")
+            out[i] = RowResult(row, phone[i], e164, names[int(norm.region[i])] or None, None,
+                               Decision.INVALID, [reason], None,
+                               error=(row, run.phone_name, msg))
+        for j, i in enumerate(p.okpos.tolist()):
+            row = int(p.rows[i])
+            o = run.outcomes[int(self.outcome[j])]
+            reasons = list(o.reasons)
+            dup_of = None
+            if p.dup[j]:
+                dup_of = int(p.row_first[j])
+                reasons.append(Reason(code=ReasonCode.DUPLICATE, decision=Decision.ALLOW,
+                                      detail=f"duplicate of row {dup_of}"))
+            out[i] = RowResult(row, phone[i], f"+{int(norm.digits[i])}",
+                               names[int(norm.region[i])], p.state[j] or None, o.decision,
+                               reasons, o.next_allowed_at, duplicate_of=dup_of,
+                               number_dup=bool(p.ndup[j]),
+                               timezone=run.zone_of.get(int(p.unique[j])))
+        return [r for r in out if r is not None]
+
+    # -- as counts --------------------------------------------------------------------------
+    def count(self, builder: SummaryBuilder) -> None:
+        """Add the slice's counts (what a row-by-row count of its verdicts would add)."""
+        p, run = self.p, self.run
+        norm, outcome = p.norm, self.outcome
+        k = len(run.outcomes)
+        per = np.bincount(outcome, minlength=k)
+        shared = int(p.dup.sum())  # rows with DUPLICATE
+        dups = int(p.ndup.sum())  # rows whose number appeared before
+        firsts = np.bincount(outcome[~p.ndup], minlength=k)
+        reasons: Counter[str] = Counter()
+        lists: Counter[str] = Counter()
+        decisions: Counter[str] = Counter()
+        source_errors = suppressed = 0
+        for o in np.flatnonzero(per).tolist():
+            count = int(per[o])
+            found = run.outcomes[o]
+            decisions[found.decision.value] += count
+            codes = {r.code for r in found.reasons}
+            for code in codes:
+                reasons[code] += count
+            for name in {r.list for r in found.reasons if r.list}:
+                lists[name] += count
+            if ReasonCode.SOURCE_ERROR in codes:
+                source_errors += count
+            if run.strings.decision_id[o] in _SUPPRESSED_IDS:
+                suppressed += int(firsts[o])
+        if shared:
+            reasons[ReasonCode.DUPLICATE] += shared
+        bad = np.flatnonzero(~norm.ok & ~p.flagged)
+        texts = norm.message_texts
+        for code_id, count in zip(*np.unique(norm.error[bad], return_counts=True), strict=True):
+            found_code = ERROR_CODES[int(code_id)]
+            if found_code is not None:
+                reasons[found_code.value] += int(count)
+        if bad.size:
+            decisions[Decision.INVALID.value] += int(bad.size)
+        special = self._special()
+        for _, decision, code, _, _ in special:
+            decisions[decision.value] += 1
+            reasons[code.value] += 1
+        # by state (or region) and decision, checked rows; a refused context is "unknown"
+        region_names = np.array([g or "" for g in norm.region_names], dtype=object)
+        where = np.where(p.state != "", p.state, region_names[norm.region[p.okpos]])
+        where = np.where(where != "", where, "unknown")
+        dec = np.array(run.strings.decision_id, dtype=np.int64)[outcome] if p.okpos.size \
+            else np.zeros(0, dtype=np.int64)
+        places = pc.dictionary_encode(pa.array(where, pa.string()))
+        names = places.dictionary.to_pylist()
+        place = np.asarray(places.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        pairs = np.bincount(place * len(_DECISIONS) + dec, minlength=len(names) * len(_DECISIONS))
+        states: Counter[tuple[str, str]] = Counter(
+            {(names[i // len(_DECISIONS)], _DECISIONS[i % len(_DECISIONS)].value): int(c)
+             for i, c in enumerate(pairs.tolist()) if c})
+        for _, decision, _, _, _ in special:
+            if decision is not Decision.INVALID:
+                states[("unknown", decision.value)] += 1
+        # the rows not read, in row order, as many as the summary lists
+        room = max(MAX_ROW_ERRORS_LISTED - len(builder.summary.row_errors), 0)
+        errors: list[tuple[int, str, str]] = []
+        if room:
+            listed = [(int(p.rows[i]), run.phone_name, texts[int(norm.message[i])])
+                      for i in bad[:room].tolist()]
+            listed += [(int(p.rows[x[0]]), *x[4]) for x in special[:room]]
+            errors = sorted(listed)[:room]
+        builder.add_counts(
+            rows=int(p.rows.size), decisions=decisions, reasons=+reasons, lists=+lists,
+            states=dict(states), duplicates=dups, unique=int(p.okpos.size) - dups,
+            suppressed=suppressed, source_errors=source_errors, errors=errors,
+            error_count=int(bad.size) + len(special))
+
+
+__all__ = ["Prepared", "RowResult", "ScrubRun", "Slice", "SliceVerdicts", "SortedRuns",
+           "slice_of_rows", "slices_of_table"]

@@ -1,0 +1,492 @@
+"""The library's entry point: :class:`Scrubber` checks numbers against every configured
+list, source and rule.
+
+It owns the checks (built from the settings it is given, or handed in) and the decision core
+(:meth:`Scrubber.check_groups`: every check concurrently, failures fail closed, findings
+merged); every scrub it runs (:meth:`Scrubber.scrub`, :meth:`Scrubber.scrub_file`, and the
+service's requests and jobs through :class:`~dncguard.engine.run.ScrubRun`) goes through the
+one engine in :mod:`dncguard.engine.run`. A duplicate shares the verdict of the first row with
+its number and row context, and says which row that was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from ..checks import Batch, Check, CheckContext, LineTypes, default_checks
+from ..config import CampaignProfile, Settings, load_settings
+from ..errors import ConfigError, ContextError, InputError
+from ..identity import acting_user
+from ..io.tables import (
+    InputRow,
+    NotColumnar,
+    find_phone_column,
+    input_format,
+    open_table,
+    read_header,
+    read_table,
+    without_old_verdict,
+)
+from ..io.verdict_file import TableWriter, output_header, write_column_verdicts
+from ..lists import ListStore
+from ..models import DataVersions, Decision, Reason, ReasonCode, Verdict
+from .context import clean_context, clean_field
+from .findings import Findings, Outcome, merge
+from .run import RowResult, ScrubRun, Slice, SliceVerdicts, slice_of_rows, slices_of_table
+from .summary import ScrubSummary, SummaryBuilder, combine_summaries
+from .tally import tally
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Progress = Callable[[int], None]
+
+#: Rows per slice when a file is read as a table: bounds the verdict columns in flight,
+#: paces progress.
+SLICE_ROWS = 1 << 18
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _conforming(check: Check) -> Check:
+    """``check``, refused (ConfigError naming what it lacks) when it does not have everything
+    the :class:`~dncguard.checks.Check` protocol declares (subclass
+    :class:`~dncguard.checks.CheckBase` for the defaults)."""
+    lacking = [m for m in ("name", "always", "versions", "check", "findings", "timezones")
+               if not hasattr(check, m)]
+    if lacking:
+        raise ConfigError(f"check {getattr(check, 'name', type(check).__name__)!r} lacks "
+                          f"{', '.join(lacking)}: a check implements the Check protocol "
+                          "(subclass dncguard.checks.CheckBase for the defaults)")
+    return check
+
+
+def slices_of_rows(rows: Iterable[InputRow], width: int, size: int) -> Iterator[Slice]:
+    """A row reader's rows (each padded to the header's ``width``) as slices of ``size`` rows;
+    a row the reader could not read is flagged (``malformed``)."""
+    buf: list[InputRow] = []
+
+    def cut(part: list[InputRow]) -> Slice:
+        start = part[0].row - 1
+        assert all(r.row == start + i + 1 for i, r in enumerate(part)), "rows out of order"
+        return slice_of_rows([r.fields for r in part], start, width,
+                             {i: r.error for i, r in enumerate(part) if r.error is not None})
+
+    for row in rows:
+        buf.append(row)
+        if len(buf) >= size:
+            yield cut(buf)
+            buf = []
+    if buf:
+        yield cut(buf)
+
+
+class Scrubber:
+    """Checks numbers against every configured list, source and rule.
+
+    >>> scrubber = Scrubber(load_settings(home="/tmp/dncguard-home"))  # doctest: +SKIP
+    >>> scrubber.check("+12025550123").decision  # doctest: +SKIP
+    <Decision.ALLOW: 'allow'>
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        checks: Sequence[Check] | None = None,
+        clock: Clock | None = None,
+        columnar: bool = True,
+        audit: bool = True,
+        who: str | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.columnar = columnar  # files that read as tables take the array path
+        # check(), scrub() and scrub_file() append to the audit trail as the CLI does (the
+        # async methods are the service's, which records its own)
+        self.audit = audit
+        self.who = who or default_who()
+        self.clock: Clock = clock or _utcnow
+        self._checks: list[Check] | None = (
+            [_conforming(c) for c in checks] if checks is not None else None)
+        self._line_types: LineTypes | None = None
+        self._known: set[str] | None = None
+
+    @property
+    def line_types(self) -> LineTypes:
+        if self._line_types is None:
+            self._line_types = LineTypes(ListStore(self.settings))
+        return self._line_types
+
+    @property
+    def checks(self) -> list[Check]:
+        if self._checks is None:
+            self._checks = default_checks(self.settings)
+        return self._checks
+
+    # -- context ----------------------------------------------------------------------------
+    def context(self, *, at: datetime | None = None, campaign: str = "default",
+                purpose: str | None = None, call_type: str | None = None) -> CheckContext:
+        """The check context: dial time (default now) and the campaign's profile.
+
+        Refuses (:class:`~dncguard.errors.ContextError`) an unknown campaign, purpose or call
+        type, and a profile whose ``lists`` or ``skip_wireless`` name a list or source that
+        does not exist."""
+        if at is not None and at.tzinfo is None:
+            raise ValueError("the dial time needs a UTC offset")
+        profile = self.settings.campaign(campaign)
+        self._check_profile(campaign, profile)
+        return CheckContext(
+            at=(at or self.clock()).astimezone(UTC),
+            campaign=campaign,
+            purpose=clean_field("purpose", purpose) if purpose else profile.purpose,
+            call_type=clean_field("call_type", call_type) if call_type else profile.call_type,
+            profile=profile,
+        )
+
+    def known_names(self) -> set[str]:
+        """Every list and source name a campaign profile may select (found once: a
+        scrubber's checks are fixed)."""
+        if self._known is None:
+            names = {c.name for c in self.checks}
+            for c in self.checks:
+                names.update(c.versions().lists)
+            names.update(self.line_types.versions())
+            self._known = names
+        return set(self._known)
+
+    def _check_profile(self, campaign: str, profile: CampaignProfile) -> None:
+        named = [*(profile.lists or []), *profile.skip_wireless]
+        if not named:
+            return
+        known = self.known_names()
+        unknown = [n for n in named if n not in known]
+        if unknown:
+            raise ContextError(
+                "campaign", campaign, "a profile whose lists exist",
+                f"campaign {campaign!r} names lists or sources that do not exist: "
+                f"{', '.join(sorted(unknown))} (known: {', '.join(sorted(known)) or 'none'})")
+        wireless = set(self.line_types.versions())
+        odd = [n for n in profile.skip_wireless if n not in wireless]
+        if odd:
+            raise ContextError(
+                "campaign", campaign, "skip_wireless naming wireless lists",
+                f"campaign {campaign!r}: skip_wireless names lists that are not wireless "
+                f"lists: {', '.join(sorted(odd))}")
+
+    def versions(self, ctx: CheckContext) -> DataVersions:
+        """The data versions a verdict in this context relies on."""
+        merged = DataVersions()
+        for check in self.checks:
+            if not (check.always or ctx.selects(check.name)):
+                continue
+            v = check.versions()
+            merged.lists.update({k: d for k, d in v.lists.items() if ctx.selects(k)})
+            merged.ruleset = v.ruleset or merged.ruleset
+        merged.lists.update({k: d for k, d in self.line_types.versions().items()
+                             if ctx.reads_wireless(k)})
+        return merged
+
+    # -- core -------------------------------------------------------------------------------
+    async def check_batch(self, batch: Batch, ctx: CheckContext) -> list[Outcome]:
+        """Run every check on unique valid numbers and merge; failures fail closed."""
+        outcomes, index = await self.check_groups(batch, ctx)
+        return [outcomes[k] for k in index.tolist()]
+
+    async def check_groups(self, batch: Batch, ctx: CheckContext
+                           ) -> tuple[list[Outcome], npt.NDArray[np.int64]]:
+        """Like :meth:`check_batch`, as distinct outcomes and each number's index into them."""
+        n = len(batch)
+        if not n:
+            return [], np.zeros(0, dtype=np.int64)
+        checks = [c for c in self.checks if c.always or ctx.selects(c.name)]
+        try:
+            self.line_types.mark(batch, ctx)
+        except Exception as exc:  # unreadable wireless list: every number fails closed
+            log.warning("wireless lists could not be read: %s", type(exc).__name__)
+            error = Reason(code=ReasonCode.SOURCE_ERROR, decision=Decision.ERROR, source="local",
+                           detail=f"wireless lists could not be read ({type(exc).__name__})")
+            return merge([Findings.uniform(n, [error])], n)
+        results = await asyncio.gather(*(c.findings(batch, ctx) for c in checks),
+                                       return_exceptions=True)
+        parts: list[Findings] = []
+        for check, res in zip(checks, results, strict=True):
+            if isinstance(res, BaseException) or len(res) != n:
+                why = (f"{type(res).__name__}: {str(res)[:200]}" if isinstance(res, BaseException)
+                       else "returned a wrong number of results")
+                log.warning("check %s failed for %d numbers: %s", check.name, n, why)
+                error = Reason(code=ReasonCode.SOURCE_ERROR, decision=Decision.ERROR,
+                               source=check.name,
+                               detail=f"{check.name} could not check the number ({why})")
+                parts.append(Findings.uniform(n, [error]))
+                continue
+            parts.append(res)
+        return merge(parts, n)
+
+    # -- public API -------------------------------------------------------------------------
+    def run(self, header: list[str], ctx: CheckContext, *, phone_column: str | None = None,
+            defaults: dict[str, str] | None = None, builder: SummaryBuilder | None = None,
+            zones: bool = False) -> ScrubRun:
+        """A scrub of rows with this ``header`` through the engine (see
+        :class:`~dncguard.engine.run.ScrubRun`); ``defaults`` must be cleaned already."""
+        return ScrubRun(self, header, ctx, phone_column=phone_column, defaults=defaults,
+                        builder=builder, zones=zones)
+
+    def verdict_of(self, r: RowResult, ctx: CheckContext, versions: DataVersions, *,
+                   checked_at: datetime | None = None) -> Verdict:
+        """A row's verdict as the API and the library give it."""
+        v = Verdict(
+            input=r.input, row=r.row, e164=r.e164, decision=r.decision, reasons=r.reasons,
+            region=r.region, state=r.state, next_allowed_at=r.next_allowed_at,
+            dial_time=ctx.at, checked_at=checked_at or self.clock(), versions=versions,
+        )
+        if r.timezone is not None:
+            v.timezone, v.timezone_source = r.timezone
+        return v
+
+    async def ascrub(self, phones: Iterable[str], *, ctx: CheckContext | None = None,
+                     defaults: dict[str, str] | None = None) -> list[Verdict]:
+        """Verdicts for many numbers, in order, duplicates marked."""
+        ctx = ctx or self.context()
+        run = self.run(["phone"], ctx, defaults=_clean(defaults or {}), zones=True)
+        rows = ([p] for p in phones)
+        results: list[RowResult] = []
+        size = self.settings.chunk_size
+        start = 0
+        while part := [r for _, r in zip(range(size), rows, strict=False)]:
+            found = await run.scrub(slice_of_rows(part, start, 1))
+            results.extend(found.results())
+            start += len(part)
+        versions = self.versions(ctx)
+        return [self.verdict_of(r, ctx, versions) for r in results]
+
+    def scrub(self, phones: Iterable[str], *, at: datetime | None = None,
+              campaign: str = "default", purpose: str | None = None,
+              call_type: str | None = None, **defaults: str) -> list[Verdict]:
+        """Verdicts for many numbers (see :meth:`check` for the arguments)."""
+        ctx = self.context(at=at, campaign=campaign, purpose=purpose, call_type=call_type)
+        verdicts = asyncio.run(self.ascrub(phones, ctx=ctx, defaults=_clean(defaults)))
+        if self.audit:
+            from .. import audit
+
+            audit.record_checks(self.settings, verdicts, who=self.who, campaign=campaign)
+        return verdicts
+
+    def check(self, phone: str, *, at: datetime | None = None, campaign: str = "default",
+              purpose: str | None = None, call_type: str | None = None,
+              **defaults: str) -> Verdict:
+        """The verdict for one number.
+
+        ``defaults`` are the per-row context fields: ``region``, ``state``, ``zip``,
+        ``timezone``, ``line_type``.
+        """
+        verdict = self.scrub([phone], at=at, campaign=campaign, purpose=purpose,
+                             call_type=call_type, **defaults)[0]
+        return verdict.model_copy(update={"row": None})
+
+    def scrub_file(
+        self,
+        input_path: Path,
+        output_path: Path,
+        *,
+        phone_column: str | Sequence[str] | None = None,
+        at: datetime | None = None,
+        campaign: str = "default",
+        purpose: str | None = None,
+        call_type: str | None = None,
+        raw: bool = False,
+        progress: Progress | None = None,
+        defaults: dict[str, str] | None = None,
+    ) -> ScrubSummary:
+        """Scrub a CSV or Parquet file into a verdict file plus ``*.summary.json``.
+
+        ``phone_column``: the column to check, or several (each gets its own verdict
+        columns, see :meth:`ascrub_columns`); default: the only phone-like column.
+        ``defaults`` hold per-row context (``region``, ``state``, ``zip``, ``timezone``,
+        ``line_type``) for rows whose own columns do not give it.
+        """
+        ctx = self.context(at=at, campaign=campaign, purpose=purpose, call_type=call_type)
+        columns = [phone_column] if phone_column is None or isinstance(phone_column, str) \
+            else list(phone_column)
+        if len(columns) > 1:
+            summary = asyncio.run(self.ascrub_columns(
+                input_path, output_path, ctx=ctx, phone_columns=[c for c in columns if c],
+                raw=raw, progress=progress, defaults=_clean(defaults or {})))
+        else:
+            summary = asyncio.run(self.ascrub_file(
+                input_path, output_path, ctx=ctx, phone_column=columns[0] if columns else None,
+                raw=raw, progress=progress, defaults=_clean(defaults or {})))
+        if self.audit:
+            self._record_jobs(summary, output_path)
+        return summary
+
+    def _record_jobs(self, summary: ScrubSummary, output_path: Path) -> None:
+        """Record a file scrub in the audit trail: one job, or one per phone column (each
+        column's own verdict file, so every row of every column can be proven)."""
+        from .. import audit
+
+        parts = {"": (output_path, summary)} if not summary.columns else {
+            name: (Path(part.output or ""), part) for name, part in summary.columns.items()}
+        for name, (path, part) in parts.items():
+            job_id = audit.new_job_id()
+            audit.record_job(self.settings, job_id, path, part, who=self.who)
+            summary.audit_jobs[name] = job_id
+
+    async def ascrub_columns(
+        self,
+        input_path: Path,
+        output_path: Path,
+        *,
+        ctx: CheckContext,
+        phone_columns: list[str],
+        raw: bool = False,
+        progress: Progress | None = None,
+        defaults: dict[str, str] | None = None,
+    ) -> ScrubSummary:
+        """Scrub several phone columns of one file: each column is scrubbed on its own into
+        ``<output stem>.columns/<column><suffix>`` (a complete verdict file, provable in the
+        audit trail), then ``output_path`` gets the input columns followed by every column's
+        verdict columns, named ``<column>_e164``, ``<column>_decision``, ... The summary counts
+        verdicts over every column and keeps each column's own summary under ``columns``."""
+        header = read_header(input_path)
+        picked = [header[find_phone_column(header, c)] for c in phone_columns]
+        if len(set(picked)) != len(picked):
+            raise InputError(f"--phone-column names a column twice: {', '.join(phone_columns)}")
+        folder = column_outputs_dir(output_path)
+        folder.mkdir(parents=True, exist_ok=True)
+        parts: dict[str, ScrubSummary] = {}
+        paths: dict[str, Path] = {}
+        for name in picked:
+            part = folder / f"{_file_safe(name)}{output_path.suffix}"
+            parts[name] = await self.ascrub_file(input_path, part, ctx=ctx, phone_column=name,
+                                                 raw=raw, progress=progress, defaults=defaults)
+            paths[name] = part
+        write_column_verdicts(output_path, header, paths)
+        combined = combine_summaries(parts, input=str(input_path), output=str(output_path))
+        summary_path(output_path).write_text(combined.to_json(), encoding="utf-8")
+        return combined
+
+    async def ascrub_file(
+        self,
+        input_path: Path,
+        output_path: Path,
+        *,
+        ctx: CheckContext,
+        phone_column: str | None = None,
+        raw: bool = False,
+        progress: Progress | None = None,
+        defaults: dict[str, str] | None = None,
+    ) -> ScrubSummary:
+        started = self.clock()
+        t0 = time.perf_counter()
+        defaults = _clean(defaults or {})
+        header, slices, dropped, close = self.read_slices(input_path, SLICE_ROWS)
+        try:
+            versions = self.versions(ctx)
+            summary = ScrubSummary(input=str(input_path), output=str(output_path),
+                                   campaign=ctx.campaign, dial_time=ctx.at, started_at=started,
+                                   lists=dict(versions.lists), ruleset=versions.ruleset)
+            if dropped:
+                note = (f"{input_path.name} holds an earlier verdict ({', '.join(dropped)}): "
+                        "those columns were replaced by this scrub's")
+                log.warning("%s", note)
+                summary.warnings.append(note)
+            builder = SummaryBuilder(summary)
+            run = self.run(header, ctx, phone_column=phone_column, defaults=defaults,
+                           builder=builder) if header else None
+            names = output_header(header)
+            writer = TableWriter(output_path, names, raw=raw, timestamps=[len(names) - 1])
+
+            def write(verdicts: SliceVerdicts) -> None:
+                # the e164 column holds "+digits" or nothing: no formula to defuse
+                writer.write_columns([*verdicts.input_columns(), *verdicts.columns()],
+                                     (len(header),))
+
+            try:
+                with tally() as prefilter:  # the sources' reported work in this run
+                    if run is not None:
+                        await run.run(slices, write, progress)
+                summary.prefilter = prefilter.stats()
+            except BaseException:
+                writer.abort()
+                raise
+            writer.close()
+        finally:
+            close()
+        result = builder.finish(self.clock(), time.perf_counter() - t0)
+        summary_path(output_path).write_text(result.to_json(), encoding="utf-8")
+        return result
+
+    def read_slices(self, path: Path, size: int
+                    ) -> tuple[list[str], Iterator[Slice], list[str], Callable[[], None]]:
+        """A file's header, its rows as slices of ``size``, the earlier verdict's columns it
+        dropped, and what closes it. Read as a table when it parses as one (and
+        ``columnar``), else row by row (the reader flags the rows it cannot read)."""
+        if self.columnar:
+            try:
+                table, dropped = without_old_verdict(read_table(path))
+                return (list(table.column_names), iter(slices_of_table(table, size)), dropped,
+                        lambda: None)
+            except NotColumnar as why:
+                log.info("reading %s row by row: %s", path.name, why)
+        reader = open_table(path)
+        header = list(reader.header)
+        return (header, slices_of_rows(reader.rows(), len(header), size), reader.dropped,
+                reader.close)
+
+
+def default_who() -> str:
+    """Who a library call is recorded as: ``DNCGUARD_USER``, else ``library:<user>``."""
+    return acting_user("library")
+
+
+def column_outputs_dir(output_path: Path) -> Path:
+    """Where a scrub of several phone columns keeps each column's own verdict file."""
+    return output_path.with_name(f"{output_path.stem}.columns")
+
+
+def _file_safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "column"
+
+
+def summary_path(output_path: Path) -> Path:
+    """``results.csv`` -> ``results.summary.json``."""
+    return output_path.with_name(f"{output_path.stem}.summary.json")
+
+
+def _clean(defaults: dict[str, str]) -> dict[str, str]:
+    """Per-row context defaults (flags, API fields), cleaned; :class:`ContextError` names
+    the first value that is not understood."""
+    return clean_context(defaults)
+
+
+def count_rows(path: Path) -> int | None:
+    """A quick row count for progress bars (lines minus the header; Parquet metadata)."""
+    try:
+        kind = input_format(path)
+        if kind == "excel":
+            return None  # known once the sheet is read
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        lines = 0
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                lines += block.count(b"\n")
+        return max(lines - 1, 0)
+    except OSError:
+        return None
+
+
+__all__ = ["SLICE_ROWS", "Scrubber", "column_outputs_dir", "count_rows", "default_who",
+           "slices_of_rows", "summary_path"]
