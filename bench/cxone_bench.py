@@ -26,11 +26,11 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dncguard.checks import Batch, CheckContext
 from dncguard.config import load_settings
-from dncguard.cxone import CxoneClient, CxoneSettings, CxoneSync
-from dncguard.remote import HttpBatchCheck, HttpBatchSettings
 from dncguard.sandbox import SandboxConfig, run_sandbox
+from dncguard.sources.cxone import CxoneClient, CxoneSettings, CxoneSync
+from dncguard.sources.protocol import Batch, CheckContext
+from dncguard.sources.remote import HttpBatchCheck, HttpBatchSettings
 from dncguard.store import dispose_engines
 
 

@@ -32,7 +32,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dncguard.remote.prefilter import (
+from dncguard.sources.remote.prefilter import (
     Prefilter,
     PrefilterSettings,
     PrefilterStore,

@@ -121,7 +121,7 @@ def us_numbers(rng: random.Random, n: int) -> list[str]:
 def prepare_home(home: Path, registry: int, database_url: str | None) -> str:
     """A home with a national list and opt-outs; returns an API key."""
     from dncguard.config import load_settings
-    from dncguard.lists import ListStore
+    from dncguard.lists.store import ListStore
     from dncguard.server.keys import KeyStore
     from dncguard.store import dispose_engines, get_engine
 

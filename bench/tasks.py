@@ -20,7 +20,8 @@ BASE = 10_000_000_000
 
 
 def import_sorted(registry: str, folder: str) -> dict[str, Any]:
-    from dncguard import listfiles, snapshots
+    from dncguard.lists import files as listfiles
+    from dncguard.lists import snapshots
 
     t0 = time.perf_counter()
     values, report = listfiles.read_numbers(Path(registry), jurisdiction="US",
@@ -33,7 +34,8 @@ def import_sorted(registry: str, folder: str) -> dict[str, Any]:
 
 
 def import_bitmap(registry: str, folder: str) -> dict[str, Any]:
-    from dncguard import listfiles, snapshots
+    from dncguard.lists import files as listfiles
+    from dncguard.lists import snapshots
 
     t0 = time.perf_counter()
     report = listfiles.ParseReport()
@@ -46,7 +48,7 @@ def import_bitmap(registry: str, folder: str) -> dict[str, Any]:
 
 
 def lookups(snapshot: str, sorted_snapshot: str) -> dict[str, Any]:
-    from dncguard import snapshots
+    from dncguard.lists import snapshots
 
     t0 = time.perf_counter()
     snap = snapshots.open_snapshot(Path(snapshot))
@@ -179,10 +181,10 @@ def other_lists(registry: str, folder: str) -> dict[str, Any]:
     from datetime import date
 
     from dncguard.config import load_settings
-    from dncguard.lists import ListStore
+    from dncguard.lists.store import ListStore
     from dncguard.phones import _npa_states
-    from dncguard.rules.loader import load_ruleset
-    from dncguard.rules.schema import RegistryRule
+    from dncguard.sources.rules.loader import load_ruleset
+    from dncguard.sources.rules.schema import RegistryRule
 
     store = ListStore(load_settings())
     ruleset = load_ruleset()

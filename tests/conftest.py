@@ -14,7 +14,7 @@ import pytest
 
 from dncguard.config import Settings, load_settings
 from dncguard.engine.scrubber import Scrubber
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.store import dispose_engines
 
 if TYPE_CHECKING:

@@ -1,5 +1,6 @@
-"""The package's shape: no import cycles at module level, and no module reaching into
-another package's private names (issue 13)."""
+"""The package's shape: no import cycles (module level or inside functions: a function-level
+import is not a way around a cycle), layers that only call downwards, and no module reaching
+into another package's private names (issue 13)."""
 
 from __future__ import annotations
 
@@ -27,13 +28,24 @@ def _package(name: str) -> str:
     return name if MODULES[name].name == "__init__.py" else name.rsplit(".", 1)[0]
 
 
+def _type_checking_only(tree: ast.Module) -> set[int]:
+    """The nodes under ``if TYPE_CHECKING:`` (annotations only: never imported at run time)."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(sub) for sub in ast.walk(node))
+    return skip
+
+
 def _imports(name: str, anywhere: bool = False) -> list[tuple[str, list[str]]]:
-    """(imported module, names) of every module-level import (not under TYPE_CHECKING and
-    not inside functions: those are how a cycle is deliberately broken), or of every import
-    anywhere in the module."""
+    """(imported module, names) of every module-level import (not under TYPE_CHECKING), or of
+    every import anywhere in the module (functions included)."""
     tree = ast.parse(MODULES[name].read_text("utf-8"))
+    skip = _type_checking_only(tree)
     out: list[tuple[str, list[str]]] = []
     for node in (ast.walk(tree) if anywhere else tree.body):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.Import):
             out.extend((a.name, []) for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -48,27 +60,80 @@ def _imports(name: str, anywhere: bool = False) -> list[tuple[str, list[str]]]:
                 out.extend((f"{target}.{n}", []) for n in names)
             else:
                 out.append((target, names))
+                # from package import module: that module too
+                out.extend((f"{target}.{n}", []) for n in names if f"{target}.{n}" in MODULES)
     return out
 
 
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
 def test_no_import_cycles() -> None:
-    graph = {m: {t for t, _ in _imports(m) if t in MODULES and t != m} for m in MODULES}
-    seen: dict[str, int] = {}  # 1: on the path, 2: done
-    cycles: list[list[str]] = []
+    """Every import counts, those inside functions too (TYPE_CHECKING ones do not)."""
+    graph = {m: {t for t, _ in _imports(m, anywhere=True) if t in MODULES and t != m}
+             for m in MODULES}
+    assert _cycles(graph) == []
 
-    def visit(m: str, path: list[str]) -> None:
-        seen[m] = 1
-        for t in sorted(graph[m]):
-            if seen.get(t) == 1:
-                cycles.append([*path[path.index(t):], t])
-            elif t not in seen:
-                visit(t, [*path, t])
-        seen[m] = 2
 
-    for m in sorted(graph):
-        if m not in seen:
-            visit(m, [m])
-    assert cycles == []
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+#: What each layer must not import (docs/architecture.md draws the layers).
+BANNED = {
+    "dncguard.engine": ("dncguard.cli", "dncguard.server", "dncguard.sandbox"),
+    "dncguard.sources": ("dncguard.engine.scrubber", "dncguard.engine.run", "dncguard.cli",
+                         "dncguard.server", "dncguard.sandbox"),
+    "dncguard.lists": ("dncguard.engine", "dncguard.sources", "dncguard.cli",
+                       "dncguard.server", "dncguard.sandbox"),
+    "dncguard.io": ("dncguard.engine", "dncguard.sources", "dncguard.lists", "dncguard.audit",
+                    "dncguard.cli", "dncguard.server", "dncguard.sandbox"),
+}
+
+
+def test_the_layers_only_call_downwards() -> None:
+    """The engine never imports the apps (CLI, server, sandbox); the sources never import the
+    engine's scrubber or the apps; the lists neither; io imports none of them."""
+    found = []
+    for m in MODULES:
+        for layer, banned in BANNED.items():
+            if m != layer and not m.startswith(layer + "."):
+                continue
+            found.extend(f"{m} imports {t}" for t, _ in _imports(m, anywhere=True)
+                         if any(t == b or t.startswith(b + ".") for b in banned))
+    assert found == []
 
 
 def test_no_private_names_from_another_package() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dncguard.cli import run
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 
 from .conftest import read_csv
 
@@ -254,8 +254,8 @@ def test_opt_outs_are_queued_for_cxone_write_back(capsys: pytest.CaptureFixture[
                                                   store: ListStore) -> None:
     """With CXone configured, dnc add queues the opt-out and dnc remove queues its expiry,
     in the same transaction as the list change; a failed add queues nothing."""
-    from dncguard.cxone.push import TOPIC
     from dncguard.outbox import Outbox
+    from dncguard.sources.cxone.push import TOPIC
 
     for name in ("CLIENT_ID", "CLIENT_SECRET", "ACCESS_KEY_ID", "ACCESS_KEY_SECRET"):
         monkeypatch.setenv(f"DNCGUARD_CXONE_{name}", "x")

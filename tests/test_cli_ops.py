@@ -20,7 +20,7 @@ import pytest
 from dncguard.audit import audit_log
 from dncguard.cli import run
 from dncguard.config import Settings
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 
 AT = "2026-11-19T15:00:00Z"
 NUMBER = "+12025550123"

@@ -104,8 +104,8 @@ def test_help_constants_match_the_library() -> None:
         LINE_TYPES_HELP,
         PURPOSES_HELP,
     )
-    from dncguard.lists import IMPORT_KINDS
-    from dncguard.rules.schema import CALL_TYPES, CONSENT_TYPES, LINE_TYPES, PURPOSES
+    from dncguard.lists.store import IMPORT_KINDS
+    from dncguard.sources.rules.schema import CALL_TYPES, CONSENT_TYPES, LINE_TYPES, PURPOSES
 
     assert IMPORT_KINDS_HELP == IMPORT_KINDS
     assert PURPOSES_HELP == PURPOSES

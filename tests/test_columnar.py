@@ -27,7 +27,7 @@ from dncguard.config import Settings, load_settings
 from dncguard.engine import scrubber as engine
 from dncguard.engine.scrubber import Scrubber
 from dncguard.io import tables
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.phones import _npa_states
 
 from .conftest import AT

@@ -59,7 +59,7 @@ def test_bad_settings_are_config_errors(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_two_homes_never_share_state(tmp_path: Path) -> None:
-    from dncguard.lists import ListStore
+    from dncguard.lists.store import ListStore
 
     a = ListStore(load_settings(home=tmp_path / "a"))
     b = ListStore(load_settings(home=tmp_path / "b"))

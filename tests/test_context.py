@@ -22,9 +22,9 @@ from dncguard.config import Settings, load_settings
 from dncguard.engine.context import clean_context, clean_field
 from dncguard.engine.scrubber import Scrubber
 from dncguard.errors import ContextError, InputError
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.places import spelling_key, subdivision, zip_state
-from dncguard.rules.zones import resolve_location
+from dncguard.sources.rules.zones import resolve_location
 
 from .conftest import read_csv
 

@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 
 from dncguard.config import Settings, load_settings
 from dncguard.engine.scrubber import Scrubber
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.models import Decision
-from dncguard.rules import AttemptStore, ConsentStore
+from dncguard.sources.rules import AttemptStore, ConsentStore
 from dncguard.store import dispose_engines
 
 from .conftest import read_csv

@@ -14,11 +14,12 @@ import xlsxwriter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dncguard.audit.jobs import prove
 from dncguard.cli import run
 from dncguard.config import Settings
 from dncguard.engine.scrubber import Scrubber
 from dncguard.errors import InputError
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 
 from .conftest import AT, read_csv
 
@@ -67,7 +68,7 @@ def test_excel_in_and_out(settings: Settings, store: ListStore, tmp_path: Path,
 
     log = audit.audit_log(settings)
     job = summary.audit_jobs[""]
-    proofs = [log.prove(job, n) for n in (1, 2, 3)]
+    proofs = [prove(log, job, n) for n in (1, 2, 3)]
     assert all(audit.verify_proof(p) for p in proofs)
     assert [p["leaf"]["decision"] for p in proofs] == ["allow", "block", "invalid"]
 
@@ -164,7 +165,7 @@ def test_parquet_output_is_typed(settings: Settings, tmp_path: Path,
     assert text[0] and typed[0] is not None and typed[1] is None and typed[2] is None
     assert typed[0].isoformat().replace("+00:00", "Z") == text[0]
     log = audit.audit_log(cfg)
-    proof = log.prove(summary.audit_jobs[""], 1)
+    proof = prove(log, summary.audit_jobs[""], 1)
     assert audit.verify_proof(proof) and proof["leaf"]["next_allowed_at"] == text[0]
 
 

@@ -20,19 +20,19 @@ from dncguard.audit import AuditLog, new_job_id
 from dncguard.audit.jobs import record_job
 from dncguard.audit.report import build_report
 from dncguard.audit.settings import AuditSettings
-from dncguard.checks import Batch, CheckContext
 from dncguard.cli import run
 from dncguard.config import Settings
 from dncguard.engine.scrubber import Scrubber
-from dncguard.freshness import (
+from dncguard.lists.store import ListStore
+from dncguard.sources.protocol import Batch, CheckContext
+from dncguard.sources.rules import RulesCheck, RulesSettings
+from dncguard.sources.rules.freshness import (
     DEFAULT_MAX_AGE_DAYS,
     FreshnessPolicy,
     ListRef,
     blocking,
 )
-from dncguard.lists import ListStore
-from dncguard.rules import RulesCheck, RulesSettings
-from dncguard.rules.loader import load_ruleset
+from dncguard.sources.rules.loader import load_ruleset
 
 from .conftest import AT
 
@@ -148,7 +148,7 @@ def test_the_rules_follow_the_override(home: ListStore, settings: Settings,
 
 def test_lists_ls(home: ListStore, capsys: pytest.CaptureFixture[str],
                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("dncguard.freshness.utcnow", lambda: AT)
+    monkeypatch.setattr("dncguard.sources.rules.freshness.utcnow", lambda: AT)
     assert run(["lists", "ls", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert {k: rows["us-fl"][k] for k in ("ageDays", "maxAgeDays", "fresh", "maxAgeRule")} == {

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from dncguard.config import Settings
 from dncguard.errors import ListError
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.store import list_events_table
 
 from .conftest import AT

@@ -308,7 +308,7 @@ def test_no_drift_postgres(postgres_url: str) -> None:
 
 def test_every_table_module_is_listed() -> None:
     """Tables defined on metadata by a module missing from TABLE_MODULES escape the drift test."""
-    from dncguard.store import TABLE_MODULES
+    from dncguard.migrations import TABLE_MODULES
 
     load_table_modules()
     owners = {t.name for t in metadata.sorted_tables}

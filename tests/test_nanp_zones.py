@@ -12,8 +12,8 @@ import phonenumbers
 import pytest
 
 from dncguard import nanp
-from dncguard.rules import zones
-from dncguard.rules.zones import PER_NUMBER, NanpZones
+from dncguard.sources.rules import zones
+from dncguard.sources.rules.zones import PER_NUMBER, NanpZones
 
 
 def _shipped() -> tuple[npt.NDArray[np.int32], list[tuple[str, ...]], dict[str, str]]:

@@ -1,5 +1,5 @@
 """National-scale import into a NANP bitmap snapshot, and change lists on it, through the
-list store. Skipped until lists.py uses the bitmap layout (NATIONAL_SCALE_BYTES)."""
+list store. Skipped until lists/store.py uses the bitmap layout (NATIONAL_SCALE_BYTES)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from dncguard import lists as L
-from dncguard import snapshots as S
 from dncguard.config import load_settings
+from dncguard.lists import snapshots as S
+from dncguard.lists import store as L
 
 pytestmark = pytest.mark.skipif(not hasattr(L, "NATIONAL_SCALE_BYTES"),
-                                reason="lists.py does not build bitmap snapshots yet")
+                                reason="lists/store.py does not build bitmap snapshots yet")
 
 
 def test_national_bitmap_import_and_changes(tmp_path: Path,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dncguard import snapshots as S
+from dncguard.lists import snapshots as S
 
 BASE = 10_000_000_000
 

@@ -12,12 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dncguard.checks import Batch, CheckBase, CheckContext, LocalListsCheck
 from dncguard.config import Settings
 from dncguard.engine.scrubber import Scrubber, summary_path
 from dncguard.errors import InputError
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.models import DataVersions, Decision, Reason, merge_reasons
+from dncguard.sources.local import LocalListsCheck
+from dncguard.sources.protocol import Batch, CheckBase, CheckContext
 
 from .conftest import AT, read_csv
 

@@ -23,8 +23,8 @@ from dncguard.config import Settings, all_sections, load_section
 from dncguard.engine.summary import merge_stats, overall_false_positive_rate
 from dncguard.engine.tally import tally
 from dncguard.errors import ConfigError
-from dncguard.remote import prefilter as pfm
-from dncguard.remote.prefilter import (
+from dncguard.sources.remote import prefilter as pfm
+from dncguard.sources.remote.prefilter import (
     Prefilter,
     PrefilterSettings,
     PrefilterStore,

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from dncguard.checks import Batch, CheckContext
 from dncguard.config import Settings
-from dncguard.cxone import CxoneCheck
 from dncguard.engine.scrubber import Scrubber
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.models import Decision, Reason, ReasonCode
-from dncguard.remote import HttpBatchCheck, HttpBatchSettings
-from dncguard.remote.prefilter import Prefilter, PrefilterSettings, open_store
 from dncguard.sandbox import SandboxConfig, SandboxServer, run_sandbox
+from dncguard.sources.cxone import CxoneCheck
+from dncguard.sources.protocol import Batch, CheckContext
+from dncguard.sources.remote import HttpBatchCheck, HttpBatchSettings
+from dncguard.sources.remote.prefilter import Prefilter, PrefilterSettings, open_store
 
 from .cxone.conftest import cx_settings, make_client
 from .fakes import FakeSleep

@@ -11,9 +11,9 @@ import pytest
 
 from dncguard.config import Settings
 from dncguard.errors import InputError, ListError
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.optouts import add_optout
-from dncguard.rules import ConsentStore
+from dncguard.sources.rules import ConsentStore
 
 
 def test_opt_out_to_an_unknown_list_is_refused(store: ListStore) -> None:

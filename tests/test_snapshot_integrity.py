@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dncguard import snapshots as S
 from dncguard.cli import run
 from dncguard.config import Settings
 from dncguard.engine.scrubber import Scrubber
 from dncguard.errors import ListError
-from dncguard.lists import ListStore
-from dncguard.snapshot_integrity import SEAL_SUFFIX, SnapshotIntegrityError, seal_path
+from dncguard.lists import snapshots as S
+from dncguard.lists.integrity import SEAL_SUFFIX, SnapshotIntegrityError, seal_path
+from dncguard.lists.store import ListStore
 
 from .conftest import AT
 
@@ -150,13 +150,13 @@ def _legacy(folder: Path, data: np.ndarray, name: str = "legacy.npy") -> Path:
 def test_a_legacy_snapshot_is_adopted_once(tmp_path: Path,
                                            caplog: pytest.LogCaptureFixture) -> None:
     path = _legacy(tmp_path, values())
-    with caplog.at_level(logging.WARNING, logger="dncguard.snapshots"):
+    with caplog.at_level(logging.WARNING, logger="dncguard.lists.snapshots"):
         assert S.contains_one(S.open_snapshot(path), BASE + 2025550042)
     assert "had no seal" in caplog.text and "seal recorded" in caplog.text
     seal = json.loads(seal_path(path).read_text("utf-8"))
     assert seal["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="dncguard.snapshots"):
+    with caplog.at_level(logging.WARNING, logger="dncguard.lists.snapshots"):
         S.open_snapshot(path)
     assert caplog.text == ""
     flip(path)  # from now on it is verified like any other snapshot
@@ -208,7 +208,7 @@ def ftc(store: ListStore, write_lines: Callable[..., Path]) -> Path:
 def test_a_lost_seal_is_restored_from_the_database(store: ListStore, ftc: Path,
                                                    caplog: pytest.LogCaptureFixture) -> None:
     seal_path(ftc).unlink()
-    with caplog.at_level(logging.WARNING, logger="dncguard.snapshots"):
+    with caplog.at_level(logging.WARNING, logger="dncguard.lists.snapshots"):
         assert hits(store, [LISTED]) == [True]
     assert "restored from the database record" in caplog.text
     assert seal_path(ftc).exists()

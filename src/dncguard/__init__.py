@@ -13,14 +13,15 @@ import typing
 from ._version import __version__
 
 if typing.TYPE_CHECKING:
-    from .checks import Batch, Check, CheckContext, LocalListsCheck
     from .config import CampaignProfile, Settings, load_settings
     from .engine.scrubber import Scrubber
     from .engine.summary import ScrubSummary
     from .errors import ConfigError, DncGuardError, InputError, ListError, SourceError
-    from .lists import ListStore
+    from .lists.store import ListStore
     from .models import DataVersions, Decision, Reason, ReasonCode, Verdict
     from .phones import normalise
+    from .sources.local import LocalListsCheck
+    from .sources.protocol import Batch, Check, CheckContext
 
 __all__ = [
     "Batch",
@@ -49,10 +50,10 @@ __all__ = [
 
 #: Where each lazily imported public name lives (a submodule of this package).
 _LAZY: dict[str, str] = {
-    "Batch": "checks",
-    "Check": "checks",
-    "CheckContext": "checks",
-    "LocalListsCheck": "checks",
+    "Batch": "sources.protocol",
+    "Check": "sources.protocol",
+    "CheckContext": "sources.protocol",
+    "LocalListsCheck": "sources.local",
     "CampaignProfile": "config",
     "Settings": "config",
     "load_settings": "config",
@@ -61,7 +62,7 @@ _LAZY: dict[str, str] = {
     "InputError": "errors",
     "ListError": "errors",
     "SourceError": "errors",
-    "ListStore": "lists",
+    "ListStore": "lists.store",
     "DataVersions": "models",
     "Decision": "models",
     "Reason": "models",

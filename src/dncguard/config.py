@@ -199,10 +199,10 @@ def load_settings(**overrides: Any) -> Settings:
 #: Subsystem settings shown by ``dncguard config show``: section name -> "module:Class".
 SECTION_CLASSES: dict[str, str] = {
     "audit": "dncguard.audit.settings:AuditSettings",
-    "cxone": "dncguard.cxone.settings:CxoneSettings",
-    "http_batch": "dncguard.remote.http_batch:HttpBatchSettings",
-    "prefilter": "dncguard.remote.prefilter:PrefilterSettings",
-    "rules": "dncguard.rules.settings:RulesSettings",
+    "cxone": "dncguard.sources.cxone.settings:CxoneSettings",
+    "http_batch": "dncguard.sources.remote.http_batch:HttpBatchSettings",
+    "prefilter": "dncguard.sources.remote.prefilter:PrefilterSettings",
+    "rules": "dncguard.sources.rules.settings:RulesSettings",
     "server": "dncguard.server.settings:ServerSettings",
 }
 

@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from .lists import ListStore
+from .lists.store import ListStore
 
 AREAS = ["202", "212", "305", "312", "415", "512", "617", "702"]
 

@@ -12,12 +12,12 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from .lists import ListInfo, ListStore
+from .lists.store import ListInfo, ListStore
 from .store import utcnow
 
 
 def _cxone_configured(store: ListStore) -> bool:
-    from .cxone.settings import load_cxone
+    from .sources.cxone.settings import load_cxone
 
     return bool(load_cxone(store.settings).configured)
 
@@ -31,7 +31,7 @@ def add_optout(store: ListStore, phone: str, *, list_name: str = "internal",
 
     def queue(conn: Connection, e164: str, info: ListInfo) -> None:
         if push and info.kind == "internal":
-            from .cxone.push import enqueue_optout
+            from .sources.cxone.push import enqueue_optout
 
             enqueue_optout(store.engine, e164, expires, conn=conn)
 
@@ -47,7 +47,7 @@ def remove_optout(store: ListStore, phone: str, *, list_name: str = "internal",
 
     def queue(conn: Connection, e164: str, info: ListInfo) -> None:
         if push and info.kind == "internal":
-            from .cxone.push import enqueue_expire
+            from .sources.cxone.push import enqueue_expire
 
             enqueue_expire(store.engine, e164, utcnow(), conn=conn)
 

@@ -2,7 +2,7 @@
 
 SQLite in ``DNCGUARD_HOME`` by default; any SQLAlchemy URL (PostgreSQL for several replicas)
 through ``DNCGUARD_DATABASE_URL``. Large, read-only list content lives in snapshot files (see
-:mod:`dncguard.snapshots`); the database keeps what changes: manual opt-outs, removals, and
+:mod:`dncguard.lists.snapshots`); the database keeps what changes: manual opt-outs, removals, and
 which snapshot file is current.
 """
 
@@ -42,18 +42,6 @@ except ImportError:  # not on Windows: writers wait in SQLite's busy handler the
 
 metadata = MetaData()
 
-#: Every module that defines tables on :data:`metadata`. The Alembic environment imports them
-#: all so autogenerate and the drift test (``tests/test_migrations.py``) see every table: a
-#: module adding a table must be listed here and come with a revision (``docs/migrations.md``).
-TABLE_MODULES: tuple[str, ...] = (
-    "dncguard.store",
-    "dncguard.outbox",
-    "dncguard.rules.stores",
-    "dncguard.server.tables",
-    "dncguard.server.console.sessions",
-    "dncguard.audit.log",
-    "dncguard.sharedfiles",
-)
 
 lists_table = Table(
     "lists",

@@ -20,7 +20,7 @@ from dncguard.config import Settings
 from dncguard.demo import build_demo
 from dncguard.engine.scrubber import Scrubber
 from dncguard.engine.summary import ScrubSummary
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 
 T0 = datetime(2026, 11, 19, 15, 0, tzinfo=UTC)
 

@@ -27,6 +27,7 @@ from dncguard.audit.jobs import (
     job_folder,
     leaf_data,
     leaves,
+    prove,
     record_job,
     row_lines,
     verdict_cells,
@@ -113,13 +114,13 @@ def test_awkward_cells_record_prove_and_match_the_reference(log: AuditLog, tmp_p
     assert retained.read_bytes() == out.read_bytes()
     assert rec.data["results"]["sha256"] == file_sha256(out)
     for row in range(1, 6):
-        proof = log.prove(job, row)
+        proof = prove(log, job, row)
         assert verify_proof(proof), row
         assert proof["leaf"] == leaf_data(log, row, next(
             c for i, c in enumerate(verdict_cells(out), 1) if i == row))
         shown = json.dumps(proof["block"]) + json.dumps(proof["leaf"])
         assert "555" not in shown  # HMACs only, never a number
-    assert log.prove(job, 3)["number_masked"] == "+1415555****"
+    assert prove(log, job, 3)["number_masked"] == "+1415555****"
 
 
 @pytest.mark.parametrize("block", [1, 7, 1024])
@@ -139,14 +140,14 @@ def test_first_last_and_middle_rows_prove(log: AuditLog, tmp_path: Path,
     assert rec.data["merkle"]["root"] == merkle_root(reference_blocks(reference_lines(log, out),
                                                                       block))
     for row in sorted({1, 2, block, block + 1, 1024, 1025, n // 2, n - 1, n}):
-        proof = log.prove(job, row)
+        proof = prove(log, job, row)
         assert verify_proof(proof), row
         assert proof["leaf"]["row"] == row
         assert proof["leaf"]["decision"] == ("block" if (row - 1) % 3 else "allow")
         assert proof["block"]["index"] == (row - 1) // block
         assert len(proof["block"]["rows"]) == min(block, n - proof["block"]["index"] * block)
     with pytest.raises(AuditError, match=f"rows 1 to {n}, not {n + 1}"):
-        log.prove(job, n + 1)
+        prove(log, job, n + 1)
 
 
 def test_tampering_is_detected(log: AuditLog, demo_job: DemoJob) -> None:
@@ -154,15 +155,15 @@ def test_tampering_is_detected(log: AuditLog, demo_job: DemoJob) -> None:
     job = new_job_id()
     rec = record_job(log, job, demo_job.output, demo_job.summary)
     retained = log.settings.home / rec.data["results"]["retained"]
-    good = log.prove(job, 5)
+    good = prove(log, job, 5)
     original = retained.read_bytes()
     retained.write_bytes(original.replace(b",allow,", b",block,", 1))
     with pytest.raises(AuditError, match="altered"):
-        log.prove(job, 5)
+        prove(log, job, 5)
     # the root alone catches it too, whatever the file's recorded hash says
     assert merkle_root(block_leaves(log, retained)) != rec.data["merkle"]["root"]
     retained.write_bytes(original)
-    assert verify_proof(log.prove(job, 5))
+    assert verify_proof(prove(log, job, 5))
 
     def forged(change: Any) -> dict[str, Any]:
         proof = copy.deepcopy(good)
@@ -249,16 +250,16 @@ def test_v1_records_still_prove_and_verify(log: AuditLog, demo_job: DemoJob) -> 
     record_v1(log, job, demo_job.output, demo_job.summary)
     rows = list(csv.DictReader(demo_job.output.open(encoding="utf-8")))
     for n in (1, 7, 22):
-        proof = log.prove(job, n)
+        proof = prove(log, job, n)
         assert "block" not in proof and proof["leaves"] == 22
         assert verify_proof(proof), n
         assert proof["leaf"]["decision"] == rows[n - 1]["decision"]
         assert proof["leaf_hash"] == leaf_hash(_leaf_bytes(proof["leaf"])).hex()
-    proof = log.prove(job, 7)
+    proof = prove(log, job, 7)
     proof["leaf"]["reason_codes"] = ""
     assert not verify_proof(proof)
     with pytest.raises(AuditError, match="rows 1 to 22"):
-        log.prove(job, 23)
+        prove(log, job, 23)
     assert log.verify().ok
 
 
@@ -268,7 +269,7 @@ def test_unknown_leaf_format_is_refused(log: AuditLog, demo_job: DemoJob) -> Non
     data = dict(rec.data, merkle=dict(rec.data["merkle"], leaf="block-1024 v9"))
     log.append("job", "scrub", subject="job-future", data=data)
     with pytest.raises(AuditError, match="unknown Merkle leaf format"):
-        log.prove("job-future", 1)
+        prove(log, "job-future", 1)
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -303,7 +304,7 @@ def test_empty_results(log: AuditLog, tmp_path: Path) -> None:
         rec = record_job(log, new_job_id(), out, SUMMARY)
         assert rec.data["merkle"]["root"] == EMPTY_ROOT and rec.data["merkle"]["rows"] == 0
         with pytest.raises(AuditError, match="rows 1 to 0"):
-            log.prove(rec.subject or "", 1)
+            prove(log, rec.subject or "", 1)
 
 
 def test_results_not_retained(settings: Any, demo_job: DemoJob) -> None:

@@ -18,9 +18,9 @@ from dncguard import audit
 from dncguard.audit import chain
 from dncguard.audit import log as log_module
 from dncguard.audit.chain import SQLITE_BLOCKS, Batch, iso, jstr, jtext, pending, quick_check
-from dncguard.audit.log import (
+from dncguard.audit.log import AuditLog
+from dncguard.audit.tables import (
     GENESIS,
-    AuditLog,
     audit_checkpoints_table,
     audit_head_table,
     audit_records_table,

@@ -15,10 +15,9 @@ import pytest
 from sqlalchemy import insert, select
 
 from dncguard import audit
-from dncguard.audit.log import (
+from dncguard.audit.log import AuditLog, AuditRecord
+from dncguard.audit.tables import (
     GENESIS,
-    AuditLog,
-    AuditRecord,
     audit_checkpoints_table,
     audit_head_table,
     audit_records_table,

@@ -21,7 +21,7 @@ from dncguard.audit import (
     record_checks,
     verify_proof,
 )
-from dncguard.audit.jobs import block_leaves, record_job
+from dncguard.audit.jobs import block_leaves, prove, record_job
 from dncguard.audit.merkle import (
     EMPTY_ROOT,
     MerkleBuilder,
@@ -51,14 +51,14 @@ def test_job_record_and_every_row_proves(log: AuditLog, demo_job: DemoJob) -> No
     demo_job.output.unlink()  # the user's copy may go; the retained one proves rows
     rows = list(csv.DictReader(retained.open(encoding="utf-8")))
     for n in range(1, 23):
-        proof = log.prove(job, n)
+        proof = prove(log, job, n)
         assert verify_proof(proof), n
         assert proof["root"] == rec.data["merkle"]["root"]
         assert proof["leaf"]["decision"] == rows[n - 1]["decision"]
         assert proof["record"] == {"seq": rec.seq, "hash": rec.hash}
         assert "+1" not in str(proof["leaf"]) + str(proof["block"])  # no raw number
     # a forged verdict does not prove
-    proof = log.prove(job, 1)
+    proof = prove(log, job, 1)
     proof["leaf"]["decision"] = "allow" if proof["leaf"]["decision"] != "allow" else "block"
     assert not verify_proof(proof)
     assert log.verify().ok
@@ -71,19 +71,19 @@ def test_prove_refuses_altered_results(log: AuditLog, demo_job: DemoJob) -> None
     text = retained.read_text(encoding="utf-8").replace(",block,", ",allow,", 1)
     retained.write_text(text, encoding="utf-8")
     with pytest.raises(AuditError, match="altered"):
-        log.prove(job, 1)
+        prove(log, job, 1)
     with pytest.raises(AuditError, match="no audit record"):
-        log.prove("job-nope", 1)
+        prove(log, "job-nope", 1)
     shutil.rmtree(retained.parent)
     with pytest.raises(AuditError, match="gone"):
-        log.prove(job, 1)
+        prove(log, job, 1)
 
 
 def test_prove_row_out_of_range_and_duplicate_job(log: AuditLog, demo_job: DemoJob) -> None:
     job = new_job_id()
     record_job(log, job, demo_job.output, demo_job.summary)
     with pytest.raises(AuditError, match="rows 1 to 22"):
-        log.prove(job, 23)
+        prove(log, job, 23)
     with pytest.raises(AuditError, match="already"):
         record_job(log, job, demo_job.output, demo_job.summary)
 
@@ -96,7 +96,7 @@ def test_parquet_results(log: AuditLog, demo_job: DemoJob, tmp_path: Path) -> No
     rec = record_job(log, job, out, summary)
     # same verdicts, same root as the CSV run
     assert rec.data["merkle"]["root"] == merkle_root(block_leaves(log, demo_job.output))
-    assert verify_proof(log.prove(job, 7))
+    assert verify_proof(prove(log, job, 7))
 
 
 def test_check_record(settings: Settings, demo_job: DemoJob) -> None:
@@ -153,7 +153,7 @@ def test_prove_with_another_key_is_refused(settings: Settings, log: AuditLog,
     other = make_log(settings)
     other.audit = other.audit.model_copy(update={"hmac_key": SecretStr("another-key")})
     with pytest.raises(AuditError, match="HMAC key differs"):
-        other.prove(job, 1)
+        prove(other, job, 1)
 
 
 def test_batch_of_checks_is_one_stretch_of_the_chain(settings: Settings,

@@ -19,11 +19,11 @@ import pytest
 
 from dncguard.audit import AuditLog, ExportWorker, new_job_id, outbox_metrics, verify_proof
 from dncguard.audit.export import EXPORT_TOPIC, export_payload, outbox_for
-from dncguard.audit.jobs import record_job
+from dncguard.audit.jobs import prove, record_job
 from dncguard.config import Settings, load_settings
 from dncguard.demo import build_demo
 from dncguard.engine.scrubber import Scrubber
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.store import dispose_engines
 
 from .conftest import T0, DemoJob, FakeClock, Receiver, make_log
@@ -180,7 +180,7 @@ def test_postgres_job_export_prove_prune(postgres_url: str, tmp_path: Path,
     log = make_log(settings, clock, export_url=receiver.url, checkpoint_interval=2)
     jobs = _jobs(log, DemoJob(out, summary, Scrubber(settings)), 3)
     assert log.verify().ok
-    assert verify_proof(log.prove(jobs[0], 4))
+    assert verify_proof(prove(log, jobs[0], 4))
     worker = ExportWorker(log, outbox=outbox_for(log, clock))
     assert worker.run().sent == 3
     worker.close()

@@ -19,7 +19,7 @@ from dncguard.audit.report import build_report, code_decision, short_detail, wri
 from dncguard.config import Settings
 from dncguard.engine.scrubber import Scrubber
 from dncguard.engine.summary import ScrubSummary
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 
 from .conftest import T0, DemoJob, make_log
 

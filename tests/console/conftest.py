@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from dncguard.config import load_settings
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 
 from ..server.conftest import Server, make_key, server_env
 

@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from dncguard.checks import Check, LocalListsCheck
 from dncguard.config import Settings
-from dncguard.cxone import CxoneCheck, CxoneClient, CxoneSettings
 from dncguard.engine.scrubber import Scrubber
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.models import Decision, ReasonCode, Verdict
 from dncguard.sandbox import SandboxConfig, SandboxServer, run_sandbox
+from dncguard.sources.cxone import CxoneCheck, CxoneClient, CxoneSettings
+from dncguard.sources.local import LocalListsCheck
+from dncguard.sources.protocol import Check
 
 from ..fakes import FakeSleep
 

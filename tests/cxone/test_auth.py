@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from dncguard.config import Settings
-from dncguard.cxone import CxoneSync
 from dncguard.errors import SourceError
 from dncguard.models import Decision
 from dncguard.sandbox import SandboxServer
+from dncguard.sources.cxone import CxoneSync
 
 from .conftest import FakeSleep, cx_settings, decisions, make_client, scrubber, verdicts
 
@@ -94,8 +94,8 @@ async def test_401_reauthenticates_once_and_retries(sandbox: SandboxServer,
 
 
 async def test_missing_configuration_is_a_config_error() -> None:
-    from dncguard.cxone import CxoneClient, CxoneSettings
     from dncguard.errors import ConfigError
+    from dncguard.sources.cxone import CxoneClient, CxoneSettings
 
     with pytest.raises(ConfigError, match="DNCGUARD_CXONE_CLIENT_ID"):
         CxoneClient(CxoneSettings())

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from dncguard.cli.cxone import app
 from dncguard.config import load_settings
-from dncguard.cxone import enqueue_optout
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.sandbox import SandboxServer
+from dncguard.sources.cxone import enqueue_optout
 from dncguard.store import get_engine
 
 runner = CliRunner()

@@ -8,8 +8,8 @@ import pytest
 
 from dncguard.cli import run
 from dncguard.config import load_settings
-from dncguard.cxone import enqueue_optout
 from dncguard.sandbox import SandboxServer
+from dncguard.sources.cxone import enqueue_optout
 from dncguard.store import get_engine
 
 

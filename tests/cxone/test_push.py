@@ -6,11 +6,11 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from dncguard.config import Settings
-from dncguard.cxone import TOPIC, CxoneSync, enqueue_expire, enqueue_optout, push
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.models import Decision
 from dncguard.outbox import DEAD, DELIVERED, PENDING, Outbox
 from dncguard.sandbox import Fault, SandboxServer
+from dncguard.sources.cxone import TOPIC, CxoneSync, enqueue_expire, enqueue_optout, push
 from dncguard.store import get_engine
 
 from .conftest import FakeSleep, cx_settings, decisions, make_client, scrubber, verdicts

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from dncguard.config import load_settings
-from dncguard.cxone.settings import PUBLIC_ISSUER, load_cxone
 from dncguard.errors import ConfigError
-from dncguard.remote.http_batch import load_http_batch
+from dncguard.sources.cxone.settings import PUBLIC_ISSUER, load_cxone
+from dncguard.sources.remote.http_batch import load_http_batch
 
 
 def test_environment_names_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

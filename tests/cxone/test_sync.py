@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import func, select
 
 from dncguard.config import Settings
-from dncguard.cxone import CxoneSync
 from dncguard.errors import SourceError
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.models import Decision, ReasonCode
 from dncguard.sandbox import Fault, SandboxConfig, SandboxServer
+from dncguard.sources.cxone import CxoneSync
 from dncguard.store import list_entries_table
 
 from .conftest import (

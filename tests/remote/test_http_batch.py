@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from dncguard.checks import Batch, CheckContext
 from dncguard.config import Settings
 from dncguard.engine.scrubber import Scrubber
 from dncguard.errors import ConfigError
 from dncguard.models import Decision, ReasonCode
-from dncguard.remote import HttpBatchCheck, HttpBatchSettings
 from dncguard.sandbox import Fault, SandboxConfig, SandboxServer, run_sandbox
+from dncguard.sources.protocol import Batch, CheckContext
+from dncguard.sources.remote import HttpBatchCheck, HttpBatchSettings
 
 from ..fakes import FakeSleep
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from dncguard.errors import SourceError
-from dncguard.remote.resilience import (
+from dncguard.sources.remote.resilience import (
     AdaptiveLimiter,
     Resilient,
     RetryBudget,

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from dncguard.checks import Batch, CheckContext
 from dncguard.config import CampaignProfile, Settings
 from dncguard.models import Reason
 from dncguard.phones import state_for
-from dncguard.rules import RulesCheck, RulesSettings
+from dncguard.sources.protocol import Batch, CheckContext
+from dncguard.sources.rules import RulesCheck, RulesSettings
 
 TIME_CODES = {"OUTSIDE_CALLING_WINDOW", "DAY_PROHIBITED", "HOLIDAY", "STATE_OF_EMERGENCY"}
 

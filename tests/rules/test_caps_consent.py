@@ -9,7 +9,7 @@ import pytest
 
 from dncguard.config import Settings
 from dncguard.models import Decision, Reason, merge_reasons
-from dncguard.rules import AttemptStore, ConsentStore, RulesCheck, RulesSettings
+from dncguard.sources.rules import AttemptStore, ConsentStore, RulesCheck, RulesSettings
 
 from .conftest import run_check
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from dncguard.cli.rules import attempts_app, consent_app, rules_app
 from dncguard.errors import InputError
-from dncguard.rules import load_ruleset
+from dncguard.sources.rules import load_ruleset
 
 app = typer.Typer()
 app.add_typer(rules_app, name="rules")

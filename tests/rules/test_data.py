@@ -10,16 +10,16 @@ import holidays as holidays_pkg
 import pytest
 import yaml
 
-from dncguard.rules import RulesDataError, load_ruleset, parse_texts
-from dncguard.rules.holidays import dates_in_year, easter
-from dncguard.rules.schema import RegistryRule
+from dncguard.sources.rules import RulesDataError, load_ruleset, parse_texts
+from dncguard.sources.rules.holidays import dates_in_year, easter
+from dncguard.sources.rules.schema import RegistryRule
 
 STATES = ("AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE "
           "NV NH NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY").split()
 
 
 def _texts() -> dict[str, str]:
-    root = resources.files("dncguard.rules").joinpath("data")
+    root = resources.files("dncguard.sources.rules").joinpath("data")
     return {p.name: p.read_text("utf-8") for p in root.iterdir() if p.name.endswith(".yaml")}
 
 

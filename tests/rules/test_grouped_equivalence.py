@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 
 from dncguard import nanp
-from dncguard.checks import Batch, CheckContext
 from dncguard.config import CampaignProfile, Settings
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.phones import _npa_states, normalise, state_for
-from dncguard.rules import (
+from dncguard.sources.protocol import Batch, CheckContext
+from dncguard.sources.rules import (
     AttemptStore,
     ConsentStore,
     EmergencyDeclaration,
@@ -32,7 +32,7 @@ from dncguard.rules import (
     load_ruleset,
     resolve_location,
 )
-from dncguard.rules.zones import _pn_zones, _pn_zones_uncached, zone_keys
+from dncguard.sources.rules.zones import _pn_zones, _pn_zones_uncached, zone_keys
 
 from .conftest import region_of
 

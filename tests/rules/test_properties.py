@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dncguard.config import CampaignProfile
-from dncguard.rules import RulesCheck
+from dncguard.sources.rules import RulesCheck
 
 from .conftest import TIME_CODES, run_check
 
@@ -80,7 +80,7 @@ def test_no_us_call_allowed_outside_8_to_21(time_check: RulesCheck, phone: str, 
 def test_legal_windows_are_exact(time_check: RulesCheck, phone: str, at: datetime,
                                  state: str | None, call_type: str) -> None:
     """`rules when`: allowed at each window's start and last second, not just outside it."""
-    from dncguard.checks import CheckContext
+    from dncguard.sources.protocol import CheckContext
 
     extra = {"state": state} if state and phone.startswith("+1") else {}
     region = "GB" if phone.startswith("+44") else "AU" if phone.startswith("+61") else "US"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from dncguard.config import CampaignProfile, Settings
-from dncguard.lists import ListStore
-from dncguard.rules import ConsentStore, RulesCheck
+from dncguard.lists.store import ListStore
+from dncguard.sources.rules import ConsentStore, RulesCheck
 
 from .conftest import run_check
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dncguard.config import load_settings
-from dncguard.rules import AttemptStore, ConsentStore
+from dncguard.sources.rules import AttemptStore, ConsentStore
 
 AT = datetime(2026, 11, 18, 17, 0, tzinfo=UTC)
 

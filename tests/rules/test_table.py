@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dncguard.models import Decision
-from dncguard.rules import RulesCheck
+from dncguard.sources.rules import RulesCheck
 
 from .conftest import TIME_CODES, run_check
 

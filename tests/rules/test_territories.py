@@ -22,11 +22,10 @@ from phonenumbers import timezone as pn_timezone
 from typer.testing import CliRunner
 
 from dncguard import nanp
-from dncguard.checks import Batch, applies_to
 from dncguard.cli.rules import rules_app
 from dncguard.config import Settings
 from dncguard.engine.scrubber import Scrubber
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.models import Decision, ReasonCode, Verdict
 from dncguard.phones import (
     US_TERRITORIES,
@@ -36,8 +35,16 @@ from dncguard.phones import (
     state_for,
     states_for_digits,
 )
-from dncguard.rules import RulesCheck, RulesDataError, load_ruleset, parse_texts, resolve_location
-from dncguard.rules.zones import NANP_ZONES, PER_NUMBER
+from dncguard.sources.local import applies_to
+from dncguard.sources.protocol import Batch
+from dncguard.sources.rules import (
+    RulesCheck,
+    RulesDataError,
+    load_ruleset,
+    parse_texts,
+    resolve_location,
+)
+from dncguard.sources.rules.zones import NANP_ZONES, PER_NUMBER
 
 from .conftest import TIME_CODES, run_check
 
@@ -59,7 +66,7 @@ def _area_codes(territory: str) -> set[int]:
 
 
 def _texts() -> dict[str, str]:
-    root = resources.files("dncguard.rules").joinpath("data")
+    root = resources.files("dncguard.sources.rules").joinpath("data")
     return {p.name: p.read_text("utf-8") for p in root.iterdir() if p.name.endswith(".yaml")}
 
 

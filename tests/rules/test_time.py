@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dncguard.config import CampaignProfile
-from dncguard.rules import EmergencyDeclaration, RulesCheck
+from dncguard.sources.rules import EmergencyDeclaration, RulesCheck
 
 from .conftest import run_check
 
@@ -117,7 +117,7 @@ def test_campaign_hours_and_margin(check: RulesCheck) -> None:
 
 def test_legal_windows(check: RulesCheck) -> None:
     """`rules when`: 7 days of windows for a Utah number skip Sunday and Thanksgiving."""
-    from dncguard.checks import CheckContext
+    from dncguard.sources.protocol import CheckContext
 
     ctx = CheckContext(at=datetime(2026, 11, 21, 12, 0, tzinfo=UTC))  # Sat 05:00 MST
     result = check.when("+18015550100", "US", "UT", {}, ctx, days=7)
@@ -152,7 +152,7 @@ def test_disabled_rules_return_nothing(make_check: Callable[..., RulesCheck]) ->
 def test_settings_from_environment(settings, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """DNCGUARD_RULES_* variables configure the engine (how the coordinator's tests opt out)."""
     from dncguard.config import load_section
-    from dncguard.rules import RulesSettings
+    from dncguard.sources.rules import RulesSettings
 
     monkeypatch.setenv("DNCGUARD_RULES_REQUIRE_REGISTRIES", "false")
     monkeypatch.setenv("DNCGUARD_RULES_REGISTRY_OPTIONAL", '["US-FL"]')
@@ -165,7 +165,7 @@ def test_settings_from_environment(settings, monkeypatch: pytest.MonkeyPatch) ->
 def test_settings_from_toml(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """The [rules] table of the TOML file, including emergency declarations."""
     from dncguard.config import load_section, load_settings
-    from dncguard.rules import RulesSettings
+    from dncguard.sources.rules import RulesSettings
 
     home = tmp_path / "h"
     home.mkdir()

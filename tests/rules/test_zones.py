@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dncguard.rules import load_ruleset, resolve_location, resolve_zones
+from dncguard.sources.rules import load_ruleset, resolve_location, resolve_zones
 
 
 @pytest.mark.parametrize("npa", sorted(load_ruleset().zones.multi_timezone_npas))
@@ -54,7 +54,7 @@ def test_unknown_zone_falls_back_to_region() -> None:
 
 def test_timezones_for_the_verdict(check) -> None:  # type: ignore[no-untyped-def]
     """RulesCheck.timezones gives the verdict's timezone field and its source per number."""
-    from dncguard.checks import Batch
+    from dncguard.sources.protocol import Batch
 
     batch = Batch.of(["+18505550100", "+12125550100"], ["US", "US"], ["FL", "NY"],
                      [{}, {"zip": "84101"}])

@@ -17,15 +17,15 @@ import sqlalchemy as sa
 from dncguard import sharedfiles
 from dncguard.config import Settings, load_settings
 from dncguard.engine.scrubber import Scrubber
-from dncguard.list_sync import ListSync
-from dncguard.lists import ListStore
+from dncguard.lists.integrity import SnapshotIntegrityError, read_seal
+from dncguard.lists.store import ListStore
+from dncguard.lists.sync import ListSync
 from dncguard.models import Decision
 from dncguard.sharedfiles import (
     shared_chunks_table,
     shared_file_chunks_table,
     shared_files_table,
 )
-from dncguard.snapshot_integrity import SnapshotIntegrityError, read_seal
 from dncguard.store import get_engine
 
 from ..conftest import AT
@@ -187,7 +187,7 @@ def test_local_files_of_versions_no_longer_named_are_dropped(
         two_homes: tuple[ListStore, ListStore], write_lines: Callable[..., Path],
         monkeypatch: pytest.MonkeyPatch) -> None:
     a, b = two_homes
-    monkeypatch.setattr("dncguard.list_sync.STALE_AFTER_SECONDS", 0.0)  # no grace period
+    monkeypatch.setattr("dncguard.lists.sync.STALE_AFTER_SECONDS", 0.0)  # no grace period
     ListSync(b).sync_all()
     first = b.get("dnc-main").current_file
     a.import_file(write_lines(LISTED[:2], name="smaller.txt"), kind="internal", name="dnc-main")

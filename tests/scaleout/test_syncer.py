@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dncguard.config import load_settings
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.server.snapshot_sync import SnapshotSyncer
 from dncguard.store import get_engine
 

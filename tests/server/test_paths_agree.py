@@ -23,7 +23,7 @@ import pytest
 from dncguard.cli import run
 from dncguard.config import load_settings
 from dncguard.engine.scrubber import Scrubber
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 
 from .conftest import Server, make_key, server_env
 

@@ -186,7 +186,7 @@ def test_summary_range_and_stale_lists_fail_readiness(ctx: Ctx, tmp_path: Path) 
     from datetime import date
 
     from dncguard.config import load_settings
-    from dncguard.lists import ListStore
+    from dncguard.lists.store import ListStore
 
     with ctx.server.client(ctx.admin) as c:
         later = c.get("/v1/metrics/summary", params={"from": "2099-01-01T00:00:00Z",

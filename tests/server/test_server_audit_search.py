@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dncguard.config import load_settings
 from dncguard.engine.scrubber import Scrubber
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.store import dispose_engines
 
 from .conftest import Server, make_key, server_env

@@ -1,6 +1,6 @@
 """List freshness in the service: ``/v1/lists``, ``/readyz`` and ``/metrics`` use the rules'
-maximum ages (:mod:`dncguard.freshness`), with the same numbers as the rules and ``lists ls``
-(tests/test_freshness.py)."""
+maximum ages (:mod:`dncguard.sources.rules.freshness`), with the same numbers as the rules and
+``lists ls`` (tests/test_freshness.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from dncguard.config import load_settings
-from dncguard.freshness import FreshnessPolicy
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
+from dncguard.sources.rules.freshness import FreshnessPolicy
 from dncguard.store import utcnow
 
 from .conftest import Server, make_key, server_env

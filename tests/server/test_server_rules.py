@@ -37,7 +37,7 @@ class Ctx:
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ctx]:
     from dncguard.config import load_settings
-    from dncguard.lists import ListStore
+    from dncguard.lists.store import ListStore
 
     root = tmp_path_factory.mktemp("rules")
     home = root / "home"

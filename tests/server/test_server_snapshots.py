@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from dncguard.config import load_settings
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.store import utcnow
 
 from .conftest import Server, make_key, server_env

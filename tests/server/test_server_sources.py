@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from dncguard.config import load_settings
-from dncguard.lists import ListStore
+from dncguard.lists.store import ListStore
 from dncguard.store import lists_table, utcnow
 
 from .conftest import Server, make_key, server_env

@@ -37,8 +37,9 @@ from .export import (
 from .health import AuditHealth, health, readiness_problems
 from .jobs import AuditError, JobRecord, new_job_id, prepare_job, prove, verify_proof, write_job
 from .jobs import record_job as _record_job
-from .log import GENESIS, AuditLog, AuditRecord, VerifyResult
+from .log import AuditLog, AuditRecord, VerifyResult
 from .settings import AuditSettings, load_audit_settings
+from .tables import GENESIS
 from .writer import AuditUnavailable, AuditWriter
 
 #: Actions recorded for list changes.

@@ -37,6 +37,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, insert
 
+from .tables import audit_records_table
+
 COLUMNS = ("seq", "at", "kind", "action", "who", "subject", "number_hmac", "number_masked",
            "decision", "reason_codes", "versions", "data", "prev_hash", "hash")
 
@@ -254,8 +256,7 @@ def insert_records(conn: Connection, rows: Sequence[tuple[int, Pending, str, str
                                 p.number_masked, p.decision, p.reason_text, p.versions_text,
                                 p.data_text, prev, digest))
         return
-    from .log import audit_records_table  # other databases: SQLAlchemy's own insert
-
+    # other databases: SQLAlchemy's own insert
     conn.execute(insert(audit_records_table), [
         {"seq": seq, "at": p.at, "kind": p.kind, "action": p.action, "who": p.who,
          "subject": p.subject, "number_hmac": p.number_hmac, "number_masked": p.number_masked,

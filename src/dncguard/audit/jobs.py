@@ -45,6 +45,7 @@ from ..errors import DncGuardError, InputError
 from ..io.verdict_file import ADDED_COLUMNS, instant_text, undefuse, undefuse_array
 from ..phones import mask
 from .chain import hmac_pads
+from .export import enqueue_export
 from .log import AuditLog, AuditRecord, safe_name
 from .merkle import (
     inclusion_path,
@@ -605,8 +606,6 @@ def write_job(log: AuditLog, record: JobRecord, conn: Connection) -> AuditRecord
                      reason_codes=record.reason_codes, versions=record.versions,
                      data=record.data, conn=conn)
     if log.audit.export_url:
-        from .export import enqueue_export
-
         enqueue_export(log, rec, conn)
     return rec
 

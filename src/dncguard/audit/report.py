@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..models import REASON_DECISION
 from ..phones import mask
-from ..rules.codes import RULE_CODES
+from ..sources.rules.codes import RULE_CODES
 from .jobs import AuditError, file_sha256, verdict_cells
 from .log import AuditLog
 
 if TYPE_CHECKING:
-    from ..freshness import Freshness
+    from ..sources.rules.freshness import Freshness
 
 _COLOURS = {"allow": "#2e7d32", "defer": "#f9a825", "error": "#8e24aa", "block": "#c62828",
             "invalid": "#757575"}
@@ -68,8 +68,8 @@ _CAUSE_MEANING = {
     "AUDIT_UNAVAILABLE": "The audit trail could not be written.",
 }
 
-# The rules' hints in a row's detail (dncguard.rules.check), found wherever they are among the
-# row's other reasons (a detail joins them with "; ").
+# The rules' hints in a row's detail (dncguard.sources.rules.source), found wherever they are
+# among the row's other reasons (a detail joins them with "; ").
 _MISSING_RE = re.compile(
     r"(?:^|; )the (?P<registry>[^;]+?) is required for (?P<jur>[A-Z]{2}(?:-[A-Z0-9]{1,3})?) "
     r"numbers but not loaded(?P<note>; list\(s\) [^;]+? does not select them)?; import it "
@@ -207,11 +207,11 @@ def stacked_chart(title: str, items: list[tuple[str, dict[str, int]]], segments:
 
 
 def _freshness(log: AuditLog, lists: dict[str, str | None], day: date) -> list[Freshness]:
-    """Every list used, judged on the dial date by :mod:`dncguard.freshness` (the rules'
-    definition): its kind and jurisdiction as stored now, its snapshot date as recorded. A
+    """Every list used, judged on the dial date by :mod:`dncguard.sources.rules.freshness` (the
+    rules' definition): its kind and jurisdiction as stored now, its snapshot date as recorded. A
     list removed since is judged as a dated list without a registry rule."""
-    from ..freshness import FreshnessPolicy, ListRef
-    from ..lists import ListStore
+    from ..lists.store import ListStore
+    from ..sources.rules.freshness import FreshnessPolicy, ListRef
 
     try:
         known = {i.name: i for i in ListStore(log.settings).all()}

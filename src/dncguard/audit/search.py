@@ -31,8 +31,9 @@ from ..errors import DncGuardError, InputError
 from ..phones import mask, normalise
 from ..store import as_utc
 from .jobs import verdict_cells
-from .log import NOT_CHECKS, AuditLog, AuditRecord, audit_records_table
+from .log import AuditLog, AuditRecord
 from .settings import key_path
+from .tables import NOT_CHECKS, audit_records_table
 
 #: Most records a search returns by default (newest first), and at most.
 DEFAULT_LIMIT = 100

@@ -197,10 +197,11 @@ def prove(
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the proof here"),
 ) -> None:
     """An inclusion proof that a row's verdict is under the job's recorded Merkle root."""
+    from ..audit import prove as prove_row
     from ..audit import verify_proof
 
     log = _log()
-    proof = log.prove(job_id, row)
+    proof = prove_row(log, job_id, row)
     if not verify_proof(proof):
         raise DncGuardError(f"the proof for row {row} of job {job_id} does not verify")
     text = proof_json(proof)

@@ -47,7 +47,7 @@ def _run(coro: Coroutine[Any, Any, R]) -> R:
 
 
 def _client(s: Settings) -> Any:
-    from ..cxone import CxoneClient, load_cxone
+    from ..sources.cxone import CxoneClient, load_cxone
 
     return CxoneClient(load_cxone(s))
 
@@ -95,7 +95,7 @@ def sync(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Sync DNC groups into the local store (every active group by default; incremental)."""
-    from ..cxone import CxoneSync, load_cxone
+    from ..sources.cxone import CxoneSync, load_cxone
 
     s = settings()
     cx = load_cxone(s)
@@ -126,8 +126,8 @@ def sync(
 def search(phone: str = typer.Argument(..., help="Phone number to look up live"),
            as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Search one number live on CXone (every group holding it, blocking or not)."""
-    from ..cxone.check import search_number
     from ..phones import mask, normalise
+    from ..sources.cxone.source import search_number
 
     s = settings()
     result = normalise(phone, s.default_region)
@@ -171,8 +171,8 @@ def push_cmd(
 ) -> None:
     """Push queued opt-outs to a CXone DNC group (drains the durable queue; exit 3 when some
     could not be delivered)."""
-    from ..cxone import TOPIC, load_cxone, push
     from ..outbox import Outbox
+    from ..sources.cxone import TOPIC, load_cxone, push
     from ..store import get_engine
 
     s = settings()

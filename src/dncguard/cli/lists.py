@@ -29,10 +29,10 @@ from .common import (
 
 # The library is imported by the commands, not here, so that `dncguard --help` starts fast.
 if TYPE_CHECKING:
-    from ..freshness import Freshness
-    from ..lists import ListInfo, ListStore
+    from ..lists.store import ListInfo, ListStore
+    from ..sources.rules.freshness import Freshness
 
-#: ``dncguard.lists.IMPORT_KINDS``, spelled out for the help text so that building the command
+#: ``dncguard.lists.store.IMPORT_KINDS``, spelled out for the help text so that building the command
 #: tree does not import the list store (tests/test_cli_startup.py checks that they agree).
 IMPORT_KINDS_HELP = ("internal", "national", "state", "litigator", "wireless", "hashed",
                      "prefix")
@@ -57,7 +57,7 @@ def import_list(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Import a list file (replaces the list's content atomically; keeps old snapshots)."""
-    from ..lists import ListStore
+    from ..lists.store import ListStore
 
     store = ListStore(settings())
     result = store.import_file(
@@ -87,8 +87,8 @@ def import_list(
 @lists_app.command("ls")
 def list_lists(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """List every list with its kind, size, snapshot date and freshness (age, maximum age)."""
-    from ..freshness import FreshnessPolicy, today
-    from ..lists import ListStore
+    from ..lists.store import ListStore
+    from ..sources.rules.freshness import FreshnessPolicy, today
 
     cfg = settings()
     store = ListStore(cfg)
@@ -141,7 +141,7 @@ def _fresh_text(f: Freshness) -> str:
 def list_stats(name: str,
                as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Show one list's size, snapshot history and manual entries."""
-    from ..lists import ListStore
+    from ..lists.store import ListStore
 
     store = ListStore(settings())
     info = store.get(name)
@@ -194,8 +194,8 @@ def sync_lists(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) ->
     runs `dncguard scrub` or `check` without a server keeping its home in step syncs first;
     until then its lists answer error. A SQLite home has nothing to fetch. Exits 1 when a
     list could not be synced (its checks answer error)."""
-    from ..list_sync import ListSync
-    from ..lists import ListStore
+    from ..lists.store import ListStore
+    from ..lists.sync import ListSync
 
     store = ListStore(settings())
     problems = ListSync(store).sync_all() if store.shared else {}
@@ -219,7 +219,7 @@ def sync_lists(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) ->
 def remove_list(name: str, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)
                 ) -> None:
     """Remove a list, its snapshots and its manual entries."""
-    from ..lists import ListStore
+    from ..lists.store import ListStore
 
     info = ListStore(settings()).remove_list(name, who=who())
     if as_json:
@@ -239,7 +239,7 @@ def dnc_add(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Add a number to the internal DNC list (an opt-out)."""
-    from ..lists import ListStore
+    from ..lists.store import ListStore
     from ..optouts import add_optout
     from ..phones import mask
 
@@ -263,7 +263,7 @@ def dnc_remove(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Remove a number from the internal DNC list."""
-    from ..lists import ListStore
+    from ..lists.store import ListStore
     from ..optouts import remove_optout
     from ..phones import mask
 
@@ -304,7 +304,7 @@ class Entry:
 def _manual_lists(store: ListStore, name: str | None) -> list[ListInfo]:
     """The list named (an internal or litigator list), else every such list."""
     from ..errors import ListError
-    from ..lists import MANUAL_KINDS
+    from ..lists.store import MANUAL_KINDS
 
     if name is None:
         return [i for i in store.all() if i.kind in MANUAL_KINDS]
@@ -347,7 +347,7 @@ def dnc_ls(
 ) -> None:
     """Which numbers are on the internal (and litigator) lists, who added them and why
     (numbers masked; 'dnc export' writes them in full)."""
-    from ..lists import ListStore
+    from ..lists.store import ListStore
 
     store = ListStore(settings())
     infos = _manual_lists(store, list_name)
@@ -404,7 +404,7 @@ def dnc_export(
     """Write the numbers of the internal (and litigator) lists in full, with who added them,
     when and why, to a CSV file (number, added_at, added_by, reason, expires, list, status)."""
     from ..io.verdict_file import defuse
-    from ..lists import ListStore
+    from ..lists.store import ListStore
 
     if output.suffix.lower() != ".csv":
         raise InputError(f"-o: {output.name!r}: 'dnc export' writes CSV; name the file *.csv")

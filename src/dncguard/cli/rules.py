@@ -27,12 +27,13 @@ from .common import (
 
 # The rules engine is imported by the commands, not here, so that `dncguard --help` starts fast.
 if TYPE_CHECKING:
-    from ..rules.schema import RuleBase
-    from ..rules.stores import ConsentRecord, ImportReport
+    from ..sources.rules.schema import RuleBase
+    from ..sources.rules.stores import ConsentRecord, ImportReport
 
-#: ``dncguard.rules.schema``'s PURPOSES, CALL_TYPES, LINE_TYPES and CONSENT_TYPES, spelled out for
-#: the help texts (building the command tree must not import the rules engine); the commands
-#: validate against the schema's own tuples, and tests/test_cli_startup.py checks that they agree.
+#: ``dncguard.sources.rules.schema``'s PURPOSES, CALL_TYPES, LINE_TYPES and CONSENT_TYPES,
+#: spelled out for the help texts (building the command tree must not import the rules
+#: engine); the commands validate against the schema's own tuples, and
+#: tests/test_cli_startup.py checks that they agree.
 PURPOSES_HELP = ("telemarketing", "informational", "collections")
 CALL_TYPES_HELP = ("manual", "autodialed", "prerecorded")
 LINE_TYPES_HELP = ("mobile", "landline", "voip")
@@ -56,7 +57,7 @@ def _choice(value: str | None, allowed: tuple[str, ...], flag: str) -> str | Non
 
 
 def _summary(rule: RuleBase) -> str:
-    from ..rules.schema import (
+    from ..sources.rules.schema import (
         CallingWindowRule,
         ConsentRequiredRule,
         EbrRule,
@@ -98,8 +99,8 @@ def show(jurisdiction: str = typer.Argument(..., help="US, US-FL, CA, GB or AU")
          as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Print a jurisdiction's rules with citations, dates and confidence."""
     from ..config import load_section
-    from ..rules.loader import load_ruleset
-    from ..rules.settings import RulesSettings
+    from ..sources.rules.loader import load_ruleset
+    from ..sources.rules.settings import RulesSettings
 
     cfg = settings()
     ruleset = load_ruleset(load_section(RulesSettings, cfg).data_dir)
@@ -150,11 +151,11 @@ def when(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Print the next legal calling windows of a number (time rules, all candidate zones)."""
-    from ..checks import CheckContext
     from ..engine.context import clean_context
     from ..phones import mask, normalise
-    from ..rules.check import RulesCheck
-    from ..rules.schema import CALL_TYPES, PURPOSES
+    from ..sources.protocol import CheckContext
+    from ..sources.rules.schema import CALL_TYPES, PURPOSES
+    from ..sources.rules.source import RulesCheck
 
     cfg = settings()
     n = normalise(phone, region or cfg.default_region)
@@ -221,7 +222,7 @@ def consent_import(
 ) -> None:
     """Import consent / EBR records; bad rows are reported with row number and field
     (exit 1 when any row was rejected)."""
-    from ..rules.stores import ConsentStore
+    from ..sources.rules.stores import ConsentStore
 
     report = ConsentStore(settings()).import_csv(file, who=who())
     _print_report(report, "consent records", as_json)
@@ -240,8 +241,8 @@ def consent_add(
 ) -> None:
     """Add one consent / EBR record."""
     from ..phones import mask
-    from ..rules.schema import CONSENT_TYPES
-    from ..rules.stores import ConsentStore
+    from ..sources.rules.schema import CONSENT_TYPES
+    from ..sources.rules.stores import ConsentStore
 
     kind = _choice(type_, CONSENT_TYPES, "--type")
     when_ = parse_date(granted, "--date")
@@ -277,7 +278,7 @@ def consent_ls(
 ) -> None:
     """A number's consent and EBR records, oldest first, with their status today (UTC)."""
     from ..phones import mask
-    from ..rules.stores import ConsentStore
+    from ..sources.rules.stores import ConsentStore
     from ..store import utcnow
 
     store = ConsentStore(settings())
@@ -313,8 +314,8 @@ def consent_revoke(
     """Revoke a number's consents as of a date (a revocation record is added for each
     consent type held then; the history stays)."""
     from ..phones import mask
-    from ..rules.schema import CONSENT_TYPES
-    from ..rules.stores import ConsentStore
+    from ..sources.rules.schema import CONSENT_TYPES
+    from ..sources.rules.stores import ConsentStore
     from ..store import utcnow
 
     kind = _choice(type_, CONSENT_TYPES, "--type")
@@ -350,8 +351,8 @@ def attempts_record(
 ) -> None:
     """Record one call attempt."""
     from ..phones import mask
-    from ..rules.schema import PURPOSES
-    from ..rules.stores import AttemptStore
+    from ..sources.rules.schema import PURPOSES
+    from ..sources.rules.stores import AttemptStore
 
     instant = parse_instant(at)
     assert instant is not None
@@ -376,7 +377,7 @@ def attempts_import(
 ) -> None:
     """Import call attempts; bad rows are reported with row number and field (exit 1 when any
     row was rejected)."""
-    from ..rules.stores import AttemptStore
+    from ..sources.rules.stores import AttemptStore
 
     report = AttemptStore(settings()).import_csv(file, who=who())
     _print_report(report, "attempts", as_json)

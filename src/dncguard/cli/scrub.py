@@ -224,11 +224,11 @@ def demo(
     import asyncio
 
     from ..config import load_settings
-    from ..cxone import CxoneClient, CxoneSync, load_cxone
     from ..demo import build_demo, sandbox_seed
     from ..engine.scrubber import Scrubber
-    from ..lists import ListStore
+    from ..lists.store import ListStore
     from ..sandbox import run_sandbox
+    from ..sources.cxone import CxoneClient, CxoneSync, load_cxone
 
     folder = home or Path(tempfile.mkdtemp(prefix="dncguard-demo-"))
     os.environ["DNCGUARD_HOME"] = str(folder)

@@ -46,7 +46,8 @@ class Findings:
         return all(not s for s in self.sets)
 
     def per_number(self) -> list[list[Reason]]:
-        """A list of reasons per number (the :class:`~dncguard.checks.Check` API's shape)."""
+        """A list of reasons per number (the shape of
+        :meth:`~dncguard.sources.protocol.Check.check`)."""
         return [list(self.sets[k]) for k in self.index.tolist()]
 
     @classmethod

@@ -35,12 +35,12 @@ import numpy as np
 import numpy.typing as npt
 
 from .._lazy import lazy_import
-from ..checks import Batch, CheckContext, locate
 from ..errors import ContextError
 from ..io.tables import context_columns, find_phone_column
 from ..io.verdict_file import ADDED_COLUMNS, iso_utc
 from ..models import Decision, Reason, ReasonCode
 from ..phones import ERROR_CODES, NormalisedArrays, normalise_arrays, states_for_digits
+from ..sources.protocol import Batch, CheckContext, locate
 from .context import clean_field
 from .findings import Index, Outcome
 from .summary import MAX_ROW_ERRORS_LISTED, SummaryBuilder

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from ..checks import Batch, Check, CheckContext, LineTypes, default_checks
 from ..config import CampaignProfile, Settings, load_settings
 from ..errors import ConfigError, ContextError, InputError
 from ..identity import acting_user
@@ -36,8 +35,11 @@ from ..io.tables import (
     without_old_verdict,
 )
 from ..io.verdict_file import TableWriter, output_header, write_column_verdicts
-from ..lists import ListStore
+from ..lists.store import ListStore
 from ..models import DataVersions, Decision, Reason, ReasonCode, Verdict
+from ..sources.local import LineTypes
+from ..sources.protocol import Batch, Check, CheckContext
+from ..sources.registry import default_checks
 from .context import clean_context, clean_field
 from .findings import Findings, Outcome, merge
 from .run import RowResult, ScrubRun, Slice, SliceVerdicts, slice_of_rows, slices_of_table
@@ -60,14 +62,14 @@ def _utcnow() -> datetime:
 
 def _conforming(check: Check) -> Check:
     """``check``, refused (ConfigError naming what it lacks) when it does not have everything
-    the :class:`~dncguard.checks.Check` protocol declares (subclass
-    :class:`~dncguard.checks.CheckBase` for the defaults)."""
+    the :class:`~dncguard.sources.protocol.Check` protocol declares (subclass
+    :class:`~dncguard.sources.protocol.CheckBase` for the defaults)."""
     lacking = [m for m in ("name", "always", "versions", "check", "findings", "timezones")
                if not hasattr(check, m)]
     if lacking:
         raise ConfigError(f"check {getattr(check, 'name', type(check).__name__)!r} lacks "
                           f"{', '.join(lacking)}: a check implements the Check protocol "
-                          "(subclass dncguard.checks.CheckBase for the defaults)")
+                          "(subclass dncguard.sources.protocol.CheckBase for the defaults)")
     return check
 
 

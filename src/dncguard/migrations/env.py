@@ -1,7 +1,7 @@
 """Alembic environment for dncguard, run programmatically (see :mod:`dncguard.migrations`).
 
 ``target_metadata`` is :data:`dncguard.store.metadata` after importing every module listed in
-:data:`dncguard.store.TABLE_MODULES`, so autogenerate sees every table. The connection normally
+:data:`dncguard.migrations.TABLE_MODULES`, so autogenerate sees every table. The connection normally
 comes from :func:`dncguard.migrations.upgrade` (``config.attributes["connection"]``), which holds
 the migration lock around it; without one, an engine is made from ``sqlalchemy.url``.
 """

@@ -16,7 +16,7 @@ from .. import audit, sharedfiles
 from .._version import __version__
 from ..config import Settings, load_settings
 from ..errors import ConfigError
-from ..lists import ListStore
+from ..lists.store import ListStore
 from ..models import Verdict
 from ..store import get_engine, metadata
 from . import apidocs, errors, tables

@@ -18,13 +18,15 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, func, select
 
-from ..checks import Batch, Check, CheckContext, LocalListsCheck, default_checks
 from ..config import Settings
 from ..engine.findings import Findings
 from ..engine.scrubber import Scrubber
-from ..lists import ListInfo, ListStore
+from ..lists.store import ListInfo, ListStore
 from ..models import DataVersions, Decision, Reason, ReasonCode, Verdict, merge_reasons
 from ..phones import normalise
+from ..sources.local import LocalListsCheck
+from ..sources.protocol import Batch, Check, CheckContext
+from ..sources.registry import default_checks
 from ..store import list_entries_table, list_events_table, lists_table, read_engine
 
 
@@ -47,7 +49,7 @@ def list_version(bind: Engine | Connection) -> tuple[Any, ...]:
 
     Only maxima and the (small) count of lists: every query is an index lookup, whatever the
     size of the entries table. Inserting an entry raises its maximum id; every deletion through
-    :class:`~dncguard.lists.ListStore` also writes a list event. Writers that delete or update
+    :class:`~dncguard.lists.store.ListStore` also writes a list event. Writers that delete or update
     entries directly must write a list event or touch ``lists.updated_at``/``synced_at`` too.
     """
     if isinstance(bind, Connection):
@@ -89,7 +91,7 @@ class Direct:
 
 def direct(check: Check) -> Check:
     """``check`` with its synchronous findings called directly, when it has them."""
-    from ..rules import RulesCheck
+    from ..sources.rules import RulesCheck
 
     if isinstance(check, LocalListsCheck):
         return Direct(check, check._findings)

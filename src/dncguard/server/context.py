@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from ..checks import CheckContext
 from ..engine.context import clean_field
 from ..engine.scrubber import Scrubber
 from ..errors import ContextError
+from ..sources.protocol import CheckContext
 from .errors import ApiError, FieldError
 
 

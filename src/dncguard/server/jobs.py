@@ -44,8 +44,8 @@ from ..engine.tally import tally
 from ..errors import ConfigError, InputError, SourceError
 from ..io.tables import find_phone_column
 from ..io.verdict_file import defuse, output_header, write_csv_rows
+from ..lists.integrity import sha256_of
 from ..objectstore import object_store
-from ..snapshot_integrity import sha256_of
 from ..store import as_utc, utcnow
 from .checker import CheckerProvider
 from .metrics import DecisionCounter, Metrics

@@ -23,9 +23,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from ..freshness import FreshnessPolicy
-from ..lists import ListStore
+from ..lists.store import ListStore
 from ..models import Decision, Reason, Verdict
+from ..sources.rules.freshness import FreshnessPolicy
 from ..store import utcnow
 from .tables import decision_counts_table
 
@@ -95,7 +95,7 @@ class _ListAgeCollector(Collector):
                                 labels=["list"])
         max_age = GaugeMetricFamily("dncguard_list_max_age_seconds",
                                     "Age a dated list may reach (its registry rule, an "
-                                    "override or the default; dncguard.freshness)",
+                                    "override or the default; dncguard.sources.rules.freshness)",
                                     labels=["list"])
         fresh = GaugeMetricFamily("dncguard_list_fresh",
                                   "1 while the list is within its maximum age, else 0",
@@ -123,7 +123,7 @@ class _RetryCollector(Collector):
     """Retries of the remote sources (CXone, http-batch) made in this process."""
 
     def collect(self) -> Iterable[CounterMetricFamily]:
-        from ..remote.resilience import RETRIES_TOTAL
+        from ..sources.remote.resilience import RETRIES_TOTAL
 
         family = CounterMetricFamily("dncguard_remote_retries",
                                      "Retries of remote DNC sources, by source and cause",
@@ -151,7 +151,7 @@ class _PrefilterCollector(Collector):
     rate of re-verified hits, the current TTL and the live entries."""
 
     def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily]:
-        from ..remote import prefilter
+        from ..sources.remote import prefilter
 
         totals = prefilter.totals()
         sources = sorted({src for src, _ in totals})
@@ -205,8 +205,9 @@ class _OutboxCollector(Collector):
 
 @dataclass(frozen=True)
 class ListAge:
-    """One list's series: age, maximum age and freshness (:mod:`dncguard.freshness`), and
-    whether its snapshot verifies (None: no snapshot file)."""
+    """One list's series: age, maximum age and freshness
+    (:mod:`dncguard.sources.rules.freshness`), and whether its snapshot verifies (None: no
+    snapshot file)."""
 
     name: str
     seconds: float

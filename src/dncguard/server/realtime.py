@@ -27,11 +27,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .. import audit
 from ..audit import AuditUnavailable, AuditWriter, Pending
-from ..checks import CheckContext
 from ..config import Settings
 from ..engine.run import slice_of_rows
 from ..engine.scrubber import Scrubber
 from ..models import Decision, Reason, ReasonCode, Verdict
+from ..sources.protocol import CheckContext
 from ..store import utcnow
 from .checker import CheckerProvider, audit_unavailable, unavailable_verdict
 

@@ -36,7 +36,8 @@ class ServerSettings(SectionSettings):
                                "database's list version is unchanged (checked per request)")
     list_max_age_days: int | None = Field(
         default=None, description="Removed, ignored: list freshness follows the registry "
-        "rules, [rules] max_age_days and [rules] default_max_age_days (dncguard.freshness)")
+        "rules, [rules] max_age_days and [rules] default_max_age_days "
+        "(dncguard.sources.rules.freshness)")
     ready_requires_fresh: bool = Field(
         default=True, description="/readyz fails on a registry past the age its rule allows")
     metrics_public: bool = Field(default=True, description="/metrics needs no key")

@@ -1,7 +1,7 @@
 """Each replica keeps its local snapshots equal to the database's versions (PostgreSQL).
 
-A daemon thread listens on :data:`dncguard.snapshot_share.CHANNEL` (an import notifies it when
-its transaction commits) and runs :meth:`dncguard.list_sync.ListSync.sync_all` on each
+A daemon thread listens on :data:`dncguard.lists.share.CHANNEL` (an import notifies it when
+its transaction commits) and runs :meth:`dncguard.lists.sync.ListSync.sync_all` on each
 notification, and every :data:`POLL_SECONDS` whatever happens: a lost notification, a listener
 that cannot connect, or a local file damaged on disk is caught by the next poll. Until a list's
 current version is held and verified, its checks answer ``error`` (SOURCE_ERROR) and ``/readyz``
@@ -18,11 +18,11 @@ from typing import Any
 from sqlalchemy import Engine
 
 from ..config import Settings
-from ..list_sync import ListSync
-from ..lists import ListStore
-from ..snapshot_share import CHANNEL
+from ..lists.share import CHANNEL
+from ..lists.store import ListStore
+from ..lists.sync import ListSync
 
-log = logging.getLogger("dncguard.snapshots")
+log = logging.getLogger("dncguard.lists.snapshots")
 
 #: Seconds between sync passes when no notification arrives.
 POLL_SECONDS = 2.0

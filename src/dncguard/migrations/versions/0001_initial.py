@@ -125,7 +125,7 @@ def upgrade() -> None:
         )
         op.create_index("ix_outbox_due", "outbox", ["topic", "status", "next_attempt_at"])
 
-    # -- dncguard.rules.stores -----------------------------------------------------------------
+    # -- dncguard.sources.rules.stores --------------------------------------------------
     if "rules_consent" not in existing:
         op.create_table(
             "rules_consent",

@@ -2,9 +2,10 @@
 
 Every page is a thin view: readiness is ``/readyz`` (:func:`..routes.ops.readyz`), lists are
 :func:`..routes.lists.list_statuses`, a check is the request of ``POST /v1/check`` answered by
-the service's :class:`..realtime.Realtime`, opt-outs go through :mod:`dncguard.optouts`, a scrub
-is a ``/v1/jobs`` job run by ``svc.jobs`` and the job runner, history is
-:func:`dncguard.audit.search.search_number` and verification :meth:`AuditLog.verify`.
+the service's :class:`..realtime.Realtime`, opt-outs go through
+:mod:`dncguard.optouts`, a scrub is a ``/v1/jobs`` job run by ``svc.jobs`` and the job
+runner, history is :func:`dncguard.audit.search.search_number` and verification
+:meth:`AuditLog.verify`.
 
 Phone numbers travel only in POST bodies (never in a URL, so never in an access log line).
 """
@@ -30,7 +31,7 @@ from starlette.datastructures import FormData, UploadFile
 from ... import audit
 from ...engine.scrubber import Scrubber
 from ...errors import DncGuardError, ListError
-from ...lists import ListStore
+from ...lists.store import ListStore
 from ...models import Verdict
 from ...optouts import add_optout, remove_optout
 from ...store import utcnow

@@ -10,10 +10,10 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from ...checks import CheckContext
 from ...engine.context import clean_field
 from ...errors import ContextError
 from ...models import Verdict
+from ...sources.protocol import CheckContext
 from ..context import context_or_422
 from ..deps import CheckKey, Service, ServiceDep
 from ..errors import ApiError, FieldError, Instant, responses

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import ListError
-from ...lists import ListStore
+from ...lists.store import ListStore
 from ...optouts import add_optout, remove_optout
 from ...phones import normalise
 from ..deps import DncKey, Service, ServiceDep

@@ -8,8 +8,8 @@ from datetime import date, datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from ...freshness import Freshness, FreshnessPolicy, today
-from ...lists import ListInfo, ListStore
+from ...lists.store import ListInfo, ListStore
+from ...sources.rules.freshness import Freshness, FreshnessPolicy, today
 from ..deps import CheckKey, Service, ServiceDep
 from ..errors import responses
 
@@ -67,7 +67,7 @@ class ListState:
 
 
 def list_states(svc: Service, day: date | None = None) -> list[ListState]:
-    """Every list's freshness (:mod:`dncguard.freshness`) and snapshot integrity."""
+    """Every list's freshness (:mod:`dncguard.sources.rules.freshness`) and snapshot integrity."""
     store = ListStore(svc.settings, svc.engine)
     policy = FreshnessPolicy.of(svc.settings)
     day = day or today()

@@ -14,8 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ...config import Settings
-from ...freshness import blocking
-from ...lists import NOT_HELD
+from ...lists.store import NOT_HELD
+from ...sources.rules.freshness import blocking
 from ...store import utcnow
 from ..deps import AdminKey, Service, ServiceDep, require
 from ..errors import ApiError, Instant, responses
@@ -38,8 +38,8 @@ async def healthz() -> Health:  # async: no threadpool hop for a liveness probe
 def stale_sources(settings: Settings) -> list[str]:
     """Remote sources past their maximum age: CXone groups synced too long ago (checks
     against them fail closed or fall back to live search, so the replica is not ready)."""
-    from ...cxone.settings import load_cxone
-    from ...lists import ListStore
+    from ...lists.store import ListStore
+    from ...sources.cxone.settings import load_cxone
 
     cx = load_cxone(settings)
     limit = timedelta(hours=cx.max_sync_age_hours)
@@ -83,7 +83,7 @@ def _remedy(problem: str) -> str:
 def list_problems(svc: Service) -> list[str]:
     """Lists that make verdicts ``error``: a current snapshot that fails its integrity check
     (its checks answer SOURCE_ERROR), and, with ``ready_requires_fresh``, a registry past the
-    maximum age the rules allow (:func:`dncguard.freshness.blocking`: the rules answer
+    maximum age the rules allow (:func:`dncguard.sources.rules.freshness.blocking`: the rules answer
     REGISTRY_STALE for its numbers)."""
     states = list_states(svc)
     out = [f"list {s.info.name}: snapshot fails its integrity check, its checks answer error "

@@ -1,7 +1,7 @@
 """``POST /v1/attempts``, ``POST /v1/consents`` and ``GET /v1/rules/when``: the rules engine.
 
 Attempts and consents go to the same database tables as ``dncguard attempts record`` and
-``dncguard consent import`` (:mod:`dncguard.rules.stores`), so the very next check on every
+``dncguard consent import`` (:mod:`dncguard.sources.rules.stores`), so the very next check on every
 replica counts them (the rules read both per check). ``/v1/rules/when`` answers what
 ``dncguard rules when --json`` prints, plus each window in every candidate zone's local time.
 """
@@ -20,11 +20,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ...engine.scrubber import Scrubber
 from ...errors import ContextError, InputError
-from ...lists import ListStore
+from ...lists.store import ListStore
 from ...models import Reason
 from ...phones import normalise
-from ...rules.check import RulesCheck
-from ...rules.stores import AttemptStore, ConsentStore
+from ...sources.rules.source import RulesCheck
+from ...sources.rules.stores import AttemptStore, ConsentStore
 from ..context import clean_or_422, context_or_422
 from ..deps import CheckKey, DncKey, Service, ServiceDep
 from ..errors import ApiError, FieldError, Instant, responses

@@ -1,0 +1,409 @@
+"""Reading list files: numbers, change lists, hashes and prefixes, plain or zipped.
+
+Number files hold one number per line, in E.164 (``+12025550100``) or the national format of
+the list's jurisdiction (``2025550100``, ``(202) 555-0100``, ``020 7946 0000``), or the FTC's
+``NPA,NXXXXXX`` CSV. A first line without digits is taken as a header. Change lists add a flag
+field to each record: ``A``/``ADD``/``I`` adds, ``D``/``DEL``/``DELETE``/``R`` deletes
+(``2025550100,D`` or ``202,5550100,A,2026-11-01``).
+
+Large number files are parsed with pyarrow compute, a block at a time, so a national registry
+never needs a Python object per number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .._lazy import lazy_import
+from ..errors import ListError
+from .snapshots import sorted_unique
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+else:
+    pa = lazy_import("pyarrow", globals(), "pa")
+    pc = lazy_import("pyarrow.compute", globals(), "pc")
+    pacsv = lazy_import("pyarrow.csv", globals(), "pacsv")
+
+MAX_REJECTS_LISTED = 20
+
+
+@dataclass
+class ParseReport:
+    """What a file held besides valid entries."""
+
+    lines: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    reject_samples: list[str] = field(default_factory=list)  # "member:line: why"
+
+    def reject(self, where: str, why: str) -> None:
+        self.rejected += 1
+        if len(self.reject_samples) < MAX_REJECTS_LISTED:
+            self.reject_samples.append(f"{where}: {why}")
+
+
+@contextmanager
+def _open_members(path: Path) -> Iterator[list[tuple[str, IO[bytes]]]]:
+    """The file's byte streams: the file itself, or each member of a zip archive."""
+    if not path.is_file():
+        raise ListError(f"{path}: no such file")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            names = sorted(i.filename for i in zf.infolist() if not i.is_dir())
+            if not names:
+                raise ListError(f"{path}: the zip archive is empty")
+            streams = [(f"{path.name}!{n}", zf.open(n)) for n in names]
+            try:
+                yield streams
+            finally:
+                for _, s in streams:
+                    s.close()
+    else:
+        with path.open("rb") as fh:
+            yield [(path.name, fh)]
+
+
+def _line_batches(stream: IO[bytes]) -> Iterator[pa.Array]:
+    """Whole lines as a string array, a block at a time (empty lines kept as '')."""
+    read = pacsv.ReadOptions(column_names=["line"], block_size=1 << 24)
+    parse = pacsv.ParseOptions(
+        delimiter="\x1f", quote_char=False, escape_char=False, ignore_empty_lines=False
+    )
+    convert = pacsv.ConvertOptions(column_types={"line": pa.string()}, strings_can_be_null=False)
+    try:
+        reader = pacsv.open_csv(stream, read_options=read, parse_options=parse,
+                                convert_options=convert)
+        for batch in reader:
+            yield batch.column(0)
+    except pa.ArrowInvalid as exc:
+        raise ListError(f"cannot read as text: {exc}") from exc
+
+
+def country_of(jurisdiction: str | None, default_region: str) -> str:
+    """The country whose national format a list uses: ``US-FL`` -> ``US``."""
+    return (jurisdiction or default_region).split("-")[0].upper().replace("UK", "GB")
+
+
+def _digits_to_e164(
+    digits: pa.Array, plus: npt.NDArray[np.bool_], country: str
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
+    """Convert digit strings to E.164 integers; returns (values, valid)."""
+    lengths = np.asarray(pc.utf8_length(digits).to_numpy(zero_copy_only=False), dtype=np.int64)
+    first = np.asarray(pc.utf8_slice_codeunits(digits, 0, 1).to_numpy(zero_copy_only=False))
+    safe = pc.if_else(pc.equal(pc.utf8_length(digits), 0), "0", digits)
+    long_ok = lengths <= 15
+    safe = pc.if_else(pa.array(long_ok), safe, "0")
+    values = np.asarray(pc.cast(safe, pa.uint64()).to_numpy(zero_copy_only=False), dtype=np.uint64)
+    out = np.zeros(values.shape, dtype=np.uint64)
+    valid = np.zeros(values.shape, dtype=bool)
+
+    # Already international (written with '+', or with the country code and no trunk 0).
+    intl = plus & (lengths >= 8) & long_ok
+    out[intl] = values[intl]
+    valid[intl] = True
+    national = ~plus & long_ok
+    if country in ("US", "CA"):
+        ten = national & (lengths == 10)
+        out[ten] = values[ten] + np.uint64(10_000_000_000)
+        valid[ten] = True
+        eleven = national & (lengths == 11) & (first == "1")
+        out[eleven] = values[eleven]
+        valid[eleven] = True
+        # NANP: 1 + NPA (2-9xx) + NXX (2-9xx) + 4 digits
+        nanp = valid & (out // np.uint64(10**10) == 1)
+        npa_ok = (out // np.uint64(10**7)) % np.uint64(1000) >= 200
+        nxx_ok = (out // np.uint64(10**4)) % np.uint64(1000) >= 200
+        valid &= ~nanp | (npa_ok & nxx_ok)
+        valid &= nanp | intl
+    else:
+        cc, nsn = {"GB": (44, (9, 10)), "AU": (61, (9, 9))}.get(country, (0, (0, 0)))
+        if cc:
+            trunk = national & (first == "0") & (lengths - 1 >= nsn[0]) & (lengths - 1 <= nsn[1])
+            scale = np.power(np.uint64(10), (lengths - 1).clip(0).astype(np.uint64))
+            out[trunk] = np.uint64(cc) * scale[trunk] + values[trunk]
+            valid[trunk] = True
+            width = len(str(cc))
+            with_cc = national & (first != "0") & (lengths - width >= nsn[0]) & (
+                lengths - width <= nsn[1]
+            )
+            prefix = values // np.power(np.uint64(10), (lengths - width).clip(0).astype(np.uint64))
+            with_cc &= prefix == cc
+            out[with_cc] = values[with_cc]
+            valid[with_cc] = True
+    return out, valid
+
+
+BLOCK_BYTES = 1 << 26  # 64 MiB of text at a time
+
+
+def _byte_blocks(stream: IO[bytes]) -> Iterator[bytes]:
+    """The stream in blocks of whole lines (the last one may lack its newline)."""
+    while True:
+        block = stream.read(BLOCK_BYTES)
+        if not block:
+            return
+        if not block.endswith(b"\n"):
+            block += stream.readline()
+        yield block
+
+
+_ZERO, _NINE, _NL, _CR, _COMMA, _PLUS, _ONE = 48, 57, 10, 13, 44, 43, 49
+
+
+def _fixed_width_numbers(
+    block: bytes,
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]] | None:
+    """Parse a block whose lines all have one NANP layout, with numpy alone.
+
+    Layouts: ``NPA,NXXXXXX`` (the FTC download), ``NPANXXXXXX``, ``1NPANXXXXXX`` and
+    ``+1NPANXXXXXX``, each line the same width (CRLF allowed). Returns (E.164 values, valid) as
+    :func:`_digits_to_e164` would for US/CA, or ``None`` when the block is anything else.
+    """
+    if not block.endswith(b"\n"):
+        block += b"\n"
+    width = block.find(b"\n") + 1
+    if width < 11 or width > 14 or len(block) % width:
+        return None
+    rows = np.frombuffer(block, dtype=np.uint8).reshape(-1, width)
+    if not bool((rows[:, -1] == _NL).all()):
+        return None
+    body = rows[:, :-1]
+    if bool((body[:, -1] == _CR).all()):
+        body = body[:, :-1]
+    w = body.shape[1]
+    first = body[:, 0]
+    cols: list[int]
+    if w == 11 and bool((body[:, 3] == _COMMA).all()):
+        cols = [0, 1, 2, *range(4, 11)]
+    elif w == 10:
+        cols = list(range(10))
+    elif w == 11 and bool((first == _ONE).all()):
+        cols = list(range(1, 11))
+    elif w == 12 and bool((first == _PLUS).all()) and bool((body[:, 1] == _ONE).all()):
+        cols = list(range(2, 12))
+    else:
+        return None
+    value = np.zeros(body.shape[0], dtype=np.uint64)
+    for c in cols:
+        digit = body[:, c] - np.uint8(_ZERO)  # wraps below '0'
+        if not bool((digit <= 9).all()):
+            return None  # not all digits: leave the block to the general parser
+        value *= np.uint64(10)
+        value += digit
+    npa_ok = value >= np.uint64(2_000_000_000)
+    nxx_ok = (value // np.uint64(10_000)) % np.uint64(1000) >= 200
+    return value + np.uint64(10_000_000_000), npa_ok & nxx_ok
+
+
+def _header_split(block: bytes) -> tuple[bool, bytes]:
+    """(had a header line, rest): a first line without digits is a header."""
+    end = block.find(b"\n")
+    head = block if end < 0 else block[:end]
+    if head.strip() and not any(_ZERO <= ch <= _NINE for ch in head):
+        return True, b"" if end < 0 else block[end + 1:]
+    return False, block
+
+
+def iter_numbers(
+    path: Path, *, jurisdiction: str | None, default_region: str, report: ParseReport
+) -> Iterator[npt.NDArray[np.uint64]]:
+    """The valid numbers of a number file as E.164 integers, a block at a time (unsorted,
+    duplicates possible); ``report`` counts lines and rejects as the blocks go by.
+
+    US and Canadian files in a fixed-width layout (the FTC's ``NPA,NXXXXXX`` download and
+    the like) are parsed with numpy; anything else line by line with pyarrow compute.
+    """
+    country = country_of(jurisdiction, default_region)
+    with _open_members(path) as members:
+        for member, stream in members:
+            line_no = 0
+            for n, block in enumerate(_byte_blocks(stream)):
+                if n == 0:
+                    header, block = _header_split(block)
+                    if header:
+                        report.lines += 1
+                        line_no += 1
+                fast = _fixed_width_numbers(block) if country in ("US", "CA") else None
+                if fast is None:
+                    parts: list[npt.NDArray[np.uint64]] = []
+                    line_no = _parse_block(block, member, line_no, country, report, parts)
+                    yield from parts
+                    continue
+                values, valid = fast
+                bad = np.flatnonzero(~valid)
+                for i in bad[:MAX_REJECTS_LISTED].tolist():
+                    report.reject(f"{member}:{line_no + i + 1}",
+                                  f"not a {country} number in a known format")
+                report.rejected += max(0, int(bad.size) - MAX_REJECTS_LISTED)
+                report.lines += int(values.size)
+                line_no += int(values.size)
+                yield values[valid] if bad.size else values
+
+
+def read_numbers(
+    path: Path, *, jurisdiction: str | None, default_region: str
+) -> tuple[npt.NDArray[np.uint64], ParseReport]:
+    """All valid numbers of a number file as sorted unique E.164 integers (see
+    :func:`iter_numbers`; for national-scale files build a bitmap snapshot from the blocks
+    instead: :func:`dncguard.lists.snapshots.build_nanp_bitmap`)."""
+    report = ParseReport()
+    parts = [sorted_unique(block) for block in iter_numbers(
+        path, jurisdiction=jurisdiction, default_region=default_region, report=report)]
+    merged = sorted_unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64)
+    report.accepted = int(merged.size)
+    return merged.astype(np.uint64), report
+
+
+def _parse_block(block: bytes, member: str, line_no: int, country: str, report: ParseReport,
+                 parts: list[npt.NDArray[np.uint64]]) -> int:
+    """The general parser for one block (header already removed); returns the next line."""
+    if not block:
+        return line_no
+    for lines in _line_batches(io.BytesIO(block)):
+        text = pc.utf8_trim_whitespace(lines)
+        plus = np.asarray(pc.starts_with(text, "+").to_numpy(zero_copy_only=False))
+        digits = pc.replace_substring_regex(text, r"[^0-9]", "")
+        empty = np.asarray(pc.equal(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False))
+        values, valid = _digits_to_e164(digits, plus, country)
+        bad = ~valid & ~empty
+        for i in np.flatnonzero(bad)[:MAX_REJECTS_LISTED]:
+            report.reject(f"{member}:{line_no + int(i) + 1}",
+                          f"not a {country} number in a known format")
+        report.rejected += max(0, int(bad.sum()) - min(int(bad.sum()), MAX_REJECTS_LISTED))
+        report.lines += len(text)
+        parts.append(values[valid])
+        line_no += len(text)
+    return line_no
+
+
+_ADD = {"A", "ADD", "ADDED", "I", "INSERT", "N", "NEW", "+"}
+_DEL = {"D", "DEL", "DELETE", "DELETED", "R", "REMOVE", "REMOVED", "-"}
+
+
+def _text_lines(path: Path) -> Iterator[tuple[str, str]]:
+    """(where, line) for every non-empty line of the file or zip members."""
+    with _open_members(path) as members:
+        for member, stream in members:
+            text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace")
+            for n, line in enumerate(text, 1):
+                if line.strip():
+                    yield f"{member}:{n}", line.strip()
+
+
+def read_changes(
+    path: Path, *, jurisdiction: str | None, default_region: str
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], ParseReport]:
+    """A change list: (numbers added, numbers deleted, report)."""
+    country = country_of(jurisdiction, default_region)
+    report = ParseReport()
+    adds: list[str] = []
+    dels: list[str] = []
+    add_where: list[str] = []
+    del_where: list[str] = []
+    first = True
+    for where, line in _text_lines(path):
+        report.lines += 1
+        fields = [f.strip().strip('"') for f in re.split(r"[,;\t|]", line)]
+        flag_at = next((i for i, f in enumerate(fields) if f.upper() in _ADD | _DEL), None)
+        if flag_at is None:
+            if first and not any(ch.isdigit() for ch in line):
+                first = False
+                continue  # header
+            report.reject(where, "no add/delete flag (A or D) in the record")
+            continue
+        first = False
+        number = "".join(f for f in fields[:flag_at] if f.lstrip("+").isdigit())
+        if fields[0].startswith("+"):
+            number = "+" + number
+        adding = fields[flag_at].upper() in _ADD
+        (adds if adding else dels).append(number)
+        (add_where if adding else del_where).append(where)
+
+    def convert(items: list[str], wheres: list[str]) -> npt.NDArray[np.uint64]:
+        if not items:
+            return np.zeros(0, dtype=np.uint64)
+        arr = pa.array(items, type=pa.string())
+        plus = np.asarray(pc.starts_with(arr, "+").to_numpy(zero_copy_only=False))
+        values, valid = _digits_to_e164(pc.replace_substring_regex(arr, r"[^0-9]", ""), plus,
+                                        country)
+        for i in np.flatnonzero(~valid):
+            report.reject(wheres[int(i)], f"not a {country} number")
+        return sorted_unique(values[valid])
+
+    added, deleted = convert(adds, add_where), convert(dels, del_where)
+    report.accepted = int(added.size + deleted.size)
+    return added, deleted, report
+
+
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def read_hashes(path: Path) -> tuple[npt.NDArray[Any], ParseReport]:
+    """Hex SHA-256 digests, one per line, as sorted unique 32-byte values."""
+    report = ParseReport()
+    values: list[bytes] = []
+    first = True
+    for where, line in _text_lines(path):
+        report.lines += 1
+        token = line.split(",")[0].strip().strip('"')
+        if _HEX64.match(token):
+            values.append(bytes.fromhex(token))
+        elif not (first and not _HEX64.match(token) and not any(c.isdigit() for c in token)):
+            report.reject(where, "not a 64-character hex SHA-256 digest")
+        first = False
+    arr = np.unique(np.array(values, dtype="S32")) if values else np.zeros(0, dtype="S32")
+    report.accepted = int(arr.size)
+    return arr, report
+
+
+def read_prefixes(path: Path) -> tuple[npt.NDArray[Any], ParseReport]:
+    """Digit prefixes of E.164 numbers (country code first, '+' optional), one per line."""
+    report = ParseReport()
+    values: list[str] = []
+    for where, line in _text_lines(path):
+        report.lines += 1
+        token = line.split(",")[0].strip().strip('"').lstrip("+").replace(" ", "").replace("-", "")
+        if token.isdigit() and 1 <= len(token) <= 15:
+            values.append(token)
+        elif any(c.isdigit() for c in token) or report.lines > 1:
+            report.reject(where, "not a digit prefix of 1 to 15 digits")
+    arr = np.unique(np.array(values, dtype="U15")) if values else np.zeros(0, dtype="U15")
+    report.accepted = int(arr.size)
+    return arr, report
+
+
+def hash_number(e164: str, salt: str | None) -> bytes:
+    """SHA-256 of ``salt + e164`` (the E.164 form with its '+'), as the hashed lists hold it."""
+    return hashlib.sha256(((salt or "") + e164).encode("ascii")).digest()
+
+
+def prefix_hits(prefixes: npt.NDArray[Any], digits: npt.NDArray[np.uint64]) -> npt.NDArray[Any]:
+    """For each number, the longest matching prefix ('' when none)."""
+    hits = np.full(digits.shape, "", dtype="U15")
+    if prefixes.size == 0 or digits.size == 0:
+        return hits
+    ndig = np.char.str_len(digits.astype("U15"))
+    by_len: dict[int, set[int]] = {}
+    for p in prefixes.tolist():
+        by_len.setdefault(len(p), set()).add(int(p))
+    for length in sorted(by_len):  # longer prefixes overwrite shorter ones
+        shift = (ndig - length).clip(0).astype(np.uint64)
+        heads = digits // np.power(np.uint64(10), shift)
+        wanted = np.fromiter(by_len[length], dtype=np.uint64)
+        match = np.isin(heads, wanted) & (ndig >= length)
+        hits[match] = heads[match].astype("U15")
+    return hits

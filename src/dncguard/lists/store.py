@@ -1,0 +1,658 @@
+"""Local DNC lists: import, inspect, remove, manual opt-outs, and fast membership checks.
+
+Kinds and what they hold:
+
+============  ===============================================  ==============
+kind          content                                          reason code
+============  ===============================================  ==============
+internal      the company's own opt-outs                       DNC_INTERNAL
+national      a national registry (US FTC, CA DNCL, GB TPS, AU)  DNC_NATIONAL
+state         a US state list (jurisdiction such as US-FL)      DNC_STATE
+litigator     known serial plaintiffs                          DNC_LITIGATOR
+hashed        SHA-256 of E.164 numbers (optionally salted)      DNC_HASHED
+prefix        digit prefixes of E.164 numbers (ranges)          DNC_PREFIX
+cxone         records synced from a NICE CXone DNC group        DNC_CXONE
+============  ===============================================  ==============
+
+Imported content is a read-only snapshot file (:mod:`dncguard.lists.snapshots`); the database holds
+what changes between imports: manual additions (with who, why and an optional expiry),
+removals of snapshot numbers, and synced records. Re-importing a list replaces its snapshot
+atomically and keeps the previous ``keep_snapshots`` files; manual additions survive a
+re-import (an opt-out is never lost to a file refresh), removals do not (the new file is the
+new truth).
+
+With PostgreSQL the snapshot files are shared through the database (:mod:`.snapshot_share`):
+an import publishes its file in the transaction that makes it current, and every other home
+fetches it (:meth:`ListStore.sync`, for every list by :mod:`.list_sync`); a home that does not
+hold a list's current version answers ``error`` for that list until it does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+
+from .. import audit, sharedfiles
+from ..config import Settings
+from ..errors import ListError
+from ..models import Decision, Reason, ReasonCode
+from ..phones import mask, normalise
+from ..store import (
+    as_utc,
+    get_engine,
+    list_entries_table,
+    list_events_table,
+    list_versions_table,
+    lists_table,
+    utcnow,
+)
+from . import files as listfiles
+from . import share as snapshot_share
+from .integrity import SEAL_SUFFIX, Seal, SnapshotFile, SnapshotIntegrityError
+from .snapshots import (
+    apply_changes,
+    build_nanp_bitmap,
+    open_file,
+    open_snapshot,
+    seal_of,
+    snapshot_count,
+    sorted_contains,
+    write_snapshot,
+)
+
+KIND_CODES: dict[str, ReasonCode] = {
+    "internal": ReasonCode.DNC_INTERNAL,
+    "national": ReasonCode.DNC_NATIONAL,
+    "state": ReasonCode.DNC_STATE,
+    "litigator": ReasonCode.DNC_LITIGATOR,
+    "hashed": ReasonCode.DNC_HASHED,
+    "prefix": ReasonCode.DNC_PREFIX,
+    "cxone": ReasonCode.DNC_CXONE,
+}
+#: Lists that inform the rules instead of blocking: ``wireless`` holds wireless and ported-
+#: to-wireless numbers (a carrier or port-data download); a number on it is dialed as a
+#: mobile line unless its row says otherwise.
+INFO_KINDS = ("wireless",)
+NUMBER_KINDS = ("internal", "national", "state", "litigator", *INFO_KINDS)
+IMPORT_KINDS = (*NUMBER_KINDS, "hashed", "prefix")
+ALL_KINDS = (*KIND_CODES, *INFO_KINDS)
+MANUAL_KINDS = ("internal", "litigator")
+DATED_KINDS = ("national", "state")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+_JURISDICTION = re.compile(r"^(US|CA|GB|AU)(-[A-Z]{2})?$")
+
+#: When each national registry opened (a snapshot cannot be older): the US National Do Not
+#: Call Registry 2003-06-27, the UK TPS 1999-05-01 (its statutory basis), Canada's National
+#: DNCL 2008-09-30, Australia's Do Not Call Register 2007-05-31. Other lists: 1991-12-20 (the
+#: TCPA, the oldest rule a list here serves).
+REGISTRY_OPENED = {"US": date(2003, 6, 27), "GB": date(1999, 5, 1), "CA": date(2008, 9, 30),
+                   "AU": date(2007, 5, 31)}
+LISTS_EARLIEST = date(1991, 12, 20)
+
+
+def snapshot_date_problem(snapshot: date, jurisdiction: str | None, today: date) -> str | None:
+    """Why a snapshot date cannot be right: in the future (it would count as fresh until
+    then), or before the list could exist. None when it can."""
+    if snapshot > today:
+        return (f"{snapshot.isoformat()} is in the future; the date of the download is at "
+                f"most today ({today.isoformat()})")
+    country = (jurisdiction or "").split("-")[0]
+    opened = REGISTRY_OPENED.get(country, LISTS_EARLIEST) if "-" not in (jurisdiction or "") \
+        else LISTS_EARLIEST
+    if snapshot < opened:
+        return f"{snapshot.isoformat()} is before the list could exist ({opened.isoformat()})"
+    return None
+
+
+@dataclass(frozen=True)
+class ListInfo:
+    """A list's metadata as stored."""
+
+    name: str
+    kind: str
+    jurisdiction: str | None
+    snapshot_date: str | None
+    count: int
+    current_file: str | None
+    salt: str | None
+    created_at: datetime
+    updated_at: datetime
+    synced_at: datetime | None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def code(self) -> ReasonCode:
+        return KIND_CODES[self.kind]
+
+    @property
+    def seal(self) -> Seal | None:
+        """The database's record of the current snapshot's seal (None: written before seals)."""
+        return Seal.of_meta(self.meta, self.current_file)
+
+
+@dataclass
+class ImportResult:
+    info: ListInfo
+    report: listfiles.ParseReport
+    added: int = 0
+    deleted: int = 0
+
+
+def _row_to_info(row: Any) -> ListInfo:
+    return ListInfo(
+        name=row.name,
+        kind=row.kind,
+        jurisdiction=row.jurisdiction,
+        snapshot_date=row.snapshot_date,
+        count=row.count,
+        current_file=row.current_file,
+        salt=row.salt,
+        created_at=as_utc(row.created_at) or utcnow(),
+        updated_at=as_utc(row.updated_at) or utcnow(),
+        synced_at=as_utc(row.synced_at),
+        meta=dict(row.meta or {}),
+    )
+
+
+def _safe_folder(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+#: How a snapshot problem begins when this home has not fetched the list's current version yet
+#: (shared snapshots): it is fetched shortly, nothing is wrong with the list itself.
+NOT_HELD = "this replica does not hold snapshot"
+
+
+class ListStore:
+    """Create, import, inspect and remove lists; record manual opt-outs."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or get_engine(settings)
+        #: Snapshots are published to the database and fetched from it (PostgreSQL): the
+        #: files under the home are a cache of the database's versions.
+        self.shared = sharedfiles.enabled(self.engine)
+
+    # -- metadata ---------------------------------------------------------------------------
+    def all(self) -> list[ListInfo]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(lists_table).order_by(lists_table.c.name)).all()
+        return [_row_to_info(r) for r in rows]
+
+    def get(self, name: str) -> ListInfo:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(lists_table).where(lists_table.c.name == name)).first()
+        if row is None:
+            known = ", ".join(i.name for i in self.all()) or "none yet"
+            raise ListError(f"no list named {name!r} (lists: {known})")
+        return _row_to_info(row)
+
+    def folder(self, name: str) -> Path:
+        return self.settings.lists_dir / _safe_folder(name)
+
+    def snapshot_path(self, info: ListInfo) -> Path | None:
+        return self.folder(info.name) / info.current_file if info.current_file else None
+
+    def snapshot_problem(self, info: ListInfo) -> str | None:
+        """Why the list's current snapshot cannot be trusted (None when it verifies, or the
+        list has no snapshot). Cheap for a file verified before and unchanged since."""
+        if info.current_file is None:
+            return None
+        try:
+            self.open_current(info)
+        except SnapshotIntegrityError as exc:
+            return str(exc)
+        except OSError as exc:
+            return f"snapshot unreadable: {exc.strerror} ({info.name}/{info.current_file})"
+        return None
+
+    def open_current(self, info: ListInfo) -> SnapshotFile:
+        """The list's current snapshot, verified against the database's seal. With shared
+        snapshots a version this home does not hold yet is named as such. Raises
+        :class:`SnapshotIntegrityError`."""
+        path = self.snapshot_path(info)
+        if path is None:
+            raise SnapshotIntegrityError(f"list {info.name} has no snapshot")
+        try:
+            return open_file(path, info.seal)
+        except SnapshotIntegrityError:
+            if self.shared and not path.exists():
+                raise SnapshotIntegrityError(
+                    f"{NOT_HELD} {path.parent.name}/{path.name} "
+                    "(the list's current version) yet; it is fetched from the database"
+                    ) from None
+            raise
+
+    # -- shared snapshots (PostgreSQL) ------------------------------------------------------
+    def sync(self, info: ListInfo) -> bool:
+        """Make this home hold the list's current version (shared snapshots only): fetched
+        from the database when missing or damaged. True when it was fetched. Raises
+        :class:`SnapshotIntegrityError` when it cannot be."""
+        if not self.shared or info.current_file is None or self.snapshot_problem(info) is None:
+            return False
+        seal = info.seal
+        if seal is None:
+            raise SnapshotIntegrityError(f"list {info.name}: the database has no seal for "
+                                         f"snapshot {info.current_file}; import the list again")
+        snapshot_share.materialise(self.engine, self.folder(info.name), seal)
+        return True
+
+    def ensure(self, name: str, kind: str, jurisdiction: str | None = None,
+               meta: dict[str, Any] | None = None) -> ListInfo:
+        """The list of that name, created empty if it does not exist yet."""
+        if not _NAME.match(name):
+            raise ListError(f"list name {name!r}: use letters, digits, '_', '-', '.', ':'")
+        if kind not in ALL_KINDS:
+            raise ListError(f"unknown kind {kind!r}; kinds: {', '.join(ALL_KINDS)}")
+        with self.engine.begin() as conn:
+            row = conn.execute(select(lists_table).where(lists_table.c.name == name)).first()
+            if row is None:
+                now = utcnow()
+                conn.execute(insert(lists_table).values(
+                    name=name, kind=kind, jurisdiction=jurisdiction, count=0, meta=meta or {},
+                    created_at=now, updated_at=now))
+            elif row.kind != kind:
+                raise ListError(f"list {name!r} is of kind {row.kind}, not {kind}")
+        return self.get(name)
+
+    # -- import -----------------------------------------------------------------------------
+    def import_file(
+        self,
+        path: Path,
+        *,
+        kind: str,
+        name: str,
+        jurisdiction: str | None = None,
+        snapshot_date: date | None = None,
+        changes: bool = False,
+        salt: str | None = None,
+        who: str | None = None,
+    ) -> ImportResult:
+        """Import a file as the new content of a list (or apply it as a change list)."""
+        if kind not in IMPORT_KINDS:
+            raise ListError(f"kind {kind!r} cannot be imported; kinds: {', '.join(IMPORT_KINDS)}")
+        if jurisdiction:
+            jurisdiction = jurisdiction.upper().replace("UK", "GB")
+            if not _JURISDICTION.match(jurisdiction):
+                raise ListError(f"jurisdiction {jurisdiction!r}: use US, CA, GB, AU or US-XX")
+        if kind in DATED_KINDS:
+            if not jurisdiction:
+                raise ListError(f"a {kind} list needs --jurisdiction (e.g. US, US-FL, GB)")
+            if kind == "state" and "-" not in jurisdiction:
+                raise ListError("a state list's jurisdiction names the state, e.g. US-FL")
+            if snapshot_date is None:
+                raise ListError(f"a {kind} list needs --snapshot-date (the date of the download)")
+        if snapshot_date is not None:
+            problem = snapshot_date_problem(snapshot_date, jurisdiction, utcnow().date())
+            if problem:
+                raise ListError(f"--snapshot-date: {problem}")
+        if changes and kind not in NUMBER_KINDS:
+            raise ListError("change lists apply to number lists only")
+        existing = {i.name: i for i in self.all()}.get(name)
+        if existing and existing.kind != kind:
+            raise ListError(f"list {name!r} is of kind {existing.kind}, not {kind}")
+        if changes and (existing is None or existing.current_file is None):
+            raise ListError(f"list {name!r} has no snapshot to apply changes to; import it first")
+        if kind == "hashed" and existing and salt is None:
+            salt = existing.salt
+
+        region = self.settings.default_region
+        added = deleted = 0
+        values: npt.NDArray[Any] | None = None
+        file_name: str | None = None
+        if changes:
+            assert existing is not None
+            adds, dels, report = listfiles.read_changes(path, jurisdiction=jurisdiction,
+                                                        default_region=region)
+            self.sync(existing)  # a replica that has not fetched it yet
+            current_path = self.folder(name) / str(existing.current_file)
+            current = open_snapshot(current_path, existing.seal)  # never patch a damaged file
+            before = snapshot_count(current)
+            added = int((~sorted_contains(current, adds)).sum())
+            file_name, new_snap = apply_changes(self.folder(name), current_path, adds, dels,
+                                                expected=existing.seal)
+            count = snapshot_count(new_snap)
+            deleted = before + added - count
+        elif kind in NUMBER_KINDS and _national_scale(path, jurisdiction or region):
+            # a national registry: straight from the file's blocks into a bitmap, no sort
+            report = listfiles.ParseReport()
+            file_name, count = build_nanp_bitmap(self.folder(name), listfiles.iter_numbers(
+                path, jurisdiction=jurisdiction, default_region=region, report=report))
+            report.accepted = count
+        elif kind in NUMBER_KINDS:
+            values, report = listfiles.read_numbers(path, jurisdiction=jurisdiction,
+                                                    default_region=region)
+        elif kind == "hashed":
+            values, report = listfiles.read_hashes(path)
+        else:
+            values, report = listfiles.read_prefixes(path)
+        if report.accepted == 0 and not changes:
+            why = "; ".join(report.reject_samples[:3])
+            raise ListError(f"{path}: no valid entries found" + (f" ({why})" if why else ""))
+
+        if file_name is None:
+            assert values is not None
+            file_name = write_snapshot(self.folder(name), values,
+                                       layout="auto" if kind in NUMBER_KINDS else "sorted")
+            count = int(values.size)
+        now = utcnow()
+        snap = snapshot_date.isoformat() if snapshot_date else None
+        seal = seal_of(self.folder(name) / file_name)
+        meta = {**(existing.meta if existing else {}), "snapshot": seal.to_json()}
+        with self.engine.begin() as conn:
+            fields = {"kind": kind, "jurisdiction": jurisdiction, "current_file": file_name,
+                      "count": count, "updated_at": now, "salt": salt, "meta": meta}
+            if snap or not changes:
+                fields["snapshot_date"] = snap
+            if existing is None:
+                conn.execute(insert(lists_table).values(name=name, created_at=now, **fields))
+            else:
+                conn.execute(update(lists_table).where(lists_table.c.name == name).values(**fields))
+                if not changes:  # removals were made against the old file
+                    conn.execute(delete(list_entries_table).where(
+                        list_entries_table.c.list_name == name, list_entries_table.c.removed))
+            conn.execute(insert(list_versions_table).values(
+                list_name=name, file=file_name, snapshot_date=snap, count=count,
+                changes=changes, source_file=path.name, created_at=now, created_by=who))
+            if self.shared:  # current and published commit together, or neither does
+                snapshot_share.publish(conn, self.folder(name), file_name, seal, name)
+            detail = {"file": path.name, "count": count, "added": added,
+                      "deleted": deleted, "rejected": report.rejected}
+            conn.execute(insert(list_events_table).values(
+                at=now, list_name=name, action="changes" if changes else "import", who=who,
+                detail=detail))
+            audit.record_list_change(
+                self.settings, "changes" if changes else "import", name, who=who,
+                detail={**detail, "kind": kind, "jurisdiction": jurisdiction,
+                        "snapshot_date": snap}, conn=conn)
+        self._prune_versions(name)
+        return ImportResult(self.get(name), report, added=added, deleted=deleted)
+
+    def _prune_versions(self, name: str) -> None:
+        keep = self.settings.keep_snapshots
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(list_versions_table.c.id, list_versions_table.c.file)
+                .where(list_versions_table.c.list_name == name)
+                .order_by(list_versions_table.c.id.desc())
+            ).all()
+            old = rows[keep:]
+            kept = {r.file for r in rows[:keep]}
+            if old:
+                conn.execute(delete(list_versions_table).where(
+                    list_versions_table.c.id.in_([r.id for r in old])))
+                if self.shared:
+                    snapshot_share.forget(conn, self.folder(name).name,
+                                          sorted({r.file for r in old} - kept))
+        if old and self.shared:
+            sharedfiles.collect_garbage(self.engine)
+        for r in old:
+            if r.file not in kept:
+                (self.folder(name) / r.file).unlink(missing_ok=True)
+                (self.folder(name) / (r.file + SEAL_SUFFIX)).unlink(missing_ok=True)
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(list_versions_table).where(list_versions_table.c.list_name == name)
+                .order_by(list_versions_table.c.id.desc())).all()
+        return [dict(r._mapping) for r in rows]
+
+    # -- removal ----------------------------------------------------------------------------
+    def remove_list(self, name: str, who: str | None = None) -> ListInfo:
+        info = self.get(name)
+        with self.engine.begin() as conn:
+            conn.execute(delete(list_entries_table).where(list_entries_table.c.list_name == name))
+            conn.execute(delete(list_versions_table).where(
+                list_versions_table.c.list_name == name))
+            conn.execute(delete(lists_table).where(lists_table.c.name == name))
+            conn.execute(insert(list_events_table).values(
+                at=utcnow(), list_name=name, action="rm", who=who,
+                detail={"count": info.count}))
+            audit.record_list_change(self.settings, "rm", name, who=who,
+                                     detail={"count": info.count, "kind": info.kind}, conn=conn)
+            if self.shared:
+                snapshot_share.forget(conn, self.folder(name).name)
+                snapshot_share.notify(conn, name)
+        if self.shared:
+            sharedfiles.collect_garbage(self.engine)
+        folder = self.folder(name)
+        if folder.is_dir():
+            for f in folder.iterdir():
+                f.unlink()
+            folder.rmdir()
+        return info
+
+    # -- manual entries ---------------------------------------------------------------------
+    def add_number(self, phone: str, *, list_name: str = "internal", reason: str | None = None,
+                   expires: datetime | None = None, who: str | None = None,
+                   region: str | None = None, then: ChangeHook | None = None,
+                   create: bool = False) -> str:
+        """Add one number to an internal or litigator list; returns its E.164 form.
+
+        A list that does not exist is refused unless ``create`` (or it is ``internal``, made
+        on first use): an opt-out on a misspelt list would be read by no campaign. An expiry
+        that has passed is refused: the opt-out would lift nothing.
+        ``then(conn, e164, info)`` runs inside the same transaction (e.g. to queue the
+        opt-out for write-back, so the change and its delivery commit together or not at all).
+        """
+        e164 = self._e164(phone, region)
+        now = utcnow()
+        expiry = as_utc(expires)
+        if expiry is not None and expiry <= now:
+            raise ListError(f"expires {expiry.isoformat()} has already passed: the opt-out "
+                            "would lift nothing")
+        try:
+            info = self.get(list_name)
+        except ListError:
+            if not create and list_name != "internal":
+                names = [i.name for i in self.all() if i.kind in MANUAL_KINDS]
+                close = [n for n in names if n.lower() == list_name.lower()]
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ListError(
+                    f"no list named {list_name!r}{hint}; internal and litigator lists: "
+                    f"{', '.join(names) or 'none'}; pass --create (API: \"create\": true) to "
+                    "make a new internal list") from None
+            info = self.ensure(list_name, "internal")
+        if info.kind not in MANUAL_KINDS:
+            raise ListError(f"list {list_name!r} is of kind {info.kind}; numbers are added by "
+                            "hand to internal or litigator lists only")
+        with self.engine.begin() as conn:
+            conn.execute(delete(list_entries_table).where(
+                list_entries_table.c.list_name == list_name, list_entries_table.c.value == e164))
+            conn.execute(insert(list_entries_table).values(
+                list_name=list_name, value=e164, origin="manual", removed=False, reason=reason,
+                added_by=who, added_at=now, expires_at=expires))
+            conn.execute(update(lists_table).where(lists_table.c.name == list_name)
+                         .values(updated_at=now))
+            conn.execute(insert(list_events_table).values(
+                at=now, list_name=list_name, action="add", who=who, why=reason,
+                detail={"number": mask(e164),
+                        "expires": expires.isoformat() if expires else None}))
+            audit.record_list_change(
+                self.settings, "add", list_name, who=who, why=reason, number=e164,
+                detail={"expires": expires.isoformat() if expires else None}, conn=conn)
+            if then is not None:
+                then(conn, e164, info)
+        return e164
+
+    def remove_number(self, phone: str, *, list_name: str = "internal", who: str | None = None,
+                      why: str | None = None, region: str | None = None,
+                      then: ChangeHook | None = None) -> tuple[str, bool]:
+        """Remove a number from a list; returns (E.164, whether it was on the list).
+
+        ``then`` runs inside the same transaction when the number was listed.
+        """
+        e164 = self._e164(phone, region)
+        info = self.get(list_name)
+        if info.kind not in MANUAL_KINDS:
+            raise ListError(f"list {list_name!r} is of kind {info.kind}; remove numbers by "
+                            "importing a change list")
+        self.sync(info)  # a replica that has not fetched the current version yet
+        in_file = bool(self.index(info).contains_numbers([e164], snapshot_only=True)[0])
+        now = utcnow()
+        with self.engine.begin() as conn:
+            gone = conn.execute(delete(list_entries_table).where(
+                list_entries_table.c.list_name == list_name, list_entries_table.c.value == e164,
+                ~list_entries_table.c.removed)).rowcount
+            if in_file:
+                conn.execute(delete(list_entries_table).where(
+                    list_entries_table.c.list_name == list_name,
+                    list_entries_table.c.value == e164))
+                conn.execute(insert(list_entries_table).values(
+                    list_name=list_name, value=e164, origin="manual", removed=True, reason=why,
+                    added_by=who, added_at=now))
+            conn.execute(insert(list_events_table).values(
+                at=now, list_name=list_name, action="remove", who=who, why=why,
+                detail={"number": mask(e164), "was_listed": bool(gone or in_file)}))
+            audit.record_list_change(self.settings, "remove", list_name, who=who, why=why,
+                                     number=e164, detail={"was_listed": bool(gone or in_file)},
+                                     conn=conn)
+            if then is not None and (gone or in_file):
+                then(conn, e164, info)
+        return e164, bool(gone or in_file)
+
+    def _e164(self, phone: str, region: str | None) -> str:
+        result = normalise(phone, region or self.settings.default_region)
+        if not result.ok or result.e164 is None:
+            raise ListError(f"{phone!r} is not a valid number: {result.message}")
+        return result.e164
+
+    def entry_counts(self, name: str) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(list_entries_table.c.removed, func.count())
+                .where(list_entries_table.c.list_name == name)
+                .group_by(list_entries_table.c.removed)).all()
+        counts = {"added": 0, "removed": 0}
+        for removed, n in rows:
+            counts["removed" if removed else "added"] = int(n)
+        return counts
+
+    def entries(self, name: str) -> list[dict[str, Any]]:
+        """The database entries of a list, oldest first: numbers added by hand (or synced)
+        and removals of snapshot numbers (``removed`` true). Keys: ``list_name``, ``value``
+        (the E.164 number), ``origin``, ``removed``, ``reason``, ``added_by``, ``added_at``
+        and ``expires_at`` (UTC, or None). Numbers of the imported snapshot are not entries.
+        """
+        t = list_entries_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.c.list_name, t.c.value, t.c.origin, t.c.removed, t.c.reason,
+                       t.c.added_by, t.c.added_at, t.c.expires_at)
+                .where(t.c.list_name == name).order_by(t.c.added_at, t.c.id)).all()
+        return [{**r._mapping, "removed": bool(r.removed), "added_at": as_utc(r.added_at),
+                 "expires_at": as_utc(r.expires_at)} for r in rows]
+
+    def index(self, info: ListInfo) -> ListIndex:
+        return ListIndex(self, info)
+
+
+NATIONAL_SCALE_BYTES = 1 << 30  # number files above 1 GiB (~80M numbers) build a bitmap
+
+
+def _national_scale(path: Path, jurisdiction: str) -> bool:
+    """A US/CA number file big enough to build as a NANP bitmap straight from its blocks."""
+    country = listfiles.country_of(jurisdiction, "US")
+    try:
+        return country in ("US", "CA") and path.stat().st_size > NATIONAL_SCALE_BYTES
+    except OSError:
+        return False
+
+
+#: Runs inside a list change's transaction: (connection, E.164, the list).
+ChangeHook = Callable[[Connection, str, "ListInfo"], None]
+
+_Entries = tuple[npt.NDArray[np.uint64], npt.NDArray[np.float64], npt.NDArray[np.uint64]]
+
+
+class ListIndex:
+    """Membership checks against one list: its snapshot plus the database entries."""
+
+    def __init__(self, store: ListStore, info: ListInfo) -> None:
+        self.store = store
+        self.info = info
+        self._file: SnapshotFile | None = None
+        self._entries: _Entries | None = None
+
+    @property
+    def _snapshot(self) -> npt.NDArray[Any] | None:
+        """The snapshot, verified against its seal on first use and re-checked (one ``stat``)
+        before every use: a damaged, truncated or missing file raises
+        :class:`SnapshotIntegrityError`, which fails this list's check (``SOURCE_ERROR``), never
+        setup and never the process."""
+        if self._file is None:
+            if self.info.current_file is None:
+                return None
+            self._file = self.store.open_current(self.info)
+        return self._file.current()
+
+    def _load_entries(self) -> _Entries:
+        """The database entries, loaded once: added values sorted with their expiry (as a
+        timestamp, inf for none), and the sorted removals."""
+        if self._entries is None:
+            t = list_entries_table
+            with self.store.engine.connect() as conn:
+                rows = conn.execute(select(t.c.value, t.c.removed, t.c.expires_at)
+                                    .where(t.c.list_name == self.info.name)).all()
+            adds = sorted((int(r.value[1:]), as_utc(r.expires_at)) for r in rows
+                          if not r.removed)
+            values = np.array([v for v, _ in adds], dtype=np.uint64)
+            expiry = np.array([e.timestamp() if e else np.inf for _, e in adds], dtype=float)
+            removed = np.array(sorted(int(r.value[1:]) for r in rows if r.removed),
+                               dtype=np.uint64)
+            self._entries = (values, expiry, removed)
+        return self._entries
+
+    def contains_numbers(self, e164s: list[str], *, at: datetime | None = None,
+                         snapshot_only: bool = False) -> npt.NDArray[np.bool_]:
+        digits = np.array([int(e[1:]) for e in e164s], dtype=np.uint64)
+        return self.contains(digits, e164s, at=at, snapshot_only=snapshot_only)
+
+    def contains(self, digits: npt.NDArray[np.uint64], e164s: list[str], *,
+                 at: datetime | None = None, snapshot_only: bool = False
+                 ) -> npt.NDArray[np.bool_]:
+        """Which numbers are on the list at the instant ``at`` (default now)."""
+        kind = self.info.kind
+        snap = self._snapshot
+        if kind == "hashed":
+            if snap is None:
+                return np.zeros(digits.shape, dtype=bool)
+            hashes = np.array([listfiles.hash_number(e, self.info.salt) for e in e164s],
+                              dtype="S32")
+            return sorted_contains(snap, hashes)
+        if kind == "prefix":
+            if snap is None:
+                return np.zeros(digits.shape, dtype=bool)
+            return np.asarray(listfiles.prefix_hits(snap, digits) != "", dtype=bool)
+        hit = (sorted_contains(snap, digits) if snap is not None
+               else np.zeros(digits.shape, dtype=bool))
+        if snapshot_only:
+            return hit
+        values, expiry, removed = self._load_entries()
+        if removed.size:
+            hit &= ~sorted_contains(removed, digits)
+        active = values[expiry > (at or utcnow()).timestamp()]
+        if active.size:
+            hit |= sorted_contains(active, digits)
+        return hit
+
+    def reason(self) -> Reason:
+        """The reason a hit on this list gives."""
+        info = self.info
+        what = {"hashed": "hash", "prefix": "number range"}.get(info.kind, "number")
+        dated = f" (snapshot {info.snapshot_date})" if info.snapshot_date else ""
+        where = f" [{info.jurisdiction}]" if info.jurisdiction else ""
+        return Reason(
+            code=info.code, decision=Decision.BLOCK, source="cxone" if info.kind == "cxone"
+            else "local", list=info.name,
+            detail=f"{what} on {info.kind} list {info.name}{where}{dated}",
+        )

@@ -1,0 +1,163 @@
+"""Write-back: opt-outs queued durably and pushed to a CXone DNC group.
+
+:func:`enqueue_optout` (call it after ``ListStore.add_number``) and :func:`enqueue_expire`
+store an item in the outbox (topic ``cxone.push``). :func:`push` drains the queue: items are
+sent in batches (``add`` as ``POST records``, ``expire`` as ``DELETE records``); CXone answers
+200 with per-record results, so each item is acknowledged, retried later with backoff, or
+(for a permanent refusal such as an invalid number) parked as ``dead`` and reported. Nothing is
+dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from ... import audit
+from ...config import Settings
+from ...errors import ConfigError, SourceError
+from ...outbox import DEAD, Outbox, OutboxItem
+from ...phones import mask
+from .client import CxoneClient
+from .sync import to_cxone_phone
+
+log = logging.getLogger("dncguard.sources.cxone")
+
+TOPIC = "cxone.push"
+PERMANENT = ("invalid", "not valid", "malformed")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def enqueue_optout(engine: Engine, e164: str, expires: datetime | None = None,
+                   group_id: str | None = None, *, outbox: Outbox | None = None,
+                   conn: Connection | None = None) -> bool:
+    """Queue an opt-out for the CXone push group (``group_id``, else the group given at push
+    time / ``DNCGUARD_CXONE_PUSH_GROUP``). Idempotent per (group, number, expiry)."""
+    box = outbox or Outbox(engine)
+    key = f"add:{group_id or '*'}:{e164}:{_iso(expires) or '-'}"
+    return box.enqueue(TOPIC, key, {"action": "add", "e164": e164, "group_id": group_id,
+                                    "expires": _iso(expires)}, conn=conn)
+
+
+def enqueue_expire(engine: Engine, e164: str, expired_at: datetime,
+                   group_id: str | None = None, *, outbox: Outbox | None = None,
+                   conn: Connection | None = None) -> bool:
+    """Queue the expiry of a number's record in the CXone push group (e.g. after a removal)."""
+    box = outbox or Outbox(engine)
+    key = f"expire:{group_id or '*'}:{e164}:{_iso(expired_at)}"
+    return box.enqueue(TOPIC, key, {"action": "expire", "e164": e164, "group_id": group_id,
+                                    "expires": _iso(expired_at)}, conn=conn)
+
+
+@dataclass
+class PushReport:
+    group_id: str
+    sent: int = 0
+    delivered: int = 0
+    retrying: list[tuple[str, str]] = field(default_factory=list)  # (masked number, error)
+    dead: list[tuple[str, str]] = field(default_factory=list)
+    pending_after: int = 0
+    dead_total: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.retrying and not self.dead
+
+
+def _permanent(error: str) -> bool:
+    low = error.lower()
+    return any(word in low for word in PERMANENT)
+
+
+async def push(client: CxoneClient, outbox: Outbox, group_id: str, *, batch_size: int = 100,
+               max_batches: int | None = None, settings: Settings | None = None) -> PushReport:
+    """Send due items for ``group_id`` (and items without a group) until none is due.
+
+    With ``settings``, a push that sent anything appends one audit record with its counts.
+    """
+    report = PushReport(group_id)
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        items = outbox.claim(TOPIC, batch_size, where=lambda it: it.payload.get("group_id")
+                             in (None, group_id))
+        if not items:
+            break
+        batches += 1
+        for action in ("add", "expire"):
+            chunk = [it for it in items if it.payload.get("action", "add") == action]
+            if chunk:
+                await _send(client, outbox, group_id, chunk, action == "expire", report)
+    stats = outbox.stats(TOPIC)
+    report.pending_after = stats["pending"]
+    report.dead_total = stats[DEAD]
+    if settings is not None and report.sent:
+        audit.record_list_change(
+            settings, "push", f"cxone:{group_id}", who="cxone",
+            detail={"sent": report.sent, "delivered": report.delivered,
+                    "retrying": len(report.retrying), "dead": len(report.dead)})
+    return report
+
+
+async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[OutboxItem],
+                expire: bool, report: PushReport) -> None:
+    records: list[dict[str, Any]] = []
+    for it in items:
+        phone = to_cxone_phone(str(it.payload["e164"]))
+        rec: dict[str, Any] = {"phoneNumber": phone if expire else int(phone)}
+        if it.payload.get("expires"):
+            rec["expiredDate"] = it.payload["expires"]
+        records.append(rec)
+    report.sent += len(items)
+    try:
+        result = await client.write_records(group_id, records, expire=expire)
+    except SourceError as exc:
+        for it in items:
+            masked = mask(str(it.payload["e164"]))
+            outbox.fail(it.id, str(exc))
+            report.retrying.append((masked, str(exc)))
+        return
+    results = result.get("recordResults") or []
+    by_phone: dict[str, dict[str, Any]] = {}
+    for r in results:
+        if isinstance(r, dict):
+            for k in ("phoneNumber", "formattedPhone"):
+                if r.get(k):
+                    by_phone.setdefault("".join(c for c in str(r[k]) if c.isdigit()), r)
+    delivered: list[int] = []
+    for n, (it, rec) in enumerate(zip(items, records, strict=True)):
+        r = results[n] if len(results) == len(items) and isinstance(results[n], dict) else \
+            by_phone.get(str(rec["phoneNumber"]))
+        masked = mask(str(it.payload["e164"]))
+        if r is None:
+            outbox.fail(it.id, "CXone returned no result for this record")
+            report.retrying.append((masked, "no result for this record"))
+        elif r.get("success"):
+            delivered.append(it.id)
+        else:
+            error = str(r.get("error") or "refused without a reason")
+            status = outbox.fail(it.id, error, permanent=_permanent(error))
+            (report.dead if status == DEAD else report.retrying).append((masked, error))
+            log.warning("CXone refused %s for group %s: %s", masked, group_id, error)
+    report.delivered += outbox.ack(delivered)
+
+
+async def push_pending(settings: Settings, group_id: str | None = None) -> PushReport:
+    """Drain the queue to ``group_id`` (default ``DNCGUARD_CXONE_PUSH_GROUP``) with the
+    configured CXone credentials: what the CLI and a background service call."""
+    from ...store import get_engine
+    from .settings import load_cxone
+
+    cx = load_cxone(settings)
+    target = group_id or cx.push_group
+    if not target:
+        raise ConfigError("no CXone push group: give one or set DNCGUARD_CXONE_PUSH_GROUP")
+    async with CxoneClient(cx) as client:
+        return await push(client, Outbox(get_engine(settings)), target,
+                          batch_size=cx.write_batch_size, settings=settings)

@@ -1,0 +1,86 @@
+"""CXone settings: ``DNCGUARD_CXONE_*`` environment variables over the ``[cxone]`` table."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from ...config import SectionSettings, Settings, load_section
+from ...errors import ConfigError
+from ..remote.resilience import RetryPolicy
+
+PUBLIC_ISSUER = "https://cxone.niceincontact.com"
+
+
+class CxoneSettings(SectionSettings):
+    """How to reach a NICE CXone tenant and how to use its DNC groups."""
+
+    model_config = SettingsConfigDict(env_prefix="DNCGUARD_CXONE_", extra="ignore")
+    toml_table: ClassVar[str | None] = "cxone"
+
+    issuer: str = Field(default=PUBLIC_ISSUER, description="CXone authentication issuer")
+    client_id: str | None = Field(default=None, description="Registered app's client id")
+    client_secret: SecretStr | None = Field(default=None, description="Registered app's secret")
+    access_key_id: str | None = Field(default=None, description="API user's access key ID")
+    access_key_secret: SecretStr | None = Field(default=None,
+                                                description="API user's access key secret")
+    api_version: str = Field(default="v33.0", description="Admin API version, e.g. v33.0")
+    api_endpoint: str | None = Field(default=None,
+                                     description="Skip discovery and use this API host")
+    tenant_id: str | None = Field(default=None, description="Override the id_token's tenantId")
+    groups: list[str] | None = Field(default=None,
+                                     description="Only these DNC group ids are synced/checked")
+    skill: str | None = Field(default=None, description="Sync the groups scrubbing this skill")
+    max_sync_age_hours: float = Field(default=24.0, gt=0,
+                                      description="A group synced longer ago than this is stale")
+    stale_policy: Literal["error", "live_search"] = Field(
+        default="error", description="Stale or unsynced groups: fail closed or search live")
+    live_search_max: int = Field(default=500, ge=0,
+                                 description="Most numbers per batch checked by live search")
+    push_group: str | None = Field(default=None, description="Group that receives opt-outs")
+    page_size: int = Field(default=1000, ge=1, le=10_000, description="Records per page")
+    write_batch_size: int = Field(default=100, ge=1, le=1000, description="Records per write")
+    full_sync_hours: float = Field(default=24.0, gt=0,
+                                   description="A full re-download at least this often")
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1)
+    concurrency: int = Field(default=4, ge=1, le=64, description="Initial requests in flight")
+    max_concurrency: int = Field(default=16, ge=1, le=256)
+    token_margin_seconds: float = Field(default=300.0, ge=0,
+                                        description="Refresh the token this long before expiry")
+
+    @field_validator("api_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith("v"):
+            value = "v" + value
+        if "." not in value:
+            value += ".0"
+        return value
+
+    @field_validator("issuer", "api_endpoint")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.client_id and self.client_secret and self.access_key_id
+                    and self.access_key_secret)
+
+    def require(self) -> None:
+        missing = [f"DNCGUARD_CXONE_{n.upper()}" for n in
+                   ("client_id", "client_secret", "access_key_id", "access_key_secret")
+                   if not getattr(self, n)]
+        if missing:
+            raise ConfigError("CXone is not configured: set " + ", ".join(missing))
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.max_attempts, timeout=self.timeout_seconds)
+
+
+def load_cxone(settings: Settings) -> CxoneSettings:
+    return load_section(CxoneSettings, settings)

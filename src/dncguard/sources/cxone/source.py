@@ -1,0 +1,283 @@
+"""The CXone check: synced DNC groups checked locally, with a freshness guard.
+
+* A fresh group (synced within ``max_sync_age_hours``) is checked through its local index: a
+  record blocks while its ``expiredDate`` is empty or after the dial time.
+* An inactive or removed group does not block.
+* A stale or never-synced group fails closed (``error`` / ``SOURCE_ERROR``), or, with
+  ``stale_policy = "live_search"``, each number is searched live on CXone (up to
+  ``live_search_max`` per batch; the rest fail closed). A number whose search fails gets
+  ``SOURCE_ERROR``: nothing unchecked is allowed.
+* With the pre-filter enabled (``[prefilter]``), numbers a live search recently found on a
+  group (a record without an expiry date) are answered locally, without a search; only misses
+  and a sample of hits are searched (:mod:`dncguard.sources.remote.prefilter`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from ...config import Settings
+from ...errors import SourceError
+from ...lists.store import ListIndex, ListInfo, ListStore
+from ...models import DataVersions, Decision, Reason, ReasonCode
+from ...phones import mask
+from ...store import utcnow
+from ..protocol import Batch, CheckBase, CheckContext
+from ..remote.prefilter import Hit, Prefilter
+from .client import CxoneClient
+from .settings import CxoneSettings, load_cxone
+from .sync import parse_time, to_cxone_phone
+
+log = logging.getLogger("dncguard.sources.cxone")
+
+ClientFactory = Callable[[], CxoneClient]
+
+
+def _error(detail: str, lst: str | None = None) -> Reason:
+    return Reason(code=ReasonCode.SOURCE_ERROR, decision=Decision.ERROR, source="cxone",
+                  list=lst, detail=detail)
+
+
+def _hit(info_name: str, group_name: str | None, detail: str) -> Reason:
+    return Reason(code=ReasonCode.DNC_CXONE, decision=Decision.BLOCK, source="cxone",
+                  list=info_name, detail=f"on CXone DNC group {group_name or info_name}{detail}")
+
+
+def _relevant(results: list[dict[str, Any]], groups: dict[str, ListInfo] | None,
+              active: set[str] | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(group id, record) of the search results in the groups checked (``None``: all)."""
+    for r in results:
+        gid = str(r.get("dncGroupId"))
+        if (groups is None or gid in groups) and (active is None or gid in active):
+            yield gid, r
+
+
+class CxoneCheck(CheckBase):
+    """Check numbers against the synced CXone DNC groups (name ``cxone``)."""
+
+    name = "cxone"
+
+    def __init__(
+        self,
+        settings: Settings,
+        cx: CxoneSettings | None = None,
+        *,
+        store: ListStore | None = None,
+        client_factory: ClientFactory | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        prefilter: Prefilter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cx = cx or load_cxone(settings)
+        self.store = store or ListStore(settings)
+        self.clock = clock
+        self.client_factory: ClientFactory = client_factory or (lambda: CxoneClient(self.cx))
+        self._indexes: dict[str, ListIndex] | None = None
+        self.live_searches = 0
+        self._prefilter = prefilter
+        self._prefilter_opened = prefilter is not None
+
+    @property
+    def prefilter(self) -> Prefilter | None:
+        """The live-search pre-filter (opened on first use), or None when disabled."""
+        if not self._prefilter_opened:
+            self._prefilter_opened = True
+            namespace = "|".join(x or "" for x in (self.cx.issuer, self.cx.api_endpoint,
+                                                  self.cx.tenant_id))
+            self._prefilter = Prefilter.open(self.settings, self.name, namespace=namespace)
+        return self._prefilter
+
+    def prefilter_stats(self) -> dict[str, Any] | None:
+        """The pre-filter's counts since this check was built (None if it never ran)."""
+        pf = self._prefilter
+        return pf.stats() if pf is not None else None
+
+    def _infos(self) -> list[ListInfo]:
+        infos = [i for i in self.store.all() if i.kind == "cxone"]
+        if self.cx.groups:
+            wanted = {str(g) for g in self.cx.groups}
+            infos = [i for i in infos if str(i.meta.get("group_id")) in wanted]
+        return infos
+
+    def versions(self) -> DataVersions:
+        return DataVersions(lists={i.name: i.synced_at.isoformat() if i.synced_at else None
+                                   for i in self._infos()})
+
+    def _stale(self, info: ListInfo) -> bool:
+        if info.synced_at is None:
+            return True
+        return self.clock() - info.synced_at > timedelta(hours=self.cx.max_sync_age_hours)
+
+    def _index(self, info: ListInfo) -> ListIndex:
+        if self._indexes is None:
+            self._indexes = {}
+        ix = self._indexes.get(info.name)
+        if ix is None or ix.info.synced_at != info.synced_at:
+            ix = self._indexes[info.name] = ListIndex(self.store, info)
+        return ix
+
+    async def check(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
+        out: list[list[Reason]] = [[] for _ in range(len(batch))]
+        infos = [i for i in await asyncio.to_thread(self._infos)
+                 if ctx.selects(i.name) or ctx.selects(self.name)]
+        if not infos:  # configured (or selected) but nothing synced: fail closed
+            why = "no CXone DNC group has been synced (run: dncguard cxone sync)"
+            if self.cx.stale_policy == "live_search":
+                await self._live(batch, ctx, out, None, why)
+            else:
+                for reasons in out:
+                    reasons.append(_error(why))
+            return out
+        stale: list[ListInfo] = []
+        for info in infos:
+            if not info.meta.get("active", True):
+                continue  # inactive groups do not block
+            if self._stale(info):
+                stale.append(info)
+                continue
+            try:
+                hits = await asyncio.to_thread(self._index(info).contains, batch.digits,
+                                               batch.e164, at=ctx.at)
+            except Exception as exc:  # a database error: fail closed for this group
+                log.warning("CXone list %s could not be read: %s", info.name, exc)
+                for reasons in out:
+                    reasons.append(_error(f"CXone list {info.name} could not be read "
+                                          f"({type(exc).__name__})", info.name))
+                continue
+            for i in np.flatnonzero(hits):
+                out[int(i)].append(_hit(info.name, info.meta.get("group_name"),
+                                        f" (synced {info.synced_at:%Y-%m-%d %H:%M}Z)"
+                                        if info.synced_at else ""))
+        if stale:
+            names = ", ".join(i.name for i in stale)
+            why = (f"CXone list {names} is stale (synced longer than "
+                   f"{self.cx.max_sync_age_hours:g} h ago)")
+            if self.cx.stale_policy == "live_search":
+                await self._live(batch, ctx, out, stale, why)
+            else:
+                for reasons in out:
+                    reasons.extend(_error(why, i.name) for i in stale)
+        return out
+
+    async def _live(self, batch: Batch, ctx: CheckContext, out: list[list[Reason]],
+                    infos: list[ListInfo] | None, why: str) -> None:
+        """Search each number live; ``infos`` None means every active group counts."""
+        groups = None if infos is None else {str(i.meta.get("group_id")): i for i in infos}
+        names = {gid: i.meta.get("group_name") for gid, i in (groups or {}).items()}
+        limit = self.cx.live_search_max
+        todo = list(range(len(batch)))
+        pf = self.prefilter
+        if pf is None:  # without a pre-filter the limit applies before anything is asked
+            for i in todo[limit:]:
+                out[i].append(_error(f"{why}; too many numbers for a live search "
+                                     f"({len(batch)} > {limit})"))
+            todo = todo[:limit]
+        if not todo:
+            return
+        try:
+            client = self.client_factory()
+        except Exception as exc:  # not configured
+            for i in todo:
+                out[i].append(_error(f"{why}; live search unavailable ({exc})"))
+            return
+        async with client:
+            active: set[str] | None = None
+            if groups is None:
+                try:
+                    listed = [g for g in await client.groups()
+                              if g.get("isActive", True) and not g.get("isRemoved")]
+                    active = {str(g.get("dncGroupId")) for g in listed}
+                    if self.cx.groups:
+                        active &= {str(g) for g in self.cx.groups}
+                    names = {str(g.get("dncGroupId")): g.get("dncGroupName") for g in listed}
+                except SourceError as exc:
+                    for i in todo:
+                        out[i].append(_error(f"{why}; live search failed ({exc})"))
+                    return
+            plan = None
+            if pf is not None:
+                candidates = sorted(groups) if groups is not None else sorted(active or ())
+                plan = await asyncio.to_thread(pf.plan, batch.e164, candidates)
+                todo = plan.remote
+                for i in todo[limit:]:
+                    if i not in plan.sampled:
+                        out[i].append(_error(f"{why}; too many numbers for a live search "
+                                             f"({len(todo)} > {limit})"))
+                todo = todo[:limit]
+            answers: dict[int, list[str] | None] = {}
+            lasting: dict[int, list[str]] = {}
+            failed: dict[int, Reason] = {}
+
+            async def one(i: int) -> None:
+                e164 = batch.e164[i]
+                try:
+                    results = await client.search(to_cxone_phone(e164))
+                except SourceError as exc:
+                    log.info("CXone live search of %s failed: %s", mask(e164), exc)
+                    failed[i] = _error(f"{why}; live search failed ({exc})")
+                    return
+                self.live_searches += 1
+                hits = self._search_hits(results, ctx, groups, active)
+                out[i].extend(hits)
+                answers[i] = [str(r.list).removeprefix("cxone:") for r in hits]
+                lasting[i] = self._lasting(results, groups, active)
+
+            await asyncio.gather(*(one(i) for i in todo))
+        kept: dict[int, Hit] = {}
+        if plan is not None and pf is not None:
+            kept = await asyncio.to_thread(pf.settle, plan, answers, lasting)
+            for i, hit in plan.local.items():
+                out[i].extend(self._prefilter_hits(hit, names))
+            for i, hit in kept.items():  # re-verification failed: the recent positive stands
+                log.info("CXone re-verification of %s failed; the pre-filter hit stands",
+                         mask(batch.e164[i]))
+                out[i].extend(self._prefilter_hits(hit, names))
+        for i, error in failed.items():
+            if i not in kept:
+                out[i].append(error)
+
+    @staticmethod
+    def _prefilter_hits(hit: Hit, names: dict[str, Any]) -> list[Reason]:
+        return [_hit(f"cxone:{gid}", names.get(gid), f" (live search {hit.describe()})")
+                for gid in hit.lists]
+
+    @staticmethod
+    def _lasting(results: list[dict[str, Any]], groups: dict[str, ListInfo] | None,
+                 active: set[str] | None) -> list[str]:
+        """Groups whose record of the number has no expiry date: what the pre-filter may keep
+        (a record that expires later blocks now, but is never cached)."""
+        return [gid for gid, r in _relevant(results, groups, active)
+                if r.get("expiredDate") in (None, "")]
+
+    @staticmethod
+    def _search_hits(results: list[dict[str, Any]], ctx: CheckContext,
+                     groups: dict[str, ListInfo] | None, active: set[str] | None
+                     ) -> list[Reason]:
+        found: list[Reason] = []
+        seen: set[str] = set()
+        for gid, r in _relevant(results, groups, active):
+            expired = parse_time(r.get("expiredDate"))
+            if expired is not None and expired <= ctx.at:
+                continue
+            if gid in seen:
+                continue
+            seen.add(gid)
+            found.append(_hit(f"cxone:{gid}", r.get("dncGroupName"), " (live search)"))
+        return found
+
+
+async def search_number(client: CxoneClient, e164: str, at: datetime
+                        ) -> list[dict[str, Any]]:
+    """Live search of one number: the group records that block it at ``at``."""
+    results = await client.search(to_cxone_phone(e164))
+    out = []
+    for r in results:
+        expired = parse_time(r.get("expiredDate"))
+        out.append({**r, "blocking": expired is None or expired > at})
+    return out

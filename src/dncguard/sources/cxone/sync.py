@@ -1,0 +1,324 @@
+"""Sync CXone DNC groups into the local store, incrementally.
+
+Each group becomes a list of kind ``cxone`` named ``cxone:<groupId>``; its records become
+``list_entries`` rows (origin ``sync``, ``value`` = E.164, ``expires_at`` = ``expiredDate``,
+``meta`` = record id and update time). The list's ``meta`` keeps the group id, name, active
+flag, scrubbed skills and the incremental cursor; ``synced_at`` says when it was last synced.
+
+Incremental refresh (the records endpoint has no ``updatedSince``):
+
+1. one probe per group: ``GET records?top=1&orderBy=lastUpdateTime desc``. If the total and the
+   newest update time equal what the last sync saw (and the group's own ``lastUpdateTime`` and
+   ``validRecords`` too), nothing changed: only ``synced_at`` moves.
+2. otherwise page newest-first until records not newer than the cursor (the newest update time
+   seen before): new, re-added and expired records (an expiry updates the record) are upserted;
+3. then the totals must agree: last total + new records == the server's total. If not (records
+   were removed on the CXone side), or a full sync is due (``full_sync_hours``), or the server
+   refuses ``orderBy``, every page is downloaded again and the list is replaced atomically.
+
+A number with several records keeps the most recently updated one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, select, update
+
+from ... import audit
+from ...config import Settings
+from ...errors import SourceError
+from ...lists.store import ListInfo, ListStore
+from ...phones import mask, normalise
+from ...store import list_entries_table, list_events_table, lists_table, utcnow
+from .client import CxoneClient
+from .settings import CxoneSettings
+
+log = logging.getLogger("dncguard.sources.cxone")
+
+ORDER_NEWEST = "lastUpdateTime desc"
+
+
+def list_name(group_id: Any) -> str:
+    return f"cxone:{group_id}"
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A CXone timestamp (ISO 8601, usually with ``Z``) as an aware UTC datetime."""
+    if value in (None, ""):
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        from datetime import UTC
+
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def to_e164(raw: Any, region: str) -> str | None:
+    """A CXone phone number (digits, national for NANP) as E.164, or None."""
+    digits = "".join(ch for ch in str(raw) if ch.isdigit())
+    if not digits:
+        return None
+    if region in ("US", "CA") and len(digits) == 10 and digits[0] in "23456789":
+        return "+1" + digits
+    if len(digits) == 11 and digits[0] == "1" and digits[1] in "23456789":
+        return "+" + digits
+    result = normalise(str(raw) if str(raw).startswith("+") else digits, region)
+    return result.e164
+
+
+def to_cxone_phone(e164: str) -> str:
+    """What CXone stores: national digits for NANP numbers, else the full digits."""
+    return e164[2:] if e164.startswith("+1") and len(e164) == 12 else e164.lstrip("+")
+
+
+@dataclass
+class GroupResult:
+    group_id: str
+    name: str
+    mode: str  # unchanged | incremental | full
+    records: int  # the server's total
+    fetched: int  # records downloaded this time
+    skipped: int = 0  # records whose phone number could not be read
+    active: bool = True
+
+
+@dataclass
+class SyncReport:
+    groups: list[GroupResult] = field(default_factory=list)
+    requests: int = 0
+
+
+class CxoneSync:
+    """Syncs groups through a :class:`CxoneClient` into a :class:`ListStore`."""
+
+    def __init__(self, settings: Settings, cx: CxoneSettings, client: CxoneClient,
+                 store: ListStore | None = None, *,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.cx = cx
+        self.client = client
+        self.store = store or ListStore(settings)
+        self.engine: Engine = self.store.engine
+        self.clock = clock
+        self.region = settings.default_region
+
+    async def select_groups(self, group_ids: list[str] | None = None,
+                            skill: str | None = None) -> list[tuple[dict[str, Any], list[Any]]]:
+        """(group, scrubbed skills) of the groups to sync: the given ids, else those scrubbing
+        ``skill``, else every active, non-removed group."""
+        groups = await self.client.groups()
+        by_id = {str(g.get("dncGroupId")): g for g in groups}
+        wanted = group_ids or self.cx.groups
+        if wanted:
+            missing = [g for g in wanted if str(g) not in by_id]
+            if missing:
+                raise SourceError(f"CXone has no DNC group {', '.join(missing)}", source="cxone")
+            chosen = [by_id[str(g)] for g in wanted]
+        else:
+            chosen = [g for g in groups if g.get("isActive", True) and not g.get("isRemoved")]
+        skills = await asyncio.gather(*(self.client.skills(str(g["dncGroupId"]))
+                                        for g in chosen))
+        pairs = list(zip(chosen, skills, strict=True))
+        skill = skill or (None if wanted else self.cx.skill)
+        if skill:
+            pairs = [(g, s) for g, s in pairs if str(skill) in {str(k.get("skillId")) for k in s}]
+            if not pairs:
+                raise SourceError(f"no CXone DNC group scrubs skill {skill}", source="cxone")
+        # Groups synced before that are now inactive or removed on CXone stop blocking.
+        self._mark_inactive(by_id)
+        return pairs
+
+    def _mark_inactive(self, by_id: dict[str, dict[str, Any]]) -> None:
+        for info in self.store.all():
+            if info.kind != "cxone" or not info.meta.get("active", True):
+                continue
+            g = by_id.get(str(info.meta.get("group_id")))
+            if g is None or g.get("isRemoved") or not g.get("isActive", True):
+                meta = {**info.meta, "active": False, "removed": g is None
+                        or bool(g.get("isRemoved"))}
+                with self.engine.begin() as conn:
+                    conn.execute(update(lists_table).where(lists_table.c.name == info.name)
+                                 .values(meta=meta, updated_at=self.clock()))
+
+    async def sync(self, group_ids: list[str] | None = None, skill: str | None = None, *,
+                   full: bool = False) -> SyncReport:
+        before = self.client.resilient.stats.requests
+        report = SyncReport()
+        for group, skills in await self.select_groups(group_ids, skill):
+            report.groups.append(await self.sync_group(group, skills, full=full))
+        report.requests = self.client.resilient.stats.requests - before
+        return report
+
+    # -- one group ----------------------------------------------------------------------------
+    async def sync_group(self, group: dict[str, Any], skills: list[Any], *,
+                         full: bool = False) -> GroupResult:
+        gid = str(group["dncGroupId"])
+        name = list_name(gid)
+        info = self.store.ensure(name, kind="cxone", meta={"group_id": gid})
+        meta = dict(info.meta)
+        now = self.clock()
+        group_meta = {
+            "group_id": gid, "group_name": group.get("dncGroupName"),
+            "description": group.get("dncGroupDescription"),
+            "active": bool(group.get("isActive", True)) and not group.get("isRemoved"),
+            "removed": bool(group.get("isRemoved")),
+            "scrubbed_skills": [str(s.get("skillId")) for s in skills],
+            "group_updated": group.get("lastUpdateTime"),
+            "valid_records": group.get("validRecords"),
+        }
+        last_full = parse_time(meta.get("full_synced_at"))
+        due = last_full is None or now - last_full > timedelta(hours=self.cx.full_sync_hours)
+        cursor = meta.get("cursor")
+        if full or due or cursor is None or info.synced_at is None:
+            return await self._full(info, group_meta, now)
+        try:
+            total, newest = await self.client.records_page(gid, 0, 1, ORDER_NEWEST)
+        except SourceError as exc:
+            if "HTTP 400" not in str(exc):
+                raise
+            return await self._full(info, group_meta, now)
+        newest_at = newest[0].get("lastUpdateTime") if newest else None
+        if (total == meta.get("total") and newest_at == cursor
+                and group_meta["group_updated"] == meta.get("group_updated")):
+            self._save(name, {**meta, **group_meta}, now)
+            return GroupResult(gid, str(group_meta["group_name"]), "unchanged", total, 0,
+                               active=bool(group_meta["active"]))
+        return await self._incremental(info, group_meta, now, cursor)
+
+    async def _incremental(self, info: ListInfo, group_meta: dict[str, Any], now: datetime,
+                           cursor: str) -> GroupResult:
+        gid = group_meta["group_id"]
+        cursor_at = parse_time(cursor)
+        fresh: list[dict[str, Any]] = []
+        skip, top = 0, self.cx.page_size
+        total = 0
+        while True:
+            total, page = await self.client.records_page(gid, skip, top, ORDER_NEWEST)
+            done = not page
+            for rec in page:
+                at = parse_time(rec.get("lastUpdateTime"))
+                if cursor_at is not None and at is not None and at <= cursor_at:
+                    done = True
+                    break
+                fresh.append(rec)
+            skip += len(page)
+            if done or skip >= total:
+                break
+        known = self._known_ids(info.name, fresh)
+        new = sum(1 for r in fresh if str(r.get("recordId")) not in known)
+        expected = int(info.meta.get("total") or 0) + new
+        if expected != total:
+            log.info("CXone group %s: %d records expected, server has %d; full re-sync",
+                     gid, expected, total)
+            return await self._full(info, group_meta, now)
+        rows, skipped = self._rows(info.name, fresh, now)
+        with self.engine.begin() as conn:
+            values = [r["value"] for r in rows]
+            for i in range(0, len(values), 500):
+                conn.execute(delete(list_entries_table).where(
+                    list_entries_table.c.list_name == info.name,
+                    list_entries_table.c.value.in_(values[i:i + 500])))
+            if rows:
+                conn.execute(insert(list_entries_table), rows)
+        cursor_new = max((str(r.get("lastUpdateTime")) for r in fresh
+                          if r.get("lastUpdateTime")), default=cursor,
+                         key=lambda v: parse_time(v) or now)
+        meta = {**info.meta, **group_meta, "total": total, "cursor": cursor_new}
+        self._save(info.name, meta, now, event={"mode": "incremental", "fetched": len(fresh)})
+        return GroupResult(gid, str(group_meta["group_name"]), "incremental", total, len(fresh),
+                           skipped, bool(group_meta["active"]))
+
+    def _known_ids(self, name: str, records: list[dict[str, Any]]) -> set[str]:
+        phones = [e for e in (to_e164(r.get("phoneNumber"), self.region) for r in records) if e]
+        out: set[str] = set()
+        t = list_entries_table
+        with self.engine.connect() as conn:
+            for i in range(0, len(phones), 500):
+                for row in conn.execute(select(t.c.meta).where(
+                        t.c.list_name == name, t.c.value.in_(phones[i:i + 500]))):
+                    out.add(str((row.meta or {}).get("record_id")))
+        return out
+
+    async def _full(self, info: ListInfo, group_meta: dict[str, Any], now: datetime
+                    ) -> GroupResult:
+        gid = group_meta["group_id"]
+        top = self.cx.page_size
+        total, first = await self.client.records_page(gid, 0, top)
+        if total and not first:
+            raise SourceError(f"CXone group {gid} reports {total} records but sent none",
+                              source="cxone")
+        pages: list[list[dict[str, Any]]] = [first]
+        if first and len(first) < total:
+            top = len(first)  # the server may cap the page size below ours
+            skips = list(range(len(first), total, top))
+            rest = await asyncio.gather(*(self.client.records_page(gid, s, top) for s in skips))
+            pages.extend(p for _, p in rest)
+        records = [r for p in pages for r in p]
+        rows, skipped = self._rows(info.name, records, now)
+        with self.engine.begin() as conn:
+            conn.execute(delete(list_entries_table).where(
+                list_entries_table.c.list_name == info.name))
+            for i in range(0, len(rows), 20_000):
+                conn.execute(insert(list_entries_table), rows[i:i + 20_000])
+        cursor = max((str(r.get("lastUpdateTime")) for r in records if r.get("lastUpdateTime")),
+                     default="", key=lambda v: parse_time(v) or now) or None
+        meta = {**info.meta, **group_meta, "total": len(records), "cursor": cursor,
+                "full_synced_at": now.isoformat()}
+        self._save(info.name, meta, now, count=len(rows),
+                   event={"mode": "full", "fetched": len(records)})
+        if len(records) != total:
+            log.warning("CXone group %s changed during the sync (%d of %d records)", gid,
+                        len(records), total)
+        return GroupResult(gid, str(group_meta["group_name"]), "full", total, len(records),
+                           skipped, bool(group_meta["active"]))
+
+    def _rows(self, name: str, records: list[dict[str, Any]], now: datetime
+              ) -> tuple[list[dict[str, Any]], int]:
+        best: dict[str, tuple[datetime, dict[str, Any]]] = {}
+        skipped = 0
+        floor = datetime.min.replace(tzinfo=now.tzinfo)
+        for rec in records:
+            e164 = to_e164(rec.get("phoneNumber") or rec.get("formattedPhone") or "", self.region)
+            if e164 is None:
+                skipped += 1
+                log.warning("CXone record %s has an unreadable number %s", rec.get("recordId"),
+                            mask(str(rec.get("phoneNumber"))))
+                continue
+            updated = parse_time(rec.get("lastUpdateTime")) or floor
+            prev = best.get(e164)
+            if prev is not None and prev[0] > updated:
+                continue
+            best[e164] = (updated, {
+                "list_name": name, "value": e164, "origin": "sync", "removed": False,
+                "reason": None, "added_by": "cxone",
+                "added_at": parse_time(rec.get("dateCollected")) or now,
+                "expires_at": parse_time(rec.get("expiredDate")),
+                "meta": {"record_id": rec.get("recordId"),
+                         "updated": rec.get("lastUpdateTime")},
+            })
+        return [row for _, row in best.values()], skipped
+
+    def _save(self, name: str, meta: dict[str, Any], now: datetime, *, count: int | None = None,
+              event: dict[str, Any] | None = None) -> None:
+        with self.engine.begin() as conn:
+            if count is None:
+                count = int(conn.execute(select(func.count()).select_from(list_entries_table)
+                                         .where(list_entries_table.c.list_name == name))
+                            .scalar_one())
+            conn.execute(update(lists_table).where(lists_table.c.name == name).values(
+                meta=meta, synced_at=now, updated_at=now, count=count))
+            if event is not None:
+                conn.execute(insert(list_events_table).values(
+                    at=now, list_name=name, action="sync", who="cxone", detail=event))
+                audit.record_list_change(self.settings, "sync", name, who="cxone",
+                                         detail={**event, "count": count}, conn=conn)

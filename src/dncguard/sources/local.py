@@ -1,0 +1,159 @@
+"""The local lists as a source: every imported list (national and state registries, the
+internal list, hashed lists, prefix blocks, CXone's synced groups), and the wireless lists that
+mark mobile lines for the rules."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from .._lazy import lazy_import
+from ..engine.findings import Findings
+from ..lists.store import INFO_KINDS, ListIndex, ListInfo, ListStore
+from ..models import DataVersions, Decision, Reason, ReasonCode
+from ..phones import npa_state_index, npa_state_table
+from .protocol import Batch, CheckBase, CheckContext
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+else:
+    pa = lazy_import("pyarrow", globals(), "pa")
+    pc = lazy_import("pyarrow.compute", globals(), "pc")
+
+log = logging.getLogger(__name__)
+
+
+def applies_to(jurisdiction: str, batch: Batch) -> npt.NDArray[np.bool_]:
+    """Which numbers a national or state list applies to.
+
+    A national registry applies to the numbers of its country. A state list (``US-FL``)
+    applies to numbers of that state by area code or by the row's address (``state``
+    column or flag): both are candidates, as for the calling rules. A number whose state is
+    unknown either way gets every state list of its country (the safe side).
+    """
+    country, _, state = jurisdiction.partition("-")
+    key = f"country:{country}"
+    out = batch._memo.get(key)
+    if out is None:
+        regions, ids = batch.distinct("region")
+        out = batch._memo[key] = np.array([r == country for r in regions], dtype=bool)[ids]
+    if not state or not out.any():
+        return np.array(out, dtype=bool)
+    names, candidates = _state_candidates(batch)
+    known = (candidates != 0).any(axis=0)
+    code = names.get(state)  # None: no number has this state by any account
+    matches = (candidates == code).any(axis=0) if code is not None else False
+    return np.asarray(out & (~known | matches), dtype=bool)
+
+
+def _state_candidates(batch: Batch) -> tuple[dict[str, int], npt.NDArray[np.int64]]:
+    """Each number's candidate states (area code, row address, batch state) as codes into
+    one table (0: none), computed once per batch."""
+    found = batch._memo.get("states")
+    if found is not None:
+        return cast(tuple[dict[str, int], npt.NDArray[np.int64]], found)
+    names: dict[str, int] = {"": 0}
+
+    def coded(table: list[str], index: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """``table[index]`` as codes into ``names`` (one dict lookup per distinct value)."""
+        codes = np.array([names.setdefault(v, len(names)) for v in table], dtype=np.int64)
+        return codes[index] if codes.size else np.zeros(index.size, dtype=np.int64)
+
+    npa_names, npa_index = npa_state_table()[0], npa_state_index(batch.digits)
+    distinct, index = batch.contexts()
+    given, ids = batch.distinct("state")
+    candidates = np.stack([
+        coded(npa_names, npa_index),
+        coded([(c.get("state") or "").upper() for c in distinct], index),
+        coded([(g or "").upper() for g in given], ids),
+    ]) if len(batch) else np.zeros((3, 0), dtype=np.int64)
+    batch._memo["states"] = (names, candidates)
+    return names, candidates
+
+
+class LocalListsCheck(CheckBase):
+    """Every local list (snapshots plus database entries), checked vectorised.
+
+    Lists of kind ``cxone`` are left to the CXone check, which also knows their freshness.
+    """
+
+    name = "local"
+    always = True  # applies a campaign's list selection to its own lists
+
+    def __init__(self, store: ListStore, infos: list[ListInfo] | None = None) -> None:
+        self.store = store
+        infos = [i for i in (store.all() if infos is None else infos)
+                 if i.kind != "cxone" and i.kind not in INFO_KINDS]
+        self.indexes = [ListIndex(store, i) for i in infos]
+
+    def versions(self) -> DataVersions:
+        return DataVersions(lists={ix.info.name: ix.info.snapshot_date for ix in self.indexes})
+
+    def used(self, ctx: CheckContext) -> list[ListIndex]:
+        return [ix for ix in self.indexes if ctx.selects(ix.info.name)]
+
+    def _findings(self, batch: Batch, ctx: CheckContext) -> Findings:
+        masks: list[npt.NDArray[np.bool_]] = []
+        reasons: list[Reason] = []
+        for ix in self.used(ctx):
+            try:
+                hits = self._hits(ix, batch, ctx)
+            except Exception as exc:  # a damaged file or database error: fail closed
+                log.warning("list %s could not be checked: %s", ix.info.name, exc)
+                masks.append(np.ones(len(batch), dtype=bool))
+                reasons.append(Reason(
+                    code=ReasonCode.SOURCE_ERROR, decision=Decision.ERROR, source=self.name,
+                    list=ix.info.name, detail=f"list {ix.info.name} could not be read "
+                    f"({type(exc).__name__}: {str(exc)[:160]})"))
+                continue
+            masks.append(hits)
+            reasons.append(ix.reason())
+        return Findings.from_masks(masks, reasons, len(batch))
+
+    @staticmethod
+    def _hits(ix: ListIndex, batch: Batch, ctx: CheckContext) -> npt.NDArray[np.bool_]:
+        """The numbers on the list, looking up only those its jurisdiction applies to."""
+        if not (ix.info.kind in ("national", "state") and ix.info.jurisdiction):
+            return ix.contains(batch.digits, batch.e164, at=ctx.at)
+        applies = applies_to(ix.info.jurisdiction, batch)
+        if applies.all():
+            return ix.contains(batch.digits, batch.e164, at=ctx.at)
+        hits = np.zeros(len(batch), dtype=bool)
+        at = np.flatnonzero(applies)
+        if at.size:
+            hits[at] = ix.contains(batch.digits[at], [batch.e164[i] for i in at.tolist()],
+                                   at=ctx.at)
+        return hits
+
+    async def findings(self, batch: Batch, ctx: CheckContext) -> Findings:
+        return await asyncio.to_thread(self._findings, batch, ctx)
+
+    async def check(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
+        return (await self.findings(batch, ctx)).per_number()
+
+
+class LineTypes:
+    """Marks numbers found on ``wireless`` lists as mobile lines for the rules (a row's own
+    ``line_type`` wins), before the checks run."""
+
+    def __init__(self, store: ListStore, infos: list[ListInfo] | None = None) -> None:
+        infos = store.all() if infos is None else infos
+        self.indexes = [ListIndex(store, i) for i in infos if i.kind == "wireless"]
+
+    def versions(self) -> dict[str, str | None]:
+        return {ix.info.name: ix.info.snapshot_date for ix in self.indexes}
+
+    def mark(self, batch: Batch, ctx: CheckContext) -> None:
+        for ix in self.indexes:
+            if not ctx.reads_wireless(ix.info.name):
+                continue
+            batch.with_default(ix.contains(batch.digits, batch.e164, at=ctx.at),
+                               "line_type", "mobile")
+
+
+__all__ = ["LineTypes", "LocalListsCheck", "applies_to"]

@@ -1,0 +1,93 @@
+"""Settings of the rules engine: ``DNCGUARD_RULES_*`` variables and the ``[rules]`` TOML table.
+
+The defaults follow the issue: registries are required and must be fresh. Operators whose
+registry scrub happens elsewhere turn that off::
+
+    [rules]
+    require_registries = false        # or DNCGUARD_RULES_REQUIRE_REGISTRIES=false
+    registry_optional = ["US-FL"]     # or only for some jurisdictions ("*" for all)
+    check_freshness = false           # also skip REGISTRY_STALE on loaded lists
+    max_age_days = { US-FL = 150 }    # freshness override per jurisdiction (lists.freshness)
+    default_max_age_days = 31         # dated lists whose jurisdiction has no registry rule
+    enabled = false                   # no rules at all (list scrubbing only)
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from ...config import SectionSettings
+
+
+class EmergencyDeclaration(BaseModel):
+    """An operator-supplied state of emergency: a state (optionally some ZIP prefixes) and dates."""
+
+    jurisdiction: str = Field(description="US-XX")
+    start: date
+    end: date | None = Field(default=None, description="Last day (inclusive); None: open")
+    zips: list[str] = Field(default_factory=list, description="ZIP prefixes; empty: statewide")
+    note: str = ""
+
+    @field_validator("jurisdiction")
+    @classmethod
+    def _jur(cls, value: str) -> str:
+        value = value.strip().upper()
+        if not (len(value) == 5 and value.startswith("US-")):
+            raise ValueError("an emergency's jurisdiction is a US state such as US-LA")
+        return value
+
+    def covers(self, on: date) -> bool:
+        return self.start <= on and (self.end is None or on <= self.end)
+
+
+class RulesSettings(SectionSettings):
+    """Rules engine settings (see the module docstring)."""
+
+    model_config = SettingsConfigDict(env_prefix="DNCGUARD_RULES_", extra="ignore")
+    toml_table: ClassVar[str | None] = "rules"
+
+    enabled: bool = Field(
+        default=True, description="Run the rules at all (default_checks skips RulesCheck if off)")
+    require_registries: bool = Field(
+        default=True, description="A number whose registry is not loaded is error/REGISTRY_MISSING")
+    registry_optional: list[str] = Field(
+        default_factory=list,
+        description="Jurisdictions (US, CA, GB, AU, US-XX, or '*') whose registry is not required")
+    check_freshness: bool = Field(default=True, description="Stale loaded registries give errors")
+    max_age_days: dict[str, int] = Field(
+        default_factory=dict, description="Per-jurisdiction freshness override in days "
+        "(wins over the registry rule; see dncguard.sources.rules.freshness)")
+    default_max_age_days: int = Field(
+        default=31, ge=1, description="Freshness of national and state lists whose "
+        "jurisdiction has no registry rule (reported stale, never an error)")
+    unknown_timezone: Literal["region", "error"] = Field(
+        default="region",
+        description="No zone found: hours legal in every zone of the region, or TIMEZONE_UNKNOWN")
+    unknown_line_type: Literal["ignore", "mobile"] = Field(
+        default="mobile",
+        description="Line type unknown: treat it as mobile (the strict reading, said in the "
+                    "verdict by LINE_TYPE_ASSUMED), or ignore: wireless rules do not apply")
+    emergencies: list[EmergencyDeclaration] = Field(default_factory=list)
+    emergencies_file: Path | None = Field(
+        default=None, description="CSV with jurisdiction,start,end,zips,note (zips ';'-joined)")
+    data_dir: Path | None = Field(default=None, description="Use another rules data folder")
+
+    @field_validator("max_age_days")
+    @classmethod
+    def _max_ages(cls, value: dict[str, int]) -> dict[str, int]:
+        out = {k.strip().upper(): v for k, v in value.items()}
+        bad = [k for k, v in out.items() if v < 1]
+        if bad:
+            raise ValueError(f"max_age_days must be at least 1 day ({', '.join(bad)})")
+        return out
+
+    def registry_required(self, jurisdiction: str) -> bool:
+        if not self.require_registries:
+            return False
+        optional = {j.strip().upper() for j in self.registry_optional}
+        return "*" not in optional and jurisdiction.upper() not in optional

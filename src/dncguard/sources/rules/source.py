@@ -1,0 +1,694 @@
+"""``RulesCheck``: the regulatory rules as a :class:`dncguard.sources.protocol.Check`.
+
+Per number it finds the candidate zones and states (:mod:`.zones`), the jurisdictions whose
+rules apply (the number's country, plus every candidate US state), and returns the rule reasons:
+time rules (defer with ``next_allowed_at``), frequency caps (defer), consent and wireless
+rules (block), registry freshness and presence (error), and exemptions (allow, lifting
+national and state registry hits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import ValidationError
+
+from ...config import Settings, load_section
+from ...engine.findings import Findings
+from ...errors import ConfigError
+from ...lists.store import ListInfo, ListStore
+from ...models import DataVersions, Decision, Reason
+from ...phones import mask
+from ..protocol import CheckBase
+from . import codes
+from .engine import CampaignWindow, TimePlan, Violation, local_text
+from .freshness import FreshnessPolicy
+from .holidays import HolidayCalendar
+from .loader import Ruleset, load_ruleset
+from .schema import (
+    LINE_TYPES,
+    CallingWindowRule,
+    ConsentRequiredRule,
+    EbrRule,
+    EmergencyBanRule,
+    FrequencyCapRule,
+    HolidayBanRule,
+    RegistryRule,
+    RuleBase,
+    Window,
+    WirelessRestrictedRule,
+)
+from .settings import EmergencyDeclaration, RulesSettings
+from .stores import Attempt, AttemptStore, ConsentRecord, ConsentStore
+from .zones import Location, resolve_location, zone_key_array, zone_keys
+
+
+def _factorize(values: list[Any]) -> npt.NDArray[np.int64]:
+    """Small integer ids of hashable values (equal values, equal ids)."""
+    ids: dict[Any, int] = {}
+    return np.fromiter((ids.setdefault(v, len(ids)) for v in values), dtype=np.int64,
+                       count=len(values))
+
+
+if TYPE_CHECKING:
+    from ..protocol import Batch, CheckContext
+
+log = logging.getLogger(__name__)
+
+SOURCE = "rules"
+_PLAN_CACHE_MAX = 20_000
+_CONSENT = frozenset({"express", "express_written"})
+_EBR = frozenset({"ebr_purchase", "ebr_inquiry"})
+
+
+def load_emergencies(path: Path) -> list[EmergencyDeclaration]:
+    """Read an emergencies CSV: ``jurisdiction,start[,end][,zips][,note]`` (zips ';'-joined)."""
+    out: list[EmergencyDeclaration] = []
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            for i, row in enumerate(csv.DictReader(fh), start=1):
+                clean = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+                try:
+                    out.append(EmergencyDeclaration(
+                        jurisdiction=clean.get("jurisdiction", ""),
+                        start=clean.get("start", ""),
+                        end=clean.get("end") or None,
+                        zips=[z.strip() for z in clean.get("zips", "").split(";") if z.strip()],
+                        note=clean.get("note", "")))
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"])
+                    raise ConfigError(f"{path}: row {i}, {where}: {first['msg']}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read emergencies file {path}: {exc.strerror}") from None
+    return out
+
+
+@dataclass(frozen=True)
+class When:
+    """The legal windows of one number over a period (for ``dncguard rules when``)."""
+
+    location: Location
+    jurisdictions: tuple[str, ...]
+    windows: list[tuple[datetime, datetime]]
+    reasons: list[Reason]
+
+
+@dataclass(frozen=True)
+class _Group:
+    """What the numbers of one group share (see :meth:`RulesCheck.evaluate`)."""
+
+    loc: Location
+    jur: tuple[str, ...]
+    line: str | None
+    plan: TimePlan | None
+    time: list[Reason] | None  # None: TIMEZONE_UNKNOWN, which names the number
+    registry: list[Reason]
+    reasons: list[Reason] | None  # for a number without consent or attempt records
+
+
+@dataclass
+class _BatchCache:
+    """Reasons shared between the groups of one batch."""
+
+    # keyed by plan identity; the plan is kept in the value so its id cannot be reused
+    time: dict[int, tuple[TimePlan, list[Reason]]] = field(default_factory=dict)
+    registry: dict[tuple[tuple[str, ...], str | None], list[Reason]] = field(
+        default_factory=dict)
+    consent: dict[tuple[tuple[str, ...], str | None], list[Reason]] = field(
+        default_factory=dict)
+
+
+class RulesCheck(CheckBase):
+    """The regulatory rules engine as a check (name ``rules``)."""
+
+    name = "rules"
+    always = True  # the rules apply to every campaign (a profile narrows DNC lists only)
+
+    def __init__(self, settings: Settings, *, rules_settings: RulesSettings | None = None,
+                 ruleset: Ruleset | None = None, store: ListStore | None = None,
+                 consents: ConsentStore | None = None,
+                 attempts: AttemptStore | None = None) -> None:
+        self.settings = settings
+        self.config = rules_settings or load_section(RulesSettings, settings)
+        self.ruleset = ruleset or load_ruleset(self.config.data_dir)
+        self.calendar = HolidayCalendar(self.ruleset.holiday_sets)
+        self._store = store
+        self._consents = consents
+        self._attempts = attempts
+        self.emergencies = list(self.config.emergencies)
+        if self.config.emergencies_file is not None:
+            self.emergencies.extend(load_emergencies(self.config.emergencies_file))
+        self._plans: dict[tuple[Any, ...], TimePlan] = {}
+        self._minute_memo: tuple[datetime | None, dict[int, tuple[TimePlan, list[Reason]]]] = (
+            None, {})
+        self._locations: dict[tuple[object, ...], Location] = {}
+        self._max_cap_hours = max(
+            [max(r.window_hours, r.cooldown_hours)
+             for j in self.ruleset.jurisdictions()
+             for _, r in self.ruleset.of_kind(FrequencyCapRule, [j])] or [0])
+
+    # -- plumbing -----------------------------------------------------------------------------
+    @property
+    def store(self) -> ListStore:
+        if self._store is None:
+            self._store = ListStore(self.settings)
+        return self._store
+
+    @property
+    def consents(self) -> ConsentStore:
+        if self._consents is None:
+            self._consents = ConsentStore(self.settings)
+        return self._consents
+
+    @property
+    def attempts(self) -> AttemptStore:
+        if self._attempts is None:
+            self._attempts = AttemptStore(self.settings)
+        return self._attempts
+
+    def versions(self) -> DataVersions:
+        return DataVersions(ruleset=self.ruleset.version)
+
+    def location(self, e164: str, region: str, state: str | None,
+                 extra: Mapping[str, str] | None = None, *, zone_key: object = None) -> Location:
+        """Candidate zones and states (cached by area code and ``phonenumbers``' zones, see
+        :func:`.zones.zone_keys`, plus the row hints)."""
+        extra = extra or {}
+        if zone_key is None:
+            zone_key = zone_keys([e164])[0]
+        key = (zone_key, region, state, extra.get("state"), extra.get("zip"),
+               extra.get("timezone"), extra.get("region"))
+        hit = self._locations.get(key)
+        if hit is None:
+            hit = resolve_location(e164, region, state, extra, self.ruleset)
+            if len(self._locations) > _PLAN_CACHE_MAX:
+                self._locations.clear()
+            self._locations[key] = hit
+        return hit
+
+    def timezones(self, batch: Batch) -> list[tuple[str, str]]:
+        """Per number of ``batch``: the candidate zones ';'-joined (for the verdict's
+        ``timezone`` field) and how they were found (e.g. ``"npa-table+npa-nxx+zip"``)."""
+        keys = zone_keys(batch.e164, batch.digits)
+        seen: dict[tuple[object, ...], tuple[str, str]] = {}
+        out = []
+        for i, e164 in enumerate(batch.e164):
+            extra = batch.extra[i] if i < len(batch.extra) else {}
+            gkey = (keys[i], batch.region[i], batch.state[i], extra.get("state"),
+                    extra.get("zip"), extra.get("timezone"), extra.get("region")) if extra \
+                else (keys[i], batch.region[i], batch.state[i])
+            hit = seen.get(gkey)
+            if hit is None:
+                region = (batch.region[i] or self.settings.default_region).upper()
+                loc = self.location(e164, region, batch.state[i], extra, zone_key=keys[i])
+                hit = seen[gkey] = (";".join(loc.zones), loc.how)
+            out.append(hit)
+        return out
+
+    def jurisdictions(self, region: str, loc: Location) -> tuple[str, ...]:
+        out = [region]
+        if region == "US":
+            out.extend(f"US-{s}" for s in loc.states if f"US-{s}" in self.ruleset.files)
+        return tuple(out)
+
+    def _scoped(self, rule: RuleBase, ctx: CheckContext, line_type: str | None,
+                on: date) -> bool:
+        unknown = "mobile" if self.config.unknown_line_type == "mobile" else None
+        return rule.active(on) and rule.scoped(ctx.purpose, ctx.call_type, line_type, unknown)
+
+    def plan(self, loc: Location, jurisdictions: tuple[str, ...], ctx: CheckContext,
+             line_type: str | None) -> TimePlan:
+        """The time rules for a location and call (cached)."""
+        hours = ctx.profile.calling_hours
+        key = (loc.zones, jurisdictions, ctx.purpose, ctx.call_type, line_type, loc.zip,
+               ctx.campaign, hours, ctx.profile.margin_minutes)
+        hit = self._plans.get(key)
+        if hit is not None:
+            return hit
+        unknown = "mobile" if self.config.unknown_line_type == "mobile" else None
+
+        def scoped(r: RuleBase) -> bool:  # activity is checked per local date by the plan
+            return r.scoped(ctx.purpose, ctx.call_type, line_type, unknown)
+
+        campaign = None
+        if hours is not None:
+            try:
+                campaign = CampaignWindow(ctx.campaign, Window.parse(f"{hours[0]}-{hours[1]}"))
+            except ValueError as exc:
+                raise ConfigError(f"campaign {ctx.campaign!r}: calling_hours: {exc}") from None
+        emergencies = []
+        for j, er in self.ruleset.of_kind(EmergencyBanRule, jurisdictions):
+            if not scoped(er):
+                continue
+            decls = [d for d in self.emergencies if d.jurisdiction == j and (
+                not d.zips or loc.zip is None or any(loc.zip.startswith(z) for z in d.zips))]
+            if decls:
+                emergencies.append((j, er, decls))
+        plan = TimePlan(
+            zones=loc.zones,
+            windows=[(j, r) for j, r in self.ruleset.of_kind(CallingWindowRule, jurisdictions)
+                     if scoped(r)],
+            holidays=[(j, r) for j, r in self.ruleset.of_kind(HolidayBanRule, jurisdictions)
+                      if scoped(r)],
+            emergencies=emergencies,
+            campaign=campaign,
+            margin_minutes=ctx.profile.margin_minutes,
+            calendar=self.calendar,
+        )
+        if len(self._plans) > _PLAN_CACHE_MAX:
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
+
+    # -- the check ----------------------------------------------------------------------------
+    async def check(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
+        return await asyncio.to_thread(self.evaluate, batch, ctx)
+
+    async def findings(self, batch: Batch, ctx: CheckContext) -> Findings:
+        return await asyncio.to_thread(self.evaluate_groups, batch, ctx)
+
+    def evaluate_groups(self, batch: Batch, ctx: CheckContext) -> Findings:
+        """Rule reasons per number of ``batch`` as :class:`Findings`.
+
+        Numbers that share everything the rules look at (area code and ``phonenumbers``'
+        zones, region, state, row hints, line type) form a group, found with array keys: its
+        location, time plan, time reasons, registry reasons and consent rules are found once
+        and its (immutable) reasons shared. Only numbers with consent or attempt records are
+        evaluated one by one."""
+        n = len(batch)
+        if not self.config.enabled or not n:
+            return Findings.none(n)
+        at = ctx.at.astimezone(UTC)
+        consents, attempts = self._records(batch.e164, at)
+        infos = self.store.all()
+        zone = zone_key_array(batch.digits)
+        own = np.flatnonzero(zone < 0)
+        zone[own] = -2 - own  # a number that is its own key
+        contexts, cindex = batch.contexts()
+        hints = [(c.get("state"), c.get("zip"), c.get("timezone"), c.get("region"),
+                  c.get("line_type")) for c in contexts]
+        columns = [zone, batch.ids("region"), batch.ids("state"), _factorize(hints)[cindex]]
+        key = np.unique(columns[0], return_inverse=True)[1].reshape(-1).astype(np.int64)
+        for col in columns[1:]:  # mixed radix; re-numbered only when it could overflow
+            width = int(col.max()) + 1
+            if (int(key.max()) + 1) * width >= 1 << 62:
+                key = np.unique(key, return_inverse=True)[1].reshape(-1).astype(np.int64)
+            key = key * width + col
+        _, first, group = np.unique(key, return_index=True, return_inverse=True)
+        group = group.reshape(-1)
+        shared = _BatchCache(time=self._time_memo(at))
+        default = self.settings.default_region
+        sets: list[tuple[Reason, ...]] = []
+        found: list[_Group] = []
+        keys = zone_keys([batch.e164[i] for i in first.tolist()], batch.digits[first])
+        for i, zkey in zip(first.tolist(), keys, strict=True):
+            extra = batch.extra[i]
+            g = self._group(batch.e164[i], (batch.region[i] or default).upper(),
+                            batch.state[i], extra, zkey, ctx, at, infos, shared)
+            found.append(g)
+            sets.append(tuple(g.reasons) if g.reasons is not None else ())
+        index = group.astype(np.int64)
+        alone = [i for i, g in enumerate(group.tolist()) if found[g].reasons is None] \
+            if any(g.reasons is None for g in found) else []
+        if consents or attempts:
+            alone.extend(i for i, e in enumerate(batch.e164) if e in consents or e in attempts)
+        for i in sorted(set(alone)):
+            e164 = batch.e164[i]
+            index[i] = len(sets)
+            sets.append(tuple(self._number(e164, found[int(group[i])], consents.get(e164, []),
+                                           attempts.get(e164, []), batch.extra[i], ctx, at)))
+        return Findings(sets, index)
+
+    def evaluate(self, batch: Batch, ctx: CheckContext, *,
+                 grouped: bool = True) -> list[list[Reason]]:
+        """Rule reasons per number of ``batch`` (synchronous), one list per number: the
+        grouped evaluation of :meth:`evaluate_groups`. ``grouped=False`` evaluates every
+        number on its own (the reference the tests compare against; same results, much
+        slower)."""
+        if grouped or not self.config.enabled:
+            return self.evaluate_groups(batch, ctx).per_number()
+        at = ctx.at.astimezone(UTC)
+        consents, attempts = self._records(batch.e164, at)
+        infos = self.store.all()
+        return [self._check_one(e164, batch.region[i], batch.state[i],
+                                batch.extra[i] if i < len(batch.extra) else {}, ctx,
+                                consents.get(e164, []), attempts.get(e164, []), infos)
+                for i, e164 in enumerate(batch.e164)]
+
+    def _records(self, e164s: list[str], at: datetime) -> tuple[
+            dict[str, list[ConsentRecord]], dict[str, list[Attempt]]]:
+        """Consent and (recent) attempt records, only for the numbers that have any."""
+        if not e164s:
+            return {}, {}
+        with self.consents.reads.connect() as conn:
+            consents = self.consents.for_numbers(e164s, conn)
+            attempts: dict[str, list[Attempt]] = {}
+            if self._max_cap_hours:
+                attempts = self.attempts.for_numbers(
+                    e164s, at - timedelta(hours=self._max_cap_hours), conn)
+        return consents, attempts
+
+    @staticmethod
+    def _line(extra: Mapping[str, str]) -> str | None:
+        line = (extra.get("line_type") or "").strip().lower() or None
+        return line if line in LINE_TYPES else None
+
+    def _group(self, e164: str, region: str, state: str | None, extra: Mapping[str, str],
+               zone_key: object, ctx: CheckContext, at: datetime, infos: list[ListInfo],
+               cache: _BatchCache) -> _Group:
+        """What every number of a group shares (``e164`` is its first number)."""
+        today = at.date()
+        loc = self.location(e164, region, state, extra, zone_key=zone_key)
+        jur = self.jurisdictions(region, loc)
+        line = self._line(extra)
+        plan: TimePlan | None = None
+        time: list[Reason] | None = None
+        if loc.known or self.config.unknown_timezone != "error":
+            plan = self.plan(loc, jur, ctx, line)
+            if plan.whole_minutes:
+                hit = cache.time.get(id(plan))
+                if hit is None:
+                    hit = cache.time[id(plan)] = (plan, self._time_reasons(plan, at))
+                time = hit[1]
+            else:
+                time = self._time_reasons(plan, at)
+        rkey = (jur, line)
+        registry = cache.registry.get(rkey)
+        if registry is None:
+            registry = cache.registry[rkey] = self._registry(infos, ctx, line, today, jur)
+        unconsented = cache.consent.get(rkey)
+        if unconsented is None:
+            unconsented = cache.consent[rkey] = [*self._assumed(ctx, line, today, jur),
+                                                 *self._consent_rules(set(), ctx, line, today,
+                                                                      jur)]
+        reasons = None if time is None else [*time, *unconsented, *registry]
+        return _Group(loc, jur, line, plan, time, registry, reasons)
+
+    def _unknown_zone(self, e164: str, loc: Location) -> Reason:
+        return Reason(
+            code=codes.TIMEZONE_UNKNOWN, decision=Decision.ERROR, source=SOURCE,
+            detail=f"no time zone found for {mask(e164)} ({loc.how}); add a timezone, "
+                   "state or zip column, or set rules.unknown_timezone = 'region'")
+
+    def _number(self, e164: str, g: _Group, records: list[ConsentRecord],
+                attempts: list[Attempt], extra: Mapping[str, str], ctx: CheckContext,
+                at: datetime) -> list[Reason]:
+        """The reasons of one number of a group that has records (or no shared reasons)."""
+        today = at.date()
+        reasons = [self._unknown_zone(e164, g.loc)] if g.time is None else list(g.time)
+        valid = self._valid(records, today, g.jur)
+        reasons.extend(self._exemptions(valid, today, g.jur, records))
+        reasons.extend(self._assumed(ctx, g.line, today, g.jur))
+        reasons.extend(self._consent_rules(valid, ctx, g.line, today, g.jur))
+        reasons.extend(self._caps(attempts, ctx, g.line, today, g.jur, at, extra, g.plan))
+        if not (valid & (_CONSENT | _EBR)):
+            reasons.extend(g.registry)
+        return reasons
+
+    def _check_one(self, e164: str, region: str | None, state: str | None,
+                   extra: Mapping[str, str], ctx: CheckContext, records: list[ConsentRecord],
+                   attempts: list[Attempt], infos: list[ListInfo]) -> list[Reason]:
+        """The reasons of one number, found on its own (no location or reason sharing)."""
+        at = ctx.at.astimezone(UTC)
+        today = at.date()
+        region = (region or self.settings.default_region).upper()
+        loc = resolve_location(e164, region, state, extra, self.ruleset)
+        jur = self.jurisdictions(region, loc)
+        line = self._line(extra)
+        reasons: list[Reason] = []
+        plan: TimePlan | None = None
+        if not loc.known and self.config.unknown_timezone == "error":
+            reasons.append(self._unknown_zone(e164, loc))
+        else:
+            plan = self.plan(loc, jur, ctx, line)
+            reasons.extend(self._time_reasons(plan, at))
+        valid = self._valid(records, today, jur)
+        reasons.extend(self._exemptions(valid, today, jur, records))
+        reasons.extend(self._assumed(ctx, line, today, jur))
+        reasons.extend(self._consent_rules(valid, ctx, line, today, jur))
+        reasons.extend(self._caps(attempts, ctx, line, today, jur, at, extra, plan))
+        if not (valid & (_CONSENT | _EBR)):
+            reasons.extend(self._registry(infos, ctx, line, today, jur))
+        return reasons
+
+    # -- time ---------------------------------------------------------------------------------
+    def _time_memo(self, at: datetime) -> dict[int, tuple[TimePlan, list[Reason]]]:
+        """The time reasons found within ``at``'s minute, by plan, shared across batches.
+
+        Every moment at which a plan's answer can change (window starts and ends, margins,
+        local midnights) falls on a whole minute, and a reason shows the local time to the
+        minute: within one minute a plan gives the same reasons. A plan with a time that is
+        not a whole minute is never kept (see :attr:`TimePlan.whole_minutes`)."""
+        minute = at.replace(second=0, microsecond=0)
+        memo = self._minute_memo
+        if memo[0] != minute:
+            memo = self._minute_memo = (minute, {})
+        return memo[1]
+
+    def _time_reasons(self, plan: TimePlan, at: datetime) -> list[Reason]:
+        if plan.empty:
+            return []
+        found = plan.violations(at)
+        if not found:
+            return []
+        nxt = plan.next_allowed(at)
+        return [self._time_reason(v, nxt) for v in found]
+
+    @staticmethod
+    def _time_reason(v: Violation, nxt: datetime | None) -> Reason:
+        if nxt is None:
+            then = "no legal moment within 14 days"
+        else:
+            then = (f"next allowed {local_text(nxt.astimezone(v.local.tzinfo))} "
+                    f"({nxt:%Y-%m-%d %H:%M} UTC)")
+        return Reason(code=v.code, decision=Decision.DEFER, source=SOURCE, rule=v.rule,
+                      citation=v.citation,
+                      detail=f"{v.what} ({v.rule}) in {v.zone}: local time "
+                             f"{local_text(v.local)}; {then}",
+                      next_allowed_at=nxt)
+
+    # -- assumptions ----------------------------------------------------------------------------
+    def _assumed(self, ctx: CheckContext, line: str | None, on: date,
+                 jur: tuple[str, ...]) -> list[Reason]:
+        """An informational reason when the line type is unknown and the strict reading
+        (``unknown_line_type = 'mobile'``) brings in rules that a known landline would not:
+        the verdict says which assumption it made."""
+        if line is not None or self.config.unknown_line_type != "mobile":
+            return []
+        brought = [f"{j}:{r.id}" for j, r in self.ruleset.of_kind(RuleBase, jur)
+                   if r.line_types is not None and r.active(on)
+                   and r.scoped(ctx.purpose, ctx.call_type, None, "mobile")
+                   and not r.scoped(ctx.purpose, ctx.call_type, None, None)]
+        if not brought:
+            return []
+        return [Reason(code=codes.LINE_TYPE_ASSUMED, decision=Decision.ALLOW, source=SOURCE,
+                       detail=f"line type unknown: judged as a mobile line, so "
+                              f"{', '.join(brought)} apply (rules.unknown_line_type = "
+                              "'mobile'); give a line_type column or flag, or load a wireless "
+                              "list, to judge it otherwise")]
+
+    # -- consent and exemptions -----------------------------------------------------------------
+    def _ebr_days(self, on: date, jur: tuple[str, ...]) -> tuple[int | None, int | None, str]:
+        """The shortest EBR windows among the jurisdictions (purchase, inquiry, rule ids)."""
+        purchase: int | None = None
+        inquiry: int | None = None
+        ids: list[str] = []
+        for j, r in self.ruleset.of_kind(EbrRule, jur):
+            if not r.active(on):
+                continue
+            ids.append(f"{j}:{r.id}")
+            if r.purchase_days is not None:
+                purchase = r.purchase_days if purchase is None else min(purchase, r.purchase_days)
+            if r.inquiry_days is not None:
+                inquiry = r.inquiry_days if inquiry is None else min(inquiry, r.inquiry_days)
+        return purchase, inquiry, ",".join(ids)
+
+    def _valid(self, records: list[ConsentRecord], on: date, jur: tuple[str, ...]) -> set[str]:
+        """Consent types valid on ``on``: granted, not expired, not revoked (revoke-all)."""
+        if not records:
+            return set()
+        revocations = [r.revoked for r in records if r.revoked is not None and r.revoked <= on]
+        last_revoked = max(revocations) if revocations else None
+        purchase, inquiry, _ = self._ebr_days(on, jur)
+        valid: set[str] = set()
+        for r in records:
+            if r.granted > on or (last_revoked is not None and r.granted <= last_revoked):
+                continue
+            if r.expires is not None and on >= r.expires:
+                continue
+            age = (on - r.granted).days
+            if r.type == "ebr_purchase" and (purchase is None or age > purchase):
+                continue
+            if r.type == "ebr_inquiry" and (inquiry is None or age > inquiry):
+                continue
+            valid.add(r.type)
+        return valid
+
+    def _exemptions(self, valid: set[str], on: date, jur: tuple[str, ...],
+                    records: list[ConsentRecord]) -> list[Reason]:
+        out: list[Reason] = []
+        if valid & _CONSENT:
+            kinds = " and ".join(sorted(valid & _CONSENT)).replace("_", " ")
+            out.append(Reason(code=codes.EXEMPT_CONSENT, decision=Decision.ALLOW, source=SOURCE,
+                              rule="consent", overrides=list(codes.LIFTED_BY_EXEMPTION),
+                              detail=f"valid {kinds} consent on {on}: national and state "
+                                     "registry hits do not decide"))
+        if valid & _EBR:
+            purchase, inquiry, ids = self._ebr_days(on, jur)
+            cits = [r.citation for j, r in self.ruleset.of_kind(EbrRule, jur) if r.active(on)]
+            out.append(Reason(code=codes.EXEMPT_EBR, decision=Decision.ALLOW, source=SOURCE,
+                              rule=ids or None, citation="; ".join(cits) or None,
+                              overrides=list(codes.LIFTED_BY_EXEMPTION),
+                              detail=f"established business relationship "
+                                     f"({', '.join(sorted(valid & _EBR))}; windows: purchase "
+                                     f"{purchase} days, inquiry {inquiry} days) on {on}"))
+        return out
+
+    def _consent_rules(self, valid: set[str], ctx: CheckContext, line: str | None, on: date,
+                       jur: tuple[str, ...]) -> list[Reason]:
+        out: list[Reason] = []
+        for j, cr in self.ruleset.of_kind(ConsentRequiredRule, jur):
+            if not self._scoped(cr, ctx, line, on):
+                continue
+            accepted = cr.accepted.get(ctx.purpose)  # type: ignore[call-overload]
+            if not accepted or valid & set(accepted):
+                continue
+            need = " or ".join(a.replace("_", " ") for a in accepted)
+            out.append(Reason(code=codes.CONSENT_REQUIRED, decision=Decision.BLOCK,
+                              source=SOURCE, rule=f"{j}:{cr.id}", citation=cr.citation,
+                              detail=f"{ctx.call_type} {ctx.purpose} call to a "
+                                     f"{line or 'possibly wireless'} line needs {need} "
+                                     "consent; none valid on record"))
+        for j, wr in self.ruleset.of_kind(WirelessRestrictedRule, jur):
+            if not self._scoped(wr, ctx, line, on) or valid & set(wr.lifted_by):
+                continue
+            out.append(Reason(code=codes.WIRELESS_RESTRICTED, decision=Decision.BLOCK,
+                              source=SOURCE, rule=f"{j}:{wr.id}", citation=wr.citation,
+                              detail=f"{j} restricts {ctx.purpose} calls to wireless numbers "
+                                     f"without consent (confidence {wr.confidence})"))
+        return out
+
+    # -- caps -----------------------------------------------------------------------------------
+    def _caps(self, attempts: list[Attempt], ctx: CheckContext, line: str | None, on: date,
+              jur: tuple[str, ...], at: datetime, extra: Mapping[str, str],
+              plan: TimePlan | None) -> list[Reason]:
+        if not attempts:
+            return []
+        subject = (extra.get("subject") or "").strip() or ctx.campaign
+        out: list[Reason] = []
+        for j, cr in self.ruleset.of_kind(FrequencyCapRule, jur):
+            if not self._scoped(cr, ctx, line, on):
+                continue
+            relevant = [a for a in attempts
+                        if a.subject == subject and a.purpose in cr.applies_to and a.at <= at]
+            window = timedelta(hours=cr.window_hours)
+            recent = [a for a in relevant if a.at > at - window]
+            free: datetime | None = None
+            why = ""
+            if len(recent) >= cr.max_attempts:
+                free = recent[len(recent) - cr.max_attempts].at + window
+                why = f"{len(recent)} attempts in the last {cr.window_hours} h (cap " \
+                      f"{cr.max_attempts})"
+            if cr.cooldown_after and cr.cooldown_hours:
+                cool = timedelta(hours=cr.cooldown_hours)
+                last = [a for a in relevant if a.outcome in cr.cooldown_after and a.at > at - cool]
+                if last:
+                    ends = last[-1].at + cool
+                    if free is None or ends > free:
+                        free = ends
+                        why = f"a {last[-1].outcome} at {last[-1].at:%Y-%m-%d %H:%M} UTC " \
+                              f"starts a {cr.cooldown_hours} h pause"
+            if free is None:
+                continue
+            nxt: datetime | None = free
+            if plan is not None and not plan.empty:
+                nxt = plan.next_allowed(free)
+            out.append(Reason(code=codes.FREQUENCY_CAP, decision=Decision.DEFER, source=SOURCE,
+                              rule=f"{j}:{cr.id}", citation=cr.citation, next_allowed_at=nxt,
+                              detail=f"{why} on subject {subject!r}; frees up at "
+                                     f"{free:%Y-%m-%d %H:%M} UTC"))
+        return out
+
+    # -- registries -----------------------------------------------------------------------------
+    @cached_property
+    def freshness(self) -> FreshnessPolicy:
+        """List freshness (:mod:`dncguard.sources.rules.freshness`): the one definition ``/readyz``,
+        ``/v1/lists``, ``lists ls`` and the report use too."""
+        return FreshnessPolicy(self.ruleset, self.config.max_age_days,
+                               self.config.default_max_age_days)
+
+    def _registry(self, infos: list[ListInfo], ctx: CheckContext, line: str | None, on: date,
+                  jur: tuple[str, ...]) -> list[Reason]:
+        out: list[Reason] = []
+        for j, rr in self.ruleset.of_kind(RegistryRule, jur):
+            if not self._scoped(rr, ctx, line, on):
+                continue
+            matching = [i for i in infos
+                        if i.kind == rr.list_kind and (i.jurisdiction or "").upper() == j]
+            selected = [i for i in matching if ctx.selects(i.name)]
+            rid = f"{j}:{rr.id}"
+            if not selected:
+                if not self.config.registry_required(j):
+                    continue
+                hint = (f"; list(s) {', '.join(i.name for i in matching)} exist but campaign "
+                        f"{ctx.campaign!r} does not select them" if matching else "")
+                out.append(Reason(
+                    code=codes.REGISTRY_MISSING, decision=Decision.ERROR, source=SOURCE,
+                    rule=rid, citation=rr.citation,
+                    detail=f"the {rr.registry} is required for {j} numbers but not loaded"
+                           f"{hint}; import it with: dncguard lists import FILE --kind "
+                           f"{rr.list_kind} --jurisdiction {j} --snapshot-date YYYY-MM-DD "
+                           f"--name {j.lower()}-{rr.list_kind} (or set rules.registry_optional "
+                           f"= [\"{j}\"])"))
+                continue
+            if not self.config.check_freshness:
+                continue
+            dated = [i for i in selected if i.snapshot_date]
+            best = max(dated, key=lambda i: i.snapshot_date or "") if dated else selected[0]
+            f = self.freshness.judge(best, on, rule=(j, rr))
+            if f.fresh:
+                continue
+            if not dated:
+                names = ", ".join(i.name for i in selected)
+                out.append(Reason(code=codes.REGISTRY_STALE, decision=Decision.ERROR,
+                                  source=SOURCE, rule=rid, citation=rr.citation, list=names,
+                                  detail=f"{names}: no snapshot date, so its freshness "
+                                         f"({f.max_age_days} days for {j}) cannot be shown"))
+                continue
+            age = "of unknown age" if f.age_days is None else f"{f.age_days} days old"
+            out.append(Reason(
+                code=codes.REGISTRY_STALE, decision=Decision.ERROR, source=SOURCE,
+                rule=rid, citation=rr.citation, list=best.name,
+                detail=f"{best.name} ({rr.registry}) snapshot of {best.snapshot_date} is "
+                       f"{age} at the dial time; {j} allows {f.max_age_days} days "
+                       f"({rr.cadence}); import a newer snapshot"))
+        return out
+
+    # -- planning -------------------------------------------------------------------------------
+    def when(self, e164: str, region: str, state: str | None, extra: Mapping[str, str],
+             ctx: CheckContext, days: int = 7) -> When:
+        """Legal windows for the next ``days`` days from ``ctx.at`` (time rules only)."""
+        region = region.upper()
+        loc = self.location(e164, region, state, extra)
+        jur = self.jurisdictions(region, loc)
+        line = (extra.get("line_type") or "").strip().lower() or None
+        plan = self.plan(loc, jur, ctx, line if line in LINE_TYPES else None)
+        start = ctx.at.astimezone(UTC)
+        end = start + timedelta(days=days)
+        windows = [(start, end)] if plan.empty else plan.legal_windows(start, end)
+        from ..protocol import Batch
+
+        batch = Batch.of([e164], [region], [state], [dict(extra)])
+        reasons = self.evaluate(batch, ctx)[0]
+        return When(loc, jur, windows, reasons)

@@ -1,0 +1,424 @@
+"""Consent records and the attempt log, kept in the dncguard database.
+
+Tables ``rules_consent`` and ``rules_attempts`` live on :data:`dncguard.store.metadata`; they
+are created on first use (idempotent). Numbers are stored in E.164 and logged masked only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    Column,
+    Connection,
+    Date,
+    DateTime,
+    Engine,
+    Integer,
+    Row,
+    Select,
+    String,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from ... import audit
+from ...config import Settings
+from ...errors import InputError
+from ...phones import mask, normalise
+from ...store import as_utc, get_engine, metadata, read_engine, utcnow
+from .schema import CONSENT_TYPES, PURPOSES
+
+log = logging.getLogger(__name__)
+
+consent_table = Table(
+    "rules_consent",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("e164", String(20), nullable=False, index=True),
+    Column("type", String(20), nullable=False),
+    Column("granted", Date, nullable=False),
+    Column("expires", Date),
+    Column("revoked", Date),
+    Column("source", String(300)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+attempts_table = Table(
+    "rules_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("e164", String(20), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("campaign", String(200), nullable=False),
+    Column("purpose", String(20), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("outcome", String(40)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+_created: set[int] = set()
+
+
+def rules_engine(settings: Settings) -> Engine:
+    """The database engine with the rules tables created."""
+    engine = get_engine(settings)
+    if id(engine) not in _created:
+        metadata.create_all(engine, tables=[consent_table, attempts_table])
+        _created.add(id(engine))
+    return engine
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    type: str
+    granted: date
+    expires: date | None = None
+    revoked: date | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    at: datetime
+    campaign: str
+    purpose: str
+    subject: str
+    outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int  # 1-based data row (header excluded)
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}, {self.field}: {self.message}"
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    added: int = 0
+    duplicates: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+
+#: Statements that read the rows of a batch's numbers, built once per query and dialect
+#: (building a statement costs more than running it).
+_BY_NUMBERS: dict[tuple[str, str], Select[Any]] = {}
+
+
+def _rows_for(conn: Connection, name: str, table: Table, e164s: list[str],
+              build: Callable[[], Select[Any]], **params: Any) -> list[Row[Any]]:
+    """The rows the query ``build()`` (named ``name``) finds for the numbers ``e164s`` of
+    ``table``, in one query for the whole batch: on SQLite the numbers are one JSON
+    parameter, on PostgreSQL one array parameter."""
+    if not e164s:
+        return []
+    dialect = conn.dialect.name
+    stmt = _BY_NUMBERS.get((name, dialect))
+    if stmt is None:
+        where: ColumnElement[bool]
+        if dialect == "sqlite":
+            values = func.json_each(bindparam("numbers")).table_valued("value")
+            where = table.c.e164.in_(select(values.c.value))
+        else:
+            where = table.c.e164 == func.any(bindparam("numbers", type_=ARRAY(String)))
+        stmt = _BY_NUMBERS[(name, dialect)] = build().where(where)
+    numbers = sorted(set(e164s))
+    return list(conn.execute(stmt, {"numbers": json.dumps(numbers) if dialect == "sqlite"
+                                    else numbers, **params}))
+
+
+def _read_rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            header = [h.strip().lower() for h in (reader.fieldnames or [])]
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise InputError(f"{path}: missing column(s) {', '.join(missing)}; "
+                                 f"expected {', '.join(required)}")
+            reader.fieldnames = header
+            return [{k: (v or "").strip() for k, v in r.items() if k} for r in reader]
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path} is not a readable CSV file: {exc}") from None
+
+
+def _date(value: str, name: str, row: int, errors: list[RowError]) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        errors.append(RowError(row, name, f"{value!r} is not a date (YYYY-MM-DD)"))
+        return None
+
+
+#: The TCPA was enacted on 1991-12-20: an earlier consent date is a typo or a placeholder
+#: (0001-01-01), never consent a rule can rely on.
+CONSENT_EARLIEST = date(1991, 12, 20)
+
+
+def consent_date_problem(granted: date, today: date) -> str | None:
+    """Why a consent date cannot be right (None when it can)."""
+    if granted < CONSENT_EARLIEST:
+        return (f"{granted.isoformat()} is before the TCPA ({CONSENT_EARLIEST.isoformat()}); "
+                "not a consent date a rule can rely on")
+    if granted > today:
+        return f"{granted.isoformat()} is in the future"
+    return None
+
+
+def parse_instant(value: str) -> datetime:
+    """An ISO 8601 instant with an offset (raises ValueError otherwise)."""
+    parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError("has no UTC offset")
+    return parsed.astimezone(UTC)
+
+
+class ConsentStore:
+    """Express / express-written consent and EBR records, with expiry and revocation."""
+
+    def __init__(self, settings: Settings, default_region: str | None = None) -> None:
+        self.settings = settings
+        self.engine = rules_engine(settings)
+        #: the engine for a batch's lookups (consent and attempts; see store.read_engine)
+        self.reads = read_engine(self.engine)
+        self.region = default_region or settings.default_region
+
+    def add(self, phone: str, type_: str, granted: date, *, expires: date | None = None,
+            revoked: date | None = None, source: str | None = None,
+            who: str | None = None) -> bool:
+        """Add one record (E.164 or national format); False when it is already stored.
+        A consent date before the TCPA or in the future is refused (InputError)."""
+        n = normalise(phone, self.region)
+        if not n.ok or n.e164 is None:
+            raise InputError(f"not a valid phone number: {n.message}")
+        if type_ not in CONSENT_TYPES:
+            raise InputError(f"consent type must be one of {', '.join(CONSENT_TYPES)}")
+        problem = consent_date_problem(granted, utcnow().date())
+        if problem:
+            raise InputError(f"consent date: {problem}")
+        if expires is not None and expires <= granted:
+            raise InputError("expires: is not after the consent date")
+        with self.engine.begin() as conn:
+            return self._insert(conn, n.e164, ConsentRecord(type_, granted, expires, revoked),
+                                source, who)
+
+    def records(self, phone: str) -> list[ConsentRecord]:
+        """Every consent record of one number (E.164 or national format), oldest first."""
+        n = normalise(phone, self.region)
+        if not n.ok or n.e164 is None:
+            raise InputError(f"not a valid phone number: {n.message}")
+        found = self.for_numbers([n.e164]).get(n.e164, [])
+        return sorted(found, key=lambda r: (r.granted, r.type))
+
+    def revoke(self, phone: str, on: date, *, type_: str | None = None,
+               who: str | None = None, why: str | None = None) -> int:
+        """Revoke a number's consents (of one type, or every type) as of ``on``: a revocation
+        record is added for each type held, so the history stays. Returns how many."""
+        n = normalise(phone, self.region)
+        if not n.ok or n.e164 is None:
+            raise InputError(f"not a valid phone number: {n.message}")
+        if type_ is not None and type_ not in CONSENT_TYPES:
+            raise InputError(f"consent type must be one of {', '.join(CONSENT_TYPES)}")
+        if on > utcnow().date():
+            raise InputError(f"revocation date {on.isoformat()} is in the future")
+        held = [r for r in self.for_numbers([n.e164]).get(n.e164, [])
+                if (type_ is None or r.type == type_) and r.granted <= on
+                and (r.revoked is None or r.revoked > on)]
+        done = 0
+        with self.engine.begin() as conn:
+            for rec in held:
+                done += self._insert(conn, n.e164, ConsentRecord(rec.type, rec.granted,
+                                                                 rec.expires, on),
+                                     why or "revoked", who)
+        return done
+
+    def _insert(self, conn: Connection, e164: str, rec: ConsentRecord,
+                source: str | None, who: str | None = None) -> bool:
+        t = consent_table.c
+        cond = and_(t.e164 == e164, t.type == rec.type, t.granted == rec.granted,
+                    t.expires.is_(None) if rec.expires is None else t.expires == rec.expires,
+                    t.revoked.is_(None) if rec.revoked is None else t.revoked == rec.revoked)
+        if conn.execute(select(t.id).where(cond).limit(1)).first():
+            return False
+        conn.execute(insert(consent_table).values(
+            e164=e164, type=rec.type, granted=rec.granted, expires=rec.expires,
+            revoked=rec.revoked, source=source, created_at=utcnow()))
+        audit.record_list_change(
+            self.settings, "consent", "consents", number=e164, conn=conn, who=who,
+            detail={"type": rec.type, "granted": rec.granted.isoformat(),
+                    "expires": rec.expires.isoformat() if rec.expires else None,
+                    "revoked": rec.revoked.isoformat() if rec.revoked else None,
+                    "source": source})
+        log.info("consent %s for %s", rec.type, mask(e164))
+        return True
+
+    def import_csv(self, path: Path, who: str | None = None) -> ImportReport:
+        """Import ``phone,type,date[,expires][,revoked]``; bad rows are reported, not raised."""
+        today = utcnow().date()
+        rows = _read_rows(path, ("phone", "type", "date"))
+        report = ImportReport(rows=len(rows))
+        good: list[tuple[str, ConsentRecord]] = []
+        for i, r in enumerate(rows, start=1):
+            errs: list[RowError] = []
+            n = normalise(r.get("phone", ""), self.region)
+            if not n.ok or n.e164 is None:
+                errs.append(RowError(i, "phone", n.message or "not a valid number"))
+            kind = r.get("type", "").lower()
+            if kind not in CONSENT_TYPES:
+                errs.append(RowError(i, "type", f"{kind!r} is not one of "
+                                                f"{', '.join(CONSENT_TYPES)}"))
+            granted = _date(r.get("date", ""), "date", i, errs)
+            if granted is None and not any(e.field == "date" for e in errs):
+                errs.append(RowError(i, "date", "is empty"))
+            problem = consent_date_problem(granted, today) if granted else None
+            if problem:
+                errs.append(RowError(i, "date", problem))
+            expires = _date(r.get("expires", ""), "expires", i, errs)
+            revoked = _date(r.get("revoked", ""), "revoked", i, errs)
+            if granted and expires and expires <= granted:
+                errs.append(RowError(i, "expires", "is not after the consent date"))
+            if errs:
+                report.errors.extend(errs)
+                continue
+            assert n.e164 is not None and granted is not None
+            good.append((n.e164, ConsentRecord(kind, granted, expires, revoked)))
+        with self.engine.begin() as conn:
+            for e164, rec in good:
+                if self._insert(conn, e164, rec, str(path.name), who):
+                    report.added += 1
+                else:
+                    report.duplicates += 1
+        return report
+
+    def for_numbers(self, e164s: list[str], conn: Connection | None = None
+                    ) -> dict[str, list[ConsentRecord]]:
+        """The records of those numbers that have any (one query per batch), read on
+        ``conn`` when given."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.for_numbers(e164s, own)
+        out: dict[str, list[ConsentRecord]] = {}
+        t = consent_table.c
+        rows = _rows_for(conn, "consent", consent_table, e164s,
+                         lambda: select(t.e164, t.type, t.granted, t.expires, t.revoked))
+        for row in rows:
+            out.setdefault(row.e164, []).append(
+                ConsentRecord(row.type, row.granted, row.expires, row.revoked))
+        return out
+
+
+class AttemptStore:
+    """The attempt log that frequency caps count."""
+
+    def __init__(self, settings: Settings, default_region: str | None = None) -> None:
+        self.settings = settings
+        self.engine = rules_engine(settings)
+        self.region = default_region or settings.default_region
+
+    def record(self, phone: str, at: datetime, *, campaign: str = "default",
+               purpose: str = "telemarketing", subject: str | None = None,
+               outcome: str | None = None, who: str | None = None) -> bool:
+        """Record one attempt; False when the same attempt (number, time, subject) exists."""
+        if at.tzinfo is None:
+            raise InputError("the attempt time needs a UTC offset")
+        if purpose not in PURPOSES:
+            raise InputError(f"purpose must be one of {', '.join(PURPOSES)}")
+        n = normalise(phone, self.region)
+        if not n.ok or n.e164 is None:
+            raise InputError(f"not a valid phone number: {n.message}")
+        att = Attempt(at.astimezone(UTC), campaign, purpose, subject or campaign, outcome or None)
+        with self.engine.begin() as conn:
+            return self._insert(conn, n.e164, att, who)
+
+    def _insert(self, conn: Connection, e164: str, att: Attempt,
+                who: str | None = None) -> bool:
+        t = attempts_table.c
+        dup = conn.execute(select(t.id).where(and_(
+            t.e164 == e164, t.at == att.at, t.subject == att.subject)).limit(1)).first()
+        if dup:
+            return False
+        conn.execute(insert(attempts_table).values(
+            e164=e164, at=att.at, campaign=att.campaign, purpose=att.purpose,
+            subject=att.subject, outcome=att.outcome, created_at=utcnow()))
+        audit.record_list_change(
+            self.settings, "attempt", "attempts", number=e164, conn=conn, who=who,
+            detail={"at": att.at.isoformat(), "campaign": att.campaign, "purpose": att.purpose,
+                    "subject": att.subject, "outcome": att.outcome})
+        return True
+
+    def import_csv(self, path: Path, who: str | None = None) -> ImportReport:
+        """Import ``phone,at[,campaign][,purpose][,subject][,outcome]``."""
+        rows = _read_rows(path, ("phone", "at"))
+        report = ImportReport(rows=len(rows))
+        good: list[tuple[str, Attempt]] = []
+        for i, r in enumerate(rows, start=1):
+            errs: list[RowError] = []
+            n = normalise(r.get("phone", ""), self.region)
+            if not n.ok or n.e164 is None:
+                errs.append(RowError(i, "phone", n.message or "not a valid number"))
+            at: datetime | None = None
+            try:
+                at = parse_instant(r.get("at", ""))
+            except ValueError:
+                errs.append(RowError(i, "at", f"{r.get('at', '')!r} is not an ISO 8601 instant "
+                                              "with an offset"))
+            purpose = (r.get("purpose") or "telemarketing").lower()
+            if purpose not in PURPOSES:
+                errs.append(RowError(i, "purpose", f"{purpose!r} is not one of "
+                                                   f"{', '.join(PURPOSES)}"))
+            if errs:
+                report.errors.extend(errs)
+                continue
+            assert n.e164 is not None and at is not None
+            campaign = r.get("campaign") or "default"
+            good.append((n.e164, Attempt(at, campaign, purpose, r.get("subject") or campaign,
+                                         r.get("outcome") or None)))
+        with self.engine.begin() as conn:
+            for e164, att in good:
+                if self._insert(conn, e164, att, who):
+                    report.added += 1
+                else:
+                    report.duplicates += 1
+        return report
+
+    def for_numbers(self, e164s: list[str], since: datetime, conn: Connection | None = None
+                    ) -> dict[str, list[Attempt]]:
+        """The attempts since ``since`` of those numbers that have any, oldest first, read
+        on ``conn`` when given."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.for_numbers(e164s, since, own)
+        out: dict[str, list[Attempt]] = {}
+        t = attempts_table.c
+        def build() -> Select[Any]:
+            return (select(t.e164, t.at, t.campaign, t.purpose, t.subject, t.outcome)
+                    .where(t.at >= bindparam("since", type_=DateTime(timezone=True)))
+                    .order_by(t.at, t.id))
+
+        for row in _rows_for(conn, "attempts", attempts_table, e164s, build, since=since):
+            at = as_utc(row.at)
+            assert at is not None
+            out.setdefault(row.e164, []).append(
+                Attempt(at, row.campaign, row.purpose, row.subject, row.outcome))
+        return out
