@@ -137,8 +137,15 @@ def test_duplicates_across_slices(cfg: Settings, tmp_path: Path,
     rows = [["phone", "state", "zip", "line_type"]]
     rows += [[_fmt(n, FORMATS[k % 5]), ["", "FL", "ny"][k % 3], ["", "33101"][k % 2],
               ["", "mobile", "landline"][k % 3]] for k, n in enumerate(numbers)]
-    _, summary = _both(cfg, _write(tmp_path / "in.csv", rows), tmp_path)
+    path = _write(tmp_path / "in.csv", rows)
+    data, summary = _both(cfg, path, tmp_path)
     assert summary["duplicates"] > 0
+    # one slice checked at a time, or several in flight: the same file
+    for slices in (1, 3):
+        one = cfg.model_copy(update={"concurrency": slices})
+        target = tmp_path / f"in-flight-{slices}.csv"
+        Scrubber(one, clock=lambda: AT).scrub_file(path, target, at=AT)
+        assert target.read_bytes() == data
 
 
 _CELL = st.text(alphabet=st.sampled_from(list("ab1+-=@ ,\"'\n\r\t;é(")), max_size=6)

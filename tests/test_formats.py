@@ -190,3 +190,23 @@ def test_undefuse_gives_back_what_defuse_was_given(cells: list[str]) -> None:
     defused = defuse_array(pa.array(cells, pa.string()))
     assert defused.to_pylist() == [defuse(c) for c in cells]
     assert undefuse_array(defused).to_pylist() == cells
+
+
+def test_a_verdict_file_with_a_long_cell_reads_back_in_a_fresh_process(tmp_path: Path) -> None:
+    """Reading a verdict file back (the audit's search, report and proofs) sets its own CSV
+    field limit: a cell longer than Python's default 131,072 characters reads in a process
+    that never imported the readers of contact files."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "results.csv"
+    path.write_text("phone,note,e164,decision,reason_codes,detail,next_allowed_at\r\n"
+                    f"2015550000,{'x' * 200_000},+12015550000,allow,,,\r\n", "utf-8")
+    code = ("import sys\nfrom pathlib import Path\n"
+            "from dncguard.io.verdict_file import verdict_cells\n"
+            "assert 'dncguard.io.tables' not in sys.modules\n"
+            "print(list(verdict_cells(Path(sys.argv[1]))))")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "+12015550000" in out.stdout

@@ -10,7 +10,8 @@
     ├── ListError                  list import or management failure (unknown list, bad file)
     │   └── SnapshotIntegrityError a snapshot file fails its seal (snapshot_integrity)
     ├── SourceError                a DNC source could not answer (checks fail closed)
-    ├── AuditError                 an audit record or proof cannot be made (audit.jobs)
+    ├── AuditError                 an audit record or proof cannot be made (audit)
+    │   └── VerdictFileError       a verdict file cannot be read back (io.verdict_file)
     ├── ApiKeyError                an API key operation failed (server.keys)
     └── MigrationError             the database cannot be brought to the schema (migrations)
 
@@ -60,3 +61,11 @@ class SourceError(DncGuardError):
     def __init__(self, message: str, *, source: str | None = None) -> None:
         super().__init__(message)
         self.source = source
+
+
+class AuditError(DncGuardError):
+    """An audit operation failed (unknown job, missing or altered results file)."""
+
+
+class VerdictFileError(AuditError):
+    """A verdict file cannot be read back (not a verdict file, unreadable, a row too long)."""

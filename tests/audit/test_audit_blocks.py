@@ -30,11 +30,10 @@ from dncguard.audit.jobs import (
     prove,
     record_job,
     row_lines,
-    verdict_cells,
 )
 from dncguard.audit.merkle import EMPTY_ROOT, leaf_hash, merkle_root
 from dncguard.engine.summary import ScrubSummary
-from dncguard.io.verdict_file import TableWriter, output_header
+from dncguard.io.verdict_file import VERDICT_COLUMNS, TableWriter, output_header, verdict_cells
 
 from .conftest import T0, DemoJob
 
@@ -332,7 +331,7 @@ CELL = st.one_of(
                      "+1 (202) 555-0100"]),
 )
 E164 = st.one_of(st.just(""), st.from_regex(r"\+[1-9][0-9]{6,14}", fullmatch=True), CELL)
-HEADER = st.lists(st.one_of(CELL, st.sampled_from(list(jobs.VERDICT_COLUMNS))), min_size=1,
+HEADER = st.lists(st.one_of(CELL, st.sampled_from(list(VERDICT_COLUMNS))), min_size=1,
                   max_size=4)
 
 

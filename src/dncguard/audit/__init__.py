@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 
 from ..config import Settings
 from ..engine.summary import ScrubSummary
+from ..errors import AuditError
 from ..models import DataVersions, Verdict
 from ..phones import mask
 from ..store import as_utc, get_engine
@@ -35,7 +36,7 @@ from .export import (
     outbox_metrics,
 )
 from .health import AuditHealth, health, readiness_problems
-from .jobs import AuditError, JobRecord, new_job_id, prepare_job, prove, verify_proof, write_job
+from .jobs import JobRecord, new_job_id, prepare_job, prove, verify_proof, write_job
 from .jobs import record_job as _record_job
 from .log import AuditLog, AuditRecord, VerifyResult
 from .settings import AuditSettings, load_audit_settings

@@ -20,7 +20,6 @@ root describe the same bytes, and a proof years later uses exactly the file that
 from __future__ import annotations
 
 import binascii
-import csv
 import hashlib
 import json
 import queue
@@ -41,8 +40,16 @@ import numpy as np
 from sqlalchemy import Connection
 
 from ..engine.summary import ScrubSummary, summary_dict
-from ..errors import DncGuardError, InputError
-from ..io.verdict_file import ADDED_COLUMNS, instant_text, undefuse, undefuse_array
+from ..errors import AuditError
+from ..io.verdict_file import (
+    CSV_BLOCK_SIZES,
+    csv_batches,
+    csv_picked,
+    excel_batches,
+    is_excel,
+    parquet_batches,
+    verdict_cells,
+)
 from ..phones import mask
 from .chain import hmac_pads
 from .export import enqueue_export
@@ -61,90 +68,12 @@ BLOCK_ROWS = 1024
 ROW_LINE = "[row, number_hmac, decision, reason_codes, next_allowed_at]"
 _LEAF_KEYS = ("row", "number_hmac", "decision", "reason_codes", "next_allowed_at")
 _BLOCK_FORMAT = re.compile(r"block-([1-9][0-9]*) v2")
-_SURROGATE = re.compile("[\udc80-\udcff]")
-
-
-class AuditError(DncGuardError):
-    """An audit operation failed (unknown job, missing or altered results file)."""
 
 
 def new_job_id(now: datetime | None = None) -> str:
     """A sortable, unique job id such as ``job-20261127T021600Z-3f9a2c1b``."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     return f"job-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
-
-
-#: The verdict columns a leaf and a report use, in this order, found by their position among
-#: the columns the pipeline adds at the end of every row.
-VERDICT_COLUMNS = ("e164", "decision", "reason_codes", "detail", "next_allowed_at")
-_PICK = [ADDED_COLUMNS.index(name) for name in VERDICT_COLUMNS]
-#: The columns a row line uses (all but ``detail``), as positions among the added ones.
-_LINE_PICK = [ADDED_COLUMNS.index(name)
-              for name in ("e164", "decision", "reason_codes", "next_allowed_at")]
-
-
-def verdict_cells(path: Path) -> Iterator[list[str]]:
-    """The :data:`VERDICT_COLUMNS` cells of every data row of a results file, in order."""
-    for tail in _added_cells(path):
-        yield [tail[i] for i in _PICK]
-
-
-def _is_excel(path: Path) -> bool:
-    return path.suffix.lower() == ".xlsx"
-
-
-def _excel_table(path: Path) -> Any:
-    from ..io.tables import read_excel
-
-    try:
-        return read_excel(path)
-    except InputError as exc:
-        raise AuditError(str(exc)) from exc
-
-
-def _excel_batches(path: Path) -> Iterator[list[Any]]:
-    """An Excel verdict file's row-line columns (its cells are text; see TableWriter)."""
-    n = len(ADDED_COLUMNS)
-    table = _excel_table(path)
-    names = list(table.column_names)
-    if len(names) < n:
-        raise AuditError(f"{path} is not a verdict file: it has {len(names)} columns")
-    index = [len(names) - n + i for i in _LINE_PICK]
-    for start in range(0, max(table.num_rows, 1), 65_536):
-        part = table.slice(start, 65_536)
-        if part.num_rows:
-            yield [part.column(i).combine_chunks() for i in index]
-
-
-def _added_cells(path: Path) -> Iterator[list[str]]:
-    n = len(ADDED_COLUMNS)
-    if _is_excel(path):
-        table = _excel_table(path)
-        cols = [table.column(i).to_pylist() for i in range(table.num_columns - n,
-                                                            table.num_columns)]
-        for values in zip(*cols, strict=True):
-            yield [str(v or "") for v in values]
-        return
-    if path.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        pf = pq.ParquetFile(path)
-        for batch in pf.iter_batches(batch_size=65_536):
-            cols = [batch.column(i).to_pylist() for i in range(batch.num_columns - n,
-                                                                batch.num_columns)]
-            for values in zip(*cols, strict=True):
-                yield [instant_text(v) for v in values]
-        return
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            return
-        width = len(header)
-        for cells in reader:
-            # The writer emits every row with the header's width; be lenient anyway.
-            tail = cells[width - n:width] if len(cells) >= width else cells[-n:]
-            yield [undefuse(c) for c in tail]
 
 
 def leaf_data(log: AuditLog, row: int, cells: list[str]) -> dict[str, Any]:
@@ -220,75 +149,6 @@ class _HashingReader:
 
     def close(self) -> None:
         self.closed = True
-
-
-def _csv_picked(path: Path) -> list[str] | None:
-    """The header names of the row-line columns (None for an empty file)."""
-    n = len(ADDED_COLUMNS)
-    try:  # (surrogateescape: bad bytes after the header are pyarrow's to report)
-        with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
-            header = next(csv.reader(fh), None)
-    except csv.Error as exc:
-        raise AuditError(f"{path}: the header line is not valid CSV ({exc})") from exc
-    except OSError as exc:
-        raise AuditError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if header is None:
-        return None
-    if any(_SURROGATE.search(name) for name in header):
-        raise AuditError(f"{path}: the header line is not valid UTF-8")
-    if len(header) < n:
-        raise AuditError(f"{path} is not a verdict file: its header has {len(header)} columns")
-    picked = [header[len(header) - n + i] for i in _LINE_PICK]
-    if any(header.count(name) != 1 for name in picked):
-        # The pipeline renames added columns the input already has, so this is not its file.
-        raise AuditError(f"{path} is not a verdict file: its header repeats one of "
-                         f"{', '.join(picked)}")
-    return picked
-
-
-#: pyarrow reads a CSV in blocks; a cell (or row) longer than a block cannot be parsed with
-#: it ("straddling object straddles two block boundaries"), so a scan that meets one starts
-#: again with the next size.
-CSV_BLOCK_SIZES = (4 << 20, 64 << 20, 1 << 30)
-
-
-def _csv_batches(source: Any, picked: list[str], block_size: int = CSV_BLOCK_SIZES[0]
-                 ) -> Iterator[list[Any]]:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    reader = pacsv.open_csv(
-        source,
-        read_options=pacsv.ReadOptions(use_threads=False, block_size=block_size),
-        # Python's csv writer quotes a cell holding a comma, quote or line break and doubles
-        # its quotes: pyarrow's default dialect, with line breaks allowed in quoted cells.
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            include_columns=picked, column_types=dict.fromkeys(picked, pa.string()),
-            strings_can_be_null=False))
-    for batch in reader:
-        yield [undefuse_array(batch.column(name)) for name in picked]
-
-
-def _parquet_batches(path: Path) -> Iterator[list[Any]]:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    n = len(ADDED_COLUMNS)
-    pf = pq.ParquetFile(path)
-    names = list(pf.schema_arrow.names)
-    if len(names) < n:
-        raise AuditError(f"{path} is not a verdict file: it has {len(names)} columns")
-    index = [len(names) - n + i for i in _LINE_PICK]
-    picked = [names[i] for i in index]
-    unique = all(names.count(name) == 1 for name in picked)
-    for batch in pf.iter_batches(batch_size=65_536, columns=picked if unique else None):
-        cols = [batch.column(name) for name in picked] if unique else [
-            batch.column(i) for i in index]
-        yield [pa.array([instant_text(v) for v in c.to_pylist()], pa.string())
-               if pa.types.is_timestamp(c.type)  # typed next_allowed_at: the CSV's text
-               else pc.fill_null(pc.cast(c, pa.string()), "") for c in cols]
 
 
 def _json_cells(col: Any, before: str, after: str = "", *, empty_is_null: bool = False) -> Any:
@@ -410,15 +270,15 @@ def _in_background(items: Iterator[Any], depth: int = 4) -> Generator[Any, None,
 def _batches(path: Path) -> Iterator[list[Any]]:
     """The row-line columns of a results file, a batch at a time."""
     if path.suffix.lower() in (".parquet", ".pq"):
-        yield from _parquet_batches(path)
+        yield from parquet_batches(path)
         return
-    if _is_excel(path):
-        yield from _excel_batches(path)
+    if is_excel(path):
+        yield from excel_batches(path)
         return
-    picked = _csv_picked(path)
+    picked = csv_picked(path)
     if picked is not None:
         with path.open("rb") as fh:
-            yield from _csv_batches(fh, picked)
+            yield from csv_batches(fh, picked)
 
 
 def _add_lines(blocks: _Blocks, first: int, columns: list[Any], digests: bytes) -> None:
@@ -453,18 +313,18 @@ def _scan_once(log: AuditLog, path: Path, block: int, *, copy_to: Path | None,
     try:
         with ExitStack() as stack:
             tee: _HashingReader | None = None
-            if path.suffix.lower() in (".parquet", ".pq") or _is_excel(path):
+            if path.suffix.lower() in (".parquet", ".pq") or is_excel(path):
                 # Parquet is read from its footer, a workbook as a whole: copy it first,
                 # then read the copy.
                 digest = copy_sha256(path, copy_to)
-                batches = (_excel_batches if _is_excel(path) else _parquet_batches)(
+                batches = (excel_batches if is_excel(path) else parquet_batches)(
                     copy_to or path)
             else:
-                picked = _csv_picked(path)
+                picked = csv_picked(path)
                 fh = stack.enter_context(path.open("rb"))
                 out = stack.enter_context(copy_to.open("wb")) if copy_to is not None else None
                 tee = _HashingReader(fh, out)
-                batches = (_csv_batches(tee, picked, csv_block) if picked is not None
+                batches = (csv_batches(tee, picked, csv_block) if picked is not None
                            else iter(()))
             key = log.key
             rows = 0

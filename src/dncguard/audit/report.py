@@ -22,10 +22,12 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import AuditError
+from ..io.verdict_file import verdict_cells
 from ..models import REASON_DECISION
 from ..phones import mask
 from ..sources.rules.codes import RULE_CODES
-from .jobs import AuditError, file_sha256, verdict_cells
+from .jobs import file_sha256
 from .log import AuditLog
 
 if TYPE_CHECKING:

@@ -28,9 +28,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from ..errors import DncGuardError, InputError
+from ..io.verdict_file import verdict_cells
 from ..phones import mask, normalise
 from ..store import as_utc
-from .jobs import verdict_cells
 from .log import AuditLog, AuditRecord
 from .settings import key_path
 from .tables import NOT_CHECKS, audit_records_table

@@ -416,7 +416,8 @@ class Scrubber:
             try:
                 with tally() as prefilter:  # the sources' reported work in this run
                     if run is not None:
-                        await run.run(slices, write, progress)
+                        await run.run(slices, write, progress,
+                                      in_flight=self.settings.concurrency)
                 summary.prefilter = prefilter.stats()
             except BaseException:
                 writer.abort()
@@ -428,12 +429,13 @@ class Scrubber:
         summary_path(output_path).write_text(result.to_json(), encoding="utf-8")
         return result
 
-    def read_slices(self, path: Path, size: int
+    def read_slices(self, path: Path, size: int, *, whole: bool = True
                     ) -> tuple[list[str], Iterator[Slice], list[str], Callable[[], None]]:
         """A file's header, its rows as slices of ``size``, the earlier verdict's columns it
-        dropped, and what closes it. Read as a table when it parses as one (and
-        ``columnar``), else row by row (the reader flags the rows it cannot read)."""
-        if self.columnar:
+        dropped, and what closes it. Read whole as a table when it parses as one (and
+        ``columnar`` and ``whole``), else streamed row by row (the reader flags the rows it
+        cannot read): a service job streams, its memory bounded by its chunk, not its file."""
+        if self.columnar and whole:
             try:
                 table, dropped = without_old_verdict(read_table(path))
                 return (list(table.column_names), iter(slices_of_table(table, size)), dropped,

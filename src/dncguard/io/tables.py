@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING
 
 from .._lazy import lazy_import
 from ..errors import InputError
+from .excel import EXCEL_SUFFIXES, read_excel
 from .verdict_file import ADDED_COLUMNS, PARQUET_SUFFIXES
 
 if TYPE_CHECKING:
@@ -215,30 +216,11 @@ class ParquetReader(_Dropping):
 
 
 
-#: File name endings read as Excel (inputs: anything else is read as CSV).
-EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
-
-
 def input_format(path: Path) -> str:
     """``parquet``, ``excel`` or ``csv`` (the default), from the file name."""
     suffix = path.suffix.lower()
     return "parquet" if suffix in PARQUET_SUFFIXES else "excel" if suffix in EXCEL_SUFFIXES \
         else "csv"
-
-def read_excel(path: Path) -> pa.Table:
-    """The first sheet of an Excel file as string columns (empty cells ``""``; numbers a
-    spreadsheet stored as floats come back as their digits, ``2025550123``)."""
-    import fastexcel
-
-    try:
-        sheet = fastexcel.read_excel(str(path)).load_sheet(0, dtypes="string")
-        table = sheet.to_arrow()
-    except Exception as exc:  # fastexcel raises its own error types for unreadable files
-        raise InputError(f"cannot read {path} as an Excel workbook: {exc}") from exc
-    names = [str(n) for n in table.column_names]
-    return pa.table([pc.fill_null(c.cast(pa.string()), "") for c in table.columns],
-                    names=names)
-
 
 class ExcelReader(_Dropping):
     """The first sheet of an Excel workbook, row by row (read whole: a sheet is at most

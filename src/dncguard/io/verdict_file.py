@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Collection
+import sys
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -20,7 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .._lazy import lazy_import
-from ..errors import InputError
+from ..errors import InputError, VerdictFileError
+from .excel import read_excel
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -34,6 +36,12 @@ ADDED_COLUMNS = ("e164", "decision", "reason_codes", "detail", "next_allowed_at"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 #: Rows an Excel sheet holds, the header included.
 EXCEL_MAX_ROWS = 1_048_576
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+# A verdict file holds the input's cells as they were: read back, a cell may be as long as the
+# input's (the row reader allows the same).
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 def iso_utc(value: datetime | None) -> str:
@@ -394,3 +402,146 @@ class TableWriter:
         if self._fh is not None:
             self._fh.close()
         self._tmp.unlink(missing_ok=True)
+
+
+# -- reading a verdict file back (the audit's proofs, reports and searches) ---------------
+
+#: The verdict columns a leaf and a report use, in this order, found by their position among
+#: the columns the pipeline adds at the end of every row.
+VERDICT_COLUMNS = ("e164", "decision", "reason_codes", "detail", "next_allowed_at")
+_PICK = [ADDED_COLUMNS.index(name) for name in VERDICT_COLUMNS]
+#: The columns a row line uses (all but ``detail``), as positions among the added ones.
+_LINE_PICK = [ADDED_COLUMNS.index(name)
+              for name in ("e164", "decision", "reason_codes", "next_allowed_at")]
+
+
+def verdict_cells(path: Path) -> Iterator[list[str]]:
+    """The :data:`VERDICT_COLUMNS` cells of every data row of a results file, in order."""
+    for tail in _added_cells(path):
+        yield [tail[i] for i in _PICK]
+
+
+def is_excel(path: Path) -> bool:
+    return path.suffix.lower() == ".xlsx"
+
+
+def _excel_table(path: Path) -> Any:
+    try:
+        return read_excel(path)
+    except InputError as exc:
+        raise VerdictFileError(str(exc)) from exc
+
+
+def excel_batches(path: Path) -> Iterator[list[Any]]:
+    """An Excel verdict file's row-line columns (its cells are text; see TableWriter)."""
+    n = len(ADDED_COLUMNS)
+    table = _excel_table(path)
+    names = list(table.column_names)
+    if len(names) < n:
+        raise VerdictFileError(f"{path} is not a verdict file: it has {len(names)} columns")
+    index = [len(names) - n + i for i in _LINE_PICK]
+    for start in range(0, max(table.num_rows, 1), 65_536):
+        part = table.slice(start, 65_536)
+        if part.num_rows:
+            yield [part.column(i).combine_chunks() for i in index]
+
+
+def _added_cells(path: Path) -> Iterator[list[str]]:
+    n = len(ADDED_COLUMNS)
+    if is_excel(path):
+        table = _excel_table(path)
+        cols = [table.column(i).to_pylist() for i in range(table.num_columns - n,
+                                                            table.num_columns)]
+        for values in zip(*cols, strict=True):
+            yield [str(v or "") for v in values]
+        return
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=65_536):
+            cols = [batch.column(i).to_pylist() for i in range(batch.num_columns - n,
+                                                                batch.num_columns)]
+            for values in zip(*cols, strict=True):
+                yield [instant_text(v) for v in values]
+        return
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            return
+        width = len(header)
+        for cells in reader:
+            # The writer emits every row with the header's width; be lenient anyway.
+            tail = cells[width - n:width] if len(cells) >= width else cells[-n:]
+            yield [undefuse(c) for c in tail]
+
+
+def csv_picked(path: Path) -> list[str] | None:
+    """The header names of the row-line columns (None for an empty file)."""
+    n = len(ADDED_COLUMNS)
+    try:  # (surrogateescape: bad bytes after the header are pyarrow's to report)
+        with path.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
+            header = next(csv.reader(fh), None)
+    except csv.Error as exc:
+        raise VerdictFileError(f"{path}: the header line is not valid CSV ({exc})") from exc
+    except OSError as exc:
+        raise VerdictFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if header is None:
+        return None
+    if any(_SURROGATE.search(name) for name in header):
+        raise VerdictFileError(f"{path}: the header line is not valid UTF-8")
+    if len(header) < n:
+        raise VerdictFileError(f"{path} is not a verdict file: its header has {len(header)} "
+                               "columns")
+    picked = [header[len(header) - n + i] for i in _LINE_PICK]
+    if any(header.count(name) != 1 for name in picked):
+        # The pipeline renames added columns the input already has, so this is not its file.
+        raise VerdictFileError(f"{path} is not a verdict file: its header repeats one of "
+                         f"{', '.join(picked)}")
+    return picked
+
+
+#: pyarrow reads a CSV in blocks; a cell (or row) longer than a block cannot be parsed with
+#: it ("straddling object straddles two block boundaries"), so a scan that meets one starts
+#: again with the next size.
+CSV_BLOCK_SIZES = (4 << 20, 64 << 20, 1 << 30)
+
+
+def csv_batches(source: Any, picked: list[str], block_size: int = CSV_BLOCK_SIZES[0]
+                 ) -> Iterator[list[Any]]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    reader = pacsv.open_csv(
+        source,
+        read_options=pacsv.ReadOptions(use_threads=False, block_size=block_size),
+        # Python's csv writer quotes a cell holding a comma, quote or line break and doubles
+        # its quotes: pyarrow's default dialect, with line breaks allowed in quoted cells.
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=picked, column_types=dict.fromkeys(picked, pa.string()),
+            strings_can_be_null=False))
+    for batch in reader:
+        yield [undefuse_array(batch.column(name)) for name in picked]
+
+
+def parquet_batches(path: Path) -> Iterator[list[Any]]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    n = len(ADDED_COLUMNS)
+    pf = pq.ParquetFile(path)
+    names = list(pf.schema_arrow.names)
+    if len(names) < n:
+        raise VerdictFileError(f"{path} is not a verdict file: it has {len(names)} columns")
+    index = [len(names) - n + i for i in _LINE_PICK]
+    picked = [names[i] for i in index]
+    unique = all(names.count(name) == 1 for name in picked)
+    for batch in pf.iter_batches(batch_size=65_536, columns=picked if unique else None):
+        cols = [batch.column(name) for name in picked] if unique else [
+            batch.column(i) for i in index]
+        yield [pa.array([instant_text(v) for v in c.to_pylist()], pa.string())
+               if pa.types.is_timestamp(c.type)  # typed next_allowed_at: the CSV's text
+               else pc.fill_null(pc.cast(c, pa.string()), "") for c in cols]

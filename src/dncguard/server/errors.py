@@ -137,6 +137,7 @@ def install(app: FastAPI) -> None:
 STATUS: dict[str, int] = {
     "ContextError": 422, "InputError": 422, "ListError": 422, "ApiKeyError": 422,
     "SnapshotIntegrityError": 503, "SourceError": 503, "AuditError": 503,
+    "VerdictFileError": 503,
     "MigrationError": 503, "RulesDataError": 500, "ConfigError": 500, "DncGuardError": 500,
 }
 

@@ -428,7 +428,7 @@ class JobRunner:
         try:
             source = await asyncio.to_thread(self.store.local, self.store.input_path(job))
             header, slices, _, close = await asyncio.to_thread(
-                scrubber.read_slices, source, job.chunk_size)
+                scrubber.read_slices, source, job.chunk_size, whole=False)
         except InputError as exc:
             self._fail(job.id, str(exc))
             return
@@ -464,7 +464,7 @@ class JobRunner:
                                                prefilter.stats())
                 if self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay / 2)
-                counts.update(part.by_decision)
+                counts.update({k: n for k, n in part.by_decision.items() if n})
                 rows_done += part.total_rows
                 await asyncio.to_thread(self._commit, job.id, k, rows_done, dict(counts))
                 self.counter.record_rows((r.decision, r.reasons, r.state or r.region)
