@@ -186,3 +186,29 @@ def test_files_that_are_not_tables_go_row_by_row(home: Settings, tmp_path: Path,
     assert summary["rowErrorCount"] == 2
     with pytest.raises(tables.NotColumnar):
         tables.read_table(path)
+
+
+def test_a_few_rows_and_many_read_their_contexts_alike(cfg: Settings, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slice of a few rows (a group of single checks) reads its context columns row by row,
+    a larger one per distinct value: the same verdicts, refusals and summary."""
+    from dncguard.engine import run as engine_run
+
+    rows = [["phone", "state", "zip", "timezone", "line_type"]]
+    for k in range(50):
+        rows.append([_fmt(f"{NPAS[k % 9]}555{k % 7:04d}", FORMATS[k % 3]),
+                     ["", "FL", "ny", "ZZ", " tx "][k % 5], ["", "33101", "99999x"][k % 3],
+                     ["", "America/New_York", "Mars/Base"][k % 4 % 3],
+                     ["", "mobile", "fax"][k % 6 % 3]])
+    path = _write(tmp_path / "ctx.csv", rows)
+    outs = []
+    for few in (0, 10**6):
+        monkeypatch.setattr(engine_run, "_FEW_ROWS", few)
+        target = tmp_path / f"few-{few}.csv"
+        Scrubber(cfg, clock=lambda: AT).scrub_file(path, target, at=AT)
+        summary = json.loads(target.with_name(f"{target.stem}.summary.json").read_text())
+        for key in _VOLATILE:
+            summary.pop(key, None)
+        outs.append((target.read_bytes(), summary))
+    assert outs[0] == outs[1]
+    assert b"CONTEXT_INVALID" in outs[0][0] and outs[0][1]["rowErrorCount"] > 0

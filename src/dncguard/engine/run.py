@@ -63,6 +63,8 @@ _SUPPRESSED_IDS = [_DECISION_ID[d] for d in (Decision.BLOCK, Decision.DEFER, Dec
 #: slice replayed with :meth:`ScrubRun.skip` (checked again where it appears next)
 _PENDING = -1
 _SKIPPED = -2
+#: Below this many rows a slice's contexts are read row by row (a group of single checks)
+_FEW_ROWS = 64
 
 
 @dataclass
@@ -92,6 +94,9 @@ class Slice:
     columns: list[pa.Array]
     start: int
     malformed: dict[int, str] = field(default_factory=dict)
+    #: the same cells as Python lists, row by row, when the caller has them (a few rows: a
+    #: group of single checks reads them without converting the columns back)
+    cells: list[list[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.columns[0]) if self.columns else 0
@@ -107,8 +112,11 @@ def slices_of_table(table: pa.Table, size: int) -> Iterable[Slice]:
 def slice_of_rows(rows: list[list[str]], start: int, width: int,
                   malformed: dict[int, str] | None = None) -> Slice:
     """Rows as lists of cells (each ``width`` long) as a slice."""
-    columns = [pa.array([r[i] for r in rows], pa.string()) for i in range(width)]
-    return Slice(columns, start, dict(malformed or {}))
+    n = len(rows)
+    # one conversion for every cell, column by column; each column a zero-copy slice of it
+    cells = pa.array([r[i] for i in range(width) for r in rows], pa.string())
+    columns = [cells.slice(i * n, n) for i in range(width)]
+    return Slice(columns, start, dict(malformed or {}), rows if n < _FEW_ROWS else None)
 
 
 _Run = tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64], npt.NDArray[np.int64]]
@@ -126,6 +134,8 @@ class SortedRuns:
              ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Which keys were seen, and their first rows and ids (0 where not)."""
         found = np.zeros(keys.size, dtype=bool)
+        if not self.runs:
+            return found, np.zeros(keys.size, dtype=np.int64), np.zeros(keys.size, dtype=np.int64)
         row = np.zeros(keys.size, dtype=np.int64)
         ident = np.zeros(keys.size, dtype=np.int64)
         for values, rows, ids in self.runs:
@@ -213,6 +223,7 @@ class ScrubRun:
         self.zone_of: dict[int, tuple[str, str]] = {}  # key id -> zones
         self.context_columns = list(context_columns(header).items()) if header else []
         self._cleaned: dict[tuple[str, str], str | ContextError] = {}
+        self._raw_contexts: dict[tuple[str, ...], int | tuple[str, str]] = {}
         self._ctx_ids: dict[tuple[str, ...], int] = {}
         self.contexts: list[dict[str, str]] = []  # per row context id: the row's own values
         self._ctx_state: list[str] = []
@@ -246,6 +257,8 @@ class ScrubRun:
         n = len(sl)
         if not self.context_columns:
             return np.zeros(n, dtype=np.int64), {}
+        if n < _FEW_ROWS:
+            return self._few_row_contexts(sl, flagged)
         problems: dict[int, tuple[str, str]] = {}
         bad = flagged.copy()
         per_column: list[tuple[list[str], npt.NDArray[np.int64]]] = []
@@ -256,13 +269,7 @@ class ScrubRun:
             per_value = np.empty(len(encoded.dictionary), dtype=np.int64)
             refused: dict[int, str] = {}
             for i, raw in enumerate(encoded.dictionary.to_pylist()):
-                hit = self._cleaned.get((name, raw))
-                if hit is None:
-                    try:
-                        hit = clean_field(name, raw)
-                    except ContextError as exc:
-                        hit = exc
-                    self._cleaned[(name, raw)] = hit
+                hit = self._cleaned_value(name, raw)
                 if isinstance(hit, ContextError):
                     refused[i] = hit.why
                     per_value[i] = -1
@@ -281,13 +288,59 @@ class ScrubRun:
         row_ctx = np.zeros(n, dtype=np.int64)
         good = np.flatnonzero(~bad)
         if good.size:
-            stacked = np.stack([own[good] for _, own in per_column], axis=1)
-            combos, inverse = np.unique(stacked, axis=0, return_inverse=True)
-            ids_of = np.array([self._context_id(tuple(per_column[j][0][v]
-                                                      for j, v in enumerate(combo)))
-                               for combo in combos.tolist()], dtype=np.int64)
+            # one integer per combination of the columns' values, renumbered after each
+            # column so that it never overflows; then each combination's context id once
+            key = np.zeros(good.size, dtype=np.int64)
+            for canon, own in per_column:
+                _, key = np.unique(key, return_inverse=True)
+                key = key.reshape(-1).astype(np.int64) * max(len(canon), 1) + own[good]
+            _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+            ids_of = np.array([self._context_id(tuple(canon[int(own[good[i]])]
+                                                      for canon, own in per_column))
+                               for i in first.tolist()], dtype=np.int64)
             row_ctx[good] = ids_of[inverse.reshape(-1)]
         return row_ctx, problems
+
+    def _cleaned_value(self, name: str, raw: str) -> str | ContextError:
+        hit = self._cleaned.get((name, raw))
+        if hit is None:
+            try:
+                hit = clean_field(name, raw)
+            except ContextError as exc:
+                hit = exc
+            self._cleaned[(name, raw)] = hit
+        return hit
+
+    def _few_row_contexts(self, sl: Slice, flagged: npt.NDArray[np.bool_]
+                          ) -> tuple[npt.NDArray[np.int64], dict[int, tuple[str, str]]]:
+        """:meth:`_row_contexts` of a few rows (a group of single checks), row by row: the
+        same ids and refusals, without an array pass per column."""
+        rows = sl.cells if sl.cells is not None else [
+            list(r) for r in zip(*(c.to_pylist() for c in sl.columns), strict=True)]
+        row_ctx = np.zeros(len(sl), dtype=np.int64)
+        problems: dict[int, tuple[str, str]] = {}
+        columns = [col for _, col in self.context_columns]
+        for i in np.flatnonzero(~flagged).tolist():
+            raw = tuple(rows[i][col] for col in columns)
+            found = self._raw_contexts.get(raw)
+            if found is None:
+                found = self._raw_contexts[raw] = self._context_of(raw)
+            if isinstance(found, tuple):
+                problems[i] = found
+            else:
+                row_ctx[i] = found
+        return row_ctx, problems
+
+    def _context_of(self, raw: tuple[str, ...]) -> int | tuple[str, str]:
+        """The context id of a row's raw context cells, or (column, why) of the first cell
+        that is not understood."""
+        values: list[str] = []
+        for (name, col), cell in zip(self.context_columns, raw, strict=True):
+            hit = self._cleaned_value(name, cell)
+            if isinstance(hit, ContextError):
+                return (self.header[col], hit.why)
+            values.append(hit)
+        return self._context_id(tuple(values))
 
     # -- one slice ----------------------------------------------------------------------------
     def prepare(self, sl: Slice, *, check: bool = True) -> Prepared:
@@ -306,7 +359,9 @@ class ScrubRun:
         if any(self._ctx_region):
             region_of = np.array(self._ctx_region, dtype=object)
             hints = [h or fallback for h in region_of[row_ctx].tolist()]
-        phone = sl.columns[self.phone] if sl.columns else pa.array([], pa.string())
+        phone: pa.Array | list[str] = (
+            [r[self.phone] for r in sl.cells] if sl.cells is not None
+            else sl.columns[self.phone] if sl.columns else pa.array([], pa.string()))
         norm = normalise_arrays(phone, hints)
         okpos = np.flatnonzero(norm.ok & ~flagged)
         digits = norm.digits[okpos]
@@ -607,7 +662,9 @@ class SliceVerdicts:
         """Every row's verdict as a :class:`RowResult` (duplicates carry DUPLICATE)."""
         p, run = self.p, self.run
         norm = p.norm
-        phone = p.slice.columns[run.phone].to_pylist() if p.slice.columns else []
+        sl = p.slice
+        phone = ([r[run.phone] for r in sl.cells] if sl.cells is not None
+                 else sl.columns[run.phone].to_pylist() if sl.columns else [])
         out: list[RowResult | None] = [None] * p.rows.size
         for i, decision, code, detail, err in self._special():
             row = int(p.rows[i])

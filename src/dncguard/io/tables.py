@@ -15,6 +15,7 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -42,6 +43,7 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 
+@lru_cache(maxsize=4096)
 def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
@@ -71,6 +73,12 @@ def phone_like(header: list[str]) -> list[str]:
 def find_phone_column(header: list[str], requested: str | None) -> int:
     """The index of the phone column: the one named, else the only phone-like column. A
     header with several phone-like columns is refused: one of them would go unchecked."""
+    return _phone_column(tuple(header), requested)
+
+
+@lru_cache(maxsize=256)
+def _phone_column(header_t: tuple[str, ...], requested: str | None) -> int:
+    header = list(header_t)
     if requested is not None:
         if requested in header:
             return header.index(requested)
