@@ -464,7 +464,7 @@ class JobRunner:
                                                prefilter.stats())
                 if self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay / 2)
-                counts.update({k: n for k, n in part.by_decision.items() if n})
+                counts.update({d: n for d, n in part.by_decision.items() if n})
                 rows_done += part.total_rows
                 await asyncio.to_thread(self._commit, job.id, k, rows_done, dict(counts))
                 self.counter.record_rows((r.decision, r.reasons, r.state or r.region)
