@@ -101,7 +101,9 @@ class Settings(SectionSettings):
     )
     default_region: str = Field(default="US", description="Region for numbers without one")
     chunk_size: int = Field(default=50_000, ge=1, description="Numbers per pipeline chunk")
-    concurrency: int = Field(default=4, ge=1, description="Slices of a file checked at once")
+    concurrency: int = Field(default=1, ge=1, description="Slices of a file checked at once "
+                             "(1: one checked while the next is read and the one before "
+                             "written; more costs memory, and on 2 cores, time)")
     keep_snapshots: int = Field(default=3, ge=1, description="Snapshots kept per list")
     object_store_url: str | None = Field(
         default=None, description="s3://BUCKET/PREFIX: job files go to this S3-compatible "
