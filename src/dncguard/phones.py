@@ -274,11 +274,15 @@ def normalise_arrays(
     for all. Plain NANP inputs are decided by the NPA-NXX table; the rest per row. A batch
     of fewer than :data:`_SMALL_BATCH` inputs goes through the per-row function (cached, the
     same answers: the tests hold both to ``phonenumbers``), which is faster at that size."""
-    if len(raws) < _SMALL_BATCH:
-        return _small_arrays(raws, regions)
-    given = None if isinstance(raws, (pa.Array, pa.ChunkedArray)) else raws
-    text = pc.replace_substring_regex(_as_strings(raws), _FLOAT_CELL_RE2, r"\1\2")
-    n = len(text)
+    small = len(raws) < _SMALL_BATCH
+    given: Sequence[str] | None = None
+    if not isinstance(raws, (pa.Array, pa.ChunkedArray)):
+        given = raws
+    elif small:  # no array pass for a few inputs: each goes to the per-row parser below
+        given = [r if r is not None else "" for r in raws.to_pylist()]
+    text = None if small else pc.replace_substring_regex(_as_strings(raws), _FLOAT_CELL_RE2,
+                                                         r"\1\2")
+    n = len(raws)
     codes, nanp_regions = nanp.load_table()
     region_names: list[str] = ["", *nanp_regions]
     region_ids = {name: i for i, name in enumerate(region_names)}
@@ -296,9 +300,10 @@ def normalise_arrays(
 
     # -- the table path ----------------------------------------------------------------------
     done = np.zeros(n, dtype=bool)
-    plain = _bools(pc.match_substring_regex(text, _PLAIN))
-    at = np.flatnonzero(plain)
+    at = np.flatnonzero(_bools(pc.match_substring_regex(text, _PLAIN))) if text is not None \
+        else np.zeros(0, dtype=np.int64)
     if at.size:
+        assert text is not None
         sub = text.take(pa.array(at))
         plus = _bools(pc.match_substring(sub, "+"))
         num = pc.replace_substring_regex(sub, r"[^0-9]", "")
@@ -330,8 +335,11 @@ def normalise_arrays(
     # -- the per-row parser for the rest (each distinct input once) --------------------------
     rest = np.flatnonzero(~done)
     if rest.size:
-        rest_text = ([given[i] for i in rest.tolist()] if given is not None
-                     else text.take(pa.array(rest)).to_pylist())
+        if given is not None:
+            rest_text = [given[i] for i in rest.tolist()]
+        else:
+            assert text is not None
+            rest_text = text.take(pa.array(rest)).to_pylist()
         rest_hint = [hints[i] for i in rest.tolist()] if isinstance(hints, list) else None
         for j, i in enumerate(rest.tolist()):
             hint = rest_hint[j] if rest_hint is not None else str(hints)
@@ -345,36 +353,6 @@ def normalise_arrays(
                 message[i] = _intern(texts, text_ids, res.message)
     return NormalisedArrays(digits, region, error, message, tuple(region_names), tuple(texts),
                             int(rest.size))
-
-
-def _small_arrays(raws: Sequence[str] | pa.Array | pa.ChunkedArray,
-                  regions: Sequence[str | None] | str | None) -> NormalisedArrays:
-    """:func:`normalise_arrays` of a few inputs, each by :func:`normalise`'s cached function."""
-    if isinstance(raws, (pa.Array, pa.ChunkedArray)):
-        texts_in = [r if r is not None else "" for r in raws.to_pylist()]
-    else:
-        texts_in = list(raws)
-    n = len(texts_in)
-    hints, _ = _hints(regions, n)
-    digits = np.zeros(n, dtype=np.uint64)
-    region = np.zeros(n, dtype=np.int16)
-    error = np.zeros(n, dtype=np.uint8)
-    message = np.zeros(n, dtype=np.int32)
-    region_names: list[str] = [""]
-    region_ids = {"": 0}
-    texts: list[str] = [""]
-    text_ids = {"": 0}
-    for i, raw in enumerate(texts_in):
-        res = _normalise_cached(raw, hints[i] if isinstance(hints, list) else str(hints))
-        if res.e164:
-            digits[i] = res.digits
-        if res.region:
-            region[i] = _intern(region_names, region_ids, res.region)
-        if res.error is not None:
-            error[i] = _ERROR_INDEX[res.error]
-            message[i] = _intern(texts, text_ids, res.message)
-    return NormalisedArrays(digits, region, error, message, tuple(region_names), tuple(texts),
-                            n)
 
 
 def _intern(items: list[str], ids: dict[str, int], value: str) -> int:
