@@ -66,3 +66,45 @@ def test_two_homes_never_share_state(tmp_path: Path) -> None:
     a.add_number("+12025550123")
     assert [i.name for i in a.all()] == ["internal"]
     assert b.all() == []
+
+
+def test_one_settings_object_holds_its_sections(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings are built once at the edge and handed down: every part of a scrub gets the
+    sections as the file said when it was read, the file is read once, and an edit made
+    meanwhile (a server running) changes nothing until settings are loaded again."""
+    from dncguard import config
+    from dncguard.config import load_section
+    from dncguard.sources.cxone import load_cxone
+    from dncguard.sources.registry import default_checks
+    from dncguard.sources.rules import RulesCheck, RulesSettings
+
+    monkeypatch.setenv("DNCGUARD_RULES_ENABLED", "true")  # the tests' default is off
+    home = tmp_path / "home"
+    home.mkdir()
+    toml = home / "dncguard.toml"
+    toml.write_text('[rules]\ndefault_max_age_days = 20\n[cxone]\npush_group = "7"\n')
+    reads: list[Path] = []
+    real = config._read_toml
+    monkeypatch.setattr(config, "_read_toml", lambda p: reads.append(p) or real(p))
+    s = load_settings()
+    toml.write_text('[rules]\ndefault_max_age_days = 5\n')
+    rules = s.section(RulesSettings)
+    assert rules.default_max_age_days == 20 and load_section(RulesSettings, s) is rules
+    assert load_cxone(s).push_group == "7" and load_cxone(s) is load_cxone(s)
+    found = [c for c in default_checks(s) if isinstance(c, RulesCheck)]
+    assert len(found) == 1 and found[0].config is rules
+    assert reads == [toml]
+    assert load_settings().section(RulesSettings).default_max_age_days == 5
+
+
+def test_server_refuses_a_bad_section_at_start(tmp_path: Path) -> None:
+    """An invalid section stops the service from starting, naming the section, instead of
+    failing a later request that happens to read it."""
+    from dncguard.server import create_app
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dncguard.toml").write_text("[cxone]\ntimeout_seconds = -1\n")
+    with pytest.raises(ConfigError, match=r"\[cxone\]"):
+        create_app(load_settings(), no_auth=True, run_jobs=False)

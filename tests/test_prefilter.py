@@ -341,11 +341,13 @@ def test_settings_section_env_and_config_show(settings: Settings,
     shown = all_sections(settings)["prefilter"]
     assert isinstance(shown, PrefilterSettings) and "pepper" not in repr(shown)
     monkeypatch.setenv("DNCGUARD_PREFILTER_TTL_SECONDS", "60")  # under the minimum
+    assert load_section(PrefilterSettings, settings) is pf  # read once, by these settings
+    fresh = Settings(home=settings.home)
     with pytest.raises(ConfigError, match="prefilter"):
-        load_section(PrefilterSettings, settings)
+        load_section(PrefilterSettings, fresh)
     monkeypatch.setenv("DNCGUARD_PREFILTER_TTL_SECONDS", "7200")
     monkeypatch.setenv("DNCGUARD_PREFILTER_ENABLED", "false")
-    assert Prefilter.open(settings, "x", namespace="ns") is None
+    assert Prefilter.open(Settings(home=settings.home), "x", namespace="ns") is None
 
 
 def test_stats_merge_and_tally_follow_tasks_and_threads(tmp_path: Path) -> None:

@@ -14,6 +14,12 @@ from the environment or the arguments only, since it locates the TOML file.
 Subsystems (CXone, rules, audit, ...) keep their own settings classes derived from
 :class:`SectionSettings`; each reads ``DNCGUARD_<SECTION>_*`` variables and the ``[section]``
 table of the same TOML file.
+
+One :class:`Settings` object is built at the edge (the CLI, the server's ``create_app``, a
+library caller) and handed down. It holds its sections: :meth:`Settings.section` loads a
+section the first time it is asked for, from the TOML file as it was read when the settings
+were loaded, and every later caller gets that same object. A file edited while a server runs
+therefore changes nothing until a restart, rather than some sections and not others.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -111,6 +117,12 @@ class Settings(SectionSettings):
     progress_min_rows: int = Field(default=5_000, ge=0, description="Show a progress bar above")
     campaigns: dict[str, CampaignProfile] = Field(default_factory=dict)
 
+    # the TOML file's contents as read when these settings were loaded (None: not read yet),
+    # the config file they belong to, and the sections loaded from them
+    _toml: dict[str, Any] | None = PrivateAttr(default=None)
+    _toml_of: Path | None = PrivateAttr(default=None)
+    _sections: dict[type[SectionSettings], SectionSettings] = PrivateAttr(default_factory=dict)
+
     @field_validator("default_region")
     @classmethod
     def _region(cls, value: str) -> str:
@@ -142,6 +154,23 @@ class Settings(SectionSettings):
                            f"no campaign profile named {name!r}; configured: {known} "
                            "([campaigns.NAME] in the settings file)")
 
+    def toml(self) -> dict[str, Any]:
+        """The settings file's tables, read once (when these settings were loaded, or on
+        first use for settings built directly); ``{}`` without a file."""
+        if self._toml is None or self._toml_of != self.config_file:
+            self._toml = _read_toml(self.config_file) if self.config_file else {}
+            self._toml_of = self.config_file
+            self._sections = {}
+        return self._toml
+
+    def section(self, cls: type[S]) -> S:
+        """The ``cls`` section of these settings, loaded once and shared by every caller."""
+        data = self.toml()
+        found = self._sections.get(cls)
+        if found is None:
+            found = self._sections[cls] = _build_section(cls, data)
+        return found  # type: ignore[return-value]
+
 
 S = TypeVar("S", bound=SectionSettings)
 
@@ -167,9 +196,7 @@ def _config_path(home: Path) -> Path | None:
     return default if default.is_file() else None
 
 
-def load_section(cls: type[S], settings: Settings, **overrides: Any) -> S:
-    """Load a subsystem's settings from the same environment and TOML file as ``settings``."""
-    data = _read_toml(settings.config_file) if settings.config_file else {}
+def _build_section(cls: type[S], data: dict[str, Any], **overrides: Any) -> S:
     token = _toml_data.set(data)
     try:
         return cls(**overrides)
@@ -177,6 +204,15 @@ def load_section(cls: type[S], settings: Settings, **overrides: Any) -> S:
         raise ConfigError(f"invalid [{cls.toml_table}] settings: {exc}") from exc
     finally:
         _toml_data.reset(token)
+
+
+def load_section(cls: type[S], settings: Settings, **overrides: Any) -> S:
+    """A subsystem's settings from the same environment and TOML file as ``settings``: the
+    section ``settings`` holds (:meth:`Settings.section`), or with ``overrides`` (a command's
+    flags) a new one built from the same file contents."""
+    if not overrides:
+        return settings.section(cls)
+    return _build_section(cls, settings.toml(), **overrides)
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -195,6 +231,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"invalid settings: {exc}") from exc
     finally:
         _toml_data.reset(token)
+    settings._toml, settings._toml_of = data, path
     return settings
 
 
@@ -210,10 +247,11 @@ SECTION_CLASSES: dict[str, str] = {
 
 
 def all_sections(settings: Settings) -> dict[str, SectionSettings]:
-    """Every registered subsystem's effective settings."""
+    """Every registered subsystem's effective settings (each loaded once, see
+    :meth:`Settings.section`); an invalid one is refused with :class:`ConfigError`."""
     out: dict[str, SectionSettings] = {}
     for name, target in SECTION_CLASSES.items():
         module, cls_name = target.split(":")
         cls = getattr(importlib.import_module(module), cls_name)
-        out[name] = load_section(cls, settings)
+        out[name] = settings.section(cls)
     return out

@@ -44,5 +44,6 @@ def test_toml_tables_and_invalid_values(tmp_path: Path, monkeypatch: pytest.Monk
     assert hb.base_url == "https://dnc.example" and hb.match_type == "hash"
     assert not hb.configured
     monkeypatch.setenv("DNCGUARD_CXONE_STALE_POLICY", "allow")
+    assert load_cxone(settings) is cx  # the settings already hold their section
     with pytest.raises(ConfigError, match=r"\[cxone\]"):
-        load_cxone(settings)
+        load_cxone(load_settings())

@@ -1,8 +1,8 @@
 """The grouped rules evaluation gives exactly the reasons of a per-number evaluation.
 
 ``RulesCheck.evaluate`` groups a batch's numbers by everything the rules look at and shares
-the reasons of a group; ``evaluate(..., grouped=False)`` (``RulesCheck._check_one`` per number)
-is the straightforward reference. A few thousand varied numbers (split-zone area codes, many
+the reasons of a group; :func:`tests.rules.reference.reference_reasons` (each number on its
+own) is the straightforward reference. A few thousand varied numbers (split-zone area codes, many
 states, ZIPs, time zones, line types, consent and attempt records, registry lists) are run
 through both under several kinds of call and moments.
 """
@@ -35,6 +35,7 @@ from dncguard.sources.rules import (
 from dncguard.sources.rules.zones import _pn_zones, _pn_zones_uncached, zone_keys
 
 from .conftest import region_of
+from .reference import reference_reasons
 
 ZONES = ["America/New_York", "America/Chicago", "America/Denver", "America/Phoenix",
          "America/Los_Angeles", "America/Anchorage", "Pacific/Honolulu", "America/Boise",
@@ -184,7 +185,7 @@ def test_grouped_equals_per_number(make_check: Callable[..., RulesCheck],
         ctx = CheckContext(at=at, campaign=campaign, purpose=purpose, call_type=call_type,
                            profile=profile or CampaignProfile())
         grouped = asyncio.run(check.check(batch, ctx))
-        reference = check.evaluate(batch, ctx, grouped=False)
+        reference = reference_reasons(check, batch, ctx)
         assert len(grouped) == len(numbers)
         for e164, got, want in zip(numbers, _dump(grouped), _dump(reference), strict=True):
             assert got == want, (e164, ctx)
@@ -251,6 +252,6 @@ def test_time_reasons_kept_within_a_minute_are_right(
             ctx = CheckContext(at=at, campaign="default", purpose="telemarketing",
                                call_type="manual", profile=CampaignProfile())
             kept = check.evaluate_groups(batch, ctx).per_number()
-            reference = check.evaluate(batch, ctx, grouped=False)
+            reference = reference_reasons(check, batch, ctx)
             for e164, got, want in zip(numbers, _dump(kept), _dump(reference), strict=True):
                 assert got == want, (e164, at)

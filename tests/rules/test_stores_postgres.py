@@ -1,5 +1,7 @@
 """The consent and attempt lookups of a batch (one query, the numbers as one parameter) on
-SQLite and on the real PostgreSQL: the same records, only for the numbers that have any."""
+SQLite and on the real PostgreSQL: the same records, only for the numbers that have any; a
+large batch meeting an empty table does not send its numbers, and finds a row once there is
+one."""
 
 from __future__ import annotations
 
@@ -7,9 +9,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from dncguard.config import load_settings
 from dncguard.sources.rules import AttemptStore, ConsentStore
+from dncguard.sources.rules.stores import PROBE_EMPTY_FROM
 
 AT = datetime(2026, 11, 18, 17, 0, tzinfo=UTC)
 
@@ -19,13 +23,26 @@ def _lookups(home: Path, database_url: str | None) -> None:
                                            else {}))
     consents, attempts = ConsentStore(settings), AttemptStore(settings)
     assert consents.for_numbers(["+12125550100"]) == {}
+    many = [f"+1202555{i:04d}" for i in range(3000)] + ["+12125550100", "+14055550100"]
+    assert len(many) >= PROBE_EMPTY_FROM
+    sent: list[int] = []
+
+    def count(conn: object, cursor: object, statement: str, params: object, *_: object) -> None:
+        sent.append(len(str(params)))
+
+    event.listen(consents.engine, "before_cursor_execute", count)
+    try:
+        assert consents.for_numbers(many) == {}
+    finally:
+        event.remove(consents.engine, "before_cursor_execute", count)
+    assert sent and max(sent) < 1000  # the probe only: the 3,002 numbers never went out
+    assert attempts.for_numbers(many, AT - timedelta(hours=24)) == {}
     consents.add("+12125550100", "express", date(2026, 1, 5))
     consents.add("+12125550100", "ebr_inquiry", date(2026, 2, 5), expires=date(2026, 8, 5))
     consents.add("+13055550100", "express_written", date(2026, 3, 1))
     for hours in (30, 20, 2):
         attempts.record("+12125550100", AT - timedelta(hours=hours), campaign="spring")
     attempts.record("+14055550100", AT - timedelta(hours=1))
-    many = [f"+1202555{i:04d}" for i in range(3000)] + ["+12125550100", "+14055550100"]
     found = consents.for_numbers(many + ["+12125550100"])
     assert sorted(found) == ["+12125550100"]
     assert sorted(r.type for r in found["+12125550100"]) == ["ebr_inquiry", "express"]

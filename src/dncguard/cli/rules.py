@@ -98,12 +98,11 @@ def _summary(rule: RuleBase) -> str:
 def show(jurisdiction: str = typer.Argument(..., help="US, US-FL, CA, GB or AU"),
          as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Print a jurisdiction's rules with citations, dates and confidence."""
-    from ..config import load_section
     from ..sources.rules.loader import load_ruleset
     from ..sources.rules.settings import RulesSettings
 
     cfg = settings()
-    ruleset = load_ruleset(load_section(RulesSettings, cfg).data_dir)
+    ruleset = load_ruleset(cfg.section(RulesSettings).data_dir)
     key = jurisdiction.strip().upper()
     rf = ruleset.files.get(key)
     if rf is None:

@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI
 
 from .. import audit, sharedfiles
 from .._version import __version__
-from ..config import Settings, load_settings
+from ..config import Settings, all_sections, load_settings
 from ..errors import ConfigError
 from ..lists.store import ListStore
 from ..models import Verdict
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
                no_auth: bool | None = None, run_jobs: bool = True) -> FastAPI:
     """Build the service. Refuses (ConfigError) to build without an API key unless no_auth."""
     settings = settings or load_settings()
+    all_sections(settings)  # every section read and checked now, not on some later request
     server = server or load_server_settings(settings)
     no_auth = server.no_auth if no_auth is None else no_auth
     engine = get_engine(settings)  # migrated to the newest revision: every table exists

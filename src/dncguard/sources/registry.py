@@ -6,7 +6,7 @@ rules (unless turned off). Nothing else names a source."""
 
 from __future__ import annotations
 
-from ..config import Settings, load_section
+from ..config import Settings
 from ..lists.store import ListStore
 from .cxone.settings import load_cxone
 from .cxone.source import CxoneCheck
@@ -28,7 +28,7 @@ def default_checks(settings: Settings, store: ListStore | None = None) -> list[C
         checks.append(HttpBatchCheck(hb, settings=settings))
     from .rules import RulesCheck, RulesSettings
 
-    rules_settings = load_section(RulesSettings, settings)
+    rules_settings = settings.section(RulesSettings)
     if rules_settings.enabled:
         checks.append(RulesCheck(settings, rules_settings=rules_settings, store=store))
     return checks

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from ...config import SectionSettings, Settings, load_section
+from ...config import SectionSettings, Settings
 from ...errors import ConfigError
 from ..remote.resilience import RetryPolicy
 
@@ -83,4 +83,4 @@ class CxoneSettings(SectionSettings):
 
 
 def load_cxone(settings: Settings) -> CxoneSettings:
-    return load_section(CxoneSettings, settings)
+    return settings.section(CxoneSettings)

@@ -27,7 +27,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from ..._lazy import lazy_import
-from ...config import SectionSettings, Settings, load_section
+from ...config import SectionSettings, Settings
 from ...errors import ConfigError, SourceError
 from ...models import DataVersions, Decision, Reason, ReasonCode
 from ..protocol import Batch, CheckBase, CheckContext
@@ -83,7 +83,7 @@ class HttpBatchSettings(SectionSettings):
 
 
 def load_http_batch(settings: Settings) -> HttpBatchSettings:
-    return load_section(HttpBatchSettings, settings)
+    return settings.section(HttpBatchSettings)
 
 
 def hash_number(e164: str, salt: str) -> str:

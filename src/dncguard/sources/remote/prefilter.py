@@ -61,7 +61,7 @@ import numpy.typing as npt
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from ...config import SectionSettings, Settings, load_section
+from ...config import SectionSettings, Settings
 from ...engine.summary import COUNT_FIELDS
 from ...engine.tally import report
 from ...lists.snapshots import popcount
@@ -120,7 +120,7 @@ class PrefilterSettings(SectionSettings):
 
 
 def load_prefilter(settings: Settings) -> PrefilterSettings:
-    return load_section(PrefilterSettings, settings)
+    return settings.section(PrefilterSettings)
 
 
 def prefilter_dir(settings: Settings) -> Path:

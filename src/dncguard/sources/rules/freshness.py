@@ -151,11 +151,10 @@ class FreshnessPolicy:
     @classmethod
     def of(cls, settings: Settings, rules: RulesSettings | None = None) -> FreshnessPolicy:
         """The policy of a home: its ``[rules]`` settings and the ruleset they load."""
-        from ...config import load_section
         from .loader import load_ruleset
         from .settings import RulesSettings
 
-        rules = rules or load_section(RulesSettings, settings)
+        rules = rules or settings.section(RulesSettings)
         return cls(load_ruleset(rules.data_dir), rules.max_age_days, rules.default_max_age_days)
 
     def registry_rule(self, kind: str, jurisdiction: str | None,

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from ...config import Settings, load_section
+from ...config import Settings
 from ...engine.findings import Findings
 from ...errors import ConfigError
 from ...lists.store import ListInfo, ListStore
@@ -140,7 +140,7 @@ class RulesCheck(CheckBase):
                  consents: ConsentStore | None = None,
                  attempts: AttemptStore | None = None) -> None:
         self.settings = settings
-        self.config = rules_settings or load_section(RulesSettings, settings)
+        self.config = rules_settings or settings.section(RulesSettings)
         self.ruleset = ruleset or load_ruleset(self.config.data_dir)
         self.calendar = HolidayCalendar(self.ruleset.holiday_sets)
         self._store = store
@@ -330,21 +330,11 @@ class RulesCheck(CheckBase):
                                            attempts.get(e164, []), batch.extra[i], ctx, at)))
         return Findings(sets, index)
 
-    def evaluate(self, batch: Batch, ctx: CheckContext, *,
-                 grouped: bool = True) -> list[list[Reason]]:
+    def evaluate(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
         """Rule reasons per number of ``batch`` (synchronous), one list per number: the
-        grouped evaluation of :meth:`evaluate_groups`. ``grouped=False`` evaluates every
-        number on its own (the reference the tests compare against; same results, much
-        slower)."""
-        if grouped or not self.config.enabled:
-            return self.evaluate_groups(batch, ctx).per_number()
-        at = ctx.at.astimezone(UTC)
-        consents, attempts = self._records(batch.e164, at)
-        infos = self.store.all()
-        return [self._check_one(e164, batch.region[i], batch.state[i],
-                                batch.extra[i] if i < len(batch.extra) else {}, ctx,
-                                consents.get(e164, []), attempts.get(e164, []), infos)
-                for i, e164 in enumerate(batch.e164)]
+        grouped evaluation of :meth:`evaluate_groups`. (The per-number reference it is tested
+        against lives with the tests, in ``tests/rules/reference.py``.)"""
+        return self.evaluate_groups(batch, ctx).per_number()
 
     def _records(self, e164s: list[str], at: datetime) -> tuple[
             dict[str, list[ConsentRecord]], dict[str, list[Attempt]]]:
@@ -414,32 +404,6 @@ class RulesCheck(CheckBase):
         reasons.extend(self._caps(attempts, ctx, g.line, today, g.jur, at, extra, g.plan))
         if not (valid & (_CONSENT | _EBR)):
             reasons.extend(g.registry)
-        return reasons
-
-    def _check_one(self, e164: str, region: str | None, state: str | None,
-                   extra: Mapping[str, str], ctx: CheckContext, records: list[ConsentRecord],
-                   attempts: list[Attempt], infos: list[ListInfo]) -> list[Reason]:
-        """The reasons of one number, found on its own (no location or reason sharing)."""
-        at = ctx.at.astimezone(UTC)
-        today = at.date()
-        region = (region or self.settings.default_region).upper()
-        loc = resolve_location(e164, region, state, extra, self.ruleset)
-        jur = self.jurisdictions(region, loc)
-        line = self._line(extra)
-        reasons: list[Reason] = []
-        plan: TimePlan | None = None
-        if not loc.known and self.config.unknown_timezone == "error":
-            reasons.append(self._unknown_zone(e164, loc))
-        else:
-            plan = self.plan(loc, jur, ctx, line)
-            reasons.extend(self._time_reasons(plan, at))
-        valid = self._valid(records, today, jur)
-        reasons.extend(self._exemptions(valid, today, jur, records))
-        reasons.extend(self._assumed(ctx, line, today, jur))
-        reasons.extend(self._consent_rules(valid, ctx, line, today, jur))
-        reasons.extend(self._caps(attempts, ctx, line, today, jur, at, extra, plan))
-        if not (valid & (_CONSENT | _EBR)):
-            reasons.extend(self._registry(infos, ctx, line, today, jur))
         return reasons
 
     # -- time ---------------------------------------------------------------------------------

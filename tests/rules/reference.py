@@ -1,0 +1,64 @@
+"""The rules' per-number reference evaluator: the test oracle of the grouped evaluation.
+
+It finds each number's reasons on its own, straight from the rule parts of
+:class:`~dncguard.sources.rules.RulesCheck` (location, plan, time reasons, consent, caps,
+registry) with no location or reason shared between numbers, so that
+``tests/rules/test_grouped_equivalence.py`` can require the grouped evaluation that scrubs use
+(:meth:`RulesCheck.evaluate_groups`) to give exactly these reasons. It is test code, kept
+out of the package (issue 13): nothing in the product takes this road.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC
+
+from dncguard.lists.store import ListInfo
+from dncguard.models import Reason
+from dncguard.sources.protocol import Batch, CheckContext
+from dncguard.sources.rules import RulesCheck, resolve_location
+from dncguard.sources.rules.engine import TimePlan
+from dncguard.sources.rules.stores import Attempt, ConsentRecord
+
+#: Consent that lifts the registry reasons (express consent or an established business
+#: relationship), as the rules define it.
+LIFTS_REGISTRY = frozenset({"express", "express_written", "ebr_purchase", "ebr_inquiry"})
+
+
+def reference_reasons(check: RulesCheck, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
+    """Every number's rule reasons, each number found on its own."""
+    if not check.config.enabled:
+        return [[] for _ in range(len(batch))]
+    at = ctx.at.astimezone(UTC)
+    consents, attempts = check._records(batch.e164, at)
+    infos = check.store.all()
+    return [_one(check, e164, batch.region[i], batch.state[i],
+                 batch.extra[i] if i < len(batch.extra) else {}, ctx,
+                 consents.get(e164, []), attempts.get(e164, []), infos)
+            for i, e164 in enumerate(batch.e164)]
+
+
+def _one(check: RulesCheck, e164: str, region: str | None, state: str | None,
+         extra: Mapping[str, str], ctx: CheckContext, records: list[ConsentRecord],
+         attempts: list[Attempt], infos: list[ListInfo]) -> list[Reason]:
+    at = ctx.at.astimezone(UTC)
+    today = at.date()
+    region = (region or check.settings.default_region).upper()
+    loc = resolve_location(e164, region, state, extra, check.ruleset)
+    jur = check.jurisdictions(region, loc)
+    line = check._line(extra)
+    reasons: list[Reason] = []
+    plan: TimePlan | None = None
+    if not loc.known and check.config.unknown_timezone == "error":
+        reasons.append(check._unknown_zone(e164, loc))
+    else:
+        plan = check.plan(loc, jur, ctx, line)
+        reasons.extend(check._time_reasons(plan, at))
+    valid = check._valid(records, today, jur)
+    reasons.extend(check._exemptions(valid, today, jur, records))
+    reasons.extend(check._assumed(ctx, line, today, jur))
+    reasons.extend(check._consent_rules(valid, ctx, line, today, jur))
+    reasons.extend(check._caps(attempts, ctx, line, today, jur, at, extra, plan))
+    if not (valid & LIFTS_REGISTRY):
+        reasons.extend(check._registry(infos, ctx, line, today, jur))
+    return reasons
