@@ -28,7 +28,7 @@ The fixture (up to 100,000 verdicts, reused round robin) is frozen out of the ga
 collector (``gc.freeze()``), as a server's startup heap can be: otherwise every collection
 walks it and about 40% of the encoding time is the collector's (``--no-freeze`` to see it).
 
-Otherwise it times :func:`dncguard.audit.jobs.record_job` (and one proof) on a verdict file:
+Otherwise it times :func:`dncguard.audit._jobs.record_job` (and one proof) on a verdict file:
 
 ``VERDICTS`` is a file ``dncguard scrub`` wrote (default ``/tmp/a-out.csv``; its
 ``.summary.json`` beside it is used when present). Make a 1M-row one with::
@@ -42,8 +42,8 @@ Each run records a new job in a fresh temporary home (results retained, as by de
 prints the best and median wall and CPU time (the CPU time of all threads; other load on the
 machine shows in the wall time); then one ``prove`` of ``--prove`` (default: the middle row)
 is timed and checked. ``--jobs-module FILE`` times another version of
-``dncguard/audit/jobs.py`` (for example the previous one, from ``git show
-HEAD:src/dncguard/audit/jobs.py > /tmp/jobs_old.py``). Not part of CI.
+``dncguard/audit/_jobs.py`` (for example the previous one, from ``git show
+HEAD:src/dncguard/audit/_jobs.py > /tmp/jobs_old.py``). Not part of CI.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def _summary(verdicts: Path) -> ScrubSummary:
 
 def _jobs_module(path: Path | None) -> Any:
     if path is None:
-        from dncguard.audit import jobs
+        from dncguard.audit import _jobs as jobs
 
         return jobs
     name = "dncguard.audit._bench_jobs"  # inside the package, so its relative imports work
@@ -113,7 +113,7 @@ def _raw_sqlite(db_path: Path) -> Any:
     :mod:`dncguard.store`) beside the benchmark's database, and an insert of prebuilt rows."""
     import sqlite3
 
-    from dncguard.audit.chain import COLUMNS
+    from dncguard.audit._chain import COLUMNS
 
     with sqlite3.connect(db_path) as src:
         ddl = [str(sql) for (sql,) in src.execute(
@@ -139,7 +139,7 @@ def _raw_postgres(url: str) -> Any:
     schema, and a ``COPY`` of prebuilt rows."""
     import psycopg
 
-    from dncguard.audit.chain import COLUMNS
+    from dncguard.audit._chain import COLUMNS
 
     conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
     conn.execute("CREATE TABLE raw_audit_records (LIKE audit_records INCLUDING ALL)")
@@ -181,7 +181,7 @@ class _Raw:
 def _raw_read(engine: Any, upto: int) -> int:
     """The verify baseline: every stored column of records 1 to ``upto`` in chain order with
     the plain driver, 20,000 rows a fetch."""
-    from dncguard.audit.chain import COLUMNS
+    from dncguard.audit._chain import COLUMNS
 
     mark = "%s" if engine.dialect.name == "postgresql" else "?"
     n = 0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dncguard.lists.files import sorted_unique
+from dncguard.lists._files import sorted_unique
 from dncguard.phones import _npa_states
 
 SEED = 20261126

@@ -20,7 +20,7 @@ BASE = 10_000_000_000
 
 
 def import_sorted(registry: str, folder: str) -> dict[str, Any]:
-    from dncguard.lists import files as listfiles
+    from dncguard.lists import _files as listfiles
     from dncguard.lists import snapshots
 
     t0 = time.perf_counter()
@@ -34,7 +34,7 @@ def import_sorted(registry: str, folder: str) -> dict[str, Any]:
 
 
 def import_bitmap(registry: str, folder: str) -> dict[str, Any]:
-    from dncguard.lists import files as listfiles
+    from dncguard.lists import _files as listfiles
     from dncguard.lists import snapshots
 
     t0 = time.perf_counter()

@@ -1,6 +1,8 @@
 """The package's shape: no import cycles (module level or inside functions: a function-level
-import is not a way around a cycle), layers that only call downwards, and no module reaching
-into another package's private names (issue 13)."""
+import is not a way around a cycle), layers that only call downwards, no module reaching
+into another package's private names, and private implementation modules, as httpx keeps
+them: a module that no other package imports is named ``_name``, and no other package imports
+a ``_name`` module (issue 13)."""
 
 from __future__ import annotations
 
@@ -147,4 +149,40 @@ def test_no_private_names_from_another_package() -> None:
                 continue
             found.extend(f"{m} imports {target}.{n}" for n in names
                          if n.startswith("_") and not n.startswith("__"))
+    assert found == []
+
+
+def _inside(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _private_module(name: str) -> bool:
+    last = name.rsplit(".", 1)[1]
+    return last.startswith("_") and not last.startswith("__")
+
+
+def _imported_modules(name: str) -> set[str]:
+    """The package modules ``name`` imports (``from pkg import mod`` counts as ``pkg.mod``)."""
+    out = set()
+    for target, names in _imports(name, anywhere=True):
+        out.update(t for t in [target, *(f"{target}.{n}" for n in names)] if t in MODULES)
+    return out
+
+
+def test_no_private_module_from_another_package() -> None:
+    found = sorted(f"{m} imports {t}" for m in MODULES for t in _imported_modules(m)
+                   if _private_module(t) and not _inside(m, _package(t)))
+    assert found == []
+
+
+def test_modules_no_other_package_imports_are_private() -> None:
+    """A sub-package's public modules are its interface: each is imported by another package
+    (or is the package's ``__main__``). Alembic's own files keep the names Alembic expects."""
+    used_outside = {t for m in MODULES for t in _imported_modules(m)
+                    if not _inside(m, _package(t))}
+    found = sorted(m for m in MODULES
+                   if m.count(".") >= 2 and MODULES[m].name != "__init__.py"
+                   and not m.rsplit(".", 1)[1].startswith("_")
+                   and not m.startswith("dncguard.migrations.")
+                   and m not in used_outside)
     assert found == []

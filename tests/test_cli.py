@@ -182,7 +182,7 @@ def test_demo_runs_from_the_installed_command(tmp_path: Path) -> None:
 def test_demo_dial_time_is_a_wednesday_afternoon(now: str, dial: str) -> None:
     from datetime import datetime
 
-    from dncguard.cli.scrub import demo_dial_time
+    from dncguard.cli._scrub import demo_dial_time
 
     got = demo_dial_time(datetime.fromisoformat(now.replace("Z", "+00:00")))
     assert got.isoformat().replace("+00:00", "Z") == dial

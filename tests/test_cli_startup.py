@@ -97,8 +97,8 @@ def test_help_imports_no_heavy_library(probe: dict[str, dict[str, object]]) -> N
 def test_help_constants_match_the_library() -> None:
     """The CLI spells out a few tuples for its help texts (importing their modules would
     import the list store and the rules engine); they must be the library's."""
-    from dncguard.cli.lists import IMPORT_KINDS_HELP
-    from dncguard.cli.rules import (
+    from dncguard.cli._lists import IMPORT_KINDS_HELP
+    from dncguard.cli._rules import (
         CALL_TYPES_HELP,
         CONSENT_TYPES_HELP,
         LINE_TYPES_HELP,

@@ -24,7 +24,7 @@ from dncguard.engine.scrubber import Scrubber
 from dncguard.errors import ContextError, InputError
 from dncguard.lists.store import ListStore
 from dncguard.places import spelling_key, subdivision, zip_state
-from dncguard.sources.rules.zones import resolve_location
+from dncguard.sources.rules._zones import resolve_location
 
 from .conftest import read_csv
 

@@ -11,7 +11,7 @@ import pytest
 import dncguard
 from dncguard import errors
 from dncguard.errors import ContextError, DncGuardError, InputError, ListError, SourceError
-from dncguard.server.errors import STATUS, status_of
+from dncguard.server._errors import STATUS, status_of
 
 
 def _all_errors() -> set[type[DncGuardError]]:

@@ -14,7 +14,7 @@ import xlsxwriter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dncguard.audit.jobs import prove
+from dncguard.audit._jobs import prove
 from dncguard.cli import run
 from dncguard.config import Settings
 from dncguard.engine.scrubber import Scrubber

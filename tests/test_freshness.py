@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from dncguard.audit import AuditLog, new_job_id
-from dncguard.audit.jobs import record_job
+from dncguard.audit._jobs import record_job
 from dncguard.audit.report import build_report
 from dncguard.audit.settings import AuditSettings
 from dncguard.cli import run

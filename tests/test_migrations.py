@@ -16,7 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from typer.testing import CliRunner
 
-from dncguard.cli.db import db_app
+from dncguard.cli._db import db_app
 from dncguard.config import Settings, load_settings
 from dncguard.migrations import (
     INITIAL_REVISION,
@@ -31,7 +31,7 @@ from dncguard.store import get_engine, lists_table, metadata, utcnow
 
 #: Tables defined on ``metadata`` that no revision creates yet. The drift test accepts exactly
 #: these as missing (and fails once a revision adds them, so this set must then be emptied).
-#: The audit tables (dncguard.audit.log) are created by ``audit.log.ensure_tables`` until their
+#: The audit tables (dncguard.audit._log) are created by ``audit._log.ensure_tables`` until their
 #: revision lands.
 PENDING_TABLES: frozenset[str] = frozenset()
 

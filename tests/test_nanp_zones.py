@@ -12,8 +12,8 @@ import phonenumbers
 import pytest
 
 from dncguard import nanp
-from dncguard.sources.rules import zones
-from dncguard.sources.rules.zones import PER_NUMBER, NanpZones
+from dncguard.sources.rules import _zones as zones
+from dncguard.sources.rules._zones import PER_NUMBER, NanpZones
 
 
 def _shipped() -> tuple[npt.NDArray[np.int32], list[tuple[str, ...]], dict[str, str]]:
@@ -83,7 +83,7 @@ def test_version_mismatch_falls_back_to_the_lazy_path(
     ids, _, _ = _shipped()
     sample = _sample(ids)
     found = NanpZones()
-    with caplog.at_level(logging.INFO, logger=zones.__name__):
+    with caplog.at_level(logging.INFO, logger=zones.log.name):
         first = _answers(found, sample[:300])
         rest = _answers(found, sample[300:])
         one = found.zone_id(int(sample[0]))

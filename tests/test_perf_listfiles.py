@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dncguard.lists import files as listfiles
+from dncguard.lists import _files as listfiles
 
 
 def general(path: Path, monkeypatch: pytest.MonkeyPatch, country: str = "US"

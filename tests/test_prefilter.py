@@ -382,7 +382,7 @@ def test_stats_merge_and_tally_follow_tasks_and_threads(tmp_path: Path) -> None:
 
 
 def test_prometheus_series(tmp_path: Path, settings: Settings) -> None:
-    from dncguard.server.metrics import Metrics
+    from dncguard.server._metrics import Metrics
 
     gate = Prefilter.open(settings, "metrics-test", namespace="ns",
                           pf=pf_settings(sample_rate=1.0))

@@ -16,7 +16,7 @@
     └── MigrationError             the database cannot be brought to the schema (migrations)
 
 The CLI maps the tree once (``cli.run``: exit 2 with one line) and so does the service
-(``server.errors.install``: :data:`~dncguard.server.errors.STATUS` gives each class's status).
+(``server._errors.install``: :data:`~dncguard.server._errors.STATUS` gives each class's status).
 
 A DNC *hit* is a result (a :class:`~dncguard.models.Reason`), never an exception. A malformed
 row is reported in the output and the summary; it never raises.

@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from dncguard.audit import AuditError, AuditLog, jobs, new_job_id, verify_proof
-from dncguard.audit.jobs import (
+from dncguard.audit import AuditError, AuditLog, new_job_id, verify_proof
+from dncguard.audit import _jobs as jobs
+from dncguard.audit._jobs import (
     ROW_LINE,
     _hmac_digests,
     _leaf_bytes,
@@ -31,7 +32,7 @@ from dncguard.audit.jobs import (
     record_job,
     row_lines,
 )
-from dncguard.audit.merkle import EMPTY_ROOT, leaf_hash, merkle_root
+from dncguard.audit._merkle import EMPTY_ROOT, leaf_hash, merkle_root
 from dncguard.engine.summary import ScrubSummary
 from dncguard.io.verdict_file import VERDICT_COLUMNS, TableWriter, output_header, verdict_cells
 

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from sqlalchemy import delete, select, text, update
 
 from dncguard.audit import AuditLog, record_list_change
-from dncguard.audit.tables import (
+from dncguard.audit._tables import (
     GENESIS,
     audit_checkpoints_table,
     audit_head_table,
@@ -77,7 +77,7 @@ def test_edited_record_with_recomputed_hash_is_named(log: AuditLog) -> None:
     rec = log.get(3)
     assert rec is not None
     forged = rec.content() | {"who": "mallory"}
-    from dncguard.audit.log import record_hash
+    from dncguard.audit._log import record_hash
 
     _exec(log, update(R).where(R.c.seq == 3).values(who="mallory", hash=record_hash(forged)))
     res = log.verify()

@@ -13,9 +13,9 @@ from sqlalchemy import update
 from typer.testing import CliRunner
 
 from dncguard.audit import AuditLog, new_job_id
-from dncguard.audit.jobs import record_job
-from dncguard.audit.tables import audit_records_table
-from dncguard.cli.audit import audit_app, report
+from dncguard.audit._jobs import record_job
+from dncguard.audit._tables import audit_records_table
+from dncguard.cli._audit import audit_app, report
 
 from .conftest import DemoJob, FakeClock, Receiver, make_log
 

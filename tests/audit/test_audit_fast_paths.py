@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import Engine, delete, text, update
 
 from dncguard import audit
-from dncguard.audit import chain
-from dncguard.audit import log as log_module
-from dncguard.audit.chain import SQLITE_BLOCKS, Batch, iso, jstr, jtext, pending, quick_check
-from dncguard.audit.log import AuditLog
-from dncguard.audit.tables import (
+from dncguard.audit import _chain as chain
+from dncguard.audit import _log as log_module
+from dncguard.audit._chain import SQLITE_BLOCKS, Batch, iso, jstr, jtext, pending, quick_check
+from dncguard.audit._log import AuditLog
+from dncguard.audit._tables import (
     GENESIS,
     audit_checkpoints_table,
     audit_head_table,
@@ -98,7 +98,7 @@ def _rehash(seq: int, **values: Any) -> Callable[[AuditLog], None]:
         rec = log.get(seq)
         assert rec is not None
         forged = rec.content() | values
-        from dncguard.audit.log import record_hash
+        from dncguard.audit._log import record_hash
 
         _exec(log, update(R).where(R.c.seq == seq).values(hash=record_hash(forged), **values))
     return change
@@ -239,7 +239,7 @@ def test_encoding_shortcuts_write_the_canonical_text() -> None:
                "number_masked": "+1202555****", "decision": "allow", "reason_codes": ["A"],
                "versions": {"lists": {"x": None}}, "data": {"k": ["v"], "n": None},
                "prev_hash": GENESIS}
-    from dncguard.audit.log import canonical, record_hash
+    from dncguard.audit._log import canonical, record_hash
 
     assert p.head + GENESIS.encode() + p.tail == canonical(content)
     assert p.digest(GENESIS) == record_hash(content)

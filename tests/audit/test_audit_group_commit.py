@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import insert, select
 
 from dncguard import audit
-from dncguard.audit.log import AuditLog, AuditRecord
-from dncguard.audit.tables import (
+from dncguard.audit._log import AuditLog, AuditRecord
+from dncguard.audit._tables import (
     GENESIS,
     audit_checkpoints_table,
     audit_head_table,

@@ -21,8 +21,8 @@ from dncguard.audit import (
     record_checks,
     verify_proof,
 )
-from dncguard.audit.jobs import block_leaves, prove, record_job
-from dncguard.audit.merkle import (
+from dncguard.audit._jobs import block_leaves, prove, record_job
+from dncguard.audit._merkle import (
     EMPTY_ROOT,
     MerkleBuilder,
     inclusion_path,

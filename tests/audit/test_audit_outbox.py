@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from dncguard.audit import AuditLog, ExportWorker, new_job_id, outbox_metrics, verify_proof
+from dncguard.audit._jobs import prove, record_job
 from dncguard.audit.export import EXPORT_TOPIC, export_payload, outbox_for
-from dncguard.audit.jobs import prove, record_job
 from dncguard.config import Settings, load_settings
 from dncguard.demo import build_demo
 from dncguard.engine.scrubber import Scrubber

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from dncguard.audit import AuditLog, new_job_id
-from dncguard.audit.jobs import record_job
+from dncguard.audit._jobs import record_job
 from dncguard.audit.report import build_report, code_decision, short_detail, write_report
 from dncguard.config import Settings
 from dncguard.engine.scrubber import Scrubber

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dncguard.cli.cxone import app
+from dncguard.cli._cxone import app
 from dncguard.config import load_settings
 from dncguard.lists.store import ListStore
 from dncguard.sandbox import SandboxServer

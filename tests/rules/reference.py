@@ -17,7 +17,7 @@ from dncguard.lists.store import ListInfo
 from dncguard.models import Reason
 from dncguard.sources.protocol import Batch, CheckContext
 from dncguard.sources.rules import RulesCheck, resolve_location
-from dncguard.sources.rules.engine import TimePlan
+from dncguard.sources.rules._engine import TimePlan
 from dncguard.sources.rules.stores import Attempt, ConsentRecord
 
 #: Consent that lifts the registry reasons (express consent or an established business

@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from dncguard.cli.rules import attempts_app, consent_app, rules_app
+from dncguard.cli._rules import attempts_app, consent_app, rules_app
 from dncguard.errors import InputError
 from dncguard.sources.rules import load_ruleset
 

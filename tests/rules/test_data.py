@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from dncguard.sources.rules import RulesDataError, load_ruleset, parse_texts
-from dncguard.sources.rules.holidays import dates_in_year, easter
+from dncguard.sources.rules._holidays import dates_in_year, easter
 from dncguard.sources.rules.schema import RegistryRule
 
 STATES = ("AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE "

@@ -32,7 +32,7 @@ from dncguard.sources.rules import (
     load_ruleset,
     resolve_location,
 )
-from dncguard.sources.rules.zones import _pn_zones, _pn_zones_uncached, zone_keys
+from dncguard.sources.rules._zones import _pn_zones, _pn_zones_uncached, zone_keys
 
 from .conftest import region_of
 from .reference import reference_reasons

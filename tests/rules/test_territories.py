@@ -22,7 +22,7 @@ from phonenumbers import timezone as pn_timezone
 from typer.testing import CliRunner
 
 from dncguard import nanp
-from dncguard.cli.rules import rules_app
+from dncguard.cli._rules import rules_app
 from dncguard.config import Settings
 from dncguard.engine.scrubber import Scrubber
 from dncguard.lists.store import ListStore
@@ -44,7 +44,7 @@ from dncguard.sources.rules import (
     parse_texts,
     resolve_location,
 )
-from dncguard.sources.rules.zones import NANP_ZONES, PER_NUMBER
+from dncguard.sources.rules._zones import NANP_ZONES, PER_NUMBER
 
 from .conftest import TIME_CODES, run_check
 

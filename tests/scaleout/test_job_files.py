@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from dncguard import sharedfiles
 from dncguard.config import load_settings
 from dncguard.errors import SourceError
-from dncguard.server.jobs import JobStore
+from dncguard.server._jobs import JobStore
 from dncguard.sharedfiles import shared_chunks_table
 from dncguard.store import get_engine
 

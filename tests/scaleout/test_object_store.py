@@ -14,7 +14,7 @@ from dncguard import sharedfiles
 from dncguard.config import load_settings
 from dncguard.errors import ConfigError, SourceError
 from dncguard.objectstore import ObjectStore
-from dncguard.server.jobs import JobStore
+from dncguard.server._jobs import JobStore
 from dncguard.store import dispose_engines, get_engine
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from dncguard.config import load_settings
 from dncguard.lists.store import ListStore
-from dncguard.server.snapshot_sync import SnapshotSyncer
+from dncguard.server._snapshot_sync import SnapshotSyncer
 from dncguard.store import get_engine
 
 pytestmark = pytest.mark.postgres

@@ -11,7 +11,7 @@ import pytest
 
 from dncguard.audit import AuditUnavailable, Pending
 from dncguard.config import load_settings
-from dncguard.server import realtime
+from dncguard.server import _realtime as realtime
 from dncguard.server.app import create_app
 from dncguard.server.routes.check import BatchResponse, batch_json
 

@@ -1,4 +1,4 @@
-"""POST /v1/check's fast path (server/fastcheck.py) answers exactly what the FastAPI route
+"""POST /v1/check's fast path (server/_fastcheck.py) answers exactly what the FastAPI route
 answers, and hands everything unusual to the route: the same refusals, word for word."""
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ async def _asgi_post(fast: Any, body: bytes, token: str, *, ctype: bytes = b"app
 def test_ordinary_requests_skip_the_framework(tmp_path: Path) -> None:
     """In process: an ordinary request is answered by the fast path itself; every unusual
     one reaches the application behind it, with its body intact."""
-    from dncguard.server.fastcheck import FastCheck
+    from dncguard.server._fastcheck import FastCheck
 
     svc, key = _service(tmp_path)
     behind: list[bytes] = []
@@ -222,8 +222,8 @@ def test_keys_are_verified_again_before_they_expire(tmp_path: Path) -> None:
     working once the cached answer expires (the route then answers 401)."""
     from sqlalchemy import update
 
-    from dncguard.server.fastcheck import FastCheck
-    from dncguard.server.tables import api_keys_table
+    from dncguard.server._fastcheck import FastCheck
+    from dncguard.server._tables import api_keys_table
 
     svc, key = _service(tmp_path)
     now = [1000.0]

@@ -20,10 +20,10 @@ from sqlalchemy import Engine, update
 
 from dncguard import audit
 from dncguard.config import Settings, load_settings
-from dncguard.server.checker import CheckerProvider
-from dncguard.server.jobs import JobInfo, JobRunner, JobStore
-from dncguard.server.metrics import DecisionCounter, Metrics
-from dncguard.server.tables import server_jobs_table
+from dncguard.server._checker import CheckerProvider
+from dncguard.server._jobs import JobInfo, JobRunner, JobStore
+from dncguard.server._metrics import DecisionCounter, Metrics
+from dncguard.server._tables import server_jobs_table
 from dncguard.store import dispose_engines, get_engine
 
 
@@ -131,9 +131,9 @@ def test_long_cell_is_recorded(settings: Settings) -> None:
 CRASH = textwrap.dedent("""
     import os, signal, sys
     from dncguard.config import load_settings
-    from dncguard.server.checker import CheckerProvider
-    from dncguard.server.jobs import JobRunner
-    from dncguard.server.metrics import DecisionCounter, Metrics
+    from dncguard.server._checker import CheckerProvider
+    from dncguard.server._jobs import JobRunner
+    from dncguard.server._metrics import DecisionCounter, Metrics
     from dncguard.store import get_engine
 
     settings = load_settings(home=sys.argv[1])

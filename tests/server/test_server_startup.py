@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dncguard.config import load_settings
+from dncguard.server._deps import TokenBuckets
 from dncguard.server.app import create_app
-from dncguard.server.deps import TokenBuckets
 from dncguard.server.keys import KeyStore, hash_key
 from dncguard.store import get_engine
 

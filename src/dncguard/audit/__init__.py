@@ -26,7 +26,12 @@ from ..errors import AuditError
 from ..models import DataVersions, Verdict
 from ..phones import mask
 from ..store import as_utc, get_engine
-from .chain import Pending, jtext_plain, pending
+from ._chain import Pending, jtext_plain, pending
+from ._jobs import JobRecord, new_job_id, prepare_job, prove, verify_proof, write_job
+from ._jobs import record_job as _record_job
+from ._log import AuditLog, AuditRecord, VerifyResult
+from ._tables import GENESIS
+from ._writer import AuditUnavailable, AuditWriter
 from .export import (
     EXPORT_TOPIC,
     ExportWorker,
@@ -36,12 +41,7 @@ from .export import (
     outbox_metrics,
 )
 from .health import AuditHealth, health, readiness_problems
-from .jobs import JobRecord, new_job_id, prepare_job, prove, verify_proof, write_job
-from .jobs import record_job as _record_job
-from .log import AuditLog, AuditRecord, VerifyResult
 from .settings import AuditSettings, load_audit_settings
-from .tables import GENESIS
-from .writer import AuditUnavailable, AuditWriter
 
 #: Actions recorded for list changes.
 LIST_ACTIONS = ("import", "changes", "rm", "add", "remove", "sync", "push", "consent", "attempt")

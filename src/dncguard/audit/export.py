@@ -26,7 +26,7 @@ from .._lazy import lazy_import
 from ..engine.summary import overall_false_positive_rate
 from ..outbox import DEAD, DELIVERED, PENDING, Outbox
 from ..store import utcnow
-from .log import AuditLog, AuditRecord
+from ._log import AuditLog, AuditRecord
 
 if TYPE_CHECKING:
     import httpx

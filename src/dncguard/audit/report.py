@@ -27,8 +27,8 @@ from ..io.verdict_file import verdict_cells
 from ..models import REASON_DECISION
 from ..phones import mask
 from ..sources.rules.codes import RULE_CODES
-from .jobs import file_sha256
-from .log import AuditLog
+from ._jobs import file_sha256
+from ._log import AuditLog
 
 if TYPE_CHECKING:
     from ..sources.rules.freshness import Freshness

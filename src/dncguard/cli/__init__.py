@@ -12,13 +12,13 @@ import typer
 from rich.markup import escape
 
 from ..errors import ContextError, DncGuardError
-from .audit import audit_app, report
-from .common import err_console
-from .cxone import app as cxone_app
-from .db import db_app
-from .lists import dnc_app, lists_app
-from .rules import attempts_app, consent_app, rules_app
-from .scrub import check, config_app, demo, scrub
+from ._audit import audit_app, report
+from ._common import err_console
+from ._cxone import app as cxone_app
+from ._db import db_app
+from ._lists import dnc_app, lists_app
+from ._rules import attempts_app, consent_app, rules_app
+from ._scrub import check, config_app, demo, scrub
 from .serve import keys_app, serve
 
 app = typer.Typer(

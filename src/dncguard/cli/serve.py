@@ -8,7 +8,7 @@ import os
 import typer
 from rich.table import Table
 
-from .common import console, err_console, settings, who
+from ._common import console, err_console, settings, who
 
 keys_app = typer.Typer(help="Create, list and revoke API keys for the HTTP service.",
                        no_args_is_help=True)

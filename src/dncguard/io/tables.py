@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING
 
 from .._lazy import lazy_import
 from ..errors import InputError
-from .excel import EXCEL_SUFFIXES, read_excel
+from ._excel import EXCEL_SUFFIXES, read_excel
 from .verdict_file import ADDED_COLUMNS, PARQUET_SUFFIXES
 
 if TYPE_CHECKING:

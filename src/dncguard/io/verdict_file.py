@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from .._lazy import lazy_import
 from ..errors import InputError, VerdictFileError
-from .excel import read_excel
+from ._excel import read_excel
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -54,7 +54,7 @@ from ..store import (
     lists_table,
     utcnow,
 )
-from . import files as listfiles
+from . import _files as listfiles
 from . import share as snapshot_share
 from .integrity import SEAL_SUFFIX, Seal, SnapshotFile, SnapshotIntegrityError
 from .snapshots import (

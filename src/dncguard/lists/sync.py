@@ -1,7 +1,7 @@
 """Keeping a home's list snapshots equal to the database's versions (PostgreSQL).
 
 :meth:`ListSync.sync_all` is one pass, run by each replica's syncer
-(:mod:`dncguard.server.snapshot_sync`): every list whose current version this home does not hold
+(:mod:`dncguard.server._snapshot_sync`): every list whose current version this home does not hold
 (or holds damaged) is fetched (:meth:`dncguard.lists.store.ListStore.sync`); a current version this
 home holds that the database lacks (imported into a shared home before snapshots were kept in the
 database) is published; local files of versions the database no longer names are removed.

@@ -21,8 +21,8 @@ from typing import Any
 
 import uvicorn
 
-from .app import create_app
-from .state import Fault, SandboxConfig, SandboxState, default_seed
+from ._app import create_app
+from ._state import Fault, SandboxConfig, SandboxState, default_seed
 
 __all__ = ["Fault", "SandboxConfig", "SandboxServer", "SandboxState", "create_app",
            "default_seed", "run_sandbox"]

@@ -19,14 +19,14 @@ from ..errors import ConfigError
 from ..lists.store import ListStore
 from ..models import Verdict
 from ..store import get_engine, metadata
-from . import apidocs, errors, tables
-from .checker import CheckerProvider
-from .console import router as console_router
-from .deps import Service, TokenBuckets, strict_query
-from .fastcheck import ServiceApp
-from .jobs import JobRunner, JobStore
-from .keys import KeyStore
-from .metrics import (
+from . import _apidocs as apidocs
+from . import _errors as errors
+from . import _tables as tables
+from ._checker import CheckerProvider
+from ._deps import Service, TokenBuckets, strict_query
+from ._fastcheck import ServiceApp
+from ._jobs import JobRunner, JobStore
+from ._metrics import (
     ASGIApp,
     DecisionCounter,
     Message,
@@ -37,11 +37,13 @@ from .metrics import (
     Send,
     list_ages,
 )
-from .realtime import Realtime
+from ._realtime import Realtime
+from ._snapshot_sync import SnapshotSyncer
+from .console import router as console_router
+from .keys import KeyStore
 from .routes import check, dnc, jobs, lists, ops, rules
 from .routes.audit import router as audit_router
 from .settings import ServerSettings, load_server_settings
-from .snapshot_sync import SnapshotSyncer
 
 log = logging.getLogger("dncguard.server")
 

@@ -7,6 +7,6 @@ this package (no CDN, works offline). Sessions live in the database (``console_s
 
 from __future__ import annotations
 
-from .routes import router
+from ._routes import router
 
 __all__ = ["router"]

@@ -17,8 +17,8 @@ from ...audit import audit_log
 from ...audit.search import DEFAULT_LIMIT, MAX_LIMIT, parse_bound, search_number
 from ...errors import DncGuardError, InputError
 from ...phones import normalise
-from ..deps import AdminKey, ServiceDep
-from ..errors import ApiError, FieldError, responses
+from .._deps import AdminKey, ServiceDep
+from .._errors import ApiError, FieldError, responses
 
 router = APIRouter(tags=["audit"])
 

@@ -14,9 +14,9 @@ from ...engine.context import clean_field
 from ...errors import ContextError
 from ...models import Verdict
 from ...sources.protocol import CheckContext
-from ..context import context_or_422
-from ..deps import CheckKey, Service, ServiceDep
-from ..errors import ApiError, FieldError, Instant, responses
+from .._context import context_or_422
+from .._deps import CheckKey, Service, ServiceDep
+from .._errors import ApiError, FieldError, Instant, responses
 
 log = logging.getLogger("dncguard.server")
 router = APIRouter(tags=["check"])

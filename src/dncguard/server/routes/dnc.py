@@ -1,7 +1,7 @@
 """``POST /v1/dnc`` and ``DELETE /v1/dnc/{phone}``: internal-list opt-outs.
 
 Changes are in the database, so the next check on every replica sees them (see
-:mod:`dncguard.server.checker`). Both go through :mod:`dncguard.optouts`, which also queues
+:mod:`dncguard.server._checker`). Both go through :mod:`dncguard.optouts`, which also queues
 CXone write-back when CXone is configured.
 """
 
@@ -16,8 +16,8 @@ from ...errors import ListError
 from ...lists.store import ListStore
 from ...optouts import add_optout, remove_optout
 from ...phones import normalise
-from ..deps import DncKey, Service, ServiceDep
-from ..errors import ApiError, FieldError, Instant, responses
+from .._deps import DncKey, Service, ServiceDep
+from .._errors import ApiError, FieldError, Instant, responses
 
 router = APIRouter(tags=["dnc"])
 

@@ -14,10 +14,10 @@ from pydantic import BaseModel, Field
 
 from ...engine.scrubber import Scrubber
 from ...store import utcnow
-from ..context import clean_or_422, context_or_422
-from ..deps import JobsKey, Service, ServiceDep
-from ..errors import ApiError, FieldError, Instant, responses
-from ..jobs import JobInfo
+from .._context import clean_or_422, context_or_422
+from .._deps import JobsKey, Service, ServiceDep
+from .._errors import ApiError, FieldError, Instant, responses
+from .._jobs import JobInfo
 from ..keys import ApiKey
 
 router = APIRouter(tags=["jobs"])

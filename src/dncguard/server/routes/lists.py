@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 
 from ...lists.store import ListInfo, ListStore
 from ...sources.rules.freshness import Freshness, FreshnessPolicy, today
-from ..deps import CheckKey, Service, ServiceDep
-from ..errors import responses
+from .._deps import CheckKey, Service, ServiceDep
+from .._errors import responses
 
 router = APIRouter(tags=["lists"])
 

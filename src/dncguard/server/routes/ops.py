@@ -17,9 +17,9 @@ from ...config import Settings
 from ...lists.store import NOT_HELD
 from ...sources.rules.freshness import blocking
 from ...store import utcnow
-from ..deps import AdminKey, Service, ServiceDep, require
-from ..errors import ApiError, Instant, responses
-from ..metrics import default_range
+from .._deps import AdminKey, Service, ServiceDep, require
+from .._errors import ApiError, Instant, responses
+from .._metrics import default_range
 from .lists import list_states
 
 router = APIRouter(tags=["operations"])

@@ -25,9 +25,9 @@ from ...models import Reason
 from ...phones import normalise
 from ...sources.rules.source import RulesCheck
 from ...sources.rules.stores import AttemptStore, ConsentStore
-from ..context import clean_or_422, context_or_422
-from ..deps import CheckKey, DncKey, Service, ServiceDep
-from ..errors import ApiError, FieldError, Instant, responses
+from .._context import clean_or_422, context_or_422
+from .._deps import CheckKey, DncKey, Service, ServiceDep
+from .._errors import ApiError, FieldError, Instant, responses
 
 router = APIRouter(tags=["rules"])
 

@@ -1,11 +1,11 @@
 """NICE CXone integration: auth and discovery, DNC-group sync, live search, write-back and the
 ``cxone`` check. See ``docs/cxone.md``."""
 
-from .client import CxoneClient, TokenCache
+from ._client import CxoneClient, TokenCache
+from ._sync import CxoneSync, SyncReport
 from .push import TOPIC, PushReport, enqueue_expire, enqueue_optout, push, push_pending
 from .settings import CxoneSettings, load_cxone
 from .source import CxoneCheck
-from .sync import CxoneSync, SyncReport
 
 __all__ = ["TOPIC", "CxoneCheck", "CxoneClient", "CxoneSettings", "CxoneSync", "PushReport",
            "SyncReport", "TokenCache", "enqueue_expire", "enqueue_optout", "load_cxone", "push",

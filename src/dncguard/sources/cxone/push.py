@@ -22,8 +22,8 @@ from ...config import Settings
 from ...errors import ConfigError, SourceError
 from ...outbox import DEAD, Outbox, OutboxItem
 from ...phones import mask
-from .client import CxoneClient
-from .sync import to_cxone_phone
+from ._client import CxoneClient
+from ._sync import to_cxone_phone
 
 log = logging.getLogger("dncguard.sources.cxone")
 

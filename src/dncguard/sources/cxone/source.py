@@ -30,9 +30,9 @@ from ...phones import mask
 from ...store import utcnow
 from ..protocol import Batch, CheckBase, CheckContext
 from ..remote.prefilter import Hit, Prefilter
-from .client import CxoneClient
+from ._client import CxoneClient
+from ._sync import parse_time, to_cxone_phone
 from .settings import CxoneSettings, load_cxone
-from .sync import parse_time, to_cxone_phone
 
 log = logging.getLogger("dncguard.sources.cxone")
 

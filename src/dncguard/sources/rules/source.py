@@ -31,9 +31,10 @@ from ...models import DataVersions, Decision, Reason
 from ...phones import mask
 from ..protocol import CheckBase
 from . import codes
-from .engine import CampaignWindow, TimePlan, Violation, local_text
+from ._engine import CampaignWindow, TimePlan, Violation, local_text
+from ._holidays import HolidayCalendar
+from ._zones import Location, resolve_location, zone_key_array, zone_keys
 from .freshness import FreshnessPolicy
-from .holidays import HolidayCalendar
 from .loader import Ruleset, load_ruleset
 from .schema import (
     LINE_TYPES,
@@ -50,7 +51,6 @@ from .schema import (
 )
 from .settings import EmergencyDeclaration, RulesSettings
 from .stores import Attempt, AttemptStore, ConsentRecord, ConsentStore
-from .zones import Location, resolve_location, zone_key_array, zone_keys
 
 
 def _factorize(values: list[Any]) -> npt.NDArray[np.int64]:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from ._holidays import HolidayCalendar
 from .codes import DAY_PROHIBITED, HOLIDAY, OUTSIDE_CALLING_WINDOW, STATE_OF_EMERGENCY
-from .holidays import HolidayCalendar
 from .schema import CallingWindowRule, EmergencyBanRule, HolidayBanRule, Window
 from .settings import EmergencyDeclaration
 

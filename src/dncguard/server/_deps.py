@@ -16,12 +16,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import Settings
 from ..store import utcnow
-from .checker import CheckerProvider
-from .errors import ApiError, FieldError
-from .jobs import JobRunner, JobStore
+from ._checker import CheckerProvider
+from ._errors import ApiError, FieldError
+from ._jobs import JobRunner, JobStore
+from ._metrics import DecisionCounter, Metrics
+from ._realtime import Realtime
 from .keys import ApiKey, KeyStore
-from .metrics import DecisionCounter, Metrics
-from .realtime import Realtime
 from .settings import ServerSettings
 
 

@@ -36,7 +36,7 @@ from ...errors import SourceError
 from ...lists.store import ListInfo, ListStore
 from ...phones import mask, normalise
 from ...store import list_entries_table, list_events_table, lists_table, utcnow
-from .client import CxoneClient
+from ._client import CxoneClient
 from .settings import CxoneSettings
 
 log = logging.getLogger("dncguard.sources.cxone")

@@ -16,9 +16,9 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from .chain import Pending
+from ._chain import Pending
+from ._log import AuditLog
 from .health import AuditHealth, describe
-from .log import AuditLog
 
 log = logging.getLogger("dncguard.audit")
 

@@ -33,7 +33,7 @@ from ..engine.scrubber import Scrubber
 from ..models import Decision, Reason, ReasonCode, Verdict
 from ..sources.protocol import CheckContext
 from ..store import utcnow
-from .checker import CheckerProvider, audit_unavailable, unavailable_verdict
+from ._checker import CheckerProvider, audit_unavailable, unavailable_verdict
 
 log = logging.getLogger("dncguard.server")
 

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from ..errors import InputError
-from .common import (
+from ._common import (
     JSON_HELP,
     console,
     err_console,

@@ -30,13 +30,13 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from .errors import ApiError, error_response
+from ._errors import ApiError, error_response
+from ._metrics import ASGIApp, Message, Receive, Scope, Send, record_request
 from .keys import ApiKey, hash_key
-from .metrics import ASGIApp, Message, Receive, Scope, Send, record_request
 from .routes.check import CheckRequest, answer_check, check_context, router
 
 if TYPE_CHECKING:
-    from .deps import Service
+    from ._deps import Service
 
 log = logging.getLogger("dncguard.server")
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.table import Table
 
-from .common import (
+from ._common import (
     JSON_HELP,
     console,
     e164,

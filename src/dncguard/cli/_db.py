@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from .common import JSON_HELP, console, print_json, settings
+from ._common import JSON_HELP, console, print_json, settings
 
 db_app = typer.Typer(help="The database schema: show the revision, upgrade it.",
                      no_args_is_help=True)

@@ -25,7 +25,7 @@ from ...phones import state_for
 from ...places import zip_state
 from .loader import Ruleset, load_ruleset
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("dncguard.sources.rules.zones")  # its name before it became _zones
 
 #: phonenumbers answers every NANP zone for non-geographic numbers (800 etc.); more than this
 #: many zones means "no location".

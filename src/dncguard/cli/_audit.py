@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from ..errors import DncGuardError
-from .common import JSON_HELP, console, err_console, plural, print_json, settings, who
+from ._common import JSON_HELP, console, err_console, plural, print_json, settings, who
 
 # The audit trail is imported by the commands, not here, so that `dncguard --help` starts fast.
 if TYPE_CHECKING:

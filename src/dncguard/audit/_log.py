@@ -38,7 +38,7 @@ from ..config import Settings
 from ..outbox import outbox_table
 from ..phones import mask
 from ..store import as_utc, get_engine, metadata, sqlite_write_lock, utcnow
-from .chain import (
+from ._chain import (
     Batch,
     Link,
     Pending,
@@ -50,8 +50,7 @@ from .chain import (
     scan,
     write_chain,
 )
-from .settings import AuditSettings, audit_dir, hmac_key, load_audit_settings
-from .tables import (
+from ._tables import (
     AUDIT_TABLES,
     GENESIS,
     NOT_CHECKS,
@@ -59,6 +58,7 @@ from .tables import (
     audit_head_table,
     audit_records_table,
 )
+from .settings import AuditSettings, audit_dir, hmac_key, load_audit_settings
 
 Clock = Callable[[], datetime]
 

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ContextError
-from .common import JSON_HELP, console, err_console, parse_instant, print_json, settings, who
+from ._common import JSON_HELP, console, err_console, parse_instant, print_json, settings, who
 
 # The library is imported by the commands that use it, not here: `dncguard --help` and the
 # other commands start without it (issue 12; tests/test_cli_startup.py).

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from ..errors import DncGuardError
-from .metrics import log
+from ._metrics import log
 
 
 class FieldError(BaseModel):

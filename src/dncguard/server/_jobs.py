@@ -47,9 +47,9 @@ from ..io.verdict_file import defuse, output_header, write_csv_rows
 from ..lists.integrity import sha256_of
 from ..objectstore import object_store
 from ..store import as_utc, utcnow
-from .checker import CheckerProvider
-from .metrics import DecisionCounter, Metrics
-from .tables import server_jobs_table
+from ._checker import CheckerProvider
+from ._metrics import DecisionCounter, Metrics
+from ._tables import server_jobs_table
 
 log = logging.getLogger("dncguard.jobs")
 

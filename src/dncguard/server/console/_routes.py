@@ -35,15 +35,15 @@ from ...lists.store import ListStore
 from ...models import Verdict
 from ...optouts import add_optout, remove_optout
 from ...store import utcnow
-from ..context import context_or_422
-from ..deps import Service
-from ..errors import ApiError
-from ..jobs import JobInfo
+from .._context import context_or_422
+from .._deps import Service
+from .._errors import ApiError
+from .._jobs import JobInfo
 from ..routes.check import CheckRequest
 from ..routes.lists import list_statuses
 from ..routes.ops import Health, readyz
-from . import csrf
-from .sessions import Session, SessionStore, may_sign_in
+from . import _csrf as csrf
+from ._sessions import Session, SessionStore, may_sign_in
 
 log = logging.getLogger("dncguard.server")
 

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from ..errors import DncGuardError
-from .common import JSON_HELP, console, err_console, print_json, settings
+from ._common import JSON_HELP, console, err_console, print_json, settings
 
 # The CXone client is imported by the commands, not here, so that `dncguard --help` starts fast.
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from .state import Fault, SandboxState, digits_of
+from ._state import Fault, SandboxState, digits_of
 
 API = "/inContactAPI/services/{version}"
 _VERSION = re.compile(r"^v(\d+)\.0$")

@@ -9,7 +9,7 @@ from ..engine.context import clean_field
 from ..engine.scrubber import Scrubber
 from ..errors import ContextError
 from ..sources.protocol import CheckContext
-from .errors import ApiError, FieldError
+from ._errors import ApiError, FieldError
 
 
 def _refused(exc: ContextError, where: str) -> ApiError:

@@ -51,16 +51,16 @@ from ..io.verdict_file import (
     verdict_cells,
 )
 from ..phones import mask
-from .chain import hmac_pads
-from .export import enqueue_export
-from .log import AuditLog, AuditRecord, safe_name
-from .merkle import (
+from ._chain import hmac_pads
+from ._log import AuditLog, AuditRecord, safe_name
+from ._merkle import (
     inclusion_path,
     leaf_hash,
     merkle_root,
     root_from_path,
     streaming_path,
 )
+from .export import enqueue_export
 
 #: Rows per Merkle leaf in the records :func:`record_job` writes.
 BLOCK_ROWS = 1024
