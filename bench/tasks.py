@@ -183,7 +183,7 @@ def other_lists(registry: str, folder: str) -> dict[str, Any]:
     from dncguard.config import load_settings
     from dncguard.lists.store import ListStore
     from dncguard.phones import _npa_states
-    from dncguard.sources.rules.loader import load_ruleset
+    from dncguard.sources.rules import load_ruleset
     from dncguard.sources.rules.schema import RegistryRule
 
     store = ListStore(load_settings())

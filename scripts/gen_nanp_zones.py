@@ -2,7 +2,7 @@
 
 The file gives, for every NANP area code + exchange (NPA-NXX), the time zones phonenumbers
 gives its numbers, or that they depend on later digits (see
-``dncguard.rules.zones.NanpZones``), so a process reads them instead of finding them. Re-run
+``dncguard.sources.rules._zones.NanpZones``), so a process reads them instead of finding them. Re-run
 after changing the phonenumbers pin (and after ``scripts/gen_nanp_table.py``):
 
     python scripts/gen_nanp_zones.py
@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dncguard.rules import zones
+from dncguard.sources.rules import _zones as zones
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "dncguard" / "data" / zones.ZONES_FILE
 

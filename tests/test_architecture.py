@@ -161,9 +161,28 @@ def _private_module(name: str) -> bool:
     return last.startswith("_") and not last.startswith("__")
 
 
+def _named_imports() -> dict[str, set[str]]:
+    """Modules imported by name, through importlib: the tables' modules that the migrations
+    load (``migrations.TABLE_MODULES``) and the settings sections that ``config show`` lists
+    (``config.SECTION_CLASSES``), by the module that names them."""
+    from dncguard.config import SECTION_CLASSES
+    from dncguard.migrations import TABLE_MODULES
+
+    return {"dncguard.migrations": set(TABLE_MODULES),
+            "dncguard.config": {v.split(":")[0] for v in SECTION_CLASSES.values()}}
+
+
+NAMED = _named_imports()
+
+
+def test_the_named_imports_are_modules() -> None:
+    assert all(m in MODULES for names in NAMED.values() for m in names)
+
+
 def _imported_modules(name: str) -> set[str]:
-    """The package modules ``name`` imports (``from pkg import mod`` counts as ``pkg.mod``)."""
-    out = set()
+    """The package modules ``name`` imports (``from pkg import mod`` counts as ``pkg.mod``,
+    and a module named in a string for importlib counts too)."""
+    out = set(NAMED.get(name, ()))
     for target, names in _imports(name, anywhere=True):
         out.update(t for t in [target, *(f"{target}.{n}" for n in names)] if t in MODULES)
     return out

@@ -274,3 +274,17 @@ def test_unwritable_output_is_one_line_not_a_traceback(capsys: pytest.CaptureFix
     assert code == 2
     assert "Traceback" not in out + err
     assert "/proc/nope" in err
+
+
+def test_serve_refuses_an_invalid_section_before_starting(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An invalid section is a one-line error and exit 2 from ``dncguard serve``, not a
+    failure inside a uvicorn worker."""
+    home = tmp_path / "served"
+    home.mkdir()
+    (home / "dncguard.toml").write_text("[http_batch]\ntimeout_seconds = 0\n")
+    monkeypatch.setenv("DNCGUARD_HOME", str(home))
+    code, _, err = cli(capsys, "serve", "--no-auth", "--port", "1")
+    assert code == 2 and "[http_batch]" in err and "Traceback" not in err
+    assert "authentication is OFF" not in err  # refused before anything about serving

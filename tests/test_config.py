@@ -108,3 +108,37 @@ def test_server_refuses_a_bad_section_at_start(tmp_path: Path) -> None:
     (home / "dncguard.toml").write_text("[cxone]\ntimeout_seconds = -1\n")
     with pytest.raises(ConfigError, match=r"\[cxone\]"):
         create_app(load_settings(), no_auth=True, run_jobs=False)
+
+
+def test_a_copy_equals_its_original_and_holds_the_same_sections(tmp_path: Path) -> None:
+    from dncguard.sources.rules import RulesSettings
+
+    s = load_settings()
+    rules = s.section(RulesSettings)
+    copy = s.model_copy()
+    assert copy == s and copy.section(RulesSettings) is rules
+    assert s.model_copy(update={"default_region": "GB"}) != s
+
+
+def test_the_ruleset_is_read_once_per_settings(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks, the freshness policy (``/readyz``) and a later caller judge by the ruleset
+    read when the settings were loaded; an edit to the rules folder waits for new settings."""
+    import shutil
+    from importlib import resources
+
+    from dncguard.sources.rules import RulesCheck
+    from dncguard.sources.rules.freshness import FreshnessPolicy
+
+    folder = tmp_path / "rules"
+    shutil.copytree(str(resources.files("dncguard.sources.rules").joinpath("data")), folder)
+    monkeypatch.setenv("DNCGUARD_RULES_DATA_DIR", str(folder))
+    monkeypatch.setenv("DNCGUARD_RULES_ENABLED", "true")
+    s = load_settings()
+    before = FreshnessPolicy.of(s).ruleset
+    assert before is not None and RulesCheck(s).ruleset is before
+    with (folder / "_ruleset.yaml").open("a", encoding="utf-8") as fh:
+        fh.write("# edited\n")
+    assert FreshnessPolicy.of(s).ruleset is before
+    after = FreshnessPolicy.of(load_settings()).ruleset
+    assert after is not None and after.version != before.version

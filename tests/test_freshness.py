@@ -26,13 +26,13 @@ from dncguard.engine.scrubber import Scrubber
 from dncguard.lists.store import ListStore
 from dncguard.sources.protocol import Batch, CheckContext
 from dncguard.sources.rules import RulesCheck, RulesSettings
+from dncguard.sources.rules._loader import load_ruleset
 from dncguard.sources.rules.freshness import (
     DEFAULT_MAX_AGE_DAYS,
     FreshnessPolicy,
     ListRef,
     blocking,
 )
-from dncguard.sources.rules.loader import load_ruleset
 
 from .conftest import AT
 

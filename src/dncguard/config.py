@@ -167,9 +167,20 @@ class Settings(SectionSettings):
         """The ``cls`` section of these settings, loaded once and shared by every caller."""
         data = self.toml()
         found = self._sections.get(cls)
-        if found is None:
-            found = self._sections[cls] = _build_section(cls, data)
+        if found is None:  # two threads may both build it: the first one stored wins
+            found = self._sections.setdefault(cls, _build_section(cls, data))
         return found  # type: ignore[return-value]
+
+    def __copy__(self) -> Settings:
+        copied = super().__copy__()
+        copied._sections = dict(self._sections)  # the copy's own cache, same sections
+        return copied
+
+    def __eq__(self, other: object) -> bool:
+        """Equal fields (the sections loaded so far do not count)."""
+        if not isinstance(other, Settings):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
 
 
 S = TypeVar("S", bound=SectionSettings)

@@ -4,7 +4,7 @@
 
     DncGuardError
     ├── ConfigError                bad or missing settings
-    │   └── RulesDataError         the rule data cannot be read (rules.loader)
+    │   └── RulesDataError         the rule data cannot be read (rules._loader)
     ├── InputError                 unreadable input file, missing column
     │   └── ContextError           a context value (state, ZIP, campaign, ...) not understood
     ├── ListError                  list import or management failure (unknown list, bad file)

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from sqlalchemy import delete, select, text, update
 
 from dncguard.audit import AuditLog, record_list_change
-from dncguard.audit._tables import (
+from dncguard.audit.tables import (
     GENESIS,
     audit_checkpoints_table,
     audit_head_table,

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from dncguard.audit import AuditLog, new_job_id
 from dncguard.audit._jobs import record_job
-from dncguard.audit._tables import audit_records_table
+from dncguard.audit.tables import audit_records_table
 from dncguard.cli._audit import audit_app, report
 
 from .conftest import DemoJob, FakeClock, Receiver, make_log

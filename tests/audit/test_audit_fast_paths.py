@@ -19,7 +19,7 @@ from dncguard.audit import _chain as chain
 from dncguard.audit import _log as log_module
 from dncguard.audit._chain import SQLITE_BLOCKS, Batch, iso, jstr, jtext, pending, quick_check
 from dncguard.audit._log import AuditLog
-from dncguard.audit._tables import (
+from dncguard.audit.tables import (
     GENESIS,
     audit_checkpoints_table,
     audit_head_table,

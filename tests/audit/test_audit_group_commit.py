@@ -16,7 +16,7 @@ from sqlalchemy import insert, select
 
 from dncguard import audit
 from dncguard.audit._log import AuditLog, AuditRecord
-from dncguard.audit._tables import (
+from dncguard.audit.tables import (
     GENESIS,
     audit_checkpoints_table,
     audit_head_table,

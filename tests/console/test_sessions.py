@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from dncguard.config import load_settings
-from dncguard.server.console._sessions import (
+from dncguard.server.console.sessions import (
     ABSOLUTE,
     IDLE,
     SessionStore,

@@ -11,14 +11,22 @@ out of the package (issue 13): nothing in the product takes this road.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
 
 from dncguard.lists.store import ListInfo
 from dncguard.models import Reason
 from dncguard.sources.protocol import Batch, CheckContext
 from dncguard.sources.rules import RulesCheck, resolve_location
 from dncguard.sources.rules._engine import TimePlan
-from dncguard.sources.rules.stores import Attempt, ConsentRecord
+from dncguard.sources.rules.stores import (
+    Attempt,
+    ConsentRecord,
+    attempts_table,
+    consent_table,
+)
+from dncguard.store import as_utc
 
 #: Consent that lifts the registry reasons (express consent or an established business
 #: relationship), as the rules define it.
@@ -30,12 +38,37 @@ def reference_reasons(check: RulesCheck, batch: Batch, ctx: CheckContext) -> lis
     if not check.config.enabled:
         return [[] for _ in range(len(batch))]
     at = ctx.at.astimezone(UTC)
-    consents, attempts = check._records(batch.e164, at)
+    consents, attempts = _records(check, batch.e164, at)
     infos = check.store.all()
     return [_one(check, e164, batch.region[i], batch.state[i],
                  batch.extra[i] if i < len(batch.extra) else {}, ctx,
                  consents.get(e164, []), attempts.get(e164, []), infos)
             for i, e164 in enumerate(batch.e164)]
+
+
+def _records(check: RulesCheck, e164s: list[str], at: datetime) -> tuple[
+        dict[str, list[ConsentRecord]], dict[str, list[Attempt]]]:
+    """Every consent record, and every attempt inside the longest cap's window, of these
+    numbers: read with plain queries of their own, not the product's batch lookups."""
+    wanted = set(e164s)
+    consents: dict[str, list[ConsentRecord]] = {}
+    attempts: dict[str, list[Attempt]] = {}
+    c, a = consent_table.c, attempts_table.c
+    since = at - timedelta(hours=check._max_cap_hours)
+    with check.consents.engine.connect() as conn:
+        for row in conn.execute(select(c.e164, c.type, c.granted, c.expires, c.revoked)):
+            if row.e164 in wanted:
+                consents.setdefault(row.e164, []).append(
+                    ConsentRecord(row.type, row.granted, row.expires, row.revoked))
+        if check._max_cap_hours:
+            rows = conn.execute(select(a.e164, a.at, a.campaign, a.purpose, a.subject,
+                                       a.outcome).order_by(a.at, a.id))
+            for row in rows:
+                when = as_utc(row.at)
+                if row.e164 in wanted and when is not None and when >= since:
+                    attempts.setdefault(row.e164, []).append(
+                        Attempt(when, row.campaign, row.purpose, row.subject, row.outcome))
+    return consents, attempts
 
 
 def _one(check: RulesCheck, e164: str, region: str | None, state: str | None,

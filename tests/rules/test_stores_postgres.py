@@ -30,13 +30,16 @@ def _lookups(home: Path, database_url: str | None) -> None:
     def count(conn: object, cursor: object, statement: str, params: object, *_: object) -> None:
         sent.append(len(str(params)))
 
-    event.listen(consents.engine, "before_cursor_execute", count)
-    try:
-        assert consents.for_numbers(many) == {}
-    finally:
-        event.remove(consents.engine, "before_cursor_execute", count)
-    assert sent and max(sent) < 1000  # the probe only: the 3,002 numbers never went out
-    assert attempts.for_numbers(many, AT - timedelta(hours=24)) == {}
+    for engine, lookup in ((consents.engine, lambda: consents.for_numbers(many)),
+                           (attempts.engine,
+                            lambda: attempts.for_numbers(many, AT - timedelta(hours=24)))):
+        sent.clear()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            assert lookup() == {}
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert sent and max(sent) < 1000  # the probe only: the 3,002 numbers never went out
     consents.add("+12125550100", "express", date(2026, 1, 5))
     consents.add("+12125550100", "ebr_inquiry", date(2026, 2, 5), expires=date(2026, 8, 5))
     consents.add("+13055550100", "express_written", date(2026, 3, 1))

@@ -223,7 +223,7 @@ def test_keys_are_verified_again_before_they_expire(tmp_path: Path) -> None:
     from sqlalchemy import update
 
     from dncguard.server._fastcheck import FastCheck
-    from dncguard.server._tables import api_keys_table
+    from dncguard.server.tables import api_keys_table
 
     svc, key = _service(tmp_path)
     now = [1000.0]

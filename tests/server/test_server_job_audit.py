@@ -23,7 +23,7 @@ from dncguard.config import Settings, load_settings
 from dncguard.server._checker import CheckerProvider
 from dncguard.server._jobs import JobInfo, JobRunner, JobStore
 from dncguard.server._metrics import DecisionCounter, Metrics
-from dncguard.server._tables import server_jobs_table
+from dncguard.server.tables import server_jobs_table
 from dncguard.store import dispose_engines, get_engine
 
 

@@ -30,7 +30,6 @@ from ._chain import Pending, jtext_plain, pending
 from ._jobs import JobRecord, new_job_id, prepare_job, prove, verify_proof, write_job
 from ._jobs import record_job as _record_job
 from ._log import AuditLog, AuditRecord, VerifyResult
-from ._tables import GENESIS
 from ._writer import AuditUnavailable, AuditWriter
 from .export import (
     EXPORT_TOPIC,
@@ -42,6 +41,7 @@ from .export import (
 )
 from .health import AuditHealth, health, readiness_problems
 from .settings import AuditSettings, load_audit_settings
+from .tables import GENESIS
 
 #: Actions recorded for list changes.
 LIST_ACTIONS = ("import", "changes", "rm", "add", "remove", "sync", "push", "consent", "attempt")

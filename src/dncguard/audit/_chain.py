@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, insert
 
-from ._tables import audit_records_table
+from .tables import audit_records_table
 
 COLUMNS = ("seq", "at", "kind", "action", "who", "subject", "number_hmac", "number_masked",
            "decision", "reason_codes", "versions", "data", "prev_hash", "hash")

@@ -50,7 +50,8 @@ from ._chain import (
     scan,
     write_chain,
 )
-from ._tables import (
+from .settings import AuditSettings, audit_dir, hmac_key, load_audit_settings
+from .tables import (
     AUDIT_TABLES,
     GENESIS,
     NOT_CHECKS,
@@ -58,7 +59,6 @@ from ._tables import (
     audit_head_table,
     audit_records_table,
 )
-from .settings import AuditSettings, audit_dir, hmac_key, load_audit_settings
 
 Clock = Callable[[], datetime]
 

@@ -32,8 +32,8 @@ from ..io.verdict_file import verdict_cells
 from ..phones import mask, normalise
 from ..store import as_utc
 from ._log import AuditLog, AuditRecord
-from ._tables import NOT_CHECKS, audit_records_table
 from .settings import key_path
+from .tables import NOT_CHECKS, audit_records_table
 
 #: Most records a search returns by default (newest first), and at most.
 DEFAULT_LIMIT = 100

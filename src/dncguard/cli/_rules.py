@@ -98,11 +98,10 @@ def _summary(rule: RuleBase) -> str:
 def show(jurisdiction: str = typer.Argument(..., help="US, US-FL, CA, GB or AU"),
          as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Print a jurisdiction's rules with citations, dates and confidence."""
-    from ..sources.rules.loader import load_ruleset
     from ..sources.rules.settings import RulesSettings
 
     cfg = settings()
-    ruleset = load_ruleset(cfg.section(RulesSettings).data_dir)
+    ruleset = cfg.section(RulesSettings).ruleset()
     key = jurisdiction.strip().upper()
     rf = ruleset.files.get(key)
     if rf is None:

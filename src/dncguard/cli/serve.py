@@ -25,12 +25,14 @@ def serve(
     """Run the HTTP validation service (OpenAPI at /docs)."""
     import uvicorn
 
+    from ..config import all_sections
     from ..server.app import log_config
     from ..server.keys import KeyStore
     from ..server.settings import load_server_settings
     from ..store import get_engine, metadata
 
     cfg = settings()
+    all_sections(cfg)  # an invalid section is refused here (exit 2), not in a worker
     server = load_server_settings(cfg, host=host, port=port, workers=workers,
                                   no_auth=no_auth or None)
     engine = get_engine(cfg)

@@ -46,9 +46,9 @@ TABLE_MODULES: tuple[str, ...] = (
     "dncguard.store",
     "dncguard.outbox",
     "dncguard.sources.rules.stores",
-    "dncguard.server._tables",
-    "dncguard.server.console._sessions",
-    "dncguard.audit._tables",
+    "dncguard.server.tables",
+    "dncguard.server.console.sessions",
+    "dncguard.audit.tables",
     "dncguard.sharedfiles",
 )
 

@@ -49,7 +49,7 @@ from ..objectstore import object_store
 from ..store import as_utc, utcnow
 from ._checker import CheckerProvider
 from ._metrics import DecisionCounter, Metrics
-from ._tables import server_jobs_table
+from .tables import server_jobs_table
 
 log = logging.getLogger("dncguard.jobs")
 

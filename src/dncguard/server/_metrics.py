@@ -27,7 +27,7 @@ from ..lists.store import ListStore
 from ..models import Decision, Reason, Verdict
 from ..sources.rules.freshness import FreshnessPolicy
 from ..store import utcnow
-from ._tables import decision_counts_table
+from .tables import decision_counts_table
 
 access_log = logging.getLogger("dncguard.access")
 log = logging.getLogger("dncguard.server")

@@ -21,7 +21,7 @@ from ..models import Verdict
 from ..store import get_engine, metadata
 from . import _apidocs as apidocs
 from . import _errors as errors
-from . import _tables as tables
+from . import tables
 from ._checker import CheckerProvider
 from ._deps import Service, TokenBuckets, strict_query
 from ._fastcheck import ServiceApp

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import DncGuardError
 from ..store import as_utc, utcnow
-from ._tables import api_keys_table
+from .tables import api_keys_table
 
 SCOPES = ("check", "jobs", "dnc:write", "admin", "console")
 PREFIX = "dgk_"

@@ -43,7 +43,7 @@ from ..routes.check import CheckRequest
 from ..routes.lists import list_statuses
 from ..routes.ops import Health, readyz
 from . import _csrf as csrf
-from ._sessions import Session, SessionStore, may_sign_in
+from .sessions import Session, SessionStore, may_sign_in
 
 log = logging.getLogger("dncguard.server")
 

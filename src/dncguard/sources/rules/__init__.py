@@ -10,9 +10,9 @@ See docs/rules.md for the data format and docs/reason-codes.md (section Rules) f
 
 from __future__ import annotations
 
+from ._loader import RulesDataError, Ruleset, load_ruleset, parse_texts
 from ._zones import Location, resolve_location, resolve_zones
 from .codes import RULE_CODES
-from .loader import RulesDataError, Ruleset, load_ruleset, parse_texts
 from .settings import EmergencyDeclaration, RulesSettings
 from .source import RulesCheck, When, load_emergencies
 from .stores import AttemptStore, ConsentStore

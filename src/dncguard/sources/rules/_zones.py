@@ -23,7 +23,7 @@ from phonenumbers import timezone as pn_timezone
 from ...nanp import FALLBACK, PREFIXES, load_table, metadata_fingerprint
 from ...phones import state_for
 from ...places import zip_state
-from .loader import Ruleset, load_ruleset
+from ._loader import Ruleset, load_ruleset
 
 log = logging.getLogger("dncguard.sources.rules.zones")  # its name before it became _zones
 

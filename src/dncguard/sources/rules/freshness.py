@@ -33,7 +33,7 @@ from ...store import utcnow
 
 if TYPE_CHECKING:
     from ...config import Settings
-    from .loader import Ruleset
+    from ._loader import Ruleset
     from .schema import RegistryRule
     from .settings import RulesSettings
 
@@ -151,11 +151,10 @@ class FreshnessPolicy:
     @classmethod
     def of(cls, settings: Settings, rules: RulesSettings | None = None) -> FreshnessPolicy:
         """The policy of a home: its ``[rules]`` settings and the ruleset they load."""
-        from .loader import load_ruleset
         from .settings import RulesSettings
 
         rules = rules or settings.section(RulesSettings)
-        return cls(load_ruleset(rules.data_dir), rules.max_age_days, rules.default_max_age_days)
+        return cls(rules.ruleset(), rules.max_age_days, rules.default_max_age_days)
 
     def registry_rule(self, kind: str, jurisdiction: str | None,
                       day: date) -> tuple[str, RegistryRule] | None:

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from ...config import SectionSettings
+
+if TYPE_CHECKING:
+    from ._loader import Ruleset
 
 
 class EmergencyDeclaration(BaseModel):
@@ -50,6 +53,7 @@ class RulesSettings(SectionSettings):
 
     model_config = SettingsConfigDict(env_prefix="DNCGUARD_RULES_", extra="ignore")
     toml_table: ClassVar[str | None] = "rules"
+    _ruleset: Ruleset | None = PrivateAttr(default=None)
 
     enabled: bool = Field(
         default=True, description="Run the rules at all (default_checks skips RulesCheck if off)")
@@ -91,3 +95,13 @@ class RulesSettings(SectionSettings):
             return False
         optional = {j.strip().upper() for j in self.registry_optional}
         return "*" not in optional and jurisdiction.upper() not in optional
+
+    def ruleset(self) -> Ruleset:
+        """The ruleset these settings name (``data_dir``, else the packaged one), read once
+        per settings object: the checks, the freshness policy behind ``/readyz`` and the
+        CLI all judge by the same rules until the settings are loaded again."""
+        if self._ruleset is None:
+            from ._loader import load_ruleset
+
+            self._ruleset = load_ruleset(self.data_dir)
+        return self._ruleset

@@ -33,9 +33,9 @@ from ..protocol import CheckBase
 from . import codes
 from ._engine import CampaignWindow, TimePlan, Violation, local_text
 from ._holidays import HolidayCalendar
+from ._loader import Ruleset
 from ._zones import Location, resolve_location, zone_key_array, zone_keys
 from .freshness import FreshnessPolicy
-from .loader import Ruleset, load_ruleset
 from .schema import (
     LINE_TYPES,
     CallingWindowRule,
@@ -141,7 +141,7 @@ class RulesCheck(CheckBase):
                  attempts: AttemptStore | None = None) -> None:
         self.settings = settings
         self.config = rules_settings or settings.section(RulesSettings)
-        self.ruleset = ruleset or load_ruleset(self.config.data_dir)
+        self.ruleset = ruleset or self.config.ruleset()
         self.calendar = HolidayCalendar(self.ruleset.holiday_sets)
         self._store = store
         self._consents = consents

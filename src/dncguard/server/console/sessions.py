@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Column, DateTime, Engine, String, Table, delete, insert, select, update
 
 from ...store import as_utc, metadata, utcnow
-from .._tables import api_keys_table
 from ..keys import ApiKey
+from ..tables import api_keys_table
 
 IDLE = timedelta(minutes=30)
 ABSOLUTE = timedelta(hours=12)
