@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import typer
@@ -171,16 +171,9 @@ def when(
     result = check.when(n.e164, n.region, extra.get("state"), extra, ctx, days=days)
     zones = [ZoneInfo(z) for z in result.location.zones]
     if as_json:
-        data: dict[str, Any] = {
-            "e164": n.e164, "ruleset": check.ruleset.version,
-            "timezone": ";".join(result.location.zones), "how": result.location.how,
-            "states": list(result.location.states), "jurisdictions": list(result.jurisdictions),
-            "purpose": ctx.purpose, "callType": ctx.call_type,
-            "windows": [{"start": a.isoformat(), "end": b.isoformat()}
-                        for a, b in result.windows],
-            "reasons": [r.model_dump(mode="json", exclude_none=True) for r in result.reasons],
-        }
-        console.print_json(json.dumps(data))
+        doc = result.document(n.e164, ruleset=check.ruleset.version, ctx=ctx, days=days,
+                              rules_enabled=check.config.enabled)
+        console.print_json(doc.model_dump_json(by_alias=True))
         return
     console.print(f"[bold]{mask(n.e164)}[/] zones {', '.join(result.location.zones)} "
                   f"(from {result.location.how}); jurisdictions {', '.join(result.jurisdictions)}"

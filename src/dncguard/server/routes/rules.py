@@ -12,7 +12,6 @@ import re
 import threading
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -21,10 +20,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from ...engine.scrubber import Scrubber
 from ...errors import ContextError, InputError
 from ...lists.store import ListStore
-from ...models import Reason
 from ...phones import normalise
 from ...sources.rules.source import RulesCheck
 from ...sources.rules.stores import AttemptStore, ConsentStore
+from ...sources.rules.when import WhenOut
 from .._context import clean_or_422, context_or_422
 from .._deps import CheckKey, DncKey, Service, ServiceDep
 from .._errors import ApiError, FieldError, Instant, responses
@@ -101,39 +100,6 @@ class ConsentOut(BaseModel):
     expires: Day | None
     revoked: Day | None
     added: bool = Field(description="False when the same record was already stored")
-
-
-class LocalWindow(BaseModel):
-    zone: str
-    start: datetime
-    end: datetime
-
-
-class LegalWindow(BaseModel):
-    start: datetime = Field(description="UTC")
-    end: datetime = Field(description="UTC")
-    local: list[LocalWindow] = Field(description="The same window in every candidate zone")
-
-
-class WhenOut(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    e164: str
-    ruleset: str | None
-    timezone: str = Field(description="Candidate IANA zones, ';'-joined")
-    zones: list[str]
-    how: str = Field(description="How the zones were found, e.g. npa-table+zip")
-    states: list[str]
-    jurisdictions: list[str]
-    purpose: str
-    call_type: str = Field(alias="callType")
-    at: datetime = Field(description="Start of the period searched (UTC)")
-    days: int
-    windows: list[LegalWindow] = Field(description="Legal windows under the time rules")
-    reasons: list[Reason] = Field(description="Why a call at `at` would not be allowed now "
-                                              "(rules only; empty when the rules are off)")
-    rules_enabled: bool = Field(alias="rulesEnabled",
-                                description="Whether /v1/check applies the rules on this server")
 
 
 _lock = threading.Lock()
@@ -235,9 +201,9 @@ def when(
     region: Annotated[Region | None, Query()] = None,
     days: Annotated[int, Query(ge=1, le=14, description="How many days ahead")] = 7,
 ) -> Response:
-    """Same content as ``dncguard rules when --json``: windows in UTC and in every candidate
-    zone, the zones and how they were found, the jurisdictions, the ruleset version, and the
-    rule reasons a call at ``at`` would get."""
+    """The document ``dncguard rules when --json`` prints: windows in UTC and in every
+    candidate zone, the zones and how they were found, the jurisdictions, the ruleset
+    version, and the rule reasons a call at ``at`` would get."""
     e164, num_region = _number(phone, region, "query.phone", svc)
     start = _instant(at, "query.at")
     check = _rules(request, svc)
@@ -251,14 +217,6 @@ def when(
     except (OverflowError, ValueError) as exc:  # a start at the very end of the calendar
         raise ApiError(422, "query.at: out of range", fields=[
             FieldError(field="query.at", message="instant out of range")]) from exc
-    zones = [ZoneInfo(z) for z in result.location.zones]
-    out = WhenOut(
-        e164=e164, ruleset=check.ruleset.version, timezone=";".join(result.location.zones),
-        zones=list(result.location.zones), how=result.location.how,
-        states=list(result.location.states), jurisdictions=list(result.jurisdictions),
-        purpose=ctx.purpose, call_type=ctx.call_type, at=start, days=days,
-        windows=[LegalWindow(start=a, end=b, local=[
-            LocalWindow(zone=z.key, start=a.astimezone(z), end=b.astimezone(z)) for z in zones])
-            for a, b in result.windows],
-        reasons=result.reasons, rules_enabled=check.config.enabled)
+    out = result.document(e164, ruleset=check.ruleset.version, ctx=ctx, days=days,
+                          rules_enabled=check.config.enabled)
     return Response(out.model_dump_json(by_alias=True), media_type="application/json")

@@ -14,8 +14,9 @@ from ._loader import RulesDataError, Ruleset, load_ruleset, parse_texts
 from ._zones import Location, resolve_location, resolve_zones
 from .codes import RULE_CODES
 from .settings import EmergencyDeclaration, RulesSettings
-from .source import RulesCheck, When, load_emergencies
+from .source import RulesCheck, load_emergencies
 from .stores import AttemptStore, ConsentStore
+from .when import When
 
 __all__ = [
     "RULE_CODES",

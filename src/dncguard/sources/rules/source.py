@@ -51,6 +51,7 @@ from .schema import (
 )
 from .settings import EmergencyDeclaration, RulesSettings
 from .stores import Attempt, AttemptStore, ConsentRecord, ConsentStore
+from .when import When
 
 
 def _factorize(values: list[Any]) -> npt.NDArray[np.int64]:
@@ -92,16 +93,6 @@ def load_emergencies(path: Path) -> list[EmergencyDeclaration]:
     except OSError as exc:
         raise ConfigError(f"cannot read emergencies file {path}: {exc.strerror}") from None
     return out
-
-
-@dataclass(frozen=True)
-class When:
-    """The legal windows of one number over a period (for ``dncguard rules when``)."""
-
-    location: Location
-    jurisdictions: tuple[str, ...]
-    windows: list[tuple[datetime, datetime]]
-    reasons: list[Reason]
 
 
 @dataclass(frozen=True)
