@@ -47,8 +47,15 @@ def test_when_json() -> None:
     data = json.loads(out)
     assert data["timezone"] == "America/New_York;America/Chicago"
     assert data["how"] == "npa-table+npa-nxx"
-    assert data["windows"][0] == {"start": "2026-11-21T14:00:00+00:00",
-                                  "end": "2026-11-22T01:00:00+00:00"}
+    assert data["zones"] == ["America/New_York", "America/Chicago"]
+    assert data["at"] == "2026-11-21T12:00:00Z" and data["days"] == 2
+    first = data["windows"][0]
+    assert (first["start"], first["end"]) == ("2026-11-21T14:00:00Z", "2026-11-22T01:00:00Z")
+    assert first["local"] == [
+        {"zone": "America/New_York", "start": "2026-11-21T09:00:00-05:00",
+         "end": "2026-11-21T20:00:00-05:00"},
+        {"zone": "America/Chicago", "start": "2026-11-21T08:00:00-06:00",
+         "end": "2026-11-21T19:00:00-06:00"}]
     assert {r["code"] for r in data["reasons"]} == {"OUTSIDE_CALLING_WINDOW", "REGISTRY_MISSING"}
 
 
