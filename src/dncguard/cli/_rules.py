@@ -169,12 +169,12 @@ def when(
                            "line_type": line_type})
     check = RulesCheck(cfg)
     result = check.when(n.e164, n.region, extra.get("state"), extra, ctx, days=days)
-    zones = [ZoneInfo(z) for z in result.location.zones]
     if as_json:
         doc = result.document(n.e164, ruleset=check.ruleset.version, ctx=ctx, days=days,
                               rules_enabled=check.config.enabled)
         console.print_json(doc.model_dump_json(by_alias=True))
         return
+    zones = [ZoneInfo(z) for z in result.location.zones]
     console.print(f"[bold]{mask(n.e164)}[/] zones {', '.join(result.location.zones)} "
                   f"(from {result.location.how}); jurisdictions {', '.join(result.jurisdictions)}"
                   f"; {ctx.purpose}, {ctx.call_type}")
