@@ -5,12 +5,15 @@ what was checked, and duplicates are marked across slices."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dncguard.audit import AuditUnavailable, Pending
 from dncguard.config import load_settings
+from dncguard.engine.run import slice_of_rows
 from dncguard.server import _realtime as realtime
 from dncguard.server.app import create_app
 from dncguard.server.routes.check import BatchResponse, batch_json
@@ -70,3 +73,54 @@ def test_slices_answer_by_their_own_append(tmp_path: Path,
         assert asyncio.run(batch_json(verdicts, step)) == want.model_dump_json().encode()
     empty = BatchResponse(count=0, duplicates=0, verdicts=[]).model_dump_json().encode()
     assert asyncio.run(batch_json([])) == empty
+
+
+class Immediate:
+    """Commits every append at once (no thread): the test counts event-loop turns only."""
+
+    def submit(self, records: list[Pending], done: Callable[[BaseException | None], None]
+               ) -> None:
+        done(None)
+
+    async def append_async(self, records: list[Pending]) -> None:
+        return None
+
+
+def test_a_single_check_beside_a_batch_waits_for_few_slices(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A single check needs a few event-loop turns (queued, checked, settled, resumed); a
+    batch request gives :data:`~realtime.TURNS` of them between two slices, so the single
+    is answered within two slices of its arrival, not one slice per turn."""
+    home = tmp_path / "home"
+    make_key(home, "check")
+    svc = create_app(load_settings(home=home), run_jobs=False).state.service
+    rt = svc.realtime
+    rt.writer = Immediate()
+    monkeypatch.setattr(realtime, "SLICE", 5)
+    slices: list[int] = []
+    real_slice = slice_of_rows
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        slices.append(len(slices))
+        return real_slice(*args, **kwargs)
+
+    monkeypatch.setattr(realtime, "slice_of_rows", counted)
+    phones = [f"+1202555{i:04d}" for i in range(200)]
+    ctx = svc.provider.prepared().context(campaign="default")
+
+    async def scenario() -> tuple[int, int, list[Any]]:
+        batch = asyncio.ensure_future(rt.check_many(phones, ctx, {}, "api:test"))
+        while len(slices) < 5:  # the batch is under way
+            await asyncio.sleep(0)
+        asked = len(slices)
+        single = await rt.check("+12025559999", ctx, {}, fixed_at=True, who="api:test")
+        answered = len(slices)
+        return asked, answered, [single, *(await batch)]
+
+    try:
+        asked, answered, verdicts = asyncio.run(scenario())
+    finally:
+        rt.stop()
+    assert verdicts[0].e164 == "+12025559999" and len(verdicts) == 201
+    assert answered < len(phones) // 5  # answered while the batch was still being checked
+    assert answered - asked <= 2, (asked, answered)

@@ -89,3 +89,28 @@ def test_keys_cli_create_list_revoke(tmp_path: Path) -> None:
 
     with pytest.raises(ApiKeyError, match="scopes must be among"):
         store.create("x", ["root"])
+
+
+def test_serving_switches_threads_every_millisecond_and_restores(tmp_path: Path) -> None:
+    """While the app serves, the interpreter switches threads at SWITCH_INTERVAL (the audit
+    writer's thread gets the GIL back sooner behind a batch on the loop); afterwards the
+    process has its own interval again (an embedding program's setting is not kept)."""
+    import asyncio
+    import sys
+
+    from dncguard.server import app as app_module
+
+    home = tmp_path / "home"
+    make_key(home, "check")
+    app = create_app(load_settings(home=home), run_jobs=False)
+    before = sys.getswitchinterval()
+    assert before != app_module.SWITCH_INTERVAL
+    seen: list[float] = []
+
+    async def serve() -> None:
+        async with app.router.lifespan_context(app):
+            seen.append(sys.getswitchinterval())
+
+    asyncio.run(serve())
+    assert seen == [app_module.SWITCH_INTERVAL]
+    assert sys.getswitchinterval() == before
