@@ -54,7 +54,7 @@ assert tables.api_keys_table.metadata is metadata
 #: 0.005). The audit writer's thread lets go of the GIL at every SQLite call and then waits
 #: for it back; with the event loop busy on a batch request each wait lasted up to the
 #: interval, and a group commit of a dozen calls took 60-100 ms (measured: single checks
-#: beside batches, p99 81-83 ms at 5 ms, 37-50 ms at 1 ms; see docs/performance.md).
+#: beside batches, p99 81-106 ms at 5 ms, 37-53 ms at 1 ms; see docs/performance.md).
 SWITCH_INTERVAL = 0.001
 
 DESCRIPTION = """\
