@@ -114,3 +114,17 @@ def test_serving_switches_threads_every_millisecond_and_restores(tmp_path: Path)
     asyncio.run(serve())
     assert seen == [app_module.SWITCH_INTERVAL]
     assert sys.getswitchinterval() == before
+
+
+def test_switch_interval_is_restored_when_the_block_fails() -> None:
+    import sys
+
+    import pytest
+
+    from dncguard.server.app import switch_interval
+
+    before = sys.getswitchinterval()
+    with pytest.raises(RuntimeError), switch_interval(before * 3):
+        assert sys.getswitchinterval() == pytest.approx(before * 3)
+        raise RuntimeError("shutdown failed")
+    assert sys.getswitchinterval() == before

@@ -7,7 +7,7 @@ import contextlib
 import gc
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
@@ -56,6 +56,18 @@ assert tables.api_keys_table.metadata is metadata
 #: interval, and a group commit of a dozen calls took 60-100 ms (measured: single checks
 #: beside batches, p99 81-106 ms at 5 ms, 37-53 ms at 1 ms; see docs/performance.md).
 SWITCH_INTERVAL = 0.001
+
+@contextlib.contextmanager
+def switch_interval(seconds: float) -> Iterator[None]:
+    """The interpreter's thread switch interval set to ``seconds`` for the block, then
+    restored, however the block ends."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
 
 DESCRIPTION = """\
 Pre-dial checks against every configured DNC list, source and rule, batch checks, background
@@ -172,43 +184,41 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
         # what start-up built (settings, checks, list indexes, the rules) lives as long as the
         # process: out of the collector's way, its passes only walk what requests create
         gc.freeze()
-        previous_switch = sys.getswitchinterval()
-        sys.setswitchinterval(SWITCH_INTERVAL)
-        if runner is not None:
-            runner.start()
-
-        async def flush_forever() -> None:
-            while True:
-                await asyncio.sleep(server.metrics_flush_seconds)
-                await anyio.to_thread.run_sync(counter.flush)
-
-        async def export_forever() -> None:
-            """Deliver audit exports (job summaries) from the outbox while serving."""
-            worker = audit.ExportWorker(audit.audit_log(settings))
-            while True:
-                try:
-                    await anyio.to_thread.run_sync(worker.run_once)
-                except Exception as exc:  # keep serving; the outbox keeps the backlog
-                    log.warning("audit export pass failed: %s", type(exc).__name__)
-                await asyncio.sleep(server.export_seconds)
-
-        flusher = asyncio.create_task(flush_forever())
-        exporter = (asyncio.create_task(export_forever())
-                    if audit.load_audit_settings(settings).export_url else None)
-        try:
-            yield
-        finally:
-            flusher.cancel()
-            if exporter is not None:
-                exporter.cancel()
+        with switch_interval(SWITCH_INTERVAL):
             if runner is not None:
-                await anyio.to_thread.run_sync(runner.stop)
-            if syncer is not None:
-                await anyio.to_thread.run_sync(syncer.stop)
-            await anyio.to_thread.run_sync(realtime.stop)
-            await anyio.to_thread.run_sync(writer.stop)
-            await anyio.to_thread.run_sync(counter.flush)
-            sys.setswitchinterval(previous_switch)
+                runner.start()
+
+            async def flush_forever() -> None:
+                while True:
+                    await asyncio.sleep(server.metrics_flush_seconds)
+                    await anyio.to_thread.run_sync(counter.flush)
+
+            async def export_forever() -> None:
+                """Deliver audit exports (job summaries) from the outbox while serving."""
+                worker = audit.ExportWorker(audit.audit_log(settings))
+                while True:
+                    try:
+                        await anyio.to_thread.run_sync(worker.run_once)
+                    except Exception as exc:  # keep serving; the outbox keeps the backlog
+                        log.warning("audit export pass failed: %s", type(exc).__name__)
+                    await asyncio.sleep(server.export_seconds)
+
+            flusher = asyncio.create_task(flush_forever())
+            exporter = (asyncio.create_task(export_forever())
+                        if audit.load_audit_settings(settings).export_url else None)
+            try:
+                yield
+            finally:
+                flusher.cancel()
+                if exporter is not None:
+                    exporter.cancel()
+                if runner is not None:
+                    await anyio.to_thread.run_sync(runner.stop)
+                if syncer is not None:
+                    await anyio.to_thread.run_sync(syncer.stop)
+                await anyio.to_thread.run_sync(realtime.stop)
+                await anyio.to_thread.run_sync(writer.stop)
+                await anyio.to_thread.run_sync(counter.flush)
 
     app = ServiceApp(title="dncguard", version=__version__, description=DESCRIPTION,
                      docs_url=None, redoc_url=None,  # apidocs: served from package data
