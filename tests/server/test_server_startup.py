@@ -96,7 +96,6 @@ def test_serving_switches_threads_every_millisecond_and_restores(tmp_path: Path)
     writer's thread gets the GIL back sooner behind a batch on the loop); afterwards the
     process has its own interval again (an embedding program's setting is not kept)."""
     import asyncio
-    import sys
 
     from dncguard.server import app as app_module
 
@@ -117,8 +116,7 @@ def test_serving_switches_threads_every_millisecond_and_restores(tmp_path: Path)
 
 
 def test_switch_interval_is_restored_when_the_block_fails() -> None:
-    import sys
-
+    """A failed shutdown still gives the process its own interval back."""
     import pytest
 
     from dncguard.server.app import switch_interval
@@ -127,4 +125,24 @@ def test_switch_interval_is_restored_when_the_block_fails() -> None:
     with pytest.raises(RuntimeError), switch_interval(before * 3):
         assert sys.getswitchinterval() == pytest.approx(before * 3)
         raise RuntimeError("shutdown failed")
+    assert sys.getswitchinterval() == before
+
+
+def test_overlapping_apps_keep_the_interval_until_the_last_stops() -> None:
+    """Two apps serving in one process (tests, an embedding program): the first to stop does
+    not take the interval from the other; the last restores what the process had."""
+    import contextlib
+
+    import pytest
+
+    from dncguard.server.app import switch_interval
+
+    before = sys.getswitchinterval()
+    with contextlib.ExitStack() as first:
+        first.enter_context(switch_interval(before * 3))
+        second = switch_interval(before * 3)
+        second.__enter__()
+        first.close()  # the first app stops while the second still serves
+        assert sys.getswitchinterval() == pytest.approx(before * 3)
+        second.__exit__(None, None, None)
     assert sys.getswitchinterval() == before

@@ -64,19 +64,6 @@ class Ask:
 Observe = Callable[[list[Verdict]], None]
 
 
-#: Event-loop turns a batch request gives away between two slices. A single check needs a
-#: few turns (its request read, its batch checked, its answer settled and written); with one
-#: turn per slice it would wait a slice for each of them. A turn with nothing to run costs
-#: microseconds.
-TURNS = 4
-
-
-async def let_others_run() -> None:
-    """Give the event loop :data:`TURNS` turns (between two slices of a batch request)."""
-    for _ in range(TURNS):
-        await asyncio.sleep(0)
-
-
 def _settle(pairs: list[tuple[asyncio.Future[Verdict], Verdict]], observe: Observe) -> None:
     for fut, verdict in pairs:
         if not fut.done():
@@ -132,7 +119,8 @@ class Realtime:
         (SQLAlchemyError: the lists could not be read, nothing was checked).
 
         Checked on the event loop :data:`SLICE` numbers at a time, yielding between
-        slices, so single checks beside a large batch wait for at most one slice. The audit
+        slices, so single checks beside a large batch wait for about one slice (the checks'
+        ``gather`` gives the loop a few more turns within each). The audit
         records are appended while later slices are checked, once :data:`APPEND_EVERY` have
         gathered and one append in the writer at a time, so the single checks' records join
         the next transaction instead of waiting behind the whole batch. A verdict is
@@ -155,7 +143,7 @@ class Realtime:
             if len(records) >= APPEND_EVERY and (not appends or appends[-1].done()):
                 self._append_part(records, verdicts, parts, appends)
                 records = []
-            await let_others_run()
+            await asyncio.sleep(0)
         if appends:
             await asyncio.wait([appends[-1]])
         if records:
@@ -169,7 +157,7 @@ class Realtime:
                 verdicts[lo:hi] = [audit_unavailable(v, why) for v in verdicts[lo:hi]]
         for start in range(0, len(verdicts), SLICE * 10):  # counted as answered
             _count(self.observe, verdicts[start:start + SLICE * 10])
-            await let_others_run()
+            await asyncio.sleep(0)
         return verdicts
 
     def _append_part(self, records: list[Pending], verdicts: list[Verdict],

@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -53,20 +54,29 @@ assert tables.api_keys_table.metadata is metadata
 #: The interpreter's thread switch interval while serving (seconds; Python's default is
 #: 0.005). The audit writer's thread lets go of the GIL at every SQLite call and then waits
 #: for it back; with the event loop busy on a batch request each wait lasted up to the
-#: interval, and a group commit of a dozen calls took 60-100 ms (measured: single checks
-#: beside batches, p99 81-106 ms at 5 ms, 37-53 ms at 1 ms; see docs/performance.md).
+#: interval, and group commits of 16 records took 77-103 ms (single checks beside batches,
+#: alternated runs: p99 81-106 ms at 5 ms, 37-53 ms at 1 ms; see docs/performance.md).
 SWITCH_INTERVAL = 0.001
+
+_switching: list[float] = []  # the interval before the first serving app, while any serves
+_switching_lock = threading.Lock()
+
 
 @contextlib.contextmanager
 def switch_interval(seconds: float) -> Iterator[None]:
-    """The interpreter's thread switch interval set to ``seconds`` for the block, then
-    restored, however the block ends."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(seconds)
+    """The interpreter's thread switch interval set to ``seconds`` while any app of this
+    process serves (blocks may overlap: the first sets it, the last one to end restores what
+    the process had), however the blocks end."""
+    with _switching_lock:
+        _switching.append(sys.getswitchinterval())
+        sys.setswitchinterval(seconds)
     try:
         yield
     finally:
-        sys.setswitchinterval(previous)
+        with _switching_lock:
+            previous = _switching.pop()
+            if not _switching:
+                sys.setswitchinterval(previous)
 
 
 DESCRIPTION = """\
