@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Literal
 
@@ -17,6 +16,7 @@ from ...sources.protocol import CheckContext
 from .._context import context_or_422
 from .._deps import CheckKey, Service, ServiceDep
 from .._errors import ApiError, FieldError, Instant, responses
+from .._realtime import let_others_run
 
 log = logging.getLogger("dncguard.server")
 router = APIRouter(tags=["check"])
@@ -150,6 +150,6 @@ async def batch_json(verdicts: list[Verdict], step: int = 1000) -> bytes:
             parts.append(b",")
         parts.append(b",".join(v.__pydantic_serializer__.to_json(v)
                                for v in verdicts[start:start + step]))
-        await asyncio.sleep(0)
+        await let_others_run()
     parts.append(b"]}")
     return b"".join(parts)
