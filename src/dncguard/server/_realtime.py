@@ -134,12 +134,11 @@ class Realtime:
 
         Checked on the event loop :data:`SLICE` numbers at a time, giving the loop
         :data:`TURNS` turns between slices, so single checks beside a large batch wait for
-        about one slice. The audit
-        records are appended while later slices are checked, once :data:`APPEND_EVERY` have
-        gathered and one append in the writer at a time, so the single checks' records join
-        the next transaction instead of waiting behind the whole batch. A verdict is
-        answered as checked only when its records were committed; those of an append that
-        failed are ``error`` (AUDIT_UNAVAILABLE)."""
+        about one slice. The audit records are appended while later slices are checked,
+        once :data:`APPEND_EVERY` have gathered and one append in the writer at a time, so
+        the single checks' records join the next transaction instead of waiting behind the
+        whole batch. A verdict is answered as checked only when its records were committed;
+        those of an append that failed are ``error`` (AUDIT_UNAVAILABLE)."""
         scrubber = self.provider.refresh().direct
         run = scrubber.run(["phone"], ctx, defaults=defaults, zones=True)
         versions = scrubber.versions(ctx)
