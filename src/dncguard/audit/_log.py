@@ -25,8 +25,8 @@ from typing import Any, Literal, overload
 
 from sqlalchemy import (
     Connection,
-    bindparam,
     Engine,
+    bindparam,
     delete,
     func,
     insert,
