@@ -91,10 +91,17 @@ def test_keys_cli_create_list_revoke(tmp_path: Path) -> None:
         store.create("x", ["root"])
 
 
-def test_serving_switches_threads_every_millisecond_and_restores(tmp_path: Path) -> None:
+def _interpreter() -> tuple[float, tuple[int, int, int]]:
+    import gc
+
+    return sys.getswitchinterval(), gc.get_threshold()
+
+
+def test_serving_tunes_the_interpreter_and_restores(tmp_path: Path) -> None:
     """While the app serves, the interpreter switches threads at SWITCH_INTERVAL (the audit
-    writer's thread gets the GIL back sooner behind a batch on the loop); afterwards the
-    process has its own interval again (an embedding program's setting is not kept)."""
+    writer's thread gets the GIL back sooner behind a batch on the loop) and collects at
+    GC_THRESHOLD (a batch's verdicts are not walked again and again); afterwards the process
+    has its own settings again (an embedding program's are not kept)."""
     import asyncio
 
     from dncguard.server import app as app_module
@@ -102,47 +109,48 @@ def test_serving_switches_threads_every_millisecond_and_restores(tmp_path: Path)
     home = tmp_path / "home"
     make_key(home, "check")
     app = create_app(load_settings(home=home), run_jobs=False)
-    before = sys.getswitchinterval()
-    assert before != app_module.SWITCH_INTERVAL
-    seen: list[float] = []
+    before = _interpreter()
+    serving = (app_module.SWITCH_INTERVAL, app_module.GC_THRESHOLD)
+    assert before[0] != serving[0] and before[1] != serving[1]
+    seen: list[tuple[float, tuple[int, int, int]]] = []
 
     async def serve() -> None:
         async with app.router.lifespan_context(app):
-            seen.append(sys.getswitchinterval())
+            seen.append(_interpreter())
 
     asyncio.run(serve())
-    assert seen == [app_module.SWITCH_INTERVAL]
-    assert sys.getswitchinterval() == before
+    assert seen == [serving]
+    assert _interpreter() == before
 
 
-def test_switch_interval_is_restored_when_the_block_fails() -> None:
-    """A failed shutdown still gives the process its own interval back."""
+def test_interpreter_settings_are_restored_when_the_block_fails() -> None:
+    """A failed shutdown still gives the process its own settings back."""
     import pytest
 
-    from dncguard.server.app import switch_interval
+    from dncguard.server.app import serving_interpreter
 
-    before = sys.getswitchinterval()
-    with pytest.raises(RuntimeError), switch_interval(before * 3):
-        assert sys.getswitchinterval() == pytest.approx(before * 3)
+    before = _interpreter()
+    with pytest.raises(RuntimeError), serving_interpreter(before[0] * 3, (12_345, 7, 7)):
+        assert _interpreter() == (pytest.approx(before[0] * 3), (12_345, 7, 7))
         raise RuntimeError("shutdown failed")
-    assert sys.getswitchinterval() == before
+    assert _interpreter() == before
 
 
-def test_overlapping_apps_keep_the_interval_until_the_last_stops() -> None:
+def test_overlapping_apps_keep_the_settings_until_the_last_stops() -> None:
     """Two apps serving in one process (tests, an embedding program): the first to stop does
-    not take the interval from the other; the last restores what the process had."""
+    not take the settings from the other; the last restores what the process had."""
     import contextlib
 
     import pytest
 
-    from dncguard.server.app import switch_interval
+    from dncguard.server.app import serving_interpreter
 
-    before = sys.getswitchinterval()
+    before = _interpreter()
     with contextlib.ExitStack() as first:
-        first.enter_context(switch_interval(before * 3))
-        second = switch_interval(before * 3)
+        first.enter_context(serving_interpreter(before[0] * 3, (12_345, 7, 7)))
+        second = serving_interpreter(before[0] * 3, (12_345, 7, 7))
         second.__enter__()
         first.close()  # the first app stops while the second still serves
-        assert sys.getswitchinterval() == pytest.approx(before * 3)
+        assert _interpreter() == (pytest.approx(before[0] * 3), (12_345, 7, 7))
         second.__exit__(None, None, None)
-    assert sys.getswitchinterval() == before
+    assert _interpreter() == before

@@ -57,26 +57,38 @@ assert tables.api_keys_table.metadata is metadata
 #: interval, and group commits of 16 records took 77-103 ms (single checks beside batches,
 #: alternated runs: p99 81-106 ms at 5 ms, 37-53 ms at 1 ms; see docs/performance.md).
 SWITCH_INTERVAL = 0.001
+#: The collector's thresholds while serving (Python's default is 700, 10, 10). A batch
+#: request holds its 10,000 verdicts and their records alive while it runs, so at 700 the
+#: young collections kept walking them and promoting them: about 1,150 collections per ten
+#: batches of 10,000, 30-39 ms of collecting per batch, single pauses up to 33 ms (the
+#: oldest generation, which after ``gc.freeze()`` runs often). At 50,000 the same batches
+#: were collected once, in 12-18 ms (gc.callbacks timings, see docs/performance.md). What a
+#: single check allocates is freed by reference counting either way.
+GC_THRESHOLD = (50_000, 10, 10)
 
-_switching: list[float] = []  # the interval before the first serving app, while any serves
-_switching_lock = threading.Lock()
+#: What the process had before the first serving app, kept while any app of it serves.
+_before: list[tuple[float, tuple[int, int, int]]] = []
+_before_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def switch_interval(seconds: float) -> Iterator[None]:
-    """The interpreter's thread switch interval set to ``seconds`` while any app of this
-    process serves (blocks may overlap: the first sets it, the last one to end restores what
-    the process had), however the blocks end."""
-    with _switching_lock:
-        _switching.append(sys.getswitchinterval())
-        sys.setswitchinterval(seconds)
+def serving_interpreter(interval: float = SWITCH_INTERVAL,
+                        threshold: tuple[int, int, int] = GC_THRESHOLD) -> Iterator[None]:
+    """The interpreter's thread switch ``interval`` and collector ``threshold`` set while any
+    app of this process serves (blocks may overlap: each sets them, the last one to end
+    restores what the process had before the first), however the blocks end."""
+    with _before_lock:
+        _before.append((sys.getswitchinterval(), gc.get_threshold()))
+        sys.setswitchinterval(interval)
+        gc.set_threshold(*threshold)
     try:
         yield
     finally:
-        with _switching_lock:
-            previous = _switching.pop()
-            if not _switching:
-                sys.setswitchinterval(previous)
+        with _before_lock:
+            previous = _before.pop()
+            if not _before:
+                sys.setswitchinterval(previous[0])
+                gc.set_threshold(*previous[1])
 
 
 DESCRIPTION = """\
@@ -194,7 +206,7 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
         # what start-up built (settings, checks, list indexes, the rules) lives as long as the
         # process: out of the collector's way, its passes only walk what requests create
         gc.freeze()
-        with switch_interval(SWITCH_INTERVAL):
+        with serving_interpreter():
             if runner is not None:
                 runner.start()
 
