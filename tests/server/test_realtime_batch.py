@@ -50,6 +50,7 @@ def test_slices_answer_by_their_own_append(tmp_path: Path,
     writer = FailingSecond()
     rt.writer = writer  # type: ignore[assignment]
     monkeypatch.setattr(realtime, "SLICE", 10)
+    monkeypatch.setattr(realtime, "SLICE_MAX", 10)  # fixed slices: what gathers is known
     monkeypatch.setattr(realtime, "APPEND_EVERY", 25)
     phones = [f"+1202555{i:04d}" for i in range(120)] + ["+12025550000"]
     ctx = svc.provider.prepared().context(campaign="default")
@@ -98,6 +99,7 @@ def test_a_single_check_beside_a_batch_waits_for_few_slices(
     rt = svc.realtime
     rt.writer = Immediate()
     monkeypatch.setattr(realtime, "SLICE", 5)
+    monkeypatch.setattr(realtime, "SLICE_MAX", 5)  # slices do not grow (tested below)
     slices: list[int] = []
     real_slice = slice_of_rows
 
@@ -126,3 +128,63 @@ def test_a_single_check_beside_a_batch_waits_for_few_slices(
     assert verdicts[0].e164 == "+12025559999" and len(verdicts) == 201
     assert answered < len(phones) // 5  # answered while the batch was still being checked
     assert answered - asked <= 2, (asked, answered)
+
+
+def test_slices_grow_while_no_single_check_arrives(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no single check for QUIET seconds a batch's slices double up to SLICE_MAX (fewer
+    fixed costs); after a single check they are SLICE again until QUIET has passed, then grow
+    again. The verdicts are those of fixed slices."""
+    home = tmp_path / "home"
+    make_key(home, "check")
+    svc = create_app(load_settings(home=home), run_jobs=False).state.service
+    rt = svc.realtime
+    rt.writer = Immediate()
+    now = [1000.0]
+    rt.clock = lambda: now[0]
+    monkeypatch.setattr(realtime, "SLICE", 5)
+    monkeypatch.setattr(realtime, "SLICE_MAX", 40)
+    sizes: list[int] = []
+    real_slice = slice_of_rows
+
+    def measured(rows: list[list[str]], *args: Any, **kwargs: Any) -> Any:
+        if rows[0][0] != "+12025559999":  # the batch's slices, not the single's
+            sizes.append(len(rows))
+        return real_slice(rows, *args, **kwargs)
+
+    monkeypatch.setattr(realtime, "slice_of_rows", measured)
+    phones = [f"+1202555{i % 500:04d}" for i in range(700)]  # duplicates across slices
+    ctx = svc.provider.prepared().context(campaign="default")
+
+    async def until(count: int, batch: asyncio.Future[Any]) -> None:
+        while len(sizes) < count and not batch.done():
+            await asyncio.sleep(0)
+        assert not batch.done(), batch.exception()
+
+    async def scenario() -> tuple[int, int, list[Any]]:
+        batch = asyncio.ensure_future(rt.check_many(phones, ctx, {}, "api:test"))
+        await until(6, batch)  # grown to SLICE_MAX by now
+        asked = len(sizes)
+        await rt.check("+12025559999", ctx, {}, fixed_at=True, who="api:test")
+        await until(asked + 4, batch)  # small slices while the clock stands still
+        now[0] += realtime.QUIET  # the quiet spell has passed
+        return asked, len(sizes), await batch
+
+    try:
+        asked, quiet, grown = asyncio.run(scenario())
+        monkeypatch.setattr(realtime, "SLICE_MAX", 5)
+        fixed = asyncio.run(rt.check_many(phones, ctx, {}, "api:test"))
+    finally:
+        rt.stop()
+    first = sizes[:len(sizes) - len(phones) // 5]  # the fixed run's slices are the rest
+    assert sum(first) == len(phones) and set(sizes[len(first):]) == {5}
+    assert first[:5] == [5, 10, 20, 40, 40]
+    # the slice under way when the single arrived kept its size; those after it are small
+    assert first[asked + 1:quiet - 1] == [5] * (quiet - asked - 2), first
+    # once the spell has passed they grow again
+    assert 20 in first[quiet:], first
+
+    def plain(vs: list[Any]) -> list[Any]:
+        return [(v.row, v.decision, [r.code for r in v.reasons]) for v in vs]
+
+    assert plain(grown) == plain(fixed)
