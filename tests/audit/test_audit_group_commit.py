@@ -135,6 +135,33 @@ def test_writer_shares_transactions_and_reports_failure(settings: Settings,
     writer.stop()
 
 
+def test_writer_sleeps_until_records_come_and_stops_cleanly(settings: Settings,
+                                                            clock: FakeClock) -> None:
+    """The writer thread sleeps between appends and is woken by each (many rounds, one and
+    several threads at a time); stop commits what is queued, refuses later appends and may
+    be called again."""
+    log = make_log(settings, clock)
+    use(settings, log)
+    writer = audit.AuditWriter(log, audit.health(settings))
+    for _ in range(50):  # the writer is asleep before each
+        writer.append(audit.check_fields(settings, verdicts(2), who="api:a"))
+    threads = [threading.Thread(target=writer.append,
+                                args=(audit.check_fields(settings, verdicts(5), who="api:b"),))
+               for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done: list[BaseException | None] = []
+    writer.submit(audit.check_fields(settings, verdicts(3), who="api:c"), done.append)
+    writer.stop()
+    assert done == [None]  # committed before the thread ended
+    assert log.count() == 50 * 2 + 20 * 5 + 3 and log.verify().ok
+    with pytest.raises(audit.AuditUnavailable, match="stopped"):
+        writer.append(audit.check_fields(settings, verdicts(1), who="api:d"))
+    writer.stop()  # again: nothing to do
+
+
 @pytest.mark.postgres
 def test_postgres_copy_and_verify(postgres_url: str, tmp_path: Path) -> None:
     settings = load_settings(home=tmp_path / "home", database_url=postgres_url)
