@@ -135,30 +135,56 @@ def test_writer_shares_transactions_and_reports_failure(settings: Settings,
     writer.stop()
 
 
-def test_writer_sleeps_until_records_come_and_stops_cleanly(settings: Settings,
-                                                            clock: FakeClock) -> None:
-    """The writer thread sleeps between appends and is woken by each (many rounds, one and
-    several threads at a time); stop commits what is queued, refuses later appends and may
-    be called again."""
+def test_writer_wakes_for_each_append_and_stop_commits_what_is_queued(
+        settings: Settings, clock: FakeClock) -> None:
+    """The writer thread, idle between appends, is woken by each (many rounds, one and
+    several threads at a time); a stop while records are queued commits them before the
+    thread ends; later appends are refused; a second stop does nothing. Every wait has a
+    timeout, so a writer that is never woken fails the test instead of hanging it."""
+    from concurrent.futures import Future
+
     log = make_log(settings, clock)
     use(settings, log)
     writer = audit.AuditWriter(log, audit.health(settings))
-    for _ in range(50):  # the writer is asleep before each
-        writer.append(audit.check_fields(settings, verdicts(2), who="api:a"))
-    threads = [threading.Thread(target=writer.append,
+
+    def append(records: list[audit.Pending]) -> None:
+        fut: Future[None] = Future()
+        writer.submit(records, lambda exc: fut.set_exception(exc) if exc
+                      else fut.set_result(None))
+        fut.result(timeout=30)
+
+    for _ in range(50):  # the writer is idle before each
+        append(audit.check_fields(settings, verdicts(2), who="api:a"))
+    threads = [threading.Thread(target=append,
                                 args=(audit.check_fields(settings, verdicts(5), who="api:b"),))
                for _ in range(20)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(30)
+        assert not t.is_alive()
+    # hold the writer in a callback (it runs on the writer's thread) while one more append
+    # is queued and the stop is asked for
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(exc: BaseException | None) -> None:
+        holding.set()
+        release.wait(30)
+
     done: list[BaseException | None] = []
+    writer.submit(audit.check_fields(settings, verdicts(1), who="api:c"), hold)
+    assert holding.wait(30)
     writer.submit(audit.check_fields(settings, verdicts(3), who="api:c"), done.append)
-    writer.stop()
-    assert done == [None]  # committed before the thread ended
-    assert log.count() == 50 * 2 + 20 * 5 + 3 and log.verify().ok
+    stopping = threading.Thread(target=writer.stop)
+    stopping.start()
+    stopping.join(0.2)
+    assert stopping.is_alive() and done == []  # the stop waits for the queued records
+    release.set()
+    stopping.join(30)
+    assert not stopping.is_alive() and done == [None]
+    assert log.count() == 50 * 2 + 20 * 5 + 1 + 3 and log.verify().ok
     with pytest.raises(audit.AuditUnavailable, match="stopped"):
-        writer.append(audit.check_fields(settings, verdicts(1), who="api:d"))
+        append(audit.check_fields(settings, verdicts(1), who="api:d"))
     writer.stop()  # again: nothing to do
 
 

@@ -142,8 +142,9 @@ def test_slices_grow_while_no_single_check_arrives(
     rt.writer = Immediate()
     now = [1000.0]
     rt.clock = lambda: now[0]
-    monkeypatch.setattr(realtime, "SLICE", 5)
-    monkeypatch.setattr(realtime, "SLICE_MAX", 40)
+    # up to 160: grown slices take the array path of the engine (64 rows and more)
+    monkeypatch.setattr(realtime, "SLICE", 20)
+    monkeypatch.setattr(realtime, "SLICE_MAX", 160)
     sizes: list[int] = []
     real_slice = slice_of_rows
 
@@ -153,7 +154,7 @@ def test_slices_grow_while_no_single_check_arrives(
         return real_slice(rows, *args, **kwargs)
 
     monkeypatch.setattr(realtime, "slice_of_rows", measured)
-    phones = [f"+1202555{i % 500:04d}" for i in range(700)]  # duplicates across slices
+    phones = [f"+1202555{i % 1000:04d}" for i in range(1500)]  # duplicates across slices
     ctx = svc.provider.prepared().context(campaign="default")
 
     async def until(count: int, batch: asyncio.Future[Any]) -> None:
@@ -172,17 +173,18 @@ def test_slices_grow_while_no_single_check_arrives(
 
     try:
         asked, quiet, grown = asyncio.run(scenario())
-        monkeypatch.setattr(realtime, "SLICE_MAX", 5)
+        monkeypatch.setattr(realtime, "SLICE_MAX", 20)
         fixed = asyncio.run(rt.check_many(phones, ctx, {}, "api:test"))
     finally:
         rt.stop()
-    first = sizes[:len(sizes) - len(phones) // 5]  # the fixed run's slices are the rest
-    assert sum(first) == len(phones) and set(sizes[len(first):]) == {5}
-    assert first[:5] == [5, 10, 20, 40, 40]
+    first = sizes[:len(sizes) - len(phones) // 20]  # the fixed run's slices are the rest
+    assert sum(first) == len(phones) and set(sizes[len(first):]) == {20}
+    assert first[:6] == [20, 40, 80, 160, 160, 160]
     # the slice under way when the single arrived kept its size; those after it are small
-    assert first[asked + 1:quiet - 1] == [5] * (quiet - asked - 2), first
-    # once the spell has passed they grow again
-    assert 20 in first[quiet:], first
+    # (the size of the next slice is decided after the single was asked) ...
+    assert first[asked:quiet] == [20] * (quiet - asked), first
+    # ... until the quiet spell has passed: then they grow again
+    assert first[quiet:quiet + 3] == [40, 80, 160], first
 
     def plain(vs: list[Any]) -> list[Any]:
         return [(v.row, v.decision, [r.code for r in v.reasons]) for v in vs]

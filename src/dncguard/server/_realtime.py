@@ -49,14 +49,17 @@ SLICE = 100
 #: up to this many numbers: a slice has a fixed cost (about 2 ms here), so a batch with
 #: nothing beside it is checked in fewer, larger slices (9,600 numbers: 215 ms in slices of
 #: 100, 81 ms up to 1,600; one slice of 1,600 took 13.5 ms). The first single check after a
-#: quiet spell waits for at most one such slice; the slices after it are :data:`SLICE` again.
+#: quiet spell waits behind such slices (one or two: a request reaches :meth:`Realtime.check`
+#: some loop turns after it is read; one per batch under way) and behind the append of their
+#: records; the slices after it are :data:`SLICE` again.
 SLICE_MAX = 1600
 #: Seconds without a single check before a batch's slices grow. A window rather than "none
 #: during the last slice": a request read between two slices reaches the checker only some
 #: loop turns later, and growing on that gap doubled the p99 of single checks beside batches.
 QUIET = 0.5
 #: A batch request's records are appended once this many have gathered (and the previous
-#: append is done): few transactions, none long enough to hold single checks' records back.
+#: append is done): few transactions, none long enough to hold single checks' records back
+#: while the slices are small (a grown slice's records go in one append).
 APPEND_EVERY = 200
 
 
