@@ -50,7 +50,6 @@ def test_slices_answer_by_their_own_append(tmp_path: Path,
     writer = FailingSecond()
     rt.writer = writer  # type: ignore[assignment]
     monkeypatch.setattr(realtime, "SLICE", 10)
-    monkeypatch.setattr(realtime, "SLICE_MAX", 10)  # fixed slices: what gathers is known
     monkeypatch.setattr(realtime, "APPEND_EVERY", 25)
     phones = [f"+1202555{i:04d}" for i in range(120)] + ["+12025550000"]
     ctx = svc.provider.prepared().context(campaign="default")
@@ -99,7 +98,6 @@ def test_a_single_check_beside_a_batch_waits_for_few_slices(
     rt = svc.realtime
     rt.writer = Immediate()
     monkeypatch.setattr(realtime, "SLICE", 5)
-    monkeypatch.setattr(realtime, "SLICE_MAX", 5)  # slices do not grow (tested below)
     slices: list[int] = []
     real_slice = slice_of_rows
 
@@ -128,65 +126,3 @@ def test_a_single_check_beside_a_batch_waits_for_few_slices(
     assert verdicts[0].e164 == "+12025559999" and len(verdicts) == 201
     assert answered < len(phones) // 5  # answered while the batch was still being checked
     assert answered - asked <= 2, (asked, answered)
-
-
-def test_slices_grow_while_no_single_check_arrives(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With no single check for QUIET seconds a batch's slices double up to SLICE_MAX (fewer
-    fixed costs); after a single check they are SLICE again until QUIET has passed, then grow
-    again. The verdicts are those of fixed slices."""
-    home = tmp_path / "home"
-    make_key(home, "check")
-    svc = create_app(load_settings(home=home), run_jobs=False).state.service
-    rt = svc.realtime
-    rt.writer = Immediate()
-    now = [1000.0]
-    rt.clock = lambda: now[0]
-    # up to 160: grown slices take the array path of the engine (64 rows and more)
-    monkeypatch.setattr(realtime, "SLICE", 20)
-    monkeypatch.setattr(realtime, "SLICE_MAX", 160)
-    sizes: list[int] = []
-    real_slice = slice_of_rows
-
-    def measured(rows: list[list[str]], *args: Any, **kwargs: Any) -> Any:
-        if rows[0][0] != "+12025559999":  # the batch's slices, not the single's
-            sizes.append(len(rows))
-        return real_slice(rows, *args, **kwargs)
-
-    monkeypatch.setattr(realtime, "slice_of_rows", measured)
-    phones = [f"+1202555{i % 1000:04d}" for i in range(1500)]  # duplicates across slices
-    ctx = svc.provider.prepared().context(campaign="default")
-
-    async def until(count: int, batch: asyncio.Future[Any]) -> None:
-        while len(sizes) < count and not batch.done():
-            await asyncio.sleep(0)
-        assert not batch.done(), batch.exception()
-
-    async def scenario() -> tuple[int, int, list[Any]]:
-        batch = asyncio.ensure_future(rt.check_many(phones, ctx, {}, "api:test"))
-        await until(6, batch)  # grown to SLICE_MAX by now
-        asked = len(sizes)
-        await rt.check("+12025559999", ctx, {}, fixed_at=True, who="api:test")
-        await until(asked + 4, batch)  # small slices while the clock stands still
-        now[0] += realtime.QUIET  # the quiet spell has passed
-        return asked, len(sizes), await batch
-
-    try:
-        asked, quiet, grown = asyncio.run(scenario())
-        monkeypatch.setattr(realtime, "SLICE_MAX", 20)
-        fixed = asyncio.run(rt.check_many(phones, ctx, {}, "api:test"))
-    finally:
-        rt.stop()
-    first = sizes[:len(sizes) - len(phones) // 20]  # the fixed run's slices are the rest
-    assert sum(first) == len(phones) and set(sizes[len(first):]) == {20}
-    assert first[:6] == [20, 40, 80, 160, 160, 160]
-    # the slice under way when the single arrived kept its size; those after it are small
-    # (the size of the next slice is decided after the single was asked) ...
-    assert first[asked:quiet] == [20] * (quiet - asked), first
-    # ... until the quiet spell has passed: then they grow again
-    assert first[quiet:quiet + 3] == [40, 80, 160], first
-
-    def plain(vs: list[Any]) -> list[Any]:
-        return [(v.row, v.decision, [r.code for r in v.reasons]) for v in vs]
-
-    assert plain(grown) == plain(fixed)

@@ -16,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import math
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,24 +40,11 @@ log = logging.getLogger("dncguard.server")
 #: The per-request context fields, as columns of the rows the engine reads.
 FIELDS = ("region", "state", "zip", "timezone", "line_type", "subject")
 _HEADER = ["phone", *FIELDS]
-#: Numbers of a batch request checked between two yields to the event loop while single
-#: checks are arriving: a few ms of work here, the longest a single check waits behind a batch.
+#: Numbers of a batch request checked between two yields to the event loop: a few ms of work
+#: here, the longest a single check waits behind a batch.
 SLICE = 100
-#: Once no single check has arrived for :data:`QUIET` seconds, each slice is twice the last,
-#: up to this many numbers: a slice has a fixed cost (about 2 ms here), so a batch with
-#: nothing beside it is checked in fewer, larger slices (9,600 numbers: 215 ms in slices of
-#: 100, 81 ms up to 1,600; one slice of 1,600 took 13.5 ms). The first single check after a
-#: quiet spell waits behind such slices (one or two: a request reaches :meth:`Realtime.check`
-#: some loop turns after it is read; one per batch under way) and behind the append of their
-#: records; the slices after it are :data:`SLICE` again.
-SLICE_MAX = 1600
-#: Seconds without a single check before a batch's slices grow. A window rather than "none
-#: during the last slice": a request read between two slices reaches the checker only some
-#: loop turns later, and growing on that gap doubled the p99 of single checks beside batches.
-QUIET = 0.5
 #: A batch request's records are appended once this many have gathered (and the previous
-#: append is done): few transactions, none long enough to hold single checks' records back
-#: while the slices are small (a grown slice's records go in one append).
+#: append is done): few transactions, none long enough to hold single checks' records back.
 APPEND_EVERY = 200
 
 
@@ -112,8 +97,7 @@ class Realtime:
 
     def __init__(self, settings: Settings, provider: CheckerProvider, writer: AuditWriter,
                  *, max_batch: int = 512, offload: bool | None = None,
-                 observe: Observe = lambda verdicts: None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 observe: Observe = lambda verdicts: None) -> None:
         self.settings = settings
         #: called with each batch's answered verdicts, on the event loop (metrics, counts)
         self.observe = observe
@@ -121,10 +105,6 @@ class Realtime:
         self.writer = writer
         self.max_batch = max_batch
         self._queue: deque[Ask] = deque()
-        self.clock = clock
-        #: when the last single check was asked (``clock``): a batch request's slices stay
-        #: small until :data:`QUIET` seconds have passed since
-        self.last_single = -math.inf
         self._flusher: asyncio.Task[None] | None = None
         self._stopped = False
         # A database across the network (PostgreSQL): the batch's queries (list version,
@@ -141,7 +121,6 @@ class Realtime:
         if self._stopped:
             raise RuntimeError("the checker is stopped")
         loop = asyncio.get_running_loop()
-        self.last_single = self.clock()
         ask = Ask(phone, ctx, fields, fixed_at, who, loop, loop.create_future())
         self._queue.append(ask)
         if self._flusher is None or self._flusher.done():
@@ -155,8 +134,7 @@ class Realtime:
 
         Checked on the event loop :data:`SLICE` numbers at a time, giving the loop
         :data:`TURNS` turns between slices, so single checks beside a large batch wait for
-        about one slice; after :data:`QUIET` seconds without a single check the slices
-        grow up to :data:`SLICE_MAX`. The audit records are appended while later slices are checked,
+        about one slice. The audit records are appended while later slices are checked,
         once :data:`APPEND_EVERY` have gathered and one append in the writer at a time, so
         the single checks' records join the next transaction instead of waiting behind the
         whole batch. A verdict is answered as checked only when its records were committed;
@@ -168,10 +146,9 @@ class Realtime:
         parts: list[tuple[int, int]] = []  # the verdicts each append covers
         appends: list[asyncio.Task[None]] = []
         records: list[Pending] = []
-        start, size = 0, SLICE
-        while start < len(phones):
-            stop = start + size
-            found = await run.scrub(slice_of_rows([[p] for p in phones[start:stop]], start, 1))
+        for start in range(0, len(phones), SLICE):
+            found = await run.scrub(slice_of_rows([[p] for p in phones[start:start + SLICE]],
+                                                  start, 1))
             part = [scrubber.verdict_of(r, ctx, versions) for r in found.results()]
             records.extend(audit.check_fields(self.settings, part, who=who))
             verdicts.extend(part)
@@ -180,9 +157,6 @@ class Realtime:
                 self._append_part(records, verdicts, parts, appends)
                 records = []
             await let_others_run()
-            start = stop
-            quiet = self.clock() - self.last_single >= QUIET
-            size = min(size * 2, SLICE_MAX) if quiet else SLICE
         if appends:
             await asyncio.wait([appends[-1]])
         if records:
