@@ -2,7 +2,7 @@
 
     python -m bench.serve_bench [--workers 2] [--connections 16] [--duration 10]
                                 [--registry 200000] [--batch-size 10000] [--batches-alone 5]
-                                [--postgres URL]
+                                [--sparse 25] [--postgres URL]
 
 Starts on loopback, with the same server stack (uvicorn, uvloop, httptools) and the same
 number of workers:
@@ -16,7 +16,9 @@ and drives them with ``wrk`` (``apt-get install wrk``), a different number per r
 ``constant``, ``healthz``, ``check`` (``POST /v1/check``); then ``--batches-alone`` batches of
 ``--batch-size`` numbers per ``POST /v1/check/batch`` with nothing else running; then batches
 sent one after another from this process while wrk keeps sending single checks beside them
-(``check+batch``). It prints requests/s and p50/p99,
+(``check+batch``); then ``--sparse`` single checks sent one at a time, 0.2-0.4 s apart, beside
+batches sent one after another (a dialer's occasional check beside a batch job: the latency
+of each). It prints requests/s and p50/p99,
 the ratio of ``check`` to ``constant``, then the audit trail the run left: its record count
 against the 2xx answers, and how long ``audit verify`` took.
 """
@@ -196,6 +198,25 @@ def batches(url: str, key: str, size: int, stop: threading.Event, out: list[floa
                 out.append(took)
 
 
+def sparse_checks(url: str, key: str, count: int, out: list[float], errors: list[str]) -> None:
+    """``count`` single checks, one at a time, 0.2-0.4 s apart: the latency (ms) of each
+    answered 200, and what went wrong with the others."""
+    rng = random.Random(17)
+    with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+        for _ in range(count):
+            time.sleep(0.2 + 0.2 * rng.random())
+            t0 = time.perf_counter()
+            try:
+                resp = client.post(f"{url}/v1/check", json={"phone": us_numbers(rng, 1)[0]})
+            except httpx.HTTPError as exc:
+                errors.append(type(exc).__name__)
+                continue
+            if resp.status_code != 200:
+                errors.append(str(resp.status_code))
+            else:
+                out.append((time.perf_counter() - t0) * 1000)
+
+
 def audit_after(home: Path, database_url: str | None) -> tuple[int, float, bool]:
     from dncguard import audit
     from dncguard.config import load_settings
@@ -222,6 +243,8 @@ def main() -> None:
     ap.add_argument("--batches-alone", type=int, default=5,
                     help="batches sent with no other load, before check+batch")
     ap.add_argument("--batch-size", type=int, default=10_000)
+    ap.add_argument("--sparse", type=int, default=25,
+                    help="single checks sent one at a time beside batches (0: none)")
     ap.add_argument("--postgres", help="a PostgreSQL URL: run dncguard on a fresh schema")
     ap.add_argument("--no-rules", action="store_true",
                     help="lists only (DNCGUARD_RULES_ENABLED=false): what the rules cost")
@@ -271,6 +294,9 @@ def main() -> None:
         batch_errors: list[str] = []
         alone_times: list[float] = []
         alone_errors: list[str] = []
+        sparse_ms: list[float] = []
+        sparse_batches: list[float] = []
+        sparse_errors: list[str] = []
         try:
             durl, curl = f"http://127.0.0.1:{dport}", f"http://127.0.0.1:{cport}"
             wait_up(durl, dnc)
@@ -293,6 +319,16 @@ def main() -> None:
             finally:
                 stop.set()
                 sender.join()
+            if args.sparse:  # batches of their own, so the figures above keep their meaning
+                stop = threading.Event()
+                sender = threading.Thread(target=batches, args=(
+                    durl, key, args.batch_size, stop, sparse_batches, sparse_errors))
+                sender.start()
+                try:
+                    sparse_checks(durl, key, args.sparse, sparse_ms, sparse_errors)
+                finally:
+                    stop.set()
+                    sender.join()
         finally:
             for proc in (dnc, const):
                 proc.terminate()
@@ -320,8 +356,16 @@ def main() -> None:
                   "median_s": statistics.median(batch_times) if batch_times else None,
                   "max_s": max(batch_times) if batch_times else None,
                   "errors": batch_errors[:5]},
+        "sparse": {"count": len(sparse_ms), "batches": len(sparse_batches),
+                   "median_ms": statistics.median(sparse_ms) if sparse_ms else None,
+                   "p90_ms": (sorted(sparse_ms)[int(len(sparse_ms) * 0.9)] if sparse_ms
+                              else None),
+                   "max_ms": max(sparse_ms) if sparse_ms else None,
+                   "errors": sparse_errors[:5]},
         "audit": {"records": records, "check_answers_2xx": answered,
-                  "batch_numbers": (len(alone_times) + len(batch_times)) * args.batch_size,
+                  "sparse_answers": len(sparse_ms),
+                  "batch_numbers": (len(alone_times) + len(batch_times)
+                                    + len(sparse_batches)) * args.batch_size,
                   "verify_s": round(verify_s, 2), "intact": ok},
     }
     if args.json:
@@ -347,10 +391,18 @@ def main() -> None:
         print(f"batch of {args.batch_size:,}: {b['count']} sent beside the single checks, "
               f"median {b['median_s']:.3f} s, max {b['max_s']:.3f} s (target <= 1 s)"
               + (f"; errors: {b['errors']}" if b["errors"] else ""))
+    sp = summary["sparse"]
+    if sp["count"] or sp["errors"]:
+        print(f"single checks one at a time, 0.2-0.4 s apart, beside {sp['batches']} more "
+              f"batches: {sp['count']} answered, "
+              + (f"median {sp['median_ms']:.1f} ms, p90 {sp['p90_ms']:.1f} ms, max "
+                 f"{sp['max_ms']:.1f} ms" if sp["count"] else "none")
+              + (f"; errors: {sp['errors']}" if sp["errors"] else ""))
     a = summary["audit"]
     print(f"audit: {a['records']:,} records for {a['check_answers_2xx']:,} single checks "
-          f"answered 2xx (+ warm-up) and {a['batch_numbers']:,} batch numbers; verify "
-          f"{a['verify_s']} s, intact: {a['intact']}")
+          f"answered 2xx (+ warm-up), {a['sparse_answers']} sent one at a time and "
+          f"{a['batch_numbers']:,} batch numbers; verify {a['verify_s']} s, intact: "
+          f"{a['intact']}")
 
 
 if __name__ == "__main__":
