@@ -59,7 +59,7 @@ assert tables.api_keys_table.metadata is metadata
 SWITCH_INTERVAL = 0.001
 #: The collector's thresholds while serving (Python's default is 700, 10, 10). A batch
 #: request holds its 10,000 verdicts and their records alive while it runs, so at 700 the
-#: collector kept walking them: about 1,150 collections per ten batches of 10,000 (9-14 of
+#: collector kept walking them: about 1,150 collections per ten batches of 10,000 (9 of
 #: them of the oldest generation, up to 33 ms each), 30-39 ms of collecting per batch. At
 #: 50,000 the same batches were collected once, in 12-18 ms (gc.callbacks timings on Python
 #: 3.11, see docs/performance.md); the process's memory stayed the same over 30 batches
