@@ -250,6 +250,8 @@ def main() -> None:
                     help="lists only (DNCGUARD_RULES_ENABLED=false): what the rules cost")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.sparse < 0:
+        ap.error("--sparse: a number of checks, 0 or more")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
 
@@ -297,6 +299,7 @@ def main() -> None:
         sparse_ms: list[float] = []
         sparse_batches: list[float] = []
         sparse_errors: list[str] = []
+        sparse_batch_errors: list[str] = []
         try:
             durl, curl = f"http://127.0.0.1:{dport}", f"http://127.0.0.1:{cport}"
             wait_up(durl, dnc)
@@ -322,7 +325,7 @@ def main() -> None:
             if args.sparse:  # batches of their own, so the figures above keep their meaning
                 stop = threading.Event()
                 sender = threading.Thread(target=batches, args=(
-                    durl, key, args.batch_size, stop, sparse_batches, sparse_errors))
+                    durl, key, args.batch_size, stop, sparse_batches, sparse_batch_errors))
                 sender.start()
                 try:
                     sparse_checks(durl, key, args.sparse, sparse_ms, sparse_errors)
@@ -361,7 +364,7 @@ def main() -> None:
                    "p90_ms": (sorted(sparse_ms)[int(len(sparse_ms) * 0.9)] if sparse_ms
                               else None),
                    "max_ms": max(sparse_ms) if sparse_ms else None,
-                   "errors": sparse_errors[:5]},
+                   "errors": sparse_errors[:5], "batch_errors": sparse_batch_errors[:5]},
         "audit": {"records": records, "check_answers_2xx": answered,
                   "sparse_answers": len(sparse_ms),
                   "batch_numbers": (len(alone_times) + len(batch_times)
@@ -392,12 +395,13 @@ def main() -> None:
               f"median {b['median_s']:.3f} s, max {b['max_s']:.3f} s (target <= 1 s)"
               + (f"; errors: {b['errors']}" if b["errors"] else ""))
     sp = summary["sparse"]
-    if sp["count"] or sp["errors"]:
+    if sp["count"] or sp["errors"] or sp["batch_errors"]:
         print(f"single checks one at a time, 0.2-0.4 s apart, beside {sp['batches']} more "
               f"batches: {sp['count']} answered, "
               + (f"median {sp['median_ms']:.1f} ms, p90 {sp['p90_ms']:.1f} ms, max "
                  f"{sp['max_ms']:.1f} ms" if sp["count"] else "none")
-              + (f"; errors: {sp['errors']}" if sp["errors"] else ""))
+              + (f"; errors: {sp['errors']}" if sp["errors"] else "")
+              + (f"; batch errors: {sp['batch_errors']}" if sp["batch_errors"] else ""))
     a = summary["audit"]
     print(f"audit: {a['records']:,} records for {a['check_answers_2xx']:,} single checks "
           f"answered 2xx (+ warm-up), {a['sparse_answers']} sent one at a time and "
