@@ -9,6 +9,7 @@ of any ``dncguard.cli`` module (or of ``dncguard/__init__.py``) costs every invo
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,40 @@ def test_public_api_is_lazy_and_complete() -> None:
     assert set(dir(dncguard)) >= set(dncguard.__all__)
     with pytest.raises(AttributeError):
         _ = dncguard.no_such_name
+
+
+def test_main_freezes_the_collector_only_once_the_command_is_done(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`main` freezes the collector after the command (so that the interpreter's shutdown does
+    not walk every imported object), never before it, and exits with the command's code."""
+    import gc
+
+    import dncguard.cli as cli
+
+    events: list[str] = []
+
+    def fake_run(argv: list[str] | None = None) -> int:
+        events.append(f"run frozen={gc.get_freeze_count() > 0}")
+        return 3
+
+    monkeypatch.setattr(cli, "run", fake_run)
+    monkeypatch.setattr(gc, "freeze", lambda: events.append("freeze"))
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 3
+    assert events == [f"run frozen={gc.get_freeze_count() > 0}", "freeze"]
+
+
+def test_the_entry_point_loses_nothing_at_exit(tmp_path: Path) -> None:
+    """Through the real entry point (which freezes the collector before the interpreter shuts
+    down), a check prints its whole verdict and its audit record is durable."""
+    env = {**os.environ, "DNCGUARD_HOME": str(tmp_path / "home"),
+           "DNCGUARD_AUDIT_HMAC_KEY": "k" * 32}
+    proc = subprocess.run([sys.executable, "-m", "dncguard", "check", "--json", "+12025550123"],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["e164"] == "+12025550123"
+    proc = subprocess.run([sys.executable, "-m", "dncguard", "audit", "verify"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "chain intact: 1 record" in proc.stdout, proc.stdout

@@ -6,6 +6,7 @@ Exit codes: 0 success; 2 usage or input errors (one clear line, never a tracebac
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import typer
@@ -106,4 +107,10 @@ def _is_sqlalchemy_error(exc: BaseException) -> bool:
 
 
 def main() -> None:
-    sys.exit(run())
+    """The ``dncguard`` command: run it, then exit with its code."""
+    code = run()
+    # The process ends here. Shutdown collects garbage twice over every object the imports
+    # made (about 85 ms of a 0.53 s `dncguard check`); frozen objects are skipped, and what
+    # they hold is released with the process. Files are closed by the commands themselves.
+    gc.freeze()
+    sys.exit(code)
