@@ -105,6 +105,10 @@ def test_chain_after_10000_concurrent_checks(start_server: Callable[..., Server]
 
     try:
         decisions = asyncio.run(run())
+    except httpx.HTTPError as exc:  # e.g. a connection reset: say what the server logged
+        told = "\n".join(ln for ln in server.log().splitlines() if "POST /v1/check" not in ln)
+        pytest.fail(f"{type(exc).__name__}: {exc!r}\nserver log, access lines left out:\n"
+                    f"{told[-6000:]}")
     finally:
         server.stop()  # SIGTERM: uvicorn stops its worker processes too (SIGKILL would not)
     assert len(decisions) == total and set(decisions) == {"allow"}
