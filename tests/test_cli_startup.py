@@ -157,7 +157,7 @@ def test_main_freezes_the_collector_only_once_the_command_is_done(
     events: list[str] = []
 
     def fake_run(argv: list[str] | None = None) -> int:
-        events.append(f"run frozen={gc.get_freeze_count() > 0}")
+        events.append("run")
         return 3
 
     monkeypatch.setattr(cli, "run", fake_run)
@@ -165,19 +165,39 @@ def test_main_freezes_the_collector_only_once_the_command_is_done(
     with pytest.raises(SystemExit) as exc:
         cli.main()
     assert exc.value.code == 3
-    assert events == [f"run frozen={gc.get_freeze_count() > 0}", "freeze"]
+    assert events == ["run", "freeze"]
 
 
 def test_the_entry_point_loses_nothing_at_exit(tmp_path: Path) -> None:
     """Through the real entry point (which freezes the collector before the interpreter shuts
-    down), a check prints its whole verdict and its audit record is durable."""
+    down, so that nothing a module still holds is finalized then), a check prints its whole
+    verdict, a scrub's CSV and Parquet files are whole, and every audit record is durable."""
     env = {**os.environ, "DNCGUARD_HOME": str(tmp_path / "home"),
            "DNCGUARD_AUDIT_HMAC_KEY": "k" * 32}
-    proc = subprocess.run([sys.executable, "-m", "dncguard", "check", "--json", "+12025550123"],
-                          env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout)["e164"] == "+12025550123"
-    proc = subprocess.run([sys.executable, "-m", "dncguard", "audit", "verify"], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "chain intact: 1 record" in proc.stdout, proc.stdout
+
+    def dncguard(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "dncguard", *args], env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode in (0, 3), proc.stderr[-2000:]
+        return proc
+
+    assert json.loads(dncguard("check", "--json", "+12025550123").stdout)["e164"] == \
+        "+12025550123"
+    phones = [f"+1202555{i:04d}" for i in range(2000)]
+    campaign = tmp_path / "campaign.csv"
+    campaign.write_text("phone\n" + "\n".join(phones) + "\n", encoding="utf-8")
+    at = "2026-11-27T16:00:00Z"
+    dncguard("scrub", str(campaign), "-o", str(tmp_path / "out.csv"), "--at", at)
+    dncguard("scrub", str(campaign), "-o", str(tmp_path / "out.parquet"), "--at", at)
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    as_text = pacsv.ConvertOptions(column_types={"e164": pa.string()})
+    for table in (pacsv.read_csv(tmp_path / "out.csv", convert_options=as_text),
+                  pq.read_table(tmp_path / "out.parquet")):
+        assert table.num_rows == len(phones)
+        assert table.column("e164").to_pylist() == phones
+    verify = dncguard("audit", "verify")
+    assert verify.returncode == 0
+    assert "chain intact: 3 record" in verify.stdout, verify.stdout

@@ -103,14 +103,16 @@ def test_chain_after_10000_concurrent_checks(start_server: Callable[..., Server]
             await asyncio.gather(*(worker() for _ in range(concurrency)))
         return decisions
 
+    lost: httpx.HTTPError | None = None
     try:
         decisions = asyncio.run(run())
     except httpx.HTTPError as exc:  # e.g. a connection reset: say what the server logged
-        told = "\n".join(ln for ln in server.log().splitlines() if "POST /v1/check" not in ln)
-        pytest.fail(f"{type(exc).__name__}: {exc!r}\nserver log, access lines left out:\n"
-                    f"{told[-6000:]}")
+        lost = exc
     finally:
         server.stop()  # SIGTERM: uvicorn stops its worker processes too (SIGKILL would not)
+    if lost is not None:  # read once the server has stopped, so that its last lines are in
+        told = "\n".join(ln for ln in server.log().splitlines() if "POST /v1/check" not in ln)
+        pytest.fail(f"{lost!r}\nserver log, access lines left out:\n{told[-6000:]}")
     assert len(decisions) == total and set(decisions) == {"allow"}
     log = _log(home)
     result = log.verify()

@@ -110,7 +110,9 @@ def main() -> None:
     """The ``dncguard`` command: run it, then exit with its code."""
     code = run()
     # The process ends here. Shutdown collects garbage twice over every object the imports
-    # made (about 85 ms of a 0.53 s `dncguard check`); frozen objects are skipped, and what
-    # they hold is released with the process. Files are closed by the commands themselves.
+    # made (about 85 ms of a 0.53 s `dncguard check`); frozen objects are skipped and their
+    # memory goes with the process. No finalizer runs then for what modules still hold, so a
+    # command must close its files and commit its transactions before it returns (they do;
+    # see docs/performance.md, "Starting the command line").
     gc.freeze()
     sys.exit(code)
