@@ -9,12 +9,13 @@ of any ``dncguard.cli`` module (or of ``dncguard/__init__.py``) costs every invo
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from .test_cli_ops import subprocess_cli
 
 #: Libraries that cost tens to hundreds of milliseconds to import; the commands that need them
 #: import them when they run.
@@ -172,23 +173,20 @@ def test_the_entry_point_loses_nothing_at_exit(tmp_path: Path) -> None:
     """Through the real entry point (which freezes the collector before the interpreter shuts
     down, so that nothing a module still holds is finalized then), a check prints its whole
     verdict, a scrub's CSV and Parquet files are whole, and every audit record is durable."""
-    env = {**os.environ, "DNCGUARD_HOME": str(tmp_path / "home"),
-           "DNCGUARD_AUDIT_HMAC_KEY": "k" * 32}
+    home = tmp_path / "home"
 
-    def dncguard(*args: str) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "dncguard", *args], env=env,
-                              capture_output=True, text=True, timeout=120, check=False)
-        assert proc.returncode in (0, 3), proc.stderr[-2000:]
-        return proc
+    def dncguard(*args: str) -> str:
+        proc = subprocess_cli(home, *args)  # rules off: every row is verified, exit 0
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout
 
-    assert json.loads(dncguard("check", "--json", "+12025550123").stdout)["e164"] == \
-        "+12025550123"
+    assert json.loads(dncguard("check", "--json", "+12025550123"))["e164"] == "+12025550123"
     phones = [f"+1202555{i:04d}" for i in range(2000)]
     campaign = tmp_path / "campaign.csv"
     campaign.write_text("phone\n" + "\n".join(phones) + "\n", encoding="utf-8")
     at = "2026-11-27T16:00:00Z"
-    dncguard("scrub", str(campaign), "-o", str(tmp_path / "out.csv"), "--at", at)
-    dncguard("scrub", str(campaign), "-o", str(tmp_path / "out.parquet"), "--at", at)
+    for out in ("out.csv", "out.parquet"):
+        dncguard("scrub", str(campaign), "-o", str(tmp_path / out), "--at", at)
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -199,5 +197,4 @@ def test_the_entry_point_loses_nothing_at_exit(tmp_path: Path) -> None:
         assert table.num_rows == len(phones)
         assert table.column("e164").to_pylist() == phones
     verify = dncguard("audit", "verify")
-    assert verify.returncode == 0
-    assert "chain intact: 3 record" in verify.stdout, verify.stdout
+    assert "chain intact: 3 record" in verify, verify
