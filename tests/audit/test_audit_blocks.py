@@ -20,7 +20,6 @@ from dncguard.audit import AuditError, AuditLog, new_job_id, verify_proof
 from dncguard.audit import _jobs as jobs
 from dncguard.audit._jobs import (
     ROW_LINE,
-    _hmac_digests,
     _leaf_bytes,
     block_leaves,
     copy_sha256,
@@ -33,6 +32,7 @@ from dncguard.audit._jobs import (
     row_lines,
 )
 from dncguard.audit._merkle import EMPTY_ROOT, leaf_hash, merkle_root
+from dncguard.audit._numbers import hmac_digests
 from dncguard.engine.summary import ScrubSummary
 from dncguard.io.verdict_file import VERDICT_COLUMNS, TableWriter, output_header, verdict_cells
 
@@ -321,7 +321,7 @@ def test_results_not_retained(settings: Any, demo_job: DemoJob) -> None:
 @given(st.binary(min_size=0, max_size=150), st.lists(st.binary(max_size=40), max_size=8))
 @hsettings(max_examples=50, deadline=None)
 def test_hmac_digests_equal_hmac_digest(key: bytes, values: list[bytes]) -> None:
-    assert _hmac_digests(key, values) == b"".join(
+    assert hmac_digests(key, values) == b"".join(
         hmac.digest(key, v, "sha256") for v in values)
 
 

@@ -44,6 +44,13 @@ def test_append_links_records_and_verifies(log: AuditLog) -> None:
     assert log.head() == (7, recs[-1].hash)
 
 
+def test_the_verify_message_counts_in_words(log: AuditLog) -> None:
+    fill(log, 1)
+    assert log.verify().message == "chain intact: 1 record (1 to 1)"
+    fill(log, 1)
+    assert log.verify().message == "chain intact: 2 records (1 to 2)"
+
+
 def test_raw_numbers_are_never_stored(log: AuditLog) -> None:
     log.append("check", "check", number="+12025550123", decision="block",
                reason_codes=["DNC_NATIONAL"])

@@ -27,7 +27,15 @@ from ..models import DataVersions, Verdict
 from ..phones import mask
 from ..store import as_utc, get_engine
 from ._chain import Pending, jtext_plain, pending
-from ._jobs import JobRecord, new_job_id, prepare_job, prove, verify_proof, write_job
+from ._jobs import (
+    JobRecord,
+    NumberDigests,
+    new_job_id,
+    prepare_job,
+    prove,
+    verify_proof,
+    write_job,
+)
 from ._jobs import record_job as _record_job
 from ._log import AuditLog, AuditRecord, VerifyResult
 from ._writer import AuditUnavailable, AuditWriter
@@ -161,9 +169,19 @@ def record_checks(settings: Settings, verdicts: list[Verdict], *, who: str | Non
 
 
 def record_job(settings: Settings, job_id: str, output_path: Path, summary: ScrubSummary, *,
-               who: str | None = None, conn: Connection | None = None) -> AuditRecord:
-    """Record a finished scrub job (Merkle root, retained results) and queue its export."""
-    return _record_job(audit_log(settings, conn), job_id, output_path, summary, who=who, conn=conn)
+               who: str | None = None, conn: Connection | None = None,
+               numbers: NumberDigests | None = None) -> AuditRecord:
+    """Record a finished scrub job (Merkle root, retained results) and queue its export;
+    ``numbers``: the number HMACs computed while the file was written (optional, checked
+    against the file, see :class:`NumberDigests`)."""
+    return _record_job(audit_log(settings, conn), job_id, output_path, summary, who=who,
+                       conn=conn, numbers=numbers)
+
+
+def number_digests(settings: Settings) -> NumberDigests:
+    """A :class:`NumberDigests` with the audit key of ``settings``' home (may raise what
+    reading or creating the key raises)."""
+    return NumberDigests(audit_log(settings).key)
 
 
 def record_list_change(settings: Settings, action: str, list_name: str, *,
@@ -189,6 +207,7 @@ __all__ = [
     "AuditUnavailable",
     "AuditWriter",
     "JobRecord",
+    "NumberDigests",
     "AuditLog",
     "AuditRecord",
     "AuditSettings",
@@ -205,6 +224,7 @@ __all__ = [
     "export_file",
     "export_payload",
     "load_audit_settings",
+    "number_digests",
     "new_job_id",
     "outbox_metrics",
     "prepare_job",

@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, insert
 
+from ._numbers import hmac_pads
 from .tables import audit_records_table
 
 COLUMNS = ("seq", "at", "kind", "action", "who", "subject", "number_hmac", "number_masked",
@@ -144,32 +145,6 @@ def pending(at: datetime, kind: str, action: str, who: str | None, subject: str 
     return Pending(at, at_text, at_sqlite, kind, action, who, subject, number_hmac, number_masked,
                    decision, reason_codes, versions, data, reason_text, versions_text,
                    data_text, head.encode("utf-8"), tail.encode("utf-8"))
-
-
-def _sha256_type() -> Any:
-    """CPython's own SHA-256, whose ``copy()`` is much cheaper than OpenSSL's; else
-    hashlib's (the digests are the same)."""
-    import importlib
-
-    for name in ("_sha2", "_sha256"):  # Python 3.12+, 3.11
-        try:
-            return importlib.import_module(name).sha256
-        except (ImportError, AttributeError):
-            continue
-    return hashlib.sha256
-
-
-_SHA256 = _sha256_type()
-_IPAD = bytes(x ^ 0x36 for x in range(256))
-_OPAD = bytes(x ^ 0x5C for x in range(256))
-
-
-def hmac_pads(key: bytes) -> tuple[Any, Any]:
-    """The inner and outer SHA-256 states of HMAC-SHA256 with ``key`` (RFC 2104)."""
-    if len(key) > 64:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(64, b"\0")
-    return _SHA256(key.translate(_IPAD)), _SHA256(key.translate(_OPAD))
 
 
 # -- writing ------------------------------------------------------------------------------

@@ -22,10 +22,14 @@ from __future__ import annotations
 import binascii
 import hashlib
 import json
+import logging
 import queue
 import re
 import secrets
 import shutil
+import struct
+import subprocess
+import sys
 import threading
 from collections import deque
 from collections.abc import Generator, Iterator
@@ -34,7 +38,7 @@ from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
 from sqlalchemy import Connection
@@ -51,7 +55,7 @@ from ..io.verdict_file import (
     verdict_cells,
 )
 from ..phones import mask
-from ._chain import hmac_pads
+from . import _numbers as numbers_helper
 from ._log import AuditLog, AuditRecord, safe_name
 from ._merkle import (
     inclusion_path,
@@ -60,7 +64,10 @@ from ._merkle import (
     root_from_path,
     streaming_path,
 )
+from ._numbers import hmac_digests
 from .export import enqueue_export
+
+_logger = logging.getLogger("dncguard.audit")
 
 #: Rows per Merkle leaf in the records :func:`record_job` writes.
 BLOCK_ROWS = 1024
@@ -105,20 +112,164 @@ def leaves(log: AuditLog, path: Path) -> list[bytes]:
 # builder (row lines and block hashes, in pyarrow, numpy and hashlib, also without the GIL).
 
 
-def _hmac_digests(key: bytes, values: list[bytes]) -> bytes:
-    """HMAC-SHA256 (RFC 2104) of every value, concatenated: :func:`hmac.digest` of each, with
-    the key's pads hashed once instead of per call (OpenSSL 3 sets up a one-shot HMAC slowly)."""
-    inner_pad, outer_pad = hmac_pads(key)
-    new_inner, new_outer = inner_pad.copy, outer_pad.copy
-    out: list[bytes] = []
-    append = out.append
-    for value in values:
-        inner = new_inner()
-        inner.update(value)
-        outer = new_outer()
-        outer.update(inner.digest())
-        append(outer.digest())
-    return b"".join(out)
+class NumberDigests:
+    """The HMACs of a verdict file's numbers, computed by a helper process (see
+    :mod:`._numbers`) while a scrub writes the file, so that recording the job neither
+    computes them afterwards nor takes the GIL from the scrub meanwhile.
+
+    :meth:`add` takes every written slice's ``e164`` column, in row order; a thread hands
+    each to the helper and collects its answer. Recording the job (:func:`prepare_job`)
+    still reads every number back from the retained copy and :meth:`take` gives a batch of
+    rows their precomputed HMACs only when the numbers read are the numbers they were
+    computed from; any other batch, and everything when the helper could not start or
+    failed, is computed there as without this. The record is the same either way."""
+
+    #: How the helper is started (standard library only: it starts in milliseconds).
+    command: ClassVar[list[str]] = [sys.executable, "-I", "-S", numbers_helper.__file__]
+    #: Numbers per request to the helper: small enough that recording the job, which reads
+    #: the file back in batches of about this size, rarely waits for more than one.
+    request_rows = 65_536
+    #: How long :meth:`close` waits for the helper to finish before it is killed.
+    exit_wait = 5.0
+    #: How long :meth:`take` waits for the helper's next answer before it kills the helper
+    #: (and computes the HMACs itself).
+    answer_wait = 60.0
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._columns: list[Any] = []
+        self._rows = 0  # added
+        self._numbers: Any = None  # the added columns as one chunked array, once taken
+        self._digests = bytearray()  # 32 bytes a row, in row order, as answered
+        self._answered = threading.Condition()
+        self._running = False
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._failure: BaseException | None = None
+        self._warned = False
+
+    def add(self, e164: Any) -> None:
+        """Queue the HMACs of one slice's ``e164`` column (a pyarrow array)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if isinstance(e164, pa.DictionaryArray):
+            e164 = e164.dictionary_decode()
+        column = pc.fill_null(pc.cast(e164, pa.string()), "")
+        self._columns.append(column)
+        self._rows += len(column)
+        if self._thread is None:
+            self._running = True
+            self._thread = threading.Thread(target=self._run, name="dncguard-audit-numbers",
+                                            daemon=True)
+            self._thread.start()
+        for start in range(0, len(column), self.request_rows):
+            self._queue.put(column.slice(start, self.request_rows))
+
+    def take(self, first: int, read: Any) -> bytes | None:
+        """The HMACs of rows ``first`` (0-based) onwards, once the helper has answered them,
+        when ``read`` (their numbers, as read back) holds exactly the numbers they were
+        computed from; else None. Called once everything is added."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        end = first + len(read)
+        if end > self._rows:
+            return None
+        with self._answered:
+            while len(self._digests) < 32 * end and self._running:
+                before = len(self._digests)
+                if not self._answered.wait(self.answer_wait) and len(self._digests) == before:
+                    self._stalled()
+            if len(self._digests) < 32 * end:
+                self._warn()
+                return None
+            digests = bytes(self._digests[32 * first:32 * end])
+        if self._numbers is None:
+            self._numbers = pa.chunked_array(self._columns, pa.string())
+        try:
+            same = pc.equal(self._numbers.slice(first, len(read)), pc.cast(read, pa.string()))
+        except pa.ArrowException:
+            return None
+        if same.null_count or not pc.all(same).as_py():
+            return None
+        return digests
+
+    def close(self) -> None:
+        """Let the helper finish what it was given and exit (killed after
+        :attr:`exit_wait` seconds)."""
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join(self.exit_wait)
+        proc = self._proc
+        if self._thread.is_alive() and proc is not None:
+            proc.kill()
+            self._thread.join()
+
+    def _stalled(self) -> None:
+        if self._failure is None:
+            self._failure = TimeoutError(f"no answer in {self.answer_wait:g} s")
+        if self._proc is not None:
+            self._proc.kill()
+
+    def _warn(self) -> None:
+        if not self._warned:
+            self._warned = True
+            why = self._failure
+            _logger.warning("the number HMACs are computed in this process: the helper "
+                            "failed (%s)", "stopped" if why is None else
+                            f"{type(why).__name__}: {why}" if str(why) else type(why).__name__)
+
+    def _run(self) -> None:
+        try:
+            proc = self._proc = subprocess.Popen(
+                self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL)
+            assert proc.stdin is not None and proc.stdout is not None
+            with proc.stdin, proc.stdout:
+                proc.stdin.write(struct.pack("<I", len(self._key)) + self._key)
+                while (column := self._queue.get()) is not None:
+                    offsets, data = _string_buffers(column)
+                    proc.stdin.write(struct.pack("<QQ", len(column), len(data)))
+                    proc.stdin.write(offsets)
+                    proc.stdin.write(data)
+                    proc.stdin.flush()
+                    want = 32 * len(column)
+                    got = proc.stdout.read(want)
+                    if len(got) != want:
+                        raise OSError(f"it answered {len(got)} of {want} bytes")
+                    with self._answered:
+                        self._digests += got
+                        self._answered.notify_all()
+        except BaseException as exc:  # take() computes instead; the scrub goes on
+            if self._failure is None:
+                self._failure = exc
+        finally:
+            with self._answered:
+                self._running = False
+                self._answered.notify_all()
+            self._reap()
+
+    def _reap(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        try:
+            proc.wait(self.exit_wait)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _string_buffers(column: Any) -> tuple[bytes, memoryview]:
+    """A string array's offsets (from 0, native int32) and its characters' bytes."""
+    _, offsets, data = column.buffers()
+    at = np.frombuffer(offsets, dtype=np.int32)[column.offset:column.offset + len(column) + 1]
+    start, end = int(at[0]), int(at[-1])
+    chars = memoryview(data)[start:end] if data is not None else memoryview(b"")
+    return (at - start).astype(np.int32).tobytes(), chars
 
 
 class _HashingReader:
@@ -288,13 +439,14 @@ def _add_lines(blocks: _Blocks, first: int, columns: list[Any], digests: bytes) 
 
 
 def _scan(log: AuditLog, path: Path, block: int, *, copy_to: Path | None = None,
-          keep_row: int | None = None) -> tuple[str, _Blocks]:
+          keep_row: int | None = None, numbers: NumberDigests | None = None
+          ) -> tuple[str, _Blocks]:
     """Read a results file once: its SHA-256 (copying it to ``copy_to`` when given) and its
     block leaves (keeping the block of ``keep_row``). Unreadable files raise AuditError."""
     for size in CSV_BLOCK_SIZES:
         try:
             return _scan_once(log, path, block, copy_to=copy_to, keep_row=keep_row,
-                              csv_block=size)
+                              csv_block=size, numbers=numbers)
         except _TooLong:
             continue
     raise AuditError(f"{path}: a row is longer than {CSV_BLOCK_SIZES[-1]:,} bytes")
@@ -305,7 +457,8 @@ class _TooLong(Exception):
 
 
 def _scan_once(log: AuditLog, path: Path, block: int, *, copy_to: Path | None,
-               keep_row: int | None, csv_block: int) -> tuple[str, _Blocks]:
+               keep_row: int | None, csv_block: int, numbers: NumberDigests | None = None
+               ) -> tuple[str, _Blocks]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -332,7 +485,10 @@ def _scan_once(log: AuditLog, path: Path, block: int, *, copy_to: Path | None,
             with ThreadPoolExecutor(1, thread_name_prefix="dncguard-audit-blocks") as builder, \
                     closing(_in_background(batches)) as stream:
                 for columns in stream:
-                    digests = _hmac_digests(key, pc.cast(columns[0], pa.binary()).to_pylist())
+                    digests = numbers.take(rows, columns[0]) if numbers is not None else None
+                    if digests is None:
+                        digests = hmac_digests(key,
+                                                pc.cast(columns[0], pa.binary()).to_pylist())
                     pending.append(builder.submit(_add_lines, blocks, rows + 1, columns,
                                                   digests))
                     rows += len(columns[0])
@@ -359,7 +515,7 @@ def row_lines(log: AuditLog, path: Path) -> list[bytes]:
 
     out: list[bytes] = []
     for columns in _batches(path):
-        digests = _hmac_digests(log.key, pc.cast(columns[0], pa.binary()).to_pylist())
+        digests = hmac_digests(log.key, pc.cast(columns[0], pa.binary()).to_pylist())
         lines = _row_lines(len(out) + 1, columns, digests)
         out.extend(line.encode("utf-8")[:-1] for line in lines.to_pylist())
     return out
@@ -425,10 +581,12 @@ class JobRecord:
 
 
 def prepare_job(log: AuditLog, job_id: str, output_path: Path, summary: ScrubSummary, *,
-                who: str | None = None) -> JobRecord:
+                who: str | None = None, numbers: NumberDigests | None = None) -> JobRecord:
     """The costly part of recording a job, outside any transaction: copy ``output_path`` and
     its summary under the home (hashing the copy), build the Merkle root from the copy.
-    Raises :class:`AuditError` when the file cannot be read or the job is recorded already."""
+    ``numbers``: the HMACs the scrub computed while writing the file (see
+    :class:`NumberDigests`). Raises :class:`AuditError` when the file cannot be read or the
+    job is recorded already."""
     if log.find("job", job_id) is not None:
         raise AuditError(f"job {job_id!r} already has an audit record")
     folder: Path | None = None
@@ -438,7 +596,7 @@ def prepare_job(log: AuditLog, job_id: str, output_path: Path, summary: ScrubSum
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"results{output_path.suffix.lower() or '.csv'}"
     try:
-        digest, blocks = _scan(log, output_path, BLOCK_ROWS, copy_to=target)
+        digest, blocks = _scan(log, output_path, BLOCK_ROWS, copy_to=target, numbers=numbers)
         if folder is not None:
             (folder / "summary.json").write_text(summary.to_json(), encoding="utf-8")
     except BaseException:
@@ -478,14 +636,16 @@ def record_job(
     *,
     who: str | None = None,
     conn: Connection | None = None,
+    numbers: NumberDigests | None = None,
 ) -> AuditRecord:
     """Append the record of a finished scrub job and queue its summary export.
 
     Copies ``output_path`` (the verdict file :meth:`Scrubber.scrub_file` wrote) and its summary
     under the home, hashing it on the way, builds the Merkle root from the copy, then appends
     the record and (when ``export_url`` is set) enqueues the export in the same transaction.
+    ``numbers``: as for :func:`prepare_job`.
     """
-    record = prepare_job(log, job_id, output_path, summary, who=who)
+    record = prepare_job(log, job_id, output_path, summary, who=who, numbers=numbers)
     if conn is not None:
         return write_job(log, record, conn)
     with log.engine.begin() as own:

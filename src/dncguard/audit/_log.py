@@ -476,7 +476,8 @@ class AuditLog:
                            f"audit log (the chain head is at {head_seq})")
         if head_hash != expected_prev:
             return bad("edited", last, f"record {last} does not match the chain head")
-        res.message = (f"chain intact: {res.checked} records ({res.first_seq} to {last})"
+        noun = "record" if res.checked == 1 else "records"
+        res.message = (f"chain intact: {res.checked:,} {noun} ({res.first_seq} to {last})"
                        + (f", anchored at checkpoint {res.anchored_at}" if res.anchored_at
                           else ""))
         return res

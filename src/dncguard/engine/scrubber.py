@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +46,11 @@ from .findings import Findings, Outcome, merge
 from .run import RowResult, ScrubRun, Slice, SliceVerdicts, slice_of_rows, slices_of_table
 from .summary import ScrubSummary, SummaryBuilder, combine_summaries
 from .tally import tally
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ..audit import NumberDigests
 
 log = logging.getLogger(__name__)
 
@@ -323,15 +329,37 @@ class Scrubber:
             summary = asyncio.run(self.ascrub_columns(
                 input_path, output_path, ctx=ctx, phone_columns=[c for c in columns if c],
                 raw=raw, progress=progress, defaults=_clean(defaults or {})))
-        else:
+            if self.audit:
+                self._record_jobs(summary, output_path)
+            return summary
+        numbers = self._number_digests()
+        try:
             summary = asyncio.run(self.ascrub_file(
                 input_path, output_path, ctx=ctx, phone_column=columns[0] if columns else None,
-                raw=raw, progress=progress, defaults=_clean(defaults or {})))
-        if self.audit:
-            self._record_jobs(summary, output_path)
+                raw=raw, progress=progress, defaults=_clean(defaults or {}),
+                on_numbers=numbers.add if numbers is not None else None))
+            if self.audit:
+                self._record_jobs(summary, output_path, numbers)
+        finally:
+            if numbers is not None:
+                numbers.close()
         return summary
 
-    def _record_jobs(self, summary: ScrubSummary, output_path: Path) -> None:
+    def _number_digests(self) -> NumberDigests | None:
+        """When the scrub is audited: the number HMACs its job record needs, computed while
+        the file is written (None when the audit key cannot be had now: recording the job
+        then fails with the reason, as it would without this)."""
+        if not self.audit:
+            return None
+        from .. import audit
+
+        try:
+            return audit.number_digests(self.settings)
+        except Exception:
+            return None
+
+    def _record_jobs(self, summary: ScrubSummary, output_path: Path,
+                     numbers: NumberDigests | None = None) -> None:
         """Record a file scrub in the audit trail: one job, or one per phone column (each
         column's own verdict file, so every row of every column can be proven)."""
         from .. import audit
@@ -340,7 +368,8 @@ class Scrubber:
             name: (Path(part.output or ""), part) for name, part in summary.columns.items()}
         for name, (path, part) in parts.items():
             job_id = audit.new_job_id()
-            audit.record_job(self.settings, job_id, path, part, who=self.who)
+            audit.record_job(self.settings, job_id, path, part, who=self.who,
+                             numbers=numbers if not summary.columns else None)
             summary.audit_jobs[name] = job_id
 
     async def ascrub_columns(
@@ -387,7 +416,11 @@ class Scrubber:
         raw: bool = False,
         progress: Progress | None = None,
         defaults: dict[str, str] | None = None,
+        on_numbers: Callable[[pa.Array], None] | None = None,
     ) -> ScrubSummary:
+        """Scrub ``input_path`` into the verdict file ``output_path`` (see :meth:`scrub_file`);
+        ``on_numbers`` is called with every slice's ``e164`` column as the slice is written,
+        in row order."""
         started = self.clock()
         t0 = time.perf_counter()
         defaults = _clean(defaults or {})
@@ -409,9 +442,11 @@ class Scrubber:
             writer = TableWriter(output_path, names, raw=raw, timestamps=[len(names) - 1])
 
             def write(verdicts: SliceVerdicts) -> None:
+                added = verdicts.columns()
                 # the e164 column holds "+digits" or nothing: no formula to defuse
-                writer.write_columns([*verdicts.input_columns(), *verdicts.columns()],
-                                     (len(header),))
+                writer.write_columns([*verdicts.input_columns(), *added], (len(header),))
+                if on_numbers is not None:
+                    on_numbers(added[0])
 
             try:
                 with tally() as prefilter:  # the sources' reported work in this run
