@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import io
 import logging
+import signal
 import struct
 import sys
 from datetime import date
@@ -22,7 +23,7 @@ from dncguard import audit
 from dncguard.audit import NumberDigests
 from dncguard.audit._jobs import block_leaves
 from dncguard.audit._merkle import merkle_root
-from dncguard.audit._numbers import hmac_digests, serve
+from dncguard.audit._numbers import GREETING, hmac_digests, serve
 from dncguard.config import Settings
 from dncguard.demo import build_demo
 from dncguard.engine.scrubber import Scrubber
@@ -48,14 +49,14 @@ def test_the_helper_answers_every_request_in_order() -> None:
         request += offsets.tobytes() + b"".join(data)
     out = io.BytesIO()
     serve(io.BytesIO(request), out)
-    assert out.getvalue() == reference([v for part in parts for v in part])
+    assert out.getvalue() == GREETING + reference([v for part in parts for v in part])
 
 
 def test_the_helper_stops_at_a_cut_request() -> None:
     request = struct.pack("<I", 3) + b"key" + struct.pack("<QQ", 2, 10) + b"\0" * 4
     out = io.BytesIO()
     serve(io.BytesIO(request), out)  # returns instead of waiting or answering garbage
-    assert out.getvalue() == b""
+    assert out.getvalue() == GREETING
 
 
 def columns() -> list[Any]:
@@ -109,6 +110,7 @@ def test_a_failed_helper_only_costs_time(command: list[str],
                                          caplog: pytest.LogCaptureFixture) -> None:
     digests = NumberDigests(KEY)
     digests.command = command
+    digests.greet_wait = 0.5  # the second one waits for its input instead of greeting
     try:
         for column in columns():
             digests.add(column)
@@ -119,6 +121,68 @@ def test_a_failed_helper_only_costs_time(command: list[str],
         digests.close()
     warnings = [r for r in caplog.records if "computed in this process" in r.getMessage()]
     assert len(warnings) == 1  # said once
+
+
+def test_the_key_goes_only_to_the_helper(tmp_path: Path) -> None:
+    got = tmp_path / "got"
+    digests = NumberDigests(KEY)
+    # a program that does not greet, and keeps whatever it is sent
+    digests.command = [sys.executable, "-c", "import sys; f = open(sys.argv[1], 'wb'); "
+                       "f.write(sys.stdin.buffer.raw.read(1 << 16)); f.close()", str(got)]
+    digests.greet_wait = 0.2
+    try:
+        digests.add(pa.array(NUMBERS))
+        assert digests.take(0, pa.array(NUMBERS)) is None
+    finally:
+        digests.close()
+    assert not got.exists() or KEY not in got.read_bytes()
+
+
+def test_digests_of_another_key_are_not_taken(settings: Settings, tmp_path: Path) -> None:
+    out = tmp_path / "verdicts.csv"
+    files = build_demo(ListStore(settings), tmp_path / "demo", date(2026, 11, 10))
+    summary = Scrubber(settings, clock=lambda: T0, audit=False).scrub_file(
+        files.contacts, out, at=T0)
+    log = audit.audit_log(settings)
+    other = NumberDigests(b"another key")
+    try:
+        other.add(pa.array([row[0] for row in _e164_column(out)]))
+        record = audit.record_job(settings, audit.new_job_id(), out, summary, numbers=other)
+    finally:
+        other.close()
+    assert record.data["merkle"]["root"] == merkle_root(block_leaves(log, out))
+
+
+def _e164_column(path: Path) -> list[list[str]]:
+    import csv
+
+    with path.open(newline="", encoding="utf-8") as fh:
+        return [[row["e164"]] for row in csv.DictReader(fh)]
+
+
+def test_a_failed_scrub_stops_the_helper_at_once(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dncguard.io.verdict_file import TableWriter
+
+    files = build_demo(ListStore(settings), tmp_path / "demo", date(2026, 11, 10))
+    made: list[NumberDigests] = []
+    init = NumberDigests.__init__
+
+    def record(self: NumberDigests, key: bytes) -> None:
+        init(self, key)
+        made.append(self)
+
+    def broken(self: TableWriter) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(NumberDigests, "__init__", record)
+    monkeypatch.setattr(TableWriter, "close", broken)
+    with pytest.raises(OSError, match="disk full"):
+        Scrubber(settings, clock=lambda: T0).scrub_file(files.contacts, tmp_path / "v.csv",
+                                                       at=T0)
+    assert len(made) == 1 and made[0]._proc is not None
+    assert made[0]._proc.poll() == -signal.SIGKILL  # killed, not left to finish
+    assert made[0]._thread is not None and not made[0]._thread.is_alive()
 
 
 def test_a_stalled_helper_is_killed() -> None:
@@ -133,8 +197,10 @@ def test_a_stalled_helper_is_killed() -> None:
     assert digests._proc is not None and digests._proc.poll() is not None
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_an_audited_scrub_records_the_same_root_with_the_helper(
-        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        suffix: str) -> None:
     files = build_demo(ListStore(settings), tmp_path / "demo", date(2026, 11, 10))
     taken: list[bool] = []
     take = NumberDigests.take
@@ -145,7 +211,8 @@ def test_an_audited_scrub_records_the_same_root_with_the_helper(
         return got
 
     monkeypatch.setattr(NumberDigests, "take", spy)
-    out = tmp_path / "verdicts.csv"
+    monkeypatch.setattr(NumberDigests, "request_rows", 5)  # several requests, not one
+    out = tmp_path / f"verdicts{suffix}"
     summary = Scrubber(settings, clock=lambda: T0).scrub_file(files.contacts, out, at=T0)
     assert taken and all(taken)  # the helper's digests were used, for every batch
     log = audit.audit_log(settings)

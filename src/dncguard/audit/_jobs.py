@@ -20,7 +20,9 @@ root describe the same bytes, and a proof years later uses exactly the file that
 from __future__ import annotations
 
 import binascii
+import contextlib
 import hashlib
+import hmac
 import json
 import logging
 import queue
@@ -129,11 +131,13 @@ class NumberDigests:
     #: Numbers per request to the helper: small enough that recording the job, which reads
     #: the file back in batches of about this size, rarely waits for more than one.
     request_rows = 65_536
+    #: How long the helper has to start and greet before it is killed.
+    greet_wait = 5.0
     #: How long :meth:`close` waits for the helper to finish before it is killed.
     exit_wait = 5.0
     #: How long :meth:`take` waits for the helper's next answer before it kills the helper
     #: (and computes the HMACs itself).
-    answer_wait = 60.0
+    answer_wait = 10.0
 
     def __init__(self, key: bytes) -> None:
         self._key = key
@@ -148,6 +152,7 @@ class NumberDigests:
         self._proc: subprocess.Popen[bytes] | None = None
         self._failure: BaseException | None = None
         self._warned = False
+        self._abandoned = False
 
     def add(self, e164: Any) -> None:
         """Queue the HMACs of one slice's ``e164`` column (a pyarrow array)."""
@@ -196,23 +201,37 @@ class NumberDigests:
             return None
         return digests
 
-    def close(self) -> None:
+    def uses_key(self, key: bytes) -> bool:
+        """Whether these HMACs are made with ``key`` (a record takes none made otherwise)."""
+        return hmac.compare_digest(self._key, key)
+
+    def close(self, *, abandon: bool = False) -> None:
         """Let the helper finish what it was given and exit (killed after
-        :attr:`exit_wait` seconds)."""
+        :attr:`exit_wait` seconds); ``abandon``: its work is not needed (a scrub failed):
+        what is queued is dropped and the helper killed at once."""
         if self._thread is None:
             return
+        if abandon:
+            self._abandoned = True
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._queue.get_nowait()
+            self._kill()
         self._queue.put(None)
         self._thread.join(self.exit_wait)
-        proc = self._proc
-        if self._thread.is_alive() and proc is not None:
-            proc.kill()
+        if self._thread.is_alive():
+            self._kill()
             self._thread.join()
+
+    def _kill(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
 
     def _stalled(self) -> None:
         if self._failure is None:
             self._failure = TimeoutError(f"no answer in {self.answer_wait:g} s")
-        if self._proc is not None:
-            self._proc.kill()
+        self._kill()
 
     def _warn(self) -> None:
         if not self._warned:
@@ -228,7 +247,18 @@ class NumberDigests:
                 self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL)
             assert proc.stdin is not None and proc.stdout is not None
+            if self._abandoned:  # close(abandon=True) came first and saw no process
+                self._kill()
             with proc.stdin, proc.stdout:
+                # the key goes only to a program that greets as the helper does, in time
+                timer = threading.Timer(self.greet_wait, self._kill)
+                timer.start()
+                try:
+                    greeting = proc.stdout.read(len(numbers_helper.GREETING))
+                finally:
+                    timer.cancel()
+                if greeting != numbers_helper.GREETING:
+                    raise OSError("the program started is not the helper (no greeting)")
                 proc.stdin.write(struct.pack("<I", len(self._key)) + self._key)
                 while (column := self._queue.get()) is not None:
                     offsets, data = _string_buffers(column)
@@ -589,6 +619,8 @@ def prepare_job(log: AuditLog, job_id: str, output_path: Path, summary: ScrubSum
     job is recorded already."""
     if log.find("job", job_id) is not None:
         raise AuditError(f"job {job_id!r} already has an audit record")
+    if numbers is not None and not numbers.uses_key(log.key):
+        numbers = None  # made with another key: none of them is this record's
     folder: Path | None = None
     target: Path | None = None
     if log.audit.retain_results:

@@ -1,16 +1,17 @@
 """HMAC-SHA256 of phone numbers with the audit key, in bulk, and a helper process for it.
 
 A scrub of a million rows needs a million number HMACs for its job record (see
-:mod:`.jobs`). They are a loop of Python calls that holds the GIL, and the scrub itself keeps
+:mod:`._jobs`). They are a loop of Python calls that holds the GIL, and the scrub itself keeps
 the GIL busy, so a thread of the same process only takes turns with it. :func:`serve` is
 the loop of a helper process that computes them on the other core while the scrub runs
-(:class:`~.jobs.NumberDigests` starts it: ``python -I -S <this file>``).
+(:class:`~._jobs.NumberDigests` starts it: ``python -I -S <this file>``).
 
 This module imports the standard library only, so that the helper starts in milliseconds.
 
 The helper's protocol, on its standard input and output (integers little-endian):
 
-* first the key: its length (4 bytes) and its bytes;
+* first the helper writes :data:`GREETING` (the key goes only to a program that does);
+* then it reads the key: its length (4 bytes) and its bytes;
 * then any number of requests: ``n`` (8 bytes), the length of the numbers' bytes (8 bytes),
   ``n + 1`` offsets (signed 32-bit, in this machine's byte order as the helper runs on the
   same machine; the first 0) and the numbers' bytes (UTF-8, back to back); each is answered
@@ -27,6 +28,9 @@ import struct
 import sys
 from itertools import pairwise
 from typing import Any, BinaryIO
+
+#: What the helper writes first.
+GREETING = b"dncguard number HMACs 1\n"
 
 
 def _sha256_type() -> Any:
@@ -76,7 +80,9 @@ def _read(stream: BinaryIO, size: int) -> bytes | None:
 
 
 def serve(source: BinaryIO, sink: BinaryIO) -> None:
-    """Answer requests (see the module docstring) until ``source`` ends."""
+    """Greet, then answer requests (see the module docstring) until ``source`` ends."""
+    sink.write(GREETING)
+    sink.flush()
     head = _read(source, 4)
     key = _read(source, struct.unpack("<I", head)[0]) if head is not None else None
     if key is None:

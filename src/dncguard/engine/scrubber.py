@@ -338,6 +338,11 @@ class Scrubber:
                 input_path, output_path, ctx=ctx, phone_column=columns[0] if columns else None,
                 raw=raw, progress=progress, defaults=_clean(defaults or {}),
                 on_numbers=numbers.add if numbers is not None else None))
+        except BaseException:
+            if numbers is not None:
+                numbers.close(abandon=True)
+            raise
+        try:
             if self.audit:
                 self._record_jobs(summary, output_path, numbers)
         finally:
