@@ -86,6 +86,18 @@ def test_digests_from_the_helper_are_the_in_process_ones(request_rows: int) -> N
     assert digests._proc is not None and digests._proc.poll() == 0  # it exited on its own
 
 
+def test_rows_past_the_limit_are_left_to_the_record() -> None:
+    digests = NumberDigests(KEY)
+    digests.max_rows = 4
+    try:
+        for column in columns():
+            digests.add(column)
+        assert digests.take(0, pa.array(NUMBERS[:4])) == reference(NUMBERS[:4])
+        assert digests.take(3, pa.array(NUMBERS[3:5])) is None  # row 5 was not added
+    finally:
+        digests.close()
+
+
 def test_digests_are_not_taken_for_other_numbers() -> None:
     digests = NumberDigests(KEY)
     try:

@@ -131,6 +131,9 @@ class NumberDigests:
     #: Numbers per request to the helper: small enough that recording the job, which reads
     #: the file back in batches of about this size, rarely waits for more than one.
     request_rows = 65_536
+    #: Rows covered at most (about 50 bytes each are kept until the record is written: the
+    #: number and its HMAC); the rows of a longer file after these are computed in process.
+    max_rows = 5_000_000
     #: How long the helper has to start and greet before it is killed.
     greet_wait = 5.0
     #: How long :meth:`close` waits for the helper to finish before it is killed.
@@ -155,13 +158,17 @@ class NumberDigests:
         self._abandoned = False
 
     def add(self, e164: Any) -> None:
-        """Queue the HMACs of one slice's ``e164`` column (a pyarrow array)."""
+        """Queue the HMACs of one slice's ``e164`` column (a pyarrow array), as far as
+        :attr:`max_rows` allows."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        room = self.max_rows - self._rows
+        if room <= 0:
+            return
         if isinstance(e164, pa.DictionaryArray):
             e164 = e164.dictionary_decode()
-        column = pc.fill_null(pc.cast(e164, pa.string()), "")
+        column = pc.fill_null(pc.cast(e164[:room], pa.string()), "")
         self._columns.append(column)
         self._rows += len(column)
         if self._thread is None:
