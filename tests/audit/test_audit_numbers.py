@@ -98,6 +98,18 @@ def test_rows_past_the_limit_are_left_to_the_record() -> None:
         digests.close()
 
 
+def test_a_column_that_cannot_be_read_ends_the_coverage() -> None:
+    digests = NumberDigests(KEY)
+    try:
+        digests.add(pa.array(NUMBERS[:3]))
+        digests.add(pa.array([[1], [2]]))  # no strings: refused, not raised
+        digests.add(pa.array(NUMBERS[3:]))  # would be misaligned: not taken either
+        assert digests.take(0, pa.array(NUMBERS[:3])) == reference(NUMBERS[:3])
+        assert digests.take(3, pa.array(NUMBERS[3:])) is None
+    finally:
+        digests.close()
+
+
 def test_digests_are_not_taken_for_other_numbers() -> None:
     digests = NumberDigests(KEY)
     try:

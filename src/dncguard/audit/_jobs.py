@@ -166,9 +166,15 @@ class NumberDigests:
         room = self.max_rows - self._rows
         if room <= 0:
             return
-        if isinstance(e164, pa.DictionaryArray):
-            e164 = e164.dictionary_decode()
-        column = pc.fill_null(pc.cast(e164[:room], pa.string()), "")
+        try:
+            if isinstance(e164, pa.DictionaryArray):
+                e164 = e164.dictionary_decode()
+            column = pc.fill_null(pc.cast(e164[:room], pa.string()), "")
+        except Exception as exc:  # never the scrub's failure: the later rows go uncovered
+            self.max_rows = self._rows
+            _logger.warning("the number HMACs are computed in this process from row %d: "
+                            "%s", self._rows + 1, type(exc).__name__)
+            return
         self._columns.append(column)
         self._rows += len(column)
         if self._thread is None:
