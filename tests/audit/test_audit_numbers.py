@@ -27,6 +27,7 @@ from dncguard.audit._numbers import GREETING, hmac_digests, serve
 from dncguard.config import Settings
 from dncguard.demo import build_demo
 from dncguard.engine.scrubber import Scrubber
+from dncguard.io.verdict_file import verdict_cells
 from dncguard.lists.store import ListStore
 
 from .conftest import T0
@@ -147,18 +148,27 @@ def test_a_failed_helper_only_costs_time(command: list[str],
     assert len(warnings) == 1  # said once
 
 
-def test_the_key_goes_only_to_the_helper(tmp_path: Path) -> None:
-    got = tmp_path / "got"
+def nothing_from(command: list[str], **waits: float) -> NumberDigests:
+    """A NumberDigests whose helper is ``command`` (with these waits), closed once it gave
+    no digests for :data:`NUMBERS`."""
     digests = NumberDigests(KEY)
-    # a program that does not greet, and keeps whatever it is sent
-    digests.command = [sys.executable, "-c", "import sys; f = open(sys.argv[1], 'wb'); "
-                       "f.write(sys.stdin.buffer.raw.read(1 << 16)); f.close()", str(got)]
-    digests.greet_wait = 0.2
+    digests.command = command
+    for name, seconds in waits.items():
+        setattr(digests, name, seconds)
     try:
         digests.add(pa.array(NUMBERS))
         assert digests.take(0, pa.array(NUMBERS)) is None
     finally:
         digests.close()
+    return digests
+
+
+def test_the_key_goes_only_to_the_helper(tmp_path: Path) -> None:
+    got = tmp_path / "got"
+    # a program that does not greet, and keeps whatever it is sent
+    nothing_from([sys.executable, "-c", "import sys; f = open(sys.argv[1], 'wb'); "
+                  "f.write(sys.stdin.buffer.raw.read(1 << 16)); f.close()", str(got)],
+                 greet_wait=0.2)
     assert not got.exists() or KEY not in got.read_bytes()
 
 
@@ -170,18 +180,11 @@ def test_digests_of_another_key_are_not_taken(settings: Settings, tmp_path: Path
     log = audit.audit_log(settings)
     other = NumberDigests(b"another key")
     try:
-        other.add(pa.array([row[0] for row in _e164_column(out)]))
+        other.add(pa.array([cells[0] for cells in verdict_cells(out)]))  # the e164 cells
         record = audit.record_job(settings, audit.new_job_id(), out, summary, numbers=other)
     finally:
         other.close()
     assert record.data["merkle"]["root"] == merkle_root(block_leaves(log, out))
-
-
-def _e164_column(path: Path) -> list[list[str]]:
-    import csv
-
-    with path.open(newline="", encoding="utf-8") as fh:
-        return [[row["e164"]] for row in csv.DictReader(fh)]
 
 
 def test_a_failed_scrub_stops_the_helper_at_once(
@@ -210,14 +213,8 @@ def test_a_failed_scrub_stops_the_helper_at_once(
 
 
 def test_a_stalled_helper_is_killed() -> None:
-    digests = NumberDigests(KEY)
-    digests.command = [sys.executable, "-c", "import time; time.sleep(120)"]
-    digests.answer_wait = 0.2
-    try:
-        digests.add(pa.array(NUMBERS))
-        assert digests.take(0, pa.array(NUMBERS)) is None
-    finally:
-        digests.close()
+    digests = nothing_from([sys.executable, "-c", "import time; time.sleep(120)"],
+                           answer_wait=0.2)
     assert digests._proc is not None and digests._proc.poll() is not None
 
 
