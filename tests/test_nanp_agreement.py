@@ -3,13 +3,18 @@ results: on generated formats, invalid numbers and every NANP area code."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dncguard import nanp
 from dncguard.phones import (
     Normalised,
+    _plain_inputs,
+    _scan_plain,
     normalise,
     normalise_arrays,
     normalise_by_parser,
@@ -141,3 +146,45 @@ def test_text_that_is_not_unicode_goes_to_the_per_row_parser() -> None:
     raws = ["\ud800", "+12025550123", "202\udcff5550123"] * 30
     hints: list[str | None] = ["US"] * len(raws)
     assert normalise_many(raws, hints) == per_row(raws, hints)
+
+
+def regex_plain(text: list[str]) -> tuple[list[int], list[bool], list[int], list[int]]:
+    """The plain-input decision with regular expressions only (what the byte scan of
+    ``_plain_inputs`` stands in for): rows, leading '+', digit count, value of 10-11 digits."""
+    rows, plus, width, value = [], [], [], []
+    for i, raw in enumerate(text):
+        t = re.sub(r"^(\s*\+?[0-9]{7,15})\.0+(\s*)$", r"\1\2", raw)
+        if re.fullmatch(r" *\+?[0-9 ().\-]{10,40}", t) is None:
+            continue
+        num = re.sub(r"[^0-9]", "", t)
+        rows.append(i)
+        plus.append("+" in t)
+        width.append(len(num))
+        value.append(int(num) if 10 <= len(num) <= 11 else 0)
+    return rows, plus, width, value
+
+
+plainish = st.text(alphabet="0123456789 +-().\t\u00a0x٣", max_size=45) | st.builds(
+    lambda n, tail: f"{n}{tail}", national_numbers,
+    st.sampled_from([".0", ".00", ".0 ", ".5", "..", ".0.0", "+", "", " 1"])) | st.builds(
+    fmt, national_numbers, st.integers(0, STYLES - 1))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(plainish, min_size=1, max_size=120), st.integers(0, 5))
+def test_byte_scan_of_plain_inputs_agrees_with_the_regular_expressions(
+        raws: list[str], cut: int) -> None:
+    """Rows of a sliced array (its offsets do not start at 0), float cells, dots, pluses
+    anywhere, long and non-ASCII inputs: the scan decides exactly what the regexes do."""
+    arr = pa.array(["skip"] * cut + raws, type=pa.string()).slice(cut)
+    at, plus, width, value = _plain_inputs(arr)
+    assert (at.tolist(), plus.tolist(), width.tolist(), value.tolist()) == regex_plain(raws)
+
+
+def test_byte_scan_takes_the_common_formats_without_regular_expressions() -> None:
+    raws = [fmt("2025550123", style) for style in range(STYLES)] + ["", "2025550123.0"]
+    quick, *_ = _scan_plain(pa.array(raws, type=pa.string()))
+    taken = {r for r, q in zip(raws, quick.tolist(), strict=True) if q}
+    assert taken >= {"+12025550123", "(202) 555-0123", "202-555-0123", "2025550123",
+                     "12025550123", "202.555.0123", "+1 202 555 0123", "1-202-555-0123"}
+    assert "" not in taken and "2025550123.0" not in taken  # a float cell: the regex path

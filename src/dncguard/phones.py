@@ -280,8 +280,7 @@ def normalise_arrays(
         given = raws
     elif small:  # no array pass for a few inputs: each goes to the per-row parser below
         given = [r if r is not None else "" for r in raws.to_pylist()]
-    text = None if small else pc.replace_substring_regex(_as_strings(raws), _FLOAT_CELL_RE2,
-                                                         r"\1\2")
+    text = None if small else _as_strings(raws)
     n = len(raws)
     codes, nanp_regions = nanp.load_table()
     region_names: list[str] = ["", *nanp_regions]
@@ -300,17 +299,10 @@ def normalise_arrays(
 
     # -- the table path ----------------------------------------------------------------------
     done = np.zeros(n, dtype=bool)
-    at = np.flatnonzero(_bools(pc.match_substring_regex(text, _PLAIN))) if text is not None \
-        else np.zeros(0, dtype=np.int64)
+    at, plus, width, value = (_plain_inputs(text) if text is not None else
+                              (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool),
+                               np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)))
     if at.size:
-        assert text is not None
-        sub = text.take(pa.array(at))
-        plus = _bools(pc.match_substring(sub, "+"))
-        num = pc.replace_substring_regex(sub, r"[^0-9]", "")
-        width = np.asarray(pc.utf8_length(num).to_numpy(zero_copy_only=False), dtype=np.int64)
-        short = pc.if_else(pa.array((width >= 10) & (width <= 11)), num, "0")
-        value = np.asarray(pc.cast(short, pa.uint64()).to_numpy(zero_copy_only=False),
-                           dtype=np.uint64)
         eleven = (width == 11) & (value // np.uint64(_TEN) == 1)
         national = np.where(eleven, value - np.uint64(_TEN), value)
         fits = (((width == 10) & ~plus & nanp_hint[at]) | (eleven & (plus | nanp_hint[at])))
@@ -338,7 +330,7 @@ def normalise_arrays(
         if given is not None:
             rest_text = [given[i] for i in rest.tolist()]
         else:
-            assert text is not None
+            assert text is not None  # the per-row parser reads a float cell itself
             rest_text = text.take(pa.array(rest)).to_pylist()
         rest_hint = [hints[i] for i in rest.tolist()] if isinstance(hints, list) else None
         for j, i in enumerate(rest.tolist()):
@@ -353,6 +345,88 @@ def normalise_arrays(
                 message[i] = _intern(texts, text_ids, res.message)
     return NormalisedArrays(digits, region, error, message, tuple(region_names), tuple(texts),
                             int(rest.size))
+
+
+#: What each byte is to :func:`_scan_plain`, as one count in a row's sum: digits in the low
+#: 32 bits (exact for any row), then dots, plus signs and other bytes (exact for the short rows
+#: the scan decides); spaces, brackets and dashes count nothing.
+_BYTE_COUNTS = np.zeros(256, dtype=np.uint64)
+_BYTE_COUNTS[ord("0"):ord("9") + 1] = 1
+_BYTE_COUNTS[ord(".")] = 1 << 32
+_BYTE_COUNTS[ord("+")] = 1 << 40
+_BYTE_COUNTS[[b for b in range(256) if chr(b) not in "0123456789 ().-+"]] = 1 << 48
+_FIELD = (1 << 8) - 1
+_POWERS = {w: 10 ** np.arange(w - 1, -1, -1, dtype=np.uint64) for w in (10, 11)}
+
+
+def _scan_plain(text: pa.Array) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_],
+                                         npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
+    """The plain inputs that need no regular expression, read from the string array's bytes:
+    ``(quick, plus, width, value)``, one entry per row. ``quick`` rows are ten to forty
+    digits, spaces, brackets, dashes and dots (never exactly one dot: no float cell), led by
+    at most one ``+``: they match :data:`_PLAIN` and :data:`_FLOAT_CELL_RE2` leaves them as
+    they are. For those rows ``plus`` says whether a ``+`` leads, ``width`` counts the digits
+    and ``value`` is the digits as a number when there are ten or eleven (else 0): what the
+    regular expressions give (``tests/test_nanp_agreement.py`` holds the two together)."""
+    n = len(text)
+    bufs = text.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1,
+                            offset=4 * text.offset).astype(np.int64)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None and n else \
+        np.zeros(0, dtype=np.uint8)
+    start = offsets[:-1]
+    lens = np.diff(offsets)
+    body = data[offsets[0]:offsets[-1]]
+    counts = _BYTE_COUNTS[body]
+    sums = np.zeros(n, dtype=np.uint64)
+    filled = lens > 0
+    if body.size:
+        sums[filled] = np.add.reduceat(counts, start[filled] - offsets[0])
+    width = (sums & np.uint64(0xFFFF_FFFF)).astype(np.int64)
+    dots = (sums >> np.uint64(32)) & np.uint64(_FIELD)
+    pluses = (sums >> np.uint64(40)) & np.uint64(_FIELD)
+    others = sums >> np.uint64(48)
+    led = np.zeros(n, dtype=bool)
+    led[filled] = data[start[filled]] == ord("+")
+    plus = pluses == 1
+    quick = ((lens >= 10) & (lens <= 41) & (others == 0) & (dots != 1)
+             & ((pluses == 0) & (lens <= 40) | plus & led & (lens >= 11)))
+    value = np.zeros(n, dtype=np.uint64)
+    digits = body[counts == 1] - np.uint8(ord("0"))
+    first = np.concatenate(([0], np.cumsum(width)))[:-1]
+    for w, powers in _POWERS.items():
+        rows = np.flatnonzero(quick & (width == w))
+        if rows.size:
+            value[rows] = digits[first[rows, None] + np.arange(w)].astype(np.uint64) @ powers
+    return quick, plus & quick, width, value
+
+
+def _plain_inputs(text: pa.Array) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_],
+                                           npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
+    """The rows of ``text`` in a plain NANP format (:data:`_PLAIN`, once a float cell's
+    ``.0`` is dropped) as ``(rows, plus, width, value)``: whether the input has a ``+``, how
+    many digits it has, and the digits as a number when there are ten or eleven (else 0).
+    :func:`_scan_plain` decides most rows from their bytes; the rest go through the regular
+    expressions."""
+    quick, plus, width, value = _scan_plain(text)
+    slow = np.flatnonzero(~quick)
+    plain = quick.copy()
+    if slow.size:
+        sub = pc.replace_substring_regex(text.take(pa.array(slow)), _FLOAT_CELL_RE2, r"\1\2")
+        hit = _bools(pc.match_substring_regex(sub, _PLAIN))
+        rows = slow[hit]
+        if rows.size:
+            sub = sub.filter(pa.array(hit))
+            plus[rows] = _bools(pc.match_substring(sub, "+"))
+            num = pc.replace_substring_regex(sub, r"[^0-9]", "")
+            w = np.asarray(pc.utf8_length(num).to_numpy(zero_copy_only=False), dtype=np.int64)
+            short = pc.if_else(pa.array((w >= 10) & (w <= 11)), num, "0")
+            width[rows] = w
+            value[rows] = np.asarray(pc.cast(short, pa.uint64()).to_numpy(zero_copy_only=False),
+                                     dtype=np.uint64)
+            plain[rows] = True
+    at = np.flatnonzero(plain)
+    return at, plus[at], width[at], value[at]
 
 
 def _intern(items: list[str], ids: dict[str, int], value: str) -> int:
