@@ -429,13 +429,12 @@ class ScrubRun:
                digits: npt.NDArray[np.uint64], state: npt.NDArray[np.object_],
                rctx: npt.NDArray[np.int64]) -> Batch:
         """The keys' numbers with their rows' context (defaults under the row's own)."""
-        e164 = ["+" + d for d in digits.astype(str).tolist()]
         names = np.array(list(norm.region_names), dtype=object)
         region = norm.region[pos]
         states = [s or None for s in state.tolist()]
         used, index = np.unique(rctx, return_inverse=True)
         contexts = [{**self.defaults, **self.contexts[c]} for c in used.tolist()]
-        batch = Batch.shared(e164, digits, names[region].tolist(), states, contexts,
+        batch = Batch.shared(None, digits, names[region].tolist(), states, contexts,
                              index.reshape(-1).astype(np.int64))
         batch.ids_known("region", region.astype(np.int64))
         return batch

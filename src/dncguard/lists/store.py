@@ -615,18 +615,19 @@ class ListIndex:
     def contains_numbers(self, e164s: list[str], *, at: datetime | None = None,
                          snapshot_only: bool = False) -> npt.NDArray[np.bool_]:
         digits = np.array([int(e[1:]) for e in e164s], dtype=np.uint64)
-        return self.contains(digits, e164s, at=at, snapshot_only=snapshot_only)
+        return self.contains(digits, at=at, snapshot_only=snapshot_only)
 
-    def contains(self, digits: npt.NDArray[np.uint64], e164s: list[str], *,
-                 at: datetime | None = None, snapshot_only: bool = False
-                 ) -> npt.NDArray[np.bool_]:
-        """Which numbers are on the list at the instant ``at`` (default now)."""
+    def contains(self, digits: npt.NDArray[np.uint64], *, at: datetime | None = None,
+                 snapshot_only: bool = False) -> npt.NDArray[np.bool_]:
+        """Which numbers (E.164 as integers) are on the list at the instant ``at`` (default
+        now)."""
         kind = self.info.kind
         snap = self._snapshot
         if kind == "hashed":
             if snap is None:
                 return np.zeros(digits.shape, dtype=bool)
-            hashes = np.array([listfiles.hash_number(e, self.info.salt) for e in e164s],
+            salt = self.info.salt
+            hashes = np.array([listfiles.hash_number(f"+{d}", salt) for d in digits.tolist()],
                               dtype="S32")
             return sorted_contains(snap, hashes)
         if kind == "prefix":

@@ -119,15 +119,14 @@ class LocalListsCheck(CheckBase):
     def _hits(ix: ListIndex, batch: Batch, ctx: CheckContext) -> npt.NDArray[np.bool_]:
         """The numbers on the list, looking up only those its jurisdiction applies to."""
         if not (ix.info.kind in ("national", "state") and ix.info.jurisdiction):
-            return ix.contains(batch.digits, batch.e164, at=ctx.at)
+            return ix.contains(batch.digits, at=ctx.at)
         applies = applies_to(ix.info.jurisdiction, batch)
         if applies.all():
-            return ix.contains(batch.digits, batch.e164, at=ctx.at)
+            return ix.contains(batch.digits, at=ctx.at)
         hits = np.zeros(len(batch), dtype=bool)
         at = np.flatnonzero(applies)
         if at.size:
-            hits[at] = ix.contains(batch.digits[at], [batch.e164[i] for i in at.tolist()],
-                                   at=ctx.at)
+            hits[at] = ix.contains(batch.digits[at], at=ctx.at)
         return hits
 
     async def findings(self, batch: Batch, ctx: CheckContext) -> Findings:
@@ -152,7 +151,7 @@ class LineTypes:
         for ix in self.indexes:
             if not ctx.reads_wireless(ix.info.name):
                 continue
-            batch.with_default(ix.contains(batch.digits, batch.e164, at=ctx.at),
+            batch.with_default(ix.contains(batch.digits, at=ctx.at),
                                "line_type", "mobile")
 
 

@@ -64,7 +64,8 @@ class Batch:
     (use :meth:`with_default`). :meth:`contexts` gives the distinct dicts and an index.
     """
 
-    e164: list[str]
+    #: the E.164 strings, or None: built from ``digits`` when first asked for (:attr:`e164`)
+    _e164: list[str] | None
     digits: npt.NDArray[np.uint64]
     region: list[str]
     state: list[str | None]
@@ -76,7 +77,22 @@ class Batch:
     _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
-        return len(self.e164)
+        return int(self.digits.size)
+
+    @property
+    def e164(self) -> list[str]:
+        """The numbers as E.164 strings. A batch the engine builds holds only their integers
+        (``digits``); the strings are made when a check first asks for them (the lists and
+        the rules' grouping work on the integers, and a file's million numbers then never
+        become a million Python strings)."""
+        found = self._e164
+        if found is None:
+            found = self._e164 = ["+" + d for d in self.digits.astype(str).tolist()]
+        return found
+
+    def number(self, i: int) -> str:
+        """Number ``i`` as an E.164 string (without making :attr:`e164` for the batch)."""
+        return self._e164[i] if self._e164 is not None else f"+{int(self.digits[i])}"
 
     @classmethod
     def of(cls, e164: list[str], region: list[str], state: list[str | None],
@@ -85,10 +101,11 @@ class Batch:
         return cls(e164, digits, region, state, extra or [{} for _ in e164])
 
     @classmethod
-    def shared(cls, e164: list[str], digits: npt.NDArray[np.uint64], region: list[str],
+    def shared(cls, e164: list[str] | None, digits: npt.NDArray[np.uint64], region: list[str],
                state: list[str | None], contexts: list[dict[str, str]],
                index: npt.NDArray[np.int64]) -> Batch:
-        """A batch whose numbers' ``extra`` are ``contexts[index[i]]`` (shared dicts)."""
+        """A batch whose numbers' ``extra`` are ``contexts[index[i]]`` (shared dicts);
+        ``e164`` None: made from ``digits`` when asked for."""
         extra = [contexts[k] for k in index.tolist()]
         return cls(e164, digits, region, state, extra, (contexts, index))
 

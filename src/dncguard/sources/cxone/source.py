@@ -143,7 +143,7 @@ class CxoneCheck(CheckBase):
                 continue
             try:
                 hits = await asyncio.to_thread(self._index(info).contains, batch.digits,
-                                               batch.e164, at=ctx.at)
+                                               at=ctx.at)
             except Exception as exc:  # a database error: fail closed for this group
                 log.warning("CXone list %s could not be read: %s", info.name, exc)
                 for reasons in out:

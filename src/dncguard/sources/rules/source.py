@@ -50,7 +50,16 @@ from .schema import (
     WirelessRestrictedRule,
 )
 from .settings import EmergencyDeclaration, RulesSettings
-from .stores import Attempt, AttemptStore, ConsentRecord, ConsentStore
+from .stores import (
+    PROBE_EMPTY_FROM,
+    Attempt,
+    AttemptStore,
+    ConsentRecord,
+    ConsentStore,
+    attempts_table,
+    consent_table,
+    has_rows,
+)
 from .when import When
 
 
@@ -281,7 +290,7 @@ class RulesCheck(CheckBase):
         if not self.config.enabled or not n:
             return Findings.none(n)
         at = ctx.at.astimezone(UTC)
-        consents, attempts = self._records(batch.e164, at)
+        consents, attempts = self._records(batch, at)
         infos = self.store.all()
         zone = zone_key_array(batch.digits)
         own = np.flatnonzero(zone < 0)
@@ -302,10 +311,10 @@ class RulesCheck(CheckBase):
         default = self.settings.default_region
         sets: list[tuple[Reason, ...]] = []
         found: list[_Group] = []
-        keys = zone_keys([batch.e164[i] for i in first.tolist()], batch.digits[first])
+        keys = zone_keys([batch.number(i) for i in first.tolist()], batch.digits[first])
         for i, zkey in zip(first.tolist(), keys, strict=True):
             extra = batch.extra[i]
-            g = self._group(batch.e164[i], (batch.region[i] or default).upper(),
+            g = self._group(batch.number(i), (batch.region[i] or default).upper(),
                             batch.state[i], extra, zkey, ctx, at, infos, shared)
             found.append(g)
             sets.append(tuple(g.reasons) if g.reasons is not None else ())
@@ -315,7 +324,7 @@ class RulesCheck(CheckBase):
         if consents or attempts:
             alone.extend(i for i, e in enumerate(batch.e164) if e in consents or e in attempts)
         for i in sorted(set(alone)):
-            e164 = batch.e164[i]
+            e164 = batch.number(i)
             index[i] = len(sets)
             sets.append(tuple(self._number(e164, found[int(group[i])], consents.get(e164, []),
                                            attempts.get(e164, []), batch.extra[i], ctx, at)))
@@ -327,17 +336,22 @@ class RulesCheck(CheckBase):
         against lives with the tests, in ``tests/rules/reference.py``.)"""
         return self.evaluate_groups(batch, ctx).per_number()
 
-    def _records(self, e164s: list[str], at: datetime) -> tuple[
+    def _records(self, batch: Batch, at: datetime) -> tuple[
             dict[str, list[ConsentRecord]], dict[str, list[Attempt]]]:
-        """Consent and (recent) attempt records, only for the numbers that have any."""
-        if not e164s:
+        """Consent and (recent) attempt records, only for the numbers that have any. A large
+        batch first asks whether the tables hold any row, so that a home without records
+        never turns a file's numbers into strings (:attr:`Batch.e164`)."""
+        if not len(batch):
             return {}, {}
+        consents: dict[str, list[ConsentRecord]] = {}
+        attempts: dict[str, list[Attempt]] = {}
         with self.consents.reads.connect() as conn:
-            consents = self.consents.for_numbers(e164s, conn)
-            attempts: dict[str, list[Attempt]] = {}
-            if self._max_cap_hours:
+            big = len(batch) >= PROBE_EMPTY_FROM
+            if not big or has_rows(conn, consent_table):
+                consents = self.consents.for_numbers(batch.e164, conn)
+            if self._max_cap_hours and (not big or has_rows(conn, attempts_table)):
                 attempts = self.attempts.for_numbers(
-                    e164s, at - timedelta(hours=self._max_cap_hours), conn)
+                    batch.e164, at - timedelta(hours=self._max_cap_hours), conn)
         return consents, attempts
 
     @staticmethod

@@ -129,6 +129,14 @@ PROBE_EMPTY_FROM = 1_000
 _ANY_ROW: dict[str, Select[Any]] = {}
 
 
+def has_rows(conn: Connection, table: Table) -> bool:
+    """Whether ``table`` (consents, attempts) holds any row: one cheap query."""
+    probe = _ANY_ROW.get(table.name)
+    if probe is None:
+        probe = _ANY_ROW[table.name] = select(table.c.e164).limit(1)
+    return conn.execute(probe).first() is not None
+
+
 def _rows_for(conn: Connection, name: str, table: Table, e164s: list[str],
               build: Callable[[], Select[Any]], **params: Any) -> list[Row[Any]]:
     """The rows the query ``build()`` (named ``name``) finds for the numbers ``e164s`` of
@@ -137,12 +145,8 @@ def _rows_for(conn: Connection, name: str, table: Table, e164s: list[str],
     when a large batch meets an empty table."""
     if not e164s:
         return []
-    if len(e164s) >= PROBE_EMPTY_FROM:
-        probe = _ANY_ROW.get(table.name)
-        if probe is None:
-            probe = _ANY_ROW[table.name] = select(table.c.e164).limit(1)
-        if conn.execute(probe).first() is None:
-            return []
+    if len(e164s) >= PROBE_EMPTY_FROM and not has_rows(conn, table):
+        return []
     dialect = conn.dialect.name
     stmt = _BY_NUMBERS.get((name, dialect))
     if stmt is None:
