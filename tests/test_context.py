@@ -249,6 +249,30 @@ def test_state_column_spellings_and_bad_values(
     errors = summary["row_errors"]
     assert isinstance(errors, list)
     assert [(e.row, e.field) for e in errors] == [(4, "state")]
+    # counted under the row's own state (spelled any way), its area code's when it has none,
+    # and "unknown" when its context was refused
+    assert summary["by_state"] == {"NY": {"allow": 2}, "FL": {"defer": 2},
+                                   "unknown": {"error": 1}}
+
+
+def test_rows_are_counted_under_their_own_state_else_the_default_else_the_area_code(
+        rules_home: Path, write_csv: Callable[..., Path], tmp_path: Path) -> None:
+    """A row's own state other than its area code's, a default state and Canada's provinces:
+    each row counted once, under the state it was checked under."""
+    from datetime import datetime
+
+    settings = load_settings(home=rules_home)
+    path = write_csv([["phone", "state"], ["2125550190", "PR"], ["2125550191", ""],
+                      ["4165550192", ""], ["2125550193", "ny"], ["4165550194", "QC"]])
+    when = datetime.fromisoformat(NIGHT)
+    plain = Scrubber(settings).scrub_file(path, tmp_path / "a.csv", at=when)
+    assert plain.by_state == {"NY": {"allow": 2}, "ON": {"allow": 1}, "PR": {"defer": 1},
+                              "QC": {"defer": 1}}
+    given = Scrubber(settings).scrub_file(path, tmp_path / "b.csv", at=when,
+                                          defaults={"state": "FL"})
+    assert set(given.by_state) == {"PR", "FL", "NY", "QC"}
+    print("GIVEN", given.by_state)
+    assert sum(given.by_state["FL"].values()) == 2  # the two rows without a state of their own
 
 
 @pytest.mark.parametrize("with_bad_row", [False, True], ids=["array-path", "row-path"])

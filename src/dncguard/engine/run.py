@@ -39,7 +39,13 @@ from ..errors import ContextError
 from ..io.tables import context_columns, find_phone_column
 from ..io.verdict_file import ADDED_COLUMNS, iso_utc
 from ..models import Decision, Reason, ReasonCode
-from ..phones import ERROR_CODES, NormalisedArrays, normalise_arrays, states_for_digits
+from ..phones import (
+    ERROR_CODES,
+    NormalisedArrays,
+    normalise_arrays,
+    npa_state_index,
+    npa_state_table,
+)
 from ..sources.protocol import Batch, CheckContext, locate
 from .context import clean_field
 from .findings import Index, Outcome
@@ -195,7 +201,7 @@ class Prepared:
     problems: dict[int, tuple[str, str]]  # position -> (column, why) of a context refused
     okpos: npt.NDArray[np.int64]
     ctx: npt.NDArray[np.int64]  # per valid row: its row context id
-    state: npt.NDArray[np.object_]  # per valid row
+    state: npt.NDArray[np.int64]  # per valid row: its state's code in ScrubRun.state_names
     unique: npt.NDArray[np.int64]  # per valid row: its key's id
     row_first: npt.NDArray[np.int64]  # per valid row: the first row with the key
     dup: npt.NDArray[np.bool_]  # per valid row: shares an earlier row's verdict (DUPLICATE)
@@ -237,6 +243,11 @@ class ScrubRun:
         self.outcome_of = np.zeros(0, dtype=np.int64)  # key id -> outcome id (or _PENDING...)
         self.outcomes: list[Outcome] = []
         self.strings = _Strings()
+        #: the states rows are counted and checked under: the area codes' states first (in
+        #: the order of npa_state_table, so an area code's index is its code), then the rows'
+        #: own and the defaults, each once
+        self.state_names: list[str] = list(npa_state_table()[0])
+        self._state_codes = {name: i for i, name in enumerate(self.state_names)}
 
     # -- row contexts -------------------------------------------------------------------------
     def _context_id(self, values: tuple[str, ...]) -> int:
@@ -367,14 +378,15 @@ class ScrubRun:
         digits = norm.digits[okpos]
         rctx = row_ctx[okpos]
 
-        # -- each valid row's state: its own column, the default, else by area code --------
-        state = states_for_digits(digits)
+        # -- each valid row's state (a code into state_names): its own column, the default,
+        # else by area code
+        state = npa_state_index(digits)  # the area codes' states lead state_names
         given = self.defaults.get("state", "")
         if given:
-            state[:] = given
+            state[:] = self._state_code(given)
         if any(self._ctx_state):
-            own = np.array(self._ctx_state, dtype=object)[rctx]
-            state = np.where(own != "", own, state)
+            own = np.array([self._state_code(v) for v in self._ctx_state], dtype=np.int64)[rctx]
+            state = np.where(own != 0, own, state)
 
         # -- deduplicate, within the slice and against every earlier slice -----------------
         if self.context_columns:
@@ -425,19 +437,23 @@ class ScrubRun:
         result: npt.NDArray[np.bool_] = first_row[inverse] != rows
         return ident[inverse], result
 
+    def _state_code(self, name: str) -> int:
+        """The code of a state name in :attr:`state_names` (0: ``""``, none)."""
+        found = self._state_codes.get(name)
+        if found is None:
+            found = self._state_codes[name] = len(self.state_names)
+            self.state_names.append(name)
+        return found
+
     def _batch(self, norm: NormalisedArrays, pos: npt.NDArray[np.int64],
-               digits: npt.NDArray[np.uint64], state: npt.NDArray[np.object_],
+               digits: npt.NDArray[np.uint64], state: npt.NDArray[np.int64],
                rctx: npt.NDArray[np.int64]) -> Batch:
         """The keys' numbers with their rows' context (defaults under the row's own)."""
-        names = np.array(list(norm.region_names), dtype=object)
-        region = norm.region[pos]
-        states = [s or None for s in state.tolist()]
         used, index = np.unique(rctx, return_inverse=True)
         contexts = [{**self.defaults, **self.contexts[c]} for c in used.tolist()]
-        batch = Batch.shared(None, digits, names[region].tolist(), states, contexts,
-                             index.reshape(-1).astype(np.int64))
-        batch.ids_known("region", region.astype(np.int64))
-        return batch
+        return Batch.coded(digits, (norm.region[pos].astype(np.int64), list(norm.region_names)),
+                           (state, [v or None for v in self.state_names]), contexts,
+                           index.reshape(-1).astype(np.int64))
 
     async def check(self, p: Prepared) -> tuple[list[Outcome], Index] | None:
         """The outcomes of the slice's keys to check (None: nothing to check)."""
@@ -692,7 +708,8 @@ class SliceVerdicts:
                 reasons.append(Reason(code=ReasonCode.DUPLICATE, decision=Decision.ALLOW,
                                       detail=f"duplicate of row {dup_of}"))
             out[i] = RowResult(row, phone[i], f"+{int(norm.digits[i])}",
-                               names[int(norm.region[i])], p.state[j] or None, o.decision,
+                               names[int(norm.region[i])], run.state_names[p.state[j]] or None,
+                               o.decision,
                                reasons, o.next_allowed_at, duplicate_of=dup_of,
                                number_dup=bool(p.ndup[j]),
                                timezone=run.zone_of.get(int(p.unique[j])))
@@ -740,18 +757,18 @@ class SliceVerdicts:
             decisions[decision.value] += 1
             reasons[code.value] += 1
         # by state (or region) and decision, checked rows; a refused context is "unknown"
-        region_names = np.array([g or "" for g in norm.region_names], dtype=object)
-        where = np.where(p.state != "", p.state, region_names[norm.region[p.okpos]])
-        where = np.where(where != "", where, "unknown")
+        # (codes: the run's states, then the slice's regions; an empty name counts "unknown")
+        known = list(run.state_names)  # (a slice prepared meanwhile may add names)
+        names = [*known, *(g or "" for g in norm.region_names)]
+        place = np.where(p.state != 0, p.state,
+                         len(known) + norm.region[p.okpos].astype(np.int64))
         dec = np.array(run.strings.decision_id, dtype=np.int64)[outcome] if p.okpos.size \
             else np.zeros(0, dtype=np.int64)
-        places = pc.dictionary_encode(pa.array(where, pa.string()))
-        names = places.dictionary.to_pylist()
-        place = np.asarray(places.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
         pairs = np.bincount(place * len(_DECISIONS) + dec, minlength=len(names) * len(_DECISIONS))
-        states: Counter[tuple[str, str]] = Counter(
-            {(names[i // len(_DECISIONS)], _DECISIONS[i % len(_DECISIONS)].value): int(c)
-             for i, c in enumerate(pairs.tolist()) if c})
+        states: Counter[tuple[str, str]] = Counter()
+        for i in np.flatnonzero(pairs).tolist():
+            where = names[i // len(_DECISIONS)] or "unknown"
+            states[(where, _DECISIONS[i % len(_DECISIONS)].value)] += int(pairs[i])
         for _, decision, _, _, _ in special:
             if decision is not Decision.INVALID:
                 states[("unknown", decision.value)] += 1

@@ -62,37 +62,76 @@ class Batch:
     ``extra`` holds each number's optional per-row columns (state, zip, timezone, line_type,
     subject). Numbers with the same columns may share one dict: checks must not change it
     (use :meth:`with_default`). :meth:`contexts` gives the distinct dicts and an index.
+
+    A batch the engine builds (:meth:`coded`) holds its numbers as integers and its regions
+    and states as codes into small tables; the lists of strings (:attr:`e164`,
+    :attr:`region`, :attr:`state`, :attr:`extra`) are made when a check first asks for them
+    (the lists and the rules' grouping work on the arrays, so a file's million numbers never
+    become a million Python strings). :meth:`number`, :meth:`value` read one entry without
+    making the list.
     """
 
-    #: the E.164 strings, or None: built from ``digits`` when first asked for (:attr:`e164`)
+    #: the lists, or None: made from ``digits``, the codes or the contexts when asked for
     _e164: list[str] | None
     digits: npt.NDArray[np.uint64]
-    region: list[str]
-    state: list[str | None]
-    extra: list[dict[str, str]]  # optional per-row columns: state, zip, timezone, line_type
+    _region: list[str] | None
+    _state: list[str | None] | None
+    _extra: list[dict[str, str]] | None  # optional per-row columns: state, zip, timezone, ...
     _contexts: tuple[list[dict[str, str]], npt.NDArray[np.int64]] | None = field(
         default=None, repr=False, compare=False)
     _ids: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict, repr=False,
                                                    compare=False)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: the tables of coded values: "region" and "state" -> value of each code
+    _tables: dict[str, list[Any]] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.digits.size)
 
     @property
     def e164(self) -> list[str]:
-        """The numbers as E.164 strings. A batch the engine builds holds only their integers
-        (``digits``); the strings are made when a check first asks for them (the lists and
-        the rules' grouping work on the integers, and a file's million numbers then never
-        become a million Python strings)."""
+        """The numbers as E.164 strings."""
         found = self._e164
         if found is None:
             found = self._e164 = ["+" + d for d in self.digits.astype(str).tolist()]
         return found
 
+    @property
+    def region(self) -> list[str]:
+        """Each number's region (``US``, ``CA``, ...)."""
+        if self._region is None:
+            self._region = self._decoded("region")
+        return self._region
+
+    @property
+    def state(self) -> list[str | None]:
+        """Each number's state or province, when known."""
+        if self._state is None:
+            self._state = self._decoded("state")
+        return self._state
+
+    @property
+    def extra(self) -> list[dict[str, str]]:
+        """Each number's optional per-row columns (shared dicts: never change them)."""
+        if self._extra is None:
+            assert self._contexts is not None
+            distinct, index = self._contexts
+            self._extra = [distinct[k] for k in index.tolist()]
+        return self._extra
+
+    def _decoded(self, name: str) -> list[Any]:
+        table = self._tables[name]
+        return [table[k] for k in self._ids[name].tolist()]
+
     def number(self, i: int) -> str:
-        """Number ``i`` as an E.164 string (without making :attr:`e164` for the batch)."""
+        """Number ``i`` as an E.164 string (without making :attr:`e164`)."""
         return self._e164[i] if self._e164 is not None else f"+{int(self.digits[i])}"
+
+    def value(self, name: str, i: int) -> Any:
+        """Number ``i``'s ``region`` or ``state`` (without making the list)."""
+        if name in self._tables:
+            return self._tables[name][int(self._ids[name][i])]
+        return self.region[i] if name == "region" else self.state[i]
 
     @classmethod
     def of(cls, e164: list[str], region: list[str], state: list[str | None],
@@ -101,13 +140,18 @@ class Batch:
         return cls(e164, digits, region, state, extra or [{} for _ in e164])
 
     @classmethod
-    def shared(cls, e164: list[str] | None, digits: npt.NDArray[np.uint64], region: list[str],
-               state: list[str | None], contexts: list[dict[str, str]],
-               index: npt.NDArray[np.int64]) -> Batch:
-        """A batch whose numbers' ``extra`` are ``contexts[index[i]]`` (shared dicts);
-        ``e164`` None: made from ``digits`` when asked for."""
-        extra = [contexts[k] for k in index.tolist()]
-        return cls(e164, digits, region, state, extra, (contexts, index))
+    def coded(cls, digits: npt.NDArray[np.uint64],
+              region: tuple[npt.NDArray[np.int64], list[str]],
+              state: tuple[npt.NDArray[np.int64], list[str | None]],
+              contexts: list[dict[str, str]], index: npt.NDArray[np.int64]) -> Batch:
+        """A batch of numbers as integers whose regions and states are ``(codes, table)``
+        (a table without repeated values: equal values, equal codes) and whose ``extra``
+        are ``contexts[index[i]]`` (shared dicts)."""
+        batch = cls(None, digits, None, None, None, (contexts, index))
+        for name, (codes, table) in (("region", region), ("state", state)):
+            batch._ids[name] = codes
+            batch._tables[name] = list(table)
+        return batch
 
     def ids(self, name: str) -> npt.NDArray[np.int64]:
         """Small integer ids of the ``region`` or ``state`` values (equal values, equal ids)."""
@@ -134,6 +178,8 @@ class Batch:
         """The distinct ``region`` or ``state`` values (by :meth:`ids`) and each number's
         index into them: work per value instead of per number."""
         ids = self.ids(name)
+        if name in self._tables:  # a coded batch: its table (a code no number has is unused)
+            return list(self._tables[name]), ids
         values: list[str] | list[str | None] = self.region if name == "region" else self.state
         table: list[Any] = [None] * (int(ids.max()) + 1 if ids.size else 0)
         if ids.size:
@@ -177,7 +223,7 @@ class Batch:
             index[which & (old == k)] = new
         self._contexts = (distinct, index)
         self._memo.clear()  # anything derived from the contexts
-        self.extra = [distinct[k] for k in index.tolist()]
+        self._extra = None  # made again from the contexts when asked for
 
 
 @runtime_checkable

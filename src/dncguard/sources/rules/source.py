@@ -313,9 +313,9 @@ class RulesCheck(CheckBase):
         found: list[_Group] = []
         keys = zone_keys([batch.number(i) for i in first.tolist()], batch.digits[first])
         for i, zkey in zip(first.tolist(), keys, strict=True):
-            extra = batch.extra[i]
-            g = self._group(batch.number(i), (batch.region[i] or default).upper(),
-                            batch.state[i], extra, zkey, ctx, at, infos, shared)
+            extra = contexts[int(cindex[i])]
+            g = self._group(batch.number(i), (batch.value("region", i) or default).upper(),
+                            batch.value("state", i), extra, zkey, ctx, at, infos, shared)
             found.append(g)
             sets.append(tuple(g.reasons) if g.reasons is not None else ())
         index = group.astype(np.int64)
@@ -327,7 +327,8 @@ class RulesCheck(CheckBase):
             e164 = batch.number(i)
             index[i] = len(sets)
             sets.append(tuple(self._number(e164, found[int(group[i])], consents.get(e164, []),
-                                           attempts.get(e164, []), batch.extra[i], ctx, at)))
+                                           attempts.get(e164, []), contexts[int(cindex[i])],
+                                           ctx, at)))
         return Findings(sets, index)
 
     def evaluate(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
