@@ -449,11 +449,10 @@ class ScrubRun:
                digits: npt.NDArray[np.uint64], state: npt.NDArray[np.int64],
                rctx: npt.NDArray[np.int64]) -> Batch:
         """The keys' numbers with their rows' context (defaults under the row's own)."""
-        used, index = np.unique(rctx, return_inverse=True)
+        used, index = _compact(rctx, len(self.contexts))
         contexts = [{**self.defaults, **self.contexts[c]} for c in used.tolist()]
         return Batch.coded(digits, (norm.region[pos].astype(np.int64), list(norm.region_names)),
-                           (state, [v or None for v in self.state_names]), contexts,
-                           index.reshape(-1).astype(np.int64))
+                           (state, [v or None for v in self.state_names]), contexts, index)
 
     async def check(self, p: Prepared) -> tuple[list[Outcome], Index] | None:
         """The outcomes of the slice's keys to check (None: nothing to check)."""
@@ -566,6 +565,18 @@ async def _aiter(slices: Iterable[Slice] | AsyncIterator[Slice]) -> AsyncIterato
         yield got
 
 
+def _compact(ids: npt.NDArray[np.int64], bound: int
+             ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``np.unique(ids, return_inverse=True)`` of ids in ``[0, bound)``, by a table instead
+    of a sort: the distinct ids in order, and each one's position among them."""
+    present = np.zeros(bound, dtype=bool)
+    present[ids] = True
+    used = np.flatnonzero(present)
+    position = np.zeros(bound, dtype=np.int64)
+    position[used] = np.arange(used.size)
+    return used, position[ids]
+
+
 class SliceVerdicts:
     """One finished slice's verdicts: as the verdict file's columns, as row objects, as
     counts."""
@@ -611,8 +622,7 @@ class SliceVerdicts:
         rows' details are built per row."""
         p, s = self.p, self.run.strings
         norm = p.norm
-        used, local = np.unique(self.outcome, return_inverse=True)
-        local = local.reshape(-1).astype(np.int64)
+        used, local = _compact(self.outcome, len(self.run.outcomes))
         pick = used.tolist()
         k = len(pick)
         bad = np.flatnonzero(~norm.ok & ~p.flagged)
