@@ -348,15 +348,19 @@ def normalise_arrays(
 
 
 #: What each byte is to :func:`_scan_plain`, as one count in a row's sum: digits in the low
-#: 32 bits (exact for any row), then dots, plus signs and other bytes (exact for the short rows
-#: the scan decides); spaces, brackets and dashes count nothing.
+#: 32 bits (exact for any row), then dots, plus signs and other bytes (exact for the rows of
+#: at most 41 bytes the scan decides); spaces, brackets and dashes count nothing.
 _BYTE_COUNTS = np.zeros(256, dtype=np.uint64)
 _BYTE_COUNTS[ord("0"):ord("9") + 1] = 1
 _BYTE_COUNTS[ord(".")] = 1 << 32
 _BYTE_COUNTS[ord("+")] = 1 << 40
 _BYTE_COUNTS[[b for b in range(256) if chr(b) not in "0123456789 ().-+"]] = 1 << 48
-_FIELD = (1 << 8) - 1
+_FIELD = np.uint64(0xFF)
+_LONGEST = 41  # bytes of the longest input the scan decides ('+' and forty)
 _POWERS = {w: 10 ** np.arange(w - 1, -1, -1, dtype=np.uint64) for w in (10, 11)}
+#: Rows scanned at a time: a chunk's arrays stay small (in cache, and below the size at
+#: which every allocation is fresh memory from the kernel).
+_SCAN_ROWS = 1 << 16
 
 
 def _scan_plain(text: pa.Array) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_],
@@ -374,31 +378,42 @@ def _scan_plain(text: pa.Array) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.b
                             offset=4 * text.offset).astype(np.int64)
     data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None and n else \
         np.zeros(0, dtype=np.uint8)
-    start = offsets[:-1]
+    quick, plus = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    width, value = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.uint64)
+    for lo in range(0, n, _SCAN_ROWS):
+        hi = min(lo + _SCAN_ROWS, n)
+        _scan_rows(data, offsets[lo:hi + 1], quick[lo:hi], plus[lo:hi], width[lo:hi],
+                   value[lo:hi])
+    return quick, plus, width, value
+
+
+def _scan_rows(data: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64],
+               quick: npt.NDArray[np.bool_], plus: npt.NDArray[np.bool_],
+               width: npt.NDArray[np.int64], value: npt.NDArray[np.uint64]) -> None:
+    """:func:`_scan_plain` of the rows between ``offsets``, into the given arrays."""
+    start = offsets[:-1] - offsets[0]
     lens = np.diff(offsets)
+    filled = lens > 0
+    if not filled.any():
+        return
     body = data[offsets[0]:offsets[-1]]
     counts = _BYTE_COUNTS[body]
-    sums = np.zeros(n, dtype=np.uint64)
-    filled = lens > 0
-    if body.size:
-        sums[filled] = np.add.reduceat(counts, start[filled] - offsets[0])
-    width = (sums & np.uint64(0xFFFF_FFFF)).astype(np.int64)
-    dots = (sums >> np.uint64(32)) & np.uint64(_FIELD)
-    pluses = (sums >> np.uint64(40)) & np.uint64(_FIELD)
-    others = sums >> np.uint64(48)
-    led = np.zeros(n, dtype=bool)
-    led[filled] = data[start[filled]] == ord("+")
-    plus = pluses == 1
-    quick = ((lens >= 10) & (lens <= 41) & (others == 0) & (dots != 1)
-             & ((pluses == 0) & (lens <= 40) | plus & led & (lens >= 11)))
-    value = np.zeros(n, dtype=np.uint64)
-    digits = body[counts == 1] - np.uint8(ord("0"))
-    first = np.concatenate(([0], np.cumsum(width)))[:-1]
+    sums = np.zeros(lens.size, dtype=np.uint64)
+    sums[filled] = np.add.reduceat(counts, start[filled])
+    pluses = (sums >> np.uint64(40)) & _FIELD
+    led = np.zeros(lens.size, dtype=bool)
+    led[filled] = body[start[filled]] == ord("+")
+    quick[:] = ((lens >= 10) & (lens <= _LONGEST) & (sums >> np.uint64(48) == 0)
+                & ((sums >> np.uint64(32)) & _FIELD != 1)
+                & ((pluses == 0) & (lens < _LONGEST) | (pluses == 1) & led & (lens >= 11)))
+    plus[:] = (pluses == 1) & quick
+    width[:] = sums & np.uint64(0xFFFF_FFFF)
+    digits = body[counts == 1] - np.uint8(ord("0"))  # every row's digits, in order
+    first = np.cumsum(width) - width  # where each row's digits begin among them
     for w, powers in _POWERS.items():
         rows = np.flatnonzero(quick & (width == w))
         if rows.size:
             value[rows] = digits[first[rows, None] + np.arange(w)].astype(np.uint64) @ powers
-    return quick, plus & quick, width, value
 
 
 def _plain_inputs(text: pa.Array) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_],
