@@ -143,6 +143,37 @@ def records(settings: Settings, tmp_path: Path,
                           jurisdiction=jur, snapshot_date=snap)
 
 
+def _coded(numbers: list[str], regions: list[str], states: list[str | None],
+           extras: list[dict[str, str]]) -> Batch:
+    """The batch the engine would build of these numbers: integers, regions and states as
+    codes, the row contexts shared."""
+    def codes(values: list[Any]) -> tuple[np.ndarray[Any, Any], list[Any]]:
+        table = list(dict.fromkeys(values))
+        return np.array([table.index(v) for v in values], dtype=np.int64), table
+
+    keys = [tuple(sorted(x.items())) for x in extras]
+    index, distinct = codes(keys)
+    return Batch.coded(np.array([int(e[1:]) for e in numbers], dtype=np.uint64),
+                       codes(regions), codes(states), [dict(k) for k in distinct], index)
+
+
+def test_a_large_batch_without_records_never_becomes_strings(
+        make_check: Callable[..., RulesCheck],
+        data: tuple[list[str], list[str], list[str | None], list[dict[str, str]]]) -> None:
+    """No consent or attempt recorded: the rules group a coded batch of 2,000 numbers
+    without making its lists of E.164 strings, regions, states or contexts (a file's
+    million numbers would each become a Python string), and say what a batch of strings
+    gets said."""
+    numbers, regions, states, extras = data
+    check = make_check()
+    ctx = CheckContext(at=CONTEXTS[0][0])
+    coded = _coded(numbers, regions, states, extras)
+    got = _dump(check.evaluate_groups(coded, ctx).per_number())
+    assert (coded._e164, coded._region, coded._state, coded._extra) == (None,) * 4
+    assert got == _dump(check.evaluate_groups(Batch.of(numbers, regions, states, extras),
+                                              ctx).per_number())
+
+
 def _dump(out: list[list[Any]]) -> list[list[dict[str, Any]]]:
     return [[r.model_dump() for r in reasons] for reasons in out]
 
@@ -189,10 +220,14 @@ def test_grouped_equals_per_number(make_check: Callable[..., RulesCheck],
         assert len(grouped) == len(numbers)
         for e164, got, want in zip(numbers, _dump(grouped), _dump(reference), strict=True):
             assert got == want, (e164, ctx)
-        # the array-grouped evaluation (what the scrub pipeline runs) agrees too
-        by_arrays = check.evaluate_groups(batch, ctx).per_number()
-        for e164, got, want in zip(numbers, _dump(by_arrays), _dump(reference), strict=True):
-            assert got == want, (e164, ctx, "evaluate_groups")
+        # the array-grouped evaluation (what the scrub pipeline runs) agrees too, on a batch
+        # of strings and on one of integers and codes (what the engine builds)
+        for form, b in (("strings", batch), ("coded", _coded(numbers, regions, states,
+                                                             extras))):
+            by_arrays = check.evaluate_groups(b, ctx).per_number()
+            for e164, got, want in zip(numbers, _dump(by_arrays), _dump(reference),
+                                       strict=True):
+                assert got == want, (e164, ctx, "evaluate_groups", form)
         seen |= {r.code for reasons in grouped for r in reasons}
         # each number gets its own list (callers may extend it)
         assert len({id(reasons) for reasons in grouped}) == len(numbers)
