@@ -55,7 +55,7 @@ class CheckContext:
         return name not in self.profile.skip_wireless
 
 
-@dataclass
+@dataclass(init=False)
 class Batch:
     """Unique valid numbers to check, with the context of the first row of each.
 
@@ -84,6 +84,23 @@ class Batch:
     _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     #: the tables of coded values: "region" and "state" -> value of each code
     _tables: dict[str, list[Any]] = field(default_factory=dict, repr=False, compare=False)
+
+    def __init__(self, e164: list[str] | None, digits: npt.NDArray[np.uint64],
+                 region: list[str] | None, state: list[str | None] | None,
+                 extra: list[dict[str, str]] | None,
+                 contexts: tuple[list[dict[str, str]], npt.NDArray[np.int64]] | None = None,
+                 ) -> None:
+        """A batch of these numbers; a list given as None is made when asked for (from
+        ``digits``, the codes of :meth:`coded`, or ``contexts``)."""
+        self._e164 = e164
+        self.digits = digits
+        self._region = region
+        self._state = state
+        self._extra = extra
+        self._contexts = contexts
+        self._ids = {}
+        self._memo = {}
+        self._tables = {}
 
     def __len__(self) -> int:
         return int(self.digits.size)
@@ -120,7 +137,10 @@ class Batch:
         return self._extra
 
     def _decoded(self, name: str) -> list[Any]:
-        table = self._tables[name]
+        table = self._tables.get(name)
+        if table is None:
+            raise ValueError(f"this batch was built without its {name} values (give the list, "
+                             "or build it with Batch.coded)")
         return [table[k] for k in self._ids[name].tolist()]
 
     def number(self, i: int) -> str:
@@ -138,6 +158,13 @@ class Batch:
            extra: list[dict[str, str]] | None = None) -> Batch:
         digits = np.array([int(e[1:]) for e in e164], dtype=np.uint64)
         return cls(e164, digits, region, state, extra or [{} for _ in e164])
+
+    @classmethod
+    def shared(cls, e164: list[str] | None, digits: npt.NDArray[np.uint64], region: list[str],
+               state: list[str | None], contexts: list[dict[str, str]],
+               index: npt.NDArray[np.int64]) -> Batch:
+        """A batch whose numbers' ``extra`` are ``contexts[index[i]]`` (shared dicts)."""
+        return cls(e164, digits, region, state, None, (contexts, index))
 
     @classmethod
     def coded(cls, digits: npt.NDArray[np.uint64],

@@ -56,6 +56,7 @@ from .stores import (
     AttemptStore,
     ConsentRecord,
     ConsentStore,
+    any_for_numbers,
     attempts_table,
     consent_table,
     has_rows,
@@ -341,13 +342,18 @@ class RulesCheck(CheckBase):
             dict[str, list[ConsentRecord]], dict[str, list[Attempt]]]:
         """Consent and (recent) attempt records, only for the numbers that have any. A large
         batch first asks whether the tables hold any row, so that a home without records
-        never turns a file's numbers into strings (:attr:`Batch.e164`)."""
+        never turns a file's numbers into strings (:attr:`Batch.e164`); a small one (a group
+        of pre-dial checks) whether any of its numbers has a record, in one query through
+        the driver (:func:`~.stores.any_for_numbers`)."""
         if not len(batch):
             return {}, {}
         consents: dict[str, list[ConsentRecord]] = {}
         attempts: dict[str, list[Attempt]] = {}
         with self.consents.reads.connect() as conn:
             big = len(batch) >= PROBE_EMPTY_FROM
+            tables = [consent_table, attempts_table] if self._max_cap_hours else [consent_table]
+            if not big and not any_for_numbers(conn, batch.e164, tables):
+                return consents, attempts
             if not big or has_rows(conn, consent_table):
                 consents = self.consents.for_numbers(batch.e164, conn)
             if self._max_cap_hours and (not big or has_rows(conn, attempts_table)):

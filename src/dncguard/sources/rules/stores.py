@@ -33,6 +33,7 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from ... import audit
@@ -127,6 +128,42 @@ _BY_NUMBERS: dict[tuple[str, str], Select[Any]] = {}
 #: (the pre-dial path) skip the probe, whose round trip would cost more than it saves.
 PROBE_EMPTY_FROM = 1_000
 _ANY_ROW: dict[str, Select[Any]] = {}
+
+
+#: Whether any of a few numbers has a row in a table, in the driver's own SQL (see
+#: :func:`any_for_numbers`), by dialect.
+_ANY_FOR_NUMBERS = {
+    "sqlite": "EXISTS (SELECT 1 FROM {} WHERE e164 IN (SELECT value FROM json_each(?)))",
+    "postgresql": "EXISTS (SELECT 1 FROM {} WHERE e164 = ANY(%s))",
+}
+
+
+def any_for_numbers(conn: Connection, e164s: list[str], tables: list[Table]) -> bool:
+    """Whether any of ``e164s`` has a row in any of ``tables`` (consents, attempts): one
+    query, sent through the driver. The pre-dial path asks this for every group of checks and
+    most numbers have no record (then nothing more is read); SQLAlchemy's statement execution
+    and result handling cost several times the query itself (on SQLite about 40 µs a query
+    against 6 µs). True, without asking, on a database other than SQLite and PostgreSQL.
+    Raises SQLAlchemy's DBAPIError when the database cannot answer."""
+    if not e164s or not tables:
+        return False
+    dialect = conn.dialect
+    template = _ANY_FOR_NUMBERS.get(dialect.name)
+    if template is None:
+        return True
+    sql = "SELECT " + " OR ".join(template.format(t.name) for t in tables)
+    numbers = sorted(set(e164s))
+    param: Any = json.dumps(numbers) if dialect.name == "sqlite" else numbers
+    params = tuple(param for _ in tables)
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error) from exc
+    finally:
+        cursor.close()
+    return row is not None and bool(row[0])
 
 
 def has_rows(conn: Connection, table: Table) -> bool:
