@@ -20,6 +20,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Connection,
     DateTime,
     Engine,
     Integer,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     create_engine,
     event,
 )
+from sqlalchemy.exc import DBAPIError
 
 from .config import Settings
 
@@ -195,6 +197,24 @@ def read_engine(engine: Engine) -> Engine:
     if engine.dialect.name == "sqlite":
         return engine
     return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def driver_row(conn: Connection, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    """The first row of ``sql`` (in the driver's own dialect and parameter style), run on
+    ``conn``'s DBAPI cursor: for the few hot queries of the pre-dial path, where SQLAlchemy's
+    statement execution and result handling cost several times the query itself. Values come
+    as the driver gives them (no type conversion). A driver error comes out as SQLAlchemy's
+    DBAPIError, like any other query's."""
+    dbapi = conn.dialect.loaded_dbapi
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
+    finally:
+        cursor.close()
+    return tuple(row) if row is not None else None
 
 
 def dispose_engines() -> None:

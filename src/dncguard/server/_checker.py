@@ -27,7 +27,7 @@ from ..phones import normalise
 from ..sources.local import LocalListsCheck
 from ..sources.protocol import Batch, Check, CheckContext
 from ..sources.registry import default_checks
-from ..store import list_entries_table, list_events_table, lists_table, read_engine
+from ..store import driver_row, list_entries_table, list_events_table, lists_table, read_engine
 
 
 def _version_query() -> Select[Any]:
@@ -42,6 +42,9 @@ def _version_query() -> Select[Any]:
 
 
 _VERSION_QUERY = _version_query()
+#: the query's text by dialect (it has no parameter), run through the driver (the token is
+#: only compared, so its values need no conversion)
+_VERSION_SQL: dict[str, str] = {}
 
 
 def list_version(bind: Engine | Connection) -> tuple[Any, ...]:
@@ -51,11 +54,22 @@ def list_version(bind: Engine | Connection) -> tuple[Any, ...]:
     size of the entries table. Inserting an entry raises its maximum id; every deletion through
     :class:`~dncguard.lists.store.ListStore` also writes a list event. Writers that delete or update
     entries directly must write a list event or touch ``lists.updated_at``/``synced_at`` too.
+    One query per batch of pre-dial checks, sent through the driver (:func:`driver_row`).
     """
     if isinstance(bind, Connection):
-        return tuple(bind.execute(_VERSION_QUERY).one())
+        return _version_on(bind)
     with bind.connect() as conn:
-        return tuple(conn.execute(_VERSION_QUERY).one())
+        return _version_on(conn)
+
+
+def _version_on(conn: Connection) -> tuple[Any, ...]:
+    name = conn.dialect.name
+    sql = _VERSION_SQL.get(name)
+    if sql is None:
+        sql = _VERSION_SQL[name] = str(_VERSION_QUERY.compile(dialect=conn.dialect))
+    row = driver_row(conn, sql)
+    assert row is not None  # an aggregate query has one row
+    return row
 
 
 class Direct:

@@ -33,14 +33,13 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 from ... import audit
 from ...config import Settings
 from ...errors import InputError
 from ...phones import mask, normalise
-from ...store import as_utc, get_engine, metadata, read_engine, utcnow
+from ...store import as_utc, driver_row, get_engine, metadata, read_engine, utcnow
 from .schema import CONSENT_TYPES, PURPOSES
 
 log = logging.getLogger(__name__)
@@ -154,15 +153,7 @@ def any_for_numbers(conn: Connection, e164s: list[str], tables: list[Table]) -> 
     sql = "SELECT " + " OR ".join(template.format(t.name) for t in tables)
     numbers = sorted(set(e164s))
     param: Any = json.dumps(numbers) if dialect.name == "sqlite" else numbers
-    params = tuple(param for _ in tables)
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    except dialect.loaded_dbapi.Error as exc:
-        raise DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error) from exc
-    finally:
-        cursor.close()
+    row = driver_row(conn, sql, tuple(param for _ in tables))
     return row is not None and bool(row[0])
 
 
