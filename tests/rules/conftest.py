@@ -85,6 +85,9 @@ class _NoRecords:
 
     engine = reads = _NoDatabase()
 
+    def has_records(self, conn: object, e164s: list[str] | None = None) -> bool:
+        return False
+
     def for_numbers(self, e164s: list[str], *args: object) -> dict[str, list[object]]:
         return {}
 

@@ -134,3 +134,18 @@ def test_exemption_skips_registry_reliance(settings: Settings,
     ConsentStore(settings).add("+12125550100", "express_written", date(2026, 1, 1))
     reasons = run_check(make_check(require_registries=True), "+12125550100", AT)
     assert [r.code for r in reasons] == ["EXEMPT_CONSENT"]
+
+
+def test_a_new_snapshot_is_seen_by_the_next_batch(make_check: Callable[..., RulesCheck],
+                                                  importer: Callable[..., None]) -> None:
+    """The registry reasons a check keeps between batches (per day, call and campaign
+    profile) are worked out again once the lists change, and on another day."""
+    importer("ftc", "national", "US", date(2026, 10, 1))
+    check = make_check(require_registries=True)
+    profile = CampaignProfile()
+    ny = "+12125550100"
+    for _ in range(2):
+        assert [r.code for r in run_check(check, ny, AT, profile=profile)] == ["REGISTRY_STALE"]
+    assert run_check(check, ny, datetime(2026, 10, 20, 17, 0, tzinfo=UTC), profile=profile) == []
+    importer("ftc", "national", "US", date(2026, 11, 10))
+    assert run_check(check, ny, AT, profile=profile) == []

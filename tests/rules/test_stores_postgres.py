@@ -13,12 +13,7 @@ from sqlalchemy import event
 
 from dncguard.config import load_settings
 from dncguard.sources.rules import AttemptStore, ConsentStore
-from dncguard.sources.rules.stores import (
-    PROBE_EMPTY_FROM,
-    any_for_numbers,
-    attempts_table,
-    consent_table,
-)
+from dncguard.sources.rules.stores import PROBE_EMPTY_FROM, any_for_numbers, consent_table
 
 AT = datetime(2026, 11, 18, 17, 0, tzinfo=UTC)
 
@@ -45,21 +40,23 @@ def _lookups(home: Path, database_url: str | None) -> None:
         finally:
             event.remove(engine, "before_cursor_execute", count)
         assert sent and max(sent) < 1000  # the probe only: the 3,002 numbers never went out
-    tables = [consent_table, attempts_table]
     with consents.reads.connect() as conn:
-        assert not any_for_numbers(conn, many, tables)
+        assert not consents.has_records(conn) and not attempts.has_records(conn)
+        assert not consents.has_records(conn, many) and not attempts.has_records(conn, many)
     consents.add("+12125550100", "express", date(2026, 1, 5))
     consents.add("+12125550100", "ebr_inquiry", date(2026, 2, 5), expires=date(2026, 8, 5))
     consents.add("+13055550100", "express_written", date(2026, 3, 1))
     for hours in (30, 20, 2):
         attempts.record("+12125550100", AT - timedelta(hours=hours), campaign="spring")
     attempts.record("+14055550100", AT - timedelta(hours=1))
-    with consents.reads.connect() as conn:  # the pre-dial path's question, per table
-        assert any_for_numbers(conn, ["+19995550100", "+12125550100"], [consent_table])
-        assert any_for_numbers(conn, ["+14055550100"], tables)
-        assert not any_for_numbers(conn, ["+14055550100"], [consent_table])
-        assert not any_for_numbers(conn, ["+19995550100", "+12125550101"], tables)
-        assert not any_for_numbers(conn, [], tables)
+    with consents.reads.connect() as conn:  # the questions asked before reading records
+        assert consents.has_records(conn) and attempts.has_records(conn)
+        assert consents.has_records(conn, ["+19995550100", "+12125550100"])
+        assert attempts.has_records(conn, ["+14055550100"])
+        assert not consents.has_records(conn, ["+14055550100"])
+        assert not consents.has_records(conn, ["+19995550100", "+12125550101"])
+        assert not attempts.has_records(conn, ["+19995550100", "+12125550101"])
+        assert not consents.has_records(conn, [])
     found = consents.for_numbers(many + ["+12125550100"])
     assert sorted(found) == ["+12125550100"]
     assert sorted(r.type for r in found["+12125550100"]) == ["ebr_inquiry", "express"]
@@ -88,4 +85,4 @@ def test_a_failed_question_is_a_database_error(tmp_path: Path) -> None:
     with consents.reads.connect() as conn:
         missing = consent_table.to_metadata(type(consent_table.metadata)(), name="no_such")
         with pytest.raises(SQLAlchemyError):
-            any_for_numbers(conn, ["+12125550100"], [missing])
+            any_for_numbers(conn, ["+12125550100"], missing)

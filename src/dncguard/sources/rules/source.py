@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from ...config import Settings
+from ...config import CampaignProfile, Settings
 from ...engine.findings import Findings
 from ...errors import ConfigError
 from ...lists.store import ListInfo, ListStore
@@ -56,10 +56,6 @@ from .stores import (
     AttemptStore,
     ConsentRecord,
     ConsentStore,
-    any_for_numbers,
-    attempts_table,
-    consent_table,
-    has_rows,
 )
 from .when import When
 
@@ -78,6 +74,8 @@ log = logging.getLogger(__name__)
 
 SOURCE = "rules"
 _PLAN_CACHE_MAX = 20_000
+#: (day, call, campaign) combinations whose registry and consent reasons are kept
+_DAY_CACHE_MAX = 256
 _CONSENT = frozenset({"express", "express_written"})
 _EBR = frozenset({"ebr_purchase", "ebr_inquiry"})
 
@@ -119,6 +117,21 @@ class _Group:
 
 
 @dataclass
+class _DayReasons:
+    """Registry and consent reasons by (jurisdictions, line type), for one day, call and
+    campaign profile and one set of lists: the same for every batch that shares those (see
+    :meth:`RulesCheck._day_reasons`). Each batch uses the object it was handed, so what it
+    stores always belongs to the lists it checked against."""
+
+    infos: list[ListInfo]
+    profile: CampaignProfile  # held, so that its id (in the key) is never another's
+    registry: dict[tuple[tuple[str, ...], str | None], list[Reason]] = field(
+        default_factory=dict)
+    consent: dict[tuple[tuple[str, ...], str | None], list[Reason]] = field(
+        default_factory=dict)
+
+
+@dataclass
 class _BatchCache:
     """Reasons shared between the groups of one batch."""
 
@@ -151,6 +164,7 @@ class RulesCheck(CheckBase):
         if self.config.emergencies_file is not None:
             self.emergencies.extend(load_emergencies(self.config.emergencies_file))
         self._plans: dict[tuple[Any, ...], TimePlan] = {}
+        self._days: dict[tuple[Any, ...], _DayReasons] = {}
         self._minute_memo: tuple[datetime | None, dict[int, tuple[TimePlan, list[Reason]]]] = (
             None, {})
         self._locations: dict[tuple[object, ...], Location] = {}
@@ -308,7 +322,9 @@ class RulesCheck(CheckBase):
             key = key * width + col
         _, first, group = np.unique(key, return_index=True, return_inverse=True)
         group = group.reshape(-1)
-        shared = _BatchCache(time=self._time_memo(at))
+        day = self._day_reasons(infos, ctx, at.date())
+        shared = _BatchCache(time=self._time_memo(at), registry=day.registry,
+                             consent=day.consent)
         default = self.settings.default_region
         sets: list[tuple[Reason, ...]] = []
         found: list[_Group] = []
@@ -344,19 +360,18 @@ class RulesCheck(CheckBase):
         batch first asks whether the tables hold any row, so that a home without records
         never turns a file's numbers into strings (:attr:`Batch.e164`); a small one (a group
         of pre-dial checks) whether any of its numbers has a record, in one query through
-        the driver (:func:`~.stores.any_for_numbers`)."""
+        the driver (``has_records`` of the stores)."""
         if not len(batch):
             return {}, {}
         consents: dict[str, list[ConsentRecord]] = {}
         attempts: dict[str, list[Attempt]] = {}
         with self.consents.reads.connect() as conn:
-            big = len(batch) >= PROBE_EMPTY_FROM
-            tables = [consent_table, attempts_table] if self._max_cap_hours else [consent_table]
-            if not big and not any_for_numbers(conn, batch.e164, tables):
-                return consents, attempts
-            if not big or has_rows(conn, consent_table):
+            # the question: is there a record at all (a large batch), or one of these
+            # numbers (a small one)
+            asked = None if len(batch) >= PROBE_EMPTY_FROM else batch.e164
+            if self.consents.has_records(conn, asked):
                 consents = self.consents.for_numbers(batch.e164, conn)
-            if self._max_cap_hours and (not big or has_rows(conn, attempts_table)):
+            if self._max_cap_hours and self.attempts.has_records(conn, asked):
                 attempts = self.attempts.for_numbers(
                     batch.e164, at - timedelta(hours=self._max_cap_hours), conn)
         return consents, attempts
@@ -419,6 +434,19 @@ class RulesCheck(CheckBase):
         return reasons
 
     # -- time ---------------------------------------------------------------------------------
+    def _day_reasons(self, infos: list[ListInfo], ctx: CheckContext, on: date) -> _DayReasons:
+        """The registry and consent reasons of one day, call and campaign for these lists,
+        shared across batches (a group of pre-dial checks finds them, for each of its
+        jurisdictions, without working them out again). Kept while the lists are the same
+        (equal :class:`ListInfo`), for the same campaign profile object."""
+        key = (on, ctx.campaign, ctx.purpose, ctx.call_type, id(ctx.profile))
+        found = self._days.get(key)
+        if found is None or found.profile is not ctx.profile or found.infos != infos:
+            if len(self._days) > _DAY_CACHE_MAX:
+                self._days = {}
+            found = self._days[key] = _DayReasons(list(infos), ctx.profile)
+        return found
+
     def _time_memo(self, at: datetime) -> dict[int, tuple[TimePlan, list[Reason]]]:
         """The time reasons found within ``at``'s minute, by plan, shared across batches.
 

@@ -132,28 +132,28 @@ _ANY_ROW: dict[str, Select[Any]] = {}
 #: Whether any of a few numbers has a row in a table, in the driver's own SQL (see
 #: :func:`any_for_numbers`), by dialect.
 _ANY_FOR_NUMBERS = {
-    "sqlite": "EXISTS (SELECT 1 FROM {} WHERE e164 IN (SELECT value FROM json_each(?)))",
-    "postgresql": "EXISTS (SELECT 1 FROM {} WHERE e164 = ANY(%s))",
+    "sqlite": "SELECT EXISTS (SELECT 1 FROM {} WHERE e164 IN (SELECT value FROM json_each(?)))",
+    "postgresql": "SELECT EXISTS (SELECT 1 FROM {} WHERE e164 = ANY(%s))",
 }
 
 
-def any_for_numbers(conn: Connection, e164s: list[str], tables: list[Table]) -> bool:
-    """Whether any of ``e164s`` has a row in any of ``tables`` (consents, attempts): one
-    query, sent through the driver. The pre-dial path asks this for every group of checks and
-    most numbers have no record (then nothing more is read); SQLAlchemy's statement execution
-    and result handling cost several times the query itself (on SQLite about 40 µs a query
-    against 6 µs). True, without asking, on a database other than SQLite and PostgreSQL.
-    Raises SQLAlchemy's DBAPIError when the database cannot answer."""
-    if not e164s or not tables:
+def any_for_numbers(conn: Connection, e164s: list[str], table: Table) -> bool:
+    """Whether any of ``e164s`` has a row in ``table`` (consents, attempts): one query, sent
+    through the driver (:func:`~dncguard.store.driver_row`). The pre-dial path asks this for
+    every group of checks and most numbers have no record (then nothing more is read);
+    SQLAlchemy's statement execution and result handling cost several times the query itself
+    (on SQLite about 40 µs a query against 6 µs). True, without asking, on a database other
+    than SQLite and PostgreSQL. Raises SQLAlchemy's DBAPIError when the database cannot
+    answer."""
+    if not e164s:
         return False
-    dialect = conn.dialect
-    template = _ANY_FOR_NUMBERS.get(dialect.name)
+    dialect = conn.dialect.name
+    template = _ANY_FOR_NUMBERS.get(dialect)
     if template is None:
         return True
-    sql = "SELECT " + " OR ".join(template.format(t.name) for t in tables)
     numbers = sorted(set(e164s))
-    param: Any = json.dumps(numbers) if dialect.name == "sqlite" else numbers
-    row = driver_row(conn, sql, tuple(param for _ in tables))
+    row = driver_row(conn, template.format(table.name),
+                     (json.dumps(numbers) if dialect == "sqlite" else numbers,))
     return row is not None and bool(row[0])
 
 
@@ -357,6 +357,12 @@ class ConsentStore:
                     report.duplicates += 1
         return report
 
+    def has_records(self, conn: Connection, e164s: list[str] | None = None) -> bool:
+        """Whether the table holds any record (``e164s`` None), or one of any of ``e164s``:
+        the cheap question asked before a batch's records are read."""
+        return (has_rows(conn, consent_table) if e164s is None
+                else any_for_numbers(conn, e164s, consent_table))
+
     def for_numbers(self, e164s: list[str], conn: Connection | None = None
                     ) -> dict[str, list[ConsentRecord]]:
         """The records of those numbers that have any (one query per batch), read on
@@ -447,6 +453,12 @@ class AttemptStore:
                 else:
                     report.duplicates += 1
         return report
+
+    def has_records(self, conn: Connection, e164s: list[str] | None = None) -> bool:
+        """Whether the table holds any attempt (``e164s`` None), or one of any of ``e164s``
+        (of any age): the cheap question asked before a batch's attempts are read."""
+        return (has_rows(conn, attempts_table) if e164s is None
+                else any_for_numbers(conn, e164s, attempts_table))
 
     def for_numbers(self, e164s: list[str], since: datetime, conn: Connection | None = None
                     ) -> dict[str, list[Attempt]]:
