@@ -188,3 +188,14 @@ def test_byte_scan_takes_the_common_formats_without_regular_expressions() -> Non
     assert taken >= {"+12025550123", "(202) 555-0123", "202-555-0123", "2025550123",
                      "12025550123", "202.555.0123", "+1 202 555 0123", "1-202-555-0123"}
     assert "" not in taken and "2025550123.0" not in taken  # a float cell: the regex path
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(inputs | plainish, st.sampled_from(HINTS)), min_size=64, max_size=160))
+def test_an_arrow_column_agrees_with_per_row_parser(pairs: list[tuple[str, str | None]]) -> None:
+    """A file's phone column arrives as an Arrow array: the rows the table path leaves to the
+    per-row parser (float cells among them) are read from the original text."""
+    raws = [r for r, _ in pairs]
+    hints = [g for _, g in pairs]
+    assert normalise_arrays(pa.array(raws, pa.string()), hints).to_list(raws) == per_row(
+        raws, hints)
