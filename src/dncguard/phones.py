@@ -536,9 +536,3 @@ def npa_state_index(digits: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
     nanp_ten = (d >= np.uint64(10_000_000_000)) & (d < np.uint64(20_000_000_000))
     npa = ((d // np.uint64(10_000_000)) % np.uint64(1000)).astype(np.int64)
     return np.where(nanp_ten, npa_state_table()[1][npa], 0)
-
-
-def states_for_digits(digits: npt.NDArray[np.uint64]) -> npt.NDArray[np.object_]:
-    """:func:`state_for` of many E.164 numbers given as integers (``""`` when unknown)."""
-    return np.array(npa_state_table()[0], dtype=object)[npa_state_index(digits)]
-
