@@ -3,6 +3,7 @@ range at a time, which must reach exactly the verdict of the record-by-record wa
 
 from __future__ import annotations
 
+import copy
 import functools
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from dncguard.audit.tables import (
     audit_records_table,
 )
 from dncguard.config import Settings, load_settings
+from dncguard.models import DataVersions, Decision, Reason, ReasonCode, Verdict
 from dncguard.store import dispose_engines
 
 from .conftest import T0, FakeClock, make_log
@@ -354,3 +356,38 @@ def test_inserts_keep_within_the_connections_limit_of_variables(settings: Settin
         finally:
             raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, before)
     assert len(records) == 700 and log.verify().ok
+
+
+def test_records_of_a_batch_are_those_of_its_checks_one_by_one(settings: Settings,
+                                                                 clock: FakeClock) -> None:
+    """The records of a batch whose verdicts share their reason, time and version objects
+    (as the engine's do) are, byte for byte, those of each verdict recorded alone; no record
+    shares a list with another."""
+    log = make_log(settings, clock)
+    use(settings, log)
+    later = T0 + timedelta(hours=2)
+    shapes = [
+        [],
+        [Reason(code=ReasonCode.DNC_NATIONAL, decision=Decision.BLOCK, source="local",
+                list="us-ftc"),
+         Reason(code=ReasonCode.DNC_STATE, decision=Decision.BLOCK, source="local", list="tx")],
+        [Reason(code="OUTSIDE_CALLING_WINDOW", decision=Decision.DEFER,
+                source="rules", rule="US:calling_window"),
+         Reason(code="HOLIDAY", decision=Decision.DEFER, source="rules",
+                rule="TX:holiday")],
+    ]
+    versions = DataVersions(lists={"us-ftc": "2026-11-20"}, ruleset="r1")
+    batch = [Verdict(input=f"+1202555{i:04d}", e164=f"+1202555{i:04d}",
+                     decision=[Decision.ALLOW, Decision.BLOCK, Decision.DEFER][i % 3],
+                     reasons=list(shapes[i % 3]), next_allowed_at=later if i % 3 == 2 else None,
+                     region="US", state="TX", dial_time=T0, checked_at=T0, versions=versions)
+             for i in range(30)]
+    together = audit.check_fields(settings, batch, who="api:k")
+    alone = [audit.check_fields(settings, [copy.deepcopy(v)], who="api:k")[0] for v in batch]
+    assert [(p.head, p.tail, p.data, p.reason_codes) for p in together] == \
+        [(p.head, p.tail, p.data, p.reason_codes) for p in alone]
+    assert together[2].data["rules"] == ["TX:holiday", "US:calling_window"]
+    together[2].data["rules"].append("x")
+    together[2].reason_codes.append("x")
+    assert together[5].data["rules"] == ["TX:holiday", "US:calling_window"]
+    assert together[5].reason_codes == ["OUTSIDE_CALLING_WINDOW", "HOLIDAY"]

@@ -14,6 +14,7 @@ masked form (``+1202555****``). See ``docs/audit.md``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from sqlalchemy import Connection
 from ..config import Settings
 from ..engine.summary import ScrubSummary
 from ..errors import AuditError
-from ..models import DataVersions, Verdict
+from ..models import DataVersions, Reason, Verdict
 from ..phones import mask
 from ..store import as_utc, get_engine
 from ._chain import Pending, jtext_plain, pending
@@ -83,18 +84,35 @@ def audit_writer(settings: Settings) -> AuditWriter:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class _ReasonFields:
+    """What a record reads off a verdict's reasons, worked out once per distinct list."""
+
+    reasons: tuple[Reason, ...]  # held, so that no other object takes their ids meanwhile
+    codes: tuple[str, ...]
+    lists: tuple[str, ...]
+    sources: tuple[str, ...]
+    rules: tuple[str, ...]
+    codes_text: str  # the canonical JSON of ``codes``
+
+
 class _Shared:
-    """What the records of one batch of checks share, encoded once: the dial time and the
-    data versions (the same objects for every verdict of a batch)."""
+    """What the records of one batch of checks share, encoded once: times, data versions and
+    reasons (the verdicts of a batch share these objects; each is keyed by its identity and
+    held while it is a key, so that no other object can take its id)."""
 
     def __init__(self) -> None:
-        self._time: tuple[object, str] = (None, "")
+        self._times: dict[int, tuple[datetime, str]] = {}
         self._versions: tuple[object, dict[str, Any], str] = (None, {}, "")
+        self._reasons: dict[tuple[int, ...], _ReasonFields] = {}
 
     def iso(self, value: datetime) -> str:
-        if value is not self._time[0]:
-            self._time = (value, value.isoformat())
-        return self._time[1]
+        hit = self._times.get(id(value))
+        if hit is None or hit[0] is not value:
+            if len(self._times) >= _SHARED_MAX:
+                self._times.clear()
+            hit = self._times[id(value)] = (value, value.isoformat())
+        return hit[1]
 
     def versions(self, value: DataVersions) -> tuple[dict[str, Any], str]:
         if value is not self._versions[0]:
@@ -102,27 +120,42 @@ class _Shared:
             self._versions = (value, plain, jtext_plain(plain))
         return self._versions[1], self._versions[2]
 
+    def reasons(self, reasons: list[Reason]) -> _ReasonFields:
+        key = tuple(map(id, reasons))
+        hit = self._reasons.get(key)
+        if hit is None:
+            if len(self._reasons) >= _SHARED_MAX:
+                self._reasons.clear()
+            codes = tuple(str(r.code) for r in reasons)
+            hit = self._reasons[key] = _ReasonFields(
+                tuple(reasons), codes, tuple(sorted({r.list for r in reasons if r.list})),
+                tuple(sorted({r.source for r in reasons if r.source})),
+                tuple(sorted({r.rule for r in reasons if r.rule})), jtext_plain(list(codes)))
+        return hit
+
+
+#: Entries :class:`_Shared` keeps of each kind (a batch has few distinct ones).
+_SHARED_MAX = 256
+
 
 def _check_fields(log: AuditLog, verdict: Verdict, who: str | None,
                   extra: dict[str, Any], shared: _Shared | None = None) -> Pending:
     """A check's record, encoded (its values are JSON-native as built here)."""
     shared = shared or _Shared()
-    reasons = verdict.reasons
+    why = shared.reasons(verdict.reasons)
     nxt = verdict.next_allowed_at
     data: dict[str, Any] = {
         "dial_time": shared.iso(verdict.dial_time),
-        "checked_at": verdict.checked_at.isoformat(),
+        "checked_at": shared.iso(verdict.checked_at),
         "region": verdict.region, "state": verdict.state,
-        "next_allowed_at": nxt.isoformat() if nxt else None,
-        "lists": sorted({r.list for r in reasons if r.list}) if reasons else [],
-        "sources": sorted({r.source for r in reasons if r.source}) if reasons else [],
-        "rules": sorted({r.rule for r in reasons if r.rule}) if reasons else [],
+        "next_allowed_at": shared.iso(nxt) if nxt else None,
+        "lists": list(why.lists), "sources": list(why.sources), "rules": list(why.rules),
     }
     e164 = verdict.e164
     if e164 is None and verdict.input.strip():
         data["input_hmac"] = log.number_hmac(verdict.input.strip())
     masked = mask(e164) if e164 else None
-    codes = [str(r.code) for r in reasons]
+    codes = list(why.codes)
     versions, versions_text = shared.versions(verdict.versions)
     if extra:  # values from the caller: normalised through JSON by fields()
         data.update(extra)
@@ -133,7 +166,7 @@ def _check_fields(log: AuditLog, verdict: Verdict, who: str | None,
     assert when is not None
     return pending(when, "check", "check", who, masked, log.number_hmac(e164) if e164 else None,
                    masked, verdict.decision.value, codes, versions, data, plain=True,
-                   versions_text=versions_text)
+                   versions_text=versions_text, reason_text=why.codes_text)
 
 
 def check_records(settings: Settings, verdicts: list[Verdict], whos: list[str | None]

@@ -123,14 +123,18 @@ class Pending:
 def pending(at: datetime, kind: str, action: str, who: str | None, subject: str | None,
             number_hmac: str | None, number_masked: str | None, decision: str | None,
             reason_codes: list[str], versions: dict[str, Any], data: dict[str, Any], *,
-            plain: bool = False, versions_text: str | None = None) -> Pending:
+            plain: bool = False, versions_text: str | None = None,
+            reason_text: str | None = None) -> Pending:
     """Encode one record; ``at`` is UTC and the three JSON values are JSON-native (string
     keys, lists not tuples), i.e. exactly what reading them back returns. ``plain``: they
     hold no numbers (see :func:`jtext_plain`). ``versions_text``: the canonical text of
-    ``versions`` when the caller has it already (records of one batch share it)."""
+    ``versions`` when the caller has it already (records of one batch share it), and
+    ``reason_text`` that of ``reason_codes``."""
     at_text = iso(at)
     enc = jtext_plain if plain else jtext
-    reason_text, data_text = enc(reason_codes), enc(data)
+    data_text = enc(data)
+    if reason_text is None:
+        reason_text = enc(reason_codes)
     if versions_text is None:
         versions_text = enc(versions)
     hmac_text = "null" if number_hmac is None else _jstr(number_hmac)  # unique: not kept

@@ -76,13 +76,21 @@ class Metrics:
             self.registry.register(_OutboxCollector(outbox))
 
     def observe(self, verdicts: Iterable[Verdict]) -> None:
+        """Count verdicts: tallied first, then one increment per series (a batch of 10,000
+        verdicts is a few series, not 10,000 label look-ups)."""
+        tally: Counter[tuple[str, tuple[int, ...]]] = Counter()
+        seen: dict[tuple[int, ...], _Signature] = {}
         for v in verdicts:
-            codes = dict.fromkeys(r.code for r in v.reasons) or {"": None}
-            for code in codes:
-                self.decisions.labels(v.decision.value, code).inc()
-            for r in v.reasons:
-                if r.code == "SOURCE_ERROR":
-                    self.source_errors.labels(r.source or r.list or "unknown").inc()
+            tally[(v.decision.value, _signature(v.reasons, seen))] += 1
+        errors: Counter[str] = Counter()
+        for (decision, key), n in tally.items():
+            sig = seen[key]
+            for code in sig.codes or ("",):
+                self.decisions.labels(decision, code).inc(n)
+            for source in sig.errors:
+                errors[source] += n
+        for source, n in errors.items():
+            self.source_errors.labels(source).inc(n)
 
 
 class _ListAgeCollector(Collector):
@@ -274,6 +282,29 @@ def record_request(metrics: Metrics, scope: Scope, status: int, elapsed: float) 
                     elapsed * 1000, key)
 
 
+@dataclass(frozen=True, slots=True)
+class _Signature:
+    """What the counts read off a verdict's reasons, worked out once per distinct list."""
+
+    reasons: tuple[Reason, ...]  # held, so that no other object takes their ids meanwhile
+    codes: tuple[str, ...]  # distinct, in order
+    sources: tuple[str, ...]  # distinct lists (else sources), in order
+    errors: tuple[str, ...]  # the source of each SOURCE_ERROR reason
+
+
+def _signature(reasons: Sequence[Reason], seen: dict[tuple[int, ...], _Signature]
+               ) -> tuple[int, ...]:
+    """The key of ``reasons`` in ``seen`` (the reason objects' identities: the rows of a
+    batch share their reasons' objects), its :class:`_Signature` added when new."""
+    key = tuple(map(id, reasons))
+    if key not in seen:
+        seen[key] = _Signature(
+            tuple(reasons), tuple(dict.fromkeys(r.code for r in reasons)),
+            tuple(s for s in dict.fromkeys(r.list or r.source for r in reasons) if s),
+            tuple(r.source or r.list or "unknown" for r in reasons if r.code == "SOURCE_ERROR"))
+    return key
+
+
 def _hour(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
@@ -290,18 +321,22 @@ class DecisionCounter:
         self.record_rows((v.decision, v.reasons, v.state or v.region) for v in verdicts)
 
     def record_rows(self, rows: Iterable[tuple[Decision, Sequence[Reason], str | None]]) -> None:
-        """Count (decision, reasons, state) rows in the current hour."""
+        """Count (decision, reasons, state) rows in the current hour (rows tallied by
+        decision, reasons and state first, then each tally added to its counts)."""
         hour = _hour(utcnow())
-        batch: Counter[tuple[datetime, str, str, str]] = Counter()
+        tally: Counter[tuple[str, tuple[int, ...], str | None]] = Counter()
+        seen: dict[tuple[int, ...], _Signature] = {}
         for decision, reasons, state in rows:
-            d = decision.value
-            batch[(hour, "decision", d, d)] += 1
-            for code in dict.fromkeys(r.code for r in reasons):
-                batch[(hour, "reason", code, d)] += 1
-            for src in dict.fromkeys(r.list or r.source for r in reasons if r.list or r.source):
-                assert src is not None
-                batch[(hour, "source", src[:200], d)] += 1
-            batch[(hour, "state", (state or "unknown")[:200], d)] += 1
+            tally[(decision.value, _signature(reasons, seen), state)] += 1
+        batch: Counter[tuple[datetime, str, str, str]] = Counter()
+        for (d, key, state), n in tally.items():
+            sig = seen[key]
+            batch[(hour, "decision", d, d)] += n
+            for code in sig.codes:
+                batch[(hour, "reason", code, d)] += n
+            for src in sig.sources:
+                batch[(hour, "source", src[:200], d)] += n
+            batch[(hour, "state", (state or "unknown")[:200], d)] += n
         with self._lock:
             self._pending.update(batch)
 
