@@ -126,3 +126,51 @@ def test_a_single_check_beside_a_batch_waits_for_few_slices(
     assert verdicts[0].e164 == "+12025559999" and len(verdicts) == 201
     assert answered < len(phones) // 5  # answered while the batch was still being checked
     assert answered - asked <= 2, (asked, answered)
+
+
+class Counted(Immediate):
+    """:class:`Immediate`, counting the records of each submission."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def submit(self, records: list[Pending], done: Callable[[BaseException | None], None]
+               ) -> None:
+        self.sizes.append(len(records))
+        done(None)
+
+
+def test_checks_of_one_batch_keep_their_own_campaigns(tmp_path: Path) -> None:
+    """Checks gathered into one batch are dated by the same moment, each in its own
+    campaign: a campaign that selects no list does not see the internal opt-out the
+    default campaign blocks on."""
+    from dncguard.lists.store import ListStore
+    from dncguard.store import get_engine
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dncguard.toml").write_text("[campaigns.nolists]\nlists = []\n", encoding="utf-8")
+    make_key(home, "check")
+    settings = load_settings(home=home)
+    ListStore(settings, get_engine(settings)).add_number("+12025550123", reason="test")
+    svc = create_app(settings, run_jobs=False).state.service
+    rt = svc.realtime
+    writer = Counted()
+    rt.writer = writer
+    prepared = svc.provider.prepared()
+    ctxs = [prepared.context(campaign=c) for c in ("default", "nolists", "default", "nolists")]
+
+    async def scenario() -> list[Any]:
+        return list(await asyncio.gather(*(rt.check("+12025550123", ctx, {}, fixed_at=False,
+                                                    who="api:test") for ctx in ctxs)))
+
+    try:
+        verdicts = asyncio.run(scenario())
+    finally:
+        rt.stop()
+    assert writer.sizes == [4]  # one batch
+    codes = [[r.code for r in v.reasons] for v in verdicts]
+    assert ["DNC_INTERNAL" in c for c in codes] == [True, False, True, False], codes
+    assert verdicts[0].decision == "block" and verdicts[1].decision != "block"
+    assert len({v.dial_time for v in verdicts}) == 1
+    assert verdicts[0].dial_time > ctxs[0].at  # dated when checked, not when asked

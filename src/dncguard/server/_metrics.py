@@ -50,6 +50,10 @@ def masked_path(scope: Scope) -> str:
     return _DIGITS.sub("#", str(scope.get("path", "")))[:200]
 
 
+#: Request series whose children :class:`Metrics` keeps at hand.
+_SERIES_MAX = 1024
+
+
 class Metrics:
     """The service's Prometheus series."""
 
@@ -74,6 +78,21 @@ class Metrics:
         self.registry.register(_PrefilterCollector())
         if outbox is not None:
             self.registry.register(_OutboxCollector(outbox))
+        #: the request series' children by (method, route label, status): a label look-up
+        #: costs more than the increment (the labels are bounded: unmatched paths share one)
+        self._request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def request_done(self, method: str, label: str, status: int, elapsed: float) -> None:
+        """Count one answered request and its latency."""
+        key = (method, label, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = (self.requests.labels(method, label, str(status)),
+                      self.latency.labels(method, label))
+            if len(self._request_series) < _SERIES_MAX:
+                self._request_series[key] = series
+        series[0].inc()
+        series[1].observe(elapsed)
 
     def observe(self, verdicts: Iterable[Verdict]) -> None:
         """Count verdicts: tallied first, then one increment per series (a batch of 10,000
@@ -274,8 +293,7 @@ def record_request(metrics: Metrics, scope: Scope, status: int, elapsed: float) 
     method = str(scope.get("method", ""))
     # unmatched paths share one label: scanners must not grow the series without end
     label = route if scope.get("route") is not None else "<unmatched>"
-    metrics.requests.labels(method, label, str(status)).inc()
-    metrics.latency.labels(method, label).observe(elapsed)
+    metrics.request_done(method, label, status, elapsed)
     client = scope.get("client") or ("-", 0)
     key = scope.get("state", {}).get("key_id", "-")
     access_log.info('%s "%s %s" %d %.1fms key=%s', client[0], method, route, status,

@@ -264,8 +264,17 @@ class Realtime:
         out: list[Verdict | None] = [None] * len(asks)
         groups: dict[tuple[object, ...], list[int]] = {}
         ctxs: list[CheckContext] = []
+        # the contexts dated now: one per campaign, purpose, call type and profile object
+        # (held by the asks meanwhile)
+        dated: dict[tuple[object, ...], CheckContext] = {}
         for i, a in enumerate(asks):
-            ctx = a.ctx if a.fixed_at else dataclasses.replace(a.ctx, at=now)
+            ctx = a.ctx
+            if not a.fixed_at:
+                same = (ctx.campaign, ctx.purpose, ctx.call_type, id(ctx.profile))
+                now_ctx = dated.get(same)
+                if now_ctx is None:
+                    now_ctx = dated[same] = dataclasses.replace(ctx, at=now)
+                ctx = now_ctx
             ctxs.append(ctx)
             groups.setdefault((ctx.at, ctx.campaign, ctx.purpose, ctx.call_type), []).append(i)
         for idx in groups.values():
