@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,35 @@ def test_checks_of_one_batch_keep_their_own_campaigns(tmp_path: Path) -> None:
     assert verdicts[0].decision == "block" and verdicts[1].decision != "block"
     assert len({v.dial_time for v in verdicts}) == 1
     assert verdicts[0].dial_time > ctxs[0].at  # dated when checked, not when asked
+
+
+def test_groups_of_the_default_campaign_share_the_rules_day_reasons(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The built-in default campaign is one profile object, as a configured one is: the
+    rules' reasons of a day and campaign, kept per profile object, are worked out once for
+    successive groups of pre-dial checks, not once per group."""
+    from dncguard.sources.rules import RulesCheck
+
+    monkeypatch.setenv("DNCGUARD_RULES_ENABLED", "true")
+    home = tmp_path / "home"
+    make_key(home, "check")
+    settings = load_settings(home=home)
+    assert settings.campaign("default") is settings.campaign("default")
+    svc = create_app(settings, run_jobs=False).state.service
+    rt = svc.realtime
+    rt.writer = Immediate()
+
+    at = datetime(2026, 11, 19, 15, 0, tzinfo=UTC)
+
+    async def scenario() -> None:
+        for i in range(5):  # one at a time: five groups, each with a context of its own
+            ctx = svc.provider.prepared().context(at=at, campaign="default")
+            await rt.check(f"+1202555{i:04d}", ctx, {}, fixed_at=True, who="api:test")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        rt.stop()
+    rules = next(getattr(c, "_inner", c) for c in svc.provider.refresh().direct.checks
+                 if isinstance(getattr(c, "_inner", c), RulesCheck))
+    assert len(rules._days) == 1
