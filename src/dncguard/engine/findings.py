@@ -99,7 +99,12 @@ class Findings:
             index = np.zeros(n, dtype=np.int64)
             sets: list[tuple[Reason, ...]] = [()]
             if hit.size:
-                uniq, inverse = np.unique(bits[hit], return_inverse=True)
+                found = bits[hit]
+                if len(group) < 30 and 1 << len(group) <= max(_TABLE_PER_NUMBER * hit.size,
+                                                              4096):
+                    uniq, inverse = compact(found, 1 << len(group))
+                else:
+                    uniq, inverse = np.unique(found, return_inverse=True)
                 index[hit] = inverse.reshape(-1) + 1
                 sets.extend(tuple(reasons[start + j] for j in range(len(group)) if u >> j & 1)
                             for u in uniq.tolist())
@@ -108,6 +113,23 @@ class Findings:
 
 
 _BITS = 62  # masks folded into one int64 per number
+
+
+def compact(ids: npt.NDArray[np.int64], bound: int
+            ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``np.unique(ids, return_inverse=True)`` of ids in ``[0, bound)``, by a table instead
+    of a sort: the distinct ids in order, and each one's position among them."""
+    present = np.zeros(bound, dtype=bool)
+    present[ids] = True
+    used = np.flatnonzero(present)
+    position = np.zeros(bound, dtype=np.int64)
+    position[used] = np.arange(used.size)
+    return used, position[ids]
+
+
+#: :func:`combine` renumbers by a table (:func:`compact`) while the joined ids stay below
+#: this many per number (else it sorts): a table costs 9 bytes per possible id.
+_TABLE_PER_NUMBER = 8
 
 
 def combine(parts: Sequence[Findings], n: int) -> Findings:
@@ -122,7 +144,11 @@ def combine(parts: Sequence[Findings], n: int) -> Findings:
     for part in parts[1:]:
         width = len(part.sets)
         joined = key * width + part.index
-        uniq, key = np.unique(joined, return_inverse=True)
+        bound = len(combos) * width  # every joined id is below it
+        if bound <= max(_TABLE_PER_NUMBER * n, 4096):
+            uniq, key = compact(joined, bound)
+        else:
+            uniq, key = np.unique(joined, return_inverse=True)
         combos = [(*combos[int(u) // width], int(u) % width) for u in uniq.tolist()]
         key = key.astype(np.int64, copy=False).reshape(-1)
     sets = [tuple(r for p, k in zip(parts, combo, strict=True) for r in p.sets[k])
@@ -141,4 +167,4 @@ def merge(parts: Sequence[Findings], n: int) -> tuple[list[Outcome], Index]:
     return outcomes, found.index
 
 
-__all__ = ["Findings", "Outcome", "combine", "merge"]
+__all__ = ["Findings", "Outcome", "combine", "compact", "merge"]

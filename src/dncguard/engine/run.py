@@ -48,7 +48,7 @@ from ..phones import (
 )
 from ..sources.protocol import Batch, CheckContext, locate
 from .context import clean_field
-from .findings import Index, Outcome
+from .findings import Index, Outcome, compact
 from .summary import MAX_ROW_ERRORS_LISTED, SummaryBuilder
 
 if TYPE_CHECKING:
@@ -449,7 +449,7 @@ class ScrubRun:
                digits: npt.NDArray[np.uint64], state: npt.NDArray[np.int64],
                rctx: npt.NDArray[np.int64]) -> Batch:
         """The keys' numbers with their rows' context (defaults under the row's own)."""
-        used, index = _compact(rctx, len(self.contexts))
+        used, index = compact(rctx, len(self.contexts))
         contexts = [{**self.defaults, **self.contexts[c]} for c in used.tolist()]
         return Batch.coded(digits, (norm.region[pos].astype(np.int64), list(norm.region_names)),
                            (state, [v or None for v in self.state_names]), contexts, index)
@@ -565,18 +565,6 @@ async def _aiter(slices: Iterable[Slice] | AsyncIterator[Slice]) -> AsyncIterato
         yield got
 
 
-def _compact(ids: npt.NDArray[np.int64], bound: int
-             ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """``np.unique(ids, return_inverse=True)`` of ids in ``[0, bound)``, by a table instead
-    of a sort: the distinct ids in order, and each one's position among them."""
-    present = np.zeros(bound, dtype=bool)
-    present[ids] = True
-    used = np.flatnonzero(present)
-    position = np.zeros(bound, dtype=np.int64)
-    position[used] = np.arange(used.size)
-    return used, position[ids]
-
-
 class SliceVerdicts:
     """One finished slice's verdicts: as the verdict file's columns, as row objects, as
     counts."""
@@ -622,7 +610,7 @@ class SliceVerdicts:
         rows' details are built per row."""
         p, s = self.p, self.run.strings
         norm = p.norm
-        used, local = _compact(self.outcome, len(self.run.outcomes))
+        used, local = compact(self.outcome, len(self.run.outcomes))
         pick = used.tolist()
         k = len(pick)
         bad = np.flatnonzero(~norm.ok & ~p.flagged)
