@@ -149,7 +149,9 @@ class Realtime:
         for start in range(0, len(phones), SLICE):
             found = await run.scrub(slice_of_rows([[p] for p in phones[start:start + SLICE]],
                                                   start, 1))
-            part = [scrubber.verdict_of(r, ctx, versions) for r in found.results()]
+            checked = utcnow()  # the slice's numbers are checked together
+            part = [scrubber.verdict_of(r, ctx, versions, checked_at=checked)
+                    for r in found.results()]
             records.extend(audit.check_fields(self.settings, part, who=who))
             verdicts.extend(part)
             # one append in the writer at a time (see above); records gather meanwhile
