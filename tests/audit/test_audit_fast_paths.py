@@ -391,3 +391,27 @@ def test_records_of_a_batch_are_those_of_its_checks_one_by_one(settings: Setting
     together[2].reason_codes.append("x")
     assert together[5].data["rules"] == ["TX:holiday", "US:calling_window"]
     assert together[5].reason_codes == ["OUTSIDE_CALLING_WINDOW", "HOLIDAY"]
+
+
+class _Ticking(FakeClock):
+    """Moves a millisecond (and a microsecond) at every reading."""
+
+    def __call__(self) -> datetime:
+        self.advance(microseconds=1001)
+        return self.now
+
+
+def test_records_made_together_share_one_time(settings: Settings) -> None:
+    """The records of one batch of checks carry one reading of the log's clock, hashed and
+    stored alike; the next batch reads it again."""
+    clock = _Ticking()
+    log = make_log(settings, clock)
+    use(settings, log)
+    first = audit.check_fields(settings, verdicts(5), who="api:k")
+    second = audit.check_records(settings, verdicts(3), ["api:a"] * 3)
+    assert {p.at for p in first} == {T0 + timedelta(microseconds=1001)}
+    assert {p.at for p in second} == {T0 + timedelta(microseconds=2002)}
+    stored = log.append_many(first + second)
+    assert [r.at for r in stored] == [p.at for p in first + second]
+    assert log.verify().ok
+    assert [r.at for r in log.records()][-1] == T0 + timedelta(microseconds=2002)

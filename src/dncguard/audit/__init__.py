@@ -27,7 +27,7 @@ from ..errors import AuditError
 from ..models import DataVersions, Reason, Verdict
 from ..phones import mask
 from ..store import as_utc, get_engine
-from ._chain import Pending, jtext_plain, pending
+from ._chain import Pending, jtext_plain, pending, stamps
 from ._jobs import (
     JobRecord,
     NumberDigests,
@@ -105,6 +105,16 @@ class _Shared:
         self._times: dict[int, tuple[datetime, str]] = {}
         self._versions: tuple[object, dict[str, Any], str] = (None, {}, "")
         self._reasons: dict[tuple[int, ...], _ReasonFields] = {}
+        self._when: tuple[datetime, tuple[str, str]] | None = None
+
+    def when(self, log: AuditLog) -> tuple[datetime, tuple[str, str]]:
+        """The records' time (the log's clock, read once: records made together share
+        it) and its texts (:func:`~._chain.stamps`)."""
+        if self._when is None:
+            at = as_utc(log.clock())
+            assert at is not None
+            self._when = (at, stamps(at))
+        return self._when
 
     def iso(self, value: datetime) -> str:
         hit = self._times.get(id(value))
@@ -162,11 +172,10 @@ def _check_fields(log: AuditLog, verdict: Verdict, who: str | None,
         return log.fields("check", "check", who=who, subject=masked, number=e164,
                           decision=verdict.decision.value, reason_codes=codes,
                           versions=versions, data=data)
-    when = as_utc(log.clock())
-    assert when is not None
+    when, stamped = shared.when(log)
     return pending(when, "check", "check", who, masked, log.number_hmac(e164) if e164 else None,
                    masked, verdict.decision.value, codes, versions, data, plain=True,
-                   versions_text=versions_text, reason_text=why.codes_text)
+                   versions_text=versions_text, reason_text=why.codes_text, stamped=stamped)
 
 
 def check_records(settings: Settings, verdicts: list[Verdict], whos: list[str | None]

@@ -120,17 +120,26 @@ class Pending:
         return hashlib.sha256(self.head + prev.encode("ascii") + self.tail).hexdigest()
 
 
+def stamps(at: datetime) -> tuple[str, str]:
+    """A record's time (UTC) as hashed (ISO 8601) and as SQLAlchemy stores a datetime on
+    SQLite (always six digits of fraction)."""
+    at_text = iso(at)
+    return at_text, (f"{at_text[:10]} {at_text[11:26]}" if at.microsecond
+                     else f"{at_text[:10]} {at_text[11:19]}.000000")
+
+
 def pending(at: datetime, kind: str, action: str, who: str | None, subject: str | None,
             number_hmac: str | None, number_masked: str | None, decision: str | None,
             reason_codes: list[str], versions: dict[str, Any], data: dict[str, Any], *,
             plain: bool = False, versions_text: str | None = None,
-            reason_text: str | None = None) -> Pending:
+            reason_text: str | None = None, stamped: tuple[str, str] | None = None
+            ) -> Pending:
     """Encode one record; ``at`` is UTC and the three JSON values are JSON-native (string
     keys, lists not tuples), i.e. exactly what reading them back returns. ``plain``: they
     hold no numbers (see :func:`jtext_plain`). ``versions_text``: the canonical text of
-    ``versions`` when the caller has it already (records of one batch share it), and
-    ``reason_text`` that of ``reason_codes``."""
-    at_text = iso(at)
+    ``versions`` when the caller has it already (records of one batch share it),
+    ``reason_text`` that of ``reason_codes``, and ``stamped`` :func:`stamps` of ``at``."""
+    at_text, at_sqlite = stamped or stamps(at)
     enc = jtext_plain if plain else jtext
     data_text = enc(data)
     if reason_text is None:
@@ -143,9 +152,6 @@ def pending(at: datetime, kind: str, action: str, who: str | None, subject: str 
             f'"number_hmac":{hmac_text},"number_masked":{jstr(number_masked)},"prev_hash":"')
     tail = (f'","reason_codes":{reason_text},"subject":{jstr(subject)},'
             f'"versions":{versions_text},"who":{jstr(who)}}}')
-    # SQLAlchemy's storage form of a datetime on SQLite (always six digits of fraction)
-    at_sqlite = (f"{at_text[:10]} {at_text[11:26]}" if at.microsecond
-                 else f"{at_text[:10]} {at_text[11:19]}.000000")
     return Pending(at, at_text, at_sqlite, kind, action, who, subject, number_hmac, number_masked,
                    decision, reason_codes, versions, data, reason_text, versions_text,
                    data_text, head.encode("utf-8"), tail.encode("utf-8"))
