@@ -95,6 +95,10 @@ class CampaignProfile(BaseModel):
     margin_minutes: int = Field(default=0, ge=0, description="Stop this long before a window ends")
 
 
+#: The ``default`` campaign when the settings configure none.
+_BUILT_IN_DEFAULT = CampaignProfile()
+
+
 class Settings(SectionSettings):
     """Core settings. Environment variable names are ``DNCGUARD_`` + the field name."""
 
@@ -120,7 +124,6 @@ class Settings(SectionSettings):
     # the TOML file's contents as read when these settings were loaded (None: not read yet),
     # the config file they belong to, and the sections loaded from them
     _toml: dict[str, Any] | None = PrivateAttr(default=None)
-    _default_campaign: CampaignProfile | None = PrivateAttr(default=None)
     _toml_of: Path | None = PrivateAttr(default=None)
     _sections: dict[type[SectionSettings], SectionSettings] = PrivateAttr(default_factory=dict)
 
@@ -149,9 +152,7 @@ class Settings(SectionSettings):
         if profile is not None:
             return profile
         if name == "default":  # one object, as a configured profile is: caches key on it
-            if self._default_campaign is None:
-                self._default_campaign = CampaignProfile()
-            return self._default_campaign
+            return _BUILT_IN_DEFAULT
         known = ", ".join(["default", *sorted(k for k in self.campaigns if k != "default")])
         raise ContextError("campaign", name, f"one of the configured campaigns: {known}",
                            f"no campaign profile named {name!r}; configured: {known} "
