@@ -700,21 +700,25 @@ class SliceVerdicts:
             out[i] = RowResult(row, phone[i], e164, names[int(norm.region[i])] or None, None,
                                Decision.INVALID, [reason], None,
                                error=(row, run.phone_name, msg))
-        for j, i in enumerate(p.okpos.tolist()):
-            row = int(p.rows[i])
-            o = run.outcomes[int(self.outcome[j])]
+        okpos = p.okpos
+        # the per-row values as lists: indexing an array makes a NumPy scalar per value
+        rows, digits = p.rows[okpos].tolist(), norm.digits[okpos].tolist()
+        regions, states = norm.region[okpos].tolist(), p.state.tolist()
+        dup, first, ndup = p.dup.tolist(), p.row_first.tolist(), p.ndup.tolist()
+        outcomes, zone_of, state_names = run.outcomes, run.zone_of, run.state_names
+        for j, (i, k, key) in enumerate(zip(okpos.tolist(), self.outcome.tolist(),
+                                            p.unique.tolist(), strict=True)):
+            o = outcomes[k]
             reasons = list(o.reasons)
             dup_of = None
-            if p.dup[j]:
-                dup_of = int(p.row_first[j])
+            if dup[j]:
+                dup_of = first[j]
                 reasons.append(Reason(code=ReasonCode.DUPLICATE, decision=Decision.ALLOW,
                                       detail=f"duplicate of row {dup_of}"))
-            out[i] = RowResult(row, phone[i], f"+{int(norm.digits[i])}",
-                               names[int(norm.region[i])], run.state_names[p.state[j]] or None,
-                               o.decision,
+            out[i] = RowResult(rows[j], phone[i], f"+{digits[j]}", names[regions[j]],
+                               state_names[states[j]] or None, o.decision,
                                reasons, o.next_allowed_at, duplicate_of=dup_of,
-                               number_dup=bool(p.ndup[j]),
-                               timezone=run.zone_of.get(int(p.unique[j])))
+                               number_dup=ndup[j], timezone=zone_of.get(key))
         return [r for r in out if r is not None]
 
     # -- as counts --------------------------------------------------------------------------

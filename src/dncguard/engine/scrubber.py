@@ -252,14 +252,13 @@ class Scrubber:
     def verdict_of(self, r: RowResult, ctx: CheckContext, versions: DataVersions, *,
                    checked_at: datetime | None = None) -> Verdict:
         """A row's verdict as the API and the library give it."""
-        v = Verdict(
+        zone, zone_source = r.timezone if r.timezone is not None else (None, None)
+        return Verdict(
             input=r.input, row=r.row, e164=r.e164, decision=r.decision, reasons=r.reasons,
-            region=r.region, state=r.state, next_allowed_at=r.next_allowed_at,
-            dial_time=ctx.at, checked_at=checked_at or self.clock(), versions=versions,
+            region=r.region, state=r.state, timezone=zone, timezone_source=zone_source,
+            next_allowed_at=r.next_allowed_at, dial_time=ctx.at,
+            checked_at=checked_at or self.clock(), versions=versions,
         )
-        if r.timezone is not None:
-            v.timezone, v.timezone_source = r.timezone
-        return v
 
     async def ascrub(self, phones: Iterable[str], *, ctx: CheckContext | None = None,
                      defaults: dict[str, str] | None = None) -> list[Verdict]:
