@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dncguard.engine import findings as fmod
-from dncguard.engine.findings import Findings, combine, compact
+from dncguard.engine.findings import Findings, combine, compact, renumber
 from dncguard.models import Decision, Reason
 
 REASONS = [Reason(code=f"C{j}", decision=Decision.BLOCK, list=f"l{j}") for j in range(70)]
@@ -22,6 +22,16 @@ def test_compact_is_unique_with_inverse(ids: list[int], bound: int) -> None:
     used, pos = compact(a, bound)
     want_used, want_pos = np.unique(a, return_inverse=True)
     assert used.tolist() == want_used.tolist() and pos.tolist() == want_pos.reshape(-1).tolist()
+
+
+@given(st.lists(st.integers(0, 99), max_size=200), st.sampled_from([100, 10**12]))
+def test_renumber_is_unique_with_inverse_by_either_road(ids: list[int], bound: int) -> None:
+    """A bound small beside the ids takes the table, a huge one the sort: the same answer."""
+    a = np.array(ids, dtype=np.int64)
+    used, pos = renumber(a, bound)
+    want_used, want_pos = np.unique(a, return_inverse=True)
+    assert used.tolist() == want_used.tolist() and pos.tolist() == want_pos.reshape(-1).tolist()
+    assert pos.dtype == np.int64 and pos.ndim == 1
 
 
 def _sorted_reference(masks: list[np.ndarray], n: int) -> list[tuple[str, ...]]:

@@ -99,13 +99,8 @@ class Findings:
             index = np.zeros(n, dtype=np.int64)
             sets: list[tuple[Reason, ...]] = [()]
             if hit.size:
-                found = bits[hit]
-                if len(group) < 30 and 1 << len(group) <= max(_TABLE_PER_NUMBER * hit.size,
-                                                              4096):
-                    uniq, inverse = compact(found, 1 << len(group))
-                else:
-                    uniq, inverse = np.unique(found, return_inverse=True)
-                index[hit] = inverse.reshape(-1) + 1
+                uniq, inverse = renumber(bits[hit], 1 << len(group))
+                index[hit] = inverse + 1
                 sets.extend(tuple(reasons[start + j] for j in range(len(group)) if u >> j & 1)
                             for u in uniq.tolist())
             parts.append(cls(sets, index))
@@ -127,9 +122,19 @@ def compact(ids: npt.NDArray[np.int64], bound: int
     return used, position[ids]
 
 
-#: :func:`combine` renumbers by a table (:func:`compact`) while the joined ids stay below
-#: this many per number (else it sorts): a table costs 9 bytes per possible id.
+#: :func:`renumber` uses a table (:func:`compact`) while the possible ids are at most this
+#: many per id given (or a few thousand), else it sorts: a table costs 9 bytes per possible id.
 _TABLE_PER_NUMBER = 8
+
+
+def renumber(ids: npt.NDArray[np.int64], bound: int
+             ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``np.unique(ids, return_inverse=True)`` of ids in ``[0, bound)`` (the inverse flat,
+    as int64): by :func:`compact` when the bound is small beside the ids, else by a sort."""
+    if bound <= max(_TABLE_PER_NUMBER * ids.size, 4096):
+        return compact(ids, bound)
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    return uniq, inverse.reshape(-1).astype(np.int64, copy=False)
 
 
 def combine(parts: Sequence[Findings], n: int) -> Findings:
@@ -143,14 +148,8 @@ def combine(parts: Sequence[Findings], n: int) -> Findings:
     combos: list[tuple[int, ...]] = [(k,) for k in range(len(parts[0].sets))]
     for part in parts[1:]:
         width = len(part.sets)
-        joined = key * width + part.index
-        bound = len(combos) * width  # every joined id is below it
-        if bound <= max(_TABLE_PER_NUMBER * n, 4096):
-            uniq, key = compact(joined, bound)
-        else:
-            uniq, key = np.unique(joined, return_inverse=True)
+        uniq, key = renumber(key * width + part.index, len(combos) * width)
         combos = [(*combos[int(u) // width], int(u) % width) for u in uniq.tolist()]
-        key = key.astype(np.int64, copy=False).reshape(-1)
     sets = [tuple(r for p, k in zip(parts, combo, strict=True) for r in p.sets[k])
             for combo in combos]
     return Findings(sets, key)
@@ -167,4 +166,4 @@ def merge(parts: Sequence[Findings], n: int) -> tuple[list[Outcome], Index]:
     return outcomes, found.index
 
 
-__all__ = ["Findings", "Outcome", "combine", "compact", "merge"]
+__all__ = ["Findings", "Outcome", "combine", "compact", "merge", "renumber"]

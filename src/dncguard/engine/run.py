@@ -48,7 +48,7 @@ from ..phones import (
 )
 from ..sources.protocol import Batch, CheckContext, locate
 from .context import clean_field
-from .findings import Index, Outcome, compact
+from .findings import Index, Outcome, compact, renumber
 from .summary import MAX_ROW_ERRORS_LISTED, SummaryBuilder
 
 if TYPE_CHECKING:
@@ -306,9 +306,12 @@ class ScrubRun:
             # one integer per combination of the columns' values, renumbered after each
             # column so that it never overflows; then each combination's context id once
             key = np.zeros(good.size, dtype=np.int64)
+            bound = 1  # every key is below it
             for canon, own in per_column:
-                _, key = np.unique(key, return_inverse=True)
-                key = key.reshape(-1).astype(np.int64) * max(len(canon), 1) + own[good]
+                used, key = renumber(key, bound)
+                width = max(len(canon), 1)
+                key = key * width + own[good]
+                bound = used.size * width
             _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
             ids_of = np.array([self._context_id(tuple(canon[int(own[good[i]])]
                                                       for canon, own in per_column))
