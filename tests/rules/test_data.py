@@ -97,6 +97,12 @@ def test_other_data_errors() -> None:
     ms = texts["US-MS.yaml"].replace("Etc/GMT+6", "Mars/Olympus")
     with pytest.raises(RulesDataError, match="unknown time zone"):
         parse_texts({**texts, "US-MS.yaml": ms})
+    # the zone tables repeat names; an unknown one after many known ones is still found
+    zones = texts["_zones.yaml"]
+    last = zones.rindex("America/Chicago")
+    bad = zones[:last] + "Mars/Olympus" + zones[last + len("America/Chicago"):]
+    with pytest.raises(RulesDataError, match="_zones.yaml: unknown time zone 'Mars/Olympus'"):
+        parse_texts({**texts, "_zones.yaml": bad})
     with pytest.raises(RulesDataError, match="not valid YAML"):
         parse_texts({**texts, "US-FL.yaml": "rules: [\n"})
     with pytest.raises(RulesDataError, match="_ruleset.yaml"):

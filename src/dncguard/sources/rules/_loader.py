@@ -82,12 +82,20 @@ def _read_yaml(text: str, where: str) -> Any:
         raise RulesDataError(f"{where}: not valid YAML: {exc}") from None
 
 
-def _check_zones(names: Iterable[str], where: str) -> None:
+def _check_zones(names: Iterable[str], where: str, known: set[str] | None = None) -> None:
+    """Every name is a time zone this machine knows. ``known``: names already shown to be,
+    shared between calls (the zone tables repeat a few dozen names over a thousand entries,
+    and ``ZoneInfo`` keeps only the last eight it made unless they are held, so each repeat
+    read its file again)."""
+    seen = known if known is not None else set()
     for name in names:
+        if name in seen:
+            continue
         try:
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
             raise RulesDataError(f"{where}: unknown time zone {name!r}") from None
+        seen.add(name)
 
 
 def _check_applies(rf: RulesFile, files: dict[str, RulesFile]) -> None:
@@ -117,10 +125,11 @@ def parse_texts(texts: dict[str, str]) -> Ruleset:
     meta = _parse(RulesetMeta, _read_yaml(texts["_ruleset.yaml"], "_ruleset.yaml"),
                   "_ruleset.yaml")
     zones = _parse(ZoneData, _read_yaml(texts["_zones.yaml"], "_zones.yaml"), "_zones.yaml")
+    known: set[str] = set()
     for table in (zones.multi_timezone_npas, zones.subdivision_zones, zones.region_zones,
                   zones.zip3_zones):
         for zone_list in table.values():
-            _check_zones(zone_list, "_zones.yaml")
+            _check_zones(zone_list, "_zones.yaml", known)
     files: dict[str, RulesFile] = {}
     sets: dict[str, HolidaySet] = {}
     for name in sorted(texts):
@@ -133,7 +142,7 @@ def parse_texts(texts: dict[str, str]) -> Ruleset:
                                  f"the file must be named {rf.jurisdiction}.yaml")
         for rule in rf.rules:
             if isinstance(rule, CallingWindowRule):
-                _check_zones(rule.extra_zones, f"{name}: rule {rule.id}")
+                _check_zones(rule.extra_zones, f"{name}: rule {rule.id}", known)
         for set_name, hs in rf.holiday_sets.items():
             if set_name in sets and sets[set_name] != hs:
                 raise RulesDataError(f"{name}: holiday set {set_name} defined twice differently")
