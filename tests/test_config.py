@@ -142,3 +142,35 @@ def test_the_ruleset_is_read_once_per_settings(tmp_path: Path,
     assert FreshnessPolicy.of(s).ruleset is before
     after = FreshnessPolicy.of(load_settings()).ruleset
     assert after is not None and after.version != before.version
+
+
+def test_unknown_keys_in_the_settings_file_are_refused(tmp_path: Path) -> None:
+    """A misspelt key would leave its setting at the default without a word: refused, named,
+    with the close match, at the top level, in a section's table and in a nested table."""
+    from dncguard.server.settings import ServerSettings
+    from dncguard.sources.rules.settings import RulesSettings
+
+    home = tmp_path / "home"
+    home.mkdir()
+    cfg = home / "dncguard.toml"
+    cfg.write_text('keep_snapshot = 10\n[sever]\nport = 1\n')
+    with pytest.raises(ConfigError, match=r"top level.*'keep_snapshot', 'sever'.*"
+                       r"'keep_snapshot' -> 'keep_snapshots', 'sever' -> 'server'"):
+        load_settings()
+    cfg.write_text('[rules]\nregistry_optionl = ["US-LA"]\n[server]\nport = 8081\n')
+    s = load_settings()  # sections are checked when they are loaded
+    assert s.section(ServerSettings).port == 8081
+    with pytest.raises(ConfigError, match=r"\[rules\].*'registry_optionl' -> "
+                       r"'registry_optional'"):
+        s.section(RulesSettings)
+    cfg.write_text('[[rules.emergencies]]\njurisdiction = "US-LA"\nstart = 2026-11-30\n'
+                   'zip = ["701"]\n')
+    with pytest.raises(ConfigError, match=r"emergencies\.0\.zip"):
+        load_settings().section(RulesSettings)
+    cfg.write_text('[[rules.emergencies]]\njurisdiction = "US-LA"\nstart = 2026-11-30\n'
+                   'zips = ["701"]\n')
+    assert load_settings().section(RulesSettings).emergencies[0].zips == ["701"]
+    for key, variable in (("home", "DNCGUARD_HOME"), ("config_file", "DNCGUARD_CONFIG")):
+        cfg.write_text(f'{key} = "/elsewhere"\n')
+        with pytest.raises(ConfigError, match=f"{key} cannot be set.*{variable}"):
+            load_settings()

@@ -24,6 +24,7 @@ therefore changes nothing until a restart, rather than some sections and not oth
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import tomllib
@@ -56,7 +57,25 @@ class _TomlTableSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         names = set(self.settings_cls.model_fields)
+        table = getattr(self.settings_cls, "toml_table", None)
+        # the top level also holds the sections' tables, each checked by its own section
+        allowed = names if table else (names - {"home", "config_file"}) | set(SECTION_CLASSES)
+        unknown = sorted(k for k in self._data if k not in allowed)
+        if unknown:
+            raise ConfigError(_unknown_keys(table, unknown, allowed))
         return {k: v for k, v in self._data.items() if k in names}
+
+
+def _unknown_keys(table: str | None, unknown: list[str], allowed: set[str]) -> str:
+    """The error for keys of the settings file no setting reads: a misspelt key would
+    otherwise leave its setting at the default without a word."""
+    where = f"[{table}]" if table else "the top level"
+    what = ", ".join(repr(k) for k in unknown)
+    hints = [f"{k!r} -> {m[0]!r}" for k in unknown
+             if (m := difflib.get_close_matches(k, sorted(allowed), n=1, cutoff=0.75))]
+    hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+    return (f"unknown setting{'s' if len(unknown) > 1 else ''} in {where} of the settings "
+            f"file: {what}{hint}; known: {', '.join(sorted(allowed))}")
 
 
 class SectionSettings(BaseSettings):
@@ -238,7 +257,10 @@ def load_settings(**overrides: Any) -> Settings:
     ].get_default(call_default_factory=True)
     path = _config_path(Path(home))
     data = _read_toml(path) if path else {}
-    data.pop("home", None)
+    for key, variable in (("home", "DNCGUARD_HOME"), ("config_file", "DNCGUARD_CONFIG")):
+        if key in data:  # the file is found through them, so it cannot set them
+            raise ConfigError(f"{key} cannot be set in the settings file {path} (the file is "
+                              f"found through it): set {variable} instead")
     token = _toml_data.set(data)
     try:
         settings = Settings(**{**overrides, "home": home, "config_file": path})

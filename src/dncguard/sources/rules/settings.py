@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from ...config import SectionSettings
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 class EmergencyDeclaration(BaseModel):
     """An operator-supplied state of emergency: a state (optionally some ZIP prefixes) and dates."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt ``zips`` must not go statewide
 
     jurisdiction: str = Field(description="US-XX")
     start: date
