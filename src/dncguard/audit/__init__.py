@@ -212,12 +212,14 @@ def record_checks(settings: Settings, verdicts: list[Verdict], *, who: str | Non
 
 def record_job(settings: Settings, job_id: str, output_path: Path, summary: ScrubSummary, *,
                who: str | None = None, conn: Connection | None = None,
-               numbers: NumberDigests | None = None) -> AuditRecord:
+               numbers: NumberDigests | None = None, name: str | None = None
+               ) -> AuditRecord:
     """Record a finished scrub job (Merkle root, retained results) and queue its export;
     ``numbers``: the number HMACs computed while the file was written (optional, checked
-    against the file, see :class:`NumberDigests`)."""
+    against the file, see :class:`NumberDigests`); ``name``: the file name recorded
+    (default: ``output_path``'s)."""
     return _record_job(audit_log(settings, conn), job_id, output_path, summary, who=who,
-                       conn=conn, numbers=numbers)
+                       conn=conn, numbers=numbers, name=name)
 
 
 def number_digests(settings: Settings) -> NumberDigests:

@@ -624,12 +624,14 @@ class JobRecord:
 
 
 def prepare_job(log: AuditLog, job_id: str, output_path: Path, summary: ScrubSummary, *,
-                who: str | None = None, numbers: NumberDigests | None = None) -> JobRecord:
+                who: str | None = None, numbers: NumberDigests | None = None,
+                name: str | None = None) -> JobRecord:
     """The costly part of recording a job, outside any transaction: copy ``output_path`` and
     its summary under the home (hashing the copy), build the Merkle root from the copy.
     ``numbers``: the HMACs the scrub computed while writing the file (see
-    :class:`NumberDigests`). Raises :class:`AuditError` when the file cannot be read or the
-    job is recorded already."""
+    :class:`NumberDigests`); ``name``: the file name recorded (default: ``output_path``'s;
+    a scrub records its file before moving it into place under its own name). Raises
+    :class:`AuditError` when the file cannot be read or the job is recorded already."""
     if log.find("job", job_id) is not None:
         raise AuditError(f"job {job_id!r} already has an audit record")
     if numbers is not None and not numbers.uses_key(log.key):
@@ -655,7 +657,7 @@ def prepare_job(log: AuditLog, job_id: str, output_path: Path, summary: ScrubSum
         "merkle": {"root": merkle_root(blocks.leaves), "leaves": len(blocks.leaves),
                    "algorithm": "rfc6962-sha256", "leaf": f"block-{BLOCK_ROWS} v2",
                    "block_rows": BLOCK_ROWS, "row": ROW_LINE, "rows": blocks.rows},
-        "results": {"file": output_path.name, "sha256": digest, "retained": retained,
+        "results": {"file": name or output_path.name, "sha256": digest, "retained": retained,
                     "rows": blocks.rows},
     }
     return JobRecord(job_id, who, [k for k, v in summary.by_reason.items() if v],
@@ -682,19 +684,26 @@ def record_job(
     who: str | None = None,
     conn: Connection | None = None,
     numbers: NumberDigests | None = None,
+    name: str | None = None,
 ) -> AuditRecord:
     """Append the record of a finished scrub job and queue its summary export.
 
     Copies ``output_path`` (the verdict file :meth:`Scrubber.scrub_file` wrote) and its summary
     under the home, hashing it on the way, builds the Merkle root from the copy, then appends
     the record and (when ``export_url`` is set) enqueues the export in the same transaction.
-    ``numbers``: as for :func:`prepare_job`.
+    ``numbers`` and ``name``: as for :func:`prepare_job`.
     """
-    record = prepare_job(log, job_id, output_path, summary, who=who, numbers=numbers)
-    if conn is not None:
-        return write_job(log, record, conn)
-    with log.engine.begin() as own:
-        return write_job(log, record, own)
+    record = prepare_job(log, job_id, output_path, summary, who=who, numbers=numbers,
+                         name=name)
+    try:
+        if conn is not None:
+            return write_job(log, record, conn)
+        with log.engine.begin() as own:
+            return write_job(log, record, own)
+    except BaseException:
+        if conn is None:  # nothing refers to the retained copy: the record was not written
+            shutil.rmtree(job_folder(log, job_id), ignore_errors=True)
+        raise
 
 
 # -- proofs ---------------------------------------------------------------------------------

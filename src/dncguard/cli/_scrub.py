@@ -85,18 +85,24 @@ def scrub(
     flags = _context_flags(state, zip_code, line_type, region, subject=subject)
     columns: str | list[str] | None = phone_column[0] if phone_column and \
         len(phone_column) == 1 else phone_column or None
-    if show:
-        with Progress(TextColumn("scrubbing"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err_console, transient=True) as bar:
-            task = bar.add_task("rows", total=total)
+    try:
+        if show:
+            with Progress(TextColumn("scrubbing"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=err_console, transient=True) as bar:
+                task = bar.add_task("rows", total=total)
+                summary = scrubber.scrub_file(
+                    input_path, output, phone_column=columns, at=dial_time,
+                    campaign=campaign, purpose=purpose, call_type=call_type, raw=raw,
+                    progress=lambda n: bar.update(task, completed=n), defaults=flags)
+        else:
             summary = scrubber.scrub_file(
                 input_path, output, phone_column=columns, at=dial_time, campaign=campaign,
-                purpose=purpose, call_type=call_type, raw=raw,
-                progress=lambda n: bar.update(task, completed=n), defaults=flags)
-    else:
-        summary = scrubber.scrub_file(
-            input_path, output, phone_column=columns, at=dial_time, campaign=campaign,
-            purpose=purpose, call_type=call_type, raw=raw, defaults=flags)
+                purpose=purpose, call_type=call_type, raw=raw, defaults=flags)
+    except Exception:
+        # a verdict file appears only with its audit record (see Scrubber.scrub_file)
+        err_console.print(f"no verdict file was written to {escape(str(output))}",
+                          highlight=False)
+        raise
     if as_json:
         from ..engine.scrubber import summary_path
         from ..engine.summary import summary_dict

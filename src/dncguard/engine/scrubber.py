@@ -12,7 +12,9 @@ its number and row context, and says which row that was.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -329,24 +331,39 @@ class Scrubber:
                 input_path, output_path, ctx=ctx, phone_columns=[c for c in columns if c],
                 raw=raw, progress=progress, defaults=_clean(defaults or {})))
             if self.audit:
-                self._record_jobs(summary, output_path)
+                try:
+                    self._record_jobs(summary, output_path)
+                except BaseException:
+                    _withdraw_columns(summary, output_path)
+                    raise
             return summary
         numbers = self._number_digests()
+        # An audited scrub writes its verdict file under a hidden name and moves it into place
+        # only once its audit record is committed: a verdict file is never there without one.
+        target = _staged(output_path) if self.audit else output_path
         try:
             summary = asyncio.run(self.ascrub_file(
-                input_path, output_path, ctx=ctx, phone_column=columns[0] if columns else None,
+                input_path, target, ctx=ctx, phone_column=columns[0] if columns else None,
                 raw=raw, progress=progress, defaults=_clean(defaults or {}),
-                on_numbers=numbers.add if numbers is not None else None))
+                on_numbers=numbers.add if numbers is not None else None,
+                summary_file=not self.audit))
         except BaseException:
             if numbers is not None:
                 numbers.close(abandon=True)
             raise
+        if not self.audit:
+            return summary
         try:
-            if self.audit:
-                self._record_jobs(summary, output_path, numbers)
+            summary.output = str(output_path)
+            self._record_jobs(summary, output_path, numbers, staged=target)
+            target.replace(output_path)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
         finally:
             if numbers is not None:
                 numbers.close()
+        summary_path(output_path).write_text(summary.to_json(), encoding="utf-8")
         return summary
 
     def _number_digests(self) -> NumberDigests | None:
@@ -363,17 +380,20 @@ class Scrubber:
             return None
 
     def _record_jobs(self, summary: ScrubSummary, output_path: Path,
-                     numbers: NumberDigests | None = None) -> None:
+                     numbers: NumberDigests | None = None, *, staged: Path | None = None
+                     ) -> None:
         """Record a file scrub in the audit trail: one job, or one per phone column (each
-        column's own verdict file, so every row of every column can be proven)."""
+        column's own verdict file, so every row of every column can be proven). ``staged``:
+        where the verdict file of ``output_path`` is until it is recorded."""
         from .. import audit
 
         parts = {"": (output_path, summary)} if not summary.columns else {
             name: (Path(part.output or ""), part) for name, part in summary.columns.items()}
         for name, (path, part) in parts.items():
             job_id = audit.new_job_id()
-            audit.record_job(self.settings, job_id, path, part, who=self.who,
-                             numbers=numbers if not summary.columns else None)
+            audit.record_job(self.settings, job_id, staged or path, part, who=self.who,
+                             numbers=numbers if not summary.columns else None,
+                             name=path.name)
             summary.audit_jobs[name] = job_id
 
     async def ascrub_columns(
@@ -421,10 +441,11 @@ class Scrubber:
         progress: Progress | None = None,
         defaults: dict[str, str] | None = None,
         on_numbers: Callable[[pa.Array], None] | None = None,
+        summary_file: bool = True,
     ) -> ScrubSummary:
         """Scrub ``input_path`` into the verdict file ``output_path`` (see :meth:`scrub_file`);
         ``on_numbers`` is called with every slice's ``e164`` column as the slice is written,
-        in row order."""
+        in row order; ``summary_file``: also write ``*.summary.json`` beside it."""
         started = self.clock()
         t0 = time.perf_counter()
         defaults = _clean(defaults or {})
@@ -465,7 +486,8 @@ class Scrubber:
         finally:
             close()
         result = builder.finish(self.clock(), time.perf_counter() - t0)
-        summary_path(output_path).write_text(result.to_json(), encoding="utf-8")
+        if summary_file:
+            summary_path(output_path).write_text(result.to_json(), encoding="utf-8")
         return result
 
     def read_slices(self, path: Path, size: int, *, whole: bool = True
@@ -499,6 +521,26 @@ def column_outputs_dir(output_path: Path) -> Path:
 
 def _file_safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "column"
+
+
+def _staged(output_path: Path) -> Path:
+    """The hidden name a verdict file is written under until its audit record is committed
+    (the same folder and suffix: moved into place by a rename)."""
+    return output_path.with_name(f".{output_path.stem}.unrecorded-{secrets.token_hex(4)}"
+                                 f"{output_path.suffix}")
+
+
+def _withdraw_columns(summary: ScrubSummary, output_path: Path) -> None:
+    """After a scrub of several columns failed to be recorded: remove the combined verdict
+    file, its summary, and each column's verdict file that has no audit record."""
+    for path in (output_path, summary_path(output_path)):
+        path.unlink(missing_ok=True)
+    for name, part in (summary.columns or {}).items():
+        if name not in summary.audit_jobs and part.output:
+            Path(part.output).unlink(missing_ok=True)
+            summary_path(Path(part.output)).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # the columns' folder, when nothing is left in it
+        column_outputs_dir(output_path).rmdir()
 
 
 def summary_path(output_path: Path) -> Path:

@@ -1,0 +1,117 @@
+"""A verdict file appears only with its audit record: a scrub whose record cannot be committed
+leaves no verdict file (and replaces none), only a clear error."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dncguard.audit import audit_log
+from dncguard.cli import run
+from dncguard.config import Settings
+from dncguard.lists.store import ListStore
+
+from .conftest import read_csv
+
+AT = "2026-11-19T15:00:00Z"
+FAIL_JOBS = ("create trigger no_jobs before insert on audit_records when new.kind = 'job' "
+             "begin select raise(abort, 'disk I/O error'); end")
+
+
+def _db(settings: Settings) -> Path:
+    return settings.home / "dncguard.db"
+
+
+def _break_job_records(settings: Settings) -> None:
+    with sqlite3.connect(_db(settings)) as db:
+        db.execute(FAIL_JOBS)
+
+
+def _mend_job_records(settings: Settings) -> None:
+    with sqlite3.connect(_db(settings)) as db:
+        db.execute("drop trigger no_jobs")
+
+
+def _scrub(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = run(["scrub", *args, "--at", AT, "-q"])
+    return code, capsys.readouterr().err
+
+
+def _left(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name != "in.csv")
+
+
+@pytest.fixture
+def contacts(write_csv: Callable[..., Path], store: ListStore) -> Path:
+    store.add_number("2025550100")
+    return write_csv([["name", "phone", "alt"], ["a", "2025550100", "2025550101"],
+                      ["b", "2125550199", "2025550100"]])
+
+
+def test_no_verdict_file_without_its_record(capsys: pytest.CaptureFixture[str],
+                                            contacts: Path, tmp_path: Path,
+                                            settings: Settings) -> None:
+    work = contacts.parent
+    out = work / "out.csv"
+    code, _ = _scrub(capsys, str(contacts), "-o", str(out))  # the home and its tables exist
+    assert code == 0
+    out.unlink()
+    (work / "out.summary.json").unlink()
+    before = _left(work)
+    _break_job_records(settings)
+    code, err = _scrub(capsys, str(contacts), "-o", str(out))
+    assert code == 2
+    assert "no verdict file was written" in err and "database is unavailable" in err
+    assert _left(work) == before  # no verdict file, no summary, no hidden staged file
+    jobs = settings.home / "audit" / "jobs"
+    assert len(list(jobs.iterdir())) == 1  # the first scrub's; no copy without a record
+
+    _mend_job_records(settings)
+    code, _ = _scrub(capsys, str(contacts), "-o", str(out))
+    assert code == 0
+    assert [r["decision"] for r in read_csv(out)] == ["block", "allow"]
+    summary = json.loads((work / "out.summary.json").read_text())
+    assert summary["output"] == str(out)
+    records = list(audit_log(settings).records(kind="job"))
+    assert len(records) == 2  # the first scrub's and this one's; none for the failed one
+    results = records[-1].data["results"]
+    assert results["file"] == "out.csv"  # the name it has, not the staged one
+    assert results["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert records[-1].data["summary"]["output"] == str(out)
+
+
+def test_an_earlier_verdict_file_is_not_replaced(capsys: pytest.CaptureFixture[str],
+                                                 contacts: Path, settings: Settings,
+                                                 store: ListStore) -> None:
+    out = contacts.parent / "out.csv"
+    assert _scrub(capsys, str(contacts), "-o", str(out))[0] == 0
+    earlier = out.read_bytes()
+    store.add_number("2125550199")  # the next scrub's verdicts differ
+    _break_job_records(settings)
+    assert _scrub(capsys, str(contacts), "-o", str(out))[0] == 2
+    assert out.read_bytes() == earlier
+    assert sorted(p.name for p in contacts.parent.iterdir() if p.name.startswith(".")) == []
+
+
+def test_several_columns_leave_nothing_unrecorded(capsys: pytest.CaptureFixture[str],
+                                                  contacts: Path, settings: Settings) -> None:
+    work = contacts.parent
+    out = work / "out.csv"
+    assert _scrub(capsys, str(contacts), "-o", str(work / "first.csv"))[0] == 0
+    before = _left(work)
+    _break_job_records(settings)
+    code, err = _scrub(capsys, str(contacts), "-o", str(out), "--phone-column", "phone",
+                       "--phone-column", "alt")
+    assert code == 2 and "no verdict file was written" in err
+    assert _left(work) == before  # neither the combined file nor a column's, nor the folder
+    _mend_job_records(settings)
+    code, _ = _scrub(capsys, str(contacts), "-o", str(out), "--phone-column", "phone",
+                     "--phone-column", "alt")
+    assert code == 0
+    assert sorted(p.name for p in (work / "out.columns").iterdir()) == [
+        "alt.csv", "alt.summary.json", "phone.csv", "phone.summary.json"]
