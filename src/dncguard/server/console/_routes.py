@@ -294,8 +294,7 @@ async def check(request: Request) -> Response:
     verdict: Verdict = await svc.realtime.check(body.phone, ctx, body.defaults(),
                                                 fixed_at=body.at is not None,
                                                 who=f"console:{sess.key.name}")
-    svc.metrics.observe([verdict])
-    svc.counter.record([verdict])
+    # counted (metrics, hourly counts) by the real-time checker, as an API check is
     history = await _run(_history, svc, sess, verdict.e164) if verdict.e164 else {
         "note": "Not a valid number: it has no history."}
     return _page(request, "check.html", sess, values=values, verdict=verdict, history=history)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
+from ...engine.context import CONTEXT_FIELDS
 from ...engine.scrubber import Scrubber
 from ...store import utcnow
 from .._context import clean_or_422, context_or_422
@@ -24,7 +25,14 @@ router = APIRouter(tags=["jobs"])
 
 CSV_TYPES = ("text/csv", "application/csv", "text/plain")
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet")
-CONTEXT_KEYS = ("state", "zip", "line_type", "timezone", "region")
+#: The per-row context keys of a JSON job's objects: those of ``POST /v1/check``.
+CONTEXT_KEYS = CONTEXT_FIELDS
+#: The keys a JSON job's object may hold (each a column of the CSV the job reads).
+ROW_KEYS = ("phone", *CONTEXT_KEYS)
+#: Fields of ``POST /v1/check`` that a job takes once, as query parameters, not per row.
+JOB_PARAMS = ("campaign", "purpose", "call_type", "at")
+#: The most wrong keys and values one refusal names.
+MAX_FIELD_ERRORS = 20
 
 
 class JobStatus(BaseModel):
@@ -56,14 +64,17 @@ _BODY = {
     "requestBody": {
         "required": True,
         "description": "The contacts: a CSV file (header row, a phone column), a Parquet file, "
-                       "or a JSON array of numbers or of objects with a `phone` field.",
+                       "or a JSON array of numbers or of objects with a `phone` field and "
+                       "optionally the per-row fields of `POST /v1/check` (`region`, `state`, "
+                       "`zip`, `timezone`, `line_type`, `subject`); any other key answers 422.",
         "content": {
             "text/csv": {"schema": {"type": "string", "format": "binary"}},
             "application/vnd.apache.parquet": {"schema": {"type": "string",
                                                           "format": "binary"}},
             "application/json": {"schema": {"type": "array", "items": {
                 "anyOf": [{"type": "string"},
-                          {"type": "object", "required": ["phone"], "properties": {
+                          {"type": "object", "required": ["phone"],
+                           "additionalProperties": False, "properties": {
                               "phone": {"type": "string"},
                               **{k: {"type": ["string", "null"]} for k in CONTEXT_KEYS}}}]}}},
         },
@@ -84,23 +95,59 @@ def _format(content_type: str) -> str:
 
 
 def _json_to_csv(raw: Any, out: Any) -> int:
+    """Write a JSON job's rows as the CSV the job runner reads: a column per row key. Every
+    key of an object is a row key (:data:`ROW_KEYS`, the per-number fields ``POST /v1/check``
+    takes) and every value a string or null, else 422 naming ``body.INDEX.KEY`` (up to
+    :data:`MAX_FIELD_ERRORS` of them) and nothing is written: a key that is not read would
+    judge the row as if it had said nothing. Values are cleaned by the engine as a CSV
+    file's cells are (one it does not understand makes that row ``error`` /
+    CONTEXT_INVALID, naming the row and the key)."""
     if not isinstance(raw, list):
         raise ApiError(422, "the JSON body must be an array of numbers or of objects",
                        fields=[FieldError(field="body", message="expected an array")])
-    columns = ["phone", *CONTEXT_KEYS]
     writer = csv.writer(out)
-    writer.writerow(columns)
+    writer.writerow(ROW_KEYS)
+    errors: list[FieldError] = []
     for i, item in enumerate(raw):
         if isinstance(item, str):
             writer.writerow([item] + [""] * len(CONTEXT_KEYS))
-        elif (isinstance(item, dict) and isinstance(item.get("phone"), str)
-              and all(isinstance(item.get(c, ""), str | None) for c in CONTEXT_KEYS)):
-            writer.writerow([str(item.get(c, "") or "") for c in columns])
+        elif isinstance(item, dict):
+            found = _row_errors(i, item)
+            errors.extend(found)
+            if not found:
+                writer.writerow([item.get(k) or "" for k in ROW_KEYS])
         else:
-            raise ApiError(422, f"item {i} is neither a number nor an object with 'phone'",
-                           fields=[FieldError(field=f"body.{i}", message="expected a string or "
-                                              "an object with a string phone field")])
+            errors.append(FieldError(field=f"body.{i}", message="expected a string or an "
+                                     "object with a string phone field"))
+        if len(errors) >= MAX_FIELD_ERRORS:
+            break
+    if errors:
+        first = errors[0]
+        more = " (and more: see fields)" if len(errors) > 1 else ""
+        raise ApiError(422, f"invalid request ({first.field}: {first.message}){more}",
+                       fields=errors[:MAX_FIELD_ERRORS])
     return len(raw)
+
+
+def _row_errors(i: int, item: dict[str, Any]) -> list[FieldError]:
+    """What is wrong with the object at index ``i`` of a JSON job (nothing: a row)."""
+    out = []
+    if "phone" not in item:
+        out.append(FieldError(field=f"body.{i}.phone", message="Field required"))
+    elif not isinstance(item["phone"], str):
+        out.append(FieldError(field=f"body.{i}.phone", message="Input should be a valid string"))
+    for key, value in item.items():
+        where = f"body.{i}.{key if len(key) <= 100 else key[:100] + '...'}"
+        if key in JOB_PARAMS:
+            out.append(FieldError(field=where, message=(
+                f"Extra inputs are not permitted: {key} is a query parameter of the job "
+                f"(POST /v1/jobs?{key}=...), the same for every row")))
+        elif key not in ROW_KEYS:
+            out.append(FieldError(field=where, message=(
+                "Extra inputs are not permitted: a row's keys are " + ", ".join(ROW_KEYS))))
+        elif key != "phone" and not (value is None or isinstance(value, str)):
+            out.append(FieldError(field=where, message="Input should be a valid string"))
+    return out
 
 
 @router.post("/v1/jobs", status_code=202, response_model=JobStatus, response_model_by_alias=True,
