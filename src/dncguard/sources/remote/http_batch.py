@@ -6,7 +6,10 @@ adaptive concurrency. dncguard's ``GB`` is sent as the contract's ``UK``. With `
 ``hash`` the service receives ``sha256(salt + E.164)`` (hex), never the number.
 
 Numbers whose chunk fails, or that come back with ``status: error`` or no result at all, get
-``error`` / ``SOURCE_ERROR``; ``suppressed`` gives ``DNC_REMOTE``.
+``error`` / ``SOURCE_ERROR``; ``suppressed`` gives ``DNC_REMOTE``. Several results for one
+number are merged to the most severe: any ``suppressed`` blocks (with every list matched),
+else any status but ``allowed`` is an error; a number is allowed only when every result
+for it says ``allowed``.
 
 With the settings' home given (``HttpBatchCheck(hb, settings=settings)``) and the pre-filter
 enabled, numbers the service recently reported as suppressed are answered locally
@@ -93,6 +96,14 @@ def hash_number(e164: str, salt: str) -> str:
 def _error(detail: str) -> Reason:
     return Reason(code=ReasonCode.SOURCE_ERROR, decision=Decision.ERROR, source="http-batch",
                   detail=detail)
+
+
+def _matches(result: dict[str, Any]) -> list[str]:
+    """A result's ``listMatches`` (a list; one name alone is taken as a list of one)."""
+    found = result.get("listMatches")
+    if isinstance(found, str):
+        return [found] if found else []
+    return [str(x) for x in found] if isinstance(found, list) else []
 
 
 class HttpBatchCheck(CheckBase):
@@ -267,23 +278,29 @@ class HttpBatchCheck(CheckBase):
             for i in idx:
                 out[i].append(_error(f"http-batch could not check the number ({exc})"))
             return
-        by_value: dict[str, dict[str, Any]] = {}
+        by_value: dict[str, list[dict[str, Any]]] = {}
         for item in results:
-            by_value.setdefault(str(item.get("phoneNumber")), item)
+            by_value.setdefault(str(item.get("phoneNumber")), []).append(item)
         for i, value in zip(idx, sent, strict=True):
-            r = by_value.get(value)
-            status = str(r.get("status")) if r else None
-            if status == "suppressed" and r is not None:
-                lists = [str(x) for x in r.get("listMatches") or []] or list(hb.list_ids)
+            found = by_value.get(value, [])
+            # Several results for one number (the number sent twice, or a service answering
+            # per list) are merged to the most severe: a ``suppressed`` anywhere is a list
+            # match and blocks; else anything but ``allowed`` is an error; never the first.
+            hits = [r for r in found if str(r.get("status")) == "suppressed"]
+            odd = sorted({str(r.get("status")) for r in found} - {"suppressed", "allowed"})
+            if hits:
+                lists = list(dict.fromkeys(x for r in hits for x in _matches(r))) \
+                    or list(hb.list_ids)
+                why = next((str(r["reason"]) for r in hits if r.get("reason")), None)
                 if answers is not None:
                     answers[i] = lists
                 out[i].append(Reason(
                     code=ReasonCode.DNC_REMOTE, decision=Decision.BLOCK, source=self.name,
                     list=f"http-batch:{lists[0]}",
                     detail=f"suppressed by http-batch list {', '.join(lists)}"
-                    + (f" ({str(r.get('reason'))[:80]})" if r.get("reason") else "")))
-            elif status != "allowed":
-                why = "no result for the number" if r is None else f"status {status}"
+                    + (f" ({why[:80]})" if why else "")))
+            elif not found or odd:
+                why = "no result for the number" if not found else f"status {', '.join(odd)}"
                 out[i].append(_error(f"http-batch could not check the number ({why})"))
             elif answers is not None:
                 answers[i] = []

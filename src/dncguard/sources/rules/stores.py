@@ -190,21 +190,75 @@ def _rows_for(conn: Connection, name: str, table: Table, e164s: list[str],
                                     else numbers, **params}))
 
 
-def _read_rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+#: The columns of a consent file: required, then optional (``consent import``).
+CONSENT_COLUMNS = (("phone", "type", "date"), ("expires", "revoked"))
+#: The columns of an attempts file: required, then optional (``attempts import``).
+ATTEMPT_COLUMNS = (("phone", "at"), ("campaign", "purpose", "subject", "outcome"))
+
+
+def _shown(names: list[str]) -> str:
+    """Column names for a one-line message (odd ones quoted, at most 10)."""
+    out = [n if n.isprintable() and n and "," not in n and len(n) <= 40 else repr(n[:40])
+           for n in names[:10]]
+    return ", ".join(out) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+
+
+def _read_rows(path: Path, required: tuple[str, ...], optional: tuple[str, ...]
+               ) -> list[dict[str, str]]:
+    """The data rows of a CSV file whose header names only ``required`` and ``optional``
+    columns (any case, spaces around them ignored), each as ``{column: value}``.
+
+    A header with a column it does not know (a misspelt ``revoked`` would drop revocations),
+    a column twice, or a required column missing refuses the whole file (InputError) before
+    anything is imported. A row's non-blank value with no column name (past the header's
+    end, or under an empty header cell) is kept under ``"column N"`` for the import to
+    reject that row: no value is dropped unseen."""
+    accepted = f"{', '.join(required)}" + (
+        f" and optionally {', '.join(optional)}" if optional else "")
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            header = [h.strip().lower() for h in (reader.fieldnames or [])]
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise InputError(f"{path}: missing column(s) {', '.join(missing)}; "
-                                 f"expected {', '.join(required)}")
-            reader.fieldnames = header
-            return [{k: (v or "").strip() for k, v in r.items() if k} for r in reader]
+            reader = csv.reader(fh)
+            raw = next(reader, None)
+            if raw is None or not any(h.strip() for h in raw):
+                raise InputError(f"{path}: no header row; the first line must name the "
+                                 f"columns: {accepted}")
+            header = [h.strip().lower() for h in raw]
+            named = [h for h in header if h]
+            unknown = [h for h in dict.fromkeys(named) if h not in required + optional]
+            twice = [h for h in dict.fromkeys(named) if named.count(h) > 1]
+            missing = [c for c in required if c not in named]
+            problems = ([f"unknown column(s) {_shown(unknown)}"] if unknown else []) + (
+                [f"column(s) {_shown(twice)} given twice"] if twice else []) + (
+                [f"missing column(s) {', '.join(missing)}"] if missing else [])
+            if problems:
+                raise InputError(f"{path}: {'; '.join(problems)}; the columns are "
+                                 f"{accepted}; nothing was imported")
+            rows: list[dict[str, str]] = []
+            for cells in reader:
+                if not cells:
+                    continue  # a blank line
+                row = dict.fromkeys(named, "")
+                for n, value in enumerate(cells, start=1):
+                    name = header[n - 1] if n <= len(header) else ""
+                    if name:
+                        row[name] = value.strip()
+                    elif value.strip():
+                        row[f"column {n}"] = value.strip()
+                rows.append(row)
+            return rows
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{path} is not a readable CSV file: {exc}") from None
+
+
+def _nameless(r: dict[str, str], i: int, errors: list[RowError]) -> None:
+    """Reject row ``i`` for each value that has no column name (see :func:`_read_rows`)."""
+    for key, value in r.items():
+        if key.startswith("column "):
+            shown = value if len(value) <= 40 else value[:37] + "..."
+            errors.append(RowError(i, key, f"{shown!r} is in a column with no name in the "
+                                           "header; name the column or remove the value"))
 
 
 def _date(value: str, name: str, row: int, errors: list[RowError]) -> date | None:
@@ -320,13 +374,16 @@ class ConsentStore:
         return True
 
     def import_csv(self, path: Path, who: str | None = None) -> ImportReport:
-        """Import ``phone,type,date[,expires][,revoked]``; bad rows are reported, not raised."""
+        """Import ``phone,type,date[,expires][,revoked]``; bad rows are reported, not raised.
+        A header with any other column (or one twice, or one missing) is refused
+        (InputError) and nothing is imported."""
         today = utcnow().date()
-        rows = _read_rows(path, ("phone", "type", "date"))
+        rows = _read_rows(path, *CONSENT_COLUMNS)
         report = ImportReport(rows=len(rows))
         good: list[tuple[str, ConsentRecord]] = []
         for i, r in enumerate(rows, start=1):
             errs: list[RowError] = []
+            _nameless(r, i, errs)
             n = normalise(r.get("phone", ""), self.region)
             if not n.ok or n.e164 is None:
                 errs.append(RowError(i, "phone", n.message or "not a valid number"))
@@ -420,12 +477,15 @@ class AttemptStore:
         return True
 
     def import_csv(self, path: Path, who: str | None = None) -> ImportReport:
-        """Import ``phone,at[,campaign][,purpose][,subject][,outcome]``."""
-        rows = _read_rows(path, ("phone", "at"))
+        """Import ``phone,at[,campaign][,purpose][,subject][,outcome]``; bad rows are reported,
+        not raised. A header with any other column (or one twice, or one missing) is refused
+        (InputError) and nothing is imported."""
+        rows = _read_rows(path, *ATTEMPT_COLUMNS)
         report = ImportReport(rows=len(rows))
         good: list[tuple[str, Attempt]] = []
         for i, r in enumerate(rows, start=1):
             errs: list[RowError] = []
+            _nameless(r, i, errs)
             n = normalise(r.get("phone", ""), self.region)
             if not n.ok or n.e164 is None:
                 errs.append(RowError(i, "phone", n.message or "not a valid number"))
