@@ -4,7 +4,9 @@ Number files hold one number per line, in E.164 (``+12025550100``) or the nation
 the list's jurisdiction (``2025550100``, ``(202) 555-0100``, ``020 7946 0000``), or the FTC's
 ``NPA,NXXXXXX`` CSV. A first line without digits is taken as a header. Change lists add a flag
 field to each record: ``A``/``ADD``/``I`` adds, ``D``/``DEL``/``DELETE``/``R`` deletes
-(``2025550100,D`` or ``202,5550100,A,2026-11-01``).
+(``2025550100,D`` or ``202,5550100,A,2026-11-01``), optionally followed by the date of the
+change. A number's last record decides: the latest date, then the later line (see
+:func:`read_changes`).
 
 Large number files are parsed with pyarrow compute, a block at a time, so a national registry
 never needs a Python object per number.
@@ -16,9 +18,11 @@ import hashlib
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -56,18 +60,74 @@ class ParseReport:
             self.reject_samples.append(f"{where}: {why}")
 
 
+_lzma = getattr(zipfile, "lzma", None)  # None when Python was built without it
+#: What reading a damaged zip member raises: a bad CRC or header (BadZipFile), a broken
+#: deflate, bzip2 or lzma stream (zlib.error, OSError, LZMAError), a truncated one (EOFError).
+_ZIP_DAMAGE: tuple[type[Exception], ...] = (
+    zipfile.BadZipFile, zlib.error, EOFError, OSError,
+    *((_lzma.LZMAError,) if _lzma is not None else ()))
+
+
+class _ZipMember(io.RawIOBase):
+    """A zip member's bytes, whose damage raises :class:`ListError` naming the archive and
+    member (``st.zip!a.txt: damaged zip member (Bad CRC-32 for file 'a.txt')``) instead of
+    zipfile's and zlib's own exceptions. A member's CRC is checked when its end is read;
+    every reader here reads each member to its end before anything is imported, so a damaged
+    member imports nothing."""
+
+    def __init__(self, where: str, member: IO[bytes]) -> None:
+        super().__init__()
+        self.where = where
+        self._member = member
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._member.read(len(buffer))
+        except _ZIP_DAMAGE as exc:
+            raise ListError(f"{self.where}: damaged zip member ({exc})") from exc
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._member.close()
+        super().close()
+
+
+def _open_member(zf: zipfile.ZipFile, name: str, where: str) -> IO[bytes]:
+    try:
+        member = zf.open(name)
+    except _ZIP_DAMAGE as exc:  # a bad local header, or an offset past the end
+        raise ListError(f"{where}: damaged zip member ({exc})") from exc
+    except (NotImplementedError, RuntimeError) as exc:  # a compression method or encryption
+        raise ListError(f"{where}: cannot read this zip member ({exc})") from exc
+    return io.BufferedReader(_ZipMember(where, member), buffer_size=1 << 20)
+
+
 @contextmanager
 def _open_members(path: Path) -> Iterator[list[tuple[str, IO[bytes]]]]:
-    """The file's byte streams: the file itself, or each member of a zip archive."""
+    """The file's byte streams: the file itself, or each member of a zip archive (a damaged
+    archive or member raises :class:`ListError`, never zipfile's or zlib's exceptions)."""
     if not path.is_file():
         raise ListError(f"{path}: no such file")
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
+        try:
+            zf = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise ListError(f"{path}: damaged zip archive ({exc})") from exc
+        except NotImplementedError as exc:  # a zip format version zipfile cannot read
+            raise ListError(f"{path}: cannot read this zip archive ({exc})") from exc
+        with zf:
             names = sorted(i.filename for i in zf.infolist() if not i.is_dir())
             if not names:
                 raise ListError(f"{path}: the zip archive is empty")
-            streams = [(f"{path.name}!{n}", zf.open(n)) for n in names]
+            streams: list[tuple[str, IO[bytes]]] = []
             try:
+                for n in names:
+                    where = f"{path.name}!{n}"
+                    streams.append((where, _open_member(zf, n, where)))
                 yield streams
             finally:
                 for _, s in streams:
@@ -304,16 +364,60 @@ def _text_lines(path: Path) -> Iterator[tuple[str, str]]:
                     yield f"{member}:{n}", line.strip()
 
 
+_US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+
+
+def _change_day(text: str, country: str) -> int:
+    """The day of a change record's date field, as an ordinal: ISO 8601 (``2026-11-20``, a
+    time of day after it allowed but not used), or on US lists ``MM/DD/YYYY``. Raises
+    ValueError when the field is not a date."""
+    try:
+        return datetime.fromisoformat(text).date().toordinal()
+    except ValueError:
+        pass
+    us = _US_DATE.match(text) if country == "US" else None
+    if us is None:
+        raise ValueError(text)
+    return date(int(us[3]), int(us[1]), int(us[2])).toordinal()
+
+
+def _last_records(values: npt.NDArray[np.uint64], adding: npt.NDArray[np.bool_],
+                  days: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.uint64],
+                                                        npt.NDArray[np.bool_]]:
+    """Each number's last record: (sorted unique numbers, whether that record adds).
+
+    Records are in file order. When every record of a number carries a date, the latest date
+    wins and records of the same day count in file order; when any of them has none (-1),
+    file order alone decides for that number."""
+    if not values.size:
+        return values, adding
+    pos = np.arange(values.size, dtype=np.int64)
+    by_number = np.lexsort((pos, values))
+    v, undated = values[by_number], days[by_number] < 0
+    first = np.concatenate(([True], v[1:] != v[:-1]))
+    group = np.cumsum(first) - 1
+    any_undated = np.logical_or.reduceat(undated, np.flatnonzero(first))[group]
+    day = np.where(any_undated, 0, days[by_number])
+    order = by_number[np.lexsort((pos[by_number], day, v))]  # by number, then day, then line
+    v = values[order]
+    last = np.concatenate((v[1:] != v[:-1], [True]))
+    return v[last], adding[order][last]
+
+
 def read_changes(
     path: Path, *, jurisdiction: str | None, default_region: str
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], ParseReport]:
-    """A change list: (numbers added, numbers deleted, report)."""
+    """A change list: (numbers added, numbers deleted, report), each sorted and unique and
+    never both: a number's last record decides (see :func:`_last_records`), so deleting and
+    re-adding a number leaves it listed, and the two arrays are the net change to apply in
+    any order. A record's date is the field after its flag, if any; a date that is not
+    understood rejects the record."""
     country = country_of(jurisdiction, default_region)
     report = ParseReport()
-    adds: list[str] = []
-    dels: list[str] = []
-    add_where: list[str] = []
-    del_where: list[str] = []
+    numbers: list[str] = []
+    adding: list[bool] = []
+    days: list[int] = []
+    wheres: list[str] = []
     first = True
     for where, line in _text_lines(path):
         report.lines += 1
@@ -326,27 +430,33 @@ def read_changes(
             report.reject(where, "no add/delete flag (A or D) in the record")
             continue
         first = False
+        stamp = next((f for f in fields[flag_at + 1:] if f), None)
+        try:
+            day = -1 if stamp is None else _change_day(stamp, country)
+        except ValueError:
+            report.reject(where, "the change date is not a date (YYYY-MM-DD)")
+            continue
         number = "".join(f for f in fields[:flag_at] if f.lstrip("+").isdigit())
         if fields[0].startswith("+"):
             number = "+" + number
-        adding = fields[flag_at].upper() in _ADD
-        (adds if adding else dels).append(number)
-        (add_where if adding else del_where).append(where)
+        numbers.append(number)
+        adding.append(fields[flag_at].upper() in _ADD)
+        days.append(day)
+        wheres.append(where)
 
-    def convert(items: list[str], wheres: list[str]) -> npt.NDArray[np.uint64]:
-        if not items:
-            return np.zeros(0, dtype=np.uint64)
-        arr = pa.array(items, type=pa.string())
-        plus = np.asarray(pc.starts_with(arr, "+").to_numpy(zero_copy_only=False))
-        values, valid = _digits_to_e164(pc.replace_substring_regex(arr, r"[^0-9]", ""), plus,
-                                        country)
-        for i in np.flatnonzero(~valid):
-            report.reject(wheres[int(i)], f"not a {country} number")
-        return sorted_unique(values[valid])
-
-    added, deleted = convert(adds, add_where), convert(dels, del_where)
-    report.accepted = int(added.size + deleted.size)
-    return added, deleted, report
+    empty = np.zeros(0, dtype=np.uint64)
+    if not numbers:
+        return empty, empty, report
+    arr = pa.array(numbers, type=pa.string())
+    plus = np.asarray(pc.starts_with(arr, "+").to_numpy(zero_copy_only=False))
+    values, valid = _digits_to_e164(pc.replace_substring_regex(arr, r"[^0-9]", ""), plus,
+                                    country)
+    for i in np.flatnonzero(~valid):
+        report.reject(wheres[int(i)], f"not a {country} number")
+    final, adds = _last_records(values[valid], np.asarray(adding, dtype=bool)[valid],
+                                np.asarray(days, dtype=np.int64)[valid])
+    report.accepted = int(final.size)
+    return final[adds], final[~adds], report
 
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")

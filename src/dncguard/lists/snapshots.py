@@ -185,7 +185,15 @@ def apply_changes(folder: Path, current: Path, adds: npt.NDArray[np.uint64],
     database's record) with ``adds`` added and ``dels`` removed; returns (file name, opened
     snapshot). A bitmap whose area codes already cover the additions is copied and patched in
     place (no rebuild); otherwise the values are merged. A damaged ``current`` raises
-    :class:`SnapshotIntegrityError`: changes are never applied to a file that fails its seal."""
+    :class:`SnapshotIntegrityError`: changes are never applied to a file that fails its seal.
+
+    ``adds`` and ``dels`` are a net change and must not share a value (ValueError, before
+    anything is written): which of an add and a delete of one number comes last is the change
+    list's to say (:func:`dncguard.lists._files.read_changes` resolves it), so the result never
+    depends on the snapshot's layout."""
+    if adds.size and dels.size and bool(_searchsorted_contains(np.sort(dels), adds).any()):
+        raise ValueError("a change adds and deletes the same number; pass each number's "
+                         "last change only")
     opened = open_file(current, expected)
     snap = opened.array
     if is_bitmap(snap):
@@ -202,7 +210,7 @@ def apply_changes(folder: Path, current: Path, adds: npt.NDArray[np.uint64],
                 raise SnapshotIntegrityError(f"snapshot {current.name} changed while it was "
                                              "copied; not applying changes to it")
             patched = np.load(tmp, mmap_mode="r+", allow_pickle=False)
-            _patch(patched, dels, on=False)
+            _patch(patched, dels, on=False)  # disjoint from adds: the order is immaterial
             _patch(patched, adds, on=True)
             body = patched[HEADER_BYTES:].view(np.uint64)
             count = np.uint64(popcount(body))
