@@ -40,13 +40,16 @@ def stale_sources(settings: Settings) -> list[str]:
     against them fail closed or fall back to live search, so the replica is not ready)."""
     from ...lists.store import ListStore
     from ...sources.cxone.settings import load_cxone
+    from ...sources.cxone.source import unsynced_groups
 
     cx = load_cxone(settings)
     limit = timedelta(hours=cx.max_sync_age_hours)
     now = utcnow()
-    out = []
-    for info in ListStore(settings).all():
-        if info.kind != "cxone" or info.meta.get("active") is False:
+    infos = [i for i in ListStore(settings).all() if i.kind == "cxone"]
+    out = [f"CXone group {gid} is configured ([cxone] groups) but has never been synced "
+           f"(run 'dncguard cxone sync')" for gid in unsynced_groups(cx, infos)]
+    for info in infos:
+        if info.meta.get("active") is False:
             continue
         if info.synced_at is None or now - info.synced_at > limit:
             when = info.synced_at.isoformat() if info.synced_at else "never"

@@ -31,7 +31,7 @@ from ...store import utcnow
 from ..protocol import Batch, CheckBase, CheckContext
 from ..remote.prefilter import Hit, Prefilter
 from ._client import CxoneClient
-from ._sync import parse_time, to_cxone_phone
+from ._sync import list_name, parse_time, to_cxone_phone
 from .settings import CxoneSettings, load_cxone
 
 log = logging.getLogger("dncguard.sources.cxone")
@@ -47,6 +47,19 @@ def _error(detail: str, lst: str | None = None) -> Reason:
 def _hit(info_name: str, group_name: str | None, detail: str) -> Reason:
     return Reason(code=ReasonCode.DNC_CXONE, decision=Decision.BLOCK, source="cxone",
                   list=info_name, detail=f"on CXone DNC group {group_name or info_name}{detail}")
+
+
+def unsynced_groups(cx: CxoneSettings, infos: list[ListInfo]) -> list[str]:
+    """The ids of the configured ``groups`` that no synced list of ``infos`` holds."""
+    have = {str(i.meta.get("group_id")) for i in infos}
+    return sorted({str(g) for g in cx.groups or ()} - have)
+
+
+def never_synced(group_id: str, now: datetime) -> ListInfo:
+    """A configured group that has no list yet, as a list that was never synced."""
+    return ListInfo(name=list_name(group_id), kind="cxone", jurisdiction=None,
+                    snapshot_date=None, count=0, current_file=None, salt=None, created_at=now,
+                    updated_at=now, synced_at=None, meta={"group_id": group_id})
 
 
 def _relevant(results: list[dict[str, Any]], groups: dict[str, ListInfo] | None,
@@ -99,10 +112,14 @@ class CxoneCheck(CheckBase):
         return pf.stats() if pf is not None else None
 
     def _infos(self) -> list[ListInfo]:
+        """The groups checked: the synced ones, and with ``groups`` configured only those,
+        each configured group that has never been synced standing in as a list never synced
+        (a configured group is checked or fails closed, never skipped)."""
         infos = [i for i in self.store.all() if i.kind == "cxone"]
         if self.cx.groups:
             wanted = {str(g) for g in self.cx.groups}
             infos = [i for i in infos if str(i.meta.get("group_id")) in wanted]
+            infos += [never_synced(gid, self.clock()) for gid in unsynced_groups(self.cx, infos)]
         return infos
 
     def versions(self) -> DataVersions:
@@ -155,9 +172,13 @@ class CxoneCheck(CheckBase):
                                         f" (synced {info.synced_at:%Y-%m-%d %H:%M}Z)"
                                         if info.synced_at else ""))
         if stale:
-            names = ", ".join(i.name for i in stale)
-            why = (f"CXone list {names} is stale (synced longer than "
-                   f"{self.cx.max_sync_age_hours:g} h ago)")
+            never = [i.name for i in stale if i.synced_at is None]
+            old = [i.name for i in stale if i.synced_at is not None]
+            why = "; ".join(
+                ([f"CXone list {', '.join(never)} has never been synced (run: dncguard cxone "
+                  f"sync)"] if never else []) +
+                ([f"CXone list {', '.join(old)} is stale (synced longer than "
+                  f"{self.cx.max_sync_age_hours:g} h ago)"] if old else []))
             if self.cx.stale_policy == "live_search":
                 await self._live(batch, ctx, out, stale, why)
             else:
