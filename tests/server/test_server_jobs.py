@@ -84,6 +84,11 @@ def test_job_lifecycle_csv_json_parquet(start_server: Callable[..., Server],
         failed = wait_for(c, bad.json()["id"], lambda j: j["state"] in ("failed", "done"))
         assert failed["state"] == "failed" and "no phone column" in failed["error"]
         assert c.get(f"/v1/jobs/{bad.json()['id']}/results").status_code == 409
+        twice = c.post("/v1/jobs", content=b"phone,state,State\n2025551004,DC,TX\n",
+                       headers={"content-type": "text/csv"})
+        failed = wait_for(c, twice.json()["id"], lambda j: j["state"] in ("failed", "done"))
+        assert failed["state"] == "failed"
+        assert "columns 'state' and 'State' both give the rows' state" in failed["error"]
         assert c.post("/v1/jobs", json={"phone": "x"}).status_code == 422
         assert c.post("/v1/jobs", content=b"x", headers={
             "content-type": "image/png"}).status_code == 415

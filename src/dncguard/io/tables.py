@@ -83,8 +83,12 @@ def _phone_column(header_t: tuple[str, ...], requested: str | None) -> int:
         if requested in header:
             return header.index(requested)
         lowered = [h.strip().lower() for h in header]
-        if requested.strip().lower() in lowered:
-            return lowered.index(requested.strip().lower())
+        same = [i for i, h in enumerate(lowered) if h == requested.strip().lower()]
+        if len(same) > 1:
+            raise InputError(f"several columns are named {requested!r} (in another case): "
+                             f"{', '.join(header[i] for i in same)}; name one exactly")
+        if same:
+            return same[0]
         raise InputError(f"no column named {requested!r}; columns: {', '.join(header) or 'none'}")
     candidates = phone_like(header)
     if len(candidates) > 1:
@@ -100,12 +104,19 @@ def _phone_column(header_t: tuple[str, ...], requested: str | None) -> int:
 
 
 def context_columns(header: list[str]) -> dict[str, int]:
-    """Indexes of the optional per-row context columns present (``country`` -> ``region``)."""
+    """Indexes of the optional per-row context columns present (``country`` -> ``region``).
+    Two columns giving the same field (``state`` and ``State``, ``region`` and ``country``)
+    are refused (InputError): one of them would be read and the other ignored."""
     found: dict[str, int] = {}
-    lowered = [h.strip().lower() for h in header]
-    for name in CONTEXT_COLUMNS:
-        if name in lowered:
-            found["region" if name == "country" else name] = lowered.index(name)
+    for i, h in enumerate(header):
+        name = h.strip().lower()
+        if name not in CONTEXT_COLUMNS:
+            continue
+        field = "region" if name == "country" else name
+        if field in found:
+            raise InputError(f"columns {header[found[field]]!r} and {h!r} both give the rows' "
+                             f"{field}; keep one of them")
+        found[field] = i
     return found
 
 

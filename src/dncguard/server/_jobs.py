@@ -433,14 +433,14 @@ class JobRunner:
             self._fail(job.id, str(exc))
             return
         try:
-            try:
+            try:  # the header's phone and context columns, understood or refused
                 if header:
                     find_phone_column(header, p.get("phone_column"))
+                run = scrubber.run(header, ctx, phone_column=p.get("phone_column"),
+                                   defaults=defaults) if header else None
             except InputError as exc:
                 self._fail(job.id, str(exc))
                 return
-            run = scrubber.run(header, ctx, phone_column=p.get("phone_column"),
-                               defaults=defaults) if header else None
             self.store.chunk_path(job.id, 0).parent.mkdir(parents=True, exist_ok=True)
             counts: Counter[str] = Counter(job.counts)
             rows_done = job.rows_done
