@@ -227,3 +227,17 @@ def test_lists_work_on_postgresql(postgres_url: str, tmp_path: Path,
     store.remove_number("2025550100")
     assert hits(store, "internal", ["+12025550100", "+12025550101"]) == [False, True]
     assert store.entry_counts("internal") == {"added": 1, "removed": 1}
+
+
+def test_a_file_that_is_not_text_is_named(store: ListStore, tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 refuse the import with the file (and member) named."""
+    plain = tmp_path / "bad.txt"
+    plain.write_bytes(b"+12025550100\n+1202555\xff\xfe0101\n(202) 555-0102\n")
+    with pytest.raises(ListError, match=r"^bad\.txt \(lines from 1\): cannot read as text"):
+        store.import_file(plain, kind="internal", name="x")
+    packed = tmp_path / "bad.zip"
+    with zipfile.ZipFile(packed, "w") as zf:
+        zf.writestr("a.txt", plain.read_bytes())
+    with pytest.raises(ListError, match=r"^bad\.zip!a\.txt \(lines from 1\): cannot read"):
+        store.import_file(packed, kind="internal", name="x")
+    assert all(info.name != "x" for info in store.all())

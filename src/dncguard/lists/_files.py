@@ -137,8 +137,9 @@ def _open_members(path: Path) -> Iterator[list[tuple[str, IO[bytes]]]]:
             yield [(path.name, fh)]
 
 
-def _line_batches(stream: IO[bytes]) -> Iterator[pa.Array]:
-    """Whole lines as a string array, a block at a time (empty lines kept as '')."""
+def _line_batches(stream: IO[bytes], where: str) -> Iterator[pa.Array]:
+    """Whole lines as a string array, a block at a time (empty lines kept as ''); ``where``
+    names the file (or ``archive!member``) in the error of one that is not text."""
     read = pacsv.ReadOptions(column_names=["line"], block_size=1 << 24)
     parse = pacsv.ParseOptions(
         delimiter="\x1f", quote_char=False, escape_char=False, ignore_empty_lines=False
@@ -150,7 +151,7 @@ def _line_batches(stream: IO[bytes]) -> Iterator[pa.Array]:
         for batch in reader:
             yield batch.column(0)
     except pa.ArrowInvalid as exc:
-        raise ListError(f"cannot read as text: {exc}") from exc
+        raise ListError(f"{where}: cannot read as text: {exc}") from exc
 
 
 def country_of(jurisdiction: str | None, default_region: str) -> str:
@@ -333,7 +334,7 @@ def _parse_block(block: bytes, member: str, line_no: int, country: str, report: 
     """The general parser for one block (header already removed); returns the next line."""
     if not block:
         return line_no
-    for lines in _line_batches(io.BytesIO(block)):
+    for lines in _line_batches(io.BytesIO(block), f"{member} (lines from {line_no + 1})"):
         text = pc.utf8_trim_whitespace(lines)
         plus = np.asarray(pc.starts_with(text, "+").to_numpy(zero_copy_only=False))
         digits = pc.replace_substring_regex(text, r"[^0-9]", "")
