@@ -467,7 +467,7 @@ def test_config_show_is_what_is_in_effect_and_hides_secrets(
 
 
 def test_config_show_masks_the_database_password(capsys: pytest.CaptureFixture[str]) -> None:
-    from dncguard.cli._scrub import mask_url
+    from dncguard.config import mask_url
 
     assert mask_url("postgresql+psycopg://dg:s3cret@db.internal:5432/dncguard") == \
         "postgresql+psycopg://dg:***@db.internal:5432/dncguard"

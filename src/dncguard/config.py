@@ -31,6 +31,7 @@ import tomllib
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
@@ -217,6 +218,20 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def mask_url(text: str) -> str:
+    """A URL with the password of its user part replaced by ``***`` (other text as is)."""
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return text
+    if not parts.scheme or "@" not in parts.netloc:
+        return text
+    user, host = parts.netloc.rsplit("@", 1)
+    if ":" not in user:
+        return text
+    return text.replace(parts.netloc, f"{user.split(':', 1)[0]}:***@{host}", 1)
 
 
 def _config_path(home: Path) -> Path | None:

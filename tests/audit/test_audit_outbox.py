@@ -188,3 +188,33 @@ def test_postgres_job_export_prove_prune(postgres_url: str, tmp_path: Path,
     assert log.prune(now=clock.now + timedelta(days=2000))["deleted"] >= 2
     res = log.verify()
     assert res.ok and res.anchored_at >= 2, res.message
+
+
+def test_the_export_urls_password_is_never_shown(settings: Settings, demo_job: DemoJob,
+                                                 clock: FakeClock,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed delivery's error (kept in the outbox, shown by `audit outbox`) and the
+    command's endpoint line mask the password of the URL's user part."""
+    from dncguard.cli import run
+
+    url = "https://exporter:hunter2@export.invalid/hook"
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"cannot reach {request.url} (from {url})", request=request)
+
+    log = make_log(settings, clock, export_url=url)
+    _jobs(log, demo_job, 1)
+    worker = ExportWorker(log, client=httpx.Client(transport=httpx.MockTransport(refuse)),
+                          outbox=outbox_for(log, clock))
+    assert worker.run_once().failed == 1
+    worker.close()
+    (item,) = outbox_for(log).items(EXPORT_TOPIC, limit=10)
+    assert item.last_error and "hunter2" not in item.last_error
+    assert "exporter:***@export.invalid" in item.last_error
+    monkeypatch.setenv("DNCGUARD_AUDIT_EXPORT_URL", url)
+    monkeypatch.setenv("DNCGUARD_AUDIT_HMAC_KEY", "test-key")
+    assert run(["audit", "outbox"]) == 0
+    out = capsys.readouterr().out
+    assert "endpoint: https://exporter:***@export.invalid/hook" in out
+    assert "hunter2" not in out

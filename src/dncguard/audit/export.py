@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from .._lazy import lazy_import
+from ..config import mask_url
 from ..engine.summary import overall_false_positive_rate
 from ..outbox import DEAD, DELIVERED, PENDING, Outbox
 from ..store import utcnow
@@ -132,8 +133,9 @@ class ExportWorker:
                                         headers={"Idempotency-Key": item.key})
                 ok = 200 <= resp.status_code < 300
                 error = f"HTTP {resp.status_code}: {resp.text[:200]}"
-            except httpx.HTTPError as exc:
-                ok, error = False, f"{type(exc).__name__}: {exc}"
+            except httpx.HTTPError as exc:  # its text may hold the URL: never its password
+                ok, error = False, f"{type(exc).__name__}: {exc}".replace(
+                    self.url, mask_url(self.url))
             if ok:
                 self.outbox.ack([item.id])
                 report.sent += 1

@@ -89,6 +89,7 @@ def outbox(
     """The export outbox: backlog, failures; optionally deliver or requeue."""
     from ..audit import ExportWorker, outbox_metrics
     from ..audit.export import EXPORT_TOPIC, outbox_for
+    from ..config import mask_url
 
     log = _log()
     if requeue:
@@ -109,7 +110,8 @@ def outbox(
     for k, v in m.items():
         table.add_row(k, f"{v:,.0f}" if k != "oldest_pending_age_seconds" else f"{v:,.1f}")
     console.print(table)
-    console.print(f"endpoint: {log.audit.export_url or '(none configured)'}")
+    url = log.audit.export_url
+    console.print(f"endpoint: {escape(mask_url(url)) if url else '(none configured)'}")
     failing = [i for i in outbox_for(log).items(EXPORT_TOPIC, limit=100_000)
                if i.status != "delivered" and i.attempts > 0][:show]
     if failing:

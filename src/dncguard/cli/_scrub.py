@@ -299,22 +299,6 @@ def campaign_checks(scrubber: Scrubber) -> dict[str, dict[str, object]]:
 _SECRET_FILES = {("audit", "hmac_key"): "audit/hmac.key", ("prefilter", "salt"): "prefilter/salt"}
 
 
-def mask_url(text: str) -> str:
-    """A URL with the password of its user part replaced by ``***`` (other text as is)."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return text
-    if not parts.scheme or "@" not in parts.netloc:
-        return text
-    user, host = parts.netloc.rsplit("@", 1)
-    if ":" not in user:
-        return text
-    return text.replace(parts.netloc, f"{user.split(':', 1)[0]}:***@{host}", 1)
-
-
 def _is_secret(annotation: object) -> bool:
     from typing import get_args
 
@@ -353,6 +337,8 @@ def _secret_text(cfg: Settings, table: str, name: str, state: dict[str, object])
 def effective(cfg: Settings, table: str | None, section: BaseSettings) -> dict[str, object]:
     """A settings section as it is in effect: secrets as :func:`secret_state`, URLs with
     their passwords masked, the database URL as used (the default spelled out)."""
+    from ..config import mask_url
+
     values: dict[str, object] = json.loads(section.model_dump_json())
     for name, field in type(section).model_fields.items():
         if _is_secret(field.annotation):
