@@ -41,6 +41,15 @@ def test_valid_numbers_become_e164(raw: str, region: str | None, e164: str, foun
         pytest.param("(111) 555-0123", ReasonCode.INVALID_NUMBER, "not a valid", id="bad-npa"),
         pytest.param("+18765550100", ReasonCode.UNSUPPORTED_REGION, "JM", id="jamaica"),
         pytest.param("+33142685300", ReasonCode.UNSUPPORTED_REGION, "FR", id="france"),
+        # a second number after ';' (read as RFC 3966 parameters) or as a long extension
+        # would be dropped unchecked
+        pytest.param("2025550101;3055550150", ReasonCode.INVALID_NUMBER, "one number per",
+                     id="semicolon"),
+        pytest.param("+12025550101;isub=1234", ReasonCode.INVALID_NUMBER, "';'", id="isub"),
+        pytest.param("2025550101 ext 3055550150", ReasonCode.INVALID_NUMBER,
+                     "extension of 10 digits", id="long-extension"),
+        pytest.param("(202) 555-0101 x1234567", ReasonCode.INVALID_NUMBER,
+                     "extension of 7 digits", id="seven-digit-extension"),
     ],
 )
 def test_bad_numbers_explain_themselves(raw: str, code: ReasonCode, words: str) -> None:
@@ -72,3 +81,10 @@ def test_mask_hides_the_subscriber_digits() -> None:
 def test_state_for_area_code(e164: str, state: str | None) -> None:
     """US and Canadian area codes map to a state or province; others to none."""
     assert state_for(e164) == state
+
+
+@pytest.mark.parametrize("raw", ["2025550101 ext. 12", "2025550101;ext=123456",
+                                 "(202) 555-0101 x 42"])
+def test_a_short_extension_is_the_number(raw: str) -> None:
+    """An extension of up to six digits is dialled after the number: the number is checked."""
+    assert normalise(raw, "US").e164 == "+12025550101"

@@ -114,6 +114,13 @@ def normalise_by_parser(raw: str, region: str | None = None) -> Normalised:
     return _normalise(raw, _region_hint(region), table=False)
 
 
+#: The longest extension accepted after a number (``x1234``, ``ext. 12``, ``;ext=12``); a
+#: longer one is more likely a second number, which would go unchecked.
+MAX_EXTENSION_DIGITS = 6
+#: The one RFC 3966 parameter a phone field may carry: an extension, at the end.
+_EXTENSION_PARAM = re.compile(r"^[^;]*;ext=[0-9]+\s*$", re.IGNORECASE)
+
+
 def _normalise(raw: str, region: str, *, table: bool) -> Normalised:
     text = raw.strip()
     floated = _FLOAT_CELL.fullmatch(text)
@@ -125,11 +132,20 @@ def _normalise(raw: str, region: str, *, table: bool) -> Normalised:
         quick = _nanp_quick(raw, text, region)
         if quick is not None:
             return quick
+    if ";" in text and not _EXTENSION_PARAM.search(text):
+        # phonenumbers reads ';...' as RFC 3966 parameters and drops them: a second number
+        # after a ';' would go unchecked
+        return Normalised(raw, error=ReasonCode.INVALID_NUMBER,
+                          message="a ';' in the phone field: one number per field")
     try:
         number = phonenumbers.parse(text, region or None)
     except NumberParseException as exc:
         why = _PARSE_ERRORS.get(exc.error_type, str(exc))
         return Normalised(raw, error=ReasonCode.INVALID_NUMBER, message=f"cannot parse: {why}")
+    if number.extension and len(number.extension) > MAX_EXTENSION_DIGITS:
+        return Normalised(raw, error=ReasonCode.INVALID_NUMBER, message=(
+            f"an extension of {len(number.extension)} digits is as long as a phone number: "
+            "one number per field"))
     # is_valid_number would look the region up itself; look it up once and reuse it
     found = phonenumbers.region_code_for_number(number)
     if not (found and phonenumbers.is_valid_number_for_region(number, found)):
