@@ -264,11 +264,34 @@ def merge_summaries(parts: list[dict[str, Any]], job: JobInfo) -> ScrubSummary:
                      dial_time=datetime.fromisoformat(p["at"]), started_at=job.created_at,
                      finished_at=job.finished_at)
     builder = SummaryBuilder(s)
+    # each chunk is checked with the data current when it ran: every version a list (or the
+    # ruleset) had is kept, in order, with the rows that used it
+    seen: dict[str, list[tuple[str | None, int, int]]] = {}
+    first = 1
     for part in parts:
-        builder.add_summary(ScrubSummary.model_validate(
-            {**part, "dial_time": s.dial_time, "started_at": s.started_at}))
-        s.lists.update(part.get("lists", {}))
-        s.ruleset = part.get("ruleset") or s.ruleset
+        summary = ScrubSummary.model_validate(
+            {**part, "dial_time": s.dial_time, "started_at": s.started_at})
+        builder.add_summary(summary)
+        last = first + summary.total_rows - 1
+        used = {**summary.lists, **({"ruleset": summary.ruleset} if summary.ruleset else {})}
+        for name, version in used.items():
+            spans = seen.setdefault(name, [])
+            if spans and spans[-1][0] == version:
+                spans[-1] = (version, spans[-1][1], last)
+            else:
+                spans.append((version, first, last))
+        first = last + 1
+    for name, spans in seen.items():
+        versions = list(dict.fromkeys(v for v, _, _ in spans))
+        value = versions[0] if len(versions) == 1 else ", ".join(str(v) for v in versions)
+        if name == "ruleset":
+            s.ruleset = value
+        else:
+            s.lists[name] = value
+        if len(spans) > 1:
+            what = "the ruleset" if name == "ruleset" else name
+            s.warnings.append(f"{what} changed while the job ran: " + "; ".join(
+                f"rows {lo:,}-{hi:,} used {v or 'an undated version'}" for v, lo, hi in spans))
     elapsed = (job.finished_at - job.created_at).total_seconds() if job.finished_at else 0.0
     builder.finish(job.finished_at, elapsed)
     s.prefilter = merge_stats(part.get("prefilter") or {} for part in parts)

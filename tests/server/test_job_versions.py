@@ -1,0 +1,58 @@
+"""A job whose chunks ran with different versions of a list names every version in its
+summary and audit record, with the rows that used each: never the last one alone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from dncguard import audit
+from dncguard.config import load_settings
+from dncguard.lists.store import ListStore
+from dncguard.server._checker import CheckerProvider
+from dncguard.server._jobs import JobRunner, JobStore
+from dncguard.server._metrics import DecisionCounter, Metrics
+from dncguard.store import get_engine
+
+
+def test_every_list_version_a_job_used_is_recorded(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DNCGUARD_CHUNK_SIZE", "2")
+    settings = load_settings(home=tmp_path / "home")
+    engine = get_engine(settings)
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("2025550101\n")
+    second.write_text("2025550199\n")
+    ListStore(settings).import_file(first, kind="national", name="us-ftc", jurisdiction="US",
+                                    snapshot_date=date(2026, 11, 20))
+    jobs = JobStore(settings, engine)
+    job_id = jobs.new_id()
+    jobs.folder(job_id).mkdir(parents=True)
+    (jobs.folder(job_id) / "input.csv").write_text(
+        "phone\n+12025550101\n+12025550102\n+12025550103\n+12025550199\n")
+    jobs.create(job_id, input_name="c.csv", input_format="csv", who="t", params={
+        "at": datetime(2026, 11, 26, 15, tzinfo=UTC).isoformat(), "campaign": "default",
+        "defaults": {}})
+    runner = JobRunner(settings, engine, CheckerProvider(settings, engine),
+                       DecisionCounter(engine), Metrics(lambda: []), poll=0.1, lease=30)
+    commit = runner._commit
+
+    def then_a_new_snapshot(job: str, k: int, rows_done: int, counts: object) -> None:
+        commit(job, k, rows_done, counts)  # type: ignore[arg-type]
+        if k == 0:  # a new registry snapshot arrives while the job runs
+            ListStore(settings).import_file(second, kind="national", name="us-ftc",
+                                            jurisdiction="US", snapshot_date=date(2026, 11, 25))
+
+    monkeypatch.setattr(runner, "_commit", then_a_new_snapshot)
+    assert runner.run_one()
+    assert jobs.get(job_id).state == "done"
+    assert jobs.results_path(job_id).read_text().splitlines()[-1].split(",")[2] == "block"
+    record = audit.audit_log(settings).find("job", job_id)
+    assert record is not None
+    assert record.versions["lists"] == {"us-ftc": "2026-11-20, 2026-11-25"}
+    summary = record.data["summary"]
+    assert summary["lists"] == {"us-ftc": "2026-11-20, 2026-11-25"}
+    assert ("us-ftc changed while the job ran: rows 1-2 used 2026-11-20; rows 3-4 used "
+            "2026-11-25") in summary["warnings"]
