@@ -337,16 +337,18 @@ def attempts_record(
                                        help="Same-subject key (default: the campaign; a debt "
                                             "id for collections)"),
     outcome: str | None = typer.Option(None, "--outcome",
-                                       help="e.g. conversation, no_answer, voicemail"),
+                                       help="conversation | voicemail | no_answer | busy | "
+                                            "failed (any case)"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Record one call attempt."""
     from ..phones import mask
     from ..sources.rules.schema import PURPOSES
-    from ..sources.rules.stores import AttemptStore
+    from ..sources.rules.stores import OUTCOMES, AttemptStore
 
     instant = parse_instant(at)
     assert instant is not None
+    outcome = _choice(outcome, OUTCOMES, "--outcome") if outcome and outcome.strip() else None
     store = AttemptStore(settings())
     number = e164(phone, store.region)
     why = _choice(purpose, PURPOSES, "--purpose") or "telemarketing"

@@ -15,14 +15,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from ...engine.scrubber import Scrubber
 from ...errors import ContextError, InputError
 from ...lists.store import ListStore
 from ...phones import normalise
 from ...sources.rules.source import RulesCheck
-from ...sources.rules.stores import AttemptStore, ConsentStore
+from ...sources.rules.stores import OUTCOMES, AttemptStore, ConsentStore, parse_outcome
 from ...sources.rules.when import WhenOut
 from .._context import clean_or_422, context_or_422
 from .._deps import CheckKey, DncKey, Service, ServiceDep
@@ -64,9 +64,11 @@ class AttemptIn(BaseModel):
                                 description="Same-subject key the caps count per (default: the "
                                             "campaign; a debt id for collections)")
     outcome: str | None = Field(default=None, min_length=1, max_length=40,
-                                description="e.g. conversation, no_answer, voicemail")
+                                description=f"One of {', '.join(OUTCOMES)} (any case)")
     region: Region | None = Field(default=None,
                                   description="Region of a number written in national format")
+
+    _outcome = field_validator("outcome")(parse_outcome)  # refused: 422 naming body.outcome
 
 
 class AttemptOut(BaseModel):

@@ -33,7 +33,7 @@ from ..protocol import CheckBase
 from . import codes
 from ._engine import CampaignWindow, TimePlan, Violation, local_text
 from ._holidays import HolidayCalendar
-from ._loader import Ruleset
+from ._loader import RulesDataError, Ruleset
 from ._zones import Location, resolve_location, zone_key_array, zone_keys
 from .freshness import FreshnessPolicy
 from .schema import (
@@ -51,11 +51,13 @@ from .schema import (
 )
 from .settings import EmergencyDeclaration, RulesSettings
 from .stores import (
+    OUTCOMES,
     PROBE_EMPTY_FROM,
     Attempt,
     AttemptStore,
     ConsentRecord,
     ConsentStore,
+    outcome_key,
 )
 from .when import When
 
@@ -78,6 +80,26 @@ _PLAN_CACHE_MAX = 20_000
 _DAY_CACHE_MAX = 256
 _CONSENT = frozenset({"express", "express_written"})
 _EBR = frozenset({"ebr_purchase", "ebr_inquiry"})
+
+
+def check_outcomes(ruleset: Ruleset) -> None:
+    """Every ``cooldown_after`` of the ruleset names an attempt outcome
+    (:data:`~dncguard.sources.rules.stores.OUTCOMES`, any case): a cooldown after an outcome
+    no attempt can record would never start. RulesDataError names the file and the rule."""
+    for j in ruleset.jurisdictions():
+        for _, rule in ruleset.of_kind(FrequencyCapRule, [j]):
+            bad = [o for o in rule.cooldown_after if outcome_key(o) not in OUTCOMES]
+            if bad:
+                raise RulesDataError(
+                    f"{j}.yaml: rule {rule.id}: cooldown_after {bad[0]!r} is not an attempt "
+                    f"outcome; the outcomes are {', '.join(OUTCOMES)}")
+
+
+def _starts_cooldown(outcome: str | None, after: set[str | None]) -> bool:
+    """Whether an attempt's stored outcome starts a cooldown that follows ``after`` (outcome
+    keys): one of them in any case, or a non-blank outcome that is none of OUTCOMES."""
+    k = outcome_key(outcome)
+    return k in after or (k is not None and k not in OUTCOMES)
 
 
 def load_emergencies(path: Path) -> list[EmergencyDeclaration]:
@@ -156,6 +178,7 @@ class RulesCheck(CheckBase):
         self.settings = settings
         self.config = rules_settings or settings.section(RulesSettings)
         self.ruleset = ruleset or self.config.ruleset()
+        check_outcomes(self.ruleset)
         self.calendar = HolidayCalendar(self.ruleset.holiday_sets)
         self._store = store
         self._consents = consents
@@ -605,13 +628,22 @@ class RulesCheck(CheckBase):
                 why = f"{len(recent)} attempts in the last {cr.window_hours} h (cap " \
                       f"{cr.max_attempts})"
             if cr.cooldown_after and cr.cooldown_hours:
+                # compared in lower case; an outcome stored before outcomes were checked that
+                # is none of OUTCOMES may have been a conversation, so it starts the pause too
+                # (said in the detail): a skipped cooldown is a violation, an extra one a delay
                 cool = timedelta(hours=cr.cooldown_hours)
-                last = [a for a in relevant if a.outcome in cr.cooldown_after and a.at > at - cool]
+                after = {outcome_key(o) for o in cr.cooldown_after}
+                last = [a for a in relevant
+                        if a.at > at - cool and _starts_cooldown(a.outcome, after)]
                 if last:
                     ends = last[-1].at + cool
                     if free is None or ends > free:
                         free = ends
-                        why = f"a {last[-1].outcome} at {last[-1].at:%Y-%m-%d %H:%M} UTC " \
+                        k = outcome_key(last[-1].outcome)
+                        what = f"a {k}" if k in OUTCOMES else (
+                            f"an attempt with the unknown outcome {last[-1].outcome!r} (counted "
+                            f"as {' or '.join(cr.cooldown_after)})")
+                        why = f"{what} at {last[-1].at:%Y-%m-%d %H:%M} UTC " \
                               f"starts a {cr.cooldown_hours} h pause"
             if free is None:
                 continue

@@ -90,6 +90,35 @@ class ConsentRecord:
     revoked: date | None = None
 
 
+#: The outcomes an attempt may record, the one list that ``attempts record``, ``attempts
+#: import``, ``POST /v1/attempts`` and the rules' ``cooldown_after`` are held to (a rules file
+#: naming another outcome is refused when the rules check is built, see
+#: :class:`~dncguard.sources.rules.source.RulesCheck`): ``conversation`` (spoke with the person:
+#: Reg F's 7-day pause), ``voicemail`` (a message was left), ``no_answer``, ``busy`` and
+#: ``failed`` (the call did not connect). Given in any case, spaces around ignored; a
+#: missing or blank outcome is no outcome. Anything else is refused: an outcome the caps do
+#: not understand would silently skip a cooldown.
+OUTCOMES: tuple[str, ...] = ("conversation", "voicemail", "no_answer", "busy", "failed")
+
+
+def outcome_key(text: str | None) -> str | None:
+    """An outcome as it is compared: spaces around removed, lower case; None when blank."""
+    key = (text or "").strip().lower()
+    return key or None
+
+
+def parse_outcome(text: str | None) -> str | None:
+    """An attempt's outcome as stored: None when missing or blank, else the one of
+    :data:`OUTCOMES` it names (any case, spaces around ignored). Anything else raises
+    ValueError naming the value and the accepted outcomes."""
+    key = outcome_key(text)
+    if key is None or key in OUTCOMES:
+        return key
+    shown = text if text is not None and len(text) <= 40 else f"{(text or '')[:37]}..."
+    raise ValueError(f"{shown!r} is not a known outcome; use one of {', '.join(OUTCOMES)} "
+                     "(or none)")
+
+
 @dataclass(frozen=True)
 class Attempt:
     at: datetime
@@ -453,10 +482,14 @@ class AttemptStore:
             raise InputError("the attempt time needs a UTC offset")
         if purpose not in PURPOSES:
             raise InputError(f"purpose must be one of {', '.join(PURPOSES)}")
+        try:
+            known = parse_outcome(outcome)
+        except ValueError as exc:
+            raise InputError(f"outcome: {exc}") from None
         n = normalise(phone, self.region)
         if not n.ok or n.e164 is None:
             raise InputError(f"not a valid phone number: {n.message}")
-        att = Attempt(at.astimezone(UTC), campaign, purpose, subject or campaign, outcome or None)
+        att = Attempt(at.astimezone(UTC), campaign, purpose, subject or campaign, known)
         with self.engine.begin() as conn:
             return self._insert(conn, n.e164, att, who)
 
@@ -499,13 +532,18 @@ class AttemptStore:
             if purpose not in PURPOSES:
                 errs.append(RowError(i, "purpose", f"{purpose!r} is not one of "
                                                    f"{', '.join(PURPOSES)}"))
+            outcome: str | None = None
+            try:
+                outcome = parse_outcome(r.get("outcome"))
+            except ValueError as exc:
+                errs.append(RowError(i, "outcome", str(exc)))
             if errs:
                 report.errors.extend(errs)
                 continue
             assert n.e164 is not None and at is not None
             campaign = r.get("campaign") or "default"
             good.append((n.e164, Attempt(at, campaign, purpose, r.get("subject") or campaign,
-                                         r.get("outcome") or None)))
+                                         outcome)))
         with self.engine.begin() as conn:
             for e164, att in good:
                 if self._insert(conn, e164, att, who):
