@@ -7,7 +7,7 @@ kind          content                                          reason code
 ============  ===============================================  ==============
 internal      the company's own opt-outs                       DNC_INTERNAL
 national      a national registry (US FTC, CA DNCL, GB TPS, AU)  DNC_NATIONAL
-state         a US state list (jurisdiction such as US-FL)      DNC_STATE
+state         a state or province list (US-FL, US-PR, CA-ON)    DNC_STATE
 litigator     known serial plaintiffs                          DNC_LITIGATOR
 hashed        SHA-256 of E.164 numbers (optionally salted)      DNC_HASHED
 prefix        digit prefixes of E.164 numbers (ranges)          DNC_PREFIX
@@ -45,6 +45,7 @@ from ..config import Settings
 from ..errors import ListError
 from ..models import Decision, Reason, ReasonCode
 from ..phones import mask, normalise
+from ..places import subdivision, subdivision_codes
 from ..store import (
     as_utc,
     get_engine,
@@ -87,7 +88,19 @@ ALL_KINDS = (*KIND_CODES, *INFO_KINDS)
 MANUAL_KINDS = ("internal", "litigator")
 DATED_KINDS = ("national", "state")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
-_JURISDICTION = re.compile(r"^(US|CA|GB|AU)(-[A-Z]{2})?$")
+_JURISDICTION = re.compile(r"^([A-Z]{2})(?:-(.*))?$", re.DOTALL)
+#: The countries a list can be of: their national registries, and the national formats a
+#: number file may use (:func:`dncguard.lists._files.country_of`).
+LIST_COUNTRIES = ("US", "CA", "GB", "AU")
+#: What a state list's subdivision is, per country whose subdivisions the state-list check can
+#: match (:func:`dncguard.sources.local.applies_to`: a number's state from its area code, its
+#: row's ``state`` or ZIP code; a row's ``state`` is one of the codes of
+#: ``data/subdivisions.csv``). GB and AU have none.
+_SUBDIVISIONS = {"US": "US state or territory", "CA": "Canadian province or territory"}
+#: What each kind does with a jurisdiction: dated kinds are scoped by it; number kinds read
+#: national-format numbers in its country's format; hashed and prefix lists hold E.164 forms.
+_SCOPED_KINDS = DATED_KINDS
+_COUNTRY_KINDS = ("internal", "litigator", "wireless")
 
 #: When each national registry opened (a snapshot cannot be older): the US National Do Not
 #: Call Registry 2003-06-27, the UK TPS 1999-05-01 (its statutory basis), Canada's National
@@ -112,6 +125,54 @@ def snapshot_date_problem(snapshot: date, jurisdiction: str | None, today: date)
     return None
 
 
+def _a(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
+def jurisdiction_problem(kind: str, jurisdiction: str) -> str | None:
+    """Why a list of ``kind`` cannot have ``jurisdiction`` (upper case, ``GB`` not ``UK``);
+    None when it can. A national list names its country (US, CA, GB, AU); a state list a
+    subdivision the state-list check can match: a US state, DC or territory, or a Canadian
+    province or territory (``US-FL``, ``US-PR``, ``CA-ON``; the codes of
+    :func:`dncguard.places.subdivision_codes`, which a row's ``state`` is read as too). An
+    internal, litigator or wireless list applies to every number: its jurisdiction only names
+    the country whose national format the file uses. Hashed and prefix lists hold forms of
+    E.164 numbers and use none."""
+    if kind not in (*_SCOPED_KINDS, *_COUNTRY_KINDS):
+        held = "SHA-256 hashes" if kind == "hashed" else "digit prefixes"
+        return (f"{_a(kind)} list does not use a jurisdiction: it holds {held} of E.164 "
+                "numbers, whatever their country; leave --jurisdiction out")
+    found = _JURISDICTION.match(jurisdiction)
+    country, sub = (found.group(1), found.group(2)) if found else ("", None)
+    if country not in LIST_COUNTRIES:
+        return ("not a country a list can be of: use US, CA, GB or AU" +
+                (", with the state or province (e.g. US-FL)" if kind == "state" else ""))
+    if kind == "state":
+        if sub is None:
+            return "a state list's jurisdiction names the state, e.g. US-FL"
+        what = _SUBDIVISIONS.get(country)
+        if what is None:
+            return (f"dncguard knows no {country} subdivisions to match numbers to; a state "
+                    "list is of a US state or territory or a Canadian province or territory "
+                    f"(e.g. US-FL, CA-ON), a {country} registry is --kind national "
+                    f"--jurisdiction {country}")
+        if sub not in subdivision_codes(country):
+            named = subdivision(sub)
+            hint = (f"; did you mean {named[0]}-{named[1]}?" if named
+                    else f"; use the two-letter postal code, e.g. {country}-"
+                         f"{'FL' if country == 'US' else 'ON'}")
+            return f"{sub or 'an empty code'} is not a {what} code{hint}"
+        return None
+    if sub is not None:
+        if kind == "national":
+            return (f"a national list's jurisdiction is its country ({country}); a list of one "
+                    f"state or province is --kind state --jurisdiction {jurisdiction}")
+        return (f"{_a(kind)} list applies to every number, whatever its state; its "
+                "jurisdiction only names the country whose national format the file uses "
+                f"({country})")
+    return None
+
+
 @dataclass(frozen=True)
 class ListInfo:
     """A list's metadata as stored."""
@@ -131,6 +192,19 @@ class ListInfo:
     @property
     def code(self) -> ReasonCode:
         return KIND_CODES[self.kind]
+
+    @property
+    def scope_problem(self) -> str | None:
+        """Why the numbers this national or state list applies to cannot be told from its
+        stored jurisdiction (one stored before such jurisdictions were refused, e.g. a state
+        list of ``US-FA``, which no number would ever match): checking it must fail closed.
+        None when they can, or the list is of another kind."""
+        if self.kind not in _SCOPED_KINDS or not self.jurisdiction:
+            return None
+        problem = jurisdiction_problem(self.kind, self.jurisdiction)
+        if problem is None:
+            return None
+        return f"list {self.name}: jurisdiction {self.jurisdiction}: {problem}; re-import it"
 
     @property
     def seal(self) -> Seal | None:
@@ -279,15 +353,23 @@ class ListStore:
         """Import a file as the new content of a list (or apply it as a change list)."""
         if kind not in IMPORT_KINDS:
             raise ListError(f"kind {kind!r} cannot be imported; kinds: {', '.join(IMPORT_KINDS)}")
-        if jurisdiction:
-            jurisdiction = jurisdiction.upper().replace("UK", "GB")
-            if not _JURISDICTION.match(jurisdiction):
-                raise ListError(f"jurisdiction {jurisdiction!r}: use US, CA, GB, AU or US-XX")
+        if salt is not None and kind != "hashed":
+            held = "digit prefixes" if kind == "prefix" else "numbers"
+            raise ListError(f"--salt is for hashed lists only; {_a(kind)} list holds {held}, "
+                            "not hashes: leave --salt out")
+        if jurisdiction is not None:
+            given = jurisdiction
+            jurisdiction = re.sub(r"^UK(?=-|$)", "GB", jurisdiction.strip().upper())
+            if not jurisdiction:
+                raise ListError(f"--jurisdiction is empty; {_a(kind)} list "
+                                + ("needs one (e.g. US, US-FL, GB)" if kind in DATED_KINDS
+                                   else "can leave it out"))
+            problem = jurisdiction_problem(kind, jurisdiction)
+            if problem:
+                raise ListError(f"--jurisdiction {given.strip()}: {problem}")
         if kind in DATED_KINDS:
             if not jurisdiction:
                 raise ListError(f"a {kind} list needs --jurisdiction (e.g. US, US-FL, GB)")
-            if kind == "state" and "-" not in jurisdiction:
-                raise ListError("a state list's jurisdiction names the state, e.g. US-FL")
             if snapshot_date is None:
                 raise ListError(f"a {kind} list needs --snapshot-date (the date of the download)")
         if snapshot_date is not None:
@@ -582,6 +664,9 @@ class ListIndex:
         self.info = info
         self._file: SnapshotFile | None = None
         self._entries: _Entries | None = None
+        #: a national or state list whose stored jurisdiction is not understood: every
+        #: lookup raises (the check answers SOURCE_ERROR), never a silent miss
+        self._scope_problem = info.scope_problem
 
     @property
     def _snapshot(self) -> npt.NDArray[Any] | None:
@@ -620,7 +705,10 @@ class ListIndex:
     def contains(self, digits: npt.NDArray[np.uint64], *, at: datetime | None = None,
                  snapshot_only: bool = False) -> npt.NDArray[np.bool_]:
         """Which numbers (E.164 as integers) are on the list at the instant ``at`` (default
-        now)."""
+        now). Raises :class:`ListError` for a list whose jurisdiction is not understood
+        (:attr:`ListInfo.scope_problem`)."""
+        if self._scope_problem is not None:
+            raise ListError(self._scope_problem)
         kind = self.info.kind
         snap = self._snapshot
         if kind == "hashed":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
@@ -13,9 +14,11 @@ import numpy.typing as npt
 
 from .._lazy import lazy_import
 from ..engine.findings import Findings
+from ..errors import ListError
 from ..lists.store import INFO_KINDS, ListIndex, ListInfo, ListStore
 from ..models import DataVersions, Decision, Reason, ReasonCode
 from ..phones import npa_state_index, npa_state_table
+from ..places import zip_state
 from .protocol import Batch, CheckBase, CheckContext
 
 if TYPE_CHECKING:
@@ -32,28 +35,78 @@ def applies_to(jurisdiction: str, batch: Batch) -> npt.NDArray[np.bool_]:
     """Which numbers a national or state list applies to.
 
     A national registry applies to the numbers of its country. A state list (``US-FL``)
-    applies to numbers of that state by area code or by the row's address (``state``
-    column or flag): both are candidates, as for the calling rules. A number whose state is
-    unknown either way gets every state list of its country (the safe side).
+    applies to numbers of that state by area code, by the row's address (``state`` column or
+    flag) or by its ZIP or postal code's state (``zip`` column or flag): each is a candidate,
+    as for the calling rules. A number whose state is unknown every way gets every state list
+    of its country (the safe side).
     """
+    return _applies(jurisdiction, batch)[0]
+
+
+def _applies(jurisdiction: str, batch: Batch
+             ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """:func:`applies_to`, and the numbers it applies to only by their ZIP code's state (a
+    hit there says so: nothing else in the verdict names that state)."""
     country, _, state = jurisdiction.partition("-")
     key = f"country:{country}"
     out = batch._memo.get(key)
     if out is None:
         regions, ids = batch.distinct("region")
         out = batch._memo[key] = np.array([r == country for r in regions], dtype=bool)[ids]
+    by_zip = np.zeros(len(batch), dtype=bool)
     if not state or not out.any():
-        return np.array(out, dtype=bool)
+        return np.array(out, dtype=bool), by_zip
     names, candidates = _state_candidates(batch)
     known = (candidates != 0).any(axis=0)
     code = names.get(state)  # None: no number has this state by any account
-    matches = (candidates == code).any(axis=0) if code is not None else False
-    return np.asarray(out & (~known | matches), dtype=bool)
+    if code is None:
+        return np.asarray(out & ~known, dtype=bool), by_zip
+    same = candidates == code
+    matches = same.any(axis=0)
+    by_zip = out & same[_ZIP_ROW] & ~same[:_ZIP_ROW].any(axis=0)
+    return np.asarray(out & (~known | matches), dtype=bool), by_zip
+
+
+#: the row of :func:`_state_candidates` that holds the ZIP or postal code's state
+_ZIP_ROW = 3
+#: a US ZIP code (five digits, or ZIP+4) and a Canadian postal code (``K1A 0B1``, or without
+#: the space): the context's canonical forms, and what the rows of a batch built by hand hold
+_US_ZIP = re.compile(r"^\d{5}(?:-?\d{4})?$")
+_CA_POSTAL = re.compile(r"^[A-Z]\d[A-Z] ?\d[A-Z]\d$")
+
+
+def _zip_states(zips: list[str]) -> list[str]:
+    """The state or province of each distinct ZIP or postal code (``""``: none), found as
+    the rules find it: a US ZIP code (its first five digits) from the shipped ZIP table, a
+    Canadian postal code by its first letter (the ruleset's ``ca_postal_provinces``). Each
+    ZIP code is looked up once per process (:data:`_ZIP_STATES`), not once per batch."""
+    out: list[str] = []
+    for raw in zips:
+        code = raw.strip().upper()
+        key = code[:5] if _US_ZIP.match(code) else code[0] if _CA_POSTAL.match(code) else ""
+        found = _ZIP_STATES.get(key)
+        if found is None:
+            if len(key) == 5:
+                found = zip_state(key) or ""
+            else:  # the rules' table, read only when a postal code needs it
+                from .rules import load_ruleset
+
+                found = load_ruleset().zones.ca_postal_provinces.get(key, "")
+            _ZIP_STATES[key] = found
+        out.append(found)
+    return out
+
+
+#: ZIP code (five digits) or Canadian postal code's first letter -> its state or province
+#: (``""``: none; at most one entry per US ZIP code and per letter). A value that is neither
+#: (none, or a postcode of a country without state lists, e.g. the UK) gives no state.
+_ZIP_STATES: dict[str, str] = {"": ""}
 
 
 def _state_candidates(batch: Batch) -> tuple[dict[str, int], npt.NDArray[np.int64]]:
-    """Each number's candidate states (area code, row address, batch state) as codes into
-    one table (0: none), computed once per batch."""
+    """Each number's candidate states (area code, row address, batch state, the ZIP or postal
+    code's state: row :data:`_ZIP_ROW`) as codes into one table (0: none), computed once per
+    batch. The work is per distinct context and per distinct ZIP, not per number."""
     found = batch._memo.get("states")
     if found is not None:
         return cast(tuple[dict[str, int], npt.NDArray[np.int64]], found)
@@ -67,11 +120,15 @@ def _state_candidates(batch: Batch) -> tuple[dict[str, int], npt.NDArray[np.int6
     npa_names, npa_index = npa_state_table()[0], npa_state_index(batch.digits)
     distinct, index = batch.contexts()
     given, ids = batch.distinct("state")
+    zip_ids: dict[str, int] = {}  # each distinct ZIP once, however many contexts share it
+    zip_of = np.array([zip_ids.setdefault(c.get("zip") or "", len(zip_ids)) for c in distinct],
+                      dtype=np.int64)
     candidates = np.stack([
         coded(npa_names, npa_index),
         coded([(c.get("state") or "").upper() for c in distinct], index),
         coded([(g or "").upper() for g in given], ids),
-    ]) if len(batch) else np.zeros((3, 0), dtype=np.int64)
+        coded(_zip_states(list(zip_ids)), zip_of[index]),
+    ]) if len(batch) else np.zeros((_ZIP_ROW + 1, 0), dtype=np.int64)
     batch._memo["states"] = (names, candidates)
     return names, candidates
 
@@ -102,7 +159,7 @@ class LocalListsCheck(CheckBase):
         reasons: list[Reason] = []
         for ix in self.used(ctx):
             try:
-                hits = self._hits(ix, batch, ctx)
+                hits, by_zip = self._hits(ix, batch, ctx)
             except Exception as exc:  # a damaged file or database error: fail closed
                 log.warning("list %s could not be checked: %s", ix.info.name, exc)
                 masks.append(np.ones(len(batch), dtype=bool))
@@ -111,23 +168,36 @@ class LocalListsCheck(CheckBase):
                     list=ix.info.name, detail=f"list {ix.info.name} could not be read "
                     f"({type(exc).__name__}: {str(exc)[:160]})"))
                 continue
+            reason = ix.reason()
+            zip_hits = hits & by_zip
+            if zip_hits.any():  # say why: the verdict's own state is another one
+                masks.append(zip_hits)
+                reasons.append(reason.model_copy(update={"detail": (
+                    f"{reason.detail}; it applies by the ZIP or postal code's state "
+                    f"({(ix.info.jurisdiction or '').partition('-')[2]})")}))
+                hits = hits & ~by_zip
             masks.append(hits)
-            reasons.append(ix.reason())
+            reasons.append(reason)
         return Findings.from_masks(masks, reasons, len(batch))
 
     @staticmethod
-    def _hits(ix: ListIndex, batch: Batch, ctx: CheckContext) -> npt.NDArray[np.bool_]:
-        """The numbers on the list, looking up only those its jurisdiction applies to."""
+    def _hits(ix: ListIndex, batch: Batch, ctx: CheckContext
+              ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """The numbers on the list, looking up only those its jurisdiction applies to, and
+        those it applies to only by their ZIP or postal code's state."""
+        if ix.info.scope_problem:  # a jurisdiction stored before it was checked: no number
+            raise ListError(ix.info.scope_problem)  # can be told to be in it, fail closed
+        by_zip = np.zeros(len(batch), dtype=bool)
         if not (ix.info.kind in ("national", "state") and ix.info.jurisdiction):
-            return ix.contains(batch.digits, at=ctx.at)
-        applies = applies_to(ix.info.jurisdiction, batch)
+            return ix.contains(batch.digits, at=ctx.at), by_zip
+        applies, by_zip = _applies(ix.info.jurisdiction, batch)
         if applies.all():
-            return ix.contains(batch.digits, at=ctx.at)
+            return ix.contains(batch.digits, at=ctx.at), by_zip
         hits = np.zeros(len(batch), dtype=bool)
         at = np.flatnonzero(applies)
         if at.size:
             hits[at] = ix.contains(batch.digits[at], at=ctx.at)
-        return hits
+        return hits, by_zip
 
     async def findings(self, batch: Batch, ctx: CheckContext) -> Findings:
         return await asyncio.to_thread(self._findings, batch, ctx)

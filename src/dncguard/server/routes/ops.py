@@ -85,13 +85,16 @@ def _remedy(problem: str) -> str:
 
 def list_problems(svc: Service) -> list[str]:
     """Lists that make verdicts ``error``: a current snapshot that fails its integrity check
-    (its checks answer SOURCE_ERROR), and, with ``ready_requires_fresh``, a registry past the
-    maximum age the rules allow (:func:`dncguard.sources.rules.freshness.blocking`: the rules answer
-    REGISTRY_STALE for its numbers)."""
+    or a jurisdiction that is not understood (their checks answer SOURCE_ERROR), and, with
+    ``ready_requires_fresh``, a registry past the maximum age the rules allow
+    (:func:`dncguard.sources.rules.freshness.blocking`: the rules answer REGISTRY_STALE for its
+    numbers)."""
     states = list_states(svc)
     out = [f"list {s.info.name}: snapshot fails its integrity check, its checks answer error "
            f"(SOURCE_ERROR): {s.snapshot_error}; {_remedy(s.snapshot_error)}"
            for s in states if s.snapshot_error]
+    out.extend(f"{s.info.scope_problem}; its checks answer error (SOURCE_ERROR)"
+               for s in states if s.info.scope_problem)
     if svc.server.ready_requires_fresh:
         out.extend(f"{f.problem()}; the rules answer error (REGISTRY_STALE) for "
                    f"{f.jurisdiction} numbers: import a newer snapshot"
