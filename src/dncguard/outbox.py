@@ -7,12 +7,15 @@ Used by the CXone write-back (topic ``cxone.push``) and designed for the audit e
   returns whether it was new. Call it in the caller's transaction by passing ``conn``.
 * :meth:`Outbox.claim` ``(topic, limit)`` leases due items to one worker for ``lease`` seconds
   (a crashed worker's items come back when the lease ends).
-* :meth:`Outbox.ack` ``(ids)`` marks items delivered.
+* :meth:`Outbox.ack` ``(ids)`` marks items delivered (``note`` records why, e.g. an item
+  superseded by a later one for the same subject, whose delivery made its own unnecessary).
 * :meth:`Outbox.fail` ``(id, error, permanent=False)`` records the error and schedules the
   next attempt with exponential backoff (full jitter), or parks the item as ``dead`` when the
   error is permanent or ``max_attempts`` is reached. Dead items are kept and reported, never
   dropped; :meth:`Outbox.requeue` revives them.
-* :meth:`Outbox.stats` and :meth:`Outbox.items` report what is pending, delivered and dead.
+* :meth:`Outbox.stats` and :meth:`Outbox.items` report what is pending, delivered and dead;
+  :meth:`Outbox.latest` finds the newest item whose key contains a string (a producer that
+  keys items per event chains them: see the CXone write-back).
 
 Item states: ``pending`` -> ``delivered`` | ``dead``.
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -164,17 +167,21 @@ class Outbox:
                     out.append(item)
         return out
 
-    def ack(self, ids: Iterable[int]) -> int:
-        """Mark items delivered; returns how many were."""
+    def ack(self, ids: Iterable[int], *, note: str | None = None) -> int:
+        """Mark pending items delivered; returns how many were. ``note`` (kept as the item's
+        last message) says why when the item was not sent itself."""
         ids = list(ids)
         if not ids:
             return 0
         now = self.clock()
+        values: dict[str, Any] = {"status": DELIVERED, "delivered_at": now, "updated_at": now,
+                                  "claimed_until": None, "claimed_by": None}
+        if note is not None:
+            values["last_error"] = note[:1000]
         with self.engine.begin() as conn:
             return int(conn.execute(update(outbox_table).where(
                 outbox_table.c.id.in_(ids), outbox_table.c.status == PENDING).values(
-                status=DELIVERED, delivered_at=now, updated_at=now, claimed_until=None,
-                claimed_by=None)).rowcount)
+                **values)).rowcount)
 
     def backoff(self, attempts: int) -> float:
         cap = min(self.max_delay, self.base_delay * (2 ** min(max(attempts - 1, 0), 30)))
@@ -226,11 +233,39 @@ class Outbox:
         out.update({str(s): int(n) for s, n in rows})
         return out
 
-    def items(self, topic: str, status: str | None = None, limit: int = 1000
-              ) -> list[OutboxItem]:
+    def items(self, topic: str, status: str | None = None, limit: int | None = 1000, *,
+              after: int | None = None) -> list[OutboxItem]:
+        """Items of ``topic`` in id (enqueue) order; ``after`` keeps those with a larger id,
+        ``limit=None`` returns them all."""
         t = outbox_table
         q = select(t).where(t.c.topic == topic)
         if status is not None:
             q = q.where(t.c.status == status)
+        if after is not None:
+            q = q.where(t.c.id > after)
+        q = q.order_by(t.c.id)
+        if limit is not None:
+            q = q.limit(limit)
         with self.engine.connect() as conn:
-            return [_item(r) for r in conn.execute(q.order_by(t.c.id).limit(limit)).all()]
+            return [_item(r) for r in conn.execute(q).all()]
+
+    def latest(self, topic: str, key_contains: str, *,
+               where: Callable[[OutboxItem], bool] | None = None,
+               conn: Connection | None = None) -> OutboxItem | None:
+        """The newest item (any status) of ``topic`` whose key contains ``key_contains`` and
+        that passes ``where``; read in the caller's transaction when ``conn`` is given."""
+        t = outbox_table
+        q = select(t).where(t.c.topic == topic,
+                            t.c.key.contains(key_contains, autoescape=True)).order_by(t.c.id.desc())
+
+        def first(rows: Iterator[Any]) -> OutboxItem | None:
+            for row in rows:
+                item = _item(row)
+                if where is None or where(item):
+                    return item
+            return None
+
+        if conn is not None:
+            return first(iter(conn.execute(q)))
+        with self.engine.connect() as own:
+            return first(iter(own.execute(q)))

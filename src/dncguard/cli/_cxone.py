@@ -193,6 +193,7 @@ def push_cmd(
     report = _run(go())
     if as_json:
         print_json({"group": target, "sent": report.sent, "delivered": report.delivered,
+                    "superseded": report.superseded,
                     "pending": report.pending_after, "parked": report.dead_total,
                     "retrying": [{"number": m, "error": e} for m, e in report.retrying],
                     "refused": [{"number": m, "error": e} for m, e in report.dead],
@@ -200,8 +201,10 @@ def push_cmd(
         if not report.ok:
             raise typer.Exit(3)
         return
-    console.print(f"group {target}: {report.delivered} delivered of {report.sent} sent; "
-                  f"{report.pending_after} pending, {report.dead_total} parked")
+    superseded = (f", {report.superseded} not sent (a later change for the number was "
+                  "delivered)") if report.superseded else ""
+    console.print(f"group {target}: {report.delivered} delivered of {report.sent} sent"
+                  f"{superseded}; {report.pending_after} pending, {report.dead_total} parked")
     for masked, error in report.retrying:
         err_console.print(f"  [yellow]retry later[/] {masked}: {escape(error)}",
                           highlight=False)

@@ -1,11 +1,16 @@
 """Write-back: opt-outs queued durably and pushed to a CXone DNC group.
 
 :func:`enqueue_optout` (call it after ``ListStore.add_number``) and :func:`enqueue_expire`
-store an item in the outbox (topic ``cxone.push``). :func:`push` drains the queue: items are
-sent in batches (``add`` as ``POST records``, ``expire`` as ``DELETE records``); CXone answers
-200 with per-record results, so each item is acknowledged, retried later with backoff, or
-(for a permanent refusal such as an invalid number) parked as ``dead`` and reported. Nothing is
-dropped silently.
+store an item in the outbox (topic ``cxone.push``). Each opt-out and each removal is its own
+item: its key names the number's previous item, so opting a number out again after a removal
+queues a new add, while queuing the same change twice in a row (a retried call) does not.
+:func:`push` drains the queue: items are sent in batches (``add`` as ``POST records``,
+``expire`` as ``DELETE records``); a number's items go out in the order they were queued, and
+an item overtaken by a later one for the same number that was already delivered is not sent
+(it would undo the later change), so CXone ends in the state of the number's last change.
+CXone answers 200 with per-record results, so each item is acknowledged, retried later with
+backoff, or (for a permanent refusal such as an invalid number) parked as ``dead`` and
+reported. Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from sqlalchemy import Connection, Engine
 from ... import audit
 from ...config import Settings
 from ...errors import ConfigError, SourceError
-from ...outbox import DEAD, Outbox, OutboxItem
+from ...outbox import DEAD, DELIVERED, Outbox, OutboxItem
 from ...phones import mask
 from ._client import CxoneClient
 from ._sync import to_cxone_phone
@@ -35,25 +40,34 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+def _enqueue(engine: Engine, action: str, e164: str, expires: datetime | None,
+             group_id: str | None, outbox: Outbox | None, conn: Connection | None) -> bool:
+    box = outbox or Outbox(engine)
+    payload = {"action": action, "e164": e164, "group_id": group_id, "expires": _iso(expires)}
+    last = box.latest(TOPIC, f":{e164}:", where=lambda it: it.payload.get("e164") == e164,
+                      conn=conn)
+    if last is not None and all(last.payload.get(k) == v for k, v in payload.items()):
+        return False  # the number's last change is this one: already queued (or delivered)
+    # the previous item's id makes the key unique per change: a re-add after a removal is a
+    # new item, not the delivered one with the same number and expiry
+    key = f"{action}:{group_id or '*'}:{e164}:{_iso(expires) or '-'}:{last.id if last else 0}"
+    return box.enqueue(TOPIC, key, payload, conn=conn)
+
+
 def enqueue_optout(engine: Engine, e164: str, expires: datetime | None = None,
                    group_id: str | None = None, *, outbox: Outbox | None = None,
                    conn: Connection | None = None) -> bool:
     """Queue an opt-out for the CXone push group (``group_id``, else the group given at push
-    time / ``DNCGUARD_CXONE_PUSH_GROUP``). Idempotent per (group, number, expiry)."""
-    box = outbox or Outbox(engine)
-    key = f"add:{group_id or '*'}:{e164}:{_iso(expires) or '-'}"
-    return box.enqueue(TOPIC, key, {"action": "add", "e164": e164, "group_id": group_id,
-                                    "expires": _iso(expires)}, conn=conn)
+    time / ``DNCGUARD_CXONE_PUSH_GROUP``). False when the number's last queued change is this
+    same opt-out (group, number, expiry); after any other change it is queued again."""
+    return _enqueue(engine, "add", e164, expires, group_id, outbox, conn)
 
 
 def enqueue_expire(engine: Engine, e164: str, expired_at: datetime,
                    group_id: str | None = None, *, outbox: Outbox | None = None,
                    conn: Connection | None = None) -> bool:
     """Queue the expiry of a number's record in the CXone push group (e.g. after a removal)."""
-    box = outbox or Outbox(engine)
-    key = f"expire:{group_id or '*'}:{e164}:{_iso(expired_at)}"
-    return box.enqueue(TOPIC, key, {"action": "expire", "e164": e164, "group_id": group_id,
-                                    "expires": _iso(expired_at)}, conn=conn)
+    return _enqueue(engine, "expire", e164, expired_at, group_id, outbox, conn)
 
 
 @dataclass
@@ -62,6 +76,7 @@ class PushReport:
     sent: int = 0
     delivered: int = 0
     retrying: list[tuple[str, str]] = field(default_factory=list)  # (masked number, error)
+    superseded: int = 0  # not sent: a later change for the number was delivered already
     dead: list[tuple[str, str]] = field(default_factory=list)
     pending_after: int = 0
     dead_total: int = 0
@@ -90,10 +105,11 @@ async def push(client: CxoneClient, outbox: Outbox, group_id: str, *, batch_size
         if not items:
             break
         batches += 1
-        for action in ("add", "expire"):
-            chunk = [it for it in items if it.payload.get("action", "add") == action]
-            if chunk:
-                await _send(client, outbox, group_id, chunk, action == "expire", report)
+        for wave in _waves(outbox, group_id, items, report):
+            for action in ("add", "expire"):
+                chunk = [it for it in wave if it.payload.get("action", "add") == action]
+                if chunk:
+                    await _send(client, outbox, group_id, chunk, action == "expire", report)
     stats = outbox.stats(TOPIC)
     report.pending_after = stats["pending"]
     report.dead_total = stats[DEAD]
@@ -103,6 +119,48 @@ async def push(client: CxoneClient, outbox: Outbox, group_id: str, *, batch_size
             detail={"sent": report.sent, "delivered": report.delivered,
                     "retrying": len(report.retrying), "dead": len(report.dead)})
     return report
+
+
+def _waves(outbox: Outbox, group_id: str, items: list[OutboxItem], report: PushReport
+           ) -> list[list[OutboxItem]]:
+    """Order a claimed batch so that CXone ends in each number's last change.
+
+    An item for which a later item of the same number (for this group) was delivered already
+    is not sent: it is acknowledged as superseded. One whose number's last item is parked
+    (dead) is parked with it, so that a requeue sends both, in order. The rest go out in
+    waves, each number at most once per wave and its items in queue order.
+    """
+    mine = [it for it in sorted(items, key=lambda it: it.id)
+            if it.payload.get("group_id") in (None, group_id)]
+    if not mine:
+        return []
+    numbers = {str(it.payload["e164"]) for it in mine}
+    later: dict[str, list[OutboxItem]] = {n: [] for n in numbers}
+    for it in outbox.items(TOPIC, limit=None, after=mine[0].id):
+        n = str(it.payload.get("e164"))
+        if n in later and it.payload.get("group_id") in (None, group_id):
+            later[n].append(it)
+    waves: list[list[OutboxItem]] = []
+    depth: dict[str, int] = {}
+    for it in mine:
+        n = str(it.payload["e164"])
+        after = [x for x in later[n] if x.id > it.id]
+        done = [x for x in after if x.status == DELIVERED]
+        if done:
+            report.superseded += outbox.ack(
+                [it.id], note=f"superseded by item {done[-1].id}, delivered already; not sent")
+            continue
+        if after and after[-1].status == DEAD:
+            error = f"superseded by item {after[-1].id}, which is parked; requeue both"
+            outbox.fail(it.id, error, permanent=True)
+            report.dead.append((mask(n), error))
+            continue
+        w = depth.get(n, 0)
+        depth[n] = w + 1
+        if w == len(waves):
+            waves.append([])
+        waves[w].append(it)
+    return waves
 
 
 async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[OutboxItem],
