@@ -111,8 +111,11 @@ async def _gate(request: Request) -> Session | Response:
     return sess if sess is not None else _to_signin()
 
 
-async def _post(request: Request) -> tuple[Session, FormData] | Response:
-    """A signed-in form post: the session, and its form once its CSRF token matched (403)."""
+async def _post(request: Request, fields: tuple[str, ...] = ()
+                ) -> tuple[Session, FormData] | Response:
+    """A signed-in form post: the session, and its form once its CSRF token matched (403) and
+    it holds only ``fields`` (and the token), each at most once (422 naming the others: a
+    field the page does not read would judge as if it had said nothing)."""
     gate = await _gate(request)
     if isinstance(gate, Response):
         return gate
@@ -120,7 +123,24 @@ async def _post(request: Request) -> tuple[Session, FormData] | Response:
     if not gate.csrf_ok(_text(form, csrf.FIELD)):
         return _forbidden(request, gate, "The form's security token is missing or does not "
                           "match this session. Reload the page and try again.")
+    problems = form_problems(form, fields)
+    if problems:
+        return _page(request, "error.html", gate, status=422, title="Form not understood",
+                     message="; ".join(problems))
     return gate, form
+
+
+def form_problems(form: FormData, fields: tuple[str, ...]) -> list[str]:
+    """What a posted form holds beyond ``fields`` and the CSRF token: an unknown field, or
+    one given twice."""
+    keys = [k for k, _ in form.multi_items()]
+    allowed = {*fields, csrf.FIELD}
+    unknown = sorted({k for k in keys if k not in allowed})
+    twice = sorted({k for k in keys if k in allowed and keys.count(k) > 1})
+    return ([f"unknown field{'s' if len(unknown) > 1 else ''} "
+             f"{', '.join(repr(k[:40]) for k in unknown[:10])}"] if unknown else []) + (
+        [f"field{'s' if len(twice) > 1 else ''} {', '.join(map(repr, twice))} given twice"]
+        if twice else [])
 
 
 def _forbidden(request: Request, sess: Session | None, why: str) -> Response:
@@ -185,6 +205,9 @@ async def signin(request: Request) -> Response:
     ip = request.client.host if request.client else "-"
     if _rate_limited(svc, f"console-signin:{ip}"):
         return _signin_page(request, 429, "Too many attempts; wait a moment and try again.")
+    problems = form_problems(form, ("key",))
+    if problems:
+        return _signin_page(request, 422, f"The form was not understood: {'; '.join(problems)}.")
     text = _text(form, "key") or ""
     try:
         key = await _run(svc.keys.verify, text) if text else None
@@ -207,7 +230,7 @@ async def signin(request: Request) -> Response:
 
 @router.post("/signout")
 async def signout(request: Request) -> Response:
-    posted = await _post(request)
+    posted = await _post(request, ())
     if isinstance(posted, Response):
         return posted
     await _run(SessionStore(_svc(request).engine).delete, request.cookies.get(COOKIE) or "")
@@ -268,7 +291,7 @@ def _history(svc: Service, sess: Session, e164: str) -> dict[str, Any]:
 
 @router.post("/check")
 async def check(request: Request) -> Response:
-    posted = await _post(request)
+    posted = await _post(request, CHECK_FIELDS)
     if isinstance(posted, Response):
         return posted
     sess, form = posted
@@ -340,7 +363,7 @@ def _expiry(value: str | None) -> datetime | None:
 
 @router.post("/optouts/add")
 async def optout_add(request: Request) -> Response:
-    posted = await _post(request)
+    posted = await _post(request, ("phone", "reason", "expires", "list"))
     if isinstance(posted, Response):
         return posted
     sess, form = posted
@@ -376,7 +399,7 @@ async def optout_add(request: Request) -> Response:
 
 @router.post("/optouts/remove")
 async def optout_remove(request: Request) -> Response:
-    posted = await _post(request)
+    posted = await _post(request, ("phone", "reason", "list"))
     if isinstance(posted, Response):
         return posted
     sess, form = posted
@@ -448,7 +471,7 @@ def _count_rows(path: Path, fmt: str) -> int | None:
 @router.post("/scrub")
 async def scrub(request: Request) -> Response:
     """A ``/v1/jobs`` job, made as ``create_job`` makes one (same params, same runner)."""
-    posted = await _post(request)
+    posted = await _post(request, ("at", "campaign", "file"))
     if isinstance(posted, Response):
         return posted
     sess, form = posted
@@ -589,7 +612,7 @@ async def audit_page(request: Request) -> Response:
 
 @router.post("/audit/verify")
 async def audit_verify(request: Request) -> Response:
-    posted = await _post(request)
+    posted = await _post(request, ())
     if isinstance(posted, Response):
         return posted
     sess, _ = posted
