@@ -75,6 +75,12 @@ def test_an_unknown_key_is_refused_as_on_v1_check_and_no_job_is_made(
                           "body.1.number": fields["body.1.number"]}
         assert fields["body.1.number"].startswith("Extra inputs are not permitted")
         _no_job_stored(c, home)
+        # a key given twice in one object: the first value would be lost
+        fields = _refused(c.post(
+            "/v1/jobs", params=AT, headers={"content-type": "application/json"},
+            content=b'["+12025550100", {"phone": "+12025550188", "phone": "+12025550123"}]'))
+        assert fields == {"body.1.phone": "given twice in the object"}
+        _no_job_stored(c, home)
 
         # every key /v1/check takes per number is a row key; null is "not given"
         ok = c.post("/v1/jobs", json=[{"phone": "+12025550123", "region": "US", "state": "DC",
