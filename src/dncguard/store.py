@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -32,9 +33,11 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from .config import Settings
+from .errors import ConfigError
 
 fcntl: ModuleType | None
 try:
@@ -133,15 +136,37 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def masked_url(url: str) -> str:
+    """``url`` with its password shown as ``***``, even when it cannot be parsed."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return re.sub(r"(://[^:/@]*:)[^/]*@", r"\1***@", url)
+
+
 def make_engine(settings: Settings) -> Engine:
-    """A new engine for these settings, not migrated and not cached (``dncguard db``)."""
+    """A new engine for these settings, not migrated and not cached (``dncguard db``).
+    Raises ConfigError when the URL cannot be read or its driver is not installed."""
     url = settings.db_url
-    if url.startswith("sqlite"):
-        settings.home.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url)
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    where = f"database_url (DNCGUARD_DATABASE_URL) {masked_url(url)}"
+    try:
+        drivername = make_url(url).drivername
+    except (ArgumentError, ValueError) as exc:  # e.g. a port that is not a number
+        raise ConfigError(f"{where} is not a valid database URL "
+                          f"({str(exc).splitlines()[0]})") from None
+    try:
+        if url.startswith("sqlite"):
+            settings.home.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url)
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        return create_engine(url, pool_pre_ping=True)
+    except NoSuchModuleError:
+        raise ConfigError(f"{where}: no database dialect {drivername!r} "
+                          f"(use postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB)") from None
+    except ImportError as exc:  # ModuleNotFoundError: the URL names a driver not installed
+        raise ConfigError(f"{where}: its driver ({exc.name or drivername}) is not installed; "
+                          f"dncguard ships psycopg: use postgresql+psycopg://...") from None
 
 
 def get_engine(settings: Settings) -> Engine:

@@ -58,7 +58,14 @@ def current(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> No
         print_json({"database": url, "current": info["current"], "head": info["head"],
                     "upToDate": bool(info["up_to_date"])})
         return
-    state = "up to date" if info["up_to_date"] else "needs `dncguard db upgrade`"
+    if info["newer"]:  # migrated by a newer dncguard: upgrading cannot help, nor can this one
+        state = "the database is newer than this version: upgrade dncguard"
+    elif info["unknown"]:
+        state = "the database's revision is unknown to this version"
+    elif info["up_to_date"]:
+        state = "up to date"
+    else:
+        state = "needs `dncguard db upgrade`"
     console.print(f"database: {url}", soft_wrap=True)
-    console.print(f"current:  {info['current'] or '(none)'}")
-    console.print(f"head:     {info['head']} ({state})")
+    console.print(f"current:  {info['current'] or '(none)'}", markup=False)
+    console.print(f"head:     {info['head']} ({state})", soft_wrap=True)

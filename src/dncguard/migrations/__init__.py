@@ -5,7 +5,9 @@ calls it on first use. Two processes starting together do not race: on PostgreSQ
 runs under a session advisory lock, on a SQLite file under an exclusive lock on a sibling
 ``<db>.migrate.lock`` file. A database made by the ``metadata.create_all`` of earlier versions
 (tables, no ``alembic_version``) is adopted: its tables are checked against the initial revision
-and it is stamped there, then upgraded. See ``docs/migrations.md``.
+and it is stamped there, then upgraded. A database stamped at a revision this version does not
+ship (migrated by a newer dncguard) is refused with :class:`MigrationError`, by every command
+that opens it. See ``docs/migrations.md``.
 """
 
 from __future__ import annotations
@@ -87,25 +89,72 @@ _REVISION = re.compile(r'^revision(?:: str)? = "([^"]+)"', re.M)
 _DOWN = re.compile(r'^down_revision(?:: str \| None)? = (?:"([^"]+)"|None)', re.M)
 
 
-def shipped_head() -> str:
-    """The newest revision, read from the shipped version files without importing Alembic
-    (the revisions form one line; ``tests/test_migrations.py`` checks this against Alembic's
-    own answer)."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
+def shipped_revisions() -> dict[str, str | None]:
+    """Every shipped revision and the one before it (None: the first), read from the version
+    files without importing Alembic."""
+    out: dict[str, str | None] = {}
     for path in (SCRIPT_LOCATION / "versions").glob("*.py"):
         text_ = path.read_text("utf-8")
         rev = _REVISION.search(text_)
         if rev is None:
             continue
-        revisions.add(rev.group(1))
         down = _DOWN.search(text_)
-        if down is not None and down.group(1):
-            parents.add(down.group(1))
-    heads = revisions - parents
+        out[rev.group(1)] = down.group(1) if down is not None and down.group(1) else None
+    return out
+
+
+def shipped_head() -> str:
+    """The newest revision, read from the shipped version files without importing Alembic
+    (the revisions form one line; ``tests/test_migrations.py`` checks this against Alembic's
+    own answer)."""
+    revisions = shipped_revisions()
+    heads = set(revisions) - {d for d in revisions.values() if d}
     if len(heads) != 1:
         raise MigrationError(f"the shipped revisions do not form one line: heads {sorted(heads)}")
     return heads.pop()
+
+
+_NUMBER = re.compile(r"^(\d+)_")
+
+
+def is_newer(revision: str, head: str) -> bool:
+    """Whether ``revision`` (not one of the shipped ones) comes after ``head``: revision ids
+    are ``NNNN_slug`` in order, so a higher number was made by a newer dncguard."""
+    rev, last = _NUMBER.match(revision), _NUMBER.match(head)
+    return rev is not None and last is not None and int(rev.group(1)) > int(last.group(1))
+
+
+def _shown(revision: str) -> str:
+    """A revision read from the database, safe to print in one line."""
+    return revision if re.fullmatch(r"[\w.\-]{1,64}", revision) else repr(revision[:64])
+
+
+def unknown_revision(revision: str | None) -> str | None:
+    """Why this version cannot open a database stamped at ``revision`` (None: it can: no
+    revision yet, or one of the shipped ones). A revision this version does not ship was made
+    by a newer dncguard (or another line of revisions): upgrading from it is impossible and
+    running on it unsafe, so every command refuses it (fail closed)."""
+    if revision is None:
+        return None
+    revisions = shipped_revisions()
+    if revision in revisions:
+        return None
+    head = shipped_head()
+    if is_newer(revision, head):
+        return (f"the database is at {_shown(revision)}, newer than this dncguard "
+                f"(head {head}): upgrade dncguard, or point DNCGUARD_DATABASE_URL at another "
+                f"database")
+    return (f"the database is at {_shown(revision)}, a revision this dncguard does not know "
+            f"(head {head}): use the dncguard that migrated it, or point "
+            f"DNCGUARD_DATABASE_URL at another database")
+
+
+def require_known(revision: str | None) -> None:
+    """Raise :class:`MigrationError` when the database is at a revision this version does not
+    ship (:func:`unknown_revision`)."""
+    problem = unknown_revision(revision)
+    if problem is not None:
+        raise MigrationError(problem)
 
 
 _head: str | None = None
@@ -129,7 +178,14 @@ def current_revision(engine_or_conn: Engine | Connection) -> str | None:
     if isinstance(engine_or_conn, Engine):
         with engine_or_conn.connect() as conn:
             return current_revision(conn)
-    return MigrationContext.configure(engine_or_conn).get_current_revision()
+    heads = MigrationContext.configure(engine_or_conn).get_current_heads()
+    if len(heads) > 1:  # branches: never made by dncguard's one line of revisions
+        for head in heads:
+            require_known(head)
+        raise MigrationError(f"the database is stamped at several revisions "
+                             f"({', '.join(_shown(h) for h in heads)}): dncguard's revisions "
+                             f"form one line; repair alembic_version or use another database")
+    return heads[0] if heads else None
 
 
 def _stamped(engine: Engine) -> str | None:
@@ -143,6 +199,8 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """Bring the database to ``revision`` (adopting a ``create_all`` database); returns it.
 
     Cheap when the database is already at head (one query, no lock, no Alembic import).
+    Raises :class:`MigrationError` when the database is at a revision this version does not
+    ship (:func:`unknown_revision`) or ``revision`` cannot be reached.
     """
     if revision == "head":
         with contextlib.suppress(Exception):
@@ -200,12 +258,20 @@ def _file_lock(database: str | None) -> Iterator[None]:
 
 def _upgrade_locked(conn: Connection, revision: str) -> None:
     from alembic import command
+    from alembic.util import CommandError
 
     current = current_revision(conn)
     conn.commit()
+    require_known(current)  # a newer dncguard's database: refused before Alembic meets it
     if current is None:
         _adopt(conn)
-    command.upgrade(alembic_config(connection=conn), revision)
+    try:
+        command.upgrade(alembic_config(connection=conn), revision)
+    except CommandError as exc:  # e.g. an unknown target revision: one line, no traceback
+        conn.rollback()
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise MigrationError(f"cannot upgrade the database to {_shown(revision)}: {reason} "
+                             f"(this dncguard's head is {shipped_head()})") from exc
     conn.commit()
 
 
@@ -260,7 +326,12 @@ def initial_schema() -> dict[str, set[str]]:
 
 
 def describe(engine: Engine) -> dict[str, Any]:
-    """Current and head revisions, for ``dncguard db current``."""
+    """Current and head revisions, for ``dncguard db current``. ``unknown``: why this version
+    cannot use the database (its revision is not a shipped one), else None; ``newer``: that
+    revision comes after the head (a newer dncguard migrated the database)."""
     current = current_revision(engine)
     head = head_revision()
-    return {"current": current, "head": head, "up_to_date": current == head}
+    unknown = unknown_revision(current)
+    return {"current": current, "head": head, "up_to_date": current == head,
+            "unknown": unknown,
+            "newer": unknown is not None and current is not None and is_newer(current, head)}

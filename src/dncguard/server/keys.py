@@ -131,8 +131,11 @@ class KeyStore:
 
     def verify(self, text: str, *, refresh: bool = False) -> ApiKey | None:
         """The active key this text is, or None (``refresh``: ask the database even when a
-        recent answer is cached). Raises SQLAlchemyError when the database cannot answer and
-        the key was never seen by this process."""
+        recent answer is cached). When the database cannot answer, an answer verified less
+        than ``cache_seconds`` ago still stands (the cache would have given it); an older one
+        does not, so a key revoked meanwhile is not trusted again for the length of an outage
+        (replicas stop accepting a revoked key within ``cache_seconds``, outage or not):
+        then, as for a key never seen, SQLAlchemyError is raised (the service answers 503)."""
         digest = hash_key(text)
         now = self.clock()
         with self._lock:
@@ -147,8 +150,10 @@ class KeyStore:
                 row = conn.execute(select(api_keys_table).where(
                     api_keys_table.c.id == key_id)).first()
         except SQLAlchemyError:
-            if cached is not None:
-                return cached[1]  # the database is away: trust what we verified before
+            # the database is away: what was verified within cache_seconds (measured now,
+            # after the failed attempt) still stands; anything older fails closed
+            if cached is not None and self.clock() - cached[0] < self.cache_seconds:
+                return cached[1]
             raise
         found: ApiKey | None = None
         if row is not None and hmac.compare_digest(row.key_hash, digest):
