@@ -13,6 +13,9 @@ Writers add a file inside the caller's transaction (a list import makes the snap
 the same transaction that publishes it); chunks no file names any more are collected by
 :func:`collect_garbage`. Writers hold a shared advisory lock and the collector an exclusive one,
 so a chunk a writer has just found present is never collected before the writer's file names it.
+Writers running at once may both find a chunk missing and both store it: the second insert of
+an address skips it (``ON CONFLICT DO NOTHING``, the same bytes by definition); two writers of
+one name replace each other whole, the last to commit winning, instead of one failing.
 
 Used with PostgreSQL only (:func:`enabled`): a SQLite home keeps its files on its own disk.
 """
@@ -24,7 +27,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy import (
     BigInteger,
@@ -145,26 +148,49 @@ def put(conn: Connection, name: str, path: Path, objects: ObjectStore | None = N
                 raise SourceError(f"{name} changed while it was stored", source="shared storage")
             sent.add(address)
             if objects is not None:
-                from sqlalchemy.dialects.postgresql import insert as pg_insert
-
                 objects.put(_key(address), block)
-                conn.execute(pg_insert(shared_objects_table).values(
+                conn.execute(_insert(conn, shared_objects_table).values(
                     sha256=address, size=len(block)).on_conflict_do_nothing())
                 continue
             pending.append({"sha256": address, "size": len(block), "data": block})
             if len(pending) >= _BATCH:
-                conn.execute(insert(shared_chunks_table), pending)
+                _add_chunks(conn, pending)
                 pending = []
         if pending:
-            conn.execute(insert(shared_chunks_table), pending)
+            _add_chunks(conn, pending)
     stored = SharedFile(name, size, whole.hexdigest())
-    _remove(conn, [name])
-    conn.execute(insert(shared_files_table).values(
-        name=name, size=size, sha256=stored.sha256, chunks=len(addresses), created_at=utcnow()))
+    # The file's row first, replacing one of that name: a concurrent writer of the same name
+    # waits here until this transaction ends, then replaces this file's row and chunk list
+    # with its own (the last to commit wins, whole), instead of failing on the name.
+    f = _insert(conn, shared_files_table).values(
+        name=name, size=size, sha256=stored.sha256, chunks=len(addresses), created_at=utcnow())
+    conn.execute(f.on_conflict_do_update(index_elements=[shared_files_table.c.name], set_={
+        c: f.excluded[c] for c in ("size", "sha256", "chunks", "created_at")}))
+    conn.execute(delete(shared_file_chunks_table).where(
+        shared_file_chunks_table.c.name == name))
     if addresses:
         conn.execute(insert(shared_file_chunks_table),
                      [{"name": name, "seq": i, "chunk": a} for i, a in enumerate(addresses)])
     return stored
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    """An INSERT of the connection's dialect, which can skip or update a row whose key is
+    taken (``ON CONFLICT``; PostgreSQL, and SQLite should a SQLite home ever share files)."""
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    return pg_insert(table)
+
+
+def _add_chunks(conn: Connection, rows: list[dict[str, object]]) -> None:
+    """Store chunks; one stored meanwhile by a concurrent writer (both found it missing) is
+    the same bytes under the same address, and is left as it is."""
+    conn.execute(_insert(conn, shared_chunks_table).on_conflict_do_nothing(
+        index_elements=[shared_chunks_table.c.sha256]), rows)
 
 
 def _present(conn: Connection, addresses: set[str]) -> set[str]:

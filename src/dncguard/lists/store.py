@@ -21,6 +21,11 @@ atomically and keeps the previous ``keep_snapshots`` files; manual additions sur
 re-import (an opt-out is never lost to a file refresh), removals do not (the new file is the
 new truth).
 
+Imports of one list at once commit one after the other, never over each other: a change list
+whose base another import replaced meanwhile is applied again to the new version (up to
+:data:`IMPORT_ATTEMPTS` times, then refused, changing nothing); a complete import is the whole
+list, so the last one to commit is current, as if they had run one after the other.
+
 With PostgreSQL the snapshot files are shared through the database (:mod:`.snapshot_share`):
 an import publishes its file in the transaction that makes it current, and every other home
 fetches it (:meth:`ListStore.sync`, for every list by :mod:`.list_sync`); a home that does not
@@ -38,7 +43,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, true, update
+from sqlalchemy.exc import IntegrityError
 
 from .. import audit, sharedfiles
 from ..config import Settings
@@ -387,22 +393,13 @@ class ListStore:
             salt = existing.salt
 
         region = self.settings.default_region
-        added = deleted = 0
+        added = deleted = count = 0
         values: npt.NDArray[Any] | None = None
         file_name: str | None = None
+        adds = dels = np.zeros(0, dtype=np.uint64)
         if changes:
-            assert existing is not None
             adds, dels, report = listfiles.read_changes(path, jurisdiction=jurisdiction,
                                                         default_region=region)
-            self.sync(existing)  # a replica that has not fetched it yet
-            current_path = self.folder(name) / str(existing.current_file)
-            current = open_snapshot(current_path, existing.seal)  # never patch a damaged file
-            before = snapshot_count(current)
-            added = int((~sorted_contains(current, adds)).sum())
-            file_name, new_snap = apply_changes(self.folder(name), current_path, adds, dels,
-                                                expected=existing.seal)
-            count = snapshot_count(new_snap)
-            deleted = before + added - count
         elif kind in NUMBER_KINDS and _national_scale(path, jurisdiction or region):
             # a national registry: straight from the file's blocks into a bitmap, no sort
             report = listfiles.ParseReport()
@@ -420,43 +417,150 @@ class ListStore:
             why = "; ".join(report.reject_samples[:3])
             raise ListError(f"{path}: no valid entries found" + (f" ({why})" if why else ""))
 
-        if file_name is None:
+        if file_name is None and not changes:
             assert values is not None
             file_name = write_snapshot(self.folder(name), values,
                                        layout="auto" if kind in NUMBER_KINDS else "sorted")
             count = int(values.size)
-        now = utcnow()
+        seal = seal_of(self.folder(name) / file_name) if file_name is not None else None
         snap = snapshot_date.isoformat() if snapshot_date else None
-        seal = seal_of(self.folder(name) / file_name)
-        meta = {**(existing.meta if existing else {}), "snapshot": seal.to_json()}
-        with self.engine.begin() as conn:
-            fields = {"kind": kind, "jurisdiction": jurisdiction, "current_file": file_name,
-                      "count": count, "updated_at": now, "salt": salt, "meta": meta}
-            if snap or not changes:
-                fields["snapshot_date"] = snap
-            if existing is None:
-                conn.execute(insert(lists_table).values(name=name, created_at=now, **fields))
+        # The commit is conditional on what this import read (see _commit_import): a change
+        # list is redone on the list's new version when another import made one meanwhile,
+        # a few times at most, so no concurrent import's changes are ever dropped.
+        committed = False
+        try:
+            for attempt in range(1, IMPORT_ATTEMPTS + 1):
+                if changes:
+                    if existing is None or existing.current_file is None:
+                        raise ListError(f"list {name!r} was removed while this change list was "
+                                        "applied; import it first")
+                    try:
+                        file_name, count, added, deleted = self._apply_change_list(
+                            existing, adds, dels)
+                        seal = seal_of(self.folder(name) / file_name)
+                    except (SnapshotIntegrityError, OSError):
+                        # the base may have been replaced and pruned, or the list removed,
+                        # while it was read: redo on the new version (or refuse, removed); a
+                        # base still current that fails is the error
+                        fresh = self._find(name)
+                        if attempt == IMPORT_ATTEMPTS or (
+                                fresh is not None
+                                and fresh.current_file == existing.current_file):
+                            raise
+                        existing = fresh
+                        continue
+                assert file_name is not None and seal is not None
+                try:
+                    committed = self._commit_import(
+                        path, name=name, kind=kind, jurisdiction=jurisdiction, snap=snap,
+                        changes=changes, salt=salt, who=who, existing=existing, seal=seal,
+                        count=count, report=report, added=added, deleted=deleted)
+                except IntegrityError:
+                    # two imports creating one list: the other made it first; update it
+                    if existing is not None or self._find(name) is None:
+                        raise
+                if committed:
+                    break
+                if changes:  # made on a base that is no longer current: never published
+                    self._discard(name, file_name)
+                existing = self._find(name)
+                if existing is not None and existing.kind != kind:
+                    raise ListError(f"list {name!r} is of kind {existing.kind}, not {kind}")
             else:
-                conn.execute(update(lists_table).where(lists_table.c.name == name).values(**fields))
-                if not changes:  # removals were made against the old file
-                    conn.execute(delete(list_entries_table).where(
-                        list_entries_table.c.list_name == name, list_entries_table.c.removed))
-            conn.execute(insert(list_versions_table).values(
-                list_name=name, file=file_name, snapshot_date=snap, count=count,
-                changes=changes, source_file=path.name, created_at=now, created_by=who))
-            if self.shared:  # current and published commit together, or neither does
-                snapshot_share.publish(conn, self.folder(name), file_name, seal, name)
-            detail = {"file": path.name, "count": count, "added": added,
-                      "deleted": deleted, "rejected": report.rejected}
-            conn.execute(insert(list_events_table).values(
-                at=now, list_name=name, action="changes" if changes else "import", who=who,
-                detail=detail))
-            audit.record_list_change(
-                self.settings, "changes" if changes else "import", name, who=who,
-                detail={**detail, "kind": kind, "jurisdiction": jurisdiction,
-                        "snapshot_date": snap}, conn=conn)
+                what = "this change list was applied" if changes else "it was imported"
+                raise ListError(f"list {name} changed while {what} (by another import, "
+                                f"{IMPORT_ATTEMPTS} times); this import changed nothing: run "
+                                "it again")
+        finally:
+            if not committed and file_name is not None:
+                self._discard(name, file_name)
         self._prune_versions(name)
         return ImportResult(self.get(name), report, added=added, deleted=deleted)
+
+    def _find(self, name: str) -> ListInfo | None:
+        """The list of that name as stored now (None when there is none)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(lists_table).where(lists_table.c.name == name)).first()
+        return None if row is None else _row_to_info(row)
+
+    def _apply_change_list(self, base: ListInfo, adds: npt.NDArray[np.uint64],
+                           dels: npt.NDArray[np.uint64]) -> tuple[str, int, int, int]:
+        """A new snapshot file: ``base``'s current snapshot with the changes applied; returns
+        (file name, count, numbers added, numbers deleted)."""
+        self.sync(base)  # a replica that has not fetched it yet
+        current_path = self.folder(base.name) / str(base.current_file)
+        current = open_snapshot(current_path, base.seal)  # never patch a damaged file
+        before = snapshot_count(current)
+        added = int((~sorted_contains(current, adds)).sum())
+        file_name, new_snap = apply_changes(self.folder(base.name), current_path, adds, dels,
+                                            expected=base.seal)
+        count = snapshot_count(new_snap)
+        return file_name, count, added, before + added - count
+
+    def _discard(self, name: str, file_name: str) -> None:
+        """Delete a snapshot file this process wrote and no version names."""
+        (self.folder(name) / file_name).unlink(missing_ok=True)
+        (self.folder(name) / (file_name + SEAL_SUFFIX)).unlink(missing_ok=True)
+
+    def _commit_import(self, path: Path, *, name: str, kind: str, jurisdiction: str | None,
+                       snap: str | None, changes: bool, salt: str | None, who: str | None,
+                       existing: ListInfo | None, seal: Seal, count: int,
+                       report: listfiles.ParseReport, added: int, deleted: int) -> bool:
+        """Make the snapshot file ``seal`` names the list's current version, with its version
+        record, events and (PostgreSQL) its published copy, in one transaction. False, with
+        nothing changed, when the list is not what the import read any more: a change list's
+        base is no longer current, or the list was removed. A complete import replaces
+        whatever version is current (the last to commit wins, as if run one after the other).
+
+        The list's row is written first, so the transaction holds it (PostgreSQL: its row
+        lock; SQLite: the database's write lock) from the check until the commit: two imports
+        of one list commit one after the other, and the second sees the first's version."""
+        t = lists_table
+        now = utcnow()
+        file_name = seal.file
+        fields: dict[str, Any] = {"kind": kind, "jurisdiction": jurisdiction,
+                                  "current_file": file_name, "count": count, "updated_at": now,
+                                  "salt": salt}
+        if snap or not changes:
+            fields["snapshot_date"] = snap
+        try:
+            with self.engine.begin() as conn:
+                if existing is None:
+                    conn.execute(insert(t).values(name=name, created_at=now,
+                                                  meta={"snapshot": seal.to_json()}, **fields))
+                else:
+                    held = conn.execute(update(t).where(
+                        t.c.name == name,
+                        t.c.current_file.is_not_distinct_from(existing.current_file)
+                        if changes else true()).values(updated_at=now)).rowcount
+                    if held != 1:
+                        raise _BaseMoved
+                    row = conn.execute(select(t.c.kind, t.c.meta).where(t.c.name == name)).one()
+                    if row.kind != kind:
+                        raise ListError(f"list {name!r} is of kind {row.kind}, not {kind}")
+                    meta = {**dict(row.meta or {}), "snapshot": seal.to_json()}
+                    conn.execute(update(t).where(t.c.name == name).values(meta=meta, **fields))
+                    if not changes:  # removals were made against the old file
+                        conn.execute(delete(list_entries_table).where(
+                            list_entries_table.c.list_name == name,
+                            list_entries_table.c.removed))
+                conn.execute(insert(list_versions_table).values(
+                    list_name=name, file=file_name, snapshot_date=snap, count=count,
+                    changes=changes, source_file=path.name, created_at=now, created_by=who))
+                if self.shared:  # current and published commit together, or neither does
+                    snapshot_share.publish(conn, self.folder(name), file_name, seal, name)
+                detail = {"file": path.name, "count": count, "added": added,
+                          "deleted": deleted, "rejected": report.rejected}
+                conn.execute(insert(list_events_table).values(
+                    at=now, list_name=name, action="changes" if changes else "import", who=who,
+                    detail=detail))
+                audit.record_list_change(
+                    self.settings, "changes" if changes else "import", name, who=who,
+                    detail={**detail, "kind": kind, "jurisdiction": jurisdiction,
+                            "snapshot_date": snap}, conn=conn)
+        except _BaseMoved:
+            return False
+        return True
 
     def _prune_versions(self, name: str) -> None:
         keep = self.settings.keep_snapshots
@@ -648,6 +752,15 @@ def _national_scale(path: Path, jurisdiction: str) -> bool:
         return country in ("US", "CA") and path.stat().st_size > NATIONAL_SCALE_BYTES
     except OSError:
         return False
+
+
+#: How many times an import tries to commit while other imports of its list commit first (a
+#: change list is redone on each new version) before it gives up and asks to be run again.
+IMPORT_ATTEMPTS = 5
+
+
+class _BaseMoved(Exception):
+    """The list is not what the import read any more (its transaction rolls back)."""
 
 
 #: Runs inside a list change's transaction: (connection, E.164, the list).
