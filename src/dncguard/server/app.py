@@ -102,7 +102,10 @@ Authenticate with `Authorization: Bearer <key>` (`dncguard keys create --scope c
 
 
 class BodyLimit:
-    """413 for JSON bodies over the limit (uploads to ``/v1/jobs`` have their own limit)."""
+    """413 for a body over the limit, however it is framed (uploads to ``/v1/jobs`` have their
+    own limit): a ``Content-Length`` over it is answered at once; any other body is read and
+    counted before the application runs (at most ``limit`` bytes are held), so a chunked body
+    over the limit is a 413 too, never a failure inside the framework's body parsing."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -116,32 +119,30 @@ class BodyLimit:
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
                 await _send_413(send, self.limit)
                 return
-        seen = 0
-        started = False
-
-        async def counting() -> Message:
-            nonlocal seen
+        messages: list[Message] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
-
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting, tracking)
-        except _TooLarge:
-            if not started:
+            messages.append(message)
+            if message["type"] != "http.request":  # the client went away: the app hears it
+                break
+            size += len(message.get("body", b""))
+            if size > self.limit:
                 await _send_413(send, self.limit)
+                return
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replayed(messages, receive), send)
 
 
-class _TooLarge(Exception):
-    pass
+def _replayed(messages: list[Message], receive: Receive) -> Receive:
+    """A receive that hands back ``messages`` (as they were received), then ``receive``'s."""
+    waiting = iter(messages)
+
+    async def replay() -> Message:
+        return next(waiting, None) or await receive()
+
+    return replay
 
 
 async def _send_413(send: Send, limit: int) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import email.message
+import json
 import logging
-from typing import Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -19,6 +21,81 @@ from .._errors import ApiError, FieldError, Instant, responses
 from .._realtime import let_others_run
 
 log = logging.getLogger("dncguard.server")
+
+
+class _Twice(list[tuple[str, Any]]):
+    """The pairs of a JSON object that has a key more than once."""
+
+
+def keys_given_twice(body: bytes, where: str = "body", most: int = 20) -> list[str]:
+    """Where a key of a JSON object in ``body`` is given twice (``body.phone``,
+    ``body.phones.0.x``), in document order, the first ``most``; JSON parsers keep the last
+    one silently, so the first would be lost. Empty when there is none, and for a body that is
+    not JSON at all (the framework's parser says what is wrong with it)."""
+    found = False
+
+    def pairs(items: list[tuple[str, Any]]) -> Any:
+        nonlocal found
+        obj = dict(items)
+        if len(obj) == len(items):
+            return obj
+        found = True
+        return _Twice(items)
+
+    try:
+        data = json.loads(body, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return []
+    if not found:
+        return []
+    out: dict[str, None] = {}  # in the order found
+    stack: list[tuple[str, Any]] = [(where, data)]
+    while stack:  # depth first, in document order (no recursion: any depth JSON can have)
+        path, value = stack.pop()
+        children: list[tuple[str, Any]] = []
+        if isinstance(value, _Twice):
+            seen: set[str] = set()
+            for key, item in value:
+                name = f"{path}.{key if len(key) <= 100 else key[:100] + '...'}"
+                if key in seen:
+                    out[name] = None
+                    if len(out) == most:
+                        return list(out)
+                seen.add(key)
+                children.append((name, item))
+        elif isinstance(value, dict):
+            children = [(f"{path}.{k if len(k) <= 100 else k[:100] + '...'}", v)
+                        for k, v in value.items()]
+        elif isinstance(value, list):
+            children = [(f"{path}.{i}", v) for i, v in enumerate(value)]
+        stack.extend(reversed(children))
+    return list(out)
+
+
+def _parsed_as_json(content_type: str | None) -> bool:
+    """Whether the framework reads a body of this content type as JSON (FastAPI's own test:
+    application/json or application/*+json; a body without a content type is not)."""
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json"))
+
+
+async def no_key_twice(request: Request, _key: CheckKey) -> None:
+    """A JSON body in which an object gives a key twice is refused, 422 naming each such key
+    (``given twice``): the parser keeps the last value, and the first would be lost. A
+    dependency of the check routes, after the key (its 401, 403, 429 come first, as for the
+    body's other refusals; the key is the one the route gets, verified and counted once)."""
+    if _parsed_as_json(request.headers.get("content-type")):
+        twice = keys_given_twice(await request.body())
+        if twice:
+            raise ApiError(422, f"invalid request ({twice[0]}: given twice)",
+                           fields=[FieldError(field=f, message="given twice") for f in twice])
+
+
 router = APIRouter(tags=["check"])
 
 
@@ -93,7 +170,7 @@ def check_context(svc: Service, options: CheckOptions) -> CheckContext:
                           purpose=options.purpose, call_type=options.call_type, where="body")
 
 
-@router.post("/v1/check", response_model=Verdict,
+@router.post("/v1/check", response_model=Verdict, dependencies=[Depends(no_key_twice)],
              responses=responses(401, 403, 413, 422, 429),
              summary="Check one number right before dialing")
 async def check(body: CheckRequest, svc: ServiceDep, _key: CheckKey) -> Response:
@@ -117,6 +194,7 @@ async def answer_check(svc: Service, body: CheckRequest, ctx: CheckContext,
 
 
 @router.post("/v1/check/batch", response_model=BatchResponse,
+             dependencies=[Depends(no_key_twice)],
              responses=responses(401, 403, 413, 422, 429, 503),
              summary="Check up to 10,000 numbers at once")
 async def check_batch(body: BatchRequest, svc: ServiceDep, _key: CheckKey) -> Response:
