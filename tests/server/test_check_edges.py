@@ -420,3 +420,42 @@ def test_keys_given_twice_names_each_in_document_order() -> None:
     assert keys_given_twice(deep) == ["body" + ".a" * 50 + ".k"]
     assert keys_given_twice(('{"' + "k" * 300 + '":1,"' + "k" * 300 + '":2}').encode()) == [
         "body." + "k" * 100 + "..."]
+
+
+def test_the_writing_routes_refuse_a_key_given_twice(tmp_path: Path) -> None:
+    """POST /v1/dnc, /v1/attempts and /v1/consents read JSON bodies too: a key given twice is
+    refused there (nothing is written), as on the check routes."""
+    import httpx
+
+    from dncguard.config import load_settings
+    from dncguard.server.app import create_app
+
+    home = tmp_path / "home"
+    key = make_key(home, "dnc:write")
+    app = create_app(load_settings(home=home), run_jobs=False)
+    svc = app.state.service
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    posts = [
+        ("/v1/dnc", f'{{"phone":"+12025550188","phone":"{PHONE}"}}'),
+        ("/v1/attempts", f'{{"phone":"{PHONE}","at":"2026-11-19T15:00:00Z",'
+                         f'"outcome":"conversation","outcome":"no_answer"}}'),
+        ("/v1/consents", f'{{"phone":"{PHONE}","type":"express","type":"express_written",'
+                         f'"date":"2026-01-05"}}'),
+    ]
+
+    async def scenario() -> list[tuple[int, list[str]]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://x") as c:
+            out = []
+            for path, body in posts:
+                resp = await c.post(path, content=body, headers=headers)
+                out.append((resp.status_code,
+                            [f["field"] for f in resp.json()["error"].get("fields", [])]))
+            return out
+
+    try:
+        assert asyncio.run(scenario()) == [(422, ["body.phone"]), (422, ["body.outcome"]),
+                                           (422, ["body.type"])]
+    finally:
+        svc.realtime.stop()
+        svc.realtime.writer.stop()

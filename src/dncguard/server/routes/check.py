@@ -16,7 +16,7 @@ from ...errors import ContextError
 from ...models import Verdict
 from ...sources.protocol import CheckContext
 from .._context import context_or_422
-from .._deps import CheckKey, Service, ServiceDep
+from .._deps import CheckKey, DncKey, Service, ServiceDep
 from .._errors import ApiError, FieldError, Instant, responses
 from .._realtime import let_others_run
 
@@ -89,6 +89,16 @@ async def no_key_twice(request: Request, _key: CheckKey) -> None:
     (``given twice``): the parser keeps the last value, and the first would be lost. A
     dependency of the check routes, after the key (its 401, 403, 429 come first, as for the
     body's other refusals; the key is the one the route gets, verified and counted once)."""
+    await refuse_keys_twice(request)
+
+
+async def no_key_twice_dnc(request: Request, _key: DncKey) -> None:
+    """:func:`no_key_twice` for the routes that change opt-outs, consents and attempts."""
+    await refuse_keys_twice(request)
+
+
+async def refuse_keys_twice(request: Request) -> None:
+    """422 naming each key an object of the request's JSON body gives twice."""
     if _parsed_as_json(request.headers.get("content-type")):
         twice = keys_given_twice(await request.body())
         if twice:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import ListError
@@ -18,6 +18,7 @@ from ...optouts import add_optout, remove_optout
 from ...phones import normalise
 from .._deps import DncKey, Service, ServiceDep
 from .._errors import ApiError, FieldError, Instant, responses
+from .check import no_key_twice_dnc
 
 router = APIRouter(tags=["dnc"])
 
@@ -55,6 +56,7 @@ def _e164(phone: str, region: str | None, where: str, svc: Service) -> str:
 
 
 @router.post("/v1/dnc", status_code=201, response_model=OptOutResult,
+             dependencies=[Depends(no_key_twice_dnc)],
              responses=responses(401, 403, 404, 413, 422, 429, 503),
              summary="Add an opt-out to an internal list")
 def add(body: OptOut, svc: ServiceDep, key: DncKey) -> OptOutResult:

@@ -13,7 +13,7 @@ import threading
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -27,6 +27,7 @@ from ...sources.rules.when import WhenOut
 from .._context import clean_or_422, context_or_422
 from .._deps import CheckKey, DncKey, Service, ServiceDep
 from .._errors import ApiError, FieldError, Instant, responses
+from .check import no_key_twice_dnc
 
 router = APIRouter(tags=["rules"])
 
@@ -136,6 +137,7 @@ def _instant(at: datetime | None, where: str) -> datetime:
 
 
 @router.post("/v1/attempts", status_code=201, response_model=AttemptOut,
+             dependencies=[Depends(no_key_twice_dnc)],
              responses=responses(401, 403, 413, 422, 429, 503),
              summary="Record a call attempt (for frequency caps)")
 def record_attempt(body: AttemptIn, svc: ServiceDep, _key: DncKey) -> AttemptOut:
@@ -164,6 +166,7 @@ def record_attempt(body: AttemptIn, svc: ServiceDep, _key: DncKey) -> AttemptOut
 
 
 @router.post("/v1/consents", status_code=201, response_model=ConsentOut,
+             dependencies=[Depends(no_key_twice_dnc)],
              responses=responses(401, 403, 413, 422, 429, 503),
              summary="Store a consent or established-business-relationship record")
 def add_consent(body: ConsentIn, svc: ServiceDep, key: DncKey) -> ConsentOut:
