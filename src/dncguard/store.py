@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -36,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from .config import Settings
+from .config import Settings, mask_url
 from .errors import ConfigError
 
 fcntl: ModuleType | None
@@ -136,19 +135,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def masked_url(url: str) -> str:
-    """``url`` with its password shown as ``***``, even when it cannot be parsed."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return re.sub(r"(://[^:/@]*:)[^/]*@", r"\1***@", url)
-
-
 def make_engine(settings: Settings) -> Engine:
     """A new engine for these settings, not migrated and not cached (``dncguard db``).
     Raises ConfigError when the URL cannot be read or its driver is not installed."""
     url = settings.db_url
-    where = f"database_url (DNCGUARD_DATABASE_URL) {masked_url(url)}"
+    where = f"database_url (DNCGUARD_DATABASE_URL) {mask_url(url)}"
     try:
         drivername = make_url(url).drivername
     except (ArgumentError, ValueError) as exc:  # e.g. a port that is not a number

@@ -79,7 +79,7 @@ def test_an_unknown_key_is_refused_as_on_v1_check_and_no_job_is_made(
         fields = _refused(c.post(
             "/v1/jobs", params=AT, headers={"content-type": "application/json"},
             content=b'["+12025550100", {"phone": "+12025550188", "phone": "+12025550123"}]'))
-        assert fields == {"body.1.phone": "given twice in the object"}
+        assert fields == {"body.1.phone": "given twice"}
         _no_job_stored(c, home)
 
         # every key /v1/check takes per number is a row key; null is "not given"

@@ -20,6 +20,7 @@ from .._deps import JobsKey, Service, ServiceDep
 from .._errors import ApiError, FieldError, Instant, responses
 from .._jobs import JobInfo
 from ..keys import ApiKey
+from .check import keys_given_twice
 
 router = APIRouter(tags=["jobs"])
 
@@ -129,25 +130,9 @@ def _json_to_csv(raw: Any, out: Any) -> int:
     return len(raw)
 
 
-class _Object(dict[str, Any]):
-    """A JSON object as parsed, with the keys it gave more than once (the last value of each
-    would stand, the others lost: such a row is refused)."""
-
-    twice: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, pairs: list[tuple[str, Any]]) -> _Object:
-        obj = cls(pairs)
-        if len(obj) != len(pairs):
-            keys = [k for k, _ in pairs]
-            obj.twice = tuple(k for k in obj if keys.count(k) > 1)
-        return obj
-
-
 def _row_errors(i: int, item: dict[str, Any]) -> list[FieldError]:
     """What is wrong with the object at index ``i`` of a JSON job (nothing: a row)."""
-    out = [FieldError(field=f"body.{i}.{key[:100]}", message="given twice in the object")
-           for key in getattr(item, "twice", ())]
+    out = []
     if "phone" not in item:
         out.append(FieldError(field=f"body.{i}.phone", message="Field required"))
     elif not isinstance(item["phone"], str):
@@ -213,7 +198,8 @@ async def create_job(
                            fields=[FieldError(field="body", message="empty")])
         if fmt == "json":
             try:
-                data = json.loads(raw_path.read_bytes(), object_pairs_hook=_Object.of)
+                raw = raw_path.read_bytes()
+                data = json.loads(raw)
             except RecursionError:
                 raise ApiError(422, "the body is not valid JSON: nested too deeply",
                                fields=[FieldError(field="body", message="nested too deeply")]
@@ -221,6 +207,11 @@ async def create_job(
             except (ValueError, UnicodeDecodeError) as exc:
                 raise ApiError(422, f"the body is not valid JSON: {exc}",
                                fields=[FieldError(field="body", message="invalid JSON")]) from exc
+            twice = keys_given_twice(raw)  # the first value of each would be lost
+            if twice:
+                raise ApiError(422, f"invalid request ({twice[0]}: given twice)",
+                               fields=[FieldError(field=f, message="given twice")
+                                       for f in twice])
             with target.open("w", encoding="utf-8", newline="") as out:
                 _json_to_csv(data, out)
             raw_path.unlink()
