@@ -8,6 +8,7 @@ why, only when it is missing outside CI. Under ``CI`` they run, and fail if it i
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,12 +16,24 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from dncguard.config import load_settings
 from dncguard.lists.store import ListStore
 
 from ..server.conftest import Server, make_key, server_env
+
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_token(resp: httpx.Response) -> str:
+    """The CSRF token of a console page fetched over plain HTTP (no browser)."""
+    assert resp.status_code == 200, resp.text
+    found = _CSRF.search(resp.text)
+    assert found, resp.text
+    return found.group(1)
+
 
 CHROMIUM = Path(os.environ.get("DNCGUARD_CHROMIUM", "/usr/bin/chromium"))
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"

@@ -4,21 +4,12 @@ answers both (the Prometheus decision series and the hourly counts behind
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import httpx
 
 from ..server.conftest import Server, make_key, server_env
-
-_TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-def _token(resp: httpx.Response) -> str:
-    assert resp.status_code == 200, resp.text
-    found = _TOKEN.search(resp.text)
-    assert found, resp.text
-    return found.group(1)
+from .conftest import csrf_token
 
 
 def _decisions(c: httpx.Client, admin: str) -> float:
@@ -46,10 +37,10 @@ def test_a_console_check_and_an_api_check_count_two(tmp_path: Path) -> None:
             before = _decisions(c, admin)
             assert _summary(c, admin) == 0
             signed = c.post("/console/signin", data={
-                "key": admin, "csrf": _token(c.get("/console/signin"))})
+                "key": admin, "csrf": csrf_token(c.get("/console/signin"))})
             assert signed.status_code == 303, signed.text
             page = c.post("/console/check", data={
-                "phone": "+12025550123", "csrf": _token(c.get("/console/check"))})
+                "phone": "+12025550123", "csrf": csrf_token(c.get("/console/check"))})
             assert page.status_code == 200 and "+12025550123" in page.text
             api = c.post("/v1/check", json={"phone": "+12025550124"},
                          headers={"Authorization": f"Bearer {check}"})

@@ -4,21 +4,12 @@ with 422 naming it, never judged as if it had not been sent."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import httpx
 
 from ..server.conftest import Server, make_key, server_env
-
-_TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-def _token(resp: httpx.Response) -> str:
-    assert resp.status_code == 200, resp.text
-    found = _TOKEN.search(resp.text)
-    assert found, resp.text
-    return found.group(1)
+from .conftest import csrf_token
 
 
 def test_forms_refuse_fields_they_do_not_read(tmp_path: Path) -> None:
@@ -29,13 +20,13 @@ def test_forms_refuse_fields_they_do_not_read(tmp_path: Path) -> None:
         server.start()
         with httpx.Client(base_url=server.url, timeout=30) as c:
             refused = c.post("/console/signin", data={
-                "key": admin, "keys": admin, "csrf": _token(c.get("/console/signin"))})
+                "key": admin, "keys": admin, "csrf": csrf_token(c.get("/console/signin"))})
             assert refused.status_code == 422 and "unknown field &#x27;keys&#x27;" in \
                 refused.text.replace("&#39;", "&#x27;")
             signed = c.post("/console/signin", data={
-                "key": admin, "csrf": _token(c.get("/console/signin"))})
+                "key": admin, "csrf": csrf_token(c.get("/console/signin"))})
             assert signed.status_code == 303, signed.text
-            token = _token(c.get("/console/check"))
+            token = csrf_token(c.get("/console/check"))
             forms: list[tuple[dict[str, str | list[str]], str]] = [
                 ({"phone": "+12025550123", "line_type": "bogus"}, "line_type"),
                 ({"phone": "+12025550123", "zipcode": "99999"}, "zipcode"),
