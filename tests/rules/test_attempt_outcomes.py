@@ -139,7 +139,7 @@ def test_an_unknown_stored_outcome_starts_the_pause(settings: Settings,
 # -- the rules data --------------------------------------------------------------------------------
 
 def test_every_packaged_cooldown_names_a_known_outcome() -> None:
-    from dncguard.sources.rules.stores import OUTCOMES
+    from dncguard.sources.rules.schema import OUTCOMES
 
     ruleset = load_ruleset()
     named = {o for j in ruleset.jurisdictions()
@@ -288,7 +288,7 @@ def test_the_cli_help_names_every_outcome() -> None:
     import inspect
 
     from dncguard.cli import _rules
-    from dncguard.sources.rules.stores import OUTCOMES
+    from dncguard.sources.rules.schema import OUTCOMES
 
     option = inspect.signature(_rules.attempts_record).parameters["outcome"].default
     assert option.help.split(" (")[0].split(" | ") == list(OUTCOMES)

@@ -343,8 +343,8 @@ def attempts_record(
 ) -> None:
     """Record one call attempt."""
     from ..phones import mask
-    from ..sources.rules.schema import PURPOSES
-    from ..sources.rules.stores import OUTCOMES, AttemptStore
+    from ..sources.rules.schema import OUTCOMES, PURPOSES
+    from ..sources.rules.stores import AttemptStore
 
     instant = parse_instant(at)
     assert instant is not None

@@ -21,8 +21,9 @@ from ...engine.scrubber import Scrubber
 from ...errors import ContextError, InputError
 from ...lists.store import ListStore
 from ...phones import normalise
+from ...sources.rules.schema import OUTCOMES
 from ...sources.rules.source import RulesCheck
-from ...sources.rules.stores import OUTCOMES, AttemptStore, ConsentStore, parse_outcome
+from ...sources.rules.stores import AttemptStore, ConsentStore, parse_outcome
 from ...sources.rules.when import WhenOut
 from .._context import clean_or_422, context_or_422
 from .._deps import CheckKey, DncKey, Service, ServiceDep

@@ -21,12 +21,15 @@ from pydantic import BaseModel, ValidationError
 
 from ...errors import ConfigError
 from .schema import (
+    OUTCOMES,
     CallingWindowRule,
+    FrequencyCapRule,
     HolidaySet,
     RuleBase,
     RulesetMeta,
     RulesFile,
     ZoneData,
+    outcome_key,
 )
 
 R = TypeVar("R", bound=RuleBase)
@@ -98,6 +101,15 @@ def _check_zones(names: Iterable[str], where: str, known: set[str] | None = None
         seen.add(name)
 
 
+def _check_outcomes(rule: FrequencyCapRule, where: str) -> None:
+    """Every ``cooldown_after`` names an attempt outcome (:data:`~.schema.OUTCOMES`, any
+    case): a cooldown after an outcome no attempt can record would never start."""
+    bad = [o for o in rule.cooldown_after if outcome_key(o) not in OUTCOMES]
+    if bad:
+        raise RulesDataError(f"{where}: rule {rule.id}: cooldown_after {bad[0]!r} is not an "
+                             f"attempt outcome; the outcomes are {', '.join(OUTCOMES)}")
+
+
 def _check_applies(rf: RulesFile, files: dict[str, RulesFile]) -> None:
     """A file's ``applies`` names existing rules of its country, and all of them: the engine
     applies every rule of the country to the country's numbers, so a list leaving one out
@@ -143,6 +155,8 @@ def parse_texts(texts: dict[str, str]) -> Ruleset:
         for rule in rf.rules:
             if isinstance(rule, CallingWindowRule):
                 _check_zones(rule.extra_zones, f"{name}: rule {rule.id}", known)
+            elif isinstance(rule, FrequencyCapRule):
+                _check_outcomes(rule, name)
         for set_name, hs in rf.holiday_sets.items():
             if set_name in sets and sets[set_name] != hs:
                 raise RulesDataError(f"{name}: holiday set {set_name} defined twice differently")

@@ -38,6 +38,22 @@ Confidence = Literal["high", "medium", "low"]
 PURPOSES: tuple[str, ...] = ("telemarketing", "informational", "collections")
 CALL_TYPES: tuple[str, ...] = ("manual", "autodialed", "prerecorded")
 LINE_TYPES: tuple[str, ...] = ("mobile", "landline", "voip")
+
+#: The outcomes an attempt may record, the one list that ``attempts record``, ``attempts
+#: import``, ``POST /v1/attempts`` and the rules' ``cooldown_after`` are held to (a rules file
+#: naming another outcome is refused when the rules load,
+#: :func:`~dncguard.sources.rules._loader.parse_texts`): ``conversation`` (spoke with the person:
+#: Reg F's 7-day pause), ``voicemail`` (a message was left), ``no_answer``, ``busy`` and
+#: ``failed`` (the call did not connect). Given in any case, spaces around ignored; a
+#: missing or blank outcome is no outcome. Anything else is refused: an outcome the caps do
+#: not understand would silently skip a cooldown.
+OUTCOMES: tuple[str, ...] = ("conversation", "voicemail", "no_answer", "busy", "failed")
+
+
+def outcome_key(text: str | None) -> str | None:
+    """An outcome as it is compared: spaces around removed, lower case; None when blank."""
+    key = (text or "").strip().lower()
+    return key or None
 CONSENT_TYPES: tuple[str, ...] = ("express", "express_written", "ebr_purchase", "ebr_inquiry")
 
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")

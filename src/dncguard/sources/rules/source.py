@@ -33,11 +33,12 @@ from ..protocol import CheckBase
 from . import codes
 from ._engine import CampaignWindow, TimePlan, Violation, local_text
 from ._holidays import HolidayCalendar
-from ._loader import RulesDataError, Ruleset
+from ._loader import Ruleset
 from ._zones import Location, resolve_location, zone_key_array, zone_keys
 from .freshness import FreshnessPolicy
 from .schema import (
     LINE_TYPES,
+    OUTCOMES,
     CallingWindowRule,
     ConsentRequiredRule,
     EbrRule,
@@ -48,16 +49,15 @@ from .schema import (
     RuleBase,
     Window,
     WirelessRestrictedRule,
+    outcome_key,
 )
 from .settings import EmergencyDeclaration, RulesSettings
 from .stores import (
-    OUTCOMES,
     PROBE_EMPTY_FROM,
     Attempt,
     AttemptStore,
     ConsentRecord,
     ConsentStore,
-    outcome_key,
 )
 from .when import When
 
@@ -80,19 +80,6 @@ _PLAN_CACHE_MAX = 20_000
 _DAY_CACHE_MAX = 256
 _CONSENT = frozenset({"express", "express_written"})
 _EBR = frozenset({"ebr_purchase", "ebr_inquiry"})
-
-
-def check_outcomes(ruleset: Ruleset) -> None:
-    """Every ``cooldown_after`` of the ruleset names an attempt outcome
-    (:data:`~dncguard.sources.rules.stores.OUTCOMES`, any case): a cooldown after an outcome
-    no attempt can record would never start. RulesDataError names the file and the rule."""
-    for j in ruleset.jurisdictions():
-        for _, rule in ruleset.of_kind(FrequencyCapRule, [j]):
-            bad = [o for o in rule.cooldown_after if outcome_key(o) not in OUTCOMES]
-            if bad:
-                raise RulesDataError(
-                    f"{j}.yaml: rule {rule.id}: cooldown_after {bad[0]!r} is not an attempt "
-                    f"outcome; the outcomes are {', '.join(OUTCOMES)}")
 
 
 def _starts_cooldown(outcome: str | None, after: set[str | None]) -> bool:
@@ -178,7 +165,6 @@ class RulesCheck(CheckBase):
         self.settings = settings
         self.config = rules_settings or settings.section(RulesSettings)
         self.ruleset = ruleset or self.config.ruleset()
-        check_outcomes(self.ruleset)
         self.calendar = HolidayCalendar(self.ruleset.holiday_sets)
         self._store = store
         self._consents = consents

@@ -40,7 +40,7 @@ from ...config import Settings
 from ...errors import InputError
 from ...phones import mask, normalise
 from ...store import as_utc, driver_row, get_engine, metadata, read_engine, utcnow
-from .schema import CONSENT_TYPES, PURPOSES
+from .schema import CONSENT_TYPES, OUTCOMES, PURPOSES, outcome_key
 
 log = logging.getLogger(__name__)
 
@@ -88,23 +88,6 @@ class ConsentRecord:
     granted: date
     expires: date | None = None
     revoked: date | None = None
-
-
-#: The outcomes an attempt may record, the one list that ``attempts record``, ``attempts
-#: import``, ``POST /v1/attempts`` and the rules' ``cooldown_after`` are held to (a rules file
-#: naming another outcome is refused when the rules check is built, see
-#: :class:`~dncguard.sources.rules.source.RulesCheck`): ``conversation`` (spoke with the person:
-#: Reg F's 7-day pause), ``voicemail`` (a message was left), ``no_answer``, ``busy`` and
-#: ``failed`` (the call did not connect). Given in any case, spaces around ignored; a
-#: missing or blank outcome is no outcome. Anything else is refused: an outcome the caps do
-#: not understand would silently skip a cooldown.
-OUTCOMES: tuple[str, ...] = ("conversation", "voicemail", "no_answer", "busy", "failed")
-
-
-def outcome_key(text: str | None) -> str | None:
-    """An outcome as it is compared: spaces around removed, lower case; None when blank."""
-    key = (text or "").strip().lower()
-    return key or None
 
 
 def parse_outcome(text: str | None) -> str | None:
