@@ -97,6 +97,15 @@ def _admit(request: Request, svc: Service, key: ApiKey | None, scope: str) -> Ap
     return key
 
 
+def _given_once(request: Request) -> None:
+    """400 when the request gives the ``Authorization`` header more than once: the framework
+    reads the first copy, and which key is meant must not depend on the order they came in."""
+    count = sum(1 for name, _ in request.scope.get("headers", ())
+                if name.lower() == b"authorization")
+    if count > 1:
+        raise ApiError(400, f"the Authorization header is given {count} times; send it once")
+
+
 def _presented(credentials: HTTPAuthorizationCredentials | None) -> str:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, "an API key is required: Authorization: Bearer <key>",
@@ -118,6 +127,7 @@ def require(scope: str) -> Callable[..., Any]:
     ) -> ApiKey:
         if svc.no_auth:
             return _admit(request, svc, None, scope)
+        _given_once(request)
         text = _presented(credentials)
         try:
             found = svc.keys.verify(text)
@@ -139,6 +149,7 @@ def require_async(scope: str) -> Callable[..., Any]:
     ) -> ApiKey:
         if svc.no_auth:
             return _admit(request, svc, None, scope)
+        _given_once(request)
         text = _presented(credentials)
         hit = svc.keys.cached(text)
         if hit is not None:
