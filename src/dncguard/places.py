@@ -7,6 +7,8 @@ The tables ship as data generated from maintained packages (``scripts/gen_place_
   territories, with their official names (English and French, from ``holidays``) and the AP
   style abbreviations (``Fla.``, from ``us``);
 * ``data/zip_states.csv``: every US ZIP code (from ``zipcodes``) and its state.
+
+The provinces of Canadian postal codes are a short table here (:data:`CA_POSTAL_PROVINCES`).
 """
 
 from __future__ import annotations
@@ -78,4 +80,39 @@ def zip_state(zip5: str) -> str | None:
     return states[i]
 
 
-__all__ = ["spelling_key", "subdivision", "subdivision_codes", "zip_state"]
+#: The province or territory of a Canadian postal code by its first letter, as Canada Post
+#: assigns them (Canada Post, "Addressing guidelines", postal code: the first letter of the
+#: forward sortation area names the province or territory). ``X`` serves two territories:
+#: see :data:`NUNAVUT_FSAS`.
+CA_POSTAL_PROVINCES: dict[str, str] = {
+    "A": "NL", "B": "NS", "C": "PE", "E": "NB", "G": "QC", "H": "QC", "J": "QC",
+    "K": "ON", "L": "ON", "M": "ON", "N": "ON", "P": "ON", "R": "MB", "S": "SK", "T": "AB",
+    "V": "BC", "X": "NT", "Y": "YT",
+}
+#: The forward sortation areas of Nunavut; every other ``X`` area is the Northwest
+#: Territories' (X0E, X0G, X1A).
+NUNAVUT_FSAS = frozenset({"X0A", "X0B", "X0C"})
+
+#: A US ZIP code (five digits, or ZIP+4 with or without the hyphen) and a Canadian postal
+#: code (``K1A 0B1``, with or without the space; the letters Canada Post never uses refused).
+#: Groups: the five digits and the four (ZIP+4); the forward sortation area and the rest.
+US_ZIP = re.compile(r"^(\d{5})(?:-?(\d{4}))?$")
+CA_POSTAL = re.compile(r"^([ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z]) ?(\d[ABCEGHJ-NPRSTV-Z]\d)$")
+
+
+def postal_state(code: str) -> str | None:
+    """The state or province of a US ZIP code (its first five digits, from the ZIP table) or
+    a Canadian postal code (by its forward sortation area), in any case; None for anything
+    else (an unknown ZIP code, a UK postcode, a partial code)."""
+    text = code.strip().upper()
+    us = US_ZIP.match(text)
+    if us:
+        return zip_state(us.group(1))
+    ca = CA_POSTAL.match(text)
+    if ca:
+        return "NU" if ca.group(1) in NUNAVUT_FSAS else CA_POSTAL_PROVINCES[text[0]]
+    return None
+
+
+__all__ = ["CA_POSTAL", "CA_POSTAL_PROVINCES", "NUNAVUT_FSAS", "US_ZIP", "postal_state",
+           "spelling_key", "subdivision", "subdivision_codes", "zip_state"]

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..config import SUPPORTED_REGIONS
 from ..errors import ContextError
 from ..phones import US_TERRITORIES
-from ..places import subdivision, zip_state
+from ..places import CA_POSTAL, US_ZIP, subdivision, zip_state
 
 #: Per-row context fields, in the order they key a row's context.
 CONTEXT_FIELDS = ("region", "state", "zip", "timezone", "line_type", "subject")
@@ -44,9 +44,7 @@ LINE_TYPES = ("mobile", "landline", "voip")
 _LINE_ALIASES = {"mobile": "mobile", "wireless": "mobile", "cell": "mobile",
                  "cellular": "mobile", "landline": "landline", "wireline": "landline",
                  "fixed": "landline", "voip": "voip"}
-_CA_POSTAL = re.compile(r"^([ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z]) ?(\d[ABCEGHJ-NPRSTV-Z]\d)$")
 _GB_POSTCODE = re.compile(r"^([A-Z]{1,2}\d[A-Z\d]?) ?(\d[A-Z]{2})$")
-_US_ZIP = re.compile(r"^(\d{5})(?:-?(\d{4}))?$")
 MAX_SUBJECT = 200
 
 ACCEPTED: dict[str, str] = {
@@ -95,13 +93,13 @@ def clean_field(field: str, value: str) -> str:
             raise _refuse(field, value)
         return found[1]
     if field == "zip":
-        us = _US_ZIP.match(text)
+        us = US_ZIP.match(text)
         if us:
             if zip_state(us.group(1)) is None:
                 raise _refuse(field, value, f"{text!r} is not a known US ZIP code; expected "
                                              f"{ACCEPTED[field]}")
             return us.group(1)
-        ca = _CA_POSTAL.match(text.upper())
+        ca = CA_POSTAL.match(text.upper())
         if ca:
             return f"{ca.group(1)} {ca.group(2)}"
         gb = _GB_POSTCODE.match(text.upper())

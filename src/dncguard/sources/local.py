@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
@@ -18,7 +17,7 @@ from ..errors import ListError
 from ..lists.store import INFO_KINDS, ListIndex, ListInfo, ListStore
 from ..models import DataVersions, Decision, Reason, ReasonCode
 from ..phones import npa_state_index, npa_state_table
-from ..places import zip_state
+from ..places import postal_state
 from .protocol import Batch, CheckBase, CheckContext
 
 if TYPE_CHECKING:
@@ -69,38 +68,25 @@ def _applies(jurisdiction: str, batch: Batch
 
 #: the row of :func:`_state_candidates` that holds the ZIP or postal code's state
 _ZIP_ROW = 3
-#: a US ZIP code (five digits, or ZIP+4) and a Canadian postal code (``K1A 0B1``, or without
-#: the space): the context's canonical forms, and what the rows of a batch built by hand hold
-_US_ZIP = re.compile(r"^\d{5}(?:-?\d{4})?$")
-_CA_POSTAL = re.compile(r"^[A-Z]\d[A-Z] ?\d[A-Z]\d$")
-
-
 def _zip_states(zips: list[str]) -> list[str]:
-    """The state or province of each distinct ZIP or postal code (``""``: none), found as
-    the rules find it: a US ZIP code (its first five digits) from the shipped ZIP table, a
-    Canadian postal code by its first letter (the ruleset's ``ca_postal_provinces``). Each
-    ZIP code is looked up once per process (:data:`_ZIP_STATES`), not once per batch."""
+    """The state or province of each distinct ZIP or postal code (``""``: none), as the rules
+    find it (:func:`dncguard.places.postal_state`). Each code is looked up once per process
+    (:data:`_ZIP_STATES`), not once per batch."""
     out: list[str] = []
-    for raw in zips:
-        code = raw.strip().upper()
-        key = code[:5] if _US_ZIP.match(code) else code[0] if _CA_POSTAL.match(code) else ""
-        found = _ZIP_STATES.get(key)
+    for code in zips:
+        found = _ZIP_STATES.get(code)
         if found is None:
-            if len(key) == 5:
-                found = zip_state(key) or ""
-            else:  # the rules' table, read only when a postal code needs it
-                from .rules import load_ruleset
-
-                found = load_ruleset().zones.ca_postal_provinces.get(key, "")
-            _ZIP_STATES[key] = found
+            if len(_ZIP_STATES) > 100_000:  # bounded: a file of made-up codes cannot grow it
+                _ZIP_STATES.clear()
+            found = _ZIP_STATES[code] = postal_state(code) or ""
         out.append(found)
     return out
 
 
-#: ZIP code (five digits) or Canadian postal code's first letter -> its state or province
-#: (``""``: none; at most one entry per US ZIP code and per letter). A value that is neither
-#: (none, or a postcode of a country without state lists, e.g. the UK) gives no state.
-_ZIP_STATES: dict[str, str] = {"": ""}
+#: ZIP or postal code, as the row gives it -> its state or province (``""``: none). A value
+#: that is neither (none, or a postcode of a country without state lists, e.g. the UK) gives
+#: no state.
+_ZIP_STATES: dict[str, str] = {}
 
 
 def _state_candidates(batch: Batch) -> tuple[dict[str, int], npt.NDArray[np.int64]]:

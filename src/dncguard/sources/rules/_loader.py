@@ -136,7 +136,12 @@ def parse_texts(texts: dict[str, str]) -> Ruleset:
         raise RulesDataError("rules data needs _ruleset.yaml and _zones.yaml")
     meta = _parse(RulesetMeta, _read_yaml(texts["_ruleset.yaml"], "_ruleset.yaml"),
                   "_ruleset.yaml")
-    zones = _parse(ZoneData, _read_yaml(texts["_zones.yaml"], "_zones.yaml"), "_zones.yaml")
+    zone_data = _read_yaml(texts["_zones.yaml"], "_zones.yaml")
+    if isinstance(zone_data, dict) and "ca_postal_provinces" in zone_data:
+        raise RulesDataError("_zones.yaml: ca_postal_provinces is no longer read (the provinces "
+                             "of Canadian postal codes come with dncguard: dncguard.places); "
+                             "remove it")
+    zones = _parse(ZoneData, zone_data, "_zones.yaml")
     known: set[str] = set()
     for table in (zones.multi_timezone_npas, zones.subdivision_zones, zones.region_zones,
                   zones.zip3_zones):

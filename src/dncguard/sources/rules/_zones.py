@@ -22,7 +22,7 @@ from phonenumbers import timezone as pn_timezone
 
 from ...nanp import FALLBACK, PREFIXES, load_table, metadata_fingerprint
 from ...phones import state_for
-from ...places import zip_state
+from ...places import postal_state
 from ._loader import Ruleset, load_ruleset
 
 log = logging.getLogger("dncguard.sources.rules.zones")  # its name before it became _zones
@@ -61,15 +61,10 @@ def _zip_zones(ruleset: Ruleset, zip_code: str, state: str) -> list[str]:
     return list(ruleset.zones.subdivision_zones.get(state, []))
 
 
-def _zip_state(ruleset: Ruleset, region: str, zip_code: str) -> str | None:
-    """The state or province of a US ZIP or Canadian postal code (NANP regions only): US ZIP
-    codes from the shipped ZIP table (:mod:`dncguard.places`)."""
-    code = zip_code.strip().upper()
-    if region not in ("US", "CA") or not code:
-        return None
-    if code[0].isalpha():
-        return ruleset.zones.ca_postal_provinces.get(code[0])
-    return zip_state(code[:5])
+def _zip_state(region: str, zip_code: str) -> str | None:
+    """The state or province of a US ZIP or Canadian postal code (NANP regions only; see
+    :func:`dncguard.places.postal_state`)."""
+    return postal_state(zip_code) if region in ("US", "CA") else None
 
 
 def _pn_zones(e164: str) -> tuple[str, ...]:
@@ -407,7 +402,7 @@ def resolve_location(e164: str, region: str, state: str | None,
         add(rs.zones.subdivision_zones.get(address_state, []), "state")
     zip_code = (extra.get("zip") or "").strip() or None
     if zip_code:
-        zs = _zip_state(rs, region, zip_code)
+        zs = _zip_state(region, zip_code)
         if zs:
             add_state(zs)
             add(_zip_zones(rs, zip_code, zs), "zip")

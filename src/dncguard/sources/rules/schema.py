@@ -338,7 +338,6 @@ class ZoneData(BaseModel):
     region_zones: dict[str, list[str]]
     zip3_zones: dict[str, list[str]] = Field(
         default_factory=dict, description="'NNN-NNN' -> zones, for ZIP3s of multi-zone states")
-    ca_postal_provinces: dict[str, str] = Field(description="first letter -> province")
 
 
 class RulesetMeta(BaseModel):
