@@ -17,7 +17,8 @@ from dncguard.config import Settings, load_settings
 from dncguard.migrations import MigrationError, shipped_head, upgrade
 from dncguard.store import dispose_engines, get_engine, make_engine
 
-FUTURE = "0007_future"
+#: a revision after the newest one shipped (as a later dncguard would number it)
+FUTURE = f"{int(shipped_head()[:4]) + 1:04d}_future"
 
 
 def _newer_message(revision: str = FUTURE) -> str:

@@ -14,8 +14,14 @@ Used by the CXone write-back (topic ``cxone.push``) and designed for the audit e
   error is permanent or ``max_attempts`` is reached. Dead items are kept and reported, never
   dropped; :meth:`Outbox.requeue` revives them.
 * :meth:`Outbox.stats` and :meth:`Outbox.items` report what is pending, delivered and dead;
-  :meth:`Outbox.latest` finds the newest item whose key contains a string (a producer that
-  keys items per event chains them: see the CXone write-back).
+  :meth:`Outbox.latest` finds the newest item of a subject (a producer that keys items per
+  event chains them: see the CXone write-back, whose subject is the phone number).
+
+An item's subject (``enqueue(..., subject=...)``) is kept in ``outbox_subjects``, one row per
+item, and found by equality through ``ix_outbox_subjects_lookup`` (topic, subject, item id),
+so the lookup does not slow as the outbox grows (items are never purged). It is a table of its
+own rather than a column of ``outbox``: databases made by ``create_all`` before migrations are
+adopted only when ``outbox`` has exactly its original columns (:mod:`dncguard.migrations`).
 
 Item states: ``pending`` -> ``delivered`` | ``dead``.
 """
@@ -35,6 +41,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -70,6 +77,17 @@ outbox_table = Table(
     Column("delivered_at", DateTime(timezone=True)),
     UniqueConstraint("topic", "key", name="uq_outbox_topic_key"),
     Index("ix_outbox_due", "topic", "status", "next_attempt_at"),
+)
+
+#: The subject of an item that has one (revision 0007_outbox_subjects), written with the item.
+outbox_subjects_table = Table(
+    "outbox_subjects",
+    metadata,
+    Column("item_id", Integer, ForeignKey("outbox.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("topic", String(100), nullable=False),
+    Column("subject", String(100), nullable=False),
+    Index("ix_outbox_subjects_lookup", "topic", "subject", "item_id"),
 )
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
@@ -117,31 +135,41 @@ class Outbox:
         self.max_attempts = max_attempts
         self.rng = rng or random.Random()
         self.worker = uuid.uuid4().hex[:12]
-        metadata.create_all(engine, tables=[outbox_table])
+        metadata.create_all(engine, tables=[outbox_table, outbox_subjects_table])
 
     # -- producers --------------------------------------------------------------------------
     def enqueue(self, topic: str, key: str, payload: dict[str, Any], *,
-                conn: Connection | None = None, delay: float = 0.0) -> bool:
-        """Store an item once per (topic, key); False when that key is already queued."""
+                subject: str | None = None, conn: Connection | None = None,
+                delay: float = 0.0) -> bool:
+        """Store an item once per (topic, key); False when that key is already queued.
+        ``subject`` (at most 100 characters) makes the item findable by :meth:`latest`."""
+        if subject is not None and not 0 < len(subject) <= 100:
+            raise ValueError("an outbox subject has 1 to 100 characters")
         now = self.clock()
         values = {"topic": topic, "key": key, "payload": payload, "status": PENDING,
                   "attempts": 0, "next_attempt_at": now + timedelta(seconds=delay),
                   "created_at": now, "updated_at": now}
         exists = select(outbox_table.c.id).where(outbox_table.c.topic == topic,
                                                  outbox_table.c.key == key)
-        if conn is not None:
-            if conn.execute(exists).first() is not None:
+
+        def store(c: Connection) -> bool:
+            if c.execute(exists).first() is not None:
                 return False
-            conn.execute(insert(outbox_table).values(**values))
+            pk = c.execute(insert(outbox_table).values(**values)).inserted_primary_key
+            if subject is not None:
+                if pk is None:  # never for a single-row insert; an unfindable item is worse
+                    raise RuntimeError("the database returned no id for the new outbox item")
+                c.execute(insert(outbox_subjects_table).values(
+                    item_id=pk[0], topic=topic, subject=subject))
             return True
+
+        if conn is not None:
+            return store(conn)
         try:
             with self.engine.begin() as own:
-                if own.execute(exists).first() is not None:
-                    return False
-                own.execute(insert(outbox_table).values(**values))
+                return store(own)
         except IntegrityError:  # a concurrent producer stored the same key
             return False
-        return True
 
     # -- consumers --------------------------------------------------------------------------
     def claim(self, topic: str, limit: int = 100, *, lease: float = 300.0,
@@ -249,14 +277,17 @@ class Outbox:
         with self.engine.connect() as conn:
             return [_item(r) for r in conn.execute(q).all()]
 
-    def latest(self, topic: str, key_contains: str, *,
+    def latest(self, topic: str, subject: str, *,
                where: Callable[[OutboxItem], bool] | None = None,
                conn: Connection | None = None) -> OutboxItem | None:
-        """The newest item (any status) of ``topic`` whose key contains ``key_contains`` and
-        that passes ``where``; read in the caller's transaction when ``conn`` is given."""
-        t = outbox_table
-        q = select(t).where(t.c.topic == topic,
-                            t.c.key.contains(key_contains, autoescape=True)).order_by(t.c.id.desc())
+        """The newest item (any status) of ``topic`` enqueued with ``subject`` and that passes
+        ``where``; read in the caller's transaction when ``conn`` is given. An equality lookup
+        through ``ix_outbox_subjects_lookup``, newest first (items without a subject are never
+        found)."""
+        t, s = outbox_table, outbox_subjects_table
+        q = (select(t).join(s, s.c.item_id == t.c.id)
+             .where(s.c.topic == topic, s.c.subject == subject)
+             .order_by(s.c.item_id.desc()))
 
         def first(rows: Iterator[Any]) -> OutboxItem | None:
             for row in rows:

@@ -44,14 +44,14 @@ def _enqueue(engine: Engine, action: str, e164: str, expires: datetime | None,
              group_id: str | None, outbox: Outbox | None, conn: Connection | None) -> bool:
     box = outbox or Outbox(engine)
     payload = {"action": action, "e164": e164, "group_id": group_id, "expires": _iso(expires)}
-    last = box.latest(TOPIC, f":{e164}:", where=lambda it: it.payload.get("e164") == e164,
-                      conn=conn)
+    # the number is each item's subject: its last item is found by an indexed equality lookup
+    last = box.latest(TOPIC, e164, where=lambda it: it.payload.get("e164") == e164, conn=conn)
     if last is not None and all(last.payload.get(k) == v for k, v in payload.items()):
         return False  # the number's last change is this one: already queued (or delivered)
     # the previous item's id makes the key unique per change: a re-add after a removal is a
     # new item, not the delivered one with the same number and expiry
     key = f"{action}:{group_id or '*'}:{e164}:{_iso(expires) or '-'}:{last.id if last else 0}"
-    return box.enqueue(TOPIC, key, payload, conn=conn)
+    return box.enqueue(TOPIC, key, payload, subject=e164, conn=conn)
 
 
 def enqueue_optout(engine: Engine, e164: str, expires: datetime | None = None,
