@@ -64,7 +64,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     imp("fl-state", numbers[1::5], kind="state", jurisdiction="US-FL",
         snapshot_date=date(2026, 11, 2))
     imp("internal", numbers[::3], kind="internal")
-    imp("carrier", numbers[::4], kind="wireless", snapshot_date=date(2026, 11, 3))
+    imp("carrier", numbers[::4], kind="wireless")
     return cfg
 
 

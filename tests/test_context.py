@@ -164,8 +164,7 @@ def _home_with_lists(home: Path, write_lines: Callable[..., Path], wireless: lis
     store = ListStore(load_settings(home=home))
     store.import_file(write_lines(["2025550100"], "ftc.txt"), kind="national", name="us-ftc",
                       jurisdiction="US", snapshot_date=date(2026, 11, 25))
-    store.import_file(write_lines(wireless, "w.txt"), kind="wireless", name="wireless",
-                      snapshot_date=date(2026, 11, 25))
+    store.import_file(write_lines(wireless, "w.txt"), kind="wireless", name="wireless")
 
 
 def test_unknown_campaign_is_refused(capsys: pytest.CaptureFixture[str], rules_home: Path,

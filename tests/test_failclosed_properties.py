@@ -90,7 +90,7 @@ def _home(folder: Path, listed: list[str]) -> Settings:
         path = folder / f"{name}.txt"
         path.write_text("\n".join(numbers) + "\n", encoding="utf-8")
         store.import_file(path, kind=kind, name=name, jurisdiction=jur,
-                          snapshot_date=date(2026, 11, 25))
+                          snapshot_date=date(2026, 11, 25) if kind != "wireless" else None)
     return cfg
 
 

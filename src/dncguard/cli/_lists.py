@@ -47,10 +47,12 @@ def import_list(
     file: Path = typer.Argument(..., help="Number, hash or prefix file; plain or .zip"),
     kind: str = typer.Option(..., "--kind", help=f"One of: {', '.join(IMPORT_KINDS_HELP)}"),
     name: str = typer.Option(..., "--name", help="List name; re-importing a name replaces it"),
-    jurisdiction: str | None = typer.Option(None, "--jurisdiction",
-                                            help="US, CA, GB, AU, or a state such as US-FL"),
-    snapshot_date: str | None = typer.Option(None, "--snapshot-date",
-                                             help="Date of the download (national, state lists)"),
+    jurisdiction: str | None = typer.Option(
+        None, "--jurisdiction", help="US, CA, GB, AU, or a state such as US-FL; a change list "
+        "keeps the list's own (leave it out, or give that one)"),
+    snapshot_date: str | None = typer.Option(
+        None, "--snapshot-date", help="Date of the download: national and state lists only "
+        "(other kinds do not age; refused)"),
     changes: bool = typer.Option(False, "--changes",
                                  help="The file is a change list (A/D flags), applied in place"),
     salt: str | None = typer.Option(None, "--salt", help="Hashed lists: the salt used"),

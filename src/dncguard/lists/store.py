@@ -43,7 +43,18 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Engine, delete, func, insert, select, true, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit, sharedfiles
@@ -327,21 +338,29 @@ class ListStore:
 
     def ensure(self, name: str, kind: str, jurisdiction: str | None = None,
                meta: dict[str, Any] | None = None) -> ListInfo:
-        """The list of that name, created empty if it does not exist yet."""
+        """The list of that name, created empty if it does not exist yet. Safe when several
+        processes make the same new list at once (their first ``dnc add`` on a fresh home, two
+        CXone syncs): the insert skips a row another one made meanwhile, and every caller gets
+        the one stored list (refused, as always, when it is of another kind)."""
         if not _NAME.match(name):
             raise ListError(f"list name {name!r}: use letters, digits, '_', '-', '.', ':'")
         if kind not in ALL_KINDS:
             raise ListError(f"unknown kind {kind!r}; kinds: {', '.join(ALL_KINDS)}")
-        with self.engine.begin() as conn:
-            row = conn.execute(select(lists_table).where(lists_table.c.name == name)).first()
-            if row is None:
-                now = utcnow()
-                conn.execute(insert(lists_table).values(
-                    name=name, kind=kind, jurisdiction=jurisdiction, count=0, meta=meta or {},
-                    created_at=now, updated_at=now))
-            elif row.kind != kind:
-                raise ListError(f"list {name!r} is of kind {row.kind}, not {kind}")
-        return self.get(name)
+        info = self._find(name)
+        if info is None:
+            now = utcnow()
+            with self.engine.begin() as conn:
+                _insert_if_absent(conn, lists_table, lists_table.c.name, {
+                    "name": name, "kind": kind, "jurisdiction": jurisdiction, "count": 0,
+                    "meta": meta or {}, "created_at": now, "updated_at": now})
+                row = conn.execute(select(lists_table).where(lists_table.c.name == name)).first()
+            if row is None:  # made by another process and removed again meanwhile
+                raise ListError(f"list {name!r} was removed while it was being created; "
+                                "run the command again")
+            info = _row_to_info(row)
+        if info.kind != kind:
+            raise ListError(f"list {name!r} is of kind {info.kind}, not {kind}")
+        return info
 
     # -- import -----------------------------------------------------------------------------
     def import_file(
@@ -363,6 +382,9 @@ class ListStore:
             held = "digit prefixes" if kind == "prefix" else "numbers"
             raise ListError(f"--salt is for hashed lists only; {_a(kind)} list holds {held}, "
                             "not hashes: leave --salt out")
+        if snapshot_date is not None and kind not in DATED_KINDS:
+            raise ListError(f"{_a(kind)} list does not age: --snapshot-date is only for "
+                            "national and state registry snapshots; leave it out")
         if jurisdiction is not None:
             given = jurisdiction
             jurisdiction = re.sub(r"^UK(?=-|$)", "GB", jurisdiction.strip().upper())
@@ -373,6 +395,25 @@ class ListStore:
             problem = jurisdiction_problem(kind, jurisdiction)
             if problem:
                 raise ListError(f"--jurisdiction {given.strip()}: {problem}")
+        if changes and kind not in NUMBER_KINDS:
+            raise ListError("change lists apply to number lists only")
+        existing = {i.name: i for i in self.all()}.get(name)
+        if existing and existing.kind != kind:
+            raise ListError(f"list {name!r} is of kind {existing.kind}, not {kind}")
+        if changes and (existing is None or existing.current_file is None):
+            raise ListError(f"list {name!r} has no snapshot to apply changes to; import it first")
+        if changes:
+            assert existing is not None
+            # a change list applies to the list as it is: its numbers are read in the list's
+            # own jurisdiction, which it never changes
+            if jurisdiction is not None and jurisdiction != existing.jurisdiction:
+                raise ListError(
+                    f"--jurisdiction {jurisdiction}: list {name!r} is of jurisdiction "
+                    f"{existing.jurisdiction or 'none'}, and a change list applies to the list "
+                    "as it is; leave --jurisdiction out (or import the whole list to change it)")
+            if existing.scope_problem:
+                raise ListError(f"{existing.scope_problem} (a change list cannot fix it)")
+            jurisdiction = existing.jurisdiction
         if kind in DATED_KINDS:
             if not jurisdiction:
                 raise ListError(f"a {kind} list needs --jurisdiction (e.g. US, US-FL, GB)")
@@ -382,13 +423,6 @@ class ListStore:
             problem = snapshot_date_problem(snapshot_date, jurisdiction, utcnow().date())
             if problem:
                 raise ListError(f"--snapshot-date: {problem}")
-        if changes and kind not in NUMBER_KINDS:
-            raise ListError("change lists apply to number lists only")
-        existing = {i.name: i for i in self.all()}.get(name)
-        if existing and existing.kind != kind:
-            raise ListError(f"list {name!r} is of kind {existing.kind}, not {kind}")
-        if changes and (existing is None or existing.current_file is None):
-            raise ListError(f"list {name!r} has no snapshot to apply changes to; import it first")
         if kind == "hashed" and existing and salt is None:
             salt = existing.salt
 
@@ -466,6 +500,12 @@ class ListStore:
                 existing = self._find(name)
                 if existing is not None and existing.kind != kind:
                     raise ListError(f"list {name!r} is of kind {existing.kind}, not {kind}")
+                if changes and existing is not None and existing.jurisdiction != jurisdiction:
+                    raise ListError(
+                        f"list {name!r}: another import changed its jurisdiction from "
+                        f"{jurisdiction or 'none'} to {existing.jurisdiction or 'none'} while "
+                        "this change list was applied; this import changed nothing: run it "
+                        "again")
             else:
                 what = "this change list was applied" if changes else "it was imported"
                 raise ListError(f"list {name} changed while {what} (by another import, "
@@ -518,9 +558,10 @@ class ListStore:
         t = lists_table
         now = utcnow()
         file_name = seal.file
-        fields: dict[str, Any] = {"kind": kind, "jurisdiction": jurisdiction,
-                                  "current_file": file_name, "count": count, "updated_at": now,
-                                  "salt": salt}
+        fields: dict[str, Any] = {"kind": kind, "current_file": file_name, "count": count,
+                                  "updated_at": now, "salt": salt}
+        if not changes:  # a change list applies to the list as it is, in its jurisdiction
+            fields["jurisdiction"] = jurisdiction
         if snap or not changes:
             fields["snapshot_date"] = snap
         try:
@@ -757,6 +798,30 @@ def _national_scale(path: Path, jurisdiction: str) -> bool:
 #: How many times an import tries to commit while other imports of its list commit first (a
 #: change list is redone on each new version) before it gives up and asks to be run again.
 IMPORT_ATTEMPTS = 5
+
+
+def _insert_if_absent(conn: Connection, table: Table, key: Column[Any],
+                      values: dict[str, Any]) -> None:
+    """Insert a row unless one with its ``key`` exists, as one statement that skips a row
+    another transaction inserted meanwhile (``ON CONFLICT DO NOTHING``: SQLite, PostgreSQL;
+    elsewhere the insert's unique violation is caught in a savepoint)."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        conn.execute(sqlite_insert(table).values(**values)
+                     .on_conflict_do_nothing(index_elements=[key]))
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        conn.execute(pg_insert(table).values(**values)
+                     .on_conflict_do_nothing(index_elements=[key]))
+    else:
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(table).values(**values))
+        except IntegrityError:
+            pass  # made meanwhile by another transaction; the caller reads it
 
 
 class _BaseMoved(Exception):
