@@ -115,3 +115,30 @@ def test_several_columns_leave_nothing_unrecorded(capsys: pytest.CaptureFixture[
     assert code == 0
     assert sorted(p.name for p in (work / "out.columns").iterdir()) == [
         "alt.csv", "alt.summary.json", "phone.csv", "phone.summary.json"]
+
+
+@pytest.mark.parametrize("audited", [True, False])
+def test_a_verdict_file_that_cannot_be_finished_leaves_nothing(
+        capsys: pytest.CaptureFixture[str], contacts: Path, settings: Settings,
+        monkeypatch: pytest.MonkeyPatch, audited: bool) -> None:
+    """Finishing the file fails (the disk is full when the last bytes are flushed): no
+    partial file is left beside the output, audited or not."""
+    from dncguard.engine.scrubber import Scrubber
+    from dncguard.io.verdict_file import TableWriter
+
+    close = TableWriter.close
+
+    def full(self: TableWriter) -> None:
+        assert self._fh is not None
+        self._fh.flush()  # the rows reach the partial file, then finishing it fails
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(TableWriter, "close", full)
+    out = contacts.parent / "out.csv"
+    before = _left(contacts.parent)
+    with pytest.raises(OSError, match="No space left"):
+        Scrubber(settings, audit=audited).scrub_file(contacts, out)
+    assert _left(contacts.parent) == before
+    monkeypatch.setattr(TableWriter, "close", close)
+    Scrubber(settings, audit=audited).scrub_file(contacts, out)
+    assert [r["decision"] for r in read_csv(out)] == ["block", "allow"]

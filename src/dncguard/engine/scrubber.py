@@ -479,10 +479,10 @@ class Scrubber:
                         await run.run(slices, write, progress,
                                       in_flight=self.settings.concurrency)
                 summary.prefilter = prefilter.stats()
+                writer.close()
             except BaseException:
-                writer.abort()
+                writer.abort()  # (after a failed close too: no partial file is left)
                 raise
-            writer.close()
         finally:
             close()
         result = builder.finish(self.clock(), time.perf_counter() - t0)
