@@ -179,13 +179,15 @@ async def test_a_batch_whose_first_write_fails_still_ends_in_the_last_change(
     add_optout(w.store, p)
     sandbox.state.script.append(Fault(503))  # the first write (the first opt-out) fails
     report = await w.push()
-    # sent one change at a time, in order; the first removal finds no record to expire
+    # sent one change at a time, in order; the first removal finds no record to expire (the
+    # search shows none: settled, not retried)
     assert report.sent == 5 and writes(sandbox) == 5
-    assert report.delivered == 3 and len(report.retrying) == 2
+    assert report.delivered == 3 and len(report.retrying) == 1
+    assert len(report.nothing_to_expire) == 1
     assert w.cxone(p) and w.local(p)
     w.clock.offset += timedelta(hours=2)
-    retry = await w.push()  # both are overtaken by the delivered later changes: not re-sent
-    assert retry.sent == 0 and retry.superseded == 2 and retry.pending_after == 0
+    retry = await w.push()  # overtaken by the delivered later changes: not re-sent
+    assert retry.sent == 0 and retry.superseded == 1 and retry.pending_after == 0
     assert writes(sandbox) == 5
     assert w.cxone(p) and w.local(p)
     remove_optout(w.store, p)

@@ -194,6 +194,7 @@ def push_cmd(
     if as_json:
         print_json({"group": target, "sent": report.sent, "delivered": report.delivered,
                     "superseded": report.superseded,
+                    "nothingToExpire": report.nothing_to_expire,
                     "pending": report.pending_after, "parked": report.dead_total,
                     "retrying": [{"number": m, "error": e} for m, e in report.retrying],
                     "refused": [{"number": m, "error": e} for m, e in report.dead],
@@ -203,6 +204,9 @@ def push_cmd(
         return
     superseded = (f", {report.superseded} not sent (a later change for the number was "
                   "delivered)") if report.superseded else ""
+    if report.nothing_to_expire:
+        superseded += (f", {len(report.nothing_to_expire)} expiries settled (the group holds "
+                       "no record of the number that still blocks)")
     console.print(f"group {target}: {report.delivered} delivered of {report.sent} sent"
                   f"{superseded}; {report.pending_after} pending, {report.dead_total} parked")
     for masked, error in report.retrying:

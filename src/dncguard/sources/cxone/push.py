@@ -10,7 +10,10 @@ an item overtaken by a later one for the same number that was already delivered 
 (it would undo the later change), so CXone ends in the state of the number's last change.
 CXone answers 200 with per-record results, so each item is acknowledged, retried later with
 backoff, or (for a permanent refusal such as an invalid number) parked as ``dead`` and
-reported. Nothing is dropped silently.
+reported. An expiry CXone refuses is looked up (``POST /dnc-groups/search``): when the group
+holds no record of the number that would still block after the expiry, there is nothing to
+expire, and the item is settled as such (counted and logged, not retried forever). Nothing is
+dropped silently.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from ...errors import ConfigError, SourceError
 from ...outbox import DEAD, DELIVERED, Outbox, OutboxItem
 from ...phones import mask
 from ._client import CxoneClient
-from ._sync import to_cxone_phone
+from ._sync import parse_time, to_cxone_phone
 
 log = logging.getLogger("dncguard.sources.cxone")
 
@@ -77,6 +80,8 @@ class PushReport:
     delivered: int = 0
     retrying: list[tuple[str, str]] = field(default_factory=list)  # (masked number, error)
     superseded: int = 0  # not sent: a later change for the number was delivered already
+    #: expiries CXone refused for a number the group holds no blocking record of (settled)
+    nothing_to_expire: list[str] = field(default_factory=list)  # masked numbers
     dead: list[tuple[str, str]] = field(default_factory=list)
     pending_after: int = 0
     dead_total: int = 0
@@ -117,6 +122,7 @@ async def push(client: CxoneClient, outbox: Outbox, group_id: str, *, batch_size
         audit.record_list_change(
             settings, "push", f"cxone:{group_id}", who="cxone",
             detail={"sent": report.sent, "delivered": report.delivered,
+                    "nothing_to_expire": len(report.nothing_to_expire),
                     "retrying": len(report.retrying), "dead": len(report.dead)})
     return report
 
@@ -189,6 +195,7 @@ async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[
                 if r.get(k):
                     by_phone.setdefault("".join(c for c in str(r[k]) if c.isdigit()), r)
     delivered: list[int] = []
+    settled: list[int] = []  # nothing to expire
     for n, (it, rec) in enumerate(zip(items, records, strict=True)):
         r = results[n] if len(results) == len(items) and isinstance(results[n], dict) else \
             by_phone.get(str(rec["phoneNumber"]))
@@ -200,10 +207,37 @@ async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[
             delivered.append(it.id)
         else:
             error = str(r.get("error") or "refused without a reason")
-            status = outbox.fail(it.id, error, permanent=_permanent(error))
+            permanent = _permanent(error)
+            if expire and not permanent and await _nothing_to_expire(client, group_id, it):
+                settled.append(it.id)
+                report.nothing_to_expire.append(masked)
+                log.info("CXone holds no record of %s in group %s that blocks after the "
+                         "expiry (%s): nothing to expire", masked, group_id, error)
+                continue
+            status = outbox.fail(it.id, error, permanent=permanent)
             (report.dead if status == DEAD else report.retrying).append((masked, error))
             log.warning("CXone refused %s for group %s: %s", masked, group_id, error)
     report.delivered += outbox.ack(delivered)
+    outbox.ack(settled, note="nothing to expire: the group holds no record of the number "
+               "that still blocks after the expiry")
+
+
+async def _nothing_to_expire(client: CxoneClient, group_id: str, item: OutboxItem) -> bool:
+    """Whether CXone's search shows no record of the item's number in ``group_id`` that
+    still blocks after the expiry asked for (none, or each expired by then). False when the
+    search fails: the expiry is then retried as any refusal is."""
+    try:
+        results = await client.search(to_cxone_phone(str(item.payload["e164"])))
+    except SourceError:
+        return False
+    until = parse_time(item.payload.get("expires"))
+    for r in results:
+        if not isinstance(r, dict) or str(r.get("dncGroupId")) != str(group_id):
+            continue
+        expired = parse_time(r.get("expiredDate"))
+        if expired is None or until is None or expired > until:
+            return False
+    return True
 
 
 async def push_pending(settings: Settings, group_id: str | None = None) -> PushReport:
