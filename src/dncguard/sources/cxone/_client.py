@@ -284,10 +284,14 @@ class CxoneClient:
 
     # -- DNC groups -------------------------------------------------------------------------
     async def groups(self) -> list[dict[str, Any]]:
+        """Every DNC group (``{resultSet: {dncGroups: [...]}}``; no content: none). A body
+        of another shape (e.g. a 200 carrying an error) is refused: read as "no groups", it
+        would turn every synced group off."""
         data = await self.api("GET", "dnc-groups", what="list DNC groups")
-        groups = ((data or {}).get("resultSet") or {}).get("dncGroups") or []
-        if not isinstance(groups, list):
-            raise SourceError("CXone returned a malformed group list", source="cxone")
+        if data is None:
+            return []
+        groups = _field(_field(data, "resultSet", dict, "group list"), "dncGroups", list,
+                        "group list")
         return [g for g in groups if isinstance(g, dict)]
 
     async def skills(self, group_id: str, kind: str = "scrubbed") -> list[dict[str, Any]]:
@@ -312,19 +316,23 @@ class CxoneClient:
             params["orderBy"] = order_by
         data = await self.api("GET", f"dnc-groups/{group_id}/records", params=params,
                               what="DNC records")
-        rs = (data or {}).get("resultSet") or {}
-        records = rs.get("dncRecords") or []
-        if not isinstance(records, list):
-            raise SourceError("CXone returned malformed records", source="cxone")
-        return int(rs.get("totalRecords") or 0), records
+        if data is None:  # no content: an empty group
+            return 0, []
+        rs = _field(data, "resultSet", dict, "records")
+        records = _field(rs, "dncRecords", list, "records")
+        total = _field(rs, "totalRecords", int, "records")
+        if isinstance(total, bool) or total < 0:
+            raise SourceError(f"CXone returned a malformed record count ({total!r})",
+                              source="cxone")
+        return total, records
 
     async def search(self, digits: str) -> list[dict[str, Any]]:
         """Every group record of one number (``POST /dnc-groups/search?phoneNumber=``)."""
         data = await self.api("POST", "dnc-groups/search", params={"phoneNumber": digits},
                               what=f"search {mask('+' + digits)}")
-        results = (data or {}).get("searchResults") or []
-        if not isinstance(results, list):
-            raise SourceError("CXone returned malformed search results", source="cxone")
+        if data is None:  # no content: the number is in no group
+            return []
+        results = _field(data, "searchResults", list, "search results")
         return [r for r in results if isinstance(r, dict)]
 
     async def write_records(self, group_id: str, records: list[dict[str, Any]], *,
@@ -338,6 +346,18 @@ class CxoneClient:
         if not isinstance(data, dict) or not isinstance(data.get("recordResults"), list):
             raise SourceError("CXone write returned no per-record results", source="cxone")
         return data
+
+
+def _field(data: Any, key: str, kind: type, what: str) -> Any:
+    """``data[key]``, which the API documents as a ``kind``; anything else (a body that is not
+    that answer, such as a 200 carrying an error) is a :class:`SourceError`, never read as
+    empty."""
+    value = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(value, kind):
+        error = data.get("error") if isinstance(data, dict) else None
+        said = f": {str(error)[:200]}" if error else ""
+        raise SourceError(f"CXone returned malformed {what} (no {key}){said}", source="cxone")
+    return value
 
 
 def not_configured_message(cx: CxoneSettings) -> str:

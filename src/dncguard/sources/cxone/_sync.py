@@ -56,11 +56,18 @@ def parse_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        from datetime import UTC
+    from datetime import UTC
 
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+    # an offset other than Z is kept as the same instant in UTC (stored as such: SQLite
+    # keeps no offset)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _record_key(record: dict[str, Any]) -> str:
+    """What tells two records of a group apart: the record id, else the number."""
+    rid = record.get("recordId")
+    return f"id:{rid}" if rid not in (None, "") else \
+        f"phone:{''.join(ch for ch in str(record.get('phoneNumber')) if ch.isdigit())}"
 
 
 def to_e164(raw: Any, region: str) -> str | None:
@@ -258,12 +265,22 @@ class CxoneSync:
             raise SourceError(f"CXone group {gid} reports {total} records but sent none",
                               source="cxone")
         pages: list[list[dict[str, Any]]] = [first]
+        totals = {total}  # what every page says the group holds
         if first and len(first) < total:
             top = len(first)  # the server may cap the page size below ours
             skips = list(range(len(first), total, top))
             rest = await asyncio.gather(*(self.client.records_page(gid, s, top) for s in skips))
             pages.extend(p for _, p in rest)
+            totals.update(n for n, _ in rest)
         records = [r for p in pages for r in p]
+        distinct = len({_record_key(r) for r in records})
+        if len(totals) > 1 or distinct != total:
+            # a page missing, repeated or shifted (the group changed while it was read): the
+            # records read are not the group, so nothing is saved (the last sync stands)
+            raise SourceError(
+                f"CXone group {gid} changed or sent inconsistent pages during the sync "
+                f"({distinct} distinct of {max(totals)} records); nothing was saved: sync "
+                "again", source="cxone")
         rows, skipped = self._rows(info.name, records, now)
         with self.engine.begin() as conn:
             conn.execute(delete(list_entries_table).where(
@@ -276,9 +293,6 @@ class CxoneSync:
                 "full_synced_at": now.isoformat()}
         self._save(info.name, meta, now, count=len(rows),
                    event={"mode": "full", "fetched": len(records)})
-        if len(records) != total:
-            log.warning("CXone group %s changed during the sync (%d of %d records)", gid,
-                        len(records), total)
         return GroupResult(gid, str(group_meta["group_name"]), "full", total, len(records),
                            skipped, bool(group_meta["active"]))
 
