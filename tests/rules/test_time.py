@@ -137,9 +137,24 @@ def test_timezone_unknown_policy(make_check: Callable[..., RulesCheck]) -> None:
     assert any("Pacific/Honolulu" in r.detail for r in default)
     strict = run_check(make_check(unknown_timezone="error"), "+18005550100", at)
     assert [(r.code, r.decision.value) for r in strict] == [("TIMEZONE_UNKNOWN", "error")]
-    # the region fallback keeps a window: 08:00 HST = 13:00 EST, until 21:00 EST
-    ok = datetime(2026, 11, 18, 19, 0, tzinfo=UTC)
+    # the region fallback keeps a window, legal in every zone under every state's rules:
+    # Kentucky's 10:00 start in Hawaii (20:00 UTC) to the 20:00 ends in New York (01:00 UTC)
+    before = run_check(make_check(), "+18005550100", datetime(2026, 11, 18, 19, 0, tzinfo=UTC))
+    assert {r.rule for r in before} == {"US-KY:calling_window"}
+    ok = datetime(2026, 11, 18, 21, 0, tzinfo=UTC)
     assert run_check(make_check(), "+18005550100", ok) == []
+
+
+def test_unknown_location_gets_every_states_day_bans(
+        make_check: Callable[..., RulesCheck]) -> None:
+    """Nothing says where a toll-free number's holder is: a Sunday that some states ban is not
+    callable (reference section 4.1: prohibited if any candidate state bans the day)."""
+    sunday = datetime(2026, 3, 15, 19, 0, tzinfo=UTC)  # 15:00 EDT, 09:00 HST
+    found = run_check(make_check(), "+18005551234", sunday)
+    banned = {r.rule.split(":")[0] for r in found if r.code == "DAY_PROHIBITED"}
+    assert banned >= {"US-AL", "US-UT"}, found
+    # with the holder's state known, only that state's (and the federal) rules apply
+    assert run_check(make_check(), "+18005551234", sunday, state="NY") == []
 
 
 def test_disabled_rules_return_nothing(make_check: Callable[..., RulesCheck]) -> None:

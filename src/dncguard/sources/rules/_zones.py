@@ -21,8 +21,8 @@ import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
 from ...nanp import FALLBACK, PREFIXES, load_table, metadata_fingerprint
-from ...phones import state_for
-from ...places import postal_state
+from ...phones import US_TERRITORIES, state_for
+from ...places import postal_state, subdivision_codes
 from ._loader import Ruleset, load_ruleset
 
 log = logging.getLogger("dncguard.sources.rules.zones")  # its name before it became _zones
@@ -413,6 +413,11 @@ def resolve_location(e164: str, region: str, state: str | None,
     fallback = rs.zones.region_zones.get(region, [])
     single = len(fallback) == 1
     how.append("region" if single else "region-fallback")
+    if region == "US" and not states:
+        # nothing says where the called party is (a toll-free number without an address):
+        # every state of the fallback is a candidate, so a day or hour that any of them bans
+        # is not callable (reference section 4.1: prohibited if any candidate state bans it)
+        states = [s for s in subdivision_codes("US") if s not in US_TERRITORIES]
     return Location(tuple(fallback), tuple(states), "+".join(how), single, zip_code)
 
 
