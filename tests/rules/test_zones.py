@@ -87,3 +87,20 @@ def test_au_mobile_zone_replaced_by_explicit_timezone() -> None:
     # a geographic number keeps its own zone too
     loc = resolve_location("+61298765432", "AU", None, {"timezone": "Australia/Perth"})
     assert loc.zones == ("Australia/Perth", "Australia/Sydney")
+
+
+@pytest.mark.parametrize(("zip_code", "zone"), [
+    ("69153", "America/Denver"),  # Ogallala NE (Keith County): Mountain
+    ("69021", "America/Denver"),  # Benkelman NE (Dundy County): Mountain
+    ("40143", "America/Chicago"),  # Hardinsburg KY (Breckinridge County): Central
+    ("58533", "America/Denver"),  # Elgin ND (Grant County): Mountain
+    ("57567", "America/Denver"),  # Philip SD (Haakon County): Mountain
+    ("32456", "America/New_York"),  # Port St. Joe FL (Gulf County): Eastern
+    ("79855", "America/Chicago"),  # Van Horn TX (Culberson County): Central by law
+])
+def test_a_zip_near_a_zone_line_keeps_the_zone_it_is_in(zip_code: str, zone: str) -> None:
+    """A ZIP3 that a zone line crosses gives both zones: its ZIP's own is never dropped, even
+    when the number's area code is in the state's other zone."""
+    number = "+12125551234" if zone == "America/Chicago" else "+14025551234"  # other zone
+    found = resolve_location(number, "US", None, {"zip": zip_code})
+    assert zone in found.zones, (zip_code, found)
