@@ -203,9 +203,9 @@ def _merged(reasons: list[Reason], *extra: str) -> Decision:
     ("express", date(2026, 11, 19), None, None, None),  # granted after the dial time
     # 47 CFR 64.1200(f)(5): EBR 18 months after a purchase, 3 months after an inquiry
     ("ebr_purchase", date(2025, 6, 1), None, None, "EXEMPT_EBR"),
-    ("ebr_purchase", date(2025, 5, 1), None, None, None),  # 566 days: older than 548
+    ("ebr_purchase", date(2025, 5, 1), None, None, None),  # ended 1 November 2026
     ("ebr_inquiry", date(2026, 9, 1), None, None, "EXEMPT_EBR"),
-    ("ebr_inquiry", date(2026, 8, 1), None, None, None),  # 109 days: older than 91
+    ("ebr_inquiry", date(2026, 8, 1), None, None, None),  # ended 1 November 2026
 ])
 def test_exemptions_and_expiry(settings: Settings, check: RulesCheck, kind: str, granted: date,
                                expires: date | None, revoked: date | None,
@@ -248,6 +248,41 @@ def test_state_ebr_overrides(settings: Settings, check: RulesCheck, phone: str, 
     ConsentStore(settings).add(phone, "ebr_purchase", granted)
     at = datetime(2026, 11, 18, 20, 0, tzinfo=UTC)
     assert ("EXEMPT_EBR" in _codes(run_check(check, phone, at))) is exempt
+
+
+@pytest.mark.parametrize(("kind", "granted", "day", "exempt"), [
+    # 18 calendar months from 1 January 2025 end on 1 July 2026 (546 days, not 548)
+    ("ebr_purchase", date(2025, 1, 1), date(2026, 6, 30), True),
+    ("ebr_purchase", date(2025, 1, 1), date(2026, 7, 1), False),
+    ("ebr_purchase", date(2025, 1, 1), date(2026, 7, 3), False),
+    # 3 months from 1 February end on 1 May (89 days, not 91)
+    ("ebr_inquiry", date(2026, 2, 1), date(2026, 4, 30), True),
+    ("ebr_inquiry", date(2026, 2, 1), date(2026, 5, 1), False),
+    ("ebr_inquiry", date(2026, 2, 1), date(2026, 5, 2), False),
+    # from a month's last day: 30 November + 3 months ends on 28 February
+    ("ebr_inquiry", date(2025, 11, 30), date(2026, 2, 27), True),
+    ("ebr_inquiry", date(2025, 11, 30), date(2026, 2, 28), False),
+])
+def test_ebr_windows_are_calendar_months(settings: Settings, check: RulesCheck, kind: str,
+                                         granted: date, day: date, exempt: bool) -> None:
+    """47 CFR 64.1200(f)(5) counts months: the window ends on the same day N months later."""
+    ConsentStore(settings).add(NY, kind, granted)
+    at = datetime(day.year, day.month, day.day, 16, 0, tzinfo=UTC)
+    assert ("EXEMPT_EBR" in _codes(run_check(check, NY, at))) is exempt
+
+
+def test_an_ebr_rule_takes_months_or_days_not_both() -> None:
+    from pydantic import ValidationError
+
+    from dncguard.sources.rules.schema import EbrRule, add_months
+
+    with pytest.raises(ValidationError, match="purchase_months or purchase_days"):
+        EbrRule.model_validate({"id": "ebr", "kind": "ebr", "purchase_months": 18,
+                                "purchase_days": 548, "citation": "47 CFR 64.1200(f)(5)",
+                                "effective": "2003-10-01", "confidence": "high"})
+    assert add_months(date(2024, 8, 31), 6) == date(2025, 2, 28)
+    assert add_months(date(2023, 8, 31), 6) == date(2024, 2, 29)
+    assert add_months(date(2025, 11, 15), 14) == date(2027, 1, 15)
 
 
 def test_gb_has_no_ebr_exemption(settings: Settings, check: RulesCheck) -> None:

@@ -88,7 +88,8 @@ def _summary(rule: RuleBase) -> str:
     elif isinstance(rule, RegistryRule):
         text = f"{rule.registry} ({rule.list_kind}), {rule.cadence}, fresh {rule.max_age_days} d"
     elif isinstance(rule, EbrRule):
-        text = f"purchase {rule.purchase_days} d, inquiry {rule.inquiry_days} d"
+        text = (f"purchase {rule.window('purchase') or 'none'}, "
+                f"inquiry {rule.window('inquiry') or 'none'}")
     else:
         text = "no calls during a declared state of emergency"
     return f"{text} {scope}"

@@ -23,8 +23,9 @@ so the loader requires such a list to name all of them.
 
 from __future__ import annotations
 
+import calendar
 import re
-from datetime import date, time
+from datetime import date, time, timedelta
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -209,9 +210,48 @@ class RegistryRule(RuleBase):
 
 
 class EbrRule(RuleBase):
+    """How long an established business relationship lasts after a purchase and after an
+    inquiry: in calendar months where the law counts months (18 months is not 548 days: from
+    1 January it ends on 1 July of the next year), in days where it counts days."""
+
     kind: Literal["ebr"]
+    purchase_months: int | None = Field(default=None, ge=1)
+    inquiry_months: int | None = Field(default=None, ge=1)
     purchase_days: int | None = Field(default=None, ge=1)
     inquiry_days: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_unit(self) -> EbrRule:
+        for what in ("purchase", "inquiry"):
+            if getattr(self, f"{what}_months") is not None and \
+                    getattr(self, f"{what}_days") is not None:
+                raise ValueError(f"{what}: give {what}_months or {what}_days, not both")
+        return self
+
+    def ends(self, what: str, since: date) -> date | None:
+        """The first day on which a relationship begun on ``since`` (a purchase or an
+        inquiry: ``what``) no longer counts; None when this rule gives that kind no window.
+        A window of N days counts N days after ``since``; one of N months ends on the same
+        day N months later (or on that month's last day)."""
+        months = getattr(self, f"{what}_months")
+        if months is not None:
+            return add_months(since, months)
+        days = getattr(self, f"{what}_days")
+        return None if days is None else since + timedelta(days=days + 1)
+
+    def window(self, what: str) -> str | None:
+        """The window of ``what`` as written, e.g. ``18 months`` (None: none)."""
+        months, days = getattr(self, f"{what}_months"), getattr(self, f"{what}_days")
+        return f"{months} months" if months is not None else \
+            f"{days} days" if days is not None else None
+
+
+def add_months(day: date, months: int) -> date:
+    """``day`` plus ``months`` calendar months: the same day of the month, or that month's
+    last day when it is shorter (31 August plus 6 months is 28 or 29 February)."""
+    total = day.month - 1 + months
+    year, month = day.year + total // 12, total % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 Rule = Annotated[

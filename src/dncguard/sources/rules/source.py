@@ -512,20 +512,17 @@ class RulesCheck(CheckBase):
                               "list, to judge it otherwise")]
 
     # -- consent and exemptions -----------------------------------------------------------------
-    def _ebr_days(self, on: date, jur: tuple[str, ...]) -> tuple[int | None, int | None, str]:
-        """The shortest EBR windows among the jurisdictions (purchase, inquiry, rule ids)."""
-        purchase: int | None = None
-        inquiry: int | None = None
-        ids: list[str] = []
-        for j, r in self.ruleset.of_kind(EbrRule, jur):
-            if not r.active(on):
-                continue
-            ids.append(f"{j}:{r.id}")
-            if r.purchase_days is not None:
-                purchase = r.purchase_days if purchase is None else min(purchase, r.purchase_days)
-            if r.inquiry_days is not None:
-                inquiry = r.inquiry_days if inquiry is None else min(inquiry, r.inquiry_days)
-        return purchase, inquiry, ",".join(ids)
+    def _ebr_rules(self, on: date, jur: tuple[str, ...]) -> list[tuple[str, EbrRule]]:
+        """The EBR rules in force on ``on`` among the jurisdictions, (jurisdiction, rule)."""
+        return [(j, r) for j, r in self.ruleset.of_kind(EbrRule, jur) if r.active(on)]
+
+    @staticmethod
+    def _ebr_valid(rules: list[tuple[str, EbrRule]], what: str, since: date, on: date) -> bool:
+        """Whether a relationship of kind ``what`` begun on ``since`` counts on ``on``: every
+        window the jurisdictions give it must still be open (the shortest decides), and one
+        of them must give it a window at all."""
+        ends = [e for _, r in rules if (e := r.ends(what, since)) is not None]
+        return bool(ends) and on < min(ends)
 
     def _valid(self, records: list[ConsentRecord], on: date, jur: tuple[str, ...]) -> set[str]:
         """Consent types valid on ``on``: granted, not expired, not revoked (revoke-all)."""
@@ -533,17 +530,14 @@ class RulesCheck(CheckBase):
             return set()
         revocations = [r.revoked for r in records if r.revoked is not None and r.revoked <= on]
         last_revoked = max(revocations) if revocations else None
-        purchase, inquiry, _ = self._ebr_days(on, jur)
+        ebr = self._ebr_rules(on, jur)
         valid: set[str] = set()
         for r in records:
             if r.granted > on or (last_revoked is not None and r.granted <= last_revoked):
                 continue
             if r.expires is not None and on >= r.expires:
                 continue
-            age = (on - r.granted).days
-            if r.type == "ebr_purchase" and (purchase is None or age > purchase):
-                continue
-            if r.type == "ebr_inquiry" and (inquiry is None or age > inquiry):
+            if r.type in _EBR and not self._ebr_valid(ebr, r.type[4:], r.granted, on):
                 continue
             valid.add(r.type)
         return valid
@@ -558,14 +552,21 @@ class RulesCheck(CheckBase):
                               detail=f"valid {kinds} consent on {on}: national and state "
                                      "registry hits do not decide"))
         if valid & _EBR:
-            purchase, inquiry, ids = self._ebr_days(on, jur)
-            cits = [r.citation for j, r in self.ruleset.of_kind(EbrRule, jur) if r.active(on)]
+            ebr = self._ebr_rules(on, jur)
+            ids = ",".join(f"{j}:{r.id}" for j, r in ebr)
+            cits = [r.citation for _, r in ebr]
+
+            def windows(what: str) -> str:
+                given = [f"{w} ({j})" for j, r in ebr if (w := r.window(what)) is not None]
+                return ", ".join(given) or "none"
+
             out.append(Reason(code=codes.EXEMPT_EBR, decision=Decision.ALLOW, source=SOURCE,
                               rule=ids or None, citation="; ".join(cits) or None,
                               overrides=list(codes.LIFTED_BY_EXEMPTION),
                               detail=f"established business relationship "
                                      f"({', '.join(sorted(valid & _EBR))}; windows: purchase "
-                                     f"{purchase} days, inquiry {inquiry} days) on {on}"))
+                                     f"{windows('purchase')}, inquiry {windows('inquiry')}) "
+                                     f"on {on}"))
         return out
 
     def _consent_rules(self, valid: set[str], ctx: CheckContext, line: str | None, on: date,
