@@ -133,6 +133,11 @@ def test_prerecorded_exempt_landline_cap(settings: Settings, check: RulesCheck) 
     ("telemarketing", "prerecorded", "landline", "express_written", False),
     ("telemarketing", "autodialed", "landline", None, False),
     ("telemarketing", "autodialed", None, None, False),  # unknown_line_type = "ignore"
+    # a VoIP line: both the residential (a)(3) and the wireless (a)(2) rules reach it
+    ("telemarketing", "prerecorded", "voip", None, True),
+    ("telemarketing", "autodialed", "voip", None, True),
+    ("telemarketing", "autodialed", "voip", "express_written", False),
+    ("telemarketing", "manual", "voip", None, False),
 ])
 def test_consent_required(settings: Settings, check: RulesCheck, purpose: str, call_type: str,
                           line: str | None, consent: str | None, blocked: bool) -> None:

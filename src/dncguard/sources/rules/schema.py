@@ -33,6 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 Purpose = Literal["telemarketing", "informational", "collections"]
 CallType = Literal["manual", "autodialed", "prerecorded"]
 LineType = Literal["mobile", "landline", "voip"]
+#: The line types whose rules a VoIP line is judged by: it may be a residential line (the
+#: TCPA's 64.1200(a)(3)) or one whose user pays for the call (227(b)(1)(A)(iii), the wireless
+#: rules); nothing in a number says which, so both apply.
+VOIP_IS: tuple[str, ...] = ("voip", "mobile", "landline")
 ConsentType = Literal["express", "express_written", "ebr_purchase", "ebr_inquiry"]
 Confidence = Literal["high", "medium", "low"]
 
@@ -150,6 +154,8 @@ class RuleBase(BaseModel):
         if self.line_types is None:
             return True
         line = line_type or unknown_line_is
+        if line == "voip":  # residential, or charged per call: both kinds of rule reach it
+            return any(t in self.line_types for t in VOIP_IS)
         return line is not None and line in self.line_types
 
 
