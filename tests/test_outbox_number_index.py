@@ -176,7 +176,7 @@ def _old_rows(engine: sa.Engine) -> dict[str, int]:
 
 
 def _check_old_rows_found(engine: sa.Engine, ids: dict[str, int]) -> None:
-    assert current_revision(engine) == head_revision() == "0007_outbox_subjects"
+    assert current_revision(engine) == head_revision()  # 0007 ran, and whatever follows
     with engine.connect() as conn:
         subjects = {int(r.item_id): (r.topic, r.subject)
                     for r in conn.execute(sa.select(outbox_subjects_table))}

@@ -91,6 +91,9 @@ class _NoRecords:
     def for_numbers(self, e164s: list[str], *args: object) -> dict[str, list[object]]:
         return {}
 
+    def for_subjects(self, subjects: list[str], *args: object) -> dict[str, list[object]]:
+        return {}
+
     def all(self) -> list[object]:
         return []
 

@@ -38,21 +38,30 @@ def reference_reasons(check: RulesCheck, batch: Batch, ctx: CheckContext) -> lis
     if not check.config.enabled:
         return [[] for _ in range(len(batch))]
     at = ctx.at.astimezone(UTC)
-    consents, attempts = _records(check, batch.e164, at)
+    consents, attempts, every = _records(check, batch.e164, at)
     infos = check.store.all()
-    return [_one(check, e164, batch.region[i], batch.state[i],
-                 batch.extra[i] if i < len(batch.extra) else {}, ctx,
-                 consents.get(e164, []), attempts.get(e164, []), infos)
-            for i, e164 in enumerate(batch.e164)]
+    out = []
+    for i, e164 in enumerate(batch.e164):
+        extra = batch.extra[i] if i < len(batch.extra) else {}
+        mine = attempts.get(e164, [])
+        subject = (extra.get("subject") or "").strip()
+        if subject:  # a subject the row names: its attempts to the holder's other numbers too
+            mine = sorted([*mine, *(a for n, a in every if a.subject == subject and n != e164)],
+                          key=lambda a: a.at)
+        out.append(_one(check, e164, batch.region[i], batch.state[i], extra, ctx,
+                        consents.get(e164, []), mine, infos))
+    return out
 
 
 def _records(check: RulesCheck, e164s: list[str], at: datetime) -> tuple[
-        dict[str, list[ConsentRecord]], dict[str, list[Attempt]]]:
+        dict[str, list[ConsentRecord]], dict[str, list[Attempt]], list[tuple[str, Attempt]]]:
     """Every consent record, and every attempt inside the longest cap's window, of these
-    numbers: read with plain queries of their own, not the product's batch lookups."""
+    numbers, and every attempt inside it to any number: read with plain queries of their
+    own, not the product's batch lookups."""
     wanted = set(e164s)
     consents: dict[str, list[ConsentRecord]] = {}
     attempts: dict[str, list[Attempt]] = {}
+    every: list[tuple[str, Attempt]] = []
     c, a = consent_table.c, attempts_table.c
     since = at - timedelta(hours=check._max_cap_hours)
     with check.consents.engine.connect() as conn:
@@ -65,10 +74,13 @@ def _records(check: RulesCheck, e164s: list[str], at: datetime) -> tuple[
                                        a.outcome).order_by(a.at, a.id))
             for row in rows:
                 when = as_utc(row.at)
-                if row.e164 in wanted and when is not None and when >= since:
-                    attempts.setdefault(row.e164, []).append(
-                        Attempt(when, row.campaign, row.purpose, row.subject, row.outcome))
-    return consents, attempts
+                if when is None or when < since:
+                    continue
+                attempt = Attempt(when, row.campaign, row.purpose, row.subject, row.outcome)
+                every.append((row.e164, attempt))
+                if row.e164 in wanted:
+                    attempts.setdefault(row.e164, []).append(attempt)
+    return consents, attempts, every
 
 
 def _one(check: RulesCheck, e164: str, region: str | None, state: str | None,

@@ -92,6 +92,29 @@ def test_reg_f_conversation_cooldown(settings: Settings, check: RulesCheck) -> N
                      subject="debt-9") == []
 
 
+def test_reg_f_counts_a_debts_calls_on_every_number(settings: Settings,
+                                                    check: RulesCheck) -> None:
+    """12 CFR 1006.14(b)(2) counts calls about a debt, on whatever number: a conversation on
+    the home number pauses the mobile, and seven calls spread over two numbers cap both."""
+    home, mobile, other = NY, "+19175557002", "+13125557003"
+    log = AttemptStore(settings)
+    log.record(home, AT - timedelta(days=1), purpose="collections", subject="DEBT-42",
+               outcome="conversation")
+    reasons = run_check(check, mobile, AT, purpose="collections", subject="DEBT-42")
+    assert [r.code for r in reasons] == ["FREQUENCY_CAP"]
+    assert "conversation" in reasons[0].detail
+    assert run_check(check, mobile, AT, purpose="collections", subject="DEBT-43") == []
+    for day in range(7):  # another debt: four calls to one number, three to the other
+        log.record(home if day < 4 else other, AT - timedelta(days=6, hours=1) +
+                   timedelta(days=day), purpose="collections", subject="DEBT-50")
+    for phone in (home, other, mobile):
+        found = run_check(check, phone, AT, purpose="collections", subject="DEBT-50")
+        assert [r.rule for r in found] == ["US:reg_f_call_frequency"], phone
+    # without a subject of its own a row's subject is its campaign: counted per number
+    log.record(home, AT - timedelta(hours=2), purpose="collections", outcome="conversation")
+    assert run_check(check, mobile, AT, purpose="collections") == []
+
+
 def test_massachusetts_collections_cap(settings: Settings, check: RulesCheck) -> None:
     """940 CMR 7.04(1)(f): at most 2 collection calls per 7 days per debt."""
     log = AttemptStore(settings)

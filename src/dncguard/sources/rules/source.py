@@ -380,9 +380,12 @@ class RulesCheck(CheckBase):
             asked = None if len(batch) >= PROBE_EMPTY_FROM else batch.e164
             if self.consents.has_records(conn, asked):
                 consents = self.consents.for_numbers(batch.e164, conn)
+            since = at - timedelta(hours=self._max_cap_hours)
             if self._max_cap_hours and self.attempts.has_records(conn, asked):
-                attempts = self.attempts.for_numbers(
-                    batch.e164, at - timedelta(hours=self._max_cap_hours), conn)
+                attempts = self.attempts.for_numbers(batch.e164, since, conn)
+            if self._max_cap_hours:
+                _add_subject_attempts(attempts, batch, self.attempts.for_subjects(
+                    _subjects(batch), since, conn))
         return consents, attempts
 
     @staticmethod
@@ -715,3 +718,33 @@ class RulesCheck(CheckBase):
         batch = Batch.of([e164], [region], [state], [dict(extra)])
         reasons = self.evaluate(batch, ctx)[0]
         return When(loc, jur, windows, reasons)
+
+
+def _subjects(batch: Batch) -> list[str]:
+    """The subjects (a debt, an offer) the batch's rows name themselves: only those count
+    attempts across numbers (the default, the campaign, is counted per number)."""
+    contexts, _ = batch.contexts()
+    return sorted({s for c in contexts if (s := (c.get("subject") or "").strip())})
+
+
+def _add_subject_attempts(attempts: dict[str, list[Attempt]], batch: Batch,
+                          found: dict[str, list[tuple[str, Attempt]]]) -> None:
+    """Give each number whose row names a subject the attempts on that subject to its other
+    numbers too (Reg F counts calls about a debt, 12 CFR 1006.14(b)(2), on whatever number),
+    oldest first; its own attempts are read by number already."""
+    if not found:
+        return
+    contexts, index = batch.contexts()
+    done: set[tuple[str, str]] = set()
+    touched: set[str] = set()
+    for i, e164 in enumerate(batch.e164):
+        subject = (contexts[int(index[i])].get("subject") or "").strip()
+        if not subject or (e164, subject) in done:
+            continue
+        done.add((e164, subject))
+        others = [a for n, a in found.get(subject, ()) if n != e164]
+        if others:
+            attempts.setdefault(e164, []).extend(others)
+            touched.add(e164)
+    for e164 in touched:
+        attempts[e164].sort(key=lambda a: a.at)

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Engine,
+    Index,
     Integer,
     Row,
     Select,
@@ -68,6 +69,8 @@ attempts_table = Table(
     Column("subject", String(200), nullable=False),
     Column("outcome", String(40)),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # a debt's (subject's) attempts to any of its numbers (migration 0008)
+    Index("ix_rules_attempts_subject_at", "subject", "at"),
 )
 
 _created: set[int] = set()
@@ -560,4 +563,23 @@ class AttemptStore:
             assert at is not None
             out.setdefault(row.e164, []).append(
                 Attempt(at, row.campaign, row.purpose, row.subject, row.outcome))
+        return out
+
+    def for_subjects(self, subjects: list[str], since: datetime, conn: Connection
+                     ) -> dict[str, list[tuple[str, Attempt]]]:
+        """The attempts since ``since`` on these subjects (a debt, an offer), to any number:
+        subject -> (number, attempt), oldest first. One query, through the subject index."""
+        if not subjects:
+            return {}
+        t = attempts_table.c
+        out: dict[str, list[tuple[str, Attempt]]] = {}
+        rows = conn.execute(
+            select(t.e164, t.at, t.campaign, t.purpose, t.subject, t.outcome)
+            .where(t.subject.in_(sorted(set(subjects))), t.at >= since)
+            .order_by(t.at, t.id))
+        for row in rows:
+            at = as_utc(row.at)
+            assert at is not None
+            out.setdefault(row.subject, []).append(
+                (row.e164, Attempt(at, row.campaign, row.purpose, row.subject, row.outcome)))
         return out
