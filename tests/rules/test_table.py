@@ -131,6 +131,9 @@ CASES += boundary_cases("GB-practice", ("GB:calling_window",), "+442079460018", 
                         (ALL,) * 3)
 CASES += boundary_cases("AU-standard", ("AU:calling_window",), "+61298765432",
                         "Australia/Sydney", ("09:00-20:00", "09:00-17:00", None))
+CASES += boundary_cases("AU-research", ("AU:research_calling_window",), "+61298765432",
+                        "Australia/Sydney", ("09:00-20:30", "09:00-17:00", "09:00-17:00"),
+                        purpose="informational")
 # collections: Reg F 8-21 everywhere; state telemarketing windows do not apply
 CASES += boundary_cases("KY-collections", ("US:collections_calling_window",), us("502"),
                         "America/New_York", (ALL,) * 3, purpose="collections")
