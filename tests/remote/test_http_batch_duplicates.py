@@ -112,3 +112,17 @@ async def test_list_matches_not_a_list_still_block() -> None:
         out = await run(make_check({NUMBER: [{"status": "suppressed",
                                               "listMatches": matches}]}), [NUMBER])
         assert [(r.code, r.list) for r in out[0]] == [(ReasonCode.DNC_REMOTE, where)], matches
+
+
+async def test_allowed_that_names_a_list_match_is_not_verified(settings: Settings) -> None:
+    """``allowed`` with ``listMatches`` contradicts itself: an error (not verified), never an
+    allow; ``allowed`` with an empty match list is an ordinary allow."""
+    contradicts = {"status": "allowed", "listMatches": ["remote-dnc"]}
+    for found in ([contradicts], [ALLOWED, contradicts], [{"status": "allowed",
+                                                           "listMatches": "remote-dnc"}]):
+        out = await run(make_check({NUMBER: found}), [NUMBER])
+        assert [(r.code, r.decision) for r in out[0]] == [
+            (ReasonCode.SOURCE_ERROR, Decision.ERROR)], (found, out[0])
+        assert "allowed with list matches" in (out[0][0].detail or "")
+    out = await run(make_check({NUMBER: [{"status": "allowed", "listMatches": []}]}), [NUMBER])
+    assert out[0] == []

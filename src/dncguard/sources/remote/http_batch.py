@@ -288,6 +288,9 @@ class HttpBatchCheck(CheckBase):
             # match and blocks; else anything but ``allowed`` is an error; never the first.
             hits = [r for r in found if str(r.get("status")) == "suppressed"]
             odd = sorted({str(r.get("status")) for r in found} - {"suppressed", "allowed"})
+            # "allowed" that names a list it matched contradicts itself: not verified
+            if any(str(r.get("status")) == "allowed" and _matches(r) for r in found):
+                odd.append("allowed with list matches")
             if hits:
                 lists = list(dict.fromkeys(x for r in hits for x in _matches(r))) \
                     or list(hb.list_ids)
