@@ -97,7 +97,7 @@ def _one(check: RulesCheck, e164: str, region: str | None, state: str | None,
     if not loc.known and check.config.unknown_timezone == "error":
         reasons.append(check._unknown_zone(e164, loc))
     else:
-        plan = check.plan(loc, jur, ctx, line)
+        plan = check.plan(loc, check.time_jurisdictions(region, loc), ctx, line)
         reasons.extend(check._time_reasons(plan, at))
     valid = check._valid(records, today, jur)
     reasons.extend(check._exemptions(valid, today, jur, records))

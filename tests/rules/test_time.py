@@ -155,6 +155,11 @@ def test_unknown_location_gets_every_states_day_bans(
     assert banned >= {"US-AL", "US-UT"}, found
     # with the holder's state known, only that state's (and the federal) rules apply
     assert run_check(make_check(), "+18005551234", sunday, state="NY") == []
+    # only the day and hour rules: no state's registry, consent or wireless rule is brought
+    # in (they need the state the holder is in), so a weekday afternoon call is allowed
+    weekday = datetime(2026, 3, 12, 21, 0, tzinfo=UTC)  # Thursday 17:00 EDT, 11:00 HST
+    for line in ("mobile", "landline"):
+        assert run_check(make_check(), "+18005551234", weekday, line_type=line) == []
 
 
 def test_disabled_rules_return_nothing(make_check: Callable[..., RulesCheck]) -> None:

@@ -22,7 +22,7 @@ from phonenumbers import timezone as pn_timezone
 
 from ...nanp import FALLBACK, PREFIXES, load_table, metadata_fingerprint
 from ...phones import US_TERRITORIES, state_for
-from ...places import postal_state, subdivision_codes
+from ...places import postal_state
 from ._loader import Ruleset, load_ruleset
 
 log = logging.getLogger("dncguard.sources.rules.zones")  # its name before it became _zones
@@ -41,6 +41,9 @@ class Location:
     how: str  # '+'-joined sources, e.g. "npa-table+zip"
     known: bool  # False when the zones are the region fallback
     zip: str | None = None
+    #: states whose day and hour rules apply besides those of ``states``: with nothing to say
+    #: where the called party is (the region fallback), every state of the region
+    time_states: tuple[str, ...] = ()
 
 
 def _in_ranges(table: Mapping[str, object], value: int) -> object | None:
@@ -413,12 +416,16 @@ def resolve_location(e164: str, region: str, state: str | None,
     fallback = rs.zones.region_zones.get(region, [])
     single = len(fallback) == 1
     how.append("region" if single else "region-fallback")
+    every: tuple[str, ...] = ()
     if region == "US" and not states:
         # nothing says where the called party is (a toll-free number without an address):
-        # every state of the fallback is a candidate, so a day or hour that any of them bans
-        # is not callable (reference section 4.1: prohibited if any candidate state bans it)
-        states = [s for s in subdivision_codes("US") if s not in US_TERRITORIES]
-    return Location(tuple(fallback), tuple(states), "+".join(how), single, zip_code)
+        # every state of the fallback is a candidate for the day and hour rules, so a day or
+        # hour that any of them bans is not callable (reference section 4.1: prohibited if
+        # any candidate state bans it). Their lists, consent and caps are not brought in:
+        # those need the state the party is in, which the address gives.
+        every = tuple(j[3:] for j in rs.files
+                      if j.startswith("US-") and j[3:] not in US_TERRITORIES)
+    return Location(tuple(fallback), tuple(states), "+".join(how), single, zip_code, every)
 
 
 def resolve_zones(e164: str, region: str, state: str | None,

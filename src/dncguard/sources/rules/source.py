@@ -246,6 +246,14 @@ class RulesCheck(CheckBase):
             out.extend(f"US-{s}" for s in loc.states if f"US-{s}" in self.ruleset.files)
         return tuple(out)
 
+    def time_jurisdictions(self, region: str, loc: Location) -> tuple[str, ...]:
+        """The jurisdictions whose day and hour rules apply: :meth:`jurisdictions`, and every
+        state of :attr:`Location.time_states` (the region fallback)."""
+        jur = self.jurisdictions(region, loc)
+        extra = tuple(f"US-{s}" for s in loc.time_states
+                      if f"US-{s}" in self.ruleset.files and f"US-{s}" not in jur)
+        return jur + extra if region == "US" else jur
+
     def _scoped(self, rule: RuleBase, ctx: CheckContext, line_type: str | None,
                 on: date) -> bool:
         unknown = "mobile" if self.config.unknown_line_type == "mobile" else None
@@ -404,7 +412,7 @@ class RulesCheck(CheckBase):
         plan: TimePlan | None = None
         time: list[Reason] | None = None
         if loc.known or self.config.unknown_timezone != "error":
-            plan = self.plan(loc, jur, ctx, line)
+            plan = self.plan(loc, self.time_jurisdictions(region, loc), ctx, line)
             if plan.whole_minutes:
                 hit = cache.time.get(id(plan))
                 if hit is None:
@@ -707,7 +715,7 @@ class RulesCheck(CheckBase):
         """Legal windows for the next ``days`` days from ``ctx.at`` (time rules only)."""
         region = region.upper()
         loc = self.location(e164, region, state, extra)
-        jur = self.jurisdictions(region, loc)
+        jur = self.time_jurisdictions(region, loc)
         line = (extra.get("line_type") or "").strip().lower() or None
         plan = self.plan(loc, jur, ctx, line if line in LINE_TYPES else None)
         start = ctx.at.astimezone(UTC)
