@@ -86,3 +86,47 @@ def test_a_failed_question_is_a_database_error(tmp_path: Path) -> None:
         missing = consent_table.to_metadata(type(consent_table.metadata)(), name="no_such")
         with pytest.raises(SQLAlchemyError):
             any_for_numbers(conn, ["+12125550100"], missing)
+
+
+def _subjects(home: Path, database_url: str | None) -> None:
+    """A batch's subjects go out as one parameter however many there are (a chunk whose
+    every row names its own debt), through the subject index."""
+    settings = load_settings(home=home, **({"database_url": database_url} if database_url
+                                           else {}))
+    attempts = AttemptStore(settings)
+    subjects = [f"DEBT-{i}" for i in range(70_000)]  # more than either driver's parameters
+    since = AT - timedelta(days=7)
+    with attempts.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        if database_url is None:  # a stock SQLite build's limit, whatever this one allows
+            import sqlite3
+
+            raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # type: ignore[union-attr]
+        assert attempts.for_subjects(subjects, since, conn) == {}  # an empty table
+    attempts.record("+12125550100", AT - timedelta(days=1), purpose="collections",
+                    subject="DEBT-7", outcome="conversation")
+    attempts.record("+19175550100", AT - timedelta(days=2), purpose="collections",
+                    subject="DEBT-7")
+    attempts.record("+19175550100", AT - timedelta(days=9), purpose="collections",
+                    subject="DEBT-7")  # before the window
+    attempts.record("+13125550100", AT - timedelta(hours=1), purpose="collections",
+                    subject="DEBT-OTHER")
+    with attempts.engine.connect() as conn:
+        if database_url is None:
+            import sqlite3
+
+            conn.connection.dbapi_connection.setlimit(  # type: ignore[union-attr]
+                sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        found = attempts.for_subjects(subjects, since, conn)
+    assert sorted(found) == ["DEBT-7"]
+    assert [(n, a.at) for n, a in found["DEBT-7"]] == [
+        ("+19175550100", AT - timedelta(days=2)), ("+12125550100", AT - timedelta(days=1))]
+
+
+def test_subject_lookups_sqlite(tmp_path: Path) -> None:
+    _subjects(tmp_path / "home", None)
+
+
+@pytest.mark.postgres
+def test_subject_lookups_postgres(tmp_path: Path, postgres_url: str) -> None:
+    _subjects(tmp_path / "home", postgres_url)

@@ -142,6 +142,8 @@ _BY_NUMBERS: dict[tuple[str, str], Select[Any]] = {}
 #: (the pre-dial path) skip the probe, whose round trip would cost more than it saves.
 PROBE_EMPTY_FROM = 1_000
 _ANY_ROW: dict[str, Select[Any]] = {}
+#: The attempts of a batch's subjects, by dialect (see :meth:`AttemptStore.for_subjects`).
+_BY_SUBJECTS: dict[str, Select[Any]] = {}
 
 
 #: Whether any of a few numbers has a row in a table, in the driver's own SQL (see
@@ -568,16 +570,31 @@ class AttemptStore:
     def for_subjects(self, subjects: list[str], since: datetime, conn: Connection
                      ) -> dict[str, list[tuple[str, Attempt]]]:
         """The attempts since ``since`` on these subjects (a debt, an offer), to any number:
-        subject -> (number, attempt), oldest first. One query, through the subject index."""
+        subject -> (number, attempt), oldest first. One query through the subject index,
+        the subjects one parameter (a JSON array on SQLite, an array on PostgreSQL), however
+        many; nothing is sent when a large batch meets an empty table."""
         if not subjects:
             return {}
-        t = attempts_table.c
+        if len(subjects) >= PROBE_EMPTY_FROM and not has_rows(conn, attempts_table):
+            return {}
+        dialect = conn.dialect.name
+        stmt = _BY_SUBJECTS.get(dialect)
+        if stmt is None:
+            t = attempts_table.c
+            where: ColumnElement[bool]
+            if dialect == "postgresql":
+                where = t.subject == func.any(bindparam("subjects", type_=ARRAY(String)))
+            else:
+                values = func.json_each(bindparam("subjects")).table_valued("value")
+                where = t.subject.in_(select(values.c.value))
+            stmt = _BY_SUBJECTS[dialect] = (
+                select(t.e164, t.at, t.campaign, t.purpose, t.subject, t.outcome)
+                .where(where, t.at >= bindparam("since", type_=DateTime(timezone=True)))
+                .order_by(t.at, t.id))
+        wanted = sorted(set(subjects))
         out: dict[str, list[tuple[str, Attempt]]] = {}
-        rows = conn.execute(
-            select(t.e164, t.at, t.campaign, t.purpose, t.subject, t.outcome)
-            .where(t.subject.in_(sorted(set(subjects))), t.at >= since)
-            .order_by(t.at, t.id))
-        for row in rows:
+        for row in conn.execute(stmt, {"subjects": wanted if dialect == "postgresql"
+                                       else json.dumps(wanted), "since": since}):
             at = as_utc(row.at)
             assert at is not None
             out.setdefault(row.subject, []).append(
