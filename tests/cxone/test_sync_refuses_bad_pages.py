@@ -186,3 +186,25 @@ async def test_an_expiry_with_an_offset_is_the_same_instant(
     assert (await judge(settings, cx, sleep, [LISTED], at=now))[LISTED] is Decision.BLOCK
     after = now + timedelta(hours=2, minutes=1)
     assert (await judge(settings, cx, sleep, [LISTED], at=after))[LISTED] is Decision.ALLOW
+
+
+async def test_a_group_that_changed_while_read_once_is_read_again(
+        settings: Settings, big_group: tuple[SandboxServer, str], sleep: FakeSleep) -> None:
+    """A busy group (records added between two pages) is read again, not given up on: the
+    second, consistent read is saved."""
+    sandbox, gid = big_group
+    cx = cx_settings(sandbox, groups=[gid], page_size=100)
+    moved: list[int] = []
+
+    def once(request: httpx.Request, response: httpx.Response) -> Any:
+        if (request.url.path.endswith("/records") and request.url.params.get("skip") == "100"
+                and not moved):
+            moved.append(1)
+            body = response.json()
+            return {"resultSet": {**body["resultSet"], "totalRecords": 301}}
+        return None
+
+    await sync(settings, cx, sleep, once)
+    assert moved == [1]
+    after = ListStore(settings).get(f"cxone:{gid}")
+    assert after is not None and after.count == 300

@@ -302,9 +302,11 @@ class CxoneClient:
         while True:
             data = await self.api("GET", f"dnc-groups/{group_id}/{kind}-skills",
                                   params={"skip": skip, "top": top}, what=f"{kind} skills")
-            page = (data or {}).get(key) or []
+            if data is None:  # no content: no skills
+                return out
+            page = _field(data, key, list, f"{kind} skills")
             out.extend(page)
-            total = int((data or {}).get("totalRecords") or 0)
+            total = _field(data, "totalRecords", int, f"{kind} skills")
             skip += len(page)
             if not page or skip >= total:
                 return out

@@ -63,6 +63,11 @@ def parse_time(value: Any) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
+#: Reads of a whole group a full sync makes before it gives up on a group that keeps changing
+#: (or keeps sending inconsistent pages) while it is read.
+FULL_READS = 3
+
+
 def _record_key(record: dict[str, Any]) -> str:
     """What tells two records of a group apart: the record id, else the number."""
     rid = record.get("recordId")
@@ -259,6 +264,39 @@ class CxoneSync:
     async def _full(self, info: ListInfo, group_meta: dict[str, Any], now: datetime
                     ) -> GroupResult:
         gid = group_meta["group_id"]
+        for attempt in range(1, FULL_READS + 1):
+            total, records, problem = await self._read_group(gid)
+            if problem is None:
+                break
+            # a page missing, repeated or shifted (the group changed while it was read): the
+            # records read are not the group, so nothing is saved; read it again, and after
+            # FULL_READS such reads give up (the last sync stands)
+            log.warning("CXone group %s: read %d of %d was not consistent (%s)", gid, attempt,
+                        FULL_READS, problem)
+        else:
+            raise SourceError(
+                f"CXone group {gid} changed or sent inconsistent pages during the sync "
+                f"{FULL_READS} times ({problem}); nothing was saved: sync again",
+                source="cxone")
+        rows, skipped = self._rows(info.name, records, now)
+        with self.engine.begin() as conn:
+            conn.execute(delete(list_entries_table).where(
+                list_entries_table.c.list_name == info.name))
+            for i in range(0, len(rows), 20_000):
+                conn.execute(insert(list_entries_table), rows[i:i + 20_000])
+        cursor = max((str(r.get("lastUpdateTime")) for r in records if r.get("lastUpdateTime")),
+                     default="", key=lambda v: parse_time(v) or now) or None
+        meta = {**info.meta, **group_meta, "total": len(records), "cursor": cursor,
+                "full_synced_at": now.isoformat()}
+        self._save(info.name, meta, now, count=len(rows),
+                   event={"mode": "full", "fetched": len(records)})
+        return GroupResult(gid, str(group_meta["group_name"]), "full", total, len(records),
+                           skipped, bool(group_meta["active"]))
+
+    async def _read_group(self, gid: str) -> tuple[int, list[dict[str, Any]], str | None]:
+        """Every record of a group, page by page: (total, records, what was inconsistent or
+        None). Consistent means every page gave the same total and the distinct records
+        (record id, else number) are exactly that many."""
         top = self.cx.page_size
         total, first = await self.client.records_page(gid, 0, top)
         if total and not first:
@@ -275,26 +313,8 @@ class CxoneSync:
         records = [r for p in pages for r in p]
         distinct = len({_record_key(r) for r in records})
         if len(totals) > 1 or distinct != total:
-            # a page missing, repeated or shifted (the group changed while it was read): the
-            # records read are not the group, so nothing is saved (the last sync stands)
-            raise SourceError(
-                f"CXone group {gid} changed or sent inconsistent pages during the sync "
-                f"({distinct} distinct of {max(totals)} records); nothing was saved: sync "
-                "again", source="cxone")
-        rows, skipped = self._rows(info.name, records, now)
-        with self.engine.begin() as conn:
-            conn.execute(delete(list_entries_table).where(
-                list_entries_table.c.list_name == info.name))
-            for i in range(0, len(rows), 20_000):
-                conn.execute(insert(list_entries_table), rows[i:i + 20_000])
-        cursor = max((str(r.get("lastUpdateTime")) for r in records if r.get("lastUpdateTime")),
-                     default="", key=lambda v: parse_time(v) or now) or None
-        meta = {**info.meta, **group_meta, "total": len(records), "cursor": cursor,
-                "full_synced_at": now.isoformat()}
-        self._save(info.name, meta, now, count=len(rows),
-                   event={"mode": "full", "fetched": len(records)})
-        return GroupResult(gid, str(group_meta["group_name"]), "full", total, len(records),
-                           skipped, bool(group_meta["active"]))
+            return total, records, f"{distinct} distinct of {max(totals)} records"
+        return total, records, None
 
     def _rows(self, name: str, records: list[dict[str, Any]], now: datetime
               ) -> tuple[list[dict[str, Any]], int]:
