@@ -62,8 +62,11 @@ def error_response(status: int, message: str, *, code: str | None = None,
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for these error statuses."""
-    return {s: {"model": ErrorBody, "description": _CODES.get(s, "error")} for s in statuses}
+    """OpenAPI entries for these error statuses. A route that answers 401 reads a key, so it
+    also answers 400 (the ``Authorization`` header given more than once)."""
+    wanted = {*statuses, *((400,) if 401 in statuses else ())}
+    return {s: {"model": ErrorBody, "description": _CODES.get(s, "error")}
+            for s in sorted(wanted)}
 
 
 def _allowed(request: Request) -> list[str]:
