@@ -50,7 +50,8 @@ def s3_env() -> Iterator[dict[str, str]]:
     server.start()
     try:
         bucket = f"jobs-{uuid.uuid4().hex[:8]}"
-        assert httpx.put(f"http://127.0.0.1:{port}/{bucket}").status_code == 200
+        # moto imports its S3 backend on the first request: seconds on a loaded machine
+        assert httpx.put(f"http://127.0.0.1:{port}/{bucket}", timeout=120).status_code == 200
         yield {"DNCGUARD_OBJECT_STORE_URL": f"s3://{bucket}/dncguard",
                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ALLOW_HTTP": "true",
                "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
