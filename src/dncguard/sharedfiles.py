@@ -47,7 +47,7 @@ from sqlalchemy import (
 )
 
 from .errors import SourceError
-from .store import metadata, utcnow
+from .store import conflict_insert, metadata, utcnow
 
 if TYPE_CHECKING:
     from .objectstore import ObjectStore
@@ -175,15 +175,12 @@ def put(conn: Connection, name: str, path: Path, objects: ObjectStore | None = N
 
 
 def _insert(conn: Connection, table: Table) -> Any:
-    """An INSERT of the connection's dialect, which can skip or update a row whose key is
-    taken (``ON CONFLICT``; PostgreSQL, and SQLite should a SQLite home ever share files)."""
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table)
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-    return pg_insert(table)
+    """An INSERT that can skip or update a row whose key is taken (shared files live in
+    PostgreSQL, or in SQLite should a SQLite home ever share them)."""
+    found = conflict_insert(conn, table)
+    if found is None:
+        raise SourceError(f"shared files need SQLite or PostgreSQL, not {conn.dialect.name}")
+    return found
 
 
 def _add_chunks(conn: Connection, rows: list[dict[str, object]]) -> None:

@@ -215,6 +215,21 @@ def read_engine(engine: Engine) -> Engine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
+def conflict_insert(conn: Connection, table: Table) -> Any:
+    """An INSERT of ``conn``'s dialect that can skip or update a row whose key is taken
+    (``on_conflict_do_nothing`` / ``on_conflict_do_update``): SQLite's or PostgreSQL's; None
+    for a database without one (its callers then catch the unique violation)."""
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    return None
+
+
 def driver_row(conn: Connection, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
     """The first row of ``sql`` (in the driver's own dialect and parameter style), run on
     ``conn``'s DBAPI cursor: for the few hot queries of the pre-dial path, where SQLAlchemy's

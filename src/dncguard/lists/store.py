@@ -65,6 +65,7 @@ from ..phones import mask, normalise
 from ..places import subdivision, subdivision_codes
 from ..store import (
     as_utc,
+    conflict_insert,
     get_engine,
     list_entries_table,
     list_events_table,
@@ -805,17 +806,9 @@ def _insert_if_absent(conn: Connection, table: Table, key: Column[Any],
     """Insert a row unless one with its ``key`` exists, as one statement that skips a row
     another transaction inserted meanwhile (``ON CONFLICT DO NOTHING``: SQLite, PostgreSQL;
     elsewhere the insert's unique violation is caught in a savepoint)."""
-    dialect = conn.dialect.name
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        conn.execute(sqlite_insert(table).values(**values)
-                     .on_conflict_do_nothing(index_elements=[key]))
-    elif dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        conn.execute(pg_insert(table).values(**values)
-                     .on_conflict_do_nothing(index_elements=[key]))
+    ignoring = conflict_insert(conn, table)
+    if ignoring is not None:
+        conn.execute(ignoring.values(**values).on_conflict_do_nothing(index_elements=[key]))
     else:
         try:
             with conn.begin_nested():
