@@ -99,7 +99,7 @@ def _one(check: RulesCheck, e164: str, region: str | None, state: str | None,
     else:
         plan = check.plan(loc, check.time_jurisdictions(region, loc), ctx, line)
         reasons.extend(check._time_reasons(plan, at))
-    valid = check._valid(records, today, jur)
+    valid = check._valid(records, at, jur, loc.zones)
     reasons.extend(check._exemptions(valid, today, jur, records))
     reasons.extend(check._assumed(ctx, line, today, jur))
     reasons.extend(check._consent_rules(valid, ctx, line, today, jur))

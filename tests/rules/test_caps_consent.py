@@ -252,6 +252,27 @@ def test_exemptions_and_expiry(settings: Settings, check: RulesCheck, kind: str,
     assert _merged(reasons, "DNC_NATIONAL", "DNC_INTERNAL") is Decision.BLOCK
 
 
+@pytest.mark.parametrize(("phone", "kind", "granted", "revoked", "at", "exempt"), [
+    # revoked on 10 March: at 10:30 on 10 March in Sydney (23:30 UTC on 9 March) it is gone
+    ("+61290001234", "express", date(2026, 1, 5), date(2026, 3, 10),
+     datetime(2026, 3, 9, 23, 30, tzinfo=UTC), False),
+    ("+61290001234", "express", date(2026, 1, 5), date(2026, 3, 10),
+     datetime(2026, 3, 9, 12, 30, tzinfo=UTC), True),  # 23:30 on 9 March there
+    # granted on 10 March: at 23:00 on 9 March in New York (03:00 UTC on 10 March) not yet
+    (NY, "express_written", date(2026, 3, 10), None,
+     datetime(2026, 3, 10, 3, 0, tzinfo=UTC), False),
+    (NY, "express_written", date(2026, 3, 10), None,
+     datetime(2026, 3, 10, 13, 0, tzinfo=UTC), True),
+])
+def test_consent_dates_are_the_called_partys_dates(
+        settings: Settings, check: RulesCheck, phone: str, kind: str, granted: date,
+        revoked: date | None, at: datetime, exempt: bool) -> None:
+    """A consent's dates are calendar dates: it counts from its grant on the called party's
+    date, and a revocation takes effect on theirs, not on UTC's (whichever is stricter)."""
+    ConsentStore(settings).add(phone, kind, granted, revoked=revoked)
+    assert ("EXEMPT_CONSENT" in _codes(run_check(check, phone, at))) is exempt
+
+
 def test_revocation_revokes_earlier_consents(settings: Settings, check: RulesCheck) -> None:
     """A revocation ends every consent given before it (FCC 24-24 revoke-all reading)."""
     store = ConsentStore(settings)

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import numpy.typing as npt
@@ -444,7 +445,7 @@ class RulesCheck(CheckBase):
         """The reasons of one number of a group that has records (or no shared reasons)."""
         today = at.date()
         reasons = [self._unknown_zone(e164, g.loc)] if g.time is None else list(g.time)
-        valid = self._valid(records, today, g.jur)
+        valid = self._valid(records, at, g.jur, g.loc.zones)
         reasons.extend(self._exemptions(valid, today, g.jur, records))
         reasons.extend(self._assumed(ctx, g.line, today, g.jur))
         reasons.extend(self._consent_rules(valid, ctx, g.line, today, g.jur))
@@ -535,20 +536,27 @@ class RulesCheck(CheckBase):
         ends = [e for _, r in rules if (e := r.ends(what, since)) is not None]
         return bool(ends) and on < min(ends)
 
-    def _valid(self, records: list[ConsentRecord], on: date, jur: tuple[str, ...]) -> set[str]:
-        """Consent types valid on ``on``: granted, not expired, not revoked (revoke-all)."""
+    def _valid(self, records: list[ConsentRecord], at: datetime, jur: tuple[str, ...],
+               zones: tuple[str, ...] = ()) -> set[str]:
+        """Consent types valid at ``at``: granted, not expired, not revoked (revoke-all). The
+        records' dates are calendar dates, and the called party's date may differ from UTC's:
+        among the UTC date and the date in each of ``zones``, a consent counts only from its
+        grant on the earliest of them, and stops on its revocation, expiry or the end of its
+        EBR window by the latest (a consent revoked on 10 March is gone at 10:30 on 10 March
+        in Sydney, 23:30 UTC on 9 March)."""
         if not records:
             return set()
-        revocations = [r.revoked for r in records if r.revoked is not None and r.revoked <= on]
+        early, late = _dates(at, zones)
+        revocations = [r.revoked for r in records if r.revoked is not None and r.revoked <= late]
         last_revoked = max(revocations) if revocations else None
-        ebr = self._ebr_rules(on, jur)
+        ebr = self._ebr_rules(late, jur)
         valid: set[str] = set()
         for r in records:
-            if r.granted > on or (last_revoked is not None and r.granted <= last_revoked):
+            if r.granted > early or (last_revoked is not None and r.granted <= last_revoked):
                 continue
-            if r.expires is not None and on >= r.expires:
+            if r.expires is not None and late >= r.expires:
                 continue
-            if r.type in _EBR and not self._ebr_valid(ebr, r.type[4:], r.granted, on):
+            if r.type in _EBR and not self._ebr_valid(ebr, r.type[4:], r.granted, late):
                 continue
             valid.add(r.type)
         return valid
@@ -726,6 +734,18 @@ class RulesCheck(CheckBase):
         batch = Batch.of([e164], [region], [state], [dict(extra)])
         reasons = self.evaluate(batch, ctx)[0]
         return When(loc, jur, windows, reasons)
+
+
+def _dates(at: datetime, zones: tuple[str, ...]) -> tuple[date, date]:
+    """The earliest and the latest calendar date at ``at`` among UTC and ``zones`` (a zone
+    that does not load is left out: the UTC date stays among them)."""
+    days = {at.astimezone(UTC).date()}
+    for name in zones:
+        try:
+            days.add(at.astimezone(ZoneInfo(name)).date())
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    return min(days), max(days)
 
 
 def _subjects(batch: Batch) -> list[str]:
