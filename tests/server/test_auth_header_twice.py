@@ -3,25 +3,21 @@ every route that takes an API key: the framework reads the first copy, and which
 request is answered for must not depend on the order its copies came in. With ``--no-auth``
 there is no key to choose, and nothing changes.
 
-In process (``httpx.ASGITransport``: the service's whole stack, the fast path of
-``POST /v1/check`` in front) and once against a live server over a raw socket (httpx joins
-nothing, but a real HTTP parser is what production sees)."""
+In process here (``httpx.ASGITransport``: the service's whole stack, the fast path of
+``POST /v1/check`` in front); against a live server over a raw socket, in either order and
+content type, in ``test_check_edges.py`` (a real HTTP parser is what production sees)."""
 
 from __future__ import annotations
 
 import asyncio
-import http.client
-import json
-import socket
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from dncguard.config import load_settings
 
-from .conftest import Server, make_key, server_env
+from .conftest import make_key
 
 PHONE = "+12025550123"
 BAD = "Bearer dgk_000000000000_nope"
@@ -122,35 +118,3 @@ def test_no_auth_does_not_refuse(tmp_path: Path) -> None:
     ]
     out, _ = _requests(tmp_path, calls, no_auth=True)
     assert [r.status_code for r in out] == [200, 200, 200], [r.text for r in out]
-
-
-def _raw_post(server: Server, body: bytes, headers: list[tuple[str, str]]) -> tuple[int, Any]:
-    """``POST /v1/check`` with exactly ``headers`` (repeats kept): out of httpx's reach."""
-    head = "POST /v1/check HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-    head += "".join(f"{name}: {value}\r\n" for name, value in headers)
-    head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        sock.sendall(head.encode() + body)
-        resp = http.client.HTTPResponse(sock)
-        resp.begin()
-        return resp.status, json.loads(resp.read())
-
-
-@pytest.mark.parametrize("order", ["bad-then-good", "good-then-bad"])
-def test_a_live_server_refuses_the_header_twice(tmp_path: Path, order: str) -> None:
-    home = tmp_path / "home"
-    key = make_key(home, "check")
-    server = Server(server_env(home), tmp_path / "server.log").start()
-    try:
-        body = json.dumps({"phone": PHONE}).encode()
-        good = f"Bearer {key}"
-        status, _ = _raw_post(server, body, [("Authorization", good)])  # verified: cached
-        assert status == 200
-        twice = [("Authorization", BAD), ("Authorization", good)]
-        if order == "good-then-bad":
-            twice.reverse()
-        status, answer = _raw_post(server, body, twice)
-        assert status == 400, answer
-        assert answer["error"]["message"] == MESSAGE, answer
-    finally:
-        server.kill()
