@@ -142,8 +142,6 @@ _BY_NUMBERS: dict[tuple[str, str], Select[Any]] = {}
 #: (the pre-dial path) skip the probe, whose round trip would cost more than it saves.
 PROBE_EMPTY_FROM = 1_000
 _ANY_ROW: dict[str, Select[Any]] = {}
-#: The attempts of a batch's subjects, by dialect (see :meth:`AttemptStore.for_subjects`).
-_BY_SUBJECTS: dict[str, Select[Any]] = {}
 
 
 #: Whether any of a few numbers has a row in a table, in the driver's own SQL (see
@@ -182,29 +180,39 @@ def has_rows(conn: Connection, table: Table) -> bool:
     return conn.execute(probe).first() is not None
 
 
-def _rows_for(conn: Connection, name: str, table: Table, e164s: list[str],
-              build: Callable[[], Select[Any]], **params: Any) -> list[Row[Any]]:
-    """The rows the query ``build()`` (named ``name``) finds for the numbers ``e164s`` of
-    ``table``, in one query for the whole batch: on SQLite the numbers are one JSON
-    parameter, on PostgreSQL one array parameter. Nothing, without sending the numbers,
-    when a large batch meets an empty table."""
-    if not e164s:
+def _rows_for(conn: Connection, name: str, table: Table, wanted: list[str],
+              build: Callable[[], Select[Any]], *, column: str = "e164",
+              **params: Any) -> list[Row[Any]]:
+    """The rows the query ``build()`` (named ``name``) finds for the values ``wanted`` of
+    ``table``'s ``column`` (the numbers; or, say, the subjects), in one query for the whole
+    batch: on SQLite the values are one JSON parameter, on PostgreSQL one array parameter,
+    however many. Nothing, without sending the values, when a large batch meets an empty
+    table."""
+    if not wanted:
         return []
-    if len(e164s) >= PROBE_EMPTY_FROM and not has_rows(conn, table):
+    if len(wanted) >= PROBE_EMPTY_FROM and not has_rows(conn, table):
         return []
     dialect = conn.dialect.name
     stmt = _BY_NUMBERS.get((name, dialect))
     if stmt is None:
         where: ColumnElement[bool]
         if dialect == "sqlite":
-            values = func.json_each(bindparam("numbers")).table_valued("value")
-            where = table.c.e164.in_(select(values.c.value))
+            each = func.json_each(bindparam("numbers")).table_valued("value")
+            where = table.c[column].in_(select(each.c.value))
         else:
-            where = table.c.e164 == func.any(bindparam("numbers", type_=ARRAY(String)))
+            where = table.c[column] == func.any(bindparam("numbers", type_=ARRAY(String)))
         stmt = _BY_NUMBERS[(name, dialect)] = build().where(where)
-    numbers = sorted(set(e164s))
+    numbers = sorted(set(wanted))
     return list(conn.execute(stmt, {"numbers": json.dumps(numbers) if dialect == "sqlite"
                                     else numbers, **params}))
+
+
+def _recent_attempts() -> Select[Any]:
+    """Attempts since the ``since`` parameter, oldest first (narrowed by :func:`_rows_for`)."""
+    t = attempts_table.c
+    return (select(t.e164, t.at, t.campaign, t.purpose, t.subject, t.outcome)
+            .where(t.at >= bindparam("since", type_=DateTime(timezone=True)))
+            .order_by(t.at, t.id))
 
 
 #: The columns of a consent file: required, then optional (``consent import``).
@@ -554,13 +562,8 @@ class AttemptStore:
             with self.engine.connect() as own:
                 return self.for_numbers(e164s, since, own)
         out: dict[str, list[Attempt]] = {}
-        t = attempts_table.c
-        def build() -> Select[Any]:
-            return (select(t.e164, t.at, t.campaign, t.purpose, t.subject, t.outcome)
-                    .where(t.at >= bindparam("since", type_=DateTime(timezone=True)))
-                    .order_by(t.at, t.id))
-
-        for row in _rows_for(conn, "attempts", attempts_table, e164s, build, since=since):
+        for row in _rows_for(conn, "attempts", attempts_table, e164s, _recent_attempts,
+                             since=since):
             at = as_utc(row.at)
             assert at is not None
             out.setdefault(row.e164, []).append(
@@ -573,28 +576,9 @@ class AttemptStore:
         subject -> (number, attempt), oldest first. One query through the subject index,
         the subjects one parameter (a JSON array on SQLite, an array on PostgreSQL), however
         many; nothing is sent when a large batch meets an empty table."""
-        if not subjects:
-            return {}
-        if len(subjects) >= PROBE_EMPTY_FROM and not has_rows(conn, attempts_table):
-            return {}
-        dialect = conn.dialect.name
-        stmt = _BY_SUBJECTS.get(dialect)
-        if stmt is None:
-            t = attempts_table.c
-            where: ColumnElement[bool]
-            if dialect == "postgresql":
-                where = t.subject == func.any(bindparam("subjects", type_=ARRAY(String)))
-            else:
-                values = func.json_each(bindparam("subjects")).table_valued("value")
-                where = t.subject.in_(select(values.c.value))
-            stmt = _BY_SUBJECTS[dialect] = (
-                select(t.e164, t.at, t.campaign, t.purpose, t.subject, t.outcome)
-                .where(where, t.at >= bindparam("since", type_=DateTime(timezone=True)))
-                .order_by(t.at, t.id))
-        wanted = sorted(set(subjects))
         out: dict[str, list[tuple[str, Attempt]]] = {}
-        for row in conn.execute(stmt, {"subjects": wanted if dialect == "postgresql"
-                                       else json.dumps(wanted), "since": since}):
+        for row in _rows_for(conn, "attempts-by-subject", attempts_table, subjects,
+                             _recent_attempts, column="subject", since=since):
             at = as_utc(row.at)
             assert at is not None
             out.setdefault(row.subject, []).append(
