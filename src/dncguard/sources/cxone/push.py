@@ -32,6 +32,7 @@ from ...outbox import DEAD, DELIVERED, Outbox, OutboxItem
 from ...phones import mask
 from ._client import CxoneClient
 from ._sync import parse_time, to_cxone_phone
+from .source import search_number
 
 log = logging.getLogger("dncguard.sources.cxone")
 
@@ -224,20 +225,17 @@ async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[
 
 async def _nothing_to_expire(client: CxoneClient, group_id: str, item: OutboxItem) -> bool:
     """Whether CXone's search shows no record of the item's number in ``group_id`` that
-    still blocks after the expiry asked for (none, or each expired by then). False when the
-    search fails: the expiry is then retried as any refusal is."""
+    still blocks after the expiry asked for (none, or each expired by then), as the check's
+    live search reads a record (:func:`.source.search_number`). False when the search fails
+    or the item names no expiry: the expiry is then retried as any refusal is."""
+    until = parse_time(item.payload.get("expires"))
+    if until is None:
+        return False
     try:
-        results = await client.search(to_cxone_phone(str(item.payload["e164"])))
+        found = await search_number(client, str(item.payload["e164"]), until)
     except SourceError:
         return False
-    until = parse_time(item.payload.get("expires"))
-    for r in results:
-        if not isinstance(r, dict) or str(r.get("dncGroupId")) != str(group_id):
-            continue
-        expired = parse_time(r.get("expiredDate"))
-        if expired is None or until is None or expired > until:
-            return False
-    return True
+    return not any(r["blocking"] for r in found if str(r.get("dncGroupId")) == str(group_id))
 
 
 async def push_pending(settings: Settings, group_id: str | None = None) -> PushReport:
