@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import holidays
@@ -272,6 +272,38 @@ def test_rows_are_counted_under_their_own_state_else_the_default_else_the_area_c
     # the two rows without a state of their own are Florida's
     assert given.by_state == {"FL": {"allow": 1, "defer": 1}, "NY": {"allow": 1},
                               "PR": {"defer": 1}, "QC": {"defer": 1}}
+
+
+def test_a_zip_names_the_state_a_row_is_counted_under(
+        rules_home: Path, write_csv: Callable[..., Path], tmp_path: Path) -> None:
+    """A ZIP or postal code stands in for a state the row does not give: the verdict names
+    its state and the summary counts the row there (the rules already judge by it), on both
+    paths. A row's own state comes first, then its ZIP, the default state, the default ZIP,
+    the area code; a ZIP counts for US and Canadian numbers only."""
+    path = write_csv([["phone", "state", "zip"], ["2125550190", "", "30301"],
+                      ["2125550191", "FL", "30301"], ["2125550192", "", "SW1A 1AA"],
+                      ["2125550193", "", "H2X 1Y4"], ["+442071234567", "", "30301"],
+                      ["2125550194", "", ""]])
+    settings = load_settings(home=rules_home)
+    _, summary = _scrub_both(settings, path, tmp_path, NIGHT)
+    by_state = summary["by_state"]
+    assert isinstance(by_state, dict)
+    assert {k: sum(v.values()) for k, v in by_state.items()} == {
+        "GA": 1, "FL": 1, "NY": 2, "QC": 1, "GB": 1}
+    when = datetime.fromisoformat(NIGHT)
+    given = Scrubber(settings).scrub_file(path, tmp_path / "z.csv", at=when,
+                                          defaults={"zip": "33101"})
+    assert {k: sum(v.values()) for k, v in given.by_state.items()} == {
+        "GA": 1, "FL": 3, "QC": 1, "GB": 1}
+    with_state = Scrubber(settings).scrub_file(path, tmp_path / "s.csv", at=when,
+                                               defaults={"zip": "33101", "state": "TX"})
+    # (a default state is every row's without one of its own, as before)
+    assert {k: sum(v.values()) for k, v in with_state.by_state.items()} == {
+        "GA": 1, "FL": 1, "TX": 3, "QC": 1}
+    scrubber = Scrubber(settings)
+    assert scrubber.check("+12125550195", at=when, zip="30301").state == "GA"
+    assert scrubber.check("+12125550195", at=when, zip="30301", state="NY").state == "NY"
+    assert scrubber.check("+12125550195", at=when).state == "NY"
 
 
 @pytest.mark.parametrize("with_bad_row", [False, True], ids=["array-path", "row-path"])

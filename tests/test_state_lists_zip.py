@@ -49,8 +49,9 @@ class TestLibrary:
         v = scrubber.check(NY, at=AT, zip=ATLANTA)
         assert (v.decision, v.reason_codes, _lists(v)) == (Decision.BLOCK, ["DNC_STATE"],
                                                            ["us-ga"])
-        # explainable: the verdict's state is the area code's, so the reason says why
-        assert v.state == "NY"
+        # explainable: the verdict names the ZIP's state (the address), and the reason says
+        # that the list applies by it, not by the area code
+        assert v.state == "GA"
         assert v.reasons[0].detail == ("number on state list us-ga [US-GA] (snapshot "
                                        "2026-11-01); it applies by the ZIP or postal code's "
                                        "state (GA)")

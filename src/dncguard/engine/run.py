@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -46,6 +46,7 @@ from ..phones import (
     npa_state_index,
     npa_state_table,
 )
+from ..places import postal_state
 from ..sources.protocol import Batch, CheckContext, locate
 from .context import clean_field
 from .findings import Index, Outcome, compact, renumber
@@ -237,6 +238,8 @@ class ScrubRun:
         self._ctx_ids: dict[tuple[str, ...], int] = {}
         self.contexts: list[dict[str, str]] = []  # per row context id: the row's own values
         self._ctx_state: list[str] = []
+        #: per row context: its ZIP or postal code's state when it names no state itself
+        self._ctx_zip_state: list[str] = []
         self._ctx_region: list[str] = []
         if not self.context_columns:
             self._context_id(())
@@ -262,6 +265,8 @@ class ScrubRun:
                    if v}
             self.contexts.append(own)
             self._ctx_state.append(own.get("state", ""))
+            self._ctx_zip_state.append("" if own.get("state") else
+                                       postal_state(own.get("zip", "")) or "")
             self._ctx_region.append(own.get("region", ""))
         return found
 
@@ -394,6 +399,7 @@ class ScrubRun:
         if any(self._ctx_state):
             own = np.array([self._state_code(v) for v in self._ctx_state], dtype=np.int64)[rctx]
             state = np.where(own != 0, own, state)
+        shown = self._shown_states(state, rctx, norm.region[okpos], norm.region_names)
 
         # -- deduplicate, within the slice and against every earlier slice -----------------
         if self.context_columns:
@@ -427,8 +433,31 @@ class ScrubRun:
                 self.outcome_of[batch_ids] = _PENDING
                 at = first[ask]
                 batch = self._batch(norm, okpos[at], digits[at], state[at], rctx[at])
-        return Prepared(sl, rows, norm, flagged, problems, okpos, rctx, state,
+        return Prepared(sl, rows, norm, flagged, problems, okpos, rctx, shown,
                         uniq_id[inverse], row_first, dup, ndup, batch, batch_ids)
+
+    def _shown_states(self, state: npt.NDArray[np.int64], rctx: npt.NDArray[np.int64],
+                      region: npt.NDArray[np.int16], region_names: Sequence[str]
+                      ) -> npt.NDArray[np.int64]:
+        """The state each valid row's verdict names and is counted under: the row's own
+        state, else its ZIP or postal code's, else the default state, else the default
+        ZIP's, else the area code's. A ZIP's state counts for US and Canadian numbers only,
+        as the rules read it. ``state`` (what the checks are given) is left as it is: the
+        rules and state lists take the ZIP's state as a candidate of their own."""
+        default_zip = ("" if self.defaults.get("state") else
+                       postal_state(self.defaults.get("zip", "")) or "")
+        if not default_zip and not any(self._ctx_zip_state):
+            return state
+        nanp = np.isin(region, [i for i, name in enumerate(region_names)
+                                if name in ("US", "CA")])
+        own_state = np.array([bool(v) for v in self._ctx_state], dtype=bool)[rctx]
+        own_zip = np.array([self._state_code(v) for v in self._ctx_zip_state],
+                           dtype=np.int64)[rctx]
+        shown = np.where(nanp & (own_zip != 0), own_zip, state)
+        if default_zip:
+            shown = np.where(nanp & (own_zip == 0) & ~own_state,
+                             self._state_code(default_zip), shown)
+        return shown
 
     def _numbers(self, digits: npt.NDArray[np.uint64], rows: npt.NDArray[np.int64]
                  ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
