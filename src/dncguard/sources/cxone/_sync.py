@@ -68,16 +68,20 @@ def parse_time(value: Any) -> datetime | None:
 FULL_READS = 3
 
 
+def _digits(raw: Any) -> str:
+    """The digits of a CXone phone number, in order (whatever punctuation it came with)."""
+    return "".join(ch for ch in str(raw) if ch.isdigit())
+
+
 def _record_key(record: dict[str, Any]) -> str:
     """What tells two records of a group apart: the record id, else the number."""
     rid = record.get("recordId")
-    return f"id:{rid}" if rid not in (None, "") else \
-        f"phone:{''.join(ch for ch in str(record.get('phoneNumber')) if ch.isdigit())}"
+    return f"id:{rid}" if rid not in (None, "") else f"phone:{_digits(record.get('phoneNumber'))}"
 
 
 def to_e164(raw: Any, region: str) -> str | None:
     """A CXone phone number (digits, national for NANP) as E.164, or None."""
-    digits = "".join(ch for ch in str(raw) if ch.isdigit())
+    digits = _digits(raw)
     if not digits:
         return None
     if region in ("US", "CA") and len(digits) == 10 and digits[0] in "23456789":
