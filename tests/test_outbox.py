@@ -82,6 +82,27 @@ def test_fail_schedules_backoff_and_survives_restart(db: str) -> None:
     assert later.next_attempt_at >= clock.now + timedelta(seconds=10)  # doubled backoff
 
 
+def test_a_late_failure_leaves_a_delivered_item_delivered(db: str) -> None:
+    """A worker whose lease ran out reports its failure after a second worker delivered the
+    item: the item stays delivered (not pending again, so it is not sent twice), and a dead
+    item stays dead."""
+    clock = Clock()
+    ob = box(db, clock, max_attempts=1)
+    ob.enqueue("t", "k", {})
+    slow = ob.claim("t", lease=60)[0]
+    clock.advance(61)
+    fast = ob.claim("t", lease=60)[0]
+    assert ob.ack([fast.id]) == 1
+    assert ob.fail(slow.id, "ReadTimeout") == DELIVERED
+    assert ob.stats("t") == {PENDING: 0, DELIVERED: 1, DEAD: 0}
+    assert ob.items("t")[0].attempts == 0
+    ob.enqueue("t", "d", {})
+    (dead,) = ob.claim("t")
+    assert ob.fail(dead.id, "HTTP 500") == DEAD
+    assert ob.fail(dead.id, "HTTP 500") == DEAD
+    assert ob.items("t", DEAD)[0].attempts == 1
+
+
 def test_permanent_and_max_attempts_park_items_as_dead_not_dropped(db: str) -> None:
     clock = Clock()
     ob = box(db, clock, max_attempts=2, base_delay=1)

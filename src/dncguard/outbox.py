@@ -216,16 +216,21 @@ class Outbox:
         return self.rng.uniform(cap / 2, cap)
 
     def fail(self, item_id: int, error: str, *, permanent: bool = False) -> str:
-        """Record a failed attempt; returns the item's new status (pending or dead)."""
+        """Record a failed attempt; returns the item's new status (pending or dead). An item
+        that is no longer pending (delivered meanwhile by a worker whose lease followed an
+        expired one, or dead) keeps its status, which is returned: a late failure must not
+        send a delivered item again."""
         now = self.clock()
         t = outbox_table
         with self.engine.begin() as conn:
-            row = conn.execute(select(t.c.attempts).where(t.c.id == item_id)).first()
+            row = conn.execute(select(t.c.attempts, t.c.status).where(t.c.id == item_id)).first()
             if row is None:
                 raise KeyError(item_id)
+            if row.status != PENDING:
+                return str(row.status)
             attempts = int(row.attempts) + 1
             dead = permanent or (self.max_attempts is not None and attempts >= self.max_attempts)
-            conn.execute(update(t).where(t.c.id == item_id).values(
+            conn.execute(update(t).where(t.c.id == item_id, t.c.status == PENDING).values(
                 attempts=attempts, last_error=error[:1000], updated_at=now, claimed_until=None,
                 claimed_by=None, status=DEAD if dead else PENDING,
                 next_attempt_at=now + timedelta(seconds=0 if dead else self.backoff(attempts))))
