@@ -66,9 +66,18 @@ def test_payload_fields(settings: Settings, demo_job: DemoJob, clock: FakeClock,
     assert receiver.bodies[f"job:{job}"] == p
 
 
-def test_no_export_url_means_no_outbox_items(log: AuditLog, demo_job: DemoJob) -> None:
-    _jobs(log, demo_job, 2)
-    assert outbox_for(log).stats(EXPORT_TOPIC) == {"pending": 0, "delivered": 0, "dead": 0}
+def test_jobs_recorded_without_an_export_url_wait_for_one(
+        log: AuditLog, settings: Settings, demo_job: DemoJob, clock: FakeClock,
+        receiver: Receiver) -> None:
+    """A job recorded by a process without ``export_url`` (a shell lacking the service's
+    environment) is not lost: its export waits, and a process with the URL delivers it."""
+    jobs = _jobs(log, demo_job, 2)
+    assert outbox_for(log).stats(EXPORT_TOPIC) == {"pending": 2, "delivered": 0, "dead": 0}
+    later = make_log(settings, clock, export_url=receiver.url)
+    worker = ExportWorker(later, outbox=outbox_for(later, clock))
+    assert worker.run_once().sent == 2
+    worker.close()
+    assert sorted(receiver.bodies) == sorted(f"job:{j}" for j in jobs)
 
 
 def test_flaky_and_down_receiver_gets_everything_once(

@@ -665,13 +665,14 @@ def prepare_job(log: AuditLog, job_id: str, output_path: Path, summary: ScrubSum
 
 
 def write_job(log: AuditLog, record: JobRecord, conn: Connection) -> AuditRecord:
-    """Append a prepared job record in ``conn``'s transaction and (when ``export_url`` is
-    set) enqueue its export in the same transaction."""
+    """Append a prepared job record in ``conn``'s transaction and enqueue its export in the
+    same transaction. The export is enqueued whether or not ``export_url`` is set here: a job
+    recorded by a process that lacks the setting (a shell without the service's environment)
+    waits in the outbox until a process that has it delivers, instead of never being sent."""
     rec = log.append("job", "scrub", who=record.who, subject=record.job_id,
                      reason_codes=record.reason_codes, versions=record.versions,
                      data=record.data, conn=conn)
-    if log.audit.export_url:
-        enqueue_export(log, rec, conn)
+    enqueue_export(log, rec, conn)
     return rec
 
 
@@ -690,7 +691,7 @@ def record_job(
 
     Copies ``output_path`` (the verdict file :meth:`Scrubber.scrub_file` wrote) and its summary
     under the home, hashing it on the way, builds the Merkle root from the copy, then appends
-    the record and (when ``export_url`` is set) enqueues the export in the same transaction.
+    the record and enqueues the export in the same transaction.
     ``numbers`` and ``name``: as for :func:`prepare_job`.
     """
     record = prepare_job(log, job_id, output_path, summary, who=who, numbers=numbers,
