@@ -140,10 +140,37 @@ def test_the_rules(home: ListStore, settings: Settings,
 
 def test_the_rules_follow_the_override(home: ListStore, settings: Settings,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DNCGUARD_RULES_MAX_AGE_DAYS", json.dumps({"us-fl": 60, "US": 40}))
+    monkeypatch.setenv("DNCGUARD_RULES_MAX_AGE_DAYS", json.dumps({"us-fl": 60, "US": 20}))
     found = rule_reasons(settings, monkeypatch, FL_NUMBER)
-    assert [(c, r) for c, r, _ in found] == [("REGISTRY_STALE", "US-FL:state_dnc")]
-    assert "62 days old at the dial time; US-FL allows 60 days" in found[0][2]
+    assert sorted((c, r) for c, r, _ in found) == [("REGISTRY_STALE", "US-FL:state_dnc"),
+                                                   ("REGISTRY_STALE", "US:national_dnc")]
+    details = " ".join(d for _, _, d in found)
+    assert "62 days old at the dial time; US-FL allows 60 days" in details
+    assert "32 days old at the dial time; US allows 20 days" in details
+
+
+@pytest.mark.parametrize(("overrides", "says"), [
+    ({"US": 4000}, "max_age_days for US is 4000 days, longer than the 31 days of its registry "
+                   "rule US:national_dnc"),
+    ({"us-fl": 150}, "max_age_days for US-FL is 150 days, longer than the 122 days"),
+    ({"US-FX": 10}, "max_age_days: 'US-FX' is not a jurisdiction a list can have"),
+    ({"XX": 10}, "max_age_days: 'XX' is not a jurisdiction"),
+])
+def test_an_override_longer_than_the_law_or_of_no_jurisdiction_is_refused(
+        home: ListStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        overrides: dict[str, int], says: str) -> None:
+    """An override may only be stricter than its registry rule: a longer one made a registry
+    years old callable and /readyz ok. Refused in one line (exit 2), as an override for a
+    jurisdiction no list can have is; the stricter ones and those of jurisdictions without a
+    registry rule load."""
+    monkeypatch.setenv("DNCGUARD_RULES_MAX_AGE_DAYS", json.dumps(overrides))
+    assert run(["check", FL_NUMBER, "--json"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: invalid [rules] settings: ") and says in err
+    assert len(err.strip().splitlines()) == 1 and "input_value" not in err
+    monkeypatch.setenv("DNCGUARD_RULES_MAX_AGE_DAYS", json.dumps({"US": 31, "US-CA": 400,
+                                                                  "CA-ON": 5, "gb": 28}))
+    assert run(["lists", "ls", "--json"]) == 0
 
 
 def test_lists_ls(home: ListStore, capsys: pytest.CaptureFixture[str],

@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -245,12 +245,25 @@ def _config_path(home: Path) -> Path | None:
     return default if default.is_file() else None
 
 
+def _explain(exc: ValueError) -> str:
+    """A settings error in one line: each problem as ``field: why`` (pydantic's own text
+    spans several lines and repeats the input, which may be a secret)."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        why = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {why}" if where else why)
+    return "; ".join(parts)
+
+
 def _build_section(cls: type[S], data: dict[str, Any], **overrides: Any) -> S:
     token = _toml_data.set(data)
     try:
         return cls(**overrides)
     except ValueError as exc:
-        raise ConfigError(f"invalid [{cls.toml_table}] settings: {exc}") from exc
+        raise ConfigError(f"invalid [{cls.toml_table}] settings: {_explain(exc)}") from exc
     finally:
         _toml_data.reset(token)
 
@@ -280,7 +293,7 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         settings = Settings(**{**overrides, "home": home, "config_file": path})
     except ValueError as exc:
-        raise ConfigError(f"invalid settings: {exc}") from exc
+        raise ConfigError(f"invalid settings: {_explain(exc)}") from exc
     finally:
         _toml_data.reset(token)
     settings._toml, settings._toml_of = data, path

@@ -107,8 +107,13 @@ def test_freshness_override_and_switch(make_check: Callable[..., RulesCheck],
     importer("ftc", "national", "US", date(2026, 10, 1))
     ny = "+12125550100"
     assert [r.code for r in run_check(make_check(), ny, AT)] == ["REGISTRY_STALE"]
-    assert run_check(make_check(max_age_days={"US": 60}), ny, AT) == []
     assert run_check(make_check(check_freshness=False), ny, AT) == []
+    # an override may only be stricter: 31 days is the rule's own; 10 makes a list of
+    # 2026-11-01 stale
+    importer("ftc", "national", "US", date(2026, 11, 1))
+    assert run_check(make_check(max_age_days={"US": 31}), ny, AT) == []
+    assert [r.code for r in run_check(make_check(max_age_days={"US": 10}), ny, AT)
+            ] == ["REGISTRY_STALE"]
     # freshness is measured at the dial time, not today
     assert run_check(make_check(), ny, datetime(2026, 10, 20, 17, 0, tzinfo=UTC)) == []
 

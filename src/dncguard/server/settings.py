@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from typing import ClassVar
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ..config import SectionSettings, Settings, load_section
-
-log = logging.getLogger("dncguard.server")
 
 
 class ServerSettings(SectionSettings):
@@ -35,8 +32,8 @@ class ServerSettings(SectionSettings):
     cache_checks: bool = Field(default=True, description="Reuse list indexes while the "
                                "database's list version is unchanged (checked per request)")
     list_max_age_days: int | None = Field(
-        default=None, description="Removed, ignored: list freshness follows the registry "
-        "rules, [rules] max_age_days and [rules] default_max_age_days "
+        default=None, description="Removed, refused when set: list freshness follows the "
+        "registry rules, [rules] max_age_days and [rules] default_max_age_days "
         "(dncguard.sources.rules.freshness)")
     ready_requires_fresh: bool = Field(
         default=True, description="/readyz fails on a registry past the age its rule allows")
@@ -55,10 +52,13 @@ class ServerSettings(SectionSettings):
 
     @model_validator(mode="after")
     def _removed(self) -> ServerSettings:
+        """A removed setting is refused, not ignored: whoever set it asked for a limit that
+        nothing would apply."""
         if self.list_max_age_days is not None:
-            log.warning("server setting list_max_age_days is no longer used (list freshness "
-                        "follows the registry rules); set [rules] default_max_age_days for "
-                        "lists without a rule, or [rules] max_age_days per jurisdiction")
+            raise ValueError("list_max_age_days is no longer a setting (list freshness follows "
+                             "the registry rules): set [rules] default_max_age_days for lists "
+                             "without a rule, or [rules] max_age_days per jurisdiction to be "
+                             "stricter than a rule")
         return self
 
 

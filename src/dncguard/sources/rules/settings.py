@@ -7,7 +7,7 @@ registry scrub happens elsewhere turn that off::
     require_registries = false        # or DNCGUARD_RULES_REQUIRE_REGISTRIES=false
     registry_optional = ["US-FL"]     # or only for some jurisdictions ("*" for all)
     check_freshness = false           # also skip REGISTRY_STALE on loaded lists
-    max_age_days = { US-FL = 150 }    # freshness override per jurisdiction (lists.freshness)
+    max_age_days = { US-FL = 90 }     # stricter freshness per jurisdiction (lists.freshness)
     default_max_age_days = 31         # dated lists whose jurisdiction has no registry rule
     enabled = false                   # no rules at all (list scrubbing only)
 """
@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ...config import SectionSettings
@@ -66,8 +66,9 @@ class RulesSettings(SectionSettings):
         description="Jurisdictions (US, CA, GB, AU, US-XX, or '*') whose registry is not required")
     check_freshness: bool = Field(default=True, description="Stale loaded registries give errors")
     max_age_days: dict[str, int] = Field(
-        default_factory=dict, description="Per-jurisdiction freshness override in days "
-        "(wins over the registry rule; see dncguard.sources.rules.freshness)")
+        default_factory=dict, description="Per-jurisdiction freshness override in days: "
+        "stricter than the registry rule, never longer (a longer one is refused; see "
+        "dncguard.sources.rules.freshness)")
     default_max_age_days: int = Field(
         default=31, ge=1, description="Freshness of national and state lists whose "
         "jurisdiction has no registry rule (reported stale, never an error)")
@@ -91,6 +92,35 @@ class RulesSettings(SectionSettings):
         if bad:
             raise ValueError(f"max_age_days must be at least 1 day ({', '.join(bad)})")
         return out
+
+    @model_validator(mode="after")
+    def _overrides_only_stricter(self) -> RulesSettings:
+        """Each override names a jurisdiction a list can have, and is at most the maximum of
+        every registry rule of that jurisdiction in the ruleset: the registries' maxima are the
+        law's, so an override may only be stricter. (Freshness is switched off, where that is
+        meant, by ``check_freshness`` or ``registry_optional``, which say so.) The ruleset is
+        read only when there are overrides."""
+        if not self.max_age_days:
+            return self
+        from ...lists.store import jurisdiction_problem
+        from .schema import RegistryRule
+
+        rules = self.ruleset()
+        for key, days in self.max_age_days.items():
+            if jurisdiction_problem("national", key) and jurisdiction_problem("state", key):
+                raise ValueError(f"max_age_days: {key!r} is not a jurisdiction a list can "
+                                 "have (US, CA, GB, AU, or a state or province such as "
+                                 "US-FL or CA-ON)")
+            found = [r for _, r in rules.of_kind(RegistryRule, [key])]
+            if found:
+                rule = min(found, key=lambda r: r.max_age_days)
+                if days > rule.max_age_days:
+                    raise ValueError(
+                        f"max_age_days for {key} is {days} days, longer than the "
+                        f"{rule.max_age_days} days of its registry rule {key}:{rule.id} "
+                        f"({rule.citation}); an override may only be stricter (to stop "
+                        "judging freshness, set check_freshness = false)")
+        return self
 
     def registry_required(self, jurisdiction: str) -> bool:
         if not self.require_registries:
