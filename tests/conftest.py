@@ -28,7 +28,7 @@ AT = datetime(2026, 11, 19, 15, 0, tzinfo=UTC)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No test sees the developer's DNCGUARD_* settings or home."""
     for key in list(os.environ):
-        if key.startswith("DNCGUARD_") and key not in ("DNCGUARD_REQUIRE_POSTGRES",
+        if key.startswith("DNCGUARD_") and key not in ("DNCGUARD_TEST_REQUIRE_POSTGRES",
                                                        "DNCGUARD_TEST_DATABASE_URL"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("DNCGUARD_HOME", str(tmp_path / "home"))
@@ -88,7 +88,7 @@ PG_URL = os.environ.get("DNCGUARD_TEST_DATABASE_URL",
 
 def postgres_engine(**options: Any) -> Engine:
     """An engine on :data:`PG_URL` that answers, or a skip saying why (a failure when
-    DNCGUARD_REQUIRE_POSTGRES is set, as in CI)."""
+    DNCGUARD_TEST_REQUIRE_POSTGRES is set, as in CI)."""
     import sqlalchemy as sa
 
     try:
@@ -97,8 +97,8 @@ def postgres_engine(**options: Any) -> Engine:
             conn.execute(sa.text("select 1"))
     except Exception as exc:  # any driver or connection error means "no server here"
         message = f"no PostgreSQL answers at {PG_URL}: {type(exc).__name__}"
-        if os.environ.get("DNCGUARD_REQUIRE_POSTGRES"):
-            pytest.fail(message + " (DNCGUARD_REQUIRE_POSTGRES is set)")
+        if os.environ.get("DNCGUARD_TEST_REQUIRE_POSTGRES"):
+            pytest.fail(message + " (DNCGUARD_TEST_REQUIRE_POSTGRES is set)")
         pytest.skip(message)
     return engine
 

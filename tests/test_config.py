@@ -174,3 +174,35 @@ def test_unknown_keys_in_the_settings_file_are_refused(tmp_path: Path) -> None:
         cfg.write_text(f'{key} = "/elsewhere"\n')
         with pytest.raises(ConfigError, match=f"{key} cannot be set.*{variable}"):
             load_settings()
+
+
+def test_unknown_environment_variables_are_refused(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A misspelt DNCGUARD_ variable is refused with the close name, as a misspelt key of the
+    file is: ``DNCGUARD_SERVER_METRICS_PUBLC=false`` left /metrics public without a word. The
+    core refuses its own (any section's prefix is the section's to check, when it is built);
+    the variables that are not settings and the test suite's DNCGUARD_TEST_ pass."""
+    from dncguard.cli import run
+    from dncguard.server.settings import load_server_settings
+
+    monkeypatch.setenv("DNCGUARD_USER", "alice")
+    monkeypatch.setenv("DNCGUARD_TEST_ANYTHING", "1")
+    settings = load_settings()
+    monkeypatch.setenv("DNCGUARD_SERVER_METRICS_PUBLC", "false")
+    load_settings()  # not the core's name to judge
+    with pytest.raises(ConfigError, match=r"DNCGUARD_SERVER_METRICS_PUBLC \(did you mean "
+                                          r"DNCGUARD_SERVER_METRICS_PUBLIC\?\)"):
+        load_server_settings(settings)
+    assert run(["config", "show"]) == 2
+    err = capsys.readouterr().err
+    assert "DNCGUARD_SERVER_METRICS_PUBLC" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.delenv("DNCGUARD_SERVER_METRICS_PUBLC")
+    monkeypatch.setenv("DNCGUARD_SEVRER_PORT", "9000")
+    monkeypatch.setenv("dncguard_chunk_sise", "9")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value).startswith(
+        "unknown environment variables DNCGUARD_SEVRER_PORT, dncguard_chunk_sise (did you "
+        "mean DNCGUARD_SERVER_PORT for DNCGUARD_SEVRER_PORT, DNCGUARD_CHUNK_SIZE for "
+        "dncguard_chunk_sise?)")
+    assert run(["check", "+12025550123"]) == 2

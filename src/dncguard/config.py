@@ -67,6 +67,58 @@ class _TomlTableSource(PydanticBaseSettingsSource):
         return {k: v for k, v in self._data.items() if k in names}
 
 
+#: ``DNCGUARD_`` variables that are not settings: the home and the settings file (which locate
+#: the file), and the name recorded as who did something (:mod:`dncguard.identity`). Names
+#: under :data:`TEST_ENV_PREFIX` belong to dncguard's own test suite.
+NOT_SETTINGS = frozenset({"DNCGUARD_HOME", "DNCGUARD_CONFIG", "DNCGUARD_USER"})
+TEST_ENV_PREFIX = "DNCGUARD_TEST_"
+
+
+class _EnvironmentCheck(PydanticBaseSettingsSource):
+    """Reads nothing; refuses a variable with the class's prefix that no setting reads. A
+    misspelt variable (``DNCGUARD_SERVER_METRICS_PUBLC``) would otherwise leave its setting
+    at the default without a word, as a misspelt key of the file would. The core settings
+    leave the sections' variables to the sections (each checks its own when it is built)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = str(self.settings_cls.model_config.get("env_prefix") or "").upper()
+        if not prefix:
+            return {}
+        known = {prefix + name.upper() for name in self.settings_cls.model_fields}
+        others: tuple[str, ...] = ()
+        if prefix == "DNCGUARD_":
+            known |= NOT_SETTINGS
+            others = (TEST_ENV_PREFIX, *(f"DNCGUARD_{s.upper()}_" for s in SECTION_CLASSES))
+        unknown = sorted(k for k in os.environ if (u := k.upper()).startswith(prefix)
+                         and u not in known and not (others and u.startswith(others)))
+        if unknown:
+            hints = [m if len(unknown) == 1 else f"{m} for {k}" for k in unknown
+                     if (m := _env_hint(k.upper(), known))]
+            hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+            raise ConfigError(f"unknown environment variable{'s' if len(unknown) > 1 else ''} "
+                              f"{', '.join(unknown)}{hint}: no setting reads "
+                              f"{'them' if len(unknown) > 1 else 'it'}; unset "
+                              f"{'them' if len(unknown) > 1 else 'it'} or fix the name")
+        return {}
+
+
+def _env_hint(name: str, known: set[str]) -> str | None:
+    """A known variable close to ``name``, or a section's prefix close to its start (the
+    section's own names are checked when it is built)."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+    if close:
+        return close[0]
+    for section in SECTION_CLASSES:
+        prefix = f"DNCGUARD_{section.upper()}_"
+        head = name[:len(prefix)]
+        if difflib.SequenceMatcher(None, head, prefix).ratio() >= 0.75:
+            return prefix + name[len(prefix):]
+    return None
+
+
 def _unknown_keys(table: str | None, unknown: list[str], allowed: set[str]) -> str:
     """The error for keys of the settings file no setting reads: a misspelt key would
     otherwise leave its setting at the default without a word."""
@@ -93,7 +145,8 @@ class SectionSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _TomlTableSource(settings_cls, cls.toml_table))
+        return (init_settings, _EnvironmentCheck(settings_cls), env_settings,
+                _TomlTableSource(settings_cls, cls.toml_table))
 
 
 class CampaignProfile(BaseModel):

@@ -35,12 +35,12 @@ def csrf_token(resp: httpx.Response) -> str:
     return found.group(1)
 
 
-CHROMIUM = Path(os.environ.get("DNCGUARD_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM = Path(os.environ.get("DNCGUARD_TEST_CHROMIUM", "/usr/bin/chromium"))
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 WIDTH = 1280
 #: Read at import: the root conftest hides DNCGUARD_* variables from the tests themselves.
-SAVE_SHOTS = os.environ.get("DNCGUARD_SCREENSHOTS") == "1"
+SAVE_SHOTS = os.environ.get("DNCGUARD_TEST_SCREENSHOTS") == "1"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -143,7 +143,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def screenshot(page: Any, folder: Path, name: str) -> Path:
     """A full-page screenshot under the test's folder; also in docs/console/ when
-    ``DNCGUARD_SCREENSHOTS=1`` (to refresh the committed ones)."""
+    ``DNCGUARD_TEST_SCREENSHOTS=1`` (to refresh the committed ones)."""
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     if SAVE_SHOTS:

@@ -19,7 +19,7 @@ __all__ = ["s3_env", "scaleout_db", "start_server"]
 @pytest.fixture
 def scaleout_db() -> Iterator[str]:
     """The URL of a new, empty database, dropped after the test (a skip without PostgreSQL,
-    a failure when DNCGUARD_REQUIRE_POSTGRES is set)."""
+    a failure when DNCGUARD_TEST_REQUIRE_POSTGRES is set)."""
     url = sa.make_url(PG_URL)
     admin = postgres_engine(isolation_level="AUTOCOMMIT")
     name = f"dncguard_scaleout_{uuid.uuid4().hex[:12]}"

@@ -111,7 +111,7 @@ def _kill_leftover_servers() -> Iterator[None]:
 
 def server_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DNCGUARD_")
-           or k in ("DNCGUARD_REQUIRE_POSTGRES", "DNCGUARD_TEST_DATABASE_URL")}
+           or k in ("DNCGUARD_TEST_REQUIRE_POSTGRES", "DNCGUARD_TEST_DATABASE_URL")}
     # The calling-hours and registry rules judge "now", which these tests do not control:
     # they test the service, with list checks only (the rules have their own tests).
     env.update({"DNCGUARD_HOME": str(home), "DNCGUARD_SERVER_KEY_CACHE_SECONDS": "0",

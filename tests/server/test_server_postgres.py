@@ -92,7 +92,7 @@ def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
         pg = ThrowawayPostgres()
         pg.start()
     except (RuntimeError, OSError, LookupError, subprocess.SubprocessError) as exc:
-        if os.environ.get("DNCGUARD_REQUIRE_POSTGRES"):
+        if os.environ.get("DNCGUARD_TEST_REQUIRE_POSTGRES"):
             pytest.fail(f"cannot start a throwaway PostgreSQL: {exc}")
         pytest.skip(f"cannot start a throwaway PostgreSQL: {exc}")
     try:
