@@ -27,6 +27,19 @@ def test_refuses_to_start_without_a_key(tmp_path: Path) -> None:
     assert "no API key exists" in done.stderr
 
 
+def test_a_log_level_that_is_not_one_is_refused_in_one_line(tmp_path: Path) -> None:
+    """``--log-level verbose`` ended in a 64-line traceback from the logging setup."""
+    home = tmp_path / "home"
+    make_key(home, "check")
+    done = run_cli(server_env(home), "serve", "--port", "0", "--log-level", "verbose")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--log-level" in done.stderr and "'verbose' is not a level" in done.stderr
+    helped = run_cli(server_env(home), "keys", "create", "--help")
+    from dncguard.server.keys import SCOPES
+
+    assert all(scope in helped.stdout for scope in SCOPES)
+
+
 def test_create_app_refuses_without_a_key(tmp_path: Path) -> None:
     import pytest
 

@@ -10,6 +10,9 @@ from rich.table import Table
 
 from ._common import console, err_console, settings, who
 
+#: The levels ``--log-level`` takes (the logging module's, as uvicorn names them).
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
 keys_app = typer.Typer(help="Create, list and revoke API keys for the HTTP service.",
                        no_args_is_help=True)
 
@@ -20,9 +23,14 @@ def serve(
     workers: int | None = typer.Option(None, "--workers", help="Worker processes (default 1)"),
     no_auth: bool = typer.Option(False, "--no-auth",
                                  help="Serve without API keys: local development only"),
-    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning, error"),
+    log_level: str = typer.Option("info", "--log-level",
+                                  help="debug, info, warning, error or critical"),
 ) -> None:
     """Run the HTTP validation service (OpenAPI at /docs)."""
+    if log_level.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{log_level!r} is not a level: use "
+                                 f"{', '.join(LOG_LEVELS)}", param_hint="--log-level")
+    log_level = log_level.lower()
     import uvicorn
 
     from ..config import all_sections
@@ -60,7 +68,8 @@ def serve(
 def create_key(
     name: str = typer.Option(..., "--name", help="Who uses the key, e.g. dialer-east"),
     scope: list[str] = typer.Option(..., "--scope",
-                                    help="check, jobs, dnc:write or admin (repeat)"),
+                                    help="check, jobs, dnc:write, admin or console "
+                                         "(repeat)"),
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
     from ..errors import ConfigError
