@@ -282,6 +282,17 @@ class Outbox:
         with self.engine.connect() as conn:
             return [_item(r) for r in conn.execute(q).all()]
 
+    def failing(self, topic: str, limit: int = 100) -> list[OutboxItem]:
+        """Up to ``limit`` undelivered items of ``topic`` that failed at least once (pending
+        ones awaiting a retry and dead ones), in id (enqueue) order, whatever the number of
+        items before them; the limit is applied by the database."""
+        t = outbox_table
+        q = (select(t).where(t.c.topic == topic, t.c.status.in_((PENDING, DEAD)),
+                             t.c.attempts > 0)
+             .order_by(t.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            return [_item(r) for r in conn.execute(q).all()]
+
     def latest(self, topic: str, subject: str, *,
                where: Callable[[OutboxItem], bool] | None = None,
                conn: Connection | None = None) -> OutboxItem | None:

@@ -516,9 +516,16 @@ class AuditLog:
 
         Only whole checkpointed stretches go: the first remaining record is then chained to a
         checkpoint. Retained job files of pruned job records go too. The prune is recorded.
+        ``retention_days`` overrides the setting; below 1 it is refused (:class:`InputError`):
+        it would reach records of today or the future, i.e. the whole checkpointed trail.
         """
+        from ..errors import InputError
+
+        if retention_days is not None and retention_days < 1:
+            raise InputError(f"retention_days: {retention_days} is not a number of days; "
+                             "give 1 or more")
         now = now or self.clock()
-        days = retention_days or self.audit.retention_days
+        days = self.audit.retention_days if retention_days is None else retention_days
         cutoff = now - timedelta(days=days)
         t, c = audit_records_table, audit_checkpoints_table
         out: dict[str, Any] = {"cutoff": _iso(cutoff), "through": 0, "deleted": 0, "jobs": []}

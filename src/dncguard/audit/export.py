@@ -25,8 +25,9 @@ from sqlalchemy import Connection
 from .._lazy import lazy_import
 from ..config import mask_url
 from ..engine.summary import overall_false_positive_rate
+from ..errors import InputError
 from ..outbox import DEAD, DELIVERED, PENDING, Outbox
-from ..store import utcnow
+from ..store import as_utc, utcnow
 from ._log import AuditLog, AuditRecord
 
 if TYPE_CHECKING:
@@ -191,10 +192,19 @@ def outbox_metrics(log: AuditLog, now: datetime | None = None) -> dict[str, floa
 
 CSV_COLUMNS = ["seq", "at", "kind", "action", "who", "subject", "number_hmac", "number_masked",
                "decision", "reason_codes", "versions", "data", "prev_hash", "hash"]
+#: CSV columns dncguard writes in a fixed form (numbers, instants, hex digests, the masked
+#: number ``+1202555****``): no letters, so a spreadsheet cannot run a function from them.
+#: Every other cell may hold text from outside (a user's name, a list name, a reason) and is
+#: defused (:func:`dncguard.io.verdict_file.defuse`).
+_FIXED_FORM_COLUMNS = frozenset({"seq", "at", "number_hmac", "number_masked", "prev_hash",
+                                 "hash"})
 
 
 def write_records(records: Iterable[AuditRecord], out: IO[str], fmt: str = "ndjson") -> int:
-    """Write records as NDJSON (one JSON object a line) or CSV; returns how many."""
+    """Write records as NDJSON (one JSON object a line, values as recorded) or CSV (text a
+    spreadsheet could run as a formula prefixed with ``'``); returns how many."""
+    from ..io.verdict_file import defuse
+
     n = 0
     if fmt == "ndjson":
         for rec in records:
@@ -214,7 +224,8 @@ def write_records(records: Iterable[AuditRecord], out: IO[str], fmt: str = "ndjs
                 v = ";".join(v)
             elif isinstance(v, dict):
                 v = json.dumps(v, ensure_ascii=False, sort_keys=True)
-            row.append("" if v is None else str(v))
+            cell = "" if v is None else str(v)
+            row.append(cell if col in _FIXED_FORM_COLUMNS else defuse(cell))
         w.writerow(row)
         n += 1
     return n
@@ -222,11 +233,27 @@ def write_records(records: Iterable[AuditRecord], out: IO[str], fmt: str = "ndjs
 
 def export_file(log: AuditLog, path: Path, *, since: datetime | None = None,
                 until: datetime | None = None, fmt: str | None = None) -> int:
-    """Export records in [since, until) to ``path`` (format from ``fmt`` or the suffix)."""
+    """Export records in [since, until) to ``path`` (format from ``fmt`` or the suffix).
+
+    The file is written aside (``.NAME.partial`` next to it) and renamed into place; on any
+    failure the partial file is removed and ``path`` is left as it was. An empty range
+    (``since`` not before ``until``) and a folder as ``path`` are refused (:class:`InputError`).
+    """
+    lo, hi = as_utc(since), as_utc(until)
+    if lo is not None and hi is not None and lo >= hi:
+        raise InputError(f"the range is empty: since {lo.isoformat()} is not before until "
+                         f"{hi.isoformat()}")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: give the name of the file to write")
     fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "ndjson")
     tmp = path.with_name(f".{path.name}.partial")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
-        n = write_records(log.records(since=since, until=until), fh, fmt)
-    tmp.replace(path)
+    fh = tmp.open("w", encoding="utf-8", newline="")  # failing, it leaves nothing to remove
+    try:
+        with fh:
+            n = write_records(log.records(since=since, until=until), fh, fmt)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return n

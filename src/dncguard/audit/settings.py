@@ -7,8 +7,9 @@ import os
 import secrets
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from ..config import SectionSettings, Settings, load_section
@@ -20,7 +21,9 @@ DEFAULT_RETENTION_DAYS = 1826
 class AuditSettings(SectionSettings):
     """Audit trail settings (environment variables ``DNCGUARD_AUDIT_`` + the field name)."""
 
-    model_config = SettingsConfigDict(env_prefix="DNCGUARD_AUDIT_", extra="ignore")
+    # hide_input_in_errors: a refused export_url may hold a password, the HMAC key is secret
+    model_config = SettingsConfigDict(env_prefix="DNCGUARD_AUDIT_", extra="ignore",
+                                      hide_input_in_errors=True)
     toml_table: ClassVar[str | None] = "audit"
 
     hmac_key: SecretStr | None = Field(
@@ -46,6 +49,40 @@ class AuditSettings(SectionSettings):
     retain_results: bool = Field(
         default=True, description="Keep a copy of every job's results file for inclusion proofs"
     )
+
+    @field_validator("export_url")
+    @classmethod
+    def _export_url(cls, value: str | None) -> str | None:
+        """An http or https URL with a host (blank: none configured). A URL nothing could be
+        delivered to is refused now, rather than every delivery failing later. The message
+        never repeats the value: it may hold a password."""
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        why = _url_problem(value)
+        if why:
+            raise ValueError(f"the export URL {why} (DNCGUARD_AUDIT_EXPORT_URL or [audit] "
+                             "export_url); give an http:// or https:// URL with a host, e.g. "
+                             "https://receiver.example/dncguard")
+        return value
+
+
+def _url_problem(url: str) -> str | None:
+    """What keeps ``url`` from being an http(s) URL with a host, or None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "is not a URL"
+    try:
+        _ = parts.port  # raises on a port that is not a number from 0 to 65535
+    except ValueError:
+        return "has a port that is not a number from 0 to 65535"
+    if parts.scheme.lower() not in ("http", "https"):
+        return (f"has the scheme {parts.scheme!r}, not http or https" if parts.scheme and
+                "://" in url else "has no http:// or https:// scheme")
+    if not parts.hostname:
+        return "has no host"
+    return None
 
 
 def load_audit_settings(settings: Settings, **overrides: object) -> AuditSettings:

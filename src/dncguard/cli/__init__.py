@@ -1,7 +1,9 @@
 """The ``dncguard`` command line: a thin layer over the library.
 
 Exit codes: 0 success; 2 usage or input errors (one clear line, never a traceback);
-3 (``scrub``) when the run completed but some rows could not be verified (decision ``error``).
+3 when the command completed but not everything could be done: ``scrub`` when some rows
+could not be verified (decision ``error``), ``cxone push`` when some opt-outs were not
+delivered, ``audit outbox --deliver`` when a delivery failed.
 """
 
 from __future__ import annotations

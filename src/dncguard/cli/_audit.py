@@ -12,12 +12,13 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from ..errors import DncGuardError
+from ..errors import DncGuardError, InputError
 from ._common import JSON_HELP, console, err_console, plural, print_json, settings, who
 
 # The audit trail is imported by the commands, not here, so that `dncguard --help` starts fast.
 if TYPE_CHECKING:
     from ..audit import AuditLog
+    from ..audit.export import DeliveryReport
     from ..audit.search import Hit, SearchResult
 
 audit_app = typer.Typer(help="The tamper-evident audit trail: verify, export, prove, prune.",
@@ -72,8 +73,10 @@ def export(
 
     if fmt is not None and fmt not in ("ndjson", "csv"):
         raise typer.BadParameter("use ndjson or csv", param_hint="--format")
+    if output.is_dir():
+        raise InputError(f"-o: {output} is a folder; give the name of the file to write")
     n = export_file(_log(), output, since=parse_bound(since, "--since"),
-                    until=parse_bound(until, "--until"), fmt=fmt)
+                    until=parse_bound(until, "--until"), fmt=fmt)  # refuses an empty range
     console.print(f"{n:,} records written to {output}")
 
 
@@ -84,36 +87,64 @@ def outbox(
                                 help="With --deliver: keep delivering until interrupted"),
     requeue: bool = typer.Option(False, "--requeue", help="Make dead items pending again"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
-    show: int = typer.Option(10, "--show", help="List up to this many failing items"),
+    show: int = typer.Option(10, "--show", min=0, help="List up to this many failing items"),
 ) -> None:
-    """The export outbox: backlog, failures; optionally deliver or requeue."""
+    """The export outbox: backlog, failures; optionally deliver or requeue (exit 3 when a
+    delivery of this run failed)."""
     from ..audit import ExportWorker, outbox_metrics
     from ..audit.export import EXPORT_TOPIC, outbox_for
-    from ..config import mask_url
 
+    if follow and not deliver:
+        raise typer.BadParameter("--follow keeps delivering, so it needs --deliver "
+                                 "(give --deliver --follow)", param_hint="--follow")
     log = _log()
+    # With --json, stdout holds the JSON document alone: the lines for people go to stderr.
+    say = err_console.print if as_json else console.print
+    requeued: int | None = None
+    ran: DeliveryReport | None = None
     if requeue:
-        n = outbox_for(log).requeue(EXPORT_TOPIC)
-        console.print(f"{n} dead items requeued")
+        requeued = outbox_for(log).requeue(EXPORT_TOPIC)
+        say(f"{requeued} dead items requeued")
     if deliver:
         worker = ExportWorker(log)
         try:
-            rep = worker.run(until_idle=not follow)
+            ran = worker.run(until_idle=not follow)
         finally:
             worker.close()
-        console.print(f"delivered {rep.sent}, failed {rep.failed} (now dead: {rep.dead})")
+        say(f"delivered {ran.sent}, failed {ran.failed} (now dead: {ran.dead})")
     m = outbox_metrics(log)
     if as_json:
-        console.print_json(json.dumps(m))
-        return
+        print_json(_outbox_json(m, requeued, ran))
+    else:
+        _print_outbox(log, m, show)
+    if ran is not None and ran.failed:
+        raise typer.Exit(3)
+
+
+def _outbox_json(metrics: dict[str, float], requeued: int | None,
+                 ran: DeliveryReport | None) -> dict[str, Any]:
+    """``audit outbox --json``: the outbox's numbers, then what this run did (``requeued``
+    with --requeue; ``delivery`` with --deliver: ``delivered``, ``failed``, ``dead``)."""
+    out: dict[str, Any] = dict(metrics)
+    if requeued is not None:
+        out["requeued"] = requeued
+    if ran is not None:
+        out["delivery"] = {"delivered": ran.sent, "failed": ran.failed, "dead": ran.dead}
+    return out
+
+
+def _print_outbox(log: AuditLog, metrics: dict[str, float], show: int) -> None:
+    """The outbox's numbers, its endpoint and up to ``show`` failing items, as tables."""
+    from ..audit.export import EXPORT_TOPIC, outbox_for
+    from ..config import mask_url
+
     table = Table("metric", "value", title=f"audit export outbox ({EXPORT_TOPIC})")
-    for k, v in m.items():
+    for k, v in metrics.items():
         table.add_row(k, f"{v:,.0f}" if k != "oldest_pending_age_seconds" else f"{v:,.1f}")
     console.print(table)
     url = log.audit.export_url
     console.print(f"endpoint: {escape(mask_url(url)) if url else '(none configured)'}")
-    failing = [i for i in outbox_for(log).items(EXPORT_TOPIC, limit=100_000)
-               if i.status != "delivered" and i.attempts > 0][:show]
+    failing = outbox_for(log).failing(EXPORT_TOPIC, limit=show) if show else []
     if failing:
         ft = Table(Column("key", overflow="fold"), "status", "attempts", "next attempt",
                    Column("last error", overflow="fold"), title="failing")
@@ -173,7 +204,7 @@ def jobs(limit: int = typer.Option(20, "--limit", min=1, help="Show the latest t
 
 @audit_app.command("prune")
 def prune(
-    retention_days: int | None = typer.Option(None, "--retention-days",
+    retention_days: int | None = typer.Option(None, "--retention-days", min=1,
                                               help="Override the retention setting"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would go"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -310,7 +341,8 @@ def proof_json(proof: dict[str, Any]) -> str:
 def report(
     job_id: str = typer.Argument(..., help="The scrub job's id"),
     output: Path = typer.Option(..., "-o", "--output", help="HTML file to write"),
-    sample: int = typer.Option(40, "--sample", help="Rows shown in the sample of decisions"),
+    sample: int = typer.Option(40, "--sample", min=0,
+                               help="Rows shown in the sample of decisions"),
 ) -> None:
     """Write a self-contained HTML compliance report for one scrub job."""
     from ..audit.report import write_report
