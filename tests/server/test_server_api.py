@@ -129,6 +129,52 @@ def test_invalid_numbers_and_validation_errors(ctx: Ctx) -> None:
         error_of(c.get("/nowhere"), 404)
 
 
+def test_control_characters_in_stored_text_are_refused_naming_the_field(ctx: Ctx) -> None:
+    """A NUL in a reason or subject: PostgreSQL cannot store it, and the write failed as a
+    retryable 503 'database unavailable' (so the opt-out was never stored while a client
+    retried forever); SQLite stored it. Refused on every database: 422 naming the field."""
+    with ctx.server.client(ctx.admin) as c:
+        e = error_of(c.post("/v1/dnc", json={"phone": OTHER, "reason": "a\u0000b"}), 422)
+        assert e["fields"][0]["field"] == "body.reason"  # type: ignore[index]
+        assert "U+0000" in str(e["fields"][0]["message"])  # type: ignore[index]
+        e = error_of(c.delete(f"/v1/dnc/{OTHER}", params={"reason": "x\x07"}), 422)
+        assert e["fields"][0]["field"] == "query.reason"  # type: ignore[index]
+        e = error_of(c.post("/v1/attempts", json={"phone": OTHER, "subject": "D\u0000"}), 422)
+        assert e["fields"][0]["field"] == "body.subject"  # type: ignore[index]
+        assert c.post("/v1/dnc", json={"phone": OTHER, "reason": "line one\nline two\tok"}
+                      ).status_code == 201
+        assert c.delete(f"/v1/dnc/{OTHER}").status_code == 200
+
+
+def test_a_value_the_database_refuses_is_the_clients_to_fix(tmp_path: Path) -> None:
+    """The database refusing a value (DataError) is a 422, not a retryable 503 'database
+    unavailable': the database is up, retrying the same request cannot succeed."""
+    import asyncio
+
+    from sqlalchemy.exc import DataError
+
+    from dncguard.config import load_settings
+    from dncguard.server.app import create_app
+
+    home = tmp_path / "home"
+    make_key(home, "admin")
+    app = create_app(load_settings(home=home), run_jobs=False)
+
+    async def boom() -> None:
+        raise DataError("INSERT ...", {}, ValueError("NUL"))
+
+    app.add_api_route("/boom", boom)
+
+    async def call() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as client:
+            return await client.get("/boom")
+
+    resp = asyncio.run(call())
+    assert resp.status_code == 422 and "Retry-After" not in resp.headers
+    assert "refused by the database (ValueError)" in resp.json()["error"]["message"]
+
+
 def test_batch_order_duplicates_and_limits(ctx: Ctx) -> None:
     with ctx.server.client(ctx.admin) as c:
         c.post("/v1/dnc", json={"phone": OTHER})

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -128,6 +128,13 @@ def install(app: FastAPI) -> None:
         log.error("unhandled %s", type(exc).__name__, exc_info=exc)
         return error_response(500, "internal error; nothing was checked or changed")
 
+    @app.exception_handler(DataError)
+    async def _refused(_: Request, exc: DataError) -> JSONResponse:
+        # the database refused a value of the request (it is up): the client's to fix
+        log.warning("database refused a value: %s", type(exc.orig).__name__)
+        return error_response(422, "a value of the request was refused by the database "
+                              f"({type(exc.orig).__name__}); nothing was changed")
+
     @app.exception_handler(SQLAlchemyError)
     async def _db(_: Request, exc: SQLAlchemyError) -> JSONResponse:
         log.warning("database unavailable: %s", type(exc).__name__)
@@ -175,3 +182,20 @@ def _in_range(value: datetime) -> datetime:
 
 #: An ISO 8601 instant with a UTC offset, given as text.
 Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_in_range)]
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _no_control(value: str) -> str:
+    """Refuse control characters other than tab and line breaks: PostgreSQL cannot store a
+    NUL at all (the write failed as if the database were away, and SQLite stored it), and
+    none belongs in a reason, a subject or a campaign name."""
+    found = _CONTROL.search(value)
+    if found:
+        raise ValueError(f"contains the control character U+{ord(found.group()):04X}; "
+                         "remove it")
+    return value
+
+
+#: Free text a request stores (a reason, a subject): no control characters.
+Text = Annotated[str, AfterValidator(_no_control)]

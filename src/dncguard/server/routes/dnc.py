@@ -17,7 +17,7 @@ from ...lists.store import ListStore
 from ...optouts import add_optout, remove_optout
 from ...phones import normalise
 from .._deps import DncKey, Service, ServiceDep
-from .._errors import ApiError, FieldError, Instant, responses
+from .._errors import ApiError, FieldError, Instant, Text, responses
 from .check import no_key_twice_dnc
 
 router = APIRouter(tags=["dnc"])
@@ -27,7 +27,7 @@ class OptOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     phone: str = Field(min_length=1, max_length=64, examples=["+12025550123"])
-    reason: str | None = Field(default=None, max_length=500, description="Why, for the audit")
+    reason: Text | None = Field(default=None, max_length=500, description="Why, for the audit")
     expires: Instant | None = Field(default=None, description="When the opt-out lapses")
     list: str = Field(default="internal", min_length=1, max_length=100,
                       pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
@@ -80,7 +80,7 @@ def remove(
     phone: str = Path(min_length=1, max_length=64, description="E.164 (URL-encode the +)"),
     list_name: str = Query(default="internal", alias="list", min_length=1, max_length=100),
     region: Literal["US", "CA", "GB", "AU"] | None = Query(default=None),
-    reason: str | None = Query(default=None, max_length=500),
+    reason: Text | None = Query(default=None, max_length=500),
 ) -> OptOutResult:
     e164 = _e164(phone, region, "path.phone", svc)
     store = ListStore(svc.settings, svc.engine)

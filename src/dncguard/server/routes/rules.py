@@ -27,7 +27,7 @@ from ...sources.rules.stores import AttemptStore, ConsentStore, parse_outcome
 from ...sources.rules.when import WhenOut
 from .._context import clean_or_422, context_or_422
 from .._deps import CheckKey, DncKey, Service, ServiceDep
-from .._errors import ApiError, FieldError, Instant, responses
+from .._errors import ApiError, FieldError, Instant, Text, responses
 from .check import no_key_twice_dnc
 
 router = APIRouter(tags=["rules"])
@@ -59,10 +59,10 @@ class AttemptIn(BaseModel):
     phone: str = Field(min_length=1, max_length=64, examples=["+13055550123"])
     at: Instant | None = Field(default=None, description="When the call was placed, an ISO "
                                "8601 instant with an offset (default now)")
-    campaign: str = Field(default="default", min_length=1, max_length=200)
+    campaign: Text = Field(default="default", min_length=1, max_length=200)
     purpose: Purpose | None = Field(default=None,
                                     description="Default: the campaign profile's purpose")
-    subject: str | None = Field(default=None, min_length=1, max_length=200,
+    subject: Text | None = Field(default=None, min_length=1, max_length=200,
                                 description="Same-subject key the caps count per (default: the "
                                             "campaign; a debt id for collections)")
     outcome: str | None = Field(default=None, min_length=1, max_length=40,
