@@ -175,6 +175,36 @@ def test_a_value_the_database_refuses_is_the_clients_to_fix(tmp_path: Path) -> N
     assert "refused by the database (ValueError)" in resp.json()["error"]["message"]
 
 
+def test_an_opt_out_says_which_campaigns_do_not_read_its_list(tmp_path: Path) -> None:
+    """A campaign whose profile narrows its lists does not read an opt-out list it leaves
+    out (one made with ``create`` is new to every such profile): the answer names those
+    campaigns instead of a bare ``listed: true``."""
+    import asyncio
+
+    from dncguard.config import load_settings
+    from dncguard.server.app import create_app
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dncguard.toml").write_text(
+        '[campaigns.winter-promo]\nlists = ["us-ftc", "internal"]\n'
+        '[campaigns.spring]\npurpose = "informational"\n')
+    key = make_key(home, "dnc:write")
+    app = create_app(load_settings(home=home), run_jobs=False)
+
+    async def post(body: dict[str, object]) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t",
+                                     headers={"Authorization": f"Bearer {key}"}) as client:
+            return await client.post("/v1/dnc", json=body)
+
+    made = asyncio.run(post({"phone": CLEAN, "list": "opt-outs-east", "create": True}))
+    assert made.status_code == 201, made.text
+    assert made.json()["listed"] is True and made.json()["notReadBy"] == ["winter-promo"]
+    plain = asyncio.run(post({"phone": OTHER}))
+    assert plain.status_code == 201 and plain.json()["notReadBy"] == []
+
+
 def test_batch_order_duplicates_and_limits(ctx: Ctx) -> None:
     with ctx.server.client(ctx.admin) as c:
         c.post("/v1/dnc", json={"phone": OTHER})

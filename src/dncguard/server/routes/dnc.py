@@ -12,6 +12,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...config import Settings
 from ...errors import ListError
 from ...lists.store import ListStore
 from ...optouts import add_optout, remove_optout
@@ -43,6 +44,10 @@ class OptOutResult(BaseModel):
     listed: bool = Field(description="Whether the number is on the list now")
     was_listed: bool | None = Field(default=None, alias="wasListed",
                                     description="DELETE: whether it was listed before")
+    not_read_by: list[str] | None = Field(
+        default=None, alias="notReadBy",
+        description="POST: the configured campaigns whose profile's lists do not name this "
+                    "list, so their checks do not read it (empty: every campaign reads it)")
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -69,7 +74,16 @@ def add(body: OptOut, svc: ServiceDep, key: DncKey) -> OptOutResult:
         where = "body.expires" if str(exc).startswith("expires") else "body.list"
         raise ApiError(422, str(exc), fields=[FieldError(field=where,
                                                          message=str(exc))]) from exc
-    return OptOutResult(e164=e164, list=body.list, listed=True)
+    return OptOutResult(e164=e164, list=body.list, listed=True,
+                        not_read_by=not_read_by(svc.settings, body.list))
+
+
+def not_read_by(settings: Settings, list_name: str) -> list[str]:
+    """The configured campaigns that do not read ``list_name``: their profile narrows the
+    lists (``lists = [...]``) and leaves it out. An opt-out stored there is not seen by their
+    checks, which the answer says rather than leave ``listed: true`` to imply otherwise."""
+    return sorted(name for name, profile in settings.campaigns.items()
+                  if profile.lists is not None and list_name not in profile.lists)
 
 
 @router.delete("/v1/dnc/{phone}", response_model=OptOutResult,
