@@ -7,6 +7,7 @@ CXone write-back when CXone is configured.
 
 from __future__ import annotations
 
+import builtins
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -44,7 +45,7 @@ class OptOutResult(BaseModel):
     listed: bool = Field(description="Whether the number is on the list now")
     was_listed: bool | None = Field(default=None, alias="wasListed",
                                     description="DELETE: whether it was listed before")
-    not_read_by: list[str] | None = Field(
+    not_read_by: builtins.list[str] | None = Field(  # (the field "list" hides the type)
         default=None, alias="notReadBy",
         description="POST: the configured campaigns whose profile's lists do not name this "
                     "list, so their checks do not read it (empty: every campaign reads it)")
