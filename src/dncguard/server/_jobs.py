@@ -14,12 +14,23 @@ the transaction that commits the chunk, ``results.csv`` and ``summary.json`` in 
 marks the job done (the chunks' copies go then). The files under the home are a cache: a
 replica that takes a job over, or is asked for its results, fetches what it lacks (every chunk
 checked against its SHA-256). With SQLite the home holds them, as before.
+
+Each chunk's rows, its rows by decision and the SHA-256 of its two files are recorded in the
+transaction that commits it (``server_job_chunks``). The results are assembled only from chunks
+that still match their record (and whose summary is there and counts the same rows), and a job
+is ``done`` only when its results' rows, ``rows_done`` and its summary's ``totalRows`` agree.
+Otherwise it is ``failed`` with a reason naming the chunk, and rewound to it: a resume scrubs
+that chunk and those after it again.
+
+A job's error is shown to API clients: it names the upload, not its path on this server, and
+the API's parameters, not the CLI's flags (:func:`public_error`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import json
 import logging
 import os
@@ -33,7 +44,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, cast
 
-from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import audit, sharedfiles
@@ -49,7 +60,7 @@ from ..objectstore import object_store
 from ..store import as_utc, utcnow
 from ._checker import CheckerProvider
 from ._metrics import DecisionCounter, Metrics
-from .tables import server_jobs_table
+from .tables import server_job_chunks_table, server_jobs_table
 
 log = logging.getLogger("dncguard.jobs")
 
@@ -103,6 +114,79 @@ def _matches(path: Path, stored: sharedfiles.SharedFile) -> bool:
             return sha256_of(fh) == stored.sha256
     except OSError:
         return False
+
+
+def _scan_chunk(path: Path) -> tuple[int, str]:
+    """A chunk file's rows (CSV records: line ends outside quoted cells, however long a cell
+    is) and its SHA-256, in one read."""
+    digest = hashlib.sha256()
+    rows = 0
+    quoted = False
+    last = b"\n"
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+            for i, part in enumerate(block.split(b'"')):
+                if i:  # each quote opens or closes a quoted run ("" inside one: both)
+                    quoted = not quoted
+                if not quoted:
+                    rows += part.count(b"\n")
+            last = block[-1:]
+    if last != b"\n":  # a last record without its line end
+        rows += 1
+    return rows, digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as fh:
+        return sha256_of(fh)
+
+
+def _chunk_name(job: JobInfo, k: int) -> str:
+    """How a reason names chunk ``k`` (0-based, as ``chunksDone`` counts them)."""
+    return f"chunk {k} (from row {k * job.chunk_size + 1:,})"
+
+
+#: CLI flags named by the shared readers' messages, and what an API client sets instead.
+_API_NAMES = (
+    ("name the one to check with --phone-column (repeat it to check several)",
+     "name the one to check with the phone_column parameter"),
+    ("--phone-column", "the phone_column parameter"),
+)
+
+
+def public_error(message: str, *, upload: Path, folder: Path, home: Path) -> str:
+    """``message`` as an API client reads it: the upload's path becomes "the uploaded file",
+    another file of the job (``folder``) its name in the job's folder, another path under an
+    absolute ``home`` ``<home>/...``; the CLI's flags become the API's parameters. The shared
+    readers keep their own text for the CLI."""
+    out = message.replace(str(upload), "the uploaded file")
+    out = out.replace(str(folder) + os.sep, "").replace(str(folder), "the job's folder")
+    if home.is_absolute() and home.parent != home:  # a relative one could match any word
+        out = out.replace(str(home) + os.sep, "<home>/")
+    for flag, param in _API_NAMES:
+        out = out.replace(flag, param)
+    return out
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """What a committed chunk holds, recorded when it commits (``server_job_chunks``)."""
+
+    rows: int
+    counts: dict[str, int]
+    sha256: str  # of chunks/<k>.csv
+    summary_sha256: str  # of chunks/<k>.json
+
+
+class JobIntegrityError(Exception):
+    """A job's chunks or results fail their checks: the job is failed with this reason, not
+    done. ``recompute``: the first chunk a resume scrubs again (None: the chunks are sound, a
+    resume assembles the results again)."""
+
+    def __init__(self, message: str, recompute: int | None = None) -> None:
+        super().__init__(message)
+        self.recompute = recompute
 
 
 def _write_atomic(path: Path, write: Any) -> None:
@@ -228,7 +312,8 @@ class JobStore:
 
     def resume(self, job_id: str) -> JobInfo:
         """Queue a failed job again: it resumes at its first uncommitted chunk (a job whose
-        audit record failed only writes its results and record again)."""
+        audit record failed only writes its results and record again; one whose chunks failed
+        their checks was rewound to the first damaged one, which it scrubs again)."""
         t = server_jobs_table
         with self.engine.begin() as conn:
             conn.execute(update(t).where(t.c.id == job_id, t.c.state == "failed")
@@ -243,18 +328,43 @@ class JobStore:
             data: dict[str, Any] = json.loads(final.read_text("utf-8"))
             data["complete"] = True
             return data
-        merged = merge_summaries(self.chunk_summaries(job.id, job.chunks_done), job)
+        try:
+            parts = self.chunk_summaries(job)
+        except JobIntegrityError:
+            now = self.get(job.id)  # finished meanwhile (its chunks' copies went then)
+            if now.state == "done" and job.state != "done":
+                return self.summary(now)
+            raise
+        merged = merge_summaries(parts, job)
         out = merged.model_dump(by_alias=True, mode="json")
         out["complete"] = False
         return out
 
-    def chunk_summaries(self, job_id: str, upto: int) -> list[dict[str, Any]]:
+    def chunk_summaries(self, job: JobInfo, upto: int | None = None) -> list[dict[str, Any]]:
+        """The summaries of the job's first ``upto`` chunks (default: its committed ones), in
+        order. A summary that is missing or unreadable raises JobIntegrityError naming its
+        chunk: the counts would silently fall short of the rows."""
         out = []
-        for k in range(upto):
-            path = self.local(self.chunk_path(job_id, k, "json"))
-            if path.is_file():
+        for k in range(job.chunks_done if upto is None else upto):
+            path = self.local(self.chunk_path(job.id, k, "json"))
+            try:
                 out.append(json.loads(path.read_text("utf-8")))
+            except FileNotFoundError:
+                raise JobIntegrityError(f"{_chunk_name(job, k)}: its summary file is missing",
+                                        k) from None
+            except (OSError, ValueError) as exc:
+                raise JobIntegrityError(f"{_chunk_name(job, k)}: its summary file cannot be "
+                                        f"read ({type(exc).__name__})", k) from exc
         return out
+
+    def chunk_records(self, job_id: str) -> dict[int, ChunkRecord]:
+        """The job's committed chunks' records, by chunk (none for a chunk committed before
+        they were recorded)."""
+        c = server_job_chunks_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c).where(c.c.job_id == job_id)).all()
+        return {r.chunk: ChunkRecord(r.rows, dict(r.counts or {}), r.sha256, r.summary_sha256)
+                for r in rows}
 
 
 def merge_summaries(parts: list[dict[str, Any]], job: JobInfo) -> ScrubSummary:
@@ -376,9 +486,12 @@ class JobRunner:
             log.warning("job %s paused, database unavailable: %s", job.id,
                         type(exc).__name__)
             self._stop.wait(self.poll)
+        except JobIntegrityError as exc:  # not done: failed, rewound to the chunk to redo
+            log.error("job %s failed its checks: %s", job.id, exc)
+            self._fail(job.id, self._public(job, str(exc)), recompute=exc.recompute)
         except Exception as exc:  # the job fails, the runner goes on
             log.exception("job %s failed", job.id)
-            self._fail(job.id, f"{type(exc).__name__}: {str(exc)[:300]}")
+            self._fail(job.id, self._public(job, f"{type(exc).__name__}: {str(exc)[:300]}"))
         finally:
             self._current = None
         return True
@@ -401,15 +514,36 @@ class JobRunner:
                 return self.store.get(job_id)
         return None
 
-    def _fail(self, job_id: str, why: str) -> None:
-        t = server_jobs_table
+    def _public(self, job: JobInfo, message: str) -> str:
+        """A job's error as its API client reads it (see :func:`public_error`)."""
+        return public_error(message, upload=self.store.input_path(job),
+                            folder=self.store.folder(job.id), home=self.settings.home)
+
+    def _fail(self, job_id: str, why: str, *, recompute: int | None = None) -> None:
+        """Mark the job failed with ``why``. ``recompute``: rewind it, in the same transaction,
+        to that chunk (its committed rows and counts those of the chunks before it), so that a
+        resume scrubs it and every chunk after it again."""
+        t, c = server_jobs_table, server_job_chunks_table
         now = utcnow()
+        values: dict[str, Any] = {"state": "failed", "error": why, "updated_at": now,
+                                  "finished_at": now, "lease_owner": None, "lease_until": None}
         try:
             with self.engine.begin() as conn:
-                conn.execute(update(t).where(t.c.id == job_id, t.c.lease_owner == self.owner,
-                                             t.c.state == "running")
-                             .values(state="failed", error=why, updated_at=now, finished_at=now,
-                                     lease_owner=None, lease_until=None))
+                if recompute is not None:
+                    kept = conn.execute(select(c.c.rows, c.c.counts).where(
+                        c.c.job_id == job_id, c.c.chunk < recompute)).all()
+                    if len(kept) != recompute:  # chunks before it unrecorded: from the start
+                        recompute, kept = 0, []
+                    counts: Counter[str] = Counter()
+                    for rec in kept:
+                        counts.update(rec.counts or {})
+                    values.update(chunks_done=recompute, rows_done=sum(r.rows for r in kept),
+                                  counts={d: n for d, n in counts.items() if n})
+                got = conn.execute(update(t).where(t.c.id == job_id, t.c.lease_owner == self.owner,
+                                                   t.c.state == "running")
+                                   .values(**values)).rowcount
+                if got and recompute is not None:
+                    conn.execute(delete(c).where(c.c.job_id == job_id, c.c.chunk >= recompute))
         except SQLAlchemyError:
             log.warning("job %s: could not record the failure; it will be resumed", job_id)
 
@@ -453,7 +587,7 @@ class JobRunner:
             header, slices, _, close = await asyncio.to_thread(
                 scrubber.read_slices, source, job.chunk_size, whole=False)
         except InputError as exc:
-            self._fail(job.id, str(exc))
+            self._fail(job.id, self._public(job, str(exc)))
             return
         try:
             try:  # the header's phone and context columns, understood or refused
@@ -462,7 +596,7 @@ class JobRunner:
                 run = scrubber.run(header, ctx, phone_column=p.get("phone_column"),
                                    defaults=defaults) if header else None
             except InputError as exc:
-                self._fail(job.id, str(exc))
+                self._fail(job.id, self._public(job, str(exc)))
                 return
             self.store.chunk_path(job.id, 0).parent.mkdir(parents=True, exist_ok=True)
             counts: Counter[str] = Counter(job.counts)
@@ -519,8 +653,24 @@ class JobRunner:
                       lambda fh: fh.write(json.dumps(data)))
         return part
 
+    def _chunk_record(self, job_id: str, k: int) -> ChunkRecord:
+        """What chunk ``k``'s files, as they are committed, hold: the rows and the rows by
+        decision its summary counts, and the SHA-256 of each file."""
+        rows_file, summary_file = (self.store.chunk_path(job_id, k),
+                                   self.store.chunk_path(job_id, k, "json"))
+        raw = summary_file.read_bytes()
+        data = json.loads(raw)
+        return ChunkRecord(
+            rows=int(data["totalRows"]),
+            counts={d: int(n) for d, n in (data.get("byDecision") or {}).items() if n},
+            sha256=_file_sha256(rows_file), summary_sha256=hashlib.sha256(raw).hexdigest())
+
     def _commit(self, job_id: str, k: int, rows_done: int, counts: dict[str, int]) -> None:
-        t = server_jobs_table
+        """Commit chunk ``k`` (still ours, not cancelled) with its record (in
+        ``server_job_chunks``; one left by an earlier run of this chunk or of a later one
+        goes) and, on PostgreSQL, its files."""
+        t, c = server_jobs_table, server_job_chunks_table
+        record = self._chunk_record(job_id, k)
         now = utcnow()
         with self.engine.begin() as conn:
             got = conn.execute(update(t).where(
@@ -530,12 +680,84 @@ class JobRunner:
                 lease_until=now + timedelta(seconds=self.lease))).rowcount
             if not got:
                 raise _Stop  # rolls back: no chunk files stored for a chunk not ours
+            conn.execute(delete(c).where(c.c.job_id == job_id, c.c.chunk >= k))
+            conn.execute(insert(c).values(
+                job_id=job_id, chunk=k, rows=record.rows, counts=record.counts,
+                sha256=record.sha256, summary_sha256=record.summary_sha256, committed_at=now))
             # the chunk's files commit with the chunk: a successor finishes from them
             self.store.publish(conn, self.store.chunk_path(job_id, k),
                                self.store.chunk_path(job_id, k, "json"))
 
+    def _chunk_problem(self, job: JobInfo, k: int, record: ChunkRecord | None
+                       ) -> tuple[str | None, int]:
+        """What is wrong with committed chunk ``k`` (None: nothing), and the rows its file
+        holds. Its verdict rows and its summary must be there; the rows as many as were
+        committed and, byte for byte, those committed (SHA-256), the summary unchanged; and
+        the summary must count the rows the file holds (all a chunk committed before records
+        were kept is checked against)."""
+        try:
+            rows, sha256 = _scan_chunk(self.store.local(self.store.chunk_path(job.id, k)))
+        except FileNotFoundError:
+            return "its verdict rows file is missing", 0
+        except (OSError, SourceError) as exc:
+            return f"its verdict rows cannot be read ({type(exc).__name__})", 0
+        try:
+            raw = self.store.local(self.store.chunk_path(job.id, k, "json")).read_bytes()
+            data = json.loads(raw)
+        except FileNotFoundError:
+            return "its summary file is missing", rows
+        except (OSError, SourceError, ValueError) as exc:
+            return f"its summary file cannot be read ({type(exc).__name__})", rows
+        if record is not None:
+            if rows != record.rows:
+                return f"its file holds {rows:,} rows, {record.rows:,} were committed", rows
+            if sha256 != record.sha256:
+                return "its file differs from the one committed (SHA-256)", rows
+            if hashlib.sha256(raw).hexdigest() != record.summary_sha256:
+                return "its summary file differs from the one committed (SHA-256)", rows
+        counted = data.get("totalRows") if isinstance(data, dict) else None
+        if counted != rows:
+            return f"its summary counts {counted} rows, its file holds {rows:,}", rows
+        return None, rows
+
+    def _check_chunks(self, job: JobInfo, chunks: int) -> None:
+        """Every committed chunk against its record (:meth:`_chunk_problem`), and their rows
+        against the job's ``rows_done``. Raises JobIntegrityError naming the damaged chunks:
+        the job is rewound to the first of them (to the start when a chunk before it has no
+        record), so a resume scrubs them again."""
+        if chunks != job.chunks_done:
+            raise JobIntegrityError(f"the job committed {job.chunks_done} chunks but its input "
+                                    f"now makes {chunks}; the upload is not the one it read")
+        records = self.store.chunk_records(job.id)
+        bad: list[tuple[int, str]] = []
+        total = 0
+        for k in range(chunks):
+            why, rows = self._chunk_problem(job, k, records.get(k))
+            total += rows
+            if why is not None:
+                bad.append((k, why))
+        if bad:
+            first = bad[0][0]
+            start = first if all(k in records for k in range(first)) else 0
+            named = "; ".join(f"{_chunk_name(job, k)}: {why}" for k, why in bad[:5])
+            more = f"; and {len(bad) - 5} more chunks" if len(bad) > 5 else ""
+            raise JobIntegrityError(
+                f"the job's results are not complete, so it is not done: {named}{more}; "
+                f"resume the job to scrub it again from row {start * job.chunk_size + 1:,}",
+                start)
+        if total != job.rows_done:
+            raise JobIntegrityError(
+                f"the job's chunks hold {total:,} rows but {job.rows_done:,} were committed, "
+                "so it is not done; resume the job to scrub it again from the start", 0)
+
     def _finish(self, job: JobInfo, chunks: int, header: list[str]) -> None:
+        """Assemble ``results.csv`` and ``summary.json`` from the committed chunks (each
+        checked first: :meth:`_check_chunks`), prepare the audit record, and mark the job done
+        with it in one transaction, only when the results' rows, ``rows_done`` and the
+        summary's ``totalRows`` agree (else JobIntegrityError: the job fails)."""
         folder = self.store.folder(job.id)
+        current = self.store.get(job.id)
+        self._check_chunks(current, chunks)
 
         def write(fh: Any) -> None:
             csv.writer(fh).writerow([defuse(h) for h in header])
@@ -547,9 +769,12 @@ class JobRunner:
 
         _write_atomic(self.store.results_path(job.id), write)
         now = utcnow()
-        current = self.store.get(job.id)
         current.finished_at = now
-        summary = merge_summaries(self.store.chunk_summaries(job.id, chunks), current)
+        summary = merge_summaries(self.store.chunk_summaries(current, chunks), current)
+        if summary.total_rows != current.rows_done:
+            raise JobIntegrityError(
+                f"the job's summary counts {summary.total_rows:,} rows but {current.rows_done:,} "
+                "were committed, so it is not done; resume the job to assemble it again")
         summary.output = "results.csv"
         _write_atomic(self.store.summary_path(job.id), lambda fh: fh.write(summary.to_json()))
         log_ = audit.audit_log(self.settings)
@@ -562,6 +787,11 @@ class JobRunner:
             raise JobAuditError(f"the audit record could not be written "
                                 f"({type(exc).__name__}: {exc}); resume the job to retry"
                                 ) from exc
+        results_rows = record.data["results"]["rows"]
+        if results_rows != current.rows_done:
+            raise JobIntegrityError(
+                f"the job's results file holds {results_rows:,} rows but {current.rows_done:,} "
+                "were committed, so it is not done; resume the job to assemble it again")
         if self.before_final is not None:
             self.before_final(job.id)
         t = server_jobs_table

@@ -7,6 +7,7 @@ from sqlalchemy import (
     JSON,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -49,6 +50,22 @@ server_jobs_table = Table(
     Column("lease_owner", String(64)),
     Column("lease_until", DateTime(timezone=True)),
     Index("ix_server_jobs_state", "state"),
+)
+
+#: One row per committed chunk of a job, written in the transaction that commits it: the rows
+#: it holds, by decision, and the SHA-256 of its verdict rows (``chunks/<k>.csv``) and of its
+#: summary (``chunks/<k>.json``). The results are assembled only from chunks that still match.
+server_job_chunks_table = Table(
+    "server_job_chunks",
+    metadata,
+    Column("job_id", String(32), ForeignKey("server_jobs.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("chunk", Integer, primary_key=True, autoincrement=False),
+    Column("rows", Integer, nullable=False),
+    Column("counts", JSON, nullable=False),  # the chunk's rows by decision
+    Column("sha256", String(64), nullable=False),
+    Column("summary_sha256", String(64), nullable=False),
+    Column("committed_at", DateTime(timezone=True), nullable=False),
 )
 
 #: Verdicts served, counted per UTC hour: kind is decision, reason, source or state.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -18,11 +19,12 @@ from ...store import utcnow
 from .._context import clean_or_422, context_or_422
 from .._deps import JobsKey, Service, ServiceDep
 from .._errors import ApiError, FieldError, Instant, responses
-from .._jobs import JobInfo
+from .._jobs import JobInfo, JobIntegrityError
 from ..keys import ApiKey
 from .check import keys_given_twice
 
 router = APIRouter(tags=["jobs"])
+log = logging.getLogger("dncguard.jobs")
 
 CSV_TYPES = ("text/csv", "application/csv", "text/plain")
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet")
@@ -281,22 +283,34 @@ def get_job(job_id: str, svc: ServiceDep, _key: JobsKey) -> JobStatus:
 
 
 @router.get("/v1/jobs/{job_id}/results", response_class=FileResponse,
-            responses={**responses(401, 403, 404, 409, 429, 503),
+            responses={**responses(401, 403, 404, 409, 429, 500, 503),
                        200: {"content": {"text/csv": {"schema": {"type": "string"}}},
                              "description": "Every input row, in order, with its verdict"}},
             summary="The verdict file (CSV), once the job is done")
 def job_results(job_id: str, svc: ServiceDep, _key: JobsKey) -> FileResponse:
+    """409 until the job is done; 500 when it is done but its results file is gone."""
     job = _job(svc, job_id, _key)
-    path = svc.jobs.results_path(job.id)
-    if job.state != "done" or not path.is_file():
+    if job.state != "done":
         raise ApiError(409, f"job {job.id} is {job.state}; results are ready when it is done")
+    path = svc.jobs.results_path(job.id)
+    if not path.is_file():
+        log.error("job %s is done but its results file is missing", job.id)
+        raise ApiError(500, f"job {job.id} is done but its results file is missing on the "
+                       "server; nothing was changed (an operator must restore it)")
     return FileResponse(path, media_type="text/csv", filename=f"dncguard-{job.id}.csv")
 
 
-@router.get("/v1/jobs/{job_id}/summary", responses=_R,
+@router.get("/v1/jobs/{job_id}/summary", responses=responses(401, 403, 404, 429, 500, 503),
             summary="Counts by decision, reason, list and state (partial while running)")
 def job_summary(job_id: str, svc: ServiceDep, _key: JobsKey) -> dict[str, Any]:
-    return svc.jobs.summary(_job(svc, job_id, _key))
+    """500 when a committed chunk's summary is missing: a partial summary would undercount
+    (the job fails at its end and a resume scrubs that chunk again)."""
+    job = _job(svc, job_id, _key)
+    try:
+        return svc.jobs.summary(job)
+    except JobIntegrityError as exc:
+        log.error("job %s: no summary: %s", job.id, exc)
+        raise ApiError(500, f"job {job.id}: {exc}; the summary cannot be given") from None
 
 
 @router.delete("/v1/jobs/{job_id}", response_model=JobStatus, response_model_by_alias=True,
