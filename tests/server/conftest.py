@@ -11,15 +11,22 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
-from dncguard.config import load_settings
+from dncguard.config import Settings, load_settings
+from dncguard.server._checker import CheckerProvider
+from dncguard.server._jobs import JobInfo, JobRunner, JobStore
+from dncguard.server._metrics import DecisionCounter, Metrics
 from dncguard.server.keys import KeyStore
 from dncguard.store import get_engine, metadata
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 def free_port() -> int:
@@ -155,3 +162,21 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in started:
         server.kill()
+
+
+def job_runner(settings: Settings, engine: Engine) -> JobRunner:
+    """A job runner of ``settings``' home, driven by the test (``run_one``)."""
+    return JobRunner(settings, engine, CheckerProvider(settings, engine),
+                     DecisionCounter(engine), Metrics(lambda: []), poll=0.1, lease=30)
+
+
+def new_job(settings: Settings, engine: Engine, csv_text: str) -> JobInfo:
+    """A queued job whose upload is ``csv_text`` (dial time 2026-11-26 15:00 UTC)."""
+    store = JobStore(settings, engine)
+    job_id = store.new_id()
+    store.folder(job_id).mkdir(parents=True)
+    (store.folder(job_id) / "input.csv").write_text(csv_text, encoding="utf-8")
+    return store.create(job_id, input_name="c.csv", input_format="csv",
+                        params={"at": datetime(2026, 11, 26, 15, tzinfo=UTC).isoformat(),
+                                "campaign": "default", "defaults": {}}, who="api:test")
+

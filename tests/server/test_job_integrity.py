@@ -14,7 +14,6 @@ import csv
 import hashlib
 import io
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,13 +23,12 @@ from sqlalchemy import Engine, update
 from dncguard import audit, sharedfiles
 from dncguard.config import Settings, load_settings
 from dncguard.server import _jobs
-from dncguard.server._checker import CheckerProvider
-from dncguard.server._jobs import JobInfo, JobRunner, JobStore
-from dncguard.server._metrics import DecisionCounter, Metrics
+from dncguard.server._jobs import JobInfo, JobRunner
 from dncguard.server.tables import server_jobs_table
 from dncguard.store import dispose_engines, get_engine
 
-from .conftest import Server, make_key, server_env, wait_for
+from .conftest import Server, job_runner, make_key, server_env, wait_for
+from .conftest import new_job as make_job
 
 PHONES = [f"+1202555{100 + i:04d}" for i in range(6)]
 CSV = "phone,name\n" + "".join(f"{p},n{i}\n" for i, p in enumerate(PHONES))
@@ -43,18 +41,11 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 def runner(settings: Settings, engine: Engine) -> JobRunner:
-    return JobRunner(settings, engine, CheckerProvider(settings, engine),
-                     DecisionCounter(engine), Metrics(lambda: []), poll=0.1, lease=30)
+    return job_runner(settings, engine)
 
 
 def new_job(settings: Settings, engine: Engine, csv_text: str = CSV) -> JobInfo:
-    store = JobStore(settings, engine)
-    job_id = store.new_id()
-    store.folder(job_id).mkdir(parents=True)
-    (store.folder(job_id) / "input.csv").write_text(csv_text, encoding="utf-8")
-    return store.create(job_id, input_name="c.csv", input_format="csv",
-                        params={"at": datetime(2026, 11, 26, 15, tzinfo=UTC).isoformat(),
-                                "campaign": "default", "defaults": {}}, who="api:test")
+    return make_job(settings, engine, csv_text)
 
 
 def step(r: JobRunner, job_id: str) -> JobInfo:

@@ -20,11 +20,11 @@ from sqlalchemy import Engine, update
 
 from dncguard import audit
 from dncguard.config import Settings, load_settings
-from dncguard.server._checker import CheckerProvider
 from dncguard.server._jobs import JobInfo, JobRunner, JobStore
-from dncguard.server._metrics import DecisionCounter, Metrics
 from dncguard.server.tables import server_jobs_table
 from dncguard.store import dispose_engines, get_engine
+
+from .conftest import job_runner, new_job
 
 
 @pytest.fixture
@@ -34,18 +34,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 def runner(settings: Settings, engine: Engine) -> JobRunner:
-    return JobRunner(settings, engine, CheckerProvider(settings, engine),
-                     DecisionCounter(engine), Metrics(lambda: []), poll=0.1, lease=30)
-
-
-def new_job(settings: Settings, engine: Engine, csv_text: str) -> JobInfo:
-    store = JobStore(settings, engine)
-    job_id = store.new_id()
-    store.folder(job_id).mkdir(parents=True)
-    (store.folder(job_id) / "input.csv").write_text(csv_text, encoding="utf-8")
-    return store.create(job_id, input_name="c.csv", input_format="csv",
-                        params={"at": datetime(2026, 11, 26, 15, tzinfo=UTC).isoformat(),
-                                "campaign": "default", "defaults": {}}, who="api:test")
+    return job_runner(settings, engine)
 
 
 def run_once(r: JobRunner) -> JobInfo:
