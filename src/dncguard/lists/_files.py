@@ -2,11 +2,14 @@
 
 Number files hold one number per line, in E.164 (``+12025550100``) or the national format of
 the list's jurisdiction (``2025550100``, ``(202) 555-0100``, ``020 7946 0000``), or the FTC's
-``NPA,NXXXXXX`` CSV. A first line without digits is taken as a header. Change lists add a flag
-field to each record: ``A``/``ADD``/``I`` adds, ``D``/``DEL``/``DELETE``/``R`` deletes
-(``2025550100,D`` or ``202,5550100,A,2026-11-01``), optionally followed by the date of the
-change. A number's last record decides: the latest date, then the later line (see
-:func:`read_changes`).
+``NPA,NXXXXXX`` CSV. A row that is not digits and separators alone (``+1`` and ten digits
+aside, any ``+`` row; one with an extension or letters) is read as
+:func:`dncguard.phones.normalise` reads it, or rejected with its line, so a row is never stored
+as a number other than the one the check reads. A first line without digits is taken as a
+header. Change lists add a flag field to each record: ``A``/``ADD``/``I`` adds,
+``D``/``DEL``/``DELETE``/``R`` deletes (``2025550100,D`` or ``202,5550100,A,2026-11-01``),
+optionally followed by the date of the change. A number's last record decides: the latest
+date, then the later line (see :func:`read_changes`).
 
 Large number files are parsed with pyarrow compute, a block at a time, so a national registry
 never needs a Python object per number.
@@ -31,6 +34,7 @@ import numpy.typing as npt
 
 from .._lazy import lazy_import
 from ..errors import ListError
+from ..phones import normalise_arrays
 from .snapshots import sorted_unique
 
 if TYPE_CHECKING:
@@ -106,12 +110,28 @@ def _open_member(zf: zipfile.ZipFile, name: str, where: str) -> IO[bytes]:
     return io.BufferedReader(_ZipMember(where, member), buffer_size=1 << 20)
 
 
+_ZIP_START = b"PK\x03\x04"  # a zip archive's first local file header
+
+
+def _looks_zipped(path: Path) -> bool:
+    """Whether the file is meant to be a zip archive: named ``.zip``, or starting with a
+    local file header."""
+    if path.suffix.lower() == ".zip":
+        return True
+    with path.open("rb") as fh:
+        return fh.read(len(_ZIP_START)) == _ZIP_START
+
+
 @contextmanager
 def _open_members(path: Path) -> Iterator[list[tuple[str, IO[bytes]]]]:
     """The file's byte streams: the file itself, or each member of a zip archive (a damaged
     archive or member raises :class:`ListError`, never zipfile's or zlib's exceptions)."""
     if not path.is_file():
         raise ListError(f"{path}: no such file")
+    if _looks_zipped(path) and not zipfile.is_zipfile(path):
+        # a truncated archive has no end record: never read its members' bytes as text
+        raise ListError(f"{path}: damaged zip archive (its central directory is missing: "
+                        "truncated?); nothing was imported")
     if zipfile.is_zipfile(path):
         try:
             zf = zipfile.ZipFile(path)
@@ -336,19 +356,61 @@ def _parse_block(block: bytes, member: str, line_no: int, country: str, report: 
         return line_no
     for lines in _line_batches(io.BytesIO(block), f"{member} (lines from {line_no + 1})"):
         text = pc.utf8_trim_whitespace(lines)
-        plus = np.asarray(pc.starts_with(text, "+").to_numpy(zero_copy_only=False))
-        digits = pc.replace_substring_regex(text, r"[^0-9]", "")
         empty = np.asarray(pc.equal(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False))
-        values, valid = _digits_to_e164(digits, plus, country)
-        bad = ~valid & ~empty
-        for i in np.flatnonzero(bad)[:MAX_REJECTS_LISTED]:
-            report.reject(f"{member}:{line_no + int(i) + 1}",
-                          f"not a {country} number in a known format")
-        report.rejected += max(0, int(bad.sum()) - min(int(bad.sum()), MAX_REJECTS_LISTED))
+        values, valid, reason, reasons = _read_rows(text, country)
+        bad = np.flatnonzero(~valid & ~empty)
+        for i in bad[:MAX_REJECTS_LISTED].tolist():
+            report.reject(f"{member}:{line_no + i + 1}", reasons[reason[i]]
+                          or f"not a {country} number in a known format")
+        report.rejected += max(0, int(bad.size) - MAX_REJECTS_LISTED)
         report.lines += len(text)
         parts.append(values[valid])
         line_no += len(text)
     return line_no
+
+
+#: Rows the digit path reads as :func:`dncguard.phones.normalise` reads the same text: '+1'
+#: and ten digits, or digits and separators with no '+' (no letter, '#' or ';': nothing the
+#: check side reads as an extension, which the digit path would take as more digits). Every
+#: other row (any other '+' row: '+44 (0)20 ...', '+1 202 555 0100 x12', '+2025550147') is
+#: normalised as the check side does, each distinct text once.
+_DIGIT_ROW = r"""^(?:\+1[0-9]{10}|[0-9 \t().,/'"-]+)$"""
+
+
+def _read_rows(text: pa.Array, country: str) -> tuple[
+        npt.NDArray[np.uint64], npt.NDArray[np.bool_], npt.NDArray[np.int32], tuple[str, ...]]:
+    """Trimmed rows as E.164 integers: (values, valid, reason, reasons). ``reasons[reason[i]]``
+    says why a normalised row ``i`` is rejected (``""`` for the digit path's rows). Rows of
+    :data:`_DIGIT_ROW` go through :func:`_digits_to_e164`; the rest through
+    :func:`dncguard.phones.normalise_arrays`, once per distinct text, reading a national
+    number as one of ``country``: a row it cannot read as a number (or reads with a too long
+    extension) is rejected, never stored as other digits."""
+    n = len(text)
+    values = np.zeros(n, dtype=np.uint64)
+    valid = np.zeros(n, dtype=bool)
+    reason = np.zeros(n, dtype=np.int32)
+    reasons: tuple[str, ...] = ("",)
+    by_digits = np.asarray(pc.match_substring_regex(text, _DIGIT_ROW).to_numpy(
+        zero_copy_only=False), dtype=bool)
+    plain = np.flatnonzero(by_digits)
+    if plain.size:
+        sub = text if plain.size == n else text.take(pa.array(plain))
+        plus = np.asarray(pc.starts_with(sub, "+").to_numpy(zero_copy_only=False), dtype=bool)
+        values[plain], valid[plain] = _digits_to_e164(
+            pc.replace_substring_regex(sub, r"[^0-9]", ""), plus, country)
+    filled = np.asarray(pc.greater(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False),
+                        dtype=bool)
+    rest = np.flatnonzero(~by_digits & filled)
+    if rest.size:
+        encoded = pc.dictionary_encode(text.take(pa.array(rest)))
+        norm = normalise_arrays(encoded.dictionary, country)
+        at = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        got = norm.digits[at]
+        values[rest] = got
+        valid[rest] = got != 0  # a valid number, also of a region not judged (never callable)
+        reason[rest] = norm.message[at]
+        reasons = norm.message_texts
+    return values, valid, reason, reasons
 
 
 _ADD = {"A", "ADD", "ADDED", "I", "INSERT", "N", "NEW", "+"}
@@ -448,12 +510,9 @@ def read_changes(
     empty = np.zeros(0, dtype=np.uint64)
     if not numbers:
         return empty, empty, report
-    arr = pa.array(numbers, type=pa.string())
-    plus = np.asarray(pc.starts_with(arr, "+").to_numpy(zero_copy_only=False))
-    values, valid = _digits_to_e164(pc.replace_substring_regex(arr, r"[^0-9]", ""), plus,
-                                    country)
-    for i in np.flatnonzero(~valid):
-        report.reject(wheres[int(i)], f"not a {country} number")
+    values, valid, reason, reasons = _read_rows(pa.array(numbers, type=pa.string()), country)
+    for i in np.flatnonzero(~valid).tolist():
+        report.reject(wheres[i], reasons[reason[i]] or f"not a {country} number")
     final, adds = _last_records(values[valid], np.asarray(adding, dtype=bool)[valid],
                                 np.asarray(days, dtype=np.int64)[valid])
     report.accepted = int(final.size)
@@ -461,10 +520,15 @@ def read_changes(
 
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+#: A first line taken as a column name, not a digest: no digit (``hash``), or letters,
+#: digits and ``_`` with a letter no digest has (``sha256``, ``e164_sha256``); at most 32
+#: characters, so that a damaged digest (a typo of a letter past ``f``) is still a reject.
+_HASH_HEADER = re.compile(r"^(?:[^0-9]*|[0-9A-Za-z_]*[g-zG-Z_][0-9A-Za-z_]*)$")
 
 
 def read_hashes(path: Path) -> tuple[npt.NDArray[Any], ParseReport]:
-    """Hex SHA-256 digests, one per line, as sorted unique 32-byte values."""
+    """Hex SHA-256 digests, one per line, as sorted unique 32-byte values; a first line that
+    is a column name (see :data:`_HASH_HEADER`) is skipped."""
     report = ParseReport()
     values: list[bytes] = []
     first = True
@@ -473,7 +537,7 @@ def read_hashes(path: Path) -> tuple[npt.NDArray[Any], ParseReport]:
         token = line.split(",")[0].strip().strip('"')
         if _HEX64.match(token):
             values.append(bytes.fromhex(token))
-        elif not (first and not _HEX64.match(token) and not any(c.isdigit() for c in token)):
+        elif not (first and len(token) <= 32 and _HASH_HEADER.match(token)):
             report.reject(where, "not a 64-character hex SHA-256 digest")
         first = False
     arr = np.unique(np.array(values, dtype="S32")) if values else np.zeros(0, dtype="S32")
@@ -481,15 +545,29 @@ def read_hashes(path: Path) -> tuple[npt.NDArray[Any], ParseReport]:
     return arr, report
 
 
+_PREFIX = re.compile(r"^\+?([0-9]{1,15})$")
+
+
 def read_prefixes(path: Path) -> tuple[npt.NDArray[Any], ParseReport]:
-    """Digit prefixes of E.164 numbers (country code first, '+' optional), one per line."""
+    """Digit prefixes of E.164 numbers (country code first, '+' optional), one per line.
+
+    A prefix is one group of digits: a row with separators between digits (``1 202``,
+    ``1900-1999``: a range is not read as one) is rejected, and so is one starting with 0
+    (a national trunk prefix: no country code starts with 0, so it would match nothing)."""
     report = ParseReport()
     values: list[str] = []
     for where, line in _text_lines(path):
         report.lines += 1
-        token = line.split(",")[0].strip().strip('"').lstrip("+").replace(" ", "").replace("-", "")
-        if token.isdigit() and 1 <= len(token) <= 15:
-            values.append(token)
+        token = line.split(",")[0].strip().strip('"')
+        found = _PREFIX.match(token)
+        if found and found[1].startswith("0"):
+            report.reject(where, "a prefix starts with the country code, and none starts "
+                                 "with 0 (for 0207946 write 44207946)")
+        elif found:
+            values.append(found[1])
+        elif re.fullmatch(r"\+?[0-9]+(?:[^0-9]+[0-9]+)+", token):
+            report.reject(where, "one prefix per line, digits only: no spaces or dashes "
+                                 "between digits (a range such as 1900-1999 is not read)")
         elif any(c.isdigit() for c in token) or report.lines > 1:
             report.reject(where, "not a digit prefix of 1 to 15 digits")
     arr = np.unique(np.array(values, dtype="U15")) if values else np.zeros(0, dtype="U15")
