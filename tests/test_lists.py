@@ -129,7 +129,9 @@ class TestReimportAndChanges:
         assert result.report.rejected == 1  # the record without a flag
         assert hits(store, "us", ["+12025550100", "+12025550101", "+12025550102",
                                   "+12025550103"]) == [False, True, True, True]
-        assert store.get("us").snapshot_date == "2026-11-02"
+        # a record was rejected: the list is not the registry as of 2026-11-02, so its
+        # snapshot date stays (the good records are applied)
+        assert store.get("us").snapshot_date == "2026-11-01"
 
     def test_changes_need_a_base(self, store: ListStore,
                                  write_lines: Callable[..., Path]) -> None:

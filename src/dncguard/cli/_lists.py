@@ -55,12 +55,21 @@ def import_list(
         "(other kinds do not age; refused)"),
     changes: bool = typer.Option(False, "--changes",
                                  help="The file is a change list (A/D flags), applied in place"),
-    salt: str | None = typer.Option(None, "--salt", help="Hashed lists: the salt used"),
+    salt: str | None = typer.Option(None, "--salt", help="Hashed lists: the salt used (a "
+                                    "re-import of a salted list must give it, or --no-salt)"),
+    no_salt: bool = typer.Option(False, "--no-salt",
+                                 help="Hashed lists: the hashes are unsalted (as --salt \"\")"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Import a list file (replaces the list's content atomically; keeps old snapshots)."""
     from ..lists.store import ListStore
 
+    if no_salt:
+        if salt is not None:
+            raise InputError("--no-salt and --salt: give one of them")
+        if kind.lower() != "hashed":
+            raise InputError("--no-salt is for hashed lists only: leave it out")
+        salt = ""
     store = ListStore(settings())
     result = store.import_file(
         file, kind=kind.lower(), name=name, jurisdiction=jurisdiction,
@@ -84,6 +93,11 @@ def import_list(
         err_console.print(f"[yellow]{report.rejected:,} lines rejected[/]; first ones:")
         for sample in report.reject_samples:
             err_console.print(f"  {sample}")
+        if changes and snapshot_date is not None:
+            kept = info.snapshot_date or "none"
+            err_console.print(f"[yellow]the snapshot date stays {kept}[/]: the list is not "
+                              f"the registry as of {snapshot_date} while records of "
+                              "the change list are rejected; correct them and apply it again")
 
 
 @lists_app.command("ls")

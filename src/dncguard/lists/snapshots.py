@@ -122,7 +122,8 @@ def write_snapshot(folder: Path, values: npt.NDArray[Any], *, layout: Layout = "
 
 def build_nanp_bitmap(folder: Path, chunks: Iterable[npt.NDArray[np.uint64]]) -> tuple[str, int]:
     """Build a NANP bitmap snapshot from chunks of +1 numbers (any order, duplicates fine,
-    values outside +1 ten-digit numbers ignored); returns (file name, count).
+    values outside +1 ten-digit numbers ignored: a number file is built with
+    :func:`build_number_snapshot`, which keeps them); returns (file name, count).
 
     The whole input is never sorted: each chunk sets its bits in a 1.25 GB bitmap of the NANP
     space (untouched pages cost nothing), so peak memory is that bitmap plus one chunk.
@@ -131,6 +132,46 @@ def build_nanp_bitmap(folder: Path, chunks: Iterable[npt.NDArray[np.uint64]]) ->
     for chunk in chunks:
         _set_bits(space, np.asarray(chunk, dtype=np.uint64), True)
     return _write_space(folder, space)
+
+
+def build_number_snapshot(folder: Path, chunks: Iterable[npt.NDArray[np.uint64]]
+                          ) -> tuple[str, int]:
+    """A snapshot of every number in chunks of E.164 integers (any order, duplicates fine);
+    returns (file name, count). Built as :func:`build_nanp_bitmap` does, without sorting the
+    input, when every number is a ``+1`` ten-digit number; a number the bitmap cannot hold
+    (another country's) is never dropped: the numbers are then written in the sorted layout
+    (the bitmap's numbers, already in order, with the others around them)."""
+    space = np.zeros(1000 * AREA_BYTES, dtype=np.uint8)
+    outside: list[npt.NDArray[np.uint64]] = []
+    for chunk in chunks:
+        values = np.asarray(chunk, dtype=np.uint64)
+        inside = (values >= np.uint64(NANP_BASE)) & (values < np.uint64(2 * NANP_BASE))
+        if not bool(inside.all()):
+            outside.append(sorted_unique(values[~inside]))
+            values = values[inside]
+        _set_bits(space, values, True)
+    if not outside:
+        return _write_space(folder, space)
+    others = sorted_unique(np.concatenate(outside))
+    merged = np.concatenate((others[others < np.uint64(NANP_BASE)], _space_values(space),
+                             others[others >= np.uint64(2 * NANP_BASE)])).astype(np.uint64)
+    return write_snapshot(folder, merged, layout="sorted"), int(merged.size)
+
+
+def _space_values(space: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
+    """The numbers of a full-space bitmap (see :func:`build_nanp_bitmap`), sorted."""
+    parts = []
+    areas = space.reshape(1000, AREA_BYTES)
+    for area in range(1000):
+        body = areas[area]
+        at = np.flatnonzero(body)
+        if not at.size:
+            continue
+        bits = np.unpackbits(body[at][:, None], axis=1, bitorder="little")
+        row, col = np.nonzero(bits)
+        parts.append((at[row] * 8 + col).astype(np.uint64)
+                     + np.uint64(NANP_BASE + area * PER_AREA))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
 
 
 def _set_bits(space: npt.NDArray[np.uint8], values: npt.NDArray[np.uint64], on: bool) -> None:
@@ -432,6 +473,7 @@ def _sorted_setdiff(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[Any
 
 
 __all__ = ["Seal", "SnapshotFile", "SnapshotIntegrityError", "apply_changes",
-           "build_nanp_bitmap", "choose_layout", "contains_one", "is_bitmap", "open_file",
-           "open_snapshot", "seal_of", "single_lookup", "snapshot_count", "snapshot_values",
-           "sorted_contains", "structure_problem", "write_snapshot"]
+           "build_nanp_bitmap", "build_number_snapshot", "choose_layout", "contains_one",
+           "is_bitmap", "open_file", "open_snapshot", "seal_of", "single_lookup",
+           "snapshot_count", "snapshot_values", "sorted_contains", "structure_problem",
+           "write_snapshot"]

@@ -19,7 +19,11 @@ what changes between imports: manual additions (with who, why and an optional ex
 removals of snapshot numbers, and synced records. Re-importing a list replaces its snapshot
 atomically and keeps the previous ``keep_snapshots`` files; manual additions survive a
 re-import (an opt-out is never lost to a file refresh), removals do not (the new file is the
-new truth).
+new truth), nor does the removal of a number a change list adds (the later word). A change
+list with no usable record is refused, and one with a rejected record does not move the
+list's snapshot date. Each list's files are in a folder of its own under the lists folder,
+named in its record (lists stored before folders were recorded keep the one derived from
+their name); removing a list deletes only the files its versions name.
 
 Imports of one list at once commit one after the other, never over each other: a change list
 whose base another import replaced meanwhile is applied again to the new version (up to
@@ -34,6 +38,7 @@ hold a list's current version answers ``error`` for that list until it does.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,7 +83,7 @@ from . import share as snapshot_share
 from .integrity import SEAL_SUFFIX, Seal, SnapshotFile, SnapshotIntegrityError
 from .snapshots import (
     apply_changes,
-    build_nanp_bitmap,
+    build_number_snapshot,
     open_file,
     open_snapshot,
     seal_of,
@@ -255,7 +260,38 @@ def _row_to_info(row: Any) -> ListInfo:
 
 
 def _safe_folder(name: str) -> str:
+    """The folder of a list stored before folders were recorded (see :func:`_folder_name`):
+    its name with every character a folder name cannot hold replaced by ``_``, which two
+    names can share (``optouts:web`` and ``optouts_web``)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+#: A name that is a folder name as it is (no character replaced, no leading '.', '-' or '_').
+_PLAIN_FOLDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+#: What a recorded folder may be: one path component under the lists folder.
+_RECORDED_FOLDER = re.compile(r"^(?!\.\.?$)[A-Za-z0-9_.-]{1,200}$")
+#: The key of a list's ``meta`` that records its folder under the lists folder.
+FOLDER_KEY = "folder"
+
+
+def _folder_name(name: str, meta: dict[str, Any] | None) -> str:
+    """The folder under the lists folder that holds list ``name``'s snapshot files: the one
+    its record names (every list made since folders are recorded), else the one it has
+    always had (:func:`_safe_folder`; such a list's folder is never moved)."""
+    recorded = (meta or {}).get(FOLDER_KEY)
+    if isinstance(recorded, str) and _RECORDED_FOLDER.match(recorded):
+        return recorded
+    return _safe_folder(name)
+
+
+def _folder_candidates(name: str) -> list[str]:
+    """Folders a new list ``name`` may get, in order of preference: the name itself when it
+    is a plain folder name; otherwise, and when that is taken, its readable part and a hash
+    of the exact name, so that two names never share a folder."""
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()
+    readable = _safe_folder(name)[:80]
+    hashed = [f"{readable}-{digest[:n]}" for n in (10, 20, 64)]
+    return ([name] if _PLAIN_FOLDER.match(name) else []) + hashed
 
 
 #: How a snapshot problem begins when this home has not fetched the list's current version yet
@@ -288,10 +324,29 @@ class ListStore:
         return _row_to_info(row)
 
     def folder(self, name: str) -> Path:
-        return self.settings.lists_dir / _safe_folder(name)
+        """The folder of list ``name``'s snapshot files (see :meth:`folder_of`); for a list
+        that does not exist, the folder it would get if it were made now."""
+        info = self._find(name)
+        if info is not None:
+            return self.folder_of(info)
+        return self.settings.lists_dir / self._new_folder(name, self.all())
+
+    def folder_of(self, info: ListInfo) -> Path:
+        """The folder of the list's snapshot files: the one its record names, or (a list
+        stored before folders were recorded) the one derived from its name, as always."""
+        return self.settings.lists_dir / _folder_name(info.name, info.meta)
+
+    def _new_folder(self, name: str, lists: list[ListInfo]) -> str:
+        """The folder for a new list ``name``: one no other list uses (compared ignoring
+        case, for file systems that do), recorded in the list's ``meta`` when it is made."""
+        taken = {_folder_name(i.name, i.meta).casefold() for i in lists if i.name != name}
+        for candidate in _folder_candidates(name):
+            if candidate.casefold() not in taken:
+                return candidate
+        raise ListError(f"list name {name!r}: no folder is free for it; choose another name")
 
     def snapshot_path(self, info: ListInfo) -> Path | None:
-        return self.folder(info.name) / info.current_file if info.current_file else None
+        return self.folder_of(info) / info.current_file if info.current_file else None
 
     def snapshot_problem(self, info: ListInfo) -> str | None:
         """Why the list's current snapshot cannot be trusted (None when it verifies, or the
@@ -334,7 +389,7 @@ class ListStore:
         if seal is None:
             raise SnapshotIntegrityError(f"list {info.name}: the database has no seal for "
                                          f"snapshot {info.current_file}; import the list again")
-        snapshot_share.materialise(self.engine, self.folder(info.name), seal)
+        snapshot_share.materialise(self.engine, self.folder_of(info), seal)
         return True
 
     def ensure(self, name: str, kind: str, jurisdiction: str | None = None,
@@ -350,10 +405,12 @@ class ListStore:
         info = self._find(name)
         if info is None:
             now = utcnow()
+            folder = self._new_folder(name, self.all())
             with self.engine.begin() as conn:
                 _insert_if_absent(conn, lists_table, lists_table.c.name, {
                     "name": name, "kind": kind, "jurisdiction": jurisdiction, "count": 0,
-                    "meta": meta or {}, "created_at": now, "updated_at": now})
+                    "meta": {**(meta or {}), FOLDER_KEY: folder}, "created_at": now,
+                    "updated_at": now})
                 row = conn.execute(select(lists_table).where(lists_table.c.name == name)).first()
             if row is None:  # made by another process and removed again meanwhile
                 raise ListError(f"list {name!r} was removed while it was being created; "
@@ -398,7 +455,8 @@ class ListStore:
                 raise ListError(f"--jurisdiction {given.strip()}: {problem}")
         if changes and kind not in NUMBER_KINDS:
             raise ListError("change lists apply to number lists only")
-        existing = {i.name: i for i in self.all()}.get(name)
+        lists = self.all()
+        existing = {i.name: i for i in lists}.get(name)
         if existing and existing.kind != kind:
             raise ListError(f"list {name!r} is of kind {existing.kind}, not {kind}")
         if changes and (existing is None or existing.current_file is None):
@@ -424,21 +482,34 @@ class ListStore:
             problem = snapshot_date_problem(snapshot_date, jurisdiction, utcnow().date())
             if problem:
                 raise ListError(f"--snapshot-date: {problem}")
-        if kind == "hashed" and existing and salt is None:
+        if kind == "hashed" and existing is not None and salt is None:
+            if existing.salt:
+                # the stored salt is the old file's: kept silently, a new file of hashes
+                # made without it (or with another) would match nothing
+                raise ListError(
+                    f"list {name!r} holds hashes salted with its stored salt; a re-import "
+                    "must say which salt the new file's hashes use: give it with --salt, or "
+                    "--no-salt (--salt \"\") if they are unsalted")
             salt = existing.salt
+        if kind == "hashed":
+            salt = salt or None  # "" and None both mean unsalted: stored as None
 
+        # a list's snapshot files live in its folder; a new list gets one no other list uses
+        folder = (self.folder_of(existing) if existing is not None
+                  else self.settings.lists_dir / self._new_folder(name, lists))
         region = self.settings.default_region
         added = deleted = count = 0
         values: npt.NDArray[Any] | None = None
         file_name: str | None = None
-        adds = dels = np.zeros(0, dtype=np.uint64)
+        adds = dels = listed = np.zeros(0, dtype=np.uint64)
         if changes:
             adds, dels, report = listfiles.read_changes(path, jurisdiction=jurisdiction,
                                                         default_region=region)
         elif kind in NUMBER_KINDS and _national_scale(path, jurisdiction or region):
-            # a national registry: straight from the file's blocks into a bitmap, no sort
+            # a national registry: straight from the file's blocks into a bitmap, no sort (a
+            # number the bitmap cannot hold makes it a sorted snapshot, never a dropped number)
             report = listfiles.ParseReport()
-            file_name, count = build_nanp_bitmap(self.folder(name), listfiles.iter_numbers(
+            file_name, count = build_number_snapshot(folder, listfiles.iter_numbers(
                 path, jurisdiction=jurisdiction, default_region=region, report=report))
             report.accepted = count
         elif kind in NUMBER_KINDS:
@@ -448,17 +519,28 @@ class ListStore:
             values, report = listfiles.read_hashes(path)
         else:
             values, report = listfiles.read_prefixes(path)
+        if report.accepted == 0 and changes:
+            # refused as a file with no usable records is: nothing applied, and above all
+            # the list's snapshot date not moved (a stale registry would count as fresh)
+            first = (f"{report.rejected:,} records rejected; first: "
+                     f"{report.reject_samples[0]}" if report.reject_samples
+                     else "the file holds no records")
+            raise ListError(f"{path}: no usable change records ({first}); nothing was "
+                            "applied and the list's snapshot date is unchanged")
         if report.accepted == 0 and not changes:
             why = "; ".join(report.reject_samples[:3])
             raise ListError(f"{path}: no valid entries found" + (f" ({why})" if why else ""))
 
         if file_name is None and not changes:
             assert values is not None
-            file_name = write_snapshot(self.folder(name), values,
+            file_name = write_snapshot(folder, values,
                                        layout="auto" if kind in NUMBER_KINDS else "sorted")
             count = int(values.size)
-        seal = seal_of(self.folder(name) / file_name) if file_name is not None else None
-        snap = snapshot_date.isoformat() if snapshot_date else None
+        seal = seal_of(folder / file_name) if file_name is not None else None
+        # The snapshot date says the list holds the registry as of that day: a change list
+        # moves it only when every one of its records was applied.
+        snap = (snapshot_date.isoformat()
+                if snapshot_date and not (changes and report.rejected) else None)
         # The commit is conditional on what this import read (see _commit_import): a change
         # list is redone on the list's new version when another import made one meanwhile,
         # a few times at most, so no concurrent import's changes are ever dropped.
@@ -470,9 +552,10 @@ class ListStore:
                         raise ListError(f"list {name!r} was removed while this change list was "
                                         "applied; import it first")
                     try:
-                        file_name, count, added, deleted = self._apply_change_list(
+                        folder = self.folder_of(existing)
+                        file_name, count, added, deleted, listed = self._apply_change_list(
                             existing, adds, dels)
-                        seal = seal_of(self.folder(name) / file_name)
+                        seal = seal_of(folder / file_name)
                     except (SnapshotIntegrityError, OSError):
                         # the base may have been replaced and pruned, or the list removed,
                         # while it was read: redo on the new version (or refuse, removed); a
@@ -486,18 +569,20 @@ class ListStore:
                         continue
                 assert file_name is not None and seal is not None
                 try:
-                    committed = self._commit_import(
+                    committed, lifted = self._commit_import(
                         path, name=name, kind=kind, jurisdiction=jurisdiction, snap=snap,
                         changes=changes, salt=salt, who=who, existing=existing, seal=seal,
-                        count=count, report=report, added=added, deleted=deleted)
+                        folder=folder, count=count, report=report, added=added,
+                        deleted=deleted, adds=adds, listed=listed)
                 except IntegrityError:
                     # two imports creating one list: the other made it first; update it
                     if existing is not None or self._find(name) is None:
                         raise
                 if committed:
+                    added += lifted
                     break
                 if changes:  # made on a base that is no longer current: never published
-                    self._discard(name, file_name)
+                    self._discard(folder, file_name)
                 existing = self._find(name)
                 if existing is not None and existing.kind != kind:
                     raise ListError(f"list {name!r} is of kind {existing.kind}, not {kind}")
@@ -514,8 +599,8 @@ class ListStore:
                                 "it again")
         finally:
             if not committed and file_name is not None:
-                self._discard(name, file_name)
-        self._prune_versions(name)
+                self._discard(folder, file_name)
+        self._prune_versions(name, folder)
         return ImportResult(self.get(name), report, added=added, deleted=deleted)
 
     def _find(self, name: str) -> ListInfo | None:
@@ -525,40 +610,51 @@ class ListStore:
         return None if row is None else _row_to_info(row)
 
     def _apply_change_list(self, base: ListInfo, adds: npt.NDArray[np.uint64],
-                           dels: npt.NDArray[np.uint64]) -> tuple[str, int, int, int]:
+                           dels: npt.NDArray[np.uint64]
+                           ) -> tuple[str, int, int, int, npt.NDArray[np.uint64]]:
         """A new snapshot file: ``base``'s current snapshot with the changes applied; returns
-        (file name, count, numbers added, numbers deleted)."""
+        (file name, count, numbers added, numbers deleted, the added numbers the base
+        snapshot held already)."""
         self.sync(base)  # a replica that has not fetched it yet
-        current_path = self.folder(base.name) / str(base.current_file)
+        folder = self.folder_of(base)
+        current_path = folder / str(base.current_file)
         current = open_snapshot(current_path, base.seal)  # never patch a damaged file
         before = snapshot_count(current)
-        added = int((~sorted_contains(current, adds)).sum())
-        file_name, new_snap = apply_changes(self.folder(base.name), current_path, adds, dels,
+        held = sorted_contains(current, adds)
+        added = int((~held).sum())
+        file_name, new_snap = apply_changes(folder, current_path, adds, dels,
                                             expected=base.seal)
         count = snapshot_count(new_snap)
-        return file_name, count, added, before + added - count
+        return file_name, count, added, before + added - count, adds[held]
 
-    def _discard(self, name: str, file_name: str) -> None:
+    def _discard(self, folder: Path, file_name: str) -> None:
         """Delete a snapshot file this process wrote and no version names."""
-        (self.folder(name) / file_name).unlink(missing_ok=True)
-        (self.folder(name) / (file_name + SEAL_SUFFIX)).unlink(missing_ok=True)
+        (folder / file_name).unlink(missing_ok=True)
+        (folder / (file_name + SEAL_SUFFIX)).unlink(missing_ok=True)
 
     def _commit_import(self, path: Path, *, name: str, kind: str, jurisdiction: str | None,
                        snap: str | None, changes: bool, salt: str | None, who: str | None,
-                       existing: ListInfo | None, seal: Seal, count: int,
-                       report: listfiles.ParseReport, added: int, deleted: int) -> bool:
-        """Make the snapshot file ``seal`` names the list's current version, with its version
-        record, events and (PostgreSQL) its published copy, in one transaction. False, with
-        nothing changed, when the list is not what the import read any more: a change list's
-        base is no longer current, or the list was removed. A complete import replaces
-        whatever version is current (the last to commit wins, as if run one after the other).
+                       existing: ListInfo | None, seal: Seal, folder: Path, count: int,
+                       report: listfiles.ParseReport, added: int, deleted: int,
+                       adds: npt.NDArray[np.uint64], listed: npt.NDArray[np.uint64]
+                       ) -> tuple[bool, int]:
+        """Make the snapshot file ``seal`` names (in ``folder``) the list's current version,
+        with its version record, events and (PostgreSQL) its published copy, in one
+        transaction. Returns (committed, numbers listed again): False, with nothing changed,
+        when the list is not what the import read any more: a change list's base is no longer
+        current, or the list was removed. A complete import replaces whatever version is
+        current (the last to commit wins, as if run one after the other). A change list
+        lifts every earlier removal (``dnc remove``) of a number it adds (``adds``); those
+        the base snapshot held already (``listed``) are counted as listed again.
 
         The list's row is written first, so the transaction holds it (PostgreSQL: its row
         lock; SQLite: the database's write lock) from the check until the commit: two imports
         of one list commit one after the other, and the second sees the first's version."""
         t = lists_table
+        e = list_entries_table
         now = utcnow()
         file_name = seal.file
+        lifted = 0
         fields: dict[str, Any] = {"kind": kind, "current_file": file_name, "count": count,
                                   "updated_at": now, "salt": salt}
         if not changes:  # a change list applies to the list as it is, in its jurisdiction
@@ -567,9 +663,11 @@ class ListStore:
             fields["snapshot_date"] = snap
         try:
             with self.engine.begin() as conn:
+                version_date = snap
                 if existing is None:
-                    conn.execute(insert(t).values(name=name, created_at=now,
-                                                  meta={"snapshot": seal.to_json()}, **fields))
+                    conn.execute(insert(t).values(
+                        name=name, created_at=now,
+                        meta={"snapshot": seal.to_json(), FOLDER_KEY: folder.name}, **fields))
                 else:
                     held = conn.execute(update(t).where(
                         t.c.name == name,
@@ -577,21 +675,28 @@ class ListStore:
                         if changes else true()).values(updated_at=now)).rowcount
                     if held != 1:
                         raise _BaseMoved
-                    row = conn.execute(select(t.c.kind, t.c.meta).where(t.c.name == name)).one()
+                    row = conn.execute(select(t.c.kind, t.c.meta, t.c.snapshot_date)
+                                       .where(t.c.name == name)).one()
                     if row.kind != kind:
                         raise ListError(f"list {name!r} is of kind {row.kind}, not {kind}")
+                    if _folder_name(name, row.meta) != folder.name:
+                        raise ListError(
+                            f"list {name} was removed and made again while it was imported; "
+                            "this import changed nothing: run it again")
                     meta = {**dict(row.meta or {}), "snapshot": seal.to_json()}
                     conn.execute(update(t).where(t.c.name == name).values(meta=meta, **fields))
                     if not changes:  # removals were made against the old file
-                        conn.execute(delete(list_entries_table).where(
-                            list_entries_table.c.list_name == name,
-                            list_entries_table.c.removed))
+                        conn.execute(delete(e).where(e.c.list_name == name, e.c.removed))
+                    else:
+                        if not snap:  # the list's date stays; so does its version's
+                            version_date = row.snapshot_date
+                        lifted = _lift_removals(conn, name, adds, listed)
                 conn.execute(insert(list_versions_table).values(
-                    list_name=name, file=file_name, snapshot_date=snap, count=count,
+                    list_name=name, file=file_name, snapshot_date=version_date, count=count,
                     changes=changes, source_file=path.name, created_at=now, created_by=who))
                 if self.shared:  # current and published commit together, or neither does
-                    snapshot_share.publish(conn, self.folder(name), file_name, seal, name)
-                detail = {"file": path.name, "count": count, "added": added,
+                    snapshot_share.publish(conn, folder, file_name, seal, name)
+                detail = {"file": path.name, "count": count, "added": added + lifted,
                           "deleted": deleted, "rejected": report.rejected}
                 conn.execute(insert(list_events_table).values(
                     at=now, list_name=name, action="changes" if changes else "import", who=who,
@@ -601,10 +706,10 @@ class ListStore:
                     detail={**detail, "kind": kind, "jurisdiction": jurisdiction,
                             "snapshot_date": snap}, conn=conn)
         except _BaseMoved:
-            return False
-        return True
+            return False, 0
+        return True, lifted
 
-    def _prune_versions(self, name: str) -> None:
+    def _prune_versions(self, name: str, folder: Path) -> None:
         keep = self.settings.keep_snapshots
         with self.engine.begin() as conn:
             rows = conn.execute(
@@ -618,14 +723,14 @@ class ListStore:
                 conn.execute(delete(list_versions_table).where(
                     list_versions_table.c.id.in_([r.id for r in old])))
                 if self.shared:
-                    snapshot_share.forget(conn, self.folder(name).name,
+                    snapshot_share.forget(conn, folder.name,
                                           sorted({r.file for r in old} - kept))
         if old and self.shared:
             sharedfiles.collect_garbage(self.engine)
         for r in old:
             if r.file not in kept:
-                (self.folder(name) / r.file).unlink(missing_ok=True)
-                (self.folder(name) / (r.file + SEAL_SUFFIX)).unlink(missing_ok=True)
+                (folder / r.file).unlink(missing_ok=True)
+                (folder / (r.file + SEAL_SUFFIX)).unlink(missing_ok=True)
 
     def versions(self, name: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -636,8 +741,17 @@ class ListStore:
 
     # -- removal ----------------------------------------------------------------------------
     def remove_list(self, name: str, who: str | None = None) -> ListInfo:
+        """Remove a list: its records, and the snapshot files its versions name (only those:
+        a folder may be shared with another list stored before folders were recorded, whose
+        files stay)."""
         info = self.get(name)
+        folder = self.folder_of(info)
         with self.engine.begin() as conn:
+            files = {r.file for r in conn.execute(select(list_versions_table.c.file).where(
+                list_versions_table.c.list_name == name))}
+            current = conn.execute(select(lists_table.c.current_file).where(
+                lists_table.c.name == name)).scalar()
+            files |= {f for f in (info.current_file, current) if f}
             conn.execute(delete(list_entries_table).where(list_entries_table.c.list_name == name))
             conn.execute(delete(list_versions_table).where(
                 list_versions_table.c.list_name == name))
@@ -648,15 +762,21 @@ class ListStore:
             audit.record_list_change(self.settings, "rm", name, who=who,
                                      detail={"count": info.count, "kind": info.kind}, conn=conn)
             if self.shared:
-                snapshot_share.forget(conn, self.folder(name).name)
+                snapshot_share.forget(conn, folder.name, sorted(files))
                 snapshot_share.notify(conn, name)
         if self.shared:
             sharedfiles.collect_garbage(self.engine)
-        folder = self.folder(name)
-        if folder.is_dir():
-            for f in folder.iterdir():
-                f.unlink()
-            folder.rmdir()
+        for file in files:
+            (folder / file).unlink(missing_ok=True)
+            (folder / (file + SEAL_SUFFIX)).unlink(missing_ok=True)
+        try:  # the folder too, when nothing else is left in it
+            left = [f.name for f in folder.iterdir()] if folder.is_dir() else None
+            if left == [_FETCH_LOCK]:
+                (folder / _FETCH_LOCK).unlink()
+            if left is not None and left in ([], [_FETCH_LOCK]):
+                folder.rmdir()
+        except OSError:
+            pass  # another list's files, or one made meanwhile: the folder stays
         return info
 
     # -- manual entries ---------------------------------------------------------------------
@@ -784,6 +904,9 @@ class ListStore:
         return ListIndex(self, info)
 
 
+#: The lock file a shared home's fetches of a list's snapshots take (:mod:`.share`).
+_FETCH_LOCK = ".fetch.lock"
+
 NATIONAL_SCALE_BYTES = 1 << 30  # number files above 1 GiB (~80M numbers) build a bitmap
 
 
@@ -815,6 +938,28 @@ def _insert_if_absent(conn: Connection, table: Table, key: Column[Any],
                 conn.execute(insert(table).values(**values))
         except IntegrityError:
             pass  # made meanwhile by another transaction; the caller reads it
+
+
+def _lift_removals(conn: Connection, name: str, adds: npt.NDArray[np.uint64],
+                   listed: npt.NDArray[np.uint64]) -> int:
+    """Delete the removals (``dnc remove``) of list ``name`` of numbers a change list adds:
+    the change list is the later word, and the number is listed again. Returns how many of
+    them the base snapshot held (numbers the change list lists again without adding them to
+    the file)."""
+    if not adds.size:
+        return 0
+    e = list_entries_table
+    removed = [(r.id, r.value[1:]) for r in conn.execute(
+        select(e.c.id, e.c.value).where(e.c.list_name == name, e.c.removed))
+        if r.value[1:].isascii() and r.value[1:].isdigit()]
+    if not removed:
+        return 0
+    values = np.array([int(v) for _, v in removed], dtype=np.uint64)
+    hit = sorted_contains(adds, values)
+    ids = [removed[i][0] for i in np.flatnonzero(hit).tolist()]
+    for at in range(0, len(ids), 500):
+        conn.execute(delete(e).where(e.c.id.in_(ids[at: at + 500])))
+    return int(sorted_contains(listed, values[hit]).sum())
 
 
 class _BaseMoved(Exception):
