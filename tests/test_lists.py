@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import zipfile
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +167,48 @@ class TestEntries:
         assert (e164, was) == ("+12025550100", True)
         assert hits(store, "internal", ["+12025550100"]) == [False]
         assert store.remove_number("2025550199")[1] is False
+
+    def test_a_later_opt_out_never_shortens_one_in_force(self, store: ListStore) -> None:
+        """'Never call me again' then 'call back later' (with an expiry): the number stayed
+        listed only until that expiry, then was allow. The later expiry of the two stands
+        (none is the latest); a lapsed one is replaced; a removal first shortens on purpose.
+        An expiry with an offset is the instant it names (it was stored as its wall time,
+        read as UTC: five hours early for -05:00)."""
+        now = datetime.now(UTC)
+        index = lambda: store.index(store.get("internal"))  # noqa: E731
+
+        def listed(at: datetime, number: str = "+12025550100") -> bool:
+            return bool(index().contains_numbers([number], at=at)[0])
+
+        store.add_number("2025550100", reason="never call me again")
+        store.add_number("2025550100", reason="callback later", expires=now + timedelta(days=30))
+        assert listed(now + timedelta(days=3650))
+        store.add_number("2025550101", expires=now + timedelta(days=60))
+        store.add_number("2025550101", expires=now + timedelta(days=10))
+        assert listed(now + timedelta(days=59), "+12025550101")
+        assert not listed(now + timedelta(days=61), "+12025550101")
+        store.add_number("2025550101", reason="never")  # longer: taken
+        assert listed(now + timedelta(days=3650), "+12025550101")
+        store.remove_number("2025550100")
+        store.add_number("2025550100", expires=now + timedelta(days=30))  # on purpose
+        assert not listed(now + timedelta(days=31))
+        eastern = timezone(timedelta(hours=-5))
+        ends = (now + timedelta(days=2)).astimezone(eastern)
+        store.add_number("2025550102", expires=ends)
+        assert listed(ends - timedelta(hours=1), "+12025550102")
+        assert not listed(ends + timedelta(seconds=1), "+12025550102")
+
+    def test_removing_a_lapsed_opt_out_was_not_listed(self, store: ListStore,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+        """DELETE of an opt-out whose expiry passed answered wasListed: true (and queued a
+        write-back): it listed nothing any more."""
+        store.add_number("2025550100", expires=datetime.now(UTC) + timedelta(hours=1))
+        store.add_number("2025550101")
+        later = datetime.now(UTC) + timedelta(hours=2)
+        monkeypatch.setattr("dncguard.lists.store.utcnow", lambda: later)
+        assert store.remove_number("2025550100") == ("+12025550100", False)
+        assert store.remove_number("2025550101") == ("+12025550101", True)
+        assert store.entry_counts("internal") == {"added": 0, "removed": 0}
 
     def test_remove_a_snapshot_number_and_reimport(self, store: ListStore,
                                                    write_lines: Callable[..., Path]) -> None:

@@ -53,9 +53,11 @@ from sqlalchemy import (
     Connection,
     Engine,
     Table,
+    and_,
     delete,
     func,
     insert,
+    or_,
     select,
     true,
     update,
@@ -788,7 +790,9 @@ class ListStore:
 
         A list that does not exist is refused unless ``create`` (or it is ``internal``, made
         on first use): an opt-out on a misspelt list would be read by no campaign. An expiry
-        that has passed is refused: the opt-out would lift nothing.
+        that has passed is refused: the opt-out would lift nothing. Adding a number already
+        listed keeps the later expiry of the two (none is the latest): an opt-out is never
+        shortened by another (``remove_number`` first, to shorten one on purpose).
         ``then(conn, e164, info)`` runs inside the same transaction (e.g. to queue the
         opt-out for write-back, so the change and its delivery commit together or not at all).
         """
@@ -813,10 +817,21 @@ class ListStore:
         if info.kind not in MANUAL_KINDS:
             raise ListError(f"list {list_name!r} is of kind {info.kind}; numbers are added by "
                             "hand to internal or litigator lists only")
+        e = list_entries_table
         with self.engine.begin() as conn:
-            conn.execute(delete(list_entries_table).where(
-                list_entries_table.c.list_name == list_name, list_entries_table.c.value == e164))
-            conn.execute(insert(list_entries_table).values(
+            # an opt-out in force is never shortened by a later one: the later expiry stands
+            # (none: never), so 'callback later' cannot lift 'never call me again'
+            prior = conn.execute(select(e.c.expires_at).where(
+                e.c.list_name == list_name, e.c.value == e164, ~e.c.removed)).first()
+            if prior is not None:
+                held = as_utc(prior.expires_at)
+                if held is None:
+                    expiry = None
+                elif held > now and expiry is not None and held > expiry:
+                    expiry = held
+            expires = expiry
+            conn.execute(delete(e).where(e.c.list_name == list_name, e.c.value == e164))
+            conn.execute(insert(e).values(
                 list_name=list_name, value=e164, origin="manual", removed=False, reason=reason,
                 added_by=who, added_at=now, expires_at=expires))
             conn.execute(update(lists_table).where(lists_table.c.name == list_name)
@@ -847,10 +862,13 @@ class ListStore:
         self.sync(info)  # a replica that has not fetched the current version yet
         in_file = bool(self.index(info).contains_numbers([e164], snapshot_only=True)[0])
         now = utcnow()
+        e = list_entries_table
         with self.engine.begin() as conn:
-            gone = conn.execute(delete(list_entries_table).where(
-                list_entries_table.c.list_name == list_name, list_entries_table.c.value == e164,
-                ~list_entries_table.c.removed)).rowcount
+            # an entry whose expiry has passed lists nothing: it goes, but was not listed
+            mine = and_(e.c.list_name == list_name, e.c.value == e164, ~e.c.removed)
+            gone = conn.execute(select(func.count()).select_from(e).where(
+                mine, or_(e.c.expires_at.is_(None), e.c.expires_at > now))).scalar_one()
+            conn.execute(delete(e).where(mine))
             if in_file:
                 conn.execute(delete(list_entries_table).where(
                     list_entries_table.c.list_name == list_name,
