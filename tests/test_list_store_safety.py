@@ -324,3 +324,30 @@ def test_build_number_snapshot_merges_the_others_in_order(tmp_path: Path) -> Non
     want = sorted({5, 12025550148, 19995550100, 33123456789, 61298765999, 442079460018})
     assert not S.is_bitmap(snap) and count == len(want)
     assert S.snapshot_values(snap).tolist() == want
+
+
+def test_a_registry_that_shrinks_by_more_than_a_tenth_is_refused(
+        store: ListStore, write_lines: Callable[..., Path]) -> None:
+    """A truncated or partial download read as a smaller registry: every number it lost was
+    callable after the import. A full import of a national or state list leaving fewer than
+    90% of its entries is refused (nothing imported, its file discarded) unless the caller
+    says the registry shrank; other kinds and change lists are not held to it."""
+    numbers = [f"20255501{i:02d}" for i in range(100)]
+    store.import_file(write_lines(numbers, "full.txt"), kind="national", name="us-ftc",
+                      jurisdiction="US", snapshot_date=date(2026, 11, 20))
+    folder = store.folder("us-ftc")
+    files = sorted(p.name for p in folder.iterdir())
+    half = write_lines(numbers[:50], "half.txt")
+    with pytest.raises(ListError, match=r"50 entries against 100 in list 'us-ftc' now \(50% "
+                                        r"fewer\).*--allow-shrink"):
+        store.import_file(half, kind="national", name="us-ftc", jurisdiction="US",
+                          snapshot_date=date(2026, 11, 25))
+    assert store.get("us-ftc").count == 100 and sorted(p.name for p in folder.iterdir()) == files
+    store.import_file(write_lines(numbers[:91], "most.txt"), kind="national", name="us-ftc",
+                      jurisdiction="US", snapshot_date=date(2026, 11, 25))
+    store.import_file(half, kind="national", name="us-ftc", jurisdiction="US",
+                      snapshot_date=date(2026, 11, 26), allow_shrink=True)
+    assert store.get("us-ftc").count == 50
+    store.import_file(write_lines(numbers, "lit.txt"), kind="litigator", name="lit")
+    store.import_file(half, kind="litigator", name="lit")
+    assert store.get("lit").count == 50

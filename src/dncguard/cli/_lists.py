@@ -59,6 +59,9 @@ def import_list(
                                     "re-import of a salted list must give it, or --no-salt)"),
     no_salt: bool = typer.Option(False, "--no-salt",
                                  help="Hashed lists: the hashes are unsalted (as --salt \"\")"),
+    allow_shrink: bool = typer.Option(
+        False, "--allow-shrink", help="Registries: accept a file with fewer than 90% of the "
+        "list's current entries (refused otherwise: a truncated download)"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Import a list file (replaces the list's content atomically; keeps old snapshots)."""
@@ -74,7 +77,7 @@ def import_list(
     result = store.import_file(
         file, kind=kind.lower(), name=name, jurisdiction=jurisdiction,
         snapshot_date=parse_date(snapshot_date, "--snapshot-date"), changes=changes, salt=salt,
-        who=who())
+        who=who(), allow_shrink=allow_shrink)
     info, report = result.info, result.report
     if as_json:
         print_json({"name": info.name, "kind": info.kind, "jurisdiction": info.jurisdiction,

@@ -434,8 +434,14 @@ class ListStore:
         changes: bool = False,
         salt: str | None = None,
         who: str | None = None,
+        allow_shrink: bool = False,
     ) -> ImportResult:
-        """Import a file as the new content of a list (or apply it as a change list)."""
+        """Import a file as the new content of a list (or apply it as a change list).
+
+        A full import of a registry (national or state list) that would leave it with fewer
+        than :data:`SHRINK_FLOOR` of its current entries is refused unless ``allow_shrink``:
+        a truncated or partial download reads as a smaller registry, and every number it lost
+        would be callable."""
         if kind not in IMPORT_KINDS:
             raise ListError(f"kind {kind!r} cannot be imported; kinds: {', '.join(IMPORT_KINDS)}")
         if salt is not None and kind != "hashed":
@@ -538,6 +544,16 @@ class ListStore:
             file_name = write_snapshot(folder, values,
                                        layout="auto" if kind in NUMBER_KINDS else "sorted")
             count = int(values.size)
+        if (not changes and not allow_shrink and existing is not None
+                and existing.kind in DATED_KINDS and count < existing.count * SHRINK_FLOOR):
+            assert file_name is not None
+            self._discard(folder, file_name)
+            raise ListError(
+                f"{path}: {count:,} entries against {existing.count:,} in list {name!r} now "
+                f"({1 - count / existing.count:.0%} fewer); a truncated or partial download "
+                "reads as a smaller registry and makes every number it lost callable: check "
+                "the file, or pass --allow-shrink if the registry really shrank; nothing was "
+                "imported")
         seal = seal_of(folder / file_name) if file_name is not None else None
         # The snapshot date says the list holds the registry as of that day: a change list
         # moves it only when every one of its records was applied.
@@ -924,6 +940,11 @@ class ListStore:
 
 #: The lock file a shared home's fetches of a list's snapshots take (:mod:`.share`).
 _FETCH_LOCK = ".fetch.lock"
+
+#: A full import of a registry (national or state list) may not leave it with fewer than this
+#: share of its current entries without ``allow_shrink`` (registries change by a few percent
+#: between downloads; a truncated file loses far more).
+SHRINK_FLOOR = 0.9
 
 NATIONAL_SCALE_BYTES = 1 << 30  # number files above 1 GiB (~80M numbers) build a bitmap
 
