@@ -130,3 +130,24 @@ def test_claim_filter_and_release(db: str) -> None:
     assert [it.key for it in got] == ["b"]
     ob.release([got[0].id])
     assert {it.key for it in ob.claim("t")} == {"a", "b"}
+
+
+def test_backlog_aggregates_every_pending_item(db: str) -> None:
+    """The metrics' backlog numbers come from one aggregate query over every pending item
+    (they were read from the 100,000 oldest items, each loaded, at every /metrics scrape)."""
+    clock = Clock()
+    ob = box(db, clock, base_delay=1)
+    assert ob.backlog("t") == (0, None, 0)
+    for i in range(5):
+        ob.enqueue("t", f"k{i}", {})
+        clock.advance(10)
+    ob.enqueue("other", "x", {})
+    first, second, *_ = ob.claim("t", 5)
+    ob.fail(first.id, "HTTP 500")
+    ob.fail(second.id, "HTTP 500")
+    clock.advance(5)
+    (again,) = [i for i in ob.claim("t", 5) if i.id == first.id]
+    ob.fail(again.id, "HTTP 500")
+    third = ob.items("t")[2]
+    ob.ack([third.id])
+    assert ob.backlog("t") == (2, T0, 2)

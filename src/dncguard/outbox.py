@@ -266,6 +266,19 @@ class Outbox:
         out.update({str(s): int(n) for s, n in rows})
         return out
 
+    def backlog(self, topic: str) -> tuple[int, datetime | None, int]:
+        """The pending items of ``topic`` in one aggregate query, however many there are:
+        (how many failed at least once, the oldest one's creation time or None, the most
+        attempts any has made)."""
+        t = outbox_table
+        with self.engine.connect() as conn:
+            row = conn.execute(select(
+                func.count().filter(t.c.attempts > 0), func.min(t.c.created_at),
+                func.max(t.c.attempts)).where(t.c.topic == topic,
+                                              t.c.status == PENDING)).one()
+        failing, oldest, most = row
+        return int(failing or 0), as_utc(oldest), int(most or 0)
+
     def items(self, topic: str, status: str | None = None, limit: int | None = 1000, *,
               after: int | None = None) -> list[OutboxItem]:
         """Items of ``topic`` in id (enqueue) order; ``after`` keeps those with a larger id,

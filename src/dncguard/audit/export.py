@@ -176,15 +176,14 @@ def outbox_metrics(log: AuditLog, now: datetime | None = None) -> dict[str, floa
     ob = outbox_for(log)
     stats = ob.stats(EXPORT_TOPIC)
     now = now or utcnow()
-    pending = ob.items(EXPORT_TOPIC, PENDING, limit=100_000)
-    oldest = min((i.created_at for i in pending), default=None)
+    failing, oldest, most = ob.backlog(EXPORT_TOPIC)  # aggregates: no item is read
     return {
         "pending": float(stats[PENDING]),
         "delivered": float(stats[DELIVERED]),
         "dead": float(stats[DEAD]),
-        "failing": float(sum(1 for i in pending if i.attempts > 0)),
+        "failing": float(failing),
         "oldest_pending_age_seconds": (now - oldest).total_seconds() if oldest else 0.0,
-        "max_attempts": float(max((i.attempts for i in pending), default=0)),
+        "max_attempts": float(most),
     }
 
 
