@@ -3,7 +3,8 @@
 Exit codes: 0 success; 2 usage or input errors (one clear line, never a traceback);
 3 when the command completed but not everything could be done: ``scrub`` when some rows
 could not be verified (decision ``error``), ``cxone push`` when some opt-outs were not
-delivered, ``audit outbox --deliver`` when a delivery failed.
+delivered, ``audit outbox --deliver`` when a delivery failed, ``lists import`` when lines
+were rejected.
 """
 
 from __future__ import annotations
