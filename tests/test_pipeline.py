@@ -166,7 +166,7 @@ class TestFiles:
         """Output keeps every column and the input order across many small chunks run
         concurrently; later copies of a number point at the first row and share its
         decision."""
-        rows = [["name", "Phone Number", "decision"]]
+        rows = [["name", "Phone Number", "detail"]]
         numbers = ["2025550100", "2125550111", "(202) 555-0100", "3055550150", "2025550102",
                    "bad", "+1 202 555 0100", "2125550111"] * 5
         rows += [[f"n{i}", p, f"keep-{i}"] for i, p in enumerate(numbers)]
@@ -176,18 +176,19 @@ class TestFiles:
         out = tmp_path / "out.csv"
         summary = s.scrub_file(src, out, at=AT)
         got = read_csv(out)
-        assert list(got[0]) == ["name", "Phone Number", "decision", "e164",
-                                "dncguard_decision", "reason_codes", "detail",
-                                "next_allowed_at"]
+        # an input column named like an added one that no dialer acts on stays; the added one
+        # becomes dncguard_<name> (an input "decision" is refused: tests/test_scrub_output_safety)
+        assert list(got[0]) == ["name", "Phone Number", "detail", "e164", "decision",
+                                "reason_codes", "dncguard_detail", "next_allowed_at"]
         assert [r["name"] for r in got] == [f"n{i}" for i in range(len(numbers))]
-        assert [r["decision"] for r in got] == [f"keep-{i}" for i in range(len(numbers))]
+        assert [r["detail"] for r in got] == [f"keep-{i}" for i in range(len(numbers))]
         assert got[2]["reason_codes"] == "DNC_NATIONAL;DUPLICATE"
-        assert "duplicate of row 1" in got[2]["detail"]
-        assert got[2]["dncguard_decision"] == got[0]["dncguard_decision"] == "block"
+        assert "duplicate of row 1" in got[2]["dncguard_detail"]
+        assert got[2]["decision"] == got[0]["decision"] == "block"
         assert got[8]["reason_codes"] == "DNC_NATIONAL;DUPLICATE"
         assert got[3]["reason_codes"] == "DNC_STATE"
         assert got[4]["reason_codes"] == "DNC_INTERNAL"
-        assert got[5]["dncguard_decision"] == "invalid"
+        assert got[5]["decision"] == "invalid"
         assert summary.duplicates == len(numbers) - 5 - 4  # 5 invalid rows, 4 unique numbers
         assert summary.unique_valid == 4
 

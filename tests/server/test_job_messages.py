@@ -15,12 +15,10 @@ from dncguard.config import Settings, load_settings
 from dncguard.errors import InputError
 from dncguard.io.tables import find_phone_column
 from dncguard.server import _jobs
-from dncguard.server._checker import CheckerProvider
-from dncguard.server._jobs import JobInfo, JobRunner, JobStore
-from dncguard.server._metrics import DecisionCounter, Metrics
+from dncguard.server._jobs import JobInfo, JobStore
 from dncguard.store import dispose_engines, get_engine
 
-from .conftest import Server, make_key, server_env, wait_for
+from .conftest import Server, job_runner, make_key, server_env, wait_for
 
 
 @pytest.fixture
@@ -38,8 +36,7 @@ def failed_job(settings: Settings, engine: Engine, data: bytes, fmt: str = "csv"
     store.create(job_id, input_name="c", input_format=fmt, who="api:test", params={
         "at": datetime(2026, 11, 26, 15, tzinfo=UTC).isoformat(), "campaign": "default",
         "defaults": {}, "phone_column": phone_column})
-    r = JobRunner(settings, engine, CheckerProvider(settings, engine), DecisionCounter(engine),
-                  Metrics(lambda: []), poll=0.1, lease=30)
+    r = job_runner(settings, engine)
     assert r.run_one()
     job = store.get(job_id)
     assert job.state == "failed", job
@@ -109,3 +106,12 @@ def test_the_api_client_reads_the_public_error(start_server: Callable[..., Serve
                      headers={"content-type": "text/csv"}).json()["id"]
         failed = wait_for(c, jid, lambda j: j["state"] in ("failed", "done"))
         assert failed["error"].endswith("name it with the phone_column parameter")
+
+
+def test_a_column_a_dialer_could_read_as_the_verdict_fails_the_job(settings: Settings) -> None:
+    """As a scrub refuses it: an input column named decision beside the job's own verdict
+    (the results would hold a stale 'allow' under the name a dialer reads)."""
+    engine = get_engine(settings)
+    job = failed_job(settings, engine, b"phone,decision\n+12025550101,allow\n")
+    assert "a column named decision that is not a complete earlier verdict" in (job.error or "")
+

@@ -74,8 +74,9 @@ def scrub(
         TimeElapsedColumn,
     )
 
-    from ..engine.scrubber import Scrubber, count_rows
+    from ..engine.scrubber import Scrubber, check_output, count_rows
 
+    check_output(input_path, output)  # before the input is read (one line, exit 2)
     cfg = settings()
     dial_time = parse_instant(at)
     scrubber = Scrubber(cfg, who=who())

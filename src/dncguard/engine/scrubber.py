@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +39,13 @@ from ..io.tables import (
     read_table,
     without_old_verdict,
 )
-from ..io.verdict_file import TableWriter, output_header, write_column_verdicts
+from ..io.verdict_file import (
+    TableWriter,
+    output_format,
+    output_header,
+    refuse_stale_verdict,
+    write_column_verdicts,
+)
 from ..lists.store import ListStore
 from ..models import DataVersions, Decision, Reason, ReasonCode, Verdict
 from ..sources.local import LineTypes
@@ -322,7 +330,11 @@ class Scrubber:
         columns, see :meth:`ascrub_columns`); default: the only phone-like column.
         ``defaults`` hold per-row context (``region``, ``state``, ``zip``, ``timezone``,
         ``line_type``) for rows whose own columns do not give it.
+
+        Refused before the input is read (InputError): an output whose format is not known
+        from its name, and an output (or its summary) that is the input file itself.
         """
+        check_output(input_path, output_path)
         ctx = self.context(at=at, campaign=campaign, purpose=purpose, call_type=call_type)
         columns = [phone_column] if phone_column is None or isinstance(phone_column, str) \
             else list(phone_column)
@@ -416,18 +428,40 @@ class Scrubber:
         picked = [header[find_phone_column(header, c)] for c in phone_columns]
         if len(set(picked)) != len(picked):
             raise InputError(f"--phone-column names a column twice: {', '.join(phone_columns)}")
+        refuse_stale_verdict(header, columns=picked)  # in each column's file and this one
         folder = column_outputs_dir(output_path)
+        paths = {name: folder / f"{stem}{output_path.suffix}"
+                 for name, stem in part_stems(header, picked).items()}
+        for part in paths.values():
+            for path in (part, summary_path(part)):
+                if _same_file(input_path, path):
+                    raise InputError(f"{path} is the input file: the scrub would write over "
+                                     "it; name another output")
         folder.mkdir(parents=True, exist_ok=True)
         parts: dict[str, ScrubSummary] = {}
-        paths: dict[str, Path] = {}
-        for name in picked:
-            part = folder / f"{_file_safe(name)}{output_path.suffix}"
-            parts[name] = await self.ascrub_file(input_path, part, ctx=ctx, phone_column=name,
-                                                 raw=raw, progress=progress, defaults=defaults)
-            paths[name] = part
-        write_column_verdicts(output_path, header, paths)
-        combined = combine_summaries(parts, input=str(input_path), output=str(output_path))
-        summary_path(output_path).write_text(combined.to_json(), encoding="utf-8")
+        written: list[Path] = []  # what this scrub wrote: removed when it fails
+        try:
+            for name, part in paths.items():
+                # (a file that fails is not left: its writer removes what it wrote)
+                parts[name] = await self.ascrub_file(input_path, part, ctx=ctx,
+                                                     phone_column=name, raw=raw,
+                                                     progress=progress, defaults=defaults,
+                                                     summary_file=False)
+                written += [part, summary_path(part)]
+                summary_path(part).write_text(parts[name].to_json(), encoding="utf-8")
+            write_column_verdicts(output_path, header, paths)
+            written.append(output_path)
+            combined = combine_summaries(parts, input=str(input_path),
+                                         output=str(output_path))
+            written.append(summary_path(output_path))
+            summary_path(output_path).write_text(combined.to_json(), encoding="utf-8")
+        except BaseException:
+            # no column's verdict file (nor the combined one) is left without its record
+            for path in written:
+                path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the columns' folder, when nothing is left
+                folder.rmdir()
+            raise
         return combined
 
     async def ascrub_file(
@@ -463,6 +497,8 @@ class Scrubber:
             builder = SummaryBuilder(summary)
             run = self.run(header, ctx, phone_column=phone_column, defaults=defaults,
                            builder=builder) if header else None
+            # an input column that could be read as this scrub's verdict is refused
+            refuse_stale_verdict(header, run.phone if run is not None else None)
             names = output_header(header)
             writer = TableWriter(output_path, names, raw=raw, timestamps=[len(names) - 1])
 
@@ -520,7 +556,61 @@ def column_outputs_dir(output_path: Path) -> Path:
 
 
 def _file_safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "column"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name[:120])
+    while len(safe.encode()) > 120:  # room for a position, the suffixes, a file system's 255
+        safe = safe[:-1]
+    return safe or "column"
+
+
+def _file_key(stem: str) -> str:
+    """What a file system that ignores case (and Unicode normalisation) sees of a name."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", stem).casefold())
+
+
+def part_stems(header: list[str], columns: list[str]) -> dict[str, str]:
+    """The file name (without suffix) of each phone column's own verdict file: a safe form
+    of its name, or, when two columns would get the same one (``home phone`` and
+    ``home_phone``; ``Cell`` and ``cell`` where case is ignored), ``<position>-<name>`` with
+    the column's position in the input (1 for the first). Never two alike, in any case."""
+    safe = {c: _file_safe(c) for c in columns}
+    seen: dict[str, int] = {}
+    for stem in safe.values():
+        seen[_file_key(stem)] = seen.get(_file_key(stem), 0) + 1
+    taken: set[str] = set()
+    out: dict[str, str] = {}
+    for column in columns:
+        stem = safe[column]
+        if seen[_file_key(stem)] > 1:
+            stem = f"{header.index(column) + 1}-{stem}"
+        while _file_key(stem) in taken:  # a column named like another's numbered name
+            stem = f"{header.index(column) + 1}-{stem}"
+        taken.add(_file_key(stem))
+        out[column] = stem
+    return out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file (a link, another spelling, a case-insensitive
+    file system): by the file system when both exist, else by their resolved paths."""
+    try:
+        if not a.exists():
+            return False  # nothing to replace (and the scrub says the input is missing)
+        if b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def check_output(input_path: Path, output_path: Path) -> None:
+    """Refuse (InputError, one line) an output a scrub cannot write, before the input is
+    read: a name whose format is not known (``out.xls``), and the input file itself (or the
+    summary beside the output: writing it would replace the input)."""
+    output_format(output_path)
+    for path in (output_path, summary_path(output_path)):
+        if _same_file(input_path, path):
+            raise InputError(f"{path} is the input file: the scrub would write over it; "
+                             "name another output")
 
 
 def _staged(output_path: Path) -> Path:

@@ -59,8 +59,57 @@ def output_format(path: Path) -> str:
         return "parquet"
     if suffix == ".xlsx":
         return "xlsx"
-    raise InputError(f"cannot tell the output format from {path.name!r}: name it .csv, "
+    raise InputError(f"cannot tell the output format from {str(path)!r}: name it .csv, "
                      ".parquet or .xlsx")
+
+
+#: The added columns a dialer acts on: an input column named like one of them (or like its
+#: ``dncguard_`` form, which earlier verdict files gave the verdict when the input used the
+#: name) would stand beside this scrub's verdict and could be read as it, so it is refused
+#: (:func:`refuse_stale_verdict`). ``detail`` is free text no dialer acts on: an input
+#: ``detail`` stays, and the added one becomes ``dncguard_detail``.
+ACTED_ON = ("e164", "decision", "reason_codes", "next_allowed_at")
+
+
+def _fold(name: str) -> str:
+    return name.strip().casefold()
+
+
+def stale_verdict_columns(header: list[str], phone: int | None = None,
+                          columns: Collection[str] = ()) -> list[str]:
+    """The input columns named like a verdict column a dialer acts on (:data:`ACTED_ON`,
+    bare or ``dncguard_``, in any case) that are not this scrub's verdict: ``header`` is the
+    input's (a complete earlier verdict already dropped), ``phone`` the index of the phone
+    column checked (a column named ``e164`` may stay only as that column: the verdict is about
+    the number in it). ``columns``: the phone columns of a scrub of several, whose verdict
+    columns are ``<column>_<name>``; each column's own verdict file has the bare names too,
+    where an ``e164`` column is not the one checked for every column, so it is refused."""
+    stems = ["", *(f"{c}_" for c in columns)]
+    acted = {_fold(f"{prefix}{stem}{name}"): stem == "" and name == "e164"
+             for stem in stems for name in ACTED_ON for prefix in ("", "dncguard_")}
+    return [h for i, h in enumerate(header)
+            if _fold(h) in acted and not (acted[_fold(h)] and not columns and i == phone)]
+
+
+def _shown(name: str) -> str:
+    return name if re.fullmatch(r"[\w.-]+", name) else repr(name)
+
+
+def refuse_stale_verdict(header: list[str], phone: int | None = None,
+                         columns: Collection[str] = ()) -> None:
+    """Refuse (InputError, one line) an input with :func:`stale_verdict_columns`: left beside
+    this scrub's verdict, a dialer could read its stale ``decision`` instead."""
+    stale = stale_verdict_columns(header, phone, columns)
+    if not stale:
+        return
+    names = ", ".join(_shown(h) for h in stale)
+    what = (f"a column named {names} that is not" if len(stale) == 1
+            else f"columns named {names} that are not")
+    them = "it" if len(stale) == 1 else "them"
+    hint = ("; a column named e164 is kept only as the one phone column checked"
+            if any(_fold(h).endswith("e164") for h in stale) else "")
+    raise InputError(f"the input has {what} a complete earlier verdict: rename or remove "
+                     f"{them}{hint}")
 
 # Numbers and phone numbers written with spaces, dots, dashes or parentheses hold no letters,
 # so a spreadsheet cannot run a function or a DDE link from them: they stay as they are.
@@ -204,41 +253,66 @@ def column_header(header: list[str], columns: list[str]) -> list[str]:
     return out
 
 
+def _read_part(path: Path, width: int) -> list[pa.Array]:
+    """A column's own verdict file (see :func:`write_column_verdicts`) as its ``width``
+    string columns, by position, read in its own format (its names may repeat)."""
+    fmt = output_format(path)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.ParquetFile(path).read()  # by position: a repeated name reads too
+    elif fmt == "xlsx":
+        table = read_excel(path)
+    else:
+        import pyarrow.csv as pv
+
+        # the header is read as a row (skip_rows would end it at a line break in a name)
+        names = [f"c{i}" for i in range(width)]
+        for size in CSV_BLOCK_SIZES:  # a cell longer than a block needs a larger one
+            try:
+                table = pv.read_csv(
+                    path, read_options=pv.ReadOptions(column_names=names, block_size=size),
+                    parse_options=pv.ParseOptions(newlines_in_values=True),
+                    convert_options=pv.ConvertOptions(
+                        column_types=dict.fromkeys(names, pa.string()),
+                        strings_can_be_null=False, quoted_strings_can_be_null=False)
+                ).slice(1)
+                break
+            except pa.ArrowInvalid as exc:
+                if "straddl" not in str(exc) or size == CSV_BLOCK_SIZES[-1]:
+                    raise VerdictFileError(f"{path}: the column's verdict file cannot be "
+                                           f"read back ({str(exc)[:120]})") from None
+    if table.num_columns != width:
+        raise VerdictFileError(f"{path}: the column's verdict file has {table.num_columns} "
+                               f"columns, not {width}")
+    return [c.combine_chunks() for c in table.columns]
+
+
 def write_column_verdicts(output: Path, header: list[str], parts: dict[str, Path]) -> None:
     """The verdict file of several phone columns from each column's own verdict file: the
-    input columns once, then each column's added columns (cells copied as written)."""
-    import pyarrow.parquet as pq
-
-    tables = []
-    for path in parts.values():
-        if path.suffix.lower() in (".parquet", ".pq"):
-            table = pq.read_table(path)
-        else:
-            import pyarrow.csv as pv
-
-            names = output_header(header)
-            table = pv.read_csv(path, read_options=pv.ReadOptions(column_names=names,
-                                                                  skip_rows=1),
-                                parse_options=pv.ParseOptions(newlines_in_values=True),
-                                convert_options=pv.ConvertOptions(
-                                    column_types={n: pa.string() for n in names},
-                                    strings_can_be_null=False,
-                                    quoted_strings_can_be_null=False))
-        tables.append(table)
-    n = len(header)
-    columns = [c.combine_chunks() for c in tables[0].columns[:n]]
-    for table in tables:
-        columns.extend(c.combine_chunks() for c in table.columns[n:])
-    names = column_header(header, list(parts))
+    input columns once, then each column's added columns (cells copied as written). Each
+    part is read in its own format, its columns by position; ``output`` has the format of
+    its name (the parts have it too)."""
     n = len(ADDED_COLUMNS)
+    width = len(header) + n
+    columns: list[pa.Array] = []
+    rows: int | None = None
+    for k, path in enumerate(parts.values()):
+        cells = _read_part(path, width)
+        if rows is not None and len(cells[0]) != rows:
+            raise VerdictFileError(f"{path}: {len(cells[0]):,} rows, where the first "
+                                   f"column's verdict file has {rows:,}")
+        rows = len(cells[0])
+        columns.extend(cells if k == 0 else cells[len(header):])
+    names = column_header(header, list(parts))
     writer = TableWriter(output, names, raw=True, timestamps=[
         len(header) + k * n + n - 1 for k in range(len(parts))])
     try:
         writer.write_columns(columns)
+        writer.close()
     except BaseException:
         writer.abort()
         raise
-    writer.close()
 
 
 def timestamp_type() -> pa.DataType:
@@ -317,6 +391,11 @@ class TableWriter:
         self.path = path
         self.header = header
         self.format = output_format(path)
+        if self.format == "parquet" and len(set(header)) != len(header):
+            twice = sorted({h for h in header if header.count(h) > 1})
+            raise InputError(f"several input columns are named {', '.join(map(repr, twice))}:"
+                             " a Parquet verdict file cannot hold them; rename them, or write "
+                             ".csv or .xlsx")
         self.timestamps = frozenset(timestamps) if self.format == "parquet" else frozenset()
         self.raw = raw or self.format == "xlsx"
         self._parquet = self.format in ("parquet", "xlsx")

@@ -54,7 +54,7 @@ from ..engine.summary import ScrubSummary, SummaryBuilder, merge_stats
 from ..engine.tally import tally
 from ..errors import ConfigError, InputError, SourceError
 from ..io.tables import find_phone_column
-from ..io.verdict_file import defuse, output_header, write_csv_rows
+from ..io.verdict_file import defuse, output_header, refuse_stale_verdict, write_csv_rows
 from ..lists.integrity import sha256_of
 from ..objectstore import object_store
 from ..store import as_utc, utcnow
@@ -595,6 +595,8 @@ class JobRunner:
                     find_phone_column(header, p.get("phone_column"))
                 run = scrubber.run(header, ctx, phone_column=p.get("phone_column"),
                                    defaults=defaults) if header else None
+                # an input column a dialer could read as this job's verdict, as a scrub does
+                refuse_stale_verdict(header, run.phone if run is not None else None)
             except InputError as exc:
                 self._fail(job.id, self._public(job, str(exc)))
                 return
