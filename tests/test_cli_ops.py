@@ -77,7 +77,7 @@ def test_lists_import_stats_rm_json(capsys: pytest.CaptureFixture[str],
     path = write_lines(["202,5550100", "202,5550101", "oops"])
     code, out, _ = cli(capsys, "lists", "import", str(path), "--kind", "national", "--name",
                        "us", "--jurisdiction", "US", "--snapshot-date", "2026-11-01", "--json")
-    assert code == 3  # imported, but not every line
+    assert code == 1  # imported, but not every line
     got = json.loads(out)
     assert isinstance(got, dict)
     assert got["name"] == "us" and got["count"] == 2 and got["rejected"] == 1

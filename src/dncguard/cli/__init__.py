@@ -3,8 +3,9 @@
 Exit codes: 0 success; 2 usage or input errors (one clear line, never a traceback);
 3 when the command completed but not everything could be done: ``scrub`` when some rows
 could not be verified (decision ``error``), ``cxone push`` when some opt-outs were not
-delivered, ``audit outbox --deliver`` when a delivery failed, ``lists import`` when lines
-were rejected.
+delivered, ``audit outbox --deliver`` when a delivery failed. 1 when the command ran and
+found a problem (``audit verify`` on a broken chain; ``lists``, ``consent`` or ``attempts
+import`` with rejected rows, after importing the good ones).
 """
 
 from __future__ import annotations

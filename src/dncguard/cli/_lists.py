@@ -86,7 +86,7 @@ def import_list(
                     "deleted": result.deleted, "rejected": report.rejected,
                     "rejectSamples": report.reject_samples})
         if report.rejected:
-            raise typer.Exit(3)
+            raise typer.Exit(1)
         return
     if changes:
         console.print(f"[bold]{info.name}[/]: applied change list: +{result.added} added, "
@@ -103,7 +103,7 @@ def import_list(
             err_console.print(f"[yellow]the snapshot date stays {kept}[/]: the list is not "
                               f"the registry as of {snapshot_date} while records of "
                               "the change list are rejected; correct them and apply it again")
-        raise typer.Exit(3)  # imported, but not every line: a cron job must notice
+        raise typer.Exit(1)  # imported, but not every line: a cron job must notice
 
 
 @lists_app.command("ls")
