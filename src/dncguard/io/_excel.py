@@ -22,7 +22,8 @@ EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
 
 def read_excel(path: Path) -> pa.Table:
     """The first sheet of an Excel file as string columns (empty cells ``""``; numbers a
-    spreadsheet stored as floats come back as their digits, ``2025550123``)."""
+    spreadsheet stored as floats come back as their digits, ``2025550123``). An empty first
+    sheet is refused, naming it: the contacts on a later sheet are not read."""
     import fastexcel
 
     try:
@@ -30,6 +31,9 @@ def read_excel(path: Path) -> pa.Table:
         table = sheet.to_arrow()
     except Exception as exc:  # fastexcel raises its own error types for unreadable files
         raise InputError(f"cannot read {path} as an Excel workbook: {exc}") from exc
+    if table.num_columns == 0:
+        raise InputError(f"{path.name}: its first sheet, {sheet.name!r}, is empty; dncguard "
+                         "reads the first sheet only: put the contacts on the first sheet")
     names = [str(n) for n in table.column_names]
     return pa.table([pc.fill_null(c.cast(pa.string()), "") for c in table.columns],
                     names=names)
