@@ -11,18 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from dncguard.cli import run
 from dncguard.lists.store import ListStore
 
-from .conftest import read_csv
+from .conftest import cli, read_csv
 
 AT = "2026-11-19T15:00:00Z"
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -18,19 +18,14 @@ from typing import Any
 import pytest
 
 from dncguard.audit import audit_log
-from dncguard.cli import run
 from dncguard.config import Settings
 from dncguard.lists.store import ListStore
+
+from .conftest import cli
 
 AT = "2026-11-19T15:00:00Z"
 NUMBER = "+12025550123"
 DIGITS = "2025550123"
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> object:

@@ -17,7 +17,6 @@ import pytest
 import us
 import zipcodes
 
-from dncguard.cli import run
 from dncguard.config import Settings, load_settings
 from dncguard.engine.context import clean_context, clean_field
 from dncguard.engine.scrubber import Scrubber
@@ -26,16 +25,10 @@ from dncguard.lists.store import ListStore
 from dncguard.places import spelling_key, subdivision, zip_state
 from dncguard.sources.rules._zones import resolve_location
 
-from .conftest import read_csv
+from .conftest import cli, read_csv
 
 NIGHT = "2026-12-01T01:30:00Z"  # 20:30 in New York, the evening before
 DAY = "2026-12-01T16:00:00Z"  # 11:00 in New York, a Tuesday
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from dncguard.cli import run
 from dncguard.config import Settings
 from dncguard.engine.context import clean_field
 from dncguard.engine.scrubber import Scrubber
@@ -24,16 +23,10 @@ from dncguard.phones import npa_state_table
 from dncguard.places import subdivision_codes
 from dncguard.store import lists_table
 
-from .conftest import AT
+from .conftest import AT, cli
 
 D = date(2026, 11, 1)
 MIAMI = "+13055550152"  # area code 305: Florida
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # -- state lists: the subdivision must be one the state-list check can match ---------------

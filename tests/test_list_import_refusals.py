@@ -18,23 +18,18 @@ import pytest
 from sqlalchemy import event, update
 
 import dncguard.lists.store as L
-from dncguard.cli import run
 from dncguard.config import Settings, load_settings
 from dncguard.errors import ListError
 from dncguard.lists import snapshots
 from dncguard.lists.store import ListInfo, ListStore
 from dncguard.store import lists_table
 
+from .conftest import cli
+
 D = date(2026, 11, 1)
 LONDON = "+442079460123"
 LONDON_2 = "+442079460124"
 WAIT = 20  # seconds a thread waits for the other at the barrier
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _listed(store: ListStore, name: str, *numbers: str) -> list[bool]:

@@ -24,7 +24,6 @@ import pytest
 from sqlalchemy import select, update
 
 import dncguard.lists.store as L
-from dncguard.cli import run
 from dncguard.config import Settings, load_settings
 from dncguard.errors import ListError
 from dncguard.lists import snapshots as S
@@ -33,6 +32,8 @@ from dncguard.lists.sync import ListSync
 from dncguard.sources.rules._loader import load_ruleset
 from dncguard.sources.rules.freshness import FreshnessPolicy, ListRef
 from dncguard.store import lists_table, utcnow
+
+from .conftest import cli
 
 NUMBER = "+12025550148"
 OTHER = "+12025550149"
@@ -46,12 +47,6 @@ def settings_of(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
         return load_settings(home=tmp_path / "home")
     return load_settings(home=tmp_path / "home-pg",
                          database_url=request.getfixturevalue("postgres_url"))
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = run(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _listed(store: ListStore, name: str, *numbers: str) -> list[bool]:
