@@ -56,7 +56,7 @@ class ListSync:
         return problems
 
     def _publish_held(self, info: ListInfo, seal: Seal) -> None:
-        folder = self.store.folder(info.name)
+        folder = self.store.folder_of(info)
         if seal.file in self._published:
             return
         if not snapshot_share.is_published(self.store.engine, folder.name, seal.file):
@@ -72,14 +72,17 @@ class ListSync:
         if not root.is_dir():
             return
         named: dict[str, set[str]] = {}
+        # each list's folder from the records already read (ListStore.folder would read the
+        # list's record again for every version)
+        folders = {i.name: self.store.folder_of(i).name for i in infos}
         with self.store.engine.connect() as conn:
             for row in conn.execute(select(list_versions_table.c.list_name,
                                            list_versions_table.c.file)):
-                named.setdefault(self.store.folder(row.list_name).name, set()).add(row.file)
+                where = folders.get(row.list_name) or self.store.folder(row.list_name).name
+                named.setdefault(where, set()).add(row.file)
         for info in infos:
             if info.current_file:
-                named.setdefault(self.store.folder(info.name).name, set()).add(
-                    info.current_file)
+                named.setdefault(folders[info.name], set()).add(info.current_file)
         cutoff = time.time() - STALE_AFTER_SECONDS
         for folder in root.iterdir():
             if not folder.is_dir():
