@@ -111,59 +111,60 @@ def test_each_chunk_commit_records_its_rows_and_checksums(settings: Settings) ->
     dispose_engines()
 
 
-def test_missing_chunk_summary_fails_the_job_and_resume_recomputes_it(
-        settings: Settings) -> None:
-    """Was: done, summary totalRows 4, results 6 rows."""
+def damaged_and_resumed(settings: Settings, damage: Callable[[JobRunner, str], None]
+                        ) -> tuple[JobRunner, JobInfo]:
+    """A job whose three chunks were committed before a crash, then ``damage(runner, job id)``
+    done to what it left, then resumed once: the runner and the job as that run left it."""
     engine = get_engine(settings)
     job = new_job(settings, engine)
     r = runner(settings, engine)
     committed_then_crashed(r, job.id)
-    r.store.chunk_path(job.id, 1, "json").unlink()
+    damage(r, job.id)
     r.store.resume(job.id)
-    failed = step(r, job.id)
+    return r, step(r, job.id)
+
+
+def resumed_to_whole(settings: Settings, r: JobRunner, job_id: str) -> None:
+    """Resumed once more: done, every row once (:func:`assert_done_and_whole`)."""
+    r.store.resume(job_id)
+    step(r, job_id)
+    assert_done_and_whole(settings, r, job_id)
+
+
+def test_missing_chunk_summary_fails_the_job_and_resume_recomputes_it(
+        settings: Settings) -> None:
+    """Was: done, summary totalRows 4, results 6 rows."""
+    r, failed = damaged_and_resumed(
+        settings, lambda r, job_id: r.store.chunk_path(job_id, 1, "json").unlink())
     assert_failed_naming(r, failed, 1, "its summary file is missing")
     assert "resume the job to scrub it again from row 3" in (failed.error or "")
     # rewound to the damaged chunk: what is committed is what is sound
     assert (failed.chunks_done, failed.rows_done, failed.counts) == (1, 2, {"allow": 2})
-    r.store.resume(job.id)
-    assert step(r, job.id).state == "done"
-    assert_done_and_whole(settings, r, job.id)
+    resumed_to_whole(settings, r, failed.id)
     dispose_engines()
 
 
 def test_emptied_chunk_fails_the_job_and_resume_recomputes_it(settings: Settings) -> None:
     """Was: done, results 4 rows, summary totalRows 6."""
-    engine = get_engine(settings)
-    job = new_job(settings, engine)
-    r = runner(settings, engine)
-    committed_then_crashed(r, job.id)
-    r.store.chunk_path(job.id, 1).write_text("")
-    r.store.resume(job.id)
-    failed = step(r, job.id)
+    r, failed = damaged_and_resumed(
+        settings, lambda r, job_id: r.store.chunk_path(job_id, 1).write_text(""))
     assert_failed_naming(r, failed, 1, "its file holds 0 rows, 2 were committed")
     assert failed.chunks_done == 1 and failed.rows_done == 2
-    r.store.resume(job.id)
-    step(r, job.id)
-    assert_done_and_whole(settings, r, job.id)
+    resumed_to_whole(settings, r, failed.id)
     dispose_engines()
 
 
 def test_changed_chunk_rows_fail_their_checksum(settings: Settings) -> None:
     """As many rows as committed, but not the ones committed: a verdict changed on disk."""
-    engine = get_engine(settings)
-    job = new_job(settings, engine)
-    r = runner(settings, engine)
-    committed_then_crashed(r, job.id)
-    chunk = r.store.chunk_path(job.id, 2)
-    chunk.write_bytes(chunk.read_bytes().replace(b",allow,", b",block,"))
-    r.store.resume(job.id)
-    failed = step(r, job.id)
+    def change(r: JobRunner, job_id: str) -> None:
+        chunk = r.store.chunk_path(job_id, 2)
+        chunk.write_bytes(chunk.read_bytes().replace(b",allow,", b",block,"))
+
+    r, failed = damaged_and_resumed(settings, change)
     assert_failed_naming(r, failed, 2, "its file differs from the one committed (SHA-256)")
     assert failed.chunks_done == 2 and failed.rows_done == 4
-    r.store.resume(job.id)
-    step(r, job.id)
-    assert_done_and_whole(settings, r, job.id)
-    assert {row["decision"] for row in result_rows(r, job.id)} == {"allow"}
+    resumed_to_whole(settings, r, failed.id)
+    assert {row["decision"] for row in result_rows(r, failed.id)} == {"allow"}
     dispose_engines()
 
 
@@ -171,40 +172,31 @@ def test_chunks_committed_before_records_are_checked_against_their_summary(
         settings: Settings) -> None:
     """A chunk with no record (committed by an earlier version) must still hold the rows its
     summary counts; the job is then rewound to the start (the rows before it are unknown)."""
-    engine = get_engine(settings)
-    job = new_job(settings, engine)
-    r = runner(settings, engine)
-    committed_then_crashed(r, job.id)
-    with engine.begin() as conn:
-        conn.execute(sa.text("delete from server_job_chunks where job_id = :j"), {"j": job.id})
-    r.store.chunk_path(job.id, 1).write_text("")
-    r.store.resume(job.id)
-    failed = step(r, job.id)
+    def unrecorded_and_emptied(r: JobRunner, job_id: str) -> None:
+        with r.engine.begin() as conn:
+            conn.execute(sa.text("delete from server_job_chunks where job_id = :j"),
+                         {"j": job_id})
+        r.store.chunk_path(job_id, 1).write_text("")
+
+    r, failed = damaged_and_resumed(settings, unrecorded_and_emptied)
     assert_failed_naming(r, failed, 1, "its summary counts 2 rows, its file holds 0")
     assert "scrub it again from row 1" in (failed.error or "")
     assert (failed.chunks_done, failed.rows_done, failed.counts) == (0, 0, {})
-    r.store.resume(job.id)
-    step(r, job.id)
-    assert_done_and_whole(settings, r, job.id)
+    resumed_to_whole(settings, r, failed.id)
     dispose_engines()
 
 
 def test_rows_done_must_agree_with_the_chunks(settings: Settings) -> None:
-    engine = get_engine(settings)
-    job = new_job(settings, engine)
-    r = runner(settings, engine)
-    committed_then_crashed(r, job.id)
-    with engine.begin() as conn:
-        conn.execute(update(server_jobs_table).where(server_jobs_table.c.id == job.id)
-                     .values(rows_done=7))
-    r.store.resume(job.id)
-    failed = step(r, job.id)
+    def miscounted(r: JobRunner, job_id: str) -> None:
+        with r.engine.begin() as conn:
+            conn.execute(update(server_jobs_table).where(server_jobs_table.c.id == job_id)
+                         .values(rows_done=7))
+
+    r, failed = damaged_and_resumed(settings, miscounted)
     assert failed.state == "failed"
     assert "the job's chunks hold 6 rows but 7 were committed" in (failed.error or "")
     assert failed.chunks_done == 0 and failed.rows_done == 0
-    r.store.resume(job.id)
-    step(r, job.id)
-    assert_done_and_whole(settings, r, job.id)
+    resumed_to_whole(settings, r, failed.id)
     dispose_engines()
 
 
