@@ -8,6 +8,7 @@ another list's data:
 * a re-import of a salted hashed list must say its salt (``--salt``, or ``--no-salt``);
 * two names that differ only in characters a folder name cannot hold get folders of their
   own, lists stored before keep theirs, and removing a list unlinks only its own files;
+* a new list needs a name the command line and a campaign can give (an import too);
 * a national-scale number file keeps the numbers a NANP bitmap cannot hold.
 """
 
@@ -282,6 +283,29 @@ def test_a_list_stored_before_folders_were_recorded_keeps_its_folder(
     # a list made again under the old name gets a folder of its own
     store.import_file(write_lines(["2025550148"], "a.txt"), kind="internal", name="optouts:web")
     assert store.folder("optouts:web") != shared
+
+
+
+@pytest.mark.parametrize("name", ["", "..", "a b/../c", "-lead", "x" * 101])
+def test_an_import_refuses_a_name_no_list_may_have(
+        store: ListStore, write_lines: Callable[..., Path], name: str) -> None:
+    """A new list gets the name rule of a first ``dnc add`` or a CXone sync: an import took
+    '', '..' and 'a b/../c', lists no command line or campaign could name again."""
+    with pytest.raises(ListError, match="start with a letter or digit"):
+        store.import_file(write_lines(["2025550148"]), kind="internal", name=name)
+    assert store.all() == []
+    assert not store.settings.lists_dir.exists() or not any(store.settings.lists_dir.iterdir())
+
+
+def test_a_list_made_before_the_name_rule_can_be_imported_again(
+        store: ListStore, write_lines: Callable[..., Path]) -> None:
+    """The rule is for new lists: one stored under an odd name keeps working."""
+    store.import_file(write_lines(["2025550148"]), kind="internal", name="ok")
+    with store.engine.begin() as conn:
+        conn.execute(update(lists_table).where(lists_table.c.name == "ok").values(
+            name="old list"))
+    store.import_file(write_lines(["2025550149"]), kind="internal", name="old list")
+    assert _listed(store, "old list", OTHER) == [True]
 
 
 # -- 5. a national-scale number file keeps every number --------------------------------------

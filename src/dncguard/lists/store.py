@@ -276,6 +276,15 @@ _RECORDED_FOLDER = re.compile(r"^(?!\.\.?$)[A-Za-z0-9_.-]{1,200}$")
 FOLDER_KEY = "folder"
 
 
+def check_new_name(name: str) -> None:
+    """Refuse (ListError) a name a new list may not have: every list is made through here
+    (an import as much as a first ``dnc add`` or a CXone sync), so every list can be named on
+    the command line and in a campaign's ``lists``."""
+    if not _NAME.match(name):
+        raise ListError(f"list name {name!r}: start with a letter or digit, then use letters, "
+                        "digits, '_', '-', '.', ':' (at most 100 characters)")
+
+
 def _folder_name(name: str, meta: dict[str, Any] | None) -> str:
     """The folder under the lists folder that holds list ``name``'s snapshot files: the one
     its record names (every list made since folders are recorded), else the one it has
@@ -400,8 +409,7 @@ class ListStore:
         processes make the same new list at once (their first ``dnc add`` on a fresh home, two
         CXone syncs): the insert skips a row another one made meanwhile, and every caller gets
         the one stored list (refused, as always, when it is of another kind)."""
-        if not _NAME.match(name):
-            raise ListError(f"list name {name!r}: use letters, digits, '_', '-', '.', ':'")
+        check_new_name(name)
         if kind not in ALL_KINDS:
             raise ListError(f"unknown kind {kind!r}; kinds: {', '.join(ALL_KINDS)}")
         info = self._find(name)
@@ -465,6 +473,8 @@ class ListStore:
             raise ListError("change lists apply to number lists only")
         lists = self.all()
         existing = {i.name: i for i in lists}.get(name)
+        if existing is None:  # a list made before the rule keeps its name
+            check_new_name(name)
         if existing and existing.kind != kind:
             raise ListError(f"list {name!r} is of kind {existing.kind}, not {kind}")
         if changes and (existing is None or existing.current_file is None):
