@@ -274,3 +274,44 @@ def test_keys_are_verified_again_before_they_expire(tmp_path: Path) -> None:
     # one lookup for 8 concurrent first requests, none while fresh, one behind the cache
     assert counts == [1, 1, 2]
 
+
+
+def test_an_unexpected_failure_is_handed_to_the_route(tmp_path: Path) -> None:
+    """The database away while no checks are prepared yet (the warm-up failed): preparing
+    the request's context fails inside the fast path, which sits outside the framework's
+    error handling. The request is handed to the application, body replayed, so the route
+    answers it (a JSON 503), never the server (a plain-text 500 and a traceback); and with
+    nothing taken: once the database is back, the key's only token is still there."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from dncguard.server._deps import TokenBuckets
+    from dncguard.server._fastcheck import FastCheck
+
+    svc, key = _service(tmp_path)
+    behind: list[bytes] = []
+    fast = FastCheck(_framework(503, behind), svc)
+    svc.buckets = TokenBuckets(rate=0.001, burst=1)
+
+    def away() -> object:
+        raise OperationalError("SELECT ...", {}, sqlite3.OperationalError("database is locked"))
+
+    svc.provider._current = None
+    svc.provider.refresh = away
+    body = f'{{"phone": "{PHONE}"}}'.encode()
+
+    async def scenario() -> list[int]:
+        # the key is verified on the way (first), then taken from the cache (second)
+        statuses = [int((await _asgi_post(fast, body, key))[0]["status"]) for _ in range(2)]
+        del svc.provider.refresh  # the database is back
+        statuses.append(int((await _asgi_post(fast, body, key))[0]["status"]))
+        return statuses
+
+    try:
+        statuses = asyncio.run(scenario())
+    finally:
+        svc.realtime.stop()
+        svc.realtime.writer.stop()
+    assert statuses == [503, 503, 200]
+    assert behind == [body, body]  # replayed whole (it came in two parts)

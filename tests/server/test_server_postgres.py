@@ -110,7 +110,7 @@ def test_fails_closed_when_the_database_goes_away(
     # the key verified before the outage stays trusted through it (key_cache_seconds): this
     # test is about what the checks answer; a key past it is a 503 (test_key_outage.py)
     server = start_server(server_env(home, DNCGUARD_DATABASE_URL=pg.url,
-                                     DNCGUARD_SERVER_KEY_CACHE_SECONDS="600"))
+                                     DNCGUARD_SERVER_KEY_CACHE_SECONDS="300"))
     phone = "+12025550150"
     with server.client(key) as c:
         assert c.post("/v1/check", json={"phone": phone}).json()["decision"] == "allow"

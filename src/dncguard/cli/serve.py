@@ -6,6 +6,7 @@ import json
 import os
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ._common import console, err_console, settings, who
@@ -58,7 +59,11 @@ def serve(
     uvicorn.run("dncguard.server.app:app_from_env", factory=True, host=server.host,
                 port=server.port, workers=server.workers, access_log=False,
                 log_config=log_config(log_level), log_level=log_level,
-                server_header=False, proxy_headers=False,
+                server_header=False,
+                # [server] proxy_headers, forwarded_allow_ips: always given, so uvicorn's
+                # FORWARDED_ALLOW_IPS variable never decides which proxies are trusted
+                proxy_headers=server.proxy_headers,
+                forwarded_allow_ips=server.forwarded_allow_ips,
                 # uvloop and httptools (uvicorn[standard], a dependency), named so that a
                 # broken install fails at start instead of serving on the slow stack
                 loop="uvloop", http="httptools")
@@ -66,7 +71,8 @@ def serve(
 
 @keys_app.command("create")
 def create_key(
-    name: str = typer.Option(..., "--name", help="Who uses the key, e.g. dialer-east"),
+    name: str = typer.Option(..., "--name", help="Who uses the key, e.g. dialer-east (at "
+                             "most 200 characters, no control characters)"),
     scope: list[str] = typer.Option(..., "--scope",
                                     help="check, jobs, dnc:write, admin or console "
                                          "(repeat)"),
@@ -82,8 +88,10 @@ def create_key(
         key, text = KeyStore(engine).create(name, scope, who=who())
     except ApiKeyError as exc:
         raise ConfigError(str(exc)) from exc
-    err_console.print(f"created key {key.id} ({name}; scopes {', '.join(key.scopes)}). "
-                      "It is shown once; store it now:")
+    # a name is text, not markup: "[/]" made rich raise after the key was made, its secret
+    # never shown
+    err_console.print(f"created key {key.id} ({escape(name)}; scopes "
+                      f"{', '.join(key.scopes)}). It is shown once; store it now:")
     print(text)
 
 
@@ -104,14 +112,16 @@ def list_keys(as_json: bool = typer.Option(False, "--json", help="Print JSON")) 
         return
     table = Table("id", "name", "scopes", "created (UTC)", "revoked")
     for k in keys:
-        table.add_row(k.id, k.name, ",".join(k.scopes), k.created_at.strftime("%Y-%m-%d %H:%M"),
+        table.add_row(k.id, escape(k.name), ",".join(k.scopes),
+                      k.created_at.strftime("%Y-%m-%d %H:%M"),
                       k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else "")
     console.print(table if keys else "no keys yet; create one with 'dncguard keys create'")
 
 
 @keys_app.command("revoke")
 def revoke_key(key_id: str = typer.Argument(..., help="The key's id (see 'keys list')")) -> None:
-    """Revoke a key; replicas stop accepting it within the key cache time (2 s)."""
+    """Revoke a key; replicas stop accepting it within the key cache time (2 s). A key
+    revoked already is refused (exit 2, saying when), nothing changed."""
     from ..errors import ConfigError
     from ..server.keys import ApiKeyError, KeyStore
     from ..store import get_engine, metadata
@@ -122,4 +132,4 @@ def revoke_key(key_id: str = typer.Argument(..., help="The key's id (see 'keys l
         key = KeyStore(engine).revoke(key_id)
     except ApiKeyError as exc:
         raise ConfigError(str(exc)) from exc
-    console.print(f"revoked key {key.id} ({key.name})")
+    console.print(f"revoked key {key.id} ({escape(key.name)})")

@@ -72,6 +72,9 @@ async def service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(service)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `dncguard keys create`")
+#: The bearer credentials of a request, read by FastAPI's ``HTTPBearer`` (the scheme, and the
+#: key with the spaces around it stripped): every route that reads a key reads it this way.
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ANONYMOUS = ApiKey(id="anonymous", name="no-auth", scopes=("admin",), created_at=utcnow(),
                    created_by=None, revoked_at=None)
 
@@ -121,10 +124,7 @@ def require(scope: str) -> Callable[..., Any]:
     """A (synchronous) dependency that authenticates the caller, checks ``scope`` and the
     rate limit; also callable directly from a worker thread."""
 
-    def dependency(
-        request: Request, svc: ServiceDep,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> ApiKey:
+    def dependency(request: Request, svc: ServiceDep, credentials: Credentials) -> ApiKey:
         if svc.no_auth:
             return _admit(request, svc, None, scope)
         _given_once(request)
@@ -143,10 +143,8 @@ def require_async(scope: str) -> Callable[..., Any]:
     """:func:`require` on the event loop: a key verified within ``key_cache_seconds`` costs
     no thread hand-off; only a lookup in the database runs in a worker thread."""
 
-    async def dependency(
-        request: Request, svc: ServiceDep,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> ApiKey:
+    async def dependency(request: Request, svc: ServiceDep, credentials: Credentials
+                         ) -> ApiKey:
         if svc.no_auth:
             return _admit(request, svc, None, scope)
         _given_once(request)

@@ -13,10 +13,12 @@ middleware does (:func:`~.metrics.record_request`).
 Anything else (a body the model refuses, an unknown or uncached key, a missing scope, an
 unknown campaign, a rate limit hit, a query string, another content type, a body over the
 limit however it is framed, an ``Authorization``, ``Content-Type`` or ``Content-Length``
-header given twice, a body in which a key could be given twice, ``--no-auth``) is handed to
-the application with the body replayed, so every refusal is the one the route gives, word
-for word. Nothing the fast path does before handing over has a side effect (the rate-limit
-token is taken last, and a refused take takes nothing).
+header given twice, a body in which a key could be given twice, ``--no-auth``, any exception
+before the answer is decided, such as the database away while no checks are prepared yet) is
+handed to the application with the body replayed, so every refusal and failure is answered
+by the route and the application's handlers, word for word. Nothing the fast path does before
+handing over has a side effect (the rate-limit token is taken last, and a refused take takes
+nothing).
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ from typing import TYPE_CHECKING
 
 import anyio
 from fastapi import FastAPI
-from pydantic import ValidationError
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.exc import SQLAlchemyError
 
-from ._errors import ApiError, error_response
+from ._errors import error_response
 from ._metrics import ASGIApp, Message, Receive, Scope, Send, record_request
 from .keys import ApiKey, hash_key
 from .routes.check import CheckRequest, answer_check, check_context, router
@@ -107,21 +109,28 @@ class FastCheck:
             await self.app(scope, _replay(body, more, receive), send)
 
     async def _answer(self, scope: Scope, send: Send, body: bytes, token: bytes) -> bool:
-        """Answer an ordinary request (True); False: nothing was done or sent."""
+        """Answer an ordinary request (True); False: nothing was done or sent.
+
+        Any exception before the rate-limit token is taken hands the request over too, not
+        only the model's refusals: the fast path sits outside the framework's error handling,
+        so an unexpected one (the database away while no checks are prepared yet) would
+        otherwise reach the server, which answers a plain-text 500 and logs a traceback; the
+        route meets the same failure and answers it as its handlers do (a JSON 503)."""
         start = time.perf_counter()
         svc = self.svc
-        scheme, _, text = token.decode("latin-1").partition(" ")
+        # read as FastAPI's HTTPBearer reads it for the route (the key stripped of spaces)
+        scheme, text = get_authorization_scheme_param(token.decode("latin-1"))
         if scheme.lower() != "bearer" or not text:
             return False
-        key = await self._key(text)
-        if key is None or not key.allows("check"):
-            return False
         try:
+            key = await self._key(text)
+            if key is None or not key.allows("check"):
+                return False
             request = CheckRequest.model_validate_json(body)
             if not _keys_once(body, request.model_fields_set):
                 return False
             ctx = check_context(svc, request)
-        except (ValidationError, ApiError):
+        except Exception:  # refused (the model, the campaign) or unexpected: the route's
             return False
         if svc.buckets.take(key.id):
             return False

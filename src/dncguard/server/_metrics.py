@@ -79,7 +79,8 @@ class Metrics:
         if outbox is not None:
             self.registry.register(_OutboxCollector(outbox))
         #: the request series' children by (method, route label, status): a label look-up
-        #: costs more than the increment (the labels are bounded: unmatched paths share one)
+        #: costs more than the increment (the labels are bounded: unmatched paths share one,
+        #: and so do methods other than the usual ones)
         self._request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def request_done(self, method: str, label: str, status: int, elapsed: float) -> None:
@@ -287,13 +288,19 @@ class ObserveMiddleware:
             record_request(self.metrics, scope, status, time.perf_counter() - start)
 
 
+#: The methods the request series name; any other (PROPFIND, M-SEARCH, made-up ones: the
+#: server passes every token through) counts as ``OTHER``.
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
 def record_request(metrics: Metrics, scope: Scope, status: int, elapsed: float) -> None:
     """A request's metrics and its masked access-log line."""
     route = masked_path(scope)
     method = str(scope.get("method", ""))
-    # unmatched paths share one label: scanners must not grow the series without end
+    # unmatched paths share one label, other methods another: anyone who can reach the port
+    # must not grow the series without end
     label = route if scope.get("route") is not None else "<unmatched>"
-    metrics.request_done(method, label, status, elapsed)
+    metrics.request_done(method if method in METHODS else "OTHER", label, status, elapsed)
     client = scope.get("client") or ("-", 0)
     key = scope.get("state", {}).get("key_id", "-")
     access_log.info('%s "%s %s" %d %.1fms key=%s', client[0], method, route, status,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -58,6 +59,25 @@ def _parse(key: str) -> str | None:
     return parts[0]
 
 
+#: The longest name a key may have (the column holds 200 characters).
+NAME_MAX = 200
+#: Control characters (C0, DEL, C1), tab and line breaks included: a name is one line of
+#: ``keys list``, the console and the audit trail's ``api:<name>``.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def name_problem(name: str) -> str | None:
+    """What is wrong with ``name`` as a key's name (to follow "the key's name"), or None."""
+    if not name.strip():
+        return "is empty: say who uses the key, e.g. dialer-east"
+    if len(name) > NAME_MAX:
+        return f"is {len(name)} characters long; at most {NAME_MAX}"
+    found = _CONTROL.search(name)
+    if found:
+        return f"contains the control character U+{ord(found.group()):04X}; remove it"
+    return None
+
+
 def _row_key(row: object) -> ApiKey:
     return ApiKey(
         id=row.id,  # type: ignore[attr-defined]
@@ -81,7 +101,11 @@ class KeyStore:
         self._lock = threading.Lock()
 
     def create(self, name: str, scopes: list[str], who: str | None = None) -> tuple[ApiKey, str]:
-        """A new key; returns it and the secret text, which is never stored."""
+        """A new key; returns it and the secret text, which is never stored. The name is
+        refused (ApiKeyError) unless :func:`name_problem` finds nothing wrong with it."""
+        problem = name_problem(name)
+        if problem:
+            raise ApiKeyError(f"the key's name {problem}")
         bad = [s for s in scopes if s not in SCOPES]
         if bad or not scopes:
             got = ", ".join(bad) or "none"
@@ -104,16 +128,24 @@ class KeyStore:
         return sum(1 for k in self.all() if k.revoked_at is None)
 
     def revoke(self, key_id: str) -> ApiKey:
+        """Revoke the key ``key_id``; ApiKeyError for an unknown key, and for a key revoked
+        already (nothing changes: its first revocation time stands, and a second revoke is
+        not reported as done, which would hide a mistaken id)."""
         with self.engine.begin() as conn:
             done = conn.execute(update(api_keys_table).where(
                 api_keys_table.c.id == key_id, api_keys_table.c.revoked_at.is_(None))
                 .values(revoked_at=utcnow())).rowcount
-        if not done and not any(k.id == key_id for k in self.all()):
+        key = next((k for k in self.all() if k.id == key_id), None)
+        if key is None:
             raise ApiKeyError(f"no key with id {key_id!r}")
         with self._lock:
             self._cache = {k: v for k, v in self._cache.items() if v[1] is None
                            or v[1].id != key_id}
-        return next(k for k in self.all() if k.id == key_id)
+        if not done and key.revoked_at is not None:
+            raise ApiKeyError(f"key {key.id} ({key.name}) was already revoked at "
+                              f"{key.revoked_at.isoformat(timespec='seconds')}; nothing "
+                              "changed")
+        return key
 
     def cached(self, text: str) -> tuple[ApiKey | None] | None:
         """``(key,)`` when this text was verified less than ``cache_seconds`` ago (``key`` None:

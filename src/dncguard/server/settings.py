@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ..config import SectionSettings, Settings, load_section
 
 
 class ServerSettings(SectionSettings):
-    """How ``dncguard serve`` listens, limits and runs jobs."""
+    """How ``dncguard serve`` listens, limits and runs jobs.
 
-    model_config = SettingsConfigDict(env_prefix="DNCGUARD_SERVER_", extra="ignore")
+    No float setting takes ``inf`` or ``nan`` (``allow_inf_nan``): an infinite
+    ``key_cache_seconds`` trusted a revoked key for ever, an infinite ``rate_per_second`` was
+    no limit at all, and ``nan`` compares false with everything."""
+
+    model_config = SettingsConfigDict(env_prefix="DNCGUARD_SERVER_", extra="ignore",
+                                      allow_inf_nan=False)
     toml_table: ClassVar[str | None] = "server"
 
     host: str = Field(default="127.0.0.1", description="Interface to listen on")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port")
     workers: int = Field(default=1, ge=1, description="uvicorn worker processes")
+    proxy_headers: bool = Field(
+        default=False, description="Behind a reverse proxy: take the client's address and "
+        "scheme from X-Forwarded-For and X-Forwarded-Proto, sent by the addresses in "
+        "forwarded_allow_ips (uvicorn's proxy headers), so the console's cookies are Secure "
+        "behind a proxy that terminates TLS")
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1", description="With proxy_headers: the proxies trusted to send "
+        "them, comma-separated IP addresses and networks (10.0.0.0/8), or * for any (only "
+        "when nothing else can reach the port)")
     no_auth: bool = Field(default=False, description="Serve without API keys (development only)")
     batch_limit: int = Field(default=10_000, ge=1, description="Numbers per /v1/check/batch")
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024,
@@ -27,8 +42,9 @@ class ServerSettings(SectionSettings):
                                   description="Largest job upload")
     rate_per_second: float = Field(default=200.0, gt=0, description="Requests/s per API key")
     rate_burst: int = Field(default=400, ge=1, description="Bucket size per API key")
-    key_cache_seconds: float = Field(default=2.0, ge=0,
-                                     description="How long a verified key is trusted unchecked")
+    key_cache_seconds: float = Field(default=2.0, ge=0, le=300,
+                                     description="How long a verified key is trusted unchecked "
+                                     "(at most 300: a revoked key is still accepted this long)")
     cache_checks: bool = Field(default=True, description="Reuse list indexes while the "
                                "database's list version is unchanged (checked per request)")
     list_max_age_days: int | None = Field(
@@ -49,6 +65,28 @@ class ServerSettings(SectionSettings):
     job_chunk_delay: float = Field(default=0.0, ge=0,
                                    description="Testing only: sleep after each job chunk")
 
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _trusted(cls, value: str) -> str:
+        """Every entry an IP address or network, or ``*`` alone: uvicorn takes an entry it
+        cannot read as a literal host name that no TCP client ever has, so a typo would
+        silently trust no proxy (and the console's cookies would lose Secure)."""
+        entries = [e.strip() for e in value.split(",")]
+        if entries == ["*"]:
+            return "*"
+        for entry in entries:
+            try:
+                if "/" in entry:
+                    ipaddress.ip_network(entry)
+                else:
+                    ipaddress.ip_address(entry)
+            except ValueError as exc:
+                why = f" ({exc})" if "/" in entry else ""  # e.g. 10.0.0.1/8 has host bits set
+                raise ValueError(f"{entry!r} is not an IP address or network{why}: give "
+                                 "comma-separated addresses and networks (127.0.0.1, "
+                                 "10.0.0.0/8), or * alone") from None
+        return ",".join(entries)
 
     @model_validator(mode="after")
     def _removed(self) -> ServerSettings:

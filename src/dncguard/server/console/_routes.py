@@ -40,6 +40,7 @@ from .._deps import Service
 from .._errors import ApiError
 from .._jobs import JobInfo
 from ..routes.check import CheckRequest
+from ..routes.dnc import OptOut
 from ..routes.lists import list_statuses
 from ..routes.ops import Health, readyz
 from . import _csrf as csrf
@@ -361,6 +362,21 @@ def _expiry(value: str | None) -> datetime | None:
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
+def _optout_problem(phone: str, reason: str | None, list_name: str) -> str | None:
+    """What ``POST /v1/dnc``'s model (:class:`..routes.dnc.OptOut`) refuses in an opt-out
+    form's number, reason and list, one line (``reason: contains the control character
+    U+0000; remove it``), or None. Both forms are read by it: ``DELETE /v1/dnc/{phone}`` takes
+    the same number and reason (a list name the store holds always matches its pattern), and
+    what the API refuses must not be stored through the console."""
+    try:
+        OptOut.model_validate({"phone": phone, "reason": reason, "list": list_name})
+    except ValidationError as exc:
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'form'}: "
+                         f"{str(e['msg']).removeprefix('Value error, ')}"
+                         for e in exc.errors())
+    return None
+
+
 @router.post("/optouts/add")
 async def optout_add(request: Request) -> Response:
     posted = await _post(request, ("phone", "reason", "expires", "list"))
@@ -377,6 +393,9 @@ async def optout_add(request: Request) -> Response:
     if not phone:
         return await _optouts_page(request, sess, 422, add_values=values,
                                    add_error="Enter a phone number.")
+    problem = _optout_problem(phone, reason, list_name)
+    if problem:
+        return await _optouts_page(request, sess, 422, add_values=values, add_error=problem)
     try:
         expires = _expiry(values["expires"])
     except ValueError:
@@ -412,6 +431,10 @@ async def optout_remove(request: Request) -> Response:
     if not phone or not reason:
         return await _optouts_page(request, sess, 422, remove_values=values,
                                    remove_error="Enter the number and why it is removed.")
+    problem = _optout_problem(phone, reason, list_name)
+    if problem:
+        return await _optouts_page(request, sess, 422, remove_values=values,
+                                   remove_error=problem)
     svc = _svc(request)
     store = ListStore(svc.settings, svc.engine)
 

@@ -17,7 +17,7 @@ from ...config import Settings
 from ...lists.store import NOT_HELD
 from ...sources.rules.freshness import blocking
 from ...store import utcnow
-from .._deps import AdminKey, Service, ServiceDep, require
+from .._deps import AdminKey, Credentials, Service, ServiceDep, require
 from .._errors import ApiError, Instant, responses
 from .._metrics import default_range
 from .lists import list_states
@@ -113,20 +113,13 @@ def audit_problems(settings: Settings) -> list[str]:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request, svc: ServiceDep) -> Response:
+async def metrics(request: Request, svc: ServiceDep, credentials: Credentials) -> Response:
+    """Prometheus text; with ``metrics_public`` off, for an admin key, read as every other
+    route reads one (:data:`~.._deps.Credentials`)."""
     if not svc.server.metrics_public:
-        await anyio.to_thread.run_sync(
-            lambda: require("admin")(request, svc, _credentials(request)))
+        await anyio.to_thread.run_sync(lambda: require("admin")(request, svc, credentials))
     body = await anyio.to_thread.run_sync(generate_latest, svc.metrics.registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
-
-
-def _credentials(request: Request) -> Any:
-    from fastapi.security import HTTPAuthorizationCredentials
-
-    value = request.headers.get("authorization", "")
-    scheme, _, token = value.partition(" ")
-    return HTTPAuthorizationCredentials(scheme=scheme, credentials=token) if token else None
 
 
 class SummaryResponse(BaseModel):
