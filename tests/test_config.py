@@ -58,6 +58,21 @@ def test_bad_settings_are_config_errors(tmp_path: Path, monkeypatch: pytest.Monk
         load_settings()
 
 
+@pytest.mark.parametrize("hours", ['["25:00", "20:00"]', '["20:00", "09:00"]',
+                                   '["9am", "5pm"]', '["09:00", "09:00"]'])
+def test_unreadable_calling_hours_are_refused_when_the_settings_load(
+        tmp_path: Path, hours: str) -> None:
+    """Hours the rules cannot read were accepted, and every check of the campaign then failed
+    (SOURCE_ERROR). Refused at load, by the rules' own parser, naming the setting."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dncguard.toml").write_text(f"[campaigns.late]\ncalling_hours = {hours}\n")
+    with pytest.raises(ConfigError, match=r"campaigns\.late\.calling_hours: .*HH:MM"):
+        load_settings()
+    (home / "dncguard.toml").write_text('[campaigns.late]\ncalling_hours = ["09:00", "24:00"]\n')
+    assert load_settings().campaign("late").calling_hours == ("09:00", "24:00")
+
+
 def test_two_homes_never_share_state(tmp_path: Path) -> None:
     from dncguard.lists.store import ListStore
 

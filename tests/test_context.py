@@ -140,13 +140,41 @@ def test_state_spellings_defer_like_the_code(capsys: pytest.CaptureFixture[str],
 
 @pytest.mark.parametrize(("flag", "value"), [("--state", "ZZ"), ("--state", "Florid"),
                                              ("--zip", "00000"), ("--timezone", "Eastern"),
-                                             ("--line-type", "fax"), ("--call-type", "robo")])
+                                             ("--line-type", "fax"), ("--call-type", "robo"),
+                                             ("--purpose", " "), ("--call-type", "\t"),
+                                             ("--purpose", "")])
 def test_unknown_flag_value_exits_2(capsys: pytest.CaptureFixture[str], rules_home: Path,
                                     flag: str, value: str) -> None:
     code, out, err = cli(capsys, "check", "2125550187", flag, value, "--at", NIGHT)
     assert code == 2
     assert flag in err and "expected" in err and "Traceback" not in err
     assert out == ""
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--purpose", " "), ("--call-type", " ")])
+def test_a_blank_purpose_or_call_type_is_refused_not_dropped(
+        capsys: pytest.CaptureFixture[str], rules_home: Path, write_csv: Callable[..., Path],
+        tmp_path: Path, flag: str, value: str) -> None:
+    """A purpose or call type given blank was read as none and switched its rules off: an
+    informational autodialed call to a mobile line needs consent, and ``--call-type " "``
+    allowed it. Refused by ``check``, ``scrub`` and the library, naming the flag or field."""
+    base = ["--at", DAY, "--purpose", "informational", "--line-type", "mobile",
+            "--call-type", "autodialed"]
+    code, out, _ = cli(capsys, "check", "5125550101", *base, "--json")
+    assert code == 0 and json.loads(out)["decision"] == "block"
+    given = [*base, flag, value]  # the later flag wins
+    code, out, err = cli(capsys, "check", "5125550101", *given)
+    assert code == 2 and out == "" and err.startswith(f"error: {flag}: ")
+    path = write_csv([["phone"], ["5125550101"]])
+    code, _, err = cli(capsys, "scrub", str(path), "-o", str(tmp_path / "o.csv"), *given)
+    assert code == 2 and f"error: {flag}: " in err and "Traceback" not in err
+    assert not (tmp_path / "o.csv").exists()
+    field = flag.removeprefix("--").replace("-", "_")
+    given_to = {"purpose": "informational", "call_type": "autodialed", field: value}
+    with pytest.raises(ContextError) as caught:
+        Scrubber(load_settings(home=rules_home), audit=False).check(
+            "5125550101", at=datetime.fromisoformat(DAY), line_type="mobile", **given_to)
+    assert caught.value.field == field
 
 
 def _home_with_lists(home: Path, write_lines: Callable[..., Path], wireless: list[str]) -> None:
@@ -196,6 +224,28 @@ def test_profile_naming_an_unknown_list_is_refused(
         '[campaigns.typo]\nlists = ["us-ftcc"]\n', encoding="utf-8")
     code, _, err = cli(capsys, "check", "2125550142", "--campaign", "typo", "--at", DAY)
     assert code == 2 and "us-ftcc" in err
+
+
+@pytest.mark.parametrize("named", ["local", "rules"])
+def test_profile_naming_a_check_that_always_runs_is_refused(
+        capsys: pytest.CaptureFixture[str], rules_home: Path, write_lines: Callable[..., Path],
+        named: str) -> None:
+    """``lists = ["local", "us-ftc"]`` selected no local list (the local lists check applies
+    the selection to its own lists, and none is named ``local``): the internal opt-outs were
+    dropped without a word. Refused, saying what to write instead."""
+    _home_with_lists(rules_home, write_lines, ["3125550199"])
+    ListStore(load_settings(home=rules_home)).import_file(
+        write_lines(["2125550142"], "internal.txt"), kind="internal", name="internal")
+    with (rules_home / "dncguard.toml").open("a", encoding="utf-8") as fh:
+        fh.write(f'\n[campaigns.odd]\nlists = ["{named}", "us-ftc"]\n')
+    code, out, err = cli(capsys, "check", "2125550142", "--campaign", "odd", "--at", DAY)
+    assert code == 2 and out == ""
+    assert err.startswith("error: --campaign: ") and repr(named) in err
+    assert "names of the lists" in err and "leave lists out" in err
+    code, out, _ = cli(capsys, "check", "2125550142", "--at", DAY, "--json")
+    assert code == 0 and json.loads(out)["decision"] == "block"  # on internal
+    code, out, _ = cli(capsys, "config", "show", "--json")
+    assert code == 0 and repr(named) in json.loads(out)["campaign_checks"]["odd"]["error"]
 
 
 def test_profile_with_an_unknown_key_is_refused(
@@ -342,6 +392,32 @@ def test_library_refuses_bad_defaults(settings: Settings) -> None:
         scrubber.check("2125550190", state="Atlantis")
     with pytest.raises(ContextError, match="campaign"):
         scrubber.check("2125550190", campaign="nope")
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    pytest.param(lambda s: s.check(2025550101), "phone must be a string, not int", id="int"),
+    pytest.param(lambda s: s.check(None), "phone must be a string, not NoneType", id="none"),
+    pytest.param(lambda s: s.check("2025550101", state=12), "state must be a string, not int",
+                 id="state"),
+    pytest.param(lambda s: s.check("2025550101", campaign=None),
+                 "campaign must be a string, not NoneType", id="campaign"),
+    pytest.param(lambda s: s.check("2025550101", purpose=3), "purpose must be a string",
+                 id="purpose"),
+    pytest.param(lambda s: s.check("2025550101", at="2026-12-01T16:00:00Z"),
+                 "at must be a datetime, not str", id="at"),
+    pytest.param(lambda s: s.scrub("2025550101"), "phones must be an iterable of numbers, "
+                 "not a str", id="scrub-str"),
+    pytest.param(lambda s: s.scrub(["2025550101", 2025550102]),
+                 r"phones\[1\] must be a string, not int", id="scrub-int"),
+    pytest.param(lambda s: s.scrub(7), "phones must be an iterable", id="scrub-not-iterable"),
+])
+def test_library_refuses_arguments_of_the_wrong_type(
+        settings: Settings, call: Callable[[Scrubber], object], message: str) -> None:
+    """A number as an int, a state as 12, a campaign as None failed deep inside (a PyArrow
+    or attribute error), and a string given to ``scrub`` was scrubbed one character at a
+    time: each is refused by a TypeError naming the parameter."""
+    with pytest.raises(TypeError, match=message):
+        call(Scrubber(settings, audit=False))
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

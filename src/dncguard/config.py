@@ -167,6 +167,23 @@ class CampaignProfile(BaseModel):
     )
     margin_minutes: int = Field(default=0, ge=0, description="Stop this long before a window ends")
 
+    @field_validator("calling_hours")
+    @classmethod
+    def _hours(cls, value: tuple[str, str] | None) -> tuple[str, str] | None:
+        """Read when the settings load, by the parser the rules read it with: hours the rules
+        cannot read (``25:00``, ``9am``, an end before the start) would otherwise be found
+        only when a number is checked, and fail every check of the campaign."""
+        if value is not None:
+            # (imported here: the rules import these settings; the schema imports nothing)
+            from .sources.rules.schema import Window
+
+            try:
+                Window.parse(f"{value[0]}-{value[1]}")
+            except ValueError as exc:
+                raise ValueError(f"{exc}; write it as two local times HH:MM, the start "
+                                 "before the end, e.g. [\"09:00\", \"20:00\"]") from None
+        return value
+
 
 #: The ``default`` campaign when the settings configure none.
 _BUILT_IN_DEFAULT = CampaignProfile()

@@ -183,6 +183,8 @@ def test_unknown_line_type_is_mobile_by_default(settings: Settings) -> None:
     reasons = run_check(check, NY, AT, call_type="autodialed")
     assert [r.code for r in reasons] == ["LINE_TYPE_ASSUMED", "CONSENT_REQUIRED"]
     assert reasons[0].decision is Decision.ALLOW and "US:" in reasons[0].detail
+    # a wireless list marks the numbers it holds as mobile: it judges no number otherwise
+    assert "only marks the numbers it holds" in reasons[0].detail
     assert run_check(check, NY, AT, call_type="autodialed", line_type="landline") == []
     # nothing assumed where no rule depends on the line type
     assert run_check(check, NY, AT, call_type="manual") == []

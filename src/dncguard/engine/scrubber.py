@@ -51,7 +51,7 @@ from ..models import DataVersions, Decision, Reason, ReasonCode, Verdict
 from ..sources.local import LineTypes
 from ..sources.protocol import Batch, Check, CheckContext
 from ..sources.registry import default_checks
-from .context import clean_context, clean_field
+from .context import ACCEPTED, clean_context, clean_field
 from .findings import Findings, Outcome, merge
 from .run import RowResult, ScrubRun, Slice, SliceVerdicts, slice_of_rows, slices_of_table
 from .summary import ScrubSummary, SummaryBuilder, combine_summaries
@@ -137,7 +137,7 @@ class Scrubber:
         self._checks: list[Check] | None = (
             [_conforming(c) for c in checks] if checks is not None else None)
         self._line_types: LineTypes | None = None
-        self._known: set[str] | None = None
+        self._check_lists: dict[int, frozenset[str]] | None = None
 
     @property
     def line_types(self) -> LineTypes:
@@ -157,42 +157,74 @@ class Scrubber:
         """The check context: dial time (default now) and the campaign's profile.
 
         Refuses (:class:`~dncguard.errors.ContextError`) an unknown campaign, purpose or call
-        type, and a profile whose ``lists`` or ``skip_wireless`` name a list or source that
-        does not exist."""
+        type (one given blank too), and a profile whose ``lists`` or ``skip_wireless`` name a
+        list or source that does not exist, or whose ``lists`` name a check that always runs
+        (``local``, ``rules``: no list); TypeError an argument that is not text."""
+        if at is not None and not isinstance(at, datetime):
+            raise TypeError(f"at must be a datetime, not {type(at).__name__}")
         if at is not None and at.tzinfo is None:
             raise ValueError("the dial time needs a UTC offset")
+        _text("campaign", campaign)
         profile = self.settings.campaign(campaign)
         self._check_profile(campaign, profile)
         return CheckContext(
             at=(at or self.clock()).astimezone(UTC),
             campaign=campaign,
-            purpose=clean_field("purpose", purpose) if purpose else profile.purpose,
-            call_type=clean_field("call_type", call_type) if call_type else profile.call_type,
+            purpose=_given("purpose", purpose) or profile.purpose,
+            call_type=_given("call_type", call_type) or profile.call_type,
             profile=profile,
         )
 
     def known_names(self) -> set[str]:
         """Every list and source name a campaign profile may select (found once: a
         scrubber's checks are fixed)."""
-        if self._known is None:
-            names = {c.name for c in self.checks}
-            for c in self.checks:
-                names.update(c.versions().lists)
-            names.update(self.line_types.versions())
-            self._known = names
-        return set(self._known)
+        names = {c.name for c in self.checks}
+        for lists in self._lists_of().values():
+            names.update(lists)
+        names.update(self.line_types.versions())
+        return names
+
+    def _lists_of(self) -> dict[int, frozenset[str]]:
+        """Each check's lists (by the check's ``id``), as a profile may select them: found
+        once, with :meth:`known_names`, so that a profile is judged and run against the same
+        names."""
+        if self._check_lists is None:
+            self._check_lists = {id(c): frozenset(c.versions().lists) for c in self.checks}
+        return self._check_lists
+
+    def runs(self, check: Check, ctx: CheckContext) -> bool:
+        """Whether ``check`` runs in ``ctx``: an ``always`` check does (it applies the
+        campaign's selection to its own lists); another one when the campaign selects it by
+        name, or selects one of its lists (``cxone:364``), and then checks only those."""
+        if check.always or ctx.selects(check.name):
+            return True
+        return any(ctx.selects(k) for k in self._lists_of().get(id(check), ()))
 
     def _check_profile(self, campaign: str, profile: CampaignProfile) -> None:
         named = [*(profile.lists or []), *profile.skip_wireless]
         if not named:
             return
-        known = self.known_names()
-        unknown = [n for n in named if n not in known]
+        # A check that always runs (the local lists, the rules) applies the selection to its
+        # own lists, so its name selects none of them: refused, not an empty selection.
+        lists = {k for names in self._lists_of().values() for k in names}
+        lists.update(self.line_types.versions())
+        no_list = {c.name for c in self.checks if c.always} - lists
+        known = self.known_names() - no_list
+        unknown = [n for n in named if n not in known and n not in no_list]
         if unknown:
             raise ContextError(
                 "campaign", campaign, "a profile whose lists exist",
                 f"campaign {campaign!r} names lists or sources that do not exist: "
                 f"{', '.join(sorted(unknown))} (known: {', '.join(sorted(known)) or 'none'})")
+        always = sorted(no_list & set(profile.lists or ()))
+        if always:
+            what = "a check that always runs" if len(always) == 1 else "checks that always run"
+            raise ContextError(
+                "campaign", campaign, "a profile whose lists name lists",
+                f"campaign {campaign!r}: lists names {', '.join(repr(n) for n in always)}, "
+                f"{what}, not a list: it selects nothing; write the names of the lists to "
+                "check instead (dncguard lists ls shows them), or leave lists out to check "
+                "every list and source")
         wireless = set(self.line_types.versions())
         odd = [n for n in profile.skip_wireless if n not in wireless]
         if odd:
@@ -205,10 +237,12 @@ class Scrubber:
         """The data versions a verdict in this context relies on."""
         merged = DataVersions()
         for check in self.checks:
-            if not (check.always or ctx.selects(check.name)):
+            if not self.runs(check, ctx):
                 continue
             v = check.versions()
-            merged.lists.update({k: d for k, d in v.lists.items() if ctx.selects(k)})
+            # a source selected by its name checks all its lists (``cxone``: every group)
+            whole = not check.always and ctx.selects(check.name)
+            merged.lists.update({k: d for k, d in v.lists.items() if whole or ctx.selects(k)})
             merged.ruleset = v.ruleset or merged.ruleset
         merged.lists.update({k: d for k, d in self.line_types.versions().items()
                              if ctx.reads_wireless(k)})
@@ -226,7 +260,7 @@ class Scrubber:
         n = len(batch)
         if not n:
             return [], np.zeros(0, dtype=np.int64)
-        checks = [c for c in self.checks if c.always or ctx.selects(c.name)]
+        checks = [c for c in self.checks if self.runs(c, ctx)]
         try:
             self.line_types.mark(batch, ctx)
         except Exception as exc:  # unreadable wireless list: every number fails closed
@@ -290,8 +324,9 @@ class Scrubber:
               campaign: str = "default", purpose: str | None = None,
               call_type: str | None = None, **defaults: str) -> list[Verdict]:
         """Verdicts for many numbers (see :meth:`check` for the arguments)."""
+        numbers = _numbers(phones)
         ctx = self.context(at=at, campaign=campaign, purpose=purpose, call_type=call_type)
-        verdicts = asyncio.run(self.ascrub(phones, ctx=ctx, defaults=_clean(defaults)))
+        verdicts = asyncio.run(self.ascrub(numbers, ctx=ctx, defaults=_clean(defaults)))
         if self.audit:
             from .. import audit
 
@@ -304,8 +339,10 @@ class Scrubber:
         """The verdict for one number.
 
         ``defaults`` are the per-row context fields: ``region``, ``state``, ``zip``,
-        ``timezone``, ``line_type``.
+        ``timezone``, ``line_type``, ``subject``. An argument of the wrong type is refused
+        (TypeError naming it), a value not understood too (ContextError naming its field).
         """
+        _text("phone", phone)
         verdict = self.scrub([phone], at=at, campaign=campaign, purpose=purpose,
                              call_type=call_type, **defaults)[0]
         return verdict.model_copy(update={"row": None})
@@ -640,8 +677,55 @@ def summary_path(output_path: Path) -> Path:
 
 def _clean(defaults: dict[str, str]) -> dict[str, str]:
     """Per-row context defaults (flags, API fields), cleaned; :class:`ContextError` names
-    the first value that is not understood."""
+    the first value that is not understood (TypeError one that is not text)."""
+    for field, value in defaults.items():
+        if value is not None:
+            _text(field, value)
     return clean_context(defaults)
+
+
+def _text(name: str, value: object) -> None:
+    """Refuse (TypeError naming the parameter) a library argument that is not text: a number
+    given as an int, a state as 12, a campaign as None would otherwise fail deep inside with
+    another library's error, or not at all."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, not {type(value).__name__}")
+
+
+def _given(field: str, value: str | None) -> str | None:
+    """The ``purpose`` or ``call_type`` given for a check, cleaned; None when none is given
+    (the campaign profile's applies). A value given blank is refused (ContextError): as no
+    value at all it would match no rule's scope and switch the purpose- and call-type-scoped
+    rules off, turning a block into an allow."""
+    if value is None:
+        return None
+    _text(field, value)
+    cleaned = clean_field(field, value)
+    if not cleaned:
+        raise ContextError(field, value, ACCEPTED[field],
+                           f"a blank value is not understood; expected {ACCEPTED[field]} (or "
+                           "leave it out for the campaign profile's)")
+    return cleaned
+
+
+def _numbers(phones: Iterable[str]) -> Iterator[str]:
+    """``phones``, each refused (TypeError naming its position) unless it is text; a single
+    string is refused at once (it would be scrubbed one character at a time)."""
+    if isinstance(phones, (str, bytes)):
+        raise TypeError(f"phones must be an iterable of numbers, not a {type(phones).__name__} "
+                        "(check() takes one number)")
+    try:
+        numbers = iter(phones)
+    except TypeError:
+        raise TypeError("phones must be an iterable of numbers (strings), not "
+                        f"{type(phones).__name__}") from None
+
+    def each() -> Iterator[str]:
+        for i, phone in enumerate(numbers):
+            _text(f"phones[{i}]", phone)
+            yield phone
+
+    return each()
 
 
 def count_rows(path: Path) -> int | None:

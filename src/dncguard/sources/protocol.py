@@ -261,8 +261,10 @@ class Check(Protocol):
 
     name: str
     #: True: runs whatever a campaign profile's ``lists`` select (it applies the selection
-    #: to its own lists itself, as the local lists and the rules do); False: runs only when
-    #: the profile selects ``name``.
+    #: to its own lists itself, as the local lists and the rules do; its ``name`` selects
+    #: nothing and a profile may not name it); False: runs only when the profile selects
+    #: ``name`` (then it checks all its lists) or one of its lists (``versions().lists``, then
+    #: it checks only those: :meth:`CheckContext.selects` of each).
     always: bool
 
     def versions(self) -> DataVersions:

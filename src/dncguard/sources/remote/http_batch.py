@@ -11,6 +11,10 @@ number are merged to the most severe: any ``suppressed`` blocks (with every list
 else any status but ``allowed`` is an error; a number is allowed only when every result
 for it says ``allowed``.
 
+A campaign profile selects the source by its name (``http-batch``: every configured list id)
+or some of its lists by theirs (``http-batch:<id>``): only the selected ids are sent, and the
+pre-filter answers only for them.
+
 With the settings' home given (``HttpBatchCheck(hb, settings=settings)``) and the pre-filter
 enabled, numbers the service recently reported as suppressed are answered locally
 (:mod:`dncguard.sources.remote.prefilter`): only misses and a sample of hits are sent.
@@ -135,6 +139,14 @@ class HttpBatchCheck(CheckBase):
     def versions(self) -> DataVersions:
         return DataVersions(lists={f"http-batch:{i}": None for i in self.hb.list_ids})
 
+    def selected(self, ctx: CheckContext) -> list[str]:
+        """The list ids asked about in ``ctx``: all of them when the campaign selects this
+        source (or selects nothing), else those it selects by list name
+        (``http-batch:<id>``): a campaign is checked against its lists, no others."""
+        if ctx.selects(self.name):
+            return list(self.hb.list_ids)
+        return [i for i in self.hb.list_ids if ctx.selects(f"http-batch:{i}")]
+
     async def _get_token(self, res: Resilient) -> str:
         if self._lock is None:
             self._lock = asyncio.Lock()
@@ -198,16 +210,17 @@ class HttpBatchCheck(CheckBase):
 
     async def check(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
         out: list[list[Reason]] = [[] for _ in range(len(batch))]
-        if not len(batch):
+        ids = self.selected(ctx)
+        if not len(batch) or not ids:  # (the engine runs it only when it selects a list)
             return out
         pf = self.prefilter
         if pf is None:
-            await self._remote(batch, list(range(len(batch))), out, None)
+            await self._remote(batch, list(range(len(batch))), out, None, ids)
             return out
-        plan = await asyncio.to_thread(pf.plan, batch.e164, self.hb.list_ids)
+        plan = await asyncio.to_thread(pf.plan, batch.e164, ids)
         answers: dict[int, list[str] | None] = {}
         if plan.remote:
-            await self._remote(batch, plan.remote, out, answers)
+            await self._remote(batch, plan.remote, out, answers, ids)
         failed = await asyncio.to_thread(pf.settle, plan, answers)
         for i, hit in plan.local.items():
             out[i].append(self._prefilter_reason(hit))
@@ -217,8 +230,9 @@ class HttpBatchCheck(CheckBase):
         return out
 
     async def _remote(self, batch: Batch, todo: list[int], out: list[list[Reason]],
-                      answers: dict[int, list[str] | None] | None) -> None:
-        """Ask the service about the numbers ``todo`` (indices into ``batch``)."""
+                      answers: dict[int, list[str] | None] | None, ids: list[str]) -> None:
+        """Ask the service about the numbers ``todo`` (indices into ``batch``) on the lists
+        ``ids``."""
         http = self._http or httpx.AsyncClient(timeout=self.hb.timeout_seconds)
         res = Resilient(http, self.hb.policy(), limiter=self.limiter, sleep=self.sleep,
                         rng=self.rng, source=self.name)
@@ -228,14 +242,15 @@ class HttpBatchCheck(CheckBase):
         try:
             size = self.hb.chunk_size
             chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
-            await asyncio.gather(*(self._chunk(res, batch, idx, out, answers) for idx in chunks))
+            await asyncio.gather(*(self._chunk(res, batch, idx, out, answers, ids)
+                                   for idx in chunks))
         finally:
             if self._http is None:
                 await http.aclose()
 
     async def _chunk(self, res: Resilient, batch: Batch, idx: list[int],
-                     out: list[list[Reason]], answers: dict[int, list[str] | None] | None
-                     ) -> None:
+                     out: list[list[Reason]], answers: dict[int, list[str] | None] | None,
+                     ids: list[str]) -> None:
         hb = self.hb
         salt = hb.hash_salt.get_secret_value() if hb.hash_salt else ""
         sent: list[str] = []
@@ -246,7 +261,7 @@ class HttpBatchCheck(CheckBase):
             sent.append(value)
             contacts.append({"phoneNumber": value,
                              "regionCode": REGION_CODES.get(batch.region[i], "US"),
-                             "listIds": list(hb.list_ids), "matchType": hb.match_type})
+                             "listIds": list(ids), "matchType": hb.match_type})
         assert hb.base_url
         url = hb.base_url.rstrip("/") + "/api/v2/dnc/contacts/batch"
         used: dict[str, str] = {}
@@ -293,7 +308,7 @@ class HttpBatchCheck(CheckBase):
                 odd.append("allowed with list matches")
             if hits:
                 lists = list(dict.fromkeys(x for r in hits for x in _matches(r))) \
-                    or list(hb.list_ids)
+                    or list(ids)
                 why = next((str(r["reason"]) for r in hits if r.get("reason")), None)
                 if answers is not None:
                     answers[i] = lists

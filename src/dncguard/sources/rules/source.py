@@ -520,8 +520,9 @@ class RulesCheck(CheckBase):
         return [Reason(code=codes.LINE_TYPE_ASSUMED, decision=Decision.ALLOW, source=SOURCE,
                        detail=f"line type unknown: judged as a mobile line, so "
                               f"{', '.join(brought)} apply (rules.unknown_line_type = "
-                              "'mobile'); give a line_type column or flag, or load a wireless "
-                              "list, to judge it otherwise")]
+                              "'mobile'); give a line_type column or flag to judge it "
+                              "otherwise (a wireless list only marks the numbers it holds as "
+                              "mobile)")]
 
     # -- consent and exemptions -----------------------------------------------------------------
     def _ebr_rules(self, on: date, jur: tuple[str, ...]) -> list[tuple[str, EbrRule]]:
