@@ -7,16 +7,18 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
 from .conftest import Server, make_key, server_env
+
+T = TypeVar("T")
 
 PHONE = "+12025550123"
 AT = "2026-11-18T17:00:00Z"
@@ -178,6 +180,16 @@ async def _asgi_post(fast: Any, body: bytes, token: str, *, ctype: bytes = b"app
     return sent
 
 
+def _run(svc: Any, scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a test's scenario against the service ``svc``, stopping its pre-dial checker
+    and audit writer afterwards, whatever happens."""
+    try:
+        return asyncio.run(scenario())
+    finally:
+        svc.realtime.stop()
+        svc.realtime.writer.stop()
+
+
 def test_ordinary_requests_skip_the_framework(tmp_path: Path) -> None:
     """In process: an ordinary request is answered by the fast path itself; every unusual
     one reaches the application behind it, with its body intact."""
@@ -205,11 +217,7 @@ def test_ordinary_requests_skip_the_framework(tmp_path: Path) -> None:
         statuses.append(await call(ok))
         return statuses
 
-    try:
-        statuses = asyncio.run(scenario())
-    finally:
-        svc.realtime.stop()
-        svc.realtime.writer.stop()
+    statuses = _run(svc, scenario)
     assert statuses == [200, 200, 599, 599, 599, 599, 599, 599, 500]
     assert behind[0] == b'{"phone": 5}'  # replayed whole (it came in two parts)
     assert behind[1] == f'{{"phone": "{PHONE}"}}'.encode()
@@ -265,15 +273,10 @@ def test_keys_are_verified_again_before_they_expire(tmp_path: Path) -> None:
         rounds.append([await call()])
         return rounds
 
-    try:
-        rounds = asyncio.run(scenario())
-    finally:
-        svc.realtime.stop()
-        svc.realtime.writer.stop()
+    rounds = _run(svc, scenario)
     assert rounds == [[200] * 8, [200] * 8, [200] * 8, [200], [401]]
     # one lookup for 8 concurrent first requests, none while fresh, one behind the cache
     assert counts == [1, 1, 2]
-
 
 
 def test_an_unexpected_failure_is_handed_to_the_route(tmp_path: Path) -> None:
@@ -308,10 +311,6 @@ def test_an_unexpected_failure_is_handed_to_the_route(tmp_path: Path) -> None:
         statuses.append(int((await _asgi_post(fast, body, key))[0]["status"]))
         return statuses
 
-    try:
-        statuses = asyncio.run(scenario())
-    finally:
-        svc.realtime.stop()
-        svc.realtime.writer.stop()
+    statuses = _run(svc, scenario)
     assert statuses == [503, 503, 200]
     assert behind == [body, body]  # replayed whole (it came in two parts)

@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -109,6 +109,14 @@ def slices_of_rows(rows: Iterable[InputRow], width: int, size: int) -> Iterator[
         yield cut(buf)
 
 
+class _Names(NamedTuple):
+    """The names a campaign profile's ``lists`` and ``skip_wireless`` are judged against."""
+
+    known: frozenset[str]  # every check, list and wireless list name
+    no_list: frozenset[str]  # checks that always run and have no list of that name
+    wireless: frozenset[str]  # the wireless lists
+
+
 class Scrubber:
     """Checks numbers against every configured list, source and rule.
 
@@ -138,6 +146,7 @@ class Scrubber:
             [_conforming(c) for c in checks] if checks is not None else None)
         self._line_types: LineTypes | None = None
         self._check_lists: dict[int, frozenset[str]] | None = None
+        self._names: _Names | None = None
 
     @property
     def line_types(self) -> LineTypes:
@@ -178,11 +187,7 @@ class Scrubber:
     def known_names(self) -> set[str]:
         """Every list and source name a campaign profile may select (found once: a
         scrubber's checks are fixed)."""
-        names = {c.name for c in self.checks}
-        for lists in self._lists_of().values():
-            names.update(lists)
-        names.update(self.line_types.versions())
-        return names
+        return set(self._names_of().known)
 
     def _lists_of(self) -> dict[int, frozenset[str]]:
         """Each check's lists (by the check's ``id``), as a profile may select them: found
@@ -191,6 +196,21 @@ class Scrubber:
         if self._check_lists is None:
             self._check_lists = {id(c): frozenset(c.versions().lists) for c in self.checks}
         return self._check_lists
+
+    def _names_of(self) -> _Names:
+        """The names a profile is judged against, found once from :meth:`_lists_of` and the
+        wireless lists (a scrubber's checks and line types are fixed): a profile is checked
+        on every request of the pre-dial path."""
+        if self._names is None:
+            wireless = frozenset(self.line_types.versions())
+            lists = frozenset(k for names in self._lists_of().values() for k in names)
+            lists |= wireless
+            # A check that always runs (the local lists, the rules) applies the selection to
+            # its own lists, so its name selects none of them: refused, not an empty selection.
+            no_list = frozenset(c.name for c in self.checks if c.always) - lists
+            known = frozenset(c.name for c in self.checks) | lists
+            self._names = _Names(known=known, no_list=no_list, wireless=wireless)
+        return self._names
 
     def runs(self, check: Check, ctx: CheckContext) -> bool:
         """Whether ``check`` runs in ``ctx``: an ``always`` check does (it applies the
@@ -204,12 +224,9 @@ class Scrubber:
         named = [*(profile.lists or []), *profile.skip_wireless]
         if not named:
             return
-        # A check that always runs (the local lists, the rules) applies the selection to its
-        # own lists, so its name selects none of them: refused, not an empty selection.
-        lists = {k for names in self._lists_of().values() for k in names}
-        lists.update(self.line_types.versions())
-        no_list = {c.name for c in self.checks if c.always} - lists
-        known = self.known_names() - no_list
+        names = self._names_of()
+        no_list = names.no_list
+        known = names.known - no_list
         unknown = [n for n in named if n not in known and n not in no_list]
         if unknown:
             raise ContextError(
@@ -225,8 +242,7 @@ class Scrubber:
                 f"{what}, not a list: it selects nothing; write the names of the lists to "
                 "check instead (dncguard lists ls shows them), or leave lists out to check "
                 "every list and source")
-        wireless = set(self.line_types.versions())
-        odd = [n for n in profile.skip_wireless if n not in wireless]
+        odd = [n for n in profile.skip_wireless if n not in names.wireless]
         if odd:
             raise ContextError(
                 "campaign", campaign, "skip_wireless naming wireless lists",
