@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from .lists.store import ListInfo, ListStore
-from .store import utcnow
+from .store import as_utc, list_entries_table, utcnow
 
 
 def _cxone_configured(store: ListStore) -> bool:
@@ -33,10 +33,20 @@ def add_optout(store: ListStore, phone: str, *, list_name: str = "internal",
         if push and info.kind == "internal":
             from .sources.cxone.push import enqueue_optout
 
-            enqueue_optout(store.engine, e164, expires, conn=conn)
+            # the expiry the opt-out has now: an opt-out in force is never shortened (the
+            # later expiry of the two stands), on CXone's side either
+            enqueue_optout(store.engine, e164, _expiry(conn, info.name, e164), conn=conn)
 
     return store.add_number(phone, list_name=list_name, reason=reason, expires=expires, who=who,
                             region=region, then=queue, create=create)
+
+
+def _expiry(conn: Connection, list_name: str, e164: str) -> datetime | None:
+    """The expiry of the opt-out of ``e164`` on ``list_name`` as written in ``conn``'s
+    transaction (None: never)."""
+    e = list_entries_table
+    return as_utc(conn.execute(select(e.c.expires_at).where(
+        e.c.list_name == list_name, e.c.value == e164)).scalar_one())
 
 
 def remove_optout(store: ListStore, phone: str, *, list_name: str = "internal",

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Connection,
@@ -31,9 +32,11 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    insert,
+    update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 
 from .config import Settings, mask_url
 from .errors import ConfigError
@@ -107,6 +110,50 @@ list_events_table = Table(
     Column("why", Text),
     Column("detail", JSON),
 )
+
+# One row (id 1): how many list changes have committed. Every transaction that changes what
+# the list checks read (a list, its entries, its metadata) adds one as its last write
+# (:func:`count_list_change`), and the service's list version token reads it
+# (:func:`dncguard.server._checker.list_version`).
+list_changes_table = Table(
+    "list_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("n", BigInteger, nullable=False),
+)
+
+#: The one row of :data:`list_changes_table`.
+LIST_CHANGES_ROW = 1
+
+
+def count_list_change(conn: Connection) -> None:
+    """Count one list change in ``conn``'s transaction; call it as the transaction's last
+    write, in every transaction that writes list data.
+
+    ``UPDATE list_changes SET n = n + 1``: the row lock (PostgreSQL; SQLite's database write
+    lock) makes the changes count one after the other, each from the latest committed value, so
+    the committed count moves whenever any list change commits, whatever order they started in.
+    A token of maxima (ids, times) did not: a change that commits after a later-started one
+    has committed adds nothing above the maxima already seen (docs/service.md, "Two replicas
+    on PostgreSQL"). Taken last, the lock is held only from there to the commit. A database
+    whose row is missing gets it here.
+    """
+    t = list_changes_table
+    bump = update(t).where(t.c.id == LIST_CHANGES_ROW).values(n=t.c.n + 1)
+    if conn.execute(bump).rowcount == 1:
+        return
+    adding = conflict_insert(conn, t)
+    if adding is not None:
+        conn.execute(adding.values(id=LIST_CHANGES_ROW, n=0).on_conflict_do_nothing(
+            index_elements=[t.c.id]))
+    else:
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(t).values(id=LIST_CHANGES_ROW, n=0))
+        except IntegrityError:
+            pass  # made meanwhile by another transaction
+    conn.execute(bump)
+
 
 
 def utcnow() -> datetime:

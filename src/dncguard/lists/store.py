@@ -54,6 +54,7 @@ from sqlalchemy import (
     Engine,
     Table,
     and_,
+    case,
     delete,
     func,
     insert,
@@ -73,6 +74,7 @@ from ..places import subdivision, subdivision_codes
 from ..store import (
     as_utc,
     conflict_insert,
+    count_list_change,
     get_engine,
     list_entries_table,
     list_events_table,
@@ -421,6 +423,7 @@ class ListStore:
                     "name": name, "kind": kind, "jurisdiction": jurisdiction, "count": 0,
                     "meta": {**(meta or {}), FOLDER_KEY: folder}, "created_at": now,
                     "updated_at": now})
+                count_list_change(conn)
                 row = conn.execute(select(lists_table).where(lists_table.c.name == name)).first()
             if row is None:  # made by another process and removed again meanwhile
                 raise ListError(f"list {name!r} was removed while it was being created; "
@@ -733,6 +736,7 @@ class ListStore:
                     self.settings, "changes" if changes else "import", name, who=who,
                     detail={**detail, "kind": kind, "jurisdiction": jurisdiction,
                             "snapshot_date": snap}, conn=conn)
+                count_list_change(conn)
         except _BaseMoved:
             return False, 0
         return True, lifted
@@ -780,10 +784,11 @@ class ListStore:
             current = conn.execute(select(lists_table.c.current_file).where(
                 lists_table.c.name == name)).scalar()
             files |= {f for f in (info.current_file, current) if f}
+            # the list's row first, as imports and opt-outs take it: one lock order for all
+            conn.execute(delete(lists_table).where(lists_table.c.name == name))
             conn.execute(delete(list_entries_table).where(list_entries_table.c.list_name == name))
             conn.execute(delete(list_versions_table).where(
                 list_versions_table.c.list_name == name))
-            conn.execute(delete(lists_table).where(lists_table.c.name == name))
             conn.execute(insert(list_events_table).values(
                 at=utcnow(), list_name=name, action="rm", who=who,
                 detail={"count": info.count}))
@@ -792,6 +797,7 @@ class ListStore:
             if self.shared:
                 snapshot_share.forget(conn, folder.name, sorted(files))
                 snapshot_share.notify(conn, name)
+            count_list_change(conn)
         if self.shared:
             sharedfiles.collect_garbage(self.engine)
         for file in files:
@@ -843,25 +849,14 @@ class ListStore:
         if info.kind not in MANUAL_KINDS:
             raise ListError(f"list {list_name!r} is of kind {info.kind}; numbers are added by "
                             "hand to internal or litigator lists only")
-        e = list_entries_table
         with self.engine.begin() as conn:
-            # an opt-out in force is never shortened by a later one: the later expiry stands
-            # (none: never), so 'callback later' cannot lift 'never call me again'
-            prior = conn.execute(select(e.c.expires_at).where(
-                e.c.list_name == list_name, e.c.value == e164, ~e.c.removed)).first()
-            if prior is not None:
-                held = as_utc(prior.expires_at)
-                if held is None:
-                    expiry = None
-                elif held > now and expiry is not None and held > expiry:
-                    expiry = held
-            expires = expiry
-            conn.execute(delete(e).where(e.c.list_name == list_name, e.c.value == e164))
-            conn.execute(insert(e).values(
-                list_name=list_name, value=e164, origin="manual", removed=False, reason=reason,
-                added_by=who, added_at=now, expires_at=expires))
-            conn.execute(update(lists_table).where(lists_table.c.name == list_name)
-                         .values(updated_at=now))
+            # the list's row first, as imports and list removals take it: one lock order
+            if conn.execute(update(lists_table).where(lists_table.c.name == list_name)
+                            .values(updated_at=now)).rowcount != 1:
+                raise ListError(f"list {list_name!r} was removed while the opt-out was "
+                                "written; nothing was changed: add it again")
+            expires = _put_optout(conn, list_name, e164, reason=reason, who=who, now=now,
+                                  expiry=expiry)
             conn.execute(insert(list_events_table).values(
                 at=now, list_name=list_name, action="add", who=who, why=reason,
                 detail={"number": mask(e164),
@@ -871,6 +866,7 @@ class ListStore:
                 detail={"expires": expires.isoformat() if expires else None}, conn=conn)
             if then is not None:
                 then(conn, e164, info)
+            count_list_change(conn)
         return e164
 
     def remove_number(self, phone: str, *, list_name: str = "internal", who: str | None = None,
@@ -910,6 +906,7 @@ class ListStore:
                                      conn=conn)
             if then is not None and (gone or in_file):
                 then(conn, e164, info)
+            count_list_change(conn)
         return e164, bool(gone or in_file)
 
     def _e164(self, phone: str, region: str | None) -> str:
@@ -987,6 +984,51 @@ def _insert_if_absent(conn: Connection, table: Table, key: Column[Any],
                 conn.execute(insert(table).values(**values))
         except IntegrityError:
             pass  # made meanwhile by another transaction; the caller reads it
+
+
+def _put_optout(conn: Connection, list_name: str, e164: str, *, reason: str | None,
+                who: str | None, now: datetime, expiry: datetime | None) -> datetime | None:
+    """Write the opt-out of ``e164`` on ``list_name`` (a manual entry) in ``conn``'s
+    transaction; returns the expiry it has now (None: never).
+
+    An opt-out in force is never shortened by a later one: the later expiry of the two stands
+    and none (never) beats any, so 'callback later' cannot lift 'never call me again'. A lapsed
+    opt-out, or a removal of a snapshot number, is replaced. One upsert (``INSERT ... ON
+    CONFLICT DO UPDATE``, SQLite and PostgreSQL) that decides from the row as committed, so
+    two opt-outs of one number at once (two replicas) both succeed: the second waits for the
+    first's commit and merges with it, where an insert after a read would fail on the unique
+    key. The reason and who are the later opt-out's."""
+    e = list_entries_table
+    values = {"list_name": list_name, "value": e164, "origin": "manual", "removed": False,
+              "reason": reason, "added_by": who, "added_at": now, "expires_at": expiry,
+              "meta": None}
+    upsert = conflict_insert(conn, e)
+    if upsert is None:  # no upsert here: read, then replace (a concurrent one may fail)
+        prior = conn.execute(select(e.c.expires_at).where(
+            e.c.list_name == list_name, e.c.value == e164, ~e.c.removed)).first()
+        if prior is not None:
+            held = as_utc(prior.expires_at)
+            if held is None:
+                expiry = None
+            elif held > now and expiry is not None and held > expiry:
+                expiry = held
+        conn.execute(delete(e).where(e.c.list_name == list_name, e.c.value == e164))
+        conn.execute(insert(e).values(**{**values, "expires_at": expiry}))
+        return expiry
+    given, kept = upsert.excluded.expires_at, e.c.expires_at
+    stands = case(
+        (e.c.removed == true(), given),  # a removal of a snapshot number: replaced
+        (kept.is_(None), kept),  # never: stands
+        (given.is_(None), given),  # never: beats any expiry
+        (and_(kept > now, kept > given), kept),  # in force and later: stands
+        else_=given)
+    row = conn.execute(upsert.values(**values).on_conflict_do_update(
+        index_elements=[e.c.list_name, e.c.value],
+        set_={"origin": "manual", "removed": False, "reason": upsert.excluded.reason,
+              "added_by": upsert.excluded.added_by, "added_at": upsert.excluded.added_at,
+              "meta": None, "expires_at": stands},
+    ).returning(e.c.expires_at)).one()
+    return as_utc(row.expires_at)
 
 
 def _lift_removals(conn: Connection, name: str, adds: npt.NDArray[np.uint64],

@@ -1,12 +1,12 @@
 """Checks for the service, prepared once per *list version*.
 
-The list version is a cheap token (one query of maximum ids and times over the list tables)
-that changes with any opt-out, removal or import. :class:`CheckerProvider` keeps the checks
-built for the current token (memory-mapped snapshots plus the database entries) and rebuilds
-them only when it changes. The real-time path (:mod:`.realtime`) reads the token once per
-batch of concurrent requests, so an opt-out committed before a request arrived is honoured
-by that request on every replica, without a database round trip per request. When the
-database cannot answer, checks fail closed.
+The list version is a cheap token (one query: the count of committed list changes, plus
+maximum ids and times over the list tables) that changes with any opt-out, removal, import or
+sync. :class:`CheckerProvider` keeps the checks built for the current token (memory-mapped
+snapshots plus the database entries) and rebuilds them only when it changes. The real-time
+path (:mod:`.realtime`) reads the token once per batch of concurrent requests, so an opt-out
+committed before a request arrived is honoured by that request on every replica, without a
+database round trip per request. When the database cannot answer, checks fail closed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, func, select
+from sqlalchemy import Connection, Engine, Select, func, literal_column, select
 
 from ..config import Settings
 from ..engine.findings import Findings
@@ -27,12 +27,22 @@ from ..phones import normalise
 from ..sources.local import LocalListsCheck
 from ..sources.protocol import Batch, Check, CheckContext
 from ..sources.registry import default_checks
-from ..store import driver_row, list_entries_table, list_events_table, lists_table, read_engine
+from ..store import (
+    LIST_CHANGES_ROW,
+    driver_row,
+    list_changes_table,
+    list_entries_table,
+    list_events_table,
+    lists_table,
+    read_engine,
+)
 
 
 def _version_query() -> Select[Any]:
-    e, v, lt = list_entries_table, list_events_table, lists_table
+    e, v, lt, c = list_entries_table, list_events_table, lists_table, list_changes_table
     return select(
+        # first: the count every list-changing transaction moves as its last write
+        select(c.c.n).where(c.c.id == literal_column(str(LIST_CHANGES_ROW))).scalar_subquery(),
         select(func.max(e.c.id)).scalar_subquery(),
         select(func.max(v.c.id)).scalar_subquery(),
         select(func.count()).select_from(lt).scalar_subquery(),
@@ -48,13 +58,18 @@ _VERSION_SQL: dict[str, str] = {}
 
 
 def list_version(bind: Engine | Connection) -> tuple[Any, ...]:
-    """A token that changes whenever a list, a list entry or a list event is written.
+    """A token that changes whenever a list change commits.
 
-    Only maxima and the (small) count of lists: every query is an index lookup, whatever the
-    size of the entries table. Inserting an entry raises its maximum id; every deletion through
-    :class:`~dncguard.lists.store.ListStore` also writes a list event. Writers that delete or update
-    entries directly must write a list event or touch ``lists.updated_at``/``synced_at`` too.
-    One query per batch of pre-dial checks, sent through the driver (:func:`driver_row`).
+    Its first value is the count of committed list changes (``list_changes.n``): every
+    transaction that writes list data adds one as its last write
+    (:func:`~dncguard.store.count_list_change`), under the row's lock, so the committed count
+    moves with every commit, in whatever order the changes started. Maxima alone did not: an
+    opt-out that commits after a change that started later has committed raises no maximum
+    (the later one's are higher), and the replicas kept checks that allow its number. The
+    maxima and the (small) count of lists follow it, for the changes of a replica of an older
+    version during a rolling upgrade (which does not count its changes). Every part is a
+    primary-key or index lookup, whatever the size of the entries table. One query per batch
+    of pre-dial checks, sent through the driver (:func:`driver_row`).
     """
     if isinstance(bind, Connection):
         return _version_on(bind)
@@ -116,8 +131,9 @@ def direct(check: Check) -> Check:
 
 class VersionStore(ListStore):
     """The list store of one list version: the lists' metadata (:meth:`all`) is read once,
-    when first asked for, instead of once per batch. Every write to the lists table changes
-    the version token, and with it the checks and this store."""
+    when first asked for, instead of once per batch. Every change of the lists table counts
+    as a list change (:func:`~dncguard.store.count_list_change`), which changes the version
+    token, and with it the checks and this store."""
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
         super().__init__(settings, engine)

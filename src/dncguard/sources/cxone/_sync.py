@@ -35,7 +35,13 @@ from ...config import Settings
 from ...errors import SourceError
 from ...lists.store import ListInfo, ListStore
 from ...phones import mask, normalise
-from ...store import list_entries_table, list_events_table, lists_table, utcnow
+from ...store import (
+    count_list_change,
+    list_entries_table,
+    list_events_table,
+    lists_table,
+    utcnow,
+)
 from ._client import CxoneClient
 from .settings import CxoneSettings
 
@@ -165,6 +171,7 @@ class CxoneSync:
                 with self.engine.begin() as conn:
                     conn.execute(update(lists_table).where(lists_table.c.name == info.name)
                                  .values(meta=meta, updated_at=self.clock()))
+                    count_list_change(conn)
 
     async def sync(self, group_ids: list[str] | None = None, skill: str | None = None, *,
                    full: bool = False) -> SyncReport:
@@ -246,6 +253,7 @@ class CxoneSync:
                     list_entries_table.c.value.in_(values[i:i + 500])))
             if rows:
                 conn.execute(insert(list_entries_table), rows)
+            count_list_change(conn)
         cursor_new = max((str(r.get("lastUpdateTime")) for r in fresh
                           if r.get("lastUpdateTime")), default=cursor,
                          key=lambda v: parse_time(v) or now)
@@ -288,6 +296,7 @@ class CxoneSync:
                 list_entries_table.c.list_name == info.name))
             for i in range(0, len(rows), 20_000):
                 conn.execute(insert(list_entries_table), rows[i:i + 20_000])
+            count_list_change(conn)
         cursor = max((str(r.get("lastUpdateTime")) for r in records if r.get("lastUpdateTime")),
                      default="", key=lambda v: parse_time(v) or now) or None
         meta = {**info.meta, **group_meta, "total": len(records), "cursor": cursor,
@@ -360,3 +369,4 @@ class CxoneSync:
                     at=now, list_name=name, action="sync", who="cxone", detail=event))
                 audit.record_list_change(self.settings, "sync", name, who="cxone",
                                          detail={**event, "count": count}, conn=conn)
+            count_list_change(conn)
