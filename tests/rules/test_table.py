@@ -122,8 +122,21 @@ CASES += boundary_cases("IL-adad", ("US-IL:adad_window",), us("312"), "America/C
                         ("09:00-21:00",) * 3, call_type="autodialed")
 CASES += boundary_cases("OK-adad", ("US-OK:adad_window", "US-OK:calling_window"), us("405"),
                         "America/Chicago", ("09:00-20:00",) * 3, call_type="prerecorded")
-CASES += boundary_cases("NE-prerecorded", ("US-NE:prerecorded_sunday_window",), us("402"),
-                        "America/Chicago", (ALL, ALL, "13:00-21:00"), call_type="prerecorded")
+# Nebraska's area codes span Central and Mountain (402/531: Cherry County, see
+# tests/rules/test_zone_data.py): a window opens at its start in Mountain time and closes at
+# its end in Central time
+for _label, _day, (_start, _end) in (("weekday", WED, ("08:00", "21:00")),
+                                     ("saturday", SAT, ("08:00", "21:00")),
+                                     ("sunday", SUN, ("13:00", "21:00"))):
+    _s = _t("America/Denver", 2026, 11, _day, *_hm(_start))
+    _e = _t("America/Chicago", 2026, 11, _day, *_hm(_end))
+    for _name, _when, _codes in (("before-start", _s - timedelta(minutes=1), {OUT}),
+                                 ("at-start", _s, set()),
+                                 ("last-minute", _e - timedelta(minutes=1), set()),
+                                 ("at-end", _e, {OUT})):
+        CASES.append(Case(f"NE-prerecorded-{_label}-{_name}-{_when:%H%M%Z}",
+                          ("US-NE:prerecorded_sunday_window",), us("402"), _when,
+                          frozenset(_codes), call_type="prerecorded"))
 # Canada (CRTC Telemarketing Rules), UK (industry practice), Australia (Industry Standard 2017)
 CASES += boundary_cases("CA-crtc", ("CA:calling_window",), "+14165550100", "America/Toronto",
                         ("09:00-21:30", "10:00-18:00", "10:00-18:00"))

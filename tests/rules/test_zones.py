@@ -70,7 +70,8 @@ def test_timezones_for_the_verdict(check) -> None:  # type: ignore[no-untyped-de
     ("79901", ["America/New_York", "America/Denver"]),  # El Paso: Mountain
     ("37201", ["America/New_York", "America/Chicago"]),  # Nashville: Central
     ("47708", ["America/New_York", "America/Chicago"]),  # Evansville: Central
-    ("97914", ["America/New_York", "America/Boise"]),  # Ontario OR (Malheur): Mountain
+    # Ontario OR (Malheur): Mountain; its ZIP3 979 has Pacific towns too (Drewsey, Juntura)
+    ("97914", ["America/New_York", "America/Los_Angeles", "America/Boise"]),
     ("32301", ["America/New_York"]),  # Tallahassee
 ])
 def test_zip3_zones_of_split_states(zip_code: str, zones: list[str]) -> None:

@@ -3,14 +3,16 @@
 A :class:`TimePlan` holds every time rule that applies to one location and kind of call. A
 moment is legal when no rule is violated in any candidate zone (the intersection of windows,
 the union of prohibited days). :meth:`TimePlan.next_allowed` scans the moments at which the
-answer can change (local window starts and midnights in every zone) and returns the first legal
-one, so the moment it returns always passes the same evaluation.
+answer can change (local window starts and midnights in every zone, each at both of its
+instants when a clock change repeats it, and the clock changes themselves) and returns the
+first legal one, so the moment it returns always passes the same evaluation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from ._holidays import HolidayCalendar
@@ -50,6 +52,35 @@ def _inside(w: Window, local: datetime, margin: int) -> bool:
     now = _seconds(local.time()) + local.microsecond / 1e6
     end = 86400 if w.end is None else _seconds(w.end)
     return _seconds(w.start) <= now < end - margin
+
+
+#: the steps of a UTC day at which :func:`_transitions` compares offsets (no zone changes its
+#: offset twice within six hours)
+_STEP = timedelta(hours=6)
+
+
+@lru_cache(maxsize=8192)
+def _transitions(zone: str, day: date) -> tuple[datetime, ...]:
+    """The instants of UTC ``day`` at which ``zone`` changes its UTC offset (a clock change):
+    the first second with the new offset."""
+    zi = ZoneInfo(zone)
+    out = []
+    a = datetime.combine(day, time(0), tzinfo=UTC)
+    for _ in range(4):
+        b = a + _STEP
+        if a.astimezone(zi).utcoffset() != b.astimezone(zi).utcoffset():
+            lo, hi = a, b  # offset(lo) differs from offset(hi): find the first second that
+            before = lo.astimezone(zi).utcoffset()  # has hi's offset
+            while hi - lo > timedelta(seconds=1):
+                mid = lo + (hi - lo) // 2
+                mid = mid.replace(microsecond=0)
+                if mid.astimezone(zi).utcoffset() == before:
+                    lo = mid
+                else:
+                    hi = mid
+            out.append(hi)
+        a = b
+    return tuple(out)
 
 
 def local_text(local: datetime) -> str:
@@ -160,33 +191,47 @@ class TimePlan:
 
     # -- search -------------------------------------------------------------------------------
     def _boundaries(self, start: datetime, end: datetime, *, ends: bool) -> list[datetime]:
-        """Moments in [start, end] at which the answer may change."""
+        """Moments in [start, end] at which the answer may change: in every zone, each local
+        time at which a window starts (and with ``ends``, ends less the margin) and each
+        midnight, at every instant the clock reads it, and every clock change."""
         found: set[datetime] = {start}
         margin = timedelta(minutes=self.margin_minutes)
-        for zi in self._zi.values():
+        # local times as the time since midnight: window starts, midnight, and with ``ends``,
+        # window ends (24:00 for a window to the end of the day) less the margin
+        times: set[timedelta] = {timedelta(0)}
+        windows = [w for _, r in self.windows for w in (r.weekday, r.saturday, r.sunday)
+                   if w is not None]
+        if self.campaign is not None:
+            windows.append(self.campaign.window)
+        for w in windows:
+            times.add(timedelta(seconds=_seconds(w.start)))
+            if ends:
+                stop = timedelta(days=1) if w.end is None else timedelta(seconds=_seconds(w.end))
+                times.add(stop - margin)
+        for zname, zi in self._zi.items():
             first = start.astimezone(zi).date() - timedelta(days=1)
             last = end.astimezone(zi).date() + timedelta(days=1)
-            times: set[time] = {time(0, 0)}
-            for _, r in self.windows:
-                for w in (r.weekday, r.saturday, r.sunday):
-                    if w is not None:
-                        times.add(w.start)
-            if self.campaign is not None:
-                times.add(self.campaign.window.start)
-            ends_at: set[time] = set()
-            if ends:
-                for _, r in self.windows:
-                    for w in (r.weekday, r.saturday, r.sunday):
-                        if w is not None and w.end is not None:
-                            ends_at.add(w.end)
-                if self.campaign is not None and self.campaign.window.end is not None:
-                    ends_at.add(self.campaign.window.end)
+            changes: list[datetime] = []
+            day = first - timedelta(days=1)
+            while day <= last + timedelta(days=1):
+                changes.extend(_transitions(zname, day))
+                day += timedelta(days=1)
+            found.update(changes)
+            # local dates whose times (up to a day either side) may fall near a change
+            near = {c.astimezone(zi).date() + timedelta(days=k) for c in changes
+                    for k in (-2, -1, 0, 1, 2)}
+            # every instant a clock in the zone reads each time (past midnight of ``d``; less
+            # than zero or past 24 hours: on the day before or after): near a change, at both
+            # offsets (two instants when it repeats the time; for a time it skips, the instants
+            # the time would have had, the change itself being a boundary too)
             d = first
             while d <= last:
+                midnight = datetime.combine(d, time(0), tzinfo=zi)
                 for t in times:
-                    found.add(datetime.combine(d, t, tzinfo=zi).astimezone(UTC))
-                for t in ends_at:
-                    found.add((datetime.combine(d, t, tzinfo=zi) - margin).astimezone(UTC))
+                    wall = midnight + t  # wall-clock arithmetic, fold 0
+                    found.add(wall.astimezone(UTC))
+                    if d in near:
+                        found.add(wall.replace(fold=1).astimezone(UTC))
                 d += timedelta(days=1)
         return sorted(m for m in found if start <= m <= end)
 

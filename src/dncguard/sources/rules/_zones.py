@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from importlib import resources
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,7 +23,7 @@ import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
 from ...nanp import FALLBACK, PREFIXES, load_table, metadata_fingerprint
-from ...phones import US_TERRITORIES, state_for
+from ...phones import state_for
 from ...places import postal_state
 from ._loader import Ruleset, load_ruleset
 
@@ -30,6 +32,37 @@ log = logging.getLogger("dncguard.sources.rules.zones")  # its name before it be
 #: phonenumbers answers every NANP zone for non-geographic numbers (800 etc.); more than this
 #: many zones means "no location".
 _MAX_PN_ZONES = 10
+
+#: Zones that ``phonenumbers`` gives an area code wrongly, dropped from its answer (the area
+#: code's right zones are in ``multi_timezone_npas`` of ``_zones.yaml``). Keep each cited;
+#: ``tests/rules/test_zone_data.py`` checks that the ZIP codes the ``zipcodes`` package lists
+#: for the area code never have a dropped zone.
+#:
+#: * 689: phonenumbers 9.0.43 keys ``1689`` to America/Chicago only. 689 is the overlay of
+#:   407/321 (Orange, Osceola, Seminole and parts of Lake and Volusia counties, Florida, all
+#:   Eastern), approved by the Florida PSC in July 2018, in service since June 2019.
+PN_AREA_CODE_ERRORS: Mapping[str, frozenset[str]] = {
+    "689": frozenset({"America/Chicago"}),
+}
+
+#: the instants :func:`zone_signature` compares: noon UTC every week of two years
+_SIGNATURE_START = datetime(2026, 1, 1, 12, tzinfo=UTC)
+_SIGNATURE_WEEKS = 105
+
+
+@cache
+def zone_signature(name: str) -> tuple[timedelta | None, ...]:
+    """A zone's UTC offsets at noon UTC each week of 2026-2027: zones with equal signatures
+    keep the same local time (America/Indiana/Knox and America/Chicago, America/Boise and
+    America/Denver), so a window legal in one is legal in the other."""
+    zi = ZoneInfo(name)
+    return tuple((_SIGNATURE_START + timedelta(weeks=i)).astimezone(zi).utcoffset()
+                  for i in range(_SIGNATURE_WEEKS))
+
+
+def zones_meet(a: Iterable[str], b: Iterable[str]) -> bool:
+    """Whether a zone of ``a`` keeps the same local time as a zone of ``b``."""
+    return not {zone_signature(z) for z in a}.isdisjoint(zone_signature(z) for z in b)
 
 
 @dataclass(frozen=True)
@@ -41,8 +74,9 @@ class Location:
     how: str  # '+'-joined sources, e.g. "npa-table+zip"
     known: bool  # False when the zones are the region fallback
     zip: str | None = None
-    #: states whose day and hour rules apply besides those of ``states``: with nothing to say
-    #: where the called party is (the region fallback), every state of the region
+    #: states whose day and hour rules apply besides those of ``states``: with no state known
+    #: for a US number, every state or territory that has a candidate zone (for the region
+    #: fallback, every state of the region)
     time_states: tuple[str, ...] = ()
 
 
@@ -392,6 +426,9 @@ def resolve_location(e164: str, region: str, state: str | None,
         if table:
             add(table, "npa-table")
         pn = _pn_zones(e164)
+        wrong = PN_AREA_CODE_ERRORS.get(npa)
+        if wrong and table:
+            pn = tuple(z for z in pn if z not in wrong)
         add(pn, "npa-nxx")
         add_state(npa_state)
     else:
@@ -411,21 +448,29 @@ def resolve_location(e164: str, region: str, state: str | None,
             add(_zip_zones(rs, zip_code, zs), "zip")
         else:
             how.append("zip-unknown")
-    if zones:
-        return Location(tuple(zones), tuple(states), "+".join(how), True, zip_code)
-    fallback = rs.zones.region_zones.get(region, [])
-    single = len(fallback) == 1
-    how.append("region" if single else "region-fallback")
+    known = bool(zones)
+    if not known:
+        zones.extend(rs.zones.region_zones.get(region, []))
+        single = len(zones) == 1
+        how.append("region" if single else "region-fallback")
+        known = single
     every: tuple[str, ...] = ()
     if region == "US" and not states:
-        # nothing says where the called party is (a toll-free number without an address):
-        # every state of the fallback is a candidate for the day and hour rules, so a day or
-        # hour that any of them bans is not callable (reference section 4.1: prohibited if
-        # any candidate state bans it). Their lists, consent and caps are not brought in:
-        # those need the state the party is in, which the address gives.
-        every = tuple(j[3:] for j in rs.files
-                      if j.startswith("US-") and j[3:] not in US_TERRITORIES)
-    return Location(tuple(fallback), tuple(states), "+".join(how), single, zip_code, every)
+        # no state is known (a toll-free number, an area code the NPA table does not name):
+        # every state or territory with a candidate zone is a candidate for the day and hour
+        # rules, so a day or hour that any of them bans is not callable (reference section
+        # 4.1: prohibited if any candidate state bans it). For the region fallback that is
+        # every state and DC. Their lists, consent and caps are not brought in: those need
+        # the state the party is in, which the address gives.
+        every = _states_meeting(rs, tuple(zones))
+    return Location(tuple(zones), tuple(states), "+".join(how), known, zip_code, every)
+
+
+def _states_meeting(rs: Ruleset, zones: tuple[str, ...]) -> tuple[str, ...]:
+    """The US states, DC and territories with a rules file and a zone that keeps the same
+    local time as one of ``zones`` (in the ruleset's file order)."""
+    return tuple(j[3:] for j in rs.files if j.startswith("US-")
+                 and zones_meet(rs.zones.subdivision_zones.get(j[3:], ()), zones))
 
 
 def resolve_zones(e164: str, region: str, state: str | None,
