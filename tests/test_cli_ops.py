@@ -237,8 +237,9 @@ def test_consent_ls_revoke_and_who(capsys: pytest.CaptureFixture[str], settings:
     assert isinstance(got, dict) and got["revoked"] == 1 and got["type"] is None
     code, out, _ = cli(capsys, "consent", "revoke", DIGITS, "--on", "2026-06-01")
     assert code == 0
-    assert "nothing to revoke: +1202555**** holds no consent not yet revoked on 2026-06-01" \
-        in out
+    # nothing held: the revocation is stored anyway, for a consent that arrives later
+    assert "+1202555**** holds no consent not yet revoked on 2026-06-01; the revocation is" \
+        in " ".join(out.split())
     got = cli_json(capsys, "consent", "ls", DIGITS)
     assert isinstance(got, dict)
     assert [(r["type"], r["revoked"], r["status"]) for r in got["records"]] == [
@@ -256,7 +257,8 @@ def test_consent_ls_revoke_and_who(capsys: pytest.CaptureFixture[str], settings:
 @pytest.mark.parametrize("command", [["consent", "ls"], ["consent", "revoke"],
                                      ["consent", "add", "--type", "express", "--date",
                                       "2026-01-01"],
-                                     ["attempts", "record", "--at", AT]])
+                                     ["attempts", "record", "--at", AT, "--purpose",
+                                      "telemarketing"]])
 def test_consent_and_attempts_refuse_a_bad_phone(capsys: pytest.CaptureFixture[str],
                                                  command: list[str]) -> None:
     args = [*command[:2], "20255501", *command[2:]]
@@ -282,12 +284,16 @@ def test_imports_and_attempts_record_who(capsys: pytest.CaptureFixture[str],
     assert code == 1  # a row was rejected
     got = json.loads(out)
     assert got["rows"] == 2 and got["added"] == 1 and got["rejectedRows"] == 1
-    assert got["errors"][0]["row"] == 2 and got["errors"][0]["field"] == "phone"
+    assert got["errors"][0]["line"] == 3 and got["errors"][0]["field"] == "phone"
     attempts = write_csv([["phone", "at", "outcome"], [DIGITS, AT, "no_answer"]],
                          name="attempts.csv")
-    got = cli_json(capsys, "attempts", "import", str(attempts))
-    assert got == {"rows": 1, "added": 1, "duplicates": 0, "rejectedRows": 0, "errors": []}
-    got = cli_json(capsys, "attempts", "record", DIGITS, "--at", "2026-11-19T16:00:00Z")
+    code, out, err = cli(capsys, "attempts", "import", str(attempts))
+    assert code == 2 and "no purpose column" in err  # never assumed
+    got = cli_json(capsys, "attempts", "import", str(attempts), "--purpose", "telemarketing")
+    assert got == {"rows": 1, "added": 1, "updated": 0, "duplicates": 0, "rejectedRows": 0,
+                   "errors": []}
+    got = cli_json(capsys, "attempts", "record", DIGITS, "--at", "2026-11-19T16:00:00Z",
+                   "--purpose", "telemarketing")
     assert got == {"number": "+1202555****", "at": "2026-11-19T16:00:00+00:00",
                    "campaign": "default", "purpose": "telemarketing", "subject": "default",
                    "outcome": None, "added": True}

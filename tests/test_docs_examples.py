@@ -716,8 +716,8 @@ def test_readme(shell: Shell) -> None:
     sh.expect(F, "dncguard rules when 4155550100 --call-type autodialed", when)
     sh.expect(F, "dncguard consent import consents.csv",
               lambda r: _assert("1 added" in r.out and "0 rows rejected" in r.out, r))
-    sh.expect(F, "dncguard attempts record 3055550100 --at 2026-11-26T15:00:00Z --outcome "
-              "no_answer", lambda r: _assert("recorded" in r.out, r))
+    sh.expect(F, "dncguard attempts record 3055550100 --at 2026-11-26T15:00:00Z --purpose "
+              "telemarketing --outcome no_answer", lambda r: _assert("recorded" in r.out, r))
 
     # NICE CXone: the block's own sandbox (its last line) plays the tenant; it is started
     # first and its credentials replace the block's `...`
@@ -839,8 +839,8 @@ def test_rules_md(shell: Shell) -> None:
 
     sh.expect(F, "dncguard rules when +18505550100 --at 2026-11-21T12:00:00Z", when)
     sh.handle(F, "dncguard consent import consent.csv", lambda c: sh.sh(c, ok=(1,)))
-    sh.expect(F, "dncguard consent import consent.csv",  # bad rows: "row 3, type: ..."
-              lambda r: _assert(r.code == 1 and "row 3, type:" in r.out + r.err, r))
+    sh.expect(F, "dncguard consent import consent.csv",  # bad rows: "line 4, type: ..."
+              lambda r: _assert(r.code == 1 and "line 4, type:" in r.out + r.err, r))
     sh.walk(blocks(F))
     sh.done(F)
 

@@ -151,8 +151,9 @@ def test_more_evidence_never_turns_a_stop_into_allow(
         consents.add(target, "express", date(2026, 6, 1), revoked=date(2026, 11, 1))
     else:
         for minutes in (30, 60, 90, 120):
-            AttemptStore(cfg).record(target, at - timedelta(minutes=minutes), campaign="robo",
-                                     subject="robo", outcome="no_answer")
+            AttemptStore(cfg, clock=lambda: at).record(
+                target, at - timedelta(minutes=minutes), campaign="robo", subject="robo",
+                outcome="no_answer")
     after = _scrub(cfg, rows, at, "after")
     for b, a in zip(before, after, strict=True):
         assert not (_stop(b["decision"]) and a["decision"] == "allow"), (change, b, a)

@@ -65,7 +65,7 @@ def test_consent_import_reports_impossible_dates(settings: Settings, tmp_path: P
                     "2025550101,express,2026-01-05\n", encoding="utf-8")
     report = ConsentStore(settings).import_csv(path, who="tester")
     assert report.added == 1
-    assert [(e.row, e.field) for e in report.errors] == [(1, "date")]
+    assert [(e.line, e.field) for e in report.errors] == [(2, "date")]
 
 
 def test_consents_listed_and_revoked(settings: Settings) -> None:

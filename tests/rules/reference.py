@@ -25,12 +25,13 @@ from dncguard.sources.rules.stores import (
     ConsentRecord,
     attempts_table,
     consent_table,
+    subject_key,
 )
 from dncguard.store import as_utc
 
-#: Consent that lifts the registry reasons (express consent or an established business
-#: relationship), as the rules define it.
-LIFTS_REGISTRY = frozenset({"express", "express_written", "ebr_purchase", "ebr_inquiry"})
+#: Consent that lifts the registry reasons (written consent or an established business
+#: relationship; oral express consent does not), as the rules define it.
+LIFTS_REGISTRY = frozenset({"express_written", "ebr_purchase", "ebr_inquiry"})
 
 
 def reference_reasons(check: RulesCheck, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
@@ -44,7 +45,7 @@ def reference_reasons(check: RulesCheck, batch: Batch, ctx: CheckContext) -> lis
     for i, e164 in enumerate(batch.e164):
         extra = batch.extra[i] if i < len(batch.extra) else {}
         mine = attempts.get(e164, [])
-        subject = (extra.get("subject") or "").strip()
+        subject = subject_key(extra.get("subject"))
         if subject:  # a subject the row names: its attempts to the holder's other numbers too
             mine = sorted([*mine, *(a for n, a in every if a.subject == subject and n != e164)],
                           key=lambda a: a.at)
@@ -76,7 +77,8 @@ def _records(check: RulesCheck, e164s: list[str], at: datetime) -> tuple[
                 when = as_utc(row.at)
                 if when is None or when < since:
                     continue
-                attempt = Attempt(when, row.campaign, row.purpose, row.subject, row.outcome)
+                attempt = Attempt(when, row.campaign, row.purpose,
+                                  subject_key(row.subject) or "", row.outcome)
                 every.append((row.e164, attempt))
                 if row.e164 in wanted:
                     attempts.setdefault(row.e164, []).append(attempt)

@@ -91,7 +91,7 @@ def test_import_rejects_the_row_and_keeps_the_others(settings: Settings, check: 
                  f"{NY},2026-11-17T12:00:00Z,collections,debt-4,\n", encoding="utf-8")
     report = AttemptStore(settings).import_csv(f)
     assert (report.rows, report.added) == (4, 3)
-    assert [(e.row, e.field) for e in report.errors] == [(2, "outcome")]
+    assert [(e.line, e.field) for e in report.errors] == [(3, "outcome")]  # header: line 1
     assert "'conversed'" in report.errors[0].message
     assert "conversation" in report.errors[0].message
     assert sorted(_stored(settings), key=lambda o: o or "") == [
@@ -232,11 +232,12 @@ def test_cli_import_reports_the_row(capsys: pytest.CaptureFixture[str], settings
     f.write_text("phone,at,outcome\n"
                  "2125550100,2026-11-17T10:00:00Z,No_Answer\n"
                  "2125550100,2026-11-17T11:00:00Z,conversed\n", encoding="utf-8")
-    code, out, err = _cli(capsys, "attempts", "import", str(f), "--json")
+    code, out, err = _cli(capsys, "attempts", "import", str(f), "--purpose", "telemarketing",
+                          "--json")
     assert code == 1
     got = json.loads(out)
     assert (got["rows"], got["added"], got["rejectedRows"]) == (2, 1, 1)
-    assert got["errors"][0]["row"] == 2 and got["errors"][0]["field"] == "outcome"
+    assert got["errors"][0]["line"] == 3 and got["errors"][0]["field"] == "outcome"
     assert "'conversed'" in got["errors"][0]["message"]
     assert _stored(settings) == ["no_answer"]
 

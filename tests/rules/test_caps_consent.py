@@ -206,13 +206,17 @@ def test_unknown_line_type_as_mobile(make_check, settings: Settings) -> None:  #
 ])
 def test_wireless_restricted_states(settings: Settings, check: RulesCheck, phone: str,
                                     state_rule: str) -> None:
-    """Solicitation calls to wireless numbers in the five states block without consent."""
+    """Solicitation calls to wireless numbers in the five states block without consent;
+    express consent lifts the restriction (but no registry hit: no EXEMPT_CONSENT), express
+    written consent lifts both."""
     at = datetime(2026, 11, 18, 19, 0, tzinfo=UTC)
     reasons = run_check(check, phone, at, line_type="mobile")
     assert [(r.code, r.rule) for r in reasons] == [("WIRELESS_RESTRICTED", state_rule)]
     assert run_check(check, phone, at, line_type="landline") == []
     assert run_check(check, phone, at, line_type="mobile", purpose="collections") == []
     ConsentStore(settings).add(phone, "express", date(2026, 3, 1))
+    assert run_check(check, phone, at, line_type="mobile") == []
+    ConsentStore(settings).add(phone, "express_written", date(2026, 3, 2))
     assert [r.code for r in run_check(check, phone, at, line_type="mobile")] == [
         "EXEMPT_CONSENT"]
 
@@ -227,10 +231,12 @@ def _merged(reasons: list[Reason], *extra: str) -> Decision:
 
 @pytest.mark.parametrize(("kind", "granted", "expires", "revoked", "exempt"), [
     ("express_written", date(2026, 1, 1), None, None, "EXEMPT_CONSENT"),
-    ("express", date(2026, 1, 1), date(2026, 12, 1), None, "EXEMPT_CONSENT"),
-    ("express", date(2026, 1, 1), date(2026, 11, 18), None, None),  # expired on the dial day
-    ("express", date(2026, 1, 1), None, date(2026, 6, 1), None),  # revoked
-    ("express", date(2026, 11, 19), None, None, None),  # granted after the dial time
+    ("express_written", date(2026, 1, 1), date(2026, 12, 1), None, "EXEMPT_CONSENT"),
+    # 47 CFR 64.1200(c)(2)(ii): oral express consent lifts no registry hit
+    ("express", date(2026, 1, 1), date(2026, 12, 1), None, None),
+    ("express_written", date(2026, 1, 1), date(2026, 11, 18), None, None),  # expired that day
+    ("express_written", date(2026, 1, 1), None, date(2026, 6, 1), None),  # revoked
+    ("express_written", date(2026, 11, 1), None, None, "EXEMPT_CONSENT"),
     # 47 CFR 64.1200(f)(5): EBR 18 months after a purchase, 3 months after an inquiry
     ("ebr_purchase", date(2025, 6, 1), None, None, "EXEMPT_EBR"),
     ("ebr_purchase", date(2025, 5, 1), None, None, None),  # ended 1 November 2026
@@ -256,9 +262,9 @@ def test_exemptions_and_expiry(settings: Settings, check: RulesCheck, kind: str,
 
 @pytest.mark.parametrize(("phone", "kind", "granted", "revoked", "at", "exempt"), [
     # revoked on 10 March: at 10:30 on 10 March in Sydney (23:30 UTC on 9 March) it is gone
-    ("+61290001234", "express", date(2026, 1, 5), date(2026, 3, 10),
+    ("+61290001234", "express_written", date(2026, 1, 5), date(2026, 3, 10),
      datetime(2026, 3, 9, 23, 30, tzinfo=UTC), False),
-    ("+61290001234", "express", date(2026, 1, 5), date(2026, 3, 10),
+    ("+61290001234", "express_written", date(2026, 1, 5), date(2026, 3, 10),
      datetime(2026, 3, 9, 12, 30, tzinfo=UTC), True),  # 23:30 on 9 March there
     # granted on 10 March: at 23:00 on 9 March in New York (03:00 UTC on 10 March) not yet
     (NY, "express_written", date(2026, 3, 10), None,
@@ -281,7 +287,7 @@ def test_revocation_revokes_earlier_consents(settings: Settings, check: RulesChe
     store.add(NY, "express_written", date(2026, 1, 1))
     store.add(NY, "ebr_purchase", date(2026, 2, 1), revoked=date(2026, 3, 1))
     assert run_check(check, NY, AT) == []
-    store.add(NY, "express", date(2026, 4, 1))  # a new consent after the revocation counts
+    store.add(NY, "express_written", date(2026, 4, 1))  # new consent after it counts
     assert [r.code for r in run_check(check, NY, AT)] == ["EXEMPT_CONSENT"]
 
 
@@ -357,8 +363,8 @@ def test_consent_import(settings: Settings, tmp_path: Path) -> None:
     store = ConsentStore(settings)
     report = store.import_csv(f)
     assert (report.rows, report.added) == (6, 2)
-    assert [(e.row, e.field) for e in report.errors] == [
-        (2, "phone"), (3, "type"), (4, "date"), (5, "expires")]
+    assert [(e.line, e.field) for e in report.errors] == [  # the file's lines: header 1
+        (3, "phone"), (4, "type"), (5, "date"), (6, "expires")]
     again = store.import_csv(f)
     assert (again.added, again.duplicates) == (0, 2)
     recs = store.for_numbers(["+12125550104"])["+12125550104"]
@@ -368,13 +374,13 @@ def test_consent_import(settings: Settings, tmp_path: Path) -> None:
 def test_attempt_import(settings: Settings, tmp_path: Path) -> None:
     f = tmp_path / "attempts.csv"
     f.write_text("phone,at,campaign,purpose,subject,outcome\n"
-                 "+13055550100,2026-11-18T10:00:00-05:00,c,,,\n"
-                 "+13055550100,2026-11-18T10:00:00,c,,,\n"
+                 "+13055550100,2026-11-18T10:00:00-05:00,c,telemarketing,,\n"
+                 "+13055550100,2026-11-18T10:00:00,c,telemarketing,,\n"
                  "+13055550100,2026-11-18T11:00:00Z,c,sales,,\n"
                  "+13055550100,2026-11-18T11:30:00Z,c,collections,debt-1,conversation\n")
     report = AttemptStore(settings).import_csv(f)
     assert report.added == 2
-    assert [(e.row, e.field) for e in report.errors] == [(2, "at"), (3, "purpose")]
+    assert [(e.line, e.field) for e in report.errors] == [(3, "at"), (4, "purpose")]
     got = AttemptStore(settings).for_numbers(["+13055550100"], AT - timedelta(days=1))
     # ordered by time: 11:30Z comes before 10:00-05:00 (15:00Z)
     assert [(a.subject, a.outcome) for a in got["+13055550100"]] == [

@@ -80,14 +80,14 @@ def test_consent_and_attempts(tmp_path: Path) -> None:
                      "--date", "2026-10-01")
     assert code == 0 and "added" in out
     code, out = _run("attempts", "record", "+13055550100", "--at", "2026-11-18T10:00:00-05:00",
-                     "--campaign", "c", "--outcome", "no_answer")
+                     "--campaign", "c", "--purpose", "telemarketing", "--outcome", "no_answer")
     assert code == 0 and "recorded" in out
     code, out = _run("attempts", "record", "+13055550100", "--at", "2026-11-18T10:00:00-05:00",
-                     "--campaign", "c")
+                     "--campaign", "c", "--purpose", "telemarketing")
     assert "already recorded" in out
     a = tmp_path / "a.csv"
     a.write_text("phone,at\n+13055550100,2026-11-18T11:00:00Z\n")
-    code, out = _run("attempts", "import", str(a))
+    code, out = _run("attempts", "import", str(a), "--purpose", "telemarketing")
     assert code == 0 and "1 added" in out
 
 

@@ -124,9 +124,10 @@ def records(settings: Settings, tmp_path: Path,
         for _ in range(rng.randint(1, 2)):
             kind = rng.choice(["express", "express_written", "ebr_purchase", "ebr_inquiry"])
             granted = date(2026, 11, 1) - timedelta(days=rng.choice([3, 100, 400, 800]))
+            revoked = rng.choice([None, None, None, date(2026, 10, 1)])
             consents.add(e164, kind, granted,
                          expires=rng.choice([None, None, date(2026, 11, 10), date(2027, 1, 1)]),
-                         revoked=rng.choice([None, None, None, date(2026, 10, 1)]))
+                         revoked=revoked if revoked and revoked >= granted else None)
     for e164 in rng.sample(numbers, 150):
         for _ in range(rng.randint(1, 5)):
             attempts.record(e164, base - timedelta(minutes=rng.randrange(-600, 60 * 24 * 8)),

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.table import Table
 
+from ..errors import InputError
 from ._common import (
     JSON_HELP,
     console,
@@ -18,7 +19,6 @@ from ._common import (
     err_console,
     iso,
     parse_date,
-    parse_instant,
     plural,
     print_json,
     settings,
@@ -52,8 +52,37 @@ def _choice(value: str | None, allowed: tuple[str, ...], flag: str) -> str | Non
         return None
     v = value.strip().lower()
     if v not in allowed:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(allowed)}", param_hint=flag)
+        from ..sources.rules.stores import quoted  # masked: it may be a phone number
+
+        raise typer.BadParameter(f"{quoted(value)} is not one of {', '.join(allowed)}",
+                                 param_hint=flag)
     return v
+
+
+def _instant(value: str | None, flag: str = "--at") -> datetime | None:
+    """:func:`._common.parse_instant`, the value quoted masked in a refusal (a phone number
+    given in the wrong place is still personal data)."""
+    from ..sources.rules.stores import quoted
+    from ._common import parse_instant
+
+    try:
+        return parse_instant(value, flag)
+    except typer.BadParameter as exc:
+        assert value is not None
+        raise typer.BadParameter(exc.message.replace(repr(value), quoted(value)),
+                                 param_hint=flag) from None
+
+
+def _day(value: str | None, flag: str) -> date | None:
+    """:func:`._common.parse_date`, the value quoted masked in a refusal."""
+    from ..sources.rules.stores import quoted
+
+    try:
+        return parse_date(value, flag)
+    except typer.BadParameter:
+        assert value is not None
+        raise typer.BadParameter(f"{quoted(value)} is not a date (YYYY-MM-DD)",
+                                 param_hint=flag) from None
 
 
 def _summary(rule: RuleBase) -> str:
@@ -161,7 +190,7 @@ def when(
     if not n.ok or n.e164 is None or n.region is None:
         raise typer.BadParameter(f"not a usable number: {n.message}", param_hint="PHONE")
     profile = cfg.campaign(campaign)
-    start = parse_instant(at) or datetime.now(UTC)
+    start = _instant(at) or datetime.now(UTC)
     ctx = CheckContext(at=start.astimezone(UTC), campaign=campaign,
                        purpose=_choice(purpose, PURPOSES, "--purpose") or profile.purpose,
                        call_type=_choice(call_type, CALL_TYPES, "--call-type")
@@ -192,15 +221,16 @@ def when(
 
 
 def _print_report(report: ImportReport, what: str, as_json: bool) -> None:
+    rejected = len({e.line for e in report.errors})
     if as_json:
-        print_json({"rows": report.rows, "added": report.added,
-                    "duplicates": report.duplicates,
-                    "rejectedRows": len({e.row for e in report.errors}),
-                    "errors": [{"row": e.row, "field": e.field, "message": e.message}
+        print_json({"rows": report.rows, "added": report.added, "updated": report.updated,
+                    "duplicates": report.duplicates, "rejectedRows": rejected,
+                    "errors": [{"line": e.line, "field": e.field, "message": e.message}
                                for e in report.errors]})
         return
-    console.print(f"{what}: {report.added:,} added, {report.duplicates:,} already stored, "
-                  f"{len({e.row for e in report.errors}):,} rows rejected of {report.rows:,}")
+    updated = f"{report.updated:,} updated (outcome added), " if report.updated else ""
+    console.print(f"{what}: {report.added:,} added, {updated}{report.duplicates:,} already "
+                  f"stored, {rejected:,} rows rejected of {report.rows:,}")
     for e in report.errors[:50]:
         err_console.print(f"  {e}", highlight=False)
     if len(report.errors) > 50:
@@ -212,8 +242,8 @@ def consent_import(
     file: Path = typer.Argument(..., help="CSV with phone,type,date[,expires][,revoked]"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Import consent / EBR records; bad rows are reported with row number and field
-    (exit 1 when any row was rejected)."""
+    """Import consent / EBR records; bad rows are reported with the file's line number and
+    the field (exit 1 when any row was rejected)."""
     from ..sources.rules.stores import ConsentStore
 
     report = ConsentStore(settings()).import_csv(file, who=who())
@@ -237,12 +267,20 @@ def consent_add(
     from ..sources.rules.stores import ConsentStore
 
     kind = _choice(type_, CONSENT_TYPES, "--type")
-    when_ = parse_date(granted, "--date")
+    when_ = _day(granted, "--date")
     assert kind is not None and when_ is not None
     store = ConsentStore(settings())
     number = e164(phone, store.region)
-    until, gone = parse_date(expires, "--expires"), parse_date(revoked, "--revoked")
-    added = store.add(number, kind, when_, expires=until, revoked=gone, source="cli", who=who())
+    until, gone = _day(expires, "--expires"), _day(revoked, "--revoked")
+    try:
+        added = store.add(number, kind, when_, expires=until, revoked=gone, source="cli",
+                          who=who())
+    except InputError as exc:  # a date that cannot be right: one line naming its flag
+        field, _, why = str(exc).partition(": ")
+        flag = {"consent date": "--date", "expires": "--expires", "revoked": "--revoked"}
+        if field not in flag:
+            raise
+        raise typer.BadParameter(why, param_hint=flag[field]) from None
     if as_json:
         print_json({"number": mask(number), "type": kind, "date": when_.isoformat(),
                     "expires": iso(until), "revoked": iso(gone), "added": added})
@@ -251,12 +289,19 @@ def consent_add(
 
 
 def consent_status(records: list[ConsentRecord], rec: ConsentRecord, on: date) -> str:
-    """``revoked`` (a revocation on or before ``on`` covers it: a revocation revokes every
-    consent granted on or before it), ``expired`` (its expiry date has come), else
-    ``current``. EBR records also lapse after their jurisdiction's window, which only the
-    rules know (``dncguard check``, ``rules when``)."""
+    """``revocation`` (a revocation-only record: ``consent revoke`` of a number that held
+    nothing to revoke), ``revoked`` (it carries a revocation date on or before ``on``, or a
+    revocation then covers it: a revocation revokes every consent granted on or before it),
+    ``expired`` (its expiry date has come), else ``current``. EBR records also lapse after
+    their jurisdiction's window, and after any revocation, which only the rules apply
+    (``dncguard check``, ``rules when``)."""
+    from ..sources.rules.stores import REVOCATION
+
+    if rec.type == REVOCATION:
+        return "revocation"
     revocations = [r.revoked for r in records if r.revoked is not None and r.revoked <= on]
-    if revocations and rec.granted <= max(revocations):
+    if (rec.revoked is not None and rec.revoked <= on) or (
+            revocations and rec.granted <= max(revocations)):
         return "revoked"
     if rec.expires is not None and on >= rec.expires:
         return "expired"
@@ -304,14 +349,15 @@ def consent_revoke(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Revoke a number's consents as of a date (a revocation record is added for each
-    consent type held then; the history stays)."""
+    consent type held then; the history stays). With none held, the revocation is stored on
+    its own: a consent dated on or before it that arrives later is revoked too."""
     from ..phones import mask
     from ..sources.rules.schema import CONSENT_TYPES
     from ..sources.rules.stores import ConsentStore
     from ..store import utcnow
 
     kind = _choice(type_, CONSENT_TYPES, "--type")
-    day = parse_date(on, "--on") or utcnow().date()
+    day = _day(on, "--on") or utcnow().date()
     store = ConsentStore(settings())
     number = e164(phone, store.region)
     done = store.revoke(number, day, type_=kind, who=who(), why=reason)
@@ -324,8 +370,9 @@ def consent_revoke(
         console.print(f"revoked {plural(done, what + ' record')} of {mask(number)} as of "
                       f"{day.isoformat()}")
     else:
-        console.print(f"nothing to revoke: {mask(number)} holds no {what} not yet revoked "
-                      f"on {day.isoformat()}")
+        console.print(f"{mask(number)} holds no {what} not yet revoked on {day.isoformat()}; "
+                      f"the revocation is on file: every consent of the number dated on or "
+                      f"before then is revoked, also one recorded later")
 
 
 @attempts_app.command("record")
@@ -333,7 +380,8 @@ def attempts_record(
     phone: str = typer.Argument(...),
     at: str = typer.Option(..., "--at", help="When the attempt was made (ISO 8601 instant)"),
     campaign: str = typer.Option("default", "--campaign"),
-    purpose: str = typer.Option("telemarketing", "--purpose", help=" | ".join(PURPOSES_HELP)),
+    purpose: str = typer.Option(..., "--purpose", help=" | ".join(PURPOSES_HELP)
+                                + " (required: the caps count attempts by purpose)"),
     subject: str | None = typer.Option(None, "--subject",
                                        help="Same-subject key (default: the campaign; a debt "
                                             "id for collections)"),
@@ -342,38 +390,49 @@ def attempts_record(
                                             "failed (any case)"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Record one call attempt."""
+    """Record one call attempt (an attempt stamped more than 5 minutes ahead of now is
+    refused)."""
     from ..phones import mask
     from ..sources.rules.schema import OUTCOMES, PURPOSES
-    from ..sources.rules.stores import AttemptStore
+    from ..sources.rules.stores import DUPLICATE, UPDATED, AttemptStore, subject_key
 
-    instant = parse_instant(at)
+    instant = _instant(at)
     assert instant is not None
     outcome = _choice(outcome, OUTCOMES, "--outcome") if outcome and outcome.strip() else None
     store = AttemptStore(settings())
     number = e164(phone, store.region)
-    why = _choice(purpose, PURPOSES, "--purpose") or "telemarketing"
-    added = store.record(number, instant, campaign=campaign, purpose=why, subject=subject,
-                         outcome=outcome, who=who())
+    why = _choice(purpose, PURPOSES, "--purpose")
+    assert why is not None
+    done = store.record_status(number, instant, campaign=campaign, purpose=why,
+                               subject=subject, outcome=outcome, who=who())
     if as_json:
         print_json({"number": mask(number), "at": instant.astimezone(UTC).isoformat(),
-                    "campaign": campaign, "purpose": why, "subject": subject or campaign,
-                    "outcome": outcome or None, "added": added})
+                    "campaign": campaign.strip(), "purpose": why,
+                    "subject": subject_key(campaign if subject is None else subject),
+                    "outcome": outcome or None, "added": done != DUPLICATE})
         return
-    console.print("recorded" if added else "already recorded")
+    console.print("already recorded" if done == DUPLICATE else
+                  "outcome recorded on the stored attempt" if done == UPDATED else "recorded")
 
 
 @attempts_app.command("import")
 def attempts_import(
     file: Path = typer.Argument(
         ..., help="CSV with phone,at[,campaign][,purpose][,subject][,outcome]"),
+    purpose: str | None = typer.Option(
+        None, "--purpose", help="The purpose of the rows whose purpose cell is empty (or of "
+                                "every row, without a purpose column): "
+                                + " | ".join(PURPOSES_HELP) + " (default: none; such a row "
+                                "is rejected)"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Import call attempts; bad rows are reported with row number and field (exit 1 when any
-    row was rejected)."""
+    """Import call attempts; bad rows are reported with the file's line number and the field
+    (exit 1 when any row was rejected). Every row needs its purpose."""
+    from ..sources.rules.schema import PURPOSES
     from ..sources.rules.stores import AttemptStore
 
-    report = AttemptStore(settings()).import_csv(file, who=who())
+    default = _choice(purpose, PURPOSES, "--purpose")
+    report = AttemptStore(settings()).import_csv(file, who=who(), purpose=default)
     _print_report(report, "attempts", as_json)
     if report.errors:
         raise typer.Exit(1)

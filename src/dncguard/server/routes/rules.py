@@ -23,7 +23,13 @@ from ...lists.store import ListStore
 from ...phones import normalise
 from ...sources.rules.schema import OUTCOMES
 from ...sources.rules.source import RulesCheck
-from ...sources.rules.stores import AttemptStore, ConsentStore, parse_outcome
+from ...sources.rules.stores import (
+    DUPLICATE,
+    AttemptStore,
+    ConsentStore,
+    parse_outcome,
+    subject_key,
+)
 from ...sources.rules.when import WhenOut
 from .._context import clean_or_422, context_or_422
 from .._deps import CheckKey, DncKey, Service, ServiceDep
@@ -58,13 +64,15 @@ class AttemptIn(BaseModel):
 
     phone: str = Field(min_length=1, max_length=64, examples=["+13055550123"])
     at: Instant | None = Field(default=None, description="When the call was placed, an ISO "
-                               "8601 instant with an offset (default now)")
+                               "8601 instant with an offset (default now; more than 5 "
+                               "minutes ahead of the server's clock is refused)")
     campaign: Text = Field(default="default", min_length=1, max_length=200)
     purpose: Purpose | None = Field(default=None,
                                     description="Default: the campaign profile's purpose")
     subject: Text | None = Field(default=None, min_length=1, max_length=200,
                                 description="Same-subject key the caps count per (default: the "
-                                            "campaign; a debt id for collections)")
+                                            "campaign; a debt id for collections), stored and "
+                                            "compared without spaces around, in lower case")
     outcome: str | None = Field(default=None, min_length=1, max_length=40,
                                 description=f"One of {', '.join(OUTCOMES)} (any case)")
     region: Region | None = Field(default=None,
@@ -80,8 +88,10 @@ class AttemptOut(BaseModel):
     purpose: str
     subject: str
     outcome: str | None
-    added: bool = Field(description="False when the same attempt (number, time, subject) "
-                                    "was already recorded")
+    added: bool = Field(description="False when the same attempt (number, time, subject, "
+                                    "campaign, purpose, outcome) was already recorded; true "
+                                    "when it was stored, or its outcome written on the stored "
+                                    "attempt that had none")
 
 
 class ConsentIn(BaseModel):
@@ -92,7 +102,8 @@ class ConsentIn(BaseModel):
     date: Day = Field(description="Date of the consent, purchase or inquiry")
     expires: Day | None = Field(default=None, description="First day it no longer counts")
     revoked: Day | None = Field(default=None, description="Revocation date (revokes all "
-                                                          "earlier consents of the number)")
+                                                          "earlier consents of the number); "
+                                                          "not before date, not in the future")
     region: Region | None = Field(default=None,
                                   description="Region of a number written in national format")
 
@@ -129,6 +140,18 @@ def _number(phone: str, region: str | None, where: str, svc: Service) -> tuple[s
     return n.e164, n.region
 
 
+def _refused(exc: InputError, prefix: str) -> ApiError:
+    """A 422 for a store's refusal, naming the field its message starts with (``revoked:
+    ...`` is ``body.revoked``), else the body."""
+    message = str(exc)
+    known = {"consent date": "date", "expires": "expires", "revoked": "revoked", "at": "at",
+             "purpose": "purpose", "outcome": "outcome", "campaign": "campaign",
+             "subject": "subject"}
+    field = known.get(message.partition(":")[0])
+    where = f"{prefix}.{field}" if field else prefix
+    return ApiError(422, message, fields=[FieldError(field=where, message=message)])
+
+
 def _instant(at: datetime | None, where: str) -> datetime:
     try:
         return (at or datetime.now(UTC)).astimezone(UTC)
@@ -154,16 +177,15 @@ def record_attempt(body: AttemptIn, svc: ServiceDep, _key: DncKey) -> AttemptOut
             raise ApiError(422, f"body.purpose: campaign {body.campaign!r} has no profile, so "
                            "the attempt's purpose is unknown; send purpose",
                            fields=[FieldError(field="body.purpose", message=exc.why)]) from None
-    subject = body.subject or body.campaign
     try:
-        added = AttemptStore(svc.settings).record(
-            e164, at, campaign=body.campaign, purpose=purpose, subject=subject,
+        done = AttemptStore(svc.settings).record_status(
+            e164, at, campaign=body.campaign, purpose=purpose, subject=body.subject,
             outcome=body.outcome, who=f"api:{_key.name}")
     except InputError as exc:
-        raise ApiError(422, str(exc), fields=[FieldError(field="body", message=str(exc))]) \
-            from exc
-    return AttemptOut(e164=e164, at=at, campaign=body.campaign, purpose=purpose, subject=subject,
-                      outcome=body.outcome, added=added)
+        raise _refused(exc, "body") from exc
+    subject = subject_key(body.campaign if body.subject is None else body.subject) or ""
+    return AttemptOut(e164=e164, at=at, campaign=body.campaign.strip(), purpose=purpose,
+                      subject=subject, outcome=body.outcome, added=done != DUPLICATE)
 
 
 @router.post("/v1/consents", status_code=201, response_model=ConsentOut,
@@ -181,9 +203,7 @@ def add_consent(body: ConsentIn, svc: ServiceDep, key: DncKey) -> ConsentOut:
                                                revoked=body.revoked, source=f"api:{key.name}",
                                                who=f"api:{key.name}")
     except InputError as exc:
-        where = "body.date" if str(exc).startswith("consent date") else "body"
-        raise ApiError(422, str(exc), fields=[FieldError(field=where, message=str(exc))]) \
-            from exc
+        raise _refused(exc, "body") from exc
     return ConsentOut(e164=e164, type=body.type, date=body.date, expires=body.expires,
                       revoked=body.revoked, added=added)
 

@@ -40,8 +40,8 @@ RULE_CODES: dict[str, tuple[Decision, str]] = {
                        "not loaded; the detail names the list to import."),
     TIMEZONE_UNKNOWN: (Decision.ERROR, "No time zone could be found and the configuration says "
                        "unknown_timezone = 'error'."),
-    EXEMPT_CONSENT: (Decision.ALLOW, "Valid express / express written consent: lifts "
-                     "DNC_NATIONAL and DNC_STATE (never DNC_INTERNAL)."),
+    EXEMPT_CONSENT: (Decision.ALLOW, "Valid express written consent: lifts DNC_NATIONAL and "
+                     "DNC_STATE (never DNC_INTERNAL); oral express consent does not."),
     EXEMPT_EBR: (Decision.ALLOW, "An established business relationship within its window: lifts "
                  "DNC_NATIONAL and DNC_STATE (never DNC_INTERNAL)."),
     LINE_TYPE_ASSUMED: (Decision.ALLOW, "Informational: the line type is unknown and the rules "

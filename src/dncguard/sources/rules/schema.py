@@ -237,13 +237,14 @@ class EbrRule(RuleBase):
     def ends(self, what: str, since: date) -> date | None:
         """The first day on which a relationship begun on ``since`` (a purchase or an
         inquiry: ``what``) no longer counts; None when this rule gives that kind no window.
-        A window of N days counts N days after ``since``; one of N months ends on the same
-        day N months later (or on that month's last day)."""
+        Both units end the same way: a window of N days ends N days after ``since`` (180 days
+        from 1 May 2026 end on 28 October 2026: 1 May is day 1, 27 October day 180), one of
+        N months on the same day N months later (or on that month's last day)."""
         months = getattr(self, f"{what}_months")
         if months is not None:
             return add_months(since, months)
         days = getattr(self, f"{what}_days")
-        return None if days is None else since + timedelta(days=days + 1)
+        return None if days is None else since + timedelta(days=days)
 
     def window(self, what: str) -> str | None:
         """The window of ``what`` as written, e.g. ``18 months`` (None: none)."""

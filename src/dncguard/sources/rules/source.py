@@ -30,6 +30,7 @@ from ...errors import ConfigError
 from ...lists.store import ListInfo, ListStore
 from ...models import DataVersions, Decision, Reason
 from ...phones import mask
+from ...places import CA_POSTAL_PROVINCES
 from ..protocol import CheckBase
 from . import codes
 from ._engine import CampaignWindow, TimePlan, Violation, local_text
@@ -38,6 +39,7 @@ from ._loader import Ruleset
 from ._zones import Location, resolve_location, zone_key_array, zone_keys
 from .freshness import FreshnessPolicy
 from .schema import (
+    CONSENT_TYPES,
     LINE_TYPES,
     OUTCOMES,
     CallingWindowRule,
@@ -54,11 +56,13 @@ from .schema import (
 )
 from .settings import EmergencyDeclaration, RulesSettings
 from .stores import (
+    CLOCK_SKEW,
     PROBE_EMPTY_FROM,
     Attempt,
     AttemptStore,
     ConsentRecord,
     ConsentStore,
+    subject_key,
 )
 from .when import When
 
@@ -79,8 +83,16 @@ SOURCE = "rules"
 _PLAN_CACHE_MAX = 20_000
 #: (day, call, campaign) combinations whose registry and consent reasons are kept
 _DAY_CACHE_MAX = 256
-_CONSENT = frozenset({"express", "express_written"})
+#: The consent that lifts national and state registry hits: a signed written agreement (47 CFR
+#: 64.1200(c)(2)(ii), 16 CFR 310.4(b)(1)(iii)(B)(1)). Oral ``express`` consent does not; it
+#: still satisfies a ``consent_required`` rule whose ``accepted`` list names it.
+_WRITTEN = frozenset({"express_written"})
 _EBR = frozenset({"ebr_purchase", "ebr_inquiry"})
+#: What lifts registry hits: written consent, or an established business relationship
+#: within its window (and not ended by a do-not-call request, see ``_valid``).
+_LIFTS_REGISTRY = _WRITTEN | _EBR
+#: Canada's provinces and territories, as candidate states name them (dncguard.places)
+_PROVINCES = frozenset({*CA_POSTAL_PROVINCES.values(), "NU"})
 
 
 def _starts_cooldown(outcome: str | None, after: set[str | None]) -> bool:
@@ -248,12 +260,19 @@ class RulesCheck(CheckBase):
         return tuple(out)
 
     def time_jurisdictions(self, region: str, loc: Location) -> tuple[str, ...]:
-        """The jurisdictions whose day and hour rules apply: :meth:`jurisdictions`, and every
-        state of :attr:`Location.time_states` (the region fallback)."""
-        jur = self.jurisdictions(region, loc)
-        extra = tuple(f"US-{s}" for s in loc.time_states
-                      if f"US-{s}" in self.ruleset.files and f"US-{s}" not in jur)
-        return jur + extra if region == "US" else jur
+        """The jurisdictions whose day and hour rules apply: :meth:`jurisdictions`, every
+        state of :attr:`Location.time_states` (a US number with no state known), and the
+        country of a candidate state or province across the border: a Toronto number with a
+        Miami ZIP gets the federal and Florida hours too, a New York number with a Toronto
+        postal code Canada's (the called party's location decides; the strictest reading)."""
+        jur = list(self.jurisdictions(region, loc))
+        files = self.ruleset.files
+        for s in loc.states + (loc.time_states if region == "US" else ()):
+            if f"US-{s}" in files:
+                jur.extend(j for j in ("US", f"US-{s}") if j not in jur and j in files)
+            elif s in _PROVINCES and "CA" not in jur and "CA" in files:
+                jur.append("CA")
+        return tuple(jur)
 
     def _scoped(self, rule: RuleBase, ctx: CheckContext, line_type: str | None,
                 on: date) -> bool:
@@ -450,7 +469,7 @@ class RulesCheck(CheckBase):
         reasons.extend(self._assumed(ctx, g.line, today, g.jur))
         reasons.extend(self._consent_rules(valid, ctx, g.line, today, g.jur))
         reasons.extend(self._caps(attempts, ctx, g.line, today, g.jur, at, extra, g.plan))
-        if not (valid & (_CONSENT | _EBR)):
+        if not (valid & _LIFTS_REGISTRY):
             reasons.extend(g.registry)
         return reasons
 
@@ -544,7 +563,13 @@ class RulesCheck(CheckBase):
         among the UTC date and the date in each of ``zones``, a consent counts only from its
         grant on the earliest of them, and stops on its revocation, expiry or the end of its
         EBR window by the latest (a consent revoked on 10 March is gone at 10:30 on 10 March
-        in Sydney, 23:30 UTC on 9 March)."""
+        in Sydney, 23:30 UTC on 9 March).
+
+        Every record carrying a revocation date that has come revokes every consent granted on
+        or before it, and is never valid itself, whatever its grant date (a revocation-only
+        record, ``consent revoke`` of a number with nothing to revoke, is never a consent).
+        After a revocation an EBR no longer counts, even one begun later: a do-not-call
+        request ends the relationship (47 CFR 64.1200(f)(5)(i)); only new consent does."""
         if not records:
             return set()
         early, late = _dates(at, zones)
@@ -553,7 +578,11 @@ class RulesCheck(CheckBase):
         ebr = self._ebr_rules(late, jur)
         valid: set[str] = set()
         for r in records:
+            if r.type not in CONSENT_TYPES or (r.revoked is not None and r.revoked <= late):
+                continue
             if r.granted > early or (last_revoked is not None and r.granted <= last_revoked):
+                continue
+            if r.type in _EBR and last_revoked is not None:
                 continue
             if r.expires is not None and late >= r.expires:
                 continue
@@ -565,12 +594,11 @@ class RulesCheck(CheckBase):
     def _exemptions(self, valid: set[str], on: date, jur: tuple[str, ...],
                     records: list[ConsentRecord]) -> list[Reason]:
         out: list[Reason] = []
-        if valid & _CONSENT:
-            kinds = " and ".join(sorted(valid & _CONSENT)).replace("_", " ")
+        if valid & _WRITTEN:  # oral express consent lifts no registry hit
             out.append(Reason(code=codes.EXEMPT_CONSENT, decision=Decision.ALLOW, source=SOURCE,
                               rule="consent", overrides=list(codes.LIFTED_BY_EXEMPTION),
-                              detail=f"valid {kinds} consent on {on}: national and state "
-                                     "registry hits do not decide"))
+                              detail=f"valid express written consent on {on}: national and "
+                                     "state registry hits do not decide"))
         if valid & _EBR:
             ebr = self._ebr_rules(on, jur)
             ids = ",".join(f"{j}:{r.id}" for j, r in ebr)
@@ -619,13 +647,19 @@ class RulesCheck(CheckBase):
               plan: TimePlan | None) -> list[Reason]:
         if not attempts:
             return []
-        subject = (extra.get("subject") or "").strip() or ctx.campaign
+        # a check naming no subject is counted by its campaign (the subject of the attempts
+        # recorded without one), compared as the stored subjects are (subject_key)
+        subject = subject_key(extra.get("subject")) or subject_key(ctx.campaign) or ""
+        # attempts stamped a little after the dial time count too: the dialer's clock may
+        # run ahead of ours (fail closed; a later one is refused when recorded)
+        until = at + CLOCK_SKEW
         out: list[Reason] = []
         for j, cr in self.ruleset.of_kind(FrequencyCapRule, jur):
             if not self._scoped(cr, ctx, line, on):
                 continue
             relevant = [a for a in attempts
-                        if a.subject == subject and a.purpose in cr.applies_to and a.at <= at]
+                        if a.subject == subject and a.purpose in cr.applies_to
+                        and a.at <= until]
             window = timedelta(hours=cr.window_hours)
             recent = [a for a in relevant if a.at > at - window]
             free: datetime | None = None
@@ -734,6 +768,8 @@ class RulesCheck(CheckBase):
 
         batch = Batch.of([e164], [region], [state], [dict(extra)])
         reasons = self.evaluate(batch, ctx)[0]
+        if any(r.code == codes.TIMEZONE_UNKNOWN for r in reasons):
+            windows = []  # the check refuses to judge the number's time: no legal window
         return When(loc, jur, windows, reasons)
 
 
@@ -753,7 +789,7 @@ def _subjects(batch: Batch) -> list[str]:
     """The subjects (a debt, an offer) the batch's rows name themselves: only those count
     attempts across numbers (the default, the campaign, is counted per number)."""
     contexts, _ = batch.contexts()
-    return sorted({s for c in contexts if (s := (c.get("subject") or "").strip())})
+    return sorted({s for c in contexts if (s := subject_key(c.get("subject")))})
 
 
 def _add_subject_attempts(attempts: dict[str, list[Attempt]], batch: Batch,
@@ -767,7 +803,7 @@ def _add_subject_attempts(attempts: dict[str, list[Attempt]], batch: Batch,
     done: set[tuple[str, str]] = set()
     touched: set[str] = set()
     for i, e164 in enumerate(batch.e164):
-        subject = (contexts[int(index[i])].get("subject") or "").strip()
+        subject = subject_key(contexts[int(index[i])].get("subject"))
         if not subject or (e164, subject) in done:
             continue
         done.add((e164, subject))

@@ -9,9 +9,10 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    update,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -85,6 +87,12 @@ def rules_engine(settings: Settings) -> Engine:
     return engine
 
 
+#: The type of a revocation-only record: ``consent revoke`` of a number that holds no consent
+#: to revoke stores one (granted and revoked on the revocation date), so that a consent dated
+#: on or before it that arrives later is revoked too. Never a consent itself.
+REVOCATION = "revocation"
+
+
 @dataclass(frozen=True)
 class ConsentRecord:
     type: str
@@ -93,16 +101,47 @@ class ConsentRecord:
     revoked: date | None = None
 
 
+#: How far after this machine's clock an attempt may be stamped (a dialer's clock may run a
+#: little ahead): a later attempt is refused, and the caps count the attempts stamped up to
+#: this long after the dial time (fail closed).
+CLOCK_SKEW = timedelta(minutes=5)
+
+_DIGIT = re.compile(r"\d")
+
+
+def quoted(value: str, limit: int = 40) -> str:
+    """``value`` quoted for a one-line message, never a phone number: in a value of 7 or more
+    digits only the first digits are shown (at most 6, and never the last 4), the others
+    masked as :func:`dncguard.phones.mask` masks a number (``'+120255*****'``,
+    ``'2026-**-**'``); a value longer than ``limit`` is cut."""
+    digits = [m.start() for m in _DIGIT.finditer(value)]
+    if len(digits) >= 7:
+        keep = min(6, len(digits) - 4)
+        chars = list(value)
+        for i in digits[keep:]:
+            chars[i] = "*"
+        value = "".join(chars)
+    return repr(value if len(value) <= limit else value[:limit - 3] + "...")
+
+
+def subject_key(text: str | None) -> str | None:
+    """A subject (or a campaign standing in for one) as stored and compared: spaces around
+    removed, lower case (``DEBT-42`` and `` debt-42`` are one debt: counting them together
+    is the stricter reading); None when blank."""
+    key = (text or "").strip().lower()
+    return key or None
+
+
 def parse_outcome(text: str | None) -> str | None:
     """An attempt's outcome as stored: None when missing or blank, else the one of
     :data:`OUTCOMES` it names (any case, spaces around ignored). Anything else raises
-    ValueError naming the value and the accepted outcomes."""
+    ValueError naming the value (masked when it could be a phone number, :func:`quoted`)
+    and the accepted outcomes."""
     key = outcome_key(text)
     if key is None or key in OUTCOMES:
         return key
-    shown = text if text is not None and len(text) <= 40 else f"{(text or '')[:37]}..."
-    raise ValueError(f"{shown!r} is not a known outcome; use one of {', '.join(OUTCOMES)} "
-                     "(or none)")
+    raise ValueError(f"{quoted(text or '')} is not a known outcome; use one of "
+                     f"{', '.join(OUTCOMES)} (or none)")
 
 
 @dataclass(frozen=True)
@@ -114,20 +153,26 @@ class Attempt:
     outcome: str | None = None
 
 
+#: What storing an attempt did: a new row, the outcome written on the stored attempt that had
+#: none, or nothing (the same attempt is on file).
+ADDED, UPDATED, DUPLICATE = "added", "updated", "duplicate"
+
+
 @dataclass(frozen=True)
 class RowError:
-    row: int  # 1-based data row (header excluded)
+    line: int  # the file's line the row starts on (the header is line 1, blank lines count)
     field: str
     message: str
 
     def __str__(self) -> str:
-        return f"row {self.row}, {self.field}: {self.message}"
+        return f"line {self.line}, {self.field}: {self.message}"
 
 
 @dataclass
 class ImportReport:
     rows: int = 0
     added: int = 0
+    updated: int = 0  # attempts whose outcome was written on the stored attempt
     duplicates: int = 0
     errors: list[RowError] = field(default_factory=list)
 
@@ -222,16 +267,23 @@ ATTEMPT_COLUMNS = (("phone", "at"), ("campaign", "purpose", "subject", "outcome"
 
 
 def _shown(names: list[str]) -> str:
-    """Column names for a one-line message (odd ones quoted, at most 10)."""
-    out = [n if n.isprintable() and n and "," not in n and len(n) <= 40 else repr(n[:40])
-           for n in names[:10]]
+    """Column names for a one-line message (odd ones quoted, at most 10; a name that could be
+    a phone number, as when a file has no header row, masked: :func:`quoted`)."""
+    out = [n if n.isprintable() and n and "," not in n and len(n) <= 40
+           and len(_DIGIT.findall(n)) < 7 else quoted(n) for n in names[:10]]
     return ", ".join(out) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
 
 
+#: A file's data rows: (the line each starts on, ``{column: value}``).
+Rows = list[tuple[int, dict[str, str]]]
+
+
 def _read_rows(path: Path, required: tuple[str, ...], optional: tuple[str, ...]
-               ) -> list[dict[str, str]]:
-    """The data rows of a CSV file whose header names only ``required`` and ``optional``
-    columns (any case, spaces around them ignored), each as ``{column: value}``.
+               ) -> tuple[list[str], Rows]:
+    """The columns a CSV file's header names, and its data rows, each with the line of the
+    file it starts on (the header is line 1; blank lines are skipped but counted, so the
+    number is the one an editor shows) and as ``{column: value}``. The header may name only
+    ``required`` and ``optional`` columns (any case, spaces around them ignored).
 
     A header with a column it does not know (a misspelt ``revoked`` would drop revocations),
     a column twice, or a required column missing refuses the whole file (InputError) before
@@ -258,8 +310,12 @@ def _read_rows(path: Path, required: tuple[str, ...], optional: tuple[str, ...]
             if problems:
                 raise InputError(f"{path}: {'; '.join(problems)}; the columns are "
                                  f"{accepted}; nothing was imported")
-            rows: list[dict[str, str]] = []
-            for cells in reader:
+            rows: Rows = []
+            while True:
+                line = reader.line_num + 1  # where the next row starts
+                cells = next(reader, None)
+                if cells is None:
+                    return named, rows
                 if not cells:
                     continue  # a blank line
                 row = dict.fromkeys(named, "")
@@ -269,30 +325,30 @@ def _read_rows(path: Path, required: tuple[str, ...], optional: tuple[str, ...]
                         row[name] = value.strip()
                     elif value.strip():
                         row[f"column {n}"] = value.strip()
-                rows.append(row)
-            return rows
+                rows.append((line, row))
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{path} is not a readable CSV file: {exc}") from None
 
 
-def _nameless(r: dict[str, str], i: int, errors: list[RowError]) -> None:
-    """Reject row ``i`` for each value that has no column name (see :func:`_read_rows`)."""
+def _nameless(r: dict[str, str], line: int, errors: list[RowError]) -> None:
+    """Reject the row of ``line`` for each value that has no column name (see
+    :func:`_read_rows`), quoted masked (it may be a phone number: :func:`quoted`)."""
     for key, value in r.items():
         if key.startswith("column "):
-            shown = value if len(value) <= 40 else value[:37] + "..."
-            errors.append(RowError(i, key, f"{shown!r} is in a column with no name in the "
-                                           "header; name the column or remove the value"))
+            errors.append(RowError(line, key, f"{quoted(value)} is in a column with no name "
+                                              "in the header; name the column or remove the "
+                                              "value"))
 
 
-def _date(value: str, name: str, row: int, errors: list[RowError]) -> date | None:
+def _date(value: str, name: str, line: int, errors: list[RowError]) -> date | None:
     if not value:
         return None
     try:
         return date.fromisoformat(value)
     except ValueError:
-        errors.append(RowError(row, name, f"{value!r} is not a date (YYYY-MM-DD)"))
+        errors.append(RowError(line, name, f"{quoted(value)} is not a date (YYYY-MM-DD)"))
         return None
 
 
@@ -311,6 +367,18 @@ def consent_date_problem(granted: date, today: date) -> str | None:
     return None
 
 
+def revoked_date_problem(revoked: date, granted: date, today: date) -> str | None:
+    """Why a consent's revocation date cannot be right (None when it can): before the
+    consent date (such a record would read as current consent) or in the future (as
+    ``consent revoke`` refuses)."""
+    if revoked < granted:
+        return (f"{revoked.isoformat()} is before the consent date {granted.isoformat()}; "
+                "a consent cannot be revoked before it was given")
+    if revoked > today:
+        return f"{revoked.isoformat()} is in the future"
+    return None
+
+
 def parse_instant(value: str) -> datetime:
     """An ISO 8601 instant with an offset (raises ValueError otherwise)."""
     parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -319,37 +387,51 @@ def parse_instant(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-class ConsentStore:
-    """Express / express-written consent and EBR records, with expiry and revocation."""
+def _now() -> datetime:
+    return utcnow()
 
-    def __init__(self, settings: Settings, default_region: str | None = None) -> None:
+
+class ConsentStore:
+    """Express / express-written consent and EBR records, with expiry and revocation.
+    ``clock`` (default: the system clock, UTC) says what today is."""
+
+    def __init__(self, settings: Settings, default_region: str | None = None, *,
+                 clock: Callable[[], datetime] = _now) -> None:
         self.settings = settings
         self.engine = rules_engine(settings)
         #: the engine for a batch's lookups (consent and attempts; see store.read_engine)
         self.reads = read_engine(self.engine)
         self.region = default_region or settings.default_region
+        self.clock = clock
 
     def add(self, phone: str, type_: str, granted: date, *, expires: date | None = None,
             revoked: date | None = None, source: str | None = None,
             who: str | None = None) -> bool:
         """Add one record (E.164 or national format); False when it is already stored.
-        A consent date before the TCPA or in the future is refused (InputError)."""
+        A consent date before the TCPA or in the future, an expiry not after it, and a
+        revocation before it or in the future are refused (InputError, the message starting
+        with the field: ``consent date``, ``expires``, ``revoked``)."""
         n = normalise(phone, self.region)
         if not n.ok or n.e164 is None:
             raise InputError(f"not a valid phone number: {n.message}")
         if type_ not in CONSENT_TYPES:
             raise InputError(f"consent type must be one of {', '.join(CONSENT_TYPES)}")
-        problem = consent_date_problem(granted, utcnow().date())
+        today = self.clock().astimezone(UTC).date()
+        problem = consent_date_problem(granted, today)
         if problem:
             raise InputError(f"consent date: {problem}")
         if expires is not None and expires <= granted:
             raise InputError("expires: is not after the consent date")
+        problem = revoked_date_problem(revoked, granted, today) if revoked else None
+        if problem:
+            raise InputError(f"revoked: {problem}")
         with self.engine.begin() as conn:
             return self._insert(conn, n.e164, ConsentRecord(type_, granted, expires, revoked),
                                 source, who)
 
     def records(self, phone: str) -> list[ConsentRecord]:
-        """Every consent record of one number (E.164 or national format), oldest first."""
+        """Every consent record of one number (E.164 or national format), oldest first
+        (revocation-only records, of type :data:`REVOCATION`, among them)."""
         n = normalise(phone, self.region)
         if not n.ok or n.e164 is None:
             raise InputError(f"not a valid phone number: {n.message}")
@@ -359,23 +441,34 @@ class ConsentStore:
     def revoke(self, phone: str, on: date, *, type_: str | None = None,
                who: str | None = None, why: str | None = None) -> int:
         """Revoke a number's consents (of one type, or every type) as of ``on``: a revocation
-        record is added for each type held, so the history stays. Returns how many."""
+        record is added for each type held, so the history stays. Returns how many.
+
+        When none is held (0), a revocation-only record (type :data:`REVOCATION`, dated
+        ``on``) is stored instead, unless a revocation on or after ``on`` is on file: a
+        revocation revokes every consent of the number granted on or before its date (the
+        rules' revoke-all reading), so a consent dated on or before ``on`` that is imported
+        later is revoked too."""
         n = normalise(phone, self.region)
         if not n.ok or n.e164 is None:
             raise InputError(f"not a valid phone number: {n.message}")
         if type_ is not None and type_ not in CONSENT_TYPES:
             raise InputError(f"consent type must be one of {', '.join(CONSENT_TYPES)}")
-        if on > utcnow().date():
+        if on > self.clock().astimezone(UTC).date():
             raise InputError(f"revocation date {on.isoformat()} is in the future")
-        held = [r for r in self.for_numbers([n.e164]).get(n.e164, [])
-                if (type_ is None or r.type == type_) and r.granted <= on
-                and (r.revoked is None or r.revoked > on)]
+        records = self.for_numbers([n.e164]).get(n.e164, [])
+        held = [r for r in records
+                if r.type in CONSENT_TYPES and (type_ is None or r.type == type_)
+                and r.granted <= on and (r.revoked is None or r.revoked > on)]
+        covered = any(r.revoked is not None and r.revoked >= on for r in records)
         done = 0
         with self.engine.begin() as conn:
             for rec in held:
                 done += self._insert(conn, n.e164, ConsentRecord(rec.type, rec.granted,
                                                                  rec.expires, on),
                                      why or "revoked", who)
+            if not done and not covered:
+                self._insert(conn, n.e164, ConsentRecord(REVOCATION, on, None, on),
+                             why or "revoked", who)
         return done
 
     def _insert(self, conn: Connection, e164: str, rec: ConsentRecord,
@@ -399,14 +492,14 @@ class ConsentStore:
         return True
 
     def import_csv(self, path: Path, who: str | None = None) -> ImportReport:
-        """Import ``phone,type,date[,expires][,revoked]``; bad rows are reported, not raised.
-        A header with any other column (or one twice, or one missing) is refused
-        (InputError) and nothing is imported."""
-        today = utcnow().date()
-        rows = _read_rows(path, *CONSENT_COLUMNS)
+        """Import ``phone,type,date[,expires][,revoked]``; bad rows are reported (by the
+        file's line), not raised. A header with any other column (or one twice, or one
+        missing) is refused (InputError) and nothing is imported."""
+        today = self.clock().astimezone(UTC).date()
+        rows = _read_rows(path, *CONSENT_COLUMNS)[1]
         report = ImportReport(rows=len(rows))
         good: list[tuple[str, ConsentRecord]] = []
-        for i, r in enumerate(rows, start=1):
+        for i, r in rows:
             errs: list[RowError] = []
             _nameless(r, i, errs)
             n = normalise(r.get("phone", ""), self.region)
@@ -414,7 +507,7 @@ class ConsentStore:
                 errs.append(RowError(i, "phone", n.message or "not a valid number"))
             kind = r.get("type", "").lower()
             if kind not in CONSENT_TYPES:
-                errs.append(RowError(i, "type", f"{kind!r} is not one of "
+                errs.append(RowError(i, "type", f"{quoted(kind)} is not one of "
                                                 f"{', '.join(CONSENT_TYPES)}"))
             granted = _date(r.get("date", ""), "date", i, errs)
             if granted is None and not any(e.field == "date" for e in errs):
@@ -426,6 +519,10 @@ class ConsentStore:
             revoked = _date(r.get("revoked", ""), "revoked", i, errs)
             if granted and expires and expires <= granted:
                 errs.append(RowError(i, "expires", "is not after the consent date"))
+            problem = revoked_date_problem(revoked, granted, today) if (
+                granted and revoked) else None
+            if problem:
+                errs.append(RowError(i, "revoked", problem))
             if errs:
                 report.errors.extend(errs)
                 continue
@@ -462,22 +559,52 @@ class ConsentStore:
         return out
 
 
-class AttemptStore:
-    """The attempt log that frequency caps count."""
+def attempt_time_problem(at: datetime, now: datetime) -> str | None:
+    """Why an attempt's time cannot be right (None when it can): more than
+    :data:`CLOCK_SKEW` after ``now``, an attempt not made yet."""
+    if at > now + CLOCK_SKEW:
+        return (f"{at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ} is in the future (more than "
+                f"{CLOCK_SKEW.seconds // 60} minutes after now, "
+                f"{now.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ})")
+    return None
 
-    def __init__(self, settings: Settings, default_region: str | None = None) -> None:
+
+class AttemptStore:
+    """The attempt log that frequency caps count. ``clock`` (default: the system clock) says
+    what now is: an attempt stamped more than :data:`CLOCK_SKEW` after it is refused."""
+
+    def __init__(self, settings: Settings, default_region: str | None = None, *,
+                 clock: Callable[[], datetime] = _now) -> None:
         self.settings = settings
         self.engine = rules_engine(settings)
         self.region = default_region or settings.default_region
+        self.clock = clock
 
     def record(self, phone: str, at: datetime, *, campaign: str = "default",
                purpose: str = "telemarketing", subject: str | None = None,
                outcome: str | None = None, who: str | None = None) -> bool:
-        """Record one attempt; False when the same attempt (number, time, subject) exists."""
+        """Record one attempt; False when nothing was stored, the same attempt being on file
+        (see :meth:`record_status`)."""
+        return self.record_status(phone, at, campaign=campaign, purpose=purpose,
+                                  subject=subject, outcome=outcome, who=who) != DUPLICATE
+
+    def record_status(self, phone: str, at: datetime, *, campaign: str = "default",
+                      purpose: str = "telemarketing", subject: str | None = None,
+                      outcome: str | None = None, who: str | None = None) -> str:
+        """Record one attempt: :data:`ADDED`, :data:`UPDATED` or :data:`DUPLICATE` (see
+        :meth:`_insert`). The subject defaults to the campaign; both are stored without the
+        spaces around them, the subject in lower case (:func:`subject_key`). Refused
+        (InputError, the message starting with the field): a time without an offset or more
+        than :data:`CLOCK_SKEW` in the future, an unknown purpose or outcome, a blank
+        campaign or subject, a number that is not valid."""
         if at.tzinfo is None:
-            raise InputError("the attempt time needs a UTC offset")
+            raise InputError("at: the attempt time needs a UTC offset")
+        when = at.astimezone(UTC)
+        problem = attempt_time_problem(when, self.clock())
+        if problem:
+            raise InputError(f"at: {problem}")
         if purpose not in PURPOSES:
-            raise InputError(f"purpose must be one of {', '.join(PURPOSES)}")
+            raise InputError(f"purpose: must be one of {', '.join(PURPOSES)}")
         try:
             known = parse_outcome(outcome)
         except ValueError as exc:
@@ -485,34 +612,69 @@ class AttemptStore:
         n = normalise(phone, self.region)
         if not n.ok or n.e164 is None:
             raise InputError(f"not a valid phone number: {n.message}")
-        att = Attempt(at.astimezone(UTC), campaign, purpose, subject or campaign, known)
+        name = campaign.strip()
+        if not name:
+            raise InputError("campaign: is blank")
+        key = subject_key(name if subject is None else subject)
+        if key is None:
+            raise InputError("subject: is blank; leave it out to count by the campaign")
         with self.engine.begin() as conn:
-            return self._insert(conn, n.e164, att, who)
+            return self._insert(conn, n.e164, Attempt(when, name, purpose, key, known), who)
 
     def _insert(self, conn: Connection, e164: str, att: Attempt,
-                who: str | None = None) -> bool:
+                who: str | None = None) -> str:
+        """Store one attempt (its subject a :func:`subject_key`).
+
+        :data:`DUPLICATE`: the same attempt is on file (number, time, subject, campaign,
+        purpose and outcome; or all but the outcome, this one having none). :data:`UPDATED`:
+        that attempt is on file without an outcome and this one has one, a final outcome sent
+        again (a ``conversation`` then starts its pause): it is written on the stored attempt
+        and the change recorded in the audit trail. Else :data:`ADDED`, a row of its own: an
+        attempt sent again with another purpose or campaign, or an outcome other than the
+        stored one, is counted under both readings (the caps see the stricter), never
+        dropped."""
         t = attempts_table.c
-        dup = conn.execute(select(t.id).where(and_(
-            t.e164 == e164, t.at == att.at, t.subject == att.subject)).limit(1)).first()
-        if dup:
-            return False
+        same = conn.execute(select(t.id, t.campaign, t.purpose, t.outcome).where(and_(
+            t.e164 == e164, t.at == att.at, t.subject == att.subject)).order_by(t.id)).all()
+        alike = [r for r in same if r.campaign == att.campaign and r.purpose == att.purpose]
+        if att.outcome in {outcome_key(r.outcome) for r in alike} or (
+                att.outcome is None and alike):
+            return DUPLICATE
+        detail = {"at": att.at.isoformat(), "campaign": att.campaign, "purpose": att.purpose,
+                  "subject": att.subject, "outcome": att.outcome}
+        blank = next((r for r in alike if outcome_key(r.outcome) is None), None)
+        if blank is not None:
+            conn.execute(update(attempts_table).where(t.id == blank.id)
+                         .values(outcome=att.outcome))
+            audit.record_list_change(
+                self.settings, "attempt", "attempts", number=e164, conn=conn, who=who,
+                detail={**detail, "updated": True, "previous_outcome": None})
+            return UPDATED
         conn.execute(insert(attempts_table).values(
             e164=e164, at=att.at, campaign=att.campaign, purpose=att.purpose,
             subject=att.subject, outcome=att.outcome, created_at=utcnow()))
-        audit.record_list_change(
-            self.settings, "attempt", "attempts", number=e164, conn=conn, who=who,
-            detail={"at": att.at.isoformat(), "campaign": att.campaign, "purpose": att.purpose,
-                    "subject": att.subject, "outcome": att.outcome})
-        return True
+        audit.record_list_change(self.settings, "attempt", "attempts", number=e164, conn=conn,
+                                 who=who, detail=detail)
+        return ADDED
 
-    def import_csv(self, path: Path, who: str | None = None) -> ImportReport:
-        """Import ``phone,at[,campaign][,purpose][,subject][,outcome]``; bad rows are reported,
-        not raised. A header with any other column (or one twice, or one missing) is refused
-        (InputError) and nothing is imported."""
-        rows = _read_rows(path, *ATTEMPT_COLUMNS)
+    def import_csv(self, path: Path, who: str | None = None, *,
+                   purpose: str | None = None) -> ImportReport:
+        """Import ``phone,at[,campaign][,purpose][,subject][,outcome]``; bad rows are reported
+        (by the file's line), not raised. Every row needs its purpose: a blank ``purpose``
+        cell takes ``purpose`` (the file's default the user gave) and is otherwise an error;
+        without that default a file with no ``purpose`` column is refused. A header with any
+        other column (or one twice, or one missing) is refused too (InputError), and nothing
+        is imported."""
+        if purpose is not None and purpose not in PURPOSES:
+            raise InputError(f"purpose: must be one of {', '.join(PURPOSES)}")
+        now = self.clock()
+        columns, rows = _read_rows(path, *ATTEMPT_COLUMNS)
+        if purpose is None and "purpose" not in columns:
+            raise InputError(f"{path}: no purpose column; add one ({', '.join(PURPOSES)}) or "
+                             "give the file's purpose (--purpose); nothing was imported")
         report = ImportReport(rows=len(rows))
         good: list[tuple[str, Attempt]] = []
-        for i, r in enumerate(rows, start=1):
+        for i, r in rows:
             errs: list[RowError] = []
             _nameless(r, i, errs)
             n = normalise(r.get("phone", ""), self.region)
@@ -521,12 +683,19 @@ class AttemptStore:
             at: datetime | None = None
             try:
                 at = parse_instant(r.get("at", ""))
-            except ValueError:
-                errs.append(RowError(i, "at", f"{r.get('at', '')!r} is not an ISO 8601 instant "
-                                              "with an offset"))
-            purpose = (r.get("purpose") or "telemarketing").lower()
-            if purpose not in PURPOSES:
-                errs.append(RowError(i, "purpose", f"{purpose!r} is not one of "
+            except (ValueError, OverflowError):
+                errs.append(RowError(i, "at", f"{quoted(r.get('at', ''))} is not an ISO 8601 "
+                                              "instant with an offset"))
+            problem = attempt_time_problem(at, now) if at is not None else None
+            if problem:
+                errs.append(RowError(i, "at", problem))
+            why = r.get("purpose", "").lower() or purpose
+            if why is None:
+                errs.append(RowError(i, "purpose", f"is empty; give the call's purpose "
+                                                   f"({', '.join(PURPOSES)}), or the file's "
+                                                   "(--purpose)"))
+            elif why not in PURPOSES:
+                errs.append(RowError(i, "purpose", f"{quoted(why)} is not one of "
                                                    f"{', '.join(PURPOSES)}"))
             outcome: str | None = None
             try:
@@ -536,14 +705,18 @@ class AttemptStore:
             if errs:
                 report.errors.extend(errs)
                 continue
-            assert n.e164 is not None and at is not None
+            assert n.e164 is not None and at is not None and why is not None
             campaign = r.get("campaign") or "default"
-            good.append((n.e164, Attempt(at, campaign, purpose, r.get("subject") or campaign,
-                                         outcome)))
+            subject = subject_key(r.get("subject")) or subject_key(campaign)
+            assert subject is not None
+            good.append((n.e164, Attempt(at, campaign, why, subject, outcome)))
         with self.engine.begin() as conn:
             for e164, att in good:
-                if self._insert(conn, e164, att, who):
+                done = self._insert(conn, e164, att, who)
+                if done == ADDED:
                     report.added += 1
+                elif done == UPDATED:
+                    report.updated += 1
                 else:
                     report.duplicates += 1
         return report
@@ -564,23 +737,28 @@ class AttemptStore:
         out: dict[str, list[Attempt]] = {}
         for row in _rows_for(conn, "attempts", attempts_table, e164s, _recent_attempts,
                              since=since):
-            at = as_utc(row.at)
-            assert at is not None
-            out.setdefault(row.e164, []).append(
-                Attempt(at, row.campaign, row.purpose, row.subject, row.outcome))
+            out.setdefault(row.e164, []).append(_attempt(row))
         return out
 
     def for_subjects(self, subjects: list[str], since: datetime, conn: Connection
                      ) -> dict[str, list[tuple[str, Attempt]]]:
         """The attempts since ``since`` on these subjects (a debt, an offer), to any number:
-        subject -> (number, attempt), oldest first. One query through the subject index,
-        the subjects one parameter (a JSON array on SQLite, an array on PostgreSQL), however
-        many; nothing is sent when a large batch meets an empty table."""
+        subject key (:func:`subject_key`, as stored) -> (number, attempt), oldest first. One
+        query through the subject index, the subjects one parameter (a JSON array on SQLite,
+        an array on PostgreSQL), however many; nothing is sent when a large batch meets an
+        empty table."""
+        keys = sorted({k for s in subjects if (k := subject_key(s)) is not None})
         out: dict[str, list[tuple[str, Attempt]]] = {}
-        for row in _rows_for(conn, "attempts-by-subject", attempts_table, subjects,
+        for row in _rows_for(conn, "attempts-by-subject", attempts_table, keys,
                              _recent_attempts, column="subject", since=since):
-            at = as_utc(row.at)
-            assert at is not None
-            out.setdefault(row.subject, []).append(
-                (row.e164, Attempt(at, row.campaign, row.purpose, row.subject, row.outcome)))
+            attempt = _attempt(row)
+            out.setdefault(attempt.subject, []).append((row.e164, attempt))
         return out
+
+
+def _attempt(row: Row[Any]) -> Attempt:
+    """A stored attempt, its subject compared as :func:`subject_key` (rows stored before
+    subjects were normalised on write keep their spelling in the table)."""
+    at = as_utc(row.at)
+    assert at is not None
+    return Attempt(at, row.campaign, row.purpose, subject_key(row.subject) or "", row.outcome)
