@@ -312,8 +312,9 @@ def test_rows_are_counted_under_their_own_state_else_the_default_else_the_area_c
                               "QC": {"defer": 1}}
     given = Scrubber(settings).scrub_file(path, tmp_path / "b.csv", at=when,
                                           defaults={"state": "FL"})
-    # the two rows without a state of their own are Florida's
-    assert given.by_state == {"FL": {"allow": 1, "defer": 1}, "NY": {"allow": 1},
+    # the two rows without a state of their own are Florida's, and Florida's hours apply to
+    # both, the Toronto number's too (the called party's location decides)
+    assert given.by_state == {"FL": {"defer": 2}, "NY": {"allow": 1},
                               "PR": {"defer": 1}, "QC": {"defer": 1}}
 
 

@@ -136,6 +136,16 @@ def test_cli_record_needs_a_purpose(capsys: pytest.CaptureFixture[str],
     assert stored(settings) == [("collections", "debt-1", None)]
 
 
+def test_api_needs_a_purpose_unless_the_campaign_is_configured(settings: Settings) -> None:
+    """The built-in default campaign was read as telemarketing, so a collections attempt
+    posted without its purpose escaped the collections caps: refused, naming the field."""
+    body = {"phone": NY, "at": TALK.isoformat(), "subject": "debt-1"}
+    bare, given = post(settings, "/v1/attempts", body, {**body, "purpose": "collections"})
+    assert refused_fields(bare) == ["body.purpose"]
+    assert given.status_code == 201, given.text
+    assert stored(settings) == [("collections", "debt-1", None)]
+
+
 def test_import_needs_every_rows_purpose(capsys: pytest.CaptureFixture[str],
                                          settings: Settings, tmp_path: Path) -> None:
     """An empty purpose cell rejects its row (naming its line); without a purpose column
@@ -201,6 +211,24 @@ def test_api_stores_the_subject_as_compared(settings: Settings, check: RulesChec
     assert ok.json()["subject"] == "debt-1"
     assert refused_fields(blank) == ["body.subject"]
     assert len(caps(check)) == 1
+
+
+def test_a_subject_longer_as_stored_is_refused(settings: Settings, tmp_path: Path) -> None:
+    """Lower case can lengthen a subject ('İ' is two characters): one that fits as given but
+    not as stored is refused, naming the field, not left to the database (a 500 on
+    PostgreSQL)."""
+    long = "İ" * 150  # 150 characters given, 300 stored
+    body = {"phone": NY, "at": TALK.isoformat(), "purpose": "collections"}
+    resp, = post(settings, "/v1/attempts", {**body, "subject": long})
+    assert refused_fields(resp) == ["body.subject"]
+    with pytest.raises(InputError, match=r"^subject: is 300 characters long"):
+        AttemptStore(settings).record(NY, TALK, purpose="collections", subject=long)
+    path = tmp_path / "attempts.csv"
+    path.write_text(f"phone,at,purpose,subject\n{NY},{TALK.isoformat()},collections,{long}\n"
+                    f"{NY},{TALK.isoformat()},collections,{'c' * 201}\n", encoding="utf-8")
+    report = AttemptStore(settings).import_csv(path)
+    assert [(e.line, e.field) for e in report.errors] == [(2, "subject"), (3, "subject")]
+    assert stored(settings) == []
 
 
 # -- 8: attempts in the future -----------------------------------------------------------------

@@ -38,12 +38,13 @@ def upgrade() -> None:
         col = t.c[column]
         for (value,) in bind.execute(sa.select(col).distinct()).all():
             keyed = _keyed(column, value)
-            if keyed and keyed != value:
+            if keyed and keyed != value and len(keyed) <= 200:  # the column's length
                 bind.execute(sa.update(t).where(col == value).values({column: keyed}))
 
 
 def _keyed(column: str, value: str | None) -> str | None:
-    """A stored value as the store writes it now (None: leave it)."""
+    """A stored value as the store writes it now (None: leave it; one that would not fit the
+    column, as ``İ`` lengthened by lower case, is left as written too)."""
     if value is None:
         return None
     return value.strip().lower() if column == "subject" else value.strip()

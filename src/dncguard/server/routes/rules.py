@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from ...engine.scrubber import Scrubber
-from ...errors import ContextError, InputError
+from ...errors import InputError
 from ...lists.store import ListStore
 from ...phones import normalise
 from ...sources.rules.schema import OUTCOMES
@@ -170,13 +170,14 @@ def record_attempt(body: AttemptIn, svc: ServiceDep, _key: DncKey) -> AttemptOut
     at = _instant(body.at, "body.at")
     if body.purpose:
         purpose: str = body.purpose
+    elif body.campaign in svc.settings.campaigns:  # a configured campaign says its purpose
+        purpose = svc.settings.campaigns[body.campaign].purpose
     else:  # an attempt is a fact: any campaign name, but its purpose must be known
-        try:
-            purpose = svc.settings.campaign(body.campaign).purpose
-        except ContextError as exc:
-            raise ApiError(422, f"body.purpose: campaign {body.campaign!r} has no profile, so "
-                           "the attempt's purpose is unknown; send purpose",
-                           fields=[FieldError(field="body.purpose", message=exc.why)]) from None
+        raise ApiError(422, f"body.purpose: campaign {body.campaign!r} has no configured "
+                       "profile, so the attempt's purpose is unknown; send purpose",
+                       fields=[FieldError(field="body.purpose",
+                                          message="required unless the campaign is configured "
+                                                  "([campaigns.NAME] in the settings file)")])
     try:
         done = AttemptStore(svc.settings).record_status(
             e164, at, campaign=body.campaign, purpose=purpose, subject=body.subject,

@@ -124,6 +124,16 @@ def quoted(value: str, limit: int = 40) -> str:
     return repr(value if len(value) <= limit else value[:limit - 3] + "...")
 
 
+#: The longest campaign or subject an attempt stores (the columns' length), counted as stored:
+#: lower case can lengthen a subject (``İ`` is two characters in lower case).
+KEY_MAX = 200
+
+
+def _long(value: str) -> str:
+    return (f"is {len(value)} characters long as stored (spaces around removed, lower case "
+            f"for a subject); at most {KEY_MAX}")
+
+
 def subject_key(text: str | None) -> str | None:
     """A subject (or a campaign standing in for one) as stored and compared: spaces around
     removed, lower case (``DEBT-42`` and `` debt-42`` are one debt: counting them together
@@ -618,6 +628,9 @@ class AttemptStore:
         key = subject_key(name if subject is None else subject)
         if key is None:
             raise InputError("subject: is blank; leave it out to count by the campaign")
+        for field_name, value in (("campaign", name), ("subject", key)):
+            if len(value) > KEY_MAX:
+                raise InputError(f"{field_name}: {_long(value)}")
         with self.engine.begin() as conn:
             return self._insert(conn, n.e164, Attempt(when, name, purpose, key, known), who)
 
@@ -702,13 +715,16 @@ class AttemptStore:
                 outcome = parse_outcome(r.get("outcome"))
             except ValueError as exc:
                 errs.append(RowError(i, "outcome", str(exc)))
+            campaign = r.get("campaign") or "default"
+            subject = subject_key(r.get("subject")) or subject_key(campaign)
+            assert subject is not None
+            errs.extend(RowError(i, name, _long(value))
+                        for name, value in (("campaign", campaign), ("subject", subject))
+                        if len(value) > KEY_MAX)
             if errs:
                 report.errors.extend(errs)
                 continue
             assert n.e164 is not None and at is not None and why is not None
-            campaign = r.get("campaign") or "default"
-            subject = subject_key(r.get("subject")) or subject_key(campaign)
-            assert subject is not None
             good.append((n.e164, Attempt(at, campaign, why, subject, outcome)))
         with self.engine.begin() as conn:
             for e164, att in good:
