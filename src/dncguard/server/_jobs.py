@@ -271,7 +271,11 @@ class JobStore:
                 chunk_size=self.settings.chunk_size, chunks_done=0, rows_done=0, counts={}))
             # the upload and its job commit together: any replica can run it
             self.publish(conn, self.folder(job_id) / f"input.{input_format}")
-        return self.get(job_id)
+            # the job as made, read before the commit: a runner (of any replica) may claim
+            # it the moment it commits, and the answer says what was made, not a later state
+            row = conn.execute(select(server_jobs_table).where(
+                server_jobs_table.c.id == job_id)).one()
+        return _info(row)
 
     def get(self, job_id: str) -> JobInfo:
         with self.engine.connect() as conn:
