@@ -68,7 +68,8 @@ class AttemptIn(BaseModel):
                                "minutes ahead of the server's clock is refused)")
     campaign: Text = Field(default="default", min_length=1, max_length=200)
     purpose: Purpose | None = Field(default=None,
-                                    description="Default: the campaign profile's purpose")
+                                    description="Required unless the campaign is configured "
+                                                "([campaigns.NAME]), whose purpose it takes")
     subject: Text | None = Field(default=None, min_length=1, max_length=200,
                                 description="Same-subject key the caps count per (default: the "
                                             "campaign; a debt id for collections), stored and "
