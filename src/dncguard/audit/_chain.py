@@ -182,15 +182,52 @@ def _sqlite_rows(conn: Connection, rows: list[Row]) -> None:
     """Insert rows on SQLite in blocks of :data:`SQLITE_BLOCKS` (within the connection's
     limit of bound variables), the rest by ``executemany``."""
     raw: Any = conn.connection.driver_connection
-    fit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(COLUMNS)
+    for sql, params in _sqlite_blocks(raw, rows):
+        conn.exec_driver_sql(sql, params)  # a list of rows: executemany
+
+
+def _sqlite_blocks(db: sqlite3.Connection, rows: list[Row]
+                   ) -> Iterator[tuple[str, tuple[Any, ...] | list[Row]]]:
+    """The statements that insert ``rows``: multi-row blocks (one tuple of parameters
+    each), then the rest (a list of rows, for ``executemany``)."""
+    fit = db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(COLUMNS)
     done, n = 0, len(rows)
     for size in SQLITE_BLOCKS:
         if size <= fit:
             while n - done >= size:
-                conn.exec_driver_sql(_sqlite_many(size), tuple(_flat(rows[done:done + size])))
+                yield _sqlite_many(size), tuple(_flat(rows[done:done + size]))
                 done += size
     if done < n:
-        conn.exec_driver_sql(_SQLITE_INSERT, rows[done:])
+        yield _SQLITE_INSERT, rows[done:]
+
+
+def _sqlite_chain_rows(many: Sequence[Pending], seq: int, prev: str
+                       ) -> tuple[list[Row], list[str]]:
+    """The rows of ``many`` chained after record ``seq`` (hash ``prev``), and their hashes."""
+    sha = hashlib.sha256
+    rows: list[Row] = []  # the hash and the row in one pass
+    digests: list[str] = []
+    for p in many:
+        seq += 1
+        digest = sha(p.head + prev.encode("ascii") + p.tail).hexdigest()
+        rows.append((seq, p.at_sqlite, p.kind, p.action, p.who, p.subject, p.number_hmac,
+                     p.number_masked, p.decision, p.reason_text, p.versions_text, p.data_text,
+                     prev, digest))
+        digests.append(digest)
+        prev = digest
+    return rows, digests
+
+
+def sqlite_chain(cur: sqlite3.Cursor, many: Sequence[Pending], seq: int, prev: str
+                 ) -> list[str]:
+    """:func:`write_chain` on a SQLite driver cursor whose transaction holds the head."""
+    rows, digests = _sqlite_chain_rows(many, seq, prev)
+    for sql, params in _sqlite_blocks(cur.connection, rows):
+        if isinstance(params, tuple):
+            cur.execute(sql, params)
+        else:
+            cur.executemany(sql, params)
+    return digests
 
 
 def write_chain(conn: Connection, many: Sequence[Pending], seq: int, prev: str) -> list[str]:
@@ -208,15 +245,7 @@ def write_chain(conn: Connection, many: Sequence[Pending], seq: int, prev: str) 
             prev = digest
         insert_records(conn, chained)
         return digests
-    rows: list[Row] = []  # the hash and the row in one pass
-    for p in many:
-        seq += 1
-        digest = sha(p.head + prev.encode("ascii") + p.tail).hexdigest()
-        rows.append((seq, p.at_sqlite, p.kind, p.action, p.who, p.subject, p.number_hmac,
-                     p.number_masked, p.decision, p.reason_text, p.versions_text, p.data_text,
-                     prev, digest))
-        digests.append(digest)
-        prev = digest
+    rows, digests = _sqlite_chain_rows(many, seq, prev)
     _sqlite_rows(conn, rows)
     return digests
 
@@ -503,4 +532,4 @@ def hashes_ok(links: list[Link]) -> list[bool]:
 
 __all__ = ["COLUMNS", "Batch", "Link", "Pending", "body_sql", "hashes_ok", "hmac_pads",
            "insert_records", "iso", "jstr", "jtext", "links", "pending", "quick_check", "scan",
-           "write_chain"]
+           "sqlite_chain", "stamps", "write_chain"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,7 +34,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
 from ..config import Settings
 from ..outbox import outbox_table
@@ -49,6 +50,8 @@ from ._chain import (
     pending,
     quick_check,
     scan,
+    sqlite_chain,
+    stamps,
     write_chain,
 )
 from .settings import AuditSettings, audit_dir, hmac_key, load_audit_settings
@@ -196,6 +199,11 @@ def _prune_data(body: str | None) -> dict[str, Any]:
 _h = audit_head_table
 _LOCK_HEAD = (update(_h).where(_h.c.id == 1).values(updated_at=bindparam("now"))
               .returning(_h.c.seq, _h.c.hash))
+_SQLITE_LOCK_HEAD = "UPDATE audit_head SET updated_at = ? WHERE id = 1 RETURNING seq, hash"
+_SQLITE_NEW_HEAD = "INSERT INTO audit_head (id, seq, hash, updated_at) VALUES (1, 0, ?, ?)"
+_SQLITE_MOVE_HEAD = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"
+_SQLITE_CHECKPOINT = ("INSERT INTO audit_checkpoints (seq, hash, at, created_at) "
+                      "VALUES (?, ?, ?, ?)")
 _MOVE_HEAD = update(_h).where(_h.c.id == 1).values(seq=bindparam("new_seq"),
                                                    hash=bindparam("new_hash"))
 del _h
@@ -302,8 +310,62 @@ class AuditLog:
     def append_quiet(self, many: list[Pending]) -> tuple[int, str]:
         """:meth:`append_many` in its own transaction, returning only the new head
         ``(seq, hash)`` (the group-commit writer needs no record objects)."""
-        with sqlite_write_lock(self.engine), self.engine.begin() as own:
-            return self._write(own, many, records=False)
+        return self.append_gathered(lambda: many)
+
+    def append_gathered(self, take: Callable[[], list[Pending]]) -> tuple[int, str]:
+        """Append, in one transaction, the records ``take()`` returns; it is called once
+        the chain head is locked, so records handed over while this waited for the lock
+        (another process's transaction) join this one (the group-commit writer). The new
+        head ``(seq, hash)``."""
+        if self.engine.dialect.name == "sqlite":
+            with sqlite_write_lock(self.engine):
+                return self._append_sqlite(take)
+        with self.engine.begin() as own:
+            head = self._lock_head(own)
+            return self._write(own, take(), records=False, head=head)
+
+    def _append_sqlite(self, take: Callable[[], list[Pending]]) -> tuple[int, str]:
+        """:meth:`append_gathered` on SQLite through the driver: the statements of
+        :meth:`_write` without SQLAlchemy's execution machinery, which costs more than the
+        statements themselves for the few records of a group commit (0.43 against 0.23 ms
+        of CPU for a commit of five records, of which the commit's own write is most)."""
+        raw: Any = self.engine.raw_connection()
+        try:
+            db = raw.driver_connection
+            cur = db.cursor()
+            try:
+                now = stamps(utcnow())[1]
+                cur.execute("BEGIN IMMEDIATE")
+                row = cur.execute(_SQLITE_LOCK_HEAD, (now,)).fetchone()
+                if row is None:
+                    cur.execute(_SQLITE_NEW_HEAD, (GENESIS, now))
+                    seq, prev = 0, GENESIS
+                else:
+                    seq, prev = int(row[0]), str(row[1])
+                many = take()
+                if many:
+                    first = seq + 1
+                    digests = sqlite_chain(cur, many, seq, prev)
+                    seq, prev = seq + len(many), digests[-1]
+                    cur.execute(_SQLITE_MOVE_HEAD, (seq, prev))
+                    every = self.audit.checkpoint_interval
+                    if every:
+                        marks = [(s, digests[s - first], many[s - first].at_sqlite, now)
+                                 for s in range(first + (-first) % every, seq + 1, every)]
+                        if marks:
+                            cur.executemany(_SQLITE_CHECKPOINT, marks)
+                db.commit()
+            except BaseException:
+                if db.in_transaction:
+                    db.rollback()
+                raise
+            finally:
+                cur.close()
+        except sqlite3.Error as exc:  # reported as SQLAlchemy reports it on the other paths
+            raise DBAPIError.instance("audit append", None, exc, sqlite3.Error) from exc
+        finally:
+            raw.close()
+        return seq, prev
 
     def _lock_head(self, conn: Connection) -> tuple[int, str]:
         """Lock the chain head for this transaction and read it."""
@@ -323,16 +385,17 @@ class AuditLog:
     def _write(self, conn: Connection, many: list[Pending]) -> list[AuditRecord]: ...
 
     @overload
-    def _write(self, conn: Connection, many: list[Pending], records: Literal[False]
-               ) -> tuple[int, str]: ...
+    def _write(self, conn: Connection, many: list[Pending], records: Literal[False],
+               head: tuple[int, str] | None = None) -> tuple[int, str]: ...
 
-    def _write(self, conn: Connection, many: list[Pending], records: bool = True
-               ) -> list[AuditRecord] | tuple[int, str]:
-        """Lock the head, chain ``many`` after it, insert them, move the head, checkpoint;
-        the records (or, with ``records=False``, only the new head)."""
+    def _write(self, conn: Connection, many: list[Pending], records: bool = True,
+               head: tuple[int, str] | None = None) -> list[AuditRecord] | tuple[int, str]:
+        """Lock the head (unless ``head`` is what this transaction's lock read), chain
+        ``many`` after it, insert them, move the head, checkpoint; the records (or, with
+        ``records=False``, only the new head)."""
         if not many:
-            return [] if records else self._lock_head(conn)
-        seq, prev = self._lock_head(conn)
+            return [] if records else head or self._lock_head(conn)
+        seq, prev = head or self._lock_head(conn)
         first = seq + 1
         digests = write_chain(conn, many, seq, prev)
         seq += len(many)

@@ -2,7 +2,9 @@
 
 Threads and coroutines hand their encoded records (:class:`~.chain.Pending`) to one writer
 thread, which appends everything that is waiting in one transaction (one lock of the chain
-head, one chain step per record, one multi-row insert or COPY), then tells every caller. A
+head, one chain step per record, one multi-row insert or COPY), then tells every caller. It
+takes the records once it holds the chain head's lock, so those handed over while it waited
+for another process's transaction join its own. A
 caller returns its verdicts only after that commit; when it fails, every caller of that
 transaction gets :class:`AuditUnavailable` and :mod:`.health` marks the process unready.
 """
@@ -90,12 +92,18 @@ class AuditWriter:
             thread.join(timeout)
 
     # -- the writer thread --------------------------------------------------------------------
-    def _take(self) -> list[tuple[list[Pending], Done]] | None:
+    def _wait(self) -> bool:
+        """Wait until something is queued (False: stopped with nothing left)."""
         with self._cv:
             while not self._queue and not self._stopped:
                 self._cv.wait()
+            return bool(self._queue)
+
+    def _take(self) -> list[tuple[list[Pending], Done]]:
+        """What is queued, up to :attr:`max_records` records (at least one submission)."""
+        with self._cv:
             if not self._queue:
-                return None
+                return []
             taken = [self._queue.popleft()]
             size = len(taken[0][0])
             while self._queue and size + len(self._queue[0][0]) <= self.max_records:
@@ -105,21 +113,33 @@ class AuditWriter:
             return taken
 
     def _run(self) -> None:
-        while (taken := self._take()) is not None:
-            records = [r for many, _ in taken for r in many]
-            error: BaseException | None = None
+        while self._wait():
+            self._commit()
+
+    def _commit(self) -> None:
+        """One transaction: what is queued once the chain head is locked (what was handed
+        over while the lock was awaited joins it); then every caller of it is told."""
+        taken: list[tuple[list[Pending], Done]] = []
+
+        def take() -> list[Pending]:
+            taken.extend(self._take())
+            return [r for many, _ in taken for r in many]
+
+        error: BaseException | None = None
+        try:
+            self.log.append_gathered(take)
+        except Exception as exc:  # every caller of this transaction answers error
+            self.health.failed(exc)
+            error = AuditUnavailable(describe(exc))
+            if not taken:  # failed before taking: those waiting are told now
+                taken = self._take()
+        else:
+            self.health.succeeded()
+        for _, done in taken:
             try:
-                self.log.append_quiet(records)
-            except Exception as exc:  # every caller of this transaction answers error
-                self.health.failed(exc)
-                error = AuditUnavailable(describe(exc))
-            else:
-                self.health.succeeded()
-            for _, done in taken:
-                try:
-                    done(error)
-                except Exception:  # a caller's callback must not stop the writer
-                    log.exception("audit writer callback failed")
+                done(error)
+            except Exception:  # a caller's callback must not stop the writer
+                log.exception("audit writer callback failed")
 
 
 __all__ = ["AuditUnavailable", "AuditWriter"]
