@@ -118,3 +118,107 @@ def test_a_failure_before_taking_answers_every_caller(settings: Settings) -> Non
         assert not health.ok
     finally:
         writer.stop()
+
+
+def rows(log: AuditLog) -> dict[str, list[tuple[object, ...]]]:
+    with log.engine.connect() as conn:
+        return {
+            "records": [tuple(r) for r in conn.execute(text(
+                "SELECT * FROM audit_records ORDER BY seq"))],
+            "checkpoints": [tuple(r) for r in conn.execute(text(
+                "SELECT seq, hash, at FROM audit_checkpoints ORDER BY seq"))],
+            "head": [tuple(r) for r in conn.execute(text("SELECT id, seq, hash FROM audit_head"))],
+            "stamps": [tuple(r) for r in conn.execute(text(
+                "SELECT updated_at FROM audit_head UNION ALL "
+                "SELECT created_at FROM audit_checkpoints"))],
+        }
+
+
+def test_the_driver_path_writes_what_sqlalchemy_writes(tmp_path: Path) -> None:
+    """The SQLite group commit (through the driver) and an append through SQLAlchemy store
+    the same rows, times in SQLAlchemy's text form, checkpoints where they belong."""
+    import re
+
+    written = []
+    for name in ("driver", "sqlalchemy"):
+        settings = load_settings(home=tmp_path / name)
+        log = make_log(settings, FakeClock(), checkpoint_interval=3)
+        many = [log.fields("check", "test", who="api:k", subject=f"s{i}",
+                           number=f"+1202555{i:04d}", decision="allow",
+                           data={"i": i, "text": "\u00e9 \"q\""}) for i in range(7)]
+        if name == "driver":
+            log.append_quiet(many[:4])
+            log.append_quiet(many[4:])
+        else:
+            log.append_many(many[:4])
+            log.append_many(many[4:])
+        assert log.verify().ok
+        written.append(rows(log))
+    driver, reference = written
+    for part in ("records", "checkpoints", "head"):
+        assert driver[part] == reference[part], part
+    assert [r[0] for r in driver["checkpoints"]] == [3, 6]
+    form = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")
+    assert all(form.match(str(s[0])) for s in driver["stamps"] + reference["stamps"])
+    dispose_engines()
+
+
+def test_readiness_tries_the_path_appends_take(settings: Settings,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """/readyz's trial append takes the group commit's path: when only that path fails, the
+    process stays unready (it does not pass on another path while every check fails)."""
+    import sqlite3
+
+    from sqlalchemy.exc import DBAPIError
+
+    log = make_log(settings, FakeClock())
+    use(settings, log)
+    health = audit.health(settings)
+    writer = audit.AuditWriter(log, health)
+
+    def broken(self: AuditLog, take: object, *, keep: bool = True) -> tuple[int, str]:
+        raise DBAPIError.instance("audit append", None,
+                                  sqlite3.OperationalError("disk I/O error"), sqlite3.Error)
+
+    try:
+        monkeypatch.setattr(AuditLog, "_append_sqlite", broken)
+        with pytest.raises(audit.AuditUnavailable, match="disk I/O"):
+            submit(writer, audit.check_fields(settings, verdicts(2), who="api:a")).result(30)
+        problems = audit.readiness_problems(settings)
+        assert len(problems) == 1 and "disk I/O" in problems[0]
+        monkeypatch.undo()
+        assert audit.readiness_problems(settings) == []
+        assert log.count() == 0  # the trial was rolled back
+    finally:
+        writer.stop()
+
+
+def test_a_writer_that_dies_leaves_nobody_waiting(settings: Settings,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Something that is not an Exception ends the writer's thread: the callers it took and
+    those still queued are answered (AuditUnavailable), later ones are refused at once."""
+    died: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: died.append(args.exc_value))
+    base = make_log(settings, FakeClock())
+    gate = threading.Event()
+
+    class Dying(AuditLog):
+        def append_gathered(self, take: Callable[[], list[Pending]]) -> tuple[int, str]:
+            gate.wait(30)
+            take()
+            raise KeyboardInterrupt
+
+    log = Dying(settings, audit=base.audit, clock=base.clock)
+    health = audit.health(settings)
+    writer = audit.AuditWriter(log, health, max_records=2)
+    futs = [submit(writer, audit.check_fields(settings, verdicts(2), who="api:a"))
+            for _ in range(3)]  # the first is taken; two wait in the queue (max_records)
+    gate.set()
+    for fut in futs:
+        with pytest.raises(audit.AuditUnavailable):
+            fut.result(timeout=30)
+    assert writer._thread is not None
+    writer._thread.join(30)
+    assert [type(e) for e in died] == [KeyboardInterrupt] and not health.ok
+    with pytest.raises(audit.AuditUnavailable, match="stopped"):
+        submit(writer, audit.check_fields(settings, verdicts(1), who="api:b"))

@@ -113,8 +113,17 @@ class AuditWriter:
             return taken
 
     def _run(self) -> None:
-        while self._wait():
-            self._commit()
+        try:
+            while self._wait():
+                self._commit()
+        except BaseException as exc:  # the thread ends: nobody may be left waiting on it
+            self.health.failed(exc)
+            with self._cv:
+                self._stopped = True
+                left = list(self._queue)
+                self._queue.clear()
+            _tell(left, AuditUnavailable(f"the audit writer stopped ({describe(exc)})"))
+            raise
 
     def _commit(self) -> None:
         """One transaction: what is queued once the chain head is locked (what was handed
@@ -133,13 +142,24 @@ class AuditWriter:
             error = AuditUnavailable(describe(exc))
             if not taken:  # failed before taking: those waiting are told now
                 taken = self._take()
+        except BaseException as exc:  # the thread is ending: those taken are told first
+            _tell(taken, AuditUnavailable(describe(exc)))
+            raise
         else:
-            self.health.succeeded()
-        for _, done in taken:
-            try:
-                done(error)
-            except Exception:  # a caller's callback must not stop the writer
-                log.exception("audit writer callback failed")
+            if taken:
+                self.health.succeeded()
+            else:  # an append that returned without taking wrote nothing for anyone
+                error = AuditUnavailable("the append took no records")
+                taken = self._take()
+        _tell(taken, error)
+
+
+def _tell(taken: list[tuple[list[Pending], Done]], error: BaseException | None) -> None:
+    for _, done in taken:
+        try:
+            done(error)
+        except Exception:  # a caller's callback must not stop the writer
+            log.exception("audit writer callback failed")
 
 
 __all__ = ["AuditUnavailable", "AuditWriter"]
