@@ -4,9 +4,10 @@ Threads and coroutines hand their encoded records (:class:`~.chain.Pending`) to 
 thread, which appends everything that is waiting in one transaction (one lock of the chain
 head, one chain step per record, one multi-row insert or COPY), then tells every caller. It
 takes the records once it holds the chain head's lock, so those handed over while it waited
-for another process's transaction join its own. A
-caller returns its verdicts only after that commit; when it fails, every caller of that
-transaction gets :class:`AuditUnavailable` and :mod:`.health` marks the process unready.
+for another process's transaction join its own. A caller returns its verdicts only after
+that commit; when it fails, every caller of that transaction gets :class:`AuditUnavailable`
+and :mod:`.health` marks the process unready. Should the thread itself end, everything
+handed to it is answered :class:`AuditUnavailable` and later submissions are refused.
 """
 
 from __future__ import annotations
