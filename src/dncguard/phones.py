@@ -515,6 +515,28 @@ def mask(e164: str | None) -> str:
     return e164[:-4] + "****" if len(e164) > 6 else "****"
 
 
+#: A run of 7 or more digits, possibly after a ``+`` and with single separators between them
+#: (``+1 (202) 555-0123``): what could be a phone number inside free text.
+_NUMBER_RUN = re.compile(r"\+?\d(?:[\s().-]?\d){6,}")
+
+
+def mask_numbers(text: str) -> str:
+    """``text`` with every run of 7 or more digits masked as :func:`mask` masks a number (the
+    digits after the first few, never the last four, as ``*``): for messages that quote what
+    another system said (an error body may name the number it refused)."""
+
+    def hide(m: re.Match[str]) -> str:
+        run = m.group(0)
+        digits = [i for i, c in enumerate(run) if c.isdigit()]
+        keep = min(6, len(digits) - 4)
+        chars = list(run)
+        for i in digits[keep:]:
+            chars[i] = "*"
+        return "".join(chars)
+
+    return _NUMBER_RUN.sub(hide, text)
+
+
 @cache
 def _npa_states() -> dict[int, tuple[str, str]]:
     table: dict[int, tuple[str, str]] = {}

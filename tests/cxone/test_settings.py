@@ -34,14 +34,14 @@ def test_toml_tables_and_invalid_values(tmp_path: Path, monkeypatch: pytest.Monk
     home.mkdir()
     (home / "dncguard.toml").write_text(
         '[cxone]\npush_group = "364"\nmax_sync_age_hours = 2\n'
-        '[http_batch]\nbase_url = "https://dnc.example"\nlist_ids = ["a"]\n'
+        '[http_batch]\nchunk_size = 10\n'  # tuning alone: not a source given in part
         'match_type = "hash"\n', encoding="utf-8")
     monkeypatch.setenv("DNCGUARD_HOME", str(home))
     settings = load_settings()
     cx = load_cxone(settings)
     assert cx.push_group == "364" and cx.max_sync_age_hours == 2
     hb = load_http_batch(settings)
-    assert hb.base_url == "https://dnc.example" and hb.match_type == "hash"
+    assert hb.chunk_size == 10 and hb.match_type == "hash"
     assert not hb.configured
     monkeypatch.setenv("DNCGUARD_CXONE_STALE_POLICY", "allow")
     assert load_cxone(settings) is cx  # the settings already hold their section

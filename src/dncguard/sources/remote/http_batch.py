@@ -30,7 +30,7 @@ import random
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ..._lazy import lazy_import
@@ -73,10 +73,30 @@ class HttpBatchSettings(SectionSettings):
     max_attempts: int = Field(default=6, ge=1)
     token_margin_seconds: float = Field(default=60.0, ge=0)
 
+    @model_validator(mode="after")
+    def _whole_or_none(self) -> HttpBatchSettings:
+        """Either every setting the source needs is given or none is: a source given in
+        part would otherwise be left out of every check without a word, and the numbers it
+        lists allowed. A blank list id is refused too (the service may read it as none)."""
+        if any(not i.strip() for i in self.list_ids):
+            raise ValueError("list_ids: a list id is blank")
+        missing = [name for name, value in self._needed().items() if not value]
+        if missing and len(missing) < len(self._needed()):
+            raise ValueError(
+                f"http-batch is configured only in part: {', '.join(missing)} "
+                f"({', '.join('DNCGUARD_HTTP_BATCH_' + m.upper() for m in missing)}) "
+                "missing; give all of base_url, token_url, client_id, client_secret and "
+                "list_ids, or none")
+        return self
+
+    def _needed(self) -> dict[str, object]:
+        return {"base_url": self.base_url, "token_url": self.token_url,
+                "client_id": self.client_id, "client_secret": self.client_secret,
+                "list_ids": self.list_ids}
+
     @property
     def configured(self) -> bool:
-        return bool(self.base_url and self.token_url and self.client_id and self.client_secret
-                    and self.list_ids)
+        return all(self._needed().values())
 
     def require(self) -> None:
         if not self.configured:
@@ -108,6 +128,14 @@ def _matches(result: dict[str, Any]) -> list[str]:
     if isinstance(found, str):
         return [found] if found else []
     return [str(x) for x in found] if isinstance(found, list) else []
+
+
+def _matches_understood(result: dict[str, Any]) -> bool:
+    """Whether a result's ``listMatches`` is absent, null, a name or a list of names: any
+    other value (an object, a number) is not understood, so the result is not either."""
+    found = result.get("listMatches")
+    return found is None or isinstance(found, str) or (
+        isinstance(found, list) and all(isinstance(x, str) for x in found))
 
 
 class HttpBatchCheck(CheckBase):
@@ -280,9 +308,17 @@ class HttpBatchCheck(CheckBase):
             if resp.status_code not in (200, 201):
                 raise SourceError(f"http-batch refused the request: {error_message(resp)}",
                                   source=self.name)
-            results = resp.json()["results"]
+            body = resp.json()
+            results = body["results"]
             if not isinstance(results, list):
                 raise ValueError("results")
+            # the contract's answer is {"results": [...]}; anything beside it (an error, a
+            # next page, a truncation flag) is something this check would not act on
+            extra = sorted(str(k)[:40] for k in body if k != "results")
+            if extra:
+                raise SourceError("http-batch answered with fields the contract does not "
+                                  f"have ({', '.join(extra[:5])}); not understood, so the "
+                                  "numbers are not verified", source=self.name)
             return [r for r in results if isinstance(r, dict)]
 
         try:
@@ -296,6 +332,14 @@ class HttpBatchCheck(CheckBase):
         by_value: dict[str, list[dict[str, Any]]] = {}
         for item in results:
             by_value.setdefault(str(item.get("phoneNumber")), []).append(item)
+        unasked = len(set(by_value) - set(sent))
+        if unasked:  # an answer about numbers not asked: mixed up, nothing in it is trusted
+            log.warning("http-batch answered a chunk of %d numbers about %d it was not asked",
+                        len(idx), unasked)
+            for i in idx:
+                out[i].append(_error(f"http-batch answered about {unasked} number(s) it was "
+                                     "not asked in the same request; not verified"))
+            return
         for i, value in zip(idx, sent, strict=True):
             found = by_value.get(value, [])
             # Several results for one number (the number sent twice, or a service answering
@@ -306,6 +350,8 @@ class HttpBatchCheck(CheckBase):
             # "allowed" that names a list it matched contradicts itself: not verified
             if any(str(r.get("status")) == "allowed" and _matches(r) for r in found):
                 odd.append("allowed with list matches")
+            if not all(_matches_understood(r) for r in found):
+                odd.append("listMatches that is not a list of names")
             if hits:
                 lists = list(dict.fromkeys(x for r in hits for x in _matches(r))) \
                     or list(ids)

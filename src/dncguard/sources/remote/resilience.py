@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..._lazy import lazy_import
 from ...errors import SourceError
+from ...phones import mask_numbers
 
 if TYPE_CHECKING:
     import httpx
@@ -315,7 +316,8 @@ class Resilient:
 
 
 def error_message(response: httpx.Response) -> str:
-    """A short message from an error body: error_description, message, error, else the status."""
+    """A short message from an error body: error_description, message, error, else the status
+    (any phone number it quotes masked: the message goes into logs and verdicts)."""
     try:
         body: Any = response.json()
     except ValueError:
@@ -323,6 +325,6 @@ def error_message(response: httpx.Response) -> str:
     if isinstance(body, dict):
         for key in ("error_description", "errorDescription", "message", "error"):
             value = body.get(key)
-            if isinstance(value, str) and value:
-                return f"HTTP {response.status_code}: {value[:200]}"
+            if isinstance(value, str) and value:  # it may quote a number: masked
+                return f"HTTP {response.status_code}: {mask_numbers(value[:200])}"
     return f"HTTP {response.status_code}"
