@@ -21,10 +21,10 @@ def default_checks(settings: Settings, store: ListStore | None = None) -> list[C
     infos = store.all()
     checks: list[Check] = [LocalListsCheck(store, infos)]
     cx = load_cxone(settings)
-    if cx.configured or any(i.kind == "cxone" for i in infos):
+    if cx.asked_for or any(i.kind == "cxone" for i in infos):
         checks.append(CxoneCheck(settings, cx, store=store))
     hb = load_http_batch(settings)
-    if hb.configured:
+    if hb.configured:  # (given in part, the settings are refused when they load)
         checks.append(HttpBatchCheck(hb, settings=settings))
     from .rules import RulesCheck, RulesSettings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ...config import SectionSettings, Settings
@@ -12,6 +12,7 @@ from ...errors import ConfigError
 from ..remote.resilience import RetryPolicy
 
 PUBLIC_ISSUER = "https://cxone.niceincontact.com"
+_CREDENTIALS = ("client_id", "client_secret", "access_key_id", "access_key_secret")
 
 
 class CxoneSettings(SectionSettings):
@@ -66,15 +67,33 @@ class CxoneSettings(SectionSettings):
     def _url(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
+    @model_validator(mode="after")
+    def _credentials_whole_or_none(self) -> CxoneSettings:
+        """The four credentials are given together or not at all: with some of them the
+        source would be left out of every check without a word (and the numbers of its
+        groups allowed)."""
+        missing = self._missing()
+        if missing and len(missing) < len(_CREDENTIALS):
+            raise ValueError("CXone is configured only in part: set " + ", ".join(missing)
+                             + " too, or none of the four credentials")
+        return self
+
+    def _missing(self) -> list[str]:
+        return [f"DNCGUARD_CXONE_{n.upper()}" for n in _CREDENTIALS if not getattr(self, n)]
+
     @property
     def configured(self) -> bool:
-        return bool(self.client_id and self.client_secret and self.access_key_id
-                    and self.access_key_secret)
+        return not self._missing()
+
+    @property
+    def asked_for(self) -> bool:
+        """Whether anything says CXone's groups are to be checked: the credentials, or the
+        groups, skill or write-back group to use (the check then runs, and fails closed
+        while it cannot reach them)."""
+        return self.configured or bool(self.groups or self.skill or self.push_group)
 
     def require(self) -> None:
-        missing = [f"DNCGUARD_CXONE_{n.upper()}" for n in
-                   ("client_id", "client_secret", "access_key_id", "access_key_secret")
-                   if not getattr(self, n)]
+        missing = self._missing()
         if missing:
             raise ConfigError("CXone is not configured: set " + ", ".join(missing))
 
