@@ -284,15 +284,55 @@ class CxoneClient:
 
     # -- DNC groups -------------------------------------------------------------------------
     async def groups(self) -> list[dict[str, Any]]:
-        """Every DNC group (``{resultSet: {dncGroups: [...]}}``; no content: none). A body
-        of another shape (e.g. a 200 carrying an error) is refused: read as "no groups", it
-        would turn every synced group off."""
+        """Every DNC group (``{resultSet: {totalGroups, dncGroups: [...]}}``; no content:
+        none). A body of another shape (e.g. a 200 carrying an error) is refused: read as "no
+        groups", it would turn every synced group off. So is a list that holds fewer (or
+        more) groups than its ``totalGroups`` says: a truncated list would turn the groups
+        left out off. (An empty list, or no content, is read as no groups; whoever acts on a
+        group missing from it confirms with :meth:`group` first.)"""
         data = await self.api("GET", "dnc-groups", what="list DNC groups")
         if data is None:
             return []
-        groups = _field(_field(data, "resultSet", dict, "group list"), "dncGroups", list,
-                        "group list")
-        return [g for g in groups if isinstance(g, dict)]
+        rs = _field(data, "resultSet", dict, "group list")
+        listed = _field(rs, "dncGroups", list, "group list")
+        groups = [g for g in listed if isinstance(g, dict)]
+        total = rs.get("totalGroups")
+        if total is not None:
+            if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+                raise SourceError(f"CXone returned a malformed group count ({total!r})",
+                                  source="cxone")
+            if total != len(groups) or len(groups) != len(listed):
+                raise SourceError(
+                    f"CXone group list is incomplete: it says {total} groups but lists "
+                    f"{len(groups)}; refused (no group is turned on or off by it)",
+                    source="cxone")
+        return groups
+
+    async def group(self, group_id: str) -> dict[str, Any] | None:
+        """One DNC group (``GET /dnc-groups/{id}``), or None when CXone answers 404 (the
+        group does not exist). Any other answer without the group (no content, an empty or
+        malformed body, another group) is a :class:`SourceError`: it does not show the group
+        is gone."""
+        gone: list[int] = []
+
+        def missing(status: int) -> bool:
+            if status == 404:
+                gone.append(status)
+                return True
+            return False
+
+        data = await self.api("GET", f"dnc-groups/{group_id}", what=f"DNC group {group_id}",
+                              ok=missing)
+        if gone:
+            return None
+        if data is None:
+            raise SourceError(f"CXone sent no content for DNC group {group_id}", source="cxone")
+        found = _field(_field(data, "resultSet", dict, "group"), "dncGroups", list, "group")
+        for g in found:
+            if isinstance(g, dict) and str(g.get("dncGroupId")) == str(group_id):
+                return g
+        raise SourceError(f"CXone answered for DNC group {group_id} without that group",
+                          source="cxone")
 
     async def skills(self, group_id: str, kind: str = "scrubbed") -> list[dict[str, Any]]:
         """A group's scrubbed (or contributing) skills, every page."""

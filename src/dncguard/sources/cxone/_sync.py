@@ -16,7 +16,9 @@ Incremental refresh (the records endpoint has no ``updatedSince``):
    were removed on the CXone side), or a full sync is due (``full_sync_hours``), or the server
    refuses ``orderBy``, every page is downloaded again and the list is replaced atomically.
 
-A number with several records keeps the most recently updated one.
+A number with several records keeps the most recently updated one; of records updated at the
+same time, the one that blocks longest. A group with a record whose number cannot be read is
+not saved (the sync fails for it; the last sync stands).
 """
 
 from __future__ import annotations
@@ -86,7 +88,13 @@ def _record_key(record: dict[str, Any]) -> str:
 
 
 def to_e164(raw: Any, region: str) -> str | None:
-    """A CXone phone number (digits, national for NANP) as E.164, or None."""
+    """A CXone phone number as E.164, or None when it cannot be read.
+
+    CXone (and :func:`to_cxone_phone`, dncguard's own write-back) stores national digits
+    for NANP numbers and the full digits, country code first and no ``+``, for the others.
+    So a number that is not a number of the default region is read again: ten digits as a
+    NANP number, then the digits as an international number (``+`` and the digits): a UK
+    number in a US home, or a NANP number in a UK or Australian home, is still read."""
     digits = _digits(raw)
     if not digits:
         return None
@@ -94,8 +102,23 @@ def to_e164(raw: Any, region: str) -> str | None:
         return "+1" + digits
     if len(digits) == 11 and digits[0] == "1" and digits[1] in "23456789":
         return "+" + digits
-    result = normalise(str(raw) if str(raw).startswith("+") else digits, region)
-    return result.e164
+    text = str(raw).strip()
+    result = normalise(text if text.startswith("+") else digits, region)
+    if result.e164 is not None or text.startswith("+"):
+        return result.e164
+    if len(digits) == 10 and digits[0] in "23456789":
+        nanp = normalise("+1" + digits, region)
+        if nanp.e164 is not None:
+            return nanp.e164
+    return normalise("+" + digits, region).e164
+
+
+def _blocks_longer(kept: datetime | None, other: datetime | None) -> bool:
+    """Whether a record expiring at ``kept`` blocks at least as long as one expiring at
+    ``other`` (None: never expires)."""
+    if kept is None:
+        return True
+    return other is not None and kept >= other
 
 
 def to_cxone_phone(e164: str) -> str:
@@ -157,21 +180,36 @@ class CxoneSync:
             if not pairs:
                 raise SourceError(f"no CXone DNC group scrubs skill {skill}", source="cxone")
         # Groups synced before that are now inactive or removed on CXone stop blocking.
-        self._mark_inactive(by_id)
+        await self._mark_inactive(by_id)
         return pairs
 
-    def _mark_inactive(self, by_id: dict[str, dict[str, Any]]) -> None:
+    async def _mark_inactive(self, by_id: dict[str, dict[str, Any]]) -> None:
+        """Turn off the synced groups CXone now lists as inactive or removed, and those it
+        no longer lists once CXone confirms they are gone (``GET /dnc-groups/{id}`` answers
+        404, or the group as removed or inactive). A group left out of the list that CXone
+        still has means the list was incomplete (an empty list or no content while groups
+        exist): the sync fails and no group is turned off."""
+        off: list[tuple[ListInfo, bool]] = []  # (list, removed)
         for info in self.store.all():
             if info.kind != "cxone" or not info.meta.get("active", True):
                 continue
-            g = by_id.get(str(info.meta.get("group_id")))
+            gid = str(info.meta.get("group_id"))
+            g = by_id.get(gid)
+            if g is None:
+                g = await self.client.group(gid)
+                if g is not None and g.get("isActive", True) and not g.get("isRemoved"):
+                    raise SourceError(
+                        f"CXone group list left out DNC group {gid}, which CXone still has: "
+                        "the list is incomplete; refused (no group was turned off)",
+                        source="cxone")
             if g is None or g.get("isRemoved") or not g.get("isActive", True):
-                meta = {**info.meta, "active": False, "removed": g is None
-                        or bool(g.get("isRemoved"))}
-                with self.engine.begin() as conn:
-                    conn.execute(update(lists_table).where(lists_table.c.name == info.name)
-                                 .values(meta=meta, updated_at=self.clock()))
-                    count_list_change(conn)
+                off.append((info, g is None or bool(g.get("isRemoved"))))
+        for info, removed in off:
+            meta = {**info.meta, "active": False, "removed": removed}
+            with self.engine.begin() as conn:
+                conn.execute(update(lists_table).where(lists_table.c.name == info.name)
+                             .values(meta=meta, updated_at=self.clock()))
+                count_list_change(conn)
 
     async def sync(self, group_ids: list[str] | None = None, skill: str | None = None, *,
                    full: bool = False) -> SyncReport:
@@ -245,6 +283,7 @@ class CxoneSync:
                      gid, expected, total)
             return await self._full(info, group_meta, now)
         rows, skipped = self._rows(info.name, fresh, now)
+        self._refuse_unreadable(gid, fresh, skipped)
         with self.engine.begin() as conn:
             values = [r["value"] for r in rows]
             for i in range(0, len(values), 500):
@@ -291,6 +330,7 @@ class CxoneSync:
                 f"{FULL_READS} times ({problem}); nothing was saved: sync again",
                 source="cxone")
         rows, skipped = self._rows(info.name, records, now)
+        self._refuse_unreadable(gid, records, skipped)
         with self.engine.begin() as conn:
             conn.execute(delete(list_entries_table).where(
                 list_entries_table.c.list_name == info.name))
@@ -342,18 +382,40 @@ class CxoneSync:
                             mask(str(rec.get("phoneNumber"))))
                 continue
             updated = parse_time(rec.get("lastUpdateTime")) or floor
+            expires = parse_time(rec.get("expiredDate"))
             prev = best.get(e164)
-            if prev is not None and prev[0] > updated:
+            # the most recently updated record of a number wins; on a tie, the one that
+            # blocks longest (no expiry, else the later expiry), whatever order they came in
+            if prev is not None and (prev[0] > updated or (
+                    prev[0] == updated and _blocks_longer(prev[1]["expires_at"], expires))):
                 continue
             best[e164] = (updated, {
                 "list_name": name, "value": e164, "origin": "sync", "removed": False,
                 "reason": None, "added_by": "cxone",
                 "added_at": parse_time(rec.get("dateCollected")) or now,
-                "expires_at": parse_time(rec.get("expiredDate")),
+                "expires_at": expires,
                 "meta": {"record_id": rec.get("recordId"),
                          "updated": rec.get("lastUpdateTime")},
             })
         return [row for _, row in best.values()], skipped
+
+    def _refuse_unreadable(self, gid: str, records: list[dict[str, Any]], skipped: int
+                           ) -> None:
+        """A group with records whose number cannot be read is not saved: saved without
+        them, it would look complete and fresh while those numbers are not blocked. The
+        last sync stands (and goes stale); the message names how many, masked."""
+        if not skipped:
+            return
+        bad = [r for r in records
+               if to_e164(r.get("phoneNumber") or r.get("formattedPhone") or "",
+                          self.region) is None]
+        example = bad[0] if bad else {}
+        raise SourceError(
+            f"CXone group {gid}: {skipped} of {len(records)} records have a phone number "
+            f"dncguard cannot read (e.g. record {example.get('recordId')}, "
+            f"{mask(str(example.get('phoneNumber') or example.get('formattedPhone') or ''))}); "
+            "nothing was saved for the group: fix or expire those records in CXone",
+            source="cxone")
 
     def _save(self, name: str, meta: dict[str, Any], now: datetime, *, count: int | None = None,
               event: dict[str, Any] | None = None) -> None:
