@@ -446,8 +446,12 @@ def test_config_show_is_what_is_in_effect_and_hides_secrets(
     (settings.home).mkdir(parents=True, exist_ok=True)
     (settings.home / "dncguard.toml").write_text(
         '[audit]\nexport_url = "https://svc:url-pw-123@example.com/in"\n'
-        'export_token = "toml-token-123"\n', encoding="utf-8")
+        'export_token = "toml-token-123"\n'
+        '[cxone]\naccess_key_secret = "toml-aks-123"\n', encoding="utf-8")
+    # the four CXone credentials go together (given in part they are refused)
     monkeypatch.setenv("DNCGUARD_CXONE_CLIENT_SECRET", "env-secret-123")
+    monkeypatch.setenv("DNCGUARD_CXONE_CLIENT_ID", "app")
+    monkeypatch.setenv("DNCGUARD_CXONE_ACCESS_KEY_ID", "key-id")
     assert cli(capsys, "dnc", "add", DIGITS)[0] == 0  # generates the audit key file
     got = cli_json(capsys, "config", "show")
     assert isinstance(got, dict)
@@ -459,10 +463,12 @@ def test_config_show_is_what_is_in_effect_and_hides_secrets(
     assert got["audit"]["export_url"] == "https://svc:***@example.com/in"
     assert got["cxone"]["client_secret"] == {"set": True, "source": "env",
                                              "where": "DNCGUARD_CXONE_CLIENT_SECRET"}
-    assert got["cxone"]["access_key_secret"] == {"set": False, "source": None, "where": None}
+    assert got["cxone"]["access_key_secret"] == {
+        "set": True, "source": "config", "where": f"{settings.home / 'dncguard.toml'} [cxone]"}
+    assert got["http_batch"]["client_secret"] == {"set": False, "source": None, "where": None}
     key = (settings.home / "audit" / "hmac.key").read_text("ascii").strip()
     for shown in (json.dumps(got), cli(capsys, "config", "show")[1]):
-        for secret in ("env-secret-123", "toml-token-123", "url-pw-123", key):
+        for secret in ("env-secret-123", "toml-token-123", "toml-aks-123", "url-pw-123", key):
             assert secret not in shown
     text = " ".join(cli(capsys, "config", "show")[1].split())
     assert "set, from env DNCGUARD_CXONE_CLIENT_SECRET" in text
