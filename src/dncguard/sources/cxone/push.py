@@ -189,17 +189,23 @@ async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[
             report.retrying.append((masked, str(exc)))
         return
     results = result.get("recordResults") or []
+    # A result is matched to its record by the number it names; by position only when it
+    # names none and CXone answered one result per record (matched by position, a
+    # reordered answer marked a refused record delivered and a delivered one refused)
     by_phone: dict[str, dict[str, Any]] = {}
     for r in results:
         if isinstance(r, dict):
-            for k in ("phoneNumber", "formattedPhone"):
-                if r.get(k):
-                    by_phone.setdefault("".join(c for c in str(r[k]) if c.isdigit()), r)
+            for d in _named(r):
+                by_phone.setdefault(d, r)
+                if len(d) == 11 and d[0] == "1":  # a NANP number with its country code
+                    by_phone.setdefault(d[1:], r)
     delivered: list[int] = []
     settled: list[int] = []  # nothing to expire
     for n, (it, rec) in enumerate(zip(items, records, strict=True)):
-        r = results[n] if len(results) == len(items) and isinstance(results[n], dict) else \
-            by_phone.get(str(rec["phoneNumber"]))
+        r = by_phone.get(_digits(rec["phoneNumber"]))
+        if r is None and len(results) == len(items) and isinstance(results[n], dict) \
+                and not _named(results[n]):
+            r = results[n]
         masked = mask(str(it.payload["e164"]))
         if r is None:
             outbox.fail(it.id, "CXone returned no result for this record")
@@ -221,6 +227,15 @@ async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[
     report.delivered += outbox.ack(delivered)
     outbox.ack(settled, note="nothing to expire: the group holds no record of the number "
                "that still blocks after the expiry")
+
+
+def _digits(value: object) -> str:
+    return "".join(c for c in str(value) if c.isdigit())
+
+
+def _named(result: dict[str, Any]) -> list[str]:
+    """The digits of the numbers a write result names (``phoneNumber``, ``formattedPhone``)."""
+    return [d for k in ("phoneNumber", "formattedPhone") if (d := _digits(result.get(k) or ""))]
 
 
 async def _nothing_to_expire(client: CxoneClient, group_id: str, item: OutboxItem) -> bool:
