@@ -520,21 +520,23 @@ def mask(e164: str | None) -> str:
 _NUMBER_RUN = re.compile(r"\+?\d(?:[\s().-]?\d){6,}")
 
 
+def mask_digits(text: str) -> str:
+    """``text`` with its digits masked as :func:`mask` masks a number when it holds 7 or
+    more: only the first are shown (at most 6, never the last 4), the others ``*``."""
+    digits = [i for i, c in enumerate(text) if c.isdecimal()]  # what \d matches
+    if len(digits) < 7:
+        return text
+    chars = list(text)
+    for i in digits[min(6, len(digits) - 4):]:
+        chars[i] = "*"
+    return "".join(chars)
+
+
 def mask_numbers(text: str) -> str:
-    """``text`` with every run of 7 or more digits masked as :func:`mask` masks a number (the
-    digits after the first few, never the last four, as ``*``): for messages that quote what
-    another system said (an error body may name the number it refused)."""
-
-    def hide(m: re.Match[str]) -> str:
-        run = m.group(0)
-        digits = [i for i, c in enumerate(run) if c.isdigit()]
-        keep = min(6, len(digits) - 4)
-        chars = list(run)
-        for i in digits[keep:]:
-            chars[i] = "*"
-        return "".join(chars)
-
-    return _NUMBER_RUN.sub(hide, text)
+    """``text`` with every run of 7 or more digits masked (:func:`mask_digits`): for
+    messages that quote what another system said (an error body may name the number it
+    refused)."""
+    return _NUMBER_RUN.sub(lambda m: mask_digits(m.group(0)), text)
 
 
 @cache

@@ -31,7 +31,7 @@ from ...errors import ConfigError, SourceError
 from ...outbox import DEAD, DELIVERED, Outbox, OutboxItem
 from ...phones import mask
 from ._client import CxoneClient
-from ._sync import parse_time, to_cxone_phone
+from ._sync import _digits, parse_time, to_cxone_phone
 from .source import search_number
 
 log = logging.getLogger("dncguard.sources.cxone")
@@ -227,10 +227,6 @@ async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[
     report.delivered += outbox.ack(delivered)
     outbox.ack(settled, note="nothing to expire: the group holds no record of the number "
                "that still blocks after the expiry")
-
-
-def _digits(value: object) -> str:
-    return "".join(c for c in str(value) if c.isdigit())
 
 
 def _named(result: dict[str, Any]) -> list[str]:

@@ -41,7 +41,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from ... import audit
 from ...config import Settings
 from ...errors import InputError
-from ...phones import mask, normalise
+from ...phones import mask, mask_digits, normalise
 from ...store import as_utc, driver_row, get_engine, metadata, read_engine, utcnow
 from .schema import CONSENT_TYPES, OUTCOMES, PURPOSES, outcome_key
 
@@ -114,13 +114,7 @@ def quoted(value: str, limit: int = 40) -> str:
     digits only the first digits are shown (at most 6, and never the last 4), the others
     masked as :func:`dncguard.phones.mask` masks a number (``'+120255*****'``,
     ``'2026-**-**'``); a value longer than ``limit`` is cut."""
-    digits = [m.start() for m in _DIGIT.finditer(value)]
-    if len(digits) >= 7:
-        keep = min(6, len(digits) - 4)
-        chars = list(value)
-        for i in digits[keep:]:
-            chars[i] = "*"
-        value = "".join(chars)
+    value = mask_digits(value)
     return repr(value if len(value) <= limit else value[:limit - 3] + "...")
 
 
