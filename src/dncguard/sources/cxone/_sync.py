@@ -10,11 +10,18 @@ Incremental refresh (the records endpoint has no ``updatedSince``):
 1. one probe per group: ``GET records?top=1&orderBy=lastUpdateTime desc``. If the total and the
    newest update time equal what the last sync saw (and the group's own ``lastUpdateTime`` and
    ``validRecords`` too), nothing changed: only ``synced_at`` moves.
-2. otherwise page newest-first until records not newer than the cursor (the newest update time
-   seen before): new, re-added and expired records (an expiry updates the record) are upserted;
+2. otherwise page newest-first until a record older than the cursor (the newest update time
+   seen before; records updated in the cursor's own millisecond are read again, since one may
+   have changed after the last sync read it): new, re-added and expired records (an expiry
+   updates the record) are upserted;
 3. then the totals must agree: last total + new records == the server's total. If not (records
    were removed on the CXone side), or a full sync is due (``full_sync_hours``), or the server
    refuses ``orderBy``, every page is downloaded again and the list is replaced atomically.
+
+An incremental walk is trusted only when it proves it saw every change: the newest record is
+not older than the cursor, the records come newest first with an update time each, and the walk
+ends at a record older than the cursor or after every record. Otherwise (``orderBy`` ignored, an
+empty page before the end, a record without a time) the group is downloaded in full.
 
 A number with several records keeps the most recently updated one; of records updated at the
 same time, the one that blocks longest. A group with a record whose number cannot be read is
@@ -250,7 +257,8 @@ class CxoneSync:
             return await self._full(info, group_meta, now)
         newest_at = newest[0].get("lastUpdateTime") if newest else None
         if (total == meta.get("total") and newest_at == cursor
-                and group_meta["group_updated"] == meta.get("group_updated")):
+                and group_meta["group_updated"] == meta.get("group_updated")
+                and group_meta["valid_records"] == meta.get("valid_records")):
             self._save(name, {**meta, **group_meta}, now)
             return GroupResult(gid, str(group_meta["group_name"]), "unchanged", total, 0,
                                active=bool(group_meta["active"]))
@@ -259,22 +267,12 @@ class CxoneSync:
     async def _incremental(self, info: ListInfo, group_meta: dict[str, Any], now: datetime,
                            cursor: str) -> GroupResult:
         gid = group_meta["group_id"]
-        cursor_at = parse_time(cursor)
-        fresh: list[dict[str, Any]] = []
-        skip, top = 0, self.cx.page_size
-        total = 0
-        while True:
-            total, page = await self.client.records_page(gid, skip, top, ORDER_NEWEST)
-            done = not page
-            for rec in page:
-                at = parse_time(rec.get("lastUpdateTime"))
-                if cursor_at is not None and at is not None and at <= cursor_at:
-                    done = True
-                    break
-                fresh.append(rec)
-            skip += len(page)
-            if done or skip >= total:
-                break
+        walked = await self._walk_newest(gid, cursor)
+        if isinstance(walked, str):
+            log.info("CXone group %s: the newest-first walk is not trusted (%s); full re-sync",
+                     gid, walked)
+            return await self._full(info, group_meta, now)
+        total, fresh = walked
         known = self._known_ids(info.name, fresh)
         new = sum(1 for r in fresh if str(r.get("recordId")) not in known)
         expected = int(info.meta.get("total") or 0) + new
@@ -300,6 +298,37 @@ class CxoneSync:
         self._save(info.name, meta, now, event={"mode": "incremental", "fetched": len(fresh)})
         return GroupResult(gid, str(group_meta["group_name"]), "incremental", total, len(fresh),
                            skipped, bool(group_meta["active"]))
+
+    async def _walk_newest(self, gid: str, cursor: str
+                           ) -> tuple[int, list[dict[str, Any]]] | str:
+        """(the server's total, every record updated at or after ``cursor``), read newest
+        first; or why the walk cannot be trusted to hold every change since the cursor."""
+        cursor_at = parse_time(cursor)
+        if cursor_at is None:
+            return f"the cursor {cursor!r} is not a time"
+        fresh: list[dict[str, Any]] = []
+        skip, top, total = 0, self.cx.page_size, 0
+        previous: datetime | None = None
+        while True:
+            total, page = await self.client.records_page(gid, skip, top, ORDER_NEWEST)
+            if not page:
+                return (f"an empty page after {skip} of {total} records, before one older "
+                        "than the cursor") if skip < total else (total, fresh)
+            for rec in page:
+                at = parse_time(rec.get("lastUpdateTime"))
+                if at is None:
+                    return f"record {rec.get('recordId')} has no update time"
+                if previous is None and at < cursor_at:
+                    return "the newest record is older than the last sync's newest"
+                if previous is not None and at > previous:
+                    return "the records do not come newest first (orderBy ignored?)"
+                previous = at
+                if at < cursor_at:
+                    return total, fresh
+                fresh.append(rec)
+            skip += len(page)
+            if skip >= total:
+                return total, fresh
 
     def _known_ids(self, name: str, records: list[dict[str, Any]]) -> set[str]:
         phones = [e for e in (to_e164(r.get("phoneNumber"), self.region) for r in records) if e]
