@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._lazy import lazy_import
 from ...errors import ConfigError, SourceError
-from ...phones import mask
+from ...phones import mask, mask_numbers
 from ..remote.resilience import AdaptiveLimiter, Clock, Resilient, Sleep, error_message
 from .settings import CxoneSettings
 
@@ -361,7 +361,7 @@ class CxoneClient:
         if data is None:  # no content: an empty group
             return 0, []
         rs = _field(data, "resultSet", dict, "records")
-        records = _field(rs, "dncRecords", list, "records")
+        records = _objects(_field(rs, "dncRecords", list, "records"), "records")
         total = _field(rs, "totalRecords", int, "records")
         if isinstance(total, bool) or total < 0:
             raise SourceError(f"CXone returned a malformed record count ({total!r})",
@@ -374,8 +374,8 @@ class CxoneClient:
                               what=f"search {mask('+' + digits)}")
         if data is None:  # no content: the number is in no group
             return []
-        results = _field(data, "searchResults", list, "search results")
-        return [r for r in results if isinstance(r, dict)]
+        return _objects(_field(data, "searchResults", list, "search results"),
+                        "search results")
 
     async def write_records(self, group_id: str, records: list[dict[str, Any]], *,
                             expire: bool = False) -> dict[str, Any]:
@@ -397,9 +397,20 @@ def _field(data: Any, key: str, kind: type, what: str) -> Any:
     value = data.get(key) if isinstance(data, dict) else None
     if not isinstance(value, kind):
         error = data.get("error") if isinstance(data, dict) else None
-        said = f": {str(error)[:200]}" if error else ""
+        said = f": {mask_numbers(str(error)[:200])}" if error else ""
         raise SourceError(f"CXone returned malformed {what} (no {key}){said}", source="cxone")
     return value
+
+
+def _objects(items: list[Any], what: str) -> list[dict[str, Any]]:
+    """``items``, every one an object as the API documents; an entry of another kind (a
+    string, a number, null) is a :class:`SourceError`: left out, the answer would be read as
+    complete without it."""
+    odd = sum(1 for item in items if not isinstance(item, dict))
+    if odd:
+        raise SourceError(f"CXone returned malformed {what}: {odd} of {len(items)} entries "
+                          "are not objects", source="cxone")
+    return items
 
 
 def not_configured_message(cx: CxoneSettings) -> str:

@@ -23,9 +23,12 @@ not older than the cursor, the records come newest first with an update time eac
 ends at a record older than the cursor or after every record. Otherwise (``orderBy`` ignored, an
 empty page before the end, a record without a time) the group is downloaded in full.
 
-A number with several records keeps the most recently updated one; of records updated at the
-same time, the one that blocks longest. A group with a record whose number cannot be read is
-not saved (the sync fails for it; the last sync stands).
+A number with several records keeps the one that blocks longest (no expiry, else the latest
+expiry), whatever their update times: a number blocks while any of its records does, as the live
+search reads it; of records that block alike, the most recently updated. An incremental sync
+keeps the stored record of a number when it blocks longer than the new ones and is not among
+them (it is still in the group: a removal changes the total). A group with a record whose number
+cannot be read is not saved (the sync fails for it; the last sync stands).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
@@ -71,8 +74,6 @@ def parse_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
-    from datetime import UTC
-
     # an offset other than Z is kept as the same instant in UTC (stored as such: SQLite
     # keeps no offset)
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
@@ -282,6 +283,7 @@ class CxoneSync:
             return await self._full(info, group_meta, now)
         rows, skipped = self._rows(info.name, fresh, now)
         self._refuse_unreadable(gid, fresh, skipped)
+        rows = self._outlasted(info.name, fresh, rows)
         with self.engine.begin() as conn:
             values = [r["value"] for r in rows]
             for i in range(0, len(values), 500):
@@ -329,6 +331,35 @@ class CxoneSync:
             skip += len(page)
             if skip >= total:
                 return total, fresh
+
+    def _outlasted(self, name: str, fresh: list[dict[str, Any]], rows: list[dict[str, Any]]
+                   ) -> list[dict[str, Any]]:
+        """``rows`` without those whose number's stored record blocks longer and is not among
+        the ``fresh`` records (another record of the number, still in the group, which keeps
+        blocking it)."""
+        ids: dict[str, set[str]] = {}
+        for rec in fresh:
+            e164 = to_e164(rec.get("phoneNumber") or rec.get("formattedPhone") or "",
+                           self.region)
+            if e164 is not None:
+                ids.setdefault(e164, set()).add(str(rec.get("recordId")))
+        by_value = {r["value"]: r for r in rows}
+        t = list_entries_table
+        keep: set[str] = set()
+        values = list(by_value)
+        with self.engine.connect() as conn:
+            for i in range(0, len(values), 500):
+                for row in conn.execute(select(t.c.value, t.c.expires_at, t.c.meta).where(
+                        t.c.list_name == name, t.c.value.in_(values[i:i + 500]))):
+                    stored = str((row.meta or {}).get("record_id"))
+                    expires = row.expires_at
+                    if expires is not None and expires.tzinfo is None:
+                        expires = expires.replace(tzinfo=UTC)
+                    new = by_value[row.value]["expires_at"]
+                    if (stored not in ids.get(row.value, set()) and new != expires
+                            and _blocks_longer(expires, new)):
+                        keep.add(row.value)
+        return [r for r in rows if r["value"] not in keep]
 
     def _known_ids(self, name: str, records: list[dict[str, Any]]) -> set[str]:
         phones = [e for e in (to_e164(r.get("phoneNumber"), self.region) for r in records) if e]
@@ -413,10 +444,10 @@ class CxoneSync:
             updated = parse_time(rec.get("lastUpdateTime")) or floor
             expires = parse_time(rec.get("expiredDate"))
             prev = best.get(e164)
-            # the most recently updated record of a number wins; on a tie, the one that
-            # blocks longest (no expiry, else the later expiry), whatever order they came in
-            if prev is not None and (prev[0] > updated or (
-                    prev[0] == updated and _blocks_longer(prev[1]["expires_at"], expires))):
+            # the record that blocks longest (no expiry, else the later expiry) wins; of
+            # records that block alike, the most recently updated, whatever order they came in
+            if prev is not None and (not _blocks_longer(expires, prev[1]["expires_at"]) or (
+                    prev[1]["expires_at"] == expires and prev[0] >= updated)):
                 continue
             best[e164] = (updated, {
                 "list_name": name, "value": e164, "origin": "sync", "removed": False,

@@ -246,6 +246,11 @@ class CxoneCheck(CheckBase):
                 self.live_searches += 1
                 hits = self._search_hits(results, ctx, groups, active)
                 out[i].extend(hits)
+                unnamed = sum(1 for r in results if r.get("dncGroupId") in (None, ""))
+                if unnamed:  # a record of no group: it may be one of the groups checked
+                    failed[i] = _error(f"{why}; live search answered {unnamed} record(s) "
+                                       "without a group id; not verified")
+                    return
                 answers[i] = [str(r.list).removeprefix("cxone:") for r in hits]
                 lasting[i] = self._lasting(results, groups, active)
 
