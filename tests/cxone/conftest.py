@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -106,3 +106,27 @@ def us_numbers(count: int, start_area: int = 201) -> list[str]:
             if len(out) == count:
                 return out
     return out
+
+
+class SandboxClock:
+    """The sandbox's clock, set by the test (``sb.state.now``), starting at ``start``."""
+
+    def __init__(self, start: datetime = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def clocked_group(sandbox_factory: Callable[..., SandboxServer], name: str,
+                  phones: list[str]) -> tuple[SandboxServer, SandboxClock, int]:
+    """A sandbox on a clock of the test's, with one group of ``phones``, each written a
+    second after the other."""
+    sb = sandbox_factory(data={})
+    clock = SandboxClock()
+    sb.state.now = clock
+    gid = sb.state.add_group(name)
+    for phone in phones:
+        sb.state.add_record(gid, phone)
+        clock.now += timedelta(seconds=1)
+    return sb, clock, gid

@@ -19,30 +19,21 @@ from dncguard.models import Decision
 from dncguard.sandbox import SandboxServer
 from dncguard.sources.cxone import CxoneCheck
 
-from .conftest import FakeSleep, cx_settings, decisions, verdicts
+from .conftest import (
+    FakeSleep,
+    SandboxClock,
+    clocked_group,
+    cx_settings,
+    decisions,
+    verdicts,
+)
 from .test_sync_fail_closed import PAST, client, judge, records_hook, sync
 
 A, B = "2025550101", "6175550105"
-T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def seeded(sandbox_factory: Any) -> tuple[SandboxServer, Clock, int]:
-    sb: SandboxServer = sandbox_factory(data={})
-    clock = Clock()
-    sb.state.now = clock
-    gid = sb.state.add_group("Any record")
-    for phone in (A, B):
-        sb.state.add_record(gid, phone)
-        clock.now += timedelta(seconds=1)
-    return sb, clock, gid
+def seeded(sandbox_factory: Any) -> tuple[SandboxServer, SandboxClock, int]:
+    return clocked_group(sandbox_factory, "Any record", [A, B])
 
 
 async def test_a_newer_expired_record_does_not_hide_an_active_one(

@@ -7,43 +7,43 @@ sets; requests or answers are rewritten on their way.)"""
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from dncguard.config import Settings
 from dncguard.models import Decision
 from dncguard.sandbox import SandboxServer
 from dncguard.sources.cxone import CxoneClient, CxoneSettings, CxoneSync
 
-from .conftest import FakeSleep, cx_settings
+from .conftest import FakeSleep, SandboxClock, clocked_group, cx_settings
 from .test_sync_fail_closed import Hook, Rewriting, judge, sync
 
-T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 FUTURE = "2027-06-01T00:00:00.000Z"
 A, B, C = "2025550101", "6175550105", "3125550142"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def seeded(sandbox_factory: Any) -> tuple[SandboxServer, Clock, int]:
+def seeded(sandbox_factory: Any) -> tuple[SandboxServer, SandboxClock, int]:
     """A group of A, B (expired) and C, each written a second after the other."""
-    sb: SandboxServer = sandbox_factory(data={})
-    clock = Clock()
-    sb.state.now = clock
-    gid = sb.state.add_group("Trust")
-    for phone in (A, B, C):
-        sb.state.add_record(gid, phone)
-        clock.now += timedelta(seconds=1)
+    sb, clock, gid = clocked_group(sandbox_factory, "Trust", [A, B, C])
     sb.state.expire_record(gid, B)
     return sb, clock, gid
+
+
+def walk_hook(change: Any) -> Hook:
+    """Records of the newest-first walk (not its one-record probe) passed through
+    ``change(body)`` on their way back."""
+    def hook(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        params = request.url.params
+        if (request.url.path.endswith("/records") and "orderBy" in params
+                and params.get("top") != "1"):
+            body = response.json()
+            change(body["resultSet"])
+            return httpx.Response(200, json=body, request=request)
+        return None
+    return hook
 
 
 class DropOrder(httpx.AsyncBaseTransport):
@@ -99,24 +99,24 @@ async def test_the_same_change_with_order_honoured_is_incremental(
     assert (await judge(settings, cx, sleep, ["+1" + B]))["+1" + B] is Decision.BLOCK
 
 
-async def test_an_empty_page_before_the_cursor_gets_a_full_sync(
-        settings: Settings, sandbox_factory: Any, sleep: FakeSleep) -> None:
+def _empty(rs: dict[str, Any]) -> None:
+    rs["dncRecords"] = []  # the total still says 3
+
+
+def _no_time(rs: dict[str, Any]) -> None:
+    for r in rs["dncRecords"]:
+        r["lastUpdateTime"] = None
+
+
+@pytest.mark.parametrize("change", [_empty, _no_time],
+                         ids=["an empty page before the cursor", "records without a time"])
+async def test_a_walk_that_proves_nothing_gets_a_full_sync(
+        settings: Settings, sandbox_factory: Any, sleep: FakeSleep, change: Any) -> None:
     sb, clock, gid = seeded(sandbox_factory)
     cx = await first_sync(settings, sb, sleep)
     clock.now += timedelta(seconds=5)
     sb.state.expire_record(gid, B, FUTURE)
-
-    def empty_walk(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
-        params = request.url.params
-        if (request.url.path.endswith("/records") and "orderBy" in params
-                and params.get("top") != "1"):
-            body = response.json()
-            body["resultSet"]["dncRecords"] = []  # the total still says 3
-            return httpx.Response(200, json=body, request=request)
-        return None
-
-    hook: Hook = empty_walk
-    (g,) = (await sync_through(settings, cx, sleep, Rewriting(hook))).groups
+    (g,) = (await sync_through(settings, cx, sleep, Rewriting(walk_hook(change)))).groups
     assert g.mode == "full"
     assert (await judge(settings, cx, sleep, ["+1" + B]))["+1" + B] is Decision.BLOCK
 
@@ -132,26 +132,4 @@ async def test_a_change_in_the_cursors_own_millisecond_is_read(
     assert sb.state.groups[gid]["lastUpdateTime"] == sb.state.records[gid][A]["lastUpdateTime"]
     (g,) = (await sync(settings, cx, sleep)).groups
     assert g.mode in ("incremental", "full")
-    assert (await judge(settings, cx, sleep, ["+1" + B]))["+1" + B] is Decision.BLOCK
-
-
-async def test_a_record_without_an_update_time_gets_a_full_sync(
-        settings: Settings, sandbox_factory: Any, sleep: FakeSleep) -> None:
-    sb, clock, gid = seeded(sandbox_factory)
-    cx = await first_sync(settings, sb, sleep)
-    clock.now += timedelta(seconds=5)
-    sb.state.expire_record(gid, B, FUTURE)
-
-    def no_time(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
-        params = request.url.params
-        if (request.url.path.endswith("/records") and "orderBy" in params
-                and params.get("top") != "1"):
-            body = response.json()
-            for r in body["resultSet"]["dncRecords"]:
-                r["lastUpdateTime"] = None
-            return httpx.Response(200, json=body, request=request)
-        return None
-
-    (g,) = (await sync_through(settings, cx, sleep, Rewriting(no_time))).groups
-    assert g.mode == "full"
     assert (await judge(settings, cx, sleep, ["+1" + B]))["+1" + B] is Decision.BLOCK
