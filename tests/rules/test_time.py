@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import ValidationError
 
 from dncguard.config import CampaignProfile
 from dncguard.sources.rules import EmergencyDeclaration, RulesCheck
@@ -75,10 +76,36 @@ def test_emergency_ban(make_check: Callable[..., RulesCheck]) -> None:
         "STATE_OF_EMERGENCY"]
     assert run_check(check, "+12125550100", during, zip="10001") == []
     assert [r.code for r in run_check(check, "+12125550100", during)] == ["STATE_OF_EMERGENCY"]
-    # a state without an emergency rule ignores declarations
-    other = make_check(emergencies=[EmergencyDeclaration(
-        jurisdiction="US-FL", start=date(2026, 8, 28), end=date(2026, 9, 5))])
-    assert run_check(other, "+13055550100", during) == []
+    # a declaration in a state whose rules have no emergency ban would change nothing: it
+    # is refused, naming the state, rather than kept without effect
+    with pytest.raises(ValidationError, match="US-FL, whose rules have no emergency ban"):
+        make_check(emergencies=[EmergencyDeclaration(
+            jurisdiction="US-FL", start=date(2026, 8, 28), end=date(2026, 9, 5))])
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("jurisdiction", "US-LX", "not a US state or territory"),
+    ("jurisdiction", "LA", "not a US state or territory"),
+    ("zips", ["701xx"], "ZIP prefixes are 1 to 5 digits"),
+    ("zips", ["70 1"], "ZIP prefixes are 1 to 5 digits"),
+    ("zips", ["123456"], "ZIP prefixes are 1 to 5 digits"),
+])
+def test_an_emergency_that_could_match_nothing_is_refused(field: str, value: object,
+                                                          message: str) -> None:
+    given: dict[str, object] = {"jurisdiction": "US-LA", "start": date(2026, 8, 28),
+                                field: value}
+    with pytest.raises(ValidationError, match=message):
+        EmergencyDeclaration(**given)  # type: ignore[arg-type]
+
+
+def test_an_emergencies_file_for_a_state_without_a_ban_is_refused(
+        make_check: Callable[..., RulesCheck], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from dncguard.errors import ConfigError
+
+    path = tmp_path / "em.csv"
+    path.write_text("jurisdiction,start,end,zips\nUS-TX,2026-09-01,2026-09-03,\n")
+    with pytest.raises(ConfigError, match="US-TX, whose rules have no emergency ban"):
+        make_check(emergencies_file=path)
 
 
 def test_emergencies_file(make_check: Callable[..., RulesCheck], tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -98,10 +98,17 @@ def _zip_zones(ruleset: Ruleset, zip_code: str, state: str) -> list[str]:
     return list(ruleset.zones.subdivision_zones.get(state, []))
 
 
+#: The military post codes of ``postal_state`` (APO/FPO/DPO): an address abroad, in no
+#: state and no known time zone.
+MILITARY_POST = frozenset({"AA", "AE", "AP"})
+
+
 def _zip_state(region: str, zip_code: str) -> str | None:
     """The state or province of a US ZIP or Canadian postal code (NANP regions only; see
-    :func:`dncguard.places.postal_state`)."""
-    return postal_state(zip_code) if region in ("US", "CA") else None
+    :func:`dncguard.places.postal_state`); None for a military post code, which names no
+    state and no zone (the number's own location stands, as with an unknown ZIP)."""
+    found = postal_state(zip_code) if region in ("US", "CA") else None
+    return None if found in MILITARY_POST else found
 
 
 def _pn_zones(e164: str) -> tuple[str, ...]:
@@ -393,7 +400,9 @@ def resolve_location(e164: str, region: str, state: str | None,
     """Candidate zones and states of a number (see the module docstring)."""
     rs = ruleset or load_ruleset()
     extra = extra or {}
-    region = (extra.get("region") or region or "").strip().upper()
+    # the number's own region (a row's region only helps read a national number: it never
+    # moves a number that reads as another region's)
+    region = (region or extra.get("region") or "").strip().upper()
     if region == "UK":
         region = "GB"
     zones: list[str] = []

@@ -293,6 +293,12 @@ class HolidayDay(BaseModel):
             assert self.date is not None
             if not re.match(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$", self.date):
                 raise ValueError(f"holiday {self.name}: date must be MM-DD")
+            month, day = (int(p) for p in self.date.split("-"))
+            try:  # a day every year has (02-29 is not: that holiday would fail 3 years in 4)
+                date(2001, month, day)
+            except ValueError:
+                raise ValueError(f"holiday {self.name}: {self.date} is not a day of every "
+                                 "year") from None
         if self.nth is not None and self.nth not in (1, 2, 3, 4, 5, -1):
             raise ValueError(f"holiday {self.name}: nth must be 1..5 or -1")
         return self

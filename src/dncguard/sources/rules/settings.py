@@ -41,10 +41,23 @@ class EmergencyDeclaration(BaseModel):
     @field_validator("jurisdiction")
     @classmethod
     def _jur(cls, value: str) -> str:
+        from ...places import subdivision_codes
+
         value = value.strip().upper()
-        if not (len(value) == 5 and value.startswith("US-")):
-            raise ValueError("an emergency's jurisdiction is a US state such as US-LA")
+        if not (len(value) == 5 and value.startswith("US-")
+                and value[3:] in subdivision_codes("US")):
+            raise ValueError(f"{value!r} is not a US state or territory; an emergency's "
+                             "jurisdiction is written like US-LA")
         return value
+
+    @field_validator("zips")
+    @classmethod
+    def _zips(cls, value: list[str]) -> list[str]:
+        out = [z.strip() for z in value]
+        bad = [z for z in out if not (z.isdigit() and z.isascii() and 1 <= len(z) <= 5)]
+        if bad:  # a prefix no ZIP starts with would leave the whole declaration unused
+            raise ValueError(f"ZIP prefixes are 1 to 5 digits ({', '.join(map(repr, bad[:5]))})")
+        return out
 
     def covers(self, on: date) -> bool:
         return self.start <= on and (self.end is None or on <= self.end)
@@ -122,6 +135,17 @@ class RulesSettings(SectionSettings):
                         "judging freshness, set check_freshness = false)")
         return self
 
+    @model_validator(mode="after")
+    def _emergencies_have_a_ban(self) -> RulesSettings:
+        """Each declared emergency is in a state whose rules ban calls in one (else the
+        declaration would change nothing, without a word). The ruleset is read only when
+        emergencies are declared here."""
+        if self.emergencies:
+            problem = emergencies_problem(self.ruleset(), self.emergencies)
+            if problem:
+                raise ValueError(problem)
+        return self
+
     def registry_required(self, jurisdiction: str) -> bool:
         if not self.require_registries:
             return False
@@ -137,3 +161,17 @@ class RulesSettings(SectionSettings):
 
             self._ruleset = load_ruleset(self.data_dir)
         return self._ruleset
+
+
+def emergencies_problem(ruleset: Ruleset, declared: list[EmergencyDeclaration]) -> str | None:
+    """Why some of ``declared`` would have no effect under ``ruleset`` (their state has no
+    emergency ban rule), or None."""
+    from .schema import EmergencyBanRule
+
+    idle = sorted({d.jurisdiction for d in declared
+                   if not ruleset.of_kind(EmergencyBanRule, [d.jurisdiction])})
+    if not idle:
+        return None
+    return (f"emergencies declared for {', '.join(idle)}, whose rules have no emergency ban "
+            f"(ruleset {ruleset.version}): such a declaration would change no verdict; "
+            "remove it, or add the state's rule to the rules data")

@@ -54,7 +54,7 @@ from .schema import (
     WirelessRestrictedRule,
     outcome_key,
 )
-from .settings import EmergencyDeclaration, RulesSettings
+from .settings import EmergencyDeclaration, RulesSettings, emergencies_problem
 from .stores import (
     CLOCK_SKEW,
     PROBE_EMPTY_FROM,
@@ -184,7 +184,11 @@ class RulesCheck(CheckBase):
         self._attempts = attempts
         self.emergencies = list(self.config.emergencies)
         if self.config.emergencies_file is not None:
-            self.emergencies.extend(load_emergencies(self.config.emergencies_file))
+            from_file = load_emergencies(self.config.emergencies_file)
+            problem = emergencies_problem(self.ruleset, from_file)
+            if problem:
+                raise ConfigError(f"{self.config.emergencies_file}: {problem}")
+            self.emergencies.extend(from_file)
         self._plans: dict[tuple[Any, ...], TimePlan] = {}
         self._days: dict[tuple[Any, ...], _DayReasons] = {}
         self._minute_memo: tuple[datetime | None, dict[int, tuple[TimePlan, list[Reason]]]] = (
