@@ -108,13 +108,18 @@ class TestVerdicts:
                                                        scrubber: Scrubber,
                                                        write_lines: Callable[..., Path]) -> None:
         """A state list applies to numbers of its state, by area code or by the address's
-        state; a national registry to numbers of its country."""
+        state, and to every number whose row gives no address (an area code does not show
+        where the subscriber lives); a national registry to numbers of its country."""
         store.import_file(write_lines(["3055550150", "2125550170"], "fl.txt"), kind="state",
                           name="us-fl", jurisdiction="US-FL", snapshot_date=D)
         store.import_file(write_lines(["+16135550120", "+12125550171"], "ca.txt"),
                           kind="national", name="ca-dncl", jurisdiction="CA", snapshot_date=D)
         assert scrubber.check("3055550150", at=AT).reason_codes == ["DNC_STATE"]
-        assert scrubber.check("2125550170", at=AT).decision is Decision.ALLOW  # a NY number
+        unplaced = scrubber.check("2125550170", at=AT)  # a NY area code, no address
+        assert unplaced.reason_codes == ["DNC_STATE"]
+        assert "the row gives no state or ZIP" in unplaced.reasons[0].detail
+        assert scrubber.check("2125550170", at=AT, state="NY").decision is Decision.ALLOW
+        assert scrubber.check("2125550170", at=AT, zip="10001").decision is Decision.ALLOW
         assert scrubber.check("2125550170", at=AT, state="FL").reason_codes == ["DNC_STATE"]
         assert scrubber.check("6135550120", at=AT).reason_codes == ["DNC_NATIONAL"]
         assert scrubber.check("2125550171", at=AT).decision is Decision.ALLOW  # a US number

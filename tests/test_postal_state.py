@@ -88,9 +88,10 @@ def test_a_rules_folder_with_the_old_postal_table_is_refused() -> None:
 
 def test_a_provincial_list_applies_by_the_postal_code() -> None:
     """A row's postal code brings in its province's list (the state lists' road): a Nunavut
-    code, Nunavut's list; a Northwest Territories code, theirs."""
+    code, Nunavut's list; a Northwest Territories code, theirs; a row with no address, every
+    province's list (its area code does not show where the subscriber lives)."""
     toronto = "+14165550100"
-    batch = Batch.of([toronto] * 3, ["CA"] * 3, [None] * 3,
-                     [{"zip": "X0A 0H0"}, {"zip": "X1A 2L9"}, {}])
-    assert applies_to("CA-NU", batch).tolist() == [True, False, False]
-    assert applies_to("CA-NT", batch).tolist() == [False, True, False]
+    batch = Batch.of([toronto] * 4, ["CA"] * 4, [None] * 4,
+                     [{"zip": "X0A 0H0"}, {"zip": "X1A 2L9"}, {}, {"state": "ON"}])
+    assert applies_to("CA-NU", batch).tolist() == [True, False, True, False]
+    assert applies_to("CA-NT", batch).tolist() == [False, True, True, False]

@@ -1,6 +1,7 @@
 """A row's ZIP or postal code brings in its state's DNC list, as its area code and its address
 state do: each is a candidate state, as for the calling rules (docs/rules.md), so a number
-that may be on a list that applies is never reported callable. Per-row ``zip`` columns and the
+that may be on a list that applies is never reported callable; a row with no address at all
+gets every state list of its country. Per-row ``zip`` columns and the
 ``--zip`` default, on the row-by-row path (a few rows) and the array path (many rows)."""
 
 from __future__ import annotations
@@ -45,7 +46,13 @@ def _lists(v: Verdict) -> list[str]:
 class TestLibrary:
     def test_the_zip_codes_state_list_applies(self, lists: ListStore,
                                               scrubber: Scrubber) -> None:
-        assert scrubber.check(NY, at=AT).decision is Decision.ALLOW  # a New York number
+        # a New York area code says nothing of where its subscriber lives: without an
+        # address every state list applies, and the reason says why
+        v = scrubber.check(NY, at=AT)
+        assert (v.decision, _lists(v)) == (Decision.BLOCK, ["us-ga"])
+        assert v.reasons[0].detail.endswith("the row gives no state or ZIP: an area code "
+                                            "does not show where the subscriber lives")
+        assert scrubber.check(NY, at=AT, state="NY").decision is Decision.ALLOW
         v = scrubber.check(NY, at=AT, zip=ATLANTA)
         assert (v.decision, v.reason_codes, _lists(v)) == (Decision.BLOCK, ["DNC_STATE"],
                                                            ["us-ga"])
@@ -83,7 +90,8 @@ class TestLibrary:
 
     def test_a_canadian_postal_codes_province(self, lists: ListStore,
                                               scrubber: Scrubber) -> None:
-        assert scrubber.check(TORONTO, at=AT).decision is Decision.ALLOW
+        assert scrubber.check(TORONTO, at=AT).decision is Decision.BLOCK  # no address
+        assert scrubber.check(TORONTO, at=AT, state="ON").decision is Decision.ALLOW
         v = scrubber.check(TORONTO, at=AT, zip="H2X 1Y4")  # Montreal, Quebec
         assert (v.decision, _lists(v)) == (Decision.BLOCK, ["ca-qc"])
         assert v.reasons[0].detail.endswith("state (QC)")
@@ -96,7 +104,7 @@ class TestLibrary:
     def test_applies_to_reads_the_zip_of_each_number(self) -> None:
         batch = Batch.of([NY, NY, NY, TOLL_FREE], ["US"] * 4, [None] * 4,
                          [{"zip": ATLANTA}, {"zip": MANHATTAN}, {}, {"zip": "30301-1234"}])
-        assert applies_to("US-GA", batch).tolist() == [True, False, False, True]
+        assert applies_to("US-GA", batch).tolist() == [True, False, True, True]
         assert applies_to("US-NY", batch).tolist() == [True, True, True, False]
 
 
@@ -117,7 +125,7 @@ def test_a_zip_column_in_a_scrubbed_file(n: int, lists: ListStore, scrubber: Scr
     summary = scrubber.scrub_file(write_csv(_rows(n)), out, at=AT)
     got = read_csv(out)
     assert [r["decision"] for r in got[:5]] == [
-        "block", "block", "allow", "allow", "block"]
+        "block", "block", "allow", "block", "block"]  # the fourth row gives no ZIP
     assert got[0]["reason_codes"] == "DNC_STATE"
     assert "us-ga" in got[0]["detail"] and "state (GA)" in got[0]["detail"]
     assert "us-ga" in got[4]["detail"] and "us-ny" in got[4]["detail"]  # ZIP, area code
@@ -155,7 +163,8 @@ class TestCli:
 
     def test_check_with_zip(self, lists: ListStore,
                             capsys: pytest.CaptureFixture[str]) -> None:
-        assert self._check(capsys, NY)["decision"] == "allow"
+        assert self._check(capsys, NY)["decision"] == "block"  # no address
+        assert self._check(capsys, NY, "--state", "NY")["decision"] == "allow"
         assert self._check(capsys, NY, "--state", "GA")["decision"] == "block"
         got = self._check(capsys, NY, "--zip", ATLANTA)
         assert got["decision"] == "block"
@@ -177,7 +186,7 @@ class TestCli:
                     "2026-11-19T15:00:00Z"]) == 0
         got = read_csv(tmp_path / "o.csv")
         assert [r["decision"] for r in got[:4]] == ["block", "block", "allow",
-                                                             "allow"]
+                                                             "block"]
         assert run(["scrub", str(src), "-o", str(tmp_path / "d.csv"), "--at",
                     "2026-11-19T15:00:00Z", "--zip", ATLANTA]) == 0
         got = read_csv(tmp_path / "d.csv")

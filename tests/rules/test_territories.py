@@ -287,15 +287,20 @@ def test_us_registry_and_internal_lists_apply_to_territory_numbers(home: Setting
     hit = _verdict(home, NUMBERS["PR"], at)
     assert hit.decision is Decision.BLOCK and hit.reason_codes == ["DNC_NATIONAL"]
     assert hit.reasons[0].list == "us-ftc"
-    # a Florida list does not apply to a Virgin Islands number (its state is VI)
-    assert _verdict(home, NUMBERS["VI"], at).decision is Decision.ALLOW
+    # a Florida list does not apply to a Virgin Islands address; without an address it
+    # does (an area code does not show where the subscriber lives)
+    assert _verdict(home, NUMBERS["VI"], at, state="VI").decision is Decision.ALLOW
+    assert _verdict(home, NUMBERS["VI"], at).reason_codes == ["DNC_STATE"]
     guam = _verdict(home, NUMBERS["GU"], _local("GU", 12, 0))
     assert guam.decision is Decision.BLOCK and guam.reason_codes == ["DNC_INTERNAL"]
     # the national list applies by country: the territory numbers are US numbers
     batch = Batch.of(list(NUMBERS.values()) + ["+18765550100"], ["US"] * 5 + ["JM"],
                      list(ZONES) + [None])
     assert applies_to("US", batch).tolist() == [True] * 5 + [False]
-    assert applies_to("US-FL", batch).tolist() == [False] * 6
+    assert applies_to("US-FL", batch).tolist() == [True] * 5 + [False]  # no address
+    placed = Batch.of(list(NUMBERS.values()), ["US"] * 5, list(ZONES),
+                      [{"state": z} for z in ZONES])
+    assert applies_to("US-FL", placed).tolist() == [False] * 5
 
 
 def test_registry_is_required_as_for_any_us_number(settings: Settings,

@@ -36,34 +36,42 @@ def applies_to(jurisdiction: str, batch: Batch) -> npt.NDArray[np.bool_]:
     A national registry applies to the numbers of its country. A state list (``US-FL``)
     applies to numbers of that state by area code, by the row's address (``state`` column or
     flag) or by its ZIP or postal code's state (``zip`` column or flag): each is a candidate,
-    as for the calling rules. A number whose state is unknown every way gets every state list
-    of its country (the safe side).
+    as for the calling rules. A number whose row gives no address (no state, no ZIP) gets
+    every state list of its country whatever its area code: a number keeps its area code
+    when its subscriber moves, so the area code alone never shows that a state's list does
+    not cover them (the safe side).
     """
     return _applies(jurisdiction, batch)[0]
 
 
 def _applies(jurisdiction: str, batch: Batch
-             ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """:func:`applies_to`, and the numbers it applies to only by their ZIP code's state (a
-    hit there says so: nothing else in the verdict names that state)."""
+             ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """:func:`applies_to`; the numbers it applies to only by their ZIP code's state; and those
+    it applies to only because their row gives no address while their area code names
+    another state (a hit on either says so: nothing else in the verdict names that state)."""
     country, _, state = jurisdiction.partition("-")
     key = f"country:{country}"
     out = batch._memo.get(key)
     if out is None:
         regions, ids = batch.distinct("region")
         out = batch._memo[key] = np.array([r == country for r in regions], dtype=bool)[ids]
-    by_zip = np.zeros(len(batch), dtype=bool)
+    none = np.zeros(len(batch), dtype=bool)
     if not state or not out.any():
-        return np.array(out, dtype=bool), by_zip
+        return np.array(out, dtype=bool), none, none
     names, candidates = _state_candidates(batch)
     known = (candidates != 0).any(axis=0)
+    npa, own, given, by_code = candidates
+    # an address: the row's state or ZIP, or a batch state other than the area code's
+    address = (own != 0) | (by_code != 0) | ((given != 0) & (given != npa))
     code = names.get(state)  # None: no number has this state by any account
     if code is None:
-        return np.asarray(out & ~known, dtype=bool), by_zip
+        applies = np.asarray(out & ~address, dtype=bool)
+        return applies, none, applies & known
     same = candidates == code
     matches = same.any(axis=0)
     by_zip = out & same[_ZIP_ROW] & ~same[:_ZIP_ROW].any(axis=0)
-    return np.asarray(out & (~known | matches), dtype=bool), by_zip
+    applies = np.asarray(out & (~address | matches), dtype=bool)
+    return applies, by_zip, applies & ~matches & known
 
 
 #: the row of :func:`_state_candidates` that holds the ZIP or postal code's state
@@ -145,7 +153,7 @@ class LocalListsCheck(CheckBase):
         reasons: list[Reason] = []
         for ix in self.used(ctx):
             try:
-                hits, by_zip = self._hits(ix, batch, ctx)
+                hits, by_zip, unplaced = self._hits(ix, batch, ctx)
             except Exception as exc:  # a damaged file or database error: fail closed
                 log.warning("list %s could not be checked: %s", ix.info.name, exc)
                 masks.append(np.ones(len(batch), dtype=bool))
@@ -155,35 +163,41 @@ class LocalListsCheck(CheckBase):
                     f"({type(exc).__name__}: {str(exc)[:160]})"))
                 continue
             reason = ix.reason()
-            zip_hits = hits & by_zip
-            if zip_hits.any():  # say why: the verdict's own state is another one
-                masks.append(zip_hits)
-                reasons.append(reason.model_copy(update={"detail": (
-                    f"{reason.detail}; it applies by the ZIP or postal code's state "
-                    f"({(ix.info.jurisdiction or '').partition('-')[2]})")}))
-                hits = hits & ~by_zip
+            state = (ix.info.jurisdiction or "").partition("-")[2]
+            # say why where the verdict's own state is another one
+            for why, mask in ((f"it applies by the ZIP or postal code's state ({state})",
+                               by_zip),
+                              ("it applies because the row gives no state or ZIP: an area "
+                               "code does not show where the subscriber lives", unplaced)):
+                these = hits & mask
+                if these.any():
+                    masks.append(these)
+                    reasons.append(reason.model_copy(
+                        update={"detail": f"{reason.detail}; {why}"}))
+                    hits = hits & ~mask
             masks.append(hits)
             reasons.append(reason)
         return Findings.from_masks(masks, reasons, len(batch))
 
     @staticmethod
     def _hits(ix: ListIndex, batch: Batch, ctx: CheckContext
-              ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-        """The numbers on the list, looking up only those its jurisdiction applies to, and
-        those it applies to only by their ZIP or postal code's state."""
+              ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """The numbers on the list, looking up only those its jurisdiction applies to; those
+        it applies to only by their ZIP or postal code's state; and those it applies to only
+        because their row gives no address (see :func:`_applies`)."""
         if ix.info.scope_problem:  # a jurisdiction stored before it was checked: no number
             raise ListError(ix.info.scope_problem)  # can be told to be in it, fail closed
-        by_zip = np.zeros(len(batch), dtype=bool)
+        none = np.zeros(len(batch), dtype=bool)
         if not (ix.info.kind in ("national", "state") and ix.info.jurisdiction):
-            return ix.contains(batch.digits, at=ctx.at), by_zip
-        applies, by_zip = _applies(ix.info.jurisdiction, batch)
+            return ix.contains(batch.digits, at=ctx.at), none, none
+        applies, by_zip, unplaced = _applies(ix.info.jurisdiction, batch)
         if applies.all():
-            return ix.contains(batch.digits, at=ctx.at), by_zip
+            return ix.contains(batch.digits, at=ctx.at), by_zip, unplaced
         hits = np.zeros(len(batch), dtype=bool)
         at = np.flatnonzero(applies)
         if at.size:
             hits[at] = ix.contains(batch.digits[at], at=ctx.at)
-        return hits, by_zip
+        return hits, by_zip, unplaced
 
     async def findings(self, batch: Batch, ctx: CheckContext) -> Findings:
         return await asyncio.to_thread(self._findings, batch, ctx)
