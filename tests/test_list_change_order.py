@@ -127,11 +127,11 @@ def test_dates_order_the_records_and_file_order_breaks_ties(
         "202,5550101,D,2026-11-22", "202,5550101,A,2026-11-21",  # later date wins: deleted
         "202,5550103,D,2026-11-21", "202,5550103,A,2026-11-21",  # same day: file order
         "202,5550104,A", "202,5550104,D,2026-11-21",  # one undated: file order
-        "202,5550105,A,2026-11-21T18:00:00", "202,5550105,D,2026-11-21T09:00:00",  # same day
+        "202,5550105,A,2026-11-21T18:00:00", "202,5550105,D,2026-11-21T09:00:00",  # by time
         "202,5550106,A,11/22/2026", "202,5550106,D,11/21/2026",  # US month/day/year
     ])
     assert _listed(store, NEW, "+12025550101", "+12025550103", "+12025550104",
-                   "+12025550105", "+12025550106") == [True, False, True, False, False, True]
+                   "+12025550105", "+12025550106") == [True, False, True, False, True, True]
 
 
 def test_zip_members_out_of_date_order(store: ListStore, tmp_path: Path) -> None:

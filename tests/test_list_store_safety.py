@@ -350,7 +350,8 @@ def test_a_registry_that_shrinks_by_more_than_a_tenth_is_refused(
     """A truncated or partial download read as a smaller registry: every number it lost was
     callable after the import. A full import of a national or state list leaving fewer than
     90% of its entries is refused (nothing imported, its file discarded) unless the caller
-    says the registry shrank; other kinds and change lists are not held to it."""
+    says the registry shrank; so is a full import of any other kind
+    (tests/test_list_reimport_guards.py); change lists are not held to it."""
     numbers = [f"20255501{i:02d}" for i in range(100)]
     store.import_file(write_lines(numbers, "full.txt"), kind="national", name="us-ftc",
                       jurisdiction="US", snapshot_date=date(2026, 11, 20))
@@ -368,5 +369,8 @@ def test_a_registry_that_shrinks_by_more_than_a_tenth_is_refused(
                       snapshot_date=date(2026, 11, 26), allow_shrink=True)
     assert store.get("us-ftc").count == 50
     store.import_file(write_lines(numbers, "lit.txt"), kind="litigator", name="lit")
-    store.import_file(half, kind="litigator", name="lit")
+    with pytest.raises(ListError, match=r"50 entries against 100 in list 'lit' now"):
+        store.import_file(half, kind="litigator", name="lit")
+    assert store.get("lit").count == 100
+    store.import_file(half, kind="litigator", name="lit", allow_shrink=True)
     assert store.get("lit").count == 50

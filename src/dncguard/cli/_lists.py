@@ -60,8 +60,9 @@ def import_list(
     no_salt: bool = typer.Option(False, "--no-salt",
                                  help="Hashed lists: the hashes are unsalted (as --salt \"\")"),
     allow_shrink: bool = typer.Option(
-        False, "--allow-shrink", help="Registries: accept a file with fewer than 90% of the "
-        "list's current entries (refused otherwise: a truncated download)"),
+        False, "--allow-shrink", help="Full re-imports: accept a file with fewer than 90% of "
+        "the list's current entries, or with more rejected lines than valid ones (refused "
+        "otherwise, the list kept: a truncated or damaged file); not with --changes"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Import a list file (replaces the list's content atomically; keeps old snapshots)."""
@@ -258,6 +259,9 @@ def dnc_add(
     expires: str | None = typer.Option(None, "--expires",
                                        help="Last day the entry applies (lapses after it, UTC)"),
     list_name: str = typer.Option("internal", "--list", help="Internal or litigator list"),
+    create: bool = typer.Option(
+        False, "--create", help="Make --list as a new internal list if it does not exist "
+        "(refused otherwise: an opt-out on a misspelt list would be read by no campaign)"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Add a number to the internal DNC list (an opt-out)."""
@@ -268,7 +272,7 @@ def dnc_add(
     day = parse_date(expires, "--expires")
     when = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC) if day else None
     e164 = add_optout(ListStore(settings()), phone, list_name=list_name, reason=reason,
-                      expires=when, who=who())
+                      expires=when, who=who(), create=create)
     if as_json:
         print_json({"number": mask(e164), "list": list_name, "listed": True,
                     "expires": iso(when)})

@@ -8,8 +8,12 @@ aside, any ``+`` row; one with an extension or letters) is read as
 as a number other than the one the check reads. A first line without digits is taken as a
 header. Change lists add a flag field to each record: ``A``/``ADD``/``I`` adds,
 ``D``/``DEL``/``DELETE``/``R`` deletes (``2025550100,D`` or ``202,5550100,A,2026-11-01``),
-optionally followed by the date of the change. A number's last record decides: the latest
-date, then the later line (see :func:`read_changes`).
+with at most one date of the change, after the flag or before it, with or without a time of
+day (a time with an offset is converted to UTC, one without is taken as UTC); any other
+field before the flag rejects the record. A number's last record decides: the latest date,
+then, for records of the same day that all carry a time, the latest time, then the later
+line (see :func:`read_changes`). A prefix row's second column is a note, never digits
+(``1,900`` is rejected, not read as ``1``).
 
 Large number files are parsed with pyarrow compute, a block at a time, so a national registry
 never needs a Python object per number.
@@ -25,7 +29,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -54,9 +58,12 @@ class ParseReport:
     """What a file held besides valid entries."""
 
     lines: int = 0
-    accepted: int = 0
+    accepted: int = 0  # distinct entries (numbers, hashes, prefixes or changed numbers)
     rejected: int = 0
     reject_samples: list[str] = field(default_factory=list)  # "member:line: why"
+    #: lines read as an entry, each repeat of an entry counted (``accepted`` counts each
+    #: entry once): what ``rejected`` is weighed against
+    valid_lines: int = 0
 
     def reject(self, where: str, why: str) -> None:
         self.rejected += 1
@@ -331,6 +338,7 @@ def iter_numbers(
                                   f"not a {country} number in a known format")
                 report.rejected += max(0, int(bad.size) - MAX_REJECTS_LISTED)
                 report.lines += int(values.size)
+                report.valid_lines += int(values.size) - int(bad.size)
                 line_no += int(values.size)
                 yield values[valid] if bad.size else values
 
@@ -364,6 +372,7 @@ def _parse_block(block: bytes, member: str, line_no: int, country: str, report: 
                           or f"not a {country} number in a known format")
         report.rejected += max(0, int(bad.size) - MAX_REJECTS_LISTED)
         report.lines += len(text)
+        report.valid_lines += int(valid.sum())
         parts.append(values[valid])
         line_no += len(text)
     return line_no
@@ -428,43 +437,100 @@ def _text_lines(path: Path) -> Iterator[tuple[str, str]]:
 
 
 _US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+#: A change record's time of day when it has none (a date alone, or no date).
+NO_TIME = -1
 
 
-def _change_day(text: str, country: str) -> int:
-    """The day of a change record's date field, as an ordinal: ISO 8601 (``2026-11-20``, a
-    time of day after it allowed but not used), or on US lists ``MM/DD/YYYY``. Raises
-    ValueError when the field is not a date."""
+def _change_stamp(text: str, country: str) -> tuple[int, int]:
+    """A change record's date field as (day, time): the day as an ordinal, the time of day in
+    microseconds (:data:`NO_TIME` for a date alone). ISO 8601: a date (``2026-11-20``) or a
+    date and time (``2026-11-20T10:00``, ``2026-11-20 10:00:00.5``), with an offset
+    (``Z``, ``+02:00``) converted to UTC, and without one taken as UTC; or, on US lists,
+    ``MM/DD/YYYY``. Raises ValueError when the field is not a date."""
     try:
-        return datetime.fromisoformat(text).date().toordinal()
+        return date.fromisoformat(text).toordinal(), NO_TIME
     except ValueError:
         pass
-    us = _US_DATE.match(text) if country == "US" else None
-    if us is None:
-        raise ValueError(text)
-    return date(int(us[3]), int(us[1]), int(us[2])).toordinal()
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        us = _US_DATE.match(text) if country == "US" else None
+        if us is None:
+            raise ValueError(text) from None
+        return date(int(us[3]), int(us[1]), int(us[2])).toordinal(), NO_TIME
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    micros = ((when.hour * 60 + when.minute) * 60 + when.second) * 1_000_000 + when.microsecond
+    return when.toordinal(), micros
+
+
+def _runs_any(flags: npt.NDArray[np.bool_], keys: tuple[npt.NDArray[Any], ...]
+              ) -> npt.NDArray[np.bool_]:
+    """For each record, whether any record with the same ``keys`` has ``flags`` set."""
+    order = np.lexsort(keys[::-1])
+    new = np.zeros(flags.size, dtype=bool)
+    new[0] = True
+    for k in keys:
+        sk = k[order]
+        new[1:] |= sk[1:] != sk[:-1]
+    group = np.cumsum(new) - 1
+    out = np.empty(flags.size, dtype=bool)
+    out[order] = np.logical_or.reduceat(flags[order], np.flatnonzero(new))[group]
+    return out
 
 
 def _last_records(values: npt.NDArray[np.uint64], adding: npt.NDArray[np.bool_],
-                  days: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.uint64],
-                                                        npt.NDArray[np.bool_]]:
+                  days: npt.NDArray[np.int64], times: npt.NDArray[np.int64]
+                  ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
     """Each number's last record: (sorted unique numbers, whether that record adds).
 
-    Records are in file order. When every record of a number carries a date, the latest date
-    wins and records of the same day count in file order; when any of them has none (-1),
-    file order alone decides for that number."""
+    Records are in file order; ``days`` holds each one's day (-1: no date) and ``times`` its
+    time of day in UTC (:data:`NO_TIME`: none). When every record of a number carries a date,
+    the latest day wins; records of the same day are ordered by their time when each of them
+    carries one, else in file order. When any record of a number has no date, file order
+    alone decides for that number."""
     if not values.size:
         return values, adding
     pos = np.arange(values.size, dtype=np.int64)
-    by_number = np.lexsort((pos, values))
-    v, undated = values[by_number], days[by_number] < 0
-    first = np.concatenate(([True], v[1:] != v[:-1]))
-    group = np.cumsum(first) - 1
-    any_undated = np.logical_or.reduceat(undated, np.flatnonzero(first))[group]
-    day = np.where(any_undated, 0, days[by_number])
-    order = by_number[np.lexsort((pos[by_number], day, v))]  # by number, then day, then line
+    undated = _runs_any(days < 0, (values,))
+    day = np.where(undated, 0, days)
+    untimed = undated | _runs_any(times < 0, (values, day))
+    time = np.where(untimed, 0, times)
+    order = np.lexsort((pos, time, day, values))  # by number, then day, time and line
     v = values[order]
     last = np.concatenate((v[1:] != v[:-1], [True]))
     return v[last], adding[order][last]
+
+
+def _record_fields(fields: list[str], flag_at: int, country: str
+                   ) -> tuple[str, int, int] | str:
+    """A change record's (number, day, time) from its fields (see :func:`read_changes`), or
+    why the record is rejected."""
+    parts: list[str] = []
+    dates: list[tuple[int, tuple[int, int]]] = []  # (field number, (day, time))
+    for i, f in enumerate(fields[:flag_at]):
+        if not f or f.lstrip("+").isdigit():
+            parts.append(f)
+            continue
+        try:
+            dates.append((i + 1, _change_stamp(f, country)))
+        except ValueError:
+            return (f"field {i + 1} (before the A/D flag) is neither part of the number "
+                    "(digits) nor a date")
+    after = next(((i + 1, f) for i, f in enumerate(fields[flag_at + 1:], flag_at + 1) if f),
+                 None)
+    if after is not None:
+        try:
+            dates.append((after[0], _change_stamp(after[1], country)))
+        except ValueError:
+            return "the change date is not a date (YYYY-MM-DD)"
+    if len(dates) > 1:
+        return f"two dates in the record (fields {dates[0][0]} and {dates[1][0]})"
+    day, time = dates[0][1] if dates else (-1, NO_TIME)
+    number = "".join(p for p in parts if p)
+    if fields[0].startswith("+"):
+        number = "+" + number.lstrip("+")
+    return number, day, time
 
 
 def read_changes(
@@ -473,13 +539,20 @@ def read_changes(
     """A change list: (numbers added, numbers deleted, report), each sorted and unique and
     never both: a number's last record decides (see :func:`_last_records`), so deleting and
     re-adding a number leaves it listed, and the two arrays are the net change to apply in
-    any order. A record's date is the field after its flag, if any; a date that is not
-    understood rejects the record."""
+    any order.
+
+    A record's fields (split at ``,``, ``;``, tab or ``|``) are its number (digit fields
+    before the flag, joined: ``202,5550100``), its flag, and at most one date (see
+    :func:`_change_stamp`), after the flag (``2025550100,A,2026-11-20``) or before it
+    (``2025550100,2026-11-20,A``). A record is rejected, with its line, when a field before
+    the flag is neither digits, empty nor a date, when the first field after the flag is not
+    a date, or when it has two dates."""
     country = country_of(jurisdiction, default_region)
     report = ParseReport()
     numbers: list[str] = []
     adding: list[bool] = []
     days: list[int] = []
+    times: list[int] = []
     wheres: list[str] = []
     first = True
     for where, line in _text_lines(path):
@@ -493,18 +566,14 @@ def read_changes(
             report.reject(where, "no add/delete flag (A or D) in the record")
             continue
         first = False
-        stamp = next((f for f in fields[flag_at + 1:] if f), None)
-        try:
-            day = -1 if stamp is None else _change_day(stamp, country)
-        except ValueError:
-            report.reject(where, "the change date is not a date (YYYY-MM-DD)")
+        record = _record_fields(fields, flag_at, country)
+        if isinstance(record, str):
+            report.reject(where, record)
             continue
-        number = "".join(f for f in fields[:flag_at] if f.lstrip("+").isdigit())
-        if fields[0].startswith("+"):
-            number = "+" + number
-        numbers.append(number)
+        numbers.append(record[0])
         adding.append(fields[flag_at].upper() in _ADD)
-        days.append(day)
+        days.append(record[1])
+        times.append(record[2])
         wheres.append(where)
 
     empty = np.zeros(0, dtype=np.uint64)
@@ -513,8 +582,10 @@ def read_changes(
     values, valid, reason, reasons = _read_rows(pa.array(numbers, type=pa.string()), country)
     for i in np.flatnonzero(~valid).tolist():
         report.reject(wheres[i], reasons[reason[i]] or f"not a {country} number")
+    report.valid_lines = int(valid.sum())
     final, adds = _last_records(values[valid], np.asarray(adding, dtype=bool)[valid],
-                                np.asarray(days, dtype=np.int64)[valid])
+                                np.asarray(days, dtype=np.int64)[valid],
+                                np.asarray(times, dtype=np.int64)[valid])
     report.accepted = int(final.size)
     return final[adds], final[~adds], report
 
@@ -542,10 +613,14 @@ def read_hashes(path: Path) -> tuple[npt.NDArray[Any], ParseReport]:
         first = False
     arr = np.unique(np.array(values, dtype="S32")) if values else np.zeros(0, dtype="S32")
     report.accepted = int(arr.size)
+    report.valid_lines = len(values)
     return arr, report
 
 
 _PREFIX = re.compile(r"^\+?([0-9]{1,15})$")
+#: A second column that may be the rest of the prefix (``1,900``: is it 1900?): it starts
+#: with a digit, perhaps after ``+``, ``(``, ``-`` or spaces.
+_DIGITS_AFTER_COMMA = re.compile(r"^[\s+(-]*[0-9]")
 
 
 def read_prefixes(path: Path) -> tuple[npt.NDArray[Any], ParseReport]:
@@ -553,14 +628,25 @@ def read_prefixes(path: Path) -> tuple[npt.NDArray[Any], ParseReport]:
 
     A prefix is one group of digits: a row with separators between digits (``1 202``,
     ``1900-1999``: a range is not read as one) is rejected, and so is one starting with 0
-    (a national trunk prefix: no country code starts with 0, so it would match nothing)."""
+    (a national trunk prefix: no country code starts with 0, so it would match nothing).
+    Text after a comma is a note (``1900,premium rate``), but a row whose second column
+    starts with a digit (``1,900``) is rejected: read as the prefix ``1`` it would block
+    every number of its country. A first line without any digit is a header."""
     report = ParseReport()
     values: list[str] = []
     for where, line in _text_lines(path):
         report.lines += 1
-        token = line.split(",")[0].strip().strip('"')
+        if report.lines == 1 and not any(c.isdigit() for c in line):
+            continue  # a header
+        head, comma, rest = line.partition(",")
+        token = head.strip().strip('"')
+        second = rest.split(",")[0].strip().strip('"')
         found = _PREFIX.match(token)
-        if found and found[1].startswith("0"):
+        if comma and _DIGITS_AFTER_COMMA.match(second):
+            report.reject(where, "digits after the comma: a prefix is one group of digits "
+                                 "(1900, not 1,900), and a second column is a note that "
+                                 "does not start with a digit")
+        elif found and found[1].startswith("0"):
             report.reject(where, "a prefix starts with the country code, and none starts "
                                  "with 0 (for 0207946 write 44207946)")
         elif found:
@@ -568,15 +654,27 @@ def read_prefixes(path: Path) -> tuple[npt.NDArray[Any], ParseReport]:
         elif re.fullmatch(r"\+?[0-9]+(?:[^0-9]+[0-9]+)+", token):
             report.reject(where, "one prefix per line, digits only: no spaces or dashes "
                                  "between digits (a range such as 1900-1999 is not read)")
-        elif any(c.isdigit() for c in token) or report.lines > 1:
+        else:
             report.reject(where, "not a digit prefix of 1 to 15 digits")
     arr = np.unique(np.array(values, dtype="U15")) if values else np.zeros(0, dtype="U15")
     report.accepted = int(arr.size)
+    report.valid_lines = len(values)
     return arr, report
 
 
+def salt_problem(salt: str) -> str | None:
+    """Why a hashed list cannot use ``salt`` (None when it can): it must be printable ASCII
+    (letters, digits, punctuation and spaces), the characters :func:`hash_number` hashes.
+    The salt itself is never part of the answer."""
+    if all(" " <= ch <= "~" for ch in salt):
+        return None
+    return ("the salt is not printable ASCII (letters, digits, punctuation and spaces "
+            "only), so no number could be hashed with it")
+
+
 def hash_number(e164: str, salt: str | None) -> bytes:
-    """SHA-256 of ``salt + e164`` (the E.164 form with its '+'), as the hashed lists hold it."""
+    """SHA-256 of ``salt + e164`` (the E.164 form with its '+'), as the hashed lists hold it
+    (``salt``: printable ASCII, see :func:`salt_problem`)."""
     return hashlib.sha256(((salt or "") + e164).encode("ascii")).digest()
 
 

@@ -19,8 +19,10 @@ what changes between imports: manual additions (with who, why and an optional ex
 removals of snapshot numbers, and synced records. Re-importing a list replaces its snapshot
 atomically and keeps the previous ``keep_snapshots`` files; manual additions survive a
 re-import (an opt-out is never lost to a file refresh), removals do not (the new file is the
-new truth), nor does the removal of a number a change list adds (the later word). A change
-list with no usable record is refused, and one with a rejected record does not move the
+new truth), nor does the removal of a number a change list adds (the later word). A full
+re-import that is plainly not the whole list (fewer than :data:`SHRINK_FLOOR` of its entries,
+or more rejected lines than valid ones) is refused, the list kept, unless ``allow_shrink``. A
+change list with no usable record is refused, and one with a rejected record does not move the
 list's snapshot date. Each list's files are in a folder of its own under the lists folder,
 named in its record (lists stored before folders were recorded keep the one derived from
 their name); removing a list deletes only the files its versions name.
@@ -449,16 +451,25 @@ class ListStore:
     ) -> ImportResult:
         """Import a file as the new content of a list (or apply it as a change list).
 
-        A full import of a registry (national or state list) that would leave it with fewer
-        than :data:`SHRINK_FLOOR` of its current entries is refused unless ``allow_shrink``:
-        a truncated or partial download reads as a smaller registry, and every number it lost
-        would be callable."""
+        A full re-import of a list of any kind is refused, the list left as it was, unless
+        ``allow_shrink``: when it would leave the list with fewer than :data:`SHRINK_FLOOR`
+        of its current entries (a truncated or partial file reads as a smaller list, and
+        every entry it lost would stop blocking), and when the file's rejected lines
+        outnumber its valid ones (a file mostly not understood: damaged, mis-encoded, or of
+        another kind or format). ``allow_shrink`` is refused with a change list, which never
+        replaces the list. A hashed list's ``salt`` must be printable ASCII
+        (:func:`dncguard.lists._files.salt_problem`)."""
         if kind not in IMPORT_KINDS:
             raise ListError(f"kind {kind!r} cannot be imported; kinds: {', '.join(IMPORT_KINDS)}")
         if salt is not None and kind != "hashed":
             held = "digit prefixes" if kind == "prefix" else "numbers"
             raise ListError(f"--salt is for hashed lists only; {_a(kind)} list holds {held}, "
                             "not hashes: leave --salt out")
+        if salt is not None and kind == "hashed":
+            bad_salt = listfiles.salt_problem(salt)
+            if bad_salt:  # never the salt itself in the message
+                raise ListError(f"--salt: {bad_salt}; give the salt the list's hashes were "
+                                "made with, in printable ASCII; nothing was imported")
         if snapshot_date is not None and kind not in DATED_KINDS:
             raise ListError(f"{_a(kind)} list does not age: --snapshot-date is only for "
                             "national and state registry snapshots; leave it out")
@@ -474,6 +485,10 @@ class ListStore:
                 raise ListError(f"--jurisdiction {given.strip()}: {problem}")
         if changes and kind not in NUMBER_KINDS:
             raise ListError("change lists apply to number lists only")
+        if changes and allow_shrink:
+            raise ListError("--allow-shrink is for full imports: a change list adds and "
+                            "deletes the numbers it names and never replaces the list, so "
+                            "there is nothing for it to allow; leave --allow-shrink out")
         lists = self.all()
         existing = {i.name: i for i in lists}.get(name)
         if existing is None:  # a list made before the rule keeps its name
@@ -549,24 +564,37 @@ class ListStore:
             raise ListError(f"{path}: no usable change records ({first}); nothing was "
                             "applied and the list's snapshot date is unchanged")
         if report.accepted == 0 and not changes:
+            if file_name is not None:
+                self._discard(folder, file_name)
             why = "; ".join(report.reject_samples[:3])
             raise ListError(f"{path}: no valid entries found" + (f" ({why})" if why else ""))
+        replacing = not changes and existing is not None and existing.current_file is not None
+        if replacing and not allow_shrink and report.rejected > report.valid_lines:
+            # a file mostly not understood is not the list: the old one stays
+            if file_name is not None:
+                self._discard(folder, file_name)
+            first = f"; first: {report.reject_samples[0]}" if report.reject_samples else ""
+            raise ListError(
+                f"{path}: {report.rejected:,} lines rejected against {report.valid_lines:,} "
+                f"valid{first}; a file mostly not understood (damaged, mis-encoded, or of "
+                f"another kind or format) would replace list {name!r}: check the file, or "
+                "pass --allow-shrink to import its valid entries anyway; nothing was imported")
 
         if file_name is None and not changes:
             assert values is not None
             file_name = write_snapshot(folder, values,
                                        layout="auto" if kind in NUMBER_KINDS else "sorted")
             count = int(values.size)
-        if (not changes and not allow_shrink and existing is not None
-                and existing.kind in DATED_KINDS and count < existing.count * SHRINK_FLOOR):
+        if (replacing and not allow_shrink and existing is not None
+                and count < existing.count * SHRINK_FLOOR):
             assert file_name is not None
             self._discard(folder, file_name)
             raise ListError(
                 f"{path}: {count:,} entries against {existing.count:,} in list {name!r} now "
-                f"({1 - count / existing.count:.0%} fewer); a truncated or partial download "
-                "reads as a smaller registry and makes every number it lost callable: check "
-                "the file, or pass --allow-shrink if the registry really shrank; nothing was "
-                "imported")
+                f"({1 - count / existing.count:.0%} fewer); {_shrink_risk(existing.kind)}: "
+                f"check the file, or pass --allow-shrink if the "
+                f"{'registry' if existing.kind in DATED_KINDS else 'list'} really shrank; "
+                "nothing was imported")
         seal = seal_of(folder / file_name) if file_name is not None else None
         # The snapshot date says the list holds the registry as of that day: a change list
         # moves it only when every one of its records was applied.
@@ -948,10 +976,22 @@ class ListStore:
 #: The lock file a shared home's fetches of a list's snapshots take (:mod:`.share`).
 _FETCH_LOCK = ".fetch.lock"
 
-#: A full import of a registry (national or state list) may not leave it with fewer than this
-#: share of its current entries without ``allow_shrink`` (registries change by a few percent
-#: between downloads; a truncated file loses far more).
+#: A full re-import of a list (of any kind) may not leave it with fewer than this share of its
+#: current entries without ``allow_shrink`` (registries change by a few percent between
+#: downloads; a truncated file loses far more).
 SHRINK_FLOOR = 0.9
+
+
+def _shrink_risk(kind: str) -> str:
+    """What a truncated file of a list of ``kind`` does, for the shrink guard's refusal."""
+    if kind in DATED_KINDS:
+        return ("a truncated or partial download reads as a smaller registry and makes every "
+                "number it lost callable")
+    lost = {"hashed": "every number whose hash it lost callable",
+            "prefix": "every number of each range it lost callable",
+            "wireless": "every number it lost unknown as a wireless line"}.get(
+                kind, "every number it lost callable")
+    return f"a truncated or partial file reads as a smaller list and makes {lost}"
 
 NATIONAL_SCALE_BYTES = 1 << 30  # number files above 1 GiB (~80M numbers) build a bitmap
 
@@ -1122,6 +1162,10 @@ class ListIndex:
             if snap is None:
                 return np.zeros(digits.shape, dtype=bool)
             salt = self.info.salt
+            bad_salt = listfiles.salt_problem(salt or "")
+            if bad_salt:  # stored before such salts were refused: fail, never miss
+                raise ListError(f"list {self.info.name}: its stored salt: {bad_salt}; "
+                                "re-import the list with its --salt")
             hashes = np.array([listfiles.hash_number(f"+{d}", salt) for d in digits.tolist()],
                               dtype="S32")
             return sorted_contains(snap, hashes)
