@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+import types
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import anyio
 from fastapi import Depends, Request
@@ -168,23 +170,57 @@ DncKey = Annotated[ApiKey, Depends(require_async("dnc:write"))]
 AdminKey = Annotated[ApiKey, Depends(require_async("admin"))]
 
 
-async def strict_query(request: Request) -> None:
-    """422 for query parameters the operation does not take (typos are not silently ignored)."""
-    route = request.scope.get("route")
+def _takes_many(annotation: Any) -> bool:
+    """Whether a parameter's annotation is a list (or tuple, set), alone or in a union: the
+    framework then reads every value given for it."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _takes_many(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return any(_takes_many(a) for a in get_args(annotation))
+    return origin in (list, tuple, set, frozenset) or annotation in (list, tuple, set, frozenset)
+
+
+def _query_names(route: Any) -> tuple[set[str], set[str]] | None:
+    """The query parameters an operation takes, and those of them declared as a list (the
+    framework reads every value of those, and only the last one of the others); cached on
+    the route. None for a route without a dependant (not an operation)."""
     dependant = getattr(route, "dependant", None)
     if dependant is None:
-        return
-    known = getattr(route, "_dncguard_query", None)
-    if known is None:
-        known = set()
+        return None
+    names: tuple[set[str], set[str]] | None = getattr(route, "_dncguard_query", None)
+    if names is None:
+        known: set[str] = set()
+        lists: set[str] = set()
         todo = [dependant]
         while todo:
             dep = todo.pop()
-            known.update(p.alias for p in dep.query_params)
+            for param in dep.query_params:
+                known.add(param.alias)
+                if _takes_many(param.field_info.annotation):
+                    lists.add(param.alias)
             todo.extend(dep.dependencies)
-        route._dncguard_query = known  # type: ignore[union-attr]
+        names = (known, lists)
+        route._dncguard_query = names
+    return names
+
+
+async def strict_query(request: Request) -> None:
+    """422 for query parameters the operation does not take (typos are not silently ignored),
+    and for one given more than once that it does not take as a list (the framework would
+    read the last copy, so ``?list=nope&list=internal`` acted on ``internal``)."""
+    names = _query_names(request.scope.get("route"))
+    if names is None:
+        return
+    known, lists = names
     unknown = sorted({k for k in request.query_params if k not in known})
     if unknown:
         raise ApiError(422, f"unknown query parameter(s): {', '.join(unknown)}",
                        fields=[FieldError(field=f"query.{k}", message="not a parameter of this "
                                           "operation") for k in unknown[:20]])
+    counts = Counter(k for k, _ in request.query_params.multi_items())
+    repeated = [k for k, n in counts.items() if n > 1 and k not in lists]  # in request order
+    if repeated:
+        raise ApiError(422, f"invalid request (query.{repeated[0]}: given more than once)",
+                       fields=[FieldError(field=f"query.{k}", message="given more than once")
+                               for k in repeated])

@@ -19,12 +19,17 @@ from .._context import context_or_422
 from .._deps import CheckKey, DncKey, Service, ServiceDep
 from .._errors import ApiError, FieldError, Instant, responses
 from .._realtime import let_others_run
+from .._text import Unicode, key_name, not_text
 
 log = logging.getLogger("dncguard.server")
 
 
 class _Twice(list[tuple[str, Any]]):
-    """The pairs of a JSON object that has a key more than once."""
+    """The pairs of a JSON object that has a key more than once, or a key that is not text."""
+
+
+#: What a key given twice is refused with.
+GIVEN_TWICE = "given twice"
 
 
 def keys_given_twice(body: bytes, where: str = "body", most: int = 20) -> list[str]:
@@ -32,12 +37,20 @@ def keys_given_twice(body: bytes, where: str = "body", most: int = 20) -> list[s
     ``body.phones.0.x``), in document order, the first ``most``; JSON parsers keep the last
     one silently, so the first would be lost. Empty when there is none, and for a body that is
     not JSON at all (the framework's parser says what is wrong with it)."""
+    return [f.field for f in key_refusals(body, where, most) if f.message == GIVEN_TWICE]
+
+
+def key_refusals(body: bytes, where: str = "body", most: int = 20) -> list[FieldError]:
+    """The keys of the JSON objects in ``body`` that are given twice (:func:`keys_given_twice`)
+    or are not text (:func:`~.._text.not_text`: a lone surrogate), each named once (a key
+    not text as such, also when given twice; as :func:`~.._text.key_name` writes it), in
+    document order, the first ``most``. One parse of the body."""
     found = False
 
     def pairs(items: list[tuple[str, Any]]) -> Any:
         nonlocal found
         obj = dict(items)
-        if len(obj) == len(items):
+        if len(obj) == len(items) and not_text("".join(obj)) is None:  # (one test for all)
             return obj
         found = True
         return _Twice(items)
@@ -48,7 +61,7 @@ def keys_given_twice(body: bytes, where: str = "body", most: int = 20) -> list[s
         return []
     if not found:
         return []
-    out: dict[str, None] = {}  # in the order found
+    out: dict[str, str] = {}  # field -> why, in the order found
     stack: list[tuple[str, Any]] = [(where, data)]
     while stack:  # depth first, in document order (no recursion: any depth JSON can have)
         path, value = stack.pop()
@@ -56,20 +69,20 @@ def keys_given_twice(body: bytes, where: str = "body", most: int = 20) -> list[s
         if isinstance(value, _Twice):
             seen: set[str] = set()
             for key, item in value:
-                name = f"{path}.{key if len(key) <= 100 else key[:100] + '...'}"
-                if key in seen:
-                    out[name] = None
+                name = f"{path}.{key_name(key)}"
+                why = not_text(key) or (GIVEN_TWICE if key in seen else None)
+                if why is not None and name not in out:
+                    out[name] = why
                     if len(out) == most:
-                        return list(out)
+                        return [FieldError(field=f, message=m) for f, m in out.items()]
                 seen.add(key)
                 children.append((name, item))
         elif isinstance(value, dict):
-            children = [(f"{path}.{k if len(k) <= 100 else k[:100] + '...'}", v)
-                        for k, v in value.items()]
+            children = [(f"{path}.{key_name(k)}", v) for k, v in value.items()]
         elif isinstance(value, list):
             children = [(f"{path}.{i}", v) for i, v in enumerate(value)]
         stack.extend(reversed(children))
-    return list(out)
+    return [FieldError(field=f, message=m) for f, m in out.items()]
 
 
 def _parsed_as_json(content_type: str | None) -> bool:
@@ -86,9 +99,10 @@ def _parsed_as_json(content_type: str | None) -> bool:
 
 async def no_key_twice(request: Request, _key: CheckKey) -> None:
     """A JSON body in which an object gives a key twice is refused, 422 naming each such key
-    (``given twice``): the parser keeps the last value, and the first would be lost. A
-    dependency of the check routes, after the key (its 401, 403, 429 come first, as for the
-    body's other refusals; the key is the one the route gets, verified and counted once)."""
+    (``given twice``): the parser keeps the last value, and the first would be lost; so is
+    one with a key that is not text (:func:`key_refusals`). A dependency of the check routes,
+    after the key (its 401, 403, 429 come first, as for the body's other refusals; the key is
+    the one the route gets, verified and counted once)."""
     await refuse_keys_twice(request)
 
 
@@ -98,12 +112,19 @@ async def no_key_twice_dnc(request: Request, _key: DncKey) -> None:
 
 
 async def refuse_keys_twice(request: Request) -> None:
-    """422 naming each key an object of the request's JSON body gives twice."""
+    """422 naming each key an object of the request's JSON body gives twice, or that is not
+    text (:func:`key_refusals`)."""
     if _parsed_as_json(request.headers.get("content-type")):
-        twice = keys_given_twice(await request.body())
-        if twice:
-            raise ApiError(422, f"invalid request ({twice[0]}: given twice)",
-                           fields=[FieldError(field=f, message="given twice") for f in twice])
+        raise_key_refusals(await request.body())
+
+
+def raise_key_refusals(body: bytes) -> None:
+    """:func:`key_refusals` of ``body`` as a 422, when there is any."""
+    refusals = key_refusals(body)
+    if refusals:
+        first = refusals[0]
+        raise ApiError(422, f"invalid request ({first.field}: {first.message})",
+                       fields=refusals)
 
 
 router = APIRouter(tags=["check"])
@@ -115,26 +136,26 @@ class CheckOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    campaign: str = Field(default="default", min_length=1, max_length=100,
-                          description="Campaign profile name: default or a configured "
-                                      "[campaigns.NAME]; any other name answers 422")
+    campaign: Unicode = Field(default="default", min_length=1, max_length=100,
+                              description="Campaign profile name: default or a configured "
+                                          "[campaigns.NAME]; any other name answers 422")
     purpose: Literal["telemarketing", "informational", "collections"] | None = None
     call_type: Literal["manual", "autodialed", "prerecorded"] | None = None
-    state: str | None = Field(default=None, max_length=40,
-                              description="Called party's state or province: code, name or AP "
-                                          "abbreviation (FL, Florida, Fla.)")
-    zip: str | None = Field(default=None, max_length=12,
-                            description="US ZIP (12345, 12345-6789), Canadian postal code or "
-                                        "UK postcode")
-    line_type: str | None = Field(default=None, max_length=20,
-                                  description="mobile (wireless, cell), landline (wireline, "
-                                              "fixed) or voip")
-    timezone: str | None = Field(default=None, max_length=64, description="IANA zone")
-    region: str | None = Field(
+    state: Unicode | None = Field(default=None, max_length=40,
+                                  description="Called party's state or province: code, name or AP "
+                                              "abbreviation (FL, Florida, Fla.)")
+    zip: Unicode | None = Field(default=None, max_length=12,
+                                description="US ZIP (12345, 12345-6789), Canadian postal code or "
+                                            "UK postcode")
+    line_type: Unicode | None = Field(default=None, max_length=20,
+                                      description="mobile (wireless, cell), landline (wireline, "
+                                                  "fixed) or voip")
+    timezone: Unicode | None = Field(default=None, max_length=64, description="IANA zone")
+    region: Unicode | None = Field(
         default=None, max_length=4,
         description="Region of a number written in national format: US, CA, GB (UK), AU")
-    subject: str | None = Field(default=None, max_length=200,
-                                description="Frequency-cap subject, e.g. a debt id")
+    subject: Unicode | None = Field(default=None, max_length=200,
+                                    description="Frequency-cap subject, e.g. a debt id")
     at: Instant | None = Field(
         default=None, description="Dial time, an ISO 8601 instant with an offset (default now)")
 
@@ -155,13 +176,13 @@ class CheckOptions(BaseModel):
 
 
 class CheckRequest(CheckOptions):
-    phone: str = Field(min_length=1, max_length=64, description="E.164 or national format",
-                       examples=["+12025550123"])
+    phone: Unicode = Field(min_length=1, max_length=64, description="E.164 or national format",
+                           examples=["+12025550123"])
 
 
 class BatchRequest(CheckOptions):
-    phones: list[str] = Field(description="Up to the batch limit (10,000 by default)",
-                              examples=[["+12025550123", "(202) 555-0124"]])
+    phones: list[Unicode] = Field(description="Up to the batch limit (10,000 by default)",
+                                  examples=[["+12025550123", "(202) 555-0124"]])
 
 
 class BatchResponse(BaseModel):

@@ -11,7 +11,7 @@ import builtins
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from ...config import Settings
 from ...errors import ListError
@@ -19,7 +19,8 @@ from ...lists.store import ListStore
 from ...optouts import add_optout, remove_optout
 from ...phones import normalise
 from .._deps import DncKey, Service, ServiceDep
-from .._errors import ApiError, FieldError, Instant, Text, responses
+from .._errors import ApiError, FieldError, Instant, responses
+from .._text import Text, Unicode
 from .check import no_key_twice_dnc
 
 router = APIRouter(tags=["dnc"])
@@ -28,14 +29,15 @@ router = APIRouter(tags=["dnc"])
 class OptOut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    phone: str = Field(min_length=1, max_length=64, examples=["+12025550123"])
+    phone: Unicode = Field(min_length=1, max_length=64, examples=["+12025550123"])
     reason: Text | None = Field(default=None, max_length=500, description="Why, for the audit")
     expires: Instant | None = Field(default=None, description="When the opt-out lapses")
-    list: str = Field(default="internal", min_length=1, max_length=100,
-                      pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
-                      description="An internal or litigator list that exists (internal is "
-                                  "made on first use)")
-    create: bool = Field(default=False, description="Make the list when it does not exist")
+    list: Unicode = Field(default="internal", min_length=1, max_length=100,
+                          pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+                          description="An internal or litigator list that exists (internal is "
+                                      "made on first use)")
+    create: StrictBool = Field(default=False, description="Make the list when it does not "
+                               "exist (a JSON boolean: true or false, nothing else)")
     region: Literal["US", "CA", "GB", "AU"] | None = None
 
 

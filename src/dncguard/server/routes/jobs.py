@@ -20,8 +20,9 @@ from .._context import clean_or_422, context_or_422
 from .._deps import JobsKey, Service, ServiceDep
 from .._errors import ApiError, FieldError, Instant, responses
 from .._jobs import JobInfo, JobIntegrityError
+from .._text import key_name, not_text
 from ..keys import ApiKey
-from .check import keys_given_twice
+from .check import raise_key_refusals
 
 router = APIRouter(tags=["jobs"])
 log = logging.getLogger("dncguard.jobs")
@@ -102,7 +103,9 @@ def _json_to_csv(raw: Any, out: Any) -> int:
     key of an object is a row key (:data:`ROW_KEYS`, the per-number fields ``POST /v1/check``
     takes) and every value a string or null, else 422 naming ``body.INDEX.KEY`` (up to
     :data:`MAX_FIELD_ERRORS` of them) and nothing is written: a key that is not read would
-    judge the row as if it had said nothing. Values are cleaned by the engine as a CSV
+    judge the row as if it had said nothing. A string that is not text (a lone surrogate:
+    :func:`~.._text.not_text`) is refused too, naming it (``body.INDEX``, ``body.INDEX.KEY``):
+    the CSV file could not hold it. Values are cleaned by the engine as a CSV
     file's cells are (one it does not understand makes that row ``error`` /
     CONTEXT_INVALID, naming the row and the key)."""
     if not isinstance(raw, list):
@@ -113,7 +116,11 @@ def _json_to_csv(raw: Any, out: Any) -> int:
     errors: list[FieldError] = []
     for i, item in enumerate(raw):
         if isinstance(item, str):
-            writer.writerow([item] + [""] * len(CONTEXT_KEYS))
+            why = not_text(item)
+            if why is not None:
+                errors.append(FieldError(field=f"body.{i}", message=why))
+            else:
+                writer.writerow([item] + [""] * len(CONTEXT_KEYS))
         elif isinstance(item, dict):
             found = _row_errors(i, item)
             errors.extend(found)
@@ -140,8 +147,10 @@ def _row_errors(i: int, item: dict[str, Any]) -> list[FieldError]:
     elif not isinstance(item["phone"], str):
         out.append(FieldError(field=f"body.{i}.phone", message="Input should be a valid string"))
     for key, value in item.items():
-        where = f"body.{i}.{key if len(key) <= 100 else key[:100] + '...'}"
-        if key in JOB_PARAMS:
+        where = f"body.{i}.{key_name(key)}"
+        if (why := not_text(key)) is not None:
+            out.append(FieldError(field=where, message=why))
+        elif key in JOB_PARAMS:
             out.append(FieldError(field=where, message=(
                 f"Extra inputs are not permitted: {key} is a query parameter of the job "
                 f"(POST /v1/jobs?{key}=...), the same for every row")))
@@ -150,6 +159,8 @@ def _row_errors(i: int, item: dict[str, Any]) -> list[FieldError]:
                 "Extra inputs are not permitted: a row's keys are " + ", ".join(ROW_KEYS))))
         elif key != "phone" and not (value is None or isinstance(value, str)):
             out.append(FieldError(field=where, message="Input should be a valid string"))
+        elif isinstance(value, str) and (why := not_text(value)) is not None:
+            out.append(FieldError(field=where, message=why))
     return out
 
 
@@ -209,11 +220,8 @@ async def create_job(
             except (ValueError, UnicodeDecodeError) as exc:
                 raise ApiError(422, f"the body is not valid JSON: {exc}",
                                fields=[FieldError(field="body", message="invalid JSON")]) from exc
-            twice = keys_given_twice(raw)  # the first value of each would be lost
-            if twice:
-                raise ApiError(422, f"invalid request ({twice[0]}: given twice)",
-                               fields=[FieldError(field=f, message="given twice")
-                                       for f in twice])
+            # a key given twice (the first value of each would be lost), or not text
+            raise_key_refusals(raw)
             with target.open("w", encoding="utf-8", newline="") as out:
                 _json_to_csv(data, out)
             raw_path.unlink()

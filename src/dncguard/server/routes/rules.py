@@ -33,7 +33,8 @@ from ...sources.rules.stores import (
 from ...sources.rules.when import WhenOut
 from .._context import clean_or_422, context_or_422
 from .._deps import CheckKey, DncKey, Service, ServiceDep
-from .._errors import ApiError, FieldError, Instant, Text, responses
+from .._errors import ApiError, FieldError, Instant, responses
+from .._text import Text, Unicode
 from .check import no_key_twice_dnc
 
 router = APIRouter(tags=["rules"])
@@ -62,7 +63,7 @@ Day = Annotated[date, BeforeValidator(_day_text), Field(examples=["2026-11-26"])
 class AttemptIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    phone: str = Field(min_length=1, max_length=64, examples=["+13055550123"])
+    phone: Unicode = Field(min_length=1, max_length=64, examples=["+13055550123"])
     at: Instant | None = Field(default=None, description="When the call was placed, an ISO "
                                "8601 instant with an offset (default now; more than 5 "
                                "minutes ahead of the server's clock is refused)")
@@ -74,8 +75,8 @@ class AttemptIn(BaseModel):
                                 description="Same-subject key the caps count per (default: the "
                                             "campaign; a debt id for collections), stored and "
                                             "compared without spaces around, in lower case")
-    outcome: str | None = Field(default=None, min_length=1, max_length=40,
-                                description=f"One of {', '.join(OUTCOMES)} (any case)")
+    outcome: Unicode | None = Field(default=None, min_length=1, max_length=40,
+                                    description=f"One of {', '.join(OUTCOMES)} (any case)")
     region: Region | None = Field(default=None,
                                   description="Region of a number written in national format")
 
@@ -98,7 +99,7 @@ class AttemptOut(BaseModel):
 class ConsentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    phone: str = Field(min_length=1, max_length=64, examples=["+13055550123"])
+    phone: Unicode = Field(min_length=1, max_length=64, examples=["+13055550123"])
     type: ConsentType
     date: Day = Field(description="Date of the consent, purchase or inquiry")
     expires: Day | None = Field(default=None, description="First day it no longer counts")
