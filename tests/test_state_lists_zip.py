@@ -193,3 +193,39 @@ class TestCli:
         assert [r["decision"] for r in got[:4]] == ["block", "block", "allow",
                                                              "block"]
         capsys.readouterr()
+
+
+
+def test_a_large_file_finds_what_each_number_finds_alone(
+        lists: ListStore, scrubber: Scrubber, tmp_path: Path,
+        write_csv: Callable[..., Path]) -> None:
+    """From SORT_FROM numbers a batch's lookups go through its numbers sorted once: each
+    row's lists (in the file's own, unsorted order, with and without an address) are those
+    of its number checked alone with the same address."""
+    import random
+
+    from dncguard.sources.local import SORT_FROM
+
+    rng = random.Random(5)
+    phones = [NY, ON_ALL, TOLL_FREE, TORONTO] * 60 + [
+        f"+1212555{i:04d}" for i in rng.sample(range(200, 9999), SORT_FROM)]
+    rng.shuffle(phones)
+    places = [("", ""), ("", ATLANTA), ("NY", ""), ("", MANHATTAN), ("FL", "")]
+    rows = [[p, *rng.choice(places)] for p in phones]
+    out = tmp_path / "out.csv"
+    scrubber.scrub_file(write_csv([["phone", "state", "zip"], *rows]), out, at=AT)
+    got = read_csv(out)
+    assert len(got) == len(rows)
+    for i in rng.sample(range(len(rows)), 80) + [i for i, r in enumerate(rows)
+                                                  if r[0] == ON_ALL][:10]:
+        phone, state, zip_code = rows[i]
+        given = {k: v for k, v in (("state", state), ("zip", zip_code)) if v}
+        alone = scrubber.check(phone, at=AT, **given)
+        assert got[i]["decision"] == alone.decision.value, (phone, given)
+        assert sorted(filter(None, (r.list for r in alone.reasons))) == sorted(
+            x for x in _lists_named(got[i]["detail"])), (phone, given)
+
+
+def _lists_named(detail: str) -> list[str]:
+    return [name for name in ("us-ga", "us-fl", "us-ny", "us-tx", "ca-qc")
+            if f"list {name} " in detail]

@@ -189,21 +189,50 @@ class LocalListsCheck(CheckBase):
             raise ListError(ix.info.scope_problem)  # can be told to be in it, fail closed
         none = np.zeros(len(batch), dtype=bool)
         if not (ix.info.kind in ("national", "state") and ix.info.jurisdiction):
-            return ix.contains(batch.digits, at=ctx.at), none, none
+            return _lookup(ix, batch, ctx, None), none, none
         applies, by_zip, unplaced = _applies(ix.info.jurisdiction, batch)
-        if applies.all():
-            return ix.contains(batch.digits, at=ctx.at), by_zip, unplaced
-        hits = np.zeros(len(batch), dtype=bool)
-        at = np.flatnonzero(applies)
-        if at.size:
-            hits[at] = ix.contains(batch.digits[at], at=ctx.at)
-        return hits, by_zip, unplaced
+        return _lookup(ix, batch, ctx, None if applies.all() else applies), by_zip, unplaced
 
     async def findings(self, batch: Batch, ctx: CheckContext) -> Findings:
         return await asyncio.to_thread(self._findings, batch, ctx)
 
     async def check(self, batch: Batch, ctx: CheckContext) -> list[list[Reason]]:
         return (await self.findings(batch, ctx)).per_number()
+
+
+#: From this many numbers a batch's lookups go through its numbers sorted once (see
+#: :func:`_lookup`); fewer are looked up as they come.
+SORT_FROM = 1024
+
+
+def _lookup(ix: ListIndex, batch: Batch, ctx: CheckContext,
+            only: npt.NDArray[np.bool_] | None) -> npt.NDArray[np.bool_]:
+    """Which numbers of ``batch`` (those ``only`` marks, None: all) are on ``ix``. A large
+    batch's numbers are sorted once and every list is given them in order: a binary search
+    of ascending keys narrows from the last one, and each list would otherwise sort them
+    again (with every state list applying to rows without an address, once per list)."""
+    n = len(batch)
+    if n < SORT_FROM:
+        if only is None:
+            return ix.contains(batch.digits, at=ctx.at)
+        hits = np.zeros(n, dtype=bool)
+        at = np.flatnonzero(only)
+        if at.size:
+            hits[at] = ix.contains(batch.digits[at], at=ctx.at)
+        return hits
+    memo = batch._memo.get("sorted")
+    if memo is None:
+        order = np.argsort(batch.digits, kind="stable")
+        memo = batch._memo["sorted"] = (order, batch.digits[order])
+    order, ascending = cast(tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]], memo)
+    hits = np.zeros(n, dtype=bool)
+    if only is None:
+        hits[order] = ix.contains(ascending, at=ctx.at)
+    else:
+        keep = only[order]
+        if keep.any():
+            hits[order[keep]] = ix.contains(ascending[keep], at=ctx.at)
+    return hits
 
 
 class LineTypes:
