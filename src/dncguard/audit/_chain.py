@@ -6,7 +6,9 @@ before the chain's head is locked, into the bytes before and after its ``prev_ha
 lock each record costs one SHA-256. The JSON columns are stored as that same canonical text, so
 verification can rebuild the canonical bytes in SQL (string concatenation, no parsing) and hash
 them; a record whose stored text is not canonical (written before this encoding) is rebuilt
-from its parsed columns instead, which gives the same hash for an intact record.
+from its parsed columns instead, which gives the same hash for an intact record. Either way
+its columns must be stored as dncguard writes them (no BLOB for text, on SQLite the time in
+SQLAlchemy's storage form): ranges and lookups compare what is stored.
 
 Writes are a few multi-row ``INSERT`` statements on SQLite (its limit of 32,766 bound
 variables rules out one statement of 10,000 rows) and ``COPY`` on PostgreSQL.
@@ -308,7 +310,7 @@ _JSON_COLUMNS = ("data", "reason_codes", "versions")
 _NULLABLE = ("decision", "number_hmac", "number_masked", "subject", "who")
 
 
-def body_sql(dialect: str) -> str:
+def _body_sql(dialect: str) -> str:
     """SQL rebuilding each record's canonical JSON from its stored columns."""
     parts = []
     for key in _KEYS:
@@ -322,6 +324,28 @@ def body_sql(dialect: str) -> str:
     if dialect == "postgresql":
         return f"format('{template}', {', '.join(parts)})"
     return f"printf('{template}', {', '.join(parts)})"
+
+
+#: SQLite: a row whose columns are not stored as dncguard writes them, in ways the rebuild
+#: would not see: a BLOB in place of text (the same bytes rebuild the same JSON, but compare
+#: unlike text, so ranges and lookups miss the record), or a time other than SQLAlchemy's
+#: 26-character storage form ``2026-11-19 15:00:00.000000`` (the rebuild drops the space and
+#: a zero fraction, so other text could rebuild the same). Its rebuild is empty, which is
+#: never taken as hashing right: the record is checked from its stored columns, which must
+#: then re-encode to themselves (``AuditLog._records_at``). ``x >= x''`` holds exactly for a
+#: BLOB (BLOBs sort after every other value) and costs less than ``typeof`` (a function
+#: call); a BLOB ``seq`` is outside every range verification reads.
+_SQLITE_NOT_AS_WRITTEN = " OR ".join([f"{col} >= x''" for col in COLUMNS if col != "seq"]
+                                     + ["length(at) <> 26", "substr(at, 11, 1) <> ' '"])
+
+
+def body_sql(dialect: str) -> str:
+    """SQL rebuilding each record's canonical JSON from its stored columns (on SQLite empty
+    for a row not stored as dncguard writes it: :data:`_SQLITE_NOT_AS_WRITTEN`)."""
+    body = _body_sql(dialect)
+    if dialect == "postgresql":
+        return body
+    return f"CASE WHEN {_SQLITE_NOT_AS_WRITTEN} THEN '' ELSE {body} END"
 
 
 def _sqlite_body() -> str:
@@ -341,7 +365,8 @@ def _sqlite_body() -> str:
     usual = f"printf('{{{','.join(fields)}}}', {', '.join(args)})"
     unusual = " OR ".join([f"{col} IS NULL" for col in _NULLABLE]
                           + ["substr(at, 20) IN ('', '.000000')"])
-    return f"CASE WHEN {unusual} THEN {body_sql('sqlite')} ELSE {usual} END"
+    return (f"CASE WHEN {_SQLITE_NOT_AS_WRITTEN} THEN '' WHEN {unusual} THEN "
+            f"{_body_sql('sqlite')} ELSE {usual} END")
 
 
 @dataclass(slots=True)
@@ -461,7 +486,8 @@ def quick_check(b: Batch, seq: int, prev: str, checkpoints: dict[int, str]
         if len(pieces) != n:
             return None
         sha = hashlib.sha256
-        got = [sha(piece).hexdigest() for piece in pieces]
+        got = [sha(piece).hexdigest() if piece else "" for piece in pieces]  # "": not as
+        # written (_SQLITE_NOT_AS_WRITTEN), to be checked from its stored columns
         unhashed: list[int] = []
         if ",".join(got) != hashes:
             stored = hashes.split(",")
@@ -522,8 +548,9 @@ def hashes_ok(links: list[Link]) -> list[bool]:
     out = []
     for _, _, digest, _, ok, body in links:
         if ok is None:
-            try:
-                ok = body is not None and sha(body.encode("utf-8")).hexdigest() == digest
+            try:  # an empty body: not stored as written (_SQLITE_NOT_AS_WRITTEN)
+                ok = (body is not None and body != ""
+                      and sha(body.encode("utf-8")).hexdigest() == digest)
             except UnicodeEncodeError:
                 ok = False
         out.append(bool(ok))

@@ -25,18 +25,27 @@ from pathlib import Path
 from typing import Any, Literal, overload
 
 from sqlalchemy import (
+    JSON,
+    Column,
+    ColumnElement,
     Connection,
     Engine,
+    String,
+    Text,
     bindparam,
+    cast,
     delete,
     func,
     insert,
+    literal,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
 from ..config import Settings
+from ..errors import AuditError
 from ..outbox import outbox_table
 from ..phones import mask
 from ..store import as_utc, get_engine, metadata, sqlite_write_lock, utcnow
@@ -46,6 +55,7 @@ from ._chain import (
     Pending,
     hashes_ok,
     hmac_pads,
+    jtext,
     links,
     pending,
     quick_check,
@@ -65,6 +75,8 @@ from .tables import (
 )
 
 Clock = Callable[[], datetime]
+#: How many times :meth:`AuditLog.verify` runs when a prune may have raced it.
+_VERIFY_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -146,13 +158,86 @@ def _record(row: Any) -> AuditRecord:
         data=dict(row.data or {}), prev_hash=row.prev_hash, hash=row.hash)
 
 
+_JSON_COLUMNS: tuple[tuple[str, type], ...] = (
+    ("reason_codes", list), ("versions", dict), ("data", dict))
+_TEXT_COLUMNS = ("kind", "action", "prev_hash", "hash")
+_NULLABLE_TEXT_COLUMNS = ("who", "subject", "number_hmac", "number_masked", "decision")
+
+
+def _stored_column(col: Column[Any], sqlite: bool) -> ColumnElement[Any]:
+    """A column of ``audit_records`` selected as stored: the JSON columns as their text, and
+    on SQLite the time as its text too (PostgreSQL stores an instant, not text)."""
+    if isinstance(col.type, JSON):
+        return (type_coerce(col, String) if sqlite else cast(col, Text)).label(col.name)
+    if col.name == "at" and sqlite:
+        return type_coerce(col, String).label(col.name)
+    return col
+
+
+def _as_stored(row: Any, sqlite: bool) -> AuditRecord | None:
+    """A record from its columns as stored (:func:`_stored_column`), or None when they do not
+    re-encode to themselves, i.e. are not what dncguard writes: JSON of another type, or other
+    text for the same value (only its canonical text, or ``json.dumps``'s, which records
+    written before the canonical encoding hold); on SQLite a BLOB in place of text, or a time
+    in another form than :func:`.stamps`'s (another offset for the same instant: ranges and
+    exports compare the stored text)."""
+    try:
+        if sqlite:
+            if not isinstance(row.at, str):
+                return None
+            at = as_utc(datetime.fromisoformat(row.at))
+            if at is None or stamps(at)[1] != row.at:
+                return None
+        else:
+            at = as_utc(row.at)
+            if at is None:
+                return None
+        values: dict[str, Any] = {}
+        for name, kind in _JSON_COLUMNS:
+            text = getattr(row, name)
+            if not isinstance(text, str):
+                return None
+            value = json.loads(text)
+            if type(value) is not kind or (text != jtext(value)
+                                           and text != json.dumps(value)):
+                return None
+            values[name] = value
+        if not all(isinstance(getattr(row, name), str) for name in _TEXT_COLUMNS) or not all(
+                isinstance(getattr(row, name), str | None) for name in _NULLABLE_TEXT_COLUMNS):
+            return None
+    except (TypeError, ValueError, RecursionError):  # JSON that does not parse, and the like
+        return None
+    return AuditRecord(
+        seq=int(row.seq), at=at, kind=row.kind, action=row.action, who=row.who,
+        subject=row.subject, number_hmac=row.number_hmac, number_masked=row.number_masked,
+        decision=row.decision, reason_codes=values["reason_codes"],
+        versions=values["versions"], data=values["data"], prev_hash=row.prev_hash,
+        hash=row.hash)
+
+
 def _jsonable(value: Any) -> Any:
     """Round-trip through JSON so what is hashed is exactly what the database returns."""
     return json.loads(json.dumps(value, default=str))
 
 
+#: Why nothing is appended to a trail whose head row is gone.
+NO_HEAD = ("the audit chain's head (the audit_head row) is missing while the trail holds "
+           "records: it was deleted, so where the chain ends is unknown and nothing more is "
+           "appended to it ('dncguard audit verify' reports it); restore the database from a "
+           "backup")
+
+
+def _started(conn: Connection) -> bool:
+    """Whether the trail holds records or checkpoints: a missing head row was then deleted,
+    and is not made again (verification reports it; appends refuse)."""
+    return any(conn.execute(select(literal(1)).select_from(table).limit(1)).first() is not None
+               for table in (audit_records_table, audit_checkpoints_table))
+
+
 def ensure_tables(bind: Engine | Connection) -> None:
-    """Create the audit tables (idempotent) and the chain's head row.
+    """Create the audit tables (idempotent) and the chain's head row, unless the trail holds
+    records already (then a missing head was deleted: that is left for verification to
+    report, not covered up).
 
     Pass the caller's connection when a transaction is open on it: on SQLite, DDL from another
     connection would wait for that transaction's write lock.
@@ -160,10 +245,10 @@ def ensure_tables(bind: Engine | Connection) -> None:
     # The outbox table too: an export is enqueued inside the audit transaction, where creating
     # a table from another connection would wait on SQLite's write lock.
     tables = [*AUDIT_TABLES, outbox_table]
+    head = select(audit_head_table.c.id).where(audit_head_table.c.id == 1)
     if isinstance(bind, Connection):
         metadata.create_all(bind, tables=tables)
-        head = select(audit_head_table.c.id).where(audit_head_table.c.id == 1)
-        if bind.execute(head).first() is None:
+        if bind.execute(head).first() is None and not _started(bind):
             bind.execute(insert(audit_head_table).values(
                 id=1, seq=0, hash=GENESIS, updated_at=utcnow()))
         return
@@ -175,9 +260,8 @@ def ensure_tables(bind: Engine | Connection) -> None:
             if attempt == 2:
                 raise
     with bind.connect() as conn:
-        exists = conn.execute(select(audit_head_table.c.id).where(
-            audit_head_table.c.id == 1)).first()
-    if exists is None:
+        missing = conn.execute(head).first() is None and not _started(conn)
+    if missing:
         try:
             with bind.begin() as conn:
                 conn.execute(insert(audit_head_table).values(
@@ -201,6 +285,8 @@ _LOCK_HEAD = (update(_h).where(_h.c.id == 1).values(updated_at=bindparam("now"))
               .returning(_h.c.seq, _h.c.hash))
 _SQLITE_LOCK_HEAD = "UPDATE audit_head SET updated_at = ? WHERE id = 1 RETURNING seq, hash"
 _SQLITE_NEW_HEAD = "INSERT INTO audit_head (id, seq, hash, updated_at) VALUES (1, 0, ?, ?)"
+_SQLITE_STARTED = ("SELECT EXISTS (SELECT 1 FROM audit_records) "
+                   "OR EXISTS (SELECT 1 FROM audit_checkpoints)")
 _SQLITE_MOVE_HEAD = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"
 _SQLITE_CHECKPOINT = ("INSERT INTO audit_checkpoints (seq, hash, at, created_at) "
                       "VALUES (?, ?, ?, ?)")
@@ -344,6 +430,8 @@ class AuditLog:
                 now = stamps(utcnow())[1]
                 row = cur.execute(_SQLITE_LOCK_HEAD, (now,)).fetchone()
                 if row is None:
+                    if cur.execute(_SQLITE_STARTED).fetchone()[0]:
+                        raise AuditError(NO_HEAD)
                     cur.execute(_SQLITE_NEW_HEAD, (GENESIS, now))
                     seq, prev = 0, GENESIS
                 else:
@@ -383,6 +471,8 @@ class AuditLog:
         # takes its database write lock, so what it returns is the latest committed head.
         row = conn.execute(_LOCK_HEAD, {"now": utcnow()}).first()
         if row is None:
+            if _started(conn):
+                raise AuditError(NO_HEAD)
             conn.execute(insert(h).values(id=1, seq=0, hash=GENESIS, updated_at=utcnow()))
             return 0, GENESIS
         return int(row.seq), str(row.hash)
@@ -456,10 +546,14 @@ class AuditLog:
 
     # -- reading ----------------------------------------------------------------------------
     def head(self) -> tuple[int, str]:
+        """The chain head ``(seq, hash)``; ``(0, GENESIS)`` when there is no head row."""
+        return self._head_row() or (0, GENESIS)
+
+    def _head_row(self) -> tuple[int, str] | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(audit_head_table.c.seq, audit_head_table.c.hash).where(
                 audit_head_table.c.id == 1)).first()
-        return (int(row.seq), str(row.hash)) if row else (0, GENESIS)
+        return (int(row.seq), str(row.hash)) if row else None
 
     def records(self, *, since: datetime | None = None, until: datetime | None = None,
                 kind: str | None = None, upto: int | None = None, batch: int = 5000
@@ -509,75 +603,96 @@ class AuditLog:
 
     # -- verification -----------------------------------------------------------------------
     def verify(self) -> VerifyResult:
-        """Check the whole remaining chain; the result names the first bad record."""
+        """Check the whole remaining chain; the result names the first bad record.
+
+        A failure that a prune committed meanwhile would also cause (the records up to a
+        checkpoint gone, and the prune's own record beyond the head this read) is checked
+        again, from the start, when the head has moved since it was read."""
+        for _ in range(_VERIFY_TRIES):
+            res, head, racy = self._verify()
+            if not racy or self._head_row() == head:
+                break
+        return res
+
+    def _verify(self) -> tuple[VerifyResult, tuple[int, str] | None, bool]:
+        """One verification: the result, the head it read (None: no head row), and whether
+        its failure is one a concurrent prune would also cause."""
         # Checkpoints first, then the head: a checkpoint and the head move in one transaction,
         # so every checkpoint read is covered by the head read after it. Records appended while
         # this runs (beyond that head) are left for the next verification.
         with self.engine.connect() as conn:
             cps = {int(r.seq): str(r.hash) for r in conn.execute(
                 select(audit_checkpoints_table.c.seq, audit_checkpoints_table.c.hash)).all()}
-        head_seq, head_hash = self.head()
+        head = self._head_row()
+        head_seq, head_hash = head or (0, GENESIS)
         res = VerifyResult(ok=True, checked=0, head_seq=head_seq)
         bad = res.fail
+        if head is None:  # only an empty trail is without one (appends refuse to make it)
+            t = audit_records_table
+            with self.engine.connect() as conn:
+                low, high = conn.execute(select(func.min(t.c.seq), func.max(t.c.seq))).one()
+            if low is not None:
+                return bad("head", int(low), f"the chain head (the audit_head row) is missing "
+                           f"but records {low} to {high} remain: it was deleted"), head, False
         walk = _Walk(self, cps, res)
         for batch in scan(self.engine, head_seq):
             if batch.count and (found := walk.batch(batch)) is not None:
-                return found
+                return found, head, False
         expected_seq, expected_prev, prunes = walk.seq, walk.prev, walk.prunes
         last = res.last_seq or 0
         if res.anchored_at and prunes.get(res.anchored_at) != cps.get(res.anchored_at):
             earlier = [t for t in prunes if t < res.anchored_at]
             start = max(earlier) + 1 if earlier else 1
             return bad("deleted", start, f"records {start} to {res.anchored_at} were deleted "
-                       "without a prune: no prune record in the chain covers them")
-        if expected_seq is None:  # no records left
-            if head_seq and cps.get(head_seq) != head_hash:
-                return bad("truncated", 1 if not cps else max(cps) + 1,
-                           f"every record is gone but the head says {head_seq} were written")
-            res.message = "no records" if not head_seq else (
-                f"no records since checkpoint {head_seq}")
-            return res
+                       "without a prune: no prune record in the chain covers them"), head, True
+        if expected_seq is None and head_seq:
+            # A prune leaves a record of its own beyond the head, so records at or below a
+            # head above 0 are never all gone: at least those after the newest checkpoint
+            # below the head (the furthest a prune could have reached) were deleted.
+            below = [seq for seq in cps if seq < head_seq]
+            return bad("truncated", max(below) + 1 if below else 1,
+                       f"every record is gone but the head says {head_seq} were written "
+                       "(a prune leaves a record of its own)"), head, True
         beyond = [seq for seq in cps if seq > max(last, head_seq)]
         if beyond:
             return bad("truncated", max(last, head_seq) + 1, f"truncated: checkpoint "
-                       f"{max(beyond)} exists but the chain ends at record {last}")
+                       f"{max(beyond)} exists but the chain ends at record {last}"), head, False
         if head_seq > last:
             return bad("truncated", last + 1, f"truncated: records {last + 1} to {head_seq} are "
-                       f"missing (the chain ends at record {last}, the head at {head_seq})")
+                       f"missing (the chain ends at record {last}, the head at {head_seq})"
+                       ), head, False
         if (head_seq, head_hash) == self.head():  # nothing appended meanwhile
             with self.engine.connect() as conn:
                 extra = conn.execute(select(func.min(audit_records_table.c.seq)).where(
                     audit_records_table.c.seq > head_seq)).scalar()
             if extra is not None and (head_seq, head_hash) == self.head():
                 return bad("edited", int(extra), f"record {extra} was not appended through the "
-                           f"audit log (the chain head is at {head_seq})")
+                           f"audit log (the chain head is at {head_seq})"), head, False
+        if expected_seq is None:  # no records, none expected
+            res.message = "no records"
+            return res, head, False
         if head_hash != expected_prev:
-            return bad("edited", last, f"record {last} does not match the chain head")
+            return bad("edited", last, f"record {last} does not match the chain head"), head, False
         noun = "record" if res.checked == 1 else "records"
         res.message = (f"chain intact: {res.checked:,} {noun} ({res.first_seq} to {last})"
                        + (f", anchored at checkpoint {res.anchored_at}" if res.anchored_at
                           else ""))
-        return res
+        return res, head, False
 
     def _records_at(self, seqs: list[int]) -> dict[int, AuditRecord]:
-        """The records at these sequence numbers, parsed; one whose JSON columns no longer
-        parse is left out (verification names it edited)."""
+        """The records at these sequence numbers, from their columns as stored; one whose
+        columns do not re-encode to themselves (:func:`_as_stored`) is left out
+        (verification names it edited)."""
         t = audit_records_table
+        sqlite = self.engine.dialect.name == "sqlite"
+        stored = select(*[_stored_column(c, sqlite) for c in t.c])
         out: dict[int, AuditRecord] = {}
         with self.engine.connect() as conn:
             for i in range(0, len(seqs), 500):
-                part = seqs[i:i + 500]
-                try:
-                    rows = conn.execute(select(t).where(t.c.seq.in_(part))).all()
-                except ValueError:  # a JSON column that does not parse: one by one
-                    rows = []
-                    for seq in part:
-                        try:
-                            rows += conn.execute(select(t).where(t.c.seq == seq)).all()
-                        except ValueError:
-                            continue
-                for row in rows:
-                    out[int(row.seq)] = _record(row)
+                for row in conn.execute(stored.where(t.c.seq.in_(seqs[i:i + 500]))).all():
+                    rec = _as_stored(row, sqlite)
+                    if rec is not None:
+                        out[rec.seq] = rec
         return out
 
     def _seq_of_hash(self, digest: str) -> int | None:
@@ -705,7 +820,11 @@ class _Walk:
                 return bad("deleted", expected_seq, f"{missing} deleted (the chain jumps "
                            f"from record {expected_seq - 1} to record {seq})")
             rec = slow.get(seq)
-            if not ok and (rec is None or rec.computed_hash() != rec.hash):
+            if not ok and rec is None:
+                return bad("edited", seq, f"record {seq} was edited: a column no longer holds "
+                           "what was written (other text for its value, another type, a "
+                           "BLOB, or a time in another form)")
+            if not ok and rec is not None and rec.computed_hash() != rec.hash:
                 return bad("edited", seq, f"record {seq} was edited: its content no "
                            "longer matches its hash")
             if prev_hash != self.prev:

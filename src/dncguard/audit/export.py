@@ -29,6 +29,7 @@ from ..errors import InputError
 from ..outbox import DEAD, DELIVERED, PENDING, Outbox
 from ..store import as_utc, utcnow
 from ._log import AuditLog, AuditRecord
+from .settings import AuditSettings
 
 if TYPE_CHECKING:
     import httpx
@@ -85,6 +86,19 @@ def enqueue_export(log: AuditLog, rec: AuditRecord, conn: Connection | None = No
     """Queue a job record's summary for the export endpoint (once per job id)."""
     payload = export_payload(rec)
     return outbox_for(log).enqueue(EXPORT_TOPIC, payload["idempotencyKey"], payload, conn=conn)
+
+
+def failure_text(exc: BaseException, audit: AuditSettings) -> str:
+    """``Type: message`` of an export failure, for a log: the message's first line, with the
+    token and the URL's password masked."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    token = audit.export_token.get_secret_value() if audit.export_token is not None else ""
+    if token:
+        text = text.replace(token, "***")
+    if audit.export_url:
+        text = text.replace(audit.export_url, mask_url(audit.export_url))
+    return text[:300]  # cut once masked: never part of a secret
 
 
 @dataclass

@@ -35,7 +35,8 @@ class AuditSettings(SectionSettings):
         default=None, description="HTTP endpoint that receives each job's summary (POST JSON)"
     )
     export_token: SecretStr | None = Field(
-        default=None, description="Sent as 'Authorization: Bearer <token>' when set"
+        default=None, description="Sent as 'Authorization: Bearer <token>' when set; printable "
+        "ASCII only"
     )
     export_timeout: float = Field(default=10.0, gt=0, description="Seconds per export request")
     export_base_delay: float = Field(default=30.0, gt=0, description="First retry delay (s)")
@@ -64,6 +65,22 @@ class AuditSettings(SectionSettings):
             raise ValueError(f"the export URL {why} (DNCGUARD_AUDIT_EXPORT_URL or [audit] "
                              "export_url); give an http:// or https:// URL with a host, e.g. "
                              "https://receiver.example/dncguard")
+        return value
+
+    @field_validator("export_token")
+    @classmethod
+    def _export_token(cls, value: SecretStr | None) -> SecretStr | None:
+        """Printable ASCII only: it is sent in an HTTP header, which carries nothing else (a
+        token that could not be sent would stop every delivery). The message never repeats
+        the token."""
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        if not (token.isascii() and token.isprintable()):
+            raise ValueError("the export token holds characters other than printable ASCII "
+                             "(DNCGUARD_AUDIT_EXPORT_TOKEN or [audit] export_token); it is "
+                             "sent in an HTTP header, which carries only those: give the "
+                             "token exactly as the receiver issued it")
         return value
 
 

@@ -217,13 +217,23 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
                     await anyio.to_thread.run_sync(counter.flush)
 
             async def export_forever() -> None:
-                """Deliver audit exports (job summaries) from the outbox while serving."""
-                worker = audit.ExportWorker(audit.audit_log(settings))
+                """Deliver audit exports (job summaries) from the outbox while serving. A
+                worker that cannot be built (or a pass that fails) is logged and tried again
+                next pass: the task never ends while serving, the outbox keeps the backlog."""
+                from ..audit.export import failure_text
+
+                worker: audit.ExportWorker | None = None
                 while True:
                     try:
+                        if worker is None:
+                            worker = audit.ExportWorker(audit.audit_log(settings))
                         await anyio.to_thread.run_sync(worker.run_once)
                     except Exception as exc:  # keep serving; the outbox keeps the backlog
-                        log.warning("audit export pass failed: %s", type(exc).__name__)
+                        what = "pass failed" if worker is not None else (
+                            "worker could not be built")
+                        log.warning("audit export %s (tried again in %gs): %s", what,
+                                    server.export_seconds,
+                                    failure_text(exc, audit.load_audit_settings(settings)))
                     await asyncio.sleep(server.export_seconds)
 
             flusher = asyncio.create_task(flush_forever())
