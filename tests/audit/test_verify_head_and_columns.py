@@ -399,3 +399,18 @@ def test_postgres_a_deleted_head_is_reported_and_appends_refused(postgres_url: s
         assert again.count() == 5
     finally:
         dispose_engines()
+
+
+@pytest.mark.parametrize("change", ["versions = '\"ab\"'", "reason_codes = 5", "data = '[1]'"])
+def test_reading_an_edited_record_names_it_instead_of_a_traceback(
+        settings: Settings, clock: FakeClock, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path, change: str) -> None:
+    log = make_log(settings, clock)
+    fill(log, clock, 5)
+    _sql(settings, f"UPDATE audit_records SET {change} WHERE seq = 3")
+    with pytest.raises(AuditError, match=r"audit record 3 is not stored as dncguard writes it"):
+        list(log.records())
+    assert run(["audit", "export", "-o", str(tmp_path / "out.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "audit record 3 is not stored as dncguard writes it" in err
+    assert "Traceback" not in err

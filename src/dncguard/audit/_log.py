@@ -149,13 +149,24 @@ def record_hash(content: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(content)).hexdigest()
 
 
-def _record(row: Any) -> AuditRecord:
-    return AuditRecord(
-        seq=int(row.seq), at=as_utc(row.at) or utcnow(), kind=row.kind, action=row.action,
-        who=row.who, subject=row.subject, number_hmac=row.number_hmac,
-        number_masked=row.number_masked, decision=row.decision,
-        reason_codes=list(row.reason_codes or []), versions=dict(row.versions or {}),
-        data=dict(row.data or {}), prev_hash=row.prev_hash, hash=row.hash)
+def record_of(row: Any) -> AuditRecord:
+    """A record from its row as the database reads it back. A row whose columns are not of
+    the kinds dncguard writes (a time that is no time, JSON of another type: an edited row)
+    raises :class:`AuditError` naming the record, never a bare TypeError."""
+    try:
+        at = as_utc(row.at)
+        if at is None:
+            raise ValueError("no time")
+        return AuditRecord(
+            seq=int(row.seq), at=at, kind=row.kind, action=row.action,
+            who=row.who, subject=row.subject, number_hmac=row.number_hmac,
+            number_masked=row.number_masked, decision=row.decision,
+            reason_codes=list(row.reason_codes or []), versions=dict(row.versions or {}),
+            data=dict(row.data or {}), prev_hash=row.prev_hash, hash=row.hash)
+    except (TypeError, ValueError) as exc:
+        raise AuditError(f"audit record {row.seq} is not stored as dncguard writes it "
+                         f"({type(exc).__name__}); run 'dncguard audit verify'") from None
+
 
 
 _JSON_COLUMNS: tuple[tuple[str, type], ...] = (
@@ -577,14 +588,14 @@ class AuditLog:
             if not rows:
                 return
             for row in rows:
-                yield _record(row)
+                yield record_of(row)
             last = int(rows[-1].seq)
 
     def get(self, seq: int) -> AuditRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(audit_records_table).where(
                 audit_records_table.c.seq == seq)).first()
-        return _record(row) if row else None
+        return record_of(row) if row else None
 
     def find(self, kind: str, subject: str) -> AuditRecord | None:
         """The latest record of that kind about that subject (e.g. a job id)."""
@@ -594,7 +605,7 @@ class AuditLog:
             q = q.where(NOT_CHECKS)  # the partial index's own term, so that it is used
         with self.engine.connect() as conn:
             row = conn.execute(q.order_by(t.c.seq.desc()).limit(1)).first()
-        return _record(row) if row else None
+        return record_of(row) if row else None
 
     def count(self) -> int:
         with self.engine.connect() as conn:

@@ -31,7 +31,7 @@ from ..errors import DncGuardError, InputError
 from ..io.verdict_file import verdict_cells
 from ..phones import mask, normalise
 from ..store import as_utc
-from ._log import AuditLog, AuditRecord
+from ._log import AuditLog, AuditRecord, record_of
 from .settings import key_path
 from .tables import NOT_CHECKS, audit_records_table
 
@@ -196,17 +196,6 @@ def _require_key(log: AuditLog) -> None:
             "if it was lost)")
 
 
-def _record(row: Any) -> AuditRecord:
-    at = as_utc(row.at)
-    assert at is not None
-    return AuditRecord(
-        seq=int(row.seq), at=at, kind=row.kind, action=row.action, who=row.who,
-        subject=row.subject, number_hmac=row.number_hmac, number_masked=row.number_masked,
-        decision=row.decision, reason_codes=list(row.reason_codes or []),
-        versions=dict(row.versions or {}), data=dict(row.data or {}), prev_hash=row.prev_hash,
-        hash=row.hash)
-
-
 def _number_records(log: AuditLog, digest: str, since: datetime | None,
                     until: datetime | None, most: int) -> list[Hit]:
     t = audit_records_table
@@ -219,7 +208,7 @@ def _number_records(log: AuditLog, digest: str, since: datetime | None,
         rows = conn.execute(q.order_by(t.c.seq.desc()).limit(most)).all()
     out = []
     for row in rows:
-        r = _record(row)
+        r = record_of(row)
         out.append(Hit(seq=r.seq, at=r.at, kind=r.kind, action=r.action, who=r.who,
                        subject=r.subject, number_masked=r.number_masked, decision=r.decision,
                        reason_codes=r.reason_codes, versions=r.versions, data=r.data))
@@ -244,7 +233,7 @@ def _job_hits(log: AuditLog, e164: str, since: datetime | None, until: datetime 
             out.jobs_left = total - max_jobs
     hits = []
     for row in rows:
-        rec = _record(row)
+        rec = record_of(row)
         job_id = rec.subject or str(rec.data.get("job_id", ""))
         found, why = _job_rows(log, rec, e164)
         if why is not None:
