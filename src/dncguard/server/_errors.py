@@ -182,20 +182,3 @@ def _in_range(value: datetime) -> datetime:
 
 #: An ISO 8601 instant with a UTC offset, given as text.
 Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_in_range)]
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def _no_control(value: str) -> str:
-    """Refuse control characters other than tab and line breaks: PostgreSQL cannot store a
-    NUL at all (the write failed as if the database were away, and SQLite stored it), and
-    none belongs in a reason, a subject or a campaign name."""
-    found = _CONTROL.search(value)
-    if found:
-        raise ValueError(f"contains the control character U+{ord(found.group()):04X}; "
-                         "remove it")
-    return value
-
-
-#: Free text a request stores (a reason, a subject): no control characters.
-Text = Annotated[str, AfterValidator(_no_control)]

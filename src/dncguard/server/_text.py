@@ -10,12 +10,11 @@ with :func:`not_text`: the request is refused, 422 naming the field.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 from pydantic_core import PydanticCustomError
-
-from . import _errors
 
 
 def not_text(value: str) -> str | None:
@@ -42,9 +41,23 @@ def _text_only(value: object) -> object:
 #: string's own, so its constraints and the JSON schema are those of ``str``.
 Unicode = Annotated[str, BeforeValidator(_text_only)]
 
-#: Free text a request stores (:data:`dncguard.server._errors.Text`: no control characters)
-#: that UTF-8 can encode.
-Text = Annotated[_errors.Text, BeforeValidator(_text_only)]
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _no_control(value: str) -> str:
+    """Refuse control characters other than tab and line breaks: PostgreSQL cannot store a
+    NUL at all (the write failed as if the database were away, and SQLite stored it), and
+    none belongs in a reason, a subject or a campaign name."""
+    found = _CONTROL.search(value)
+    if found:
+        raise ValueError(f"contains the control character U+{ord(found.group()):04X}; "
+                         "remove it")
+    return value
+
+
+#: Free text a request stores (a reason, a subject): text UTF-8 can encode, without control
+#: characters.
+Text = Annotated[str, BeforeValidator(_text_only), AfterValidator(_no_control)]
 
 
 def key_name(key: str, most: int = 100) -> str:
