@@ -190,7 +190,8 @@ def test_local_files_of_versions_no_longer_named_are_dropped(
     monkeypatch.setattr("dncguard.lists.sync.STALE_AFTER_SECONDS", 0.0)  # no grace period
     ListSync(b).sync_all()
     first = b.get("dnc-main").current_file
-    a.import_file(write_lines(LISTED[:2], name="smaller.txt"), kind="internal", name="dnc-main")
+    a.import_file(write_lines(LISTED[:2], name="smaller.txt"), kind="internal", name="dnc-main",
+                  allow_shrink=True)  # a smaller list, on purpose
     ListSync(b).sync_all()
     folder = b.folder("dnc-main")
     assert (folder / str(first)).exists()  # still named by a kept version
