@@ -34,6 +34,16 @@ def _listed(store: ListStore, *numbers: str) -> list[bool]:
         [f"+1{n}" for n in numbers])]
 
 
+def _last_record_decides(store: ListStore, write_lines: Callable[..., Path], lines: list[str],
+                         listed: bool) -> ImportResult:
+    """Apply ``lines`` to the base list: nothing rejected, and the number listed or not."""
+    _base(store, write_lines)
+    result = _apply(store, write_lines, lines)
+    assert result.report.rejected == 0
+    assert _listed(store, N) == [listed]
+    return result
+
+
 # -- 2. a date before the flag ------------------------------------------------------------------
 
 @pytest.mark.parametrize(("lines", "listed"), [
@@ -45,10 +55,7 @@ def _listed(store: ListStore, *numbers: str) -> list[bool]:
 def test_a_date_before_the_flag_is_the_records_date(
         store: ListStore, write_lines: Callable[..., Path], lines: list[str],
         listed: bool) -> None:
-    _base(store, write_lines)
-    result = _apply(store, write_lines, lines)
-    assert result.report.rejected == 0
-    assert _listed(store, N) == [listed]
+    result = _last_record_decides(store, write_lines, lines, listed)
     assert (result.added, result.deleted) == ((1, 0) if listed else (0, 0))
 
 
@@ -119,10 +126,7 @@ def test_cli_the_reviewers_date_before_the_flag(
 def test_the_time_of_day_orders_records(
         store: ListStore, write_lines: Callable[..., Path], lines: list[str],
         listed: bool) -> None:
-    _base(store, write_lines)
-    result = _apply(store, write_lines, lines)
-    assert result.report.rejected == 0
-    assert _listed(store, N) == [listed]
+    _last_record_decides(store, write_lines, lines, listed)
 
 
 def test_times_order_each_number_on_its_own(write_lines: Callable[..., Path]) -> None:
