@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from dncguard.config import Settings
@@ -15,7 +16,7 @@ from dncguard.engine.scrubber import Scrubber
 from dncguard.lists.store import ListStore
 from dncguard.models import Decision, ReasonCode, Verdict
 from dncguard.sandbox import SandboxConfig, SandboxServer, run_sandbox
-from dncguard.sources.cxone import CxoneCheck, CxoneClient, CxoneSettings
+from dncguard.sources.cxone import CxoneCheck, CxoneClient, CxoneSettings, CxoneSync
 from dncguard.sources.local import LocalListsCheck
 from dncguard.sources.protocol import Check
 
@@ -130,3 +131,63 @@ def clocked_group(sandbox_factory: Callable[..., SandboxServer], name: str,
         sb.state.add_record(gid, phone)
         clock.now += timedelta(seconds=1)
     return sb, clock, gid
+
+
+#: (request, the sandbox's response) -> what to answer instead: a response, a JSON body (sent
+#: with the sandbox's status), or None to pass the sandbox's answer on.
+Hook = Callable[[httpx.Request, httpx.Response], Any]
+
+
+class Rewriting(httpx.AsyncBaseTransport):
+    """Sends to the sandbox over a real socket; ``hook`` may rewrite each answer."""
+
+    def __init__(self, hook: Hook) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.hook = hook
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        await response.aread()
+        out = self.hook(request, response)
+        if out is None:
+            return response
+        if isinstance(out, httpx.Response):
+            return out
+        return httpx.Response(response.status_code, json=out, request=request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def client(cx: CxoneSettings, sleep: FakeSleep, hook: Hook | None = None) -> CxoneClient:
+    """A client of the sandbox, its answers rewritten by ``hook`` when given."""
+    http = httpx.AsyncClient(transport=Rewriting(hook)) if hook else None
+    return CxoneClient(cx, http=http, sleep=sleep, rng=random.Random(7))
+
+
+async def sync(settings: Settings, cx: CxoneSettings, sleep: FakeSleep,
+               hook: Hook | None = None) -> Any:
+    """Sync the configured (or every active) group; the sync's report."""
+    async with client(cx, sleep, hook) as c:
+        return await CxoneSync(settings, cx, c).sync()
+
+
+async def judge(settings: Settings, cx: CxoneSettings, sleep: FakeSleep, numbers: list[str],
+                hook: Hook | None = None, at: datetime | None = None) -> dict[str, Decision]:
+    """Each number's decision by the local lists and the CXone check (live searches, when
+    made, rewritten by ``hook``)."""
+    store = ListStore(settings)
+    check = CxoneCheck(settings, cx, store=store, client_factory=lambda: client(cx, sleep, hook))
+    return decisions(await verdicts(Scrubber(settings, checks=[LocalListsCheck(store), check]),
+                                    numbers, at=at))
+
+
+def records_hook(change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> Hook:
+    def hook(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
+        if request.method == "GET" and request.url.path.endswith("/records"):
+            body = response.json()
+            rs = body["resultSet"]
+            rs["dncRecords"] = change(rs["dncRecords"])
+            return httpx.Response(200, json=body, request=request)
+        return None
+    return hook

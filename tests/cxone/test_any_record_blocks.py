@@ -22,12 +22,16 @@ from dncguard.sources.cxone import CxoneCheck
 from .conftest import (
     FakeSleep,
     SandboxClock,
+    client,
     clocked_group,
     cx_settings,
     decisions,
+    judge,
+    records_hook,
+    sync,
     verdicts,
 )
-from .test_sync_fail_closed import PAST, client, judge, records_hook, sync
+from .test_sync_fail_closed import PAST
 
 A, B = "2025550101", "6175550105"
 

@@ -8,7 +8,6 @@ rewritten on their way back.)"""
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,64 +18,14 @@ import pytest
 from sqlalchemy import select
 
 from dncguard.config import Settings, load_settings
-from dncguard.engine.scrubber import Scrubber
 from dncguard.errors import SourceError
 from dncguard.lists.store import ListStore
 from dncguard.models import Decision
 from dncguard.sandbox import SandboxServer
-from dncguard.sources.cxone import CxoneCheck, CxoneClient, CxoneSettings, CxoneSync
 from dncguard.sources.cxone._sync import to_e164
-from dncguard.sources.local import LocalListsCheck
 from dncguard.store import list_entries_table
 
-from .conftest import FakeSleep, cx_settings, decisions, verdicts
-
-#: (request, the sandbox's response) -> a response to send instead, or None to pass it on
-Hook = Callable[[httpx.Request, httpx.Response], httpx.Response | None]
-
-
-class Rewriting(httpx.AsyncBaseTransport):
-    def __init__(self, hook: Hook) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.hook = hook
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        await response.aread()
-        return self.hook(request, response) or response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-def client(cx: CxoneSettings, sleep: FakeSleep, hook: Hook | None = None) -> CxoneClient:
-    http = httpx.AsyncClient(transport=Rewriting(hook)) if hook else None
-    return CxoneClient(cx, http=http, sleep=sleep, rng=random.Random(7))
-
-
-async def sync(settings: Settings, cx: CxoneSettings, sleep: FakeSleep,
-               hook: Hook | None = None) -> Any:
-    async with client(cx, sleep, hook) as c:
-        return await CxoneSync(settings, cx, c).sync()
-
-
-async def judge(settings: Settings, cx: CxoneSettings, sleep: FakeSleep,
-                numbers: list[str]) -> dict[str, Decision]:
-    store = ListStore(settings)
-    check = CxoneCheck(settings, cx, store=store, client_factory=lambda: client(cx, sleep))
-    scr = Scrubber(settings, checks=[LocalListsCheck(store), check])
-    return decisions(await verdicts(scr, numbers))
-
-
-def records_hook(change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> Hook:
-    def hook(request: httpx.Request, response: httpx.Response) -> httpx.Response | None:
-        if request.method == "GET" and request.url.path.endswith("/records"):
-            body = response.json()
-            rs = body["resultSet"]
-            rs["dncRecords"] = change(rs["dncRecords"])
-            return httpx.Response(200, json=body, request=request)
-        return None
-    return hook
+from .conftest import FakeSleep, Hook, client, cx_settings, judge, records_hook, sync
 
 
 def region_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, region: str) -> Settings:

@@ -18,8 +18,16 @@ from dncguard.models import Decision
 from dncguard.sandbox import SandboxServer
 from dncguard.sources.cxone import CxoneClient, CxoneSettings, CxoneSync
 
-from .conftest import FakeSleep, SandboxClock, clocked_group, cx_settings
-from .test_sync_fail_closed import Hook, Rewriting, judge, sync
+from .conftest import (
+    FakeSleep,
+    Hook,
+    Rewriting,
+    SandboxClock,
+    clocked_group,
+    cx_settings,
+    judge,
+    sync,
+)
 
 FUTURE = "2027-06-01T00:00:00.000Z"
 A, B, C = "2025550101", "6175550105", "3125550142"

@@ -5,7 +5,6 @@ keeps blocking. (Real sockets to the sandbox; the answers are rewritten on their
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -18,53 +17,9 @@ from dncguard.errors import SourceError
 from dncguard.lists.store import ListStore
 from dncguard.models import Decision
 from dncguard.sandbox import SandboxConfig, SandboxServer
-from dncguard.sources.cxone import CxoneCheck, CxoneClient, CxoneSettings, CxoneSync
 from dncguard.sources.cxone._sync import parse_time
-from dncguard.sources.local import LocalListsCheck
 
-from .conftest import FakeSleep, cx_settings, decisions, verdicts
-
-Hook = Callable[[httpx.Request, httpx.Response], Any]
-
-
-class Rewriting(httpx.AsyncBaseTransport):
-    """Sends to the sandbox; ``hook(request, response)`` may give a new JSON body."""
-
-    def __init__(self, hook: Hook) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.hook = hook
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        await response.aread()
-        body = self.hook(request, response)
-        if body is None:
-            return response
-        return httpx.Response(response.status_code, json=body, request=request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-def client(cx: CxoneSettings, sleep: FakeSleep, hook: Hook | None = None) -> CxoneClient:
-    http = httpx.AsyncClient(transport=Rewriting(hook)) if hook else None
-    return CxoneClient(cx, http=http, sleep=sleep, rng=random.Random(7))
-
-
-async def sync(settings: Settings, cx: CxoneSettings, sleep: FakeSleep,
-               hook: Hook | None = None) -> None:
-    async with client(cx, sleep, hook) as c:
-        await CxoneSync(settings, cx, c).sync()
-
-
-async def judge(settings: Settings, cx: CxoneSettings, sleep: FakeSleep, numbers: list[str],
-                hook: Hook | None = None, at: datetime | None = None) -> dict[str, Decision]:
-    from dncguard.engine.scrubber import Scrubber
-
-    store = ListStore(settings)
-    check = CxoneCheck(settings, cx, store=store, client_factory=lambda: client(cx, sleep, hook))
-    return decisions(await verdicts(Scrubber(settings, checks=[LocalListsCheck(store), check]),
-                                    numbers, at=at))
+from .conftest import FakeSleep, Hook, cx_settings, judge, sync
 
 
 def error_body(path_end: str, method: str = "GET") -> Hook:
