@@ -339,8 +339,7 @@ class CxoneSync:
         blocking it)."""
         ids: dict[str, set[str]] = {}
         for rec in fresh:
-            e164 = to_e164(rec.get("phoneNumber") or rec.get("formattedPhone") or "",
-                           self.region)
+            e164 = self._number(rec)
             if e164 is not None:
                 ids.setdefault(e164, set()).add(str(rec.get("recordId")))
         by_value = {r["value"]: r for r in rows}
@@ -362,7 +361,7 @@ class CxoneSync:
         return [r for r in rows if r["value"] not in keep]
 
     def _known_ids(self, name: str, records: list[dict[str, Any]]) -> set[str]:
-        phones = [e for e in (to_e164(r.get("phoneNumber"), self.region) for r in records) if e]
+        phones = [e for e in map(self._number, records) if e]
         out: set[str] = set()
         t = list_entries_table
         with self.engine.connect() as conn:
@@ -429,13 +428,18 @@ class CxoneSync:
             return total, records, f"{distinct} distinct of {max(totals)} records"
         return total, records, None
 
+    def _number(self, rec: dict[str, Any]) -> str | None:
+        """A record's number as E.164 (its ``phoneNumber``, else its ``formattedPhone``), or
+        None when it cannot be read: what every step of a sync reads the record as."""
+        return to_e164(rec.get("phoneNumber") or rec.get("formattedPhone") or "", self.region)
+
     def _rows(self, name: str, records: list[dict[str, Any]], now: datetime
               ) -> tuple[list[dict[str, Any]], int]:
         best: dict[str, tuple[datetime, dict[str, Any]]] = {}
         skipped = 0
         floor = datetime.min.replace(tzinfo=now.tzinfo)
         for rec in records:
-            e164 = to_e164(rec.get("phoneNumber") or rec.get("formattedPhone") or "", self.region)
+            e164 = self._number(rec)
             if e164 is None:
                 skipped += 1
                 log.warning("CXone record %s has an unreadable number %s", rec.get("recordId"),
@@ -466,9 +470,7 @@ class CxoneSync:
         last sync stands (and goes stale); the message names how many, masked."""
         if not skipped:
             return
-        bad = [r for r in records
-               if to_e164(r.get("phoneNumber") or r.get("formattedPhone") or "",
-                          self.region) is None]
+        bad = [r for r in records if self._number(r) is None]
         example = bad[0] if bad else {}
         raise SourceError(
             f"CXone group {gid}: {skipped} of {len(records)} records have a phone number "
