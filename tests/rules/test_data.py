@@ -123,6 +123,39 @@ def test_load_from_folder_and_rule_period(tmp_path: Path) -> None:
     assert rs.version != load_ruleset().version  # the data hash changes with the data
 
 
+def _copy(folder: Path) -> Path:
+    folder.mkdir()
+    for name, text in _texts().items():
+        (folder / name).write_text(text)
+    return folder
+
+
+@pytest.mark.parametrize("leave_out", ["US.yaml", "US-FL.yaml", "CA.yaml", "AU.yaml"])
+def test_a_folder_without_a_jurisdiction_is_refused(tmp_path: Path, leave_out: str) -> None:
+    """Without its file, a jurisdiction's numbers would meet none of its rules (a New York
+    number at 03:00 came back ``allow`` from a folder without US.yaml)."""
+    folder = _copy(tmp_path / "rules")
+    (folder / leave_out).unlink()
+    with pytest.raises(RulesDataError, match=f"has no {leave_out}: .*copy the missing files"):
+        load_ruleset(folder)
+
+
+@pytest.mark.parametrize("spelt", ["US.yml", "US.YAML", "US.Yaml", "US-FL.yml"])
+def test_a_rules_file_not_spelt_yaml_is_refused(tmp_path: Path, spelt: str) -> None:
+    folder = _copy(tmp_path / "rules")
+    (folder / spelt).write_text((folder / "US.yaml").read_text())
+    with pytest.raises(RulesDataError, match=f"{spelt}: rules files end in .yaml"):
+        load_ruleset(folder)
+
+
+def test_other_files_in_a_rules_folder_are_left_alone(tmp_path: Path) -> None:
+    folder = _copy(tmp_path / "rules")
+    (folder / "README.md").write_text("our edits\n")
+    assert load_ruleset(folder).version.startswith("2026.")
+    with pytest.raises(RulesDataError, match="does not exist"):
+        load_ruleset(tmp_path / "nowhere")
+
+
 @pytest.mark.parametrize("year", range(2000, 2041))
 def test_easter_matches_holidays_package(year: int) -> None:
     good_friday = [d for d, n in holidays_pkg.country_holidays("US", subdiv="TX",

@@ -178,15 +178,38 @@ def parse_texts(texts: dict[str, str]) -> Ruleset:
 
 
 def load_ruleset(folder: Path | None = None) -> Ruleset:
-    """The packaged ruleset (cached), or the one in ``folder``."""
+    """The packaged ruleset (cached), or the one in ``folder``.
+
+    Another folder must hold a file for every jurisdiction dncguard ships (it is an edited
+    copy of the packaged folder): a folder without ``US.yaml`` or ``US-FL.yaml`` would judge
+    those numbers by no federal or Florida rule at all, and a file spelt ``US.yml`` would be
+    skipped in the same silence. Both are refused, naming the files."""
     if folder is None:
         return _packaged()
-    texts = {p.name: p.read_text("utf-8") for p in sorted(folder.glob("*.yaml"))}
+    if not folder.is_dir():
+        raise RulesDataError(f"rules data folder {folder} does not exist or is not a folder")
+    names = sorted(p.name for p in folder.iterdir())
+    misnamed = [n for n in names if n.lower().endswith((".yaml", ".yml"))
+                and not n.endswith(".yaml")]
+    if misnamed:
+        raise RulesDataError(f"rules data folder {folder}: {', '.join(misnamed)}: rules files "
+                             "end in .yaml (lower case); rename them")
+    texts = {n: (folder / n).read_text("utf-8") for n in names if n.endswith(".yaml")}
+    missing = sorted(f"{j}.yaml" for j in _packaged().files if f"{j}.yaml" not in texts)
+    if missing:
+        raise RulesDataError(
+            f"rules data folder {folder} has no {', '.join(missing)}: another rules folder "
+            "must hold every jurisdiction dncguard judges, or their numbers would meet none "
+            f"of their rules; copy the missing files from {_packaged_folder()} and edit them")
     return parse_texts(texts)
+
+
+def _packaged_folder() -> Any:
+    return resources.files("dncguard.sources.rules").joinpath("data")
 
 
 @cache
 def _packaged() -> Ruleset:
-    root = resources.files("dncguard.sources.rules").joinpath("data")
+    root = _packaged_folder()
     texts = {p.name: p.read_text("utf-8") for p in root.iterdir() if p.name.endswith(".yaml")}
     return parse_texts(texts)
