@@ -46,7 +46,12 @@ log = logging.getLogger("dncguard.lists.snapshots")
 SEAL_SUFFIX = ".seal.json"
 SEAL_FORMAT = "dncguard-snapshot-seal/1"
 _CACHE_MAX = 4096
-_CHUNK = 1 << 20
+#: Bytes hashed per read. Each read and each hash update lets go of the GIL and takes it back,
+#: and taking it back beside a busy thread waits up to the switch interval (5 ms): an 80 MB
+#: snapshot hashed in 1 MiB reads took 0.86 s beside a spinning thread against 0.13 s in
+#: 16 MiB reads (57-59 ms alone, either way). The list checks open snapshots on a thread
+#: while the scrub normalises on another.
+_CHUNK = 16 << 20
 
 #: Checks an opened (legacy) snapshot's structure; returns the problem, or None when sound.
 StructureCheck = Callable[[npt.NDArray[Any]], "str | None"]
@@ -146,10 +151,13 @@ def write_seal(path: Path, seal: Seal) -> None:
 def sha256_of(fh: BinaryIO) -> str:
     """SHA-256 of a whole open file, read in chunks (a short file gives a short digest input,
     never a fault)."""
+    size = fh.seek(0, os.SEEK_END)
     fh.seek(0)
     digest = hashlib.sha256()
-    while chunk := fh.read(_CHUNK):
-        digest.update(chunk)
+    buf = bytearray(min(_CHUNK, size + 1))  # a small file: no 16 MiB to zero
+    view = memoryview(buf)
+    while n := fh.readinto(buf):  # type: ignore[attr-defined]
+        digest.update(view[:n])
     return digest.hexdigest()
 
 
