@@ -235,24 +235,49 @@ def sqlite_chain(cur: sqlite3.Cursor, many: Sequence[Pending], seq: int, prev: s
 def write_chain(conn: Connection, many: Sequence[Pending], seq: int, prev: str) -> list[str]:
     """Chain ``many`` after record ``seq`` (whose hash is ``prev``) and insert them, in the
     transaction of ``conn`` that holds the chain head: their hashes, in order."""
-    sha = hashlib.sha256
-    digests: list[str] = []
     if conn.dialect.name != "sqlite":
-        chained = []
-        for p in many:
-            seq += 1
-            digest = sha(p.head + prev.encode("ascii") + p.tail).hexdigest()
-            chained.append((seq, p, prev, digest))
-            digests.append(digest)
-            prev = digest
+        chained = chain_rows(many, seq, prev)
         insert_records(conn, chained)
-        return digests
+        return [c[3] for c in chained]
     rows, digests = _sqlite_chain_rows(many, seq, prev)
     _sqlite_rows(conn, rows)
     return digests
 
 
-def insert_records(conn: Connection, rows: Sequence[tuple[int, Pending, str, str]]) -> None:
+Chained = tuple[int, Pending, str, str]
+
+
+def chain_rows(many: Sequence[Pending], seq: int, prev: str) -> list[Chained]:
+    """``many`` chained after record ``seq`` (whose hash is ``prev``): ``(seq, pending,
+    prev_hash, hash)`` each."""
+    sha = hashlib.sha256
+    chained = []
+    for p in many:
+        seq += 1
+        digest = sha(p.head + prev.encode("ascii") + p.tail).hexdigest()
+        chained.append((seq, p, prev, digest))
+        prev = digest
+    return chained
+
+
+def record_row(chained: Chained) -> tuple[Any, ...]:
+    """A chained record's column values in :data:`COLUMNS` order, as PostgreSQL reads them
+    (texts: the instant in ISO 8601, the JSON columns as their canonical text)."""
+    seq, p, prev, digest = chained
+    return (seq, p.at_text, p.kind, p.action, p.who, p.subject, p.number_hmac,
+            p.number_masked, p.decision, p.reason_text, p.versions_text, p.data_text, prev,
+            digest)
+
+
+def insert_records_pg(pg: Any, rows: Sequence[Chained]) -> None:
+    """Insert chained records by COPY on a psycopg connection."""
+    with pg.cursor() as cur, cur.copy(
+            f"COPY audit_records ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(record_row(row))
+
+
+def insert_records(conn: Connection, rows: Sequence[Chained]) -> None:
     """Insert chained records ``(seq, pending, prev_hash, hash)`` in one statement batch."""
     if not rows:
         return
@@ -264,13 +289,7 @@ def insert_records(conn: Connection, rows: Sequence[tuple[int, Pending, str, str
              p.data_text, prev, digest) for seq, p, prev, digest in rows])
         return
     if dialect == "postgresql":
-        raw: Any = conn.connection.driver_connection
-        with raw.cursor() as cur, cur.copy(
-                f"COPY audit_records ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for seq, p, prev, digest in rows:
-                copy.write_row((seq, p.at_text, p.kind, p.action, p.who, p.subject, p.number_hmac,
-                                p.number_masked, p.decision, p.reason_text, p.versions_text,
-                                p.data_text, prev, digest))
+        insert_records_pg(conn.connection.driver_connection, rows)
         return
     # other databases: SQLAlchemy's own insert
     conn.execute(insert(audit_records_table), [
