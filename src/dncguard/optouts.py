@@ -8,12 +8,32 @@ without the other. The CLI and the HTTP service both come through here.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
 
 from sqlalchemy import Connection, select
 
 from .lists.store import ListInfo, ListStore
 from .store import as_utc, list_entries_table, utcnow
+
+
+def expiry_after(day: date) -> datetime:
+    """The moment an opt-out whose last day is ``day`` (a UTC date) lapses: the midnight that
+    ends it. The CLI's ``--expires`` and the console's expiry date both mean the last day the
+    opt-out applies; the console once stored the midnight that starts it, a day early."""
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+EntryStatus = Literal["removed", "expired", "active"]
+
+
+def entry_status(entry: Mapping[str, Any], now: datetime) -> EntryStatus:
+    """Whether a list entry (``ListStore.entries``) is removed, has lapsed, or applies now."""
+    expires = entry["expires_at"]
+    if entry["removed"]:
+        return "removed"
+    return "expired" if expires is not None and expires <= now else "active"
 
 
 def _cxone_configured(store: ListStore) -> bool:

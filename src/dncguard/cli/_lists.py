@@ -6,7 +6,7 @@ import csv
 import json
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -266,11 +266,11 @@ def dnc_add(
 ) -> None:
     """Add a number to the internal DNC list (an opt-out)."""
     from ..lists.store import ListStore
-    from ..optouts import add_optout
+    from ..optouts import add_optout, expiry_after
     from ..phones import mask
 
     day = parse_date(expires, "--expires")
-    when = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC) if day else None
+    when = expiry_after(day) if day else None
     e164 = add_optout(ListStore(settings()), phone, list_name=list_name, reason=reason,
                       expires=when, who=who(), create=create)
     if as_json:
@@ -344,18 +344,17 @@ def _manual_lists(store: ListStore, name: str | None) -> list[ListInfo]:
 def _entries(store: ListStore, infos: list[ListInfo], everything: bool) -> list[Entry]:
     """The entries of those lists: in force, or (``everything``) also the expired ones and
     the removals of imported numbers; by list, oldest first."""
+    from ..optouts import entry_status
     from ..store import utcnow
 
     now = utcnow()
     out = []
     for info in infos:
         for e in store.entries(info.name):
-            expires = e["expires_at"]
-            status = ("removed" if e["removed"]
-                      else "expired" if expires is not None and expires <= now else "active")
+            status = entry_status(e, now)
             if status == "active" or everything:
                 out.append(Entry(info.name, e["value"], e["added_at"], e["added_by"],
-                                 e["reason"], expires, status))
+                                 e["reason"], e["expires_at"], status))
     return out
 
 

@@ -33,14 +33,14 @@ from ...engine.scrubber import Scrubber
 from ...errors import DncGuardError, ListError
 from ...lists.store import ListStore
 from ...models import Verdict
-from ...optouts import add_optout, remove_optout
+from ...optouts import add_optout, entry_status, expiry_after, remove_optout
 from ...store import utcnow
 from .._context import context_or_422
 from .._deps import Service
 from .._errors import ApiError
 from .._jobs import JobInfo
 from ..routes.check import CheckRequest
-from ..routes.dnc import OptOut
+from ..routes.dnc import OptOut, not_read_by
 from ..routes.lists import list_statuses
 from ..routes.ops import Health, readyz
 from . import _csrf as csrf
@@ -333,9 +333,10 @@ def _optout_state(svc: Service) -> dict[str, Any]:
     names = [i.name for i in lists]
     if "internal" not in names:
         names.insert(0, "internal")  # made on first use
-    entries = []
+    entries: list[dict[str, Any]] = []
+    now = utcnow()
     for info in lists:
-        entries.extend(store.entries(info.name))
+        entries.extend({**e, "status": entry_status(e, now)} for e in store.entries(info.name))
     entries.sort(key=lambda e: e["added_at"] or datetime.min.replace(tzinfo=UTC), reverse=True)
     return {"list_names": names, "entries": entries[:MAX_SHOWN_ENTRIES],
             "more": max(0, len(entries) - MAX_SHOWN_ENTRIES)}
@@ -356,10 +357,8 @@ async def optouts(request: Request) -> Response:
 
 
 def _expiry(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    d = date.fromisoformat(value)
-    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+    """The form's last day of the opt-out, as ``dncguard dnc add --expires`` reads it."""
+    return None if value is None else expiry_after(date.fromisoformat(value))
 
 
 def _optout_problem(phone: str, reason: str | None, list_name: str) -> str | None:
@@ -412,8 +411,12 @@ async def optout_add(request: Request) -> Response:
         e164 = await _run(add)
     except ListError as exc:
         return await _optouts_page(request, sess, 422, add_values=values, add_error=str(exc))
-    return await _optouts_page(request, sess, 201,
-                               message=f"{e164} is on the list {list_name} now.")
+    unread = not_read_by(svc.settings, list_name)
+    message = f"{e164} is on the list {list_name} now."
+    if unread:  # as POST /v1/dnc's notReadBy says it
+        message += (f" Campaigns that do not read {list_name}, so do not see it: "
+                    f"{', '.join(unread)}.")
+    return await _optouts_page(request, sess, 201, message=message)
 
 
 @router.post("/optouts/remove")
