@@ -6,10 +6,14 @@ adaptive concurrency. dncguard's ``GB`` is sent as the contract's ``UK``. With `
 ``hash`` the service receives ``sha256(salt + E.164)`` (hex), never the number.
 
 Numbers whose chunk fails, or that come back with ``status: error`` or no result at all, get
-``error`` / ``SOURCE_ERROR``; ``suppressed`` gives ``DNC_REMOTE``. Several results for one
-number are merged to the most severe: any ``suppressed`` blocks (with every list matched),
-else any status but ``allowed`` is an error; a number is allowed only when every result
-for it says ``allowed``.
+``error`` / ``SOURCE_ERROR``; ``suppressed`` gives ``DNC_REMOTE``. An answer this check does
+not wholly understand fails its chunk: an object repeating a key, a field beside ``results``,
+an entry of ``results`` that is not an object, a key in a result beyond the contract's
+``phoneNumber``, ``status``, ``reason``, ``listMatches``. An ``allowed`` that gives a
+``reason`` or names ``listMatches`` contradicts itself and is an error for its number.
+Several results for one number are merged to the most severe: any ``suppressed`` blocks
+(with every list matched), else any status but ``allowed`` is an error; a number is allowed
+only when every result for it says ``allowed``.
 
 A campaign profile selects the source by its name (``http-batch``: every configured list id)
 or some of its lists by theirs (``http-batch:<id>``): only the selected ids are sent, and the
@@ -18,6 +22,10 @@ pre-filter answers only for them.
 With the settings' home given (``HttpBatchCheck(hb, settings=settings)``) and the pre-filter
 enabled, numbers the service recently reported as suppressed are answered locally
 (:mod:`dncguard.sources.remote.prefilter`): only misses and a sample of hits are sent.
+
+One check may serve several event loops (the service's threads) and concurrent calls: what a
+call creates (its HTTP client, its resilience) stays local to it, and the asyncio primitives
+(the adaptive limiter, the token lock) are kept per event loop.
 """
 
 from __future__ import annotations
@@ -26,8 +34,12 @@ import asyncio
 import base64
 import hashlib
 import logging
+import math
 import random
+import threading
 import time
+import weakref
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -37,9 +49,19 @@ from ..._lazy import lazy_import
 from ...config import SectionSettings, Settings
 from ...errors import ConfigError, SourceError
 from ...models import DataVersions, Decision, Reason, ReasonCode
+from ...phones import mask_numbers
 from ..protocol import Batch, CheckBase, CheckContext
 from .prefilter import Hit, Prefilter
-from .resilience import AdaptiveLimiter, Clock, Resilient, RetryPolicy, Sleep, error_message
+from .resilience import (
+    AdaptiveLimiter,
+    Clock,
+    Resilient,
+    RetryPolicy,
+    Sleep,
+    UnreadableResponse,
+    error_message,
+    strict_json,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -49,6 +71,8 @@ else:
 log = logging.getLogger("dncguard.sources.remote")
 
 REGION_CODES = {"US": "US", "CA": "CA", "GB": "UK", "AU": "AU"}
+#: The keys of one result in the contract's answer; any other is not understood.
+RESULT_KEYS = frozenset({"phoneNumber", "status", "reason", "listMatches"})
 
 
 class HttpBatchSettings(SectionSettings):
@@ -87,6 +111,24 @@ class HttpBatchSettings(SectionSettings):
                 f"({', '.join('DNCGUARD_HTTP_BATCH_' + m.upper() for m in missing)}) "
                 "missing; give all of base_url, token_url, client_id, client_secret and "
                 "list_ids, or none")
+        return self
+
+    @model_validator(mode="after")
+    def _nothing_ignored(self) -> HttpBatchSettings:
+        """A setting that would have no effect is refused, not dropped: a salt without
+        ``match_type`` hash (the numbers would go out in plain text) and an initial
+        concurrency above its maximum."""
+        if self.hash_salt and self.match_type != "hash":
+            raise ValueError(
+                "hash_salt (DNCGUARD_HTTP_BATCH_HASH_SALT) is set but match_type "
+                f"(DNCGUARD_HTTP_BATCH_MATCH_TYPE) is {self.match_type!r}: the salt is used "
+                "only with match_type 'hash' and the numbers would be sent in plain text; set "
+                "match_type to 'hash' or remove hash_salt")
+        if self.concurrency > self.max_concurrency:
+            raise ValueError(
+                f"concurrency (DNCGUARD_HTTP_BATCH_CONCURRENCY) {self.concurrency} is above "
+                f"max_concurrency (DNCGUARD_HTTP_BATCH_MAX_CONCURRENCY) "
+                f"{self.max_concurrency}; lower concurrency or raise max_concurrency")
         return self
 
     def _needed(self) -> dict[str, object]:
@@ -138,6 +180,78 @@ def _matches_understood(result: dict[str, Any]) -> bool:
         isinstance(found, list) and all(isinstance(x, str) for x in found))
 
 
+def _names(keys: list[Any]) -> str:
+    """Up to five of ``keys`` for a message (masked: a key may be a phone number)."""
+    names = sorted({mask_numbers(str(k)[:40]) for k in keys})
+    return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+
+
+def _not_understood(what: str) -> SourceError:
+    return SourceError(f"http-batch answered {what}; not understood, so the numbers are not "
+                       "verified", source="http-batch")
+
+
+def _parse_results(resp: httpx.Response) -> list[dict[str, Any]]:
+    """The results of a batch answer: every one an object with only the contract's keys.
+
+    A refusal (a status but 200/201), an object repeating a key, a field beside ``results``,
+    an entry that is not an object or a key beyond :data:`RESULT_KEYS` is a
+    :class:`SourceError` for the whole chunk (left out, each could hide what the service
+    meant: an ``error`` beside an ``allowed``, a dropped nested answer). A body that is not
+    ``{"results": [...]}`` at all is unreadable (retried)."""
+    if resp.status_code not in (200, 201):
+        raise SourceError(f"http-batch refused the request: {error_message(resp)}",
+                          source="http-batch")
+    body = strict_json(resp)
+    results = body["results"]
+    if not isinstance(results, list):
+        raise ValueError("results")
+    # the contract's answer is {"results": [...]}; anything beside it (an error, a next page,
+    # a truncation flag) is something this check would not act on
+    extra = [k for k in body if k != "results"]
+    if extra:
+        raise _not_understood(f"with fields the contract does not have ({_names(extra)})")
+    odd = sum(1 for r in results if not isinstance(r, dict))
+    if odd:
+        raise _not_understood(f"{odd} of {len(results)} results that are not objects")
+    unknown = [k for r in results if not r.keys() <= RESULT_KEYS for k in r.keys() - RESULT_KEYS]
+    if unknown:
+        raise _not_understood(f"results with fields the contract does not have "
+                              f"({_names(unknown)})")
+    return results
+
+
+def _parse_token(resp: httpx.Response) -> tuple[str, float]:
+    """The access token and its lifetime in seconds (3600 when not given). An answer that is
+    not an object with a non-empty string ``access_token`` and, if given, a positive
+    ``expires_in`` is unreadable: retried, then a :class:`SourceError` saying why."""
+    if resp.status_code != 200:
+        raise SourceError(f"http-batch token refused: {error_message(resp)}",
+                          source="http-batch")
+    data = strict_json(resp)
+    if not isinstance(data, dict):
+        raise UnreadableResponse("the token answer is not a JSON object")
+    token = data.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise UnreadableResponse("the token answer has no access_token string")
+    life = data.get("expires_in")
+    try:
+        seconds = 3600.0 if life is None else float(life)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if isinstance(life, bool) or not 0 < seconds < math.inf:
+        raise UnreadableResponse("the token answer's expires_in is not a positive number")
+    return token, seconds
+
+
+@dataclass
+class _LoopState:
+    """What a check keeps per event loop: asyncio primitives must not be shared by loops."""
+
+    limiter: AdaptiveLimiter
+    token_lock: asyncio.Lock
+
+
 class HttpBatchCheck(CheckBase):
     """Check numbers against an http-batch service (name ``http-batch``)."""
 
@@ -156,13 +270,38 @@ class HttpBatchCheck(CheckBase):
         self.sleep = sleep
         self.clock: Clock = clock or time.monotonic
         self.rng = rng
-        self.limiter = AdaptiveLimiter(hb.concurrency, 1, hb.max_concurrency, sleep=sleep,
-                                       clock=clock)
         self._token: tuple[str, float] | None = None
-        self._lock: asyncio.Lock | None = None
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = \
+            weakref.WeakKeyDictionary()
+        self._loops_guard = threading.Lock()
+        self._last_limiter: AdaptiveLimiter | None = None
         self.token_requests = 0
         self.last_resilient: Resilient | None = None
-        self._auth: Resilient | None = None
+
+    def _new_limiter(self) -> AdaptiveLimiter:
+        return AdaptiveLimiter(self.hb.concurrency, 1, self.hb.max_concurrency,
+                               sleep=self.sleep, clock=self.clock)
+
+    def _here(self) -> _LoopState:
+        """This event loop's limiter and token lock (made on first use in the loop)."""
+        loop = asyncio.get_running_loop()
+        with self._loops_guard:
+            state = self._loops.get(loop)
+            if state is None:
+                state = self._loops[loop] = _LoopState(self._new_limiter(), asyncio.Lock())
+            self._last_limiter = state.limiter
+        return state
+
+    @property
+    def limiter(self) -> AdaptiveLimiter:
+        """The adaptive limiter of the running event loop (each loop has its own); outside
+        any loop, the one used last."""
+        try:
+            return self._here().limiter
+        except RuntimeError:  # no running event loop
+            if self._last_limiter is None:
+                self._last_limiter = self._new_limiter()
+            return self._last_limiter
 
     def versions(self) -> DataVersions:
         return DataVersions(lists={f"http-batch:{i}": None for i in self.hb.list_ids})
@@ -175,13 +314,13 @@ class HttpBatchCheck(CheckBase):
             return list(self.hb.list_ids)
         return [i for i in self.hb.list_ids if ctx.selects(f"http-batch:{i}")]
 
-    async def _get_token(self, res: Resilient) -> str:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
+    async def _get_token(self, auth: Resilient) -> str:
+        """The cached token, or a new one fetched through ``auth`` (the calling check's own
+        resilience: its client is open while that check runs)."""
         tok = self._token
         if tok is not None and self.clock() < tok[1]:
             return tok[0]
-        async with self._lock:
+        async with self._here().token_lock:
             tok = self._token
             if tok is not None and self.clock() < tok[1]:
                 return tok[0]
@@ -193,22 +332,15 @@ class HttpBatchCheck(CheckBase):
             url = self.hb.token_url
 
             async def make() -> httpx.Request:
-                return res.http.build_request("POST", url, data=form, headers={
+                return auth.http.build_request("POST", url, data=form, headers={
                     "Authorization": "Basic " + base64.b64encode(raw.encode()).decode(),
                     "Accept": "application/json"})
 
-            def parse(resp: httpx.Response) -> tuple[str, float]:
-                if resp.status_code != 200:
-                    raise SourceError(f"http-batch token refused: {error_message(resp)}",
-                                      source=self.name)
-                data = resp.json()
-                life = float(data.get("expires_in") or 3600)
-                margin = min(self.hb.token_margin_seconds, life / 2)
-                return str(data["access_token"]), self.clock() + life - margin
-
             self.token_requests += 1
-            self._token = await res.send(make, parse, what="token")
-            return self._token[0]
+            token, life = await auth.send(make, _parse_token, what="token")
+            margin = min(self.hb.token_margin_seconds, life / 2)
+            self._token = (token, self.clock() + life - margin)
+            return token
 
     async def _invalidate(self, used: str) -> None:
         if self._token is not None and self._token[0] == used:
@@ -260,23 +392,25 @@ class HttpBatchCheck(CheckBase):
     async def _remote(self, batch: Batch, todo: list[int], out: list[list[Reason]],
                       answers: dict[int, list[str] | None] | None, ids: list[str]) -> None:
         """Ask the service about the numbers ``todo`` (indices into ``batch``) on the lists
-        ``ids``."""
+        ``ids``. The client and both resiliences are this call's own (a concurrent call
+        must not find them closed)."""
         http = self._http or httpx.AsyncClient(timeout=self.hb.timeout_seconds)
-        res = Resilient(http, self.hb.policy(), limiter=self.limiter, sleep=self.sleep,
+        res = Resilient(http, self.hb.policy(), limiter=self._here().limiter, sleep=self.sleep,
                         rng=self.rng, source=self.name)
-        self._auth = Resilient(http, self.hb.policy(), limiter=AdaptiveLimiter(2, 1, 4),
-                               sleep=self.sleep, rng=self.rng, source=self.name)
+        auth = Resilient(http, self.hb.policy(), sleep=self.sleep, rng=self.rng,
+                         source=self.name, limiter=AdaptiveLimiter(2, 1, 4, sleep=self.sleep,
+                                                                   clock=self.clock))
         self.last_resilient = res
         try:
             size = self.hb.chunk_size
             chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
-            await asyncio.gather(*(self._chunk(res, batch, idx, out, answers, ids)
+            await asyncio.gather(*(self._chunk(res, auth, batch, idx, out, answers, ids)
                                    for idx in chunks))
         finally:
             if self._http is None:
                 await http.aclose()
 
-    async def _chunk(self, res: Resilient, batch: Batch, idx: list[int],
+    async def _chunk(self, res: Resilient, auth: Resilient, batch: Batch, idx: list[int],
                      out: list[list[Reason]], answers: dict[int, list[str] | None] | None,
                      ids: list[str]) -> None:
         hb = self.hb
@@ -295,8 +429,7 @@ class HttpBatchCheck(CheckBase):
         used: dict[str, str] = {}
 
         async def make() -> httpx.Request:
-            assert self._auth is not None
-            token = await self._get_token(self._auth)
+            token = await self._get_token(auth)
             used["t"] = token
             return res.http.build_request("POST", url, json={"contacts": contacts}, headers={
                 "Authorization": f"Bearer {token}", "Accept": "application/json"})
@@ -304,25 +437,8 @@ class HttpBatchCheck(CheckBase):
         async def unauthorized(_req: httpx.Request) -> None:
             await self._invalidate(used.get("t", ""))
 
-        def parse(resp: httpx.Response) -> list[dict[str, Any]]:
-            if resp.status_code not in (200, 201):
-                raise SourceError(f"http-batch refused the request: {error_message(resp)}",
-                                  source=self.name)
-            body = resp.json()
-            results = body["results"]
-            if not isinstance(results, list):
-                raise ValueError("results")
-            # the contract's answer is {"results": [...]}; anything beside it (an error, a
-            # next page, a truncation flag) is something this check would not act on
-            extra = sorted(str(k)[:40] for k in body if k != "results")
-            if extra:
-                raise SourceError("http-batch answered with fields the contract does not "
-                                  f"have ({', '.join(extra[:5])}); not understood, so the "
-                                  "numbers are not verified", source=self.name)
-            return [r for r in results if isinstance(r, dict)]
-
         try:
-            results = await res.send(make, parse, on_unauthorized=unauthorized,
+            results = await res.send(make, _parse_results, on_unauthorized=unauthorized,
                                      what=f"batch of {len(idx)}")
         except SourceError as exc:
             log.warning("http-batch chunk of %d numbers failed: %s", len(idx), exc)
@@ -350,6 +466,10 @@ class HttpBatchCheck(CheckBase):
             # "allowed" that names a list it matched contradicts itself: not verified
             if any(str(r.get("status")) == "allowed" and _matches(r) for r in found):
                 odd.append("allowed with list matches")
+            # so does "allowed" with a reason (why would it need one?): not verified
+            if any(str(r.get("status")) == "allowed" and r.get("reason") not in (None, "")
+                   for r in found):
+                odd.append("allowed with a reason")
             if not all(_matches_understood(r) for r in found):
                 odd.append("listMatches that is not a list of names")
             if hits:

@@ -1,9 +1,11 @@
 """Resilience for every remote source.
 
-* a timeout on every request;
+* a timeout on every attempt as a whole (``RetryPolicy.timeout``: connecting, sending and
+  reading the whole body), so a server dripping its answer cannot hold a check longer than
+  that per attempt (httpx's own timeouts apply per read);
 * retries with exponential backoff and full jitter on 429, 5xx, connection errors, timeouts
-  and unreadable bodies; ``Retry-After`` (seconds or HTTP date) is honoured when present and
-  never relied on;
+  and unreadable or undecodable bodies; ``Retry-After`` (seconds or HTTP date) is honoured
+  when present and never relied on;
 * a retry budget (retries of failures may add at most ``budget_ratio`` of the requests, plus a
   floor), so an outage does not multiply the load; 429s are not charged to it: they are slowed
   down by the limiter and bounded by ``max_attempts``;
@@ -204,6 +206,32 @@ class Stats:
     sleeps: list[float] = field(default_factory=list)
 
 
+class UnreadableResponse(ValueError):
+    """Raised by a parser for an answer it cannot read (say, a token answer that is not a JSON
+    object): retried like a 5xx, and its message (which must not quote the body) is the
+    reason given."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):  # (the common case costs one length check)
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise SourceError(f"the answer repeats the key {mask_numbers(key[:40])!r} in "
+                                  "one object; which value counts is unknowable, so it is "
+                                  "not used")
+            seen.add(key)
+    return found
+
+
+def strict_json(response: httpx.Response) -> Any:
+    """The body as JSON; an object that repeats a key is a :class:`SourceError` (read last
+    one wins, ``{"status": "suppressed", "status": "allowed"}`` would be an allow). Invalid
+    JSON raises ``ValueError`` (retried by :meth:`Resilient.send`)."""
+    return response.json(object_pairs_hook=_unique_keys)
+
+
 class _Retryable(Exception):
     def __init__(self, why: str, retry_after: float | None = None, throttled: bool = False):
         super().__init__(why)
@@ -263,7 +291,15 @@ class Resilient:
                 request = await make()
                 self.stats.requests += 1
                 try:
-                    response = await self.http.send(request)
+                    async with asyncio.timeout(policy.timeout):  # the attempt as a whole
+                        response = await self.http.send(request)
+                except TimeoutError:
+                    self.stats.transport_errors += 1
+                    raise _Retryable(f"timed out (no whole answer in {policy.timeout:g}s)"
+                                     ) from None
+                except httpx.DecodingError:
+                    self.stats.server_errors += 1
+                    raise _Retryable("undecodable body (DecodingError)") from None
                 except httpx.TimeoutException as exc:
                     self.stats.transport_errors += 1
                     raise _Retryable(f"timed out ({type(exc).__name__})") from None
@@ -288,6 +324,9 @@ class Resilient:
                     return parse(response)
                 except SourceError:
                     raise
+                except UnreadableResponse as exc:
+                    self.stats.server_errors += 1
+                    raise _Retryable(f"unreadable response: {exc}") from None
                 except (ValueError, KeyError, TypeError) as exc:
                     self.stats.server_errors += 1
                     raise _Retryable(f"unreadable response ({type(exc).__name__})") from None
