@@ -58,7 +58,8 @@ class Metrics:
     """The service's Prometheus series."""
 
     def __init__(self, list_ages: Callable[[], Iterable[ListAge]],
-                 outbox: Callable[[], dict[str, float]] | None = None) -> None:
+                 outbox: Callable[[], dict[str, float]] | None = None,
+                 cxone_outbox: Callable[[], dict[str, float]] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = PromCounter("dncguard_http_requests", "HTTP requests",
                                     ["method", "route", "status"], registry=self.registry)
@@ -78,6 +79,9 @@ class Metrics:
         self.registry.register(_PrefilterCollector())
         if outbox is not None:
             self.registry.register(_OutboxCollector(outbox))
+        if cxone_outbox is not None:  # the write-back queue (topic cxone.push)
+            self.registry.register(_OutboxCollector(cxone_outbox, "dncguard_cxone_outbox",
+                                                    "CXone write-back"))
         #: the request series' children by (method, route label, status): a label look-up
         #: costs more than the increment (the labels are bounded: unmatched paths share one,
         #: and so do methods other than the usual ones)
@@ -214,20 +218,24 @@ class _PrefilterCollector(Collector):
 
 
 class _OutboxCollector(Collector):
-    """The audit export outbox: backlog, failures, oldest pending item."""
+    """An outbox's backlog, failures, oldest pending item: the audit export's
+    (``dncguard_audit_outbox``) or the CXone write-back's (``dncguard_cxone_outbox``)."""
 
-    def __init__(self, numbers: Callable[[], dict[str, float]]) -> None:
+    def __init__(self, numbers: Callable[[], dict[str, float]],
+                 name: str = "dncguard_audit_outbox", what: str = "Audit export") -> None:
         self.numbers = numbers
+        self.name = name
+        self.what = what
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        family = GaugeMetricFamily("dncguard_audit_outbox", "Audit export outbox items by state "
+        family = GaugeMetricFamily(self.name, f"{self.what} outbox items by state "
                                    "(pending, delivered, dead, failing) and the oldest pending "
                                    "item's age in seconds", labels=["what"])
         try:
             for what, value in sorted(self.numbers().items()):
                 family.add_metric([what], value)
         except Exception:  # the database is away: report nothing rather than fail the scrape
-            log.warning("audit outbox numbers unavailable for /metrics")
+            log.warning("%s outbox numbers unavailable for /metrics", self.what)
         yield family
 
 

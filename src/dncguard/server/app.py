@@ -20,6 +20,9 @@ from ..config import Settings, all_sections, load_settings
 from ..errors import ConfigError
 from ..lists.store import ListStore
 from ..models import Verdict
+from ..outbox import Outbox
+from ..sources.cxone.push import background_push
+from ..sources.cxone.push import outbox_metrics as cxone_outbox_metrics
 from ..store import get_engine, metadata
 from . import _apidocs as apidocs
 from . import _errors as errors
@@ -170,8 +173,18 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
     elif keys.active_count() == 0:
         raise ConfigError("no API key exists: create one with 'dncguard keys create --name NAME "
                           "--scope check' (or serve with --no-auth for local development)")
+    cxone_box: list[Outbox] = []  # the write-back queue, opened at the first scrape
+
+    def cxone_outbox() -> dict[str, float]:
+        if not cxone_box:
+            cxone_box.append(Outbox(engine))
+        return cxone_outbox_metrics(cxone_box[0])
+
     metrics = Metrics(lambda: list_ages(ListStore(settings, engine)),
-                      outbox=lambda: audit.outbox_metrics(audit.audit_log(settings)))
+                      outbox=lambda: audit.outbox_metrics(audit.audit_log(settings)),
+                      cxone_outbox=cxone_outbox)
+    # CXone write-back (credentials and a push group): drained while serving, as below
+    pusher = background_push(settings, engine=engine)
     counter = DecisionCounter(engine)
     provider = CheckerProvider(settings, engine, cache=server.cache_checks)
     writer = audit.audit_writer(settings)
@@ -239,12 +252,19 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
             flusher = asyncio.create_task(flush_forever())
             exporter = (asyncio.create_task(export_forever())
                         if audit.load_audit_settings(settings).export_url else None)
+            # the CXone write-back queue: a pass every few seconds, in a worker thread; a
+            # failed pass is logged and the next waits longer (push.BackgroundPush)
+            pushing = (asyncio.create_task(pusher.run_forever())
+                       if pusher is not None else None)
             try:
                 yield
             finally:
                 flusher.cancel()
                 if exporter is not None:
                     exporter.cancel()
+                if pusher is not None and pushing is not None:
+                    pusher.stop()  # a running pass ends after its batch
+                    pushing.cancel()
                 if runner is not None:
                     await anyio.to_thread.run_sync(runner.stop)
                 if syncer is not None:

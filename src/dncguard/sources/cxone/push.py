@@ -18,7 +18,10 @@ dropped silently.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,11 +30,12 @@ from sqlalchemy import Connection, Engine
 
 from ... import audit
 from ...config import Settings
-from ...errors import ConfigError, SourceError
-from ...outbox import DEAD, DELIVERED, Outbox, OutboxItem
-from ...phones import mask
+from ...errors import ConfigError, DncGuardError, SourceError
+from ...outbox import DEAD, DELIVERED, PENDING, Outbox, OutboxItem
+from ...phones import mask, mask_numbers
 from ._client import CxoneClient
 from ._sync import _digits, parse_time, to_cxone_phone
+from .settings import load_cxone
 from .source import search_number
 
 log = logging.getLogger("dncguard.sources.cxone")
@@ -86,6 +90,10 @@ class PushReport:
     dead: list[tuple[str, str]] = field(default_factory=list)
     pending_after: int = 0
     dead_total: int = 0
+    #: why a write got no usable answer at all (sign-in, network, 5xx after the retries, a
+    #: body without per-record results), the last time it happened in this push; its items
+    #: are retried later
+    write_error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -98,14 +106,21 @@ def _permanent(error: str) -> bool:
 
 
 async def push(client: CxoneClient, outbox: Outbox, group_id: str, *, batch_size: int = 100,
-               max_batches: int | None = None, settings: Settings | None = None) -> PushReport:
+               max_batches: int | None = None, settings: Settings | None = None,
+               stop: Callable[[], bool] | None = None,
+               stop_on_write_error: bool = False) -> PushReport:
     """Send due items for ``group_id`` (and items without a group) until none is due.
 
     With ``settings``, a push that sent anything appends one audit record with its counts.
+    ``stop`` is asked before each batch is claimed (true: the push ends there); with
+    ``stop_on_write_error`` it also ends after a write that got no usable answer (the rest
+    stay due for the next push, instead of each batch waiting out the retries).
     """
     report = PushReport(group_id)
     batches = 0
     while max_batches is None or batches < max_batches:
+        if (stop is not None and stop()) or (stop_on_write_error and report.write_error):
+            break
         items = outbox.claim(TOPIC, batch_size, where=lambda it: it.payload.get("group_id")
                              in (None, group_id))
         if not items:
@@ -183,50 +198,153 @@ async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[
     try:
         result = await client.write_records(group_id, records, expire=expire)
     except SourceError as exc:
+        error = mask_numbers(str(exc))[:1000]
+        report.write_error = error
         for it in items:
             masked = mask(str(it.payload["e164"]))
-            outbox.fail(it.id, str(exc))
-            report.retrying.append((masked, str(exc)))
+            status = outbox.fail(it.id, error)
+            (report.dead if status == DEAD else report.retrying).append((masked, error))
         return
-    results = result.get("recordResults") or []
-    # A result is matched to its record by the number it names; by position only when it
-    # names none and CXone answered one result per record (matched by position, a
-    # reordered answer marked a refused record delivered and a delivered one refused)
-    by_phone: dict[str, dict[str, Any]] = {}
-    for r in results:
-        if isinstance(r, dict):
-            for d in _named(r):
-                by_phone.setdefault(d, r)
-                if len(d) == 11 and d[0] == "1":  # a NANP number with its country code
-                    by_phone.setdefault(d[1:], r)
+    results: list[Any] = result.get("recordResults") or []
+    matched, problem = _match(result, results, records)
+    if problem is not None:
+        # the answer contradicts itself or cannot be read: no record of it counts as written
+        error = f"CXone's answer cannot be trusted ({problem}); not delivered"
+        for it in items:
+            status = outbox.fail(it.id, error)
+            masked = mask(str(it.payload["e164"]))
+            (report.dead if status == DEAD else report.retrying).append((masked, error))
+        log.warning("CXone write-back to group %s: %d records not delivered: %s", group_id,
+                    len(items), error)
+        return
     delivered: list[int] = []
     settled: list[int] = []  # nothing to expire
-    for n, (it, rec) in enumerate(zip(items, records, strict=True)):
-        r = by_phone.get(_digits(rec["phoneNumber"]))
-        if r is None and len(results) == len(items) and isinstance(results[n], dict) \
-                and not _named(results[n]):
-            r = results[n]
+    for it, mine in zip(items, matched, strict=True):
         masked = mask(str(it.payload["e164"]))
-        if r is None:
-            outbox.fail(it.id, "CXone returned no result for this record")
-            report.retrying.append((masked, "no result for this record"))
-        elif r.get("success"):
+        verdict = _verdict(mine)
+        if verdict is None:
             delivered.append(it.id)
-        else:
-            error = str(r.get("error") or "refused without a reason")
-            permanent = _permanent(error)
-            if expire and not permanent and await _nothing_to_expire(client, group_id, it):
-                settled.append(it.id)
-                report.nothing_to_expire.append(masked)
-                log.info("CXone holds no record of %s in group %s that blocks after the "
-                         "expiry (%s): nothing to expire", masked, group_id, error)
-                continue
-            status = outbox.fail(it.id, error, permanent=permanent)
-            (report.dead if status == DEAD else report.retrying).append((masked, error))
-            log.warning("CXone refused %s for group %s: %s", masked, group_id, error)
+            continue
+        error, refused = verdict
+        permanent = refused and _permanent(error)
+        if refused and expire and not permanent \
+                and await _nothing_to_expire(client, group_id, it):
+            settled.append(it.id)
+            report.nothing_to_expire.append(masked)
+            log.info("CXone holds no record of %s in group %s that blocks after the "
+                     "expiry (%s): nothing to expire", masked, group_id, error)
+            continue
+        status = outbox.fail(it.id, error, permanent=permanent)
+        (report.dead if status == DEAD else report.retrying).append((masked, error))
+        log.warning("CXone did not take %s for group %s: %s", masked, group_id, error)
     report.delivered += outbox.ack(delivered)
     outbox.ack(settled, note="nothing to expire: the group holds no record of the number "
                "that still blocks after the expiry")
+
+
+def _key(digits: str) -> str:
+    """A number's digits as records and results are compared: a NANP number without its
+    country code (records carry national digits; a result may name ``1`` + them)."""
+    return digits[1:] if len(digits) == 11 and digits[0] == "1" else digits
+
+
+def _same_number(a: str, b: str) -> bool:
+    """Whether two digit strings a result gives (``phoneNumber``, ``formattedPhone``) can be
+    one number: equal, or one the other's national form (its trunk ``0`` dropped, the
+    country code left off)."""
+    if a == b:
+        return True
+    short, long = sorted((a.lstrip("0"), b.lstrip("0")), key=len)
+    return len(short) >= 7 and long.endswith(short)
+
+
+def _error_text(result: dict[str, Any]) -> str | None:
+    """The error a result states (masked, cut), None when it states none (absent, null or
+    blank text). Anything else in ``error`` (a number, an object) counts as an error."""
+    error = result.get("error")
+    if error is None or (isinstance(error, str) and not error.strip()):
+        return None
+    return mask_numbers(str(error))[:300]
+
+
+def _clean(result: dict[str, Any]) -> bool:
+    """Whether a result says its record was written: ``success`` is the JSON ``true`` (not
+    ``"true"``, ``1``, ``"false"``) and it states no error."""
+    return result.get("success") is True and _error_text(result) is None
+
+
+def _match(answer: dict[str, Any], results: list[Any], records: list[dict[str, Any]]
+           ) -> tuple[list[list[dict[str, Any]]], str | None]:
+    """Each record's results, or why the answer as a whole cannot be trusted.
+
+    A result is matched to its record by the number it names (``phoneNumber``,
+    ``formattedPhone``); by position only when it names none and CXone answered one result
+    per record (matched by position, a reordered answer marked a refused record delivered and
+    a delivered one refused). The answer is refused whole when an entry is not an object, a
+    result names two different numbers (not one number in two forms), or none the request
+    sent, a result cannot be matched to any record, or ``errorCount`` is malformed or
+    disagrees with the results that are not clean successes: in each case some record's
+    outcome is unknown."""
+    odd = sum(1 for r in results if not isinstance(r, dict))
+    if odd:
+        return [], f"{odd} of {len(results)} results are not objects"
+    keys = [_key(_digits(rec["phoneNumber"])) for rec in records]
+    sent = set(keys)
+    by_key: dict[str, list[int]] = {}
+    unnamed: dict[int, None] = {}  # in order
+    for i, r in enumerate(results):
+        named = [_key(d) for d in _named(r)]
+        if not named:
+            unnamed[i] = None
+            continue
+        if not _same_number(named[0], named[-1]):
+            return [], "a result names two different numbers"
+        k = next((k for k in named if k in sent), None)
+        if k is None:
+            return [], "a result names a number the request did not send"
+        by_key.setdefault(k, []).append(i)
+    used: set[int] = set()
+    matched: list[list[dict[str, Any]]] = []
+    for n, k in enumerate(keys):
+        found = by_key.get(k, [])
+        if not found and len(results) == len(records) and n in unnamed:
+            found = [n]
+        used.update(found)
+        matched.append([results[i] for i in found])
+    if stray := [i for i in unnamed if i not in used]:
+        return [], f"{len(stray)} results name no number and match no record"
+    if "errorCount" in answer:
+        count = answer["errorCount"]
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            return [], f"malformed errorCount {str(count)[:40]!r}"
+        bad = sum(1 for r in results if not _clean(r))
+        if count != bad:
+            return [], (f"errorCount is {count} but {bad} of {len(results)} results are "
+                        "not clean successes")
+    return matched, None
+
+
+def _verdict(mine: list[dict[str, Any]]) -> tuple[str, bool] | None:
+    """None when a record's results show it written (exactly one result, a clean success),
+    else (why not, whether CXone refused it: ``success`` is ``false`` itself)."""
+    if not mine:
+        return "CXone returned no result for this record", False
+    if len(mine) > 1:
+        said = "; ".join(dict.fromkeys(_error_text(r) or f"success={r.get('success')!r}"
+                                       for r in mine))
+        return f"CXone returned {len(mine)} results for this record ({said[:300]})", False
+    r = mine[0]
+    if _clean(r):
+        return None
+    error = _error_text(r)
+    success = r.get("success")
+    if success is False:
+        return error or "refused without a reason", True
+    if success is True:
+        return f"CXone answered success with an error: {error}", False
+    shown = str(success)[:40] if "success" in r else "missing"
+    return (f"CXone's result is not a success (success {shown!r})"
+            + (f": {error}" if error else "")), False
 
 
 def _named(result: dict[str, Any]) -> list[str]:
@@ -253,7 +371,6 @@ async def push_pending(settings: Settings, group_id: str | None = None) -> PushR
     """Drain the queue to ``group_id`` (default ``DNCGUARD_CXONE_PUSH_GROUP``) with the
     configured CXone credentials: what the CLI and a background service call."""
     from ...store import get_engine
-    from .settings import load_cxone
 
     cx = load_cxone(settings)
     target = group_id or cx.push_group
@@ -262,3 +379,162 @@ async def push_pending(settings: Settings, group_id: str | None = None) -> PushR
     async with CxoneClient(cx) as client:
         return await push(client, Outbox(get_engine(settings)), target,
                           batch_size=cx.write_batch_size, settings=settings)
+
+
+# -- the service's write-back --------------------------------------------------------------
+
+#: Seconds between the service's write-back passes.
+PUSH_SECONDS = 15.0
+#: The longest wait between passes while they fail (the wait doubles from PUSH_SECONDS).
+PUSH_MAX_SECONDS = 300.0
+
+#: Held while a background pass runs: one pusher at a time in a process, however many apps it
+#: serves (a number's items go out in order within one push). Replicas share the queue
+#: through the outbox's claims (each item is leased to one worker).
+_ONE_PUSHER = threading.Lock()
+
+
+def failure_text(exc: BaseException) -> str:
+    """What a log line may say about a failed pass: dncguard's own errors (written without
+    secrets) with any phone number masked; of anything else, the type only (a driver's or
+    library's message may quote statement parameters or credentials)."""
+    if isinstance(exc, DncGuardError):
+        return f"{type(exc).__name__}: {mask_numbers(str(exc))[:300]}"
+    return type(exc).__name__
+
+
+class BackgroundPush:
+    """The service's write-back: drains the queue to ``group_id`` every ``interval`` seconds
+    while serving (:meth:`run_forever`, a task of the app's lifespan).
+
+    Each pass (:meth:`run_once`) runs in a worker thread on an event loop of its own, off
+    the serving loop, with a new CXone client (it signs in only when an item is due). A pass
+    that fails (the database is away, a write gets no usable answer: the pass ends there) is
+    logged
+    without phone numbers or secrets and the next one waits twice as long, up to
+    ``max_interval``; a pass that goes through sets the wait back to ``interval``. Items
+    CXone does not take are retried by the outbox's own backoff. Nothing ends the task but
+    cancelling it; :meth:`stop` ends a running pass after its current batch. ``sleep`` (the
+    wait between passes) is injectable: tests never wait for real.
+    """
+
+    def __init__(self, settings: Settings, group_id: str, *, interval: float = PUSH_SECONDS,
+                 max_interval: float = PUSH_MAX_SECONDS,
+                 sleep: Callable[[float], Awaitable[None]] | None = None,
+                 engine: Engine | None = None,
+                 client_factory: Callable[[], CxoneClient] | None = None) -> None:
+        self.settings = settings
+        self.group_id = group_id
+        self.interval = interval
+        self.max_interval = max(max_interval, interval)
+        self.sleep = sleep or asyncio.sleep
+        self.engine = engine
+        self.client_factory = client_factory
+        self.failures = 0  # passes failed in a row
+        self.last: PushReport | None = None
+        self._outbox: Outbox | None = None
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """No new pass starts; a running one ends after its current batch."""
+        self._stop.set()
+
+    def delay(self) -> float:
+        """The wait before the next pass: ``interval``, doubled per failed pass in a row."""
+        return min(self.interval * 2.0 ** min(self.failures, 30), self.max_interval)
+
+    def run_once(self) -> PushReport | None:
+        """One pass in the calling thread (not on a running event loop); None when stopped,
+        or when another pass of this process is running (it drains the same queue)."""
+        if self._stop.is_set():
+            return None
+        if not _ONE_PUSHER.acquire(blocking=False):
+            log.info("CXone write-back: another pass of this process is running; skipped")
+            return None
+        try:
+            return asyncio.run(self._pass())
+        finally:
+            _ONE_PUSHER.release()
+
+    async def _pass(self) -> PushReport:
+        from ...store import get_engine
+
+        if self._outbox is None:
+            self._outbox = Outbox(self.engine or get_engine(self.settings))
+        cx = load_cxone(self.settings)
+        client = self.client_factory() if self.client_factory else CxoneClient(cx)
+        async with client:
+            return await push(client, self._outbox, self.group_id,
+                              batch_size=cx.write_batch_size, settings=self.settings,
+                              stop=self._stop.is_set, stop_on_write_error=True)
+
+    async def run_forever(self) -> None:
+        """Passes until cancelled; never raises (but cancellation)."""
+        import anyio
+
+        while not self._stop.is_set():
+            try:
+                report = await anyio.to_thread.run_sync(self.run_once, abandon_on_cancel=True)
+            except Exception as exc:  # keep serving; the outbox keeps the backlog
+                self.failures += 1
+                log.warning("CXone write-back pass failed (tried again in %gs): %s",
+                            self.delay(), failure_text(exc))
+            else:
+                if report is not None:
+                    self.last = report
+                    self.failures = self.failures + 1 if report.write_error else 0
+                    self._log(report)
+            await self.sleep(self.delay())
+
+    def _log(self, report: PushReport) -> None:
+        if not (report.sent or report.superseded or report.dead):
+            return
+        line = (f"CXone write-back to group {report.group_id}: {report.delivered} delivered "
+                f"of {report.sent} sent, {len(report.retrying)} to retry, {len(report.dead)} "
+                f"parked, {report.superseded} not sent (superseded), "
+                f"{len(report.nothing_to_expire)} nothing to expire; "
+                f"{report.pending_after} pending, {report.dead_total} parked in all")
+        if report.write_error:
+            log.warning("%s; CXone gave no usable answer (tried again in %gs): %s", line,
+                        self.delay(), report.write_error[:300])
+        elif report.ok:
+            log.info("%s", line)
+        else:
+            log.warning("%s", line)
+
+
+def background_push(settings: Settings, **kw: Any) -> BackgroundPush | None:
+    """The service's pusher when write-back is configured (the CXone credentials and a push
+    group, ``DNCGUARD_CXONE_PUSH_GROUP``), else None. Credentials without a push group queue
+    opt-outs that nothing in the service sends: that is logged (and the backlog shows on
+    ``dncguard_cxone_outbox``)."""
+    cx = load_cxone(settings)
+    if not cx.configured:
+        return None
+    if not cx.push_group:
+        log.warning("CXone write-back: opt-outs are queued (topic %s) but "
+                    "DNCGUARD_CXONE_PUSH_GROUP is not set, so the service does not send them; "
+                    "set it, or run 'dncguard cxone push --group ID'", TOPIC)
+        return None
+    return BackgroundPush(settings, cx.push_group, **kw)
+
+
+def outbox_metrics(outbox: Outbox, now: datetime | None = None) -> dict[str, float]:
+    """The write-back queue's numbers for a metrics endpoint (Prometheus gauges), from two
+    aggregate queries (no item is read): ``pending``, ``delivered``, ``dead``, ``failing``
+    (pending items that failed at least once), ``oldest_pending_age_seconds``,
+    ``max_attempts``."""
+    from ...store import utcnow
+
+    stats = outbox.stats(TOPIC)
+    failing, oldest, most = outbox.backlog(TOPIC)
+    now = now or utcnow()
+    return {
+        "pending": float(stats[PENDING]),
+        "delivered": float(stats[DELIVERED]),
+        "dead": float(stats[DEAD]),
+        "failing": float(failing),
+        "oldest_pending_age_seconds": max((now - oldest).total_seconds(), 0.0)
+        if oldest else 0.0,
+        "max_attempts": float(most),
+    }
