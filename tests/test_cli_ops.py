@@ -281,10 +281,14 @@ def test_imports_and_attempts_record_who(capsys: pytest.CaptureFixture[str],
     consents = write_csv([["phone", "type", "date"], [DIGITS, "express", "2026-01-05"],
                           ["junk", "express", "2026-01-05"]], name="consents.csv")
     code, out, err = cli(capsys, "consent", "import", str(consents), "--json")
-    assert code == 1  # a row was rejected
+    assert code == 1  # a row was rejected: nothing is imported
     got = json.loads(out)
-    assert got["rows"] == 2 and got["added"] == 1 and got["rejectedRows"] == 1
+    assert got["rows"] == 2 and got["added"] == 0 and got["rejectedRows"] == 1
     assert got["errors"][0]["line"] == 3 and got["errors"][0]["field"] == "phone"
+    consents = write_csv([["phone", "type", "date"], [DIGITS, "express", "2026-01-05"]],
+                         name="consents.csv")
+    got = cli_json(capsys, "consent", "import", str(consents))
+    assert got["added"] == 1 and got["rejectedRows"] == 0
     attempts = write_csv([["phone", "at", "outcome"], [DIGITS, AT, "no_answer"]],
                          name="attempts.csv")
     code, out, err = cli(capsys, "attempts", "import", str(attempts))

@@ -16,7 +16,7 @@ import pytest
 
 from dncguard.audit import audit_log
 from dncguard.cli import run
-from dncguard.config import Settings
+from dncguard.config import CampaignProfile, Settings
 from dncguard.errors import InputError
 from dncguard.sources.rules import AttemptStore, RulesCheck
 from dncguard.store import utcnow
@@ -148,8 +148,9 @@ def test_api_needs_a_purpose_unless_the_campaign_is_configured(settings: Setting
 
 def test_import_needs_every_rows_purpose(capsys: pytest.CaptureFixture[str],
                                          settings: Settings, tmp_path: Path) -> None:
-    """An empty purpose cell rejects its row (naming its line); without a purpose column
-    the file is refused, unless ``--purpose`` gives the file's purpose."""
+    """An empty purpose cell rejects its row (naming its line), and then nothing is imported;
+    without a purpose column the file is refused, unless ``--purpose`` gives the file's
+    purpose."""
     f = tmp_path / "a.csv"
     f.write_text("phone,at,purpose,subject\n"
                  "2125550100,2026-11-17T10:00:00Z,,debt-1\n"
@@ -157,11 +158,12 @@ def test_import_needs_every_rows_purpose(capsys: pytest.CaptureFixture[str],
     code, out, err = cli(capsys, "attempts", "import", str(f), "--json")
     assert code == 1
     got = json.loads(out)
-    assert got["added"] == 1 and [(e["line"], e["field"]) for e in got["errors"]] == [
+    assert got["added"] == 0 and [(e["line"], e["field"]) for e in got["errors"]] == [
         (2, "purpose")]
     assert "--purpose" in got["errors"][0]["message"]
+    assert stored(settings) == []  # all or nothing
     code, out, err = cli(capsys, "attempts", "import", str(f), "--purpose", "collections")
-    assert code == 0 and "1 added, 1 already stored" in out, out + err
+    assert code == 0 and "2 added, 0 already stored" in out, out + err
     assert sorted(stored(settings)) == [("collections", "debt-1", None),
                                         ("collections", "debt-2", None)]
     bare = tmp_path / "b.csv"
@@ -192,6 +194,7 @@ def test_without_a_subject_the_campaign_is_the_subject(settings: Settings,
     """Attempts recorded without a subject count for checks of their campaign (spaces
     around and case aside); a check that names no subject is counted by its campaign, so it
     does not see attempts recorded on a debt id (give the subject on the check too)."""
+    settings.campaigns["Spring"] = CampaignProfile()  # an attempt names a campaign profile
     log = AttemptStore(settings)
     for hours in (20, 10, 2):  # Fla. Stat. 501.616(6)(b): 3 per 24 h on one subject
         log.record(FL, AT - timedelta(hours=hours), campaign=" Spring ")
@@ -259,13 +262,14 @@ def test_future_attempts_are_refused_by_every_path(capsys: pytest.CaptureFixture
     (resp,) = post(settings, "/v1/attempts", {"phone": NY, "at": later,
                                                "purpose": "collections"})
     assert refused_fields(resp) == ["body.at"]
-    assert len(stored(settings)) == 1
+    assert stored(settings) == []  # an import is all or nothing
 
 
 def test_an_attempt_just_after_the_dial_time_counts(settings: Settings,
                                                     check: RulesCheck) -> None:
     """A dialer whose clock runs ahead stamps an attempt a little after the check's time:
     it counts (the fourth call on the subject in 24 h is deferred)."""
+    settings.campaigns["spring"] = CampaignProfile()  # an attempt names a campaign profile
     log = AttemptStore(settings)
     for when in (AT - timedelta(hours=20), AT - timedelta(hours=10),
                  AT + timedelta(minutes=2)):

@@ -81,8 +81,9 @@ def test_record_without_an_outcome(settings: Settings, check: RulesCheck,
 
 def test_import_rejects_the_row_and_keeps_the_others(settings: Settings, check: RulesCheck,
                                                      tmp_path: Path) -> None:
-    """A row with an unknown outcome is reported (row, field ``outcome``, the value); the
-    file's other rows are imported, outcomes normalised."""
+    """A row with an unknown outcome is reported (row, field ``outcome``, the value), and
+    nothing is imported (all or nothing); the corrected file imports every row, outcomes
+    normalised."""
     f = tmp_path / "attempts.csv"
     f.write_text("phone,at,purpose,subject,outcome\n"
                  f"{NY},{TALK:%Y-%m-%dT%H:%M:%SZ},collections,debt-1, Conversation \n"
@@ -90,12 +91,16 @@ def test_import_rejects_the_row_and_keeps_the_others(settings: Settings, check: 
                  f"{NY},2026-11-17T11:00:00Z,collections,debt-3,VOICEMAIL\n"
                  f"{NY},2026-11-17T12:00:00Z,collections,debt-4,\n", encoding="utf-8")
     report = AttemptStore(settings).import_csv(f)
-    assert (report.rows, report.added) == (4, 3)
+    assert (report.rows, report.added) == (4, 0)
     assert [(e.line, e.field) for e in report.errors] == [(3, "outcome")]  # header: line 1
     assert "'conversed'" in report.errors[0].message
     assert "conversation" in report.errors[0].message
+    assert _stored(settings) == []
+    f.write_text(f.read_text(encoding="utf-8").replace("conversed", ""), encoding="utf-8")
+    report = AttemptStore(settings).import_csv(f)
+    assert (report.rows, report.added, report.errors) == (4, 4, [])
     assert sorted(_stored(settings), key=lambda o: o or "") == [
-        None, "conversation", "voicemail"]
+        None, None, "conversation", "voicemail"]
     assert len(_cooldown(check, subject="debt-1")) == 1
     assert _cooldown(check, subject="debt-3") == []  # a voicemail starts no pause
 
@@ -236,10 +241,10 @@ def test_cli_import_reports_the_row(capsys: pytest.CaptureFixture[str], settings
                           "--json")
     assert code == 1
     got = json.loads(out)
-    assert (got["rows"], got["added"], got["rejectedRows"]) == (2, 1, 1)
+    assert (got["rows"], got["added"], got["rejectedRows"]) == (2, 0, 1)
     assert got["errors"][0]["line"] == 3 and got["errors"][0]["field"] == "outcome"
     assert "'conversed'" in got["errors"][0]["message"]
-    assert _stored(settings) == ["no_answer"]
+    assert _stored(settings) == []  # all or nothing
 
 
 # -- the HTTP route --------------------------------------------------------------------------------
@@ -259,8 +264,8 @@ def test_http_attempts_outcome(settings: Settings, check: RulesCheck) -> None:
     metadata.create_all(engine)
     key = KeyStore(engine).create("test-write", ["dnc:write"])[1]
     app = create_app(settings, run_jobs=False)
-    body = {"phone": NY, "at": TALK.isoformat(), "campaign": "c", "purpose": "collections",
-            "subject": "debt-1"}
+    body = {"phone": NY, "at": TALK.isoformat(), "campaign": "default",
+            "purpose": "collections", "subject": "debt-1"}
 
     async def post(*payloads: dict[str, str]) -> list[httpx.Response]:
         async with app.router.lifespan_context(app), httpx.AsyncClient(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dncguard.config import Settings
+from dncguard.config import CampaignProfile, Settings
 from dncguard.models import Decision, Reason, merge_reasons
 from dncguard.sources.rules import AttemptStore, ConsentStore, RulesCheck, RulesSettings
 
@@ -32,6 +32,7 @@ def _codes(reasons: list[Reason]) -> set[str]:
 def test_three_per_24h_same_subject(settings: Settings, check: RulesCheck, phone: str,
                                     rule: str) -> None:
     """A fourth call on the same subject within 24 h defers until the first one ages out."""
+    settings.campaigns["spring"] = CampaignProfile()  # an attempt names a campaign profile
     log = AttemptStore(settings)
     for hours in (20, 10, 2):
         log.record(phone, AT - timedelta(hours=hours), campaign="spring")
@@ -351,7 +352,8 @@ def test_gb_has_no_ebr_exemption(settings: Settings, check: RulesCheck) -> None:
 
 
 def test_consent_import(settings: Settings, tmp_path: Path) -> None:
-    """Bad rows are reported with row number and field; good rows are imported once."""
+    """Bad rows are reported with row number and field, and then nothing is imported (all
+    or nothing); the good rows alone are imported once."""
     f = tmp_path / "consent.csv"
     f.write_text("phone,type,date,expires,revoked\n"
                  "+12125550100,express,2026-01-01,,\n"
@@ -362,9 +364,14 @@ def test_consent_import(settings: Settings, tmp_path: Path) -> None:
                  "2125550104,ebr_purchase,2026-02-01,,2026-03-01\n")
     store = ConsentStore(settings)
     report = store.import_csv(f)
-    assert (report.rows, report.added) == (6, 2)
+    assert (report.rows, report.added) == (6, 0)
     assert [(e.line, e.field) for e in report.errors] == [  # the file's lines: header 1
         (3, "phone"), (4, "type"), (5, "date"), (6, "expires")]
+    assert store.for_numbers(["+12125550100", "+12125550104"]) == {}
+    lines = f.read_text().splitlines()
+    f.write_text("\n".join([lines[0], lines[1], lines[6]]) + "\n")
+    report = store.import_csv(f)
+    assert (report.rows, report.added, report.errors) == (2, 2, [])
     again = store.import_csv(f)
     assert (again.added, again.duplicates) == (0, 2)
     recs = store.for_numbers(["+12125550104"])["+12125550104"]
@@ -372,6 +379,8 @@ def test_consent_import(settings: Settings, tmp_path: Path) -> None:
 
 
 def test_attempt_import(settings: Settings, tmp_path: Path) -> None:
+    """Bad rows are reported and then nothing is imported; the good rows alone are."""
+    settings.campaigns["c"] = CampaignProfile()  # an attempt names a campaign profile
     f = tmp_path / "attempts.csv"
     f.write_text("phone,at,campaign,purpose,subject,outcome\n"
                  "+13055550100,2026-11-18T10:00:00-05:00,c,telemarketing,,\n"
@@ -379,8 +388,13 @@ def test_attempt_import(settings: Settings, tmp_path: Path) -> None:
                  "+13055550100,2026-11-18T11:00:00Z,c,sales,,\n"
                  "+13055550100,2026-11-18T11:30:00Z,c,collections,debt-1,conversation\n")
     report = AttemptStore(settings).import_csv(f)
-    assert report.added == 2
+    assert report.added == 0
     assert [(e.line, e.field) for e in report.errors] == [(3, "at"), (4, "purpose")]
+    assert AttemptStore(settings).for_numbers(["+13055550100"], AT - timedelta(days=1)) == {}
+    lines = f.read_text().splitlines()
+    f.write_text("\n".join([lines[0], lines[1], lines[4]]) + "\n")
+    report = AttemptStore(settings).import_csv(f)
+    assert (report.added, report.errors) == (2, [])
     got = AttemptStore(settings).for_numbers(["+13055550100"], AT - timedelta(days=1))
     # ordered by time: 11:30Z comes before 10:00-05:00 (15:00Z)
     assert [(a.subject, a.outcome) for a in got["+13055550100"]] == [

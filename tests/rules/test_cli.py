@@ -75,15 +75,16 @@ def test_consent_and_attempts(tmp_path: Path) -> None:
     f = tmp_path / "c.csv"
     f.write_text("phone,type,date\n+12125550100,express,2026-01-01\nx,express,2026-01-01\n")
     code, out = _run("consent", "import", str(f))
-    assert code == 1 and "1 added" in out
+    assert code == 1 and "nothing imported, 1 rows rejected of 2" in out  # all or nothing
     code, out = _run("consent", "add", "+12125550101", "--type", "ebr_inquiry",
                      "--date", "2026-10-01")
     assert code == 0 and "added" in out
     code, out = _run("attempts", "record", "+13055550100", "--at", "2026-11-18T10:00:00-05:00",
-                     "--campaign", "c", "--purpose", "telemarketing", "--outcome", "no_answer")
+                     "--campaign", "default", "--purpose", "telemarketing", "--outcome",
+                     "no_answer")
     assert code == 0 and "recorded" in out
     code, out = _run("attempts", "record", "+13055550100", "--at", "2026-11-18T10:00:00-05:00",
-                     "--campaign", "c", "--purpose", "telemarketing")
+                     "--campaign", "default", "--purpose", "telemarketing")
     assert "already recorded" in out
     a = tmp_path / "a.csv"
     a.write_text("phone,at\n+13055550100,2026-11-18T11:00:00Z\n")

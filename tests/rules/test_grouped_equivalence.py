@@ -117,6 +117,7 @@ def records(settings: Settings, tmp_path: Path,
     """Consents and attempts for some numbers; a fresh US and a stale FL registry list."""
     numbers = [e for e in data[0] if normalise(e).ok]
     rng = random.Random(7)
+    settings.campaigns["spring"] = CampaignProfile()  # an attempt names a campaign profile
     consents = ConsentStore(settings)
     attempts = AttemptStore(settings)
     base = datetime(2026, 11, 18, 17, 0, tzinfo=UTC)

@@ -95,16 +95,18 @@ def test_library_refuses_the_header_and_imports_nothing(
 def test_a_value_with_no_column_name_rejects_its_row(settings: Settings,
                                                      tmp_path: Path) -> None:
     """A trailing empty header cell is harmless while its values are blank; a value under it
-    (or past the header's end) is never dropped: its row is rejected."""
+    (or past the header's end) is never dropped: its row is rejected (and then nothing is
+    imported)."""
     path = write(tmp_path, "phone,type,date,\n"
                            f"{NUMBER},express_written,2025-01-05,2026-06-01\n"
                            "+12025550124,express_written,2025-01-05,\n"
                            "+12025550125,express_written,2025-01-05,,2026-06-01\n")
     report = ConsentStore(settings).import_csv(path)
-    assert (report.rows, report.added) == (3, 1)
+    assert (report.rows, report.added) == (3, 0)
     assert [(e.line, e.field) for e in report.errors] == [(2, "column 4"), (4, "column 5")]
     assert "'2026-**-**'" in report.errors[0].message  # quoted masked: it may be a number
     assert ConsentStore(settings).records(NUMBER) == []
+    assert ConsentStore(settings).records("+12025550124") == []
     attempts = write(tmp_path, "phone,at\n+13055550100,2026-11-18T11:00:00Z,spring\n",
                      name="a.csv")
     report = AttemptStore(settings).import_csv(attempts, purpose="telemarketing")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 
-from dncguard.config import load_settings
+from dncguard.config import CampaignProfile, load_settings
 from dncguard.sources.rules import AttemptStore, ConsentStore
 from dncguard.sources.rules.stores import PROBE_EMPTY_FROM, any_for_numbers, consent_table
 
@@ -21,6 +21,7 @@ AT = datetime(2026, 11, 18, 17, 0, tzinfo=UTC)
 def _lookups(home: Path, database_url: str | None) -> None:
     settings = load_settings(home=home, **({"database_url": database_url} if database_url
                                            else {}))
+    settings.campaigns["spring"] = CampaignProfile()  # an attempt names a campaign profile
     consents, attempts = ConsentStore(settings), AttemptStore(settings)
     assert consents.for_numbers(["+12125550100"]) == {}
     many = [f"+1202555{i:04d}" for i in range(3000)] + ["+12125550100", "+14055550100"]

@@ -200,8 +200,9 @@ def test_log_has_no_numbers_or_tracebacks(ctx: Ctx) -> None:
 
 
 def test_unknown_campaign_is_refused_where_it_would_be_guessed(ctx: Ctx) -> None:
-    """A check in an unknown campaign answers 422 naming it; an attempt (a fact) is recorded
-    in any campaign, but its purpose must then be sent, not guessed."""
+    """A check in an unknown campaign answers 422 naming it, and so does an attempt in one
+    (its attempts would count for no check); an attempt in the built-in default campaign
+    must send its purpose, not have it guessed."""
     with ctx.server.client(ctx.write) as w, ctx.server.client(ctx.check) as c:
         resp = c.post("/v1/check", json={"phone": MIAMI, "campaign": "wintr", "at": DIAL})
         assert fields(resp) == ["body.campaign"]
@@ -211,6 +212,9 @@ def test_unknown_campaign_is_refused_where_it_would_be_guessed(ctx: Ctx) -> None
         v = c.post("/v1/check", json={"phone": MIAMI, "state": "florida", "at": DIAL}).json()
         assert v["state"] == "FL"
         body = {"phone": MIAMI, "at": "2026-11-17T13:00:00Z", "campaign": "legacy"}
+        assert fields(w.post("/v1/attempts", json={**body, "purpose": "collections"})) == [
+            "body.campaign"]
+        body["campaign"] = "default"
         assert fields(w.post("/v1/attempts", json=body)) == ["body.purpose"]
         resp = w.post("/v1/attempts", json={**body, "purpose": "collections"})
         assert resp.status_code == 201 and resp.json()["purpose"] == "collections"

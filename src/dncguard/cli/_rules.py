@@ -228,9 +228,13 @@ def _print_report(report: ImportReport, what: str, as_json: bool) -> None:
                     "errors": [{"line": e.line, "field": e.field, "message": e.message}
                                for e in report.errors]})
         return
-    updated = f"{report.updated:,} updated (outcome added), " if report.updated else ""
-    console.print(f"{what}: {report.added:,} added, {updated}{report.duplicates:,} already "
-                  f"stored, {rejected:,} rows rejected of {report.rows:,}")
+    if report.errors:  # an import is all or nothing: a bad row writes nothing
+        console.print(f"{what}: nothing imported, {rejected:,} rows rejected of "
+                      f"{report.rows:,}; correct them and import the whole file again")
+    else:
+        updated = f"{report.updated:,} updated (outcome added), " if report.updated else ""
+        console.print(f"{what}: {report.added:,} added, {updated}{report.duplicates:,} "
+                      f"already stored, 0 rows rejected of {report.rows:,}")
     for e in report.errors[:50]:
         err_console.print(f"  {e}", highlight=False)
     if len(report.errors) > 50:
@@ -242,8 +246,8 @@ def consent_import(
     file: Path = typer.Argument(..., help="CSV with phone,type,date[,expires][,revoked]"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Import consent / EBR records; bad rows are reported with the file's line number and
-    the field (exit 1 when any row was rejected)."""
+    """Import consent / EBR records, all or nothing: bad rows are reported with the file's
+    line number and the field, and then nothing is imported (exit 1)."""
     from ..sources.rules.stores import ConsentStore
 
     report = ConsentStore(settings()).import_csv(file, who=who())
@@ -379,7 +383,9 @@ def consent_revoke(
 def attempts_record(
     phone: str = typer.Argument(...),
     at: str = typer.Option(..., "--at", help="When the attempt was made (ISO 8601 instant)"),
-    campaign: str = typer.Option("default", "--campaign"),
+    campaign: str = typer.Option("default", "--campaign",
+                                 help="Campaign profile name (default, or a configured "
+                                      "[campaigns.NAME])"),
     purpose: str = typer.Option(..., "--purpose", help=" | ".join(PURPOSES_HELP)
                                 + " (required: the caps count attempts by purpose)"),
     subject: str | None = typer.Option(None, "--subject",
@@ -390,8 +396,8 @@ def attempts_record(
                                             "failed (any case)"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Record one call attempt (an attempt stamped more than 5 minutes ahead of now is
-    refused)."""
+    """Record one call attempt (an attempt stamped more than 5 minutes ahead of now, a
+    campaign that names no campaign profile and a blank subject are refused)."""
     from ..phones import mask
     from ..sources.rules.schema import OUTCOMES, PURPOSES
     from ..sources.rules.stores import DUPLICATE, UPDATED, AttemptStore, subject_key
@@ -403,8 +409,16 @@ def attempts_record(
     number = e164(phone, store.region)
     why = _choice(purpose, PURPOSES, "--purpose")
     assert why is not None
-    done = store.record_status(number, instant, campaign=campaign, purpose=why,
-                               subject=subject, outcome=outcome, who=who())
+    try:
+        done = store.record_status(number, instant, campaign=campaign, purpose=why,
+                                   subject=subject, outcome=outcome, who=who())
+    except InputError as exc:  # one line naming the flag of the field refused
+        field, _, reason = str(exc).partition(": ")
+        flag = {"at": "--at", "campaign": "--campaign", "purpose": "--purpose",
+                "subject": "--subject", "outcome": "--outcome"}
+        if field not in flag:
+            raise
+        raise typer.BadParameter(reason, param_hint=flag[field]) from None
     if as_json:
         print_json({"number": mask(number), "at": instant.astimezone(UTC).isoformat(),
                     "campaign": campaign.strip(), "purpose": why,
@@ -426,8 +440,9 @@ def attempts_import(
                                 "is rejected)"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Import call attempts; bad rows are reported with the file's line number and the field
-    (exit 1 when any row was rejected). Every row needs its purpose."""
+    """Import call attempts, all or nothing: bad rows are reported with the file's line
+    number and the field, and then nothing is imported (exit 1). Every row needs its
+    purpose; a campaign must name a campaign profile."""
     from ..sources.rules.schema import PURPOSES
     from ..sources.rules.stores import AttemptStore
 

@@ -27,6 +27,7 @@ from ...sources.rules.stores import (
     DUPLICATE,
     AttemptStore,
     ConsentStore,
+    campaign_problem,
     parse_outcome,
     subject_key,
 )
@@ -67,7 +68,9 @@ class AttemptIn(BaseModel):
     at: Instant | None = Field(default=None, description="When the call was placed, an ISO "
                                "8601 instant with an offset (default now; more than 5 "
                                "minutes ahead of the server's clock is refused)")
-    campaign: Text = Field(default="default", min_length=1, max_length=200)
+    campaign: Text = Field(default="default", min_length=1, max_length=200,
+                           description="A campaign profile: default, or a configured "
+                                       "[campaigns.NAME] (any other name is refused)")
     purpose: Purpose | None = Field(default=None,
                                     description="Required unless the campaign is configured "
                                                 "([campaigns.NAME]), whose purpose it takes")
@@ -170,12 +173,17 @@ def record_attempt(body: AttemptIn, svc: ServiceDep, _key: DncKey) -> AttemptOut
     """Same as ``dncguard attempts record``: the next check counts it against the caps."""
     e164, _ = _number(body.phone, body.region, "body.phone", svc)
     at = _instant(body.at, "body.at")
+    campaign = body.campaign.strip()
+    problem = campaign_problem(svc.settings, campaign) if campaign else "is blank"
+    if problem:  # a misspelt campaign's attempts would count for no check
+        raise ApiError(422, f"body.campaign: {problem}", fields=[
+            FieldError(field="body.campaign", message=problem)])
     if body.purpose:
         purpose: str = body.purpose
-    elif body.campaign in svc.settings.campaigns:  # a configured campaign says its purpose
-        purpose = svc.settings.campaigns[body.campaign].purpose
-    else:  # an attempt is a fact: any campaign name, but its purpose must be known
-        raise ApiError(422, f"body.purpose: campaign {body.campaign!r} has no configured "
+    elif campaign in svc.settings.campaigns:  # a configured campaign says its purpose
+        purpose = svc.settings.campaigns[campaign].purpose
+    else:  # the built-in default profile: the attempt's purpose must be given
+        raise ApiError(422, f"body.purpose: campaign {campaign!r} has no configured "
                        "profile, so the attempt's purpose is unknown; send purpose",
                        fields=[FieldError(field="body.purpose",
                                           message="required unless the campaign is configured "

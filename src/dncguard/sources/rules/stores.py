@@ -10,11 +10,12 @@ import csv
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ARRAY,
@@ -44,6 +45,9 @@ from ...errors import InputError
 from ...phones import mask, mask_digits, normalise
 from ...store import as_utc, driver_row, get_engine, metadata, read_engine, utcnow
 from .schema import CONSENT_TYPES, OUTCOMES, PURPOSES, outcome_key
+
+if TYPE_CHECKING:
+    import _csv
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +140,21 @@ def subject_key(text: str | None) -> str | None:
     return key or None
 
 
+def campaign_problem(settings: Settings, name: str) -> str | None:
+    """Why an attempt's campaign (as stored: spaces around removed) cannot be recorded, None
+    when it can: it must name a campaign profile of ``settings`` (``default``, or a
+    configured ``[campaigns.NAME]``: :meth:`~dncguard.config.Settings.campaign`), the names
+    a check accepts. An attempt under a misspelt campaign would count for no check: the caps
+    would never see it (fail open)."""
+    try:
+        settings.campaign(name)
+    except InputError:
+        known = ", ".join(["default", *sorted(k for k in settings.campaigns if k != "default")])
+        return (f"{quoted(name)} names no campaign profile; configured: {known} "
+                "([campaigns.NAME] in the settings file)")
+    return None
+
+
 def parse_outcome(text: str | None) -> str | None:
     """An attempt's outcome as stored: None when missing or blank, else the one of
     :data:`OUTCOMES` it names (any case, spaces around ignored). Anything else raises
@@ -174,6 +193,9 @@ class RowError:
 
 @dataclass
 class ImportReport:
+    """What an import did. A file is imported whole or not at all: with any ``errors`` (a
+    row rejected) nothing was written, and ``added``, ``updated`` and ``duplicates`` are 0."""
+
     rows: int = 0
     added: int = 0
     updated: int = 0  # attempts whose outcome was written on the stored attempt
@@ -278,22 +300,26 @@ def _shown(names: list[str]) -> str:
     return ", ".join(out) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
 
 
-#: A file's data rows: (the line each starts on, ``{column: value}``).
-Rows = list[tuple[int, dict[str, str]]]
+#: A file's data row: the line it starts on, ``{column: value}`` (spaces around removed), and
+#: the columns whose cell held only spaces (given, but blank: not the same as an empty cell).
+FileRow = tuple[int, dict[str, str], tuple[str, ...]]
 
 
+@contextmanager
 def _read_rows(path: Path, required: tuple[str, ...], optional: tuple[str, ...]
-               ) -> tuple[list[str], Rows]:
-    """The columns a CSV file's header names, and its data rows, each with the line of the
-    file it starts on (the header is line 1; blank lines are skipped but counted, so the
-    number is the one an editor shows) and as ``{column: value}``. The header may name only
-    ``required`` and ``optional`` columns (any case, spaces around them ignored).
+               ) -> Iterator[tuple[list[str], Iterator[FileRow]]]:
+    """Open a CSV file: the columns its header names, and its data rows (:data:`FileRow`), read
+    one at a time while the ``with`` block lasts, each with the line of the file it starts on
+    (the header is line 1; blank lines are skipped but counted, so the number is the one an
+    editor shows). The header may name only ``required`` and ``optional`` columns (any case,
+    spaces around them ignored).
 
     A header with a column it does not know (a misspelt ``revoked`` would drop revocations),
     a column twice, or a required column missing refuses the whole file (InputError) before
     anything is imported. A row's non-blank value with no column name (past the header's
     end, or under an empty header cell) is kept under ``"column N"`` for the import to
-    reject that row: no value is dropped unseen."""
+    reject that row: no value is dropped unseen. A file that cannot be read, or stops being
+    readable part way (not UTF-8, a broken quote), is refused (InputError)."""
     accepted = f"{', '.join(required)}" + (
         f" and optionally {', '.join(optional)}" if optional else "")
     try:
@@ -314,26 +340,34 @@ def _read_rows(path: Path, required: tuple[str, ...], optional: tuple[str, ...]
             if problems:
                 raise InputError(f"{path}: {'; '.join(problems)}; the columns are "
                                  f"{accepted}; nothing was imported")
-            rows: Rows = []
-            while True:
-                line = reader.line_num + 1  # where the next row starts
-                cells = next(reader, None)
-                if cells is None:
-                    return named, rows
-                if not cells:
-                    continue  # a blank line
-                row = dict.fromkeys(named, "")
-                for n, value in enumerate(cells, start=1):
-                    name = header[n - 1] if n <= len(header) else ""
-                    if name:
-                        row[name] = value.strip()
-                    elif value.strip():
-                        row[f"column {n}"] = value.strip()
-                rows.append((line, row))
+            yield named, _data_rows(reader, header, named)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{path} is not a readable CSV file: {exc}") from None
+
+
+def _data_rows(reader: _csv.Reader, header: list[str], named: list[str]) -> Iterator[FileRow]:
+    """The data rows of :func:`_read_rows`, one at a time."""
+    while True:
+        line = reader.line_num + 1  # where the next row starts
+        cells = next(reader, None)
+        if cells is None:
+            return
+        if not cells:
+            continue  # a blank line
+        row = dict.fromkeys(named, "")
+        blank: tuple[str, ...] = ()
+        for n, value in enumerate(cells, start=1):
+            name = header[n - 1] if n <= len(header) else ""
+            cell = value.strip()
+            if name:
+                row[name] = cell
+                if value and not cell:
+                    blank += (name,)
+            elif cell:
+                row[f"column {n}"] = cell
+        yield line, row, blank
 
 
 def _nameless(r: dict[str, str], line: int, errors: list[RowError]) -> None:
@@ -496,42 +530,26 @@ class ConsentStore:
         return True
 
     def import_csv(self, path: Path, who: str | None = None) -> ImportReport:
-        """Import ``phone,type,date[,expires][,revoked]``; bad rows are reported (by the
-        file's line), not raised. A header with any other column (or one twice, or one
+        """Import ``phone,type,date[,expires][,revoked]``, all or nothing: every row is
+        checked first, and the file is written (in one transaction) only when none is bad.
+        Bad rows are reported (by the file's line and the field), not raised, and then
+        nothing is imported: a grant stored while the same file's revocation of it is
+        rejected would read as consent. A header with any other column (or one twice, or one
         missing) is refused (InputError) and nothing is imported."""
         today = self.clock().astimezone(UTC).date()
-        rows = _read_rows(path, *CONSENT_COLUMNS)[1]
-        report = ImportReport(rows=len(rows))
+        report = ImportReport()
         good: list[tuple[str, ConsentRecord]] = []
-        for i, r in rows:
-            errs: list[RowError] = []
-            _nameless(r, i, errs)
-            n = normalise(r.get("phone", ""), self.region)
-            if not n.ok or n.e164 is None:
-                errs.append(RowError(i, "phone", n.message or "not a valid number"))
-            kind = r.get("type", "").lower()
-            if kind not in CONSENT_TYPES:
-                errs.append(RowError(i, "type", f"{quoted(kind)} is not one of "
-                                                f"{', '.join(CONSENT_TYPES)}"))
-            granted = _date(r.get("date", ""), "date", i, errs)
-            if granted is None and not any(e.field == "date" for e in errs):
-                errs.append(RowError(i, "date", "is empty"))
-            problem = consent_date_problem(granted, today) if granted else None
-            if problem:
-                errs.append(RowError(i, "date", problem))
-            expires = _date(r.get("expires", ""), "expires", i, errs)
-            revoked = _date(r.get("revoked", ""), "revoked", i, errs)
-            if granted and expires and expires <= granted:
-                errs.append(RowError(i, "expires", "is not after the consent date"))
-            problem = revoked_date_problem(revoked, granted, today) if (
-                granted and revoked) else None
-            if problem:
-                errs.append(RowError(i, "revoked", problem))
-            if errs:
-                report.errors.extend(errs)
-                continue
-            assert n.e164 is not None and granted is not None
-            good.append((n.e164, ConsentRecord(kind, granted, expires, revoked)))
+        with _read_rows(path, *CONSENT_COLUMNS) as (_, rows):
+            for i, r, _blank in rows:
+                report.rows += 1
+                errs, record = self._check_row(i, r, today)
+                if errs:
+                    report.errors.extend(errs)
+                    good.clear()  # none of them will be written
+                elif record is not None and not report.errors:
+                    good.append(record)
+        if report.errors:
+            return report  # nothing written
         with self.engine.begin() as conn:
             for e164, rec in good:
                 if self._insert(conn, e164, rec, str(path.name), who):
@@ -539,6 +557,38 @@ class ConsentStore:
                 else:
                     report.duplicates += 1
         return report
+
+    def _check_row(self, i: int, r: dict[str, str], today: date
+                   ) -> tuple[list[RowError], tuple[str, ConsentRecord] | None]:
+        """Check one row (of line ``i``) of :meth:`import_csv`: its errors, or none and its
+        number and record."""
+        errs: list[RowError] = []
+        _nameless(r, i, errs)
+        n = normalise(r.get("phone", ""), self.region)
+        if not n.ok or n.e164 is None:
+            errs.append(RowError(i, "phone", n.message or "not a valid number"))
+        kind = r.get("type", "").lower()
+        if kind not in CONSENT_TYPES:
+            errs.append(RowError(i, "type", f"{quoted(kind)} is not one of "
+                                            f"{', '.join(CONSENT_TYPES)}"))
+        granted = _date(r.get("date", ""), "date", i, errs)
+        if granted is None and not any(e.field == "date" for e in errs):
+            errs.append(RowError(i, "date", "is empty"))
+        problem = consent_date_problem(granted, today) if granted else None
+        if problem:
+            errs.append(RowError(i, "date", problem))
+        expires = _date(r.get("expires", ""), "expires", i, errs)
+        revoked = _date(r.get("revoked", ""), "revoked", i, errs)
+        if granted and expires and expires <= granted:
+            errs.append(RowError(i, "expires", "is not after the consent date"))
+        problem = revoked_date_problem(revoked, granted, today) if (
+            granted and revoked) else None
+        if problem:
+            errs.append(RowError(i, "revoked", problem))
+        if errs:
+            return errs, None
+        assert n.e164 is not None and granted is not None
+        return errs, (n.e164, ConsentRecord(kind, granted, expires, revoked))
 
     def has_records(self, conn: Connection, e164s: list[str] | None = None) -> bool:
         """Whether the table holds any record (``e164s`` None), or one of any of ``e164s``:
@@ -600,7 +650,8 @@ class AttemptStore:
         spaces around them, the subject in lower case (:func:`subject_key`). Refused
         (InputError, the message starting with the field): a time without an offset or more
         than :data:`CLOCK_SKEW` in the future, an unknown purpose or outcome, a blank
-        campaign or subject, a number that is not valid."""
+        campaign or subject (one given as only spaces too), a campaign that names no campaign
+        profile (:func:`campaign_problem`), a number that is not valid."""
         if at.tzinfo is None:
             raise InputError("at: the attempt time needs a UTC offset")
         when = at.astimezone(UTC)
@@ -619,6 +670,9 @@ class AttemptStore:
         name = campaign.strip()
         if not name:
             raise InputError("campaign: is blank")
+        problem = campaign_problem(self.settings, name)
+        if problem:
+            raise InputError(f"campaign: {problem}")
         key = subject_key(name if subject is None else subject)
         if key is None:
             raise InputError("subject: is blank; leave it out to count by the campaign")
@@ -666,60 +720,37 @@ class AttemptStore:
 
     def import_csv(self, path: Path, who: str | None = None, *,
                    purpose: str | None = None) -> ImportReport:
-        """Import ``phone,at[,campaign][,purpose][,subject][,outcome]``; bad rows are reported
-        (by the file's line), not raised. Every row needs its purpose: a blank ``purpose``
-        cell takes ``purpose`` (the file's default the user gave) and is otherwise an error;
-        without that default a file with no ``purpose`` column is refused. A header with any
-        other column (or one twice, or one missing) is refused too (InputError), and nothing
-        is imported."""
+        """Import ``phone,at[,campaign][,purpose][,subject][,outcome]``, all or nothing:
+        every row is checked first, and the file is written (in one transaction) only when
+        none is bad. Bad rows are reported (by the file's line and the field), not raised,
+        and then nothing is imported: the caps would not count a rejected attempt. Every row
+        needs its purpose: a blank ``purpose`` cell takes ``purpose`` (the file's default the
+        user gave) and is otherwise an error; without that default a file with no
+        ``purpose`` column is refused. A ``campaign`` must name a campaign profile
+        (:func:`campaign_problem`; an empty cell is ``default``); an empty ``subject`` cell
+        counts by the campaign, one of only spaces is an error. A header with any other
+        column (or one twice, or one missing) is refused too (InputError), and nothing is
+        imported."""
         if purpose is not None and purpose not in PURPOSES:
             raise InputError(f"purpose: must be one of {', '.join(PURPOSES)}")
         now = self.clock()
-        columns, rows = _read_rows(path, *ATTEMPT_COLUMNS)
-        if purpose is None and "purpose" not in columns:
-            raise InputError(f"{path}: no purpose column; add one ({', '.join(PURPOSES)}) or "
-                             "give the file's purpose (--purpose); nothing was imported")
-        report = ImportReport(rows=len(rows))
+        report = ImportReport()
         good: list[tuple[str, Attempt]] = []
-        for i, r in rows:
-            errs: list[RowError] = []
-            _nameless(r, i, errs)
-            n = normalise(r.get("phone", ""), self.region)
-            if not n.ok or n.e164 is None:
-                errs.append(RowError(i, "phone", n.message or "not a valid number"))
-            at: datetime | None = None
-            try:
-                at = parse_instant(r.get("at", ""))
-            except (ValueError, OverflowError):
-                errs.append(RowError(i, "at", f"{quoted(r.get('at', ''))} is not an ISO 8601 "
-                                              "instant with an offset"))
-            problem = attempt_time_problem(at, now) if at is not None else None
-            if problem:
-                errs.append(RowError(i, "at", problem))
-            why = r.get("purpose", "").lower() or purpose
-            if why is None:
-                errs.append(RowError(i, "purpose", f"is empty; give the call's purpose "
-                                                   f"({', '.join(PURPOSES)}), or the file's "
-                                                   "(--purpose)"))
-            elif why not in PURPOSES:
-                errs.append(RowError(i, "purpose", f"{quoted(why)} is not one of "
-                                                   f"{', '.join(PURPOSES)}"))
-            outcome: str | None = None
-            try:
-                outcome = parse_outcome(r.get("outcome"))
-            except ValueError as exc:
-                errs.append(RowError(i, "outcome", str(exc)))
-            campaign = r.get("campaign") or "default"
-            subject = subject_key(r.get("subject")) or subject_key(campaign)
-            assert subject is not None
-            errs.extend(RowError(i, name, _long(value))
-                        for name, value in (("campaign", campaign), ("subject", subject))
-                        if len(value) > KEY_MAX)
-            if errs:
-                report.errors.extend(errs)
-                continue
-            assert n.e164 is not None and at is not None and why is not None
-            good.append((n.e164, Attempt(at, campaign, why, subject, outcome)))
+        campaigns: dict[str, str | None] = {}  # campaign -> why it is refused (None: known)
+        with _read_rows(path, *ATTEMPT_COLUMNS) as (columns, rows):
+            if purpose is None and "purpose" not in columns:
+                raise InputError(f"{path}: no purpose column; add one ({', '.join(PURPOSES)}) "
+                                 "or give the file's purpose (--purpose); nothing was imported")
+            for i, r, blank in rows:
+                report.rows += 1
+                errs, attempt = self._check_row(i, r, blank, now, purpose, campaigns)
+                if errs:
+                    report.errors.extend(errs)
+                    good.clear()  # none of them will be written
+                elif attempt is not None and not report.errors:
+                    good.append(attempt)
+        if report.errors:
+            return report  # nothing written
         with self.engine.begin() as conn:
             for e164, att in good:
                 done = self._insert(conn, e164, att, who)
@@ -730,6 +761,59 @@ class AttemptStore:
                 else:
                     report.duplicates += 1
         return report
+
+    def _check_row(self, i: int, r: dict[str, str], blank: tuple[str, ...], now: datetime,
+                   purpose: str | None, campaigns: dict[str, str | None]
+                   ) -> tuple[list[RowError], tuple[str, Attempt] | None]:
+        """Check one row of :meth:`import_csv` (its line ``i``, the columns ``blank`` given
+        as only spaces): its errors, or none and its number and attempt. ``campaigns``
+        keeps each campaign's :func:`campaign_problem`, asked once a file."""
+        errs: list[RowError] = []
+        _nameless(r, i, errs)
+        n = normalise(r.get("phone", ""), self.region)
+        if not n.ok or n.e164 is None:
+            errs.append(RowError(i, "phone", n.message or "not a valid number"))
+        at: datetime | None = None
+        try:
+            at = parse_instant(r.get("at", ""))
+        except (ValueError, OverflowError):
+            errs.append(RowError(i, "at", f"{quoted(r.get('at', ''))} is not an ISO 8601 "
+                                          "instant with an offset"))
+        problem = attempt_time_problem(at, now) if at is not None else None
+        if problem:
+            errs.append(RowError(i, "at", problem))
+        why = r.get("purpose", "").lower() or purpose
+        if why is None:
+            errs.append(RowError(i, "purpose", f"is empty; give the call's purpose "
+                                               f"({', '.join(PURPOSES)}), or the file's "
+                                               "(--purpose)"))
+        elif why not in PURPOSES:
+            errs.append(RowError(i, "purpose", f"{quoted(why)} is not one of "
+                                               f"{', '.join(PURPOSES)}"))
+        outcome: str | None = None
+        try:
+            outcome = parse_outcome(r.get("outcome"))
+        except ValueError as exc:
+            errs.append(RowError(i, "outcome", str(exc)))
+        campaign = r.get("campaign") or "default"
+        if campaign not in campaigns:
+            campaigns[campaign] = campaign_problem(self.settings, campaign)
+        problem = campaigns[campaign]
+        if problem:
+            errs.append(RowError(i, "campaign", problem))
+        elif len(campaign) > KEY_MAX:
+            errs.append(RowError(i, "campaign", _long(campaign)))
+        if "subject" in blank:
+            errs.append(RowError(i, "subject", "is only spaces; leave the cell empty to "
+                                               "count by the campaign, or give the subject"))
+        subject = subject_key(r.get("subject")) or subject_key(campaign)
+        assert subject is not None
+        if len(subject) > KEY_MAX:
+            errs.append(RowError(i, "subject", _long(subject)))
+        if errs:
+            return errs, None
+        assert n.e164 is not None and at is not None and why is not None
+        return errs, (n.e164, Attempt(at, campaign, why, subject, outcome))
 
     def has_records(self, conn: Connection, e164s: list[str] | None = None) -> bool:
         """Whether the table holds any attempt (``e164s`` None), or one of any of ``e164s``
