@@ -392,8 +392,9 @@ class Scrubber:
         columns = [phone_column] if phone_column is None or isinstance(phone_column, str) \
             else list(phone_column)
         if len(columns) > 1:
+            # each name looked up as a single one is: an empty one names no column (refused)
             summary = asyncio.run(self.ascrub_columns(
-                input_path, output_path, ctx=ctx, phone_columns=[c for c in columns if c],
+                input_path, output_path, ctx=ctx, phone_columns=[c or "" for c in columns],
                 raw=raw, progress=progress, defaults=_clean(defaults or {})))
             if self.audit:
                 try:

@@ -1,11 +1,12 @@
 """Reading contact files (CSV, Parquet, Excel): whole, as string columns, or row by row.
 
 :func:`read_table` reads a file that parses cleanly as a table (CSV: every row has the
-header's width and is valid UTF-8; Parquet: string columns only; Excel: the first sheet) into
-string columns, the engine's fast input. Anything it refuses (:class:`NotColumnar`) is read
-row by row (:func:`open_table`): a row that cannot be read as a whole (wrong number of
-fields, bytes that are not UTF-8, a CSV syntax error) is still yielded, with an error
-message, so the batch goes on and the row is reported.
+header's width and is valid UTF-8; Parquet: string columns, or binary ones holding UTF-8 text;
+Excel: the first sheet, no column name repeated) into string columns, the engine's fast input.
+Anything it refuses (:class:`NotColumnar`) is read row by row (:func:`open_table`): a row that
+cannot be read as a whole (wrong number of fields, bytes that are not UTF-8 in a CSV file or a
+Parquet binary column, a CSV syntax error) is still yielded, with an error message, so the
+batch goes on and the row is reported.
 """
 
 from __future__ import annotations
@@ -250,7 +251,7 @@ def _unclosed_quote_error(path: Path, row: int | None, line: int) -> InputError:
     """A file that ends inside a quoted field: every line after the quote would be read into
     one field, so the file is refused (row ``None``: the header's quote)."""
     where = "the header" if row is None else f"row {row}"
-    return InputError(f"{path.name}: {where} (line {line}) opens a quote that is never "
+    return InputError(f"{path}: {where} (line {line}) opens a quote that is never "
                       "closed, so every later line would be read into one field; close or "
                       "remove that quote")
 
@@ -267,7 +268,7 @@ class _CsvRecords:
                 start = raw.read(4)
             for bom, encoding in _WIDE_BOMS:
                 if start.startswith(bom):
-                    raise InputError(f"{path.name} is {encoding} text (it starts with a "
+                    raise InputError(f"{path} is {encoding} text (it starts with a "
                                      f"{encoding} byte order mark): save it as UTF-8 CSV")
             self._fh: IO[str] = path.open("r", encoding="utf-8-sig", errors="replace",
                                           newline="")
@@ -311,7 +312,7 @@ class _CsvRecords:
                 raise _unclosed_quote_error(self.path, None, exc.line) from None
             if got is None:
                 if blank:
-                    raise InputError(f"{self.path.name}: no header row: the file holds only "
+                    raise InputError(f"{self.path}: no header row: the file holds only "
                                      "blank lines")
                 return [], 0  # an empty file: no rows
             fields, line = got
@@ -347,27 +348,28 @@ def _check_header(path: Path, header: list[str], where: str = "the first row") -
     """Refuse a header row (of a CSV file or an Excel sheet) that is not one: no column names,
     bytes that are not UTF-8 or NUL bytes, one column holding another delimiter (``;``, tabs,
     ``|``: the file is not comma separated), or a phone number (the file has no header row,
-    and its first row would be taken for one and not checked)."""
-    name = path.name
+    and its first row would be taken for one and not checked). The messages name the header
+    by its line, not the file's name (a service job's upload is stored under a name of the
+    server's own; the CLI reads one input)."""
     if not any(h.strip() for h in header):
-        raise InputError(f"{name}: no header row: {where} has no column names")
+        raise InputError(f"no header row: {where} has no column names")
     if any("\ufffd" in h for h in header):
-        raise InputError(f"{name}: the header ({where}) is not valid UTF-8: save the file as "
-                         "UTF-8 CSV")
+        raise InputError(f"the header ({where}) is not valid UTF-8: save the file as UTF-8 "
+                         "CSV")
     if any("\x00" in h for h in header):
-        raise InputError(f"{name}: the header ({where}) holds NUL bytes: the file is not UTF-8 "
-                         "text (UTF-16?); save it as UTF-8 CSV")
+        raise InputError(f"the header ({where}) holds NUL bytes: the file is not UTF-8 text "
+                         "(UTF-16?); save it as UTF-8 CSV")
     if len(header) == 1:
         counts = {d: header[0].count(d) for d in _DELIMITERS}
         delimiter = max(counts, key=lambda d: counts[d])
         if counts[delimiter]:
-            raise InputError(f"{name}: the header ({where}) is one column holding "
+            raise InputError(f"the header ({where}) is one column holding "
                              f"{_DELIMITERS[delimiter]}: the file seems to be separated by "
                              f"{_DELIMITERS[delimiter]}, and files must be comma separated")
     for k, h in enumerate(header, 1):
         if _is_phone_number(h):
-            raise InputError(f"{name}: the file seems to have no header row: {where}, column "
-                             f"{k} holds a phone number; add a header row (phone,...)")
+            raise InputError(f"the file seems to have no header row: {where}, column {k} "
+                             "holds a phone number; add a header row (phone,...)")
 
 
 class CsvReader(_Dropping):
@@ -418,7 +420,10 @@ class CsvReader(_Dropping):
 
 class ParquetReader(_Dropping):
     """Streams a Parquet file's rows as strings. Its header names a column that cannot hold
-    phone numbers exactly with a :class:`ColumnName` (see :func:`_parquet_header`)."""
+    phone numbers exactly with a :class:`ColumnName` (see :func:`_parquet_header`). A binary
+    column's values are read as UTF-8 text; a row holding one that is not is flagged, naming
+    the column, as a CSV row with bytes that are not UTF-8 is (its bytes read with
+    U+FFFD in their place)."""
 
     def __init__(self, path: Path) -> None:
         import pyarrow.parquet as pq
@@ -428,20 +433,64 @@ class ParquetReader(_Dropping):
             self._file = pq.ParquetFile(path)
         except Exception as exc:  # pyarrow raises several types for unreadable files
             raise InputError(f"cannot read {path} as Parquet: {exc}") from exc
-        self.header = self._drop_old_verdict(_parquet_header(path, self._file.schema_arrow))
+        schema = self._file.schema_arrow
+        self._names = list(schema.names)
+        self._binary = {i for i, t in enumerate(schema.types) if _is_binary(t)}
+        self.header = self._drop_old_verdict(_parquet_header(path, schema))
 
     def rows(self) -> Iterator[InputRow]:
         n = 0
         for batch in self._file.iter_batches(batch_size=65_536):
-            columns = [
-                ["" if v is None else str(v) for v in col.to_pylist()] for col in batch.columns
-            ]
-            for fields in zip(*columns, strict=True):
+            bad: dict[int, int] = {}  # row in the batch -> the first column not UTF-8
+            columns = []
+            for i, col in enumerate(batch.columns):
+                if i in self._binary:
+                    texts, wrong = _utf8_texts(col)
+                    for r in wrong:
+                        bad.setdefault(r, i)
+                    columns.append(texts)
+                else:
+                    columns.append(["" if v is None else str(v) for v in col.to_pylist()])
+            for r, fields in enumerate(zip(*columns, strict=True)):
                 n += 1
-                yield InputRow(n, self._kept(list(fields)))
+                error = None
+                if r in bad:
+                    error = f"field {self._names[bad[r]]!r} is not valid UTF-8"
+                yield InputRow(n, self._kept(list(fields)), error)
 
     def close(self) -> None:
         pass
+
+
+def _is_binary(kind: pa.DataType) -> bool:
+    """Whether a Parquet column of this type holds bytes (binary, also dictionary-encoded)."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
+                or pa.types.is_fixed_size_binary(kind) or pa.types.is_binary_view(kind))
+
+
+def _utf8_texts(column: pa.Array) -> tuple[list[str], list[int]]:
+    """A binary column's values as text (``""`` for null) and the rows whose bytes are not
+    UTF-8 (read with U+FFFD in their place)."""
+    if isinstance(column, pa.DictionaryArray):
+        column = column.dictionary_decode()
+    try:
+        return ["" if v is None else v for v in column.cast(pa.string()).to_pylist()], []
+    except pa.ArrowInvalid:  # not all UTF-8: value by value
+        pass
+    texts: list[str] = []
+    wrong: list[int] = []
+    for r, value in enumerate(column.to_pylist()):
+        if value is None:
+            texts.append("")
+            continue
+        try:
+            texts.append(value.decode("utf-8"))
+        except UnicodeDecodeError:
+            texts.append(value.decode("utf-8", errors="replace"))
+            wrong.append(r)
+    return texts, wrong
 
 
 #: The largest whole number a float64 holds exactly, with every whole number below it.
@@ -457,7 +506,7 @@ def _parquet_header(path: Path, schema: pa.Schema) -> list[str]:
     for i, field in enumerate(schema):
         kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
         if pa.types.is_decimal(kind) or (pa.types.is_floating(kind) and kind.bit_width < 64):
-            why = (f"{path.name}: column {field.name!r} is stored as {kind} numbers, which do "
+            why = (f"{path}: column {field.name!r} is stored as {kind} numbers, which do "
                    "not hold every phone number exactly; store phone numbers as text (or "
                    "int64) and export again")
             names.append(ColumnName(field.name, partial(_same, why)))
@@ -491,7 +540,7 @@ def _inexact_floats(path: Path, index: int, name: str) -> str | None:
             bad = np.isfinite(values) & ((values != np.floor(values))
                                          | (np.abs(values) > _EXACT_FLOAT))
         if bad.any():
-            return (f"{path.name}: column {name!r} is stored as float64 numbers, and row "
+            return (f"{path}: column {name!r} is stored as float64 numbers, and row "
                     f"{row + int(np.flatnonzero(bad)[0]) + 1} holds one that is not a whole "
                     "number a float64 holds exactly; store phone numbers as text (or int64) "
                     "and export again")
@@ -507,14 +556,16 @@ def input_format(path: Path) -> str:
 
 class ExcelReader(_Dropping):
     """The first sheet of an Excel workbook, row by row (read whole: a sheet is at most
-    about a million rows)."""
+    about a million rows). Its header is the sheet's first row as written: a repeated name
+    is refused or read as a CSV file's is (two ``timezone`` columns are refused)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         table = read_excel(path)
         _check_header(path, list(table.column_names))
         self.header = self._drop_old_verdict(list(table.column_names))
-        self._table = table.select(self.header) if self.dropped else table
+        # by position: a name may repeat
+        self._table = table.select(self._keep) if self._keep is not None else table
 
     def rows(self) -> Iterator[InputRow]:
         columns = [c.to_pylist() for c in self._table.columns]
@@ -629,10 +680,14 @@ def _read_parquet(path: Path) -> pa.Table:
         schema = pq.read_schema(path)
     except Exception as exc:  # pyarrow raises several types for unreadable files
         raise NotColumnar(f"{type(exc).__name__}") from None
-    if not all(pa.types.is_string(t) or pa.types.is_large_string(t) for t in schema.types):
+    if not all(pa.types.is_string(t) or pa.types.is_large_string(t)
+               or pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in schema.types):
         raise NotColumnar("Parquet columns that are not strings")
     if len(set(schema.names)) != len(schema.names):
         raise NotColumnar("repeated column names")
     table = pq.read_table(path)
-    return pa.table([pc.fill_null(c.cast(pa.string()), "") for c in table.columns],
-                    names=table.column_names)
+    try:  # binary columns read as UTF-8 text, as the row path reads them
+        columns = [c.cast(pa.string()) for c in table.columns]
+    except pa.ArrowInvalid:  # bytes that are not UTF-8: the row path flags their rows
+        raise NotColumnar("binary values that are not UTF-8") from None
+    return pa.table([pc.fill_null(c, "") for c in columns], names=table.column_names)

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from .._lazy import lazy_import
 from ..errors import InputError, VerdictFileError
-from ._excel import read_excel
+from ._excel import EXCEL_MAX_CELL, EXCEL_MAX_COLUMNS, read_excel
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -338,8 +338,39 @@ def instant_text(value: object) -> str:
     return str(value)
 
 
+def _utf16_units(text: str) -> int:
+    """Excel's length of a cell: UTF-16 code units (a character beyond U+FFFF is two)."""
+    return len(text) + sum(ord(c) > 0xFFFF for c in text)
+
+
+def _cell_too_long(row: int, name: str, text: str) -> InputError:
+    """``row``: 1 for the first data row (0: the header)."""
+    where = f"row {row:,}" if row else "the header"
+    return InputError(f"{where}, column {name!r}: a cell of {_utf16_units(text):,} "
+                      f"characters does not fit in an Excel cell ({EXCEL_MAX_CELL:,} at most): "
+                      "write .csv or .parquet")
+
+
+def _check_xlsx_header(header: list[str]) -> None:
+    """Refuse (InputError) a header an Excel sheet cannot hold as it is: wider than a sheet,
+    or a name longer than a cell (xlsxwriter leaves out the columns beyond the last and cuts
+    a long cell, and reading the file back would take the wrong cells for the verdict)."""
+    if len(header) > EXCEL_MAX_COLUMNS:
+        raise InputError(f"{len(header):,} columns (the input's and the verdict's) do not fit "
+                         f"in an Excel sheet ({EXCEL_MAX_COLUMNS:,} at most): write .csv or "
+                         ".parquet")
+    for k, name in enumerate(header, 1):
+        if len(name) * 2 > EXCEL_MAX_CELL and _utf16_units(name) > EXCEL_MAX_CELL:
+            raise InputError(f"the name of column {k:,} ({_utf16_units(name):,} characters) "
+                             f"does not fit in an Excel cell ({EXCEL_MAX_CELL:,} at most): "
+                             "write .csv or .parquet")
+
+
 def _parquet_to_xlsx(source: Path, target: Path, header: list[str]) -> None:
-    """Copy a string Parquet file into one sheet of an Excel workbook, every cell as text."""
+    """Copy a string Parquet file into one sheet of an Excel workbook, every cell as text.
+    A cell xlsxwriter does not write as given (it answers -1 for a place outside the sheet,
+    -2 for a string it cut) raises InputError naming its row and column: the caller removes
+    the workbook (:class:`TableWriter` checks both before, as the rows come)."""
     import pyarrow.parquet as pq
     import xlsxwriter
 
@@ -347,19 +378,31 @@ def _parquet_to_xlsx(source: Path, target: Path, header: list[str]) -> None:
     if rows + 1 > EXCEL_MAX_ROWS:
         raise InputError(f"{rows:,} rows do not fit in an Excel sheet ({EXCEL_MAX_ROWS - 1:,} "
                          "at most): write .csv or .parquet")
+    _check_xlsx_header(header)
     book = xlsxwriter.Workbook(str(target), {"constant_memory": True, "strings_to_numbers":
                                             False, "strings_to_formulas": False,
                                             "strings_to_urls": False})
+
+    def write(r: int, col: int, value: str) -> None:
+        got = sheet.write_string(r, col, value)
+        if got == -2:
+            raise _cell_too_long(r, header[col], value)
+        if got:
+            where = f"row {r:,}" if r else "the header"
+            raise InputError(f"{where}, column {col + 1:,} ({header[col]!r}) cannot be "
+                             f"written to an Excel sheet (xlsxwriter answered {got}): write "
+                             ".csv or .parquet")
+
     try:
         sheet = book.add_worksheet("verdicts")
         for col, name in enumerate(header):
-            sheet.write_string(0, col, name)
+            write(0, col, name)
         r = 1
         for batch in pq.ParquetFile(source).iter_batches(batch_size=65_536):
             for values in zip(*(c.to_pylist() for c in batch.columns), strict=True):
                 for col, value in enumerate(values):
                     if value:
-                        sheet.write_string(r, col, value)
+                        write(r, col, value)
                 r += 1
     finally:
         book.close()
@@ -396,6 +439,9 @@ class TableWriter:
             raise InputError(f"several input columns are named {', '.join(map(repr, twice))}:"
                              " a Parquet verdict file cannot hold them; rename them, or write "
                              ".csv or .xlsx")
+        if self.format == "xlsx":  # refused before anything is written
+            _check_xlsx_header(header)
+        self._rows = 0  # data rows written so far
         self.timestamps = frozenset(timestamps) if self.format == "parquet" else frozenset()
         self.raw = raw or self.format == "xlsx"
         self._parquet = self.format in ("parquet", "xlsx")
@@ -415,6 +461,13 @@ class TableWriter:
             self._csv.writerow(header if self.raw else [defuse(h) for h in header])
 
     def write(self, rows: list[list[str]]) -> None:
+        if self.format == "xlsx":
+            self._check_xlsx_rows(len(rows))
+            for n, row in enumerate(rows, self._rows + 1):
+                for name, cell in zip(self.header, row, strict=False):
+                    if len(cell) * 2 > EXCEL_MAX_CELL and _utf16_units(cell) > EXCEL_MAX_CELL:
+                        raise _cell_too_long(n, name, cell)
+        self._rows += len(rows)
         if not self.raw:
             rows = [[defuse(c) for c in r] for r in rows]
         if self._parquet:
@@ -433,6 +486,9 @@ class TableWriter:
     def write_columns(self, columns: list[pa.Array], safe: Collection[int] = ()) -> None:
         """Write rows given as string columns (the columnar scrub's slices); ``safe`` as for
         :func:`write_csv_rows`."""
+        if self.format == "xlsx":
+            self._check_xlsx_columns(columns)
+        self._rows += len(columns[0]) if columns else 0
         if self._parquet:
             import pyarrow.parquet as pq
 
@@ -448,6 +504,31 @@ class TableWriter:
             assert self._fh is not None
             self._fh.flush()
             write_csv_rows(columns, cast(IO[bytes], self._fh.buffer), raw=self.raw, safe=safe)
+
+    def _check_xlsx_rows(self, more: int) -> None:
+        """Refuse (InputError) rows beyond what an Excel sheet holds, as they come."""
+        if self._rows + more + 1 > EXCEL_MAX_ROWS:
+            raise InputError(f"more than {EXCEL_MAX_ROWS - 1:,} rows do not fit in an Excel "
+                             "sheet: write .csv or .parquet")
+
+    def _check_xlsx_columns(self, columns: list[pa.Array]) -> None:
+        """Refuse (InputError, naming the row and column) a cell longer than an Excel cell
+        holds, before it is written: xlsxwriter would cut it."""
+        self._check_xlsx_rows(len(columns[0]) if columns else 0)
+        for name, cells in zip(self.header, columns, strict=False):
+            if isinstance(cells, pa.DictionaryArray):
+                cells = cells.dictionary_decode()
+            if pa.types.is_timestamp(cells.type):
+                continue
+            # only a cell of more than half the limit in code points can pass it in UTF-16
+            long = pc.greater(pc.utf8_length(cells), EXCEL_MAX_CELL // 2)
+            if not pc.any(long).as_py():
+                continue
+            for i in np.flatnonzero(np.asarray(pc.fill_null(long, False).to_numpy(
+                    zero_copy_only=False), dtype=bool)):
+                text = cells[int(i)].as_py()
+                if _utf16_units(text) > EXCEL_MAX_CELL:
+                    raise _cell_too_long(self._rows + int(i) + 1, name, text)
 
     def _typed(self, i: int, cells: pa.Array) -> pa.Array:
         if i not in self.timestamps:

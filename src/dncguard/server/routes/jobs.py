@@ -86,8 +86,31 @@ _BODY = {
 }
 
 
+#: The character sets an upload may declare (``charset=``, in any case, quoted or not): the
+#: job reads its file as UTF-8, which US-ASCII is part of.
+CHARSETS = ("utf-8", "us-ascii")
+
+
+def _charset(params: list[str]) -> None:
+    """Refuse (415) a ``charset`` parameter that is not one the job reads its file in
+    (:data:`CHARSETS`): a Latin-1 file read as UTF-8 has its rows flagged and their cells
+    rewritten, and a name with an accent in its header is refused."""
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() != "charset":
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1].strip()
+        if value.lower() not in CHARSETS:
+            raise ApiError(415, f"unsupported charset {value!r}: the upload must be UTF-8 "
+                           "(charset=utf-8 or us-ascii, or none); save the file as UTF-8")
+
+
 def _format(content_type: str) -> str:
-    media = content_type.split(";")[0].strip().lower()
+    media, *params = content_type.split(";")
+    media = media.strip().lower()
+    _charset(params)
     if media in CSV_TYPES:
         return "csv"
     if media in PARQUET_TYPES:
