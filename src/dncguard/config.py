@@ -27,14 +27,26 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+import re
 import tomllib
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -51,7 +63,10 @@ class _TomlTableSource(PydanticBaseSettingsSource):
     def __init__(self, settings_cls: type[BaseSettings], table: str | None) -> None:
         super().__init__(settings_cls)
         data = _toml_data.get() or {}
-        self._data: dict[str, Any] = dict(data.get(table, {}) if table else data)
+        section = data.get(table, {}) if table else data
+        if not isinstance(section, dict):
+            raise ConfigError(_not_a_table(table or "", section))
+        self._data: dict[str, Any] = dict(section)
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return self._data.get(field_name), field_name, False
@@ -64,7 +79,55 @@ class _TomlTableSource(PydanticBaseSettingsSource):
         unknown = sorted(k for k in self._data if k not in allowed)
         if unknown:
             raise ConfigError(_unknown_keys(table, unknown, allowed))
+        if not table:  # a section that is not a table is refused with the file, not on use
+            for name in sorted(set(SECTION_CLASSES) & set(self._data)):
+                if not isinstance(self._data[name], dict):
+                    raise ConfigError(_not_a_table(name, self._data[name]))
+        for name in sorted(names & set(self._data)):
+            why = _blank(self._data[name])
+            if why:
+                key = f"[{table}] {name}" if table else name
+                fix = ("remove the empty item" if why != "is empty" else
+                       f"remove it (for the default) or give {_what(name)}")
+                raise ConfigError(f"{key} {why} in the settings file: {fix}")
         return {k: v for k, v in self._data.items() if k in names}
+
+
+#: What a TOML value is called in an error (never the value: it may be a secret).
+_TOML_KINDS = ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"),
+               (list, "an array"))
+
+
+def _not_a_table(table: str, value: object) -> str:
+    """The error for a section given as something else: an array of pairs was read as the
+    table it spelt (``rules = [["enabled", false]]`` turned the rules off), anything else
+    failed with a traceback."""
+    kind = next((k for t, k in _TOML_KINDS if isinstance(value, t)), "a date or time")
+    return (f"[{table}] must be a table (a [{table}] header followed by key = value lines), "
+            f"not {kind}: {table} = ... in the settings file")
+
+
+def _blank(value: object) -> str | None:
+    """Why ``value`` is blank (empty or only whitespace, or a list holding such an item), or
+    None. A blank value would stand for the default or for "off" without a word (an empty
+    database URL for the default database, an empty host for every interface): refused."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, str) and not value.strip():
+        return "is empty"
+    if isinstance(value, list | tuple) and any(_blank(v) == "is empty" for v in value
+                                               if isinstance(v, str | SecretStr)):
+        return "holds an empty item"
+    return None
+
+
+def _what(name: str) -> str:
+    """What to give instead of a blank value of the setting (or variable) ``name``."""
+    name = name.upper()
+    if name.endswith("_URL"):
+        return "a URL"
+    return {"DNCGUARD_HOME": "a folder", "DNCGUARD_CONFIG": "the settings file's path",
+            "DNCGUARD_USER": "a name"}.get(name, "a value")
 
 
 #: ``DNCGUARD_`` variables that are not settings: the home and the settings file (which locate
@@ -92,6 +155,9 @@ class _EnvironmentCheck(PydanticBaseSettingsSource):
         if prefix == "DNCGUARD_":
             known |= NOT_SETTINGS
             others = (TEST_ENV_PREFIX, *(f"DNCGUARD_{s.upper()}_" for s in SECTION_CLASSES))
+        blank = sorted(k for k, v in os.environ.items() if k.upper() in known and _blank(v))
+        if blank:  # a blank variable still overrides the file's value: refused, not ignored
+            raise ConfigError(f"{blank[0]} is empty: unset it or give {_what(blank[0])}")
         unknown = sorted(k for k in os.environ if (u := k.upper()).startswith(prefix)
                          and u not in known and not (others and u.startswith(others)))
         if unknown:
@@ -131,10 +197,68 @@ def _unknown_keys(table: str | None, unknown: list[str], allowed: set[str]) -> s
             f"file: {what}{hint}; known: {', '.join(sorted(allowed))}")
 
 
-class SectionSettings(BaseSettings):
-    """Base of every settings class: environment over the TOML table over defaults."""
+def _input_problem(annotation: Any, value: Any) -> str | None:
+    """Why ``value`` (as a source gave it, before pydantic reads it) is refused for a field of
+    type ``annotation``, or None: a blank string (see :func:`_blank`; a list's blank items
+    are the settings file's to refuse, and the field's own validator's), and a boolean where
+    a number is expected, at any depth (``margin_minutes = true`` was read as 1,
+    ``max_age_days = {US-FL = true}`` as one day). Environment variables arrive as text,
+    which pydantic reads as before."""
+    if _blank(value) == "is empty":
+        return "is empty: give a value or leave the setting out (for its default)"
+    if not _bool_for_number(annotation, value):
+        return None
+    return ("is true or false, not a number: give a number" if isinstance(value, bool) else
+            "holds true or false where a number is expected: give a number")
 
+
+def _bool_for_number(annotation: Any, value: Any) -> bool:
+    """Whether ``value`` holds a bool where ``annotation`` expects an int or float."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin in (Union, UnionType):
+        if isinstance(value, bool):
+            return bool not in args and any(_bool_for_number(a, value) for a in args)
+        return any(_bool_for_number(a, value) for a in args)
+    if isinstance(value, bool):
+        return annotation in (int, float)
+    if isinstance(value, dict) and origin in (dict, Mapping) and len(args) == 2:
+        return any(_bool_for_number(args[1], v) for v in value.values())
+    if isinstance(value, list | tuple) and origin in (list, tuple, set, frozenset, Sequence):
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return any(_bool_for_number(a, v) for a, v in zip(args, value, strict=False))
+        return bool(args) and any(_bool_for_number(args[0], v) for v in value)
+    return False
+
+
+def _refuse_odd_input(model: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    """The shared before-validator of :class:`SectionSettings` and :class:`CampaignProfile`
+    (see :func:`_input_problem`)."""
+    if info.field_name is not None:
+        why = _input_problem(model.model_fields[info.field_name].annotation, value)
+        if why:
+            raise ValueError(why)
+    return value
+
+
+class SectionSettings(BaseSettings):
+    """Base of every settings class: environment over the TOML table over defaults.
+
+    Every value is read strictly enough that nothing stands for something else: no float
+    takes ``inf`` or ``nan`` (``allow_inf_nan``: an infinite age made every check fail with
+    an OverflowError, ``nan`` compares false with everything), no number takes a boolean,
+    and no value is blank (:func:`_input_problem`). A blank environment variable or key of
+    the file (or item of a list in the file) is refused by the sources, naming it; the
+    validator below refuses the rest (arguments)."""
+
+    model_config = SettingsConfigDict(allow_inf_nan=False)
     toml_table: ClassVar[str | None] = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_input(cls, value: Any, info: ValidationInfo) -> Any:
+        return _refuse_odd_input(cls, value, info)
 
     @classmethod
     def settings_customise_sources(
@@ -152,7 +276,7 @@ class SectionSettings(BaseSettings):
 class CampaignProfile(BaseModel):
     """A named campaign's defaults, from ``[campaigns.NAME]`` in the TOML file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     purpose: Literal["telemarketing", "informational", "collections"] = "telemarketing"
     call_type: Literal["manual", "autodialed", "prerecorded"] = "manual"
@@ -165,7 +289,14 @@ class CampaignProfile(BaseModel):
     calling_hours: tuple[str, str] | None = Field(
         default=None, description="Narrower local window, e.g. ['09:00', '20:00']"
     )
-    margin_minutes: int = Field(default=0, ge=0, description="Stop this long before a window ends")
+    margin_minutes: int = Field(default=0, ge=0, le=24 * 60,
+                                description="Stop this long before a window ends (at most a "
+                                "day: 1440)")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_input(cls, value: Any, info: ValidationInfo) -> Any:
+        return _refuse_odd_input(cls, value, info)
 
     @field_validator("calling_hours")
     @classmethod
@@ -184,6 +315,9 @@ class CampaignProfile(BaseModel):
                                  "before the end, e.g. [\"09:00\", \"20:00\"]") from None
         return value
 
+
+#: How a URL starts: its scheme and ``://`` (SQLAlchemy's ``make_url`` reads nothing else).
+_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 
 #: The ``default`` campaign when the settings configure none.
 _BUILT_IN_DEFAULT = CampaignProfile()
@@ -223,6 +357,18 @@ class Settings(SectionSettings):
         value = value.upper()
         if value not in SUPPORTED_REGIONS:
             raise ValueError(f"must be one of {', '.join(SUPPORTED_REGIONS)}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        """Something that cannot be a URL (no ``scheme://``) is refused now, and never
+        repeated: it may be a password pasted into the wrong variable."""
+        if value is not None and not _URL_START.match(value):
+            raise ValueError(f"is not a URL ({len(value)} characters, not shown: it may be a "
+                             "secret); set DNCGUARD_DATABASE_URL or database_url to a "
+                             "SQLAlchemy URL such as postgresql+psycopg://USER:PASSWORD@HOST:"
+                             "PORT/DB or sqlite:///PATH")
         return value
 
     @property
@@ -304,8 +450,17 @@ def mask_url(text: str) -> str:
     return text.replace(parts.netloc, f"{user.split(':', 1)[0]}:***@{host}", 1)
 
 
+def _variable(name: str) -> str | None:
+    """The environment variable ``name`` (None: unset); a blank one is refused, not read as
+    unset (an empty ``DNCGUARD_HOME`` used the default home without a word)."""
+    value = os.environ.get(name)
+    if value is not None and _blank(value):
+        raise ConfigError(f"{name} is empty: unset it or give {_what(name)}")
+    return value
+
+
 def _config_path(home: Path) -> Path | None:
-    named = os.environ.get("DNCGUARD_CONFIG")
+    named = _variable("DNCGUARD_CONFIG")
     if named:
         path = Path(named).expanduser()
         if not path.is_file():
@@ -349,7 +504,9 @@ def load_section(cls: type[S], settings: Settings, **overrides: Any) -> S:
 
 def load_settings(**overrides: Any) -> Settings:
     """Build the effective settings (see the module docstring for precedence)."""
-    home_value = overrides.get("home") or os.environ.get("DNCGUARD_HOME")
+    if isinstance(overrides.get("home"), str) and _blank(overrides["home"]):
+        raise ConfigError("the home folder given is empty: give a folder")
+    home_value = overrides.get("home") or _variable("DNCGUARD_HOME")
     home = Path(home_value).expanduser() if home_value else Settings.model_fields[
         "home"
     ].get_default(call_default_factory=True)

@@ -189,7 +189,11 @@ def make_engine(settings: Settings) -> Engine:
     where = f"database_url (DNCGUARD_DATABASE_URL) {mask_url(url)}"
     try:
         drivername = make_url(url).drivername
-    except (ArgumentError, ValueError) as exc:  # e.g. a port that is not a number
+    except ArgumentError:  # not a URL at all: never repeated, it may be a misplaced password
+        raise ConfigError(f"database_url (DNCGUARD_DATABASE_URL) is not a URL ({len(url)} "
+                          "characters, not shown: it may be a secret); give a SQLAlchemy URL "
+                          "such as postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB") from None
+    except ValueError as exc:  # e.g. a port that is not a number
         raise ConfigError(f"{where} is not a valid database URL "
                           f"({str(exc).splitlines()[0]})") from None
     try:

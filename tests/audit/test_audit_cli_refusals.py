@@ -242,5 +242,7 @@ def test_export_urls_that_can_be_delivered_to_are_accepted() -> None:
                 "https://svc:pw@receiver.example:8443/in?x=1", "HTTPS://[::1]/in"):
         assert AuditSettings(export_url=url).export_url == url
     assert AuditSettings(export_url=" http://h/x ").export_url == "http://h/x"
-    assert AuditSettings(export_url="").export_url is None
+    # a blank URL is refused (it turned export off without a word): leave it out for none
+    with pytest.raises(ValueError, match="export_url"):
+        AuditSettings(export_url="")
     assert AuditSettings().export_url is None

@@ -38,11 +38,15 @@ class AuditSettings(SectionSettings):
         default=None, description="Sent as 'Authorization: Bearer <token>' when set; printable "
         "ASCII only"
     )
-    export_timeout: float = Field(default=10.0, gt=0, description="Seconds per export request")
-    export_base_delay: float = Field(default=30.0, gt=0, description="First retry delay (s)")
-    export_max_delay: float = Field(default=3600.0, gt=0, description="Longest retry delay (s)")
+    export_timeout: float = Field(default=10.0, gt=0, le=3600,
+                                  description="Seconds per export request (at most 3600)")
+    export_base_delay: float = Field(default=30.0, gt=0, le=86_400,
+                                     description="First retry delay (s; at most a day)")
+    export_max_delay: float = Field(default=3600.0, gt=0, le=7 * 86_400,
+                                    description="Longest retry delay (s; at most a week)")
     retention_days: int = Field(
-        default=DEFAULT_RETENTION_DAYS, ge=1, description="Records older than this may be pruned"
+        default=DEFAULT_RETENTION_DAYS, ge=1, le=36_525,
+        description="Records older than this may be pruned (at most a century: 36525)"
     )
     checkpoint_interval: int = Field(
         default=1000, ge=1, description="A checkpoint every this many records"
@@ -54,10 +58,11 @@ class AuditSettings(SectionSettings):
     @field_validator("export_url")
     @classmethod
     def _export_url(cls, value: str | None) -> str | None:
-        """An http or https URL with a host (blank: none configured). A URL nothing could be
-        delivered to is refused now, rather than every delivery failing later. The message
-        never repeats the value: it may hold a password."""
-        if value is None or not value.strip():
+        """An http or https URL with a host (leave it out for none: a blank one is refused,
+        as every blank setting is, since it turned export off without a word). A URL nothing
+        could be delivered to is refused now, rather than every delivery failing later. The
+        message never repeats the value: it may hold a password."""
+        if value is None:
             return None
         value = value.strip()
         why = _url_problem(value)

@@ -16,7 +16,9 @@ class ServerSettings(SectionSettings):
 
     No float setting takes ``inf`` or ``nan`` (``allow_inf_nan``): an infinite
     ``key_cache_seconds`` trusted a revoked key for ever, an infinite ``rate_per_second`` was
-    no limit at all, and ``nan`` compares false with everything."""
+    no limit at all, and ``nan`` compares false with everything. No setting takes a blank
+    value (:class:`~dncguard.config.SectionSettings`): an empty ``host`` made uvicorn listen
+    on every interface."""
 
     model_config = SettingsConfigDict(env_prefix="DNCGUARD_SERVER_", extra="ignore",
                                       allow_inf_nan=False)
@@ -59,9 +61,9 @@ class ServerSettings(SectionSettings):
     metrics_flush_seconds: float = Field(default=5.0, gt=0,
                                          description="Decision counts flushed this often")
     job_poll_seconds: float = Field(default=1.0, gt=0, description="Job queue poll interval")
-    job_lease_seconds: float = Field(default=30.0, gt=0,
+    job_lease_seconds: float = Field(default=30.0, gt=0, le=86_400,
                                      description="A job whose runner is silent this long is "
-                                     "taken over by another replica")
+                                     "taken over by another replica (at most a day)")
     job_chunk_delay: float = Field(default=0.0, ge=0,
                                    description="Testing only: sleep after each job chunk")
 

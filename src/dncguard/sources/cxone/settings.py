@@ -34,8 +34,9 @@ class CxoneSettings(SectionSettings):
     groups: list[str] | None = Field(default=None,
                                      description="Only these DNC group ids are synced/checked")
     skill: str | None = Field(default=None, description="Sync the groups scrubbing this skill")
-    max_sync_age_hours: float = Field(default=24.0, gt=0,
-                                      description="A group synced longer ago than this is stale")
+    max_sync_age_hours: float = Field(default=24.0, gt=0, le=8784,
+                                      description="A group synced longer ago than this is "
+                                      "stale (at most a year: 8784)")
     stale_policy: Literal["error", "live_search"] = Field(
         default="error", description="Stale or unsynced groups: fail closed or search live")
     live_search_max: int = Field(default=500, ge=0,
@@ -43,9 +44,10 @@ class CxoneSettings(SectionSettings):
     push_group: str | None = Field(default=None, description="Group that receives opt-outs")
     page_size: int = Field(default=1000, ge=1, le=10_000, description="Records per page")
     write_batch_size: int = Field(default=100, ge=1, le=1000, description="Records per write")
-    full_sync_hours: float = Field(default=24.0, gt=0,
-                                   description="A full re-download at least this often")
-    timeout_seconds: float = Field(default=30.0, gt=0)
+    full_sync_hours: float = Field(default=24.0, gt=0, le=8784,
+                                   description="A full re-download at least this often (at "
+                                   "most a year: 8784)")
+    timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     max_attempts: int = Field(default=6, ge=1)
     concurrency: int = Field(default=4, ge=1, le=64, description="Initial requests in flight")
     max_concurrency: int = Field(default=16, ge=1, le=256)
@@ -60,6 +62,18 @@ class CxoneSettings(SectionSettings):
             value = "v" + value
         if "." not in value:
             value += ".0"
+        return value
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, value: list[str] | None) -> list[str] | None:
+        """An empty list would stand for every group (as no list does) without a word, and a
+        blank group id names no group."""
+        if value is not None and not value:
+            raise ValueError("is an empty list, which would mean every group: leave it out "
+                             "for every group, or name the groups")
+        if value is not None and any(not g.strip() for g in value):
+            raise ValueError("holds an empty group id: remove it")
         return value
 
     @field_validator("issuer", "api_endpoint")

@@ -59,8 +59,37 @@ class EmergencyDeclaration(BaseModel):
             raise ValueError(f"ZIP prefixes are 1 to 5 digits ({', '.join(map(repr, bad[:5]))})")
         return out
 
+    @model_validator(mode="after")
+    def _dates_and_zips(self) -> EmergencyDeclaration:
+        """The last day is not before the first (such a declaration covered no day: calls
+        went on), and each ZIP prefix is that of some ZIP code of the declared state: a
+        prefix of another state's (``100``, New York, on a US-LA declaration) matched none of
+        the state's numbers, and those with a ZIP code were then allowed."""
+        if self.end is not None and self.end < self.start:
+            raise ValueError(f"the end {self.end} is before the start {self.start}: the "
+                             "declaration would cover no day; give the last day of the "
+                             "emergency (inclusive), or no end while it lasts")
+        state = self.jurisdiction[3:]
+        foreign = [z for z in self.zips if not _prefix_in_state(z, state)]
+        if foreign:
+            raise ValueError(f"ZIP prefix{'es' if len(foreign) > 1 else ''} "
+                             f"{', '.join(foreign[:5])} {'are' if len(foreign) > 1 else 'is'} "
+                             f"not that of any ZIP code of {self.jurisdiction}: give prefixes "
+                             f"of {self.jurisdiction}'s ZIP codes, or none for the whole state")
+        return self
+
     def covers(self, on: date) -> bool:
         return self.start <= on and (self.end is None or on <= self.end)
+
+
+def _prefix_in_state(prefix: str, state: str) -> bool:
+    """Whether some known ZIP code starting with ``prefix`` (1 to 5 digits) is in ``state``
+    (a USPS code), by the shipped ZIP table (:func:`dncguard.places.zip_state`)."""
+    from ...places import zip_state
+
+    free = 5 - len(prefix)
+    return any(zip_state(f"{prefix}{n:0{free}d}" if free else prefix) == state
+               for n in range(10 ** free))
 
 
 class RulesSettings(SectionSettings):
@@ -96,6 +125,25 @@ class RulesSettings(SectionSettings):
     emergencies_file: Path | None = Field(
         default=None, description="CSV with jurisdiction,start,end,zips,note (zips ';'-joined)")
     data_dir: Path | None = Field(default=None, description="Use another rules data folder")
+
+    @field_validator("registry_optional")
+    @classmethod
+    def _optional(cls, value: list[str]) -> list[str]:
+        """Each entry a jurisdiction a registry can have (as ``max_age_days`` keys are), or
+        ``*``: one not understood (``FL``, ``us_tx``) matched no registry, which then stayed
+        required without a word."""
+        from ...lists.store import jurisdiction_problem
+        from ...places import subdivision
+
+        out = [j.strip().upper() for j in value]
+        for j in out:
+            if j != "*" and jurisdiction_problem("national", j) and \
+                    jurisdiction_problem("state", j):
+                named = subdivision(j) if j else None
+                hint = f" (did you mean {named[0]}-{named[1]}?)" if named else ""
+                raise ValueError(f"{j!r} is not a jurisdiction{hint}: give US, CA, GB, AU, a "
+                                 "state or province such as US-FL or CA-ON, or '*' for all")
+        return out
 
     @field_validator("max_age_days")
     @classmethod

@@ -103,11 +103,35 @@ def _starts_cooldown(outcome: str | None, after: set[str | None]) -> bool:
 
 
 def load_emergencies(path: Path) -> list[EmergencyDeclaration]:
-    """Read an emergencies CSV: ``jurisdiction,start[,end][,zips][,note]`` (zips ';'-joined)."""
+    """Read an emergencies CSV: ``jurisdiction,start[,end][,zips][,note]`` (zips ';'-joined).
+
+    Any other column is refused, naming it, as is a column given twice and a row with more
+    values than the header has columns: a misspelt ``ends`` or ``zip`` was ignored, and the
+    declaration went open-ended or statewide without a word."""
+    columns = ("jurisdiction", "start", "end", "zips", "note")
     out: list[EmergencyDeclaration] = []
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
-            for i, row in enumerate(csv.DictReader(fh), start=1):
+            reader = csv.DictReader(fh)
+            header = [(k or "").strip().lower() for k in reader.fieldnames or ()]
+            unknown = [k for k in header if k not in columns]
+            if unknown:
+                raise ConfigError(
+                    f"{path}: unknown column{'s' if len(unknown) > 1 else ''} "
+                    f"{', '.join(repr(k) for k in unknown)}; the columns are "
+                    f"{','.join(columns)} (jurisdiction and start required)")
+            twice = sorted({k for k in header if header.count(k) > 1})
+            if twice:
+                raise ConfigError(f"{path}: column {', '.join(map(repr, twice))} given more "
+                                  "than once")
+            if header and not {"jurisdiction", "start"} <= set(header):
+                missing = [k for k in ("jurisdiction", "start") if k not in header]
+                raise ConfigError(f"{path}: no {' or '.join(missing)} column; the columns are "
+                                  f"{','.join(columns)}")
+            for i, row in enumerate(reader, start=1):
+                if row.get(None):  # DictReader puts values past the header under None
+                    raise ConfigError(f"{path}: row {i} has more values than the header has "
+                                      f"columns ({len(header)}); quote a value holding a comma")
                 clean = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
                 try:
                     out.append(EmergencyDeclaration(
@@ -119,7 +143,9 @@ def load_emergencies(path: Path) -> list[EmergencyDeclaration]:
                 except ValidationError as exc:
                     first = exc.errors()[0]
                     where = ".".join(str(p) for p in first["loc"])
-                    raise ConfigError(f"{path}: row {i}, {where}: {first['msg']}") from None
+                    why = str(first["msg"]).removeprefix("Value error, ")
+                    raise ConfigError(f"{path}: row {i}, {where or 'declaration'}: "
+                                      f"{why}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read emergencies file {path}: {exc.strerror}") from None
     return out
