@@ -217,7 +217,8 @@ class TestWithRules:
                                              monkeypatch: pytest.MonkeyPatch,
                                              write_lines: Callable[..., Path]) -> None:
         """A number on a loaded wireless list is a mobile line for the rules: an autodialed
-        telemarketing call to it needs consent; the row's own line type wins."""
+        telemarketing call to it needs consent, even when its row says landline (the
+        evidence disagrees: judged by both kinds of rule); a landline not on it does not."""
         monkeypatch.setenv("DNCGUARD_RULES_REQUIRE_REGISTRIES", "false")
         code, _, _ = cli(capsys, "lists", "import", str(write_lines(["2025550123"])), "--kind",
                          "wireless", "--name", "carrier-wireless")
@@ -230,6 +231,9 @@ class TestWithRules:
         assert "CONSENT_REQUIRED" in [r["code"] for r in v["reasons"]]
         assert "carrier-wireless" in v["versions"]["lists"]
         _, out, _ = cli(capsys, "check", "2025550123", "--json", "--at", at, "--call-type",
+                        "autodialed", "--line-type", "landline")
+        assert "CONSENT_REQUIRED" in [r["code"] for r in json.loads(out)["reasons"]]
+        _, out, _ = cli(capsys, "check", "2025550124", "--json", "--at", at, "--call-type",
                         "autodialed", "--line-type", "landline")
         assert "CONSENT_REQUIRED" not in [r["code"] for r in json.loads(out)["reasons"]]
         _, out, _ = cli(capsys, "check", "2025550124", "--json", "--at", at, "--call-type",

@@ -59,8 +59,8 @@ def run_check(check: RulesCheck, e164: str, at: datetime, *, purpose: str = "tel
 @pytest.fixture
 def make_check(settings: Settings) -> Callable[..., RulesCheck]:
     """A RulesCheck whose registry requirement is off unless asked for, and whose unknown
-    line type is ignored unless asked for (these tests give the line type they mean; the
-    strict default, unknown as mobile, has its own tests)."""
+    line type is judged as a landline unless asked for (``ignore``: these tests give the line
+    type they mean; the strict default, unknown as either kind, has its own tests)."""
 
     def make(**overrides: Any) -> RulesCheck:
         overrides.setdefault("require_registries", False)

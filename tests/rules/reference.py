@@ -101,8 +101,8 @@ def _one(check: RulesCheck, e164: str, region: str | None, state: str | None,
     else:
         plan = check.plan(loc, check.time_jurisdictions(region, loc), ctx, line)
         reasons.extend(check._time_reasons(plan, at))
-    valid = check._valid(records, at, jur, loc.zones)
-    reasons.extend(check._exemptions(valid, today, jur, records))
+    valid, exempt = check._exempting(records, at, jur, loc)
+    reasons.extend(exempt)
     reasons.extend(check._assumed(ctx, line, today, jur))
     reasons.extend(check._consent_rules(valid, ctx, line, today, jur))
     reasons.extend(check._caps(attempts, ctx, line, today, jur, at, extra, plan))

@@ -192,8 +192,9 @@ def test_subjects_are_stripped_and_any_case(settings: Settings, check: RulesChec
 def test_without_a_subject_the_campaign_is_the_subject(settings: Settings,
                                                        check: RulesCheck) -> None:
     """Attempts recorded without a subject count for checks of their campaign (spaces
-    around and case aside); a check that names no subject is counted by its campaign, so it
-    does not see attempts recorded on a debt id (give the subject on the check too)."""
+    around and case aside). A check that names no subject counts them, and this number's
+    attempts on any debt id too: it may be about that debt (a conversation about debt-9
+    let a collections check without a subject through Reg F's pause)."""
     settings.campaigns["Spring"] = CampaignProfile()  # an attempt names a campaign profile
     log = AttemptStore(settings)
     for hours in (20, 10, 2):  # Fla. Stat. 501.616(6)(b): 3 per 24 h on one subject
@@ -201,8 +202,11 @@ def test_without_a_subject_the_campaign_is_the_subject(settings: Settings,
     assert stored(settings, FL)[0][1] == "spring"
     assert len(caps(check, FL, purpose="telemarketing", subject="", campaign="spring")) == 1
     log.record(NY, TALK, purpose="collections", subject="debt-9", outcome="conversation")
-    assert caps(check, subject="") == []
+    (paused,) = caps(check, subject="")
+    assert "or any subject of this number: the check names none" in paused
     assert len(caps(check, subject="debt-9")) == 1
+    assert caps(check, subject="debt-10") == []  # another named debt keeps its own count
+    assert caps(check, "+19175550100", subject="") == []  # another number, no debt named
 
 
 def test_api_stores_the_subject_as_compared(settings: Settings, check: RulesCheck) -> None:

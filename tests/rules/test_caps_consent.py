@@ -247,9 +247,11 @@ def _merged(reasons: list[Reason], *extra: str) -> Decision:
 def test_exemptions_and_expiry(settings: Settings, check: RulesCheck, kind: str, granted: date,
                                expires: date | None, revoked: date | None,
                                exempt: str | None) -> None:
-    """Consent / EBR lift national and state registry hits while valid; never internal."""
+    """Consent / EBR lift national and state registry hits while valid; never internal. (The
+    row gives its state: without an address every state's list applies, and an EBR lifts
+    their hits only while live under each state's window: tests/rules/test_ebr_lists.py.)"""
     ConsentStore(settings).add(NY, kind, granted, expires=expires, revoked=revoked)
-    reasons = run_check(check, NY, AT)
+    reasons = run_check(check, NY, AT, state="NY")
     codes = [r.code for r in reasons]
     if exempt is None:
         assert codes == []

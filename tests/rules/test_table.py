@@ -317,8 +317,11 @@ def test_at_least_200_cases() -> None:
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_case(time_check: RulesCheck, case: Case) -> None:
     """The dial time gives exactly the expected time reasons, from the cited rule."""
-    reasons = run_check(time_check, case.phone, case.local, purpose=case.purpose,
-                        call_type=case.call_type, **case.extra)
+    # the table is about time: the checker judges unknown lines as landlines
+    # (unknown_line_type = "ignore"), whose residential consent rule reaches prerecorded calls
+    reasons = [r for r in run_check(time_check, case.phone, case.local, purpose=case.purpose,
+                                    call_type=case.call_type, **case.extra)
+               if r.code not in ("CONSENT_REQUIRED", "LINE_TYPE_ASSUMED")]
     codes = {r.code for r in reasons}
     assert codes == set(case.expect), [r.detail for r in reasons]
     if case.expect:

@@ -236,8 +236,11 @@ def _lookup(ix: ListIndex, batch: Batch, ctx: CheckContext,
 
 
 class LineTypes:
-    """Marks numbers found on ``wireless`` lists as mobile lines for the rules (a row's own
-    ``line_type`` wins), before the checks run."""
+    """Marks numbers found on ``wireless`` lists as mobile lines for the rules, before the
+    checks run. A row's own ``line_type`` stands, but for ``landline``: a number a wireless
+    (or ported-to-wireless) list holds while its row says landline is judged as ``voip``, by
+    the wireless and the residential rules alike (the evidence disagrees: the strict
+    reading; a landline row with port data showing a mobile line lost the wireless rules)."""
 
     def __init__(self, store: ListStore, infos: list[ListInfo] | None = None) -> None:
         infos = store.all() if infos is None else infos
@@ -250,8 +253,9 @@ class LineTypes:
         for ix in self.indexes:
             if not ctx.reads_wireless(ix.info.name):
                 continue
-            batch.with_default(ix.contains(batch.digits, at=ctx.at),
-                               "line_type", "mobile")
+            hits = ix.contains(batch.digits, at=ctx.at)
+            batch.with_default(hits, "line_type", "mobile")  # none given: mobile
+            batch.with_default(hits, "line_type", "voip", over=("landline",))
 
 
 __all__ = ["LineTypes", "LocalListsCheck", "applies_to"]

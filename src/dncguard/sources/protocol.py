@@ -231,8 +231,11 @@ class Batch:
             self._contexts = (distinct, index)
         return self._contexts
 
-    def with_default(self, which: npt.NDArray[np.bool_], key: str, value: str) -> None:
-        """Set ``extra[key] = value`` for the numbers in ``which`` that have no ``key``."""
+    def with_default(self, which: npt.NDArray[np.bool_], key: str, value: str, *,
+                     over: tuple[str, ...] = ()) -> None:
+        """Set ``extra[key] = value`` for the numbers in ``which`` that have no ``key``, or
+        whose ``key`` is one of ``over`` (compared without the spaces around, in lower
+        case)."""
         if not which.any():
             return
         distinct, index = self.contexts()
@@ -240,7 +243,7 @@ class Batch:
         index = index.copy()
         moved: dict[int, int] = {}
         for k in np.unique(index[which]).tolist():
-            if key not in distinct[k]:
+            if key not in distinct[k] or distinct[k][key].strip().lower() in over:
                 moved[k] = len(distinct)
                 distinct.append({**distinct[k], key: value})
         if not moved:

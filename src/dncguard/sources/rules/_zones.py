@@ -78,6 +78,10 @@ class Location:
     #: for a US number, every state or territory that has a candidate zone (for the region
     #: fallback, every state of the region)
     time_states: tuple[str, ...] = ()
+    #: the row gave an address: a state other than the area code's, or a ZIP or postal code
+    #: whose state is known (as the lists read it, ``sources.local.applies_to``: without one,
+    #: every state list of the country applies to the number)
+    addressed: bool = False
 
 
 def _in_ranges(table: Mapping[str, object], value: int) -> object | None:
@@ -450,9 +454,11 @@ def resolve_location(e164: str, region: str, state: str | None,
         add_state(address_state)
         add(rs.zones.subdivision_zones.get(address_state, []), "state")
     zip_code = (extra.get("zip") or "").strip() or None
+    addressed = address_state is not None
     if zip_code:
         zs = _zip_state(region, zip_code)
         if zs:
+            addressed = True
             add_state(zs)
             add(_zip_zones(rs, zip_code, zs), "zip")
         else:
@@ -472,7 +478,8 @@ def resolve_location(e164: str, region: str, state: str | None,
         # every state and DC. Their lists, consent and caps are not brought in: those need
         # the state the party is in, which the address gives.
         every = _states_meeting(rs, tuple(zones))
-    return Location(tuple(zones), tuple(states), "+".join(how), known, zip_code, every)
+    return Location(tuple(zones), tuple(states), "+".join(how), known, zip_code, every,
+                    addressed)
 
 
 def _states_meeting(rs: Ruleset, zones: tuple[str, ...]) -> tuple[str, ...]:

@@ -43,11 +43,12 @@ RULE_CODES: dict[str, tuple[Decision, str]] = {
     EXEMPT_CONSENT: (Decision.ALLOW, "Valid express written consent: lifts DNC_NATIONAL and "
                      "DNC_STATE (never DNC_INTERNAL); oral express consent does not."),
     EXEMPT_EBR: (Decision.ALLOW, "An established business relationship within its window: lifts "
-                 "DNC_NATIONAL and DNC_STATE (never DNC_INTERNAL)."),
+                 "DNC_NATIONAL, and DNC_STATE while it is within the window of every state "
+                 "whose list may apply (never DNC_INTERNAL)."),
     LINE_TYPE_ASSUMED: (Decision.ALLOW, "Informational: the line type is unknown and the rules "
-                        "judged the number as a mobile line (the strict reading, "
-                        "unknown_line_type = 'mobile'); the detail names the rules that brought "
-                        "in."),
+                        "judged the number as unknown_line_type says (by default 'any': by "
+                        "the wireless and the residential rules, the strict reading); the "
+                        "detail names the rules that brought in."),
 }
 
 #: Registry reason codes an exemption lifts.

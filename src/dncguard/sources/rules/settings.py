@@ -117,10 +117,12 @@ class RulesSettings(SectionSettings):
     unknown_timezone: Literal["region", "error"] = Field(
         default="region",
         description="No zone found: hours legal in every zone of the region, or TIMEZONE_UNKNOWN")
-    unknown_line_type: Literal["ignore", "mobile"] = Field(
-        default="mobile",
-        description="Line type unknown: treat it as mobile (the strict reading, said in the "
-                    "verdict by LINE_TYPE_ASSUMED), or ignore: wireless rules do not apply")
+    unknown_line_type: Literal["any", "mobile", "ignore"] = Field(
+        default="any",
+        description="Line type unknown: judge it by the rules of either kind, wireless and "
+                    "residential, as a VoIP line (any: the strict reading), by the wireless "
+                    "rules only (mobile), or as a landline (ignore: the wireless rules do not "
+                    "apply); the verdict says so by LINE_TYPE_ASSUMED")
     emergencies: list[EmergencyDeclaration] = Field(default_factory=list)
     emergencies_file: Path | None = Field(
         default=None, description="CSV with jurisdiction,start,end,zips,note (zips ';'-joined)")

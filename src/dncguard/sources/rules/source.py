@@ -86,6 +86,13 @@ _DAY_CACHE_MAX = 256
 #: The consent that lifts national and state registry hits: a signed written agreement (47 CFR
 #: 64.1200(c)(2)(ii), 16 CFR 310.4(b)(1)(iii)(B)(1)). Oral ``express`` consent does not; it
 #: still satisfies a ``consent_required`` rule whose ``accepted`` list names it.
+#: How a number of unknown line type is judged, by ``rules.unknown_line_type``: ``any`` as a
+#: line of either kind (the wireless rules and the residential ones, as a VoIP line: the
+#: strict reading), ``mobile`` by the wireless rules only, ``ignore`` as a landline (the
+#: residential rules only: "ignore" drops the wireless rules, never the others).
+UNKNOWN_LINE_IS = {"any": "voip", "mobile": "mobile", "ignore": "landline"}
+_LINE_AS = {"any": "a line of either kind (mobile and residential rules)",
+            "mobile": "a mobile line", "ignore": "a landline"}
 _WRITTEN = frozenset({"express_written"})
 _EBR = frozenset({"ebr_purchase", "ebr_inquiry"})
 #: What lifts registry hits: written consent, or an established business relationship
@@ -306,7 +313,7 @@ class RulesCheck(CheckBase):
 
     def _scoped(self, rule: RuleBase, ctx: CheckContext, line_type: str | None,
                 on: date) -> bool:
-        unknown = "mobile" if self.config.unknown_line_type == "mobile" else None
+        unknown = UNKNOWN_LINE_IS[self.config.unknown_line_type]
         return rule.active(on) and rule.scoped(ctx.purpose, ctx.call_type, line_type, unknown)
 
     def plan(self, loc: Location, jurisdictions: tuple[str, ...], ctx: CheckContext,
@@ -318,7 +325,7 @@ class RulesCheck(CheckBase):
         hit = self._plans.get(key)
         if hit is not None:
             return hit
-        unknown = "mobile" if self.config.unknown_line_type == "mobile" else None
+        unknown = UNKNOWN_LINE_IS[self.config.unknown_line_type]
 
         def scoped(r: RuleBase) -> bool:  # activity is checked per local date by the plan
             return r.scoped(ctx.purpose, ctx.call_type, line_type, unknown)
@@ -494,8 +501,8 @@ class RulesCheck(CheckBase):
         """The reasons of one number of a group that has records (or no shared reasons)."""
         today = at.date()
         reasons = [self._unknown_zone(e164, g.loc)] if g.time is None else list(g.time)
-        valid = self._valid(records, at, g.jur, g.loc.zones)
-        reasons.extend(self._exemptions(valid, today, g.jur, records))
+        valid, exempt = self._exempting(records, at, g.jur, g.loc)
+        reasons.extend(exempt)
         reasons.extend(self._assumed(ctx, g.line, today, g.jur))
         reasons.extend(self._consent_rules(valid, ctx, g.line, today, g.jur))
         reasons.extend(self._caps(attempts, ctx, g.line, today, g.jur, at, extra, g.plan))
@@ -555,21 +562,22 @@ class RulesCheck(CheckBase):
     # -- assumptions ----------------------------------------------------------------------------
     def _assumed(self, ctx: CheckContext, line: str | None, on: date,
                  jur: tuple[str, ...]) -> list[Reason]:
-        """An informational reason when the line type is unknown and the strict reading
-        (``unknown_line_type = 'mobile'``) brings in rules that a known landline would not:
-        the verdict says which assumption it made."""
-        if line is not None or self.config.unknown_line_type != "mobile":
+        """An informational reason when the line type is unknown and the reading
+        ``unknown_line_type`` names brings in rules of a line type: the verdict says which
+        assumption it made and what it brought in."""
+        if line is not None:
             return []
+        setting = self.config.unknown_line_type
+        unknown = UNKNOWN_LINE_IS[setting]
         brought = [f"{j}:{r.id}" for j, r in self.ruleset.of_kind(RuleBase, jur)
                    if r.line_types is not None and r.active(on)
-                   and r.scoped(ctx.purpose, ctx.call_type, None, "mobile")
-                   and not r.scoped(ctx.purpose, ctx.call_type, None, None)]
+                   and r.scoped(ctx.purpose, ctx.call_type, None, unknown)]
         if not brought:
             return []
         return [Reason(code=codes.LINE_TYPE_ASSUMED, decision=Decision.ALLOW, source=SOURCE,
-                       detail=f"line type unknown: judged as a mobile line, so "
+                       detail=f"line type unknown: judged as {_LINE_AS[setting]}, so "
                               f"{', '.join(brought)} apply (rules.unknown_line_type = "
-                              "'mobile'); give a line_type column or flag to judge it "
+                              f"'{setting}'); give a line_type column or flag to judge it "
                               "otherwise (a wireless list only marks the numbers it holds as "
                               "mobile)")]
 
@@ -621,8 +629,35 @@ class RulesCheck(CheckBase):
             valid.add(r.type)
         return valid
 
+    def _list_jurisdictions(self, jur: tuple[str, ...], loc: Location) -> tuple[str, ...]:
+        """The jurisdictions whose lists may hit a number (as
+        :func:`~dncguard.sources.local.applies_to` reads them): its own (``jur``) and, when
+        its row gives no address, every state or province of its country with a rules
+        file."""
+        if loc.addressed or not jur:
+            return jur
+        prefix = f"{jur[0]}-"
+        return jur + tuple(j for j in self.ruleset.files if j.startswith(prefix) and j not in jur)
+
+    def _exempting(self, records: list[ConsentRecord], at: datetime, jur: tuple[str, ...],
+                   loc: Location) -> tuple[set[str], list[Reason]]:
+        """The consent types valid for a number at ``at`` in its jurisdictions, and the
+        exemptions they give (:meth:`_exemptions`)."""
+        valid = self._valid(records, at, jur, loc.zones)
+        wide = self._list_jurisdictions(jur, loc)
+        everywhere = (self._valid(records, at, wide, loc.zones)
+                      if valid & _EBR and wide != jur else valid)
+        return valid, self._exemptions(valid, at.date(), jur, records,
+                                       ebr_everywhere=bool(everywhere & _EBR), wide=wide)
+
     def _exemptions(self, valid: set[str], on: date, jur: tuple[str, ...],
-                    records: list[ConsentRecord]) -> list[Reason]:
+                    records: list[ConsentRecord], *, ebr_everywhere: bool = True,
+                    wide: tuple[str, ...] = ()) -> list[Reason]:
+        """The exemptions valid consent and EBR give. An EBR lifts state registry hits only
+        when it is live in every jurisdiction whose list may hit the number (``wide``: a row
+        without an address meets every state's list, and a state's shorter window must
+        decide its list's hit); live only in the number's own (``jur``), it lifts the
+        national registry's hit alone."""
         out: list[Reason] = []
         if valid & _WRITTEN:  # oral express consent lifts no registry hit
             out.append(Reason(code=codes.EXEMPT_CONSENT, decision=Decision.ALLOW, source=SOURCE,
@@ -638,13 +673,22 @@ class RulesCheck(CheckBase):
                 given = [f"{w} ({j})" for j, r in ebr if (w := r.window(what)) is not None]
                 return ", ".join(given) or "none"
 
+            lifts = list(codes.LIFTED_BY_EXEMPTION)
+            note = ""
+            if not ebr_everywhere:
+                lifts = [c for c in lifts if c != "DNC_STATE"]
+                shorter = sorted({j for j, r in self._ebr_rules(on, wide) if j not in jur})
+                note = ("; state registry hits still decide: the row gives no state or ZIP, so "
+                        "every state's list applies, and the relationship is past the "
+                        "shortest window of the states that set their own "
+                        f"({', '.join(shorter[:8])}{', ...' if len(shorter) > 8 else ''})")
             out.append(Reason(code=codes.EXEMPT_EBR, decision=Decision.ALLOW, source=SOURCE,
                               rule=ids or None, citation="; ".join(cits) or None,
-                              overrides=list(codes.LIFTED_BY_EXEMPTION),
+                              overrides=lifts,
                               detail=f"established business relationship "
                                      f"({', '.join(sorted(valid & _EBR))}; windows: purchase "
                                      f"{windows('purchase')}, inquiry {windows('inquiry')}) "
-                                     f"on {on}"))
+                                     f"on {on}{note}"))
         return out
 
     def _consent_rules(self, valid: set[str], ctx: CheckContext, line: str | None, on: date,
@@ -677,9 +721,23 @@ class RulesCheck(CheckBase):
               plan: TimePlan | None) -> list[Reason]:
         if not attempts:
             return []
-        # a check naming no subject is counted by its campaign (the subject of the attempts
-        # recorded without one), compared as the stored subjects are (subject_key)
-        subject = subject_key(extra.get("subject")) or subject_key(ctx.campaign) or ""
+        # compared as the stored subjects are (subject_key); an attempt recorded without a
+        # subject is stored under its campaign's name. What a check counts: the attempts on
+        # its subject and this number's attempts of its campaign recorded without one (they
+        # may have been about that subject); a check naming no subject, those of its campaign
+        # and this number's attempts on any named subject (it may be about any of them).
+        # Counting too many only delays a call; counting too few lets one through.
+        named = subject_key(extra.get("subject"))
+        campaign = subject_key(ctx.campaign) or ""
+        subject = named or campaign
+        campaigns = self._campaign_keys
+
+        anysubject = "" if named else " (or any subject of this number: the check names none)"
+
+        def counted(a: Attempt) -> bool:
+            if a.subject == subject or a.subject == campaign:
+                return True
+            return named is None and a.subject not in campaigns
         # attempts stamped a little after the dial time count too: the dialer's clock may
         # run ahead of ours (fail closed; a later one is refused when recorded)
         until = at + CLOCK_SKEW
@@ -688,8 +746,7 @@ class RulesCheck(CheckBase):
             if not self._scoped(cr, ctx, line, on):
                 continue
             relevant = [a for a in attempts
-                        if a.subject == subject and a.purpose in cr.applies_to
-                        and a.at <= until]
+                        if counted(a) and a.purpose in cr.applies_to and a.at <= until]
             window = timedelta(hours=cr.window_hours)
             recent = [a for a in relevant if a.at > at - window]
             free: datetime | None = None
@@ -723,9 +780,15 @@ class RulesCheck(CheckBase):
                 nxt = plan.next_allowed(free)
             out.append(Reason(code=codes.FREQUENCY_CAP, decision=Decision.DEFER, source=SOURCE,
                               rule=f"{j}:{cr.id}", citation=cr.citation, next_allowed_at=nxt,
-                              detail=f"{why} on subject {subject!r}; frees up at "
-                                     f"{free:%Y-%m-%d %H:%M} UTC"))
+                              detail=f"{why} on subject {subject!r}{anysubject}; frees up "
+                                     f"at {free:%Y-%m-%d %H:%M} UTC"))
         return out
+
+    @cached_property
+    def _campaign_keys(self) -> frozenset[str]:
+        """The campaign names as attempts store them when recorded without a subject."""
+        return frozenset(k for n in [*self.settings.campaigns, "default"]
+                         if (k := subject_key(n)))
 
     # -- registries -----------------------------------------------------------------------------
     @cached_property
