@@ -250,6 +250,14 @@ class TestSectionsAreTables:
         assert not load_settings().section(RulesSettings).enabled
 
 
+def test_a_campaign_checking_no_list_is_refused(toml: Any) -> None:
+    """``lists = []`` checked no DNC list, the internal opt-outs included: allow for an
+    opted-out number, with only "data: no lists" in the verdict."""
+    toml("[campaigns.nolists]\nlists = []\n")
+    with pytest.raises(ConfigError, match="campaigns.nolists.lists: .*checks no DNC list"):
+        _load_all()
+
+
 class TestNumbers:
     """A boolean is not a number (``margin_minutes = true`` was read as 1), and no number
     setting takes ``inf`` or ``nan`` (an infinite CXone age broke every check with an

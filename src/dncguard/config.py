@@ -298,6 +298,18 @@ class CampaignProfile(BaseModel):
     def _strict_input(cls, value: Any, info: ValidationInfo) -> Any:
         return _refuse_odd_input(cls, value, info)
 
+    @field_validator("lists")
+    @classmethod
+    def _some_lists(cls, value: list[str] | None) -> list[str] | None:
+        """``lists = []`` would check no DNC list at all, the internal opt-outs included,
+        while looking like a setting that narrows them: refused (leave ``lists`` out to check
+        every list)."""
+        if value is not None and not value:
+            raise ValueError("an empty list checks no DNC list at all, the company's own "
+                             "opt-outs included; name the lists and sources to check, or "
+                             "leave lists out to check every one")
+        return value
+
     @field_validator("calling_hours")
     @classmethod
     def _hours(cls, value: tuple[str, str] | None) -> tuple[str, str] | None:

@@ -143,17 +143,20 @@ class Counted(Immediate):
 
 def test_checks_of_one_batch_keep_their_own_campaigns(tmp_path: Path) -> None:
     """Checks gathered into one batch are dated by the same moment, each in its own
-    campaign: a campaign that selects no list does not see the internal opt-out the
+    campaign: a campaign that selects another list does not see the internal opt-out the
     default campaign blocks on."""
     from dncguard.lists.store import ListStore
     from dncguard.store import get_engine
 
     home = tmp_path / "home"
     home.mkdir()
-    (home / "dncguard.toml").write_text("[campaigns.nolists]\nlists = []\n", encoding="utf-8")
+    (home / "dncguard.toml").write_text('[campaigns.nolists]\nlists = ["other"]\n',
+                                        encoding="utf-8")
     make_key(home, "check")
     settings = load_settings(home=home)
-    ListStore(settings, get_engine(settings)).add_number("+12025550123", reason="test")
+    store = ListStore(settings, get_engine(settings))
+    store.add_number("+12025550123", reason="test")
+    store.add_number("+12025550199", list_name="other", reason="test", create=True)
     svc = create_app(settings, run_jobs=False).state.service
     rt = svc.realtime
     writer = Counted()
