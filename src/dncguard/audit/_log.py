@@ -313,6 +313,25 @@ _MOVE_HEAD = update(_h).where(_h.c.id == 1).values(seq=bindparam("new_seq"),
 del _h
 
 
+def checkpointed(first: int, last: int, every: int) -> range:
+    """The sequence numbers among ``first..last`` that are checkpointed (every ``every``-th
+    record of the chain; none when ``every`` is 0)."""
+    return range(first + (-first) % every, last + 1, every) if every else range(0)
+
+
+def _head_from(cur: Any, row: Any, started: str, new_head: str, now: Any) -> tuple[int, str]:
+    """The chain head ``(seq, hash)`` the lock's statement read (``row``), or, with no head
+    row, a new one at the genesis, never over records or checkpoints (then NO_HEAD: the head
+    was deleted). ``cur`` is a driver cursor whose ``execute`` returns itself (sqlite3's and
+    psycopg's); ``started`` and ``new_head`` are its driver's statements."""
+    if row is not None:
+        return int(row[0]), str(row[1])
+    if cur.execute(started).fetchone()[0]:
+        raise AuditError(NO_HEAD)
+    cur.execute(new_head, (GENESIS, now))
+    return 0, GENESIS
+
+
 class AuditLog:
     """Appends to and verifies the audit chain of one home / database."""
 
@@ -450,14 +469,7 @@ class AuditLog:
                     with pg.pipeline():
                         cur.execute(_PG_LOCK_HEAD, (now,))
                         row = cur.fetchone()
-                    if row is None:
-                        cur.execute(_PG_STARTED)
-                        if cur.fetchone()[0]:
-                            raise AuditError(NO_HEAD)
-                        cur.execute(_PG_NEW_HEAD, (GENESIS, now))
-                        seq, prev = 0, GENESIS
-                    else:
-                        seq, prev = int(row[0]), str(row[1])
+                    seq, prev = _head_from(cur, row, _PG_STARTED, _PG_NEW_HEAD, now)
                     many = take()
                     if many:
                         first = seq + 1
@@ -466,8 +478,7 @@ class AuditLog:
                         insert_records_pg(pg, chained)
                         every = self.audit.checkpoint_interval
                         marks = [(s, chained[s - first][3], many[s - first].at_text, now)
-                                 for s in range(first + (-first) % every, seq + 1, every)
-                                 ] if every else []
+                                 for s in checkpointed(first, seq, every)]
                         with pg.pipeline():
                             cur.execute(_PG_MOVE_HEAD, (seq, prev))
                             if marks:
@@ -503,13 +514,7 @@ class AuditLog:
                 cur.execute("BEGIN IMMEDIATE")
                 now = stamps(utcnow())[1]
                 row = cur.execute(_SQLITE_LOCK_HEAD, (now,)).fetchone()
-                if row is None:
-                    if cur.execute(_SQLITE_STARTED).fetchone()[0]:
-                        raise AuditError(NO_HEAD)
-                    cur.execute(_SQLITE_NEW_HEAD, (GENESIS, now))
-                    seq, prev = 0, GENESIS
-                else:
-                    seq, prev = int(row[0]), str(row[1])
+                seq, prev = _head_from(cur, row, _SQLITE_STARTED, _SQLITE_NEW_HEAD, now)
                 many = take()
                 if many:
                     first = seq + 1
@@ -517,11 +522,10 @@ class AuditLog:
                     seq, prev = seq + len(many), digests[-1]
                     cur.execute(_SQLITE_MOVE_HEAD, (seq, prev))
                     every = self.audit.checkpoint_interval
-                    if every:
-                        marks = [(s, digests[s - first], many[s - first].at_sqlite, now)
-                                 for s in range(first + (-first) % every, seq + 1, every)]
-                        if marks:
-                            cur.executemany(_SQLITE_CHECKPOINT, marks)
+                    marks = [(s, digests[s - first], many[s - first].at_sqlite, now)
+                             for s in checkpointed(first, seq, every)]
+                    if marks:
+                        cur.executemany(_SQLITE_CHECKPOINT, marks)
                 if keep:
                     db.commit()
                 else:
@@ -577,7 +581,7 @@ class AuditLog:
         if every:
             now = utcnow()
             marks = [{"seq": s, "hash": digests[s - first], "at": many[s - first].at,
-                      "created_at": now} for s in range(first + (-first) % every, seq + 1, every)]
+                      "created_at": now} for s in checkpointed(first, seq, every)]
             if marks:
                 conn.execute(insert(audit_checkpoints_table), marks)
         if not records:

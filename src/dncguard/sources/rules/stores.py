@@ -10,12 +10,12 @@ import csv
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     ARRAY,
@@ -201,6 +201,27 @@ class ImportReport:
     updated: int = 0  # attempts whose outcome was written on the stored attempt
     duplicates: int = 0
     errors: list[RowError] = field(default_factory=list)
+
+
+T = TypeVar("T")
+
+
+def _checked(report: ImportReport, rows: Iterable[tuple[int, dict[str, str], tuple[str, ...]]],
+             check: Callable[[int, dict[str, str], tuple[str, ...]],
+                             tuple[list[RowError], T | None]]) -> list[T]:
+    """Every row checked (counted in ``report``, its errors added there): what the good rows
+    would write, or nothing once any row is bad (an import is all or nothing; the good rows
+    are not kept in memory after the first bad one)."""
+    good: list[T] = []
+    for i, r, blank in rows:
+        report.rows += 1
+        errs, found = check(i, r, blank)
+        if errs:
+            report.errors.extend(errs)
+            good.clear()  # none of them will be written
+        elif found is not None and not report.errors:
+            good.append(found)
+    return good
 
 
 #: Statements that read the rows of a batch's numbers, built once per query and dialect
@@ -538,16 +559,8 @@ class ConsentStore:
         missing) is refused (InputError) and nothing is imported."""
         today = self.clock().astimezone(UTC).date()
         report = ImportReport()
-        good: list[tuple[str, ConsentRecord]] = []
         with _read_rows(path, *CONSENT_COLUMNS) as (_, rows):
-            for i, r, _blank in rows:
-                report.rows += 1
-                errs, record = self._check_row(i, r, today)
-                if errs:
-                    report.errors.extend(errs)
-                    good.clear()  # none of them will be written
-                elif record is not None and not report.errors:
-                    good.append(record)
+            good = _checked(report, rows, lambda i, r, _blank: self._check_row(i, r, today))
         if report.errors:
             return report  # nothing written
         with self.engine.begin() as conn:
@@ -735,20 +748,13 @@ class AttemptStore:
             raise InputError(f"purpose: must be one of {', '.join(PURPOSES)}")
         now = self.clock()
         report = ImportReport()
-        good: list[tuple[str, Attempt]] = []
         campaigns: dict[str, str | None] = {}  # campaign -> why it is refused (None: known)
         with _read_rows(path, *ATTEMPT_COLUMNS) as (columns, rows):
             if purpose is None and "purpose" not in columns:
                 raise InputError(f"{path}: no purpose column; add one ({', '.join(PURPOSES)}) "
                                  "or give the file's purpose (--purpose); nothing was imported")
-            for i, r, blank in rows:
-                report.rows += 1
-                errs, attempt = self._check_row(i, r, blank, now, purpose, campaigns)
-                if errs:
-                    report.errors.extend(errs)
-                    good.clear()  # none of them will be written
-                elif attempt is not None and not report.errors:
-                    good.append(attempt)
+            good = _checked(report, rows, lambda i, r, blank: self._check_row(
+                i, r, blank, now, purpose, campaigns))
         if report.errors:
             return report  # nothing written
         with self.engine.begin() as conn:
