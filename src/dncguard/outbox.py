@@ -279,6 +279,24 @@ class Outbox:
         failing, oldest, most = row
         return int(failing or 0), as_utc(oldest), int(most or 0)
 
+    def metrics(self, topic: str, now: datetime | None = None) -> dict[str, float]:
+        """The queue of ``topic`` for a metrics endpoint (Prometheus gauges), from two
+        aggregate queries (no item is read): ``pending``, ``delivered``, ``dead``,
+        ``failing`` (pending items that failed at least once), ``oldest_pending_age_seconds``
+        and ``max_attempts``."""
+        stats = self.stats(topic)
+        failing, oldest, most = self.backlog(topic)
+        now = now or utcnow()
+        return {
+            "pending": float(stats[PENDING]),
+            "delivered": float(stats[DELIVERED]),
+            "dead": float(stats[DEAD]),
+            "failing": float(failing),
+            "oldest_pending_age_seconds": (max((now - oldest).total_seconds(), 0.0)
+                                           if oldest else 0.0),
+            "max_attempts": float(most),
+        }
+
     def items(self, topic: str, status: str | None = None, limit: int | None = 1000, *,
               after: int | None = None) -> list[OutboxItem]:
         """Items of ``topic`` in id (enqueue) order; ``after`` keeps those with a larger id,

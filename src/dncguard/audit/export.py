@@ -26,8 +26,8 @@ from .._lazy import lazy_import
 from ..config import mask_url
 from ..engine.summary import overall_false_positive_rate
 from ..errors import InputError
-from ..outbox import DEAD, DELIVERED, PENDING, Outbox
-from ..store import as_utc, utcnow
+from ..outbox import DEAD, Outbox
+from ..store import as_utc
 from ._log import AuditLog, AuditRecord
 from .settings import AuditSettings
 
@@ -182,23 +182,8 @@ class ExportWorker:
 
 
 def outbox_metrics(log: AuditLog, now: datetime | None = None) -> dict[str, float]:
-    """Numbers for a metrics endpoint (Prometheus gauges): backlog, failures, oldest age.
-
-    Keys: ``pending``, ``delivered``, ``dead``, ``failing`` (pending items that failed at
-    least once), ``oldest_pending_age_seconds``, ``max_attempts``.
-    """
-    ob = outbox_for(log)
-    stats = ob.stats(EXPORT_TOPIC)
-    now = now or utcnow()
-    failing, oldest, most = ob.backlog(EXPORT_TOPIC)  # aggregates: no item is read
-    return {
-        "pending": float(stats[PENDING]),
-        "delivered": float(stats[DELIVERED]),
-        "dead": float(stats[DEAD]),
-        "failing": float(failing),
-        "oldest_pending_age_seconds": (now - oldest).total_seconds() if oldest else 0.0,
-        "max_attempts": float(most),
-    }
+    """The export queue's numbers for a metrics endpoint (:meth:`Outbox.metrics`)."""
+    return outbox_for(log).metrics(EXPORT_TOPIC, now)
 
 
 # -- files ----------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine
 from ... import audit
 from ...config import Settings
 from ...errors import ConfigError, DncGuardError, SourceError
-from ...outbox import DEAD, DELIVERED, PENDING, Outbox, OutboxItem
+from ...outbox import DEAD, DELIVERED, Outbox, OutboxItem
 from ...phones import mask, mask_numbers
 from ._client import CxoneClient
 from ._sync import _digits, parse_time, to_cxone_phone
@@ -520,21 +520,5 @@ def background_push(settings: Settings, **kw: Any) -> BackgroundPush | None:
 
 
 def outbox_metrics(outbox: Outbox, now: datetime | None = None) -> dict[str, float]:
-    """The write-back queue's numbers for a metrics endpoint (Prometheus gauges), from two
-    aggregate queries (no item is read): ``pending``, ``delivered``, ``dead``, ``failing``
-    (pending items that failed at least once), ``oldest_pending_age_seconds``,
-    ``max_attempts``."""
-    from ...store import utcnow
-
-    stats = outbox.stats(TOPIC)
-    failing, oldest, most = outbox.backlog(TOPIC)
-    now = now or utcnow()
-    return {
-        "pending": float(stats[PENDING]),
-        "delivered": float(stats[DELIVERED]),
-        "dead": float(stats[DEAD]),
-        "failing": float(failing),
-        "oldest_pending_age_seconds": max((now - oldest).total_seconds(), 0.0)
-        if oldest else 0.0,
-        "max_attempts": float(most),
-    }
+    """The write-back queue's numbers for a metrics endpoint (:meth:`Outbox.metrics`)."""
+    return outbox.metrics(TOPIC, now)
