@@ -116,6 +116,9 @@ def scrub(
     elif not quiet:
         print_summary(summary, output)
         print_jobs(summary)
+    else:  # quiet: no table, but what went unread is still said
+        for warning in summary.warnings:
+            err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if summary.by_decision.get("error", 0):
         raise typer.Exit(3)
 

@@ -32,6 +32,7 @@ from ..identity import acting_user
 from ..io.tables import (
     InputRow,
     NotColumnar,
+    context_near_misses,
     find_phone_column,
     input_format,
     open_table,
@@ -546,6 +547,9 @@ class Scrubber:
             if dropped:
                 note = (f"{input_path.name} holds an earlier verdict ({', '.join(dropped)}): "
                         "those columns were replaced by this scrub's")
+                log.warning("%s", note)
+                summary.warnings.append(note)
+            for note in context_near_misses(header or []):
                 log.warning("%s", note)
                 summary.warnings.append(note)
             builder = SummaryBuilder(summary)

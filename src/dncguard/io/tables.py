@@ -12,6 +12,7 @@ batch goes on and the row is reported.
 from __future__ import annotations
 
 import csv
+import difflib
 import itertools
 import re
 import sys
@@ -172,6 +173,31 @@ def context_columns(header: list[str]) -> dict[str, int]:
                              f"{field}; keep one of them")
         found[field] = i
     return found
+
+
+def context_near_misses(header: list[str]) -> list[str]:
+    """A warning for each column that is not read as context but looks as if it were meant to
+    be (``timezone_name``, ``zip5``, ``Sate``, ``billing_state``): its name holds a context
+    name as a word, or is a near spelling of one. Such a column is kept as data and the check
+    goes on without it, so the scrub says so (a time zone the rows give in ``timezone_name``
+    was not read, and a row the zone would defer came back ``allow``)."""
+    out: list[str] = []
+    names = sorted(_CONTEXT_FIELD)
+    for h in header:
+        key = re.sub(r"[\s/-]+", "_", h.strip().lower()).strip("_")
+        if not key or key in _CONTEXT_FIELD:
+            continue
+        field = next((_CONTEXT_FIELD[n] for n in names if f"_{n}_" in f"_{key}_"), None)
+        if field is None:
+            close = difflib.get_close_matches(key, names, n=1, cutoff=0.85)
+            field = _CONTEXT_FIELD[close[0]] if close else None
+        if field is None:
+            continue
+        spelt = ", ".join(CONTEXT_COLUMN_NAMES[field])
+        out.append(f"column {h!r} was not read as the rows' {field} (a column named "
+                   f"{spelt} is): if it gives the called party's {field}, rename it; as it "
+                   "is, it was kept as data and not used in the check")
+    return out
 
 
 def old_verdict_columns(header: list[str]) -> list[int]:
