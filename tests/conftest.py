@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -82,6 +84,29 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = run(list(args))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+class LogLines(logging.Handler):
+    """Every message a logger (and its children) logs, as text, at any level."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def log_lines(name: str) -> Iterator[LogLines]:
+    """Collect what the logger ``name`` logs while the block runs."""
+    handler = LogLines()
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

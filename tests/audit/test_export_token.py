@@ -4,7 +4,6 @@ loop survives a worker that cannot be built (it says why, and tries again)."""
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +18,7 @@ from dncguard.cli import run
 from dncguard.config import Settings, load_settings
 from dncguard.errors import ConfigError
 
+from ..conftest import LogLines, log_lines
 from .conftest import Receiver, make_log
 
 BAD_TOKENS = {
@@ -78,28 +78,14 @@ def test_the_service_refuses_to_start_with_a_non_ascii_token(
         create_app(load_settings(), no_auth=True, run_jobs=False)
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 @pytest.fixture
-def server_log() -> Iterator[_Collect]:
-    handler = _Collect()
-    logger = logging.getLogger("dncguard.server")
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
+def server_log() -> Iterator[LogLines]:
+    with log_lines("dncguard.server") as lines:
+        yield lines
 
 
 def test_the_export_task_survives_a_worker_it_cannot_build(
-        monkeypatch: pytest.MonkeyPatch, receiver: Receiver, server_log: _Collect) -> None:
+        monkeypatch: pytest.MonkeyPatch, receiver: Receiver, server_log: LogLines) -> None:
     """The first two workers fail to build (with the token in the error, as a careless
     library might put it); the task says so each time, without the token, and the third
     delivers."""

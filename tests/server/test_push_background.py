@@ -31,6 +31,7 @@ from dncguard.sources.cxone import TOPIC, CxoneClient, enqueue_optout, load_cxon
 from dncguard.sources.cxone.push import BackgroundPush
 from dncguard.store import get_engine
 
+from ..conftest import LogLines, log_lines
 from ..fakes import FakeSleep
 from .conftest import free_port
 
@@ -70,24 +71,10 @@ def wait_until(pred: Callable[[], bool], what: str, timeout: float = 30.0) -> No
         time.sleep(0.02)
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 @pytest.fixture
-def cxone_log() -> Iterator[_Collect]:
-    handler = _Collect()
-    logger = logging.getLogger("dncguard.sources.cxone")
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
+def cxone_log() -> Iterator[LogLines]:
+    with log_lines("dncguard.sources.cxone") as lines:
+        yield lines
 
 
 @pytest.fixture
@@ -207,7 +194,7 @@ def driven(settings: Settings, rounds: int, **kw: Any) -> tuple[Any, Stopping]:
 
 
 async def test_failed_passes_are_logged_without_numbers_or_secrets_and_back_off(
-        sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, cxone_log: _Collect) -> None:
+        sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, cxone_log: LogLines) -> None:
     """A pass that raises is logged (the number in its text masked, a foreign error by its
     type only), the next waits twice as long up to the limit, and the first pass that goes
     through delivers and sets the wait back."""
@@ -239,7 +226,7 @@ async def test_failed_passes_are_logged_without_numbers_or_secrets_and_back_off(
 
 
 async def test_cxone_not_answering_ends_the_pass_and_backs_off(
-        sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, cxone_log: _Collect) -> None:
+        sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, cxone_log: LogLines) -> None:
     """A write CXone does not answer at all ends the pass after that batch (the other items
     stay due, untouched), and the loop waits longer before the next."""
     point_at(sandbox, monkeypatch, PUSH_GROUP="364", WRITE_BATCH_SIZE="1",
