@@ -99,6 +99,14 @@ class PushReport:
     def ok(self) -> bool:
         return not self.retrying and not self.dead
 
+    def fail(self, outbox: Outbox, item: OutboxItem, error: str, *,
+             permanent: bool = False) -> None:
+        """Fail ``item`` in the queue and count it as parked or to be retried, as the
+        queue's answer says."""
+        status = outbox.fail(item.id, error, permanent=permanent)
+        (self.dead if status == DEAD else self.retrying).append(
+            (mask(str(item.payload["e164"])), error))
+
 
 def _permanent(error: str) -> bool:
     low = error.lower()
@@ -201,9 +209,7 @@ async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[
         error = mask_numbers(str(exc))[:1000]
         report.write_error = error
         for it in items:
-            masked = mask(str(it.payload["e164"]))
-            status = outbox.fail(it.id, error)
-            (report.dead if status == DEAD else report.retrying).append((masked, error))
+            report.fail(outbox, it, error)
         return
     results: list[Any] = result.get("recordResults") or []
     matched, problem = _match(result, results, records)
@@ -211,9 +217,7 @@ async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[
         # the answer contradicts itself or cannot be read: no record of it counts as written
         error = f"CXone's answer cannot be trusted ({problem}); not delivered"
         for it in items:
-            status = outbox.fail(it.id, error)
-            masked = mask(str(it.payload["e164"]))
-            (report.dead if status == DEAD else report.retrying).append((masked, error))
+            report.fail(outbox, it, error)
         log.warning("CXone write-back to group %s: %d records not delivered: %s", group_id,
                     len(items), error)
         return
@@ -234,8 +238,7 @@ async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[
             log.info("CXone holds no record of %s in group %s that blocks after the "
                      "expiry (%s): nothing to expire", masked, group_id, error)
             continue
-        status = outbox.fail(it.id, error, permanent=permanent)
-        (report.dead if status == DEAD else report.retrying).append((masked, error))
+        report.fail(outbox, it, error, permanent=permanent)
         log.warning("CXone did not take %s for group %s: %s", masked, group_id, error)
     report.delivered += outbox.ack(delivered)
     outbox.ack(settled, note="nothing to expire: the group holds no record of the number "
