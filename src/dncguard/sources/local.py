@@ -253,7 +253,7 @@ class LineTypes:
         for ix in self.indexes:
             if not ctx.reads_wireless(ix.info.name):
                 continue
-            hits = ix.contains(batch.digits, at=ctx.at)
+            hits = _lookup(ix, batch, ctx, None)
             batch.with_default(hits, "line_type", "mobile")  # none given: mobile
             batch.with_default(hits, "line_type", "voip", over=("landline",))
 

@@ -651,8 +651,8 @@ class RulesCheck(CheckBase):
                                        ebr_everywhere=bool(everywhere & _EBR), wide=wide)
 
     def _exemptions(self, valid: set[str], on: date, jur: tuple[str, ...],
-                    records: list[ConsentRecord], *, ebr_everywhere: bool = True,
-                    wide: tuple[str, ...] = ()) -> list[Reason]:
+                    records: list[ConsentRecord], *, ebr_everywhere: bool,
+                    wide: tuple[str, ...]) -> list[Reason]:
         """The exemptions valid consent and EBR give. An EBR lifts state registry hits only
         when it is live in every jurisdiction whose list may hit the number (``wide``: a row
         without an address meets every state's list, and a state's shorter window must

@@ -206,7 +206,7 @@ class ImportReport:
 T = TypeVar("T")
 
 
-def _checked(report: ImportReport, rows: Iterable[tuple[int, dict[str, str], tuple[str, ...]]],
+def _checked(report: ImportReport, rows: Iterable[FileRow],
              check: Callable[[int, dict[str, str], tuple[str, ...]],
                              tuple[list[RowError], T | None]]) -> list[T]:
     """Every row checked (counted in ``report``, its errors added there): what the good rows
