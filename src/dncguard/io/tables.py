@@ -153,9 +153,14 @@ def _phone_column(header_t: tuple[str, ...], requested: str | None) -> int:
     )
 
 
+def _context_key(name: str) -> str:
+    """A column name as context names are compared (:data:`CONTEXT_COLUMN_NAMES`)."""
+    return re.sub(r"[\s/-]+", "_", name.strip().lower()).strip("_")
+
+
 def context_field(name: str) -> str | None:
     """The context field a column of this name gives (:data:`CONTEXT_COLUMN_NAMES`), or None."""
-    return _CONTEXT_FIELD.get(re.sub(r"[\s/-]+", "_", name.strip().lower()).strip("_"))
+    return _CONTEXT_FIELD.get(_context_key(name))
 
 
 def context_columns(header: list[str]) -> dict[str, int]:
@@ -184,7 +189,7 @@ def context_near_misses(header: list[str]) -> list[str]:
     out: list[str] = []
     names = sorted(_CONTEXT_FIELD)
     for h in header:
-        key = re.sub(r"[\s/-]+", "_", h.strip().lower()).strip("_")
+        key = _context_key(h)
         if not key or key in _CONTEXT_FIELD:
             continue
         field = next((_CONTEXT_FIELD[n] for n in names if f"_{n}_" in f"_{key}_"), None)
