@@ -343,6 +343,12 @@ def _utf16_units(text: str) -> int:
     return len(text) + sum(ord(c) > 0xFFFF for c in text)
 
 
+def _over_cell(text: str) -> bool:
+    """Whether ``text`` is longer than an Excel cell holds (the length in code points first:
+    only more than half the limit can pass it in UTF-16)."""
+    return len(text) * 2 > EXCEL_MAX_CELL and _utf16_units(text) > EXCEL_MAX_CELL
+
+
 def _cell_too_long(row: int, name: str, text: str) -> InputError:
     """``row``: 1 for the first data row (0: the header)."""
     where = f"row {row:,}" if row else "the header"
@@ -360,7 +366,7 @@ def _check_xlsx_header(header: list[str]) -> None:
                          f"in an Excel sheet ({EXCEL_MAX_COLUMNS:,} at most): write .csv or "
                          ".parquet")
     for k, name in enumerate(header, 1):
-        if len(name) * 2 > EXCEL_MAX_CELL and _utf16_units(name) > EXCEL_MAX_CELL:
+        if _over_cell(name):
             raise InputError(f"the name of column {k:,} ({_utf16_units(name):,} characters) "
                              f"does not fit in an Excel cell ({EXCEL_MAX_CELL:,} at most): "
                              "write .csv or .parquet")
@@ -465,7 +471,7 @@ class TableWriter:
             self._check_xlsx_rows(len(rows))
             for n, row in enumerate(rows, self._rows + 1):
                 for name, cell in zip(self.header, row, strict=False):
-                    if len(cell) * 2 > EXCEL_MAX_CELL and _utf16_units(cell) > EXCEL_MAX_CELL:
+                    if _over_cell(cell):
                         raise _cell_too_long(n, name, cell)
         self._rows += len(rows)
         if not self.raw:
