@@ -457,8 +457,8 @@ class AuditLog:
         for every count from 1 to 200), the head's move, the checkpoints and the COMMIT
         one: four, where the same transaction through SQLAlchemy took six (besides the
         pool's ping), and a group of pre-dial checks waits for its commit (measured in
-        docs/performance.md). Raises
-        SQLAlchemy's DBAPIError for the driver's errors, as the other paths do."""
+        docs/performance.md). Raises SQLAlchemy's DBAPIError for the driver's errors, as the
+        other paths do."""
         dbapi: Any = self.engine.dialect.loaded_dbapi
         raw: Any = self.engine.raw_connection()
         try:

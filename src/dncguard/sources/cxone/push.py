@@ -413,8 +413,7 @@ class BackgroundPush:
     Each pass (:meth:`run_once`) runs in a worker thread on an event loop of its own, off
     the serving loop, with a new CXone client (it signs in only when an item is due). A pass
     that fails (the database is away, a write gets no usable answer: the pass ends there) is
-    logged
-    without phone numbers or secrets and the next one waits twice as long, up to
+    logged without phone numbers or secrets and the next one waits twice as long, up to
     ``max_interval``; a pass that goes through sets the wait back to ``interval``. Items
     CXone does not take are retried by the outbox's own backoff. Nothing ends the task but
     cancelling it; :meth:`stop` ends a running pass after its current batch. ``sleep`` (the
