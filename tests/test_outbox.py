@@ -132,6 +132,25 @@ def test_claim_filter_and_release(db: str) -> None:
     assert {it.key for it in ob.claim("t")} == {"a", "b"}
 
 
+def test_claim_filter_looks_past_items_it_does_not_take(db: str) -> None:
+    """A filtered claim passes over any number of due items the filter refuses (another CXone
+    group's, whose pusher is not running): it looked at the 4 x limit oldest only, so a
+    group's items queued behind 400 of another group's were never claimed."""
+    clock = Clock()
+    ob = box(db, clock)
+    for i in range(450):
+        ob.enqueue("t", f"other{i}", {"g": "other"})
+    for i in range(3):
+        ob.enqueue("t", f"mine{i}", {"g": "mine"})
+    got = ob.claim("t", 100, where=lambda it: it.payload["g"] == "mine")
+    assert [it.key for it in got] == ["mine0", "mine1", "mine2"]
+    # the limit still holds, oldest first, across pages
+    ob.release([it.id for it in got])
+    assert [it.key for it in ob.claim("t", 2, where=lambda it: it.payload["g"] == "mine")] \
+        == ["mine0", "mine1"]
+    assert len(ob.claim("t", 1000)) == 451  # the other group's, and mine2
+
+
 def test_backlog_aggregates_every_pending_item(db: str) -> None:
     """The metrics' backlog numbers come from one aggregate query over every pending item
     (they were read from the 100,000 oldest items, each loaded, at every /metrics scrape)."""

@@ -174,25 +174,35 @@ class Outbox:
     # -- consumers --------------------------------------------------------------------------
     def claim(self, topic: str, limit: int = 100, *, lease: float = 300.0,
               where: Callable[[OutboxItem], bool] | None = None) -> list[OutboxItem]:
-        """Lease up to ``limit`` due items (oldest first) to this outbox's worker."""
+        """Lease up to ``limit`` due items (oldest first) to this outbox's worker; with
+        ``where``, the oldest due items it accepts, however many it passes over to find them
+        (due items of another CXone group whose pusher is not running must not hide this
+        group's behind them)."""
         now = self.clock()
         t = outbox_table
         due = and_(t.c.topic == topic, t.c.status == PENDING, t.c.next_attempt_at <= now,
                    or_(t.c.claimed_until.is_(None), t.c.claimed_until <= now))
         out: list[OutboxItem] = []
+        page = max(limit, 1) * 4
+        after = 0
         with self.engine.begin() as conn:
-            rows = conn.execute(select(t).where(due).order_by(t.c.id).limit(limit * 4)).all()
-            for row in rows:
-                if len(out) >= limit:
+            while len(out) < limit:
+                rows = conn.execute(select(t).where(due, t.c.id > after).order_by(t.c.id)
+                                    .limit(page)).all()
+                for row in rows:
+                    if len(out) >= limit:
+                        break
+                    item = _item(row)
+                    if where is not None and not where(item):
+                        continue
+                    got = conn.execute(update(t).where(t.c.id == row.id, due).values(
+                        claimed_until=now + timedelta(seconds=lease), claimed_by=self.worker,
+                        updated_at=now)).rowcount
+                    if got:
+                        out.append(item)
+                if len(rows) < page:
                     break
-                item = _item(row)
-                if where is not None and not where(item):
-                    continue
-                got = conn.execute(update(t).where(t.c.id == row.id, due).values(
-                    claimed_until=now + timedelta(seconds=lease), claimed_by=self.worker,
-                    updated_at=now)).rowcount
-                if got:
-                    out.append(item)
+                after = rows[-1].id
         return out
 
     def ack(self, ids: Iterable[int], *, note: str | None = None) -> int:
