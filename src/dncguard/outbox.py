@@ -334,6 +334,21 @@ class Outbox:
         with self.engine.connect() as conn:
             return [_item(r) for r in conn.execute(q).all()]
 
+    def used(self, topic: str) -> bool:
+        """Whether ``topic`` has ever held an item (any status; items are never deleted)."""
+        t = outbox_table
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.c.id).where(t.c.topic == topic).limit(1)).first() \
+                is not None
+
+    def subjects(self, topic: str) -> list[str]:
+        """Every subject items of ``topic`` were enqueued with, in order."""
+        s = outbox_subjects_table
+        with self.engine.connect() as conn:
+            return [str(v) for v in conn.execute(
+                select(s.c.subject).where(s.c.topic == topic).distinct()
+                .order_by(s.c.subject)).scalars()]
+
     def latest(self, topic: str, subject: str, *,
                where: Callable[[OutboxItem], bool] | None = None,
                conn: Connection | None = None) -> OutboxItem | None:

@@ -167,10 +167,16 @@ def push_cmd(
                                      help="Target group (default DNCGUARD_CXONE_PUSH_GROUP)"),
     retry_dead: bool = typer.Option(False, "--retry-dead",
                                     help="Also retry items parked after a permanent error"),
+    backfill: bool = typer.Option(
+        False, "--backfill", help="First queue every opt-out in force that the queue does not "
+        "hold (recorded before write-back was set up, or where it was not), and the expiry of "
+        "every number pushed before that no internal list holds now"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Push queued opt-outs to a CXone DNC group (drains the durable queue; exit 3 when some
     could not be delivered)."""
+    from ..lists.store import ListStore
+    from ..optouts import queue_writeback
     from ..outbox import Outbox
     from ..sources.cxone import TOPIC, load_cxone, push
     from ..store import get_engine
@@ -182,6 +188,7 @@ def push_cmd(
         raise typer.BadParameter("give --group or set DNCGUARD_CXONE_PUSH_GROUP",
                                  param_hint="--group")
     box = Outbox(get_engine(s))
+    queued = queue_writeback(ListStore(s)) if backfill else None
     if retry_dead:
         box.requeue(TOPIC)
 
@@ -198,6 +205,8 @@ def push_cmd(
                     "pending": report.pending_after, "parked": report.dead_total,
                     "retrying": [{"number": m, "error": e} for m, e in report.retrying],
                     "refused": [{"number": m, "error": e} for m, e in report.dead],
+                    **({"backfilled": {"optouts": queued[0], "expiries": queued[1]}}
+                       if queued is not None else {}),
                     "ok": report.ok})
         if not report.ok:
             raise typer.Exit(3)
@@ -207,6 +216,9 @@ def push_cmd(
     if report.nothing_to_expire:
         superseded += (f", {len(report.nothing_to_expire)} expiries settled (the group holds "
                        "no record of the number that still blocks)")
+    if queued is not None:
+        console.print(f"queued {queued[0]} opt-out(s) and {queued[1]} expiry(ies) the queue "
+                      "did not hold")
     console.print(f"group {target}: {report.delivered} delivered of {report.sent} sent"
                   f"{superseded}; {report.pending_after} pending, {report.dead_total} parked")
     for masked, error in report.retrying:
