@@ -306,7 +306,12 @@ class Scrubber:
             defaults: dict[str, str] | None = None, builder: SummaryBuilder | None = None,
             zones: bool = False) -> ScrubRun:
         """A scrub of rows with this ``header`` through the engine (see
-        :class:`~dncguard.engine.run.ScrubRun`); ``defaults`` must be cleaned already."""
+        :class:`~dncguard.engine.run.ScrubRun`); ``defaults`` must be cleaned already.
+
+        ``ctx``'s campaign profile is judged against these checks again (ContextError): a
+        context made by a scrubber of an earlier list version may name a list removed since,
+        which these checks would not read at all."""
+        self._check_profile(ctx.campaign, ctx.profile)
         return ScrubRun(self, header, ctx, phone_column=phone_column, defaults=defaults,
                         builder=builder, zones=zones)
 

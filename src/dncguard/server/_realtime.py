@@ -30,6 +30,7 @@ from ..audit import AuditUnavailable, AuditWriter, Pending
 from ..config import Settings
 from ..engine.run import slice_of_rows
 from ..engine.scrubber import Scrubber
+from ..errors import ContextError
 from ..models import Decision, Reason, ReasonCode, Verdict
 from ..sources.protocol import CheckContext
 from ..store import utcnow
@@ -295,7 +296,10 @@ class Realtime:
                 found = await self._group(scrubber, ctx, group)
             except Exception as exc:  # fail closed for this group
                 log.warning("check failed for %d numbers: %s", len(group), type(exc).__name__)
-                found = [_failed(a.phone, ctx, type(exc).__name__) for a in group]
+                # a profile the current checks refuse (a list removed since the request was
+                # read) says so; other failures give their kind only
+                why = exc.why if isinstance(exc, ContextError) else type(exc).__name__
+                found = [_failed(a.phone, ctx, why) for a in group]
             for i, v in zip(idx, found, strict=True):
                 out[i] = v
         return [v for v in out if v is not None]

@@ -196,8 +196,18 @@ def _who(key: object) -> str:
 
 
 def check_context(svc: Service, options: CheckOptions) -> CheckContext:
-    """The check context of a request; an unknown campaign answers 422 naming it."""
-    return context_or_422(svc.provider.prepared(), at=options.at, campaign=options.campaign,
+    """The check context of a request; an unknown campaign answers 422 naming it. A profile
+    that the checks prepared last refuse is judged again by those of the current list
+    version (one query) before it is refused: a list created since must not be unknown
+    until some other check prepares them again. (The checks a request runs with judge its
+    profile once more: see :meth:`Scrubber.run`.)"""
+    try:
+        return svc.provider.prepared().context(
+            at=options.at, campaign=options.campaign, purpose=options.purpose,
+            call_type=options.call_type)
+    except ContextError:
+        pass
+    return context_or_422(svc.provider.get(), at=options.at, campaign=options.campaign,
                           purpose=options.purpose, call_type=options.call_type, where="body")
 
 
