@@ -371,12 +371,48 @@ def sorted_contains(haystack: npt.NDArray[Any], needles: npt.NDArray[Any]) -> np
     if is_bitmap(haystack):
         return _bitmap_contains(haystack, np.asarray(needles, dtype=np.uint64))
     if needles.size > 1024 and haystack.dtype == np.uint64:
+        if haystack.size * SEARCH_THE_NEEDLES < needles.size and _ascending(needles):
+            return _reverse_contains(haystack, needles)
         # numpy's binary search narrows from the previous key when keys ascend
         order = np.argsort(needles, kind="stable")
         found = np.empty(needles.shape, dtype=bool)
         found[order] = _searchsorted_contains(haystack, needles[order])
         return found
     return _searchsorted_contains(haystack, needles)
+
+
+#: A sorted list this many times smaller than the ascending numbers looked up in it is searched
+#: for in them, not they in it: a state list of 15,000 numbers against the 250,000 numbers of
+#: a scrub's slice is 15,000 binary searches instead of 250,000 (every state list meets every
+#: number of a row without an address).
+SEARCH_THE_NEEDLES = 8
+
+
+def _ascending(values: npt.NDArray[Any]) -> bool:
+    return bool((values[1:] >= values[:-1]).all())
+
+
+def _reverse_contains(haystack: npt.NDArray[Any],
+                      needles: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    """:func:`sorted_contains` for ascending ``needles`` (repeats allowed) and a much smaller
+    sorted unique ``haystack``: each list value is looked up among the needles, and the run
+    of needles equal to it is marked."""
+    left = np.searchsorted(needles, haystack, "left")
+    right = np.searchsorted(needles, haystack, "right")
+    hit = right > left
+    found = np.zeros(needles.shape, dtype=bool)
+    if not hit.any():
+        return found
+    left, right = left[hit], right[hit]
+    if bool((right - left == 1).all()):
+        found[left] = True
+        return found
+    # runs of equal needles: +1 where one starts, -1 after it ends (the values are unique,
+    # so no two runs start, or end, at the same place)
+    edge = np.zeros(needles.size + 1, dtype=np.int32)
+    edge[left] += 1
+    edge[right] -= 1
+    return np.asarray(np.cumsum(edge[:-1]) > 0, dtype=bool)
 
 
 def _searchsorted_contains(haystack: npt.NDArray[Any],
