@@ -258,6 +258,19 @@ def test_a_parquet_binary_value_that_is_not_utf8_flags_its_row(
     assert rows[1]["note"] == "pr\ufffdnom"
 
 
+def test_a_csv_cell_holding_u_fffd_says_so(settings: Settings, tmp_path: Path) -> None:
+    """A U+FFFD written as such (valid UTF-8) cannot be told from bytes read with it in
+    their place: the row is flagged either way, and the detail says both (it said only "not
+    valid UTF-8", which the file is)."""
+    src = tmp_path / "in.csv"
+    src.write_bytes(f"phone,note\n{LISTED},ok\n{OTHER},\ufffd\n".encode())
+    out = tmp_path / "out.csv"
+    _scrub(settings, src, out)
+    rows = read_csv(out)
+    assert (rows[1]["decision"], rows[1]["reason_codes"]) == ("invalid", "MALFORMED_ROW")
+    assert "field 'note' is not valid UTF-8 (or holds U+FFFD" in rows[1]["detail"]
+
+
 # -- 5. an empty --phone-column among several -----------------------------------------------
 
 def test_an_empty_phone_column_among_several_is_refused(

@@ -385,8 +385,9 @@ def _check_header(path: Path, header: list[str], where: str = "the first row") -
     if not any(h.strip() for h in header):
         raise InputError(f"no header row: {where} has no column names")
     if any("\ufffd" in h for h in header):
-        raise InputError(f"the header ({where}) is not valid UTF-8: save the file as UTF-8 "
-                         "CSV")
+        raise InputError(f"the header ({where}) is not valid UTF-8 (or holds U+FFFD, the "
+                         "character that stands in for bytes that are not): save the file as "
+                         "UTF-8 CSV")
     if any("\x00" in h for h in header):
         raise InputError(f"the header ({where}) holds NUL bytes: the file is not UTF-8 text "
                          "(UTF-16?); save it as UTF-8 CSV")
@@ -442,7 +443,8 @@ class CsvReader(_Dropping):
                 fields = (fields + [""] * width)[:width]
             if error is None and any("\ufffd" in f for f in fields):
                 bad = next(i for i, f in enumerate(fields) if "\ufffd" in f)
-                error = f"field {self._full[bad]!r} is not valid UTF-8"
+                error = (f"field {self._full[bad]!r} is not valid UTF-8 (or holds U+FFFD, "
+                         "the character that stands in for bytes that are not)")
             yield InputRow(n, fields, error)
 
     def close(self) -> None:
