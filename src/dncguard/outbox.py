@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -173,11 +173,19 @@ class Outbox:
 
     # -- consumers --------------------------------------------------------------------------
     def claim(self, topic: str, limit: int = 100, *, lease: float = 300.0,
-              where: Callable[[OutboxItem], bool] | None = None) -> list[OutboxItem]:
+              where: Callable[[OutboxItem], bool] | None = None,
+              in_order: bool = False) -> list[OutboxItem]:
         """Lease up to ``limit`` due items (oldest first) to this outbox's worker; with
         ``where``, the oldest due items it accepts, however many it passes over to find them
         (due items of another CXone group whose pusher is not running must not hide this
-        group's behind them)."""
+        group's behind them).
+
+        ``in_order``: an item with a subject is not taken while an earlier pending item of
+        its subject that ``where`` accepts is leased to another worker, or is due and not
+        taken in this claim. Two workers then never hold two changes of one subject at once,
+        so a later change is never sent while an earlier one is on its way. (An earlier item
+        waiting for its retry does not hold a later one back: its sender finds the later
+        change delivered first, see the CXone write-back.)"""
         now = self.clock()
         t = outbox_table
         due = and_(t.c.topic == topic, t.c.status == PENDING, t.c.next_attempt_at <= now,
@@ -189,21 +197,57 @@ class Outbox:
             while len(out) < limit:
                 rows = conn.execute(select(t).where(due, t.c.id > after).order_by(t.c.id)
                                     .limit(page)).all()
+                waiting = (self._earlier_pending(conn, topic, rows, where, now) if in_order
+                           else {})
+                taken = {it.id for it in out}
                 for row in rows:
                     if len(out) >= limit:
                         break
                     item = _item(row)
                     if where is not None and not where(item):
                         continue
+                    if any(e not in taken and (leased or ready)
+                           for e, leased, ready in waiting.get(row.id, ())):
+                        continue  # an earlier change of its subject is held or due
                     got = conn.execute(update(t).where(t.c.id == row.id, due).values(
                         claimed_until=now + timedelta(seconds=lease), claimed_by=self.worker,
                         updated_at=now)).rowcount
                     if got:
                         out.append(item)
+                        taken.add(item.id)
                 if len(rows) < page:
                     break
                 after = rows[-1].id
         return out
+
+    @staticmethod
+    def _earlier_pending(conn: Connection, topic: str, rows: Sequence[Any],
+                         where: Callable[[OutboxItem], bool] | None, now: datetime
+                         ) -> dict[int, list[tuple[int, bool, bool]]]:
+        """For each of ``rows`` with a subject, the pending items of its subject before it
+        that ``where`` accepts: (id, leased at ``now``, due at ``now``)."""
+        if not rows:
+            return {}
+        t, s = outbox_table, outbox_subjects_table
+        ids = [r.id for r in rows]
+        subject_of = {int(r[0]): str(r[1]) for r in conn.execute(
+            select(s.c.item_id, s.c.subject).where(s.c.item_id.in_(ids)))}
+        if not subject_of:
+            return {}
+        pending: dict[str, list[tuple[int, bool, bool]]] = {}
+        for row in conn.execute(
+                select(t, s.c.subject).join(s, s.c.item_id == t.c.id)
+                .where(s.c.topic == topic, s.c.subject.in_(set(subject_of.values())),
+                       t.c.status == PENDING, t.c.id < max(ids))
+                .order_by(t.c.id)):
+            if where is None or where(_item(row)):
+                until = as_utc(row.claimed_until)
+                due = as_utc(row.next_attempt_at)
+                pending.setdefault(str(row.subject), []).append(
+                    (int(row.id), until is not None and until > now,
+                     due is not None and due <= now))
+        return {i: [e for e in pending.get(subj, ()) if e[0] < i]
+                for i, subj in subject_of.items()}
 
     def ack(self, ids: Iterable[int], *, note: str | None = None) -> int:
         """Mark pending items delivered; returns how many were. ``note`` (kept as the item's

@@ -129,8 +129,9 @@ async def push(client: CxoneClient, outbox: Outbox, group_id: str, *, batch_size
     while max_batches is None or batches < max_batches:
         if (stop is not None and stop()) or (stop_on_write_error and report.write_error):
             break
+        # in order: a number's changes are held by one pusher at a time (see docs/cxone.md)
         items = outbox.claim(TOPIC, batch_size, where=lambda it: it.payload.get("group_id")
-                             in (None, group_id))
+                             in (None, group_id), in_order=True)
         if not items:
             break
         batches += 1
