@@ -11,7 +11,8 @@ out of the package (issue 13): nothing in the product takes this road.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 
@@ -92,6 +93,7 @@ def _one(check: RulesCheck, e164: str, region: str | None, state: str | None,
     today = at.date()
     region = (region or check.settings.default_region).upper()
     loc = resolve_location(e164, region, state, extra, check.ruleset)
+    days = _calling_dates(at, loc.zones)
     jur = check.jurisdictions(region, loc)
     line = check._line(extra)
     reasons: list[Reason] = []
@@ -103,9 +105,21 @@ def _one(check: RulesCheck, e164: str, region: str | None, state: str | None,
         reasons.extend(check._time_reasons(plan, at))
     valid, exempt = check._exempting(records, at, jur, loc)
     reasons.extend(exempt)
-    reasons.extend(check._assumed(ctx, line, today, jur))
-    reasons.extend(check._consent_rules(valid, ctx, line, today, jur))
-    reasons.extend(check._caps(attempts, ctx, line, today, jur, at, extra, plan))
+    reasons.extend(check._assumed(ctx, line, days, jur))
+    reasons.extend(check._consent_rules(valid, ctx, line, days, jur))
+    reasons.extend(check._caps(attempts, ctx, line, days, jur, at, extra, plan))
     if not (valid & LIFTS_REGISTRY):
-        reasons.extend(check._registry(infos, ctx, line, today, jur))
+        reasons.extend(check._registry(infos, ctx, line, days, jur, today))
     return reasons
+
+
+def _calling_dates(at: datetime, zones: tuple[str, ...]) -> tuple[date, date]:
+    """The earliest and latest date at ``at`` in UTC and in each zone that loads: the dates
+    a rule's effective and expiry dates are read in."""
+    found = {at.astimezone(UTC).date()}
+    for name in zones:
+        try:
+            found.add(at.astimezone(ZoneInfo(name)).date())
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    return min(found), max(found)

@@ -2,7 +2,15 @@
 
 A holiday that falls on a weekend with an observed-day shift bans **both** the actual day and the
 observed day (the conservative reading of the state statutes, which name the holiday, while
-employers and vendors publish the observed day).
+employers and vendors publish the observed day). Every shift the schema accepts is applied:
+Saturday to Friday (one day back) or Monday (two days on), Sunday to Monday (one day on) or
+Friday (two days back). An observed day that falls on another holiday of the set (actual or
+observed) moves on, in the same direction, to the next weekday that is none (Christmas on a
+Saturday and Boxing Day on a Sunday, both shifted to Monday: Monday and Tuesday), as the
+substitute-day rules of Australia and the United Kingdom do.
+
+An nth weekday that a year lacks (``nth: 5`` in a month with four such weekdays) gives no
+holiday that year.
 """
 
 from __future__ import annotations
@@ -29,8 +37,9 @@ def easter(year: int) -> date:
     return date(year, month, day + 1)
 
 
-def day_in_year(day: HolidayDay, year: int) -> date:
-    """The date of one holiday in one year."""
+def day_in_year(day: HolidayDay, year: int) -> date | None:
+    """The date of one holiday in one year; None when the year has no such day (the fifth
+    Monday of a month with four Mondays)."""
     if day.date is not None:
         month, dom = (int(p) for p in day.date.split("-"))
         return date(year, month, dom)
@@ -41,6 +50,8 @@ def day_in_year(day: HolidayDay, year: int) -> date:
     if day.nth > 0:
         first = date(year, day.month, 1)
         found = first + timedelta(days=(wd - first.weekday()) % 7 + 7 * (day.nth - 1))
+        if found.month != day.month:  # past the month's last such weekday: none this year
+            return None
     else:
         nxt = date(year + (day.month == 12), day.month % 12 + 1, 1)
         last = nxt - timedelta(days=1)
@@ -48,16 +59,40 @@ def day_in_year(day: HolidayDay, year: int) -> date:
     return found + timedelta(days=day.after)
 
 
+#: Days from a weekend day to its observed day, for every shift the schema accepts
+#: (:attr:`HolidaySet.observed_shift`).
+_SHIFT_DAYS = {("saturday", "friday"): -1, ("saturday", "monday"): 2,
+               ("sunday", "friday"): -2, ("sunday", "monday"): 1}
+_WEEKEND = {"saturday": 5, "sunday": 6}
+
+
 def dates_in_year(hs: HolidaySet, year: int) -> dict[date, str]:
-    """Banned dates generated from ``year``'s holidays (observed days may spill into next year)."""
+    """Banned dates generated from ``year``'s holidays (observed days may spill into next year).
+
+    An observed day that meets another holiday of the set, actual or observed, moves on in
+    the direction of its shift to the next weekday that is none."""
     out: dict[date, str] = {}
+    # weekday number (5 Saturday, 6 Sunday) -> days to its observed day
+    shifts = {_WEEKEND[k]: _SHIFT_DAYS[(k, v)] for k, v in hs.observed_shift.items()}
+    weekend: list[tuple[date, str, int]] = []
     for day in hs.days:
         when = day_in_year(day, year)
+        if when is None:
+            continue
         out.setdefault(when, day.name)
-        if when.weekday() == 5 and hs.observed_shift.get("saturday") == "friday":
-            out.setdefault(when - timedelta(days=1), f"{day.name} (observed)")
-        if when.weekday() == 6 and hs.observed_shift.get("sunday") == "monday":
-            out.setdefault(when + timedelta(days=1), f"{day.name} (observed)")
+        shift = shifts.get(when.weekday())
+        if shift is not None:
+            weekend.append((when, day.name, shift))
+    # the actual days of the years either side too: an observed day may cross the new year
+    taken = set(out) | {d for y in (year - 1, year + 1) for day in hs.days
+                        if weekend and (d := day_in_year(day, y)) is not None}
+    for when, name, shift in sorted(weekend):
+        step = timedelta(days=1 if shift > 0 else -1)
+        observed = when + timedelta(days=shift)
+        while observed in taken or observed.weekday() >= 5:
+            observed += step
+        taken.add(observed)
+        out.setdefault(observed, f"{name} (observed)")
     for extra in hs.extra_dates:
         if extra.year == year:
             out.setdefault(extra, "proclaimed holiday")

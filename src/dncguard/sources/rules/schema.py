@@ -146,6 +146,12 @@ class RuleBase(BaseModel):
     def active(self, on: date) -> bool:
         return self.effective <= on and (self.expires is None or on < self.expires)
 
+    def active_during(self, first: date, last: date) -> bool:
+        """Whether the rule is in force on some day from ``first`` to ``last`` (inclusive):
+        how a rule that restricts a call is read when the called party's date may be any of
+        them (the strictest reading)."""
+        return self.effective <= last and (self.expires is None or first < self.expires)
+
     def scoped(self, purpose: str, call_type: str, line_type: str | None,
                unknown_line_is: str | None = None) -> bool:
         """Whether the rule covers this kind of call (line type unknown: see settings)."""

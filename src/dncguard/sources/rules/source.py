@@ -30,7 +30,7 @@ from ...errors import ConfigError
 from ...lists.store import ListInfo, ListStore
 from ...models import DataVersions, Decision, Reason
 from ...phones import mask
-from ...places import CA_POSTAL_PROVINCES
+from ...places import CA_POSTAL_PROVINCES, postal_state
 from ..protocol import CheckBase
 from . import codes
 from ._engine import CampaignWindow, TimePlan, Violation, local_text
@@ -83,6 +83,9 @@ SOURCE = "rules"
 _PLAN_CACHE_MAX = 20_000
 #: (day, call, campaign) combinations whose registry and consent reasons are kept
 _DAY_CACHE_MAX = 256
+#: The calling dates of a number at a moment: the earliest and the latest calendar date among
+#: UTC's and its candidate zones' (:func:`_dates`; every date between them is one of them).
+Days = tuple[date, date]
 #: The consent that lifts national and state registry hits: a signed written agreement (47 CFR
 #: 64.1200(c)(2)(ii), 16 CFR 310.4(b)(1)(iii)(B)(1)). Oral ``express`` consent does not; it
 #: still satisfies a ``consent_required`` rule whose ``accepted`` list names it.
@@ -169,21 +172,25 @@ class _Group:
     time: list[Reason] | None  # None: TIMEZONE_UNKNOWN, which names the number
     registry: list[Reason]
     reasons: list[Reason] | None  # for a number without consent or attempt records
+    days: Days  # the calling dates (see :func:`_dates`)
+
+
+#: What a group's registry and consent reasons depend on besides the day, call and lists:
+#: its jurisdictions, line type and calling dates.
+_ReasonKey = tuple[tuple[str, ...], str | None, Days]
 
 
 @dataclass
 class _DayReasons:
-    """Registry and consent reasons by (jurisdictions, line type), for one day, call and
-    campaign profile and one set of lists: the same for every batch that shares those (see
-    :meth:`RulesCheck._day_reasons`). Each batch uses the object it was handed, so what it
-    stores always belongs to the lists it checked against."""
+    """Registry and consent reasons by (jurisdictions, line type, calling dates), for one UTC
+    day, call and campaign profile and one set of lists: the same for every batch that shares
+    those (see :meth:`RulesCheck._day_reasons`). Each batch uses the object it was handed, so
+    what it stores always belongs to the lists it checked against."""
 
     infos: list[ListInfo]
     profile: CampaignProfile  # held, so that its id (in the key) is never another's
-    registry: dict[tuple[tuple[str, ...], str | None], list[Reason]] = field(
-        default_factory=dict)
-    consent: dict[tuple[tuple[str, ...], str | None], list[Reason]] = field(
-        default_factory=dict)
+    registry: dict[_ReasonKey, list[Reason]] = field(default_factory=dict)
+    consent: dict[_ReasonKey, list[Reason]] = field(default_factory=dict)
 
 
 @dataclass
@@ -192,10 +199,8 @@ class _BatchCache:
 
     # keyed by plan identity; the plan is kept in the value so its id cannot be reused
     time: dict[int, tuple[TimePlan, list[Reason]]] = field(default_factory=dict)
-    registry: dict[tuple[tuple[str, ...], str | None], list[Reason]] = field(
-        default_factory=dict)
-    consent: dict[tuple[tuple[str, ...], str | None], list[Reason]] = field(
-        default_factory=dict)
+    registry: dict[_ReasonKey, list[Reason]] = field(default_factory=dict)
+    consent: dict[_ReasonKey, list[Reason]] = field(default_factory=dict)
 
 
 class RulesCheck(CheckBase):
@@ -312,9 +317,13 @@ class RulesCheck(CheckBase):
         return tuple(jur)
 
     def _scoped(self, rule: RuleBase, ctx: CheckContext, line_type: str | None,
-                on: date) -> bool:
+                days: Days) -> bool:
+        """Whether a rule that restricts the call applies: in force on any of the calling
+        dates ``days`` (the called party's date may be any of them: the strictest reading),
+        and scoped to this call and line type."""
         unknown = UNKNOWN_LINE_IS[self.config.unknown_line_type]
-        return rule.active(on) and rule.scoped(ctx.purpose, ctx.call_type, line_type, unknown)
+        return rule.active_during(*days) and rule.scoped(ctx.purpose, ctx.call_type, line_type,
+                                                         unknown)
 
     def plan(self, loc: Location, jurisdictions: tuple[str, ...], ctx: CheckContext,
              line_type: str | None) -> TimePlan:
@@ -340,8 +349,8 @@ class RulesCheck(CheckBase):
         for j, er in self.ruleset.of_kind(EmergencyBanRule, jurisdictions):
             if not scoped(er):
                 continue
-            decls = [d for d in self.emergencies if d.jurisdiction == j and (
-                not d.zips or loc.zip is None or any(loc.zip.startswith(z) for z in d.zips))]
+            decls = [d for d in self.emergencies
+                     if d.jurisdiction == j and _declared_for(d, loc.zip)]
             if decls:
                 emergencies.append((j, er, decls))
         plan = TimePlan(
@@ -396,6 +405,7 @@ class RulesCheck(CheckBase):
             key = key * width + col
         _, first, group = np.unique(key, return_index=True, return_inverse=True)
         group = group.reshape(-1)
+        # shared within the UTC day; inside it, keyed by each group's calling dates too
         day = self._day_reasons(infos, ctx, at.date())
         shared = _BatchCache(time=self._time_memo(at), registry=day.registry,
                              consent=day.consent)
@@ -462,8 +472,8 @@ class RulesCheck(CheckBase):
                zone_key: object, ctx: CheckContext, at: datetime, infos: list[ListInfo],
                cache: _BatchCache) -> _Group:
         """What every number of a group shares (``e164`` is its first number)."""
-        today = at.date()
         loc = self.location(e164, region, state, extra, zone_key=zone_key)
+        days = _dates(at, loc.zones)
         jur = self.jurisdictions(region, loc)
         line = self._line(extra)
         plan: TimePlan | None = None
@@ -477,17 +487,18 @@ class RulesCheck(CheckBase):
                 time = hit[1]
             else:
                 time = self._time_reasons(plan, at)
-        rkey = (jur, line)
+        rkey = (jur, line, days)
         registry = cache.registry.get(rkey)
         if registry is None:
-            registry = cache.registry[rkey] = self._registry(infos, ctx, line, today, jur)
+            registry = cache.registry[rkey] = self._registry(infos, ctx, line, days, jur,
+                                                             at.date())
         unconsented = cache.consent.get(rkey)
         if unconsented is None:
-            unconsented = cache.consent[rkey] = [*self._assumed(ctx, line, today, jur),
-                                                 *self._consent_rules(set(), ctx, line, today,
+            unconsented = cache.consent[rkey] = [*self._assumed(ctx, line, days, jur),
+                                                 *self._consent_rules(set(), ctx, line, days,
                                                                       jur)]
         reasons = None if time is None else [*time, *unconsented, *registry]
-        return _Group(loc, jur, line, plan, time, registry, reasons)
+        return _Group(loc, jur, line, plan, time, registry, reasons, days)
 
     def _unknown_zone(self, e164: str, loc: Location) -> Reason:
         return Reason(
@@ -499,23 +510,25 @@ class RulesCheck(CheckBase):
                 attempts: list[Attempt], extra: Mapping[str, str], ctx: CheckContext,
                 at: datetime) -> list[Reason]:
         """The reasons of one number of a group that has records (or no shared reasons)."""
-        today = at.date()
         reasons = [self._unknown_zone(e164, g.loc)] if g.time is None else list(g.time)
         valid, exempt = self._exempting(records, at, g.jur, g.loc)
         reasons.extend(exempt)
-        reasons.extend(self._assumed(ctx, g.line, today, g.jur))
-        reasons.extend(self._consent_rules(valid, ctx, g.line, today, g.jur))
-        reasons.extend(self._caps(attempts, ctx, g.line, today, g.jur, at, extra, g.plan))
+        reasons.extend(self._assumed(ctx, g.line, g.days, g.jur))
+        reasons.extend(self._consent_rules(valid, ctx, g.line, g.days, g.jur))
+        reasons.extend(self._caps(attempts, ctx, g.line, g.days, g.jur, at, extra, g.plan))
         if not (valid & _LIFTS_REGISTRY):
             reasons.extend(g.registry)
         return reasons
 
     # -- time ---------------------------------------------------------------------------------
     def _day_reasons(self, infos: list[ListInfo], ctx: CheckContext, on: date) -> _DayReasons:
-        """The registry and consent reasons of one day, call and campaign for these lists,
-        shared across batches (a group of pre-dial checks finds them, for each of its
-        jurisdictions, without working them out again). Kept while the lists are the same
-        (equal :class:`ListInfo`), for the same campaign profile object."""
+        """The registry and consent reasons of one UTC day, call and campaign for these
+        lists, shared across batches (a group of pre-dial checks finds them, for each of its
+        jurisdictions, line type and calling dates, without working them out again). Kept
+        while the lists are the same (equal :class:`ListInfo`), for the same campaign profile
+        object. Within the day the reasons are keyed by the calling dates too (a rule's
+        effective and expiry dates are read in them); the day itself is the date a list's
+        freshness is judged on."""
         key = (on, ctx.campaign, ctx.purpose, ctx.call_type, id(ctx.profile))
         found = self._days.get(key)
         if found is None or found.profile is not ctx.profile or found.infos != infos:
@@ -560,7 +573,7 @@ class RulesCheck(CheckBase):
                       next_allowed_at=nxt)
 
     # -- assumptions ----------------------------------------------------------------------------
-    def _assumed(self, ctx: CheckContext, line: str | None, on: date,
+    def _assumed(self, ctx: CheckContext, line: str | None, days: Days,
                  jur: tuple[str, ...]) -> list[Reason]:
         """An informational reason when the line type is unknown and the reading
         ``unknown_line_type`` names brings in rules of a line type: the verdict says which
@@ -570,7 +583,7 @@ class RulesCheck(CheckBase):
         setting = self.config.unknown_line_type
         unknown = UNKNOWN_LINE_IS[setting]
         brought = [f"{j}:{r.id}" for j, r in self.ruleset.of_kind(RuleBase, jur)
-                   if r.line_types is not None and r.active(on)
+                   if r.line_types is not None and r.active_during(*days)
                    and r.scoped(ctx.purpose, ctx.call_type, None, unknown)]
         if not brought:
             return []
@@ -582,9 +595,10 @@ class RulesCheck(CheckBase):
                               "mobile)")]
 
     # -- consent and exemptions -----------------------------------------------------------------
-    def _ebr_rules(self, on: date, jur: tuple[str, ...]) -> list[tuple[str, EbrRule]]:
-        """The EBR rules in force on ``on`` among the jurisdictions, (jurisdiction, rule)."""
-        return [(j, r) for j, r in self.ruleset.of_kind(EbrRule, jur) if r.active(on)]
+    def _ebr_rules(self, days: Days, jur: tuple[str, ...]) -> list[tuple[str, EbrRule]]:
+        """The EBR rules in force on any of ``days`` (first, last) among the jurisdictions,
+        (jurisdiction, rule)."""
+        return [(j, r) for j, r in self.ruleset.of_kind(EbrRule, jur) if r.active_during(*days)]
 
     @staticmethod
     def _ebr_valid(rules: list[tuple[str, EbrRule]], what: str, since: date, on: date) -> bool:
@@ -607,13 +621,19 @@ class RulesCheck(CheckBase):
         or before it, and is never valid itself, whatever its grant date (a revocation-only
         record, ``consent revoke`` of a number with nothing to revoke, is never a consent).
         After a revocation an EBR no longer counts, even one begun later: a do-not-call
-        request ends the relationship (47 CFR 64.1200(f)(5)(i)); only new consent does."""
+        request ends the relationship (47 CFR 64.1200(f)(5)(i)); only new consent does.
+
+        An EBR counts only if it counts under the EBR rules in force on each of those dates
+        (a rule's effective and expiry dates read in the called party's date, the strictest
+        reading): a rule that gives the window must be in force on all of them, and one that
+        shortens it, in force on any, decides."""
         if not records:
             return set()
         early, late = _dates(at, zones)
         revocations = [r.revoked for r in records if r.revoked is not None and r.revoked <= late]
         last_revoked = max(revocations) if revocations else None
-        ebr = self._ebr_rules(late, jur)
+        ebrs = [self._ebr_rules((d, d), jur)
+                for d in (early + timedelta(days=k) for k in range((late - early).days + 1))]
         valid: set[str] = set()
         for r in records:
             if r.type not in CONSENT_TYPES or (r.revoked is not None and r.revoked <= late):
@@ -624,7 +644,8 @@ class RulesCheck(CheckBase):
                 continue
             if r.expires is not None and late >= r.expires:
                 continue
-            if r.type in _EBR and not self._ebr_valid(ebr, r.type[4:], r.granted, late):
+            if r.type in _EBR and not all(self._ebr_valid(ebr, r.type[4:], r.granted, late)
+                                          for ebr in ebrs):
                 continue
             valid.add(r.type)
         return valid
@@ -647,17 +668,19 @@ class RulesCheck(CheckBase):
         wide = self._list_jurisdictions(jur, loc)
         everywhere = (self._valid(records, at, wide, loc.zones)
                       if valid & _EBR and wide != jur else valid)
-        return valid, self._exemptions(valid, at.date(), jur, records,
+        return valid, self._exemptions(valid, _dates(at, loc.zones), jur, records,
                                        ebr_everywhere=bool(everywhere & _EBR), wide=wide)
 
-    def _exemptions(self, valid: set[str], on: date, jur: tuple[str, ...],
+    def _exemptions(self, valid: set[str], days: Days, jur: tuple[str, ...],
                     records: list[ConsentRecord], *, ebr_everywhere: bool,
                     wide: tuple[str, ...]) -> list[Reason]:
         """The exemptions valid consent and EBR give. An EBR lifts state registry hits only
         when it is live in every jurisdiction whose list may hit the number (``wide``: a row
         without an address meets every state's list, and a state's shorter window must
         decide its list's hit); live only in the number's own (``jur``), it lifts the
-        national registry's hit alone."""
+        national registry's hit alone. ``days`` are the calling dates: the rules named are
+        those in force on any of them."""
+        on = _days_text(days)
         out: list[Reason] = []
         if valid & _WRITTEN:  # oral express consent lifts no registry hit
             out.append(Reason(code=codes.EXEMPT_CONSENT, decision=Decision.ALLOW, source=SOURCE,
@@ -665,7 +688,7 @@ class RulesCheck(CheckBase):
                               detail=f"valid express written consent on {on}: national and "
                                      "state registry hits do not decide"))
         if valid & _EBR:
-            ebr = self._ebr_rules(on, jur)
+            ebr = self._ebr_rules(days, jur)
             ids = ",".join(f"{j}:{r.id}" for j, r in ebr)
             cits = [r.citation for _, r in ebr]
 
@@ -677,7 +700,7 @@ class RulesCheck(CheckBase):
             note = ""
             if not ebr_everywhere:
                 lifts = [c for c in lifts if c != "DNC_STATE"]
-                shorter = sorted({j for j, r in self._ebr_rules(on, wide) if j not in jur})
+                shorter = sorted({j for j, r in self._ebr_rules(days, wide) if j not in jur})
                 note = ("; state registry hits still decide: the row gives no state or ZIP, so "
                         "every state's list applies, and the relationship is past the "
                         "shortest window of the states that set their own "
@@ -691,11 +714,11 @@ class RulesCheck(CheckBase):
                                      f"on {on}{note}"))
         return out
 
-    def _consent_rules(self, valid: set[str], ctx: CheckContext, line: str | None, on: date,
+    def _consent_rules(self, valid: set[str], ctx: CheckContext, line: str | None, days: Days,
                        jur: tuple[str, ...]) -> list[Reason]:
         out: list[Reason] = []
         for j, cr in self.ruleset.of_kind(ConsentRequiredRule, jur):
-            if not self._scoped(cr, ctx, line, on):
+            if not self._scoped(cr, ctx, line, days):
                 continue
             accepted = cr.accepted.get(ctx.purpose)  # type: ignore[call-overload]
             if not accepted or valid & set(accepted):
@@ -707,7 +730,7 @@ class RulesCheck(CheckBase):
                                      f"{line or 'possibly wireless'} line needs {need} "
                                      "consent; none valid on record"))
         for j, wr in self.ruleset.of_kind(WirelessRestrictedRule, jur):
-            if not self._scoped(wr, ctx, line, on) or valid & set(wr.lifted_by):
+            if not self._scoped(wr, ctx, line, days) or valid & set(wr.lifted_by):
                 continue
             out.append(Reason(code=codes.WIRELESS_RESTRICTED, decision=Decision.BLOCK,
                               source=SOURCE, rule=f"{j}:{wr.id}", citation=wr.citation,
@@ -716,7 +739,7 @@ class RulesCheck(CheckBase):
         return out
 
     # -- caps -----------------------------------------------------------------------------------
-    def _caps(self, attempts: list[Attempt], ctx: CheckContext, line: str | None, on: date,
+    def _caps(self, attempts: list[Attempt], ctx: CheckContext, line: str | None, days: Days,
               jur: tuple[str, ...], at: datetime, extra: Mapping[str, str],
               plan: TimePlan | None) -> list[Reason]:
         if not attempts:
@@ -743,7 +766,7 @@ class RulesCheck(CheckBase):
         until = at + CLOCK_SKEW
         out: list[Reason] = []
         for j, cr in self.ruleset.of_kind(FrequencyCapRule, jur):
-            if not self._scoped(cr, ctx, line, on):
+            if not self._scoped(cr, ctx, line, days):
                 continue
             relevant = [a for a in attempts
                         if counted(a) and a.purpose in cr.applies_to and a.at <= until]
@@ -798,11 +821,14 @@ class RulesCheck(CheckBase):
         return FreshnessPolicy(self.ruleset, self.config.max_age_days,
                                self.config.default_max_age_days)
 
-    def _registry(self, infos: list[ListInfo], ctx: CheckContext, line: str | None, on: date,
-                  jur: tuple[str, ...]) -> list[Reason]:
+    def _registry(self, infos: list[ListInfo], ctx: CheckContext, line: str | None, days: Days,
+                  jur: tuple[str, ...], on: date) -> list[Reason]:
+        """The registry rules in force on any of the calling dates ``days``: a list missing
+        or stale (judged on ``on``, the UTC date of the call, as ``lists ls``, ``/readyz`` and
+        the report judge it)."""
         out: list[Reason] = []
         for j, rr in self.ruleset.of_kind(RegistryRule, jur):
-            if not self._scoped(rr, ctx, line, on):
+            if not self._scoped(rr, ctx, line, days):
                 continue
             matching = [i for i in infos
                         if i.kind == rr.list_kind and (i.jurisdiction or "").upper() == j]
@@ -876,6 +902,25 @@ def _dates(at: datetime, zones: tuple[str, ...]) -> tuple[date, date]:
         except (ZoneInfoNotFoundError, ValueError):
             continue
     return min(days), max(days)
+
+
+def _days_text(days: Days) -> str:
+    """The calling dates as a detail shows them: ``2026-12-01`` or ``2026-11-30/2026-12-01``."""
+    return str(days[0]) if days[0] == days[1] else f"{days[0]}/{days[1]}"
+
+
+def _declared_for(decl: EmergencyDeclaration, zip_code: str | None) -> bool:
+    """Whether a declaration may cover a party whose row gives ``zip_code``. One limited to
+    some ZIP prefixes covers a ZIP code of its state that starts with one of them; a row
+    without a ZIP code, or with one that is not of that state (another state's, a military
+    post code, an unknown or malformed one), may be anywhere in the state (the number's
+    candidate states include it): the declaration applies as if statewide."""
+    if not decl.zips or zip_code is None:
+        return True
+    if postal_state(zip_code) != decl.jurisdiction[3:]:
+        return True
+    digits = zip_code.strip()
+    return any(digits.startswith(z) for z in decl.zips)
 
 
 def _subjects(batch: Batch) -> list[str]:
