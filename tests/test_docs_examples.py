@@ -1084,7 +1084,11 @@ def test_cxone_md(shell: Shell) -> None:
         groups = sh.dncguard(r.cmd, ["dncguard", "cxone", "groups", "--json"])
         assert groups.code == 0, str(groups)
         assert [(g["id"], g["name"], g["skills"]) for g in groups.json()] == [
-            ("364", "Internal DNC", ["218853"])]
+            ("364", "Internal DNC", ["218853"]), ("365", "Litigators", [])]
+        # the page's `sync --group 364 --group 365` works against its own seed too
+        two = sh.dncguard(r.cmd, ["dncguard", "cxone", "sync", "--group", "364", "--group",
+                                  "365"])
+        assert two.code == 0 and "2 group(s) synced" in two.out, str(two)
 
     sh.handle(F, full[0], faults)
     sh.expect(F, full[0], seeded)

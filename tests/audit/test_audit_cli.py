@@ -102,6 +102,7 @@ def test_outbox_and_prune(settings: object, clock: FakeClock, demo_job: DemoJob,
     _filled(log, clock, demo_job)
     res = runner.invoke(app, ["audit", "outbox", "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["pending"] == 1
+    assert '"pending": 1,' in res.stdout  # a count, not 1.0
     res = runner.invoke(app, ["audit", "outbox", "--deliver"])
     assert res.exit_code == 0 and "delivered 1" in res.output, res.output
     assert len(receiver.bodies) == 1

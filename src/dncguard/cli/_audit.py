@@ -125,7 +125,10 @@ def _outbox_json(metrics: dict[str, float], requeued: int | None,
                  ran: DeliveryReport | None) -> dict[str, Any]:
     """``audit outbox --json``: the outbox's numbers, then what this run did (``requeued``
     with --requeue; ``delivery`` with --deliver: ``delivered``, ``failed``, ``dead``)."""
-    out: dict[str, Any] = dict(metrics)
+    # counts are whole numbers (the metrics hold them as floats, as Prometheus does); the
+    # oldest pending item's age keeps its fraction
+    out: dict[str, Any] = {k: v if k == "oldest_pending_age_seconds" else int(v)
+                           for k, v in metrics.items()}
     if requeued is not None:
         out["requeued"] = requeued
     if ran is not None:

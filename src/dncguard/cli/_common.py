@@ -90,3 +90,27 @@ def e164(phone: str, region: str, name: str = "PHONE") -> str:
 def plural(n: int, word: str, many: str | None = None) -> str:
     """``1 number``, ``2 numbers`` (thousands separated)."""
     return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
+def print_rows(headers: list[str], rows: list[list[str]], *, caption: str | None = None
+               ) -> None:
+    """Rows as a table when the whole table fits the terminal, else each row as lines (its
+    first cell, then ``header: value`` for the others): no cell is ever cut or folded into
+    pieces. ``rows`` hold console markup (escape what is data)."""
+    from rich.measure import Measurement
+    from rich.table import Column, Table
+
+    table = Table(*(Column(h, no_wrap=True) for h in headers), caption=caption)
+    for row in rows:
+        table.add_row(*row)
+    wide = console.options.update_width(1 << 20)  # the table's natural width, unclamped
+    if Measurement.get(console, wide, table).maximum <= console.width:
+        console.print(table)
+        return
+    for row in rows:
+        console.print(row[0], soft_wrap=True)
+        for header, cell in zip(headers[1:], row[1:], strict=True):
+            if cell:
+                console.print(f"  {header}: {cell}", soft_wrap=True)
+    if caption:
+        console.print(caption, soft_wrap=True)

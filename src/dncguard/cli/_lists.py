@@ -23,6 +23,7 @@ from ._common import (
     parse_date,
     plural,
     print_json,
+    print_rows,
     settings,
     who,
 )
@@ -128,17 +129,19 @@ def list_lists(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) ->
              "maxAgeBasis": ages[i.name].basis, "asOf": day.isoformat()}
             for i in infos]))
         return
-    table = Table(Column("name", no_wrap=True), "kind", "jurisdiction", "entries",
-                  "manual +/-", Column("snapshot", no_wrap=True),
-                  Column("age/max", no_wrap=True), Column("fresh", no_wrap=True),
-                  "updated (UTC)")
+    if not infos:
+        console.print("no lists yet; add one with 'dncguard lists import'")
+        return
+    rows = []
     for i in infos:
         counts = store.entry_counts(i.name)
         f = ages[i.name]
-        table.add_row(i.name, i.kind, i.jurisdiction or "", f"{i.count:,}",
-                      f"+{counts['added']}/-{counts['removed']}", i.snapshot_date or "",
-                      _age_text(f), _fresh_text(f), i.updated_at.strftime("%Y-%m-%d %H:%M"))
-    console.print(table if infos else "no lists yet; add one with 'dncguard lists import'")
+        rows.append([escape(i.name), i.kind, i.jurisdiction or "", f"{i.count:,}",
+                     f"+{counts['added']}/-{counts['removed']}", i.snapshot_date or "",
+                     _age_text(f), _fresh_text(f), i.updated_at.strftime("%Y-%m-%d %H:%M")])
+    # a table when it fits, else a list's lines: nothing is cut, at any width
+    print_rows(["name", "kind", "jurisdiction", "entries", "manual +/-", "snapshot",
+                "age/max", "fresh", "updated (UTC)"], rows)
     if infos:
         console.print(f"age/max: days on {day.isoformat()} (UTC) / days allowed by the "
                       "registry rule (* override, d default: no rule)")
@@ -389,16 +392,14 @@ def dnc_ls(
         return
     from ..phones import mask
 
-    # Every column folds rather than cuts (the masked number never wraps).
-    table = Table(Column("number", no_wrap=True, min_width=12), _fold("list"),
-                  _fold("added", 10), _fold("by"), _fold("reason"), _fold("expires", 10),
-                  *([_fold("status")] if everything else []), caption="times in UTC")
-    for e in entries:
-        table.add_row(mask(e.e164), escape(e.list_name), _when(e.added_at),
-                      escape(e.added_by or ""), escape(e.reason or ""), _when(e.expires),
-                      *([e.status] if everything else []))
+    # a table when it fits, else each entry's lines: nothing is cut, at any width
     if entries:
-        console.print(table)
+        print_rows(["number", "list", "added", "by", "reason", "expires",
+                    *(["status"] if everything else [])],
+                   [[mask(e.e164), escape(e.list_name), _when(e.added_at),
+                     escape(e.added_by or ""), escape(e.reason or ""), _when(e.expires),
+                     *([e.status] if everything else [])] for e in entries],
+                   caption="times in UTC")
     for info in infos:
         mine = [e for e in entries if e.list_name == info.name]
         counts = store.entry_counts(info.name)

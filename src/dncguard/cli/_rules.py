@@ -385,7 +385,7 @@ def attempts_record(
     at: str = typer.Option(..., "--at", help="When the attempt was made (ISO 8601 instant)"),
     campaign: str = typer.Option("default", "--campaign",
                                  help="Campaign profile name (default, or a configured "
-                                      "[campaigns.NAME])"),
+                                      "\\[campaigns.NAME])"),
     purpose: str = typer.Option(..., "--purpose", help=" | ".join(PURPOSES_HELP)
                                 + " (required: the caps count attempts by purpose)"),
     subject: str | None = typer.Option(None, "--subject",

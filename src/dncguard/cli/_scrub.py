@@ -44,8 +44,10 @@ def _context_flags(state: str | None, zip_code: str | None, line_type: str | Non
 
 
 def scrub(
-    input_path: Path = typer.Argument(..., metavar="INPUT", help="CSV or Parquet file"),
-    output: Path = typer.Option(..., "-o", "--output", help="Verdict file (.csv or .parquet)"),
+    input_path: Path = typer.Argument(..., metavar="INPUT",
+                                      help="CSV, Parquet or Excel (.xlsx) file"),
+    output: Path = typer.Option(..., "-o", "--output",
+                                help="Verdict file (.csv, .parquet or .xlsx)"),
     at: str | None = typer.Option(None, "--at", help=AT_HELP),
     phone_column: list[str] | None = typer.Option(
         None, "--phone-column", help="Phone column (default: the only phone-like column); "
@@ -59,6 +61,8 @@ def scrub(
     zip_code: str | None = typer.Option(None, "--zip", help="Default ZIP/postal code"),
     line_type: str | None = typer.Option(None, "--line-type", help="mobile | landline | voip"),
     region: str | None = typer.Option(None, "--region", help="Default region (US, CA, GB, AU)"),
+    timezone: str | None = typer.Option(None, "--timezone",
+                                        help="Default IANA time zone for rows without one"),
     subject: str | None = typer.Option(None, "--subject",
                                        help="Frequency-cap subject (default: the campaign)"),
     raw: bool = typer.Option(False, "--raw", help="Do not defuse spreadsheet formulas"),
@@ -83,7 +87,7 @@ def scrub(
     total = (count_rows(input_path) if input_path.is_file() and not quiet and not as_json
              else None)
     show = not quiet and total is not None and total >= cfg.progress_min_rows
-    flags = _context_flags(state, zip_code, line_type, region, subject=subject)
+    flags = _context_flags(state, zip_code, line_type, region, timezone, subject)
     columns: str | list[str] | None = phone_column[0] if phone_column and \
         len(phone_column) == 1 else phone_column or None
     try:
@@ -127,7 +131,8 @@ def print_jobs(summary: ScrubSummary) -> None:
     """The audit job id(s) the scrub was recorded under."""
     for name, job_id in summary.audit_jobs.items():
         what = f" ({name})" if name else ""
-        console.print(f"audit job id{what}: {job_id} (dncguard report {job_id} -o report.html)")
+        console.print(f"audit job id{what}: {job_id} (dncguard report {job_id} -o report.html)",
+                      soft_wrap=True)
 
 
 def print_summary(summary: ScrubSummary, output: Path) -> None:
@@ -271,8 +276,10 @@ def demo(
     console.print(shown)
     console.print(f"dial time: {dial.isoformat()} (--at to choose another)")
     print_summary(summary, output)
+    # soft wrap: each command stays one line to copy, whatever the terminal width
     console.print(f"\ndemo home: {folder}\ntry: DNCGUARD_HOME={folder} dncguard lists ls\n"
-                  f"     DNCGUARD_HOME={folder} dncguard report {job_id} -o report.html")
+                  f"     DNCGUARD_HOME={folder} dncguard report {job_id} -o report.html",
+                  soft_wrap=True, highlight=False)
 
 
 def campaign_checks(scrubber: Scrubber) -> dict[str, dict[str, object]]:
