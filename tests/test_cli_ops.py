@@ -93,7 +93,7 @@ def test_dnc_add_remove_json_mask_the_number(capsys: pytest.CaptureFixture[str])
     got = cli_json(capsys, "dnc", "add", DIGITS, "--reason", "asked", "--expires",
                    "2099-01-31")
     assert got == {"number": "+1202555****", "list": "internal", "listed": True,
-                   "expires": "2099-02-01T00:00:00+00:00"}
+                   "expires": "2099-02-01T12:00:00+00:00"}
     got = cli_json(capsys, "dnc", "remove", DIGITS)
     assert got == {"number": "+1202555****", "list": "internal", "listed": False,
                    "wasListed": True}

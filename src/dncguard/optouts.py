@@ -23,11 +23,18 @@ if TYPE_CHECKING:
     from .outbox import OutboxItem
 
 
+#: The latest of the world's UTC offsets (UTC-12): a calendar day has ended everywhere 12
+#: hours after it ends in UTC.
+_LAST_ZONE = timedelta(hours=12)
+
+
 def expiry_after(day: date) -> datetime:
-    """The moment an opt-out whose last day is ``day`` (a UTC date) lapses: the midnight that
-    ends it. The CLI's ``--expires`` and the console's expiry date both mean the last day the
-    opt-out applies; the console once stored the midnight that starts it, a day early."""
-    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+    """The moment an opt-out whose last day is ``day`` lapses: once that day has ended
+    everywhere, the called party's zone whichever it is (12:00 UTC the next day). The CLI's
+    ``--expires`` and the console's expiry date both mean the last day the opt-out applies.
+    Ending it at UTC's midnight let calls through from 19:00 on the day itself in New York;
+    the console once stored the midnight that starts the day, a day early."""
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC) + _LAST_ZONE
 
 
 EntryStatus = Literal["removed", "expired", "active"]

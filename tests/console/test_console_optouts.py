@@ -55,8 +55,9 @@ def test_the_expiry_date_is_the_last_day_it_applies(
         assert page.status_code == 201, page.text
         assert _expiry_of(home, phone) == expiry_after(day)
         assert expiry_after(day) == datetime.combine(day + timedelta(days=1),
-                                                     datetime.min.time(), tzinfo=UTC)
-    assert expiry_after(date(2026, 12, 31)) == datetime(2027, 1, 1, tzinfo=UTC)
+                                                     datetime.min.time(), tzinfo=UTC) \
+            + timedelta(hours=12)
+    assert expiry_after(date(2026, 12, 31)) == datetime(2027, 1, 1, 12, tzinfo=UTC)
 
 
 def test_a_lapsed_opt_out_is_shown_as_expired(signed_in: tuple[TestClient, Path, str]) -> None:

@@ -259,8 +259,9 @@ def remove_list(name: str, as_json: bool = typer.Option(False, "--json", help=JS
 def dnc_add(
     phone: str,
     reason: str | None = typer.Option(None, "--reason", help="Why (kept with the entry)"),
-    expires: str | None = typer.Option(None, "--expires",
-                                       help="Last day the entry applies (lapses after it, UTC)"),
+    expires: str | None = typer.Option(
+        None, "--expires", help="Last day the entry applies (it lapses once that day has "
+        "ended everywhere: 12:00 UTC the next day)"),
     list_name: str = typer.Option("internal", "--list", help="Internal or litigator list"),
     create: bool = typer.Option(
         False, "--create", help="Make --list as a new internal list if it does not exist "
