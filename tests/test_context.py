@@ -22,7 +22,7 @@ from dncguard.engine.context import clean_context, clean_field
 from dncguard.engine.scrubber import Scrubber
 from dncguard.errors import ContextError, InputError
 from dncguard.lists.store import ListStore
-from dncguard.places import spelling_key, subdivision, zip_state
+from dncguard.places import spelling_key, subdivision, unserved_subdivision, zip_state
 from dncguard.sources.rules._zones import resolve_location
 
 from .conftest import cli, read_csv
@@ -60,10 +60,13 @@ def test_subdivision_table_matches_its_sources() -> None:
     its AP abbreviation (us); no spelling means two places."""
     for region, cls in (("US", holidays.US), ("CA", holidays.CA)):
         for code in cls.subdivisions:
-            assert subdivision(code) == (region, code)
+            # a subdivision without rules and zones (US-UM) is known, to be refused by name
+            known = subdivision(code) or unserved_subdivision(code)
+            assert known == (region, code)
         for name, code in cls.subdivisions_aliases.items():
-            assert subdivision(name) == (region, code), name
-            assert subdivision(name.upper()) == (region, code)
+            assert (subdivision(name) or unserved_subdivision(name)) == (region, code), name
+            assert (subdivision(name.upper()) or unserved_subdivision(name.upper())) == \
+                (region, code)
     for st in us.states.STATES_AND_TERRITORIES:
         if st.ap_abbr:
             assert subdivision(st.ap_abbr) == ("US", st.abbr)
@@ -323,7 +326,9 @@ def test_a_zip_names_the_state_a_row_is_counted_under(
     """A ZIP or postal code stands in for a state the row does not give: the verdict names
     its state and the summary counts the row there (the rules already judge by it), on both
     paths. A row's own state comes first, then its ZIP, the default state, the default ZIP,
-    the area code; a ZIP counts for US and Canadian numbers only."""
+    the area code; a ZIP counts whatever the number's country (a London number with an
+    Atlanta ZIP is Georgia's, as with a ``state`` of GA); a UK postcode on a US number is
+    refused (the row is counted as ``unknown``)."""
     path = write_csv([["phone", "state", "zip"], ["2125550190", "", "30301"],
                       ["2125550191", "FL", "30301"], ["2125550192", "", "SW1A 1AA"],
                       ["2125550193", "", "H2X 1Y4"], ["+442071234567", "", "30301"],
@@ -333,17 +338,17 @@ def test_a_zip_names_the_state_a_row_is_counted_under(
     by_state = summary["by_state"]
     assert isinstance(by_state, dict)
     assert {k: sum(v.values()) for k, v in by_state.items()} == {
-        "GA": 1, "FL": 1, "NY": 2, "QC": 1, "GB": 1}
+        "GA": 2, "FL": 1, "NY": 1, "QC": 1, "unknown": 1}
     when = datetime.fromisoformat(NIGHT)
     given = Scrubber(settings).scrub_file(path, tmp_path / "z.csv", at=when,
                                           defaults={"zip": "33101"})
     assert {k: sum(v.values()) for k, v in given.by_state.items()} == {
-        "GA": 1, "FL": 3, "QC": 1, "GB": 1}
+        "GA": 2, "FL": 2, "QC": 1, "unknown": 1}
     with_state = Scrubber(settings).scrub_file(path, tmp_path / "s.csv", at=when,
                                                defaults={"zip": "33101", "state": "TX"})
     # (a default state is every row's without one of its own, as before)
     assert {k: sum(v.values()) for k, v in with_state.by_state.items()} == {
-        "GA": 1, "FL": 1, "TX": 3, "QC": 1}
+        "GA": 2, "FL": 1, "TX": 1, "QC": 1, "unknown": 1}
     scrubber = Scrubber(settings)
     assert scrubber.check("+12125550195", at=when, zip="30301").state == "GA"
     assert scrubber.check("+12125550195", at=when, zip="30301", state="NY").state == "NY"

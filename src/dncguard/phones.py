@@ -119,6 +119,11 @@ def normalise_by_parser(raw: str, region: str | None = None) -> Normalised:
 MAX_EXTENSION_DIGITS = 6
 #: The one RFC 3966 parameter a phone field may carry: an extension, at the end.
 _EXTENSION_PARAM = re.compile(r"^[^;]*;ext=[0-9]+\s*$", re.IGNORECASE)
+#: Where ``phonenumbers`` sees a second number begin (``/x``, ``\ x``: its
+#: ``_SECOND_NUMBER_START``); it cuts the text there and parses the first number only, so a
+#: second number after it would go unchecked. ``tests/test_two_numbers_more.py`` holds this
+#: to the library's pattern.
+SECOND_NUMBER_START = re.compile(r"[\\/] *x")
 
 
 def _normalise(raw: str, region: str, *, table: bool) -> Normalised:
@@ -137,6 +142,12 @@ def _normalise(raw: str, region: str, *, table: bool) -> Normalised:
         # after a ';' would go unchecked
         return Normalised(raw, error=ReasonCode.INVALID_NUMBER,
                           message="a ';' in the phone field: one number per field")
+    second = SECOND_NUMBER_START.search(text)
+    if second:
+        # phonenumbers cuts the text at '/x' or '\x' (a second number) and drops the rest
+        return Normalised(raw, error=ReasonCode.INVALID_NUMBER, message=(
+            f"'{second.group(0)[0]}x' in the phone field marks a second number: one number "
+            "per field"))
     try:
         number = phonenumbers.parse(text, region or None)
     except NumberParseException as exc:

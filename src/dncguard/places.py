@@ -29,9 +29,19 @@ def spelling_key(value: str) -> str:
     return re.sub(r"[\s.\-_']+", "", text.casefold())
 
 
+#: Subdivisions of the tables' sources that dncguard has no calling rules and no time zones
+#: for (``US-UM``, the US Minor Outlying Islands: no rules file, no zones). A row naming one
+#: is refused (:func:`unserved_subdivision`): read as a known state it would switch off the
+#: readings for a number whose state is not known (every state's day and hour rules, every
+#: state list) and bring no rules of its own, which turns a stop into an allow.
+#: ``tests/test_context_refusals_more.py`` holds this to the rules data: every other code has
+#: zones (and, in the US, a rules file).
+UNSERVED_SUBDIVISIONS: frozenset[tuple[str, str]] = frozenset({("US", "UM")})
+
+
 @cache
 def _subdivisions() -> tuple[dict[str, tuple[str, str]], dict[str, list[str]]]:
-    """(spelling key -> (region, code), region -> codes)."""
+    """(spelling key -> (region, code), region -> codes), the unserved ones included."""
     text = resources.files("dncguard.data").joinpath("subdivisions.csv").read_text("utf-8")
     found: dict[str, tuple[str, str]] = {}
     codes: dict[str, list[str]] = {}
@@ -46,13 +56,24 @@ def _subdivisions() -> tuple[dict[str, tuple[str, str]], dict[str, list[str]]]:
 
 def subdivision(value: str) -> tuple[str, str] | None:
     """``(region, code)`` of a state or province written as its code, its name (any case,
-    English or French) or an AP abbreviation; None when it is none of those."""
-    return _subdivisions()[0].get(spelling_key(value))
+    English or French) or an AP abbreviation; None when it is none of those, or one of
+    :data:`UNSERVED_SUBDIVISIONS`."""
+    found = _subdivisions()[0].get(spelling_key(value))
+    return None if found in UNSERVED_SUBDIVISIONS else found
+
+
+def unserved_subdivision(value: str) -> tuple[str, str] | None:
+    """``(region, code)`` when ``value`` names one of :data:`UNSERVED_SUBDIVISIONS` (a
+    subdivision dncguard knows of but has no rules and zones for); None otherwise."""
+    found = _subdivisions()[0].get(spelling_key(value))
+    return found if found in UNSERVED_SUBDIVISIONS else None
 
 
 def subdivision_codes(region: str) -> list[str]:
-    """The codes of a region's states or provinces (``US``: states, DC and territories)."""
-    return list(_subdivisions()[1].get(region, []))
+    """The codes of a region's states or provinces (``US``: states, DC and territories) that
+    dncguard has rules and zones for (not :data:`UNSERVED_SUBDIVISIONS`)."""
+    return [c for c in _subdivisions()[1].get(region, [])
+            if (region, c) not in UNSERVED_SUBDIVISIONS]
 
 
 @cache
@@ -98,6 +119,13 @@ NUNAVUT_FSAS = frozenset({"X0A", "X0B", "X0C"})
 #: Groups: the five digits and the four (ZIP+4); the forward sortation area and the rest.
 US_ZIP = re.compile(r"^(\d{5})(?:-?(\d{4}))?$")
 CA_POSTAL = re.compile(r"^([ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z]) ?(\d[ABCEGHJ-NPRSTV-Z]\d)$")
+#: A UK postcode (``SW1A 1AA``, upper case, with or without the space): outward and inward
+#: code. Checked after :data:`CA_POSTAL` (a Canadian postal code is never one).
+GB_POSTCODE = re.compile(r"^([A-Z]{1,2}\d[A-Z\d]?) ?(\d[A-Z]{2})$")
+
+#: The military post codes of the ZIP table (APO/FPO/DPO: Armed Forces Americas, Europe,
+#: Pacific): an address abroad, in no state and no known time zone.
+MILITARY_POST = frozenset({"AA", "AE", "AP"})
 
 
 def postal_state(code: str) -> str | None:
@@ -114,5 +142,25 @@ def postal_state(code: str) -> str | None:
     return None
 
 
-__all__ = ["CA_POSTAL", "CA_POSTAL_PROVINCES", "NUNAVUT_FSAS", "US_ZIP", "postal_state",
-           "spelling_key", "subdivision", "subdivision_codes", "zip_state"]
+def address_state(code: str) -> str | None:
+    """The state or province a ZIP or postal code puts the called party's address in, as
+    the state lists, the rules and the verdict's ``state`` all read it: :func:`postal_state`,
+    except that a military post code (:data:`MILITARY_POST`: ``AA``/``AE``/``AP``) names none.
+    Such a code reads as an unknown ZIP code: the row gives no address, so the number keeps
+    its own location and every state list of its country applies (the safe side). The same
+    whatever the number's country (a Toronto number with a Miami ZIP: Florida)."""
+    found = postal_state(code)
+    return None if found in MILITARY_POST else found
+
+
+def uk_postcode(code: str) -> bool:
+    """Whether ``code`` is a UK postcode (any case; never a US ZIP or Canadian postal code)."""
+    text = code.strip().upper()
+    return (GB_POSTCODE.match(text) is not None and US_ZIP.match(text) is None
+            and CA_POSTAL.match(text) is None)
+
+
+__all__ = ["CA_POSTAL", "CA_POSTAL_PROVINCES", "GB_POSTCODE", "MILITARY_POST", "NUNAVUT_FSAS",
+           "UNSERVED_SUBDIVISIONS", "US_ZIP", "address_state", "postal_state", "spelling_key",
+           "subdivision", "subdivision_codes", "uk_postcode", "unserved_subdivision",
+           "zip_state"]

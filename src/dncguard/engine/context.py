@@ -13,11 +13,14 @@ field         accepted (any case, surrounding spaces ignored) -> canonical form
 region        ``US``, ``CA``, ``GB`` (or ``UK``), ``AU`` -> the code
 state         a US state, DC or territory, or a Canadian province or territory, as its
               postal code, its name (English or French) or an AP abbreviation
-              (``Florida``, ``fla.``, ``FL``) -> the postal code (``FL``)
+              (``Florida``, ``fla.``, ``FL``) -> the postal code (``FL``). A subdivision
+              without rules and zones (``UM``, the US Minor Outlying Islands) is refused.
 zip           US: five digits or ZIP+4 (``12345-6789``, ``123456789``) of a known ZIP code
               -> the five digits; Canada: a postal code (``K1A 0B1``) -> ``K1A 0B1``;
-              UK: a postcode (``SW1A 1AA``). Four digits are refused: an Australian
-              postcode and a US ZIP that lost its leading zero look alike.
+              UK: a postcode (``SW1A 1AA``), for a UK number only (the scrub refuses it on
+              another country's number: ``ScrubRun._refuse_foreign_postcodes``). Four digits
+              are refused: an Australian postcode and a US ZIP that lost its leading zero
+              look alike.
 timezone      an IANA zone name (``America/New_York``) -> the name as given
 line_type     ``mobile`` (``wireless``, ``cell``), ``landline`` (``wireline``, ``fixed``),
               ``voip`` -> ``mobile`` / ``landline`` / ``voip``
@@ -27,14 +30,13 @@ subject       any text up to 200 characters (a frequency-cap subject such as a d
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..config import SUPPORTED_REGIONS
 from ..errors import ContextError
 from ..phones import US_TERRITORIES
-from ..places import CA_POSTAL, US_ZIP, subdivision, zip_state
+from ..places import CA_POSTAL, GB_POSTCODE, US_ZIP, subdivision, unserved_subdivision, zip_state
 
 #: Per-row context fields, in the order they key a row's context.
 CONTEXT_FIELDS = ("region", "state", "zip", "timezone", "line_type", "subject")
@@ -44,7 +46,6 @@ LINE_TYPES = ("mobile", "landline", "voip")
 _LINE_ALIASES = {"mobile": "mobile", "wireless": "mobile", "cell": "mobile",
                  "cellular": "mobile", "landline": "landline", "wireline": "landline",
                  "fixed": "landline", "voip": "voip"}
-_GB_POSTCODE = re.compile(r"^([A-Z]{1,2}\d[A-Z\d]?) ?(\d[A-Z]{2})$")
 MAX_SUBJECT = 200
 
 ACCEPTED: dict[str, str] = {
@@ -52,7 +53,7 @@ ACCEPTED: dict[str, str] = {
     "state": "a US state, DC or territory, or a Canadian province, as its postal code "
              "(FL), its name (Florida) or an AP abbreviation (Fla.)",
     "zip": "a known US ZIP code (12345 or 12345-6789), a Canadian postal code (K1A 0B1) "
-           "or a UK postcode (SW1A 1AA)",
+           "or, for a UK number, a UK postcode (SW1A 1AA)",
     "timezone": "an IANA time zone name such as America/New_York",
     "line_type": "mobile (or wireless, cell), landline (or wireline, fixed) or voip",
     "subject": f"text of at most {MAX_SUBJECT} characters",
@@ -90,6 +91,14 @@ def clean_field(field: str, value: str) -> str:
     if field == "state":
         found = subdivision(text)
         if found is None:
+            unserved = unserved_subdivision(text)
+            if unserved is not None:
+                # known as a place, but with no rules and no zones: read as a known state it
+                # would switch off the every-state readings and bring no rules (an allow)
+                raise _refuse(field, value, (
+                    f"{text!r} ({unserved[0]}-{unserved[1]}) is a subdivision dncguard has no "
+                    "calling rules or time zones for, so a number there cannot be judged; "
+                    f"expected {ACCEPTED[field]}"))
             raise _refuse(field, value)
         return found[1]
     if field == "zip":
@@ -102,7 +111,7 @@ def clean_field(field: str, value: str) -> str:
         ca = CA_POSTAL.match(text.upper())
         if ca:
             return f"{ca.group(1)} {ca.group(2)}"
-        gb = _GB_POSTCODE.match(text.upper())
+        gb = GB_POSTCODE.match(text.upper())
         if gb:
             return f"{gb.group(1)} {gb.group(2)}"
         raise _refuse(field, value)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -46,7 +46,7 @@ from ..phones import (
     npa_state_index,
     npa_state_table,
 )
-from ..places import postal_state
+from ..places import address_state, uk_postcode
 from ..sources.protocol import Batch, CheckContext, locate
 from .context import clean_field
 from .findings import Index, Outcome, compact, renumber
@@ -240,6 +240,8 @@ class ScrubRun:
         self._ctx_state: list[str] = []
         #: per row context: its ZIP or postal code's state when it names no state itself
         self._ctx_zip_state: list[str] = []
+        #: per row context: whether its ZIP is a UK postcode (refused for a non-UK number)
+        self._ctx_uk_post: list[bool] = []
         self._ctx_region: list[str] = []
         if not self.context_columns:
             self._context_id(())
@@ -266,7 +268,8 @@ class ScrubRun:
             self.contexts.append(own)
             self._ctx_state.append(own.get("state", ""))
             self._ctx_zip_state.append("" if own.get("state") else
-                                       postal_state(own.get("zip", "")) or "")
+                                       address_state(own.get("zip", "")) or "")
+            self._ctx_uk_post.append(uk_postcode(own.get("zip", "")))
             self._ctx_region.append(own.get("region", ""))
         return found
 
@@ -386,6 +389,7 @@ class ScrubRun:
             [r[self.phone] for r in sl.cells] if sl.cells is not None
             else sl.columns[self.phone] if sl.columns else pa.array([], pa.string()))
         norm = normalise_arrays(phone, hints)
+        self._refuse_foreign_postcodes(norm, row_ctx, flagged, problems)
         okpos = np.flatnonzero(norm.ok & ~flagged)
         digits = norm.digits[okpos]
         rctx = row_ctx[okpos]
@@ -399,7 +403,7 @@ class ScrubRun:
         if any(self._ctx_state):
             own = np.array([self._state_code(v) for v in self._ctx_state], dtype=np.int64)[rctx]
             state = np.where(own != 0, own, state)
-        shown = self._shown_states(state, rctx, norm.region[okpos], norm.region_names)
+        shown = self._shown_states(state, rctx)
 
         # -- deduplicate, within the slice and against every earlier slice -----------------
         if self.context_columns:
@@ -436,27 +440,60 @@ class ScrubRun:
         return Prepared(sl, rows, norm, flagged, problems, okpos, rctx, shown,
                         uniq_id[inverse], row_first, dup, ndup, batch, batch_ids)
 
-    def _shown_states(self, state: npt.NDArray[np.int64], rctx: npt.NDArray[np.int64],
-                      region: npt.NDArray[np.int16], region_names: Sequence[str]
+    def _refuse_foreign_postcodes(self, norm: NormalisedArrays, row_ctx: npt.NDArray[np.int64],
+                                  flagged: npt.NDArray[np.bool_],
+                                  problems: dict[int, tuple[str, str]]) -> None:
+        """Refuse (into ``flagged`` and ``problems``) the rows whose ZIP, their own or the
+        default, is a UK postcode while their number is not a UK number. A US ZIP or Canadian
+        postal code is read for any number (its state's zones, rules and lists join); a UK
+        postcode names no state, and a US, Canadian or Australian number's rules and zones
+        would be judged as if the row gave no address while it says the party is in the UK,
+        whose rules are not applied to another country's number: not understood, so refused.
+        Work per distinct context, rows only where one is refused."""
+        own_zip = bool(self.context_columns) and any(self._ctx_uk_post)
+        default_uk = uk_postcode(self.defaults.get("zip", ""))
+        if not (own_zip or default_uk) or not len(norm):
+            return
+        given = np.array([bool(c.get("zip")) for c in self.contexts], dtype=bool)[row_ctx]
+        uk = np.array(self._ctx_uk_post, dtype=bool)[row_ctx] if own_zip \
+            else np.zeros(len(norm), dtype=bool)
+        if default_uk:
+            uk |= ~given
+        gb = [i for i, name in enumerate(norm.region_names) if name == "GB"]
+        bad = np.flatnonzero(uk & norm.ok & ~flagged & ~np.isin(norm.region, gb))
+        if not bad.size:
+            return
+        column = next((self.header[col] for name, col in self.context_columns if name == "zip"),
+                      "zip")
+        names = norm.region_names
+        for i in bad.tolist():
+            code = self.contexts[int(row_ctx[i])].get("zip") or self.defaults.get("zip", "")
+            where = column if given[i] else "zip"
+            problems[i] = (where, (
+                f"{code!r} is a UK postcode but the number is a {names[int(norm.region[i])]} "
+                "number: dncguard reads a UK postcode only for a UK number (the UK's rules "
+                "and zone are not applied to another country's number, so the postcode would "
+                "go unread); give the party's US ZIP or Canadian postal code, or leave it out"))
+            flagged[i] = True
+
+    def _shown_states(self, state: npt.NDArray[np.int64], rctx: npt.NDArray[np.int64]
                       ) -> npt.NDArray[np.int64]:
         """The state each valid row's verdict names and is counted under: the row's own
         state, else its ZIP or postal code's, else the default state, else the default
-        ZIP's, else the area code's. A ZIP's state counts for US and Canadian numbers only,
-        as the rules read it. ``state`` (what the checks are given) is left as it is: the
+        ZIP's, else the area code's. A ZIP's state counts whatever the number's country, as
+        the rules and state lists read it (:func:`dncguard.places.address_state`: a military
+        post code names no state). ``state`` (what the checks are given) is left as it is: the
         rules and state lists take the ZIP's state as a candidate of their own."""
         default_zip = ("" if self.defaults.get("state") else
-                       postal_state(self.defaults.get("zip", "")) or "")
+                       address_state(self.defaults.get("zip", "")) or "")
         if not default_zip and not any(self._ctx_zip_state):
             return state
-        nanp = np.isin(region, [i for i, name in enumerate(region_names)
-                                if name in ("US", "CA")])
         own_state = np.array([bool(v) for v in self._ctx_state], dtype=bool)[rctx]
         own_zip = np.array([self._state_code(v) for v in self._ctx_zip_state],
                            dtype=np.int64)[rctx]
-        shown = np.where(nanp & (own_zip != 0), own_zip, state)
+        shown = np.where(own_zip != 0, own_zip, state)
         if default_zip:
-            shown = np.where(nanp & (own_zip == 0) & ~own_state,
-                             self._state_code(default_zip), shown)
+            shown = np.where((own_zip == 0) & ~own_state, self._state_code(default_zip), shown)
         return shown
 
     def _numbers(self, digits: npt.NDArray[np.uint64], rows: npt.NDArray[np.int64]

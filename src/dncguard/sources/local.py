@@ -17,7 +17,7 @@ from ..errors import ListError
 from ..lists.store import INFO_KINDS, ListIndex, ListInfo, ListStore
 from ..models import DataVersions, Decision, Reason, ReasonCode
 from ..phones import npa_state_index, npa_state_table
-from ..places import postal_state
+from ..places import address_state
 from .protocol import Batch, CheckBase, CheckContext
 
 if TYPE_CHECKING:
@@ -78,23 +78,31 @@ def _applies(jurisdiction: str, batch: Batch
 _ZIP_ROW = 3
 def _zip_states(zips: list[str]) -> list[str]:
     """The state or province of each distinct ZIP or postal code (``""``: none), as the rules
-    find it (:func:`dncguard.places.postal_state`). Each code is looked up once per process
-    (:data:`_ZIP_STATES`), not once per batch."""
+    find it (:func:`dncguard.places.address_state`: a military post code names none). Each
+    code is looked up once per process (:data:`_ZIP_STATES`), not once per batch."""
     out: list[str] = []
     for code in zips:
         found = _ZIP_STATES.get(code)
         if found is None:
             if len(_ZIP_STATES) > 100_000:  # bounded: a file of made-up codes cannot grow it
                 _ZIP_STATES.clear()
-            found = _ZIP_STATES[code] = postal_state(code) or ""
+            found = _ZIP_STATES[code] = address_state(code) or ""
         out.append(found)
     return out
 
 
 #: ZIP or postal code, as the row gives it -> its state or province (``""``: none). A value
-#: that is neither (none, or a postcode of a country without state lists, e.g. the UK) gives
-#: no state.
+#: that is neither (none, or a postcode of a country without state lists, e.g. the UK) or a
+#: military post code (AA/AE/AP) gives no state.
 _ZIP_STATES: dict[str, str] = {}
+
+
+def _zip_given(batch: Batch) -> npt.NDArray[np.bool_]:
+    """Which numbers' rows give a ZIP or postal code (whether or not it names a state), per
+    distinct context."""
+    distinct, index = batch.contexts()
+    given = np.array([bool((c.get("zip") or "").strip()) for c in distinct], dtype=bool)
+    return given[index] if given.size else np.zeros(len(batch), dtype=bool)
 
 
 def _state_candidates(batch: Batch) -> tuple[dict[str, int], npt.NDArray[np.int64]]:
@@ -165,10 +173,16 @@ class LocalListsCheck(CheckBase):
             reason = ix.reason()
             state = (ix.info.jurisdiction or "").partition("-")[2]
             # say why where the verdict's own state is another one
+            zipped = _zip_given(batch) if unplaced.any() else unplaced
             for why, mask in ((f"it applies by the ZIP or postal code's state ({state})",
                                by_zip),
                               ("it applies because the row gives no state or ZIP: an area "
-                               "code does not show where the subscriber lives", unplaced)):
+                               "code does not show where the subscriber lives",
+                               unplaced & ~zipped),
+                              ("it applies because the row names no state: it gives no state, "
+                               "and its ZIP or postal code names none (a military post code "
+                               "or a postcode of another country); an area code does not show "
+                               "where the subscriber lives", unplaced & zipped)):
                 these = hits & mask
                 if these.any():
                     masks.append(these)

@@ -24,7 +24,7 @@ from phonenumbers import timezone as pn_timezone
 
 from ...nanp import FALLBACK, PREFIXES, load_table, metadata_fingerprint
 from ...phones import state_for
-from ...places import postal_state
+from ...places import address_state
 from ._loader import Ruleset, load_ruleset
 
 log = logging.getLogger("dncguard.sources.rules.zones")  # its name before it became _zones
@@ -102,17 +102,14 @@ def _zip_zones(ruleset: Ruleset, zip_code: str, state: str) -> list[str]:
     return list(ruleset.zones.subdivision_zones.get(state, []))
 
 
-#: The military post codes of ``postal_state`` (APO/FPO/DPO): an address abroad, in no
-#: state and no known time zone.
-MILITARY_POST = frozenset({"AA", "AE", "AP"})
-
-
-def _zip_state(region: str, zip_code: str) -> str | None:
-    """The state or province of a US ZIP or Canadian postal code (NANP regions only; see
-    :func:`dncguard.places.postal_state`); None for a military post code, which names no
-    state and no zone (the number's own location stands, as with an unknown ZIP)."""
-    found = postal_state(zip_code) if region in ("US", "CA") else None
-    return None if found in MILITARY_POST else found
+def _zip_state(zip_code: str) -> str | None:
+    """The state or province of a US ZIP or Canadian postal code, whatever the number's
+    country (as a ``state`` column is read: a Toronto number with a Miami ZIP gets Florida's
+    zones and rules too); None for a military post code, which names no state and no zone
+    (the number's own location stands, as with an unknown ZIP), and for anything else. One
+    reading for the rules, the state lists and the verdict's state:
+    :func:`dncguard.places.address_state`."""
+    return address_state(zip_code)
 
 
 def _pn_zones(e164: str) -> tuple[str, ...]:
@@ -456,7 +453,7 @@ def resolve_location(e164: str, region: str, state: str | None,
     zip_code = (extra.get("zip") or "").strip() or None
     addressed = address_state is not None
     if zip_code:
-        zs = _zip_state(region, zip_code)
+        zs = _zip_state(zip_code)
         if zs:
             addressed = True
             add_state(zs)
