@@ -138,7 +138,9 @@ def test_zip_members_out_of_date_order(store: ListStore, tmp_path: Path) -> None
     """Members are read in name order ('nov-10' before 'nov-9'); the dates still decide."""
     base = tmp_path / "ftc.txt"
     base.write_text("2025550100\n")
-    store.import_file(base, kind="national", name="us-ftc", jurisdiction="US", snapshot_date=D)
+    # the base predates the records (a record dated before the snapshot is already in it)
+    store.import_file(base, kind="national", name="us-ftc", jurisdiction="US",
+                      snapshot_date=date(2026, 11, 1))
     archive = tmp_path / "changes.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("nov-10.txt", "202,5550102,A,2026-11-10\n202,5550100,D,2026-11-10\n")

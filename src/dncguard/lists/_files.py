@@ -5,15 +5,17 @@ the list's jurisdiction (``2025550100``, ``(202) 555-0100``, ``020 7946 0000``),
 ``NPA,NXXXXXX`` CSV. A row that is not digits and separators alone (``+1`` and ten digits
 aside, any ``+`` row; one with an extension or letters) is read as
 :func:`dncguard.phones.normalise` reads it, or rejected with its line, so a row is never stored
-as a number other than the one the check reads. A first line without digits is taken as a
-header. Change lists add a flag field to each record: ``A``/``ADD``/``I`` adds,
-``D``/``DEL``/``DELETE``/``R`` deletes (``2025550100,D`` or ``202,5550100,A,2026-11-01``),
-with at most one date of the change, after the flag or before it, with or without a time of
-day (a time with an offset is converted to UTC, one without is taken as UTC); any other
-field before the flag rejects the record. A number's last record decides: the latest date,
-then, for records of the same day that all carry a time, the latest time, then the later
-line (see :func:`read_changes`). A prefix row's second column is a note, never digits
-(``1,900`` is rejected, not read as ``1``).
+as a number other than the one the check reads. A first line without digits (or with only
+those of the column name ``e164``) is taken as a header. Change lists add a flag field to each
+record: ``A``/``ADD``/``I`` adds, ``D``/``DEL``/``DELETE``/``R`` deletes (``2025550100,D`` or
+``202,5550100,A,2026-11-01``), with at most one date of the change, after the flag or before
+it, with or without a time of day in it (a time with an offset is converted to UTC, one
+without is taken as UTC); any other field before the flag, or any field after the date,
+rejects the record. A number's last record decides: the latest date, then, for records of the
+same day that all carry a time, the latest time, then the later line (see
+:func:`read_changes`). A prefix row's second column is a note, never digits (``1,900`` is
+rejected, not read as ``1``), and a prefix starts with the country code of a region dncguard
+judges (``202555`` is rejected, never read as +20).
 
 Large number files are parsed with pyarrow compute, a block at a time, so a national registry
 never needs a Python object per number.
@@ -35,8 +37,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+import phonenumbers
 
 from .._lazy import lazy_import
+from ..config import SUPPORTED_REGIONS
 from ..errors import ListError
 from ..phones import normalise_arrays
 from .snapshots import sorted_unique
@@ -297,11 +301,26 @@ def _fixed_width_numbers(
     return value + np.uint64(10_000_000_000), npa_ok & nxx_ok
 
 
+#: A column name with digits a header may hold: ``e164`` (``E.164``, ``phone_e164``,
+#: ``e164_number``), the name dncguard gives its own column of E.164 numbers. Never preceded
+#: by a digit or '.' (``1e164`` is a float, not a name), never followed by a digit.
+_HEADER_DIGITS = re.compile(r"(?<![0-9.])e\.?164(?![0-9])", re.IGNORECASE)
+
+
+def is_header(line: str) -> bool:
+    """Whether a list file's first line is a header: it holds no digit, or none outside the
+    column name ``e164`` (see :data:`_HEADER_DIGITS`). No number is written so: a line with
+    any other digit is read as an entry (or rejected), never skipped."""
+    if not line.strip():
+        return False
+    return not any(ch.isdigit() for ch in _HEADER_DIGITS.sub("", line))
+
+
 def _header_split(block: bytes) -> tuple[bool, bytes]:
-    """(had a header line, rest): a first line without digits is a header."""
+    """(had a header line, rest): a first line that is a header (see :func:`is_header`)."""
     end = block.find(b"\n")
     head = block if end < 0 else block[:end]
-    if head.strip() and not any(_ZERO <= ch <= _NINE for ch in head):
+    if is_header(head.decode("utf-8", errors="replace")):
         return True, b"" if end < 0 else block[end + 1:]
     return False, block
 
@@ -437,6 +456,9 @@ def _text_lines(path: Path) -> Iterator[tuple[str, str]]:
 
 
 _US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+#: A field that looks like a time of day (``23:00``, ``9:30:15 PM``): the hint of its reject.
+_TIME_OF_DAY = re.compile(r"^\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*[AaPp]\.?[Mm]\.?)?"
+                          r"(?:\s*(?:Z|[A-Za-z]{2,5}|[+-]\d{2}:?\d{2}))?$")
 #: A change record's time of day when it has none (a date alone, or no date).
 NO_TIME = -1
 
@@ -517,13 +539,26 @@ def _record_fields(fields: list[str], flag_at: int, country: str
         except ValueError:
             return (f"field {i + 1} (before the A/D flag) is neither part of the number "
                     "(digits) nor a date")
-    after = next(((i + 1, f) for i, f in enumerate(fields[flag_at + 1:], flag_at + 1) if f),
-                 None)
-    if after is not None:
+    after = [(i + 1, f) for i, f in enumerate(fields[flag_at + 1:], flag_at + 1) if f]
+    if after and not dates:  # the first field after the flag is the record's date
         try:
-            dates.append((after[0], _change_stamp(after[1], country)))
+            dates.append((after[0][0], _change_stamp(after[0][1], country)))
         except ValueError:
             return "the change date is not a date (YYYY-MM-DD)"
+        after = after[1:]
+    if after:  # nothing follows the date: a field read nowhere is never dropped
+        at, text = after[0]
+        try:
+            _change_stamp(text, country)
+        except ValueError:
+            pass
+        else:
+            return f"two dates in the record (fields {dates[0][0]} and {at})"
+        if _TIME_OF_DAY.match(text):
+            return (f"field {at} is a time of day apart from the date (field {dates[0][0]}): "
+                    "write the time in the date field, ISO 8601 (2026-11-20T10:00)")
+        return (f"field {at} follows the change date (field {dates[0][0]}) and is not "
+                "understood: a record ends with its date")
     if len(dates) > 1:
         return f"two dates in the record (fields {dates[0][0]} and {dates[1][0]})"
     day, time = dates[0][1] if dates else (-1, NO_TIME)
@@ -534,7 +569,8 @@ def _record_fields(fields: list[str], flag_at: int, country: str
 
 
 def read_changes(
-    path: Path, *, jurisdiction: str | None, default_region: str
+    path: Path, *, jurisdiction: str | None, default_region: str,
+    not_before: date | None = None,
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], ParseReport]:
     """A change list: (numbers added, numbers deleted, report), each sorted and unique and
     never both: a number's last record decides (see :func:`_last_records`), so deleting and
@@ -544,9 +580,12 @@ def read_changes(
     A record's fields (split at ``,``, ``;``, tab or ``|``) are its number (digit fields
     before the flag, joined: ``202,5550100``), its flag, and at most one date (see
     :func:`_change_stamp`), after the flag (``2025550100,A,2026-11-20``) or before it
-    (``2025550100,2026-11-20,A``). A record is rejected, with its line, when a field before
-    the flag is neither digits, empty nor a date, when the first field after the flag is not
-    a date, or when it has two dates."""
+    (``2025550100,2026-11-20,A``), and nothing after the date. A record is rejected, with its
+    line, when a field before the flag is neither digits, empty nor a date, when the first
+    field after the flag is not a date, when it has two dates, when a field follows its date
+    (a time of day belongs in the date field: ``2026-11-20T10:00``), or when it is dated
+    before ``not_before`` (the list's snapshot date, whose download already reflects every
+    change made before that day)."""
     country = country_of(jurisdiction, default_region)
     report = ParseReport()
     numbers: list[str] = []
@@ -560,15 +599,19 @@ def read_changes(
         fields = [f.strip().strip('"') for f in re.split(r"[,;\t|]", line)]
         flag_at = next((i for i, f in enumerate(fields) if f.upper() in _ADD | _DEL), None)
         if flag_at is None:
-            if first and not any(ch.isdigit() for ch in line):
+            if first and is_header(line):
                 first = False
-                continue  # header
+                continue
             report.reject(where, "no add/delete flag (A or D) in the record")
             continue
         first = False
         record = _record_fields(fields, flag_at, country)
         if isinstance(record, str):
             report.reject(where, record)
+            continue
+        if not_before is not None and 0 <= record[1] < not_before.toordinal():
+            report.reject(where, "the change is dated before the list's snapshot of "
+                                 f"{not_before.isoformat()}, which already reflects it")
             continue
         numbers.append(record[0])
         adding.append(fields[flag_at].upper() in _ADD)
@@ -618,6 +661,16 @@ def read_hashes(path: Path) -> tuple[npt.NDArray[Any], ParseReport]:
 
 
 _PREFIX = re.compile(r"^\+?([0-9]{1,15})$")
+#: The country codes of the regions dncguard judges (``1``, ``44``, ``61``): a prefix that
+#: starts with none of them matches no number a check could allow.
+JUDGED_COUNTRY_CODES = tuple(sorted({str(phonenumbers.country_code_for_region(r))
+                                     for r in SUPPORTED_REGIONS}))
+
+
+def _judged_prefix(prefix: str) -> bool:
+    """Whether ``prefix`` can match a number of a judged region: it starts with that region's
+    country code (``1202555``), or is the start of one (``4``: every ``+4...`` number)."""
+    return any(prefix.startswith(cc) or cc.startswith(prefix) for cc in JUDGED_COUNTRY_CODES)
 #: A second column that may be the rest of the prefix (``1,900``: is it 1900?): it starts
 #: with a digit, perhaps after ``+``, ``(``, ``-`` or spaces.
 _DIGITS_AFTER_COMMA = re.compile(r"^[\s+(-]*[0-9]")
@@ -628,16 +681,19 @@ def read_prefixes(path: Path) -> tuple[npt.NDArray[Any], ParseReport]:
 
     A prefix is one group of digits: a row with separators between digits (``1 202``,
     ``1900-1999``: a range is not read as one) is rejected, and so is one starting with 0
-    (a national trunk prefix: no country code starts with 0, so it would match nothing).
-    Text after a comma is a note (``1900,premium rate``), but a row whose second column
-    starts with a digit (``1,900``) is rejected: read as the prefix ``1`` it would block
-    every number of its country. A first line without any digit is a header."""
+    (a national trunk prefix: no country code starts with 0, so it would match nothing),
+    and so is one that does not start with the country code of a region dncguard judges
+    (:data:`JUDGED_COUNTRY_CODES`: ``202555`` or ``900`` written in national format would be
+    read as +20 or +90 and block no callable number; ``1202555`` and ``1900`` do). Text after
+    a comma is a note (``1900,premium rate``), but a row whose second column starts with a
+    digit (``1,900``) is rejected: read as the prefix ``1`` it would block every number of
+    its country. A first line that is a header (see :func:`is_header`) is skipped."""
     report = ParseReport()
     values: list[str] = []
     for where, line in _text_lines(path):
         report.lines += 1
-        if report.lines == 1 and not any(c.isdigit() for c in line):
-            continue  # a header
+        if report.lines == 1 and is_header(line):
+            continue
         head, comma, rest = line.partition(",")
         token = head.strip().strip('"')
         second = rest.split(",")[0].strip().strip('"')
@@ -649,6 +705,11 @@ def read_prefixes(path: Path) -> tuple[npt.NDArray[Any], ParseReport]:
         elif found and found[1].startswith("0"):
             report.reject(where, "a prefix starts with the country code, and none starts "
                                  "with 0 (for 0207946 write 44207946)")
+        elif found and not _judged_prefix(found[1]):
+            report.reject(where, "a prefix starts with the country code of a region dncguard "
+                                 f"judges ({', '.join(JUDGED_COUNTRY_CODES)}): written in "
+                                 "national format it matches no number that can be called "
+                                 "(for 202555 write 1202555, country code first)")
         elif found:
             values.append(found[1])
         elif re.fullmatch(r"\+?[0-9]+(?:[^0-9]+[0-9]+)+", token):

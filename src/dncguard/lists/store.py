@@ -154,6 +154,35 @@ def snapshot_date_problem(snapshot: date, jurisdiction: str | None, today: date)
     return None
 
 
+def _base_snapshot_date(info: ListInfo | None) -> date | None:
+    """The snapshot date of the list a change list applies to (None when it has none: a kind
+    that does not age); a stored date that cannot be read refuses the change list, since
+    no record could be told to be older than the snapshot or not."""
+    if info is None or not info.snapshot_date:
+        return None
+    try:
+        return date.fromisoformat(info.snapshot_date)
+    except ValueError:
+        raise ListError(f"list {info.name}: its snapshot date {info.snapshot_date!r} cannot be "
+                        "read, so no change record can be told to be newer than it; import "
+                        "the whole list") from None
+
+
+def _same_base_date(info: ListInfo | None, base_date: date | None) -> None:
+    """Refuse a change list whose list another import gave a new snapshot date while it was
+    applied: its records were judged against the old date (a full import of a later day
+    already reflects the records dated before that day)."""
+    if info is None:
+        return
+    now = _base_snapshot_date(info)
+    if now != base_date:
+        raise ListError(
+            f"list {info.name!r}: another import changed its snapshot date from "
+            f"{base_date.isoformat() if base_date else 'none'} to "
+            f"{now.isoformat() if now else 'none'} while this change list was applied; this "
+            "import changed nothing: run it again")
+
+
 def _a(word: str) -> str:
     return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
@@ -518,6 +547,14 @@ class ListStore:
             problem = snapshot_date_problem(snapshot_date, jurisdiction, utcnow().date())
             if problem:
                 raise ListError(f"--snapshot-date: {problem}")
+        # a change list applies on top of the list's snapshot: a change dated before it is
+        # already in it (applied again it would undo a later change the snapshot holds)
+        base_date = _base_snapshot_date(existing) if changes else None
+        if base_date is not None and snapshot_date is not None and snapshot_date < base_date:
+            raise ListError(
+                f"--snapshot-date {snapshot_date.isoformat()} is before the snapshot date of "
+                f"list {name!r} ({base_date.isoformat()}): that download already reflects "
+                "this change list; nothing was applied")
         if kind == "hashed" and existing is not None and salt is None:
             if existing.salt:
                 # the stored salt is the old file's: kept silently, a new file of hashes
@@ -540,7 +577,8 @@ class ListStore:
         adds = dels = listed = np.zeros(0, dtype=np.uint64)
         if changes:
             adds, dels, report = listfiles.read_changes(path, jurisdiction=jurisdiction,
-                                                        default_region=region)
+                                                        default_region=region,
+                                                        not_before=base_date)
         elif kind in NUMBER_KINDS and _national_scale(path, jurisdiction or region):
             # a national registry: straight from the file's blocks into a bitmap, no sort (a
             # number the bitmap cannot hold makes it a sorted snapshot, never a dropped number)
@@ -625,6 +663,7 @@ class ListStore:
                                 and fresh.current_file == existing.current_file):
                             raise
                         existing = fresh
+                        _same_base_date(existing, base_date)
                         continue
                 assert file_name is not None and seal is not None
                 try:
@@ -651,6 +690,8 @@ class ListStore:
                         f"{jurisdiction or 'none'} to {existing.jurisdiction or 'none'} while "
                         "this change list was applied; this import changed nothing: run it "
                         "again")
+                if changes:
+                    _same_base_date(existing, base_date)
             else:
                 what = "this change list was applied" if changes else "it was imported"
                 raise ListError(f"list {name} changed while {what} (by another import, "
