@@ -97,6 +97,10 @@ def test_a_damaged_or_missing_chunk_is_never_not_listed(two_homes: tuple[ListSto
     path = b.snapshot_path(info)
     assert path is not None and not path.exists()  # nothing half-fetched in place
     assert [d for d, _ in _verdicts(b.settings, [LISTED[0], OTHER])] == [Decision.ERROR] * 2
+    # its checks (and /readyz) say the fetch failed and why, not "not fetched yet"
+    with pytest.raises(SnapshotIntegrityError, match="could not fetch snapshot .* from the "
+                       "database: .*" + ("checksum" if damage == "flipped" else "missing")):
+        b.open_current(info)
     with pytest.raises(SnapshotIntegrityError):
         b.sync(info)
 

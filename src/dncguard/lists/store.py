@@ -341,6 +341,11 @@ def _folder_candidates(name: str) -> list[str]:
 #: How a snapshot problem begins when this home has not fetched the list's current version yet
 #: (shared snapshots): it is fetched shortly, nothing is wrong with the list itself.
 NOT_HELD = "this replica does not hold snapshot"
+FETCH_FAILED = "this replica could not fetch snapshot"
+#: (list name, snapshot file) -> why this process could not fetch that version from the
+#: database: its checks and /readyz then say so instead of "not fetched yet" (a damaged chunk
+#: is not cured by waiting; re-importing the list is).
+_FETCH_FAILED: dict[tuple[str, str | None], str] = {}
 
 
 class ListStore:
@@ -416,6 +421,11 @@ class ListStore:
             return open_file(path, info.seal)
         except SnapshotIntegrityError:
             if self.shared and not path.exists():
+                failed = _FETCH_FAILED.get((info.name, info.current_file))
+                if failed is not None:  # fetching it failed: waiting will not help
+                    raise SnapshotIntegrityError(
+                        f"{FETCH_FAILED} {path.parent.name}/{path.name} "
+                        f"(the list's current version) from the database: {failed}") from None
                 raise SnapshotIntegrityError(
                     f"{NOT_HELD} {path.parent.name}/{path.name} "
                     "(the list's current version) yet; it is fetched from the database"
@@ -430,10 +440,17 @@ class ListStore:
         if not self.shared or info.current_file is None or self.snapshot_problem(info) is None:
             return False
         seal = info.seal
-        if seal is None:
-            raise SnapshotIntegrityError(f"list {info.name}: the database has no seal for "
-                                         f"snapshot {info.current_file}; import the list again")
-        snapshot_share.materialise(self.engine, self.folder_of(info), seal)
+        key = (info.name, info.current_file)
+        try:
+            if seal is None:
+                raise SnapshotIntegrityError(
+                    f"list {info.name}: the database has no seal for snapshot "
+                    f"{info.current_file}; import the list again")
+            snapshot_share.materialise(self.engine, self.folder_of(info), seal)
+        except SnapshotIntegrityError as exc:
+            _FETCH_FAILED[key] = str(exc)
+            raise
+        _FETCH_FAILED.pop(key, None)
         return True
 
     def ensure(self, name: str, kind: str, jurisdiction: str | None = None,

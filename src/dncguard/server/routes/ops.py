@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ...config import Settings
-from ...lists.store import NOT_HELD
+from ...lists.store import FETCH_FAILED, NOT_HELD
 from ...sources.rules.freshness import blocking
 from ...store import utcnow
 from .._deps import AdminKey, Credentials, Service, ServiceDep, require
@@ -80,6 +80,9 @@ def readyz(svc: ServiceDep) -> Any:
 def _remedy(problem: str) -> str:
     if NOT_HELD in problem:  # not fetched yet: nothing to re-import
         return "dncguard lists sync fetches it at once"
+    if FETCH_FAILED in problem:  # a damaged copy in the database, or the database away
+        return ("dncguard lists sync tries again; if it fails the same way, re-import the "
+                "list")
     return "re-import the list"
 
 
