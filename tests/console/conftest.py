@@ -35,6 +35,22 @@ def csrf_token(resp: httpx.Response) -> str:
     return found.group(1)
 
 
+def signed_in_client(home: Path) -> Any:
+    """A FastAPI test client of the service on ``home`` (no job runner), signed in to the
+    console with a new admin key."""
+    from fastapi.testclient import TestClient
+
+    from dncguard.server.app import create_app
+
+    key = make_key(home, "admin")
+    client = TestClient(create_app(load_settings(home=home), run_jobs=False))
+    signed = client.post("/console/signin", data={
+        "key": key, "csrf": csrf_token(client.get("/console/signin"))},
+        follow_redirects=False)
+    assert signed.status_code == 303, signed.text
+    return client
+
+
 CHROMIUM = Path(os.environ.get("DNCGUARD_TEST_CHROMIUM", "/usr/bin/chromium"))
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"

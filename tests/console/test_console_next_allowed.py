@@ -13,10 +13,8 @@ from fastapi.testclient import TestClient
 
 from dncguard.config import load_settings
 from dncguard.lists.store import ListStore
-from dncguard.server.app import create_app
 
-from ..server.conftest import make_key
-from .conftest import csrf_token
+from .conftest import csrf_token, signed_in_client
 
 AT = "2026-11-25T16:00:00Z"  # a Wednesday afternoon in every US zone
 
@@ -26,13 +24,7 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     monkeypatch.setenv("DNCGUARD_RULES_ENABLED", "true")
     home = tmp_path / "home"
     home.mkdir()
-    key = make_key(home, "admin")
-    client = TestClient(create_app(load_settings(home=home), run_jobs=False))
-    signed = client.post("/console/signin", data={
-        "key": key, "csrf": csrf_token(client.get("/console/signin"))},
-        follow_redirects=False)
-    assert signed.status_code == 303, signed.text
-    return client
+    return signed_in_client(home)
 
 
 def _shown(client: TestClient, phone: str) -> tuple[str, str]:

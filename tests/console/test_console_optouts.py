@@ -14,11 +14,9 @@ from sqlalchemy import update
 from dncguard.config import load_settings
 from dncguard.lists.store import ListStore
 from dncguard.optouts import expiry_after
-from dncguard.server.app import create_app
 from dncguard.store import get_engine, list_entries_table
 
-from ..server.conftest import make_key
-from .conftest import csrf_token
+from .conftest import csrf_token, signed_in_client
 
 
 @pytest.fixture
@@ -26,12 +24,7 @@ def signed_in(tmp_path: Path) -> tuple[TestClient, Path, str]:
     home = tmp_path / "home"
     home.mkdir()
     (home / "dncguard.toml").write_text('[campaigns.ftconly]\nlists = ["us-ftc"]\n')
-    key = make_key(home, "admin")
-    client = TestClient(create_app(load_settings(home=home), run_jobs=False))
-    signed = client.post("/console/signin", data={
-        "key": key, "csrf": csrf_token(client.get("/console/signin"))},
-        follow_redirects=False)
-    assert signed.status_code == 303, signed.text
+    client = signed_in_client(home)
     return client, home, csrf_token(client.get("/console/optouts"))
 
 

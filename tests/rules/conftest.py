@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from collections.abc import Callable
 from datetime import datetime
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +20,18 @@ from dncguard.sources.protocol import Batch, CheckContext
 from dncguard.sources.rules import RulesCheck, RulesSettings
 
 TIME_CODES = {"OUTSIDE_CALLING_WINDOW", "DAY_PROHIBITED", "HOLIDAY", "STATE_OF_EMERGENCY"}
+
+
+def copy_rules_data(folder: Path) -> Path:
+    """A copy of the packaged rules data (every jurisdiction's YAML file) in a new ``folder``,
+    to be edited by a test and named by ``rules.data_dir``."""
+    folder.mkdir()
+    root = resources.files("dncguard.sources.rules").joinpath("data")
+    for p in root.iterdir():
+        if p.name.endswith(".yaml"):
+            with resources.as_file(p) as path:
+                shutil.copyfile(path, folder / p.name)
+    return folder
 
 
 @pytest.fixture(autouse=True)

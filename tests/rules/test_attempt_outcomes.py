@@ -13,9 +13,7 @@ behaviour test runs (and fails) on the code before the fix too.
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,7 @@ from dncguard.errors import InputError
 from dncguard.sources.rules import AttemptStore, RulesCheck, RulesSettings, load_ruleset
 from dncguard.sources.rules.schema import FrequencyCapRule
 
-from .conftest import run_check
+from .conftest import copy_rules_data, run_check
 
 AT = datetime(2026, 11, 18, 17, 0, tzinfo=UTC)  # Wed 12:00 in New York
 NY = "+12125550100"  # New York: only the federal caps (Reg F for collections)
@@ -155,13 +153,7 @@ def test_every_packaged_cooldown_names_a_known_outcome() -> None:
 
 def _rules_folder(tmp_path: Path, old: str, new: str) -> Path:
     """A copy of the packaged rules data with ``old`` replaced by ``new`` in US.yaml."""
-    folder = tmp_path / "rules"
-    folder.mkdir()
-    root = resources.files("dncguard.sources.rules").joinpath("data")
-    for p in root.iterdir():
-        if p.name.endswith(".yaml"):
-            with resources.as_file(p) as path:
-                shutil.copyfile(path, folder / p.name)
+    folder = copy_rules_data(tmp_path / "rules")
     us = folder / "US.yaml"
     text = us.read_text("utf-8")
     assert text.count(old) == 1

@@ -10,10 +10,8 @@ if on all of them (the strictest reading).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,7 @@ from dncguard.sources.rules import AttemptStore, ConsentStore, RulesCheck
 from dncguard.sources.rules._holidays import HolidayCalendar, dates_in_year, day_in_year
 from dncguard.sources.rules.schema import HolidayDay, HolidaySet
 
-from .conftest import run_check
+from .conftest import copy_rules_data, run_check
 from .reference import reference_reasons
 
 DALLAS, EL_PASO, SYDNEY, NY, ST_LOUIS, NEW_ORLEANS = (
@@ -47,13 +45,7 @@ def _folder(tmp_path: Path, edits: dict[str, list[tuple[str, str]]]) -> Path:
     """A copy of the packaged rules data with lines inserted: for each file, (a line, the
     text put after the first ``effective:`` line at or after it, or after the line itself
     when it starts no rule)."""
-    folder = tmp_path / "rules"
-    folder.mkdir()
-    root = resources.files("dncguard.sources.rules").joinpath("data")
-    for p in root.iterdir():
-        if p.name.endswith(".yaml"):
-            with resources.as_file(p) as path:
-                shutil.copyfile(path, folder / p.name)
+    folder = copy_rules_data(tmp_path / "rules")
     for name, changes in edits.items():
         lines = (folder / name).read_text("utf-8").splitlines()
         for anchor, text in changes:
