@@ -581,6 +581,8 @@ def command(file: str, text_start: str) -> Command:
 
 #: Area codes of the filler rows: states with no list of their own (DC, NY, IL, WA, GA).
 FILLER_NPAS = ("202", "212", "312", "206", "404")
+#: The contacts' area codes besides 202, which the FTC download also holds (see write_examples)
+OTHER_NPAS = ("212", "312", "206", "404", "305", "415")
 
 
 def write_examples(work: Path, rows: int = 1300) -> None:
@@ -589,6 +591,9 @@ def write_examples(work: Path, rows: int = 1300) -> None:
     with zipfile.ZipFile(work / "ftc-202.zip", "w") as z:  # NPA,NXXXXXX or one per line
         z.writestr("202.txt", "202,5550100\n202,5550101\n")
         z.writestr("more.txt", "2025550102\n")  # plain or zipped (every member is read)
+        # a US national list covers the area codes it holds (the FTC registry is downloaded
+        # per area code): one number (not a contact's) of each area code the contacts use
+        z.writestr("others.txt", "".join(f"{npa},5550099\n" for npa in OTHER_NPAS))
     (work / "fl.txt").write_text("3055550101\n3055550102\n", encoding="utf-8")
     contacts = [["name", "phone", "state"],
                 ["Ann", "2025550100", ""],  # on the national list (us-ftc)
@@ -643,7 +648,7 @@ def using_it_checks(sh: Shell) -> None:
     F = "README.md"
     sh.expect(F, "dncguard lists import ftc-202.zip --kind national --jurisdiction US "
               "--snapshot-date 2026-11-20 --name us-ftc",
-              lambda r: _assert("imported 3 entries" in r.out, r))
+              lambda r: _assert(f"imported {3 + len(OTHER_NPAS)} entries" in r.out, r))
     sh.expect(F, 'dncguard dnc add "(202) 555-0123" --reason "asked on call"',
               lambda r: _assert("added +1202555**** to internal" in r.out, r))
     sh.expect(F, "dncguard scrub contacts.csv -o verdicts.csv --at 2026-11-26T15:00:00Z",

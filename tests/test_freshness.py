@@ -114,7 +114,8 @@ def home(store: ListStore, write_lines: Callable[..., Path]) -> ListStore:
     """us-fl 62 days old and us-ftc 32 days old at the dial time AT."""
     store.import_file(write_lines(["3055550150"], "fl.txt"), kind="state", name="us-fl",
                       jurisdiction="US-FL", snapshot_date=FL_DATE)
-    store.import_file(write_lines(["2025550100"], "ftc.txt"), kind="national",
+    # a US national list covers the area codes it holds: 202 and Florida's 305
+    store.import_file(write_lines(["2025550100", "3055550199"], "ftc.txt"), kind="national",
                       name="us-ftc", jurisdiction="US", snapshot_date=FTC_DATE)
     return store
 

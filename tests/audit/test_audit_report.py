@@ -129,7 +129,10 @@ def _error_job(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("DNCGUARD_RULES_ENABLED", "true")
     store = ListStore(settings)
     ftc = tmp_path / "ftc.txt"
-    ftc.write_text("2025550100\n3055550150\n", encoding="utf-8")
+    # a US national list covers the area codes it holds: one number (not a contact's) of
+    # each other area code the contacts use
+    ftc.write_text("2025550100\n3055550150\n3125550199\n5125550199\n4155550199\n",
+                   encoding="utf-8")
     store.import_file(ftc, kind="national", name="us-ftc", jurisdiction="US",
                       snapshot_date=date(2026, 11, 10), who="test")
     tx = tmp_path / "tx.txt"

@@ -2,7 +2,8 @@
 
 It finds each number's reasons on its own, straight from the rule parts of
 :class:`~dncguard.sources.rules.RulesCheck` (location, plan, time reasons, consent, caps,
-registry) with no location or reason shared between numbers, so that
+registry, a US number's by its own area code) with no location or reason shared between
+numbers, so that
 ``tests/rules/test_grouped_equivalence.py`` can require the grouped evaluation that scrubs use
 (:meth:`RulesCheck.evaluate_groups`) to give exactly these reasons. It is test code, kept
 out of the package (issue 13): nothing in the product takes this road.
@@ -109,7 +110,8 @@ def _one(check: RulesCheck, e164: str, region: str | None, state: str | None,
     reasons.extend(check._consent_rules(valid, ctx, line, days, jur))
     reasons.extend(check._caps(attempts, ctx, line, days, jur, at, extra, plan))
     if not (valid & LIFTS_REGISTRY):
-        reasons.extend(check._registry(infos, ctx, line, days, jur, today))
+        npa = int(e164[2:5]) if region == "US" and e164.startswith("+1") else None
+        reasons.extend(check._registry(infos, ctx, line, days, jur, today, npa=npa))
     return reasons
 
 

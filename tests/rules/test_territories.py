@@ -249,11 +249,13 @@ def test_no_territory_holiday_ban_without_a_cited_rule(check: RulesCheck) -> Non
 # -- the whole verdict: registry, lists, window --------------------------------------------
 @pytest.fixture
 def home(settings: Settings, tmp_path: Path) -> Settings:
-    """A fresh US national registry holding the Puerto Rico number, a Florida state list, an
-    internal opt-out of the Guam number."""
+    """A fresh US national registry holding the Puerto Rico number (and a number of each
+    territory's area code: a US national list covers the area codes it holds), a Florida state
+    list, an internal opt-out of the Guam number."""
     store = ListStore(settings)
     national = tmp_path / "us.txt"
-    national.write_text(f"{NUMBERS['PR'][2:5]},{NUMBERS['PR'][5:]}\n2125550199\n")
+    national.write_text(f"{NUMBERS['PR'][2:5]},{NUMBERS['PR'][5:]}\n2125550199\n"
+                        + "".join(f"{e[2:5]},5550199\n" for e in NUMBERS.values()))
     store.import_file(national, kind="national", name="us-ftc", jurisdiction="US",
                       snapshot_date=date(2026, 11, 10))
     state = tmp_path / "fl.txt"

@@ -364,6 +364,21 @@ def snapshot_values(snap: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
 
 
+def nanp_areas(snap: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+    """The area codes (NPA, as integers 0-999, sorted) of the ``+1`` numbers a number snapshot
+    holds, without reading its numbers: a bitmap's from its header (an area code it has a slot
+    for: its numbers were imported, even if change lists deleted every one since), a sorted
+    one's by one binary search per area-code boundary (1001 probes of the memory map, never a
+    pass over the values). Empty for a snapshot of anything else (hashes, prefixes)."""
+    if is_bitmap(snap):
+        return np.flatnonzero(_slots(snap) >= 0).astype(np.int64)
+    if snap.dtype != np.uint64 or snap.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    bounds = np.uint64(NANP_BASE) + np.arange(1001, dtype=np.uint64) * np.uint64(PER_AREA)
+    at = np.searchsorted(snap, bounds)
+    return np.flatnonzero(at[1:] > at[:-1]).astype(np.int64)
+
+
 def sorted_contains(haystack: npt.NDArray[Any], needles: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
     """Membership of each needle in a snapshot: a sorted unique array, or a NANP bitmap."""
     if haystack.size == 0 or needles.size == 0:
@@ -510,6 +525,6 @@ def _sorted_setdiff(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[Any
 
 __all__ = ["Seal", "SnapshotFile", "SnapshotIntegrityError", "apply_changes",
            "build_nanp_bitmap", "build_number_snapshot", "choose_layout", "contains_one",
-           "is_bitmap", "open_file", "open_snapshot", "seal_of", "single_lookup",
+           "is_bitmap", "nanp_areas", "open_file", "open_snapshot", "seal_of", "single_lookup",
            "snapshot_count", "snapshot_values", "sorted_contains", "structure_problem",
            "write_snapshot"]

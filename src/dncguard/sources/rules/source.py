@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from ...config import CampaignProfile, Settings
 from ...engine.findings import Findings
 from ...errors import ConfigError
+from ...lists.snapshots import NANP_BASE, PER_AREA, nanp_areas
 from ...lists.store import ListInfo, ListStore
 from ...models import DataVersions, Decision, Reason
 from ...phones import mask
@@ -112,6 +113,54 @@ def _starts_cooldown(outcome: str | None, after: set[str | None]) -> bool:
     return k in after or (k is not None and k not in OUTCOMES)
 
 
+#: (lists folder, name, snapshot file, last change, count) -> the area codes of that version
+#: of a US national list (see :func:`list_area_codes`): each version is read once per process,
+#: however often the checks are built again around it.
+_AREA_CODES: dict[tuple[object, ...], frozenset[int]] = {}
+_AREA_CODES_MAX = 256
+#: How many of a list's area codes a REGISTRY_MISSING detail names.
+_AREAS_SHOWN = 12
+
+
+def list_area_codes(store: ListStore, info: ListInfo) -> frozenset[int]:
+    """The area codes (NPA, as integers) a US national list covers.
+
+    The FTC registry is downloaded per area code (a seller gets the area codes it subscribed
+    to, one file each), so a list vouches only for the area codes of its numbers: those of its
+    snapshot (from the memory map, without reading the numbers:
+    :func:`dncguard.lists.snapshots.nanp_areas`) and of its database entries that never expire
+    (one that expires vouches for nothing once it has). Found once per version of the list (its
+    snapshot file and last change) per process; raises what reading the snapshot or the
+    database raises (the caller fails closed)."""
+    key = (str(store.settings.lists_dir), info.name, info.current_file, info.updated_at,
+           info.count)
+    found = _AREA_CODES.get(key)
+    if found is not None:
+        return found
+    areas: set[int] = set()
+    if info.current_file is not None:
+        areas.update(nanp_areas(store.open_current(info).current()).tolist())
+    for entry in store.entries(info.name):
+        value = str(entry["value"])
+        if not entry["removed"] and entry["expires_at"] is None and len(value) == 12 \
+                and value.startswith("+1") and value[1:].isdigit():
+            areas.add(int(value[2:5]))
+    found = frozenset(areas)
+    if len(_AREA_CODES) >= _AREA_CODES_MAX:
+        _AREA_CODES.clear()
+    _AREA_CODES[key] = found
+    return found
+
+
+def _area_list(areas: frozenset[int]) -> str:
+    """A list's area codes as a detail names them (the first few, and how many in all)."""
+    shown = sorted(areas)
+    if not shown:
+        return "none"
+    text = ", ".join(f"{a:03d}" for a in shown[:_AREAS_SHOWN])
+    return f"{text}, ... ({len(shown)} in all)" if len(shown) > _AREAS_SHOWN else text
+
+
 def load_emergencies(path: Path) -> list[EmergencyDeclaration]:
     """Read an emergencies CSV: ``jurisdiction,start[,end][,zips][,note]`` (zips ';'-joined).
 
@@ -178,6 +227,9 @@ class _Group:
 #: What a group's registry and consent reasons depend on besides the day, call and lists:
 #: its jurisdictions, line type and calling dates.
 _ReasonKey = tuple[tuple[str, ...], str | None, Days]
+#: What its registry reasons depend on: those, and a US number's area code (a US national list
+#: covers only the area codes it holds, see :func:`list_area_codes`; None for other numbers).
+_RegistryKey = tuple[tuple[str, ...], str | None, Days, int | None]
 
 
 @dataclass
@@ -189,7 +241,7 @@ class _DayReasons:
 
     infos: list[ListInfo]
     profile: CampaignProfile  # held, so that its id (in the key) is never another's
-    registry: dict[_ReasonKey, list[Reason]] = field(default_factory=dict)
+    registry: dict[_RegistryKey, list[Reason]] = field(default_factory=dict)
     consent: dict[_ReasonKey, list[Reason]] = field(default_factory=dict)
 
 
@@ -199,7 +251,7 @@ class _BatchCache:
 
     # keyed by plan identity; the plan is kept in the value so its id cannot be reused
     time: dict[int, tuple[TimePlan, list[Reason]]] = field(default_factory=dict)
-    registry: dict[_ReasonKey, list[Reason]] = field(default_factory=dict)
+    registry: dict[_RegistryKey, list[Reason]] = field(default_factory=dict)
     consent: dict[_ReasonKey, list[Reason]] = field(default_factory=dict)
 
 
@@ -413,10 +465,17 @@ class RulesCheck(CheckBase):
         sets: list[tuple[Reason, ...]] = []
         found: list[_Group] = []
         keys = zone_keys([batch.number(i) for i in first.tolist()], batch.digits[first])
-        for i, zkey in zip(first.tolist(), keys, strict=True):
+        # each group's area code (a US national list covers only its own, see _registry): the
+        # zone key of a +1 number holds its area code (NPA * 2**32 + zone id, or the number
+        # itself), so every number of a group has its first number's
+        lead = batch.digits[first].astype(np.int64)
+        npas = np.where((lead >= NANP_BASE) & (lead < 2 * NANP_BASE),
+                        (lead - NANP_BASE) // PER_AREA, -1).tolist()
+        for i, zkey, npa in zip(first.tolist(), keys, npas, strict=True):
             extra = contexts[int(cindex[i])]
             g = self._group(batch.number(i), (batch.value("region", i) or default).upper(),
-                            batch.value("state", i), extra, zkey, ctx, at, infos, shared)
+                            batch.value("state", i), extra, zkey, ctx, at, infos, shared,
+                            None if npa < 0 else npa)
             found.append(g)
             sets.append(tuple(g.reasons) if g.reasons is not None else ())
         index = group.astype(np.int64)
@@ -470,8 +529,9 @@ class RulesCheck(CheckBase):
 
     def _group(self, e164: str, region: str, state: str | None, extra: Mapping[str, str],
                zone_key: object, ctx: CheckContext, at: datetime, infos: list[ListInfo],
-               cache: _BatchCache) -> _Group:
-        """What every number of a group shares (``e164`` is its first number)."""
+               cache: _BatchCache, npa: int | None) -> _Group:
+        """What every number of a group shares (``e164`` is its first number, ``npa`` the
+        area code of every +1 number of the group)."""
         loc = self.location(e164, region, state, extra, zone_key=zone_key)
         days = _dates(at, loc.zones)
         jur = self.jurisdictions(region, loc)
@@ -488,10 +548,11 @@ class RulesCheck(CheckBase):
             else:
                 time = self._time_reasons(plan, at)
         rkey = (jur, line, days)
-        registry = cache.registry.get(rkey)
+        area = npa if region == "US" else None  # only US national lists go by area code
+        registry = cache.registry.get((*rkey, area))
         if registry is None:
-            registry = cache.registry[rkey] = self._registry(infos, ctx, line, days, jur,
-                                                             at.date())
+            registry = cache.registry[(*rkey, area)] = self._registry(
+                infos, ctx, line, days, jur, at.date(), npa=area)
         unconsented = cache.consent.get(rkey)
         if unconsented is None:
             unconsented = cache.consent[rkey] = [*self._assumed(ctx, line, days, jur),
@@ -821,11 +882,59 @@ class RulesCheck(CheckBase):
         return FreshnessPolicy(self.ruleset, self.config.max_age_days,
                                self.config.default_max_age_days)
 
+    def _area_codes(self, info: ListInfo) -> tuple[frozenset[int], str | None]:
+        """The area codes a US national list covers (see :func:`list_area_codes`), and why
+        none can be shown (its snapshot or entries could not be read: it then covers none,
+        and its numbers fail closed; the list check says SOURCE_ERROR too)."""
+        try:
+            return list_area_codes(self.store, info), None
+        except Exception as exc:  # a damaged or missing snapshot, a database error
+            log.warning("area codes of list %s could not be read: %s", info.name, exc)
+            return frozenset(), f"{type(exc).__name__}: {str(exc)[:120]}"
+
+    def _uncovered(self, rr: RegistryRule, j: str, npa: int, selected: list[ListInfo],
+                   matching: list[ListInfo], ctx: CheckContext
+                   ) -> tuple[list[ListInfo], Reason | None]:
+        """Of the selected US national lists, those that cover area code ``npa``; when none
+        does, the REGISTRY_MISSING reason that says so (the registry was not downloaded for
+        that area code: the lists cannot vouch for the number)."""
+        covered: list[ListInfo] = []
+        named: list[str] = []
+        for i in selected:
+            areas, problem = self._area_codes(i)
+            if npa in areas:
+                covered.append(i)
+            named.append(f"{i.name} (its area codes could not be read: {problem})" if problem
+                         else f"{i.name} ({_area_list(areas)})")
+        if covered:
+            return covered, None
+        others = [i.name for i in matching
+                  if not ctx.selects(i.name) and npa in self._area_codes(i)[0]]
+        hint = (f"; list(s) {', '.join(others)} cover it but campaign {ctx.campaign!r} does "
+                "not select them" if others else "")
+        names = [i.name for i in selected]
+        return [], Reason(
+            code=codes.REGISTRY_MISSING, decision=Decision.ERROR, source=SOURCE,
+            rule=f"{j}:{rr.id}", citation=rr.citation, list=", ".join(names),
+            detail=f"area code {npa:03d} is not among the area codes of {' or '.join(named)}: "
+                   f"the {rr.registry} was not downloaded for it, so the list cannot show "
+                   f"that the number is not registered{hint}; import that area code's file "
+                   f"(all area codes in one import, one zip or one file: a later import "
+                   f"under the same name replaces the list), or set "
+                   f"rules.registry_optional = [\"{j}\"]")
+
     def _registry(self, infos: list[ListInfo], ctx: CheckContext, line: str | None, days: Days,
-                  jur: tuple[str, ...], on: date) -> list[Reason]:
+                  jur: tuple[str, ...], on: date, *, npa: int | None) -> list[Reason]:
         """The registry rules in force on any of the calling dates ``days``: a list missing
         or stale (judged on ``on``, the UTC date of the call, as ``lists ls``, ``/readyz`` and
-        the report judge it)."""
+        the report judge it).
+
+        ``npa`` is the area code of a US number (None for any other): a US national list
+        covers only the area codes it holds (the registry is downloaded per area code, see
+        :func:`list_area_codes`). While the US registry is required, a number whose area code
+        no selected list covers gets REGISTRY_MISSING, and the freshness of the lists that
+        cover it is what counts; when it is optional, the lists are only scrubbed against, as
+        any list."""
         out: list[Reason] = []
         for j, rr in self.ruleset.of_kind(RegistryRule, jur):
             if not self._scoped(rr, ctx, line, days):
@@ -848,6 +957,12 @@ class RulesCheck(CheckBase):
                            f"--name {j.lower()}-{rr.list_kind} (or set rules.registry_optional "
                            f"= [\"{j}\"])"))
                 continue
+            if npa is not None and j == "US" and rr.list_kind == "national" and \
+                    self.config.registry_required(j):
+                selected, missing = self._uncovered(rr, j, npa, selected, matching, ctx)
+                if missing is not None:
+                    out.append(missing)
+                    continue
             if not self.config.check_freshness:
                 continue
             dated = [i for i in selected if i.snapshot_date]
