@@ -416,10 +416,6 @@ def dnc_ls(
         console.print(escape(line), soft_wrap=True)
 
 
-def _fold(header: str, min_width: int | None = None) -> Column:
-    return Column(header, overflow="fold", min_width=min_width)
-
-
 @dnc_app.command("export")
 def dnc_export(
     output: Path = typer.Option(..., "-o", "--output", help="CSV file to write (mode 0600)"),
