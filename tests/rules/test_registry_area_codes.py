@@ -192,14 +192,17 @@ def test_territory_numbers_need_their_own_area_code(
 def test_other_countries_are_not_judged_by_us_area_codes(
         make_check: Callable[..., RulesCheck], lists: Callable[..., None],
         settings: Settings, tmp_path: Path) -> None:
-    """A Canadian number needs Canada's list, whatever the US list's area codes."""
+    """A Canadian number needs Canada's list, whatever the US list's area codes, and Canada's
+    list covers its own area codes (the DNCL is downloaded per area code too)."""
     lists("us-ftc", "202")
     f = tmp_path / "ca.txt"
-    f.write_text("+16135550100\n")
+    f.write_text("+16135550100\n+14165550100\n")
     ListStore(settings).import_file(f, kind="national", name="ca-dncl", jurisdiction="CA",
                                     snapshot_date=SNAPSHOT)
     check = make_check(require_registries=True)
     assert _registry(run_check(check, "+14165550123", WHEN, line_type="landline")) == []
+    assert _registry(run_check(check, "+16045550123", WHEN, line_type="landline")) == [
+        ("REGISTRY_MISSING", "ca-dncl")]
 
 
 def test_written_consent_lifts_it_as_any_registry_reason(
@@ -374,3 +377,30 @@ def test_a_scrub_errs_the_rows_of_other_area_codes(
     assert got["2025550099"]["decision"] == "allow"
     assert {got[f"415555{k:04d}"]["decision"] for k in range(10)} == {"error"}
     assert "REGISTRY_MISSING" in got["4155550003"]["reason_codes"]
+
+
+# -- Canada's National DNCL is downloaded per area code too -------------------------------------
+def _dncl(tmp_path: Path, npa: str, lines: int = 3) -> Path:
+    """A National DNCL download of one area code: ten digits per line."""
+    path = tmp_path / f"dncl-{npa}.txt"
+    path.write_text("".join(f"{npa}555{100 + k:04d}\n" for k in range(lines)))
+    return path
+
+
+def test_a_canadian_area_code_never_downloaded_is_not_allowed(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A telemarketer subscribes to the DNCL by area code: a 416-only download answered allow
+    for a Vancouver (604) number it never held."""
+    code, out, err = cli(capsys, "lists", "import", str(_dncl(tmp_path, "416")), "--kind",
+                         "national", "--jurisdiction", "CA", "--snapshot-date",
+                         SNAPSHOT.isoformat(), "--name", "ca-dncl")
+    assert code == 0, (out, err)
+    other = _check(capsys, "6045550123")
+    assert other["decision"] == "error" and _codes(other) == ["REGISTRY_MISSING"]
+    reason = other["reasons"][0]
+    assert (reason["list"], reason["rule"].split(":")[0]) == ("ca-dncl", "CA")
+    assert "area code 604 is not among the area codes of ca-dncl (416)" in reason["detail"]
+    assert 'registry_optional = ["CA"]' in reason["detail"]
+    assert _check(capsys, "4165550199")["decision"] == "allow"
+    listed = _check(capsys, "4165550100")
+    assert listed["decision"] == "block" and _codes(listed) == ["DNC_NATIONAL"]

@@ -113,8 +113,14 @@ def _starts_cooldown(outcome: str | None, after: set[str | None]) -> bool:
     return k in after or (k is not None and k not in OUTCOMES)
 
 
+#: The countries whose national registry is downloaded per area code: the US National Do Not
+#: Call Registry (a seller subscribes to area codes and gets one file each, the territories'
+#: included) and Canada's National DNCL (a telemarketer subscribes to area codes, or to all of
+#: them). A national list of either vouches only for the area codes it holds.
+AREA_CODE_REGISTRIES = frozenset({"US", "CA"})
+
 #: (lists folder, name, snapshot file, last change, count) -> the area codes of that version
-#: of a US national list (see :func:`list_area_codes`): each version is read once per process,
+#: of a US or CA national list (see :func:`list_area_codes`): each version is read once per process,
 #: however often the checks are built again around it.
 _AREA_CODES: dict[tuple[object, ...], frozenset[int]] = {}
 _AREA_CODES_MAX = 256
@@ -123,10 +129,10 @@ _AREAS_SHOWN = 12
 
 
 def list_area_codes(store: ListStore, info: ListInfo) -> frozenset[int]:
-    """The area codes (NPA, as integers) a US national list covers.
+    """The area codes (NPA, as integers) a US or Canadian national list covers.
 
-    The FTC registry is downloaded per area code (a seller gets the area codes it subscribed
-    to, one file each), so a list vouches only for the area codes of its numbers: those of its
+    Both registries are downloaded per area code (:data:`AREA_CODE_REGISTRIES`), so a list
+    vouches only for the area codes of its numbers: those of its
     snapshot (from the memory map, without reading the numbers:
     :func:`dncguard.lists.snapshots.nanp_areas`) and of its database entries that never expire
     (one that expires vouches for nothing once it has). Found once per version of the list (its
@@ -227,8 +233,9 @@ class _Group:
 #: What a group's registry and consent reasons depend on besides the day, call and lists:
 #: its jurisdictions, line type and calling dates.
 _ReasonKey = tuple[tuple[str, ...], str | None, Days]
-#: What its registry reasons depend on: those, and a US number's area code (a US national list
-#: covers only the area codes it holds, see :func:`list_area_codes`; None for other numbers).
+#: What its registry reasons depend on: those, and a US or CA number's area code (their
+#: national lists cover only the area codes they hold, see :func:`list_area_codes`; None for
+#: other numbers).
 _RegistryKey = tuple[tuple[str, ...], str | None, Days, int | None]
 
 
@@ -548,7 +555,7 @@ class RulesCheck(CheckBase):
             else:
                 time = self._time_reasons(plan, at)
         rkey = (jur, line, days)
-        area = npa if region == "US" else None  # only US national lists go by area code
+        area = npa if region in AREA_CODE_REGISTRIES else None  # see list_area_codes
         registry = cache.registry.get((*rkey, area))
         if registry is None:
             registry = cache.registry[(*rkey, area)] = self._registry(
@@ -883,7 +890,7 @@ class RulesCheck(CheckBase):
                                self.config.default_max_age_days)
 
     def _area_codes(self, info: ListInfo) -> tuple[frozenset[int], str | None]:
-        """The area codes a US national list covers (see :func:`list_area_codes`), and why
+        """The area codes a US or CA national list covers (see :func:`list_area_codes`), and why
         none can be shown (its snapshot or entries could not be read: it then covers none,
         and its numbers fail closed; the list check says SOURCE_ERROR too)."""
         try:
@@ -895,7 +902,7 @@ class RulesCheck(CheckBase):
     def _uncovered(self, rr: RegistryRule, j: str, npa: int, selected: list[ListInfo],
                    matching: list[ListInfo], ctx: CheckContext
                    ) -> tuple[list[ListInfo], Reason | None]:
-        """Of the selected US national lists, those that cover area code ``npa``; when none
+        """Of the selected national lists (US or CA), those that cover area code ``npa``; when none
         does, the REGISTRY_MISSING reason that says so (the registry was not downloaded for
         that area code: the lists cannot vouch for the number)."""
         covered: list[ListInfo] = []
@@ -929,9 +936,9 @@ class RulesCheck(CheckBase):
         or stale (judged on ``on``, the UTC date of the call, as ``lists ls``, ``/readyz`` and
         the report judge it).
 
-        ``npa`` is the area code of a US number (None for any other): a US national list
-        covers only the area codes it holds (the registry is downloaded per area code, see
-        :func:`list_area_codes`). While the US registry is required, a number whose area code
+        ``npa`` is the area code of a US or CA number (None for any other): their national
+        lists cover only the area codes they hold (both registries are downloaded per area
+        code, see :func:`list_area_codes`). While the registry is required, a number whose area code
         no selected list covers gets REGISTRY_MISSING, and the freshness of the lists that
         cover it is what counts; when it is optional, the lists are only scrubbed against, as
         any list."""
@@ -957,7 +964,7 @@ class RulesCheck(CheckBase):
                            f"--name {j.lower()}-{rr.list_kind} (or set rules.registry_optional "
                            f"= [\"{j}\"])"))
                 continue
-            if npa is not None and j == "US" and rr.list_kind == "national" and \
+            if npa is not None and j in AREA_CODE_REGISTRIES and rr.list_kind == "national" and \
                     self.config.registry_required(j):
                 selected, missing = self._uncovered(rr, j, npa, selected, matching, ctx)
                 if missing is not None:
