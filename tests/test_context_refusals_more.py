@@ -208,3 +208,52 @@ def test_a_default_uk_postcode_refuses_only_other_countries_numbers(
         lists: ListStore, scrubber: Scrubber) -> None:
     got = scrubber.scrub([LONDON, "+12125550199"], at=AT, zip="SW1A 1AA")
     assert [v.decision for v in got] == [Decision.ALLOW, Decision.ERROR]
+
+
+# -- an Australian state's code on an Australian number -----------------------------------------
+PERTH = "+61892345678"  # area 08: WA, SA and the NT
+
+
+def test_australian_state() -> None:
+    au = places.australian_state
+    assert (au("WA"), au("nt"), au("NSW")) == (
+        "Western Australia", "Northern Territory", "New South Wales")
+    assert au("FL") is None and au("") is None
+
+
+@pytest.mark.parametrize("state", ["WA", "nt", "Washington"])
+def test_a_clashing_state_on_an_australian_number_is_refused(
+        scrubber: Scrubber, state: str) -> None:
+    """WA was read as Washington and NT as the Northwest Territories: a Perth number judged
+    by Washington's hours (and lists). Refused, naming the Australian reading."""
+    v = scrubber.check(PERTH, at=AT, state=state)
+    assert v.decision is Decision.ERROR
+    assert [r.code for r in v.reasons] == ["CONTEXT_INVALID"]
+    assert "on an Australian number is also the code of" in v.reasons[0].detail
+    assert "Australia/Perth" in v.reasons[0].detail
+    # the same state on a number of another country is read as before
+    other = scrubber.check("+12065550123", at=AT, state=state)
+    assert all(r.code != "CONTEXT_INVALID" for r in other.reasons)
+
+
+@pytest.mark.parametrize("n", [5, 300], ids=["few-rows", "many-rows"])
+@pytest.mark.parametrize("columnar", [True, False], ids=["array", "streamed"])
+def test_a_clashing_state_column_in_a_scrubbed_file(
+        n: int, columnar: bool, settings: Settings, tmp_path: Path,
+        write_csv: Callable[..., Path]) -> None:
+    rows = [["phone", "state"], [PERTH, "WA"], ["2065550111", "WA"], [PERTH, "TX"],
+            ["+61892345679", "NT"]]
+    rows += [[f"+1212555{i:04d}", "NY"] for i in range(200, 200 + n - 4)]
+    out = tmp_path / "out.csv"
+    Scrubber(settings, columnar=columnar, audit=False).scrub_file(write_csv(rows), out, at=AT)
+    got = read_csv(out)
+    assert [r["reason_codes"] == "CONTEXT_INVALID" for r in got[:4]] == [
+        True, False, False, True]
+    assert "column 'state'" in got[0]["detail"] and "Western Australia" in got[0]["detail"]
+    assert "Northern Territory" in got[3]["detail"]
+
+
+def test_a_default_clashing_state_refuses_only_australian_numbers(scrubber: Scrubber) -> None:
+    got = scrubber.scrub([PERTH, "+12065550199"], at=AT, state="WA")
+    assert got[0].decision is Decision.ERROR and got[0].reasons[0].code == "CONTEXT_INVALID"
+    assert all(r.code != "CONTEXT_INVALID" for r in got[1].reasons)

@@ -153,6 +153,23 @@ def address_state(code: str) -> str | None:
     return None if found in MILITARY_POST else found
 
 
+@cache
+def _australian_states() -> dict[str, str]:
+    import holidays
+
+    au = holidays.country_holidays("AU")
+    return {code: name for name, code in au.subdivisions_aliases.items()
+            if code in au.subdivisions}
+
+
+def australian_state(code: str) -> str | None:
+    """The Australian state or territory whose code is ``code`` (as :func:`subdivision`
+    returns it, e.g. ``WA``: Western Australia), from the ``holidays`` package's subdivisions;
+    None for any other code. Two of them (``WA``, ``NT``) are also a US state's and a
+    Canadian territory's code, which is how :func:`subdivision` reads them."""
+    return _australian_states().get(code.strip().upper()) if code else None
+
+
 def uk_postcode(code: str) -> bool:
     """Whether ``code`` is a UK postcode (any case; never a US ZIP or Canadian postal code)."""
     text = code.strip().upper()
@@ -161,6 +178,7 @@ def uk_postcode(code: str) -> bool:
 
 
 __all__ = ["CA_POSTAL", "CA_POSTAL_PROVINCES", "GB_POSTCODE", "MILITARY_POST", "NUNAVUT_FSAS",
-           "UNSERVED_SUBDIVISIONS", "US_ZIP", "address_state", "postal_state", "spelling_key",
+           "UNSERVED_SUBDIVISIONS", "US_ZIP", "address_state", "australian_state",
+           "postal_state", "spelling_key",
            "subdivision", "subdivision_codes", "uk_postcode", "unserved_subdivision",
            "zip_state"]

@@ -14,7 +14,9 @@ region        ``US``, ``CA``, ``GB`` (or ``UK``), ``AU`` -> the code
 state         a US state, DC or territory, or a Canadian province or territory, as its
               postal code, its name (English or French) or an AP abbreviation
               (``Florida``, ``fla.``, ``FL``) -> the postal code (``FL``). A subdivision
-              without rules and zones (``UM``, the US Minor Outlying Islands) is refused.
+              without rules and zones (``UM``, the US Minor Outlying Islands) is refused,
+              and so is, on an Australian number, a code that is also an Australian
+              state's (``WA``, ``NT``: ``ScrubRun._refuse_australian_states``).
 zip           US: five digits or ZIP+4 (``12345-6789``, ``123456789``) of a known ZIP code
               -> the five digits; Canada: a postal code (``K1A 0B1``) -> ``K1A 0B1``;
               UK: a postcode (``SW1A 1AA``), for a UK number only (the scrub refuses it on

@@ -46,7 +46,7 @@ from ..phones import (
     npa_state_index,
     npa_state_table,
 )
-from ..places import address_state, uk_postcode
+from ..places import address_state, australian_state, uk_postcode
 from ..sources.protocol import Batch, CheckContext, locate
 from .context import clean_field
 from .findings import Index, Outcome, compact, renumber
@@ -242,6 +242,7 @@ class ScrubRun:
         self._ctx_zip_state: list[str] = []
         #: per row context: whether its ZIP is a UK postcode (refused for a non-UK number)
         self._ctx_uk_post: list[bool] = []
+        self._ctx_au_state: list[bool] = []
         self._ctx_region: list[str] = []
         if not self.context_columns:
             self._context_id(())
@@ -270,6 +271,7 @@ class ScrubRun:
             self._ctx_zip_state.append("" if own.get("state") else
                                        address_state(own.get("zip", "")) or "")
             self._ctx_uk_post.append(uk_postcode(own.get("zip", "")))
+            self._ctx_au_state.append(australian_state(own.get("state", "")) is not None)
             self._ctx_region.append(own.get("region", ""))
         return found
 
@@ -390,6 +392,7 @@ class ScrubRun:
             else sl.columns[self.phone] if sl.columns else pa.array([], pa.string()))
         norm = normalise_arrays(phone, hints)
         self._refuse_foreign_postcodes(norm, row_ctx, flagged, problems)
+        self._refuse_australian_states(norm, row_ctx, flagged, problems)
         okpos = np.flatnonzero(norm.ok & ~flagged)
         digits = norm.digits[okpos]
         rctx = row_ctx[okpos]
@@ -440,6 +443,52 @@ class ScrubRun:
         return Prepared(sl, rows, norm, flagged, problems, okpos, rctx, shown,
                         uniq_id[inverse], row_first, dup, ndup, batch, batch_ids)
 
+    def _flagged_contexts(self, per_ctx: list[bool], default: bool, field: str,
+                          row_ctx: npt.NDArray[np.int64]
+                          ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]] | None:
+        """The rows whose ``field`` is flagged in ``per_ctx`` (per distinct context), or that
+        give none while the default is flagged; and the rows that give one. None when no row
+        can be."""
+        own = bool(self.context_columns) and any(per_ctx)
+        if not (own or default) or not len(row_ctx):
+            return None
+        given = np.array([bool(c.get(field)) for c in self.contexts], dtype=bool)[row_ctx]
+        hit = np.array(per_ctx, dtype=bool)[row_ctx] if own \
+            else np.zeros(len(row_ctx), dtype=bool)
+        if default:
+            hit |= ~given
+        return hit, given
+
+    def _refuse_australian_states(self, norm: NormalisedArrays,
+                                  row_ctx: npt.NDArray[np.int64],
+                                  flagged: npt.NDArray[np.bool_],
+                                  problems: dict[int, tuple[str, str]]) -> None:
+        """Refuse the rows of an Australian number whose state, their own or the default, is
+        also an Australian state's code (``WA``: Washington or Western Australia; ``NT``: the
+        Northwest Territories or the Northern Territory). dncguard reads US states and
+        Canadian provinces, so it would judge a Perth number by Washington's hours and
+        lists; an Australian state is not read (the number's own zones are), so the value is
+        not understood either way."""
+        found = self._flagged_contexts(self._ctx_au_state,
+                                       australian_state(self.defaults.get("state", ""))
+                                       is not None, "state", row_ctx)
+        if found is None:
+            return
+        au_rows, given = found
+        au = [i for i, name in enumerate(norm.region_names) if name == "AU"]
+        bad = np.flatnonzero(au_rows & norm.ok & ~flagged & np.isin(norm.region, au))
+        column = next((self.header[col] for name, col in self.context_columns
+                       if name == "state"), "state")
+        for i in bad.tolist():
+            code = self.contexts[int(row_ctx[i])].get("state") or self.defaults.get("state", "")
+            problems[i] = (column if given[i] else "state", (
+                f"{code!r} on an Australian number is also the code of "
+                f"{australian_state(code)}, and dncguard reads a state only as a US state or "
+                "Canadian province (it would judge the number by that place's hours and "
+                "lists); an Australian number's own zones are used: give the party's time "
+                "zone in a timezone column (Australia/Perth) or leave the state out"))
+            flagged[i] = True
+
     def _refuse_foreign_postcodes(self, norm: NormalisedArrays, row_ctx: npt.NDArray[np.int64],
                                   flagged: npt.NDArray[np.bool_],
                                   problems: dict[int, tuple[str, str]]) -> None:
@@ -450,15 +499,11 @@ class ScrubRun:
         would be judged as if the row gave no address while it says the party is in the UK,
         whose rules are not applied to another country's number: not understood, so refused.
         Work per distinct context, rows only where one is refused."""
-        own_zip = bool(self.context_columns) and any(self._ctx_uk_post)
-        default_uk = uk_postcode(self.defaults.get("zip", ""))
-        if not (own_zip or default_uk) or not len(norm):
+        found = self._flagged_contexts(self._ctx_uk_post,
+                                       uk_postcode(self.defaults.get("zip", "")), "zip", row_ctx)
+        if found is None:
             return
-        given = np.array([bool(c.get("zip")) for c in self.contexts], dtype=bool)[row_ctx]
-        uk = np.array(self._ctx_uk_post, dtype=bool)[row_ctx] if own_zip \
-            else np.zeros(len(norm), dtype=bool)
-        if default_uk:
-            uk |= ~given
+        uk, given = found
         gb = [i for i, name in enumerate(norm.region_names) if name == "GB"]
         bad = np.flatnonzero(uk & norm.ok & ~flagged & ~np.isin(norm.region, gb))
         if not bad.size:
