@@ -111,7 +111,7 @@ def _one(check: RulesCheck, e164: str, region: str | None, state: str | None,
     reasons.extend(check._caps(attempts, ctx, line, days, jur, at, extra, plan))
     if not (valid & LIFTS_REGISTRY):
         npa = int(e164[2:5]) if region == "US" and e164.startswith("+1") else None
-        reasons.extend(check._registry(infos, ctx, line, days, jur, today, npa=npa))
+        reasons.extend(check._registry(infos, ctx, line, days, jur, today, npa=npa)[0])
     return reasons
 
 

@@ -404,3 +404,26 @@ def test_a_canadian_area_code_never_downloaded_is_not_allowed(
     assert _check(capsys, "4165550199")["decision"] == "allow"
     listed = _check(capsys, "4165550100")
     assert listed["decision"] == "block" and _codes(listed) == ["DNC_NATIONAL"]
+
+
+def test_an_answer_given_while_area_codes_could_not_be_read_is_not_kept(
+        make_check: Callable[..., RulesCheck], lists: Callable[..., None],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replica that had not fetched the snapshot yet answered REGISTRY_MISSING (right), and
+    kept that answer for the rest of the UTC day after the file arrived (the day's reasons
+    are keyed by the list's record, which the fetch does not change)."""
+    lists("us-ftc", "202")
+    check = make_check(require_registries=True)
+    profile = CampaignProfile()  # one profile object, as a server keeps it: one day cache
+    real = rules_source.list_area_codes
+
+    def not_fetched_yet(store: ListStore, info: Any) -> frozenset[int]:
+        raise FileNotFoundError("the snapshot is not fetched yet")
+
+    monkeypatch.setattr(rules_source, "list_area_codes", not_fetched_yet)
+    missing = run_check(check, "+12025550123", WHEN, line_type="landline", profile=profile)
+    assert _registry(missing) == [("REGISTRY_MISSING", "us-ftc")]
+    assert "could not be read" in missing[0].detail
+    monkeypatch.setattr(rules_source, "list_area_codes", real)
+    assert _registry(run_check(check, "+12025550123", WHEN, line_type="landline",
+                               profile=profile)) == []

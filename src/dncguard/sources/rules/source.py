@@ -558,8 +558,9 @@ class RulesCheck(CheckBase):
         area = npa if region in AREA_CODE_REGISTRIES else None  # see list_area_codes
         registry = cache.registry.get((*rkey, area))
         if registry is None:
-            registry = cache.registry[(*rkey, area)] = self._registry(
-                infos, ctx, line, days, jur, at.date(), npa=area)
+            registry, lasting = self._registry(infos, ctx, line, days, jur, at.date(), npa=area)
+            if lasting:  # not an answer given because a list's area codes could not be read
+                cache.registry[(*rkey, area)] = registry
         unconsented = cache.consent.get(rkey)
         if unconsented is None:
             unconsented = cache.consent[rkey] = [*self._assumed(ctx, line, days, jur),
@@ -901,20 +902,24 @@ class RulesCheck(CheckBase):
 
     def _uncovered(self, rr: RegistryRule, j: str, npa: int, selected: list[ListInfo],
                    matching: list[ListInfo], ctx: CheckContext
-                   ) -> tuple[list[ListInfo], Reason | None]:
-        """Of the selected national lists (US or CA), those that cover area code ``npa``; when none
-        does, the REGISTRY_MISSING reason that says so (the registry was not downloaded for
-        that area code: the lists cannot vouch for the number)."""
+                   ) -> tuple[list[ListInfo], Reason | None, bool]:
+        """Of the selected national lists (US or CA), those that cover area code ``npa``;
+        when none does, the REGISTRY_MISSING reason that says so (the registry was not
+        downloaded for that area code: the lists cannot vouch for the number); and whether
+        every list's area codes could be read (else the answer holds only until they can:
+        a replica that has not fetched a snapshot yet must not keep it)."""
         covered: list[ListInfo] = []
         named: list[str] = []
+        read = True
         for i in selected:
             areas, problem = self._area_codes(i)
+            read = read and problem is None
             if npa in areas:
                 covered.append(i)
             named.append(f"{i.name} (its area codes could not be read: {problem})" if problem
                          else f"{i.name} ({_area_list(areas)})")
         if covered:
-            return covered, None
+            return covered, None, read
         others = [i.name for i in matching
                   if not ctx.selects(i.name) and npa in self._area_codes(i)[0]]
         hint = (f"; list(s) {', '.join(others)} cover it but campaign {ctx.campaign!r} does "
@@ -928,21 +933,24 @@ class RulesCheck(CheckBase):
                    f"that the number is not registered{hint}; import that area code's file "
                    f"(all area codes in one import, one zip or one file: a later import "
                    f"under the same name replaces the list), or set "
-                   f"rules.registry_optional = [\"{j}\"]")
+                   f"rules.registry_optional = [\"{j}\"]"), read
 
     def _registry(self, infos: list[ListInfo], ctx: CheckContext, line: str | None, days: Days,
-                  jur: tuple[str, ...], on: date, *, npa: int | None) -> list[Reason]:
+                  jur: tuple[str, ...], on: date, *, npa: int | None
+                  ) -> tuple[list[Reason], bool]:
         """The registry rules in force on any of the calling dates ``days``: a list missing
         or stale (judged on ``on``, the UTC date of the call, as ``lists ls``, ``/readyz`` and
         the report judge it).
 
         ``npa`` is the area code of a US or CA number (None for any other): their national
         lists cover only the area codes they hold (both registries are downloaded per area
-        code, see :func:`list_area_codes`). While the registry is required, a number whose area code
-        no selected list covers gets REGISTRY_MISSING, and the freshness of the lists that
+        code, see :func:`list_area_codes`). While the registry is required, a number whose
+        area code no selected list covers gets REGISTRY_MISSING, and the freshness of the lists that
         cover it is what counts; when it is optional, the lists are only scrubbed against, as
-        any list."""
+        any list. Also returns whether the answer lasts (False: a list's area codes could not
+        be read, see :meth:`_uncovered`; the caller must not keep it)."""
         out: list[Reason] = []
+        lasting = True
         for j, rr in self.ruleset.of_kind(RegistryRule, jur):
             if not self._scoped(rr, ctx, line, days):
                 continue
@@ -966,7 +974,8 @@ class RulesCheck(CheckBase):
                 continue
             if npa is not None and j in AREA_CODE_REGISTRIES and rr.list_kind == "national" and \
                     self.config.registry_required(j):
-                selected, missing = self._uncovered(rr, j, npa, selected, matching, ctx)
+                selected, missing, read = self._uncovered(rr, j, npa, selected, matching, ctx)
+                lasting = lasting and read
                 if missing is not None:
                     out.append(missing)
                     continue
@@ -991,7 +1000,7 @@ class RulesCheck(CheckBase):
                 detail=f"{best.name} ({rr.registry}) snapshot of {best.snapshot_date} is "
                        f"{age} at the dial time; {j} allows {f.max_age_days} days "
                        f"({rr.cadence}); import a newer snapshot"))
-        return out
+        return out, lasting
 
     # -- planning -------------------------------------------------------------------------------
     def when(self, e164: str, region: str, state: str | None, extra: Mapping[str, str],
