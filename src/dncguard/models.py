@@ -114,8 +114,11 @@ class DataVersions(BaseModel):
     """The versions of the data a verdict relied on."""
 
     lists: dict[str, str | None] = Field(
-        default_factory=dict, description="List name -> snapshot date (ISO) or null if undated"
-    )
+        default_factory=dict,
+        description="List name -> its version: a dated list's snapshot date (2026-11-20), "
+                    "any other local list's last change (2026-12-04T21:11:34.120437Z: what it "
+                    "held then, as its history shows), null for a remote service's (which "
+                    "states none)")
     ruleset: str | None = Field(default=None, description="Ruleset version, once rules apply")
 
 

@@ -56,3 +56,44 @@ def test_every_list_version_a_job_used_is_recorded(tmp_path: Path,
     assert summary["lists"] == {"us-ftc": "2026-11-20, 2026-11-25"}
     assert ("us-ftc changed while the job ran: rows 1-2 used 2026-11-20; rows 3-4 used "
             "2026-11-25") in summary["warnings"]
+
+
+def test_an_opt_out_added_while_a_job_runs_is_a_version_of_its_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The internal list has no snapshot date: its version was null, so an opt-out added
+    between two chunks changed what the later chunk was checked against while the summary
+    and the audit record said nothing. Its version is now
+    its last change, and the job names both."""
+    monkeypatch.setenv("DNCGUARD_CHUNK_SIZE", "2")
+    settings = load_settings(home=tmp_path / "home")
+    engine = get_engine(settings)
+    store = ListStore(settings)
+    store.add_number("+12025550150", reason="first")
+    jobs = JobStore(settings, engine)
+    job_id = jobs.new_id()
+    jobs.folder(job_id).mkdir(parents=True)
+    (jobs.folder(job_id) / "input.csv").write_text(
+        "phone\n+12025550101\n+12025550102\n+12025550103\n+12025550104\n")
+    jobs.create(job_id, input_name="c.csv", input_format="csv", who="t", params={
+        "at": datetime(2026, 11, 26, 15, tzinfo=UTC).isoformat(), "campaign": "default",
+        "defaults": {}})
+    runner = JobRunner(settings, engine, CheckerProvider(settings, engine),
+                       DecisionCounter(engine), Metrics(lambda: []), poll=0.1, lease=30)
+    commit = runner._commit
+
+    def then_an_opt_out(job: str, k: int, rows_done: int, counts: object) -> None:
+        commit(job, k, rows_done, counts)  # type: ignore[arg-type]
+        if k == 0:
+            store.add_number("+12025550104", reason="asked on call")
+
+    monkeypatch.setattr(runner, "_commit", then_an_opt_out)
+    assert runner.run_one()
+    decisions = [line.split(",")[2] for line in
+                 jobs.results_path(job_id).read_text().splitlines()[1:]]
+    assert decisions == ["allow", "allow", "allow", "block"]
+    record = audit.audit_log(settings).find("job", job_id)
+    assert record is not None
+    first, second = (v.strip() for v in record.versions["lists"]["internal"].split(","))
+    assert first < second and first.endswith("Z")
+    assert any(w.startswith("internal changed while the job ran: rows 1-2 used ")
+               for w in record.data["summary"]["warnings"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
@@ -135,6 +136,15 @@ def _state_candidates(batch: Batch) -> tuple[dict[str, int], npt.NDArray[np.int6
     return names, candidates
 
 
+def list_version(info: ListInfo) -> str:
+    """A local list's version as a verdict names it: its snapshot date (``2026-11-20``), or,
+    for a list without one, the time of its last change, to the microsecond
+    (``2026-12-04T21:11:34.120437Z``: two opt-outs in one second are two versions)."""
+    if info.snapshot_date:
+        return info.snapshot_date
+    return info.updated_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 class LocalListsCheck(CheckBase):
     """Every local list (snapshots plus database entries), checked vectorised.
 
@@ -151,7 +161,10 @@ class LocalListsCheck(CheckBase):
         self.indexes = [ListIndex(store, i) for i in infos]
 
     def versions(self) -> DataVersions:
-        return DataVersions(lists={ix.info.name: ix.info.snapshot_date for ix in self.indexes})
+        """Each list's version: its snapshot date, or for a list without one (internal,
+        litigator, hashed, prefix lists) the time of its last change, so that a verdict names
+        what the list held (its history in ``lists_events`` shows what changed when)."""
+        return DataVersions(lists={ix.info.name: list_version(ix.info) for ix in self.indexes})
 
     def used(self, ctx: CheckContext) -> list[ListIndex]:
         return [ix for ix in self.indexes if ctx.selects(ix.info.name)]
