@@ -35,15 +35,16 @@ def csrf_token(resp: httpx.Response) -> str:
     return found.group(1)
 
 
-def signed_in_client(home: Path) -> Any:
-    """A FastAPI test client of the service on ``home`` (no job runner), signed in to the
-    console with a new admin key."""
+def signed_in_client(home: Path, *, run_jobs: bool = False) -> Any:
+    """A FastAPI test client of the service on ``home`` (``run_jobs``: with the job runner,
+    which runs while the client is entered, ``with client:``), signed in to the console with
+    a new admin key."""
     from fastapi.testclient import TestClient
 
     from dncguard.server.app import create_app
 
     key = make_key(home, "admin")
-    client = TestClient(create_app(load_settings(home=home), run_jobs=False))
+    client = TestClient(create_app(load_settings(home=home), run_jobs=run_jobs))
     signed = client.post("/console/signin", data={
         "key": key, "csrf": csrf_token(client.get("/console/signin"))},
         follow_redirects=False)

@@ -12,7 +12,6 @@ Phone numbers travel only in POST bodies (never in a URL, so never in an access 
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import shutil
@@ -39,11 +38,12 @@ from .._context import context_or_422
 from .._deps import Service
 from .._errors import ApiError
 from .._jobs import JobInfo
-from ..routes.check import CheckRequest
+from ..routes.check import CheckRequest, check_context
 from ..routes.dnc import OptOut, not_read_by
 from ..routes.lists import list_statuses
 from ..routes.ops import Health, readyz
 from . import _csrf as csrf
+from ._inputs import count_rows, file_name_problem, looks_like_key, sent_as_files
 from .sessions import Session, SessionStore, may_sign_in
 
 log = logging.getLogger("dncguard.server")
@@ -112,11 +112,12 @@ async def _gate(request: Request) -> Session | Response:
     return sess if sess is not None else _to_signin()
 
 
-async def _post(request: Request, fields: tuple[str, ...] = ()
+async def _post(request: Request, fields: tuple[str, ...] = (), files: tuple[str, ...] = ()
                 ) -> tuple[Session, FormData] | Response:
     """A signed-in form post: the session, and its form once its CSRF token matched (403) and
-    it holds only ``fields`` (and the token), each at most once (422 naming the others: a
-    field the page does not read would judge as if it had said nothing)."""
+    it holds only ``fields`` (and the token), each at most once, and none but ``files`` as a
+    file part (422 naming the others: a field the page does not read, or cannot read as
+    text, would judge as if it had said nothing)."""
     gate = await _gate(request)
     if isinstance(gate, Response):
         return gate
@@ -124,24 +125,30 @@ async def _post(request: Request, fields: tuple[str, ...] = ()
     if not gate.csrf_ok(_text(form, csrf.FIELD)):
         return _forbidden(request, gate, "The form's security token is missing or does not "
                           "match this session. Reload the page and try again.")
-    problems = form_problems(form, fields)
+    problems = form_problems(form, fields, files)
     if problems:
         return _page(request, "error.html", gate, status=422, title="Form not understood",
                      message="; ".join(problems))
     return gate, form
 
 
-def form_problems(form: FormData, fields: tuple[str, ...]) -> list[str]:
-    """What a posted form holds beyond ``fields`` and the CSRF token: an unknown field, or
-    one given twice."""
+def form_problems(form: FormData, fields: tuple[str, ...],
+                  files: tuple[str, ...] = ()) -> list[str]:
+    """What a posted form holds beyond ``fields`` and the CSRF token: an unknown field, one
+    given twice, or one sent as a file part that is not one of ``files`` (its text would be
+    read as absent)."""
     keys = [k for k, _ in form.multi_items()]
     allowed = {*fields, csrf.FIELD}
     unknown = sorted({k for k in keys if k not in allowed})
     twice = sorted({k for k in keys if k in allowed and keys.count(k) > 1})
+    as_files = [k for k in sent_as_files(form, files) if k in allowed]
     return ([f"unknown field{'s' if len(unknown) > 1 else ''} "
              f"{', '.join(repr(k[:40]) for k in unknown[:10])}"] if unknown else []) + (
         [f"field{'s' if len(twice) > 1 else ''} {', '.join(map(repr, twice))} given twice"]
-        if twice else [])
+        if twice else []) + (
+        [f"field{'s' if len(as_files) > 1 else ''} {', '.join(map(repr, as_files))} sent as "
+         f"a file; {'they take' if len(as_files) > 1 else 'it takes'} text"]
+        if as_files else [])
 
 
 def _forbidden(request: Request, sess: Session | None, why: str) -> Response:
@@ -210,8 +217,8 @@ async def signin(request: Request) -> Response:
     if problems:
         return _signin_page(request, 422, f"The form was not understood: {'; '.join(problems)}.")
     text = _text(form, "key") or ""
-    try:
-        key = await _run(svc.keys.verify, text) if text else None
+    try:  # what is not of a key's form is no key: the key store is not asked about it
+        key = await _run(svc.keys.verify, text) if looks_like_key(text) else None
     except Exception:
         log.warning("console sign-in: the key store is unavailable")
         return _signin_page(request, 503, "The key store is unavailable; try again shortly.")
@@ -254,11 +261,13 @@ async def overview(request: Request) -> Response:
     health = ready if isinstance(ready, Health) else Health.model_validate_json(ready.body)
     try:
         day, lists = await _run(list_statuses, svc)
-        lists_error = None
+        lists_error, stale = None, [s.name for s in lists if not s.fresh]
     except Exception as exc:
-        day, lists, lists_error = date.today(), [], type(exc).__name__
+        day, lists, lists_error, stale = date.today(), [], type(exc).__name__, None
+    # "registries are fresh" only where readiness requires it; else the stale are named
     return _page(request, "overview.html", gate, health=health, lists=lists, as_of=day,
-                 lists_error=lists_error)
+                 lists_error=lists_error, stale=stale,
+                 requires_fresh=svc.server.ready_requires_fresh)
 
 
 # -- check a number -------------------------------------------------------------------------------
@@ -298,23 +307,24 @@ async def check(request: Request) -> Response:
     sess, form = posted
     svc = _svc(request)
     values = {k: _text(form, k) for k in CHECK_FIELDS}
-    values["campaign"] = values["campaign"] or "default"
 
     def again(status: int, errors: list[str]) -> Response:
         return _page(request, "check.html", sess, status=status, values=values, errors=errors)
 
     if _rate_limited(svc, sess.key.id):
         return again(429, ["Rate limit exceeded; wait a moment and try again."])
+    given = {k: v for k, v in values.items() if v is not None}
+    if "campaign" in form and "campaign" not in given:
+        given["campaign"] = ""  # blank: refused as the API refuses it (absent: default)
     try:
-        body = CheckRequest.model_validate({k: v for k, v in values.items() if v is not None})
+        body = CheckRequest.model_validate(given)
     except ValidationError as exc:
         return again(422, [f"{'.'.join(map(str, e['loc'])) or 'form'}: {e['msg']}"
                            for e in exc.errors()])
     try:
-        ctx = context_or_422(svc.provider.prepared(), at=body.at, campaign=body.campaign,
-                             purpose=body.purpose, call_type=body.call_type, where="form")
+        ctx = await _run(check_context, svc, body)  # as POST /v1/check judges the campaign
     except ApiError as exc:
-        return again(422, [exc.message])
+        return again(422, _form_errors(exc))
     verdict: Verdict = await svc.realtime.check(body.phone, ctx, body.defaults(),
                                                 fixed_at=body.at is not None,
                                                 who=f"console:{sess.key.name}")
@@ -322,6 +332,12 @@ async def check(request: Request) -> Response:
     history = await _run(_history, svc, sess, verdict.e164) if verdict.e164 else {
         "note": "Not a valid number: it has no history."}
     return _page(request, "check.html", sess, values=values, verdict=verdict, history=history)
+
+
+def _form_errors(exc: ApiError) -> list[str]:
+    """An API refusal's fields as the form's (``body.campaign`` is ``form.campaign``)."""
+    return [f"form.{f.field.removeprefix('body.')}: {f.message}" for f in exc.fields] \
+        or [exc.message]
 
 
 # -- opt-outs -------------------------------------------------------------------------------------
@@ -482,22 +498,10 @@ async def scrub_form(request: Request) -> Response:
     return await _scrub_page(request, gate)
 
 
-def _count_rows(path: Path, fmt: str) -> int | None:
-    try:
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            return int(pq.ParquetFile(path).metadata.num_rows)
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            return max(0, sum(1 for _ in csv.reader(fh)) - 1)
-    except Exception:
-        return None
-
-
 @router.post("/scrub")
 async def scrub(request: Request) -> Response:
     """A ``/v1/jobs`` job, made as ``create_job`` makes one (same params, same runner)."""
-    posted = await _post(request, ("at", "campaign", "file"))
+    posted = await _post(request, ("at", "campaign", "file"), files=("file",))
     if isinstance(posted, Response):
         return posted
     sess, form = posted
@@ -505,11 +509,17 @@ async def scrub(request: Request) -> Response:
         return _forbidden(request, sess, "Scrubbing a file needs a key with the jobs scope "
                           "(as POST /v1/jobs).")
     svc = _svc(request)
-    values = {"at": _text(form, "at"), "campaign": _text(form, "campaign") or "default"}
+    values = {"at": _text(form, "at"), "campaign": _text(form, "campaign")}
+    if "campaign" in form and values["campaign"] is None:  # absent: default, as the API
+        return await _scrub_page(request, sess, 422, values=values, errors=[
+            "campaign: enter a campaign profile name (default, or a configured one)."])
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
         return await _scrub_page(request, sess, 422, values=values,
                                  errors=["Choose a file to scrub."])
+    bad_name = file_name_problem(upload.filename)
+    if bad_name is not None:
+        return await _scrub_page(request, sess, 422, values=values, errors=[bad_name])
     name = PurePath(upload.filename.replace("\\", "/")).name
     suffix = PurePath(name).suffix.lower()
     fmt = {".csv": "csv", ".txt": "csv", ".parquet": "parquet"}.get(suffix)
@@ -522,7 +532,7 @@ async def scrub(request: Request) -> Response:
     except ValidationError as exc:
         return await _scrub_page(request, sess, 422, values=values, errors=[
             f"dial time: {e['msg']}" for e in exc.errors()])
-    campaign = str(values["campaign"])
+    campaign = values["campaign"] or "default"
     try:
         context_or_422(Scrubber(svc.settings), at=at, campaign=campaign, purpose=None,
                        call_type=None, where="form")
@@ -539,7 +549,7 @@ async def scrub(request: Request) -> Response:
             shutil.copyfileobj(upload.file, fh, 1 << 20)
         if target.stat().st_size == 0:
             raise ValueError("the file is empty")
-        (folder / SIDE).write_text(json.dumps({"rows": _count_rows(target, fmt)}), "utf-8")
+        (folder / SIDE).write_text(json.dumps({"rows": count_rows(target)}), "utf-8")
         params: dict[str, Any] = {
             "at": (at or utcnow()).isoformat(), "campaign": campaign, "purpose": None,
             "call_type": None, "phone_column": None, "defaults": {}, "owner": sess.key.id}
@@ -617,10 +627,16 @@ async def scrub_results(request: Request, job_id: str) -> Response:
     if isinstance(got, Response):
         return got
     sess, job = got
-    path = _svc(request).jobs.results_path(job.id)
-    if job.state != "done" or not path.is_file():
+    if job.state != "done":
         return _page(request, "error.html", sess, status=409, title="Not ready",
                      message=f"Job {job.id} is {job.state}; results are ready when it is done.")
+    path = _svc(request).jobs.results_path(job.id)
+    if not path.is_file():  # as GET /v1/jobs/{id}/results answers it
+        log.error("job %s is done but its results file is missing (%s); an operator must "
+                  "restore it", job.id, path)
+        return _page(request, "error.html", sess, status=500, title="Results missing",
+                     message=f"Job {job.id} is done but its results file is missing on the "
+                     "server; nothing was changed (an operator must restore it).")
     return _headers(FileResponse(path, media_type="text/csv",
                                  filename=f"dncguard-{job.id}.csv"))
 

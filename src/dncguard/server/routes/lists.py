@@ -45,6 +45,11 @@ class ListStatus(BaseModel):
         default=None, alias="snapshotError",
         description="Why the current snapshot fails its integrity check (its checks answer "
         "error); null when it verifies")
+    scope_problem: str | None = Field(
+        default=None, alias="scopeProblem",
+        description="Why the numbers the list applies to cannot be told from its stored "
+        "jurisdiction (e.g. a state list of US-FA; its checks answer error, SOURCE_ERROR); "
+        "null when they can")
 
     model_config = {"populate_by_name": True}
 
@@ -87,7 +92,8 @@ def list_statuses(svc: Service) -> tuple[date, list[ListStatus]]:
             snapshot_date=info.snapshot_date, updated_at=info.updated_at,
             synced_at=info.synced_at, age_days=f.age_days, max_age_days=f.max_age_days,
             fresh=f.fresh, max_age_rule=f.rule, max_age_citation=f.citation,
-            max_age_basis=f.basis, snapshot_error=state.snapshot_error))
+            max_age_basis=f.basis, snapshot_error=state.snapshot_error,
+            scope_problem=info.scope_problem))
     return day, out
 
 

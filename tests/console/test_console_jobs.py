@@ -1,0 +1,72 @@
+"""A console scrub's progress and results mean what the job runner did: its total counts the
+rows the runner's reader reads (not blank lines, not a quoted field's line breaks; a file of
+4 lines, 2 of them blank, showed "done: 2 of 4 rows"), and a done job whose verdict file is
+gone is a server fault (500, logged for an operator), not "Not ready" (409) forever."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from ..conftest import log_lines
+from .conftest import csrf_token, signed_in_client
+
+AT = "2026-12-01T15:00:00Z"
+
+
+def _scrub(client: TestClient, name: str, data: bytes) -> str:
+    made = client.post("/console/scrub", data={
+        "at": AT, "csrf": csrf_token(client.get("/console/scrub"))},
+        files={"file": (name, data)}, follow_redirects=False)
+    assert made.status_code == 303, made.text
+    return str(made.headers["location"]).rsplit("/", 1)[-1]
+
+
+def _done(client: TestClient, job_id: str) -> dict[str, Any]:
+    for _ in range(300):
+        status: dict[str, Any] = client.get(f"/console/scrub/{job_id}/status").json()
+        if status["state"] in ("done", "failed"):
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not end: {status}")
+
+
+def test_the_row_total_is_the_rows_the_runner_reads(tmp_path: Path) -> None:
+    files = {"blank.csv": (b"phone\n+12025550161\n\n+12025550123\n\n", 2),
+             "quoted.csv": (b'phone,note\n+12025550161,"a\nb"\n', 1),
+             "latin1.csv": (b"phone,name\n+12025550161,Jos\xe9\n", 1)}
+    client = signed_in_client(tmp_path / "home", run_jobs=True)
+    with client:
+        for name, (data, rows) in files.items():
+            status = _done(client, _scrub(client, name, data))
+            assert status["state"] == "done", (name, status)
+            assert status["rows"] == status["rowsDone"] == rows, (name, status)
+            page = client.get(f"/console/scrub/{status['id']}").text
+            assert f'data-testid="rows-done">{rows}</span> of {rows} rows' in page, name
+
+
+def test_a_job_not_done_has_no_results_yet(tmp_path: Path) -> None:
+    client = signed_in_client(tmp_path / "home")  # no job runner: the job stays queued
+    job_id = _scrub(client, "c.csv", b"phone\n+12025550161\n")
+    page = client.get(f"/console/scrub/{job_id}/results")
+    assert page.status_code == 409 and "Not ready" in page.text
+
+
+def test_a_done_job_without_its_results_file_is_a_server_fault(tmp_path: Path) -> None:
+    client = signed_in_client(tmp_path / "home", run_jobs=True)
+    with client:
+        job_id = _scrub(client, "c.csv", b"phone\n+12025550161\n+12025550123\n")
+        assert _done(client, job_id)["state"] == "done"
+        assert client.get(f"/console/scrub/{job_id}/results").status_code == 200
+        client.app.state.service.jobs.results_path(job_id).unlink()
+        with log_lines("dncguard") as logged:
+            page = client.get(f"/console/scrub/{job_id}/results")
+        assert page.status_code == 500, page.text
+        assert "Not ready" not in page.text
+        assert "results file is missing" in page.text and "an operator must restore it" in \
+            page.text
+        assert any(job_id in line and "results file is missing" in line
+                   and "an operator must restore it" in line for line in logged.lines)
