@@ -71,6 +71,24 @@ def test_when_table_and_flags() -> None:
     assert code == 2
 
 
+@pytest.mark.parametrize(("phone", "flag", "value", "words"), [
+    ("2025550100", "--zip", "SW1A 1AA", "is a UK postcode but the number is a US number"),
+    ("+61892345678", "--state", "WA", "also the code of Western Australia"),
+    ("+61892345678", "--state", "nt", "also the code of Northern Territory")])
+def test_when_refuses_a_place_the_scrub_refuses(phone: str, flag: str, value: str, words: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """``rules when`` read a UK postcode on a US number as no address and WA on a Perth
+    number as Washington (its windows then included Los Angeles), where a scrub refuses both."""
+    from dncguard.cli import run
+
+    code = run(["rules", "when", phone, "--at", "2026-12-02T03:00:00Z", flag, value])
+    out, err = capsys.readouterr()
+    assert code == 2 and words in " ".join(err.split()) and flag in err
+    code = run(["rules", "when", "+442071234567", "--at", "2026-12-02T03:00:00Z", "--zip",
+                "SW1A 1AA"])
+    assert code == 0 and "Europe/London" in capsys.readouterr().out
+
+
 def test_consent_and_attempts(tmp_path: Path) -> None:
     f = tmp_path / "c.csv"
     f.write_text("phone,type,date\n+12125550100,express,2026-01-01\nx,express,2026-01-01\n")

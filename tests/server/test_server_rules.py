@@ -189,6 +189,11 @@ def test_validation_errors(ctx: Ctx) -> None:
         assert fields(a.get("/v1/rules/when", params={"phone": SF, "dayz": 3})) == [
             "query.dayz"]
         assert fields(a.get("/v1/rules/when")) == ["query.phone"]
+        # a place the scrub refuses for the number's country is refused here too
+        assert fields(a.get("/v1/rules/when", params={"phone": SF, "zip": "SW1A 1AA"})) == [
+            "query.zip"]
+        assert fields(a.get("/v1/rules/when", params={"phone": "+61892345678",
+                                                      "state": "WA"})) == ["query.state"]
 
 
 def test_log_has_no_numbers_or_tracebacks(ctx: Ctx) -> None:

@@ -196,7 +196,7 @@ def when(
                        call_type=_choice(call_type, CALL_TYPES, "--call-type")
                        or profile.call_type, profile=profile)
     extra = clean_context({"state": state, "zip": zip_code, "timezone": timezone,
-                           "line_type": line_type})
+                           "line_type": line_type}, country=n.region)
     check = RulesCheck(cfg)
     result = check.when(n.e164, n.region, extra.get("state"), extra, ctx, days=days)
     if as_json:

@@ -16,11 +16,11 @@ state         a US state, DC or territory, or a Canadian province or territory, 
               (``Florida``, ``fla.``, ``FL``) -> the postal code (``FL``). A subdivision
               without rules and zones (``UM``, the US Minor Outlying Islands) is refused,
               and so is, on an Australian number, a code that is also an Australian
-              state's (``WA``, ``NT``: ``ScrubRun._refuse_australian_states``).
+              state's (``WA``, ``NT``: ``place_problem``).
 zip           US: five digits or ZIP+4 (``12345-6789``, ``123456789``) of a known ZIP code
               -> the five digits; Canada: a postal code (``K1A 0B1``) -> ``K1A 0B1``;
               UK: a postcode (``SW1A 1AA``), for a UK number only (the scrub refuses it on
-              another country's number: ``ScrubRun._refuse_foreign_postcodes``). Four digits
+              another country's number: ``place_problem``). Four digits
               are refused: an Australian postcode and a US ZIP that lost its leading zero
               look alike.
 timezone      an IANA zone name (``America/New_York``) -> the name as given
@@ -38,7 +38,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..config import SUPPORTED_REGIONS
 from ..errors import ContextError
 from ..phones import US_TERRITORIES
-from ..places import CA_POSTAL, GB_POSTCODE, US_ZIP, subdivision, unserved_subdivision, zip_state
+from ..places import (
+    CA_POSTAL,
+    GB_POSTCODE,
+    US_ZIP,
+    australian_state,
+    subdivision,
+    uk_postcode,
+    unserved_subdivision,
+    zip_state,
+)
 
 #: Per-row context fields, in the order they key a row's context.
 CONTEXT_FIELDS = ("region", "state", "zip", "timezone", "line_type", "subject")
@@ -76,6 +85,35 @@ def _zone(value: str) -> str:
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(value) from None
     return value
+
+
+def place_problem(country: str, state: str, zip_code: str) -> tuple[str, str] | None:
+    """Why a state or ZIP (each canonical, as :func:`clean_field` returns it; blank for none)
+    cannot be read for a number of ``country`` (its region, as the number reads): the field
+    and why, or None. One rule for the scrub (:meth:`ScrubRun._refuse_foreign_places`) and
+    the context of one number (:func:`clean_context` with ``country``: ``rules when``):
+
+    * a UK postcode on a number of another country: it names no state, and the UK's rules and
+      zone are not applied to another country's number, so it would go unread;
+    * on an Australian number, a state whose code is also an Australian state's (``WA``:
+      Washington or Western Australia; ``NT``): read as the US state or Canadian territory it
+      would judge the number by that place's hours and lists, and an Australian state is not
+      read."""
+    if zip_code and country != "GB" and uk_postcode(zip_code):
+        return "zip", (
+            f"{zip_code!r} is a UK postcode but the number is a {country} number: dncguard "
+            "reads a UK postcode only for a UK number (the UK's rules and zone are not applied "
+            "to another country's number, so the postcode would go unread); give the party's "
+            "US ZIP or Canadian postal code, or leave it out")
+    au = australian_state(state) if state and country == "AU" else None
+    if au is not None:
+        return "state", (
+            f"{state!r} on an Australian number is also the code of {au}, and dncguard reads "
+            "a state only as a US state or Canadian province (it would judge the number by "
+            "that place's hours and lists); an Australian number's own zones are used: give "
+            "the party's time zone in a timezone column (Australia/Perth) or leave the state "
+            "out")
+    return None
 
 
 def clean_field(field: str, value: str) -> str:
@@ -142,8 +180,11 @@ def clean_field(field: str, value: str) -> str:
     raise _refuse(field, value, "is not a context field")
 
 
-def clean_context(values: Mapping[str, str | None]) -> dict[str, str]:
-    """Canonical non-empty values of several context fields (the first wrong one raises)."""
+def clean_context(values: Mapping[str, str | None], *,
+                  country: str | None = None) -> dict[str, str]:
+    """Canonical non-empty values of several context fields (the first wrong one raises).
+    With ``country`` (the region of the one number they go with), a state or ZIP that cannot
+    be read for it raises too (:func:`place_problem`)."""
     out: dict[str, str] = {}
     for field, value in values.items():
         if value is None:
@@ -151,8 +192,13 @@ def clean_context(values: Mapping[str, str | None]) -> dict[str, str]:
         cleaned = clean_field(field, value)
         if cleaned:
             out[field] = cleaned
+    refused = place_problem(country, out.get("state", ""), out.get("zip", "")) \
+        if country else None
+    if refused is not None:
+        field, why = refused
+        raise ContextError(field, out[field], ACCEPTED[field], why)
     return out
 
 
 __all__ = ["ACCEPTED", "CALL_TYPES", "CONTEXT_FIELDS", "ContextError", "LINE_TYPES",
-           "PURPOSES", "clean_context", "clean_field"]
+           "PURPOSES", "clean_context", "clean_field", "place_problem"]

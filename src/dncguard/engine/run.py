@@ -48,7 +48,7 @@ from ..phones import (
 )
 from ..places import address_state, australian_state, uk_postcode
 from ..sources.protocol import Batch, CheckContext, locate
-from .context import clean_field
+from .context import clean_field, place_problem
 from .findings import Index, Outcome, compact, renumber
 from .summary import MAX_ROW_ERRORS_LISTED, SummaryBuilder
 
@@ -391,8 +391,7 @@ class ScrubRun:
             [r[self.phone] for r in sl.cells] if sl.cells is not None
             else sl.columns[self.phone] if sl.columns else pa.array([], pa.string()))
         norm = normalise_arrays(phone, hints)
-        self._refuse_foreign_postcodes(norm, row_ctx, flagged, problems)
-        self._refuse_australian_states(norm, row_ctx, flagged, problems)
+        self._refuse_foreign_places(norm, row_ctx, flagged, problems)
         okpos = np.flatnonzero(norm.ok & ~flagged)
         digits = norm.digits[okpos]
         rctx = row_ctx[okpos]
@@ -459,66 +458,39 @@ class ScrubRun:
             hit |= ~given
         return hit, given
 
-    def _refuse_australian_states(self, norm: NormalisedArrays,
-                                  row_ctx: npt.NDArray[np.int64],
-                                  flagged: npt.NDArray[np.bool_],
-                                  problems: dict[int, tuple[str, str]]) -> None:
-        """Refuse the rows of an Australian number whose state, their own or the default, is
-        also an Australian state's code (``WA``: Washington or Western Australia; ``NT``: the
-        Northwest Territories or the Northern Territory). dncguard reads US states and
-        Canadian provinces, so it would judge a Perth number by Washington's hours and
-        lists; an Australian state is not read (the number's own zones are), so the value is
-        not understood either way."""
-        found = self._flagged_contexts(self._ctx_au_state,
-                                       australian_state(self.defaults.get("state", ""))
-                                       is not None, "state", row_ctx)
-        if found is None:
+    def _refuse_foreign_places(self, norm: NormalisedArrays, row_ctx: npt.NDArray[np.int64],
+                               flagged: npt.NDArray[np.bool_],
+                               problems: dict[int, tuple[str, str]]) -> None:
+        """Refuse (into ``flagged`` and ``problems``) the rows whose state or ZIP, their own
+        or the default, cannot be read for their number's country
+        (:func:`dncguard.engine.context.place_problem`: a UK postcode on another country's
+        number, an Australian state's code on an Australian number). The candidates are
+        found per distinct context and country with arrays; the rule and its words are
+        ``place_problem``'s."""
+        uk = self._flagged_contexts(self._ctx_uk_post,
+                                    uk_postcode(self.defaults.get("zip", "")), "zip", row_ctx)
+        au = self._flagged_contexts(self._ctx_au_state,
+                                    australian_state(self.defaults.get("state", "")) is not None,
+                                    "state", row_ctx)
+        if uk is None and au is None:
             return
-        au_rows, given = found
-        au = [i for i, name in enumerate(norm.region_names) if name == "AU"]
-        bad = np.flatnonzero(au_rows & norm.ok & ~flagged & np.isin(norm.region, au))
-        column = next((self.header[col] for name, col in self.context_columns
-                       if name == "state"), "state")
-        for i in bad.tolist():
-            code = self.contexts[int(row_ctx[i])].get("state") or self.defaults.get("state", "")
-            problems[i] = (column if given[i] else "state", (
-                f"{code!r} on an Australian number is also the code of "
-                f"{australian_state(code)}, and dncguard reads a state only as a US state or "
-                "Canadian province (it would judge the number by that place's hours and "
-                "lists); an Australian number's own zones are used: give the party's time "
-                "zone in a timezone column (Australia/Perth) or leave the state out"))
-            flagged[i] = True
-
-    def _refuse_foreign_postcodes(self, norm: NormalisedArrays, row_ctx: npt.NDArray[np.int64],
-                                  flagged: npt.NDArray[np.bool_],
-                                  problems: dict[int, tuple[str, str]]) -> None:
-        """Refuse (into ``flagged`` and ``problems``) the rows whose ZIP, their own or the
-        default, is a UK postcode while their number is not a UK number. A US ZIP or Canadian
-        postal code is read for any number (its state's zones, rules and lists join); a UK
-        postcode names no state, and a US, Canadian or Australian number's rules and zones
-        would be judged as if the row gave no address while it says the party is in the UK,
-        whose rules are not applied to another country's number: not understood, so refused.
-        Work per distinct context, rows only where one is refused."""
-        found = self._flagged_contexts(self._ctx_uk_post,
-                                       uk_postcode(self.defaults.get("zip", "")), "zip", row_ctx)
-        if found is None:
-            return
-        uk, given = found
-        gb = [i for i, name in enumerate(norm.region_names) if name == "GB"]
-        bad = np.flatnonzero(uk & norm.ok & ~flagged & ~np.isin(norm.region, gb))
-        if not bad.size:
-            return
-        column = next((self.header[col] for name, col in self.context_columns if name == "zip"),
-                      "zip")
         names = norm.region_names
-        for i in bad.tolist():
-            code = self.contexts[int(row_ctx[i])].get("zip") or self.defaults.get("zip", "")
-            where = column if given[i] else "zip"
-            problems[i] = (where, (
-                f"{code!r} is a UK postcode but the number is a {names[int(norm.region[i])]} "
-                "number: dncguard reads a UK postcode only for a UK number (the UK's rules "
-                "and zone are not applied to another country's number, so the postcode would "
-                "go unread); give the party's US ZIP or Canadian postal code, or leave it out"))
+        maybe = np.zeros(len(norm), dtype=bool)
+        if uk is not None:
+            maybe |= uk[0] & ~np.isin(norm.region, [i for i, n in enumerate(names) if n == "GB"])
+        if au is not None:
+            maybe |= au[0] & np.isin(norm.region, [i for i, n in enumerate(names) if n == "AU"])
+        columns = dict(self.context_columns)
+        for i in np.flatnonzero(maybe & norm.ok & ~flagged).tolist():
+            own = self.contexts[int(row_ctx[i])]
+            found = place_problem(names[int(norm.region[i])],
+                                  own.get("state") or self.defaults.get("state", ""),
+                                  own.get("zip") or self.defaults.get("zip", ""))
+            if found is None:
+                continue
+            field, why = found
+            col = columns.get(field)
+            problems[i] = (self.header[col] if field in own and col is not None else field, why)
             flagged[i] = True
 
     def _shown_states(self, state: npt.NDArray[np.int64], rctx: npt.NDArray[np.int64]

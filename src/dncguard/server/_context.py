@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from ..engine.context import clean_field
+from ..engine.context import clean_context
 from ..engine.scrubber import Scrubber
 from ..errors import ContextError
 from ..sources.protocol import CheckContext
@@ -17,20 +17,15 @@ def _refused(exc: ContextError, where: str) -> ApiError:
                     fields=[FieldError(field=f"{where}.{exc.field}", message=exc.why)])
 
 
-def clean_or_422(values: Mapping[str, str | None], where: str = "query") -> dict[str, str]:
-    """The non-empty values cleaned by :mod:`dncguard.engine.context`; the first value that is not
-    understood answers 422 naming ``where.field`` and the accepted forms."""
-    out: dict[str, str] = {}
-    for field, value in values.items():
-        if value is None:
-            continue
-        try:
-            cleaned = clean_field(field, value)
-        except ContextError as exc:
-            raise _refused(exc, where) from None
-        if cleaned:
-            out[field] = cleaned
-    return out
+def clean_or_422(values: Mapping[str, str | None], where: str = "query", *,
+                 country: str | None = None) -> dict[str, str]:
+    """The non-empty values cleaned by :func:`dncguard.engine.context.clean_context` (with
+    ``country``: for one number of that region); the first value that is not understood
+    answers 422 naming ``where.field`` and the accepted forms."""
+    try:
+        return clean_context(values, country=country)
+    except ContextError as exc:
+        raise _refused(exc, where) from None
 
 
 def context_or_422(scrubber: Scrubber, *, at: datetime | None, campaign: str,

@@ -247,7 +247,7 @@ def when(
     ctx = context_or_422(Scrubber(svc.settings), at=start, campaign=campaign,
                          purpose=purpose, call_type=call_type)
     extra = clean_or_422({"state": state, "zip": zip, "timezone": timezone,
-                          "line_type": line_type})
+                          "line_type": line_type}, country=num_region)
     st = extra.get("state")
     try:
         result = check.when(e164, num_region, st, extra, ctx, days=days)
