@@ -60,6 +60,11 @@ def import_list(
                                     "re-import of a salted list must give it, or --no-salt)"),
     no_salt: bool = typer.Option(False, "--no-salt",
                                  help="Hashed lists: the hashes are unsalted (as --salt \"\")"),
+    expect: list[str] | None = typer.Option(
+        None, "--expect", help="Hashed lists: a number the file must hold (repeatable); it is "
+        "hashed as lookups hash it (E.164 with its '+', after the salt) and the import is "
+        "refused, nothing imported, if the file lacks it: proof the file's hash format "
+        "matches"),
     allow_shrink: bool = typer.Option(
         False, "--allow-shrink", help="Full re-imports: accept a file with fewer than 90% of "
         "the list's current entries, or with more rejected lines than valid ones (refused "
@@ -79,7 +84,7 @@ def import_list(
     result = store.import_file(
         file, kind=kind.lower(), name=name, jurisdiction=jurisdiction,
         snapshot_date=parse_date(snapshot_date, "--snapshot-date"), changes=changes, salt=salt,
-        who=who(), allow_shrink=allow_shrink)
+        who=who(), allow_shrink=allow_shrink, expect=expect or ())
     info, report = result.info, result.report
     if as_json:
         print_json({"name": info.name, "kind": info.kind, "jurisdiction": info.jurisdiction,

@@ -14,8 +14,10 @@ without is taken as UTC); any other field before the flag, or any field after th
 rejects the record. A number's last record decides: the latest date, then, for records of the
 same day that all carry a time, the latest time, then the later line (see
 :func:`read_changes`). A prefix row's second column is a note, never digits (``1,900`` is
-rejected, not read as ``1``), and a prefix starts with the country code of a region dncguard
-judges (``202555`` is rejected, never read as +20).
+rejected, not read as ``1``), and a prefix is one some judged number can start with: the
+whole country code of a region dncguard judges first (``202555`` is rejected, never read as
++20), never followed by the trunk prefix (``4402079``), and no longer than the country's
+numbers (see :func:`prefix_problem`).
 
 Large number files are parsed with pyarrow compute, a block at a time, so a national registry
 never needs a Python object per number.
@@ -39,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 import phonenumbers
 
+from .. import nanp
 from .._lazy import lazy_import
 from ..config import SUPPORTED_REGIONS
 from ..errors import ListError
@@ -642,17 +645,29 @@ _HASH_HEADER = re.compile(r"^(?:[^0-9]*|[0-9A-Za-z_]*[g-zG-Z_][0-9A-Za-z_]*)$")
 
 def read_hashes(path: Path) -> tuple[npt.NDArray[Any], ParseReport]:
     """Hex SHA-256 digests, one per line, as sorted unique 32-byte values; a first line that
-    is a column name (see :data:`_HASH_HEADER`) is skipped."""
+    is a column name (see :data:`_HASH_HEADER`) is skipped.
+
+    A row is the digest alone: one with a second column that is not empty (``digest,salt``:
+    a salt per row, which lookups would never use) is rejected with its line, never read as
+    its first column."""
     report = ParseReport()
     values: list[bytes] = []
     first = True
     for where, line in _text_lines(path):
         report.lines += 1
-        token = line.split(",")[0].strip().strip('"')
-        if _HEX64.match(token):
-            values.append(bytes.fromhex(token))
-        elif not (first and len(token) <= 32 and _HASH_HEADER.match(token)):
+        token, *rest = (f.strip().strip('"') for f in line.split(","))
+        extra = next((i for i, f in enumerate(rest, 2) if f), None)
+        if first and len(token) <= 32 and _HASH_HEADER.match(token):
+            pass  # a header: its other columns name what the rows would hold
+        elif not _HEX64.match(token):
             report.reject(where, "not a 64-character hex SHA-256 digest")
+        elif extra is not None:
+            report.reject(where, f"column {extra} beside the digest: a hashed list holds one "
+                                 "digest per line (SHA-256 of --salt and the E.164 number), "
+                                 "and a column it does not read, such as a salt per row, is "
+                                 "not dropped")
+        else:
+            values.append(bytes.fromhex(token))
         first = False
     arr = np.unique(np.array(values, dtype="S32")) if values else np.zeros(0, dtype="S32")
     report.accepted = int(arr.size)
@@ -667,10 +682,82 @@ JUDGED_COUNTRY_CODES = tuple(sorted({str(phonenumbers.country_code_for_region(r)
                                      for r in SUPPORTED_REGIONS}))
 
 
-def _judged_prefix(prefix: str) -> bool:
-    """Whether ``prefix`` can match a number of a judged region: it starts with that region's
-    country code (``1202555``), or is the start of one (``4``: every ``+4...`` number)."""
-    return any(prefix.startswith(cc) or cc.startswith(prefix) for cc in JUDGED_COUNTRY_CODES)
+def _country_rules() -> dict[str, tuple[str, int]]:
+    """For each judged country code, from the ``phonenumbers`` metadata of the regions
+    dncguard judges: (the national trunk prefix, the most digits a national number of the
+    country has). ``{"1": ("1", 10), "44": ("0", 10), "61": ("0", 12)}`` with the pinned
+    metadata (Australia's longest are 1300 numbers of twelve digits)."""
+    rules: dict[str, tuple[str, int]] = {}
+    for region in SUPPORTED_REGIONS:
+        meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        if meta is None or meta.general_desc is None:  # pragma: no cover - pinned metadata
+            raise RuntimeError(f"phonenumbers has no metadata for {region}")
+        cc = str(meta.country_code)
+        longest = max(meta.general_desc.possible_length or (15 - len(cc),))
+        trunk, known = rules.get(cc, (meta.national_prefix or "", 0))
+        rules[cc] = (trunk, max(known, longest))
+    return rules
+
+
+#: :func:`_country_rules`, computed once.
+COUNTRY_RULES = _country_rules()
+
+
+def _nanp_problem(national: str) -> str | None:
+    """Why no judged number of country code 1 starts with ``national`` (the digits after the
+    1), or None: the area code never starts with 0 or 1, and the NPA-NXX table of
+    :mod:`dncguard.nanp` (from the same metadata) says which area codes and exchanges hold
+    any valid number."""
+    if national[0] in "01":
+        return (f"after the country code 1 comes a NANP area code, which never starts with "
+                f"{national[0]} (for 1202555 the area code is 202)")
+    codes, _ = nanp.load_table()
+    head = national[:6]
+    width = 10 ** (6 - len(head))
+    start = int(head) * width
+    if (codes[start:start + width] == nanp.INVALID).all():
+        return (f"no valid number of country code 1 starts with 1{head} (no such area code "
+                "or exchange is assigned)")
+    return None
+
+
+def prefix_problem(prefix: str) -> str | None:
+    """Why the digit prefix ``prefix`` (country code first) can match no number dncguard
+    judges, or None when it can. It must start with a whole judged country code
+    (:data:`JUDGED_COUNTRY_CODES`): ``4`` is not ``44``; the national digits after it never
+    start with the country's trunk prefix (``+44 0``, ``+61 0``, ``+1 1``: no E.164 number
+    holds it), a NANP area code never starts with 0 or 1 and must be assigned, and the
+    prefix is no longer than the country's longest numbers (:data:`COUNTRY_RULES`)."""
+    if prefix.startswith("0"):
+        return ("a prefix starts with the country code, and none starts with 0 (for 0207946 "
+                "write 44207946)")
+    cc = next((c for c in JUDGED_COUNTRY_CODES if prefix.startswith(c)), None)
+    if cc is None:
+        whole = [c for c in JUDGED_COUNTRY_CODES if c.startswith(prefix)]
+        if whole:
+            return (f"{prefix} is only the beginning of a country code ({', '.join(whole)}): "
+                    "a prefix starts with a whole country code (write "
+                    f"{whole[0]} to block every +{whole[0]} number)")
+        return (f"a prefix starts with the country code of a region dncguard judges "
+                f"({', '.join(JUDGED_COUNTRY_CODES)}): written in national format it matches "
+                "no number that can be called (for 202555 write 1202555, country code first)")
+    national = prefix[len(cc):]
+    trunk, longest = COUNTRY_RULES[cc]
+    if not national:
+        return None
+    if trunk and national.startswith(trunk):
+        return (f"the country code {cc} is followed by {trunk}, the national trunk prefix, "
+                "which no number in international format holds: leave it out"
+                + (f" (for {prefix} write {cc}{national[len(trunk):]})"
+                   if national[len(trunk):] else ""))
+    if len(national) > longest:
+        return (f"{len(prefix)} digits: longer than any number of country code {cc} "
+                f"({len(cc) + longest} digits with the country code), so it matches none")
+    if cc == "1":
+        return _nanp_problem(national)
+    return None
+
+
 #: A second column that may be the rest of the prefix (``1,900``: is it 1900?): it starts
 #: with a digit, perhaps after ``+``, ``(``, ``-`` or spaces.
 _DIGITS_AFTER_COMMA = re.compile(r"^[\s+(-]*[0-9]")
@@ -680,11 +767,15 @@ def read_prefixes(path: Path) -> tuple[npt.NDArray[Any], ParseReport]:
     """Digit prefixes of E.164 numbers (country code first, '+' optional), one per line.
 
     A prefix is one group of digits: a row with separators between digits (``1 202``,
-    ``1900-1999``: a range is not read as one) is rejected, and so is one starting with 0
-    (a national trunk prefix: no country code starts with 0, so it would match nothing),
-    and so is one that does not start with the country code of a region dncguard judges
+    ``1900-1999``: a range is not read as one) is rejected, and so is one that no number
+    dncguard judges can start with (:func:`prefix_problem`, the reason given with the line):
+    one starting with 0 (a national trunk prefix: no country code starts with 0), one that
+    does not start with the whole country code of a region dncguard judges
     (:data:`JUDGED_COUNTRY_CODES`: ``202555`` or ``900`` written in national format would be
-    read as +20 or +90 and block no callable number; ``1202555`` and ``1900`` do). Text after
+    read as +20 or +90 and block no callable number, ``1202555`` and ``1900`` do; ``4`` is
+    not ``44``), one whose country code is followed by the trunk prefix (``4402079``,
+    ``6102``, ``11``) or, on +1, by an area code starting with 0 or 1 or not assigned
+    (``1020555``), and one longer than any number of its country (``120255501101``). Text after
     a comma is a note (``1900,premium rate``), but a row whose second column starts with a
     digit (``1,900``) is rejected: read as the prefix ``1`` it would block every number of
     its country. A first line that is a header (see :func:`is_header`) is skipped."""
@@ -702,14 +793,8 @@ def read_prefixes(path: Path) -> tuple[npt.NDArray[Any], ParseReport]:
             report.reject(where, "digits after the comma: a prefix is one group of digits "
                                  "(1900, not 1,900), and a second column is a note that "
                                  "does not start with a digit")
-        elif found and found[1].startswith("0"):
-            report.reject(where, "a prefix starts with the country code, and none starts "
-                                 "with 0 (for 0207946 write 44207946)")
-        elif found and not _judged_prefix(found[1]):
-            report.reject(where, "a prefix starts with the country code of a region dncguard "
-                                 f"judges ({', '.join(JUDGED_COUNTRY_CODES)}): written in "
-                                 "national format it matches no number that can be called "
-                                 "(for 202555 write 1202555, country code first)")
+        elif found and (problem := prefix_problem(found[1])) is not None:
+            report.reject(where, problem)
         elif found:
             values.append(found[1])
         elif re.fullmatch(r"\+?[0-9]+(?:[^0-9]+[0-9]+)+", token):

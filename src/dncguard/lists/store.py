@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -181,6 +181,37 @@ def _same_base_date(info: ListInfo | None, base_date: date | None) -> None:
             f"{base_date.isoformat() if base_date else 'none'} to "
             f"{now.isoformat() if now else 'none'} while this change list was applied; this "
             "import changed nothing: run it again")
+
+
+def _removal_hint(kind: str) -> str:
+    """How a number leaves a list of ``kind`` when ``dnc remove`` cannot take it off."""
+    if kind in NUMBER_KINDS:
+        return "remove numbers by importing a change list (--changes) with a D record"
+    if kind == "cxone":
+        return ("it mirrors a CXone DNC group: remove the number in CXone, then run "
+                "'dncguard cxone sync'")
+    held = "hashes" if kind == "hashed" else "digit prefixes"
+    return (f"it holds {held}, not numbers, and change lists apply to number lists only: "
+            "re-import the whole list without the entry (lists import with the same --name "
+            "replaces it)")
+
+
+def _check_expected(path: Path, values: npt.NDArray[Any],
+                    expected: list[tuple[str, str]], salt: str | None) -> None:
+    """Refuse a hashed list file that does not hold the hash of every ``expected`` number
+    (as given, E.164), made as a lookup makes it (see :func:`_files.hash_number`)."""
+    hashes = np.array([listfiles.hash_number(e164, salt) for _, e164 in expected], dtype="S32")
+    held = sorted_contains(values, hashes)
+    missing = [pair for pair, ok in zip(expected, held.tolist(), strict=True) if not ok]
+    if missing:
+        given, e164 = missing[0]
+        how = f"SHA-256 of the salt and {e164}" if salt else f"SHA-256 of {e164}"
+        more = f" (and {len(missing) - 1} more --expect)" if len(missing) > 1 else ""
+        raise ListError(
+            f"{path}: --expect {given}{more}: its hash ({how}, in hex, as lookups make it) "
+            "is not in the file, so the file's hashes are made another way (without the '+', "
+            "in national format, with another salt or algorithm) or the number is not on the "
+            "list; nothing was imported")
 
 
 def _a(word: str) -> str:
@@ -494,6 +525,7 @@ class ListStore:
         salt: str | None = None,
         who: str | None = None,
         allow_shrink: bool = False,
+        expect: Sequence[str] = (),
     ) -> ImportResult:
         """Import a file as the new content of a list (or apply it as a change list).
 
@@ -504,7 +536,13 @@ class ListStore:
         outnumber its valid ones (a file mostly not understood: damaged, mis-encoded, or of
         another kind or format). ``allow_shrink`` is refused with a change list, which never
         replaces the list. A hashed list's ``salt`` must be printable ASCII
-        (:func:`dncguard.lists._files.salt_problem`)."""
+        (:func:`dncguard.lists._files.salt_problem`).
+
+        ``expect`` (hashed lists only) names numbers the file must hold: each is hashed as a
+        lookup hashes it (its E.164 form with the list's salt), and the import is refused,
+        nothing imported, naming the first whose hash is not in the file: a file hashed in
+        another way (without the '+', in national format, with another salt or algorithm)
+        would otherwise import and match nothing."""
         if kind not in IMPORT_KINDS:
             raise ListError(f"kind {kind!r} cannot be imported; kinds: {', '.join(IMPORT_KINDS)}")
         if salt is not None and kind != "hashed":
@@ -516,6 +554,16 @@ class ListStore:
             if bad_salt:  # never the salt itself in the message
                 raise ListError(f"--salt: {bad_salt}; give the salt the list's hashes were "
                                 "made with, in printable ASCII; nothing was imported")
+        if expect and kind != "hashed":
+            raise ListError(f"--expect is for hashed lists only, to prove that their hashes "
+                            f"are made as lookups make them; {_a(kind)} list can be checked "
+                            "with 'dncguard check' after the import: leave --expect out")
+        expected: list[tuple[str, str]] = []
+        for phone in expect:
+            try:
+                expected.append((phone, self._e164(phone, None)))
+            except ListError as exc:
+                raise ListError(f"--expect: {exc}; nothing was imported") from None
         if snapshot_date is not None and kind not in DATED_KINDS:
             raise ListError(f"{_a(kind)} list does not age: --snapshot-date is only for "
                             "national and state registry snapshots; leave it out")
@@ -623,6 +671,9 @@ class ListStore:
                 self._discard(folder, file_name)
             why = "; ".join(report.reject_samples[:3])
             raise ListError(f"{path}: no valid entries found" + (f" ({why})" if why else ""))
+        if expected:
+            assert values is not None
+            _check_expected(path, values, expected, salt)
         replacing = not changes and existing is not None and existing.current_file is not None
         if replacing and not allow_shrink and report.rejected > report.valid_lines:
             # a file mostly not understood is not the list: the old one stays
@@ -965,8 +1016,8 @@ class ListStore:
         e164 = self._e164(phone, region)
         info = self.get(list_name)
         if info.kind not in MANUAL_KINDS:
-            raise ListError(f"list {list_name!r} is of kind {info.kind}; remove numbers by "
-                            "importing a change list")
+            raise ListError(f"list {list_name!r} is of kind {info.kind}; "
+                            + _removal_hint(info.kind))
         self.sync(info)  # a replica that has not fetched the current version yet
         in_file = bool(self.index(info).contains_numbers([e164], snapshot_only=True)[0])
         now = utcnow()

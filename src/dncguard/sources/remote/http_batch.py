@@ -9,11 +9,16 @@ Numbers whose chunk fails, or that come back with ``status: error`` or no result
 ``error`` / ``SOURCE_ERROR``; ``suppressed`` gives ``DNC_REMOTE``. An answer this check does
 not wholly understand fails its chunk: an object repeating a key, a field beside ``results``,
 an entry of ``results`` that is not an object, a key in a result beyond the contract's
-``phoneNumber``, ``status``, ``reason``, ``listMatches``. An ``allowed`` that gives a
-``reason`` or names ``listMatches`` contradicts itself and is an error for its number.
-Several results for one number are merged to the most severe: any ``suppressed`` blocks
-(with every list matched), else any status but ``allowed`` is an error; a number is allowed
-only when every result for it says ``allowed``.
+``phoneNumber``, ``status``, ``reason``, ``listMatches``, more results than the request
+can call for (one per contact and list id: a service answering per list), or a body larger
+than ``max_answer_bytes`` (by default 2 KiB per such result, plus 64 KiB; the body is
+streamed and its reading stopped there, so it never fills memory). An ``allowed`` that
+gives a ``reason`` or names ``listMatches`` contradicts itself and is an error for its
+number. Several results for one number are merged to the most severe: any ``suppressed``
+blocks (with every list matched), else any status but ``allowed`` is an error; a number is
+allowed only when every result for it says ``allowed``. A ``suppressed`` that names a list
+not asked about still blocks, on the lists asked (its reason names them and the list not
+understood), but is no answer about them: the pre-filter neither records it nor counts it.
 
 A campaign profile selects the source by its name (``http-batch``: every configured list id)
 or some of its lists by theirs (``http-batch:<id>``): only the selected ids are sent, and the
@@ -73,6 +78,12 @@ log = logging.getLogger("dncguard.sources.remote")
 REGION_CODES = {"US": "US", "CA": "CA", "GB": "UK", "AU": "AU"}
 #: The keys of one result in the contract's answer; any other is not understood.
 RESULT_KEYS = frozenset({"phoneNumber", "status", "reason", "listMatches"})
+#: The default bound of a batch answer (``max_answer_bytes``): this many bytes per result the
+#: request can call for (one per contact and list id), plus :data:`ANSWER_BYTES_BASE`. A
+#: result is about 100 bytes (a hash, a status, a list or two); a reason of several hundred
+#: characters still fits.
+ANSWER_BYTES_PER_RESULT = 2048
+ANSWER_BYTES_BASE = 65_536
 
 
 class HttpBatchSettings(SectionSettings):
@@ -94,6 +105,11 @@ class HttpBatchSettings(SectionSettings):
     concurrency: int = Field(default=8, ge=1, le=256, description="Initial requests in flight")
     max_concurrency: int = Field(default=64, ge=1, le=1024)
     timeout_seconds: float = Field(default=30.0, gt=0)
+    max_answer_bytes: int | None = Field(
+        default=None, ge=1, description="Most bytes of one batch answer read (decoded): a "
+        "larger answer fails its chunk as not understood. Default: "
+        f"{ANSWER_BYTES_PER_RESULT} bytes per result the request can call for (contacts x "
+        f"list ids) plus {ANSWER_BYTES_BASE}")
     max_attempts: int = Field(default=6, ge=1)
     token_margin_seconds: float = Field(default=60.0, ge=0)
 
@@ -191,14 +207,15 @@ def _not_understood(what: str) -> SourceError:
                        "verified", source="http-batch")
 
 
-def _parse_results(resp: httpx.Response) -> list[dict[str, Any]]:
+def _parse_results(resp: httpx.Response, most: int | None = None) -> list[dict[str, Any]]:
     """The results of a batch answer: every one an object with only the contract's keys.
 
     A refusal (a status but 200/201), an object repeating a key, a field beside ``results``,
-    an entry that is not an object or a key beyond :data:`RESULT_KEYS` is a
-    :class:`SourceError` for the whole chunk (left out, each could hide what the service
-    meant: an ``error`` beside an ``allowed``, a dropped nested answer). A body that is not
-    ``{"results": [...]}`` at all is unreadable (retried)."""
+    more results than ``most`` (one per contact and list id asked: a service answering per
+    list gives no more), an entry that is not an object or a key beyond :data:`RESULT_KEYS`
+    is a :class:`SourceError` for the whole chunk (left out, each could hide what the
+    service meant: an ``error`` beside an ``allowed``, a dropped nested answer). A body that
+    is not ``{"results": [...]}`` at all is unreadable (retried)."""
     if resp.status_code not in (200, 201):
         raise SourceError(f"http-batch refused the request: {error_message(resp)}",
                           source="http-batch")
@@ -218,6 +235,9 @@ def _parse_results(resp: httpx.Response) -> list[dict[str, Any]]:
     if unknown:
         raise _not_understood(f"results with fields the contract does not have "
                               f"({_names(unknown)})")
+    if most is not None and len(results) > most:
+        raise _not_understood(f"{len(results):,} results where at most {most:,} (one per "
+                              "number and list asked) can be")
     return results
 
 
@@ -385,6 +405,8 @@ class HttpBatchCheck(CheckBase):
         for i, hit in plan.local.items():
             out[i].append(self._prefilter_reason(hit))
         for i, hit in failed.items():  # re-verification failed: the recent positive stands
+            if any(r.decision is Decision.BLOCK for r in out[i]):
+                continue  # the service blocked it, in an answer not understood: its reason
             log.info("http-batch re-verification of a pre-filter hit failed; the hit stands")
             out[i] = [self._prefilter_reason(hit)]
         return out
@@ -437,9 +459,15 @@ class HttpBatchCheck(CheckBase):
         async def unauthorized(_req: httpx.Request) -> None:
             await self._invalidate(used.get("t", ""))
 
+        most = len(contacts) * len(ids)
+        limit = hb.max_answer_bytes or most * ANSWER_BYTES_PER_RESULT + ANSWER_BYTES_BASE
+
+        def parse(resp: httpx.Response) -> list[dict[str, Any]]:
+            return _parse_results(resp, most)
+
         try:
-            results = await res.send(make, _parse_results, on_unauthorized=unauthorized,
-                                     what=f"batch of {len(idx)}")
+            results = await res.send(make, parse, on_unauthorized=unauthorized,
+                                     what=f"batch of {len(idx)}", max_body=limit)
         except SourceError as exc:
             log.warning("http-batch chunk of %d numbers failed: %s", len(idx), exc)
             for i in idx:
@@ -473,16 +501,23 @@ class HttpBatchCheck(CheckBase):
             if not all(_matches_understood(r) for r in found):
                 odd.append("listMatches that is not a list of names")
             if hits:
-                lists = list(dict.fromkeys(x for r in hits for x in _matches(r))) \
-                    or list(ids)
+                named = list(dict.fromkeys(x for r in hits for x in _matches(r)))
+                # a list not asked about is not understood: the block stands, on the lists
+                # asked, but it is no answer about them (the pre-filter neither records it
+                # nor counts a sampled hit a false positive)
+                strange = [x for x in named if x not in ids]
+                lists = [x for x in named if x in ids] or list(ids)
                 why = next((str(r["reason"]) for r in hits if r.get("reason")), None)
-                if answers is not None:
+                if answers is not None and not strange:
                     answers[i] = lists
+                detail = (f"suppressed by http-batch list {', '.join(lists)}" if not strange
+                          else f"suppressed by http-batch, which named list(s) not asked "
+                          f"({_names(strange)}; not understood) when asked about "
+                          f"{', '.join(ids)}: blocked on those")
                 out[i].append(Reason(
                     code=ReasonCode.DNC_REMOTE, decision=Decision.BLOCK, source=self.name,
                     list=f"http-batch:{lists[0]}",
-                    detail=f"suppressed by http-batch list {', '.join(lists)}"
-                    + (f" ({why[:80]})" if why else "")))
+                    detail=detail + (f" ({why[:80]})" if why else "")))
             elif not found or odd:
                 why = "no result for the number" if not found else f"status {', '.join(odd)}"
                 out[i].append(_error(f"http-batch could not check the number ({why})"))

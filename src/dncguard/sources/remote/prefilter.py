@@ -750,8 +750,11 @@ class Prefilter:
 
         Positive answers are inserted (on the plan's lists only; of those, only the lists in
         ``cacheable`` when given, e.g. records without an expiry date); misses and errors
-        never are. Returns the sampled hits whose re-verification failed: the caller keeps
-        their hit.
+        never are. A sampled hit re-verified by an answer that names a list the plan did not
+        ask about is not understood: the re-verification failed, it is neither re-verified
+        nor a false positive and vetoes nothing (a source that says "listed, on another
+        list" has not said that the number left the lists asked). Returns the sampled hits
+        whose re-verification failed: the caller keeps their hit.
         """
         wanted = set(plan.lists)
         keys: list[str] = []
@@ -765,7 +768,11 @@ class Prefilter:
                 if hit is not None:
                     failed[i] = hit
                 continue
-            listed = [x for x in dict.fromkeys(str(a) for a in answer) if x in wanted]
+            named = list(dict.fromkeys(str(a) for a in answer))
+            listed = [x for x in named if x in wanted]
+            if hit is not None and len(listed) < len(named):  # not understood: no answer
+                failed[i] = hit
+                hit = None
             if hit is not None:
                 reverified += 1
                 gone = [lst for lst in hit.lists if lst not in listed]

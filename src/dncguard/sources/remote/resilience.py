@@ -3,6 +3,11 @@
 * a timeout on every attempt as a whole (``RetryPolicy.timeout``: connecting, sending and
   reading the whole body), so a server dripping its answer cannot hold a check longer than
   that per attempt (httpx's own timeouts apply per read);
+* with ``max_body`` given to :meth:`Resilient.send`, a bound on the answer: the body is
+  streamed and its reading stopped past that many (decoded) bytes, so an answer far larger
+  than the request can call for never fills memory; a 200/201 answer that large is a
+  :class:`~dncguard.errors.SourceError` (not understood, not retried), an error status's
+  body is dropped (its status still counts);
 * retries with exponential backoff and full jitter on 429, 5xx, connection errors, timeouts
   and unreadable or undecodable bodies; ``Retry-After`` (seconds or HTTP date) is honoured
   when present and never relied on;
@@ -270,6 +275,41 @@ class Resilient:
         self.source = source
         self.stats = Stats()
 
+    async def _capped(self, request: httpx.Request, max_body: int, what: str
+                      ) -> httpx.Response:
+        """The answer to ``request`` with its body read (decoded) up to ``max_body`` bytes:
+        beyond that a 200/201 answer raises :class:`SourceError` (nothing in an answer that
+        large is used), and another status comes back with its body dropped."""
+        response = await self.http.send(request, stream=True)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            declared = response.headers.get("Content-Length", "")
+            too_large = (declared.isdigit() and int(declared) > max_body
+                         and "Content-Encoding" not in response.headers)
+            if not too_large:
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > max_body:
+                        too_large = True
+                        break
+                    chunks.append(chunk)
+        finally:
+            await response.aclose()
+        if too_large:
+            if response.status_code in (200, 201):
+                self.stats.server_errors += 1
+                raise SourceError(f"{self.source} answered the {what} with more than "
+                                  f"{max_body:,} bytes, more than the request can call for; "
+                                  "not understood, so the numbers are not verified",
+                                  source=self.source)
+            chunks = []
+        headers = [(k, v) for k, v in response.headers.multi_items()
+                   if k.lower() not in ("content-encoding", "content-length",
+                                        "transfer-encoding")]
+        return httpx.Response(response.status_code, headers=headers,
+                              content=b"".join(chunks), request=request)
+
     async def send(
         self,
         make: Callable[[], Awaitable[httpx.Request]],
@@ -277,7 +317,10 @@ class Resilient:
         *,
         on_unauthorized: Callable[[httpx.Request], Awaitable[None]] | None = None,
         what: str = "request",
+        max_body: int | None = None,
     ) -> T:
+        """Send the request ``make`` builds and ``parse`` its answer, with the policy's
+        retries; ``max_body``: the most bytes of answer read (see :meth:`_capped`)."""
         policy = self.policy
         self.budget.on_request()
         reauthed = False
@@ -292,7 +335,10 @@ class Resilient:
                 self.stats.requests += 1
                 try:
                     async with asyncio.timeout(policy.timeout):  # the attempt as a whole
-                        response = await self.http.send(request)
+                        if max_body is None:
+                            response = await self.http.send(request)
+                        else:
+                            response = await self._capped(request, max_body, what)
                 except TimeoutError:
                     self.stats.transport_errors += 1
                     raise _Retryable(f"timed out (no whole answer in {policy.timeout:g}s)"
