@@ -70,3 +70,17 @@ def test_a_done_job_without_its_results_file_is_a_server_fault(tmp_path: Path) -
             page.text
         assert any(job_id in line and "results file is missing" in line
                    and "an operator must restore it" in line for line in logged.lines)
+
+
+def test_a_done_job_whose_results_file_was_altered_is_a_server_fault(tmp_path: Path) -> None:
+    """The console served any file at the results path; as GET /v1/jobs/{id}/results, it
+    serves only the one the job's audit record describes."""
+    client = signed_in_client(tmp_path / "home", run_jobs=True)
+    with client:
+        job_id = _scrub(client, "c.csv", b"phone\n+12025550161\n+12025550123\n")
+        assert _done(client, job_id)["state"] == "done"
+        path = client.app.state.service.jobs.results_path(job_id)
+        path.write_bytes(path.read_bytes() + b"+12025550199,,,allow,,,\n")  # a row added
+        page = client.get(f"/console/scrub/{job_id}/results")
+        assert page.status_code == 500, page.text
+        assert "differs from the one its audit record describes" in page.text

@@ -31,6 +31,7 @@ from ._chain import Pending, jtext_plain, pending, stamps
 from ._jobs import (
     JobRecord,
     NumberDigests,
+    discard_job,
     new_job_id,
     prepare_job,
     prove,
@@ -264,6 +265,7 @@ __all__ = [
     "readiness_problems",
     "check_fields",
     "check_records",
+    "discard_job",
     "enqueue_export",
     "export_file",
     "export_payload",

@@ -664,6 +664,18 @@ def prepare_job(log: AuditLog, job_id: str, output_path: Path, summary: ScrubSum
                      {"lists": dict(summary.lists), "ruleset": summary.ruleset}, data)
 
 
+def discard_job(log: AuditLog, record: JobRecord) -> None:
+    """Remove the results copy :func:`prepare_job` retained for ``record`` when no record of
+    its job was written (a server job cancelled while it finished, or failed after): nothing
+    would refer to the copy, prove with it or prune it, and it holds the job's numbers. Kept
+    when the job has a record (written by another runner, naming the same folder)."""
+    if not record.data["results"].get("retained"):
+        return
+    if log.find("job", record.job_id) is not None:
+        return
+    shutil.rmtree(job_folder(log, record.job_id), ignore_errors=True)
+
+
 def write_job(log: AuditLog, record: JobRecord, conn: Connection) -> AuditRecord:
     """Append a prepared job record in ``conn``'s transaction and enqueue its export in the
     same transaction. The export is enqueued whether or not ``export_url`` is set here: a job

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from .. import audit, sharedfiles
 from ..config import Settings
@@ -60,6 +60,7 @@ from ..objectstore import object_store
 from ..store import as_utc, utcnow
 from ._checker import CheckerProvider
 from ._metrics import DecisionCounter, Metrics
+from ._text import _CONTROL, not_text
 from .tables import server_job_chunks_table, server_jobs_table
 
 log = logging.getLogger("dncguard.jobs")
@@ -169,6 +170,17 @@ def public_error(message: str, *, upload: Path, folder: Path, home: Path) -> str
     return out
 
 
+def storable(text: str) -> str:
+    """``text`` as a job's error is stored: each control character but tab and line breaks
+    (PostgreSQL cannot store a NUL at all) written as ``\\x00``, each character UTF-8 cannot
+    encode (a lone surrogate) as ``\\ud800``. A reason quoting what an upload holds (a column
+    name with a NUL) is stored and read back, instead of the job never being marked failed."""
+    out = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    if not_text(out) is not None:
+        out = out.encode("utf-8", "backslashreplace").decode("utf-8")
+    return out
+
+
 @dataclass(frozen=True)
 class ChunkRecord:
     """What a committed chunk holds, recorded when it commits (``server_job_chunks``)."""
@@ -226,6 +238,33 @@ class JobStore:
 
     def summary_path(self, job_id: str) -> Path:
         return self.local(self.folder(job_id) / "summary.json")
+
+    def results_file(self, job: JobInfo) -> Path:
+        """The results file of a done job, as its audit record describes it. Raises
+        JobIntegrityError when it is missing or differs from the recorded one (SHA-256; with
+        shared files, the database's copy is fetched first when this home's differs, and must
+        be the recorded one): a damaged file is never served as the job's verdicts. A job
+        without an audit record (pruned) is checked for the file only."""
+        path = self.results_path(job.id)
+        if not path.is_file():
+            raise JobIntegrityError("its results file is missing")
+        found = audit.audit_log(self.settings).find("job", job.id)
+        recorded = (found.data.get("results") or {}).get("sha256") if found else None
+        if recorded is None:
+            return path
+        stored = sharedfiles.info(self.engine, self.shared_name(path)) if self.shared else None
+        if stored is not None:  # results_path made the local file the stored one
+            sha256 = stored.sha256
+        else:
+            try:
+                sha256 = _file_sha256(path)
+            except OSError as exc:
+                raise JobIntegrityError(f"its results file cannot be read "
+                                        f"({type(exc).__name__})") from exc
+        if sha256 != recorded:
+            raise JobIntegrityError("its results file differs from the one its audit record "
+                                    "describes (SHA-256)")
+        return path
 
     # -- shared files (PostgreSQL) ------------------------------------------------------------
     def shared_name(self, path: Path) -> str:
@@ -327,9 +366,15 @@ class JobStore:
 
     def summary(self, job: JobInfo) -> dict[str, Any]:
         """The final summary, or the committed chunks' so far (``complete`` says which)."""
-        final = self.summary_path(job.id)
-        if job.state == "done" and final.is_file():
-            data: dict[str, Any] = json.loads(final.read_text("utf-8"))
+        if job.state == "done":  # its own summary or none: the chunks' may be gone or stale
+            try:
+                data: dict[str, Any] = json.loads(self.summary_path(job.id).read_text("utf-8"))
+            except FileNotFoundError:
+                raise JobIntegrityError("the job is done but its summary file is missing on "
+                                        "the server (an operator must restore it)") from None
+            except (OSError, ValueError) as exc:
+                raise JobIntegrityError(f"the job is done but its summary file cannot be read "
+                                        f"({type(exc).__name__})") from exc
             data["complete"] = True
             return data
         try:
@@ -493,6 +538,9 @@ class JobRunner:
         except JobIntegrityError as exc:  # not done: failed, rewound to the chunk to redo
             log.error("job %s failed its checks: %s", job.id, exc)
             self._fail(job.id, self._public(job, str(exc)), recompute=exc.recompute)
+        except InputError as exc:  # the upload, read further on (an unclosed quote): refused
+            log.warning("job %s failed: its upload is refused: %s", job.id, exc)
+            self._fail(job.id, self._public(job, str(exc)))
         except Exception as exc:  # the job fails, the runner goes on
             log.exception("job %s failed", job.id)
             self._fail(job.id, self._public(job, f"{type(exc).__name__}: {str(exc)[:300]}"))
@@ -524,32 +572,49 @@ class JobRunner:
                             folder=self.store.folder(job.id), home=self.settings.home)
 
     def _fail(self, job_id: str, why: str, *, recompute: int | None = None) -> None:
-        """Mark the job failed with ``why``. ``recompute``: rewind it, in the same transaction,
-        to that chunk (its committed rows and counts those of the chunks before it), so that a
-        resume scrubs it and every chunk after it again."""
-        t, c = server_jobs_table, server_job_chunks_table
-        now = utcnow()
-        values: dict[str, Any] = {"state": "failed", "error": why, "updated_at": now,
-                                  "finished_at": now, "lease_owner": None, "lease_until": None}
+        """Mark the job failed with ``why`` (as :func:`storable` writes it). ``recompute``:
+        rewind it, in the same transaction, to that chunk (its committed rows and counts those
+        of the chunks before it), so that a resume scrubs it and every chunk after it again.
+
+        When the database refuses the reason itself (a DataError or IntegrityError: it would
+        refuse it again each time the job is claimed, and the job would run forever), the job
+        fails with a generic reason and the log keeps the real one. When it is unavailable,
+        the job stays ``running`` and is resumed once its lease runs out."""
         try:
-            with self.engine.begin() as conn:
-                if recompute is not None:
-                    kept = conn.execute(select(c.c.rows, c.c.counts).where(
-                        c.c.job_id == job_id, c.c.chunk < recompute)).all()
-                    if len(kept) != recompute:  # chunks before it unrecorded: from the start
-                        recompute, kept = 0, []
-                    counts: Counter[str] = Counter()
-                    for rec in kept:
-                        counts.update(rec.counts or {})
-                    values.update(chunks_done=recompute, rows_done=sum(r.rows for r in kept),
-                                  counts={d: n for d, n in counts.items() if n})
-                got = conn.execute(update(t).where(t.c.id == job_id, t.c.lease_owner == self.owner,
-                                                   t.c.state == "running")
-                                   .values(**values)).rowcount
-                if got and recompute is not None:
-                    conn.execute(delete(c).where(c.c.job_id == job_id, c.c.chunk >= recompute))
+            self._record_failure(job_id, why, recompute)
+        except (DataError, IntegrityError) as exc:
+            log.error("job %s: the database refused its failure reason (%s): %r", job_id,
+                      type(exc.orig).__name__, why[:1000])
+            try:
+                self._record_failure(job_id, (
+                    "the job failed, and the database refused to store the reason "
+                    f"({type(exc.orig).__name__}); the server's log gives it"), recompute)
+            except SQLAlchemyError:
+                log.warning("job %s: could not record the failure; it will be resumed", job_id)
         except SQLAlchemyError:
             log.warning("job %s: could not record the failure; it will be resumed", job_id)
+
+    def _record_failure(self, job_id: str, why: str, recompute: int | None) -> None:
+        t, c = server_jobs_table, server_job_chunks_table
+        now = utcnow()
+        values: dict[str, Any] = {"state": "failed", "error": storable(why), "updated_at": now,
+                                  "finished_at": now, "lease_owner": None, "lease_until": None}
+        with self.engine.begin() as conn:
+            if recompute is not None:
+                kept = conn.execute(select(c.c.rows, c.c.counts).where(
+                    c.c.job_id == job_id, c.c.chunk < recompute)).all()
+                if len(kept) != recompute:  # chunks before it unrecorded: from the start
+                    recompute, kept = 0, []
+                counts: Counter[str] = Counter()
+                for rec in kept:
+                    counts.update(rec.counts or {})
+                values.update(chunks_done=recompute, rows_done=sum(r.rows for r in kept),
+                              counts={d: n for d, n in counts.items() if n})
+            got = conn.execute(update(t).where(t.c.id == job_id, t.c.lease_owner == self.owner,
+                                               t.c.state == "running")
+                               .values(**values)).rowcount
+            if got and recompute is not None:
+                conn.execute(delete(c).where(c.c.job_id == job_id, c.c.chunk >= recompute))
 
     def _release(self, job_id: str) -> None:
         """Give the lease back (graceful shutdown) so a restarted replica resumes at once."""
@@ -726,6 +791,52 @@ class JobRunner:
             return f"its summary counts {counted} rows, its file holds {rows:,}", rows
         return None, rows
 
+    def _commit_done(self, job: JobInfo, record: audit.JobRecord, chunks: int, rows_done: int,
+                     now: datetime) -> None:
+        """Mark the job done with its audit record, in one transaction (``_Stop`` when it is
+        no longer ours: cancelled, or taken over)."""
+        results_rows = record.data["results"]["rows"]
+        if results_rows != rows_done:
+            raise JobIntegrityError(
+                f"the job's results file holds {results_rows:,} rows but {rows_done:,} "
+                "were committed, so it is not done; resume the job to assemble it again")
+        if self.before_final is not None:
+            self.before_final(job.id)
+        t = server_jobs_table
+        # done and its audit record commit together, or neither does: a runner that dies
+        # before this commit leaves the job running, and its successor finishes it.
+        with self.engine.begin() as conn:
+            got = conn.execute(update(t).where(
+                t.c.id == job.id, t.c.state == "running", t.c.lease_owner == self.owner)
+                .values(state="done", updated_at=now, finished_at=now, lease_owner=None,
+                        lease_until=None, error=None)).rowcount
+            if not got:
+                raise _Stop
+            audit.write_job(audit.audit_log(self.settings), record, conn)
+            if self.store.shared:  # the results replace the chunks in the database
+                self.store.publish(conn, self.store.results_path(job.id),
+                                   self.store.summary_path(job.id))
+                sharedfiles.remove(conn, [self.store.shared_name(self.store.chunk_path(
+                    job.id, i, suffix)) for i in range(chunks) for suffix in ("csv", "json")])
+
+    def _discard_retained(self, job_id: str, record: audit.JobRecord) -> None:
+        """The results copy :func:`audit.prepare_job` retained for a record that was not
+        written (the job was cancelled meanwhile, failed, or the transaction failed) goes:
+        nothing would refer to it, or prune it. Kept while another runner holds the job (it
+        prepares the same copy), and when the database cannot say."""
+        t = server_jobs_table
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(t.c.state, t.c.lease_owner).where(
+                    t.c.id == job_id)).first()
+            if row is not None and row.state == "running" and row.lease_owner not in (
+                    None, self.owner):
+                return
+            audit.discard_job(audit.audit_log(self.settings), record)
+        except (SQLAlchemyError, audit.AuditError) as exc:
+            log.warning("job %s: its retained results copy was not removed: %s", job_id,
+                        type(exc).__name__)
+
     def _check_chunks(self, job: JobInfo, chunks: int) -> None:
         """Every committed chunk against its record (:meth:`_chunk_problem`), and their rows
         against the job's ``rows_done``. Raises JobIntegrityError naming the damaged chunks:
@@ -793,29 +904,11 @@ class JobRunner:
             raise JobAuditError(f"the audit record could not be written "
                                 f"({type(exc).__name__}: {exc}); resume the job to retry"
                                 ) from exc
-        results_rows = record.data["results"]["rows"]
-        if results_rows != current.rows_done:
-            raise JobIntegrityError(
-                f"the job's results file holds {results_rows:,} rows but {current.rows_done:,} "
-                "were committed, so it is not done; resume the job to assemble it again")
-        if self.before_final is not None:
-            self.before_final(job.id)
-        t = server_jobs_table
-        # done and its audit record commit together, or neither does: a runner that dies
-        # before this commit leaves the job running, and its successor finishes it.
-        with self.engine.begin() as conn:
-            got = conn.execute(update(t).where(
-                t.c.id == job.id, t.c.state == "running", t.c.lease_owner == self.owner)
-                .values(state="done", updated_at=now, finished_at=now, lease_owner=None,
-                        lease_until=None, error=None)).rowcount
-            if not got:
-                raise _Stop
-            audit.write_job(log_, record, conn)
-            if self.store.shared:  # the results replace the chunks in the database
-                self.store.publish(conn, self.store.results_path(job.id),
-                                   self.store.summary_path(job.id))
-                sharedfiles.remove(conn, [self.store.shared_name(self.store.chunk_path(
-                    job.id, i, suffix)) for i in range(chunks) for suffix in ("csv", "json")])
+        try:
+            self._commit_done(job, record, chunks, current.rows_done, now)
+        except BaseException:
+            self._discard_retained(job.id, record)
+            raise
         log.info("job %s done: %d rows in %d chunks (%s)", job.id, summary.total_rows, chunks,
                  folder.name)
         if self.store.shared:

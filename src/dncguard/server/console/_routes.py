@@ -37,7 +37,7 @@ from ...store import utcnow
 from .._context import context_or_422
 from .._deps import Service
 from .._errors import ApiError
-from .._jobs import JobInfo
+from .._jobs import JobInfo, JobIntegrityError
 from ..routes.check import CheckRequest, check_context
 from ..routes.dnc import OptOut, not_read_by
 from ..routes.lists import list_statuses
@@ -630,13 +630,13 @@ async def scrub_results(request: Request, job_id: str) -> Response:
     if job.state != "done":
         return _page(request, "error.html", sess, status=409, title="Not ready",
                      message=f"Job {job.id} is {job.state}; results are ready when it is done.")
-    path = _svc(request).jobs.results_path(job.id)
-    if not path.is_file():  # as GET /v1/jobs/{id}/results answers it
-        log.error("job %s is done but its results file is missing (%s); an operator must "
-                  "restore it", job.id, path)
+    try:  # as GET /v1/jobs/{id}/results answers it: only the file its audit record names
+        path = await _run(_svc(request).jobs.results_file, job)
+    except JobIntegrityError as exc:
+        log.error("job %s is done but %s; an operator must restore it", job.id, exc)
         return _page(request, "error.html", sess, status=500, title="Results missing",
-                     message=f"Job {job.id} is done but its results file is missing on the "
-                     "server; nothing was changed (an operator must restore it).")
+                     message=f"Job {job.id} is done but {exc} on the server; nothing was "
+                     "changed (an operator must restore it).")
     return _headers(FileResponse(path, media_type="text/csv",
                                  filename=f"dncguard-{job.id}.csv"))
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import logging
 import shutil
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
@@ -20,7 +23,7 @@ from .._context import clean_or_422, context_or_422
 from .._deps import JobsKey, Service, ServiceDep
 from .._errors import ApiError, FieldError, Instant, responses
 from .._jobs import JobInfo, JobIntegrityError
-from .._text import key_name, not_text
+from .._text import Text, key_name, not_text
 from ..keys import ApiKey
 from .check import raise_key_refusals
 
@@ -37,6 +40,11 @@ ROW_KEYS = ("phone", *CONTEXT_KEYS)
 JOB_PARAMS = ("campaign", "purpose", "call_type", "at")
 #: The most wrong keys and values one refusal names.
 MAX_FIELD_ERRORS = 20
+#: The dial times a job takes (from, until; UTC). The rules look back and ahead of a dial
+#: time (caps, holidays, calling windows): near the calendar's ends they cannot judge it, and
+#: ``POST /v1/check`` answers ``error`` (SOURCE_ERROR); a job, whose every row would be that,
+#: is refused instead (422 naming ``query.at``), before its upload.
+DIAL_TIMES = (datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))
 
 
 class JobStatus(BaseModel):
@@ -121,6 +129,56 @@ def _format(content_type: str) -> str:
                    "application/vnd.apache.parquet or application/json")
 
 
+def _dial_time(at: datetime | None) -> datetime:
+    """The job's dial time (default: now), within :data:`DIAL_TIMES`, else 422."""
+    if at is None:
+        return utcnow()
+    first, until = DIAL_TIMES
+    if not first <= at < until:
+        why = (f"a dial time the rules cannot judge: a job's is from {first:%Y-%m-%d} until "
+               f"{until:%Y-%m-%d} (UTC)")
+        raise ApiError(422, f"query.at: {why}", fields=[FieldError(field="query.at",
+                                                                   message=why)])
+    return at
+
+
+def _refuse_phone_column(fmt: str, phone_column: str | None) -> None:
+    """A JSON upload's number is each row's ``phone``: ``phone_column`` is refused (422), not
+    read as another key (``zip``) holding the number."""
+    if fmt == "json" and phone_column is not None:
+        why = ("not for a JSON upload: its rows' number is their phone field (phone_column "
+               "names the column of a CSV or Parquet upload)")
+        raise ApiError(422, f"query.phone_column: {why}",
+                       fields=[FieldError(field="query.phone_column", message=why)])
+
+
+def _json_rows(raw_path: Path, target: Path) -> None:
+    """A JSON upload (at ``raw_path``) read and written to ``target`` as the CSV the job
+    reads (:func:`_json_to_csv`), or 422. The body must be UTF-8 without a byte order mark
+    (JSON's own encoding; a UTF-16 or UTF-32 body, or one with a BOM, is refused). Runs in a
+    worker thread: a large upload would hold the event loop for seconds."""
+    raw = raw_path.read_bytes()
+    try:
+        if raw.startswith(codecs.BOM_UTF8):
+            raise ValueError("it starts with a byte order mark; send UTF-8 without one")
+        text = raw.decode("utf-8", "surrogatepass")  # a surrogate: named below (body.0)
+        data = json.loads(text)
+    except RecursionError:
+        raise ApiError(422, "the body is not valid JSON: nested too deeply",
+                       fields=[FieldError(field="body", message="nested too deeply")]) from None
+    except UnicodeDecodeError as exc:
+        raise ApiError(422, f"the body is not UTF-8 JSON: {exc}; send it as UTF-8",
+                       fields=[FieldError(field="body", message="not UTF-8")]) from exc
+    except ValueError as exc:
+        raise ApiError(422, f"the body is not valid JSON: {exc}",
+                       fields=[FieldError(field="body", message="invalid JSON")]) from exc
+    # a key given twice (the first value of each would be lost), or not text
+    raise_key_refusals(raw)
+    with target.open("w", encoding="utf-8", newline="") as out:
+        _json_to_csv(data, out)
+    raw_path.unlink()
+
+
 def _json_to_csv(raw: Any, out: Any) -> int:
     """Write a JSON job's rows as the CSV the job runner reads: a column per row key. Every
     key of an object is a row key (:data:`ROW_KEYS`, the per-number fields ``POST /v1/check``
@@ -193,24 +251,28 @@ def _row_errors(i: int, item: dict[str, Any]) -> list[FieldError]:
 async def create_job(
     request: Request, svc: ServiceDep, key: JobsKey,
     at: Annotated[Instant | None, Query(description="Dial time (default: now)")] = None,
-    campaign: Annotated[str, Query(min_length=1, max_length=100)] = "default",
+    campaign: Annotated[Text, Query(min_length=1, max_length=100)] = "default",
     purpose: Literal["telemarketing", "informational", "collections"] | None = None,
     call_type: Literal["manual", "autodialed", "prerecorded"] | None = None,
-    phone_column: Annotated[str | None, Query(max_length=200)] = None,
+    phone_column: Annotated[Text | None, Query(max_length=200)] = None,
     state: Annotated[str | None, Query(max_length=40)] = None,
     zip: Annotated[str | None, Query(max_length=12)] = None,
     line_type: Annotated[str | None, Query(max_length=20)] = None,
     timezone: Annotated[str | None, Query(max_length=64)] = None,
     region: Annotated[str | None, Query(max_length=4)] = None,
-    subject: Annotated[str | None, Query(max_length=200)] = None,
+    subject: Annotated[Text | None, Query(max_length=200)] = None,
 ) -> JobStatus:
     """Returns at once with the job id; poll ``GET /v1/jobs/{id}``. Context values are
-    cleaned as for ``/v1/check``; an unknown campaign or value answers 422 before upload."""
+    cleaned as for ``/v1/check``; an unknown campaign or value answers 422 before upload, so
+    do a control character in a text parameter, a dial time outside :data:`DIAL_TIMES` and
+    ``phone_column`` with a JSON upload."""
     defaults = clean_or_422({"state": state, "zip": zip, "line_type": line_type,
                              "timezone": timezone, "region": region, "subject": subject})
     context_or_422(Scrubber(svc.settings), at=at, campaign=campaign, purpose=purpose,
                    call_type=call_type)
+    dial_time = _dial_time(at)
     fmt = _format(request.headers.get("content-type", ""))
+    _refuse_phone_column(fmt, phone_column)
     limit = svc.server.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -220,6 +282,15 @@ async def create_job(
     folder.mkdir(parents=True, exist_ok=True)
     stored = "csv" if fmt == "json" else fmt
     target = folder / f"input.{stored}"
+    params = {"at": dial_time.isoformat(), "campaign": campaign, "purpose": purpose,
+              "call_type": call_type, "phone_column": phone_column, "defaults": defaults,
+              "owner": key.id}
+    made: list[JobInfo] = []
+
+    def create() -> None:
+        made.append(svc.jobs.create(job_id, input_name=request.headers.get("x-filename"),
+                                    input_format=stored, params=params, who=f"api:{key.name}"))
+
     try:
         size = 0
         raw_path = folder / "upload.tmp"
@@ -232,32 +303,19 @@ async def create_job(
         if size == 0:
             raise ApiError(422, "the upload is empty",
                            fields=[FieldError(field="body", message="empty")])
+        # off the event loop (the threads run to their end even when the request is
+        # cancelled, so the folder is never removed under them): a large upload's parsing,
+        # and its storing in the database (PostgreSQL), would stall every other request
         if fmt == "json":
-            try:
-                raw = raw_path.read_bytes()
-                data = json.loads(raw)
-            except RecursionError:
-                raise ApiError(422, "the body is not valid JSON: nested too deeply",
-                               fields=[FieldError(field="body", message="nested too deeply")]
-                               ) from None
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise ApiError(422, f"the body is not valid JSON: {exc}",
-                               fields=[FieldError(field="body", message="invalid JSON")]) from exc
-            # a key given twice (the first value of each would be lost), or not text
-            raise_key_refusals(raw)
-            with target.open("w", encoding="utf-8", newline="") as out:
-                _json_to_csv(data, out)
-            raw_path.unlink()
+            await anyio.to_thread.run_sync(_json_rows, raw_path, target)
         else:
             raw_path.replace(target)
-        params = {"at": (at or utcnow()).isoformat(), "campaign": campaign, "purpose": purpose,
-                  "call_type": call_type, "phone_column": phone_column, "defaults": defaults,
-                  "owner": key.id}
-        job = svc.jobs.create(job_id, input_name=request.headers.get("x-filename"),
-                              input_format=stored, params=params, who=f"api:{key.name}")
+        await anyio.to_thread.run_sync(create)
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        if not made:  # a job made is the folder's owner now
+            shutil.rmtree(folder, ignore_errors=True)
         raise
+    job = made[0]
     if svc.runner is not None:
         svc.runner.wake()
     return _status(job)
@@ -319,15 +377,17 @@ def get_job(job_id: str, svc: ServiceDep, _key: JobsKey) -> JobStatus:
                              "description": "Every input row, in order, with its verdict"}},
             summary="The verdict file (CSV), once the job is done")
 def job_results(job_id: str, svc: ServiceDep, _key: JobsKey) -> FileResponse:
-    """409 until the job is done; 500 when it is done but its results file is gone."""
+    """409 until the job is done; 500 when it is done but its results file is gone or is not
+    the one its audit record describes (SHA-256)."""
     job = _job(svc, job_id, _key)
     if job.state != "done":
         raise ApiError(409, f"job {job.id} is {job.state}; results are ready when it is done")
-    path = svc.jobs.results_path(job.id)
-    if not path.is_file():
-        log.error("job %s is done but its results file is missing", job.id)
-        raise ApiError(500, f"job {job.id} is done but its results file is missing on the "
-                       "server; nothing was changed (an operator must restore it)")
+    try:
+        path = svc.jobs.results_file(job)
+    except JobIntegrityError as exc:
+        log.error("job %s is done but %s", job.id, exc)
+        raise ApiError(500, f"job {job.id} is done but {exc} on the server; nothing was "
+                       "changed (an operator must restore it)") from None
     return FileResponse(path, media_type="text/csv", filename=f"dncguard-{job.id}.csv")
 
 
