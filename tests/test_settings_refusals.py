@@ -258,6 +258,13 @@ def test_a_campaign_checking_no_list_is_refused(toml: Any) -> None:
         _load_all()
 
 
+def test_a_jurisdiction_named_twice_in_max_age_days_is_refused(toml: Any) -> None:
+    """``{"US-FL" = 10, "us-fl" = 30}`` read as 30: the stricter limit was dropped."""
+    toml('[rules]\nmax_age_days = { "US-FL" = 10, "us-fl" = 30 }\n')
+    with pytest.raises(ConfigError, match="max_age_days names US-FL twice"):
+        _load_all()
+
+
 class TestNumbers:
     """A boolean is not a number (``margin_minutes = true`` was read as 1), and no number
     setting takes ``inf`` or ``nan`` (an infinite CXone age broke every check with an

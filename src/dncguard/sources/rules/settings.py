@@ -150,7 +150,13 @@ class RulesSettings(SectionSettings):
     @field_validator("max_age_days")
     @classmethod
     def _max_ages(cls, value: dict[str, int]) -> dict[str, int]:
-        out = {k.strip().upper(): v for k, v in value.items()}
+        out: dict[str, int] = {}
+        for k, v in value.items():
+            key = k.strip().upper()
+            if key in out:  # "US-FL" and "us-fl": which one was meant is not known
+                raise ValueError(f"max_age_days names {key} twice ({k!r} and another "
+                                 "spelling of it): give it once")
+            out[key] = v
         bad = [k for k, v in out.items() if v < 1]
         if bad:
             raise ValueError(f"max_age_days must be at least 1 day ({', '.join(bad)})")
