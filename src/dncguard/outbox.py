@@ -7,12 +7,20 @@ Used by the CXone write-back (topic ``cxone.push``) and designed for the audit e
   returns whether it was new. Call it in the caller's transaction by passing ``conn``.
 * :meth:`Outbox.claim` ``(topic, limit)`` leases due items to one worker for ``lease`` seconds
   (a crashed worker's items come back when the lease ends).
+* :meth:`Outbox.renew` ``(ids, lease)`` extends the lease of items this worker still holds;
+  a worker renews before each attempt to send and gives the send up when an item is no
+  longer its own (its lease ran out and another worker claimed it): two workers never send
+  one item at once, and a stale attempt never follows a later worker's.
 * :meth:`Outbox.ack` ``(ids)`` marks items delivered (``note`` records why, e.g. an item
   superseded by a later one for the same subject, whose delivery made its own unnecessary).
 * :meth:`Outbox.fail` ``(id, error, permanent=False)`` records the error and schedules the
   next attempt with exponential backoff (full jitter), or parks the item as ``dead`` when the
   error is permanent or ``max_attempts`` is reached. Dead items are kept and reported, never
   dropped; :meth:`Outbox.requeue` revives them.
+* ``renew`` and ``release`` change only items this worker holds: pending and claimed by it
+  (``claimed_by``), whether or not its lease has run out, as long as no other worker claimed
+  them since. ``ack`` and ``fail`` change only pending items no other worker holds (this one
+  does, or none). A worker that lost an item to another changes nothing of it.
 * :meth:`Outbox.stats` and :meth:`Outbox.items` report what is pending, delivered and dead;
   :meth:`Outbox.latest` finds the newest item of a subject (a producer that keys items per
   event chains them: see the CXone write-back, whose subject is the phone number).
@@ -38,6 +46,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
+    ColumnElement,
     Connection,
     DateTime,
     Engine,
@@ -91,6 +100,9 @@ outbox_subjects_table = Table(
 )
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+#: What :meth:`Outbox.fail` returns for a pending item another worker holds (it claimed the
+#: item once this worker's lease ran out): nothing was changed.
+LOST = "lost"
 
 
 @dataclass(frozen=True)
@@ -136,6 +148,20 @@ class Outbox:
         self.rng = rng or random.Random()
         self.worker = uuid.uuid4().hex[:12]
         metadata.create_all(engine, tables=[outbox_table, outbox_subjects_table])
+
+    def _held(self) -> ColumnElement[bool]:
+        """The items this worker holds: pending and claimed by it. Its lease may have run
+        out: no other worker claimed the item since (a claim would have named that worker),
+        so no other worker sends it."""
+        return and_(outbox_table.c.claimed_by == self.worker, outbox_table.c.status == PENDING)
+
+    def _settleable(self) -> ColumnElement[bool]:
+        """The items this worker may settle (ack, fail): pending and held by no other worker
+        (by this one, or by none: e.g. another worker's attempt failed and let it go, while
+        this worker's own attempt went through)."""
+        t = outbox_table
+        return and_(t.c.status == PENDING,
+                    or_(t.c.claimed_by == self.worker, t.c.claimed_by.is_(None)))
 
     # -- producers --------------------------------------------------------------------------
     def enqueue(self, topic: str, key: str, payload: dict[str, Any], *,
@@ -249,8 +275,22 @@ class Outbox:
         return {i: [e for e in pending.get(subj, ()) if e[0] < i]
                 for i, subj in subject_of.items()}
 
+    def renew(self, ids: Iterable[int], *, lease: float) -> int:
+        """Lease the given items this worker holds for ``lease`` seconds from now; returns how
+        many it still held. Fewer than asked: some item was claimed by another worker since
+        (this worker's lease ran out), or settled: do not send it."""
+        ids = list(ids)
+        if not ids:
+            return 0
+        now = self.clock()
+        with self.engine.begin() as conn:
+            return int(conn.execute(update(outbox_table).where(
+                outbox_table.c.id.in_(ids), self._held()).values(
+                claimed_until=now + timedelta(seconds=lease), updated_at=now)).rowcount)
+
     def ack(self, ids: Iterable[int], *, note: str | None = None) -> int:
-        """Mark pending items delivered; returns how many were. ``note`` (kept as the item's
+        """Mark the given pending items delivered; returns how many were (an item another
+        worker claimed since is left to it, and counts not). ``note`` (kept as the item's
         last message) says why when the item was not sent itself."""
         ids = list(ids)
         if not ids:
@@ -262,8 +302,7 @@ class Outbox:
             values["last_error"] = note[:1000]
         with self.engine.begin() as conn:
             return int(conn.execute(update(outbox_table).where(
-                outbox_table.c.id.in_(ids), outbox_table.c.status == PENDING).values(
-                **values)).rowcount)
+                outbox_table.c.id.in_(ids), self._settleable()).values(**values)).rowcount)
 
     def backoff(self, attempts: int) -> float:
         cap = min(self.max_delay, self.base_delay * (2 ** min(max(attempts - 1, 0), 30)))
@@ -273,30 +312,39 @@ class Outbox:
         """Record a failed attempt; returns the item's new status (pending or dead). An item
         that is no longer pending (delivered meanwhile by a worker whose lease followed an
         expired one, or dead) keeps its status, which is returned: a late failure must not
-        send a delivered item again."""
+        send a delivered item again. A pending item another worker claimed since is left to
+        it: :data:`LOST` is returned."""
         now = self.clock()
         t = outbox_table
         with self.engine.begin() as conn:
-            row = conn.execute(select(t.c.attempts, t.c.status).where(t.c.id == item_id)).first()
+            row = conn.execute(select(t.c.attempts, t.c.status, t.c.claimed_by)
+                               .where(t.c.id == item_id)).first()
             if row is None:
                 raise KeyError(item_id)
             if row.status != PENDING:
                 return str(row.status)
+            if row.claimed_by not in (None, self.worker):
+                return LOST
             attempts = int(row.attempts) + 1
             dead = permanent or (self.max_attempts is not None and attempts >= self.max_attempts)
-            conn.execute(update(t).where(t.c.id == item_id, t.c.status == PENDING).values(
+            if not conn.execute(update(t).where(t.c.id == item_id, self._settleable()).values(
                 attempts=attempts, last_error=error[:1000], updated_at=now, claimed_until=None,
                 claimed_by=None, status=DEAD if dead else PENDING,
-                next_attempt_at=now + timedelta(seconds=0 if dead else self.backoff(attempts))))
+                next_attempt_at=now + timedelta(seconds=0 if dead else self.backoff(attempts))
+            )).rowcount:
+                return LOST  # taken by another worker between the two statements
         return DEAD if dead else PENDING
 
-    def release(self, ids: Iterable[int]) -> None:
-        """Give leased items back without counting an attempt (e.g. shutdown)."""
+    def release(self, ids: Iterable[int]) -> int:
+        """Give the given items this worker holds back without counting an attempt (e.g.
+        shutdown, or a send given up); returns how many it held."""
         ids = list(ids)
-        if ids:
-            with self.engine.begin() as conn:
-                conn.execute(update(outbox_table).where(outbox_table.c.id.in_(ids)).values(
-                    claimed_until=None, claimed_by=None))
+        if not ids:
+            return 0
+        with self.engine.begin() as conn:
+            return int(conn.execute(update(outbox_table).where(
+                outbox_table.c.id.in_(ids), self._held()).values(
+                claimed_until=None, claimed_by=None)).rowcount)
 
     def requeue(self, topic: str, ids: Iterable[int] | None = None) -> int:
         """Make dead items pending again (all of the topic, or the given ids)."""

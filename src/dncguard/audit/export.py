@@ -5,9 +5,11 @@ Delivery uses :class:`dncguard.outbox.Outbox` (topic ``audit.export``): the item
 in the same transaction as the job's audit record, so a summary is never lost and never sent
 for a job that was not recorded. A worker POSTs each due item with an ``Idempotency-Key``
 header (also in the body as ``idempotencyKey``); a 2xx acknowledges it, anything else (or no
-answer) schedules a retry with exponential backoff, forever, until a 2xx. A worker that dies
-mid-delivery leaves its item leased; when the lease ends another worker sends it again, and the
-receiver drops the duplicate by its key.
+answer) schedules a retry with exponential backoff, forever, until a 2xx. Delivery is at least
+once: before each POST the worker renews its lease on the item for longer than the request can
+take (:meth:`Outbox.renew`) and skips an item another worker took over meanwhile, so two live
+workers never send one item; a worker that dies mid-delivery leaves its item leased, and when
+the lease ends another worker sends it again (the receiver drops the duplicate by its key).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .._lazy import lazy_import
 from ..config import mask_url
 from ..engine.summary import overall_false_positive_rate
 from ..errors import InputError
-from ..outbox import DEAD, Outbox
+from ..outbox import DEAD, PENDING, Outbox
 from ..store import as_utc
 from ._log import AuditLog, AuditRecord
 from .settings import AuditSettings
@@ -38,6 +40,10 @@ else:
 
 EXPORT_TOPIC = "audit.export"
 SUPPRESSED_DECISIONS = ("block", "defer", "error")
+#: Seconds a delivery's lease outlasts its request's timeout (the database's and the hosts'
+#: clocks may differ a little); also the lease of a claimed item not yet being sent, so a
+#: killed worker's unsent items come back within it.
+LEASE_MARGIN = 60.0
 
 
 def outbox_for(log: AuditLog, clock: Callable[[], datetime] | None = None) -> Outbox:
@@ -103,21 +109,34 @@ def failure_text(exc: BaseException, audit: AuditSettings) -> str:
 
 @dataclass
 class DeliveryReport:
+    """``sent``: items this worker delivered (its acknowledgement changed them); ``failed``
+    (of which ``dead``: parked); ``lost``: items skipped or left unsettled because another
+    worker took them over when this one's lease ran out (they are that worker's)."""
+
     sent: int = 0
     failed: int = 0
     dead: int = 0
+    lost: int = 0
 
     def __add__(self, other: DeliveryReport) -> DeliveryReport:
         return DeliveryReport(self.sent + other.sent, self.failed + other.failed,
-                              self.dead + other.dead)
+                              self.dead + other.dead, self.lost + other.lost)
 
 
 class ExportWorker:
-    """Delivers due export items to ``url``; call :meth:`run_once` or :meth:`run`."""
+    """Delivers due export items to ``url``; call :meth:`run_once` or :meth:`run`.
+
+    ``lease``: seconds an item is leased for from just before its POST; at least the request
+    timeout (``export_timeout``) plus :data:`LEASE_MARGIN`, the default."""
 
     def __init__(self, log: AuditLog, *, url: str | None = None,
                  client: httpx.Client | None = None, outbox: Outbox | None = None,
-                 lease: float = 120.0, batch: int = 50) -> None:
+                 lease: float | None = None, batch: int = 50) -> None:
+        least = log.audit.export_timeout + LEASE_MARGIN
+        if lease is not None and lease < least:
+            raise ValueError(f"an export lease of {lease:g}s is shorter than the request "
+                             f"timeout plus {LEASE_MARGIN:g}s ({least:g}s): a slow request "
+                             "would outlive it and another worker send the item again")
         target = url or log.audit.export_url
         if not target:
             from ..errors import ConfigError
@@ -127,7 +146,7 @@ class ExportWorker:
         self.url = target
         self.log = log
         self.outbox = outbox or outbox_for(log)
-        self.lease = lease
+        self.lease = least if lease is None else lease
         self.batch = batch
         headers = {"User-Agent": "dncguard-audit-export"}
         token = log.audit.export_token
@@ -139,10 +158,15 @@ class ExportWorker:
         self.client.close()
 
     def run_once(self) -> DeliveryReport:
-        """Send every item due now once; returns what happened."""
+        """Send every item due now once; returns what happened. The batch is claimed for
+        :data:`LEASE_MARGIN` seconds, and each item's lease renewed for :attr:`lease` just
+        before its POST: an item another worker took over meanwhile is skipped."""
         report = DeliveryReport()
-        items = self.outbox.claim(EXPORT_TOPIC, self.batch, lease=self.lease)
+        items = self.outbox.claim(EXPORT_TOPIC, self.batch, lease=LEASE_MARGIN)
         for item in items:
+            if not self.outbox.renew([item.id], lease=self.lease):
+                report.lost += 1
+                continue
             try:
                 resp = self.client.post(self.url, json=item.payload,
                                         headers={"Idempotency-Key": item.key})
@@ -152,12 +176,16 @@ class ExportWorker:
                 ok, error = False, f"{type(exc).__name__}: {exc}".replace(
                     self.url, mask_url(self.url))
             if ok:
-                self.outbox.ack([item.id])
-                report.sent += 1
+                acked = self.outbox.ack([item.id])
+                report.sent += acked
+                report.lost += 1 - acked
             else:
                 status = self.outbox.fail(item.id, error)
-                report.failed += 1
-                report.dead += status == DEAD
+                if status in (PENDING, DEAD):
+                    report.failed += 1
+                    report.dead += status == DEAD
+                else:
+                    report.lost += 1
         return report
 
     def run(self, *, until_idle: bool = True, max_rounds: int | None = None,

@@ -6,8 +6,12 @@ item: its key names the number's previous item, so opting a number out again aft
 queues a new add, while queuing the same change twice in a row (a retried call) does not.
 :func:`push` drains the queue: items are sent in batches (``add`` as ``POST records``,
 ``expire`` as ``DELETE records``); a number's items go out in the order they were queued, and
-an item overtaken by a later one for the same number that was already delivered is not sent
-(it would undo the later change), so CXone ends in the state of the number's last change.
+an item overtaken by a later one for the same number that was delivered already, or is
+pending outside this pusher's batch (waiting for its retry, or held by another pusher), is not
+sent (it would undo the later change), so CXone ends in the state of the number's last change.
+Before each attempt of a write (the client retries it) the pusher renews its lease on the
+write's items and gives the write up when another pusher has taken one of them over (its lease
+ran out during a long retry): a stale attempt never follows a later pusher's writes.
 CXone answers 200 with per-record results, so each item is acknowledged, retried later with
 backoff, or (for a permanent refusal such as an invalid number) parked as ``dead`` and
 reported. An expiry CXone refuses is looked up (``POST /dnc-groups/search``): when the group
@@ -21,27 +25,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine
 
 from ... import audit
 from ...config import Settings
 from ...errors import ConfigError, DncGuardError, SourceError
-from ...outbox import DEAD, DELIVERED, Outbox, OutboxItem
+from ...outbox import DEAD, DELIVERED, PENDING, Outbox, OutboxItem
 from ...phones import mask, mask_numbers
 from ._client import CxoneClient
 from ._sync import _digits, parse_time, to_cxone_phone
 from .settings import load_cxone
 from .source import search_number
 
+if TYPE_CHECKING:
+    import httpx
+
 log = logging.getLogger("dncguard.sources.cxone")
 
 TOPIC = "cxone.push"
 PERMANENT = ("invalid", "not valid", "malformed")
+#: Seconds a pusher's lease on a write's items outlasts the attempt and the wait before the
+#: next one (the database's and the hosts' clocks may differ a little).
+LEASE_MARGIN = 60.0
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -84,7 +95,10 @@ class PushReport:
     sent: int = 0
     delivered: int = 0
     retrying: list[tuple[str, str]] = field(default_factory=list)  # (masked number, error)
-    superseded: int = 0  # not sent: a later change for the number was delivered already
+    superseded: int = 0  # not sent: a later change of the number is delivered or on its way
+    #: items given up unsent or unsettled: another pusher took them over when this one's
+    #: lease ran out (they are that pusher's now)
+    lease_lost: int = 0
     #: expiries CXone refused for a number the group holds no blocking record of (settled)
     nothing_to_expire: list[str] = field(default_factory=list)  # masked numbers
     dead: list[tuple[str, str]] = field(default_factory=list)
@@ -102,8 +116,11 @@ class PushReport:
     def fail(self, outbox: Outbox, item: OutboxItem, error: str, *,
              permanent: bool = False) -> None:
         """Fail ``item`` in the queue and count it as parked or to be retried, as the
-        queue's answer says."""
+        queue's answer says (or as lost: another pusher holds or settled it now)."""
         status = outbox.fail(item.id, error, permanent=permanent)
+        if status not in (PENDING, DEAD):
+            self.lease_lost += 1
+            return
         (self.dead if status == DEAD else self.retrying).append(
             (mask(str(item.payload["e164"])), error))
 
@@ -125,21 +142,21 @@ async def push(client: CxoneClient, outbox: Outbox, group_id: str, *, batch_size
     stay due for the next push, instead of each batch waiting out the retries).
     """
     report = PushReport(group_id)
+    lease = _lease(client)
     batches = 0
     while max_batches is None or batches < max_batches:
         if (stop is not None and stop()) or (stop_on_write_error and report.write_error):
             break
         # in order: a number's changes are held by one pusher at a time (see docs/cxone.md)
         items = outbox.claim(TOPIC, batch_size, where=lambda it: it.payload.get("group_id")
-                             in (None, group_id), in_order=True)
+                             in (None, group_id), in_order=True, lease=lease)
         if not items:
             break
         batches += 1
-        for wave in _waves(outbox, group_id, items, report):
-            for action in ("add", "expire"):
-                chunk = [it for it in wave if it.payload.get("action", "add") == action]
-                if chunk:
-                    await _send(client, outbox, group_id, chunk, action == "expire", report)
+        if not await _send_batch(client, outbox, group_id, items, report, lease):
+            # a write was given up: its numbers' later changes in this batch must not go out
+            # before it; what this pusher still holds goes back to the queue, due now
+            outbox.release([it.id for it in items])
     stats = outbox.stats(TOPIC)
     report.pending_after = stats["pending"]
     report.dead_total = stats[DEAD]
@@ -152,12 +169,27 @@ async def push(client: CxoneClient, outbox: Outbox, group_id: str, *, batch_size
     return report
 
 
+async def _send_batch(client: CxoneClient, outbox: Outbox, group_id: str,
+                      items: list[OutboxItem], report: PushReport, lease: float) -> bool:
+    """Send a claimed batch wave by wave; False when a write was given up (lease lost)."""
+    for wave in _waves(outbox, group_id, items, report):
+        for action in ("add", "expire"):
+            chunk = [it for it in wave if it.payload.get("action", "add") == action]
+            if chunk and not await _send(client, outbox, group_id, chunk, action == "expire",
+                                         report, lease):
+                return False
+    return True
+
+
 def _waves(outbox: Outbox, group_id: str, items: list[OutboxItem], report: PushReport
            ) -> list[list[OutboxItem]]:
     """Order a claimed batch so that CXone ends in each number's last change.
 
-    An item for which a later item of the same number (for this group) was delivered already
-    is not sent: it is acknowledged as superseded. One whose number's last item is parked
+    An item for which a later item of the same number (for this group) was delivered
+    already, or is pending outside this batch (waiting for its retry, or held by another
+    pusher: it goes out after this one, or went out already and its answer was lost), is not
+    sent: it is acknowledged as superseded. Sent alone, a removal's retry would undo a later
+    opt-out on CXone until that opt-out's own retry. One whose number's last item is parked
     (dead) is parked with it, so that a requeue sends both, in order. The rest go out in
     waves, each number at most once per wave and its items in queue order.
     """
@@ -165,6 +197,7 @@ def _waves(outbox: Outbox, group_id: str, items: list[OutboxItem], report: PushR
             if it.payload.get("group_id") in (None, group_id)]
     if not mine:
         return []
+    batch = {it.id for it in items}
     numbers = {str(it.payload["e164"]) for it in mine}
     later: dict[str, list[OutboxItem]] = {n: [] for n in numbers}
     for it in outbox.items(TOPIC, limit=None, after=mine[0].id):
@@ -176,10 +209,12 @@ def _waves(outbox: Outbox, group_id: str, items: list[OutboxItem], report: PushR
     for it in mine:
         n = str(it.payload["e164"])
         after = [x for x in later[n] if x.id > it.id]
-        done = [x for x in after if x.status == DELIVERED]
-        if done:
+        ahead = [x for x in after if x.status == DELIVERED
+                 or (x.status == PENDING and x.id not in batch)]
+        if ahead:
+            how = "delivered already" if ahead[-1].status == DELIVERED else "pending"
             report.superseded += outbox.ack(
-                [it.id], note=f"superseded by item {done[-1].id}, delivered already; not sent")
+                [it.id], note=f"superseded by item {ahead[-1].id}, {how}; not sent")
             continue
         if after and after[-1].status == DEAD:
             error = f"superseded by item {after[-1].id}, which is parked; requeue both"
@@ -194,8 +229,47 @@ def _waves(outbox: Outbox, group_id: str, items: list[OutboxItem], report: PushR
     return waves
 
 
+def _lease(client: CxoneClient) -> float:
+    """Seconds a pusher leases a write's items for: one attempt, the longest wait before
+    the next (a ``Retry-After`` or the backoff), and a margin. Renewed before each attempt."""
+    policy = client.resilient.policy
+    return policy.timeout + max(policy.max_retry_after, policy.max_delay) + LEASE_MARGIN
+
+
+class LeaseLost(Exception):
+    """Another pusher took over an item of the write being sent: the write is given up."""
+
+
+@contextmanager
+def _renewing(client: CxoneClient, outbox: Outbox, group_id: str, items: list[OutboxItem],
+              lease: float) -> Iterator[list[int]]:
+    """While in the block, each attempt of the group's record write (the client retries it)
+    first renews this pusher's lease on ``items`` and raises :class:`LeaseLost` instead of
+    sending when one of them is no longer this pusher's. Yields a list that gets one entry
+    per attempt let through. (The renewal is an ``httpx`` request hook: it runs right before
+    each attempt goes on the wire, after any sign-in and wait.)"""
+    ids = [it.id for it in items]
+    path = f"/dnc-groups/{group_id}/records"
+    attempts: list[int] = []
+
+    async def renew(request: httpx.Request) -> None:
+        if request.method in ("POST", "DELETE") and request.url.path.endswith(path):
+            if outbox.renew(ids, lease=lease) < len(ids):
+                raise LeaseLost(f"{len(ids)} items, group {group_id}")
+            attempts.append(len(attempts) + 1)
+
+    hooks = client.http.event_hooks["request"]
+    hooks.append(renew)
+    try:
+        yield attempts
+    finally:
+        hooks.remove(renew)
+
+
 async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[OutboxItem],
-                expire: bool, report: PushReport) -> None:
+                expire: bool, report: PushReport, lease: float) -> bool:
+    """Write ``items`` and settle each by CXone's answer; False when the write was given
+    up because another pusher took one of its items over (nothing of them is settled)."""
     records: list[dict[str, Any]] = []
     for it in items:
         phone = to_cxone_phone(str(it.payload["e164"]))
@@ -203,15 +277,24 @@ async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[
         if it.payload.get("expires"):
             rec["expiredDate"] = it.payload["expires"]
         records.append(rec)
+    with _renewing(client, outbox, group_id, items, lease) as attempts:
+        try:
+            result = await client.write_records(group_id, records, expire=expire)
+        except LeaseLost:
+            report.sent += len(items) if attempts else 0
+            report.lease_lost += len(items)
+            log.warning("CXone write-back to group %s: %d items given up after %d attempts: "
+                        "another pusher took them over (this one's lease ran out)", group_id,
+                        len(items), len(attempts))
+            return False
+        except SourceError as exc:
+            report.sent += len(items)
+            error = mask_numbers(str(exc))[:1000]
+            report.write_error = error
+            for it in items:
+                report.fail(outbox, it, error)
+            return True
     report.sent += len(items)
-    try:
-        result = await client.write_records(group_id, records, expire=expire)
-    except SourceError as exc:
-        error = mask_numbers(str(exc))[:1000]
-        report.write_error = error
-        for it in items:
-            report.fail(outbox, it, error)
-        return
     results: list[Any] = result.get("recordResults") or []
     matched, problem = _match(result, results, records)
     if problem is not None:
@@ -221,7 +304,7 @@ async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[
             report.fail(outbox, it, error)
         log.warning("CXone write-back to group %s: %d records not delivered: %s", group_id,
                     len(items), error)
-        return
+        return True
     delivered: list[int] = []
     settled: list[int] = []  # nothing to expire
     for it, mine in zip(items, matched, strict=True):
@@ -241,9 +324,12 @@ async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[
             continue
         report.fail(outbox, it, error, permanent=permanent)
         log.warning("CXone did not take %s for group %s: %s", masked, group_id, error)
-    report.delivered += outbox.ack(delivered)
+    acked = outbox.ack(delivered)
+    report.delivered += acked
+    report.lease_lost += len(delivered) - acked  # another pusher took them over meanwhile
     outbox.ack(settled, note="nothing to expire: the group holds no record of the number "
                "that still blocks after the expiry")
+    return True
 
 
 def _key(digits: str) -> str:
@@ -490,12 +576,13 @@ class BackgroundPush:
             await self.sleep(self.delay())
 
     def _log(self, report: PushReport) -> None:
-        if not (report.sent or report.superseded or report.dead):
+        if not (report.sent or report.superseded or report.dead or report.lease_lost):
             return
         line = (f"CXone write-back to group {report.group_id}: {report.delivered} delivered "
                 f"of {report.sent} sent, {len(report.retrying)} to retry, {len(report.dead)} "
                 f"parked, {report.superseded} not sent (superseded), "
-                f"{len(report.nothing_to_expire)} nothing to expire; "
+                f"{len(report.nothing_to_expire)} nothing to expire, "
+                f"{report.lease_lost} taken over by another pusher; "
                 f"{report.pending_after} pending, {report.dead_total} parked in all")
         if report.write_error:
             log.warning("%s; CXone gave no usable answer (tried again in %gs): %s", line,
