@@ -97,3 +97,41 @@ def test_an_opt_out_added_while_a_job_runs_is_a_version_of_its_own(
     assert first < second and first.endswith("Z")
     assert any(w.startswith("internal changed while the job ran: rows 1-2 used ")
                for w in record.data["summary"]["warnings"])
+
+
+def test_a_list_imported_while_a_job_runs_names_the_rows_checked_without_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list that arrived after the first chunk was named as used for every row, with no
+    warning, while the rows before it were allowed without it."""
+    monkeypatch.setenv("DNCGUARD_CHUNK_SIZE", "2")
+    settings = load_settings(home=tmp_path / "home")
+    engine = get_engine(settings)
+    store = ListStore(settings)
+    store.add_number("+12025550150", reason="first")
+    late = tmp_path / "late.txt"
+    late.write_text("2025550101\n")
+    jobs = JobStore(settings, engine)
+    job_id = jobs.new_id()
+    jobs.folder(job_id).mkdir(parents=True)
+    (jobs.folder(job_id) / "input.csv").write_text(
+        "phone\n+12025550101\n+12025550102\n+12025550103\n+12025550104\n")
+    jobs.create(job_id, input_name="c.csv", input_format="csv", who="t", params={
+        "at": datetime(2026, 11, 26, 15, tzinfo=UTC).isoformat(), "campaign": "default",
+        "defaults": {}})
+    runner = JobRunner(settings, engine, CheckerProvider(settings, engine),
+                       DecisionCounter(engine), Metrics(lambda: []), poll=0.1, lease=30)
+    commit = runner._commit
+
+    def then_a_new_list(job: str, k: int, rows_done: int, counts: object) -> None:
+        commit(job, k, rows_done, counts)  # type: ignore[arg-type]
+        if k == 0:
+            store.import_file(late, kind="litigator", name="late-list")
+
+    monkeypatch.setattr(runner, "_commit", then_a_new_list)
+    assert runner.run_one()
+    record = audit.audit_log(settings).find("job", job_id)
+    assert record is not None
+    warnings = record.data["summary"]["warnings"]
+    assert any(w.startswith("late-list changed while the job ran: rows 1-2 were checked "
+                            "without it; rows 3-4 used ") for w in warnings), warnings
+    assert not any(w.startswith("internal changed") for w in warnings)

@@ -416,6 +416,10 @@ class JobStore:
                 for r in rows}
 
 
+#: A chunk's version of a list it was checked without (see :func:`merge_summaries`).
+_NOT_USED = "\x00not used"
+
+
 def merge_summaries(parts: list[dict[str, Any]], job: JobInfo) -> ScrubSummary:
     """One summary from the per-chunk summaries."""
     p = job.params
@@ -424,33 +428,39 @@ def merge_summaries(parts: list[dict[str, Any]], job: JobInfo) -> ScrubSummary:
                      finished_at=job.finished_at)
     builder = SummaryBuilder(s)
     # each chunk is checked with the data current when it ran: every version a list (or the
-    # ruleset) had is kept, in order, with the rows that used it
-    seen: dict[str, list[tuple[str | None, int, int]]] = {}
+    # ruleset) had is kept, in order, with the rows that used it, and the rows checked while
+    # it was not there (imported, removed or selected while the job ran) are named too
+    summaries = [ScrubSummary.model_validate(
+        {**part, "dial_time": s.dial_time, "started_at": s.started_at}) for part in parts]
+    used = [{**summary.lists, **({"ruleset": summary.ruleset} if summary.ruleset else {})}
+            for summary in summaries]
+    seen: dict[str, list[tuple[str | None, int, int]]] = {
+        name: [] for names in used for name in names}
     first = 1
-    for part in parts:
-        summary = ScrubSummary.model_validate(
-            {**part, "dial_time": s.dial_time, "started_at": s.started_at})
+    for summary, versions_of in zip(summaries, used, strict=True):
         builder.add_summary(summary)
         last = first + summary.total_rows - 1
-        used = {**summary.lists, **({"ruleset": summary.ruleset} if summary.ruleset else {})}
-        for name, version in used.items():
-            spans = seen.setdefault(name, [])
+        for name, spans in seen.items():
+            version = versions_of.get(name, _NOT_USED)
             if spans and spans[-1][0] == version:
                 spans[-1] = (version, spans[-1][1], last)
             else:
                 spans.append((version, first, last))
         first = last + 1
     for name, spans in seen.items():
-        versions = list(dict.fromkeys(v for v, _, _ in spans))
+        versions = list(dict.fromkeys(v for v, _, _ in spans if v != _NOT_USED))
         value = versions[0] if len(versions) == 1 else ", ".join(str(v) for v in versions)
         if name == "ruleset":
             s.ruleset = value
         else:
             s.lists[name] = value
+        spans = [sp for sp in spans if sp[1] <= sp[2]]  # chunks of no rows used nothing
         if len(spans) > 1:
             what = "the ruleset" if name == "ruleset" else name
             s.warnings.append(f"{what} changed while the job ran: " + "; ".join(
-                f"rows {lo:,}-{hi:,} used {v or 'an undated version'}" for v, lo, hi in spans))
+                f"rows {lo:,}-{hi:,} " + ("were checked without it" if v == _NOT_USED else
+                                         f"used {v or 'an undated version'}")
+                for v, lo, hi in spans))
     elapsed = (job.finished_at - job.created_at).total_seconds() if job.finished_at else 0.0
     builder.finish(job.finished_at, elapsed)
     s.prefilter = merge_stats(part.get("prefilter") or {} for part in parts)
@@ -695,8 +705,10 @@ class JobRunner:
                 counts.update({d: n for d, n in part.by_decision.items() if n})
                 rows_done += part.total_rows
                 await asyncio.to_thread(self._commit, job.id, k, rows_done, dict(counts))
-                self.counter.record_rows((r.decision, r.reasons, r.state or r.region)
-                                         for r in verdicts.results())
+                rows = [(r.decision, r.reasons, r.state or r.region)
+                        for r in verdicts.results()]
+                self.counter.record_rows(rows)
+                self.metrics.observe_rows((d, reasons) for d, reasons, _ in rows)
                 self.metrics.jobs_rows.inc(part.total_rows)
                 if self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay / 2)

@@ -100,17 +100,22 @@ class Metrics:
         series[1].observe(elapsed)
 
     def observe(self, verdicts: Iterable[Verdict]) -> None:
-        """Count verdicts: tallied first, then one increment per series (a batch of 10,000
-        verdicts is a few series, not 10,000 label look-ups)."""
+        """Count verdicts (see :meth:`observe_rows`)."""
+        self.observe_rows((v.decision, v.reasons) for v in verdicts)
+
+    def observe_rows(self, rows: Iterable[tuple[Decision, Sequence[Reason]]]) -> None:
+        """Count (decision, reasons) rows, a check's, a batch's or a job chunk's: tallied
+        first, then one increment per series (a batch of 10,000 verdicts is a few series, not
+        10,000 label look-ups)."""
         tally: Counter[tuple[str, tuple[int, ...]]] = Counter()
         seen: dict[tuple[int, ...], _Signature] = {}
-        for v in verdicts:
-            tally[(v.decision.value, _signature(v.reasons, seen))] += 1
+        for decision, reasons in rows:
+            tally[(decision.value, _signature(reasons, seen))] += 1
         errors: Counter[str] = Counter()
-        for (decision, key), n in tally.items():
+        for (value, key), n in tally.items():
             sig = seen[key]
             for code in sig.codes or ("",):
-                self.decisions.labels(decision, code).inc(n)
+                self.decisions.labels(value, code).inc(n)
             for source in sig.errors:
                 errors[source] += n
         for source, n in errors.items():
