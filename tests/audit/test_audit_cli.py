@@ -108,7 +108,10 @@ def test_outbox_and_prune(settings: object, clock: FakeClock, demo_job: DemoJob,
     assert len(receiver.bodies) == 1
     res = runner.invoke(app, ["audit", "prune", "--dry-run"])
     assert res.exit_code == 0 and "nothing to prune" in res.output
+    # The demo's list imports (records 1 to 11) were recorded today, before the checkpoints:
+    # a prune never deletes a record newer than the cutoff, so nothing goes
+    # (tests/audit/test_audit_review_chain.py prunes through the command line)
     res = runner.invoke(app, ["audit", "prune", "--retention-days", "1"])
-    assert res.exit_code == 0 and "deleted" in res.output, res.output
-    assert log.verify().anchored_at > 0
+    assert res.exit_code == 0 and "nothing to prune" in res.output, res.output
+    assert log.count() == 16
     assert runner.invoke(app, ["audit", "verify"]).exit_code == 0

@@ -39,7 +39,7 @@ from ._jobs import (
     write_job,
 )
 from ._jobs import record_job as _record_job
-from ._log import AuditLog, AuditRecord, VerifyResult
+from ._log import AuditLog, AuditRecord, ChainBroken, VerifyResult
 from ._writer import AuditUnavailable, AuditWriter
 from .export import (
     EXPORT_TOPIC,
@@ -255,6 +255,7 @@ __all__ = [
     "NumberDigests",
     "AuditLog",
     "AuditRecord",
+    "ChainBroken",
     "AuditSettings",
     "ExportWorker",
     "VerifyResult",

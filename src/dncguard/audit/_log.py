@@ -6,10 +6,11 @@ first) and ``hash`` = SHA-256 of its canonical JSON including ``prev_hash``. The
 (an ``UPDATE`` first, which takes PostgreSQL's row lock and SQLite's write lock) so concurrent
 writers on any number of processes or replicas extend one chain.
 
-Every ``checkpoint_interval``-th record also lands in ``audit_checkpoints``. Pruning deletes
-the records up to the newest checkpoint older than the retention period; verification then
-starts from that checkpoint's hash, so what remains still verifies, and the prune itself is a
-record in the chain.
+Every ``checkpoint_interval``-th record also lands in ``audit_checkpoints``. Pruning verifies
+the chain, then deletes the records up to the newest checkpoint before the first record not
+older than the retention period (by the records' own times); verification then starts from
+that checkpoint's hash, so what remains still verifies, and the prune itself is a record in
+the chain.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Select,
     String,
     Text,
     bindparam,
@@ -136,6 +138,18 @@ class VerifyResult:
         return self
 
 
+class ChainBroken(AuditError):
+    """:meth:`AuditLog.prune` refused: the chain does not verify (``result`` says where)."""
+
+    def __init__(self, result: VerifyResult) -> None:
+        self.result = result
+        super().__init__(
+            f"the audit chain is broken ({result.problem}, record {result.bad_seq}): "
+            f"{result.message}. Nothing was pruned: deleting records now could remove the "
+            "evidence; investigate ('dncguard audit verify') and restore the database from a "
+            "backup")
+
+
 def _iso(value: datetime) -> str:
     v = as_utc(value)
     assert v is not None
@@ -152,29 +166,93 @@ def record_hash(content: dict[str, Any]) -> str:
 
 
 def record_of(row: Any) -> AuditRecord:
-    """A record from its row as the database reads it back. A row whose columns are not of
-    the kinds dncguard writes (a time that is no time, JSON of another type: an edited row)
-    raises :class:`AuditError` naming the record, never a bare TypeError."""
+    """A record from its row as :meth:`AuditLog.select_records` reads it (the JSON columns,
+    and on SQLite the time, as their stored text, parsed here). A row whose columns are not
+    of the kinds dncguard writes (a time that is no time, JSON that does not parse or of
+    another type, a job record whose sections are not what dncguard writes: an edited row)
+    raises :class:`AuditError` naming the record, never a bare TypeError or ValueError."""
     try:
-        at = as_utc(row.at)
-        if at is None:
-            raise ValueError("no time")
-        return AuditRecord(
-            seq=int(row.seq), at=at, kind=row.kind, action=row.action,
-            who=row.who, subject=row.subject, number_hmac=row.number_hmac,
-            number_masked=row.number_masked, decision=row.decision,
-            reason_codes=list(row.reason_codes or []), versions=dict(row.versions or {}),
-            data=dict(row.data or {}), prev_hash=row.prev_hash, hash=row.hash)
-    except (TypeError, ValueError) as exc:
+        rec = _parsed(row)
+        if rec.kind == "job":
+            _job_shape(rec.data)
+        return rec
+    except (TypeError, ValueError, RecursionError) as exc:
         raise AuditError(f"audit record {row.seq} is not stored as dncguard writes it "
                          f"({type(exc).__name__}); run 'dncguard audit verify'") from None
-
 
 
 _JSON_COLUMNS: tuple[tuple[str, type], ...] = (
     ("reason_codes", list), ("versions", dict), ("data", dict))
 _TEXT_COLUMNS = ("kind", "action", "prev_hash", "hash")
 _NULLABLE_TEXT_COLUMNS = ("who", "subject", "number_hmac", "number_masked", "decision")
+
+
+def _parsed(row: Any) -> AuditRecord:
+    """A record from its columns as :func:`_stored_column` selects them, checking their
+    types; raises TypeError, ValueError (a time or JSON that does not parse) or
+    RecursionError (JSON nested too deep)."""
+    at = as_utc(row.at if isinstance(row.at, datetime) else datetime.fromisoformat(row.at))
+    assert at is not None
+    values: dict[str, Any] = {}
+    for name, kind in _JSON_COLUMNS:
+        value = json.loads(getattr(row, name))  # TypeError for a number or NULL
+        if type(value) is not kind:
+            raise TypeError(f"{name} is not a {kind.__name__}")
+        values[name] = value
+    if not all(isinstance(code, str) for code in values["reason_codes"]) or not isinstance(
+            values["versions"].get("lists", {}), dict):
+        raise TypeError("reason_codes or versions")
+    if not all(isinstance(getattr(row, name), str) for name in _TEXT_COLUMNS) or not all(
+            isinstance(getattr(row, name), str | None) for name in _NULLABLE_TEXT_COLUMNS):
+        raise TypeError("a text column")
+    return AuditRecord(
+        seq=int(row.seq), at=at, kind=row.kind, action=row.action, who=row.who,
+        subject=row.subject, number_hmac=row.number_hmac, number_masked=row.number_masked,
+        decision=row.decision, reason_codes=values["reason_codes"],
+        versions=values["versions"], data=values["data"], prev_hash=row.prev_hash,
+        hash=row.hash)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _counts(value: Any) -> bool:
+    return isinstance(value, dict) and all(_count(v) for v in value.values())
+
+
+def _text(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+Fields = dict[str, Callable[[Any], bool]]
+#: What `audit jobs`, search, the report and proofs read of a job record's sections.
+_JOB_SECTIONS: dict[str, Fields] = {
+    "summary": {**dict.fromkeys(("totalRows", "uniqueValid", "uniqueSuppressed", "duplicates",
+                                 "sourceErrors", "rowErrorCount"), _count),
+                "byDecision": _counts, "byReason": _counts, "byList": _counts,
+                "byState": lambda v: isinstance(v, dict) and all(map(_counts, v.values())),
+                "suppressionRate": lambda v: v is None or _count(v) or isinstance(v, float),
+                "lists": lambda v: isinstance(v, dict),
+                **dict.fromkeys(("ruleset", "dial_time", "started_at", "finished_at",
+                                 "campaign", "input"), _text)},
+    "results": {"file": _text, "sha256": _text, "retained": _text,
+                "rows": lambda v: v is None or _count(v)},
+    "merkle": {"root": lambda v: isinstance(v, str), "leaf": _text, "leaves": _count,
+               "rows": _count, "block_rows": _count},
+}
+
+
+def _job_shape(data: dict[str, Any]) -> None:
+    """Raise TypeError unless a job record's ``summary``, ``results`` and ``merkle`` (when
+    present) are objects whose fields are of the types dncguard writes."""
+    for name, fields in _JOB_SECTIONS.items():
+        if name not in data:
+            continue
+        section = data[name]
+        if not isinstance(section, dict) or not all(
+                ok(section[k]) for k, ok in fields.items() if k in section):
+            raise TypeError(f"a job record's {name}")
 
 
 def _stored_column(col: Column[Any], sqlite: bool) -> ColumnElement[Any]:
@@ -195,37 +273,27 @@ def _as_stored(row: Any, sqlite: bool) -> AuditRecord | None:
     in another form than :func:`.stamps`'s (another offset for the same instant: ranges and
     exports compare the stored text)."""
     try:
-        if sqlite:
-            if not isinstance(row.at, str):
-                return None
-            at = as_utc(datetime.fromisoformat(row.at))
-            if at is None or stamps(at)[1] != row.at:
-                return None
-        else:
-            at = as_utc(row.at)
-            if at is None:
-                return None
-        values: dict[str, Any] = {}
-        for name, kind in _JSON_COLUMNS:
-            text = getattr(row, name)
-            if not isinstance(text, str):
-                return None
-            value = json.loads(text)
-            if type(value) is not kind or (text != jtext(value)
-                                           and text != json.dumps(value)):
-                return None
-            values[name] = value
-        if not all(isinstance(getattr(row, name), str) for name in _TEXT_COLUMNS) or not all(
-                isinstance(getattr(row, name), str | None) for name in _NULLABLE_TEXT_COLUMNS):
+        if sqlite and not isinstance(row.at, str):
+            return None
+        rec = _parsed(row)
+        if sqlite and stamps(rec.at)[1] != row.at:
+            return None
+        texts = [getattr(row, name) for name, _ in _JSON_COLUMNS]
+        if not all(isinstance(text, str) and text in (jtext(value), json.dumps(value))
+                   for text, value in zip(texts, (rec.reason_codes, rec.versions, rec.data),
+                                          strict=True)):
             return None
     except (TypeError, ValueError, RecursionError):  # JSON that does not parse, and the like
         return None
-    return AuditRecord(
-        seq=int(row.seq), at=at, kind=row.kind, action=row.action, who=row.who,
-        subject=row.subject, number_hmac=row.number_hmac, number_masked=row.number_masked,
-        decision=row.decision, reason_codes=values["reason_codes"],
-        versions=values["versions"], data=values["data"], prev_hash=row.prev_hash,
-        hash=row.hash)
+    return rec
+
+
+def _instant(value: Any) -> datetime | None:
+    """A stored time (a datetime, or SQLite's text) as a UTC instant; None if it is none."""
+    try:
+        return as_utc(value if isinstance(value, datetime) else datetime.fromisoformat(value))
+    except (TypeError, ValueError):
+        return None
 
 
 def _jsonable(value: Any) -> Any:
@@ -311,6 +379,14 @@ _PG_CHECKPOINT = _SQLITE_CHECKPOINT.replace("?", "%s")
 _MOVE_HEAD = update(_h).where(_h.c.id == 1).values(seq=bindparam("new_seq"),
                                                    hash=bindparam("new_hash"))
 del _h
+
+
+#: Records at or below the chain head: one appended without the audit log (beyond the
+#: head, which every append moves in its own transaction) is forged, and left out of a
+#: search. No head row (deleted: verification reports it) leaves every record in.
+WITHIN_HEAD = audit_records_table.c.seq <= func.coalesce(
+    select(audit_head_table.c.seq).where(audit_head_table.c.id == 1).scalar_subquery(),
+    audit_records_table.c.seq)
 
 
 def checkpointed(first: int, last: int, every: int) -> range:
@@ -633,15 +709,25 @@ class AuditLog:
                 audit_head_table.c.id == 1)).first()
         return (int(row.seq), str(row.hash)) if row else None
 
+    def select_records(self) -> Select[Any]:
+        """A select of ``audit_records`` whose rows :func:`record_of` reads: the columns as
+        stored (:func:`_stored_column`), so a value that does not parse is named with its
+        record rather than raised while the rows are fetched."""
+        sqlite = self.engine.dialect.name == "sqlite"
+        return select(*[_stored_column(c, sqlite) for c in audit_records_table.c])
+
     def records(self, *, since: datetime | None = None, until: datetime | None = None,
                 kind: str | None = None, upto: int | None = None, batch: int = 5000
                 ) -> Iterator[AuditRecord]:
-        """Records in chain order, optionally within [since, until), of one kind, and with
-        sequence numbers up to ``upto``."""
+        """Records in chain order, optionally within [since, until) (instants, in any time
+        zone), of one kind, and with sequence numbers up to ``upto``."""
         t = audit_records_table
+        # UTC, as the times are stored: SQLite compares the stored text, so a bound in
+        # another zone would be compared as its wall-clock time
+        since, until = as_utc(since), as_utc(until)
         last = 0
         while True:
-            q = select(t).where(t.c.seq > last)
+            q = self.select_records().where(t.c.seq > last)
             if upto is not None:
                 q = q.where(t.c.seq <= upto)
             if since is not None:
@@ -660,14 +746,14 @@ class AuditLog:
 
     def get(self, seq: int) -> AuditRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(audit_records_table).where(
+            row = conn.execute(self.select_records().where(
                 audit_records_table.c.seq == seq)).first()
         return record_of(row) if row else None
 
     def find(self, kind: str, subject: str) -> AuditRecord | None:
         """The latest record of that kind about that subject (e.g. a job id)."""
         t = audit_records_table
-        q = select(t).where(t.c.kind == kind, t.c.subject == subject)
+        q = self.select_records().where(t.c.kind == kind, t.c.subject == subject)
         if kind != "check":
             q = q.where(NOT_CHECKS)  # the partial index's own term, so that it is used
         with self.engine.connect() as conn:
@@ -697,11 +783,12 @@ class AuditLog:
         its failure is one a concurrent prune would also cause."""
         # Checkpoints first, then the head: a checkpoint and the head move in one transaction,
         # so every checkpoint read is covered by the head read after it. Records appended while
-        # this runs (beyond that head) are left for the next verification.
+        # this runs (beyond that head) are left for the next verification; a record beyond the
+        # head in the head's own snapshot was not appended through the log.
         with self.engine.connect() as conn:
             cps = {int(r.seq): str(r.hash) for r in conn.execute(
                 select(audit_checkpoints_table.c.seq, audit_checkpoints_table.c.hash)).all()}
-        head = self._head_row()
+        head, forged = self._head_and_beyond()
         head_seq, head_hash = head or (0, GENESIS)
         res = VerifyResult(ok=True, checked=0, head_seq=head_seq)
         bad = res.fail
@@ -739,23 +826,53 @@ class AuditLog:
             return bad("truncated", last + 1, f"truncated: records {last + 1} to {head_seq} are "
                        f"missing (the chain ends at record {last}, the head at {head_seq})"
                        ), head, False
-        if (head_seq, head_hash) == self.head():  # nothing appended meanwhile
-            with self.engine.connect() as conn:
-                extra = conn.execute(select(func.min(audit_records_table.c.seq)).where(
-                    audit_records_table.c.seq > head_seq)).scalar()
-            if extra is not None and (head_seq, head_hash) == self.head():
-                return bad("edited", int(extra), f"record {extra} was not appended through the "
-                           f"audit log (the chain head is at {head_seq})"), head, False
+        if forged is not None:
+            return bad("edited", forged, f"record {forged} was not appended through the "
+                       f"audit log (the chain head is at {head_seq})"), head, False
         if expected_seq is None:  # no records, none expected
             res.message = "no records"
             return res, head, False
         if head_hash != expected_prev:
             return bad("edited", last, f"record {last} does not match the chain head"), head, False
+        if (moved := self._checkpoint_moved(head_seq)) is not None:
+            return bad("checkpoint", moved, f"checkpoint {moved}'s time does not match record "
+                       f"{moved}'s: the checkpoint or the record was altered"), head, False
         noun = "record" if res.checked == 1 else "records"
         res.message = (f"chain intact: {res.checked:,} {noun} ({res.first_seq} to {last})"
                        + (f", anchored at checkpoint {res.anchored_at}" if res.anchored_at
                           else ""))
         return res, head, False
+
+    def _head_and_beyond(self) -> tuple[tuple[int, str] | None, int | None]:
+        """The chain head (None: no head row) and the first record beyond it, read in one
+        statement (one snapshot): an append inserts its records and moves the head in one
+        transaction, so a record beyond the head there was not appended through the log,
+        whatever is being appended meanwhile."""
+        h, t = audit_head_table, audit_records_table
+        first_beyond = select(func.min(t.c.seq)).where(t.c.seq > h.c.seq).scalar_subquery()
+        with self.engine.connect() as conn:
+            row = conn.execute(select(h.c.seq, h.c.hash, first_beyond.label("beyond"))
+                               .where(h.c.id == 1)).first()
+        if row is None:
+            return None, None
+        return (int(row.seq), str(row.hash)), None if row.beyond is None else int(row.beyond)
+
+    def _checkpoint_moved(self, upto: int) -> int | None:
+        """The first checkpoint up to ``upto`` whose time is not its record's (pruning goes
+        by the records' own times, but a checkpoint is a copy of its record)."""
+        c, t = audit_checkpoints_table, audit_records_table
+        sqlite = self.engine.dialect.name == "sqlite"
+        c_at, r_at = ((type_coerce(c.c.at, String), type_coerce(t.c.at, String)) if sqlite
+                      else (c.c.at, t.c.at))
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c.c.seq, c_at.label("c_at"), r_at.label("r_at"))
+                                .join_from(c, t, t.c.seq == c.c.seq)
+                                .where(c.c.seq <= upto, c_at != r_at)
+                                .order_by(c.c.seq)).all()
+        for row in rows:  # another text for the same instant (SQLite) is the same time
+            if _instant(row.c_at) is None or _instant(row.c_at) != _instant(row.r_at):
+                return int(row.seq)
+        return None
 
     def _records_at(self, seqs: list[int]) -> dict[int, AuditRecord]:
         """The records at these sequence numbers, from their columns as stored; one whose
@@ -763,7 +880,7 @@ class AuditLog:
         (verification names it edited)."""
         t = audit_records_table
         sqlite = self.engine.dialect.name == "sqlite"
-        stored = select(*[_stored_column(c, sqlite) for c in t.c])
+        stored = self.select_records()
         out: dict[int, AuditRecord] = {}
         with self.engine.connect() as conn:
             for i in range(0, len(seqs), 500):
@@ -782,26 +899,42 @@ class AuditLog:
     # -- retention --------------------------------------------------------------------------
     def prune(self, *, now: datetime | None = None, retention_days: int | None = None,
               who: str | None = None, dry_run: bool = False) -> dict[str, Any]:
-        """Delete records older than the retention period, up to the newest checkpoint.
+        """Delete records older than the retention period, up to the newest checkpoint
+        before the first record that is not.
 
         Only whole checkpointed stretches go: the first remaining record is then chained to a
-        checkpoint. Retained job files of pruned job records go too. The prune is recorded.
-        ``retention_days`` overrides the setting; below 1 it is refused (:class:`InputError`):
-        it would reach records of today or the future, i.e. the whole checkpointed trail.
+        checkpoint. How far is decided from the records' own times (hashed into the chain),
+        never from the checkpoints' copies. Retained job files of pruned job records go too.
+        The prune is recorded. The chain is verified first: a broken chain raises
+        :class:`ChainBroken` and nothing is deleted (that would remove the evidence, and the
+        prune's record would chain on from it). ``retention_days`` overrides the setting;
+        below 1 it is refused (:class:`InputError`): it would reach records of today or the
+        future, i.e. the whole checkpointed trail.
         """
         from ..errors import InputError
 
         if retention_days is not None and retention_days < 1:
             raise InputError(f"retention_days: {retention_days} is not a number of days; "
                              "give 1 or more")
-        now = now or self.clock()
+        now = as_utc(now or self.clock())
+        assert now is not None
         days = self.audit.retention_days if retention_days is None else retention_days
         cutoff = now - timedelta(days=days)
         t, c = audit_records_table, audit_checkpoints_table
         out: dict[str, Any] = {"cutoff": _iso(cutoff), "through": 0, "deleted": 0, "jobs": []}
+        checked = self.verify()
+        if not checked.ok:
+            raise ChainBroken(checked)
         with self.engine.begin() as conn:
             self._lock_head(conn)
-            cp = conn.execute(select(c.c.seq, c.c.hash).where(c.c.at < cutoff)
+            # Records up to the verified end only; none from the first not older than the
+            # cutoff on (appends read the clock before the lock, so times may step back).
+            young = conn.execute(select(t.c.seq).where(t.c.at >= cutoff)
+                                 .order_by(t.c.seq).limit(1)).scalar()
+            upto = checked.last_seq or 0
+            if young is not None:
+                upto = min(upto, int(young) - 1)
+            cp = conn.execute(select(c.c.seq, c.c.hash).where(c.c.seq <= upto)
                               .order_by(c.c.seq.desc()).limit(1)).first()
             if cp is None:
                 return out

@@ -15,6 +15,8 @@ trail with ``since``/``until``.
 
 Only the current audit key can match numbers: records written under another key are not found
 (dncguard refuses to search when no key exists at all, rather than generating one).
+A record beyond the chain head was not appended through the audit log (``audit verify``
+reports it) and is left out.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ..errors import DncGuardError, InputError
 from ..io.verdict_file import verdict_cells
 from ..phones import mask, normalise
 from ..store import as_utc
-from ._log import AuditLog, AuditRecord, record_of
+from ._log import WITHIN_HEAD, AuditLog, AuditRecord, record_of
 from .settings import key_path
 from .tables import NOT_CHECKS, audit_records_table
 
@@ -199,7 +201,7 @@ def _require_key(log: AuditLog) -> None:
 def _number_records(log: AuditLog, digest: str, since: datetime | None,
                     until: datetime | None, most: int) -> list[Hit]:
     t = audit_records_table
-    q = select(t).where(t.c.number_hmac == digest)
+    q = log.select_records().where(t.c.number_hmac == digest, WITHIN_HEAD)
     if since is not None:
         q = q.where(t.c.at >= since)
     if until is not None:
@@ -219,13 +221,13 @@ def _job_hits(log: AuditLog, e164: str, since: datetime | None, until: datetime 
               floor: int, max_jobs: int, out: SearchResult) -> list[Hit]:
     """The jobs of the range (newer than record ``floor``) whose results hold ``e164``."""
     t = audit_records_table
-    cond: list[Any] = [t.c.kind == "job", NOT_CHECKS, t.c.seq > floor]
+    cond: list[Any] = [t.c.kind == "job", NOT_CHECKS, t.c.seq > floor, WITHIN_HEAD]
     if since is not None:
         cond.append(t.c.at >= since)
     if until is not None:
         cond.append(t.c.at < until)
     with log.engine.connect() as conn:
-        rows = conn.execute(select(t).where(*cond).order_by(t.c.seq.desc())
+        rows = conn.execute(log.select_records().where(*cond).order_by(t.c.seq.desc())
                             .limit(max_jobs)).all()
         if len(rows) == max_jobs:
             total = int(conn.execute(select(func.count()).select_from(t).where(*cond))

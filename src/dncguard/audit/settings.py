@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from ..config import SectionSettings, Settings, load_section
+from ..errors import ConfigError
 
 #: Five years (365 * 5 + 1 leap day), the default retention.
 DEFAULT_RETENTION_DAYS = 1826
@@ -130,7 +131,7 @@ def hmac_key(settings: Settings, audit: AuditSettings) -> tuple[bytes, bool]:
         return audit.hmac_key.get_secret_value().encode("utf-8"), False
     path = key_path(settings)
     if path.is_file():
-        return path.read_text("ascii").strip().encode("ascii"), False
+        return _key_file(path), False
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".hmac.key.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -147,4 +148,28 @@ def hmac_key(settings: Settings, audit: AuditSettings) -> tuple[bytes, bool]:
         logging.getLogger("dncguard.audit").warning(
             "no audit HMAC key configured: generated one in %s (mode 0600); back it up with the "
             "database or set DNCGUARD_AUDIT_HMAC_KEY", path)
-    return path.read_text("ascii").strip().encode("ascii"), created
+    return _key_file(path), created
+
+
+#: Fewest characters of a key file: a generated one holds 64 (32 random bytes as hex).
+MIN_KEY_FILE_CHARS = 32
+
+
+def _key_file(path: Path) -> bytes:
+    """The key in ``path``: printable ASCII, surrounding whitespace aside, at least
+    :data:`MIN_KEY_FILE_CHARS` long. Anything else is refused (:class:`ConfigError`): an
+    empty or blank file would key every number with a key anyone knows, and one of other
+    bytes is not a file dncguard wrote."""
+    raw = path.read_bytes()
+    key = raw.strip()
+    why = ("is empty" if not key else
+           "holds bytes other than printable ASCII" if not all(32 <= b < 127 for b in key)
+           else
+           f"holds {len(key)} characters, fewer than {MIN_KEY_FILE_CHARS}"
+           if len(key) < MIN_KEY_FILE_CHARS else None)
+    if why:
+        raise ConfigError(f"the audit HMAC key file {path} {why}: restore it from the backup "
+                          "made with the database (or set DNCGUARD_AUDIT_HMAC_KEY); "
+                          "deleting it makes a new key, under which earlier records no "
+                          "longer match their numbers")
+    return key

@@ -212,15 +212,27 @@ def prune(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would go"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Delete records older than the retention period, up to the newest checkpoint."""
-    out = _log().prune(retention_days=retention_days, who=who(), dry_run=dry_run)
+    """Delete records older than the retention period, up to the newest checkpoint; a chain
+    that does not verify is not pruned (exit 1)."""
+    from ..audit import ChainBroken
+
+    try:
+        out = _log().prune(retention_days=retention_days, who=who(), dry_run=dry_run)
+    except ChainBroken as exc:  # it carries the verification
+        res = exc.result
+        err_console.print(f"[red]TAMPERED[/] ({res.problem}, record {res.bad_seq}): "
+                          f"{escape(res.message)}; nothing pruned (investigate with 'dncguard "
+                          "audit verify' and restore the database from a backup)",
+                          highlight=False)
+        raise typer.Exit(1) from None
     if as_json:
         print_json({"dryRun": dry_run, "cutoff": out["cutoff"], "through": out["through"],
                     "deleted": out["deleted"], "jobs": out["jobs"]})
         return
     verb = "would delete" if dry_run else "deleted"
     if not out["through"]:
-        console.print(f"nothing to prune (no checkpoint before {out['cutoff']})")
+        console.print(f"nothing to prune (no checkpoint with every record up to it older "
+                      f"than {out['cutoff']})")
         return
     console.print(f"{verb} {out['deleted']:,} records (through record {out['through']}, "
                   f"{len(out['jobs'])} jobs' retained files); cutoff {out['cutoff']}")
