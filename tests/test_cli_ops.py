@@ -486,6 +486,16 @@ def test_config_show_masks_the_database_password(capsys: pytest.CaptureFixture[s
         "postgresql+psycopg://dg:***@db.internal:5432/dncguard"
     assert mask_url("sqlite:////srv/dncguard.db") == "sqlite:////srv/dncguard.db"
     assert mask_url("https://example.com/a@b") == "https://example.com/a@b"
+    # a password holding '/', '?' or '#' (SQLAlchemy reads it to the first '@') was shown
+    assert mask_url("postgresql+psycopg://app:pa/ss@db/dnc") == "postgresql+psycopg://app:***@db/dnc"
+    assert mask_url("postgresql://app:pa?ss#x@db/dnc") == "postgresql://app:***@db/dnc"
+    # secrets in the query, and an http(s) URL's bare user part (a token)
+    assert mask_url("postgresql://db/dnc?user=app&password=S3cret&sslmode=require") == \
+        "postgresql://db/dnc?user=app&password=***&sslmode=require"
+    assert mask_url("https://hooks.example/x?token=S3cretTOK&a=1") == \
+        "https://hooks.example/x?token=***&a=1"
+    assert mask_url("https://S3cretTOK@hooks.example/x") == "https://***@hooks.example/x"
+    assert mask_url("postgresql://postgres@127.0.0.1/test") == "postgresql://postgres@127.0.0.1/test"
 
 
 def test_config_show_before_the_key_exists(capsys: pytest.CaptureFixture[str],

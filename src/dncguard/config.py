@@ -34,7 +34,6 @@ from contextvars import ContextVar
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
-from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import (
@@ -448,18 +447,28 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
+#: A query parameter whose value is a secret (``?token=``, ``?password=``, ``&sig=``).
+_SECRET_PARAM = re.compile(
+    r"([?&;](?:[^=&;#]*(?:pass|pwd|token|secret|key|sig|auth|credential)[^=&;#]*)=)"
+    r"([^&;#]*)", re.IGNORECASE)
+
+
 def mask_url(text: str) -> str:
-    """A URL with the password of its user part replaced by ``***`` (other text as is)."""
-    try:
-        parts = urlsplit(text)
-    except ValueError:
+    """A URL with its secrets replaced by ``***``: the password of its user part (which, as
+    SQLAlchemy reads a database URL, runs to the first ``@`` and may hold ``/``, ``?`` or
+    ``#``), the whole user part of an http(s) URL (``https://TOKEN@host``: a token, not a
+    name), and the value of a query parameter named like a secret (``?token=``,
+    ``?password=``). Other text as is."""
+    scheme, sep, rest = text.partition("://")
+    if not sep or not scheme:
         return text
-    if not parts.scheme or "@" not in parts.netloc:
-        return text
-    user, host = parts.netloc.rsplit("@", 1)
-    if ":" not in user:
-        return text
-    return text.replace(parts.netloc, f"{user.split(':', 1)[0]}:***@{host}", 1)
+    user, at, after = rest.partition("@")
+    if at and ":" in user:  # name:password@host
+        rest = f"{user.split(':', 1)[0]}:***@{after}"
+    elif at and "/" not in user and "?" not in user and \
+            scheme.lower() in ("http", "https"):
+        rest = f"***@{after}"
+    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}***", f"{scheme}://{rest}")
 
 
 def _variable(name: str) -> str | None:
