@@ -94,8 +94,10 @@ def sync(
     full: bool = typer.Option(False, "--full", help="Download every record again"),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Sync DNC groups into the local store (every active group by default; incremental)."""
-    from ..sources.cxone import CxoneSync, load_cxone
+    """Sync DNC groups into the local store (every active group by default; incremental).
+    A group that cannot be synced keeps its last sync; the others are synced, and the command
+    then exits 2 naming it."""
+    from ..sources.cxone import CxoneSync, SyncFailed, load_cxone
 
     s = settings()
     cx = load_cxone(s)
@@ -104,21 +106,33 @@ def sync(
         async with _client(s) as client:
             return await CxoneSync(s, cx, client).sync(group or None, skill, full=full)
 
-    report = _run(go())
+    failed: SyncFailed | None = None
+    try:
+        report = _run(go())
+    except SyncFailed as exc:  # the groups that synced are shown too
+        report, failed = exc.report, exc
     if as_json:
         print_json({"groups": [{"id": g.group_id, "name": g.name, "mode": g.mode,
                                 "records": g.records, "downloaded": g.fetched,
                                 "skipped": g.skipped, "active": g.active}
                                for g in report.groups],
+                    "failed": [{"id": f.group_id, "name": f.name, "error": f.error}
+                               for f in report.failed],
                     "requests": report.requests})
-        return
-    table = Table(Column("group", no_wrap=True), Column("name", overflow="fold"), "mode",
-                  "records", "downloaded", "skipped", "active")
-    for g in report.groups:
-        table.add_row(g.group_id, escape(g.name), g.mode, f"{g.records:,}", f"{g.fetched:,}",
-                      str(g.skipped), "yes" if g.active else "no")
-    console.print(table)
-    console.print(f"{len(report.groups)} group(s) synced with {report.requests} API request(s)")
+    else:
+        table = Table(Column("group", no_wrap=True), Column("name", overflow="fold"), "mode",
+                      "records", "downloaded", "skipped", "active")
+        for g in report.groups:
+            table.add_row(g.group_id, escape(g.name), g.mode, f"{g.records:,}",
+                          f"{g.fetched:,}", str(g.skipped), "yes" if g.active else "no")
+        for f in report.failed:
+            table.add_row(f.group_id, escape(f.name), "[red]failed[/]", "", "", "", "")
+        console.print(table)
+        console.print(f"{len(report.groups)} group(s) synced with {report.requests} API "
+                      "request(s)")
+    if failed is not None:
+        err_console.print(f"[red]error:[/] {escape(str(failed))}", highlight=False)
+        raise typer.Exit(2)
 
 
 @app.command("search")
@@ -138,12 +152,13 @@ def search(phone: str = typer.Argument(..., help="Phone number to look up live")
     e164 = result.e164
 
     async def go() -> list[dict[str, Any]]:
-        async with _client(s) as client:
-            return await search_number(client, e164, datetime.now(UTC))
+        async with _client(s) as client:  # groups read as the check reads them
+            return await search_number(client, e164, datetime.now(UTC), groups=True)
 
     found: list[dict[str, Any]] = [
         {"groupId": str(r.get("dncGroupId")), "groupName": str(r.get("dncGroupName", "")),
-         "expires": r.get("expiredDate"), "blocking": bool(r["blocking"])} for r in _run(go())]
+         "expires": r.get("expiredDate"), "groupActive": bool(r["groupActive"]),
+         "blocking": bool(r["blocking"])} for r in _run(go())]
     if as_json:
         print_json({"number": mask(e164), "groups": found,
                     "blocking": any(g["blocking"] for g in found)})
@@ -155,7 +170,8 @@ def search(phone: str = typer.Argument(..., help="Phone number to look up live")
                   Column("expires", overflow="fold"), "blocks now")
     for g in found:
         table.add_row(g["groupId"], escape(g["groupName"]), str(g["expires"] or "never"),
-                      "yes" if g["blocking"] else "no")
+                      "yes" if g["blocking"] else "no" if g["groupActive"]
+                      else "no (group inactive)")
     console.print(f"{mask(e164)}:")
     console.print(table)
 

@@ -2,11 +2,11 @@
 ``cxone`` check. See ``docs/cxone.md``."""
 
 from ._client import CxoneClient, TokenCache
-from ._sync import CxoneSync, SyncReport
+from ._sync import CxoneSync, SyncFailed, SyncReport
 from .push import TOPIC, PushReport, enqueue_expire, enqueue_optout, push, push_pending
 from .settings import CxoneSettings, load_cxone
 from .source import CxoneCheck
 
 __all__ = ["TOPIC", "CxoneCheck", "CxoneClient", "CxoneSettings", "CxoneSync", "PushReport",
-           "SyncReport", "TokenCache", "enqueue_expire", "enqueue_optout", "load_cxone", "push",
-           "push_pending"]
+           "SyncFailed", "SyncReport", "TokenCache", "enqueue_expire", "enqueue_optout",
+           "load_cxone", "push", "push_pending"]

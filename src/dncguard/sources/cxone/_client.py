@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING, Any
 from ..._lazy import lazy_import
 from ...errors import ConfigError, SourceError
 from ...phones import mask, mask_numbers
-from ..remote.resilience import AdaptiveLimiter, Clock, Resilient, Sleep, error_message
+from ..remote.resilience import (
+    AdaptiveLimiter,
+    Clock,
+    Resilient,
+    Sleep,
+    UnreadableResponse,
+    error_message,
+    strict_json,
+)
 from .settings import CxoneSettings
 
 if TYPE_CHECKING:
@@ -149,7 +157,7 @@ class TokenCache:
                 raise SourceError(f"CXone sign-in ({grant} grant) refused: "
                                   f"{error_message(resp)}" + (f" ({code})" if code else ""),
                                   source="cxone")
-            data = resp.json()
+            data = strict_json(resp)
             access = data["access_token"]
             expires_in = float(data.get("expires_in") or 3600)
             tenant = None
@@ -225,7 +233,7 @@ class CxoneClient:
                 if resp.status_code != 200:
                     raise SourceError(f"CXone discovery failed: {error_message(resp)}",
                                       source="cxone")
-                endpoint = resp.json()["api_endpoint"]
+                endpoint = strict_json(resp)["api_endpoint"]
                 if not isinstance(endpoint, str) or not endpoint.startswith("http"):
                     raise ValueError("api_endpoint")
                 return endpoint.rstrip("/")
@@ -243,7 +251,7 @@ class CxoneClient:
             if resp.status_code != 200:
                 raise SourceError(f"CXone OIDC discovery failed: {error_message(resp)}",
                                   source="cxone")
-            data = resp.json()
+            data = strict_json(resp)
             if not isinstance(data, dict):
                 raise ValueError("not an object")
             return data
@@ -254,7 +262,11 @@ class CxoneClient:
     async def api(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                   body: Any = None, what: str | None = None,
                   ok: Callable[[int], bool] | None = None) -> Any:
-        """One Admin API call; returns the JSON body (None for an empty one)."""
+        """One Admin API call; returns the JSON body, or None for ``204 No Content`` (and for
+        a status ``ok`` accepts). The body is read strictly (an object that repeats a key is a
+        :class:`SourceError`); another 2xx answer with an empty body is unreadable: retried,
+        then a :class:`SourceError` (read as "nothing", it would look like an empty group or
+        search)."""
         base = await self.discover()
         url = f"{base}/inContactAPI/services/{self.cx.api_version}/{path.lstrip('/')}"
         used: dict[str, str] = {}
@@ -270,10 +282,12 @@ class CxoneClient:
             await self.tokens.invalidate(used.get("token"))
 
         def parse(resp: httpx.Response) -> Any:
-            if resp.status_code == 204 or (200 <= resp.status_code < 300 and not resp.content):
+            if resp.status_code == 204:
                 return None
             if 200 <= resp.status_code < 300:
-                return resp.json()
+                if not resp.content.strip():
+                    raise UnreadableResponse(f"HTTP {resp.status_code} with an empty body")
+                return strict_json(resp)
             if ok is not None and ok(resp.status_code):
                 return None
             raise SourceError(f"CXone {what or method + ' ' + path} failed: "
@@ -296,6 +310,8 @@ class CxoneClient:
         rs = _field(data, "resultSet", dict, "group list")
         listed = _field(rs, "dncGroups", list, "group list")
         groups = [g for g in listed if isinstance(g, dict)]
+        for g in groups:
+            group_on(g)  # flags that are not JSON booleans refuse the whole list
         total = rs.get("totalGroups")
         if total is not None:
             if isinstance(total, bool) or not isinstance(total, int) or total < 0:
@@ -330,6 +346,7 @@ class CxoneClient:
         found = _field(_field(data, "resultSet", dict, "group"), "dncGroups", list, "group")
         for g in found:
             if isinstance(g, dict) and str(g.get("dncGroupId")) == str(group_id):
+                group_on(g)
                 return g
         raise SourceError(f"CXone answered for DNC group {group_id} without that group",
                           source="cxone")
@@ -352,14 +369,18 @@ class CxoneClient:
                 return out
 
     async def records_page(self, group_id: str, skip: int, top: int,
-                           order_by: str | None = None) -> tuple[int, list[dict[str, Any]]]:
+                           order_by: str | None = None
+                           ) -> tuple[int, list[dict[str, Any]]] | None:
+        """(totalRecords, the page's records), or None for ``204 No Content``, which says
+        nothing the caller may take for an empty group unless the group itself says it holds
+        no valid record (see ``CxoneSync``)."""
         params: dict[str, Any] = {"skip": skip, "top": top}
         if order_by:
             params["orderBy"] = order_by
         data = await self.api("GET", f"dnc-groups/{group_id}/records", params=params,
                               what="DNC records")
-        if data is None:  # no content: an empty group
-            return 0, []
+        if data is None:
+            return None
         rs = _field(data, "resultSet", dict, "records")
         records = _objects(_field(rs, "dncRecords", list, "records"), "records")
         total = _field(rs, "totalRecords", int, "records")
@@ -388,6 +409,24 @@ class CxoneClient:
         if not isinstance(data, dict) or not isinstance(data.get("recordResults"), list):
             raise SourceError("CXone write returned no per-record results", source="cxone")
         return data
+
+
+def group_on(group: dict[str, Any]) -> tuple[bool, bool]:
+    """(active, removed) of a DNC group: ``isActive`` (absent: true) and not ``isRemoved``
+    (absent: false). Each must be a JSON boolean: anything else (the string ``"false"``, a
+    number, null) is a :class:`SourceError`, since read by truthiness ``"false"`` would
+    turn a group off (or on)."""
+    flags = []
+    for key, default in (("isActive", True), ("isRemoved", False)):
+        value = group.get(key, default)
+        if not isinstance(value, bool):
+            raise SourceError(f"CXone returned a malformed group list: DNC group "
+                              f"{group.get('dncGroupId')} has {key} {str(value)[:20]!r}, not "
+                              "true or false; refused (no group is turned on or off by it)",
+                              source="cxone")
+        flags.append(value)
+    active, removed = flags
+    return active and not removed, removed
 
 
 def _field(data: Any, key: str, kind: type, what: str) -> Any:

@@ -6,7 +6,8 @@
 * A stale or never-synced group fails closed (``error`` / ``SOURCE_ERROR``), or, with
   ``stale_policy = "live_search"``, each number is searched live on CXone (up to
   ``live_search_max`` per batch; the rest fail closed). A number whose search fails gets
-  ``SOURCE_ERROR``: nothing unchecked is allowed.
+  ``SOURCE_ERROR``: nothing unchecked is allowed. With no group synced, a hit in a group the
+  group list left out is confirmed with ``GET /dnc-groups/{id}`` (:class:`_ActiveGroups`).
 * With the pre-filter enabled (``[prefilter]``), numbers a live search recently found on a
   group (a record without an expiry date) are answered locally, without a search; only misses
   and a sample of hits are searched (:mod:`dncguard.sources.remote.prefilter`).
@@ -30,7 +31,7 @@ from ...phones import mask
 from ...store import utcnow
 from ..protocol import Batch, CheckBase, CheckContext
 from ..remote.prefilter import Hit, Prefilter
-from ._client import CxoneClient
+from ._client import CxoneClient, group_on
 from ._sync import list_name, parse_time, to_cxone_phone
 from .settings import CxoneSettings, load_cxone
 
@@ -64,11 +65,57 @@ def never_synced(group_id: str, now: datetime) -> ListInfo:
 
 def _relevant(results: list[dict[str, Any]], groups: dict[str, ListInfo] | None,
               active: set[str] | None) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(group id, record) of the search results in the groups checked (``None``: all)."""
+    """(group id, record) of the search results in the groups checked (``None``: all).
+    ``active`` holds every group of the results that is active (see :class:`_ActiveGroups`)."""
     for r in results:
         gid = str(r.get("dncGroupId"))
         if (groups is None or gid in groups) and (active is None or gid in active):
             yield gid, r
+
+
+class _ActiveGroups:
+    """Which groups of live search results count, with no group synced: the active groups of
+    the group list (and of ``GROUPS``, when set). A group a result names that the list left
+    out is asked for on its own (``GET /dnc-groups/{id}``): the list may be incomplete (no
+    content, an empty or short list); gone (404), inactive or removed, it does not count;
+    any other answer, it does; a group that cannot be asked about leaves the number
+    unverified (:class:`SourceError`)."""
+
+    def __init__(self, client: CxoneClient, listed: list[dict[str, Any]],
+                 wanted: set[str] | None) -> None:
+        self.client = client
+        self.wanted = wanted
+        self.names = {str(g.get("dncGroupId")): g.get("dncGroupName") for g in listed}
+        self.active = {str(g.get("dncGroupId")) for g in listed if group_on(g)[0]}
+        self._asked: dict[str, asyncio.Task[bool]] = {}
+
+    async def _ask(self, gid: str) -> bool:
+        group = await self.client.group(gid)
+        if group is None or not group_on(group)[0]:
+            return False
+        self.names[gid] = group.get("dncGroupName")
+        return True
+
+    async def of(self, results: list[dict[str, Any]]) -> set[str]:
+        """The groups of ``results`` that count (raises :class:`SourceError`)."""
+        out: set[str] = set()
+        for gid in {str(r.get("dncGroupId")) for r in results
+                    if r.get("dncGroupId") not in (None, "")}:
+            if self.wanted is not None and gid not in self.wanted:
+                continue
+            if gid not in self.names:  # left out of the list: ask (once per check)
+                task = self._asked.get(gid)
+                if task is None:
+                    task = self._asked[gid] = asyncio.ensure_future(self._ask(gid))
+                if await task:
+                    out.add(gid)
+            elif gid in self.active:
+                out.add(gid)
+        return out
+
+    def candidates(self) -> list[str]:
+        """The listed groups that count (the pre-filter's candidates)."""
+        return sorted(self.active if self.wanted is None else self.active & self.wanted)
 
 
 class CxoneCheck(CheckBase):
@@ -208,22 +255,20 @@ class CxoneCheck(CheckBase):
                 out[i].append(_error(f"{why}; live search unavailable ({exc})"))
             return
         async with client:
-            active: set[str] | None = None
+            every: _ActiveGroups | None = None
             if groups is None:
                 try:
-                    listed = [g for g in await client.groups()
-                              if g.get("isActive", True) and not g.get("isRemoved")]
-                    active = {str(g.get("dncGroupId")) for g in listed}
-                    if self.cx.groups:
-                        active &= {str(g) for g in self.cx.groups}
-                    names = {str(g.get("dncGroupId")): g.get("dncGroupName") for g in listed}
+                    every = _ActiveGroups(client, await client.groups(), {
+                        str(g) for g in self.cx.groups} if self.cx.groups else None)
                 except SourceError as exc:
                     for i in todo:
                         out[i].append(_error(f"{why}; live search failed ({exc})"))
                     return
+                names = every.names
             plan = None
             if pf is not None:
-                candidates = sorted(groups) if groups is not None else sorted(active or ())
+                candidates = sorted(groups) if groups is not None else (
+                    every.candidates() if every is not None else [])
                 plan = await asyncio.to_thread(pf.plan, batch.e164, candidates)
                 todo = plan.remote
                 for i in todo[limit:]:
@@ -239,6 +284,7 @@ class CxoneCheck(CheckBase):
                 e164 = batch.e164[i]
                 try:
                     results = await client.search(to_cxone_phone(e164))
+                    active = None if every is None else await every.of(results)
                 except SourceError as exc:
                     log.info("CXone live search of %s failed: %s", mask(e164), exc)
                     failed[i] = _error(f"{why}; live search failed ({exc})")
@@ -298,12 +344,20 @@ class CxoneCheck(CheckBase):
         return found
 
 
-async def search_number(client: CxoneClient, e164: str, at: datetime
-                        ) -> list[dict[str, Any]]:
-    """Live search of one number: the group records that block it at ``at``."""
+async def search_number(client: CxoneClient, e164: str, at: datetime, *,
+                        groups: bool = False) -> list[dict[str, Any]]:
+    """Live search of one number: its group records, each ``blocking`` when it blocks at
+    ``at`` by its expiry. With ``groups`` (as the check reads it), each also says whether its
+    group is active (``groupActive``, from the group list, a group left out of it asked
+    about), and a record of an inactive, removed or gone group does not block."""
     results = await client.search(to_cxone_phone(e164))
+    active: set[str] | None = None
+    if groups:
+        active = await _ActiveGroups(client, await client.groups(), None).of(results)
     out = []
     for r in results:
         expired = parse_time(r.get("expiredDate"))
-        out.append({**r, "blocking": expired is None or expired > at})
+        on = {} if active is None else {"groupActive": str(r.get("dncGroupId")) in active}
+        out.append({**r, **on, "blocking": on.get("groupActive", True)
+                    and (expired is None or expired > at)})
     return out
