@@ -101,7 +101,7 @@ def test_outbox_deliver_json_alone_on_stdout_and_exit_3_when_a_delivery_failed(
     code, out, err = cli(capsys, "audit", "outbox", "--deliver", "--json")
     assert code == 3, err
     got = json.loads(out)  # the whole of stdout is the document
-    assert got["delivery"] == {"delivered": 0, "failed": 1, "dead": 0}
+    assert got["delivery"] == {"delivered": 0, "failed": 1, "dead": 0, "lost": 0}
     assert got["pending"] == 1 and got["failing"] == 1
     assert "failed 1" in err
     (item,) = outbox_for(log).items(EXPORT_TOPIC)
@@ -123,7 +123,7 @@ def test_outbox_deliver_text_exit_3_and_success_exit_0(
     assert code == 0, err
     got = json.loads(out)
     assert got["requeued"] == 1
-    assert got["delivery"] == {"delivered": 1, "failed": 0, "dead": 0}
+    assert got["delivery"] == {"delivered": 1, "failed": 0, "dead": 0, "lost": 0}
     assert got["delivered"] == 1 and got["pending"] == 0
     assert "1 dead items requeued" in err and "delivered 1" in err
 

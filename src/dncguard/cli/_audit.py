@@ -111,7 +111,8 @@ def outbox(
             ran = worker.run(until_idle=not follow)
         finally:
             worker.close()
-        say(f"delivered {ran.sent}, failed {ran.failed} (now dead: {ran.dead})")
+        say(f"delivered {ran.sent}, failed {ran.failed} (now dead: {ran.dead})"
+            + (f", {ran.lost} taken over by another worker" if ran.lost else ""))
     m = outbox_metrics(log)
     if as_json:
         print_json(_outbox_json(m, requeued, ran))
@@ -124,7 +125,8 @@ def outbox(
 def _outbox_json(metrics: dict[str, float], requeued: int | None,
                  ran: DeliveryReport | None) -> dict[str, Any]:
     """``audit outbox --json``: the outbox's numbers, then what this run did (``requeued``
-    with --requeue; ``delivery`` with --deliver: ``delivered``, ``failed``, ``dead``)."""
+    with --requeue; ``delivery`` with --deliver: ``delivered``, ``failed``, ``dead``,
+    ``lost``: taken over by another worker when this one's lease ran out)."""
     # counts are whole numbers (the metrics hold them as floats, as Prometheus does); the
     # oldest pending item's age keeps its fraction
     out: dict[str, Any] = {k: v if k == "oldest_pending_age_seconds" else int(v)
@@ -132,7 +134,8 @@ def _outbox_json(metrics: dict[str, float], requeued: int | None,
     if requeued is not None:
         out["requeued"] = requeued
     if ran is not None:
-        out["delivery"] = {"delivered": ran.sent, "failed": ran.failed, "dead": ran.dead}
+        out["delivery"] = {"delivered": ran.sent, "failed": ran.failed, "dead": ran.dead,
+                           "lost": ran.lost}
     return out
 
 
