@@ -1,7 +1,8 @@
 """The compliance report: one self-contained HTML file (inline CSS and SVG, no scripts, no
 links) that a compliance officer can file as safe-harbor evidence for one scrub job.
 
-Every count shown comes from the job's audit record (the summary stored when the job ran).
+Every count shown comes from the job's audit record (the summary stored when the job ran),
+and so do the warnings shown first (a list that changed while the job ran, ...).
 The retained results file, when it is intact, gives the sample of decisions (numbers masked),
 the rows not verified by cause, and the lists to import once each (the hints the rows' details
 repeat); it is also checked against the summary's counts.
@@ -105,6 +106,8 @@ code{font-size:.9em;word-break:break-all}.grid{display:flex;flex-wrap:wrap;gap:1
 .card.error{border-color:#8e24aa}.card.error b{color:#8e24aa}
 .fix{border-left:4px solid #8e24aa;background:#faf5fb;padding:.4em 1em;margin:.6em 0}
 .fix li{margin:.4em 0}.warn{color:#c62828;font-weight:600}
+.alert{border:2px solid #c62828;background:#fdf3f3;padding:.4em 1em;margin:1em 0}
+.alert h2{margin-top:.3em;color:#c62828;border:0}.alert li{margin:.3em 0}
 @media print{body{margin:0}}
 """
 
@@ -208,28 +211,142 @@ def stacked_chart(title: str, items: list[tuple[str, dict[str, int]]], segments:
     return "".join(out)
 
 
-def _freshness(log: AuditLog, lists: dict[str, str | None], day: date) -> list[Freshness]:
-    """Every list used, judged on the dial date by :mod:`dncguard.sources.rules.freshness` (the
-    rules' definition): its kind and jurisdiction as stored now, its snapshot date as recorded. A
-    list removed since is judged as a dated list without a registry rule."""
-    from ..lists.store import ListStore
-    from ..sources.rules.freshness import FreshnessPolicy, ListRef
+#: A job's warning that a list (or the ruleset) changed while it ran
+#: (:func:`dncguard.server._jobs.merge_summaries`), and each of its spans of rows.
+_CHANGED_RE = re.compile(r"^(?P<name>the ruleset|\S+) changed while the job ran: (?P<spans>.+)$")
+_SPAN_RE = re.compile(r"^rows (?P<rows>[\d,]+-[\d,]+) (?:(?P<without>were checked without it)"
+                      r"|used (?P<version>.+))$")
+_UNDATED_VERSION = "an undated version"  # a span's version when the list had none
+_WITHOUT = "\x00without"  # the key of the spans checked without the list
 
-    try:
-        known = {i.name: i for i in ListStore(log.settings).all()}
-    except Exception:  # the report still shows dates and ages, judged by the default
-        known = {}
-    policy = FreshnessPolicy.of(log.settings)
-    out = []
-    for name, snap in sorted(lists.items()):
-        info = known.get(name)
-        kind = info.kind if info else ("national" if snap else "internal")
-        jurisdiction = info.jurisdiction if info else None
-        out.append(policy.judge(ListRef(name, kind, jurisdiction, snap), day))
+
+@dataclass(frozen=True)
+class UsedVersion:
+    """One version of a list a job used (a job records several, comma-joined, when the list
+    changed while it ran), judged on the dial date when its kind is known."""
+
+    name: str
+    version: str | None  # as recorded: a snapshot date, or an undated list's last change
+    freshness: Freshness | None  # None: not judged (see ``note``)
+    note: str = ""  # why it is not judged, or what the version is
+    shown: str = "-"  # the version as the report shows it
+    age_days: int | None = None
+    rows: str = ""  # the rows that used it, when the job's warning names them
+    latest: bool = True  # the last version the job used
+    warn: bool = False  # ``note`` says why it could not be judged
+
+
+def changed_rows(warnings: list[str]) -> dict[str, dict[str | None, list[str]]]:
+    """From a job's warnings, each list (or ``the ruleset``) that changed while it ran ->
+    version (None: undated; ``_WITHOUT``: checked without it) -> the spans of rows."""
+    out: dict[str, dict[str | None, list[str]]] = {}
+    for warning in warnings:
+        m = _CHANGED_RE.match(warning)
+        if m is None:
+            continue
+        spans: dict[str | None, list[str]] = {}
+        for part in m["spans"].split("; "):
+            sp = _SPAN_RE.match(part)
+            if sp is None:
+                break
+            version = (_WITHOUT if sp["without"] else
+                       None if sp["version"] == _UNDATED_VERSION else sp["version"])
+            spans.setdefault(version, []).append(sp["rows"])
+        else:
+            out[m["name"]] = spans
     return out
 
 
-def _status(f: Freshness) -> str:
+def split_versions(value: Any) -> list[str | None]:
+    """The versions of a list a job recorded: one, or several comma-joined (the list changed
+    while the job ran; ``None`` is an undated one)."""
+    if value is None:
+        return [None]
+    return [None if v == "None" else v for v in str(value).split(", ")]
+
+
+def is_timestamp(version: str | None) -> bool:
+    """Whether a recorded version is a time (an undated list's last change, a CXone group's
+    last sync) rather than a snapshot date."""
+    if not version:
+        return False
+    try:
+        date.fromisoformat(version)
+        return False
+    except ValueError:
+        pass
+    try:
+        datetime.fromisoformat(version)
+    except ValueError:
+        return False
+    return True
+
+
+def _used_lists(log: AuditLog, lists: dict[str, Any], warnings: list[str],
+                day: date) -> list[UsedVersion]:
+    """Every version of every list used, judged on the dial date by
+    :mod:`dncguard.sources.rules.freshness` (the rules' definition) with the list's kind and
+    jurisdiction as stored now. Nothing is judged by a guess: a version that is a time is an
+    undated list's last change; a list removed since (kind unknown) is named as removed."""
+    from ..lists.store import DATED_KINDS, ListStore
+    from ..sources.rules.freshness import FreshnessPolicy, ListRef
+
+    unreadable = ""
+    try:
+        known = {i.name: i for i in ListStore(log.settings).all()}
+    except Exception as exc:  # the report still shows the versions, unjudged
+        known, unreadable = {}, f"{type(exc).__name__}: {exc}"
+    policy = FreshnessPolicy.of(log.settings)
+    rows_of = changed_rows(warnings)
+    out: list[UsedVersion] = []
+    for name, value in sorted(lists.items()):
+        info = known.get(name)
+        versions = split_versions(value)
+        spans = rows_of.get(name, {})
+        without = spans.get(_WITHOUT, [])
+        for i, version in enumerate(versions):
+            rows = ", ".join(f"rows {r}" for r in spans.get(version, []))
+            if without and i == 0:
+                rows = "; ".join(filter(None, [rows, f"rows {', '.join(without)} were checked "
+                                               "without it"]))
+            snap = _parse_date(version)
+            age = (day - snap).days if snap is not None else None
+            stamp = is_timestamp(version)
+            what = "last sync" if info is not None and info.kind == "cxone" else "last change"
+            base = UsedVersion(name, version, None, age_days=age, rows=rows,
+                               latest=i == len(versions) - 1,
+                               shown=f"{what} {version}" if stamp else version or "-")
+            if info is None:
+                why = (f"not judged: the lists could not be read ({unreadable})" if unreadable
+                       else "remote source (http-batch): answers live, no version"
+                       if name.startswith("http-batch:") and version is None
+                       else "removed since the job: its kind and jurisdiction are not known, "
+                       "so its freshness is not judged")
+                if stamp:
+                    why += "; this version is its last change (an undated list)"
+                out.append(replace(base, note=why, warn=not why.startswith("remote")))
+            elif stamp:
+                now = (f"; it is now a {info.kind} list" if info.kind in DATED_KINDS else "")
+                out.append(replace(base, note=f"undated: this version is its {what} "
+                                              f"(maintained continuously){now}"))
+            else:
+                f = policy.judge(ListRef(name, info.kind, info.jurisdiction, version), day)
+                out.append(replace(base, freshness=f, age_days=f.age_days))
+    return out
+
+
+def _parse_date(version: str | None) -> date | None:
+    try:
+        return date.fromisoformat(version) if version else None
+    except ValueError:
+        return None
+
+
+def _status(u: UsedVersion) -> str:
+    f = u.freshness
+    if f is None:
+        css = "warn" if u.warn else "muted"
+        return f'<span class="{css}">{escape(u.note)}</span>'
     if f.max_age_days is None:
         return '<span class="muted">undated (maintained continuously)</span>'
     if f.fresh:
@@ -439,6 +556,102 @@ def disagreements(s: dict[str, Any], scan: ResultsScan | None) -> list[str]:
 # -- the report -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Retained:
+    """What became of a job's retained results file: ``intact``, ``altered`` (its SHA-256 is
+    not the record's), ``missing`` (recorded as retained, and gone), ``unreadable`` or
+    ``not retained`` (``retain_results`` was off)."""
+
+    state: str
+    file: str = ""
+    error: str = ""
+
+    @property
+    def problem(self) -> bool:
+        """Whether the file the record names is not the file it hashed."""
+        return self.state in ("altered", "missing", "unreadable")
+
+    @property
+    def text(self) -> str:
+        """The Job table's fact."""
+        if self.state == "missing":
+            return (f"MISSING: {self.file} was retained when the job was recorded and is "
+                    "gone (deleted since): its rows can no longer be shown or proven")
+        if self.state == "unreadable":
+            return f"UNREADABLE: {self.file} cannot be read ({self.error})"
+        return {"altered": "ALTERED"}.get(self.state, self.state)
+
+    @property
+    def why(self) -> str:
+        """Why the file gives no counts, in a sentence's words."""
+        return {"altered": "the retained results file was altered",
+                "missing": f"the retained results file is MISSING ({self.file} is gone)",
+                "unreadable": f"the retained results file cannot be read ({self.error})",
+                }.get(self.state, "the results file was not retained")
+
+
+def retained_file(log: AuditLog, results: dict[str, Any]) -> tuple[Path | None, Retained]:
+    """The job's retained results file (None when none was retained) and its state."""
+    retained = results.get("retained")
+    if not retained:
+        return None, Retained("not retained")
+    path = log.settings.home / str(retained)
+    try:
+        digest = file_sha256(path)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return path, Retained("missing", str(retained))
+    except OSError as exc:
+        return path, Retained("unreadable", str(retained), exc.strerror or str(exc))
+    return path, Retained("intact" if digest == results.get("sha256") else "altered",
+                          str(retained))
+
+
+def job_warnings(summary: dict[str, Any]) -> list[str]:
+    """The warnings the job's summary recorded (a list changed while it ran, a context column
+    nearly named, an earlier verdict's columns replaced, ...)."""
+    found = summary.get("warnings") or []
+    if not isinstance(found, list):
+        found = [found]
+    return [w if isinstance(w, str) else json.dumps(w) for w in found]
+
+
+def _warnings(warnings: list[str]) -> list[str]:
+    """The job's warnings, shown before anything else."""
+    if not warnings:
+        return []
+    return (['<div class="alert" id="warnings"><h2>Warnings recorded with the job: '
+             f'{len(warnings):,}</h2><p>The job ran with these; read them before relying on '
+             "the figures below.</p><ul>"]
+            + [f'<li data-warning="{i}">{escape(w)}</li>' for i, w in enumerate(warnings)]
+            + ["</ul></div>"])
+
+
+def _data_used(used: list[UsedVersion], dial_date: date) -> list[str]:
+    """The freshness table: one line per version of each list the job used."""
+    out = [f"<h2>Data used: freshness of every list</h2><p>Ages are counted to the dial "
+           f"date {escape(dial_date.isoformat())}. A national or state list may be used for "
+           "the days its jurisdiction's registry rule allows (US national registry 31, "
+           "Florida 122, ...), an operator override, or else the default for lists without "
+           "a rule; older lists are flagged. A list that changed while the job ran has one "
+           "line per version, with the rows that used it. A list without a snapshot date is "
+           "versioned by its last change. A list removed since the job is shown as recorded, "
+           "not judged: its kind is no longer known.</p><table><tr><th>list</th><th>snapshot "
+           "date or version</th><th>age (days)</th><th>status</th><th>max age (days)</th>"
+           "<th>limit set by</th><th>rows that used it</th></tr>"]
+    for u in used:
+        f = u.freshness
+        max_age = "" if f is None or f.max_age_days is None else str(f.max_age_days)
+        limit = "" if f is None or f.max_age_days is None else f.limit_text()
+        out.append(f'<tr><td data-list-used="{escape(u.name)}">{escape(u.name)}</td>'
+                   f"<td>{escape(u.shown)}</td>"
+                   f'<td class="n">{"" if u.age_days is None else u.age_days}</td>'
+                   f"<td>{_status(u)}</td>"
+                   f'<td class="n" data-max-age="{escape(u.name)}">{max_age}</td>'
+                   f"<td>{escape(limit)}</td>"
+                   f'<td data-rows="{escape(u.name)}">{escape(u.rows or "all")}</td></tr>')
+    return out
+
+
 def build_report(log: AuditLog, job_id: str, *, sample_size: int = 40,
                  generated_at: datetime | None = None) -> str:
     """The HTML report of one job."""
@@ -448,11 +661,8 @@ def build_report(log: AuditLog, job_id: str, *, sample_size: int = 40,
     s: dict[str, Any] = rec.data.get("summary", {})
     results: dict[str, Any] = rec.data.get("results", {})
     merkle: dict[str, Any] = rec.data.get("merkle", {})
-    retained = results.get("retained")
-    path = log.settings.home / retained if retained else None
-    intact = None
-    if path is not None and path.is_file():
-        intact = file_sha256(path) == results.get("sha256")
+    path, kept = retained_file(log, results)
+    intact = {"intact": True, "altered": False}.get(kept.state)
     scan = None
     if path is not None and intact is not None:
         try:
@@ -476,11 +686,14 @@ def build_report(log: AuditLog, job_id: str, *, sample_size: int = 40,
     except ValueError:
         dial_date = rec.at.date()
     versions = rec.versions
-    lists: dict[str, str | None] = versions.get("lists", {}) or s.get("lists", {})
+    lists: dict[str, Any] = versions.get("lists", {}) or s.get("lists", {})
     ruleset = versions.get("ruleset") or s.get("ruleset")
+    warnings = job_warnings(s)
     now = generated_at or log.clock()
     verify = log.verify()
-    freshness = _freshness(log, lists, dial_date)
+    used = _used_lists(log, lists, warnings, dial_date)
+    # what to fix: each list's last version the job used, judged
+    freshness = [u.freshness for u in used if u.freshness is not None and u.latest]
     problems = disagreements(s, trusted)
 
     h: list[str] = [
@@ -514,6 +727,7 @@ def build_report(log: AuditLog, job_id: str, *, sample_size: int = 40,
                  f'data-value="{escape(json.dumps(value))}">{escape(shown)}</b>'
                  f"<small>{escape(note)}</small></div>")
     h.append("</div>")
+    h.extend(_warnings(warnings))
     h.append('<p class="muted">Allowed, suppressed, not verified and invalid rows add up to '
              "the total. Rows not verified are not suppressed: dncguard could not check them, "
              "so they must not be dialed until their cause is fixed and they are checked "
@@ -544,13 +758,15 @@ def build_report(log: AuditLog, job_id: str, *, sample_size: int = 40,
         ("Ruleset version", "ruleset", ruleset or "none (no calling rules applied)"),
         ("Results file SHA-256", "resultsSha256", results.get("sha256")),
         ("Merkle root of every row's verdict", "merkleRoot", merkle.get("root")),
-        ("Retained results file", "retained",
-         "intact" if intact else ("ALTERED" if intact is False else "not retained")),
+        ("Warnings recorded with the job", "warningCount", len(warnings)),
+        ("Retained results file", "retained", kept.text),
         ("Audit chain", "chain", ("verified: " if verify.ok else "FAILED: ") + verify.message),
         ("Summary consistency", "consistency", consistency),
     ]
+    warned = {"consistency": bool(problems), "retained": kept.problem,
+              "warningCount": bool(warnings)}
     for label, fieldname, value in facts:
-        css = ' class="warn"' if fieldname == "consistency" and problems else ""
+        css = ' class="warn"' if warned.get(fieldname) else ""
         h.append(f'<tr><th>{escape(label)}</th><td data-field="{fieldname}"{css}>'
                  f"{escape(_fmt(value))}</td></tr>")
     h.append("</table>")
@@ -565,7 +781,7 @@ def build_report(log: AuditLog, job_id: str, *, sample_size: int = 40,
     h.append(bar_chart("Rows by decision", list(by_decision.items()), colours=_COLOURS,
                        chart_id="chart-decision"))
 
-    h.extend(_unverified(by_reason, not_verified, trusted, freshness, intact))
+    h.extend(_unverified(by_reason, not_verified, trusted, freshness, kept))
 
     suppression_codes = {c: n for c, n in by_reason.items() if code_decision(c) in SUPPRESSED}
     h.append("<h2>Suppression by reason</h2><p>Rows carrying each reason that blocks or "
@@ -611,27 +827,15 @@ def build_report(log: AuditLog, job_id: str, *, sample_size: int = 40,
                  f"<td>{escape(detail)}</td></tr>")
     h.append("</table>")
 
-    h.append(f"<h2>Data used: freshness of every list</h2><p>Ages are counted to the dial "
-             f"date {escape(dial_date.isoformat())}. A national or state list may be used for "
-             "the days its jurisdiction's registry rule allows (US national registry 31, "
-             "Florida 122, ...), an operator override, or else the default for lists without "
-             "a rule; older lists are flagged.</p><table><tr><th>list</th><th>snapshot date"
-             "</th><th>age (days)</th><th>status</th><th>max age (days)</th><th>limit set by"
-             "</th></tr>")
-    for f in freshness:
-        limit = "" if f.max_age_days is None else f.limit_text()
-        h.append(f'<tr><td data-list-used="{escape(f.name)}">{escape(f.name)}</td>'
-                 f"<td>{escape(f.snapshot_date or '-')}</td><td class=\"n\">"
-                 f"{'' if f.age_days is None else f.age_days}</td><td>{_status(f)}</td>"
-                 f'<td class="n" data-max-age="{escape(f.name)}">'
-                 f"{'' if f.max_age_days is None else f.max_age_days}</td>"
-                 f"<td>{escape(limit)}</td></tr>")
+    h.extend(_data_used(used, dial_date))
     h.append(f'</table><p>Ruleset version: <b data-field="rulesetVersion">'
              f"{escape(ruleset or 'none')}</b></p>")
 
     sample = scan.sample if scan is not None else []
     altered = (' <span class="warn">The retained results file was ALTERED after the job: '
-               "these rows are not evidence.</span>" if intact is False else "")
+               "these rows are not evidence.</span>" if intact is False else
+               f' <span class="warn">No row can be shown: {escape(kept.why)}.</span>'
+               if kept.problem else "")
     h.append(f"<h2>Sample of decisions</h2><p>{len(sample)} of {_fmt(total)} rows: the first "
              "of each decision and reason combination, then others. Details are shortened "
              "(the fixes above are not repeated; the results file has every row's full detail)."
@@ -656,7 +860,7 @@ def build_report(log: AuditLog, job_id: str, *, sample_size: int = 40,
 
 def _unverified(by_reason: dict[str, int], not_verified: int,
                 scan: ResultsScan | None, freshness: list[Freshness],
-                intact: bool | None) -> list[str]:
+                kept: Retained) -> list[str]:
     """The section on rows not verified: how many, by cause, and what to fix (each missing or
     stale list once, with the command to run)."""
     error_rows = scan.reasons(NOT_VERIFIED) if scan is not None else None
@@ -683,8 +887,8 @@ def _unverified(by_reason: dict[str, int], not_verified: int,
                    "verified</th><th>rows with the code, any decision</th></tr>")
         charted = _ranked({c: error_rows.get(c, 0) for c in causes})
     else:
-        why = ("the retained results file was altered" if intact is False
-               else "the results file was not retained")
+        why = (f'<span class="warn">{escape(kept.why)}</span>' if kept.problem
+               else escape(kept.why))
         out.append(f'<p class="muted">Counts by cause are rows carrying the code whatever '
                    f"their decision (the summary's byReason): {why}, so rows not verified "
                    "cannot be told apart by cause.</p><table><tr><th>cause (reason code)</th>"
