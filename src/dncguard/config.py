@@ -7,6 +7,9 @@ Precedence, highest first:
 3. the TOML file named by ``DNCGUARD_CONFIG``, else ``dncguard.toml`` inside the home,
 4. built-in defaults.
 
+Every ``DNCGUARD_`` variable is read whatever the case of its name (``dncguard_home`` is
+``DNCGUARD_HOME``), and two that differ only by case are refused (:func:`environment_variable`).
+
 ``DNCGUARD_HOME`` (default: the platform's user data directory) holds all state: the SQLite
 database, list snapshots and job files. Two homes never share anything. The home itself is read
 from the environment or the arguments only, since it locates the TOML file.
@@ -34,6 +37,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import (
@@ -45,6 +49,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -154,6 +159,7 @@ class _EnvironmentCheck(PydanticBaseSettingsSource):
         if prefix == "DNCGUARD_":
             known |= NOT_SETTINGS
             others = (TEST_ENV_PREFIX, *(f"DNCGUARD_{s.upper()}_" for s in SECTION_CLASSES))
+        _refuse_case_twins(prefix)
         blank = sorted(k for k, v in os.environ.items() if k.upper() in known and _blank(v))
         if blank:  # a blank variable still overrides the file's value: refused, not ignored
             raise ConfigError(f"{blank[0]} is empty: unset it or give {_what(blank[0])}")
@@ -168,6 +174,34 @@ class _EnvironmentCheck(PydanticBaseSettingsSource):
                               f"{'them' if len(unknown) > 1 else 'it'}; unset "
                               f"{'them' if len(unknown) > 1 else 'it'} or fix the name")
         return {}
+
+
+def _refuse_case_twins(prefix: str) -> None:
+    """Refuse two variables under ``prefix`` whose names differ only by case
+    (``DNCGUARD_CHUNK_SIZE=5`` and ``dncguard_chunk_size=7``): every variable is read whatever
+    its case, so one of them would win by the order of the environment, without a word."""
+    seen: dict[str, list[str]] = {}
+    for key in os.environ:
+        if key.upper().startswith(prefix):
+            seen.setdefault(key.upper(), []).append(key)
+    twins = sorted(sorted(names) for names in seen.values() if len(names) > 1)
+    if twins:
+        raise ConfigError(f"{' and '.join(twins[0])} are both set: variables are read whatever "
+                          "the case of their names, so they name the same setting; unset one")
+
+
+def environment_variable(name: str) -> str | None:
+    """The ``DNCGUARD_`` variable ``name`` (upper case) whatever the case it is set in, as
+    the settings read theirs (None: unset). Two spellings of it that differ only by case are
+    refused (:func:`_refuse_case_twins`), and so is a blank one, not read as unset (an empty
+    ``DNCGUARD_HOME`` used the default home without a word)."""
+    found = [k for k in os.environ if k.upper() == name]
+    if len(found) > 1:
+        _refuse_case_twins(name)
+    value = os.environ[found[0]] if found else None
+    if value is not None and _blank(value):
+        raise ConfigError(f"{found[0]} is empty: unset it or give {_what(name)}")
+    return value
 
 
 def _env_hint(name: str, known: set[str]) -> str | None:
@@ -272,6 +306,13 @@ class SectionSettings(BaseSettings):
                 _TomlTableSource(settings_cls, cls.toml_table))
 
 
+#: The longest calling window any jurisdiction's rules give, in minutes: 08:00-21:00 (US
+#: federal, GB and most states), 13 hours. A campaign's margin must be shorter: one this long
+#: closes every legal window, so every check of the campaign would defer with no moment to
+#: call again (tests/test_settings_review_campaigns.py holds it to the rules' data).
+LONGEST_LEGAL_WINDOW_MINUTES = 13 * 60
+
+
 class CampaignProfile(BaseModel):
     """A named campaign's defaults, from ``[campaigns.NAME]`` in the TOML file."""
 
@@ -288,9 +329,11 @@ class CampaignProfile(BaseModel):
     calling_hours: tuple[str, str] | None = Field(
         default=None, description="Narrower local window, e.g. ['09:00', '20:00']"
     )
-    margin_minutes: int = Field(default=0, ge=0, le=24 * 60,
-                                description="Stop this long before a window ends (at most a "
-                                "day: 1440)")
+    margin_minutes: int = Field(default=0, ge=0, le=LONGEST_LEGAL_WINDOW_MINUTES - 1,
+                                description="Stop this long before a window ends: shorter "
+                                "than the campaign's calling_hours, and at most 779 (shorter "
+                                "than 08:00-21:00, the longest legal window of any "
+                                "jurisdiction: a longer margin closes every one)")
 
     @field_validator("*", mode="before")
     @classmethod
@@ -326,9 +369,63 @@ class CampaignProfile(BaseModel):
                                  "before the end, e.g. [\"09:00\", \"20:00\"]") from None
         return value
 
+    @model_validator(mode="after")
+    def _margin_inside_hours(self) -> CampaignProfile:
+        """A margin at least as long as the campaign's own window leaves no minute of it:
+        every check would defer with no next moment (``calling_hours = ["09:00", "10:00"]``
+        with ``margin_minutes = 60``)."""
+        if self.calling_hours is not None and self.margin_minutes:
+            from .sources.rules.schema import Window  # (see _hours)
+
+            window = Window.parse(f"{self.calling_hours[0]}-{self.calling_hours[1]}")
+            start = window.start.hour * 60 + window.start.minute
+            end = 24 * 60 if window.end is None else window.end.hour * 60 + window.end.minute
+            if self.margin_minutes >= end - start:
+                raise ValueError(
+                    f"margin_minutes {self.margin_minutes} is not shorter than calling_hours "
+                    f"{window} ({end - start} minutes): no minute of the window would be left "
+                    "to call in; give a margin shorter than the window, or wider "
+                    "calling_hours")
+        return self
+
 
 #: How a URL starts: its scheme and ``://`` (SQLAlchemy's ``make_url`` reads nothing else).
 _URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+def url_problem(url: str) -> str | None:
+    """What keeps ``url`` from being an http(s) URL with a host, or None: the one check of
+    every remote endpoint a section names (the audit export URL, the http-batch base and
+    token URLs, the CXone issuer and API endpoint). A message built on it never repeats the
+    URL: it may hold a password."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "is not a URL"
+    try:
+        _ = parts.port  # raises on a port that is not a number from 0 to 65535
+    except ValueError:
+        return "has a port that is not a number from 0 to 65535"
+    if parts.scheme.lower() not in ("http", "https"):
+        return (f"has the scheme {parts.scheme!r}, not http or https" if parts.scheme and
+                "://" in url else "has no http:// or https:// scheme")
+    if not parts.hostname:
+        return "has no host"
+    return None
+
+
+def endpoint_url(value: str | None, what: str, variable: str, example: str) -> str | None:
+    """``value`` as is when it is an http(s) URL with a host (:func:`url_problem`), else
+    ValueError naming ``what``, its ``variable`` and an ``example``: an endpoint nothing
+    could reach is refused when the settings load, not found by every request failing."""
+    if value is None:
+        return None
+    why = url_problem(value)
+    if why:
+        raise ValueError(f"the {what} {why} ({variable}); give an http:// or https:// URL "
+                         f"with a host, e.g. {example}")
+    return value
+
 
 #: The ``default`` campaign when the settings configure none.
 _BUILT_IN_DEFAULT = CampaignProfile()
@@ -471,17 +568,8 @@ def mask_url(text: str) -> str:
     return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}***", f"{scheme}://{rest}")
 
 
-def _variable(name: str) -> str | None:
-    """The environment variable ``name`` (None: unset); a blank one is refused, not read as
-    unset (an empty ``DNCGUARD_HOME`` used the default home without a word)."""
-    value = os.environ.get(name)
-    if value is not None and _blank(value):
-        raise ConfigError(f"{name} is empty: unset it or give {_what(name)}")
-    return value
-
-
 def _config_path(home: Path) -> Path | None:
-    named = _variable("DNCGUARD_CONFIG")
+    named = environment_variable("DNCGUARD_CONFIG")
     if named:
         path = Path(named).expanduser()
         if not path.is_file():
@@ -527,7 +615,7 @@ def load_settings(**overrides: Any) -> Settings:
     """Build the effective settings (see the module docstring for precedence)."""
     if isinstance(overrides.get("home"), str) and _blank(overrides["home"]):
         raise ConfigError("the home folder given is empty: give a folder")
-    home_value = overrides.get("home") or _variable("DNCGUARD_HOME")
+    home_value = overrides.get("home") or environment_variable("DNCGUARD_HOME")
     home = Path(home_value).expanduser() if home_value else Settings.model_fields[
         "home"
     ].get_default(call_default_factory=True)

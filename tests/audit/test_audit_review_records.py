@@ -21,6 +21,7 @@ from dncguard.cli import run
 from dncguard.config import Settings
 from dncguard.errors import AuditError, ConfigError
 
+from ..conftest import log_lines
 from .conftest import DemoJob, FakeClock, make_log
 
 NAMED = "is not stored as dncguard writes it"
@@ -134,7 +135,6 @@ def test_an_intact_job_record_still_reads(settings: Settings, clock: FakeClock,
     ("\u00e9".encode() * 40, "other than printable ASCII"),
     (b"\xff\xfe" * 40, "other than printable ASCII"),
     (b"ab\x00" * 20, "other than printable ASCII"),
-    (b"abc123\n", "fewer than 32"),
 ])
 def test_a_key_file_that_is_no_key_is_refused(settings: Settings, content: bytes,
                                               why: str, capsys: pytest.CaptureFixture[str]
@@ -148,6 +148,20 @@ def test_a_key_file_that_is_no_key_is_refused(settings: Settings, content: bytes
     err = capsys.readouterr().err
     assert "hmac.key" in err and why in err and "Traceback" not in err
     assert path.read_bytes() == content  # left for the user to restore
+
+
+def test_a_short_key_file_is_used_with_a_warning(settings: Settings) -> None:
+    """A short key is weak, but the records already keyed with it are found only with it:
+    refusing it after an upgrade would leave them unsearchable. It is used, with a warning."""
+    from dncguard.audit import settings as audit_settings
+
+    path = key_path(settings)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"abc123\n")
+    audit_settings._WARNED.discard(str(path))
+    with log_lines("dncguard.audit") as logged:
+        assert hmac_key(settings, load_audit_settings(settings)) == (b"abc123", False)
+    assert any("holds 6 characters, fewer than 32" in line for line in logged.lines)
 
 
 def test_a_generated_key_file_and_a_written_one_are_read(settings: Settings) -> None:

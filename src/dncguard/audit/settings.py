@@ -7,12 +7,11 @@ import os
 import secrets
 from pathlib import Path
 from typing import ClassVar
-from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from ..config import SectionSettings, Settings, load_section
+from ..config import SectionSettings, Settings, load_section, url_problem
 from ..errors import ConfigError
 
 #: Five years (365 * 5 + 1 leap day), the default retention.
@@ -56,6 +55,27 @@ class AuditSettings(SectionSettings):
         default=True, description="Keep a copy of every job's results file for inclusion proofs"
     )
 
+    @field_validator("hmac_key")
+    @classmethod
+    def _hmac_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """Held to the rule of the key file (:func:`_key_problem`): printable ASCII (anything
+        else is refused); shorter than :data:`MIN_KEY_CHARS` characters is warned about
+        (:func:`_warn_if_short`), not refused: a key already used keys the earlier records,
+        so refusing it after an upgrade would leave no way to search them. The message never
+        repeats the key."""
+        if value is None:
+            return None
+        key = value.get_secret_value().encode("utf-8")
+        why = _key_problem(key, "characters")
+        if why:
+            raise ValueError(f"the audit HMAC key {why} (DNCGUARD_AUDIT_HMAC_KEY or [audit] "
+                             f"hmac_key; a key file is held to the same rule): give at least "
+                             f"{MIN_KEY_CHARS} printable ASCII characters, e.g. the output of "
+                             "'openssl rand -hex 32'; a key already used keys the earlier "
+                             "records, so changing it means they no longer match their numbers")
+        _warn_if_short(key, "DNCGUARD_AUDIT_HMAC_KEY or [audit] hmac_key")
+        return value
+
     @field_validator("export_url")
     @classmethod
     def _export_url(cls, value: str | None) -> str | None:
@@ -66,7 +86,7 @@ class AuditSettings(SectionSettings):
         if value is None:
             return None
         value = value.strip()
-        why = _url_problem(value)
+        why = url_problem(value)
         if why:
             raise ValueError(f"the export URL {why} (DNCGUARD_AUDIT_EXPORT_URL or [audit] "
                              "export_url); give an http:// or https:// URL with a host, e.g. "
@@ -89,23 +109,17 @@ class AuditSettings(SectionSettings):
                              "token exactly as the receiver issued it")
         return value
 
-
-def _url_problem(url: str) -> str | None:
-    """What keeps ``url`` from being an http(s) URL with a host, or None."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "is not a URL"
-    try:
-        _ = parts.port  # raises on a port that is not a number from 0 to 65535
-    except ValueError:
-        return "has a port that is not a number from 0 to 65535"
-    if parts.scheme.lower() not in ("http", "https"):
-        return (f"has the scheme {parts.scheme!r}, not http or https" if parts.scheme and
-                "://" in url else "has no http:// or https:// scheme")
-    if not parts.hostname:
-        return "has no host"
-    return None
+    @model_validator(mode="after")
+    def _delays_in_order(self) -> AuditSettings:
+        """The first retry delay is at most the longest: a larger one was silently cut to
+        the longest (the backoff starts at ``min(base, max)``), so one of the two settings
+        meant nothing."""
+        if self.export_base_delay > self.export_max_delay:
+            raise ValueError(
+                f"export_base_delay (DNCGUARD_AUDIT_EXPORT_BASE_DELAY) {self.export_base_delay:g}"
+                f" is above export_max_delay (DNCGUARD_AUDIT_EXPORT_MAX_DELAY) "
+                f"{self.export_max_delay:g}; lower export_base_delay or raise export_max_delay")
+        return self
 
 
 def load_audit_settings(settings: Settings, **overrides: object) -> AuditSettings:
@@ -151,25 +165,46 @@ def hmac_key(settings: Settings, audit: AuditSettings) -> tuple[bytes, bool]:
     return _key_file(path), created
 
 
-#: Fewest characters of a key file: a generated one holds 64 (32 random bytes as hex).
-MIN_KEY_FILE_CHARS = 32
+#: Fewest characters of an HMAC key, configured or in the key file, without a warning: a
+#: generated one holds 64 (32 random bytes as hex). A shorter key can be guessed, and every
+#: number with it.
+MIN_KEY_CHARS = 32
+_WARNED: set[str] = set()
+
+
+def _key_problem(key: bytes, what: str) -> str | None:
+    """Why ``key`` is no HMAC key (not printable ASCII), or None: one rule for the key file
+    and the configured key."""
+    if not all(32 <= b < 127 for b in key):
+        return f"holds {what} other than printable ASCII"
+    return None
+
+
+def _warn_if_short(key: bytes, where: str) -> None:
+    """A warning (once per process and place) when ``key`` is shorter than
+    :data:`MIN_KEY_CHARS`: it is used, since the records already keyed with it are found
+    only with it, but numbers keyed with a short key can be recovered by guessing it."""
+    if len(key) < MIN_KEY_CHARS and where not in _WARNED:
+        _WARNED.add(where)
+        logging.getLogger("dncguard.audit").warning(
+            "the audit HMAC key (%s) holds %d characters, fewer than %d: numbers keyed with "
+            "it can be recovered by guessing it; a new installation should use a longer one "
+            "(e.g. 'openssl rand -hex 32'; changing it means earlier records no longer match "
+            "their numbers)", where, len(key), MIN_KEY_CHARS)
 
 
 def _key_file(path: Path) -> bytes:
-    """The key in ``path``: printable ASCII, surrounding whitespace aside, at least
-    :data:`MIN_KEY_FILE_CHARS` long. Anything else is refused (:class:`ConfigError`): an
-    empty or blank file would key every number with a key anyone knows, and one of other
+    """The key in ``path``: printable ASCII, surrounding whitespace aside (shorter than
+    :data:`MIN_KEY_CHARS`: warned about). Anything else is refused (:class:`ConfigError`):
+    an empty or blank file would key every number with a key anyone knows, and one of other
     bytes is not a file dncguard wrote."""
     raw = path.read_bytes()
     key = raw.strip()
-    why = ("is empty" if not key else
-           "holds bytes other than printable ASCII" if not all(32 <= b < 127 for b in key)
-           else
-           f"holds {len(key)} characters, fewer than {MIN_KEY_FILE_CHARS}"
-           if len(key) < MIN_KEY_FILE_CHARS else None)
+    why = "is empty" if not key else _key_problem(key, "bytes")
     if why:
         raise ConfigError(f"the audit HMAC key file {path} {why}: restore it from the backup "
                           "made with the database (or set DNCGUARD_AUDIT_HMAC_KEY); "
                           "deleting it makes a new key, under which earlier records no "
                           "longer match their numbers")
+    _warn_if_short(key, str(path))
     return key

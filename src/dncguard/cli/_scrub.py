@@ -185,13 +185,30 @@ def check(
     from ..engine.scrubber import Scrubber
 
     cfg = settings()
+    flags = _context_flags(state, zip_code, line_type, region, timezone, subject)
+    _refuse_foreign_place(phone, flags, cfg.default_region)
     verdict = Scrubber(cfg, who=who()).check(  # recorded in the audit trail
         phone, at=parse_instant(at), campaign=campaign, purpose=purpose, call_type=call_type,
-        **_context_flags(state, zip_code, line_type, region, timezone, subject))
+        **flags)
     if as_json:
         console.print_json(verdict.model_dump_json())
     else:
         print_verdict(verdict)
+
+
+def _refuse_foreign_place(phone: str, flags: dict[str, str], default_region: str) -> None:
+    """Refuse (:class:`ContextError`: exit 2 naming the flag, as ``rules when`` does) a flag
+    that cannot be read, or a ``--state`` or ``--zip`` that cannot be read for the number's
+    country (:func:`dncguard.engine.context.clean_context`: a UK postcode on a US number).
+    Given to the check, such a flag gave an ``error`` verdict (CONTEXT_INVALID) and exit 0.
+    A number that cannot be read is left to the check (an ``invalid`` verdict)."""
+    from ..engine.context import clean_context
+    from ..phones import normalise
+
+    cleaned = clean_context(flags)
+    number = normalise(phone, cleaned.get("region") or default_region)
+    if number.ok and number.region is not None:
+        clean_context(flags, country=number.region)
 
 
 def print_verdict(v: Verdict) -> None:
@@ -246,6 +263,8 @@ def demo(
     from ..sources.cxone import CxoneClient, CxoneSync, load_cxone
 
     folder = home or Path(tempfile.mkdtemp(prefix="dncguard-demo-"))
+    for name in [k for k in os.environ if k.upper() == "DNCGUARD_HOME"]:
+        del os.environ[name]  # (any case: two spellings of one variable are refused)
     os.environ["DNCGUARD_HOME"] = str(folder)
     today = datetime.now(UTC).date()
     output = folder / "verdicts.csv"
@@ -364,7 +383,11 @@ def effective(cfg: Settings, table: str | None, section: BaseSettings) -> dict[s
 @config_app.command("show")
 def config_show(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Print the effective settings (secrets: only whether they are set and from where;
-    passwords in URLs masked)."""
+    passwords in URLs masked). What each campaign checks needs the database (the lists it
+    holds): while it is unavailable, the settings are still printed, ``campaign_checks``
+    says so, and the command ends with the database error (exit 2)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from ..config import all_sections
     from ..engine.scrubber import Scrubber
 
@@ -372,7 +395,19 @@ def config_show(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -
     data: dict[str, object] = {"core": effective(cfg, None, cfg)}
     for name, section in all_sections(cfg).items():
         data[name] = effective(cfg, name, section)
-    data["campaign_checks"] = campaign_checks(Scrubber(cfg))
+    failed: SQLAlchemyError | None = None
+    try:
+        data["campaign_checks"] = campaign_checks(Scrubber(cfg))
+    except SQLAlchemyError as exc:  # e.g. an unreachable PostgreSQL
+        failed = exc
+        data["campaign_checks"] = {"unavailable": "the database is unavailable: what each "
+                                   "campaign checks depends on the lists it holds"}
+    _print_settings(cfg, data, as_json)
+    if failed is not None:
+        raise failed  # the command line's one line about the database, and exit 2
+
+
+def _print_settings(cfg: Settings, data: dict[str, object], as_json: bool) -> None:
     if as_json:
         print_json(data)
         return

@@ -56,16 +56,21 @@ class ServerSettings(SectionSettings):
     ready_requires_fresh: bool = Field(
         default=True, description="/readyz fails on a registry past the age its rule allows")
     metrics_public: bool = Field(default=True, description="/metrics needs no key")
-    export_seconds: float = Field(default=10.0, gt=0,
-                                  description="Seconds between audit export delivery passes")
-    metrics_flush_seconds: float = Field(default=5.0, gt=0,
-                                         description="Decision counts flushed this often")
-    job_poll_seconds: float = Field(default=1.0, gt=0, description="Job queue poll interval")
+    export_seconds: float = Field(default=10.0, gt=0, le=3600,
+                                  description="Seconds between audit export delivery passes "
+                                  "(at most an hour)")
+    metrics_flush_seconds: float = Field(default=5.0, gt=0, le=3600,
+                                         description="Decision counts flushed this often (at "
+                                         "most an hour: a crash loses the counts not yet "
+                                         "flushed)")
+    job_poll_seconds: float = Field(default=1.0, gt=0, le=300,
+                                    description="Job queue poll interval (at most 300)")
     job_lease_seconds: float = Field(default=30.0, gt=0, le=86_400,
                                      description="A job whose runner is silent this long is "
                                      "taken over by another replica (at most a day)")
-    job_chunk_delay: float = Field(default=0.0, ge=0,
-                                   description="Testing only: sleep after each job chunk")
+    job_chunk_delay: float = Field(default=0.0, ge=0, le=60,
+                                   description="Testing only: sleep after each job chunk (at "
+                                   "most 60)")
 
 
     @field_validator("forwarded_allow_ips")

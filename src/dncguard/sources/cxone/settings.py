@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from ...config import SectionSettings, Settings
+from ...config import SectionSettings, Settings, endpoint_url
 from ...errors import ConfigError
 from ..remote.resilience import RetryPolicy
 
 PUBLIC_ISSUER = "https://cxone.niceincontact.com"
 _CREDENTIALS = ("client_id", "client_secret", "access_key_id", "access_key_secret")
+#: An API version as the settings take it: ``v33.0``, or ``33``, ``v33``, ``33.0``.
+_VERSION = re.compile(r"^v?(?P<major>[0-9]{1,4})(?:\.(?P<minor>[0-9]{1,4}))?$")
 
 
 class CxoneSettings(SectionSettings):
@@ -51,18 +54,22 @@ class CxoneSettings(SectionSettings):
     max_attempts: int = Field(default=6, ge=1)
     concurrency: int = Field(default=4, ge=1, le=64, description="Initial requests in flight")
     max_concurrency: int = Field(default=16, ge=1, le=256)
-    token_margin_seconds: float = Field(default=300.0, ge=0,
-                                        description="Refresh the token this long before expiry")
+    token_margin_seconds: float = Field(default=300.0, ge=0, le=3600,
+                                        description="Refresh the token this long before "
+                                        "expiry (at most an hour)")
 
     @field_validator("api_version")
     @classmethod
     def _version(cls, value: str) -> str:
-        value = value.strip()
-        if not value.startswith("v"):
-            value = "v" + value
-        if "." not in value:
-            value += ".0"
-        return value
+        """The documented form ``vMAJOR.MINOR`` (``v33.0``); ``33``, ``v33`` and ``33.0``
+        are read as it. Anything else is refused: ``latest`` became ``vlatest.0``, a path no
+        CXone API serves, and every request failed."""
+        m = _VERSION.match(value.strip())
+        if m is None:
+            raise ValueError("is not an API version such as v33.0 (DNCGUARD_CXONE_API_VERSION "
+                             "or [cxone] api_version): give v, the major and the minor "
+                             "version, e.g. v33.0")
+        return f"v{m['major']}.{m['minor'] or 0}"
 
     @field_validator("groups")
     @classmethod
@@ -78,8 +85,25 @@ class CxoneSettings(SectionSettings):
 
     @field_validator("issuer", "api_endpoint")
     @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        return value.rstrip("/") if value else value
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """An http(s) URL with a host (:func:`~dncguard.config.url_problem`), its trailing
+        ``/`` removed; refused when the settings load, naming the setting."""
+        name = str(info.field_name)
+        example = PUBLIC_ISSUER if name == "issuer" else "https://api-na1.niceincontact.com"
+        return endpoint_url(value.strip().rstrip("/") if value else value,
+                            f"CXone {name.replace('_', ' ')}",
+                            f"DNCGUARD_CXONE_{name.upper()} or [cxone] {name}", example)
+
+    @model_validator(mode="after")
+    def _concurrency_in_order(self) -> CxoneSettings:
+        """An initial concurrency above its maximum is refused, as http-batch refuses it:
+        it was silently cut to the maximum, so one of the two settings meant nothing."""
+        if self.concurrency > self.max_concurrency:
+            raise ValueError(
+                f"concurrency (DNCGUARD_CXONE_CONCURRENCY) {self.concurrency} is above "
+                f"max_concurrency (DNCGUARD_CXONE_MAX_CONCURRENCY) {self.max_concurrency}; "
+                "lower concurrency or raise max_concurrency")
+        return self
 
     @model_validator(mode="after")
     def _credentials_whole_or_none(self) -> CxoneSettings:

@@ -47,11 +47,11 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ..._lazy import lazy_import
-from ...config import SectionSettings, Settings
+from ...config import SectionSettings, Settings, endpoint_url
 from ...errors import ConfigError, SourceError
 from ...models import DataVersions, Decision, Reason, ReasonCode
 from ...phones import mask_numbers
@@ -104,14 +104,29 @@ class HttpBatchSettings(SectionSettings):
     chunk_size: int = Field(default=1000, ge=1, le=1000)
     concurrency: int = Field(default=8, ge=1, le=256, description="Initial requests in flight")
     max_concurrency: int = Field(default=64, ge=1, le=1024)
-    timeout_seconds: float = Field(default=30.0, gt=0)
+    timeout_seconds: float = Field(default=30.0, gt=0, le=3600,
+                                   description="Seconds per request (at most an hour)")
     max_answer_bytes: int | None = Field(
         default=None, ge=1, description="Most bytes of one batch answer read (decoded): a "
         "larger answer fails its chunk as not understood. Default: "
         f"{ANSWER_BYTES_PER_RESULT} bytes per result the request can call for (contacts x "
         f"list ids) plus {ANSWER_BYTES_BASE}")
     max_attempts: int = Field(default=6, ge=1)
-    token_margin_seconds: float = Field(default=60.0, ge=0)
+    token_margin_seconds: float = Field(default=60.0, ge=0, le=3600,
+                                        description="Refresh the token this long before "
+                                        "expiry (at most an hour)")
+
+    @field_validator("base_url", "token_url")
+    @classmethod
+    def _endpoint(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """An http(s) URL with a host (:func:`~dncguard.config.url_problem`): refused when
+        the settings load, naming the setting, not by every check failing."""
+        name = str(info.field_name)
+        example = ("https://dnc.example" if name == "base_url" else
+                   "https://auth.example/oauth2/token")
+        return endpoint_url(value, f"http-batch {name.replace('_', ' ')}",
+                            f"DNCGUARD_HTTP_BATCH_{name.upper()} or [http_batch] {name}",
+                            example)
 
     @model_validator(mode="after")
     def _whole_or_none(self) -> HttpBatchSettings:
