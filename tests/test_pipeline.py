@@ -254,7 +254,11 @@ class TestFiles:
         assert "row 2, field 'Mobile'" in read_csv(tmp_path / "o.csv")[1]["detail"]
 
     def test_empty_and_header_only_files(self, scrubber: Scrubber, tmp_path: Path) -> None:
-        for content in (b"", b"phone\n"):
+        src = tmp_path / "nothing.csv"
+        src.write_bytes(b"")
+        with pytest.raises(InputError, match="no header row"):  # as blank lines are
+            scrubber.scrub_file(src, tmp_path / "o.csv", at=AT)
+        for content in (b"phone\n",):
             src = tmp_path / "empty.csv"
             src.write_bytes(content)
             out = tmp_path / "out.csv"

@@ -254,12 +254,13 @@ def test_a_file_without_a_header_row_but_not_empty_is_refused(
     assert "no header row" in _refused(capsys, src, tmp_path)
 
 
-def test_an_empty_file_is_still_an_empty_verdict(capsys: pytest.CaptureFixture[str],
-                                                 tmp_path: Path) -> None:
+def test_an_empty_file_is_refused_as_a_file_of_blank_lines_is(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     src = tmp_path / "in.csv"
     src.write_bytes(b"")
-    assert _scrub(capsys, src, tmp_path / "o.csv")[0] == 0
-    assert read_csv(tmp_path / "o.csv") == []
+    code, err = _scrub(capsys, src, tmp_path / "o.csv")
+    assert code == 2 and "no header row" in err
+    assert not (tmp_path / "o.csv").exists()
 
 
 def test_an_empty_first_sheet_is_refused_naming_it(capsys: pytest.CaptureFixture[str],

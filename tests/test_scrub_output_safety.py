@@ -254,7 +254,7 @@ def test_a_failure_after_the_columns_leaves_no_file(
         listed: ListStore, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     import dncguard.engine.scrubber as scrubber
 
-    def full(*args: object) -> None:
+    def full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
     src = write_csv([["home_phone", "cell"], [LISTED, "3125550199"]])

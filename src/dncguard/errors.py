@@ -10,8 +10,10 @@
     ├── ListError                  list import or management failure (unknown list, bad file)
     │   └── SnapshotIntegrityError a snapshot file fails its seal (snapshot_integrity)
     ├── SourceError                a DNC source could not answer (checks fail closed)
+    │   └── SyncFailed             some CXone groups could not be synced (sources.cxone)
     ├── AuditError                 an audit record or proof cannot be made (audit)
-    │   └── VerdictFileError       a verdict file cannot be read back (io.verdict_file)
+    │   ├── VerdictFileError       a verdict file cannot be read back (io.verdict_file)
+    │   └── ChainBroken            a prune refused: the chain does not verify (audit)
     ├── ApiKeyError                an API key operation failed (server.keys)
     └── MigrationError             the database cannot be brought to the schema (migrations)
 

@@ -82,4 +82,19 @@ def test_hourly_counts_of_a_batch_are_those_of_its_verdicts_one_by_one(tmp_path:
     assert together._pending[(hour, "reason", "DNC_NATIONAL", "block")] == nat
     assert together._pending[(hour, "source", "us-ftc", "block")] == nat
     no_state = sum(1 for v in verdicts if v.decision == Decision.ALLOW and v.state is None)
-    assert no_state and together._pending[(hour, "state", "US", "allow")] == no_state
+    assert no_state and together._pending[(hour, "state", "US (country)", "allow")] == no_state
+
+
+def test_a_country_is_not_counted_as_a_state(tmp_path: Path) -> None:
+    """A Canadian number with no province was counted under California's CA, as the
+    scrub's byState did (engine.summary.place_key is both's rule now)."""
+    from dncguard.config import load_settings
+
+    counter = DecisionCounter(get_engine(load_settings(home=tmp_path / "home")))
+    counter.record([
+        Verdict(input="+16005550100", e164="+16005550100", decision=Decision.ALLOW,
+                region="CA", state=None, dial_time=T0, checked_at=T0),
+        Verdict(input="+14155550100", e164="+14155550100", decision=Decision.ALLOW,
+                region="US", state="CA", dial_time=T0, checked_at=T0)])
+    states = {key[2]: n for key, n in counter._pending.items() if key[1] == "state"}
+    assert states == {"CA (country)": 1, "CA": 1}

@@ -23,7 +23,9 @@ zip           US: five digits or ZIP+4 (``12345-6789``, ``123456789``) of a know
               another country's number: ``place_problem``). Four digits
               are refused: an Australian postcode and a US ZIP that lost its leading zero
               look alike.
-timezone      an IANA zone name (``America/New_York``) -> the name as given
+timezone      an IANA zone name (``America/New_York``) -> the name as given; one outside
+              the number's country (for a US or Canadian number: outside both) is refused
+              for that number (``place_problem``)
 line_type     ``mobile`` (``wireless``, ``cell``), ``landline`` (``wireline``, ``fixed``),
               ``voip`` -> ``mobile`` / ``landline`` / ``voip``
 subject       any text up to 200 characters (a frequency-cap subject such as a debt id)
@@ -32,6 +34,7 @@ subject       any text up to 200 characters (a frequency-cap subject such as a d
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -87,18 +90,26 @@ def _zone(value: str) -> str:
     return value
 
 
-def place_problem(country: str, state: str, zip_code: str) -> tuple[str, str] | None:
-    """Why a state or ZIP (each canonical, as :func:`clean_field` returns it; blank for none)
-    cannot be read for a number of ``country`` (its region, as the number reads): the field
-    and why, or None. One rule for the scrub (:meth:`ScrubRun._refuse_foreign_places`) and
-    the context of one number (:func:`clean_context` with ``country``: ``rules when``):
+def place_problem(country: str, state: str, zip_code: str,
+                  timezone: str = "") -> tuple[str, str] | None:
+    """Why a state, ZIP or time zone (each canonical, as :func:`clean_field` returns it;
+    blank for none) cannot be read for a number of ``country`` (its region, as the number
+    reads): the field and why, or None. One rule for the scrub
+    (:meth:`ScrubRun._refuse_foreign_places`: ``check`` too) and the context of one number
+    (:func:`clean_context` with ``country``: ``rules when``, the API):
 
     * a UK postcode on a number of another country: it names no state, and the UK's rules and
       zone are not applied to another country's number, so it would go unread;
     * on an Australian number, a state whose code is also an Australian state's (``WA``:
       Washington or Western Australia; ``NT``): read as the US state or Canadian territory it
       would judge the number by that place's hours and lists, and an Australian state is not
-      read."""
+      read;
+    * a time zone outside the number's country (:func:`~dncguard.sources.rules._zones.
+      zone_in_country`; for a US or Canadian number, outside both): given for an Australian
+      mobile it would stand for the mobile's every zone, and for a number with no zones of
+      its own (toll-free) it would be the only one, so the call would be judged where the
+      number cannot be. A zone of the country narrows a number's zones only as
+      docs/rules.md says."""
     if zip_code and country != "GB" and uk_postcode(zip_code):
         return "zip", (
             f"{zip_code!r} is a UK postcode but the number is a {country} number: dncguard "
@@ -113,7 +124,25 @@ def place_problem(country: str, state: str, zip_code: str) -> tuple[str, str] | 
             "that place's hours and lists); an Australian number's own zones are used: give "
             "the party's time zone in a timezone column (Australia/Perth) or leave the state "
             "out")
+    if timezone and not _zone_in_country(timezone, country):
+        where = _COUNTRY_NAMES.get(country, country)
+        return "timezone", (
+            f"{timezone!r} is not a time zone of the number's country ({where}): dncguard "
+            "judges a number only in its own country's zones (a zone "
+            "elsewhere would stand for the number's own and judge the call where the number "
+            f"cannot be); give the party's zone in {where}, or leave it out")
     return None
+
+
+#: how :func:`place_problem` names where a number's zones are
+_COUNTRY_NAMES = {"US": "the US or Canada", "CA": "Canada or the US", "GB": "the UK",
+                  "AU": "Australia"}
+
+
+def _zone_in_country(zone: str, country: str) -> bool:
+    from ..sources.rules import zone_in_country
+
+    return zone_in_country(zone, country)
 
 
 def clean_field(field: str, value: str) -> str:
@@ -180,11 +209,47 @@ def clean_field(field: str, value: str) -> str:
     raise _refuse(field, value, "is not a context field")
 
 
+#: what a scrub is asked for as a whole, never per row: a row default of one, or a column
+#: named like one, is refused (:func:`clean_row_defaults`, :func:`scope_columns`)
+SCRUB_FIELDS = ("purpose", "call_type")
+
+
+def clean_row_defaults(values: Mapping[str, str | None]) -> dict[str, str]:
+    """:func:`clean_context` of the per-row context defaults of a scrub (the rows that do
+    not give a value get it), refusing (:class:`ContextError`) a field that is not one of
+    :data:`CONTEXT_FIELDS`: ``purpose`` and ``call_type`` are the scrub's own arguments,
+    and as a default they would be taken and never read (a prerecorded call judged as a
+    manual one)."""
+    for field, value in values.items():
+        if field in CONTEXT_FIELDS:
+            continue
+        shown = value if isinstance(value, str) else repr(value)
+        if field in SCRUB_FIELDS:
+            why = (f"{field} is not a per-row context field: pass it as the scrub's own "
+                   f"{field}= argument (--{field.replace('_', '-')}), not among the row "
+                   f"defaults ({', '.join(CONTEXT_FIELDS)})")
+        else:
+            why = (f"{field!r} is not a per-row context field; the row defaults are "
+                   f"{', '.join(CONTEXT_FIELDS)}")
+        raise ContextError(field, shown, ", ".join(CONTEXT_FIELDS), why)
+    return clean_context(values)
+
+
+def scope_columns(header: list[str]) -> list[str]:
+    """The columns of ``header`` named like a scrub's purpose or call type (any case,
+    spaces or ``-`` for ``_``: ``call_type``, ``Call Type``, ``calltype``, ``purpose``,
+    ``call_purpose``): a scrub refuses them (:class:`~dncguard.engine.run.ScrubRun`), since
+    they are not read per row and their values would judge no row."""
+    names = {"purpose", "call_purpose", "call_type", "calltype"}
+    return [h for h in header
+            if re.sub(r"[\s/-]+", "_", h.strip().lower()).strip("_") in names]
+
+
 def clean_context(values: Mapping[str, str | None], *,
                   country: str | None = None) -> dict[str, str]:
     """Canonical non-empty values of several context fields (the first wrong one raises).
-    With ``country`` (the region of the one number they go with), a state or ZIP that cannot
-    be read for it raises too (:func:`place_problem`)."""
+    With ``country`` (the region of the one number they go with), a state, ZIP or time zone
+    that cannot be read for it raises too (:func:`place_problem`)."""
     out: dict[str, str] = {}
     for field, value in values.items():
         if value is None:
@@ -192,13 +257,14 @@ def clean_context(values: Mapping[str, str | None], *,
         cleaned = clean_field(field, value)
         if cleaned:
             out[field] = cleaned
-    refused = place_problem(country, out.get("state", ""), out.get("zip", "")) \
-        if country else None
+    refused = place_problem(country, out.get("state", ""), out.get("zip", ""),
+                            out.get("timezone", "")) if country else None
     if refused is not None:
         field, why = refused
         raise ContextError(field, out[field], ACCEPTED[field], why)
     return out
 
 
-__all__ = ["ACCEPTED", "CALL_TYPES", "CONTEXT_FIELDS", "ContextError", "LINE_TYPES",
-           "PURPOSES", "clean_context", "clean_field", "place_problem"]
+__all__ = ["ACCEPTED", "CALL_TYPES", "CONTEXT_FIELDS", "SCRUB_FIELDS", "ContextError",
+           "LINE_TYPES", "PURPOSES", "clean_context", "clean_field", "clean_row_defaults",
+           "place_problem", "scope_columns"]

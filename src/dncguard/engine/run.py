@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._lazy import lazy_import
-from ..errors import ContextError
+from ..errors import ContextError, InputError
 from ..io.tables import context_columns, find_phone_column
 from ..io.verdict_file import ADDED_COLUMNS, iso_utc
 from ..models import Decision, Reason, ReasonCode
@@ -48,9 +48,16 @@ from ..phones import (
 )
 from ..places import address_state, australian_state, uk_postcode
 from ..sources.protocol import Batch, CheckContext, locate
-from .context import clean_field, place_problem
+from ..sources.rules import zone_in_country
+from .context import (
+    CONTEXT_FIELDS,
+    clean_field,
+    clean_row_defaults,
+    place_problem,
+    scope_columns,
+)
 from .findings import Index, Outcome, compact, renumber
-from .summary import MAX_ROW_ERRORS_LISTED, SummaryBuilder
+from .summary import MAX_ROW_ERRORS_LISTED, SummaryBuilder, place_key
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -213,6 +220,12 @@ class Prepared:
     ndup: npt.NDArray[np.bool_]  # per valid row: its number appeared before (any context)
     batch: Batch | None  # the keys to check
     batch_ids: npt.NDArray[np.int64]  # their key ids
+    #: per valid row: its number's id (one per number in the run, whatever the context)
+    number: npt.NDArray[np.int64]
+
+
+def _scope_name(column: str) -> str:
+    return "purpose" if "purpose" in column.lower() else "call type"
 
 
 class ScrubRun:
@@ -229,6 +242,18 @@ class ScrubRun:
         self.phone = find_phone_column(header, phone_column) if header else 0
         self.phone_name = header[self.phone] if header else (phone_column or "phone")
         self.defaults = dict(defaults or {})
+        if not set(self.defaults) <= set(CONTEXT_FIELDS):
+            clean_row_defaults(self.defaults)  # refuses the field, naming it
+        scoped = scope_columns(header) if header else []
+        if scoped:
+            raise InputError(
+                f"column {scoped[0]!r} would give each row's {_scope_name(scoped[0])}, which "
+                "dncguard does not read per row (the scrub's --purpose and --call-type, or "
+                "the campaign profile's, judge every row): its values would be ignored, so "
+                "a prerecorded or telemarketing row could be judged as another kind of call. "
+                "Scrub the rows of each purpose and call type on their own, giving it as "
+                "--purpose / --call-type (purpose= / call_type=), and rename or remove the "
+                "column")
         self.builder = builder
         self.zones = zones
         self.zone_of: dict[int, tuple[str, str]] = {}  # key id -> zones
@@ -243,6 +268,8 @@ class ScrubRun:
         #: per row context: whether its ZIP is a UK postcode (refused for a non-UK number)
         self._ctx_uk_post: list[bool] = []
         self._ctx_au_state: list[bool] = []
+        #: per row context: its time zone (refused for a number of another country)
+        self._ctx_zone: list[str] = []
         self._ctx_region: list[str] = []
         if not self.context_columns:
             self._context_id(())
@@ -251,6 +278,8 @@ class ScrubRun:
         self.key_count = 0
         self.number_count = 0
         self.outcome_of = np.zeros(0, dtype=np.int64)  # key id -> outcome id (or _PENDING...)
+        #: number id -> whether uniqueSuppressed counted it (:meth:`newly_suppressed`)
+        self._suppressed = np.zeros(0, dtype=bool)
         self.outcomes: list[Outcome] = []
         self.strings = _Strings()
         #: the states rows are counted and checked under: the area codes' states first (in
@@ -272,6 +301,7 @@ class ScrubRun:
                                        address_state(own.get("zip", "")) or "")
             self._ctx_uk_post.append(uk_postcode(own.get("zip", "")))
             self._ctx_au_state.append(australian_state(own.get("state", "")) is not None)
+            self._ctx_zone.append(own.get("timezone", ""))
             self._ctx_region.append(own.get("region", ""))
         return found
 
@@ -439,8 +469,11 @@ class ScrubRun:
                 self.outcome_of[batch_ids] = _PENDING
                 at = first[ask]
                 batch = self._batch(norm, okpos[at], digits[at], state[at], rctx[at])
+        # (without context columns a key is a number)
+        number = number_id if self.context_columns else uniq_id[inverse]
         return Prepared(sl, rows, norm, flagged, problems, okpos, rctx, shown,
-                        uniq_id[inverse], row_first, dup, ndup, batch, batch_ids)
+                        uniq_id[inverse], row_first, dup, ndup, batch, batch_ids,
+                        number.astype(np.int64, copy=False))
 
     def _flagged_contexts(self, per_ctx: list[bool], default: bool, field: str,
                           row_ctx: npt.NDArray[np.int64]
@@ -461,21 +494,22 @@ class ScrubRun:
     def _refuse_foreign_places(self, norm: NormalisedArrays, row_ctx: npt.NDArray[np.int64],
                                flagged: npt.NDArray[np.bool_],
                                problems: dict[int, tuple[str, str]]) -> None:
-        """Refuse (into ``flagged`` and ``problems``) the rows whose state or ZIP, their own
-        or the default, cannot be read for their number's country
+        """Refuse (into ``flagged`` and ``problems``) the rows whose state, ZIP or time zone,
+        their own or the default, cannot be read for their number's country
         (:func:`dncguard.engine.context.place_problem`: a UK postcode on another country's
-        number, an Australian state's code on an Australian number). The candidates are
-        found per distinct context and country with arrays; the rule and its words are
-        ``place_problem``'s."""
+        number, an Australian state's code on an Australian number, a zone outside the
+        number's country). The candidates are found per distinct context and country with
+        arrays; the rule and its words are ``place_problem``'s."""
         uk = self._flagged_contexts(self._ctx_uk_post,
                                     uk_postcode(self.defaults.get("zip", "")), "zip", row_ctx)
         au = self._flagged_contexts(self._ctx_au_state,
                                     australian_state(self.defaults.get("state", "")) is not None,
                                     "state", row_ctx)
-        if uk is None and au is None:
+        tz = self._foreign_zones(norm, row_ctx)
+        if uk is None and au is None and tz is None:
             return
         names = norm.region_names
-        maybe = np.zeros(len(norm), dtype=bool)
+        maybe = np.zeros(len(norm), dtype=bool) if tz is None else tz
         if uk is not None:
             maybe |= uk[0] & ~np.isin(norm.region, [i for i, n in enumerate(names) if n == "GB"])
         if au is not None:
@@ -485,13 +519,31 @@ class ScrubRun:
             own = self.contexts[int(row_ctx[i])]
             found = place_problem(names[int(norm.region[i])],
                                   own.get("state") or self.defaults.get("state", ""),
-                                  own.get("zip") or self.defaults.get("zip", ""))
+                                  own.get("zip") or self.defaults.get("zip", ""),
+                                  own.get("timezone") or self.defaults.get("timezone", ""))
             if found is None:
                 continue
             field, why = found
             col = columns.get(field)
             problems[i] = (self.header[col] if field in own and col is not None else field, why)
             flagged[i] = True
+
+    def _foreign_zones(self, norm: NormalisedArrays, row_ctx: npt.NDArray[np.int64]
+                       ) -> npt.NDArray[np.bool_] | None:
+        """The rows whose time zone, their own or the default, is not one of their number's
+        country (:func:`~dncguard.sources.rules._zones.zone_in_country`, asked once per
+        distinct zone and country); None when no row gives a zone."""
+        default = self.defaults.get("timezone", "")
+        if not default and not any(self._ctx_zone):
+            return None
+        zones = sorted({*self._ctx_zone, default} - {""})
+        index = {z: i + 1 for i, z in enumerate(zones)}  # 0: no zone
+        of_ctx = np.array([index.get(z or default, 0) for z in self._ctx_zone], dtype=np.int64)
+        names = norm.region_names
+        foreign = np.zeros((len(zones) + 1, len(names)), dtype=bool)
+        for z, i in index.items():
+            foreign[i] = [bool(n) and not zone_in_country(z, n) for n in names]
+        return np.asarray(foreign[of_ctx[row_ctx], norm.region.astype(np.int64)], dtype=bool)
 
     def _shown_states(self, state: npt.NDArray[np.int64], rctx: npt.NDArray[np.int64]
                       ) -> npt.NDArray[np.int64]:
@@ -577,8 +629,27 @@ class ScrubRun:
 
     def skip(self, sl: Slice) -> None:
         """Replay a slice already scrubbed (a resumed job's committed chunks) into the dedupe
-        state: its keys are remembered, nothing is checked or counted."""
-        self.prepare(sl, check=False)
+        state: its keys are remembered, nothing is checked or counted. Its numbers count as
+        already counted for ``uniqueSuppressed`` (their chunks' summaries counted them when
+        a row was suppressed there; a later row is not known to be their first)."""
+        p = self.prepare(sl, check=False)
+        self.newly_suppressed(p.number)
+
+    def newly_suppressed(self, numbers: npt.NDArray[np.int64]) -> int:
+        """How many of ``numbers`` (number ids of rows decided block, defer or error) no
+        earlier call named, remembering them: a number counts as suppressed once, when any
+        of its rows is, whatever the rows' order."""
+        ids = np.unique(numbers)
+        if not ids.size:
+            return 0
+        need = int(ids[-1]) + 1
+        if self._suppressed.size < need:
+            grown = np.zeros(max(need, 2 * self._suppressed.size), dtype=bool)
+            grown[:self._suppressed.size] = self._suppressed
+            self._suppressed = grown
+        new = ids[~self._suppressed[ids]]
+        self._suppressed[new] = True
+        return int(new.size)
 
     async def run(self, slices: Iterable[Slice] | AsyncIterator[Slice],
                   write: Callable[[SliceVerdicts], None],
@@ -816,11 +887,10 @@ class SliceVerdicts:
         per = np.bincount(outcome, minlength=k)
         shared = int(p.dup.sum())  # rows with DUPLICATE
         dups = int(p.ndup.sum())  # rows whose number appeared before
-        firsts = np.bincount(outcome[~p.ndup], minlength=k)
         reasons: Counter[str] = Counter()
         lists: Counter[str] = Counter()
         decisions: Counter[str] = Counter()
-        source_errors = suppressed = 0
+        source_errors = 0
         for o in np.flatnonzero(per).tolist():
             count = int(per[o])
             found = run.outcomes[o]
@@ -832,8 +902,6 @@ class SliceVerdicts:
                 lists[name] += count
             if ReasonCode.SOURCE_ERROR in codes:
                 source_errors += count
-            if run.strings.decision_id[o] in _SUPPRESSED_IDS:
-                suppressed += int(firsts[o])
         if shared:
             reasons[ReasonCode.DUPLICATE] += shared
         bad = np.flatnonzero(~norm.ok & ~p.flagged)
@@ -851,11 +919,13 @@ class SliceVerdicts:
         # by state (or region) and decision, checked rows; a refused context is "unknown"
         # (codes: the run's states, then the slice's regions; an empty name counts "unknown")
         known = list(run.state_names)  # (a slice prepared meanwhile may add names)
-        names = [*known, *(g or "" for g in norm.region_names)]
+        names = [*known, *(place_key(None, g) if g else "" for g in norm.region_names)]
         place = np.where(p.state != 0, p.state,
                          len(known) + norm.region[p.okpos].astype(np.int64))
         dec = np.array(run.strings.decision_id, dtype=np.int64)[outcome] if p.okpos.size \
             else np.zeros(0, dtype=np.int64)
+        # a number is suppressed when any of its rows is, in this slice or an earlier one
+        suppressed = run.newly_suppressed(p.number[np.isin(dec, list(_SUPPRESSED_IDS))])
         pairs = np.bincount(place * len(_DECISIONS) + dec, minlength=len(names) * len(_DECISIONS))
         states: Counter[tuple[str, str]] = Counter()
         for i in np.flatnonzero(pairs).tolist():

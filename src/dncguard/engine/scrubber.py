@@ -52,7 +52,7 @@ from ..models import DataVersions, Decision, Reason, ReasonCode, Verdict
 from ..sources.local import LineTypes
 from ..sources.protocol import Batch, Check, CheckContext
 from ..sources.registry import default_checks
-from .context import ACCEPTED, clean_context, clean_field
+from .context import ACCEPTED, clean_field, clean_row_defaults
 from .findings import Findings, Outcome, merge
 from .run import RowResult, ScrubRun, Slice, SliceVerdicts, slice_of_rows, slices_of_table
 from .summary import ScrubSummary, SummaryBuilder, combine_summaries
@@ -88,6 +88,19 @@ def _conforming(check: Check) -> Check:
                           f"{', '.join(lacking)}: a check implements the Check protocol "
                           "(subclass dncguard.sources.protocol.CheckBase for the defaults)")
     return check
+
+
+def _distinct(checks: list[Check]) -> list[Check]:
+    """``checks``, refused (ConfigError naming it) when two share a name: a campaign
+    profile selects a check by its name, and a verdict's reasons name their source by it."""
+    seen: set[str] = set()
+    for check in checks:
+        if check.name in seen:
+            raise ConfigError(f"two checks are named {check.name!r}: give the added check a "
+                              "name of its own (the built-in ones are local, rules, cxone, "
+                              "http-batch)")
+        seen.add(check.name)
+    return checks
 
 
 def slices_of_rows(rows: Iterable[InputRow], width: int, size: int) -> Iterator[Slice]:
@@ -131,11 +144,25 @@ class Scrubber:
         settings: Settings | None = None,
         *,
         checks: Sequence[Check] | None = None,
+        extra_checks: Sequence[Check] = (),
         clock: Clock | None = None,
         columnar: bool = True,
         audit: bool = True,
         who: str | None = None,
     ) -> None:
+        """``extra_checks``: sources checked beside the built-in ones (the local lists, the
+        rules, CXone and http-batch as configured): how a new source is added.
+
+        ``checks``: the checks to run *instead of* the built-in ones, which are then not run
+        at all (no local list, no calling rule: a listed number or a 23:00 call can come back
+        ``allow``); for tests and for callers that build every check themselves
+        (``dncguard.sources.registry.default_checks(settings)`` gives the built-in ones).
+        ``extra_checks`` are added to them too. A check's ``name`` must be its own (a second
+        check of one name is refused, ConfigError), and a check that lacks a member of the
+        :class:`~dncguard.sources.protocol.Check` protocol is refused (ConfigError)."""
+        if isinstance(extra_checks, (str, bytes)) or not isinstance(extra_checks, Sequence):
+            raise TypeError("extra_checks must be a sequence of checks, not "
+                            f"{type(extra_checks).__name__}")
         self.settings = settings or load_settings()
         self.columnar = columnar  # files that read as tables take the array path
         # check(), scrub() and scrub_file() append to the audit trail as the CLI does (the
@@ -145,6 +172,9 @@ class Scrubber:
         self.clock: Clock = clock or _utcnow
         self._checks: list[Check] | None = (
             [_conforming(c) for c in checks] if checks is not None else None)
+        self._extra_checks = [_conforming(c) for c in extra_checks]
+        if self._checks is not None:
+            self._checks = _distinct([*self._checks, *self._extra_checks])
         self._line_types: LineTypes | None = None
         self._check_lists: dict[int, frozenset[str]] | None = None
         self._names: _Names | None = None
@@ -157,8 +187,10 @@ class Scrubber:
 
     @property
     def checks(self) -> list[Check]:
+        """Every check this scrubber runs: the built-in ones (or ``checks=``), then
+        ``extra_checks=``."""
         if self._checks is None:
-            self._checks = default_checks(self.settings)
+            self._checks = _distinct([*default_checks(self.settings), *self._extra_checks])
         return self._checks
 
     # -- context ----------------------------------------------------------------------------
@@ -371,8 +403,8 @@ class Scrubber:
 
     def scrub_file(
         self,
-        input_path: Path,
-        output_path: Path,
+        input_path: Path | str,
+        output_path: Path | str,
         *,
         phone_column: str | Sequence[str] | None = None,
         at: datetime | None = None,
@@ -388,15 +420,28 @@ class Scrubber:
         ``phone_column``: the column to check, or several (each gets its own verdict
         columns, see :meth:`ascrub_columns`); default: the only phone-like column.
         ``defaults`` hold per-row context (``region``, ``state``, ``zip``, ``timezone``,
-        ``line_type``) for rows whose own columns do not give it.
+        ``line_type``, ``subject``) for rows whose own columns do not give it.
 
-        Refused before the input is read (InputError): an output whose format is not known
-        from its name, and an output (or its summary) that is the input file itself.
+        The paths may be given as text. Refused before the input is read: a ``phone_column``
+        sequence that names no column (InputError: none given is ``None``), an output whose
+        format is not known from its name, and an output (or its summary) that is the input
+        file itself (InputError); a path or column name that is not text (TypeError).
+        ``defaults`` other than those fields (``purpose``, ``call_type``: arguments of
+        their own) are refused (ContextError).
         """
-        check_output(input_path, output_path)
-        ctx = self.context(at=at, campaign=campaign, purpose=purpose, call_type=call_type)
+        input_path, output_path = _path("input_path", input_path), _path("output_path",
+                                                                          output_path)
         columns = [phone_column] if phone_column is None or isinstance(phone_column, str) \
             else list(phone_column)
+        if not columns:
+            raise InputError("phone_column names no column: give the phone column's name, "
+                             "several names to check several, or None to find the only "
+                             "phone-like column")
+        for c in columns:
+            if c is not None:
+                _text("phone_column", c)
+        check_output(input_path, output_path)
+        ctx = self.context(at=at, campaign=campaign, purpose=purpose, call_type=call_type)
         if len(columns) > 1:
             # each name looked up as a single one is: an empty one names no column (refused)
             summary = asyncio.run(self.ascrub_columns(
@@ -509,7 +554,7 @@ class Scrubber:
                                                      summary_file=False)
                 written += [part, summary_path(part)]
                 summary_path(part).write_text(parts[name].to_json(), encoding="utf-8")
-            write_column_verdicts(output_path, header, paths)
+            write_column_verdicts(output_path, header, paths, raw=raw)
             written.append(output_path)
             combined = combine_summaries(parts, input=str(input_path),
                                          output=str(output_path))
@@ -707,7 +752,15 @@ def _clean(defaults: dict[str, str]) -> dict[str, str]:
     for field, value in defaults.items():
         if value is not None:
             _text(field, value)
-    return clean_context(defaults)
+    return clean_row_defaults(defaults)
+
+
+def _path(name: str, value: object) -> Path:
+    """A library path argument as a :class:`~pathlib.Path` (text or any ``os.PathLike``);
+    TypeError naming the parameter otherwise."""
+    if isinstance(value, (str, os.PathLike)):
+        return Path(value)
+    raise TypeError(f"{name} must be a path or a string, not {type(value).__name__}")
 
 
 def _text(name: str, value: object) -> None:

@@ -16,6 +16,15 @@ MAX_ROW_ERRORS_LISTED = 1000
 _SUPPRESSED = (Decision.BLOCK, Decision.DEFER, Decision.ERROR)
 
 
+def place_key(state: str | None, region: str | None = None) -> str:
+    """Where a verdict is counted in ``byState``: its state or province (``CA`` is
+    California), else its country as ``<region> (country)`` (``CA (country)``: a Canadian
+    number with no province, never California's; ``GB (country)``), else ``unknown``."""
+    if state:
+        return state
+    return f"{region} (country)" if region else "unknown"
+
+
 class RowError(BaseModel):
     row: int
     field: str
@@ -37,11 +46,18 @@ class ScrubSummary(BaseModel):
     by_decision: dict[str, int] = Field(default_factory=dict, alias="byDecision")
     by_reason: dict[str, int] = Field(default_factory=dict, alias="byReason")
     by_list: dict[str, int] = Field(default_factory=dict, alias="byList")
-    by_state: dict[str, dict[str, int]] = Field(default_factory=dict, alias="byState")
-    unique_suppressed: int = Field(0, alias="uniqueSuppressed")
+    by_state: dict[str, dict[str, int]] = Field(
+        default_factory=dict, alias="byState",
+        description="Rows checked or refused, by state or province (the verdict's state), "
+        "else by country as '<region> (country)' ('CA (country)': Canada, not California), "
+        "else 'unknown'; each by decision")
+    unique_suppressed: int = Field(
+        0, alias="uniqueSuppressed",
+        description="Unique valid numbers with a row decided block, defer or error")
     suppression_rate: float | None = Field(
         None, alias="suppressionRate",
-        description="Unique valid numbers decided block, defer or error / unique valid numbers",
+        description="uniqueSuppressed / unique valid numbers: a number counts as suppressed "
+        "when any of its rows is decided block, defer or error (whatever the rows' order)",
     )
     source_errors: int = Field(0, alias="sourceErrors", description="Rows with SOURCE_ERROR")
     row_errors: list[RowError] = Field(default_factory=list, alias="rowErrors")
@@ -98,7 +114,7 @@ class SummaryBuilder:
         for name in set(lists):
             self._list[name] += 1
         if decision is not Decision.INVALID:
-            self._state[state or "unknown"][decision.value] += 1
+            self._state[place_key(state)][decision.value] += 1
         if duplicate:
             self._dups += 1
         if first_of_unique:

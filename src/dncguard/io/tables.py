@@ -25,7 +25,7 @@ from typing import IO, TYPE_CHECKING
 from .._lazy import lazy_import
 from ..errors import InputError
 from ._excel import EXCEL_SUFFIXES, read_excel
-from .verdict_file import ADDED_COLUMNS, PARQUET_SUFFIXES, output_header
+from .verdict_file import ADDED_COLUMNS, PARQUET_SUFFIXES, fold_name, output_header
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -130,8 +130,13 @@ class ColumnName(str):
 def _phone_column(header_t: tuple[str, ...], requested: str | None) -> int:
     header = list(header_t)
     if requested is not None:
-        if requested in header:
-            return header.index(requested)
+        exact = [i for i, h in enumerate(header) if h == requested]
+        if len(exact) > 1:
+            raise InputError(f"several columns are named {requested!r} (columns "
+                             f"{', '.join(str(i + 1) for i in exact)}): only one of them "
+                             "would be checked; rename them so each has its own name")
+        if exact:
+            return exact[0]
         lowered = [h.strip().lower() for h in header]
         same = [i for i, h in enumerate(lowered) if h == requested.strip().lower()]
         if len(same) > 1:
@@ -142,9 +147,13 @@ def _phone_column(header_t: tuple[str, ...], requested: str | None) -> int:
         raise InputError(f"no column named {requested!r}; columns: {', '.join(header) or 'none'}")
     candidates = phone_like(header)
     if len(candidates) > 1:
+        twice = sorted({h for h in candidates if candidates.count(h) > 1})
+        hint = (f"rename the columns named {', '.join(map(repr, twice))} so each has its own "
+                "name (--phone-column names one column), then name the ones to check"
+                if twice else "name the one to check with --phone-column (repeat it to "
+                "check several)")
         raise InputError(
-            f"several columns look like phone numbers: {', '.join(candidates)}; name the one "
-            "to check with --phone-column (repeat it to check several)")
+            f"several columns look like phone numbers: {', '.join(candidates)}; {hint}")
     if candidates:
         return header.index(candidates[0])
     raise InputError(
@@ -211,22 +220,30 @@ def old_verdict_columns(header: list[str]) -> list[int]:
 
     A verdict file is its input's columns, then the added ones (``e164``, ``decision``, ...),
     each named ``dncguard_<name>`` (again, as often as needed) when the input already had
-    that name (:func:`~dncguard.io.verdict_file.output_header`): the input ``phone,e164``
-    gives ``phone,e164,dncguard_e164,decision,...``. So the earlier verdict's column for each
-    added name is the one with the most ``dncguard_`` prefixes, and the user's own columns of
-    the plain names are kept. Checked first as the last columns exactly as dncguard appends
-    them; else found anywhere (columns moved in a spreadsheet). The same for each phone
-    column's added columns (``home_phone_decision``, ...). Never every column."""
+    that name in any case (:func:`~dncguard.io.verdict_file.output_header`): the input
+    ``phone,e164`` gives ``phone,e164,dncguard_e164,decision,...``, and ``E164,Detail`` gives
+    ``E164,Detail,dncguard_e164,decision,reason_codes,dncguard_detail,...``. So the earlier
+    verdict's column for each added name is the one with the most ``dncguard_`` prefixes,
+    named as dncguard writes it (the shorter names held in any case), and the user's own
+    columns of the plain names, in any case, are kept (a file written before names were
+    compared in any case, ``E164,Detail,e164,...,detail,...``, reads the same). Checked
+    first as the last columns exactly as dncguard appends them; else found anywhere (columns
+    moved in a spreadsheet). The same for each phone column's added columns
+    (``home_phone_decision``, ...). Never every column."""
     n = len(ADDED_COLUMNS)
     if len(header) > n and header[-n:] == output_header(header[:-n])[-n:]:
         return list(range(len(header) - n, len(header)))
     taken = set(header)
+    folded = {fold_name(h) for h in header}
 
     def latest(name: str) -> str | None:
-        """``name`` with the most ``dncguard_`` prefixes that the header holds."""
+        """``name`` with the most ``dncguard_`` prefixes that the header holds as dncguard
+        writes it, each shorter one being held in some case."""
         found = None
-        while name in taken:
-            found, name = name, f"dncguard_{name}"
+        while fold_name(name) in folded:
+            if name in taken:
+                found = name
+            name = f"dncguard_{name}"
         return found
 
     drop: set[str] = set()
@@ -289,8 +306,9 @@ def _unclosed_quote_error(path: Path, row: int | None, line: int) -> InputError:
 
 class _CsvRecords:
     """A UTF-8 CSV file's records (``csv.reader``, not strict, bad bytes replaced), its
-    header read and checked (:func:`check_header`): blank lines before it are skipped, and a
-    file that ends inside a quoted field is refused (:class:`_UnclosedQuote`)."""
+    header read and checked (:func:`check_header`): blank lines before it are skipped; a
+    file with no header row (empty, or only blank lines) is refused, and so is one that ends
+    inside a quoted field (:class:`_UnclosedQuote`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -342,10 +360,8 @@ class _CsvRecords:
             except _UnclosedQuote as exc:
                 raise _unclosed_quote_error(self.path, None, exc.line) from None
             if got is None:
-                if blank:
-                    raise InputError(f"{self.path}: no header row: the file holds only "
-                                     "blank lines")
-                return [], 0  # an empty file: no rows
+                what = "holds only blank lines" if blank else "is empty"
+                raise InputError(f"{self.path}: no header row: the file {what}")
             fields, line = got
             if len(fields) > 1 or (fields and fields[0].strip()):
                 _check_header(self.path, fields, f"line {line}")
@@ -420,8 +436,6 @@ class CsvReader(_Dropping):
     def _rows(self) -> Iterator[InputRow]:
         width = len(self._full)
         n = 0
-        if not width:
-            return
         while True:
             try:
                 got = self._records.next()
@@ -467,6 +481,7 @@ class ParquetReader(_Dropping):
         except Exception as exc:  # pyarrow raises several types for unreadable files
             raise InputError(f"cannot read {path} as Parquet: {exc}") from exc
         schema = self._file.schema_arrow
+        _check_parquet_columns(path, schema)
         self._names = list(schema.names)
         self._binary = {i for i, t in enumerate(schema.types) if _is_binary(t)}
         self.header = self._drop_old_verdict(_parquet_header(path, schema))
@@ -493,6 +508,13 @@ class ParquetReader(_Dropping):
 
     def close(self) -> None:
         pass
+
+
+def _check_parquet_columns(path: Path, schema: pa.Schema) -> None:
+    """Refuse a Parquet file of no columns as an empty CSV file is refused (it has no phone
+    column, and its verdict file would say nothing)."""
+    if not schema.names:
+        raise InputError(f"{path}: no header row: the Parquet file has no columns")
 
 
 def _is_binary(kind: pa.DataType) -> bool:
@@ -663,8 +685,8 @@ def read_table(path: Path) -> pa.Table:
     records = _CsvRecords(path)  # the header, read and checked as the row path reads it
     records.close()
     header = records.header
-    if not header or len(set(header)) != len(header):
-        raise NotColumnar("no header, or repeated column names")
+    if len(set(header)) != len(header):
+        raise NotColumnar("repeated column names")
     import pyarrow.csv as pv
 
     try:
@@ -713,6 +735,7 @@ def _read_parquet(path: Path) -> pa.Table:
         schema = pq.read_schema(path)
     except Exception as exc:  # pyarrow raises several types for unreadable files
         raise NotColumnar(f"{type(exc).__name__}") from None
+    _check_parquet_columns(path, schema)
     if not all(pa.types.is_string(t) or pa.types.is_large_string(t)
                or pa.types.is_binary(t) or pa.types.is_large_binary(t) for t in schema.types):
         raise NotColumnar("Parquet columns that are not strings")

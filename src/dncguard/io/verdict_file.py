@@ -13,7 +13,7 @@ import csv
 import re
 import sys
 from collections.abc import Collection, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -44,9 +44,21 @@ _SURROGATE = re.compile("[\udc80-\udcff]")
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
+def ceil_second(value: datetime) -> datetime:
+    """``value`` rounded up to the whole second: a moment a verdict gives (when a number may
+    be called) is never earlier than the one the rules found."""
+    return value.replace(microsecond=0) + timedelta(seconds=1) if value.microsecond else value
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def iso_utc(value: datetime | None) -> str:
-    """An instant as ISO 8601 in UTC with ``Z`` (empty for none), as verdict files write it."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else ""
+    """An instant as verdict files write it (empty for none): ISO 8601 in UTC with ``Z``, in
+    whole seconds, rounded up (:func:`ceil_second`), so every cell of a column has one form
+    (``2026-12-05T14:00:02Z``, never ``2026-12-05T14:00:01.123456Z``)."""
+    return _iso(ceil_second(value)) if value else ""
 
 
 def output_format(path: Path) -> str:
@@ -71,7 +83,9 @@ def output_format(path: Path) -> str:
 ACTED_ON = ("e164", "decision", "reason_codes", "next_allowed_at")
 
 
-def _fold(name: str) -> str:
+def fold_name(name: str) -> str:
+    """A column name as dncguard compares names that must differ (spaces around removed, case
+    folded): an added column never differs from an input column only so."""
     return name.strip().casefold()
 
 
@@ -85,10 +99,11 @@ def stale_verdict_columns(header: list[str], phone: int | None = None,
     columns are ``<column>_<name>``; each column's own verdict file has the bare names too,
     where an ``e164`` column is not the one checked for every column, so it is refused."""
     stems = ["", *(f"{c}_" for c in columns)]
-    acted = {_fold(f"{prefix}{stem}{name}"): stem == "" and name == "e164"
+    acted = {fold_name(f"{prefix}{stem}{name}"): stem == "" and name == "e164"
              for stem in stems for name in ACTED_ON for prefix in ("", "dncguard_")}
     return [h for i, h in enumerate(header)
-            if _fold(h) in acted and not (acted[_fold(h)] and not columns and i == phone)]
+            if fold_name(h) in acted
+            and not (acted[fold_name(h)] and not columns and i == phone)]
 
 
 def _shown(name: str) -> str:
@@ -107,7 +122,7 @@ def refuse_stale_verdict(header: list[str], phone: int | None = None,
             else f"columns named {names} that are not")
     them = "it" if len(stale) == 1 else "them"
     hint = ("; a column named e164 is kept only as the one phone column checked"
-            if any(_fold(h).endswith("e164") for h in stale) else "")
+            if any(fold_name(h).endswith("e164") for h in stale) else "")
     raise InputError(f"the input has {what} a complete earlier verdict: rename or remove "
                      f"{them}{hint}")
 
@@ -238,19 +253,34 @@ def write_csv_rows(columns: list[pa.Array], stream: IO[bytes], *, raw: bool = Fa
     frame.write_csv(stream, include_header=False, quote_style="necessary",
                     line_terminator="\r\n", null_value="")
 
+
+def _unused(name: str, inputs: set[str], added: set[str]) -> str:
+    """``name``, with ``dncguard_`` in front as often as the input uses it in any case
+    (``inputs``: its names as :func:`fold_name` gives them) or another added column has it
+    (``added``, then holding it too). Added names are not compared with each other in any
+    case: they differ so only where the input's names do (``Cell`` and ``cell``)."""
+    while fold_name(name) in inputs or name in added:
+        name = f"dncguard_{name}"
+    added.add(name)
+    return name
+
+
+def output_header(header: list[str]) -> list[str]:
+    """Input columns, then the added ones; an added name the input uses, in any case
+    (:func:`fold_name`), gets ``dncguard_`` in front (``E164,Detail`` gives
+    ``dncguard_e164`` and ``dncguard_detail``)."""
+    inputs = {fold_name(h) for h in header}
+    added: set[str] = set()
+    return [*header, *(_unused(name, inputs, added) for name in ADDED_COLUMNS)]
+
+
 def column_header(header: list[str], columns: list[str]) -> list[str]:
     """Input columns, then ``<column>_<added>`` for each phone column (``dncguard_`` first
-    when the input already uses that name)."""
-    taken = set(header)
-    out = list(header)
-    for column in columns:
-        for name in ADDED_COLUMNS:
-            new = f"{column}_{name}"
-            while new in taken:
-                new = f"dncguard_{new}"
-            taken.add(new)
-            out.append(new)
-    return out
+    when the input already uses that name, in any case, as in :func:`output_header`)."""
+    inputs = {fold_name(h) for h in header}
+    added: set[str] = set()
+    return [*header, *(_unused(f"{column}_{name}", inputs, added)
+                       for column in columns for name in ADDED_COLUMNS)]
 
 
 def _read_part(path: Path, width: int) -> list[pa.Array]:
@@ -288,11 +318,13 @@ def _read_part(path: Path, width: int) -> list[pa.Array]:
     return [c.combine_chunks() for c in table.columns]
 
 
-def write_column_verdicts(output: Path, header: list[str], parts: dict[str, Path]) -> None:
+def write_column_verdicts(output: Path, header: list[str], parts: dict[str, Path], *,
+                          raw: bool = False) -> None:
     """The verdict file of several phone columns from each column's own verdict file: the
-    input columns once, then each column's added columns (cells copied as written). Each
-    part is read in its own format, its columns by position; ``output`` has the format of
-    its name (the parts have it too)."""
+    input columns once, then each column's added columns (cells copied as written: the
+    parts were defused, or not, as asked). Each part is read in its own format, its columns
+    by position; ``output`` has the format of its name (the parts have it too). Its header
+    is written as a verdict file's is: defused unless ``raw`` (the scrub's ``raw``)."""
     n = len(ADDED_COLUMNS)
     width = len(header) + n
     columns: list[pa.Array] = []
@@ -305,7 +337,7 @@ def write_column_verdicts(output: Path, header: list[str], parts: dict[str, Path
         rows = len(cells[0])
         columns.extend(cells if k == 0 else cells[len(header):])
     names = column_header(header, list(parts))
-    writer = TableWriter(output, names, raw=True, timestamps=[
+    writer = TableWriter(output, names, raw=raw, cells_written=True, timestamps=[
         len(header) + k * n + n - 1 for k in range(len(parts))])
     try:
         writer.write_columns(columns)
@@ -330,11 +362,13 @@ def instants(cells: pa.Array) -> pa.Array:
 
 
 def instant_text(value: object) -> str:
-    """A cell of an instant column as the CSV verdict file writes it (``""`` for none)."""
+    """A cell of an instant column read back from a Parquet verdict file as the CSV verdict
+    file writes it (``""`` for none): as stored (a file written before instants were whole
+    seconds reads back as its audit record has it)."""
     if value is None or value == "":
         return ""
     if isinstance(value, datetime):
-        return iso_utc(value)
+        return _iso(value)
     return str(value)
 
 
@@ -414,19 +448,6 @@ def _parquet_to_xlsx(source: Path, target: Path, header: list[str]) -> None:
         book.close()
 
 
-def output_header(header: list[str]) -> list[str]:
-    """Input columns, then the added ones; an added name the input uses gets ``dncguard_``."""
-    taken = set(header)
-    added = []
-    for name in ADDED_COLUMNS:
-        out = name
-        while out in taken:
-            out = f"dncguard_{out}"
-        taken.add(out)
-        added.append(out)
-    return [*header, *added]
-
-
 class TableWriter:
     """Writes verdict rows to CSV, Parquet or Excel, by the output name (:func:`output_format`).
 
@@ -434,8 +455,11 @@ class TableWriter:
     (its cells are text: nothing in them runs as a formula, so nothing is defused)."""
 
     def __init__(self, path: Path, header: list[str], *, raw: bool = False,
-                 timestamps: Collection[int] = ()) -> None:
-        """``timestamps``: the columns holding instants (``next_allowed_at``): in Parquet
+                 cells_written: bool = False, timestamps: Collection[int] = ()) -> None:
+        """``raw``: nothing is defused (:func:`defuse`), neither the header nor the cells;
+        else, in a CSV file, both are. ``cells_written``: the cells come as a verdict file
+        wrote them (already defused, or not, as asked), so only the header is defused.
+        ``timestamps``: the columns holding instants (``next_allowed_at``): in Parquet
         they are typed ``timestamp[us, UTC]``, empty cells null; elsewhere ISO 8601 text."""
         self.path = path
         self.header = header
@@ -449,7 +473,8 @@ class TableWriter:
             _check_xlsx_header(header)
         self._rows = 0  # data rows written so far
         self.timestamps = frozenset(timestamps) if self.format == "parquet" else frozenset()
-        self.raw = raw or self.format == "xlsx"
+        self.raw = raw or self.format == "xlsx"  # the header's
+        self._raw_cells = self.raw or cells_written
         self._parquet = self.format in ("parquet", "xlsx")
         path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = path.with_name(f".{path.name}.partial")
@@ -474,7 +499,7 @@ class TableWriter:
                     if _over_cell(cell):
                         raise _cell_too_long(n, name, cell)
         self._rows += len(rows)
-        if not self.raw:
+        if not self._raw_cells:
             rows = [[defuse(c) for c in r] for r in rows]
         if self._parquet:
             import pyarrow as pa
@@ -500,7 +525,7 @@ class TableWriter:
 
             if self._pq is None:
                 self._pq = pq.ParquetWriter(self._tmp, self._schema)
-            cells = [c if self.raw or i in safe else defuse_array(c)
+            cells = [c if self._raw_cells or i in safe else defuse_array(c)
                      for i, c in enumerate(columns)]
             cells = [c.dictionary_decode() if isinstance(c, pa.DictionaryArray) else c
                      for c in cells]
@@ -509,7 +534,8 @@ class TableWriter:
         else:
             assert self._fh is not None
             self._fh.flush()
-            write_csv_rows(columns, cast(IO[bytes], self._fh.buffer), raw=self.raw, safe=safe)
+            write_csv_rows(columns, cast(IO[bytes], self._fh.buffer), raw=self._raw_cells,
+                           safe=safe)
 
     def _check_xlsx_rows(self, more: int) -> None:
         """Refuse (InputError) rows beyond what an Excel sheet holds, as they come."""

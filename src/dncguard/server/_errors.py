@@ -146,8 +146,8 @@ def install(app: FastAPI) -> None:
 #: unhandled by its route (the most specific class wins).
 STATUS: dict[str, int] = {
     "ContextError": 422, "InputError": 422, "ListError": 422, "ApiKeyError": 422,
-    "SnapshotIntegrityError": 503, "SourceError": 503, "AuditError": 503,
-    "VerdictFileError": 503,
+    "SnapshotIntegrityError": 503, "SourceError": 503, "SyncFailed": 503, "AuditError": 503,
+    "VerdictFileError": 503, "ChainBroken": 409,
     "MigrationError": 503, "RulesDataError": 500, "ConfigError": 500, "DncGuardError": 500,
 }
 

@@ -50,7 +50,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from .. import audit, sharedfiles
 from ..config import Settings
 from ..engine.run import ScrubRun, SliceVerdicts
-from ..engine.summary import ScrubSummary, SummaryBuilder, merge_stats
+from ..engine.summary import ScrubSummary, SummaryBuilder, merge_stats, place_key
 from ..engine.tally import tally
 from ..errors import ConfigError, InputError, SourceError
 from ..io.tables import find_phone_column
@@ -705,7 +705,7 @@ class JobRunner:
                 counts.update({d: n for d, n in part.by_decision.items() if n})
                 rows_done += part.total_rows
                 await asyncio.to_thread(self._commit, job.id, k, rows_done, dict(counts))
-                rows = [(r.decision, r.reasons, r.state or r.region)
+                rows = [(r.decision, r.reasons, place_key(r.state, r.region))
                         for r in verdicts.results()]
                 self.counter.record_rows(rows)
                 self.metrics.observe_rows((d, reasons) for d, reasons, _ in rows)

@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from ..engine.summary import place_key
 from ..lists.store import ListStore
 from ..models import Decision, Reason, Verdict
 from ..sources.rules.freshness import FreshnessPolicy
@@ -356,7 +357,7 @@ class DecisionCounter:
         self._lock = threading.Lock()
 
     def record(self, verdicts: Iterable[Verdict]) -> None:
-        self.record_rows((v.decision, v.reasons, v.state or v.region) for v in verdicts)
+        self.record_rows((v.decision, v.reasons, place_key(v.state, v.region)) for v in verdicts)
 
     def record_rows(self, rows: Iterable[tuple[Decision, Sequence[Reason], str | None]]) -> None:
         """Count (decision, reasons, state) rows in the current hour (rows tallied by

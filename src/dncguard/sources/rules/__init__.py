@@ -11,7 +11,7 @@ See docs/rules.md for the data format and docs/reason-codes.md (section Rules) f
 from __future__ import annotations
 
 from ._loader import RulesDataError, Ruleset, load_ruleset, parse_texts
-from ._zones import Location, resolve_location, resolve_zones
+from ._zones import Location, resolve_location, resolve_zones, zone_in_country
 from .codes import RULE_CODES
 from .settings import EmergencyDeclaration, RulesSettings
 from .source import RulesCheck, load_emergencies
@@ -34,4 +34,5 @@ __all__ = [
     "parse_texts",
     "resolve_location",
     "resolve_zones",
+    "zone_in_country",
 ]

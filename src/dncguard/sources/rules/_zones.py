@@ -395,6 +395,65 @@ def _valid_zone(name: str) -> bool:
     return True
 
 
+#: regions whose numbers share one numbering plan and are read across the border (a Toronto
+#: number with a Miami ZIP): a zone of either is a zone of a number of either
+_NANP_REGIONS = ("US", "CA")
+
+
+def country_zones(region: str, ruleset: Ruleset | None = None) -> frozenset[str]:
+    """The zones dncguard knows for the numbers of ``region``: the region's zones in
+    ``_zones.yaml`` and those of its states or provinces, and ``phonenumbers``' zones for the
+    country's numbers; for a US or Canadian number those of both countries (the NANP, read
+    across the border as an address is), their split area codes' included. Empty for a
+    region dncguard does not judge."""
+    rs = ruleset or load_ruleset()
+    return _country_zones(region.upper(), rs.version, rs)
+
+
+_COUNTRY_ZONES: dict[tuple[str, str], frozenset[str]] = {}
+
+
+def _country_zones(region: str, version: str, rs: Ruleset) -> frozenset[str]:
+    hit = _COUNTRY_ZONES.get((region, version))
+    if hit is not None:
+        return hit
+    from phonenumbers.tzdata import TIMEZONE_DATA
+
+    from ...places import subdivision_codes
+
+    zones: set[str] = set()
+    if region in _NANP_REGIONS:
+        for r in _NANP_REGIONS:
+            zones.update(rs.zones.region_zones.get(r, []))
+            for code in subdivision_codes(r):
+                zones.update(rs.zones.subdivision_zones.get(code, []))
+        for npa_zones in rs.zones.multi_timezone_npas.values():
+            zones.update(npa_zones)
+    elif region in rs.zones.region_zones:
+        zones.update(rs.zones.region_zones[region])
+        cc = str(phonenumbers.country_code_for_region(region))
+        for key, found in TIMEZONE_DATA.items():
+            if key.startswith(cc) and len(found) <= _MAX_PN_ZONES:
+                zones.update(z for z in found if z != "Etc/Unknown")
+    hit = _COUNTRY_ZONES[(region, version)] = frozenset(zones)
+    return hit
+
+
+@cache
+def _zone_in(name: str, zones: frozenset[str]) -> bool:
+    return _valid_zone(name) and zones_meet((name,), zones)
+
+
+def zone_in_country(name: str, region: str, ruleset: Ruleset | None = None) -> bool:
+    """Whether the IANA zone ``name`` keeps the local time of one of :func:`country_zones`
+    of ``region`` (itself, or a link or a zone of the same offsets all year:
+    ``US/Eastern``, ``America/Indiana/Indianapolis``, ``Australia/Melbourne``). A zone that
+    does not (``Asia/Tokyo`` or ``UTC`` for an Australian or a US number) is not read for
+    the number: :func:`dncguard.engine.context.place_problem` refuses it, and
+    :func:`resolve_location` never lets it stand for the number's own zones."""
+    return bool(name) and _zone_in(name, country_zones(region, ruleset))
+
+
 def resolve_location(e164: str, region: str, state: str | None,
                      extra: Mapping[str, str] | None = None,
                      ruleset: Ruleset | None = None) -> Location:
@@ -421,11 +480,16 @@ def resolve_location(e164: str, region: str, state: str | None,
             states.append(st)
 
     tz = (extra.get("timezone") or "").strip()
+    given = ""  # the row's zone, when it names one
     if tz:
         if _valid_zone(tz):
+            given = tz
             add([tz], "timezone-column")
         else:
             how.append("timezone-column-invalid")
+    # a zone outside the number's country (refused by the scrub and the API: place_problem)
+    # is only ever one more candidate, never the number's whole location
+    foreign = bool(given) and not zone_in_country(given, region, rs)
     npa_state = state_for(e164)
     address_state = (extra.get("state") or "").strip().upper() or None
     if state and state.upper() != npa_state:
@@ -444,8 +508,9 @@ def resolve_location(e164: str, region: str, state: str | None,
     else:
         found = _pn_zones(e164)
         # outside NANP a multi-zone answer (e.g. an Australian mobile) says nothing about where
-        # the subscriber is: an explicit time zone replaces it
-        if not (len(found) > 1 and "timezone-column" in how):
+        # the subscriber is: a time zone given for the number narrows it to that zone when the
+        # zone keeps the local time of one of them; any other zone is one more candidate
+        if not (len(found) > 1 and given and not foreign and zones_meet((given,), found)):
             add(found, "number-prefix")
     if address_state:
         add_state(address_state)
@@ -460,7 +525,9 @@ def resolve_location(e164: str, region: str, state: str | None,
             add(_zip_zones(rs, zip_code, zs), "zip")
         else:
             how.append("zip-unknown")
-    known = bool(zones)
+    # a number with no zones of its own is judged in a zone given for it only when the zone
+    # is one of its country's (a toll-free number with America/Chicago)
+    known = bool(zones) and not (foreign and zones == [given])
     if not known:
         zones.extend(rs.zones.region_zones.get(region, []))
         single = len(zones) == 1

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from ...config import CampaignProfile, Settings
 from ...engine.findings import Findings
 from ...errors import ConfigError
+from ...io.verdict_file import ceil_second
 from ...lists.snapshots import NANP_BASE, PER_AREA, nanp_areas
 from ...lists.store import ListInfo, ListStore
 from ...models import DataVersions, Decision, Reason
@@ -873,7 +874,7 @@ class RulesCheck(CheckBase):
             out.append(Reason(code=codes.FREQUENCY_CAP, decision=Decision.DEFER, source=SOURCE,
                               rule=f"{j}:{cr.id}", citation=cr.citation, next_allowed_at=nxt,
                               detail=f"{why} on subject {subject!r}{anysubject}; frees up "
-                                     f"at {free:%Y-%m-%d %H:%M} UTC"))
+                                     f"at {ceil_second(free):%Y-%m-%d %H:%M:%S} UTC"))
         return out
 
     @cached_property
