@@ -86,6 +86,21 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def scrub_cli(capsys: pytest.CaptureFixture[str], *args: str, at: str) -> tuple[int, str]:
+    """``dncguard scrub ARGS --at AT -q`` in process: (exit code, stderr), never a
+    traceback."""
+    code, _, err = cli(capsys, "scrub", *args, "--at", at, "-q")
+    assert "Traceback" not in err
+    return code, err
+
+
+def error_line(err: str) -> str:
+    """The one ``error:`` line of a refused command."""
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
 class LogLines(logging.Handler):
     """Every message a logger (and its children) logs, as text, at any level."""
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dncguard.cli import run
 from dncguard.config import Settings, load_settings
 from dncguard.engine.scrubber import Scrubber
 from dncguard.errors import InputError
@@ -32,24 +32,15 @@ from dncguard.io.verdict_file import (
 from dncguard.lists.store import ListStore
 from dncguard.sources.rules import AttemptStore
 
-from .conftest import read_csv
+from .conftest import error_line, read_csv, scrub_cli
 
 AT = "2026-12-02T19:30:00Z"
 LISTED = "2025550123"
 FORMULA = '=HYPERLINK("http://evil.invalid","x")'
 
 
-def _scrub(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    code = run(["scrub", *args, "--at", AT, "-q"])
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return code, err
-
-
-def _error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
-    return lines[0]
+_scrub = partial(scrub_cli, at=AT)
+_error = error_line
 
 
 def _header(path: Path) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -20,25 +21,15 @@ from dncguard.errors import InputError
 from dncguard.io._excel import read_excel
 from dncguard.lists.store import ListStore
 
-from .conftest import read_csv
+from .conftest import error_line, read_csv, scrub_cli
 
 AT = "2026-11-19T15:00:00Z"
 LISTED = "2025550123"
 ADDED = ("e164", "decision", "reason_codes", "detail", "next_allowed_at")
 
 
-def _scrub(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    code = run(["scrub", *args, "--at", AT, "-q"])
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return code, err
-
-
-def _error(err: str) -> str:
-    """The one ``error:`` line of a refused scrub."""
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
-    return lines[0]
+_scrub = partial(scrub_cli, at=AT)
+_error = error_line
 
 
 def _files(folder: Path) -> list[str]:
