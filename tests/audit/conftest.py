@@ -80,7 +80,7 @@ class Receiver:
     ``mode``: ``ok``; ``flaky`` fails every other request, alternately before processing
     (503) and after (processed, then 500: the acknowledgement is lost, so the sender retries
     and the key deduplicates); ``hang`` records a request then holds the response until
-    ``release`` is set.
+    ``release`` is set; ``echo`` answers 401 quoting the request's Authorization header.
     """
 
     mode: str = "ok"
@@ -115,9 +115,12 @@ class Receiver:
                     if status == 0:  # hang until released, then drop the connection
                         receiver.release.wait(30)
                         return
-                    self.send_response(status)
-                    self.send_header("Content-Length", "0")
+                    answer = (f"refused: {self.headers.get('Authorization')}".encode()
+                              if receiver.mode == "echo" else b"")
+                    self.send_response(401 if receiver.mode == "echo" else status)
+                    self.send_header("Content-Length", str(len(answer)))
                     self.end_headers()
+                    self.wfile.write(answer)
                 except OSError:
                     pass
 

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from dncguard import audit
 from dncguard.audit import ExportWorker
+from dncguard.audit.export import EXPORT_TOPIC, outbox_for
 from dncguard.audit.settings import load_audit_settings
 from dncguard.cli import run
 from dncguard.config import Settings, load_settings
@@ -119,3 +120,21 @@ def test_the_export_task_survives_a_worker_it_cannot_build(
     assert all("RuntimeError" in line and "cannot build a client" in line
                for line in failures[:2]), failures
     assert not any(secret in line for line in server_log.lines), server_log.lines
+
+
+def test_a_receiver_quoting_the_token_never_gets_it_into_the_queue(
+        settings: Settings, receiver: Receiver) -> None:
+    """A failed delivery keeps the receiver's answer as its error (shown by ``audit
+    outbox``): an answer quoting the request's Authorization header put the token there."""
+    token = "s3cret-export-token"
+    receiver.mode = "echo"
+    log = make_log(settings, export_url=receiver.url, export_token=token)
+    audit.enqueue_export(log, log.append("job", "scrub", subject="job-1"))
+    worker = ExportWorker(log)
+    try:
+        assert worker.run_once().failed == 1
+    finally:
+        worker.close()
+    errors = [item.last_error or "" for item in outbox_for(log).items(EXPORT_TOPIC)]
+    assert errors and all("HTTP 401: refused: Bearer ***" in e for e in errors), errors
+    assert not any(token in e for e in errors)

@@ -98,13 +98,18 @@ def failure_text(exc: BaseException, audit: AuditSettings) -> str:
     """``Type: message`` of an export failure, for a log: the message's first line, with the
     token and the URL's password masked."""
     lines = str(exc).strip().splitlines()
-    text = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    return _masked(f"{type(exc).__name__}: {lines[0] if lines else ''}", audit)[:300]
+
+
+def _masked(text: str, audit: AuditSettings) -> str:
+    """``text`` with the export token and the export URL's secrets masked (cut it after:
+    never part of a secret)."""
     token = audit.export_token.get_secret_value() if audit.export_token is not None else ""
     if token:
         text = text.replace(token, "***")
     if audit.export_url:
         text = text.replace(audit.export_url, mask_url(audit.export_url))
-    return text[:300]  # cut once masked: never part of a secret
+    return text
 
 
 @dataclass
@@ -171,7 +176,8 @@ class ExportWorker:
                 resp = self.client.post(self.url, json=item.payload,
                                         headers={"Idempotency-Key": item.key})
                 ok = 200 <= resp.status_code < 300
-                error = f"HTTP {resp.status_code}: {resp.text[:200]}"
+                # the receiver's answer may echo the request: its token is masked, then cut
+                error = f"HTTP {resp.status_code}: " + _masked(resp.text, self.log.audit)[:200]
             except httpx.HTTPError as exc:  # its text may hold the URL: never its password
                 ok, error = False, f"{type(exc).__name__}: {exc}".replace(
                     self.url, mask_url(self.url))

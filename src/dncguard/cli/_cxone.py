@@ -58,6 +58,8 @@ def groups(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> Non
     """List the tenant's DNC groups with their scrubbed skills."""
     import asyncio
 
+    from ..sources.cxone import group_on
+
     s = settings()
 
     async def go() -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
@@ -70,7 +72,7 @@ def groups(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> Non
     rows = _run(go())
     found: list[dict[str, Any]] = [
         {"id": str(g.get("dncGroupId")), "name": str(g.get("dncGroupName", "")),
-         "active": bool(g.get("isActive", True) and not g.get("isRemoved")),
+         "active": group_on(g)[0],
          "validRecords": g.get("validRecords"), "skills": [str(k.get("skillId")) for k in sk],
          "updated": g.get("lastUpdateTime")} for g, sk in rows]
     if as_json:
