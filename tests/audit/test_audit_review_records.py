@@ -132,9 +132,8 @@ def test_an_intact_job_record_still_reads(settings: Settings, clock: FakeClock,
 
 @pytest.mark.parametrize(("content", "why"), [
     (b"", "is empty"), (b"  \n\t\n", "is empty"),
-    ("\u00e9".encode() * 40, "other than printable ASCII"),
-    (b"\xff\xfe" * 40, "other than printable ASCII"),
-    (b"ab\x00" * 20, "other than printable ASCII"),
+    ("\u00e9".encode() * 40, "other than ASCII"),
+    (b"\xff\xfe" * 40, "other than ASCII"),
 ])
 def test_a_key_file_that_is_no_key_is_refused(settings: Settings, content: bytes,
                                               why: str, capsys: pytest.CaptureFixture[str]

@@ -58,22 +58,13 @@ class AuditSettings(SectionSettings):
     @field_validator("hmac_key")
     @classmethod
     def _hmac_key(cls, value: SecretStr | None) -> SecretStr | None:
-        """Held to the rule of the key file (:func:`_key_problem`): printable ASCII (anything
-        else is refused); shorter than :data:`MIN_KEY_CHARS` characters is warned about
-        (:func:`_warn_if_short`), not refused: a key already used keys the earlier records,
-        so refusing it after an upgrade would leave no way to search them. The message never
-        repeats the key."""
-        if value is None:
-            return None
-        key = value.get_secret_value().encode("utf-8")
-        why = _key_problem(key, "characters")
-        if why:
-            raise ValueError(f"the audit HMAC key {why} (DNCGUARD_AUDIT_HMAC_KEY or [audit] "
-                             f"hmac_key; a key file is held to the same rule): give at least "
-                             f"{MIN_KEY_CHARS} printable ASCII characters, e.g. the output of "
-                             "'openssl rand -hex 32'; a key already used keys the earlier "
-                             "records, so changing it means they no longer match their numbers")
-        _warn_if_short(key, "DNCGUARD_AUDIT_HMAC_KEY or [audit] hmac_key")
+        """Used as given (its UTF-8 bytes, as before: a key already used keys the earlier
+        records, so no key that worked is refused after an upgrade); a blank one is refused
+        with every blank setting, and one shorter than :data:`MIN_KEY_CHARS` characters is
+        warned about (:func:`_warn_if_short`)."""
+        if value is not None:
+            _warn_if_short(value.get_secret_value().encode("utf-8"),
+                           "DNCGUARD_AUDIT_HMAC_KEY or [audit] hmac_key")
         return value
 
     @field_validator("export_url")
@@ -113,7 +104,11 @@ class AuditSettings(SectionSettings):
     def _delays_in_order(self) -> AuditSettings:
         """The first retry delay is at most the longest: a larger one was silently cut to
         the longest (the backoff starts at ``min(base, max)``), so one of the two settings
-        meant nothing."""
+        meant nothing. A longest delay given below the default first one lowers the first
+        to it (the first was not given)."""
+        if self.export_base_delay > self.export_max_delay and \
+                "export_base_delay" not in self.model_fields_set:
+            object.__setattr__(self, "export_base_delay", self.export_max_delay)
         if self.export_base_delay > self.export_max_delay:
             raise ValueError(
                 f"export_base_delay (DNCGUARD_AUDIT_EXPORT_BASE_DELAY) {self.export_base_delay:g}"
@@ -172,14 +167,6 @@ MIN_KEY_CHARS = 32
 _WARNED: set[str] = set()
 
 
-def _key_problem(key: bytes, what: str) -> str | None:
-    """Why ``key`` is no HMAC key (not printable ASCII), or None: one rule for the key file
-    and the configured key."""
-    if not all(32 <= b < 127 for b in key):
-        return f"holds {what} other than printable ASCII"
-    return None
-
-
 def _warn_if_short(key: bytes, where: str) -> None:
     """A warning (once per process and place) when ``key`` is shorter than
     :data:`MIN_KEY_CHARS`: it is used, since the records already keyed with it are found
@@ -194,13 +181,15 @@ def _warn_if_short(key: bytes, where: str) -> None:
 
 
 def _key_file(path: Path) -> bytes:
-    """The key in ``path``: printable ASCII, surrounding whitespace aside (shorter than
-    :data:`MIN_KEY_CHARS`: warned about). Anything else is refused (:class:`ConfigError`):
-    an empty or blank file would key every number with a key anyone knows, and one of other
-    bytes is not a file dncguard wrote."""
+    """The key in ``path``: ASCII, surrounding whitespace aside (as it was always read;
+    shorter than :data:`MIN_KEY_CHARS`: warned about). Anything else is refused
+    (:class:`ConfigError`, one line): an empty or blank file would key every number with a
+    key anyone knows, and one of other bytes is not a file dncguard wrote (it failed with a
+    UnicodeDecodeError before)."""
     raw = path.read_bytes()
     key = raw.strip()
-    why = "is empty" if not key else _key_problem(key, "bytes")
+    why = ("is empty" if not key else "holds bytes other than ASCII" if not key.isascii()
+           else None)
     if why:
         raise ConfigError(f"the audit HMAC key file {path} {why}: restore it from the backup "
                           "made with the database (or set DNCGUARD_AUDIT_HMAC_KEY); "

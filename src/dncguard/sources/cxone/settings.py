@@ -96,8 +96,13 @@ class CxoneSettings(SectionSettings):
 
     @model_validator(mode="after")
     def _concurrency_in_order(self) -> CxoneSettings:
-        """An initial concurrency above its maximum is refused, as http-batch refuses it:
-        it was silently cut to the maximum, so one of the two settings meant nothing."""
+        """An initial concurrency given above its maximum is refused, as http-batch refuses
+        it: it was silently cut to the maximum, so one of the two settings meant nothing. A
+        maximum given below the default start lowers the start to it (the start was not
+        given: nothing said is dropped)."""
+        if self.concurrency > self.max_concurrency and \
+                "concurrency" not in self.model_fields_set:
+            object.__setattr__(self, "concurrency", self.max_concurrency)
         if self.concurrency > self.max_concurrency:
             raise ValueError(
                 f"concurrency (DNCGUARD_CXONE_CONCURRENCY) {self.concurrency} is above "

@@ -155,6 +155,9 @@ class HttpBatchSettings(SectionSettings):
                 f"(DNCGUARD_HTTP_BATCH_MATCH_TYPE) is {self.match_type!r}: the salt is used "
                 "only with match_type 'hash' and the numbers would be sent in plain text; set "
                 "match_type to 'hash' or remove hash_salt")
+        if self.concurrency > self.max_concurrency and \
+                "concurrency" not in self.model_fields_set:  # a lowered bound, no start given
+            object.__setattr__(self, "concurrency", self.max_concurrency)
         if self.concurrency > self.max_concurrency:
             raise ValueError(
                 f"concurrency (DNCGUARD_HTTP_BATCH_CONCURRENCY) {self.concurrency} is above "
