@@ -70,6 +70,16 @@ def test_nanp_keeps_the_strict_reading() -> None:
     assert clean_context({"timezone": "US/Eastern"}, country="US") == {"timezone": "US/Eastern"}
 
 
+@pytest.mark.parametrize("zone", ["America/Atikokan", "America/Coral_Harbour"])
+def test_a_canadian_zone_without_dst_is_one_of_canadas(zone: str) -> None:
+    """Atikokan (Ontario) keeps Eastern Standard Time all year, so no zone of the country
+    keeps its time all year: it was refused for an 807 number. Its own zone is one of
+    Ontario's (and Nunavut's, for Coral Harbour) in the zone data now."""
+    assert clean_context({"timezone": zone}, country="CA") == {"timezone": zone}
+    loc = resolve_location("+18075971234", "CA", None, {"timezone": zone})
+    assert zone in loc.zones
+
+
 @pytest.mark.parametrize(("country", "zone"), [
     ("AU", "UTC"), ("AU", "America/New_York"), ("CA", "Asia/Tokyo"), ("US", "Europe/London"),
     ("GB", "Australia/Sydney")])

@@ -627,13 +627,19 @@ class ScrubRun:
         p = self.prepare(sl)
         return self.finish(p, await self.check(p))
 
-    def skip(self, sl: Slice) -> None:
+    def skip(self, sl: Slice, suppressed: npt.NDArray[np.bool_] | None = None) -> None:
         """Replay a slice already scrubbed (a resumed job's committed chunks) into the dedupe
-        state: its keys are remembered, nothing is checked or counted. Its numbers count as
-        already counted for ``uniqueSuppressed`` (their chunks' summaries counted them when
-        a row was suppressed there; a later row is not known to be their first)."""
+        state: its keys are remembered, nothing is checked or counted. ``suppressed``: per
+        row of the slice, whether its committed verdict was block, defer or error; those
+        rows' numbers count as counted for ``uniqueSuppressed`` (their chunk's summary
+        counted them), the others may still be counted by a later row, as in a run that was
+        never interrupted. Without it every number of the slice counts as counted (a later
+        row of one is never counted twice, and may be missed)."""
         p = self.prepare(sl, check=False)
-        self.newly_suppressed(p.number)
+        if suppressed is None or len(suppressed) != len(sl):
+            self.newly_suppressed(p.number)
+        else:
+            self.newly_suppressed(p.number[suppressed[p.okpos]])
 
     def newly_suppressed(self, numbers: npt.NDArray[np.int64]) -> int:
         """How many of ``numbers`` (number ids of rows decided block, defer or error) no

@@ -44,6 +44,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, cast
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
@@ -416,6 +418,9 @@ class JobStore:
                 for r in rows}
 
 
+#: The decisions ``uniqueSuppressed`` counts (a verdict file's ``decision`` cell).
+_SUPPRESSED = frozenset({"block", "defer", "error"})
+
 #: A chunk's version of a list it was checked without (see :func:`merge_summaries`).
 _NOT_USED = "\x00not used"
 
@@ -688,7 +693,8 @@ class JobRunner:
                 if sl is None:
                     break
                 if k < job.chunks_done:  # committed before: only remember its keys
-                    run.skip(sl)
+                    run.skip(sl, await asyncio.to_thread(
+                        self._suppressed_rows, job, k, len(run.header)))
                     k += 1
                     continue
                 if self._stop.is_set():
@@ -770,6 +776,23 @@ class JobRunner:
             # the chunk's files commit with the chunk: a successor finishes from them
             self.store.publish(conn, self.store.chunk_path(job_id, k),
                                self.store.chunk_path(job_id, k, "json"))
+
+    def _suppressed_rows(self, job: JobInfo, k: int, columns: int
+                         ) -> npt.NDArray[np.bool_] | None:
+        """Per row of committed chunk ``k``: whether its verdict was block, defer or error
+        (its ``decision`` cell follows the ``columns`` input columns and ``e164``), for
+        the resumed run's ``uniqueSuppressed`` (:meth:`ScrubRun.skip`). None when the
+        chunk cannot be read (every number of it then counts as counted; the chunk itself
+        is checked before the job is done)."""
+        try:
+            path = self.store.local(self.store.chunk_path(job.id, k))
+            with path.open(encoding="utf-8", newline="") as fh:
+                return np.array([len(row) > columns + 1 and row[columns + 1] in _SUPPRESSED
+                                 for row in csv.reader(fh)], dtype=bool)
+        except (OSError, SourceError, ValueError, csv.Error) as exc:
+            log.warning("job %s: chunk %d's decisions could not be read (%s); its numbers "
+                        "count as suppressed already", job.id, k, type(exc).__name__)
+            return None
 
     def _chunk_problem(self, job: JobInfo, k: int, record: ChunkRecord | None
                        ) -> tuple[str | None, int]:
