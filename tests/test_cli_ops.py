@@ -84,7 +84,8 @@ def test_lists_import_stats_rm_json(capsys: pytest.CaptureFixture[str],
     assert [v["sourceFile"] for v in stats["versions"]] == [path.name]
     assert stats["versions"][0]["by"] == "tester"
     gone = cli_json(capsys, "lists", "rm", "us")
-    assert gone == {"name": "us", "kind": "national", "count": 2, "removed": True}
+    assert gone == {"name": "us", "kind": "national", "count": 2, "entries": 0,
+                    "removed": True}
     code, out, err = cli(capsys, "lists", "stats", "us", "--json")
     one_line_error(code, out, err, "no list named 'us'")
 
@@ -93,7 +94,7 @@ def test_dnc_add_remove_json_mask_the_number(capsys: pytest.CaptureFixture[str])
     got = cli_json(capsys, "dnc", "add", DIGITS, "--reason", "asked", "--expires",
                    "2099-01-31")
     assert got == {"number": "+1202555****", "list": "internal", "listed": True,
-                   "expires": "2099-02-01T12:00:00+00:00"}
+                   "expires": "2099-02-01T12:00:00+00:00", "notReadBy": []}
     got = cli_json(capsys, "dnc", "remove", DIGITS)
     assert got == {"number": "+1202555****", "list": "internal", "listed": False,
                    "wasListed": True}
@@ -530,3 +531,31 @@ def test_audit_search_reads_parquet_results(capsys: pytest.CaptureFixture[str],
     job = next(r for r in got["records"] if r["kind"] == "job")
     assert [r["row"] for r in job["rows"]] == [1, 3]
     assert job["data"]["file"] == "v.parquet" and job["data"]["rows"] == 3
+
+
+def test_dnc_add_says_what_holds_and_who_does_not_read_it(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """From a review of the opt-out commands: ``dnc add --expires`` of a number listed for
+    good printed the asked expiry (the later one is kept: none); an opt-out on a list a
+    campaign does not read got no word (the API says notReadBy); a mistyped number was
+    echoed in full; ``2026-W52-1`` was read as a date; ``lists rm`` of an internal list lifted
+    its opt-outs and said "0 entries"."""
+    from dncguard.config import load_settings
+
+    home = load_settings().home
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dncguard.toml").write_text('[campaigns.c1]\nlists = ["internal"]\n',
+                                        encoding="utf-8")
+    cli_json(capsys, "dnc", "add", DIGITS)
+    got = cli_json(capsys, "dnc", "add", DIGITS, "--expires", "2099-01-31")
+    assert got["expires"] is None  # for good: the later of the two
+    code, _, err = cli(capsys, "dnc", "add", "2025550191", "--list", "eu", "--create")
+    assert code == 0 and "campaign(s) c1 do not read list eu" in " ".join(err.split())
+    code, _, err = cli(capsys, "dnc", "add", "+1 202 555 01234")
+    assert code == 2 and "01234" not in err
+    code, _, err = cli(capsys, "dnc", "add", DIGITS, "--expires", "2026-W52-1")
+    assert code == 2 and "YYYY-MM-DD" in err
+    code, _, err = cli(capsys, "lists", "rm", "internal")
+    assert code == 2 and "holds 1 number added by hand" in " ".join(err.split())
+    gone = cli_json(capsys, "lists", "rm", "internal", "--drop-optouts")
+    assert gone["entries"] == 1 and gone["removed"] is True

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from sqlalchemy import Connection, select
 
+from .config import Settings
 from .lists.store import ListInfo, ListStore
 from .store import as_utc, list_entries_table, lists_table, utcnow
 
@@ -178,6 +179,24 @@ def add_optout(store: ListStore, phone: str, *, list_name: str = "internal",
     does not exist is refused unless ``create`` (``internal`` is made on first use)."""
     return store.add_number(phone, list_name=list_name, reason=reason, expires=expires, who=who,
                             region=region, then=_writeback(store), create=create)
+
+
+def stored_expiry(store: ListStore, list_name: str, e164: str) -> datetime | None:
+    """The expiry ``e164``'s entry on ``list_name`` has as stored (None: none, for good):
+    an add keeps the later of two expiries, so what was asked is not always what holds."""
+    e = list_entries_table
+    with store.engine.connect() as conn:
+        found = conn.execute(select(e.c.expires_at).where(
+            e.c.list_name == list_name, e.c.value == e164)).scalar()
+    return as_utc(found)
+
+
+def not_read_by(settings: Settings, list_name: str) -> list[str]:
+    """The configured campaigns that do not read ``list_name``: their profile narrows the
+    lists (``lists = [...]``) and leaves it out. An opt-out stored there is not seen by their
+    checks, which ``dnc add`` and ``POST /v1/dnc`` say rather than imply otherwise."""
+    return sorted(name for name, profile in settings.campaigns.items()
+                  if profile.lists is not None and list_name not in profile.lists)
 
 
 def remove_optout(store: ListStore, phone: str, *, list_name: str = "internal",

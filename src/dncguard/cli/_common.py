@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
@@ -62,12 +63,20 @@ def parse_instant(value: str | None, flag: str = "--at") -> datetime | None:
 
 
 def parse_date(value: str | None, flag: str) -> date | None:
+    """A ``YYYY-MM-DD`` date, and nothing else: Python reads ``2026-W52-1`` and ``20261210``
+    as dates too, and a typo in either would become another day without a word."""
     if value is None:
         return None
+    text = value.strip()
     try:
-        return date.fromisoformat(value.strip())
+        if not _DAY.fullmatch(text):
+            raise ValueError(text)
+        return date.fromisoformat(text)
     except ValueError:
         raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=flag) from None
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def who() -> str:

@@ -172,7 +172,7 @@ def _fresh_text(f: Freshness) -> str:
 def list_stats(name: str,
                as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Show one list's size, snapshot history and manual entries."""
-    from ..lists.store import ListStore
+    from ..lists.store import ListStore, snapshot_remedy
 
     store = ListStore(settings())
     info = store.get(name)
@@ -199,9 +199,10 @@ def list_stats(name: str,
     if info.synced_at:
         console.print(f"last synced: {info.synced_at.isoformat()}")
     if info.current_file:
-        console.print(f"snapshot file: [red]DAMAGED[/] ({escape(problem)}); checks against this "
-                      "list answer error until it is re-imported" if problem
-                      else f"snapshot file: verified ({info.current_file})", soft_wrap=True)
+        console.print(f"snapshot file: [red]not usable[/] ({escape(problem)}); checks against "
+                      f"this list answer error until then: {snapshot_remedy(problem)}"
+                      if problem else f"snapshot file: verified ({info.current_file})",
+                      soft_wrap=True)
     table = Table("imported (UTC)", "snapshot date", "entries", "change list",
                   Column("file", overflow="fold"), Column("by", overflow="fold"))
     for v in versions:
@@ -247,17 +248,32 @@ def sync_lists(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) ->
 
 
 @lists_app.command("rm")
-def remove_list(name: str, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)
-                ) -> None:
+def remove_list(name: str,
+                drop_optouts: bool = typer.Option(
+                    False, "--drop-optouts", help="Remove an internal or litigator list that "
+                    "holds numbers added by hand (dnc add): their opt-outs are lifted"),
+                as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Remove a list, its snapshots and its manual entries."""
-    from ..lists.store import ListStore
+    from ..lists.store import MANUAL_KINDS, ListStore
 
-    info = ListStore(settings()).remove_list(name, who=who())
+    store = ListStore(settings())
+    info = store.get(name)
+    held = store.entry_counts(name)["added"]
+    if held and info.kind in MANUAL_KINDS and not drop_optouts:
+        # the opt-outs would be lifted without a word: every campaign reading the list
+        # would call those numbers
+        err_console.print(
+            f"[red]error:[/] list {escape(name)} holds {plural(held, 'number')} added by hand "
+            "(dnc add): removing it lifts those opt-outs, and every campaign reading it would "
+            "call them; give --drop-optouts to remove it anyway", highlight=False)
+        raise typer.Exit(2)
+    info = store.remove_list(name, who=who())
     if as_json:
         print_json({"name": info.name, "kind": info.kind, "count": info.count,
-                    "removed": True})
+                    "entries": held, "removed": True})
         return
-    console.print(f"removed list {info.name} ({info.kind}, {info.count:,} entries)")
+    console.print(f"removed list {info.name} ({info.kind}, {info.count:,} imported entries, "
+                  f"{held:,} added by hand)")
 
 
 @dnc_app.command("add")
@@ -275,19 +291,29 @@ def dnc_add(
 ) -> None:
     """Add a number to the internal DNC list (an opt-out)."""
     from ..lists.store import ListStore
-    from ..optouts import add_optout, expiry_after
+    from ..optouts import add_optout, expiry_after, not_read_by, stored_expiry
     from ..phones import mask
 
     day = parse_date(expires, "--expires")
     when = expiry_after(day) if day else None
-    e164 = add_optout(ListStore(settings()), phone, list_name=list_name, reason=reason,
-                      expires=when, who=who(), create=create)
+    cfg = settings()
+    store = ListStore(cfg)
+    e164 = add_optout(store, phone, list_name=list_name, reason=reason, expires=when,
+                      who=who(), create=create)
+    # what holds: an add keeps the later of two expiries (none is the latest)
+    held = stored_expiry(store, list_name, e164)
+    unread = not_read_by(cfg, list_name)
+    if unread:  # as POST /v1/dnc answers notReadBy
+        err_console.print(f"[yellow]warning:[/] campaign(s) {escape(', '.join(unread))} do not "
+                          f"read list {escape(list_name)}: their checks do not see this "
+                          "opt-out", highlight=False)
     if as_json:
         print_json({"number": mask(e164), "list": list_name, "listed": True,
-                    "expires": iso(when)})
+                    "expires": iso(held), "notReadBy": unread})
         return
     console.print(f"added {mask(e164)} to {list_name}"
-                  + (f" through {day.isoformat()}" if day else ""))
+                  + (f", in force until {iso(held)}" if held else
+                     " for good" + (" (it was listed for good already)" if day else "")))
 
 
 @dnc_app.command("remove")

@@ -373,6 +373,17 @@ def _folder_candidates(name: str) -> list[str]:
 #: (shared snapshots): it is fetched shortly, nothing is wrong with the list itself.
 NOT_HELD = "this replica does not hold snapshot"
 FETCH_FAILED = "this replica could not fetch snapshot"
+
+
+def snapshot_remedy(problem: str) -> str:
+    """What to do about a list's snapshot problem (:meth:`ListStore.snapshot_problem`'s
+    words): fetch it when this replica only lacks it, retry a failed fetch, else re-import."""
+    if NOT_HELD in problem:  # not fetched yet: nothing to re-import
+        return "dncguard lists sync fetches it at once"
+    if FETCH_FAILED in problem:  # a damaged copy in the database, or the database away
+        return ("dncguard lists sync tries again; if it fails the same way, re-import the "
+                "list")
+    return "re-import the list"
 #: (list name, snapshot file) -> why this process could not fetch that version from the
 #: database: its checks and /readyz then say so instead of "not fetched yet" (a damaged chunk
 #: is not cured by waiting; re-importing the list is).
@@ -923,14 +934,20 @@ class ListStore:
             files |= {f for f in (info.current_file, current) if f}
             # the list's row first, as imports and opt-outs take it: one lock order for all
             conn.execute(delete(lists_table).where(lists_table.c.name == name))
+            # the numbers added by hand (opt-outs, synced records) it held: lifted with it, and
+            # the change log and the audit trail say how many (``count`` is the snapshot's)
+            held = conn.execute(select(func.count()).select_from(list_entries_table).where(
+                list_entries_table.c.list_name == name,
+                list_entries_table.c.removed.is_(False))).scalar_one()
             conn.execute(delete(list_entries_table).where(list_entries_table.c.list_name == name))
             conn.execute(delete(list_versions_table).where(
                 list_versions_table.c.list_name == name))
             conn.execute(insert(list_events_table).values(
                 at=utcnow(), list_name=name, action="rm", who=who,
-                detail={"count": info.count}))
+                detail={"count": info.count, "entries": int(held)}))
             audit.record_list_change(self.settings, "rm", name, who=who,
-                                     detail={"count": info.count, "kind": info.kind}, conn=conn)
+                                     detail={"count": info.count, "entries": int(held),
+                                             "kind": info.kind}, conn=conn)
             if self.shared:
                 snapshot_share.forget(conn, folder.name, sorted(files))
                 snapshot_share.notify(conn, name)
@@ -1048,8 +1065,8 @@ class ListStore:
 
     def _e164(self, phone: str, region: str | None) -> str:
         result = normalise(phone, region or self.settings.default_region)
-        if not result.ok or result.e164 is None:
-            raise ListError(f"{phone!r} is not a valid number: {result.message}")
+        if not result.ok or result.e164 is None:  # not echoed: a mistyped number is still one
+            raise ListError(result.message or "not a valid number")
         return result.e164
 
     def entry_counts(self, name: str) -> dict[str, int]:

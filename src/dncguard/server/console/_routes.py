@@ -32,14 +32,14 @@ from ...engine.scrubber import Scrubber
 from ...errors import DncGuardError, ListError
 from ...lists.store import ListStore
 from ...models import Verdict
-from ...optouts import add_optout, entry_status, expiry_after, remove_optout
+from ...optouts import add_optout, entry_status, expiry_after, not_read_by, remove_optout
 from ...store import utcnow
 from .._context import context_or_422
 from .._deps import Service
 from .._errors import ApiError
 from .._jobs import JobInfo, JobIntegrityError
 from ..routes.check import CheckRequest, check_context
-from ..routes.dnc import OptOut, not_read_by
+from ..routes.dnc import OptOut
 from ..routes.lists import list_statuses
 from ..routes.ops import Health, readyz
 from . import _csrf as csrf

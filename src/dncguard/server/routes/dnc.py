@@ -13,10 +13,9 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from ...config import Settings
 from ...errors import ListError
 from ...lists.store import ListStore
-from ...optouts import add_optout, remove_optout
+from ...optouts import add_optout, not_read_by, remove_optout
 from ...phones import normalise
 from .._deps import DncKey, Service, ServiceDep
 from .._errors import ApiError, FieldError, Instant, responses
@@ -79,14 +78,6 @@ def add(body: OptOut, svc: ServiceDep, key: DncKey) -> OptOutResult:
                                                          message=str(exc))]) from exc
     return OptOutResult(e164=e164, list=body.list, listed=True,
                         not_read_by=not_read_by(svc.settings, body.list))
-
-
-def not_read_by(settings: Settings, list_name: str) -> list[str]:
-    """The configured campaigns that do not read ``list_name``: their profile narrows the
-    lists (``lists = [...]``) and leaves it out. An opt-out stored there is not seen by their
-    checks, which the answer says rather than leave ``listed: true`` to imply otherwise."""
-    return sorted(name for name, profile in settings.campaigns.items()
-                  if profile.lists is not None and list_name not in profile.lists)
 
 
 @router.delete("/v1/dnc/{phone}", response_model=OptOutResult,

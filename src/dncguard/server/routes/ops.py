@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ...config import Settings
-from ...lists.store import FETCH_FAILED, NOT_HELD
+from ...lists.store import snapshot_remedy
 from ...sources.rules.freshness import blocking
 from ...store import utcnow
 from .._deps import AdminKey, Credentials, Service, ServiceDep, require
@@ -77,15 +77,6 @@ def readyz(svc: ServiceDep) -> Any:
     return Health(status="ok")
 
 
-def _remedy(problem: str) -> str:
-    if NOT_HELD in problem:  # not fetched yet: nothing to re-import
-        return "dncguard lists sync fetches it at once"
-    if FETCH_FAILED in problem:  # a damaged copy in the database, or the database away
-        return ("dncguard lists sync tries again; if it fails the same way, re-import the "
-                "list")
-    return "re-import the list"
-
-
 def list_problems(svc: Service) -> list[str]:
     """Lists that make verdicts ``error``: a current snapshot that fails its integrity check
     or a jurisdiction that is not understood (their checks answer SOURCE_ERROR), and, with
@@ -94,7 +85,7 @@ def list_problems(svc: Service) -> list[str]:
     numbers)."""
     states = list_states(svc)
     out = [f"list {s.info.name}: snapshot fails its integrity check, its checks answer error "
-           f"(SOURCE_ERROR): {s.snapshot_error}; {_remedy(s.snapshot_error)}"
+           f"(SOURCE_ERROR): {s.snapshot_error}; {snapshot_remedy(s.snapshot_error)}"
            for s in states if s.snapshot_error]
     out.extend(f"{s.info.scope_problem}; its checks answer error (SOURCE_ERROR)"
                for s in states if s.info.scope_problem)
