@@ -393,6 +393,23 @@ class CampaignProfile(BaseModel):
 _URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
+def start_within_bound(section: BaseModel, start: str, bound: str, prefix: str) -> None:
+    """Hold ``section``'s ``start`` setting to at most its ``bound`` (a concurrency and its
+    maximum, a first retry delay and the longest). A start given above its bound is refused
+    (ValueError naming both, as ``prefix`` + the name spells their variables): it was cut to
+    the bound without a word, so one of the two meant nothing. A bound given below the
+    default start lowers the start to it (the start was not given: nothing said is
+    dropped)."""
+    low, high = getattr(section, start), getattr(section, bound)
+    if low <= high:
+        return
+    if start not in section.model_fields_set:
+        object.__setattr__(section, start, high)
+        return
+    raise ValueError(f"{start} ({prefix}{start.upper()}) {low:g} is above {bound} "
+                     f"({prefix}{bound.upper()}) {high:g}; lower {start} or raise {bound}")
+
+
 def url_problem(url: str) -> str | None:
     """What keeps ``url`` from being an http(s) URL with a host, or None: the one check of
     every remote endpoint a section names (the audit export URL, the http-batch base and

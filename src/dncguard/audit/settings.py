@@ -11,7 +11,7 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from ..config import SectionSettings, Settings, load_section, url_problem
+from ..config import SectionSettings, Settings, load_section, start_within_bound, url_problem
 from ..errors import ConfigError
 
 #: Five years (365 * 5 + 1 leap day), the default retention.
@@ -106,14 +106,7 @@ class AuditSettings(SectionSettings):
         the longest (the backoff starts at ``min(base, max)``), so one of the two settings
         meant nothing. A longest delay given below the default first one lowers the first
         to it (the first was not given)."""
-        if self.export_base_delay > self.export_max_delay and \
-                "export_base_delay" not in self.model_fields_set:
-            object.__setattr__(self, "export_base_delay", self.export_max_delay)
-        if self.export_base_delay > self.export_max_delay:
-            raise ValueError(
-                f"export_base_delay (DNCGUARD_AUDIT_EXPORT_BASE_DELAY) {self.export_base_delay:g}"
-                f" is above export_max_delay (DNCGUARD_AUDIT_EXPORT_MAX_DELAY) "
-                f"{self.export_max_delay:g}; lower export_base_delay or raise export_max_delay")
+        start_within_bound(self, "export_base_delay", "export_max_delay", "DNCGUARD_AUDIT_")
         return self
 
 

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from ...config import SectionSettings, Settings, endpoint_url
+from ...config import SectionSettings, Settings, endpoint_url, start_within_bound
 from ...errors import ConfigError
 from ..remote.resilience import RetryPolicy
 
@@ -100,14 +100,7 @@ class CxoneSettings(SectionSettings):
         it: it was silently cut to the maximum, so one of the two settings meant nothing. A
         maximum given below the default start lowers the start to it (the start was not
         given: nothing said is dropped)."""
-        if self.concurrency > self.max_concurrency and \
-                "concurrency" not in self.model_fields_set:
-            object.__setattr__(self, "concurrency", self.max_concurrency)
-        if self.concurrency > self.max_concurrency:
-            raise ValueError(
-                f"concurrency (DNCGUARD_CXONE_CONCURRENCY) {self.concurrency} is above "
-                f"max_concurrency (DNCGUARD_CXONE_MAX_CONCURRENCY) {self.max_concurrency}; "
-                "lower concurrency or raise max_concurrency")
+        start_within_bound(self, "concurrency", "max_concurrency", "DNCGUARD_CXONE_")
         return self
 
     @model_validator(mode="after")

@@ -51,7 +51,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 from pydantic_settings import SettingsConfigDict
 
 from ..._lazy import lazy_import
-from ...config import SectionSettings, Settings, endpoint_url
+from ...config import SectionSettings, Settings, endpoint_url, start_within_bound
 from ...errors import ConfigError, SourceError
 from ...models import DataVersions, Decision, Reason, ReasonCode
 from ...phones import mask_numbers
@@ -155,14 +155,7 @@ class HttpBatchSettings(SectionSettings):
                 f"(DNCGUARD_HTTP_BATCH_MATCH_TYPE) is {self.match_type!r}: the salt is used "
                 "only with match_type 'hash' and the numbers would be sent in plain text; set "
                 "match_type to 'hash' or remove hash_salt")
-        if self.concurrency > self.max_concurrency and \
-                "concurrency" not in self.model_fields_set:  # a lowered bound, no start given
-            object.__setattr__(self, "concurrency", self.max_concurrency)
-        if self.concurrency > self.max_concurrency:
-            raise ValueError(
-                f"concurrency (DNCGUARD_HTTP_BATCH_CONCURRENCY) {self.concurrency} is above "
-                f"max_concurrency (DNCGUARD_HTTP_BATCH_MAX_CONCURRENCY) "
-                f"{self.max_concurrency}; lower concurrency or raise max_concurrency")
+        start_within_bound(self, "concurrency", "max_concurrency", "DNCGUARD_HTTP_BATCH_")
         return self
 
     def _needed(self) -> dict[str, object]:
