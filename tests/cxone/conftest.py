@@ -6,12 +6,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from dncguard.config import Settings
+from dncguard.config import Settings, load_settings
 from dncguard.engine.scrubber import Scrubber
 from dncguard.lists.store import ListStore
 from dncguard.models import Decision, ReasonCode, Verdict
@@ -47,6 +48,16 @@ def sandbox_factory() -> Iterator[Callable[..., SandboxServer]]:
 @pytest.fixture
 def sandbox(sandbox_factory: Callable[..., SandboxServer]) -> SandboxServer:
     return sandbox_factory()
+
+
+@pytest.fixture
+def cxsettings(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch,
+               tmp_path: Path) -> Iterator[Settings]:
+    """The settings of a fresh home with CXone configured as ``sandbox`` (from the
+    environment, as a deployment gives them): opt-outs are queued for push."""
+    for k, v in sandbox.env().items():
+        monkeypatch.setenv(k, v)
+    yield load_settings(home=tmp_path / "home")
 
 
 def cx_settings(sb: SandboxServer, **over: Any) -> CxoneSettings:

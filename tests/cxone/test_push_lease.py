@@ -10,13 +10,9 @@ the item taken over, and gives the write up."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
-
-from dncguard.config import Settings, load_settings
+from dncguard.config import Settings
 from dncguard.lists.store import ListStore
 from dncguard.optouts import add_optout, queue_writeback, remove_optout
 from dncguard.outbox import DELIVERED, Outbox
@@ -29,14 +25,6 @@ from .conftest import cx_settings, make_client
 
 GROUP = 364
 NUMBER = "+12025550177"
-
-
-@pytest.fixture
-def cxsettings(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch,
-               tmp_path: Path) -> Iterator[Settings]:
-    for k, v in sandbox.env().items():  # CXone configured: opt-outs are queued for push
-        monkeypatch.setenv(k, v)
-    yield load_settings(home=tmp_path / "home")
 
 
 def blocks(sandbox: SandboxServer) -> bool:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from dncguard.config import Settings, load_settings
+from dncguard.config import Settings
 from dncguard.lists.store import ListStore
 from dncguard.optouts import add_optout, remove_optout
 from dncguard.outbox import DELIVERED, Outbox
@@ -34,14 +32,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return datetime.now(UTC) + self.offset
-
-
-@pytest.fixture
-def cxsettings(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch,
-               tmp_path: Path) -> Iterator[Settings]:
-    for k, v in sandbox.env().items():  # CXone configured: opt-outs are queued for push
-        monkeypatch.setenv(k, v)
-    yield load_settings(home=tmp_path / "home")
 
 
 class World:

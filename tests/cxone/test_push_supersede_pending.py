@@ -9,13 +9,9 @@ kept failing). Now the removal is settled as superseded by the pending opt-out."
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
-
-from dncguard.config import Settings, load_settings
+from dncguard.config import Settings
 from dncguard.lists.store import ListStore
 from dncguard.optouts import add_optout, remove_optout
 from dncguard.outbox import DELIVERED, Outbox
@@ -28,14 +24,6 @@ from .conftest import cx_settings, make_client
 
 GROUP = "364"
 NUMBER = "+12025550178"
-
-
-@pytest.fixture
-def cxsettings(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch,
-               tmp_path: Path) -> Iterator[Settings]:
-    for k, v in sandbox.env().items():
-        monkeypatch.setenv(k, v)
-    yield load_settings(home=tmp_path / "home")
 
 
 class Clock:

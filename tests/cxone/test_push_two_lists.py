@@ -10,13 +10,10 @@ list holds the number: after each change a backfill finds nothing to add."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
-from dncguard.config import Settings, load_settings
+from dncguard.config import Settings
 from dncguard.lists.store import ListStore
 from dncguard.optouts import add_optout, queue_writeback, remove_optout
 from dncguard.outbox import Outbox
@@ -29,14 +26,6 @@ from .conftest import cx_settings, make_client
 
 GROUP = 364
 NUMBER = "+12025550166"
-
-
-@pytest.fixture
-def cxsettings(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch,
-               tmp_path: Path) -> Iterator[Settings]:
-    for k, v in sandbox.env().items():
-        monkeypatch.setenv(k, v)
-    yield load_settings(home=tmp_path / "home")
 
 
 async def test_cxone_holds_the_state_across_internal_lists(

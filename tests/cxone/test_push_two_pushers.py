@@ -7,11 +7,8 @@ without the record while dncguard blocked the number."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from dncguard.config import Settings, load_settings
 from dncguard.lists.store import ListStore
@@ -73,14 +70,6 @@ def test_what_holds_a_later_change_back(tmp_path: Path) -> None:
     assert [it.key for it in box.claim("t", 1, in_order=True)] == ["1"]
     # "1" is held now, so "2" waits; "3" comes with the earlier item of its number
     assert [it.key for it in box.claim("t", 10, in_order=True)] == ["other-group", "3"]
-
-
-@pytest.fixture
-def cxsettings(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch,
-               tmp_path: Path) -> Iterator[Settings]:
-    for k, v in sandbox.env().items():
-        monkeypatch.setenv(k, v)
-    yield load_settings(home=tmp_path / "home")
 
 
 async def test_cxone_ends_in_the_last_change_with_two_pushers(
