@@ -91,7 +91,6 @@ def _one(check: RulesCheck, e164: str, region: str | None, state: str | None,
          extra: Mapping[str, str], ctx: CheckContext, records: list[ConsentRecord],
          attempts: list[Attempt], infos: list[ListInfo]) -> list[Reason]:
     at = ctx.at.astimezone(UTC)
-    today = at.date()
     region = (region or check.settings.default_region).upper()
     loc = resolve_location(e164, region, state, extra, check.ruleset)
     days = _calling_dates(at, loc.zones)
@@ -111,7 +110,8 @@ def _one(check: RulesCheck, e164: str, region: str | None, state: str | None,
     reasons.extend(check._caps(attempts, ctx, line, days, jur, at, extra, plan))
     if not (valid & LIFTS_REGISTRY):
         npa = int(e164[2:5]) if region == "US" and e164.startswith("+1") else None
-        reasons.extend(check._registry(infos, ctx, line, days, jur, today, npa=npa)[0])
+        # a registry's age counts on the latest calling date (the party's own, when ahead of UTC)
+        reasons.extend(check._registry(infos, ctx, line, days, jur, days[1], npa=npa)[0])
     return reasons
 
 

@@ -102,6 +102,26 @@ def test_freshness(make_check: Callable[..., RulesCheck], importer: Callable[...
         assert got[0].list == f"{jur.lower()}-{kind}" and "days old" in got[0].detail
 
 
+@pytest.mark.parametrize(("phone", "jur", "snapshot"), [
+    ("+61298765432", "AU", date(2026, 10, 18)),  # Sydney: already 18 Nov (30-day wash)
+    ("+16715550100", "US", date(2026, 10, 17)),  # Guam: already 18 Nov (31 days)
+])
+def test_freshness_on_the_called_partys_date(
+        make_check: Callable[..., RulesCheck], importer: Callable[..., None],
+        phone: str, jur: str, snapshot: date) -> None:
+    """A registry's age is counted on the latest of the call's dates: at 20:00 UTC on 17
+    November the snapshot is within its days on the UTC date but past them on the party's
+    own date (18 November east of UTC), so the number is error/REGISTRY_STALE."""
+    importer(f"{jur.lower()}-national", "national", jur, snapshot)
+    check = make_check(require_registries=True, registry_optional=["*"])
+    at = datetime(2026, 11, 17, 20, 0, tzinfo=UTC)
+    got = [r for r in run_check(check, phone, at) if r.code == "REGISTRY_STALE"]
+    assert len(got) == 1 and got[0].list == f"{jur.lower()}-national", got
+    # before the party's midnight it is still fresh
+    assert not [r for r in run_check(check, phone, datetime(2026, 11, 17, 12, 0, tzinfo=UTC))
+                if r.code == "REGISTRY_STALE"]
+
+
 def test_freshness_override_and_switch(make_check: Callable[..., RulesCheck],
                                        importer: Callable[..., None]) -> None:
     importer("ftc", "national", "US", date(2026, 10, 1))

@@ -559,7 +559,7 @@ class RulesCheck(CheckBase):
         area = npa if region in AREA_CODE_REGISTRIES else None  # see list_area_codes
         registry = cache.registry.get((*rkey, area))
         if registry is None:
-            registry, lasting = self._registry(infos, ctx, line, days, jur, at.date(), npa=area)
+            registry, lasting = self._registry(infos, ctx, line, days, jur, days[1], npa=area)
             if lasting:  # not an answer given because a list's area codes could not be read
                 cache.registry[(*rkey, area)] = registry
         unconsented = cache.consent.get(rkey)
@@ -597,8 +597,8 @@ class RulesCheck(CheckBase):
         jurisdictions, line type and calling dates, without working them out again). Kept
         while the lists are the same (equal :class:`ListInfo`), for the same campaign profile
         object. Within the day the reasons are keyed by the calling dates too (a rule's
-        effective and expiry dates are read in them); the day itself is the date a list's
-        freshness is judged on."""
+        effective and expiry dates are read in them, and a list's freshness is judged on the
+        latest of them)."""
         key = (on, ctx.campaign, ctx.purpose, ctx.call_type, id(ctx.profile))
         found = self._days.get(key)
         if found is None or found.profile is not ctx.profile or found.infos != infos:
@@ -940,8 +940,9 @@ class RulesCheck(CheckBase):
                   jur: tuple[str, ...], on: date, *, npa: int | None
                   ) -> tuple[list[Reason], bool]:
         """The registry rules in force on any of the calling dates ``days``: a list missing
-        or stale (judged on ``on``, the UTC date of the call, as ``lists ls``, ``/readyz`` and
-        the report judge it).
+        or stale, judged on ``on``: the latest of the call's dates (the UTC date and the date in
+        each of the number's zones, ``days[1]``), so a list is never read as fresher than on
+        the called party's own date (22:30 UTC is already the next day in Sydney and Guam).
 
         ``npa`` is the area code of a US or CA number (None for any other): their national
         lists cover only the area codes they hold (both registries are downloaded per area
