@@ -142,3 +142,62 @@ def test_a_verdict_file_that_cannot_be_finished_leaves_nothing(
     monkeypatch.setattr(TableWriter, "close", close)
     Scrubber(settings, audit=audited).scrub_file(contacts, out)
     assert [r["decision"] for r in read_csv(out)] == ["block", "allow"]
+
+
+def test_several_columns_stay_hidden_until_recorded(contacts: Path, settings: Settings,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a column's record is written, no verdict file of the scrub is under its final
+    name (a kill then leaves hidden files only); once all are recorded, every file is in
+    place, each record hashing the file under the name it names."""
+    from dncguard import audit
+    from dncguard.engine.scrubber import Scrubber
+
+    work = contacts.parent
+    out = work / "out.csv"
+    finals = [out, work / "out.columns" / "phone.csv", work / "out.columns" / "alt.csv"]
+    record = audit.record_job
+    seen: list[list[str]] = []
+
+    def watched(*args: object, **kwargs: object) -> None:
+        seen.append([p.name for p in finals if p.exists()])
+        record(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(audit, "record_job", watched)
+    summary = Scrubber(settings).scrub_file(contacts, out, phone_column=["phone", "alt"])
+    assert seen == [[], []]
+    assert all(p.exists() for p in finals)
+    assert sorted(p.name for p in (work / "out.columns").iterdir()) == [
+        "alt.csv", "alt.summary.json", "phone.csv", "phone.summary.json"]
+    assert not [p for p in work.rglob(".*")]
+    assert json.loads((work / "out.summary.json").read_text())["output"] == str(out)
+    jobs = {r.data["results"]["file"]: r.data["results"]["sha256"]
+            for r in audit_log(settings).records(kind="job")}
+    for p in finals[1:]:
+        assert jobs[p.name] == hashlib.sha256(p.read_bytes()).hexdigest()
+    assert set(summary.audit_jobs) == {"phone", "alt"}
+
+
+def test_a_column_whose_record_fails_is_removed(contacts: Path, settings: Settings,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second column's record fails: the first column's recorded file is kept (the
+    trail names it), the second's and the combined file are not left, nor a hidden one."""
+    from dncguard import audit
+    from dncguard.engine.scrubber import Scrubber
+
+    work = contacts.parent
+    record = audit.record_job
+    calls: list[int] = []
+
+    def second_fails(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(5, "I/O error")
+        record(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(audit, "record_job", second_fails)
+    with pytest.raises(OSError, match="I/O error"):
+        Scrubber(settings).scrub_file(contacts, work / "out.csv", phone_column=["phone", "alt"])
+    assert sorted(p.name for p in (work / "out.columns").iterdir()) == [
+        "phone.csv", "phone.summary.json"]
+    assert not (work / "out.csv").exists() and not (work / "out.summary.json").exists()
+    assert not [p for p in work.rglob(".*")]

@@ -444,15 +444,12 @@ class Scrubber:
         ctx = self.context(at=at, campaign=campaign, purpose=purpose, call_type=call_type)
         if len(columns) > 1:
             # each name looked up as a single one is: an empty one names no column (refused)
-            summary = asyncio.run(self.ascrub_columns(
+            summary, staged = asyncio.run(self._scrub_columns(
                 input_path, output_path, ctx=ctx, phone_columns=[c or "" for c in columns],
-                raw=raw, progress=progress, defaults=_clean(defaults or {})))
+                raw=raw, progress=progress, defaults=_clean(defaults or {}),
+                stage=self.audit))
             if self.audit:
-                try:
-                    self._record_jobs(summary, output_path)
-                except BaseException:
-                    _withdraw_columns(summary, output_path)
-                    raise
+                self._record_columns(summary, output_path, staged)
             return summary
         numbers = self._number_digests()
         # An audited scrub writes its verdict file under a hidden name and moves it into place
@@ -472,7 +469,7 @@ class Scrubber:
             return summary
         try:
             summary.output = str(output_path)
-            self._record_jobs(summary, output_path, numbers, staged=target)
+            self._record_jobs(summary, output_path, numbers, staged={output_path: target})
             target.replace(output_path)
         except BaseException:
             target.unlink(missing_ok=True)
@@ -497,21 +494,49 @@ class Scrubber:
             return None
 
     def _record_jobs(self, summary: ScrubSummary, output_path: Path,
-                     numbers: NumberDigests | None = None, *, staged: Path | None = None
-                     ) -> None:
+                     numbers: NumberDigests | None = None, *,
+                     staged: dict[Path, Path] | None = None) -> None:
         """Record a file scrub in the audit trail: one job, or one per phone column (each
         column's own verdict file, so every row of every column can be proven). ``staged``:
-        where the verdict file of ``output_path`` is until it is recorded."""
+        where each verdict file is until it is recorded (by its final path)."""
         from .. import audit
 
         parts = {"": (output_path, summary)} if not summary.columns else {
             name: (Path(part.output or ""), part) for name, part in summary.columns.items()}
         for name, (path, part) in parts.items():
             job_id = audit.new_job_id()
-            audit.record_job(self.settings, job_id, staged or path, part, who=self.who,
-                             numbers=numbers if not summary.columns else None,
+            audit.record_job(self.settings, job_id, (staged or {}).get(path, path), part,
+                             who=self.who, numbers=numbers if not summary.columns else None,
                              name=path.name)
             summary.audit_jobs[name] = job_id
+
+    def _record_columns(self, summary: ScrubSummary, output_path: Path,
+                        staged: dict[Path, Path]) -> None:
+        """Record each column's verdict file of a scrub of several columns, then move every
+        file into place and write the summaries. When a record fails, the combined file and
+        every column's file without a record are removed (the recorded ones are kept: the
+        trail names them), and the failure is raised."""
+        try:
+            self._record_jobs(summary, output_path, staged=staged)
+        except BaseException:
+            recorded = {Path(p.output or "") for n, p in (summary.columns or {}).items()
+                        if n in summary.audit_jobs}
+            for final, hidden in staged.items():
+                if final in recorded:
+                    hidden.replace(final)
+                    summary_path(final).write_text(_part_of(summary, final).to_json(),
+                                                   encoding="utf-8")
+                else:
+                    hidden.unlink(missing_ok=True)
+            if not recorded:
+                with contextlib.suppress(OSError):
+                    column_outputs_dir(output_path).rmdir()
+            raise
+        for final, hidden in staged.items():
+            hidden.replace(final)
+        for part in (summary.columns or {}).values():
+            summary_path(Path(part.output or "")).write_text(part.to_json(), encoding="utf-8")
+        summary_path(output_path).write_text(summary.to_json(), encoding="utf-8")
 
     async def ascrub_columns(
         self,
@@ -529,6 +554,26 @@ class Scrubber:
         audit trail), then ``output_path`` gets the input columns followed by every column's
         verdict columns, named ``<column>_e164``, ``<column>_decision``, ... The summary counts
         verdicts over every column and keeps each column's own summary under ``columns``."""
+        summary, _ = await self._scrub_columns(
+            input_path, output_path, ctx=ctx, phone_columns=phone_columns, raw=raw,
+            progress=progress, defaults=defaults, stage=False)
+        return summary
+
+    async def _scrub_columns(
+        self,
+        input_path: Path,
+        output_path: Path,
+        *,
+        ctx: CheckContext,
+        phone_columns: list[str],
+        raw: bool,
+        progress: Progress | None,
+        defaults: dict[str, str] | None,
+        stage: bool,
+    ) -> tuple[ScrubSummary, dict[Path, Path]]:
+        """:meth:`ascrub_columns`; with ``stage``, every verdict file is written under a
+        hidden name (:func:`_staged`) and no summary file is written: the caller records the
+        files, then moves them into place (the map: final path to hidden one)."""
         header = read_header(input_path)
         picked = [header[find_phone_column(header, c)] for c in phone_columns]
         if len(set(picked)) != len(picked):
@@ -543,23 +588,29 @@ class Scrubber:
                     raise InputError(f"{path} is the input file: the scrub would write over "
                                      "it; name another output")
         folder.mkdir(parents=True, exist_ok=True)
+        where = {p: (_staged(p) if stage else p) for p in [*paths.values(), output_path]}
         parts: dict[str, ScrubSummary] = {}
         written: list[Path] = []  # what this scrub wrote: removed when it fails
         try:
             for name, part in paths.items():
                 # (a file that fails is not left: its writer removes what it wrote)
-                parts[name] = await self.ascrub_file(input_path, part, ctx=ctx,
+                parts[name] = await self.ascrub_file(input_path, where[part], ctx=ctx,
                                                      phone_column=name, raw=raw,
                                                      progress=progress, defaults=defaults,
                                                      summary_file=False)
-                written += [part, summary_path(part)]
-                summary_path(part).write_text(parts[name].to_json(), encoding="utf-8")
-            write_column_verdicts(output_path, header, paths, raw=raw)
-            written.append(output_path)
+                parts[name].output = str(part)
+                written.append(where[part])
+                if not stage:
+                    written.append(summary_path(part))
+                    summary_path(part).write_text(parts[name].to_json(), encoding="utf-8")
+            write_column_verdicts(where[output_path], header,
+                                  {name: where[part] for name, part in paths.items()}, raw=raw)
+            written.append(where[output_path])
             combined = combine_summaries(parts, input=str(input_path),
                                          output=str(output_path))
-            written.append(summary_path(output_path))
-            summary_path(output_path).write_text(combined.to_json(), encoding="utf-8")
+            if not stage:
+                written.append(summary_path(output_path))
+                summary_path(output_path).write_text(combined.to_json(), encoding="utf-8")
         except BaseException:
             # no column's verdict file (nor the combined one) is left without its record
             for path in written:
@@ -567,7 +618,7 @@ class Scrubber:
             with contextlib.suppress(OSError):  # the columns' folder, when nothing is left
                 folder.rmdir()
             raise
-        return combined
+        return combined, {final: hidden for final, hidden in where.items() if final != hidden}
 
     async def ascrub_file(
         self,
@@ -728,17 +779,9 @@ def _staged(output_path: Path) -> Path:
                                  f"{output_path.suffix}")
 
 
-def _withdraw_columns(summary: ScrubSummary, output_path: Path) -> None:
-    """After a scrub of several columns failed to be recorded: remove the combined verdict
-    file, its summary, and each column's verdict file that has no audit record."""
-    for path in (output_path, summary_path(output_path)):
-        path.unlink(missing_ok=True)
-    for name, part in (summary.columns or {}).items():
-        if name not in summary.audit_jobs and part.output:
-            Path(part.output).unlink(missing_ok=True)
-            summary_path(Path(part.output)).unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # the columns' folder, when nothing is left in it
-        column_outputs_dir(output_path).rmdir()
+def _part_of(summary: ScrubSummary, path: Path) -> ScrubSummary:
+    """The summary of the phone column whose own verdict file is ``path``."""
+    return next(p for p in (summary.columns or {}).values() if Path(p.output or "") == path)
 
 
 def summary_path(output_path: Path) -> Path:
