@@ -74,3 +74,26 @@ def test_suppression_counts_a_number_once_across_slices(rules_home: Settings) ->
     s = builder.finish(MORNING, 1.0)
     assert s.by_decision["defer"] == 4  # but the first row (New York's 08:30)
     assert (s.unique_valid, s.unique_suppressed, s.suppression_rate) == (2, 2, 1.0)
+
+
+def test_combined_summary_keeps_every_columns_prefilter_and_lists() -> None:
+    """The summary of several phone columns sums the columns' pre-filter statistics and names
+    every list any column used; a list whose version differs between columns is warned of."""
+    from dncguard.engine.summary import combine_summaries
+
+    def part(lists: dict[str, str | None], checked: int, hits: int) -> ScrubSummary:
+        return ScrubSummary(dial_time=MORNING, started_at=MORNING, total_rows=4,
+                            lists=lists, prefilter={"svc": {
+                                "checked": checked, "hits": hits, "localSuppressions": 0,
+                                "remoteCallsSaved": checked - hits, "reverified": hits,
+                                "falsePositives": 0, "entries": 9}})
+
+    combined = combine_summaries({
+        "phone": part({"us-ftc": "2026-11-01", "internal": "v1"}, 4, 1),
+        "alt": part({"us-ftc": "2026-11-01", "internal": "v2", "litigators": "v9"}, 3, 2),
+    }, input="in.csv", output="out.csv")
+    assert combined.prefilter["svc"]["checked"] == 7
+    assert combined.prefilter["svc"]["hits"] == 3
+    assert combined.lists == {"us-ftc": "2026-11-01", "internal": "v2", "litigators": "v9"}
+    assert any("list internal changed between the phone columns" in w and "v1" in w
+               and "column alt" in w for w in combined.warnings)

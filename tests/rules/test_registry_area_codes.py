@@ -427,3 +427,17 @@ def test_an_answer_given_while_area_codes_could_not_be_read_is_not_kept(
     monkeypatch.setattr(rules_source, "list_area_codes", real)
     assert _registry(run_check(check, "+12025550123", WHEN, line_type="landline",
                                profile=profile)) == []
+
+
+def test_by_list_counts_each_list_a_missing_registry_names(
+        settings: Settings, lists: Callable[..., None], tmp_path: Path) -> None:
+    """A REGISTRY_MISSING reason names every list that does not cover the number
+    ("us-ftc-east, us-ftc-west"): ``byList`` counts the row under each list, not under the
+    joined text."""
+    lists("us-ftc-east", "202")
+    lists("us-ftc-west", "415")
+    src = tmp_path / "in.csv"
+    src.write_text("phone\n3125550123\n3125550124\n2025550100\n")
+    summary = Scrubber(settings, audit=False).scrub_file(src, tmp_path / "out.csv", at=WHEN)
+    assert summary.by_reason.get("REGISTRY_MISSING") == 2
+    assert summary.by_list == {"us-ftc-east": 3, "us-ftc-west": 2}

@@ -798,7 +798,7 @@ def build_report(log: AuditLog, job_id: str, *, sample_size: int = 40,
 
     h.append("<h2>Lists named by reasons</h2><p>Rows whose reasons name each list: a match on "
              "it (also a match an exemption lifts) or, for a registry, its snapshot judged "
-             "stale.</p>")
+             "stale or its area codes not covering the number (REGISTRY_MISSING).</p>")
     ranked_lists = _ranked(by_list)
     h.append(bar_chart("Rows naming each list", ranked_lists, chart_id="chart-source"))
     h.append("<table><tr><th>list</th><th>rows</th></tr>")

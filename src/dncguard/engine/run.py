@@ -904,7 +904,9 @@ class SliceVerdicts:
             codes = {r.code for r in found.reasons}
             for code in codes:
                 reasons[code] += count
-            for name in {r.list for r in found.reasons if r.list}:
+            # a reason may name several lists ("a, b": REGISTRY_MISSING names every list
+            # that does not cover the number): each is counted (names hold no comma)
+            for name in {n for r in found.reasons if r.list for n in r.list.split(", ")}:
                 lists[name] += count
             if ReasonCode.SOURCE_ERROR in codes:
                 source_errors += count

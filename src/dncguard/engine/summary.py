@@ -101,32 +101,6 @@ class SummaryBuilder:
         self._rows = self._dups = self._unique = self._suppressed = 0
         self._source_errors = self._row_errors = 0
 
-    def add_row(self, *, decision: Decision, codes: list[str], lists: list[str],
-                state: str | None, duplicate: bool, first_of_unique: bool,
-                error: tuple[int, str, str] | None) -> None:
-        self._rows += 1
-        self._decision[decision.value] += 1
-        if codes:
-            for code in set(codes):
-                self._reason[code] += 1
-            if "SOURCE_ERROR" in codes:
-                self._source_errors += 1
-        for name in set(lists):
-            self._list[name] += 1
-        if decision is not Decision.INVALID:
-            self._state[place_key(state)][decision.value] += 1
-        if duplicate:
-            self._dups += 1
-        if first_of_unique:
-            self._unique += 1
-            if decision in _SUPPRESSED:
-                self._suppressed += 1
-        if error is not None:
-            self._row_errors += 1
-            if len(self.summary.row_errors) < MAX_ROW_ERRORS_LISTED:
-                self.summary.row_errors.append(
-                    RowError(row=error[0], field=error[1], message=error[2]))
-
     def add_counts(self, *, rows: int, decisions: Mapping[str, int], reasons: Mapping[str, int],
                    lists: Mapping[str, int], states: Mapping[tuple[str, str], int],
                    duplicates: int, unique: int, suppressed: int, source_errors: int,
@@ -221,15 +195,26 @@ def overall_false_positive_rate(stats: Mapping[str, Mapping[str, Any]]) -> float
 def combine_summaries(parts: Mapping[str, ScrubSummary], *, input: str | None,
                       output: str | None) -> ScrubSummary:
     """One summary of several phone columns' scrubs of one file: ``totalRows`` is the file's
-    rows, every other count is summed over the columns' verdicts; ``columns`` keeps each."""
+    rows, every other count (the pre-filters' too) is summed over the columns' verdicts;
+    ``lists`` is every list any column used (a list whose version differs between columns is
+    named in a warning, with the later version kept); ``columns`` keeps each."""
     first = next(iter(parts.values()))
+    lists: dict[str, str | None] = {}
+    warnings = list(dict.fromkeys(w for p in parts.values() for w in p.warnings))
+    for name, part in parts.items():
+        for list_name, version in part.lists.items():
+            if list_name in lists and lists[list_name] != version:
+                warnings.append(f"list {list_name} changed between the phone columns' scrubs "
+                                f"({lists[list_name]} before, {version} for column {name}): "
+                                "each column's summary names the version it used")
+            lists[list_name] = version
     s = ScrubSummary(input=input, output=output, campaign=first.campaign,
                      dial_time=first.dial_time, started_at=first.started_at,
                      finished_at=max((p.finished_at for p in parts.values() if p.finished_at),
                                      default=None),
-                     total_rows=first.total_rows, lists=dict(first.lists),
-                     ruleset=first.ruleset, columns=dict(parts),
-                     warnings=list(dict.fromkeys(w for p in parts.values() for w in p.warnings)))
+                     total_rows=first.total_rows, lists=lists,
+                     ruleset=first.ruleset, columns=dict(parts), warnings=warnings,
+                     prefilter=merge_stats(p.prefilter for p in parts.values()))
     builder = SummaryBuilder(s)
     for k, (name, p) in enumerate(parts.items()):
         builder.add_summary(p, rows=k == 0, column=name)
