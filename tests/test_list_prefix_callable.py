@@ -3,7 +3,9 @@
 Rows that no callable number can start with used to import and then match nothing: the
 country code followed by the trunk 0 (``+4402079``, ``6102``), a NANP area code starting with
 0 or 1 or the trunk 1 (``1020555``, ``11``), a prefix longer than any number of its country
-(``120255501101``). A prefix that is only the beginning of a country code (``4``, ``6``) was
+(``120255501101``), or one no number of its country's numbering plan begins with
+(``612987654321``: 12 national digits, as some ``+611`` numbers have, but ``+612`` numbers
+have nine). A prefix that is only the beginning of a country code (``4``, ``6``) was
 read as every ``+4...`` number; it is rejected too: a prefix starts with a whole judged country
 code (``44``), as the README says. The lengths and trunk prefixes come from the
 ``phonenumbers`` metadata of the judged regions, the NANP area codes from the package's
@@ -46,6 +48,10 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
                      "country code), so it matches none"),
     ("4420794600181", "13 digits: longer than any number of country code 44 (12 digits"),
     ("611300123456789", "15 digits: longer than any number of country code 61 (14 digits"),
+    ("612987654321", "no valid number of country code 61 starts with 612987654321 (the "
+                     "numbering plan has no number of that range and length)"),
+    ("614123456789", "no valid number of country code 61 starts with 614123456789"),
+    ("4460", "no valid number of country code 44 starts with 4460 (the numbering plan"),
     ("4", "4 is only the beginning of a country code (44): a prefix starts with a whole "
           "country code (write 44 to block every +44 number)"),
     ("6", "6 is only the beginning of a country code (61)"),

@@ -26,6 +26,7 @@ never needs a Python object per number.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import re
 import zipfile
@@ -703,6 +704,104 @@ def _country_rules() -> dict[str, tuple[str, int]]:
 COUNTRY_RULES = _country_rules()
 
 
+#: The regular-expression parser's opcodes (``re._constants``: the standard library's own
+#: parser reads the ``phonenumbers`` patterns; no stub types it).
+_SRE: Any = importlib.import_module("re._constants")
+
+
+def _starts(items: Any, digits: str, at: int) -> set[int]:
+    """The positions in ``digits`` that a number pattern's parsed ``items`` (what
+    ``re._parser`` gives) can reach from ``at``; ``len(digits)`` also when the digits run
+    out inside the items (a longer number could go on from there). Handles what the
+    ``phonenumbers`` patterns are written with: literals, classes, ``\\d``, groups,
+    alternatives and counted repeats."""
+    c = _SRE  # the parser's own opcodes
+    end = len(digits)
+    reach = {at}
+    for op, arg in items:
+        after: set[int] = set()
+        for i in reach:
+            if i == end:  # every remaining item can be matched by digits still to come
+                after.add(end)
+            elif op is c.LITERAL:
+                if ord(digits[i]) == arg:
+                    after.add(i + 1)
+            elif op is c.IN:
+                if _in_class(arg, digits[i]):
+                    after.add(i + 1)
+            elif op is c.SUBPATTERN:
+                after |= _starts(arg[-1], digits, i)
+            elif op is c.BRANCH:
+                for alternative in arg[1]:
+                    after |= _starts(alternative, digits, i)
+            elif op in (c.MAX_REPEAT, c.MIN_REPEAT) and len(arg[2]) == 1 and \
+                    arg[2][0][0] in (c.LITERAL, c.IN):  # \\d{9}, [2-9]{2}: one digit a time
+                low, high, sub = arg
+                (one, what), = sub
+                run = i
+                while run < end and run - i < high and (
+                        ord(digits[run]) == what if one is c.LITERAL
+                        else _in_class(what, digits[run])):
+                    run += 1
+                after.update(range(i + low, run + 1))
+                if run == end:  # the digits ran out within the repeat
+                    after.add(end)
+            elif op in (c.MAX_REPEAT, c.MIN_REPEAT):
+                low, high, sub = arg
+                here = {i}
+                for count in range(min(high, end - i + 1) + 1):
+                    if count >= low or end in here:
+                        after |= here
+                    here = {q for p in here if p < end for q in _starts(sub, digits, p)} | (
+                        {end} if end in here else set())
+                    if not here:
+                        break
+            else:  # pragma: no cover - an opcode the pinned metadata does not use
+                raise RuntimeError(f"number pattern opcode {op} is not understood")
+        reach = after
+    return reach
+
+
+def _in_class(items: Any, char: str) -> bool:
+    c = _SRE
+    code = ord(char)
+    for op, arg in items:
+        if op is c.LITERAL and code == arg:
+            return True
+        if op is c.RANGE and arg[0] <= code <= arg[1]:
+            return True
+        if op is c.CATEGORY and arg is c.CATEGORY_DIGIT and char.isdigit():
+            return True
+        if op is c.NEGATE:  # pragma: no cover - not in the pinned metadata
+            raise RuntimeError("negated number pattern classes are not understood")
+    return False
+
+
+def _number_patterns() -> dict[str, list[Any]]:
+    """For each judged country code, the parsed pattern of every valid national number of
+    its judged regions (``phonenumbers``' general description, which every valid number
+    matches)."""
+    parser = importlib.import_module("re._parser")
+    out: dict[str, list[Any]] = {}
+    for region in SUPPORTED_REGIONS:
+        meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        assert meta is not None and meta.general_desc is not None  # see _country_rules
+        pattern = meta.general_desc.national_number_pattern or r"\d+"
+        out.setdefault(str(meta.country_code), []).append(parser.parse(pattern))
+    return out
+
+
+_PATTERNS: dict[str, list[Any]] = {}
+
+
+def _begins_a_number(cc: str, national: str) -> bool:
+    """Whether some valid number of country code ``cc`` (of the regions dncguard judges)
+    has national digits starting with ``national``."""
+    if not _PATTERNS:
+        _PATTERNS.update(_number_patterns())
+    return any(len(national) in _starts(p, national, 0) for p in _PATTERNS[cc])
+
+
 def _nanp_problem(national: str) -> str | None:
     """Why no judged number of country code 1 starts with ``national`` (the digits after the
     1), or None: the area code never starts with 0 or 1, and the NPA-NXX table of
@@ -726,8 +825,11 @@ def prefix_problem(prefix: str) -> str | None:
     judges, or None when it can. It must start with a whole judged country code
     (:data:`JUDGED_COUNTRY_CODES`): ``4`` is not ``44``; the national digits after it never
     start with the country's trunk prefix (``+44 0``, ``+61 0``, ``+1 1``: no E.164 number
-    holds it), a NANP area code never starts with 0 or 1 and must be assigned, and the
-    prefix is no longer than the country's longest numbers (:data:`COUNTRY_RULES`)."""
+    holds it), a NANP area code never starts with 0 or 1 and must be assigned, the
+    prefix is no longer than the country's longest numbers (:data:`COUNTRY_RULES`), and
+    some valid number of the country begins with it (``+612`` and ten more digits passes the
+    length rule, as some ``+611`` numbers have twelve national digits, but no ``+612``
+    number has more than nine)."""
     if prefix.startswith("0"):
         return ("a prefix starts with the country code, and none starts with 0 (for 0207946 "
                 "write 44207946)")
@@ -755,6 +857,9 @@ def prefix_problem(prefix: str) -> str | None:
                 f"({len(cc) + longest} digits with the country code), so it matches none")
     if cc == "1":
         return _nanp_problem(national)
+    if not _begins_a_number(cc, national):
+        return (f"no valid number of country code {cc} starts with {prefix} (the numbering "
+                "plan has no number of that range and length), so it matches none")
     return None
 
 
