@@ -168,7 +168,7 @@ def test_several_columns_stay_hidden_until_recorded(contacts: Path, settings: Se
     assert all(p.exists() for p in finals)
     assert sorted(p.name for p in (work / "out.columns").iterdir()) == [
         "alt.csv", "alt.summary.json", "phone.csv", "phone.summary.json"]
-    assert not [p for p in work.rglob(".*")]
+    assert not list(work.rglob(".*"))
     assert json.loads((work / "out.summary.json").read_text())["output"] == str(out)
     jobs = {r.data["results"]["file"]: r.data["results"]["sha256"]
             for r in audit_log(settings).records(kind="job")}
@@ -200,4 +200,4 @@ def test_a_column_whose_record_fails_is_removed(contacts: Path, settings: Settin
     assert sorted(p.name for p in (work / "out.columns").iterdir()) == [
         "phone.csv", "phone.summary.json"]
     assert not (work / "out.csv").exists() and not (work / "out.summary.json").exists()
-    assert not [p for p in work.rglob(".*")]
+    assert not list(work.rglob(".*"))
