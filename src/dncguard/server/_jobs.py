@@ -24,6 +24,14 @@ that chunk and those after it again.
 
 A job's error is shown to API clients: it names the upload, not its path on this server, and
 the API's parameters, not the CLI's flags (:func:`public_error`).
+
+Each claim is counted (``server_job_attempts``): a job left ``running`` by a runner that
+stopped (a kill -9, an exception that escaped it) is claimed again once its lease runs out, and
+a job claimed more than ``max_attempts`` times since it last committed a chunk is ``failed``
+with a reason naming the attempts instead of being run again, its committed chunks kept for a
+resume. A cancelled job's upload and verdict rows go (its chunks' summaries stay): at once when
+no runner holds it, else when its runner stops; each runner also sweeps its home for what a
+cancelled job left there and for upload folders no job was made for (:meth:`JobStore.sweep`).
 """
 
 from __future__ import annotations
@@ -34,13 +42,15 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -63,12 +73,23 @@ from ..store import as_utc, utcnow
 from ._checker import CheckerProvider
 from ._metrics import DecisionCounter, Metrics
 from ._text import _CONTROL, not_text
-from .tables import server_job_chunks_table, server_jobs_table
+from .tables import server_job_attempts_table, server_job_chunks_table, server_jobs_table
 
 log = logging.getLogger("dncguard.jobs")
 
 ACTIVE = ("queued", "running")
 FINAL = ("done", "failed", "cancelled")
+#: What a cancel (``DELETE /v1/jobs/{id}``) ends: a failed job too, whose upload would
+#: otherwise be kept for a resume that never comes.
+CANCELLABLE = (*ACTIVE, "failed")
+#: The claims of a job since it last committed a chunk after which it is failed, not run again.
+MAX_ATTEMPTS = 5
+#: A job's folder under ``<home>/jobs``: the job's id (:meth:`JobStore.new_id`).
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+#: A folder no job was made for (an upload whose request died with its process) is removed
+#: once nothing in it has changed for this long: an upload still being received or stored is
+#: written to, or stored with its job, well within it.
+ORPHAN_AGE = timedelta(hours=1)
 
 
 @dataclass
@@ -155,6 +176,11 @@ _API_NAMES = (
     ("name the one to check with --phone-column (repeat it to check several)",
      "name the one to check with the phone_column parameter"),
     ("--phone-column", "the phone_column parameter"),
+    # a column named like the purpose or call type (an upload the API did not refuse: made
+    # by the console, or by a replica of an earlier version)
+    ("the scrub's --purpose and --call-type", "the job's purpose and call_type parameters"),
+    ("giving it as --purpose / --call-type (purpose= / call_type=)",
+     "giving it as the job's purpose and call_type parameters"),
 )
 
 
@@ -201,6 +227,17 @@ class JobIntegrityError(Exception):
     def __init__(self, message: str, recompute: int | None = None) -> None:
         super().__init__(message)
         self.recompute = recompute
+
+
+def _last_change(folder: Path) -> datetime:
+    """When ``folder`` or anything in it last changed (UTC)."""
+    newest = 0.0
+    for path in [folder, *folder.rglob("*")]:
+        try:
+            newest = max(newest, path.stat().st_mtime)
+        except OSError:  # removed meanwhile
+            continue
+    return datetime.fromtimestamp(newest, UTC)
 
 
 def _write_atomic(path: Path, write: Any) -> None:
@@ -347,13 +384,99 @@ class JobStore:
         return [_info(r) for r in rows]
 
     def cancel(self, job_id: str) -> JobInfo:
+        """Cancel a queued, running or failed job. Its upload and verdict rows go (the chunks'
+        summaries stay, for its partial summary): the database's copies in the transaction
+        that cancels it, this home's at once unless a runner holds the job (that runner
+        removes its own when it stops, at its next chunk; :meth:`sweep` whatever is left)."""
         now = utcnow()
         t = server_jobs_table
         with self.engine.begin() as conn:
-            conn.execute(update(t).where(t.c.id == job_id, t.c.state.in_(ACTIVE))
-                         .values(state="cancelled", updated_at=now, finished_at=now,
-                                 lease_owner=None, lease_until=None))
+            before = conn.execute(select(t.c.state, t.c.lease_until).where(
+                t.c.id == job_id)).first()
+            got = conn.execute(update(t).where(t.c.id == job_id, t.c.state.in_(CANCELLABLE))
+                               .values(state="cancelled", updated_at=now, finished_at=now,
+                                       lease_owner=None, lease_until=None)).rowcount
+            if got and self.shared:
+                self._forget_rows(conn, job_id)
+        if got:
+            lease = as_utc(before.lease_until) if before is not None else None
+            held = before is not None and before.state == "running" and (
+                lease is not None and lease > now)
+            if not held:
+                self.discard_rows(job_id)
+            if self.shared:
+                try:  # the bytes of the files forgotten; a later job collects them if not
+                    sharedfiles.collect_garbage(self.engine, self.objects)
+                except (SQLAlchemyError, SourceError) as exc:
+                    log.warning("job %s: its cancelled files not collected: %s", job_id,
+                                type(exc).__name__)
         return self.get(job_id)
+
+    def _forget_rows(self, conn: Connection, job_id: str) -> None:
+        """Forget the database's copies of the job's files that hold rows (all but the
+        ``.json`` summaries), in ``conn``'s transaction."""
+        f = sharedfiles.shared_files_table
+        prefix = self.shared_name(self.folder(job_id)) + "/"
+        names = [n for n in conn.execute(select(f.c.name).where(
+            f.c.name.startswith(prefix, autoescape=True))).scalars() if not n.endswith(".json")]
+        if names:
+            sharedfiles.remove(conn, names)
+
+    def discard_rows(self, job_id: str) -> int:
+        """Remove this home's files of the job that hold rows (its upload, verdict rows,
+        results, temporary files), keeping its summaries (``.json``); returns how many went."""
+        folder = self.folder(job_id)
+        gone = 0
+        for path in sorted(folder.rglob("*"), reverse=True) if folder.is_dir() else []:
+            if path.is_dir() or (path.suffix == ".json" and not path.name.startswith(".")):
+                continue
+            try:
+                path.unlink()
+                gone += 1
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("job %s: %s not removed: %s", job_id, path.name,
+                            type(exc).__name__)
+        return gone
+
+    def sweep(self, now: datetime | None = None) -> int:
+        """Remove from this home what no job needs, and return how many folders it touched:
+        the files holding rows of cancelled jobs (:meth:`discard_rows`; a runner, or a replica
+        that served the job, may have kept a copy), and the folders no job was made for whose
+        files have not changed for :data:`ORPHAN_AGE` (an upload whose process died before
+        the job was made, or before the request's own clean-up)."""
+        if not self.root.is_dir():
+            return 0
+        now = now or utcnow()
+        folders = {p.name: p for p in self.root.iterdir()
+                   if _JOB_ID.fullmatch(p.name) and p.is_dir()}
+        names = sorted(folders)
+        states: dict[str, str] = {}
+        t = server_jobs_table
+        with self.engine.connect() as conn:
+            for start in range(0, len(names), 500):
+                for row in conn.execute(select(t.c.id, t.c.state).where(
+                        t.c.id.in_(names[start:start + 500]))):
+                    states[row.id] = row.state
+        touched = 0
+        for name, folder in folders.items():
+            state = states.get(name)
+            if state == "cancelled":
+                touched += self.discard_rows(name) > 0
+            elif state is None and _last_change(folder) < now - ORPHAN_AGE:
+                # made again in between? then it is a job's: kept
+                if self._exists(name):
+                    continue
+                shutil.rmtree(folder, ignore_errors=True)
+                log.info("removed the folder of an upload no job was made for (%s)", name)
+                touched += 1
+        return touched
+
+    def _exists(self, job_id: str) -> bool:
+        t = server_jobs_table
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.c.id).where(t.c.id == job_id)).first() is not None
 
     def resume(self, job_id: str) -> JobInfo:
         """Queue a failed job again: it resumes at its first uncommitted chunk (a job whose
@@ -485,7 +608,8 @@ class JobRunner:
 
     def __init__(self, settings: Settings, engine: Engine, provider: CheckerProvider,
                  counter: DecisionCounter, metrics: Metrics, *, poll: float, lease: float,
-                 chunk_delay: float = 0.0, ready: Callable[[], bool] | None = None) -> None:
+                 chunk_delay: float = 0.0, ready: Callable[[], bool] | None = None,
+                 max_attempts: int = MAX_ATTEMPTS, sweep_every: float = 600.0) -> None:
         self.settings = settings
         self.engine = engine
         self.store = JobStore(settings, engine)
@@ -495,6 +619,11 @@ class JobRunner:
         self.poll = poll
         self.lease = lease
         self.chunk_delay = chunk_delay
+        #: A job claimed more often than this since it last committed a chunk is failed.
+        self.max_attempts = max_attempts
+        #: Seconds between two sweeps of this home's jobs folder (:meth:`JobStore.sweep`).
+        self.sweep_every = sweep_every
+        self._next_sweep = 0.0
         #: No job is claimed until this says so (a replica that has not fetched the lists'
         #: snapshots yet would answer error for them).
         self.ready = ready
@@ -523,6 +652,7 @@ class JobRunner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self._sweep()
             if self.ready is not None and not self.ready():
                 self._wake.wait(self.poll)
                 self._wake.clear()
@@ -530,6 +660,16 @@ class JobRunner:
             if not self.run_one():
                 self._wake.wait(self.poll)
                 self._wake.clear()
+
+    def _sweep(self) -> None:
+        """Sweep this home's jobs folder, at most every :attr:`sweep_every` seconds."""
+        if time.monotonic() < self._next_sweep:
+            return
+        self._next_sweep = time.monotonic() + self.sweep_every
+        try:
+            self.store.sweep()
+        except (OSError, SQLAlchemyError) as exc:
+            log.warning("jobs folder not swept: %s", type(exc).__name__)
 
     def run_one(self) -> bool:
         """Claim one job and run it; False when there was none to claim."""
@@ -557,29 +697,95 @@ class JobRunner:
             log.warning("job %s failed: its upload is refused: %s", job.id, exc)
             self._fail(job.id, self._public(job, str(exc)))
         except Exception as exc:  # the job fails, the runner goes on
-            log.exception("job %s failed", job.id)
-            self._fail(job.id, self._public(job, f"{type(exc).__name__}: {str(exc)[:300]}"))
+            if self._cancelled(job.id):  # its files went under it: nothing failed
+                log.info("job %s stopped (cancelled: %s)", job.id, type(exc).__name__)
+            else:
+                log.exception("job %s failed", job.id)
+                self._fail(job.id, self._public(job, f"{type(exc).__name__}: "
+                                                     f"{str(exc)[:300]}"))
         finally:
             self._current = None
+        if self._cancelled(job.id):  # cancelled while it ran: what it wrote here goes
+            self.store.discard_rows(job.id)
         return True
 
+    def _cancelled(self, job_id: str) -> bool:
+        """Whether the job is cancelled (False when the database cannot say)."""
+        t = server_jobs_table
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(select(t.c.state).where(
+                    t.c.id == job_id)).scalar() == "cancelled"
+        except SQLAlchemyError:
+            return False
+
     def _claim(self) -> JobInfo | None:
+        """Lease the oldest job that is queued, or running with its lease run out, counting
+        the claim (:meth:`_count_attempt`). A job claimed more than :attr:`max_attempts`
+        times since it last committed a chunk is failed instead, in the same transaction, and
+        the next one is tried."""
         t = server_jobs_table
         now = utcnow()
         free = or_(t.c.lease_until.is_(None), t.c.lease_until < now)
         with self.engine.connect() as conn:
-            ids = conn.execute(select(t.c.id).where(t.c.state.in_(ACTIVE), free)
-                               .order_by(t.c.created_at).limit(5)).scalars().all()
-        for job_id in ids:
+            found = conn.execute(select(t.c.id, t.c.state, t.c.chunks_done, t.c.rows_done)
+                                 .where(t.c.state.in_(ACTIVE), free)
+                                 .order_by(t.c.created_at).limit(5)).all()
+        for job in found:
             with self.engine.begin() as conn:
-                got = conn.execute(update(t).where(t.c.id == job_id, t.c.state.in_(ACTIVE), free)
-                                   .values(state="running", lease_owner=self.owner,
-                                           lease_until=now + timedelta(seconds=self.lease),
-                                           updated_at=now)).rowcount
-            if got:
-                self._current = job_id
-                return self.store.get(job_id)
+                # as read: the attempts are counted against this state and progress
+                got = conn.execute(update(t).where(
+                    t.c.id == job.id, t.c.state == job.state,
+                    t.c.chunks_done == job.chunks_done, free).values(
+                    state="running", lease_owner=self.owner,
+                    lease_until=now + timedelta(seconds=self.lease), updated_at=now)).rowcount
+                if not got:
+                    continue
+                attempts = self._count_attempt(conn, job, now)
+                if attempts > self.max_attempts:
+                    self._give_up(conn, job, attempts - 1, now)
+                    continue
+            self._current = job.id
+            return self.store.get(job.id)
         return None
+
+    def _count_attempt(self, conn: Connection, job: Any, now: datetime) -> int:
+        """Count this claim of ``job`` (its row as read before the claim) and return its
+        attempts since it last made progress: 1 when it was queued (new, or resumed) or has
+        committed a chunk since the attempts were last counted, else one more than then (its
+        last runner stopped before finishing). Not recorded beyond :attr:`max_attempts`."""
+        a = server_job_attempts_table
+        prev = conn.execute(select(a.c.attempts, a.c.chunks_done).where(
+            a.c.job_id == job.id)).first()
+        attempts = 1
+        if prev is not None and job.state != "queued" and prev.chunks_done == job.chunks_done:
+            attempts = int(prev.attempts) + 1
+        if attempts > self.max_attempts:
+            return attempts
+        values = {"attempts": attempts, "chunks_done": job.chunks_done, "claimed_at": now}
+        if prev is None:
+            conn.execute(insert(a).values(job_id=job.id, **values))
+        else:
+            conn.execute(update(a).where(a.c.job_id == job.id).values(**values))
+        return attempts
+
+    def _give_up(self, conn: Connection, job: Any, attempts: int, now: datetime) -> None:
+        """Fail ``job``, just claimed, in ``conn``'s transaction: it was started ``attempts``
+        times since it last committed a chunk and its runner stopped each time. Its
+        committed chunks are kept: a resume goes on from them."""
+        rows = int(job.rows_done)
+        why = (f"the job was started {attempts} times since it last made progress and each "
+               "run stopped before it finished (its process was killed or crashed, or hit an "
+               f"error it could not record), so it is not started again; the "
+               f"{job.chunks_done:,} chunks committed ({rows:,} rows) are kept: once the "
+               f"cause is found (the server's log) resume the job to go on from row "
+               f"{rows + 1:,}")
+        t = server_jobs_table
+        conn.execute(update(t).where(t.c.id == job.id, t.c.lease_owner == self.owner).values(
+            state="failed", error=why, updated_at=now, finished_at=now, lease_owner=None,
+            lease_until=None))
+        log.error("job %s failed: started %d times without progress (%d chunks committed)",
+                  job.id, attempts, job.chunks_done)
 
     def _public(self, job: JobInfo, message: str) -> str:
         """A job's error as its API client reads it (see :func:`public_error`)."""
@@ -632,11 +838,15 @@ class JobRunner:
                 conn.execute(delete(c).where(c.c.job_id == job_id, c.c.chunk >= recompute))
 
     def _release(self, job_id: str) -> None:
-        """Give the lease back (graceful shutdown) so a restarted replica resumes at once."""
-        t = server_jobs_table
+        """Give the lease back (graceful shutdown) so a restarted replica resumes at once,
+        and the attempt with it: a run stopped on purpose did not fail."""
+        t, a = server_jobs_table, server_job_attempts_table
         with self.engine.begin() as conn:
-            conn.execute(update(t).where(t.c.id == job_id, t.c.lease_owner == self.owner)
-                         .values(lease_owner=None, lease_until=None))
+            got = conn.execute(update(t).where(t.c.id == job_id, t.c.lease_owner == self.owner)
+                               .values(lease_owner=None, lease_until=None)).rowcount
+            if got:
+                conn.execute(update(a).where(a.c.job_id == job_id, a.c.attempts > 0)
+                             .values(attempts=a.c.attempts - 1))
 
     def _heartbeat(self, job_id: str, done: threading.Event) -> None:
         t = server_jobs_table

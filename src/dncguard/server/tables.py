@@ -68,6 +68,21 @@ server_job_chunks_table = Table(
     Column("committed_at", DateTime(timezone=True), nullable=False),
 )
 
+#: How often a job was claimed since it last made progress (``attempts``: 1 for the claim of a
+#: queued job, one more for each claim of a job left ``running`` by a runner that stopped, as
+#: long as ``chunks_done`` is still the one counted with). A job claimed more than the runner's
+#: ``max_attempts`` times without progress is failed (resumable) instead of being run again.
+#: A table of its own, not a column of ``server_jobs`` (see ``0012_server_job_attempts``).
+server_job_attempts_table = Table(
+    "server_job_attempts",
+    metadata,
+    Column("job_id", String(32), ForeignKey("server_jobs.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("chunks_done", Integer, nullable=False),  # the job's when the attempts were counted
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+)
+
 #: Verdicts served, counted per UTC hour: kind is decision, reason, source or state.
 decision_counts_table = Table(
     "decision_counts",

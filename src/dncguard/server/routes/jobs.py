@@ -16,8 +16,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from ...engine.context import CONTEXT_FIELDS
+from ...engine.context import CONTEXT_FIELDS, scope_columns
 from ...engine.scrubber import Scrubber
+from ...errors import InputError
+from ...io.tables import read_header
 from ...store import utcnow
 from .._context import clean_or_422, context_or_422
 from .._deps import JobsKey, Service, ServiceDep
@@ -152,6 +154,29 @@ def _refuse_phone_column(fmt: str, phone_column: str | None) -> None:
                        fields=[FieldError(field="query.phone_column", message=why)])
 
 
+def _refuse_scope_columns(target: Path) -> None:
+    """Refuse (422, naming it) an upload with a column named like the job's purpose or call
+    type (``call_type``, ``Call Type``, ``calltype``, ``purpose``, ``call_purpose``: the
+    scrub's own rule, :func:`~dncguard.engine.context.scope_columns`): its values would judge
+    no row, and the job would fail when it ran. A header that cannot be read is left to the
+    job, which fails with the reason. Runs in a worker thread."""
+    try:
+        header = read_header(target)
+    except InputError:
+        return
+    scoped = scope_columns(header)
+    if not scoped:
+        return
+    what = "call type" if "type" in scoped[0].lower() else "purpose"
+    why = (f"column {scoped[0]!r} would give each row's {what}, which dncguard does not read "
+           "per row (the job's purpose and call_type parameters, or the campaign profile's, "
+           "judge every row): its values would be ignored, so a prerecorded or telemarketing "
+           "row could be judged as another kind of call. Send the rows of each purpose and "
+           "call type as a job of their own, with ?purpose=...&call_type=..., and rename or "
+           "remove the column")
+    raise ApiError(422, f"body: {why}", fields=[FieldError(field="body", message=why)])
+
+
 def _json_rows(raw_path: Path, target: Path) -> None:
     """A JSON upload (at ``raw_path``) read and written to ``target`` as the CSV the job
     reads (:func:`_json_to_csv`), or 422. The body must be UTF-8 without a byte order mark
@@ -265,7 +290,9 @@ async def create_job(
     """Returns at once with the job id; poll ``GET /v1/jobs/{id}``. Context values are
     cleaned as for ``/v1/check``; an unknown campaign or value answers 422 before upload, so
     do a control character in a text parameter, a dial time outside :data:`DIAL_TIMES` and
-    ``phone_column`` with a JSON upload."""
+    ``phone_column`` with a JSON upload; a column named like the purpose or call type answers
+    422 once the upload is read (:func:`_refuse_scope_columns`). No job is made and nothing of
+    the upload is kept when the request fails, at any step."""
     defaults = clean_or_422({"state": state, "zip": zip, "line_type": line_type,
                              "timezone": timezone, "region": region, "subject": subject})
     context_or_422(Scrubber(svc.settings), at=at, campaign=campaign, purpose=purpose,
@@ -310,6 +337,7 @@ async def create_job(
             await anyio.to_thread.run_sync(_json_rows, raw_path, target)
         else:
             raw_path.replace(target)
+            await anyio.to_thread.run_sync(_refuse_scope_columns, target)
         await anyio.to_thread.run_sync(create)
     except BaseException:
         if not made:  # a job made is the folder's owner now
@@ -407,6 +435,9 @@ def job_summary(job_id: str, svc: ServiceDep, _key: JobsKey) -> dict[str, Any]:
 @router.delete("/v1/jobs/{job_id}", response_model=JobStatus, response_model_by_alias=True,
                responses=_R, summary="Cancel a job (takes effect at the next chunk)")
 def cancel_job(job_id: str, svc: ServiceDep, _key: JobsKey) -> JobStatus:
+    """A queued, running or failed job is cancelled: its upload and verdict rows are removed
+    (its partial summary stays) and it cannot be resumed. A done or cancelled job is left as
+    it is."""
     _job(svc, job_id, _key)
     return _status(svc.jobs.cancel(job_id))
 
