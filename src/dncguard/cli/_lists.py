@@ -115,7 +115,9 @@ def import_list(
 
 @lists_app.command("ls")
 def list_lists(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
-    """List every list with its kind, size, snapshot date and freshness (age, maximum age)."""
+    """List every list with its kind, size, snapshot date and freshness (age, maximum age),
+    and what makes its checks answer error: a snapshot that fails its integrity check, a
+    jurisdiction that is not understood."""
     from ..lists.store import ListStore
     from ..sources.rules.freshness import FreshnessPolicy, today
 
@@ -124,6 +126,8 @@ def list_lists(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) ->
     infos = store.all()
     day = today()
     ages = {f.name: f for f in FreshnessPolicy.of(cfg).judge_all(infos, day)}
+    # as GET /v1/lists (snapshotError, scopeProblem) and lists stats judge them
+    damaged = {i.name: store.snapshot_problem(i) for i in infos}
     if as_json:
         console.print_json(json.dumps([
             {"name": i.name, "kind": i.kind, "jurisdiction": i.jurisdiction,
@@ -131,7 +135,8 @@ def list_lists(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) ->
              "manual": store.entry_counts(i.name), "updatedAt": i.updated_at.isoformat(),
              "ageDays": ages[i.name].age_days, "maxAgeDays": ages[i.name].max_age_days,
              "fresh": ages[i.name].fresh, "maxAgeRule": ages[i.name].rule,
-             "maxAgeBasis": ages[i.name].basis, "asOf": day.isoformat()}
+             "maxAgeBasis": ages[i.name].basis, "asOf": day.isoformat(),
+             "snapshotError": damaged[i.name], "scopeProblem": i.scope_problem}
             for i in infos]))
         return
     if not infos:
@@ -141,15 +146,43 @@ def list_lists(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) ->
     for i in infos:
         counts = store.entry_counts(i.name)
         f = ages[i.name]
+        broken = damaged[i.name] is not None or i.scope_problem is not None
         rows.append([escape(i.name), i.kind, i.jurisdiction or "", f"{i.count:,}",
                      f"+{counts['added']}/-{counts['removed']}", i.snapshot_date or "",
-                     _age_text(f), _fresh_text(f), i.updated_at.strftime("%Y-%m-%d %H:%M")])
+                     _age_text(f), "[red]ERROR[/] (below)" if broken else _fresh_text(f),
+                     i.updated_at.strftime("%Y-%m-%d %H:%M")])
     # a table when it fits, else a list's lines: nothing is cut, at any width
     print_rows(["name", "kind", "jurisdiction", "entries", "manual +/-", "snapshot",
                 "age/max", "fresh", "updated (UTC)"], rows)
-    if infos:
-        console.print(f"age/max: days on {day.isoformat()} (UTC) / days allowed by the "
-                      "registry rule (* override, d default: no rule)")
+    console.print(f"age/max: days on {day.isoformat()} (UTC) / days allowed by the "
+                  "registry rule (* override, d default: no rule)")
+    for i in infos:
+        problem = damaged[i.name]
+        if problem is not None:
+            console.print(_snapshot_line(i.name, problem), soft_wrap=True)
+        if i.scope_problem is not None:
+            console.print(_scope_line(i.scope_problem), soft_wrap=True)
+
+
+def _snapshot_line(name: str, problem: str) -> str:
+    """A list's snapshot problem, what it does to checks, and what to do about it."""
+    return f"[red]list {escape(name)}: snapshot not usable[/] {_unusable(problem)}"
+
+
+def _unusable(problem: str) -> str:
+    """A snapshot problem (:meth:`ListStore.snapshot_problem`), what it does to checks and
+    what to do about it (:func:`snapshot_remedy`), as ``lists ls`` and ``lists stats`` say
+    it."""
+    from ..lists.store import snapshot_remedy
+
+    return (f"({escape(problem)}); checks against this list answer error until then: "
+            f"{snapshot_remedy(problem)}")
+
+
+def _scope_line(problem: str) -> str:
+    """A list's jurisdiction problem (:attr:`ListInfo.scope_problem`, which names the list)
+    and what it does to checks."""
+    return f"[red]{escape(problem)}[/]; checks against this list answer error (SOURCE_ERROR)"
 
 
 def _age_text(f: Freshness) -> str:
@@ -172,7 +205,7 @@ def _fresh_text(f: Freshness) -> str:
 def list_stats(name: str,
                as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """Show one list's size, snapshot history and manual entries."""
-    from ..lists.store import ListStore, snapshot_remedy
+    from ..lists.store import ListStore
 
     store = ListStore(settings())
     info = store.get(name)
@@ -185,6 +218,7 @@ def list_stats(name: str,
             "snapshotDate": info.snapshot_date, "count": info.count, "manual": counts,
             "updatedAt": iso(info.updated_at), "syncedAt": iso(info.synced_at),
             "snapshotFile": info.current_file, "snapshotError": problem,
+            "scopeProblem": info.scope_problem,
             "versions": [{"importedAt": iso(_utc(v["created_at"])),
                           "snapshotDate": v["snapshot_date"], "count": v["count"],
                           "changes": bool(v["changes"]), "file": v["file"],
@@ -199,10 +233,11 @@ def list_stats(name: str,
     if info.synced_at:
         console.print(f"last synced: {info.synced_at.isoformat()}")
     if info.current_file:
-        console.print(f"snapshot file: [red]not usable[/] ({escape(problem)}); checks against "
-                      f"this list answer error until then: {snapshot_remedy(problem)}"
+        console.print(f"snapshot file: [red]not usable[/] {_unusable(problem)}"
                       if problem else f"snapshot file: verified ({info.current_file})",
                       soft_wrap=True)
+    if info.scope_problem:
+        console.print(_scope_line(info.scope_problem), soft_wrap=True)
     table = Table("imported (UTC)", "snapshot date", "entries", "change list",
                   Column("file", overflow="fold"), Column("by", overflow="fold"))
     for v in versions:

@@ -1028,7 +1028,9 @@ class ListStore:
                       then: ChangeHook | None = None) -> tuple[str, bool]:
         """Remove a number from a list; returns (E.164, whether it was on the list).
 
-        ``then`` runs inside the same transaction when the number was listed.
+        ``then`` runs inside the same transaction when the number was listed. A list removed
+        meanwhile (``lists rm`` after the list was read) is refused, nothing written: a removal
+        left behind would unlist the number on a list made later under the same name.
         """
         e164 = self._e164(phone, region)
         info = self.get(list_name)
@@ -1040,6 +1042,12 @@ class ListStore:
         now = utcnow()
         e = list_entries_table
         with self.engine.begin() as conn:
+            # the list's row first, as add_number, imports and list removals take it (one lock
+            # order); gone since it was read: nothing is written
+            if conn.execute(update(lists_table).where(lists_table.c.name == list_name)
+                            .values(updated_at=now)).rowcount != 1:
+                raise ListError(f"list {list_name!r} was removed while the removal was "
+                                "written; nothing was changed")
             # an entry whose expiry has passed lists nothing: it goes, but was not listed
             mine = and_(e.c.list_name == list_name, e.c.value == e164, ~e.c.removed)
             gone = conn.execute(select(func.count()).select_from(e).where(

@@ -17,21 +17,22 @@ import logging
 import shutil
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import Any, TypeVar
 
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import FormData, UploadFile
+from starlette.routing import Route
 
 from ... import audit
 from ...engine.scrubber import Scrubber
 from ...errors import DncGuardError, ListError
 from ...lists.store import ListStore
-from ...models import Verdict
+from ...models import ReasonCode, Verdict
 from ...optouts import add_optout, entry_status, expiry_after, not_read_by, remove_optout
 from ...store import utcnow
 from .._context import context_or_422
@@ -43,25 +44,25 @@ from ..routes.dnc import OptOut
 from ..routes.lists import list_statuses
 from ..routes.ops import Health, readyz
 from . import _csrf as csrf
+from ._failures import METHODS, ConsoleRoute, unmatched
 from ._inputs import count_rows, file_name_problem, looks_like_key, sent_as_files
+from ._pages import HERE, refusal, wants_json
+from ._pages import headers as _headers
+from ._pages import page as _page
 from .sessions import Session, SessionStore, may_sign_in
 
 log = logging.getLogger("dncguard.server")
 
-HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 COOKIE = "dncguard_console"
 #: Content types of the files under static/ (nothing else is served from there).
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".svg": "image/svg+xml"}
-#: No third-party origin, no inline script or style, no framing.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 OPTOUT_KINDS = ("internal", "litigator")
 MAX_SHOWN_ENTRIES = 500
 
-router = APIRouter(prefix="/console", include_in_schema=False)
-templates = Jinja2Templates(directory=str(HERE / "templates"))
+#: Every failure of a console route, the framework's included, is a console answer
+router = APIRouter(prefix="/console", include_in_schema=False, route_class=ConsoleRoute)
 
 T = TypeVar("T")
 
@@ -75,23 +76,6 @@ async def _run(fn: Callable[..., T], *args: Any) -> T:
     return await anyio.to_thread.run_sync(fn, *args)
 
 
-def _headers(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
-
-
-def _page(request: Request, name: str, sess: Session | None, status: int = 200,
-          **context: Any) -> Response:
-    response = templates.TemplateResponse(request, name, {
-        "sess": sess, "csrf": sess.csrf if sess else context.pop("pre_token", ""),
-        "nav": name.removesuffix(".html"), **context}, status_code=status)
-    return _headers(response)
-
-
 def _to_signin() -> Response:
     return _headers(RedirectResponse("/console/signin", status_code=303))
 
@@ -103,24 +87,39 @@ async def _session(request: Request) -> Session | None:
 
 
 async def _gate(request: Request) -> Session | Response:
-    """The live session, or the response to send instead (sign in)."""
+    """The live session, or the response to send instead: sign in (a request that wants
+    JSON, the job page's progress poll, is answered 401 ``session_expired``: a redirect to
+    the sign-in page would be read as a page it cannot parse, and polled for ever)."""
     svc = _svc(request)
     if svc.no_auth:
         return _headers(Response("The console needs API keys: it is off under --no-auth.",
                                  status_code=404, media_type="text/plain"))
     sess = await _session(request)
-    return sess if sess is not None else _to_signin()
+    if sess is not None:
+        return sess
+    if wants_json(request):
+        return refusal(request, None, 401, "Not signed in", "the console session has "
+                       "expired or ended; sign in again", code="session_expired")
+    return _to_signin()
 
 
-async def _post(request: Request, fields: tuple[str, ...] = (), files: tuple[str, ...] = ()
-                ) -> tuple[Session, FormData] | Response:
+async def _post(request: Request, fields: tuple[str, ...] = (), files: tuple[str, ...] = (),
+                *, limited: bool = True) -> tuple[Session, FormData] | Response:
     """A signed-in form post: the session, and its form once its CSRF token matched (403) and
     it holds only ``fields`` (and the token), each at most once, and none but ``files`` as a
     file part (422 naming the others: a field the page does not read, or cannot read as
-    text, would judge as if it had said nothing)."""
+    text, would judge as if it had said nothing).
+
+    ``limited`` (every post but sign-out): the post takes a token from its key's rate limit,
+    the bucket the key's API requests take from (``rate_per_second``, ``rate_burst``), before
+    its form is read; none left is 429 with ``Retry-After``, and nothing is done."""
     gate = await _gate(request)
     if isinstance(gate, Response):
         return gate
+    if limited:
+        wait = _svc(request).buckets.take(gate.key.id)
+        if wait:
+            return _too_many(request, gate, wait)
     form = await request.form(max_files=1, max_fields=50)
     if not gate.csrf_ok(_text(form, csrf.FIELD)):
         return _forbidden(request, gate, "The form's security token is missing or does not "
@@ -152,7 +151,7 @@ def form_problems(form: FormData, fields: tuple[str, ...],
 
 
 def _forbidden(request: Request, sess: Session | None, why: str) -> Response:
-    return _page(request, "error.html", sess, status=403, title="Not allowed", message=why)
+    return refusal(request, sess, 403, "Not allowed", why)
 
 
 def _text(form: FormData, name: str) -> str | None:
@@ -163,19 +162,23 @@ def _text(form: FormData, name: str) -> str | None:
     return value or None
 
 
-def _rate_limited(svc: Service, who: str) -> bool:
-    return bool(svc.buckets.take(who))
+def _too_many(request: Request, sess: Session, wait: float) -> Response:
+    """429: the rate limit's tokens are spent; ``wait``: seconds until the next one."""
+    seconds = max(1, round(wait + 0.5))
+    return refusal(request, sess, 429, "Too many requests", "Too many requests from this key; "
+                   f"wait {seconds} s and try again. Nothing was checked or changed.",
+                   more={"Retry-After": str(seconds)})
 
 
 # -- static assets --------------------------------------------------------------------------------
 
 
 @router.get("/static/{name}")
-async def static(name: str) -> Response:
+async def static(request: Request, name: str) -> Response:
     path = STATIC / name
     kind = STATIC_TYPES.get(PurePath(name).suffix)
     if kind is None or "/" in name or "\\" in name or name.startswith(".") or not path.is_file():
-        return Response("not found", status_code=404, media_type="text/plain")
+        return refusal(request, None, 404, "Not found", "There is no such console file.")
     response = FileResponse(path, media_type=kind)
     response.headers["Cache-Control"] = "public, max-age=3600"
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -211,7 +214,7 @@ async def signin(request: Request) -> Response:
         return _forbidden(request, None, "The sign-in form's security token is missing or has "
                           "expired. Reload the page and sign in again.")
     ip = request.client.host if request.client else "-"
-    if _rate_limited(svc, f"console-signin:{ip}"):
+    if svc.buckets.take(f"console-signin:{ip}"):
         return _signin_page(request, 429, "Too many attempts; wait a moment and try again.")
     problems = form_problems(form, ("key",))
     if problems:
@@ -238,7 +241,7 @@ async def signin(request: Request) -> Response:
 
 @router.post("/signout")
 async def signout(request: Request) -> Response:
-    posted = await _post(request, ())
+    posted = await _post(request, (), limited=False)  # signing out is never refused
     if isinstance(posted, Response):
         return posted
     await _run(SessionStore(_svc(request).engine).delete, request.cookies.get(COOKIE) or "")
@@ -296,7 +299,18 @@ def _history(svc: Service, sess: Session, e164: str) -> dict[str, Any]:
         result = search_number(audit.audit_log(svc.settings), e164, limit=50)
     except DncGuardError as exc:
         return {"note": f"History could not be searched: {exc}"}
+    except SQLAlchemyError as exc:
+        return {"note": f"History could not be searched: the database could not be reached "
+                        f"({type(exc).__name__})."}
     return {"result": result}
+
+
+def _database_failed(verdict: Verdict) -> bool:
+    """The verdict was given while the database could not be read or written: the lists were
+    not read (SOURCE_ERROR from the database), or its audit record was not committed."""
+    return any(r.code == ReasonCode.AUDIT_UNAVAILABLE
+               or (r.code == ReasonCode.SOURCE_ERROR and r.source == "database")
+               for r in verdict.reasons)
 
 
 @router.post("/check")
@@ -311,8 +325,6 @@ async def check(request: Request) -> Response:
     def again(status: int, errors: list[str]) -> Response:
         return _page(request, "check.html", sess, status=status, values=values, errors=errors)
 
-    if _rate_limited(svc, sess.key.id):
-        return again(429, ["Rate limit exceeded; wait a moment and try again."])
     given = {k: v for k, v in values.items() if v is not None}
     if "campaign" in form and "campaign" not in given:
         given["campaign"] = ""  # blank: refused as the API refuses it (absent: default)
@@ -328,6 +340,13 @@ async def check(request: Request) -> Response:
     verdict: Verdict = await svc.realtime.check(body.phone, ctx, body.defaults(),
                                                 fixed_at=body.at is not None,
                                                 who=f"console:{sess.key.name}")
+    if _database_failed(verdict):  # error, never callable: a 503, said as such
+        response = _page(request, "check.html", sess, status=503, values=values,
+                         verdict=verdict, unavailable=True, history={
+                             "note": "History was not searched: the database could not be "
+                                     "reached."})
+        response.headers["Retry-After"] = "5"
+        return response
     # counted (metrics, hourly counts) by the real-time checker, as an API check is
     history = await _run(_history, svc, sess, verdict.e164) if verdict.e164 else {
         "note": "Not a valid number: it has no history."}
@@ -595,12 +614,12 @@ async def _job_gate(request: Request, job_id: str) -> tuple[Session, JobInfo] | 
     gate = await _gate(request)
     if isinstance(gate, Response):
         return gate
-    if not gate.may("jobs"):
+    if not gate.may("jobs"):  # (JSON for the progress poll, as every answer to it)
         return _forbidden(request, gate, "Jobs need a key with the jobs scope.")
     job = await _run(_own_job, _svc(request), gate, job_id)
     if job is None:
-        return _page(request, "error.html", gate, status=404, title="No such job",
-                     message="There is no job with that id that this key can see.")
+        return refusal(request, gate, 404, "No such job",
+                       "There is no job with that id that this key can see.")
     return gate, job
 
 
@@ -666,3 +685,17 @@ async def audit_verify(request: Request) -> Response:
         result, error = None, f"{type(exc).__name__}: {exc}"
     return _page(request, "audit.html", sess, result=result, error=error,
                  verified_at=utcnow())
+
+
+# -- what no page takes ---------------------------------------------------------------------------
+
+
+async def _unmatched(request: Request) -> Response:
+    return unmatched(request, router.routes)
+
+
+# plain routes (no operation: the service's query check does not apply), after every page
+router.routes.extend([
+    Route("/console/{rest:path}", _unmatched, methods=METHODS, include_in_schema=False),
+    Route("/console", _unmatched, methods=[m for m in METHODS if m != "GET"],
+          include_in_schema=False)])

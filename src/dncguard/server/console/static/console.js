@@ -34,10 +34,38 @@
     if (s.state === "done") { download.hidden = false; }
   }
 
+  var stopped = document.getElementById("job-stopped");
+
+  // A refusal that waiting will not cure: the session expired or ended (401, or a redirect
+  // to the sign-in page), the key may no longer see the job (403), or it is gone (404).
+  // Polling stops and the page says what to do; other failures are tried again.
+  function stop(why, signIn) {
+    stopped.querySelector("[data-why]").textContent = why;
+    stopped.querySelector("[data-sign-in]").hidden = !signIn;
+    stopped.hidden = false;
+    box.setAttribute("data-polling", "stopped");
+  }
+
   function poll() {
     fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
-      .then(function (r) { if (!r.ok) { throw new Error("status " + r.status); } return r.json(); })
+      .then(function (r) {
+        if (r.status === 401 || (r.redirected && r.url.indexOf("/console/signin") !== -1)) {
+          stop("Your session has expired: this page no longer shows the job's progress.", true);
+          return null;
+        }
+        if (r.status === 403) {
+          stop("This session may no longer see this job: it needs a key with the jobs scope.", true);
+          return null;
+        }
+        if (r.status === 404) {
+          stop("This job can no longer be found.", false);
+          return null;
+        }
+        if (!r.ok) { throw new Error("status " + r.status); }
+        return r.json();
+      })
       .then(function (s) {
+        if (s === null) { return; }
         show(s);
         if (s.state === "queued" || s.state === "running") { setTimeout(poll, 400); }
       })
