@@ -84,3 +84,32 @@ def test_a_done_job_whose_results_file_was_altered_is_a_server_fault(tmp_path: P
         page = client.get(f"/console/scrub/{job_id}/results")
         assert page.status_code == 500, page.text
         assert "differs from the one its audit record describes" in page.text
+
+
+def test_an_upload_with_a_purpose_column_is_refused(tmp_path: Path) -> None:
+    """A column named like the call's purpose or call type is refused at upload, as
+    ``POST /v1/jobs`` refuses it, and no job is made."""
+    client = signed_in_client(tmp_path / "home")
+    made = client.post("/console/scrub", data={
+        "at": AT, "csrf": csrf_token(client.get("/console/scrub"))},
+        files={"file": ("c.csv", b"phone,Call Type\n+12025550161,prerecorded\n")},
+        follow_redirects=False)
+    assert made.status_code == 422, made.text
+    assert "would give each row&#39;s call type" in made.text or \
+        "would give each row's call type" in made.text
+    assert not list((tmp_path / "home" / "jobs").glob("*/input.csv"))
+
+
+def test_a_body_over_the_limit_has_the_consoles_headers(tmp_path: Path,
+                                                          monkeypatch: Any) -> None:
+    monkeypatch.setenv("DNCGUARD_SERVER_MAX_BODY_BYTES", "2000")
+    client = signed_in_client(tmp_path / "home")
+    made = client.post("/console/scrub", data={
+        "at": AT, "csrf": csrf_token(client.get("/console/scrub"))},
+        files={"file": ("c.csv", b"phone\n" + b"+12025550161\n" * 400)},
+        follow_redirects=False)
+    assert made.status_code == 413
+    assert "default-src 'none'" in made.headers["content-security-policy"]
+    api = client.post("/v1/check", content=b"x" * 3000,
+                      headers={"content-type": "application/json"})
+    assert api.status_code == 413 and "content-security-policy" not in api.headers

@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI
+from fastapi.responses import Response
 
 from .. import audit, sharedfiles
 from .._version import __version__
@@ -120,7 +121,7 @@ class BodyLimit:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _send_413(send, self.limit)
+                await _send_413(send, self.limit, scope.get("path", ""))
                 return
         messages: list[Message] = []
         size = 0
@@ -131,7 +132,7 @@ class BodyLimit:
                 break
             size += len(message.get("body", b""))
             if size > self.limit:
-                await _send_413(send, self.limit)
+                await _send_413(send, self.limit, scope.get("path", ""))
                 return
             if not message.get("more_body", False):
                 break
@@ -148,13 +149,21 @@ def _replayed(messages: list[Message], receive: Receive) -> Receive:
     return replay
 
 
-async def _send_413(send: Send, limit: int) -> None:
+async def _send_413(send: Send, limit: int, path: str = "") -> None:
+    """The 413 of a body over the limit; on a console path with the console's headers."""
     body = errors.ErrorBody(error=errors.ErrorDetail(
         status=413, code="too_large", message=f"the request body is larger than {limit:,} bytes"))
     data = body.model_dump_json().encode()
+    more: list[tuple[bytes, bytes]] = []
+    if path == "/console" or path.startswith("/console/"):
+        from .console._pages import headers
+
+        more = [(k.encode("latin-1"), v.encode("latin-1"))
+                for k, v in headers(Response()).headers.items()
+                if k not in ("content-length", "content-type")]
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(data)).encode())]})
+                            (b"content-length", str(len(data)).encode()), *more]})
     await send({"type": "http.response.body", "body": data})
 
 

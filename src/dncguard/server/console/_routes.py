@@ -41,6 +41,7 @@ from .._errors import ApiError
 from .._jobs import JobInfo, JobIntegrityError
 from ..routes.check import CheckRequest, check_context
 from ..routes.dnc import OptOut
+from ..routes.jobs import scope_column_problem
 from ..routes.lists import list_statuses
 from ..routes.ops import Health, readyz
 from . import _csrf as csrf
@@ -568,6 +569,9 @@ async def scrub(request: Request) -> Response:
             shutil.copyfileobj(upload.file, fh, 1 << 20)
         if target.stat().st_size == 0:
             raise ValueError("the file is empty")
+        refused = scope_column_problem(target)  # as POST /v1/jobs refuses it
+        if refused is not None:
+            raise ValueError(refused)
         (folder / SIDE).write_text(json.dumps({"rows": count_rows(target)}), "utf-8")
         params: dict[str, Any] = {
             "at": (at or utcnow()).isoformat(), "campaign": campaign, "purpose": None,

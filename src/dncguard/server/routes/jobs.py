@@ -154,27 +154,33 @@ def _refuse_phone_column(fmt: str, phone_column: str | None) -> None:
                        fields=[FieldError(field="query.phone_column", message=why)])
 
 
-def _refuse_scope_columns(target: Path) -> None:
-    """Refuse (422, naming it) an upload with a column named like the job's purpose or call
-    type (``call_type``, ``Call Type``, ``calltype``, ``purpose``, ``call_purpose``: the
-    scrub's own rule, :func:`~dncguard.engine.context.scope_columns`): its values would judge
-    no row, and the job would fail when it ran. A header that cannot be read is left to the
-    job, which fails with the reason. Runs in a worker thread."""
+def scope_column_problem(target: Path) -> str | None:
+    """Why an upload with a column named like the job's purpose or call type (``call_type``,
+    ``Call Type``, ``calltype``, ``purpose``, ``call_purpose``: the scrub's own rule,
+    :func:`~dncguard.engine.context.scope_columns`) is refused, or None: its values would
+    judge no row, and the job would fail when it ran. A header that cannot be read is left
+    to the job, which fails with the reason. (The API and the console's upload.)"""
     try:
         header = read_header(target)
     except InputError:
-        return
+        return None
     scoped = scope_columns(header)
     if not scoped:
-        return
+        return None
     what = "call type" if "type" in scoped[0].lower() else "purpose"
-    why = (f"column {scoped[0]!r} would give each row's {what}, which dncguard does not read "
-           "per row (the job's purpose and call_type parameters, or the campaign profile's, "
-           "judge every row): its values would be ignored, so a prerecorded or telemarketing "
-           "row could be judged as another kind of call. Send the rows of each purpose and "
-           "call type as a job of their own, with ?purpose=...&call_type=..., and rename or "
-           "remove the column")
-    raise ApiError(422, f"body: {why}", fields=[FieldError(field="body", message=why)])
+    return (f"column {scoped[0]!r} would give each row's {what}, which dncguard does not "
+            "read per row (the job's purpose and call_type parameters, or the campaign "
+            "profile's, judge every row): its values would be ignored, so a prerecorded or "
+            "telemarketing row could be judged as another kind of call. Send the rows of "
+            "each purpose and call type as a job of their own, with "
+            "?purpose=...&call_type=..., and rename or remove the column")
+
+
+def _refuse_scope_columns(target: Path) -> None:
+    """:func:`scope_column_problem` as a 422. Runs in a worker thread."""
+    why = scope_column_problem(target)
+    if why is not None:
+        raise ApiError(422, f"body: {why}", fields=[FieldError(field="body", message=why)])
 
 
 def _json_rows(raw_path: Path, target: Path) -> None:
