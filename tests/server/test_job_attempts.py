@@ -267,3 +267,17 @@ def test_0012_is_additive_a_job_of_the_previous_revision_is_claimed_and_counted(
     assert "server_job_attempts" not in sa.inspect(plain).get_table_names()
     assert "server_jobs" in sa.inspect(plain).get_table_names()
     plain.dispose()
+
+
+def test_the_limit_is_a_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``DNCGUARD_SERVER_JOB_MAX_ATTEMPTS`` sets the service's runner's limit; 0 is refused."""
+    from dncguard.server.app import create_app
+    from dncguard.server.settings import ServerSettings
+
+    monkeypatch.setenv("DNCGUARD_SERVER_JOB_MAX_ATTEMPTS", "2")
+    settings = load_settings(home=tmp_path / "home")
+    app = create_app(settings, no_auth=True)
+    assert app.state.service.runner.max_attempts == 2
+    monkeypatch.setenv("DNCGUARD_SERVER_JOB_MAX_ATTEMPTS", "0")
+    with pytest.raises(Exception, match="job_max_attempts"):
+        load_settings(home=tmp_path / "home").section(ServerSettings)

@@ -206,6 +206,7 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
     syncer = SnapshotSyncer(settings, engine) if sharedfiles.enabled(engine) else None
     runner = JobRunner(settings, engine, provider, counter, metrics, poll=server.job_poll_seconds,
                        lease=server.job_lease_seconds, chunk_delay=server.job_chunk_delay,
+                       max_attempts=server.job_max_attempts,
                        ready=syncer.first_pass.is_set if syncer else None) if run_jobs else None
     svc = Service(settings=settings, server=server, engine=engine, keys=keys, provider=provider,
                   counter=counter, metrics=metrics, jobs=JobStore(settings, engine),

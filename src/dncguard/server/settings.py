@@ -68,6 +68,10 @@ class ServerSettings(SectionSettings):
     job_lease_seconds: float = Field(default=30.0, gt=0, le=86_400,
                                      description="A job whose runner is silent this long is "
                                      "taken over by another replica (at most a day)")
+    job_max_attempts: int = Field(default=5, ge=1, le=100,
+                                  description="A job claimed more often than this since it "
+                                  "last committed a chunk (its runner killed or crashed each "
+                                  "time) is failed, resumable, instead of run again (1-100)")
     job_chunk_delay: float = Field(default=0.0, ge=0, le=60,
                                    description="Testing only: sleep after each job chunk (at "
                                    "most 60)")
