@@ -156,7 +156,7 @@ async def _send_413(send: Send, limit: int, path: str = "") -> None:
     data = body.model_dump_json().encode()
     more: list[tuple[bytes, bytes]] = []
     if path == "/console" or path.startswith("/console/"):
-        from .console._pages import headers
+        from .console import headers
 
         more = [(k.encode("latin-1"), v.encode("latin-1"))
                 for k, v in headers(Response()).headers.items()

@@ -7,6 +7,7 @@ this package (no CDN, works offline). Sessions live in the database (``console_s
 
 from __future__ import annotations
 
+from ._pages import headers
 from ._routes import router
 
-__all__ = ["router"]
+__all__ = ["headers", "router"]
