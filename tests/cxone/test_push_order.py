@@ -99,7 +99,9 @@ async def test_optout_removal_optout_in_one_batch_ends_blocked(
     add_optout(w.store, p, expires=expires)
     report = await w.push()
     assert report.ok and report.pending_after == 0
-    assert report.delivered == 3  # every change is sent, in order
+    # coalesced to the last change: one add, the two before it settled with it, not sent
+    assert (report.sent, report.delivered, report.superseded) == (1, 1, 2)
+    assert writes(sandbox) == 1
     assert w.local(p) and w.cxone(p)
     rec = sandbox.state.records[GROUP]["2025550162"]
     assert (rec["_exp"] is None) if expires is None else (rec["_exp"] == expires)
@@ -159,7 +161,7 @@ async def test_a_retried_delivery_is_sent_once_and_does_not_undo_a_later_change(
     assert all(it.status == DELIVERED for it in items)
 
 
-async def test_a_batch_whose_first_write_fails_still_ends_in_the_last_change(
+async def test_a_batch_whose_write_fails_still_ends_in_the_last_change(
         cxsettings: Settings, sandbox: SandboxServer, sleep: FakeSleep) -> None:
     w = World(cxsettings, sandbox, sleep, max_attempts=1)
     p = add_optout(w.store, "202-555-0164")
@@ -167,18 +169,17 @@ async def test_a_batch_whose_first_write_fails_still_ends_in_the_last_change(
     add_optout(w.store, p)
     remove_optout(w.store, p)
     add_optout(w.store, p)
-    sandbox.state.script.append(Fault(503))  # the first write (the first opt-out) fails
+    sandbox.state.script.append(Fault(503))  # the batch's one write (the last opt-out) fails
     report = await w.push()
-    # sent one change at a time, in order; the first removal finds no record to expire (the
-    # search shows none: settled, not retried)
-    assert report.sent == 5 and writes(sandbox) == 5
-    assert report.delivered == 3 and len(report.retrying) == 1
-    assert len(report.nothing_to_expire) == 1
-    assert w.cxone(p) and w.local(p)
+    # coalesced to the number's last change: one write; the four before it are settled with
+    # it (superseded, not sent) and it is retried later
+    assert report.sent == 1 and writes(sandbox) == 1
+    assert report.delivered == 0 and len(report.retrying) == 1 and report.superseded == 4
+    assert not w.cxone(p) and w.local(p)  # not yet: the opt-out waits for its retry
     w.clock.offset += timedelta(hours=2)
-    retry = await w.push()  # overtaken by the delivered later changes: not re-sent
-    assert retry.sent == 0 and retry.superseded == 1 and retry.pending_after == 0
-    assert writes(sandbox) == 5
+    retry = await w.push()  # the retry carries the number's final state
+    assert (retry.sent, retry.delivered, retry.superseded) == (1, 1, 0)
+    assert retry.pending_after == 0 and writes(sandbox) == 2
     assert w.cxone(p) and w.local(p)
     remove_optout(w.store, p)
     assert (await w.push()).delivered == 1
@@ -201,7 +202,8 @@ async def test_a_requeued_parked_item_neither_undoes_nor_jumps_ahead_of_later_ch
     retry = await w.push()
     assert retry.sent == 0 and retry.superseded == 1 and retry.ok  # not sent: it is overtaken
     assert w.cxone(p) and w.local(p)
-    # an opt-out queued behind a parked removal waits with it, then both go out in order
+    # an opt-out queued behind a parked removal waits with it; requeued, both go out as the
+    # number's last change (the removal; the opt-out before it is settled with it, not sent)
     q = add_optout(w.store, "202-555-0166")
     remove_optout(w.store, q)
     removal = w.box.items(TOPIC, limit=None)[-1]
@@ -210,7 +212,11 @@ async def test_a_requeued_parked_item_neither_undoes_nor_jumps_ahead_of_later_ch
     assert held.sent == 0 and len(held.dead) == 1 and not held.ok
     assert not w.cxone(q) and not w.local(q)
     assert w.box.requeue(TOPIC) == 2
+    before = writes(sandbox)
     both = await w.push()
-    assert both.sent == 2 and both.delivered == 2 and both.ok
+    assert (both.sent, both.superseded) == (1, 1) and both.ok
+    # the opt-out never reached CXone, so its record's expiry finds none: nothing to expire
+    assert len(both.nothing_to_expire) == 1 and writes(sandbox) == before + 1
     assert not w.cxone(q) and not w.local(q)
-    assert sandbox.state.records[GROUP]["2025550166"]["expiredDate"] is not None
+    assert "2025550166" not in sandbox.state.records[GROUP]
+    assert all(it.status == DELIVERED for it in w.box.items(TOPIC, limit=None))

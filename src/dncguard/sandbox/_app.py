@@ -7,13 +7,13 @@ import base64
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ._state import Fault, SandboxState, digits_of
 
@@ -51,6 +51,23 @@ def _eq(a: str, b: str) -> bool:
     return secrets.compare_digest(a.encode(), b.encode())
 
 
+async def _trickle(response: Response, delay: float) -> StreamingResponse:
+    """``response`` sent one byte at a time, ``delay`` seconds apart (no Content-Length): a
+    server that keeps every read of the client within its per-read timeout."""
+    chunks = getattr(response, "body_iterator", None)
+    body = bytes(response.body) if chunks is None else b"".join(
+        [bytes(chunk) async for chunk in chunks])
+
+    async def drip() -> AsyncIterator[bytes]:
+        for i in range(len(body)):
+            yield body[i:i + 1]
+            await asyncio.sleep(delay)
+
+    headers = {k: v for k, v in response.headers.items()
+               if k.lower() not in ("content-length", "transfer-encoding")}
+    return StreamingResponse(drip(), status_code=response.status_code, headers=headers)
+
+
 def create_app(state: SandboxState) -> FastAPI:
     app = FastAPI(title="dncguard CXone sandbox", docs_url=None, redoc_url=None,
                   openapi_url=None)
@@ -85,6 +102,8 @@ def create_app(state: SandboxState) -> FastAPI:
                 fault = Fault(kind="timeout")
             elif roll < cfg.throttle_rate + cfg.fail_rate + cfg.timeout_rate + cfg.malformed_rate:
                 fault = Fault(kind="malformed")
+        if fault is not None and fault.kind == "trickle":
+            return await _trickle(await call_next(request), cfg.trickle_delay)
         if fault is None:
             bucket, rate, burst = ((f"batch:{request.headers.get('authorization', '')[-12:]}",
                                     cfg.batch_rate_limit, cfg.batch_burst) if is_batch else

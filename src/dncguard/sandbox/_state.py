@@ -46,6 +46,8 @@ class SandboxConfig(BaseModel):
     throttle_rate: float = 0.0
     timeout_rate: float = 0.0
     timeout_delay: float = 5.0
+    trickle_delay: float = Field(default=0.05, ge=0, description="seconds between the bytes of "
+                                 "an answer a trickle fault sends one at a time")
     malformed_rate: float = 0.0
     latency: float = 0.0
     expire_tokens_every: int | None = Field(
@@ -59,11 +61,12 @@ class SandboxConfig(BaseModel):
 
 @dataclass
 class Fault:
-    """A scripted response for the next API request (tests)."""
+    """A scripted response for the next API request (tests). ``trickle``: the request is
+    served as usual, and its answer sent one byte at a time, ``trickle_delay`` apart."""
 
     status: int = 503
     retry_after: str | None = None
-    kind: str = "status"  # status | malformed | timeout
+    kind: str = "status"  # status | malformed | timeout | trickle
 
 
 def _iso(at: datetime) -> str:

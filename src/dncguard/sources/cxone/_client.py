@@ -7,6 +7,10 @@ the ``tenantId`` claim of the ``id_token``; the API host is ``api_endpoint`` of
 ``{api_endpoint}/inContactAPI/services/{version}/...`` with ``Authorization: Bearer`` and
 ``Accept: application/json``.
 
+A sign-in or discovery answer is read streamed up to :data:`TOKEN_ANSWER_BYTES` (as http-batch
+bounds its answers): a token answer is a few kilobytes, so a larger one is refused with a
+:class:`~dncguard.errors.SourceError` naming the bound, never read whole into memory.
+
 The :class:`TokenCache` refreshes before expiry (refresh-token grant first, then a new password
 grant), makes concurrent callers share one token request, and is told about a 401 so the
 request is repeated once with a new token.
@@ -45,6 +49,12 @@ else:
     httpx = lazy_import("httpx", globals(), "httpx")
 
 log = logging.getLogger("dncguard.sources.cxone")
+
+#: The most bytes of a sign-in (``/auth/token``) or discovery answer read, decoded. A token
+#: answer (an access token, a refresh token and an ``id_token``, each a JWT of a kilobyte or
+#: two) is a few kilobytes; beyond this bound a 200 answer is refused (the reading stops
+#: there), and an error status's body is dropped (its status still counts).
+TOKEN_ANSWER_BYTES = 65_536
 
 
 def jwt_claims(token: str) -> dict[str, Any]:
@@ -167,7 +177,8 @@ class TokenCache:
                          str(tenant) if tenant else None, expires_in)
 
         self.grants.append(grant)
-        token = await self.resilient.send(make, parse, what="sign-in")
+        token = await self.resilient.send(make, parse, what=f"sign-in ({grant} grant)",
+                                          max_body=TOKEN_ANSWER_BYTES)
         if token.tenant_id and not self.cx.tenant_id:
             self.tenant_id = token.tenant_id
         return token
@@ -238,7 +249,8 @@ class CxoneClient:
                     raise ValueError("api_endpoint")
                 return endpoint.rstrip("/")
 
-            self._api = await self.resilient.send(make, parse, what="discovery")
+            self._api = await self.resilient.send(make, parse, what="discovery",
+                                                  max_body=TOKEN_ANSWER_BYTES)
             return self._api
 
     async def openid_configuration(self) -> dict[str, Any]:
@@ -256,7 +268,8 @@ class CxoneClient:
                 raise ValueError("not an object")
             return data
 
-        return await self.resilient.send(make, parse, what="OIDC discovery")
+        return await self.resilient.send(make, parse, what="OIDC discovery",
+                                         max_body=TOKEN_ANSWER_BYTES)
 
     # -- requests ---------------------------------------------------------------------------
     async def api(self, method: str, path: str, *, params: dict[str, Any] | None = None,

@@ -14,9 +14,12 @@ Incremental refresh (the records endpoint has no ``updatedSince``):
    seen before; records updated in the cursor's own millisecond are read again, since one may
    have changed after the last sync read it): new, re-added and expired records (an expiry
    updates the record) are upserted;
-3. then the totals must agree: last total + new records == the server's total. If not (records
-   were removed on the CXone side), or a full sync is due (``full_sync_hours``), or the server
-   refuses ``orderBy``, every page is downloaded again and the list is replaced atomically.
+3. then the totals must agree: last total + new records == the server's total, where a record
+   is new when no earlier sync read it (each stored row names its record and the number's
+   other records read, ``meta.others``: a change to a number's other record is not new). If
+   not (records were removed on the CXone side), or a full sync is due (``full_sync_hours``),
+   or the server refuses ``orderBy``, every page is downloaded again and the list is replaced
+   atomically.
 
 A full read is saved only when the group did not change while it was read: the group
 (``GET /dnc-groups/{id}``: ``lastUpdateTime``, ``validRecords``) and its newest record (total,
@@ -41,6 +44,11 @@ only record (each row's ``meta.alone`` says whether it is, as far as the syncs s
 is read in full: another record of the number, older than the cursor, may still block it. A
 group with a record whose number cannot be read is not saved (the sync fails for it; the last
 sync stands).
+
+A sync saves a group's entries and its state (cursor, total, ``synced_at``) in one transaction
+(:mod:`._save`): a crash leaves both as the last sync left them. The modules: :mod:`._records`
+(reading a record), :mod:`._reads` (reading a group from CXone), :mod:`._rows` (records as
+rows), :mod:`._save` (the transaction); this one decides, group by group, what to read.
 """
 
 from __future__ import annotations
@@ -49,121 +57,26 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, update
 
-from ... import audit
 from ...config import Settings
 from ...errors import SourceError
 from ...lists.store import ListInfo, ListStore
-from ...phones import mask, normalise
-from ...store import (
-    count_list_change,
-    list_entries_table,
-    list_events_table,
-    lists_table,
-    utcnow,
-)
+from ...store import count_list_change, lists_table, utcnow
 from ._client import CxoneClient, group_on
+from ._reads import FULL_READS, GroupReader, Probe
+from ._records import ORDER_NEWEST, list_name, parse_time, to_cxone_phone, to_e164
+from ._rows import build_rows, known_ids, merge_stored, refuse_unreadable
+from ._save import replace_all, save_group, upsert
 from .settings import CxoneSettings
 
+__all__ = ["FULL_READS", "ORDER_NEWEST", "CxoneSync", "GroupFailure", "GroupResult", "Probe",
+           "SyncFailed", "SyncReport", "list_name", "parse_time", "to_cxone_phone", "to_e164"]
+
 log = logging.getLogger("dncguard.sources.cxone")
-
-ORDER_NEWEST = "lastUpdateTime desc"
-
-
-def list_name(group_id: Any) -> str:
-    return f"cxone:{group_id}"
-
-
-def parse_time(value: Any) -> datetime | None:
-    """A CXone timestamp (ISO 8601, usually with ``Z``) as an aware UTC datetime."""
-    if value in (None, ""):
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    # an offset other than Z is kept as the same instant in UTC (stored as such: SQLite
-    # keeps no offset)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-#: Reads of a whole group a full sync makes before it gives up on a group that keeps changing
-#: (or keeps sending inconsistent pages) while it is read.
-FULL_READS = 3
-
-
-def _digits(raw: Any) -> str:
-    """The digits of a CXone phone number, in order (whatever punctuation it came with)."""
-    return "".join(ch for ch in str(raw) if ch.isdigit())
-
-
-def _record_key(record: dict[str, Any]) -> str:
-    """What tells two records of a group apart: the record id, else the number."""
-    rid = record.get("recordId")
-    return f"id:{rid}" if rid not in (None, "") else f"phone:{_digits(record.get('phoneNumber'))}"
-
-
-def to_e164(raw: Any, region: str) -> str | None:
-    """A CXone phone number as E.164, or None when it cannot be read.
-
-    CXone (and :func:`to_cxone_phone`, dncguard's own write-back) stores national digits
-    for NANP numbers and the full digits, country code first and no ``+``, for the others.
-    So a number that is not a number of the default region is read again: ten digits as a
-    NANP number, then the digits as an international number (``+`` and the digits): a UK
-    number in a US home, or a NANP number in a UK or Australian home, is still read."""
-    digits = _digits(raw)
-    if not digits:
-        return None
-    if region in ("US", "CA") and len(digits) == 10 and digits[0] in "23456789":
-        return "+1" + digits
-    if len(digits) == 11 and digits[0] == "1" and digits[1] in "23456789":
-        return "+" + digits
-    text = str(raw).strip()
-    result = normalise(text if text.startswith("+") else digits, region)
-    if result.e164 is not None or text.startswith("+"):
-        return result.e164
-    if len(digits) == 10 and digits[0] in "23456789":
-        nanp = normalise("+1" + digits, region)
-        if nanp.e164 is not None:
-            return nanp.e164
-    return normalise("+" + digits, region).e164
-
-
-def _blocks_longer(kept: datetime | None, other: datetime | None) -> bool:
-    """Whether a record expiring at ``kept`` blocks at least as long as one expiring at
-    ``other`` (None: never expires)."""
-    if kept is None:
-        return True
-    return other is not None and kept >= other
-
-
-def _agree(gid: str, records: list[dict[str, Any]] | None, total: int, valid: Any
-           ) -> list[dict[str, Any]]:
-    """The records of a full read, checked against the group's ``validRecords`` (how many of
-    its records have not expired, so never more than it holds): no content (204) is an
-    empty group only when ``validRecords`` is 0; a read holding fewer records than that, or
-    no content beside any other ``validRecords``, is a :class:`SourceError` (read as it is,
-    it would unblock numbers the group still holds)."""
-    count = valid if isinstance(valid, int) and not isinstance(valid, bool) else None
-    if records is None:
-        if count == 0:
-            return []
-        raise SourceError(f"CXone sent no content (204) for the records of DNC group {gid}, "
-                          f"whose validRecords is {str(valid)[:20]}; not read as an empty "
-                          "group (nothing was saved)", source="cxone")
-    if count is not None and total < count:
-        raise SourceError(f"CXone DNC group {gid} sent {total} records but says it holds "
-                          f"{count} valid records; nothing was saved", source="cxone")
-    return records
-
-
-def to_cxone_phone(e164: str) -> str:
-    """What CXone stores: national digits for NANP numbers, else the full digits."""
-    return e164[2:] if e164.startswith("+1") and len(e164) == 12 else e164.lstrip("+")
 
 
 @dataclass
@@ -203,20 +116,6 @@ class SyncFailed(SourceError):
                          f"last sync of each stands): {why}; synced: {synced}", source="cxone")
 
 
-@dataclass
-class Probe:
-    """What shows whether a group changed while it was read: the group itself
-    (``GET /dnc-groups/{id}``: ``lastUpdateTime``, ``validRecords``) and, where the server
-    orders records, its total and newest record (id and update time)."""
-
-    group: dict[str, Any]
-    newest: tuple[Any, ...]
-
-    @property
-    def key(self) -> tuple[Any, ...]:
-        return (self.group.get("lastUpdateTime"), self.group.get("validRecords"), *self.newest)
-
-
 class CxoneSync:
     """Syncs groups through a :class:`CxoneClient` into a :class:`ListStore`."""
 
@@ -230,7 +129,7 @@ class CxoneSync:
         self.engine: Engine = self.store.engine
         self.clock = clock
         self.region = settings.default_region
-        self._unordered: set[str] = set()  # groups whose records the server will not order
+        self.reader = GroupReader(client, cx.page_size)
 
     async def _skills(self, group: dict[str, Any]) -> list[Any] | SourceError:
         try:
@@ -348,7 +247,7 @@ class CxoneSync:
         if (page is not None and total == meta.get("total") and newest_at == cursor
                 and group_meta["group_updated"] == meta.get("group_updated")
                 and group_meta["valid_records"] == meta.get("valid_records")):
-            self._save(name, {**meta, **group_meta}, now)
+            save_group(self.engine, self.settings, name, {**meta, **group_meta}, now)
             return GroupResult(gid, str(group_meta["group_name"]), "unchanged", total, 0,
                                active=bool(group_meta["active"]))
         return await self._incremental(info, group_meta, now, cursor)
@@ -356,294 +255,52 @@ class CxoneSync:
     async def _incremental(self, info: ListInfo, group_meta: dict[str, Any], now: datetime,
                            cursor: str) -> GroupResult:
         gid = group_meta["group_id"]
-        walked = await self._walk_newest(gid, cursor)
+        walked = await self.reader.walk_newest(gid, cursor)
         if isinstance(walked, str):
             log.info("CXone group %s: the newest-first walk is not trusted (%s); full re-sync",
                      gid, walked)
             return await self._full(info, group_meta, now)
         total, fresh = walked
-        known = self._known_ids(info.name, fresh)
+        with self.engine.connect() as conn:
+            known = known_ids(conn, info.name, fresh, self.region)
         new = sum(1 for r in fresh if str(r.get("recordId")) not in known)
         expected = int(info.meta.get("total") or 0) + new
         if expected != total:
             log.info("CXone group %s: %d records expected, server has %d; full re-sync",
                      gid, expected, total)
             return await self._full(info, group_meta, now)
-        rows, skipped = self._rows(info.name, fresh, now)
-        self._refuse_unreadable(gid, fresh, skipped)
-        rows, kept, weaker = self._outlasted(info.name, fresh, rows)
+        rows, skipped = build_rows(info.name, fresh, now, self.region)
+        refuse_unreadable(gid, fresh, skipped, self.region)
+        with self.engine.connect() as conn:
+            rows, kept, weaker = merge_stored(conn, info.name, fresh, rows, self.region)
         if weaker:
             log.info("CXone group %s: a record of a number with several records now blocks "
                      "less than it did; full re-sync", gid)
             return await self._full(info, group_meta, now)
-        with self.engine.begin() as conn:
-            values = [r["value"] for r in rows]
-            for i in range(0, len(values), 500):
-                conn.execute(delete(list_entries_table).where(
-                    list_entries_table.c.list_name == info.name,
-                    list_entries_table.c.value.in_(values[i:i + 500])))
-            if rows:
-                conn.execute(insert(list_entries_table), rows)
-            for value, kept_meta in kept.items():  # no longer known as the number's only one
-                conn.execute(update(list_entries_table).where(
-                    list_entries_table.c.list_name == info.name,
-                    list_entries_table.c.value == value).values(meta=kept_meta))
-            count_list_change(conn)
         cursor_new = max((str(r.get("lastUpdateTime")) for r in fresh
                           if r.get("lastUpdateTime")), default=cursor,
                          key=lambda v: parse_time(v) or now)
         meta = {**info.meta, **group_meta, "total": total, "cursor": cursor_new}
-        self._save(info.name, meta, now, event={"mode": "incremental", "fetched": len(fresh)})
+        save_group(self.engine, self.settings, info.name, meta, now,
+                   entries=upsert(info.name, rows, kept),
+                   event={"mode": "incremental", "fetched": len(fresh)})
         return GroupResult(gid, str(group_meta["group_name"]), "incremental", total, len(fresh),
                            skipped, bool(group_meta["active"]))
-
-    async def _walk_newest(self, gid: str, cursor: str
-                           ) -> tuple[int, list[dict[str, Any]]] | str:
-        """(the server's total, every record updated at or after ``cursor``), read newest
-        first; or why the walk cannot be trusted to hold every change since the cursor."""
-        cursor_at = parse_time(cursor)
-        if cursor_at is None:
-            return f"the cursor {cursor!r} is not a time"
-        fresh: list[dict[str, Any]] = []
-        skip, top, total = 0, self.cx.page_size, 0
-        previous: datetime | None = None
-        while True:
-            answer = await self.client.records_page(gid, skip, top, ORDER_NEWEST)
-            if answer is None:
-                return f"no content (204) after {skip} records"
-            total, page = answer
-            if not page:
-                return (f"an empty page after {skip} of {total} records, before one older "
-                        "than the cursor") if skip < total else (total, fresh)
-            for rec in page:
-                at = parse_time(rec.get("lastUpdateTime"))
-                if at is None:
-                    return f"record {rec.get('recordId')} has no update time"
-                if previous is None and at < cursor_at:
-                    return "the newest record is older than the last sync's newest"
-                if previous is not None and at > previous:
-                    return "the records do not come newest first (orderBy ignored?)"
-                previous = at
-                if at < cursor_at:
-                    return total, fresh
-                fresh.append(rec)
-            skip += len(page)
-            if skip >= total:
-                return total, fresh
-
-    def _outlasted(self, name: str, fresh: list[dict[str, Any]], rows: list[dict[str, Any]]
-                   ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], bool]:
-        """Merge the ``rows`` of an incremental sync with the stored ones: (the rows to write,
-        the stored rows kept (value: their meta, now marked not alone), whether a stored record
-        now blocks less and may not be its number's only record).
-
-        A stored record that blocks longer and is not among the ``fresh`` records is kept
-        (another record of the number, still in the group, which keeps blocking it). One that
-        is among them but now blocks less is trusted only when it was its number's only record
-        (``alone``, from the last full read on): else another record of the number, older than
-        the cursor and so not read, may block it longer, which only a full read can tell."""
-        ids: dict[str, set[str]] = {}
-        for rec in fresh:
-            e164 = self._number(rec)
-            if e164 is not None:
-                ids.setdefault(e164, set()).add(str(rec.get("recordId")))
-        by_value = {r["value"]: r for r in rows}
-        t = list_entries_table
-        keep: dict[str, dict[str, Any]] = {}
-        weaker = False
-        values = list(by_value)
-        with self.engine.connect() as conn:
-            for i in range(0, len(values), 500):
-                for row in conn.execute(select(t.c.value, t.c.expires_at, t.c.meta).where(
-                        t.c.list_name == name, t.c.value.in_(values[i:i + 500]))):
-                    stored_meta = dict(row.meta or {})
-                    among = str(stored_meta.get("record_id")) in ids.get(row.value, set())
-                    alone = among and stored_meta.get("alone") is True
-                    written = by_value[row.value]
-                    written["meta"]["alone"] = alone and written["meta"]["alone"]
-                    expires = row.expires_at
-                    if expires is not None and expires.tzinfo is None:
-                        expires = expires.replace(tzinfo=UTC)
-                    new = written["expires_at"]
-                    if new == expires or not _blocks_longer(expires, new):
-                        continue
-                    if not among:
-                        keep[row.value] = {**stored_meta, "alone": False}
-                    elif not alone:
-                        weaker = True
-        return [r for r in rows if r["value"] not in keep], keep, weaker
-
-    def _known_ids(self, name: str, records: list[dict[str, Any]]) -> set[str]:
-        phones = [e for e in map(self._number, records) if e]
-        out: set[str] = set()
-        t = list_entries_table
-        with self.engine.connect() as conn:
-            for i in range(0, len(phones), 500):
-                for row in conn.execute(select(t.c.meta).where(
-                        t.c.list_name == name, t.c.value.in_(phones[i:i + 500]))):
-                    out.add(str((row.meta or {}).get("record_id")))
-        return out
 
     async def _full(self, info: ListInfo, group_meta: dict[str, Any], now: datetime
                     ) -> GroupResult:
         gid = group_meta["group_id"]
-        before: Probe | None = None
-        for attempt in range(1, FULL_READS + 1):
-            before = before or await self._probe(gid)
-            total, read, problem = await self._read_group(gid)
-            after = await self._probe(gid)
-            if problem is None and after.key != before.key:
-                problem = "the group changed while it was read"
-            if problem is None:
-                break
-            before = after
-            # a page missing, repeated or shifted, or the group changed while it was read: the
-            # records read are not the group, so nothing is saved; read it again, and after
-            # FULL_READS such reads give up (the last sync stands)
-            log.warning("CXone group %s: read %d of %d was not consistent (%s)", gid, attempt,
-                        FULL_READS, problem)
-        else:
-            raise SourceError(
-                f"CXone group {gid} changed or sent inconsistent pages during the sync "
-                f"{FULL_READS} times ({problem}); nothing was saved: sync again",
-                source="cxone")
-        records = _agree(gid, read, total, after.group.get("validRecords"))
+        total, records, after = await self.reader.read_full(gid)
         group_meta = {**group_meta, "group_updated": after.group.get("lastUpdateTime"),
                       "valid_records": after.group.get("validRecords")}
-        rows, skipped = self._rows(info.name, records, now)
-        self._refuse_unreadable(gid, records, skipped)
-        with self.engine.begin() as conn:
-            conn.execute(delete(list_entries_table).where(
-                list_entries_table.c.list_name == info.name))
-            for i in range(0, len(rows), 20_000):
-                conn.execute(insert(list_entries_table), rows[i:i + 20_000])
-            count_list_change(conn)
+        rows, skipped = build_rows(info.name, records, now, self.region)
+        refuse_unreadable(gid, records, skipped, self.region)
         cursor = max((str(r.get("lastUpdateTime")) for r in records if r.get("lastUpdateTime")),
                      default="", key=lambda v: parse_time(v) or now) or None
         meta = {**info.meta, **group_meta, "total": len(records), "cursor": cursor,
                 "full_synced_at": now.isoformat()}
-        self._save(info.name, meta, now, count=len(rows),
+        save_group(self.engine, self.settings, info.name, meta, now,
+                   entries=replace_all(info.name, rows), count=len(rows),
                    event={"mode": "full", "fetched": len(records)})
         return GroupResult(gid, str(group_meta["group_name"]), "full", total, len(records),
                            skipped, bool(group_meta["active"]))
-
-    async def _probe(self, gid: str) -> Probe:
-        """The group and its newest record now (see :class:`Probe`), taken before and after
-        each full read."""
-        group = await self.client.group(gid)
-        if group is None:
-            raise SourceError(f"CXone DNC group {gid} is gone (404) while it was synced",
-                              source="cxone")
-        newest: tuple[Any, ...] = ()
-        if gid not in self._unordered:
-            try:
-                page = await self.client.records_page(gid, 0, 1, ORDER_NEWEST)
-            except SourceError as exc:
-                if "HTTP 400" not in str(exc):
-                    raise
-                self._unordered.add(gid)  # orderBy refused: the group's own fields must do
-            else:
-                newest = ("no content",) if page is None else (page[0], *(
-                    (r.get("recordId"), r.get("lastUpdateTime")) for r in page[1][:1]))
-        return Probe(group, newest)
-
-    async def _read_group(self, gid: str
-                          ) -> tuple[int, list[dict[str, Any]] | None, str | None]:
-        """Every record of a group, page by page: (total, records, what was inconsistent or
-        None); records None when the first page had no content (204). Consistent means every
-        page gave the same total and the distinct records (record id, else number) are
-        exactly that many."""
-        top = self.cx.page_size
-        answer = await self.client.records_page(gid, 0, top)
-        if answer is None:
-            return 0, None, None
-        total, first = answer
-        if total and not first:
-            raise SourceError(f"CXone group {gid} reports {total} records but sent none",
-                              source="cxone")
-        pages: list[list[dict[str, Any]]] = [first]
-        totals = {total}  # what every page says the group holds
-        if first and len(first) < total:
-            top = len(first)  # the server may cap the page size below ours
-            skips = list(range(len(first), total, top))
-            rest = await asyncio.gather(*(self.client.records_page(gid, s, top) for s in skips))
-            if any(r is None for r in rest):
-                return total, [], "a page after the first had no content (204)"
-            pages.extend(p for _, p in filter(None, rest))
-            totals.update(n for n, _ in filter(None, rest))
-        records = [r for p in pages for r in p]
-        distinct = len({_record_key(r) for r in records})
-        if len(totals) > 1 or distinct != total:
-            return total, records, f"{distinct} distinct of {max(totals)} records"
-        return total, records, None
-
-    def _number(self, rec: dict[str, Any]) -> str | None:
-        """A record's number as E.164 (its ``phoneNumber``, else its ``formattedPhone``), or
-        None when it cannot be read: what every step of a sync reads the record as."""
-        return to_e164(rec.get("phoneNumber") or rec.get("formattedPhone") or "", self.region)
-
-    def _rows(self, name: str, records: list[dict[str, Any]], now: datetime
-              ) -> tuple[list[dict[str, Any]], int]:
-        best: dict[str, tuple[datetime, dict[str, Any]]] = {}
-        seen: dict[str, int] = {}  # records read of each number
-        skipped = 0
-        floor = datetime.min.replace(tzinfo=now.tzinfo)
-        for rec in records:
-            e164 = self._number(rec)
-            if e164 is None:
-                skipped += 1
-                log.warning("CXone record %s has an unreadable number %s", rec.get("recordId"),
-                            mask(str(rec.get("phoneNumber"))))
-                continue
-            seen[e164] = seen.get(e164, 0) + 1
-            updated = parse_time(rec.get("lastUpdateTime")) or floor
-            expires = parse_time(rec.get("expiredDate"))
-            prev = best.get(e164)
-            # the record that blocks longest (no expiry, else the later expiry) wins; of
-            # records that block alike, the most recently updated, whatever order they came in
-            if prev is not None and (not _blocks_longer(expires, prev[1]["expires_at"]) or (
-                    prev[1]["expires_at"] == expires and prev[0] >= updated)):
-                continue
-            best[e164] = (updated, {
-                "list_name": name, "value": e164, "origin": "sync", "removed": False,
-                "reason": None, "added_by": "cxone",
-                "added_at": parse_time(rec.get("dateCollected")) or now,
-                "expires_at": expires,
-                "meta": {"record_id": rec.get("recordId"),
-                         "updated": rec.get("lastUpdateTime")},
-            })
-        for e164, (_, row) in best.items():
-            row["meta"]["alone"] = seen[e164] == 1  # the number's only record read
-        return [row for _, row in best.values()], skipped
-
-    def _refuse_unreadable(self, gid: str, records: list[dict[str, Any]], skipped: int
-                           ) -> None:
-        """A group with records whose number cannot be read is not saved: saved without
-        them, it would look complete and fresh while those numbers are not blocked. The
-        last sync stands (and goes stale); the message names how many, masked."""
-        if not skipped:
-            return
-        bad = [r for r in records if self._number(r) is None]
-        example = bad[0] if bad else {}
-        raise SourceError(
-            f"CXone group {gid}: {skipped} of {len(records)} records have a phone number "
-            f"dncguard cannot read (e.g. record {example.get('recordId')}, "
-            f"{mask(str(example.get('phoneNumber') or example.get('formattedPhone') or ''))}); "
-            "nothing was saved for the group: fix or expire those records in CXone",
-            source="cxone")
-
-    def _save(self, name: str, meta: dict[str, Any], now: datetime, *, count: int | None = None,
-              event: dict[str, Any] | None = None) -> None:
-        with self.engine.begin() as conn:
-            if count is None:
-                count = int(conn.execute(select(func.count()).select_from(list_entries_table)
-                                         .where(list_entries_table.c.list_name == name))
-                            .scalar_one())
-            conn.execute(update(lists_table).where(lists_table.c.name == name).values(
-                meta=meta, synced_at=now, updated_at=now, count=count))
-            if event is not None:
-                conn.execute(insert(list_events_table).values(
-                    at=now, list_name=name, action="sync", who="cxone", detail=event))
-                audit.record_list_change(self.settings, "sync", name, who="cxone",
-                                         detail={**event, "count": count}, conn=conn)
-            count_list_change(conn)

@@ -5,13 +5,19 @@ store an item in the outbox (topic ``cxone.push``). Each opt-out and each remova
 item: its key names the number's previous item, so opting a number out again after a removal
 queues a new add, while queuing the same change twice in a row (a retried call) does not.
 :func:`push` drains the queue: items are sent in batches (``add`` as ``POST records``,
-``expire`` as ``DELETE records``); a number's items go out in the order they were queued, and
-an item overtaken by a later one for the same number that was delivered already, or is
-pending outside this pusher's batch (waiting for its retry, or held by another pusher), is not
-sent (it would undo the later change), so CXone ends in the state of the number's last change.
+``expire`` as ``DELETE records``). A number's items in one batch are coalesced to its last:
+only that is written, the earlier ones are settled with it (superseded, not sent; parked with
+it when it is parked), so an expiry then an opt-out is one add, never a removal followed by an
+add that may fail. An item overtaken by a later one for the same number that was delivered
+already, or is pending outside this pusher's batch (waiting for its retry, or held by another
+pusher), is not sent (it would undo the later change), so CXone ends in the state of the
+number's last change.
 Before each attempt of a write (the client retries it) the pusher renews its lease on the
 write's items and gives the write up when another pusher has taken one of them over (its lease
-ran out during a long retry): a stale attempt never follows a later pusher's writes.
+ran out during a long retry): a stale attempt never follows a later pusher's writes. Each
+attempt is bounded as a whole (connecting, sending, reading the whole answer) by the client's
+timeout, which the lease outlasts (:func:`_lease`): an answer that trickles in is cut off
+there, a failed attempt (retried, never delivered).
 CXone answers 200 with per-record results, so each item is acknowledged, retried later with
 backoff, or (for a permanent refusal such as an invalid number) parked as ``dead`` and
 reported. An expiry CXone refuses is looked up (``POST /dnc-groups/search``): when the group
@@ -38,8 +44,9 @@ from ...config import Settings
 from ...errors import ConfigError, DncGuardError, SourceError
 from ...outbox import DEAD, DELIVERED, PENDING, Outbox, OutboxItem
 from ...phones import mask, mask_numbers
+from ._answers import match_results, record_verdict
 from ._client import CxoneClient
-from ._sync import _digits, parse_time, to_cxone_phone
+from ._records import parse_time, to_cxone_phone
 from .settings import load_cxone
 from .source import search_number
 
@@ -95,7 +102,9 @@ class PushReport:
     sent: int = 0
     delivered: int = 0
     retrying: list[tuple[str, str]] = field(default_factory=list)  # (masked number, error)
-    superseded: int = 0  # not sent: a later change of the number is delivered or on its way
+    #: not sent: a later change of the number is delivered or on its way, or was sent in
+    #: their place (a number's changes in one batch are coalesced to its last)
+    superseded: int = 0
     #: items given up unsent or unsettled: another pusher took them over when this one's
     #: lease ran out (they are that pusher's now)
     lease_lost: int = 0
@@ -114,15 +123,17 @@ class PushReport:
         return not self.retrying and not self.dead
 
     def fail(self, outbox: Outbox, item: OutboxItem, error: str, *,
-             permanent: bool = False) -> None:
+             permanent: bool = False) -> str:
         """Fail ``item`` in the queue and count it as parked or to be retried, as the
-        queue's answer says (or as lost: another pusher holds or settled it now)."""
+        queue's answer says (or as lost: another pusher holds or settled it now); returns
+        the queue's answer (:meth:`Outbox.fail`)."""
         status = outbox.fail(item.id, error, permanent=permanent)
         if status not in (PENDING, DEAD):
             self.lease_lost += 1
-            return
+            return status
         (self.dead if status == DEAD else self.retrying).append(
             (mask(str(item.payload["e164"])), error))
+        return status
 
 
 def _permanent(error: str) -> bool:
@@ -171,32 +182,42 @@ async def push(client: CxoneClient, outbox: Outbox, group_id: str, *, batch_size
 
 async def _send_batch(client: CxoneClient, outbox: Outbox, group_id: str,
                       items: list[OutboxItem], report: PushReport, lease: float) -> bool:
-    """Send a claimed batch wave by wave; False when a write was given up (lease lost)."""
-    for wave in _waves(outbox, group_id, items, report):
-        for action in ("add", "expire"):
-            chunk = [it for it in wave if it.payload.get("action", "add") == action]
-            if chunk and not await _send(client, outbox, group_id, chunk, action == "expire",
-                                         report, lease):
-                return False
+    """Send a claimed batch: each number's last change (:func:`_plan`), the opt-outs in one
+    write and the expiries in another; False when a write was given up (lease lost)."""
+    send, carried = _plan(outbox, group_id, items, report)
+    for action in ("add", "expire"):
+        chunk = [it for it in send if it.payload.get("action", "add") == action]
+        if chunk and not await _send(client, outbox, group_id, chunk, action == "expire",
+                                     report, lease, carried):
+            return False
     return True
 
 
-def _waves(outbox: Outbox, group_id: str, items: list[OutboxItem], report: PushReport
-           ) -> list[list[OutboxItem]]:
-    """Order a claimed batch so that CXone ends in each number's last change.
+#: The last change of a number (an item's id) -> the number's earlier changes of the same
+#: batch, which it carries: not sent, and settled as it is (:func:`_carry`).
+Carried = dict[int, list[OutboxItem]]
+
+
+def _plan(outbox: Outbox, group_id: str, items: list[OutboxItem], report: PushReport
+          ) -> tuple[list[OutboxItem], Carried]:
+    """The items of a claimed batch to send, so that CXone ends in each number's last
+    change, and the earlier items each one carries.
 
     An item for which a later item of the same number (for this group) was delivered
     already, or is pending outside this batch (waiting for its retry, or held by another
     pusher: it goes out after this one, or went out already and its answer was lost), is not
     sent: it is acknowledged as superseded. Sent alone, a removal's retry would undo a later
     opt-out on CXone until that opt-out's own retry. One whose number's last item is parked
-    (dead) is parked with it, so that a requeue sends both, in order. The rest go out in
-    waves, each number at most once per wave and its items in queue order.
+    (dead) is parked with it, so that a requeue sends both. Of the rest, each number's last
+    item in the batch is sent, alone: it is the number's final state (an opt-out with its
+    expiry, or an expiry), and the number's earlier items in the batch are carried by it, not
+    sent. So an expiry then an opt-out is one add: never a removal followed by an add that
+    may fail, leaving CXone not blocking the number until the add's retry.
     """
     mine = [it for it in sorted(items, key=lambda it: it.id)
             if it.payload.get("group_id") in (None, group_id)]
     if not mine:
-        return []
+        return [], {}
     batch = {it.id for it in items}
     numbers = {str(it.payload["e164"]) for it in mine}
     later: dict[str, list[OutboxItem]] = {n: [] for n in numbers}
@@ -204,8 +225,7 @@ def _waves(outbox: Outbox, group_id: str, items: list[OutboxItem], report: PushR
         n = str(it.payload.get("e164"))
         if n in later and it.payload.get("group_id") in (None, group_id):
             later[n].append(it)
-    waves: list[list[OutboxItem]] = []
-    depth: dict[str, int] = {}
+    changes: dict[str, list[OutboxItem]] = {}  # each number's items to send, in order
     for it in mine:
         n = str(it.payload["e164"])
         after = [x for x in later[n] if x.id > it.id]
@@ -221,17 +241,58 @@ def _waves(outbox: Outbox, group_id: str, items: list[OutboxItem], report: PushR
             outbox.fail(it.id, error, permanent=True)
             report.dead.append((mask(n), error))
             continue
-        w = depth.get(n, 0)
-        depth[n] = w + 1
-        if w == len(waves):
-            waves.append([])
-        waves[w].append(it)
-    return waves
+        changes.setdefault(n, []).append(it)
+    return ([its[-1] for its in changes.values()],
+            {its[-1].id: its[:-1] for its in changes.values() if len(its) > 1})
+
+
+#: :func:`_carry`'s status for a last change settled as nothing to expire.
+SETTLED = "settled"
+
+
+def _carry(outbox: Outbox, report: PushReport, last: OutboxItem, carried: Carried,
+           status: str) -> None:
+    """Settle the items ``last`` carries (:func:`_plan`) as ``last`` was: superseded (not
+    sent) when it was delivered, settled, or failed and is to be retried (its retry carries
+    the number's final state); parked with it when it was parked, so a requeue sends them
+    together; given back when another pusher holds ``last`` now."""
+    items = carried.get(last.id, [])
+    if not items:
+        return
+    if status == DEAD:
+        error = f"superseded by item {last.id}, which is parked; requeue both"
+        for it in items:
+            report.fail(outbox, it, error, permanent=True)
+        return
+    how = {DELIVERED: "delivered in its place", SETTLED: "settled in its place (nothing to "
+           "expire)", PENDING: "sent in its place and to be retried"}.get(status)
+    if how is None:  # another pusher took ``last`` over: these go back to the queue
+        outbox.release([it.id for it in items])
+        return
+    report.superseded += outbox.ack([it.id for it in items],
+                                    note=f"superseded by item {last.id}, {how}; not sent")
+
+
+def _ack(outbox: Outbox, report: PushReport, items: list[OutboxItem], carried: Carried,
+         status: str, note: str | None = None) -> int:
+    """Acknowledge ``items`` (``note`` kept as their last message) and settle what each
+    carries as ``status``, or as lost when another pusher holds the item now; returns how
+    many were acknowledged."""
+    done = outbox.ack([it.id for it in items if it.id not in carried], note=note)
+    for it in items:
+        if it.id in carried:
+            got = outbox.ack([it.id], note=note)
+            done += got
+            _carry(outbox, report, it, carried, status if got else "lost")
+    return done
 
 
 def _lease(client: CxoneClient) -> float:
     """Seconds a pusher leases a write's items for: one attempt, the longest wait before
-    the next (a ``Retry-After`` or the backoff), and a margin. Renewed before each attempt."""
+    the next (a ``Retry-After`` or the backoff), and a margin. Renewed before each attempt.
+    An attempt lasts at most ``policy.timeout`` as a whole: the client's resilience layer
+    bounds connecting, sending and reading the whole answer together (httpx's own timeouts
+    are per read, which an answer sent a byte at a time never trips)."""
     policy = client.resilient.policy
     return policy.timeout + max(policy.max_retry_after, policy.max_delay) + LEASE_MARGIN
 
@@ -242,13 +303,15 @@ class LeaseLost(Exception):
 
 @contextmanager
 def _renewing(client: CxoneClient, outbox: Outbox, group_id: str, items: list[OutboxItem],
-              lease: float) -> Iterator[list[int]]:
+              lease: float, carried: Carried) -> Iterator[list[int]]:
     """While in the block, each attempt of the group's record write (the client retries it)
-    first renews this pusher's lease on ``items`` and raises :class:`LeaseLost` instead of
-    sending when one of them is no longer this pusher's. Yields a list that gets one entry
-    per attempt let through. (The renewal is an ``httpx`` request hook: it runs right before
-    each attempt goes on the wire, after any sign-in and wait.)"""
+    first renews this pusher's lease on ``items`` (and on the items they carry) and raises
+    :class:`LeaseLost` instead of sending when one of ``items`` is no longer this pusher's.
+    Yields a list that gets one entry per attempt let through. (The renewal is an ``httpx``
+    request hook: it runs right before each attempt goes on the wire, after any sign-in and
+    wait.)"""
     ids = [it.id for it in items]
+    riders = [c.id for it in items for c in carried.get(it.id, ())]
     path = f"/dnc-groups/{group_id}/records"
     attempts: list[int] = []
 
@@ -256,6 +319,8 @@ def _renewing(client: CxoneClient, outbox: Outbox, group_id: str, items: list[Ou
         if request.method in ("POST", "DELETE") and request.url.path.endswith(path):
             if outbox.renew(ids, lease=lease) < len(ids):
                 raise LeaseLost(f"{len(ids)} items, group {group_id}")
+            if riders:  # settled with them (released when another pusher holds them)
+                outbox.renew(riders, lease=lease)
             attempts.append(len(attempts) + 1)
 
     hooks = client.http.event_hooks["request"]
@@ -267,9 +332,10 @@ def _renewing(client: CxoneClient, outbox: Outbox, group_id: str, items: list[Ou
 
 
 async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[OutboxItem],
-                expire: bool, report: PushReport, lease: float) -> bool:
-    """Write ``items`` and settle each by CXone's answer; False when the write was given
-    up because another pusher took one of its items over (nothing of them is settled)."""
+                expire: bool, report: PushReport, lease: float, carried: Carried) -> bool:
+    """Write ``items`` and settle each (and the items it carries) by CXone's answer; False
+    when the write was given up because another pusher took one of its items over (nothing
+    of them is settled)."""
     records: list[dict[str, Any]] = []
     for it in items:
         phone = to_cxone_phone(str(it.payload["e164"]))
@@ -277,7 +343,7 @@ async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[
         if it.payload.get("expires"):
             rec["expiredDate"] = it.payload["expires"]
         records.append(rec)
-    with _renewing(client, outbox, group_id, items, lease) as attempts:
+    with _renewing(client, outbox, group_id, items, lease, carried) as attempts:
         try:
             result = await client.write_records(group_id, records, expire=expire)
         except LeaseLost:
@@ -292,154 +358,44 @@ async def _send(client: CxoneClient, outbox: Outbox, group_id: str, items: list[
             error = mask_numbers(str(exc))[:1000]
             report.write_error = error
             for it in items:
-                report.fail(outbox, it, error)
+                _carry(outbox, report, it, carried, report.fail(outbox, it, error))
             return True
     report.sent += len(items)
     results: list[Any] = result.get("recordResults") or []
-    matched, problem = _match(result, results, records)
+    matched, problem = match_results(result, results, records)
     if problem is not None:
         # the answer contradicts itself or cannot be read: no record of it counts as written
         error = f"CXone's answer cannot be trusted ({problem}); not delivered"
         for it in items:
-            report.fail(outbox, it, error)
+            _carry(outbox, report, it, carried, report.fail(outbox, it, error))
         log.warning("CXone write-back to group %s: %d records not delivered: %s", group_id,
                     len(items), error)
         return True
-    delivered: list[int] = []
-    settled: list[int] = []  # nothing to expire
+    delivered: list[OutboxItem] = []
+    settled: list[OutboxItem] = []  # nothing to expire
     for it, mine in zip(items, matched, strict=True):
         masked = mask(str(it.payload["e164"]))
-        verdict = _verdict(mine)
+        verdict = record_verdict(mine)
         if verdict is None:
-            delivered.append(it.id)
+            delivered.append(it)
             continue
         error, refused = verdict
         permanent = refused and _permanent(error)
         if refused and expire and not permanent \
                 and await _nothing_to_expire(client, group_id, it):
-            settled.append(it.id)
+            settled.append(it)
             report.nothing_to_expire.append(masked)
             log.info("CXone holds no record of %s in group %s that blocks after the "
                      "expiry (%s): nothing to expire", masked, group_id, error)
             continue
-        report.fail(outbox, it, error, permanent=permanent)
+        _carry(outbox, report, it, carried, report.fail(outbox, it, error, permanent=permanent))
         log.warning("CXone did not take %s for group %s: %s", masked, group_id, error)
-    acked = outbox.ack(delivered)
+    acked = _ack(outbox, report, delivered, carried, DELIVERED)
     report.delivered += acked
     report.lease_lost += len(delivered) - acked  # another pusher took them over meanwhile
-    outbox.ack(settled, note="nothing to expire: the group holds no record of the number "
-               "that still blocks after the expiry")
+    _ack(outbox, report, settled, carried, SETTLED, note="nothing to expire: the group holds "
+         "no record of the number that still blocks after the expiry")
     return True
-
-
-def _key(digits: str) -> str:
-    """A number's digits as records and results are compared: a NANP number without its
-    country code (records carry national digits; a result may name ``1`` + them)."""
-    return digits[1:] if len(digits) == 11 and digits[0] == "1" else digits
-
-
-def _same_number(a: str, b: str) -> bool:
-    """Whether two digit strings a result gives (``phoneNumber``, ``formattedPhone``) can be
-    one number: equal, or one the other's national form (its trunk ``0`` dropped, the
-    country code left off)."""
-    if a == b:
-        return True
-    short, long = sorted((a.lstrip("0"), b.lstrip("0")), key=len)
-    return len(short) >= 7 and long.endswith(short)
-
-
-def _error_text(result: dict[str, Any]) -> str | None:
-    """The error a result states (masked, cut), None when it states none (absent, null or
-    blank text). Anything else in ``error`` (a number, an object) counts as an error."""
-    error = result.get("error")
-    if error is None or (isinstance(error, str) and not error.strip()):
-        return None
-    return mask_numbers(str(error))[:300]
-
-
-def _clean(result: dict[str, Any]) -> bool:
-    """Whether a result says its record was written: ``success`` is the JSON ``true`` (not
-    ``"true"``, ``1``, ``"false"``) and it states no error."""
-    return result.get("success") is True and _error_text(result) is None
-
-
-def _match(answer: dict[str, Any], results: list[Any], records: list[dict[str, Any]]
-           ) -> tuple[list[list[dict[str, Any]]], str | None]:
-    """Each record's results, or why the answer as a whole cannot be trusted.
-
-    A result is matched to its record by the number it names (``phoneNumber``,
-    ``formattedPhone``); by position only when it names none and CXone answered one result
-    per record (matched by position, a reordered answer marked a refused record delivered and
-    a delivered one refused). The answer is refused whole when an entry is not an object, a
-    result names two different numbers (not one number in two forms), or none the request
-    sent, a result cannot be matched to any record, or ``errorCount`` is malformed or
-    disagrees with the results that are not clean successes: in each case some record's
-    outcome is unknown."""
-    odd = sum(1 for r in results if not isinstance(r, dict))
-    if odd:
-        return [], f"{odd} of {len(results)} results are not objects"
-    keys = [_key(_digits(rec["phoneNumber"])) for rec in records]
-    sent = set(keys)
-    by_key: dict[str, list[int]] = {}
-    unnamed: dict[int, None] = {}  # in order
-    for i, r in enumerate(results):
-        named = [_key(d) for d in _named(r)]
-        if not named:
-            unnamed[i] = None
-            continue
-        if not _same_number(named[0], named[-1]):
-            return [], "a result names two different numbers"
-        k = next((k for k in named if k in sent), None)
-        if k is None:
-            return [], "a result names a number the request did not send"
-        by_key.setdefault(k, []).append(i)
-    used: set[int] = set()
-    matched: list[list[dict[str, Any]]] = []
-    for n, k in enumerate(keys):
-        found = by_key.get(k, [])
-        if not found and len(results) == len(records) and n in unnamed:
-            found = [n]
-        used.update(found)
-        matched.append([results[i] for i in found])
-    if stray := [i for i in unnamed if i not in used]:
-        return [], f"{len(stray)} results name no number and match no record"
-    if "errorCount" in answer:
-        count = answer["errorCount"]
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            return [], f"malformed errorCount {str(count)[:40]!r}"
-        bad = sum(1 for r in results if not _clean(r))
-        if count != bad:
-            return [], (f"errorCount is {count} but {bad} of {len(results)} results are "
-                        "not clean successes")
-    return matched, None
-
-
-def _verdict(mine: list[dict[str, Any]]) -> tuple[str, bool] | None:
-    """None when a record's results show it written (exactly one result, a clean success),
-    else (why not, whether CXone refused it: ``success`` is ``false`` itself)."""
-    if not mine:
-        return "CXone returned no result for this record", False
-    if len(mine) > 1:
-        said = "; ".join(dict.fromkeys(_error_text(r) or f"success={r.get('success')!r}"
-                                       for r in mine))
-        return f"CXone returned {len(mine)} results for this record ({said[:300]})", False
-    r = mine[0]
-    if _clean(r):
-        return None
-    error = _error_text(r)
-    success = r.get("success")
-    if success is False:
-        return error or "refused without a reason", True
-    if success is True:
-        return f"CXone answered success with an error: {error}", False
-    shown = str(success)[:40] if "success" in r else "missing"
-    return (f"CXone's result is not a success (success {shown!r})"
-            + (f": {error}" if error else "")), False
-
-
-def _named(result: dict[str, Any]) -> list[str]:
-    """The digits of the numbers a write result names (``phoneNumber``, ``formattedPhone``)."""
-    return [d for k in ("phoneNumber", "formattedPhone") if (d := _digits(result.get(k) or ""))]
 
 
 async def _nothing_to_expire(client: CxoneClient, group_id: str, item: OutboxItem) -> bool:

@@ -32,7 +32,7 @@ from ...store import utcnow
 from ..protocol import Batch, CheckBase, CheckContext
 from ..remote.prefilter import Hit, Prefilter
 from ._client import CxoneClient, group_on
-from ._sync import list_name, parse_time, to_cxone_phone
+from ._records import list_name, parse_time, to_cxone_phone
 from .settings import CxoneSettings, load_cxone
 
 log = logging.getLogger("dncguard.sources.cxone")
