@@ -27,7 +27,6 @@ HEAVY = (
     "numpy",
     "orjson",
     "phonenumbers",
-    "polars",
     "prometheus_client",
     "pyarrow",
     "pydantic_settings",

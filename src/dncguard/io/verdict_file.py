@@ -208,31 +208,63 @@ def defuse_array(cells: pa.Array) -> pa.Array:
     return pc.if_else(pa.array(mask), pc.binary_join_element_wise("'", cells, ""), cells)
 
 
-def _bits(keep: npt.NDArray[np.bool_], offset: int) -> pa.Buffer:
-    """A validity bitmap for an array starting ``offset`` elements into its buffers."""
-    padded = np.concatenate([np.zeros(offset, dtype=bool), keep]) if offset else keep
-    return pa.py_buffer(np.packbits(padded, bitorder="little"))
+#: The bytes that make Python's ``csv`` writer quote a cell (minimal quoting, ``\r\n`` line
+#: ends): the delimiter, the quote and the line end's characters.
+_QUOTED = (b",", b'"', b"\r", b"\n")
+_QUOTE, _EMPTY, _CRLF, _COMMA = (pa.scalar(t, pa.large_string()) for t in ('"', "", "\r\n", ","))
+_QUOTED_BYTES = np.zeros(256, dtype=bool)
+_QUOTED_BYTES[[b[0] for b in _QUOTED]] = True
+#: Rows joined into lines at a time (the lines of one step are one buffer).
+_ROWS_PER_WRITE = 65_536
 
 
-def _blank_as_null(cells: pa.Array) -> pa.Array:
-    """Empty cells as nulls (no copy of the strings), which polars writes as nothing."""
-    if isinstance(cells, pa.DictionaryArray):
-        blank = np.asarray(pc.equal(cells.dictionary, "").to_numpy(zero_copy_only=False),
-                           dtype=bool)
-        if not blank.any():
-            return cells
-        index = cells.indices
-        keep = ~blank[np.asarray(index.to_numpy(zero_copy_only=False))]
-        index = pa.Array.from_buffers(index.type, len(index),
-                                      [_bits(keep, index.offset), index.buffers()[1]],
-                                      offset=index.offset)
-        return pa.DictionaryArray.from_arrays(index, cells.dictionary)
-    keep = np.asarray(pc.not_equal(cells, "").to_numpy(zero_copy_only=False), dtype=bool)
-    if keep.all():
+def _csv_cells(cells: pa.Array, *, alone: bool) -> pa.Array:
+    """Cells as Python's ``csv`` writer writes them (a quoted cell's quotes doubled), a
+    missing one as nothing, as one ``large_string`` array; ``alone``: the row's only cell
+    (an empty one is then written ``""``, as the writer does, so the row is not blank)."""
+    if isinstance(cells, pa.DictionaryArray):  # quoted once per distinct value
+        return pc.fill_null(_csv_cells(cells.dictionary, alone=alone).take(cells.indices),
+                            '""' if alone else "")
+    cells = pc.fill_null(cells.cast(pa.large_string()), "")
+    quote = _needs_quotes(cells)
+    if alone:
+        empty = _lengths(cells) == 0
+        quote = empty if quote is None else quote | empty
+    if quote is None or not quote.any():
         return cells
-    return pa.Array.from_buffers(cells.type, len(cells),
-                                 [_bits(keep, cells.offset), *cells.buffers()[1:]],
-                                 offset=cells.offset)
+    quoted = pc.binary_join_element_wise(_QUOTE, pc.replace_substring(cells, '"', '""'),
+                                         _QUOTE, _EMPTY)
+    return pc.if_else(pa.array(quote), quoted, cells)
+
+
+def _offsets(cells: pa.Array) -> npt.NDArray[np.int64]:
+    """The offsets of a ``large_string`` array's cells in its data buffer."""
+    return np.frombuffer(cells.buffers()[1], dtype=np.int64)[
+        cells.offset:cells.offset + len(cells) + 1]
+
+
+def _lengths(cells: pa.Array) -> npt.NDArray[np.int64]:
+    return np.diff(_offsets(cells))
+
+
+def _needs_quotes(cells: pa.Array) -> npt.NDArray[np.bool_] | None:
+    """Which cells of a ``large_string`` array hold a byte the writer quotes for (None: no
+    cell does), read off the data buffer: a search of the whole buffer for each byte, and
+    only when one is found, the cells holding them (a regular expression per cell is
+    several times slower, and most columns hold none)."""
+    data = cells.buffers()[2]
+    offsets = _offsets(cells)
+    start = int(offsets[0])
+    if data is None or int(offsets[-1]) == start:
+        return None
+    blob = memoryview(data)[start:int(offsets[-1])].tobytes()
+    if not any(byte in blob for byte in _QUOTED):
+        return None
+    raw = np.frombuffer(blob, dtype=np.uint8)
+    found = np.flatnonzero(_QUOTED_BYTES[raw])
+    out = np.zeros(len(cells), dtype=bool)
+    out[np.searchsorted(offsets[1:] - start, found, side="right")] = True
+    return out
 
 
 def write_csv_rows(columns: list[pa.Array], stream: IO[bytes], *, raw: bool = False,
@@ -241,17 +273,21 @@ def write_csv_rows(columns: list[pa.Array], stream: IO[bytes], *, raw: bool = Fa
     them (minimal quoting, CRLF), with :func:`defuse` applied unless ``raw`` (and but to the
     columns ``safe`` names, which the caller knows hold no formula, e.g. E.164 numbers).
 
-    polars' writer does the quoting and joining in native code; it quotes an empty string
-    (to tell it from a missing value), so empty cells go to it as nulls.
-    """
-    import polars as pl
-
-    cells = [_blank_as_null(c if raw or i in safe else defuse_array(c))
-             for i, c in enumerate(columns)]
-    frame = pl.from_arrow(pa.table(cells, names=[f"c{i}" for i in range(len(cells))]))
-    assert isinstance(frame, pl.DataFrame)
-    frame.write_csv(stream, include_header=False, quote_style="necessary",
-                    line_terminator="\r\n", null_value="")
+    The cells are quoted and joined into lines by Arrow's compute kernels (native code,
+    without the GIL), a step of rows at a time, and each step's lines are written as the one
+    buffer Arrow holds them in."""
+    cells = [c if raw or i in safe else defuse_array(c) for i, c in enumerate(columns)]
+    rows = len(cells[0]) if cells else 0
+    for start in range(0, rows, _ROWS_PER_WRITE):
+        part = [_csv_cells(c.slice(start, _ROWS_PER_WRITE), alone=len(cells) == 1)
+                for c in cells]
+        # the line end goes on the last cell (a join of one column, not of the lines)
+        part[-1] = pc.binary_join_element_wise(part[-1], _EMPTY, _CRLF)
+        lines = pc.binary_join_element_wise(*part, _COMMA)
+        offsets = _offsets(lines)
+        data = lines.buffers()[2]
+        if data is not None:
+            stream.write(memoryview(data)[int(offsets[0]):int(offsets[-1])])
 
 
 def _unused(name: str, inputs: set[str], added: set[str]) -> str:
