@@ -280,6 +280,7 @@ class ScrubRun:
         self.outcome_of = np.zeros(0, dtype=np.int64)  # key id -> outcome id (or _PENDING...)
         #: number id -> whether uniqueSuppressed counted it (:meth:`newly_suppressed`)
         self._suppressed = np.zeros(0, dtype=bool)
+        self._suppressed_count = 0  # of its bits set
         self.outcomes: list[Outcome] = []
         self.strings = _Strings()
         #: the states rows are counted and checked under: the area codes' states first (in
@@ -645,17 +646,22 @@ class ScrubRun:
         """How many of ``numbers`` (number ids of rows decided block, defer or error) no
         earlier call named, remembering them: a number counts as suppressed once, when any
         of its rows is, whatever the rows' order."""
-        ids = np.unique(numbers)
-        if not ids.size:
+        if not numbers.size:
             return 0
-        need = int(ids[-1]) + 1
+        need = int(numbers.max()) + 1
         if self._suppressed.size < need:
             grown = np.zeros(max(need, 2 * self._suppressed.size), dtype=bool)
             grown[:self._suppressed.size] = self._suppressed
             self._suppressed = grown
-        new = ids[~self._suppressed[ids]]
-        self._suppressed[new] = True
-        return int(new.size)
+        fresh = numbers[~self._suppressed[numbers]]
+        if not fresh.size:
+            return 0
+        self._suppressed[fresh] = True
+        # the bits set now, less those set before: each number once, however often it is
+        # named (a count of set bytes costs far less than sorting the numbers to unique them)
+        total = int(np.count_nonzero(self._suppressed))
+        new, self._suppressed_count = total - self._suppressed_count, total
+        return new
 
     async def run(self, slices: Iterable[Slice] | AsyncIterator[Slice],
                   write: Callable[[SliceVerdicts], None],
