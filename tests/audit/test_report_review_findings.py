@@ -142,31 +142,36 @@ def test_a_list_imported_while_the_job_ran_names_the_rows_checked_without_it(
     assert _used(html, "us-ftc")[0][6] == "all"
 
 
-def test_a_removed_list_is_not_judged_by_a_guessed_kind(
+def test_a_removed_list_is_judged_by_its_last_import_in_the_trail(
         settings: Settings, log: AuditLog, demo_job: DemoJob) -> None:
-    """The litigator list's version is its last change; the registry's a snapshot date. Both
-    were judged as national lists once removed: the first 'stale (no readable snapshot
-    date), max 31'."""
+    """A list removed since the job is judged by the kind and jurisdiction its last import
+    recorded in the audit trail, and says when it was removed; one the trail holds no import
+    of is not judged by a guess. (They were judged as national lists once: the litigator
+    list 'stale (no readable snapshot date), max 31'; then not judged at all.)"""
     lists = demo_job.summary.lists
     assert lists["litigators"] and "T" in str(lists["litigators"])
     assert lists["ca-dncl"] == "2026-11-10"
     job = new_job_id()
-    record_job(log, job, demo_job.output, demo_job.summary)
+    summary = demo_job.summary.model_copy(deep=True)
+    summary.lists["ghost"] = "2026-11-01"  # a list the trail has no import of
+    record_job(log, job, demo_job.output, summary)
     store = ListStore(settings)
-    store.remove_list("litigators")
-    store.remove_list("ca-dncl")
-    html = build_report(log, job)
+    store.remove_list("litigators", who="cli:alice")
+    store.remove_list("ca-dncl", who="cli:alice")
+    html = unescape(build_report(log, job))
     (litigators,) = _used(html, "litigators")
     (registry,) = _used(html, "ca-dncl")
-    for line in (litigators, registry):
-        assert "stale" not in line[3] and "current" not in line[3]
+    (ghost,) = _used(html, "ghost")
     assert litigators[1] == f"last change {lists['litigators']}"
-    assert litigators[3].startswith("removed since the job: its kind and jurisdiction are "
-                                    "not known")
-    assert "this version is its last change" in litigators[3]
-    assert litigators[4] == litigators[5] == ""  # no maximum, no limit: not judged
+    assert litigators[3].startswith("undated: this version is its last change")
+    assert "removed since the job on " in litigators[3] and "by cli:alice" in litigators[3]
+    assert litigators[4] == litigators[5] == ""  # undated: no maximum
     assert registry[1:3] == ["2026-11-10", "9"]  # the recorded date, and its age
-    assert registry[3].startswith("removed since the job") and registry[4] == ""
+    assert registry[3].startswith("current; removed since the job on ")
+    assert "its last import in the audit trail (record " in registry[3]
+    assert registry[4] == "31"  # CA's DNCL rule, as the import recorded it
+    assert ghost[3].startswith("removed since the job: its kind and jurisdiction are not "
+                               "known") and ghost[4] == ""
     # a list still there is judged as before
     (ftc,) = _used(html, "us-ftc")
     assert ftc[3] == "current" and ftc[4] == "31"

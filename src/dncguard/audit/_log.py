@@ -19,7 +19,7 @@ import hashlib
 import json
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -750,10 +750,14 @@ class AuditLog:
                 audit_records_table.c.seq == seq)).first()
         return record_of(row) if row else None
 
-    def find(self, kind: str, subject: str) -> AuditRecord | None:
-        """The latest record of that kind about that subject (e.g. a job id)."""
+    def find(self, kind: str, subject: str, actions: Sequence[str] | None = None
+             ) -> AuditRecord | None:
+        """The latest record of that kind about that subject (e.g. a job id), of one of
+        ``actions`` when given (a list's ``import`` or ``rm``)."""
         t = audit_records_table
         q = self.select_records().where(t.c.kind == kind, t.c.subject == subject)
+        if actions is not None:
+            q = q.where(t.c.action.in_(list(actions)))
         if kind != "check":
             q = q.where(NOT_CHECKS)  # the partial index's own term, so that it is used
         with self.engine.connect() as conn:

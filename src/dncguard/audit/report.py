@@ -32,7 +32,7 @@ from ._jobs import file_sha256
 from ._log import AuditLog
 
 if TYPE_CHECKING:
-    from ..sources.rules.freshness import Freshness
+    from ..sources.rules.freshness import Freshness, ListLike, ListRef
 
 _COLOURS = {"allow": "#2e7d32", "defer": "#f9a825", "error": "#8e24aa", "block": "#c62828",
             "invalid": "#757575"}
@@ -300,7 +300,10 @@ def _used_lists(log: AuditLog, lists: dict[str, Any], warnings: list[str],
     rows_of = changed_rows(warnings)
     out: list[UsedVersion] = []
     for name, value in sorted(lists.items()):
-        info = known.get(name)
+        info: ListLike | None = known.get(name)
+        removed = ""
+        if info is None and not unreadable and not name.startswith("http-batch:"):
+            info, removed = _recorded_list(log, name)
         versions = split_versions(value)
         spans = rows_of.get(name, {})
         without = spans.get(_WITHOUT, [])
@@ -326,13 +329,37 @@ def _used_lists(log: AuditLog, lists: dict[str, Any], warnings: list[str],
                     why += "; this version is its last change (an undated list)"
                 out.append(replace(base, note=why, warn=not why.startswith("remote")))
             elif stamp:
-                now = (f"; it is now a {info.kind} list" if info.kind in DATED_KINDS else "")
+                now = (f"; it is {'was' if removed else 'now'} a {info.kind} list"
+                       if info.kind in DATED_KINDS else "")
                 out.append(replace(base, note=f"undated: this version is its {what} "
-                                              f"(maintained continuously){now}"))
+                                              f"(maintained continuously){now}{removed}"))
             else:
                 f = policy.judge(ListRef(name, info.kind, info.jurisdiction, version), day)
-                out.append(replace(base, freshness=f, age_days=f.age_days))
+                out.append(replace(base, freshness=f, age_days=f.age_days, note=removed))
     return out
+
+
+def _recorded_list(log: AuditLog, name: str) -> tuple[ListRef | None, str]:
+    """A list removed since a job, as the audit trail last recorded it: its kind and
+    jurisdiction from its last import (None when the trail holds none: pruned, or a list
+    never imported), and a note saying when it was removed and by whom."""
+    from ..sources.rules.freshness import ListRef
+
+    try:
+        imported = log.find("list", name, actions=("import", "changes"))
+        gone = log.find("list", name, actions=("rm",))
+    except Exception:  # the trail cannot be read: judged as not known
+        return None, ""
+    kind = imported.data.get("kind") if imported is not None else None
+    if imported is None or not isinstance(kind, str) or not kind:
+        return None, ""
+    jurisdiction = imported.data.get("jurisdiction")
+    when = (f" on {gone.at.isoformat(timespec='seconds')}" + (f" by {gone.who}" if gone.who
+                                                              else "")
+            if gone is not None and gone.seq > imported.seq else "")
+    return (ListRef(name, kind, jurisdiction if isinstance(jurisdiction, str) else None, None),
+            f"; removed since the job{when}: its kind and jurisdiction are those of its last "
+            f"import in the audit trail (record {imported.seq})")
 
 
 def _parse_date(version: str | None) -> date | None:
@@ -347,14 +374,16 @@ def _status(u: UsedVersion) -> str:
     if f is None:
         css = "warn" if u.warn else "muted"
         return f'<span class="{css}">{escape(u.note)}</span>'
+    more = f'<span class="muted">{escape(u.note)}</span>' if u.note else ""
     if f.max_age_days is None:
-        return '<span class="muted">undated (maintained continuously)</span>'
+        return f'<span class="muted">undated (maintained continuously)</span>{more}'
     if f.fresh:
-        return '<span class="ok">current</span>'
+        return f'<span class="ok">current</span>{more}'
     over = f.days_over
     if not over:
-        return '<span class="stale">stale</span> (no readable snapshot date)'
-    return f'<span class="stale">stale</span> ({over} day{"s" if over != 1 else ""} over)'
+        return f'<span class="stale">stale</span> (no readable snapshot date){more}'
+    return (f'<span class="stale">stale</span> ({over} day{"s" if over != 1 else ""} over)'
+            f"{more}")
 
 
 # -- the results file -----------------------------------------------------------------------
@@ -634,8 +663,9 @@ def _data_used(used: list[UsedVersion], dial_date: date) -> list[str]:
            "Florida 122, ...), an operator override, or else the default for lists without "
            "a rule; older lists are flagged. A list that changed while the job ran has one "
            "line per version, with the rows that used it. A list without a snapshot date is "
-           "versioned by its last change. A list removed since the job is shown as recorded, "
-           "not judged: its kind is no longer known.</p><table><tr><th>list</th><th>snapshot "
+           "versioned by its last change. A list removed since the job is judged by the "
+           "kind and jurisdiction its last import recorded in the audit trail (not judged "
+           "when the trail no longer holds it).</p><table><tr><th>list</th><th>snapshot "
            "date or version</th><th>age (days)</th><th>status</th><th>max age (days)</th>"
            "<th>limit set by</th><th>rows that used it</th></tr>"]
     for u in used:
