@@ -8,6 +8,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -199,5 +200,33 @@ def test_a_column_whose_record_fails_is_removed(contacts: Path, settings: Settin
         Scrubber(settings).scrub_file(contacts, work / "out.csv", phone_column=["phone", "alt"])
     assert sorted(p.name for p in (work / "out.columns").iterdir()) == [
         "phone.csv", "phone.summary.json"]
+    assert not (work / "out.csv").exists() and not (work / "out.summary.json").exists()
+    assert not list(work.rglob(".*"))
+
+
+def test_a_move_that_fails_leaves_no_hidden_file(contacts: Path, settings: Settings,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every column is recorded, then moving the second one into place fails (a full disk):
+    the recorded columns end in place with their summaries, the combined file (recorded by
+    no one) is not left, nor any hidden file, and the failure is raised. The hidden files
+    were left behind."""
+    from dncguard.engine.scrubber import Scrubber
+
+    work = contacts.parent
+    replace = Path.replace
+    moves: list[str] = []
+
+    def full_once(self: Path, target: Any) -> Path:
+        if ".unrecorded-" in self.name and ".unrecorded-" not in Path(target).name:
+            moves.append(self.name)  # a move into place
+            if len(moves) == 2:
+                raise OSError(28, "No space left on device")
+        return replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", full_once)
+    with pytest.raises(OSError, match="No space left"):
+        Scrubber(settings).scrub_file(contacts, work / "out.csv", phone_column=["phone", "alt"])
+    assert sorted(p.name for p in (work / "out.columns").iterdir()) == [
+        "alt.csv", "alt.summary.json", "phone.csv", "phone.summary.json"]
     assert not (work / "out.csv").exists() and not (work / "out.summary.json").exists()
     assert not list(work.rglob(".*"))

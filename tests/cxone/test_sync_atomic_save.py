@@ -75,3 +75,30 @@ async def test_a_crash_between_the_entries_and_the_state_saves_neither(
     assert stored(settings, name) == {"+1" + A, "+1" + B, "+1" + C}
     for scr in (running, started):
         assert decisions(await verdicts(scr, ["+1" + C]))["+1" + C] is Decision.BLOCK
+
+
+async def test_a_list_removed_during_the_read_gets_nothing(
+        settings: Settings, sandbox_factory: Any, sleep: FakeSleep,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``lists rm`` of the group's list while CXone is read: the save refuses (the group's
+    sync fails, naming why), no entries are left without their list and the trail has no
+    "sync" after the "rm". They were saved, and the sync reported success."""
+    from dncguard.sources.cxone import _sync
+
+    sb, clock, gid = clocked_group(sandbox_factory, "Removed", [A, B])
+    cx = cx_settings(sb)
+    await run_sync(settings, cx, sleep)
+    name = f"cxone:{gid}"
+    save = _sync.save_group
+
+    def removed_first(*args: Any, **kwargs: Any) -> None:
+        ListStore(settings).remove_list(name, who="cli:alice")
+        save(*args, **kwargs)
+
+    monkeypatch.setattr(_sync, "save_group", removed_first)
+    with pytest.raises(Exception, match="was removed while CXone was read"):
+        await run_sync(settings, cx, sleep, full=True)
+    assert stored(settings, name) == set()
+    actions = [r.action for r in audit.audit_log(settings).records(kind="list")
+               if r.subject == name]
+    assert actions[-1] == "rm", actions

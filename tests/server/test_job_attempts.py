@@ -281,3 +281,33 @@ def test_the_limit_is_a_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("DNCGUARD_SERVER_JOB_MAX_ATTEMPTS", "0")
     with pytest.raises(Exception, match="job_max_attempts"):
         load_settings(home=tmp_path / "home").section(ServerSettings)
+
+
+def test_a_job_paused_by_database_outages_is_not_given_up(
+        sqlite: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run stopped because the database went away is a pause, not a crash: more outages
+    than ``max_attempts`` (the lease running out each time) still end with the job done."""
+    from sqlalchemy.exc import OperationalError
+
+    engine = get_engine(sqlite)
+    job = new_job(sqlite, engine, CSV)
+    r = job_runner(sqlite, engine)
+    commit = r._commit
+    outages = [MAX_ATTEMPTS + 2]
+
+    def flaky(*args: Any) -> None:
+        if outages[0]:
+            outages[0] -= 1
+            raise OperationalError("commit", {}, Exception("server closed the connection"))
+        commit(*args)
+
+    monkeypatch.setattr(r, "_commit", flaky)
+    monkeypatch.setattr(r, "poll", 0.0)
+    for _ in range(MAX_ATTEMPTS + 2):
+        assert r.run_one()
+        assert r.store.get(job.id).state == "running"
+        expire_lease(engine, job.id)
+    assert r.run_one()
+    done = r.store.get(job.id)
+    assert done.state == "done" and done.error is None, done
+    dispose_engines()

@@ -513,30 +513,21 @@ class Scrubber:
     def _record_columns(self, summary: ScrubSummary, output_path: Path,
                         staged: dict[Path, Path]) -> None:
         """Record each column's verdict file of a scrub of several columns, then move every
-        file into place and write the summaries. When a record fails, the combined file and
-        every column's file without a record are removed (the recorded ones are kept: the
-        trail names them), and the failure is raised."""
+        file into place and write the summaries. When a record or a move fails (or the
+        process is interrupted), the combined file and every column's file without a record
+        are removed, the recorded ones are put in place (the trail names them), nothing
+        hidden is left, and the failure is raised."""
         try:
             self._record_jobs(summary, output_path, staged=staged)
-        except BaseException:
-            recorded = {Path(p.output or "") for n, p in (summary.columns or {}).items()
-                        if n in summary.audit_jobs}
             for final, hidden in staged.items():
-                if final in recorded:
-                    hidden.replace(final)
-                    summary_path(final).write_text(_part_of(summary, final).to_json(),
-                                                   encoding="utf-8")
-                else:
-                    hidden.unlink(missing_ok=True)
-            if not recorded:
-                with contextlib.suppress(OSError):
-                    column_outputs_dir(output_path).rmdir()
+                hidden.replace(final)
+            for part in (summary.columns or {}).values():
+                summary_path(Path(part.output or "")).write_text(part.to_json(),
+                                                                 encoding="utf-8")
+            summary_path(output_path).write_text(summary.to_json(), encoding="utf-8")
+        except BaseException:
+            _settle_columns(summary, output_path, staged)
             raise
-        for final, hidden in staged.items():
-            hidden.replace(final)
-        for part in (summary.columns or {}).values():
-            summary_path(Path(part.output or "")).write_text(part.to_json(), encoding="utf-8")
-        summary_path(output_path).write_text(summary.to_json(), encoding="utf-8")
 
     async def ascrub_columns(
         self,
@@ -777,6 +768,33 @@ def _staged(output_path: Path) -> Path:
     (the same folder and suffix: moved into place by a rename)."""
     return output_path.with_name(f".{output_path.stem}.unrecorded-{secrets.token_hex(4)}"
                                  f"{output_path.suffix}")
+
+
+def _settle_columns(summary: ScrubSummary, output_path: Path,
+                    staged: dict[Path, Path]) -> None:
+    """After a scrub of several columns failed to be recorded or moved into place: each
+    recorded column's file in place with its summary; the others (the combined file,
+    unrecorded columns' files) removed if this scrub had moved them into place already, and
+    their hidden copies removed (an earlier file under the final name is left as it was).
+    Each step on its own: one that fails does not keep the others from being done."""
+    recorded = {Path(p.output or "") for n, p in (summary.columns or {}).items()
+                if n in summary.audit_jobs}
+    for final, hidden in staged.items():
+        with contextlib.suppress(OSError):
+            moved = not hidden.exists()
+            if final in recorded:
+                if not moved:
+                    hidden.replace(final)
+                summary_path(final).write_text(_part_of(summary, final).to_json(),
+                                               encoding="utf-8")
+            elif moved:  # in place without a record of its own: withdrawn
+                final.unlink(missing_ok=True)
+                summary_path(final).unlink(missing_ok=True)
+            else:
+                hidden.unlink(missing_ok=True)
+    if not recorded:
+        with contextlib.suppress(OSError):
+            column_outputs_dir(output_path).rmdir()
 
 
 def _part_of(summary: ScrubSummary, path: Path) -> ScrubSummary:

@@ -105,7 +105,7 @@ class SummaryBuilder:
                    lists: Mapping[str, int], states: Mapping[tuple[str, str], int],
                    duplicates: int, unique: int, suppressed: int, source_errors: int,
                    errors: Sequence[tuple[int, str, str]], error_count: int) -> None:
-        """Counts of many rows at once (what :meth:`add_row` counts, summed by the caller):
+        """Counts of many rows at once, summed by the caller (a slice's verdicts):
         ``states`` is keyed by (state, decision); ``errors`` lists the first row errors."""
         self._rows += rows
         self._decision.update(decisions)

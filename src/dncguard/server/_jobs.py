@@ -624,6 +624,8 @@ class JobRunner:
         #: Seconds between two sweeps of this home's jobs folder (:meth:`JobStore.sweep`).
         self.sweep_every = sweep_every
         self._next_sweep = 0.0
+        #: jobs paused because the database went away, whose attempt is to be given back
+        self._paused: set[str] = set()
         #: No job is claimed until this says so (a replica that has not fetched the lists'
         #: snapshots yet would answer error for them).
         self.ready = ready
@@ -673,6 +675,7 @@ class JobRunner:
 
     def run_one(self) -> bool:
         """Claim one job and run it; False when there was none to claim."""
+        self._give_back_paused()
         try:
             job = self._claim()
         except SQLAlchemyError as exc:
@@ -689,6 +692,8 @@ class JobRunner:
             # from its last committed chunk once the lease runs out and the database is back
             log.warning("job %s paused, database unavailable: %s", job.id,
                         type(exc).__name__)
+            # a pause is not a crash: its attempt is given back once the database answers
+            self._paused.add(job.id)
             self._stop.wait(self.poll)
         except JobIntegrityError as exc:  # not done: failed, rewound to the chunk to redo
             log.error("job %s failed its checks: %s", job.id, exc)
@@ -836,6 +841,20 @@ class JobRunner:
                                .values(**values)).rowcount
             if got and recompute is not None:
                 conn.execute(delete(c).where(c.c.job_id == job_id, c.c.chunk >= recompute))
+
+    def _give_back_paused(self) -> None:
+        """Give back the attempts of the jobs this runner paused because the database went
+        away (:meth:`run_one`): they did not crash, so they must not count towards
+        :attr:`max_attempts`. Kept for the next pass while the database cannot answer."""
+        a = server_job_attempts_table
+        for job_id in sorted(self._paused):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(update(a).where(a.c.job_id == job_id, a.c.attempts > 0)
+                                 .values(attempts=a.c.attempts - 1))
+            except SQLAlchemyError:
+                return
+            self._paused.discard(job_id)
 
     def _release(self, job_id: str) -> None:
         """Give the lease back (graceful shutdown) so a restarted replica resumes at once,

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from ... import audit
 from ...config import Settings
+from ...errors import SourceError
 from ...store import count_list_change, list_entries_table, list_events_table, lists_table
 
 #: Rows per insert of a full sync's entries.
@@ -62,6 +63,12 @@ def save_group(engine: Engine, settings: Settings, name: str, meta: dict[str, An
     ``synced_at`` and ``count`` (counted from the entries when not given) saved, the sync's
     ``event`` recorded (list event and audit record) when given, and the change counted."""
     with engine.begin() as conn:
+        # the list's row first (as imports and list removals take it): a list removed while
+        # the group was read gets no entries, no "sync" after its "rm" in the trail
+        if conn.execute(update(lists_table).where(lists_table.c.name == name)
+                        .values(updated_at=now)).rowcount != 1:
+            raise SourceError(f"list {name} was removed while CXone was read; nothing was "
+                              "saved (sync again to make it anew)", source="cxone")
         if entries is not None:
             entries(conn)
         if count is None:
