@@ -205,7 +205,8 @@ def defuse_array(cells: pa.Array) -> pa.Array:
         return cells
     mask = np.zeros(len(cells), dtype=bool)
     mask[risky] = True
-    return pc.if_else(pa.array(mask), pc.binary_join_element_wise("'", cells, ""), cells)
+    mark, empty = pa.scalar("'", cells.type), pa.scalar("", cells.type)  # string or large
+    return pc.if_else(pa.array(mask), pc.binary_join_element_wise(mark, cells, empty), cells)
 
 
 #: The bytes that make Python's ``csv`` writer quote a cell (minimal quoting, ``\r\n`` line
