@@ -25,6 +25,7 @@ never needs a Python object per number.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import io
@@ -777,6 +778,7 @@ def _in_class(items: Any, char: str) -> bool:
     return False
 
 
+@functools.cache
 def _number_patterns() -> dict[str, list[Any]]:
     """For each judged country code, the parsed pattern of every valid national number of
     its judged regions (``phonenumbers``' general description, which every valid number
@@ -786,20 +788,17 @@ def _number_patterns() -> dict[str, list[Any]]:
     for region in SUPPORTED_REGIONS:
         meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
         assert meta is not None and meta.general_desc is not None  # see _country_rules
-        pattern = meta.general_desc.national_number_pattern or r"\d+"
+        pattern = meta.general_desc.national_number_pattern
+        if not pattern:  # pragma: no cover - pinned metadata
+            raise RuntimeError(f"phonenumbers has no number pattern for {region}")
         out.setdefault(str(meta.country_code), []).append(parser.parse(pattern))
     return out
-
-
-_PATTERNS: dict[str, list[Any]] = {}
 
 
 def _begins_a_number(cc: str, national: str) -> bool:
     """Whether some valid number of country code ``cc`` (of the regions dncguard judges)
     has national digits starting with ``national``."""
-    if not _PATTERNS:
-        _PATTERNS.update(_number_patterns())
-    return any(len(national) in _starts(p, national, 0) for p in _PATTERNS[cc])
+    return any(len(national) in _starts(p, national, 0) for p in _number_patterns()[cc])
 
 
 def _nanp_problem(national: str) -> str | None:
