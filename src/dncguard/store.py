@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
@@ -36,7 +37,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    NoSuchModuleError,
+)
 
 from .config import Settings, mask_url
 from .errors import ConfigError
@@ -202,13 +209,52 @@ def make_engine(settings: Settings) -> Engine:
             engine = create_engine(url)
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url)
+        ping_when_idle(engine)
+        return engine
     except NoSuchModuleError:
         raise ConfigError(f"{where}: no database dialect {drivername!r} "
                           f"(use postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB)") from None
     except ImportError as exc:  # ModuleNotFoundError: the URL names a driver not installed
         raise ConfigError(f"{where}: its driver ({exc.name or drivername}) is not installed; "
                           f"dncguard ships psycopg: use postgresql+psycopg://...") from None
+
+
+#: A pooled connection back in the pool for longer than this is pinged before it is used
+#: again (:func:`ping_when_idle`).
+PING_AFTER_IDLE_SECONDS = 1.0
+#: The clock the pings are timed by (tests replace it).
+monotonic: Callable[[], float] = time.monotonic
+
+
+def ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before it is used only when it sat in the pool for more than
+    :data:`PING_AFTER_IDLE_SECONDS`: a connection that died there (a server restart, an idle
+    timeout on the way) is replaced by a new one, as SQLAlchemy's ``pool_pre_ping`` does, but
+    without a round trip before every use. A busy pre-dial path takes a connection three
+    times for every group of checks (the lists' version, the consents and attempts, the
+    audit append), each a few milliseconds after its last use; the pings were a round trip
+    each. A connection that breaks while in use fails that use, as with ``pool_pre_ping``
+    (a ping cannot foresee that), and SQLAlchemy then replaces every connection the pool
+    held. A failed ping raises ``DisconnectionError``: the pool connects anew (and raises
+    the connection's own error when the database cannot be reached)."""
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["idle_since"] = monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checking_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or monotonic() - since <= PING_AFTER_IDLE_SECONDS:
+            return  # a new connection, or one back in the pool a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"the pooled connection is gone ({type(exc).__name__})"
+                                     ) from exc
 
 
 def get_engine(settings: Settings) -> Engine:

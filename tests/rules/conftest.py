@@ -103,6 +103,9 @@ class _NoRecords:
     def has_records(self, conn: object, e164s: list[str] | None = None) -> bool:
         return False
 
+    def with_attempts(self, conn: object, e164s: list[str]) -> tuple[bool, bool]:
+        return False, False
+
     def for_numbers(self, e164s: list[str], *args: object) -> dict[str, list[object]]:
         return {}
 

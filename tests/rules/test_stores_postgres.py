@@ -13,7 +13,13 @@ from sqlalchemy import event
 
 from dncguard.config import CampaignProfile, load_settings
 from dncguard.sources.rules import AttemptStore, ConsentStore
-from dncguard.sources.rules.stores import PROBE_EMPTY_FROM, any_for_numbers, consent_table
+from dncguard.sources.rules.stores import (
+    PROBE_EMPTY_FROM,
+    any_for_numbers,
+    attempts_table,
+    consent_table,
+    numbers_with_rows,
+)
 
 AT = datetime(2026, 11, 18, 17, 0, tzinfo=UTC)
 
@@ -58,6 +64,17 @@ def _lookups(home: Path, database_url: str | None) -> None:
         assert not consents.has_records(conn, ["+19995550100", "+12125550101"])
         assert not attempts.has_records(conn, ["+19995550100", "+12125550101"])
         assert not consents.has_records(conn, [])
+        # both tables in one query (the pre-dial path's question), each answered for itself
+        both = [consent_table, attempts_table]
+        assert numbers_with_rows(conn, ["+12125550100"], both) == (True, True)
+        assert numbers_with_rows(conn, ["+13055550100"], both) == (True, False)
+        assert numbers_with_rows(conn, ["+14055550100"], both) == (False, True)
+        assert numbers_with_rows(conn, ["+13055550100", "+14055550100"], both) == (True, True)
+        assert numbers_with_rows(conn, ["+19995550100"], both) == (False, False)
+        assert numbers_with_rows(conn, ["+14055550100"], [attempts_table]) == (True,)
+        assert numbers_with_rows(conn, [], both) == (False, False)
+        assert consents.with_attempts(conn, ["+14055550100"]) == (False, True)
+        assert consents.with_attempts(conn, ["+13055550100"]) == (True, False)
     found = consents.for_numbers(many + ["+12125550100"])
     assert sorted(found) == ["+12125550100"]
     assert sorted(r.type for r in found["+12125550100"]) == ["ebr_inquiry", "express"]

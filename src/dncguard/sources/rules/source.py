@@ -510,20 +510,26 @@ class RulesCheck(CheckBase):
         """Consent and (recent) attempt records, only for the numbers that have any. A large
         batch first asks whether the tables hold any row, so that a home without records
         never turns a file's numbers into strings (:attr:`Batch.e164`); a small one (a group
-        of pre-dial checks) whether any of its numbers has a record, in one query through
-        the driver (``has_records`` of the stores)."""
+        of pre-dial checks) whether any of its numbers has a record in either table, in one
+        query through the driver (``with_attempts`` of the consent store)."""
         if not len(batch):
             return {}, {}
         consents: dict[str, list[ConsentRecord]] = {}
         attempts: dict[str, list[Attempt]] = {}
         with self.consents.reads.connect() as conn:
             # the question: is there a record at all (a large batch), or one of these
-            # numbers (a small one)
-            asked = None if len(batch) >= PROBE_EMPTY_FROM else batch.e164
-            if self.consents.has_records(conn, asked):
+            # numbers (a small one: both tables in one query)
+            if len(batch) >= PROBE_EMPTY_FROM:
+                any_consent = self.consents.has_records(conn)
+                any_attempt = bool(self._max_cap_hours) and self.attempts.has_records(conn)
+            elif self._max_cap_hours:
+                any_consent, any_attempt = self.consents.with_attempts(conn, batch.e164)
+            else:
+                any_consent, any_attempt = self.consents.has_records(conn, batch.e164), False
+            if any_consent:
                 consents = self.consents.for_numbers(batch.e164, conn)
             since = at - timedelta(hours=self._max_cap_hours)
-            if self._max_cap_hours and self.attempts.has_records(conn, asked):
+            if any_attempt:
                 attempts = self.attempts.for_numbers(batch.e164, since, conn)
             if self._max_cap_hours:
                 _add_subject_attempts(attempts, batch, self.attempts.for_subjects(

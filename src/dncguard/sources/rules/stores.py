@@ -237,31 +237,49 @@ _ANY_ROW: dict[str, Select[Any]] = {}
 
 
 #: Whether any of a few numbers has a row in a table, in the driver's own SQL (see
-#: :func:`any_for_numbers`), by dialect.
+#: :func:`numbers_with_rows`), by dialect: the test of one table (on SQLite each test reads
+#: the one JSON parameter again, by its number; on PostgreSQL each has its own parameter).
 _ANY_FOR_NUMBERS = {
-    "sqlite": "SELECT EXISTS (SELECT 1 FROM {} WHERE e164 IN (SELECT value FROM json_each(?)))",
-    "postgresql": "SELECT EXISTS (SELECT 1 FROM {} WHERE e164 = ANY(%s))",
+    "sqlite": "EXISTS (SELECT 1 FROM {} WHERE e164 IN (SELECT value FROM json_each(?1)))",
+    "postgresql": "EXISTS (SELECT 1 FROM {} WHERE e164 = ANY(%s))",
 }
+_ANY_SQL: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
 def any_for_numbers(conn: Connection, e164s: list[str], table: Table) -> bool:
-    """Whether any of ``e164s`` has a row in ``table`` (consents, attempts): one query, sent
-    through the driver (:func:`~dncguard.store.driver_row`). The pre-dial path asks this for
-    every group of checks and most numbers have no record (then nothing more is read);
-    SQLAlchemy's statement execution and result handling cost several times the query itself
-    (on SQLite about 40 µs a query against 6 µs). True, without asking, on a database other
-    than SQLite and PostgreSQL. Raises SQLAlchemy's DBAPIError when the database cannot
-    answer."""
-    if not e164s:
-        return False
+    """Whether any of ``e164s`` has a row in ``table`` (consents, attempts): see
+    :func:`numbers_with_rows`."""
+    return numbers_with_rows(conn, e164s, [table])[0]
+
+
+def numbers_with_rows(conn: Connection, e164s: list[str], tables: list[Table]
+                      ) -> tuple[bool, ...]:
+    """For each of ``tables`` (consents, attempts), whether any of ``e164s`` has a row in
+    it: one query for all of them, sent through the driver
+    (:func:`~dncguard.store.driver_row`). The pre-dial path asks this for every group of
+    checks and most numbers have no record (then nothing more is read); SQLAlchemy's
+    statement execution and result handling cost several times the query itself (on SQLite
+    about 40 µs a query against 6 µs), and on a database server each query is a round trip.
+    True for each, without asking, on a database other than SQLite and PostgreSQL. Raises
+    SQLAlchemy's DBAPIError when the database cannot answer."""
+    if not e164s or not tables:
+        return tuple(False for _ in tables)
     dialect = conn.dialect.name
-    template = _ANY_FOR_NUMBERS.get(dialect)
-    if template is None:
-        return True
+    test = _ANY_FOR_NUMBERS.get(dialect)
+    if test is None:
+        return tuple(True for _ in tables)
+    names = tuple(t.name for t in tables)
+    sql = _ANY_SQL.get((dialect, names))
+    if sql is None:
+        sql = _ANY_SQL[(dialect, names)] = "SELECT " + ", ".join(
+            test.format(name) for name in names)
     numbers = sorted(set(e164s))
-    row = driver_row(conn, template.format(table.name),
-                     (json.dumps(numbers) if dialect == "sqlite" else numbers,))
-    return row is not None and bool(row[0])
+    params = ((json.dumps(numbers),) if dialect == "sqlite"
+              else tuple(numbers for _ in tables))
+    row = driver_row(conn, sql, params)
+    if row is None or len(row) != len(tables):
+        raise RuntimeError(f"the records query answered {row!r}")
+    return tuple(bool(v) for v in row)
 
 
 def has_rows(conn: Connection, table: Table) -> bool:
@@ -608,6 +626,13 @@ class ConsentStore:
         the cheap question asked before a batch's records are read."""
         return (has_rows(conn, consent_table) if e164s is None
                 else any_for_numbers(conn, e164s, consent_table))
+
+    def with_attempts(self, conn: Connection, e164s: list[str]) -> tuple[bool, bool]:
+        """Whether any of ``e164s`` has a consent record, and whether any has an attempt
+        (of any age): both questions in one query (a group of pre-dial checks asks them
+        together)."""
+        found = numbers_with_rows(conn, e164s, [consent_table, attempts_table])
+        return found[0], found[1]
 
     def for_numbers(self, e164s: list[str], conn: Connection | None = None
                     ) -> dict[str, list[ConsentRecord]]:
