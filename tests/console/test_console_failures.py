@@ -56,6 +56,7 @@ def test_framework_refusals_are_console_pages(tmp_path: Path) -> None:
     client = signed_in_client(tmp_path / "home")
     _console_page(client.get("/console/check?line_type=wireless"), 422,
                   "Unknown query parameter(s): line_type")
+    _console_page(client.get("/console/check?%FF=1"), 422, "not valid UTF-8")
     token = csrf_token(client.get("/console/scrub"))
     broken = client.post("/console/scrub", content=b"--B\r\nno header\r\n--B--\r\n",
                          headers={"content-type": "multipart/form-data; boundary=B"})

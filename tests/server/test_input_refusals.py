@@ -292,3 +292,22 @@ def test_create_true_still_makes_the_list(ctx: Ctx) -> None:
     resp = ctx.client.post("/v1/dnc", json={"phone": PHONE, "list": "not-made", "create": False},
                            headers=ctx.headers("dnc:write"))
     assert resp.status_code == 422 and resp.json()["error"]["fields"][0]["field"] == "body.list"
+
+
+def test_a_query_value_that_is_not_utf8_is_refused_and_changes_nothing(ctx: Ctx) -> None:
+    """The framework reads each bad byte as U+FFFD: an opt-out's removal reason went into the
+    audit trail altered. It is refused, naming the parameter; the number stays listed."""
+    phone = "%2B12025550181"
+    assert ctx.client.post("/v1/dnc", json={"phone": "+12025550181"},
+                           headers=ctx.headers("dnc:write")).status_code == 201
+    for query, name in (("list=internal&reason=caf%E9", "reason"),  # Latin-1, not UTF-8
+                        ("reason=%C3", "reason"),  # a sequence cut short
+                        ("list=intern%FFal", "list"),
+                        ("%FF=1", "\ufffd")):  # the name itself
+        resp = ctx.client.delete(f"/v1/dnc/{phone}?{query}", headers=ctx.headers("dnc:write"))
+        fields = refused(resp, f"query.{name}")
+        assert fields[0]["message"] == "not valid UTF-8 once decoded"
+    # still listed: the removal below finds it (and its reason, escaped UTF-8, is taken)
+    gone = ctx.client.delete(f"/v1/dnc/{phone}?list=internal&reason=caf%C3%A9+ok",
+                             headers=ctx.headers("dnc:write"))
+    assert gone.status_code == 200 and gone.json()["wasListed"] is True, gone.text

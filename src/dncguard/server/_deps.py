@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Union, get_args, get_origin
+from urllib.parse import unquote_to_bytes
 
 import anyio
 from fastapi import Depends, Request
@@ -181,6 +182,26 @@ def _takes_many(annotation: Any) -> bool:
     return origin in (list, tuple, set, frozenset) or annotation in (list, tuple, set, frozenset)
 
 
+def _not_utf8(raw: bytes) -> str | None:
+    """The first parameter of a query string whose name or value is not UTF-8 once its
+    %-escapes (and ``+`` for a space) are decoded, as the framework names it (bad bytes
+    shown as U+FFFD; ``?`` when the name itself cannot be shown); None when every one is."""
+    if not raw or (b"%" not in raw and raw.isascii()):
+        return None
+    for piece in raw.split(b"&"):
+        name, _, value = piece.partition(b"=")
+        try:
+            unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            shown = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8", "replace")
+            return shown[:40] or "?"
+        try:
+            unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            return unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8")[:40] or "?"
+    return None
+
+
 def _query_names(route: Any) -> tuple[set[str], set[str]] | None:
     """The query parameters an operation takes, and those of them declared as a list (the
     framework reads every value of those, and only the last one of the others); cached on
@@ -207,8 +228,16 @@ def _query_names(route: Any) -> tuple[set[str], set[str]] | None:
 
 async def strict_query(request: Request) -> None:
     """422 for query parameters the operation does not take (typos are not silently ignored),
-    and for one given more than once that it does not take as a list (the framework would
-    read the last copy, so ``?list=nope&list=internal`` acted on ``internal``)."""
+    for one given more than once that it does not take as a list (the framework would
+    read the last copy, so ``?list=nope&list=internal`` acted on ``internal``), and for a
+    name or value that is not UTF-8 once its %-escapes are decoded (the framework would
+    read each bad byte as U+FFFD: an opt-out's ``reason`` went into the audit trail
+    altered)."""
+    bad = _not_utf8(request.scope.get("query_string", b""))
+    if bad is not None:
+        raise ApiError(422, f"invalid request (query.{bad}: not valid UTF-8)",
+                       fields=[FieldError(field=f"query.{bad}",
+                                          message="not valid UTF-8 once decoded")])
     names = _query_names(request.scope.get("route"))
     if names is None:
         return
