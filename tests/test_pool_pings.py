@@ -79,3 +79,89 @@ def test_a_connection_that_died_in_the_pool_is_replaced(engine: Any) -> None:
     second = _backend(eng)  # no error: the ping found it gone, the pool connected anew
     assert second != first
     assert pings == [1]
+
+
+def _two_in_the_pool(engine: sa.Engine) -> tuple[int, int]:
+    with engine.connect() as a, engine.connect() as b:
+        return (int(a.execute(sa.text("select pg_backend_pid()")).scalar_one()),
+                int(b.execute(sa.text("select pg_backend_pid()")).scalar_one()))
+
+
+def test_after_a_connection_is_found_broken_the_others_are_pinged(engine: Any) -> None:
+    """A server restart under load: the connections went back to the pool a moment ago, so
+    none is pinged, and the first query fails (as any query in flight would). That failure
+    is the sign: every other connection back in the pool since before it is pinged, so the
+    next group of checks does not fail as well."""
+    eng, clock, pings = engine
+    first, second = _two_in_the_pool(eng)
+    _terminate(first)
+    _terminate(second)
+    clock.now += 0.1
+    with pytest.raises(sa.exc.OperationalError), eng.connect() as conn:
+        store.driver_row(conn, "select 1")
+    assert pings == []  # nothing to foresee it by
+    clock.now += 0.1
+    fresh = _backend(eng)  # the other dead one is pinged and replaced, not used
+    assert fresh not in (first, second)
+    assert pings == [1]
+
+
+def test_a_failed_statement_that_is_no_disconnect_pings_nothing(engine: Any) -> None:
+    eng, clock, pings = engine
+    first, second = _two_in_the_pool(eng)
+    clock.now += 0.1
+    with pytest.raises(sa.exc.ProgrammingError), eng.connect() as conn:
+        store.driver_row(conn, "select * from no_such_table")
+    clock.now += 0.1
+    assert _backend(eng) in (first, second)
+    assert pings == []
+
+
+def test_the_audit_append_reports_a_lost_connection_too(
+        tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit's group commit runs on the driver's own connection (not through
+    SQLAlchemy's statements): a lost connection there also has the others pinged."""
+    from dncguard import audit
+    from tests.audit.test_audit_group_commit import verdicts
+
+    clock = Clock()
+    monkeypatch.setattr(store, "monotonic", clock)
+    settings = load_settings(home=tmp_path / "home", database_url=postgres_url)
+    log = audit.audit_log(settings)
+    pings: list[int] = []
+    ping = log.engine.dialect.do_ping
+    monkeypatch.setattr(log.engine.dialect, "do_ping",
+                        lambda c: bool(pings.append(1) or ping(c)))
+
+    def records() -> list[Any]:
+        return audit.check_fields(settings, verdicts(2), who="api:test")
+
+    try:
+        log.append_gathered(records)
+        first, second = _two_in_the_pool(log.engine)
+        _terminate(first)
+        _terminate(second)
+        clock.now += 0.1
+        with pytest.raises(sa.exc.DBAPIError):
+            log.append_gathered(records)
+        assert pings == []
+        clock.now += 0.1
+        seq, _ = log.append_gathered(records)  # on a new connection, the other was pinged
+        assert seq == 4 and pings == [1]
+        assert log.verify().ok
+    finally:
+        store.dispose_engines()
+
+
+def test_after_a_lost_connection_in_a_statement_of_sqlalchemy_the_pool_is_renewed(
+        engine: Any) -> None:
+    """SQLAlchemy's own statements: it replaces every connection the pool held itself."""
+    eng, clock, pings = engine
+    first, second = _two_in_the_pool(eng)
+    _terminate(first)
+    _terminate(second)
+    clock.now += 0.1
+    with pytest.raises(sa.exc.OperationalError), eng.connect() as conn:
+        conn.execute(sa.text("select 1"))
+    clock.now += 0.1
+    assert _backend(eng) not in (first, second)

@@ -12,6 +12,7 @@ import contextlib
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from types import ModuleType
@@ -227,17 +228,28 @@ PING_AFTER_IDLE_SECONDS = 1.0
 monotonic: Callable[[], float] = time.monotonic
 
 
+#: Per pool: when one of its connections was last found broken while in use by a query sent
+#: through the driver (:func:`note_driver_error`).
+_broken_at: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
 def ping_when_idle(engine: Engine) -> None:
     """Ping a pooled connection before it is used only when it sat in the pool for more than
-    :data:`PING_AFTER_IDLE_SECONDS`: a connection that died there (a server restart, an idle
-    timeout on the way) is replaced by a new one, as SQLAlchemy's ``pool_pre_ping`` does, but
-    without a round trip before every use. A busy pre-dial path takes a connection three
-    times for every group of checks (the lists' version, the consents and attempts, the
-    audit append), each a few milliseconds after its last use; the pings were a round trip
-    each. A connection that breaks while in use fails that use, as with ``pool_pre_ping``
-    (a ping cannot foresee that), and SQLAlchemy then replaces every connection the pool
-    held. A failed ping raises ``DisconnectionError``: the pool connects anew (and raises
-    the connection's own error when the database cannot be reached)."""
+    :data:`PING_AFTER_IDLE_SECONDS`, or since another connection of the pool was found
+    broken: a connection that died there (a server restart, an idle timeout on the way) is
+    replaced by a new one, as SQLAlchemy's ``pool_pre_ping`` does, but without a round trip
+    before every use. A busy pre-dial path takes a connection three times for every group of
+    checks (the lists' version, the consents and attempts, the audit append), each a few
+    milliseconds after its last use; the pings were a round trip each.
+
+    A connection that breaks while in use fails that use, as with ``pool_pre_ping`` (a ping
+    cannot foresee that); when the server went away, that failure is the first sign of it,
+    and every connection back in the pool since before it is pinged before its next use (the
+    queries sent through the driver report theirs with :func:`note_driver_error`; after a
+    lost connection in one of SQLAlchemy's own statements, SQLAlchemy replaces every
+    connection the pool held itself). A failed ping raises ``DisconnectionError``: the pool
+    connects anew (and raises the connection's own error when the database cannot be
+    reached)."""
     dialect = engine.dialect
 
     @event.listens_for(engine, "checkin")
@@ -248,13 +260,30 @@ def ping_when_idle(engine: Engine) -> None:
     @event.listens_for(engine, "checkout")
     def _checking_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         since = record.info.pop("idle_since", None)
-        if since is None or monotonic() - since <= PING_AFTER_IDLE_SECONDS:
-            return  # a new connection, or one back in the pool a moment ago
+        if since is None:
+            return  # a new connection
+        if (monotonic() - since <= PING_AFTER_IDLE_SECONDS
+                and _broken_at.get(engine.pool, float("-inf")) < since):
+            return  # back in the pool a moment ago, and nothing broke since
         try:
             dialect.do_ping(dbapi_connection)
         except Exception as exc:
             raise DisconnectionError(f"the pooled connection is gone ({type(exc).__name__})"
                                      ) from exc
+
+
+def note_driver_error(engine: Engine, exc: BaseException, dbapi_connection: Any,
+                      cursor: Any = None) -> None:
+    """A statement sent on ``dbapi_connection`` through the driver (not through SQLAlchemy)
+    failed with ``exc``: when the dialect reads it as a lost connection, every connection
+    of ``engine``'s pool back in the pool since is pinged before its next use
+    (:func:`ping_when_idle`)."""
+    try:
+        lost = engine.dialect.is_disconnect(exc, dbapi_connection, cursor)  # type: ignore[arg-type]
+    except Exception:
+        lost = True
+    if lost:
+        _broken_at[engine.pool] = monotonic()
 
 
 def get_engine(settings: Settings) -> Engine:
@@ -339,6 +368,7 @@ def driver_row(conn: Connection, sql: str, params: tuple[Any, ...] = ()) -> tupl
         cursor.execute(sql, params)
         row = cursor.fetchone()
     except dbapi.Error as exc:
+        note_driver_error(conn.engine, exc, conn.connection.dbapi_connection, cursor)
         raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
     finally:
         cursor.close()

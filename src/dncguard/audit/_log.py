@@ -50,7 +50,7 @@ from ..config import Settings
 from ..errors import AuditError
 from ..outbox import outbox_table
 from ..phones import mask
-from ..store import as_utc, get_engine, metadata, sqlite_write_lock, utcnow
+from ..store import as_utc, get_engine, metadata, note_driver_error, sqlite_write_lock, utcnow
 from ._chain import (
     Batch,
     Link,
@@ -566,6 +566,7 @@ class AuditLog:
                 pg.rollback()
                 raise
         except dbapi.Error as exc:
+            note_driver_error(self.engine, exc, raw.dbapi_connection)
             raise DBAPIError.instance("audit append", None, exc, dbapi.Error) from exc
         finally:
             raw.close()
