@@ -87,16 +87,22 @@ def _two_in_the_pool(engine: sa.Engine) -> tuple[int, int]:
                 int(b.execute(sa.text("select pg_backend_pid()")).scalar_one()))
 
 
+def _both_killed(engine: sa.Engine, clock: Clock) -> tuple[int, int]:
+    """Two connections back in the pool, then both gone (a server restart) a moment later."""
+    first, second = _two_in_the_pool(engine)
+    _terminate(first)
+    _terminate(second)
+    clock.now += 0.1
+    return first, second
+
+
 def test_after_a_connection_is_found_broken_the_others_are_pinged(engine: Any) -> None:
     """A server restart under load: the connections went back to the pool a moment ago, so
     none is pinged, and the first query fails (as any query in flight would). That failure
     is the sign: every other connection back in the pool since before it is pinged, so the
     next group of checks does not fail as well."""
     eng, clock, pings = engine
-    first, second = _two_in_the_pool(eng)
-    _terminate(first)
-    _terminate(second)
-    clock.now += 0.1
+    first, second = _both_killed(eng, clock)
     with pytest.raises(sa.exc.OperationalError), eng.connect() as conn:
         store.driver_row(conn, "select 1")
     assert pings == []  # nothing to foresee it by
@@ -138,10 +144,7 @@ def test_the_audit_append_reports_a_lost_connection_too(
 
     try:
         log.append_gathered(records)
-        first, second = _two_in_the_pool(log.engine)
-        _terminate(first)
-        _terminate(second)
-        clock.now += 0.1
+        _both_killed(log.engine, clock)
         with pytest.raises(sa.exc.DBAPIError):
             log.append_gathered(records)
         assert pings == []
@@ -157,10 +160,7 @@ def test_after_a_lost_connection_in_a_statement_of_sqlalchemy_the_pool_is_renewe
         engine: Any) -> None:
     """SQLAlchemy's own statements: it replaces every connection the pool held itself."""
     eng, clock, pings = engine
-    first, second = _two_in_the_pool(eng)
-    _terminate(first)
-    _terminate(second)
-    clock.now += 0.1
+    first, second = _both_killed(eng, clock)
     with pytest.raises(sa.exc.OperationalError), eng.connect() as conn:
         conn.execute(sa.text("select 1"))
     clock.now += 0.1
