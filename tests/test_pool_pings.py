@@ -96,7 +96,8 @@ def _both_killed(engine: sa.Engine, clock: Clock) -> tuple[int, int]:
     return first, second
 
 
-def test_after_a_connection_is_found_broken_the_others_are_pinged(engine: Any) -> None:
+def test_after_a_connection_is_found_broken_the_others_are_pinged(
+        engine: Any, caplog: pytest.LogCaptureFixture) -> None:
     """A server restart under load: the connections went back to the pool a moment ago, so
     none is pinged, and the first query fails (as any query in flight would). That failure
     is the sign: every other connection back in the pool since before it is pinged, so the
@@ -110,6 +111,8 @@ def test_after_a_connection_is_found_broken_the_others_are_pinged(engine: Any) -
     fresh = _backend(eng)  # the other dead one is pinged and replaced, not used
     assert fresh not in (first, second)
     assert pings == [1]
+    # the broken one was invalidated, not put back (a reset of it would log a traceback)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
 
 
 def test_a_failed_statement_that_is_no_disconnect_pings_nothing(engine: Any) -> None:
@@ -165,3 +168,27 @@ def test_after_a_lost_connection_in_a_statement_of_sqlalchemy_the_pool_is_renewe
         conn.execute(sa.text("select 1"))
     clock.now += 0.1
     assert _backend(eng) not in (first, second)
+
+
+def test_a_connection_in_use_when_another_is_found_broken_is_pinged_too(engine: Any) -> None:
+    """Under load most connections are out when the server goes away: one held across the
+    first failure goes back to the pool after it, and is pinged at its next checkout (it
+    failed a second group)."""
+    eng, clock, pings = engine
+    first, second = _two_in_the_pool(eng)
+    # the pre-dial path's reads run on the AUTOCOMMIT engine: a group ending on a dead
+    # connection sends nothing more (no ROLLBACK to fail) and puts it back
+    with store.read_engine(eng).connect() as held:
+        held_pid = int(held.execute(sa.text("select pg_backend_pid()")).scalar_one())
+        _terminate(first)
+        _terminate(second)
+        clock.now += 0.1
+        with pytest.raises(sa.exc.OperationalError), \
+                store.read_engine(eng).connect() as conn:
+            store.driver_row(conn, "select 1")  # the first sign
+        clock.now += 0.05  # the held group ends a little after
+    clock.now += 0.1
+    # both pooled connections taken again: the broken one was replaced when it failed, the
+    # held one is pinged and replaced, so neither group uses a dead connection
+    assert not {first, second, held_pid} & set(_two_in_the_pool(eng))
+    assert pings == [1]

@@ -244,12 +244,12 @@ def ping_when_idle(engine: Engine) -> None:
 
     A connection that breaks while in use fails that use, as with ``pool_pre_ping`` (a ping
     cannot foresee that); when the server went away, that failure is the first sign of it,
-    and every connection back in the pool since before it is pinged before its next use (the
-    queries sent through the driver report theirs with :func:`note_driver_error`; after a
-    lost connection in one of SQLAlchemy's own statements, SQLAlchemy replaces every
-    connection the pool held itself). A failed ping raises ``DisconnectionError``: the pool
-    connects anew (and raises the connection's own error when the database cannot be
-    reached)."""
+    and every connection taken from the pool before it (back in the pool since, or still in
+    use then) is pinged at its next checkout. The pre-dial path's queries sent through the
+    driver report theirs with :func:`note_driver_error`; after a lost connection in one of
+    SQLAlchemy's own statements, SQLAlchemy replaces every connection the pool held itself.
+    A failed ping raises ``DisconnectionError``: the pool connects anew (and raises the
+    connection's own error when the database cannot be reached)."""
     dialect = engine.dialect
 
     @event.listens_for(engine, "checkin")
@@ -259,31 +259,37 @@ def ping_when_idle(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkout")
     def _checking_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        now = monotonic()
         since = record.info.pop("idle_since", None)
+        last_out = record.info.get("out_at", float("-inf"))
+        record.info["out_at"] = now
         if since is None:
             return  # a new connection
-        if (monotonic() - since <= PING_AFTER_IDLE_SECONDS
-                and _broken_at.get(engine.pool, float("-inf")) < since):
-            return  # back in the pool a moment ago, and nothing broke since
+        if (now - since <= PING_AFTER_IDLE_SECONDS
+                and _broken_at.get(engine.pool, float("-inf")) < last_out):
+            return  # back in the pool a moment ago, nothing broke since its last checkout
         try:
-            dialect.do_ping(dbapi_connection)
+            alive = dialect.do_ping(dbapi_connection)
         except Exception as exc:
             raise DisconnectionError(f"the pooled connection is gone ({type(exc).__name__})"
                                      ) from exc
+        if not alive:
+            raise DisconnectionError("the pooled connection is gone (its ping failed)")
 
 
 def note_driver_error(engine: Engine, exc: BaseException, dbapi_connection: Any,
-                      cursor: Any = None) -> None:
+                      cursor: Any = None) -> bool:
     """A statement sent on ``dbapi_connection`` through the driver (not through SQLAlchemy)
-    failed with ``exc``: when the dialect reads it as a lost connection, every connection
-    of ``engine``'s pool back in the pool since is pinged before its next use
-    (:func:`ping_when_idle`)."""
+    failed with ``exc``: whether the dialect reads it as a lost connection, and if so every
+    connection of ``engine``'s pool taken before now is pinged at its next checkout
+    (:func:`ping_when_idle`). The caller invalidates the lost one (it is not put back)."""
     try:
         lost = engine.dialect.is_disconnect(exc, dbapi_connection, cursor)  # type: ignore[arg-type]
     except Exception:
         lost = True
     if lost:
         _broken_at[engine.pool] = monotonic()
+    return bool(lost)
 
 
 def get_engine(settings: Settings) -> Engine:
@@ -368,7 +374,8 @@ def driver_row(conn: Connection, sql: str, params: tuple[Any, ...] = ()) -> tupl
         cursor.execute(sql, params)
         row = cursor.fetchone()
     except dbapi.Error as exc:
-        note_driver_error(conn.engine, exc, conn.connection.dbapi_connection, cursor)
+        if note_driver_error(conn.engine, exc, conn.connection.dbapi_connection, cursor):
+            conn.invalidate(exc)  # never put back into the pool
         raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
     finally:
         cursor.close()

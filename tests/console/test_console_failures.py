@@ -198,3 +198,26 @@ def test_an_outage_before_the_session_is_read_is_a_503_page(tmp_path: Path) -> N
         assert "No verdict was given" not in overview.text
     finally:
         client.__exit__(None, None, None)
+
+
+def test_a_form_field_that_is_not_utf8_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    """A URL-encoded form is read with each bad byte as U+FFFD: a removal's reason went into
+    the audit trail altered. It is refused, naming the field; the number stays listed."""
+    client = signed_in_client(tmp_path / "home")
+    token = csrf_token(client.get("/console/optouts"))
+    added = client.post("/console/optouts/add", data={"phone": "+12025550190", "csrf": token})
+    assert added.status_code == 201, added.text[:300]
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    for body, field in (("phone=%2B12025550190&list=internal&reason=caf%E9", "reason"),
+                        ("phone=%2B12025550190&list=internal&reason=caf\xe9", "reason")):
+        token = csrf_token(client.get("/console/optouts"))
+        refused = client.post("/console/optouts/remove",
+                              content=f"{body}&csrf={token}".encode("latin-1"), headers=form)
+        _console_page(refused, 422, f"field '{field}' is not valid UTF-8")
+    engine = client.app.state.service.engine
+    with engine.connect() as conn:
+        removed = conn.execute(sa.text("select count(*) from list_events "
+                                       "where action = 'remove'")).scalar_one()
+    assert removed == 0
+    signin = client.post("/console/signin", content=b"key=%FF", headers=form)
+    assert signin.status_code == 422 and "not valid UTF-8" in signin.text

@@ -566,7 +566,8 @@ class AuditLog:
                 pg.rollback()
                 raise
         except dbapi.Error as exc:
-            note_driver_error(self.engine, exc, raw.dbapi_connection)
+            if note_driver_error(self.engine, exc, raw.dbapi_connection):
+                raw.invalidate(exc)  # never put back into the pool
             raise DBAPIError.instance("audit append", None, exc, dbapi.Error) from exc
         finally:
             raw.close()

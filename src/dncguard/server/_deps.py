@@ -182,23 +182,23 @@ def _takes_many(annotation: Any) -> bool:
     return origin in (list, tuple, set, frozenset) or annotation in (list, tuple, set, frozenset)
 
 
-def _not_utf8(raw: bytes) -> str | None:
+def not_utf8_field(raw: bytes) -> str | None:
     """The first parameter of a query string whose name or value is not UTF-8 once its
-    %-escapes (and ``+`` for a space) are decoded, as the framework names it (bad bytes
+    %-escapes (and ``+`` for a space) are decoded, or holds a byte outside ASCII that is not
+    %-escaped (which the framework reads as Latin-1), as the framework names it (bad bytes
     shown as U+FFFD; ``?`` when the name itself cannot be shown); None when every one is."""
     if not raw or (b"%" not in raw and raw.isascii()):
         return None
     for piece in raw.split(b"&"):
         name, _, value = piece.partition(b"=")
+        shown = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8", "replace")[:40]
         try:
             unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8")
-        except UnicodeDecodeError:
-            shown = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8", "replace")
-            return shown[:40] or "?"
-        try:
             unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
         except UnicodeDecodeError:
-            return unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8")[:40] or "?"
+            return shown or "?"
+        if not piece.isascii():
+            return shown or "?"
     return None
 
 
@@ -233,7 +233,7 @@ async def strict_query(request: Request) -> None:
     name or value that is not UTF-8 once its %-escapes are decoded (the framework would
     read each bad byte as U+FFFD: an opt-out's ``reason`` went into the audit trail
     altered)."""
-    bad = _not_utf8(request.scope.get("query_string", b""))
+    bad = not_utf8_field(request.scope.get("query_string", b""))
     if bad is not None:
         raise ApiError(422, f"invalid request (query.{bad}: not valid UTF-8)",
                        fields=[FieldError(field=f"query.{bad}",

@@ -36,7 +36,7 @@ from ...models import ReasonCode, Verdict
 from ...optouts import add_optout, entry_status, expiry_after, not_read_by, remove_optout
 from ...store import utcnow
 from .._context import context_or_422
-from .._deps import Service
+from .._deps import Service, not_utf8_field
 from .._errors import ApiError
 from .._jobs import JobInfo, JobIntegrityError
 from ..routes.check import CheckRequest, check_context
@@ -121,6 +121,10 @@ async def _post(request: Request, fields: tuple[str, ...] = (), files: tuple[str
         wait = _svc(request).buckets.take(gate.key.id)
         if wait:
             return _too_many(request, gate, wait)
+    bad = await _not_utf8_form(request)
+    if bad is not None:
+        return _page(request, "error.html", gate, status=422, title="Form not understood",
+                     message=bad)
     form = await request.form(max_files=1, max_fields=50)
     if not gate.csrf_ok(_text(form, csrf.FIELD)):
         return _forbidden(request, gate, "The form's security token is missing or does not "
@@ -130,6 +134,18 @@ async def _post(request: Request, fields: tuple[str, ...] = (), files: tuple[str
         return _page(request, "error.html", gate, status=422, title="Form not understood",
                      message="; ".join(problems))
     return gate, form
+
+
+async def _not_utf8_form(request: Request) -> str | None:
+    """Why a URL-encoded form is refused: a field whose name or value is not UTF-8 once
+    decoded (the framework reads each bad byte as U+FFFD: an opt-out's reason went into the
+    audit trail altered); None when every one is, or the form is not URL-encoded. (Its
+    body is read once; the form is then parsed from it.)"""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/x-www-form-urlencoded":
+        return None
+    bad = not_utf8_field(await request.body())
+    return None if bad is None else f"field {bad!r} is not valid UTF-8 once decoded"
 
 
 def form_problems(form: FormData, fields: tuple[str, ...],
@@ -210,6 +226,9 @@ async def signin(request: Request) -> Response:
     svc = _svc(request)
     if svc.no_auth:
         return await _gate(request)  # type: ignore[return-value]
+    bad = await _not_utf8_form(request)
+    if bad is not None:
+        return _signin_page(request, 422, f"The form was not understood: {bad}.")
     form = await request.form(max_files=0, max_fields=10)
     if not csrf.pre_ok(request, form.get(csrf.FIELD)):
         return _forbidden(request, None, "The sign-in form's security token is missing or has "
