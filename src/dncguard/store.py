@@ -374,11 +374,13 @@ def driver_row(conn: Connection, sql: str, params: tuple[Any, ...] = ()) -> tupl
         cursor.execute(sql, params)
         row = cursor.fetchone()
     except dbapi.Error as exc:
-        if note_driver_error(conn.engine, exc, conn.connection.dbapi_connection, cursor):
+        lost = note_driver_error(conn.engine, exc, conn.connection.dbapi_connection, cursor)
+        with contextlib.suppress(dbapi.Error):  # a lost connection's cursor may refuse too
+            cursor.close()
+        if lost:
             conn.invalidate(exc)  # never put back into the pool
         raise DBAPIError.instance(sql, params, exc, dbapi.Error) from exc
-    finally:
-        cursor.close()
+    cursor.close()
     return tuple(row) if row is not None else None
 
 
