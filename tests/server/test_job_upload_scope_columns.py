@@ -21,6 +21,8 @@ import pytest
 import sqlalchemy as sa
 
 from dncguard.config import load_settings
+from dncguard.engine.context import scope_column_refusal
+from dncguard.server._jobs import public_error
 from dncguard.sharedfiles import shared_files_table
 from dncguard.store import dispose_engines, get_engine
 
@@ -57,6 +59,10 @@ def test_a_csv_scope_column_is_refused_naming_it(ctx: Ctx, home: Path, column: s
                       "does not read per row", "rename or remove the column")
     assert ("call type" if "type" in column.lower() else "purpose") in message
     assert "--" not in message  # the API's parameters, not the CLI's flags
+    # one wording: the scrub's refusal, with the API's names for the CLI's flags (as a job
+    # that meets the column when it runs says it)
+    assert message == public_error(scope_column_refusal(column), upload=home / "x",
+                                   folder=home / "y", home=home)
     no_new_job(ctx, before)
     no_upload_left(home, ctx)
 

@@ -245,6 +245,19 @@ def scope_columns(header: list[str]) -> list[str]:
             if re.sub(r"[\s/-]+", "_", h.strip().lower()).strip("_") in names]
 
 
+def scope_column_refusal(column: str) -> str:
+    """Why a scrub refuses ``column`` (one of :func:`scope_columns`), in the command line's
+    words; the service says the same with its parameters for the flags
+    (``server._jobs.api_words``)."""
+    what = "purpose" if "purpose" in column.lower() else "call type"
+    return (f"column {column!r} would give each row's {what}, which dncguard does not read "
+            "per row (the scrub's --purpose and --call-type, or the campaign profile's, "
+            "judge every row): its values would be ignored, so a prerecorded or "
+            "telemarketing row could be judged as another kind of call. Scrub the rows of "
+            "each purpose and call type on their own, giving it as --purpose / --call-type "
+            "(purpose= / call_type=), and rename or remove the column")
+
+
 def clean_context(values: Mapping[str, str | None], *,
                   country: str | None = None) -> dict[str, str]:
     """Canonical non-empty values of several context fields (the first wrong one raises).
@@ -267,4 +280,4 @@ def clean_context(values: Mapping[str, str | None], *,
 
 __all__ = ["ACCEPTED", "CALL_TYPES", "CONTEXT_FIELDS", "SCRUB_FIELDS", "ContextError",
            "LINE_TYPES", "PURPOSES", "clean_context", "clean_field", "clean_row_defaults",
-           "place_problem", "scope_columns"]
+           "place_problem", "scope_column_refusal", "scope_columns"]

@@ -54,6 +54,7 @@ from .context import (
     clean_field,
     clean_row_defaults,
     place_problem,
+    scope_column_refusal,
     scope_columns,
 )
 from .findings import Index, Outcome, compact, renumber
@@ -224,10 +225,6 @@ class Prepared:
     number: npt.NDArray[np.int64]
 
 
-def _scope_name(column: str) -> str:
-    return "purpose" if "purpose" in column.lower() else "call type"
-
-
 class ScrubRun:
     """One scrub (a file, a job, a batch request, a group of single checks): see the module
     docstring. ``builder`` receives the counts of every finished slice; ``zones``: find each
@@ -246,14 +243,7 @@ class ScrubRun:
             clean_row_defaults(self.defaults)  # refuses the field, naming it
         scoped = scope_columns(header) if header else []
         if scoped:
-            raise InputError(
-                f"column {scoped[0]!r} would give each row's {_scope_name(scoped[0])}, which "
-                "dncguard does not read per row (the scrub's --purpose and --call-type, or "
-                "the campaign profile's, judge every row): its values would be ignored, so "
-                "a prerecorded or telemarketing row could be judged as another kind of call. "
-                "Scrub the rows of each purpose and call type on their own, giving it as "
-                "--purpose / --call-type (purpose= / call_type=), and rename or remove the "
-                "column")
+            raise InputError(scope_column_refusal(scoped[0]))
         self.builder = builder
         self.zones = zones
         self.zone_of: dict[int, tuple[str, str]] = {}  # key id -> zones

@@ -176,8 +176,8 @@ _API_NAMES = (
     ("name the one to check with --phone-column (repeat it to check several)",
      "name the one to check with the phone_column parameter"),
     ("--phone-column", "the phone_column parameter"),
-    # a column named like the purpose or call type (an upload the API did not refuse: made
-    # by the console, or by a replica of an earlier version)
+    # a column named like the purpose or call type (refused at upload, and by a job whose
+    # upload was made by a replica of an earlier version)
     ("the scrub's --purpose and --call-type", "the job's purpose and call_type parameters"),
     ("giving it as --purpose / --call-type (purpose= / call_type=)",
      "giving it as the job's purpose and call_type parameters"),
@@ -193,9 +193,15 @@ def public_error(message: str, *, upload: Path, folder: Path, home: Path) -> str
     out = out.replace(str(folder) + os.sep, "").replace(str(folder), "the job's folder")
     if home.is_absolute() and home.parent != home:  # a relative one could match any word
         out = out.replace(str(home) + os.sep, "<home>/")
+    return api_words(out)
+
+
+def api_words(message: str) -> str:
+    """A message of the engine's as an API client reads it: the command line's flags become
+    the API's parameters."""
     for flag, param in _API_NAMES:
-        out = out.replace(flag, param)
-    return out
+        message = message.replace(flag, param)
+    return message
 
 
 def storable(text: str) -> str:

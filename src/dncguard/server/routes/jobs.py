@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from ...engine.context import CONTEXT_FIELDS, scope_columns
+from ...engine.context import CONTEXT_FIELDS, scope_column_refusal, scope_columns
 from ...engine.scrubber import Scrubber
 from ...errors import InputError
 from ...io.tables import read_header
@@ -24,7 +24,7 @@ from ...store import utcnow
 from .._context import clean_or_422, context_or_422
 from .._deps import JobsKey, Service, ServiceDep
 from .._errors import ApiError, FieldError, Instant, responses
-from .._jobs import JobInfo, JobIntegrityError
+from .._jobs import JobInfo, JobIntegrityError, api_words
 from .._text import Text, key_name, not_text
 from ..keys import ApiKey
 from .check import raise_key_refusals
@@ -167,13 +167,7 @@ def scope_column_problem(target: Path) -> str | None:
     scoped = scope_columns(header)
     if not scoped:
         return None
-    what = "call type" if "type" in scoped[0].lower() else "purpose"
-    return (f"column {scoped[0]!r} would give each row's {what}, which dncguard does not "
-            "read per row (the job's purpose and call_type parameters, or the campaign "
-            "profile's, judge every row): its values would be ignored, so a prerecorded or "
-            "telemarketing row could be judged as another kind of call. Send the rows of "
-            "each purpose and call type as a job of their own, with "
-            "?purpose=...&call_type=..., and rename or remove the column")
+    return api_words(scope_column_refusal(scoped[0]))  # the scrub's words, the API's names
 
 
 def _refuse_scope_columns(target: Path) -> None:
