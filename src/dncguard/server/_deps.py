@@ -183,22 +183,23 @@ def _takes_many(annotation: Any) -> bool:
 
 
 def not_utf8_field(raw: bytes) -> str | None:
-    """The first parameter of a query string whose name or value is not UTF-8 once its
-    %-escapes (and ``+`` for a space) are decoded, or holds a byte outside ASCII that is not
-    %-escaped (which the framework reads as Latin-1), as the framework names it (bad bytes
-    shown as U+FFFD; ``?`` when the name itself cannot be shown); None when every one is."""
+    """The first field of a query string or URL-encoded form body whose name or value is not
+    UTF-8 once its %-escapes (and ``+`` for a space) are decoded, or holds a byte outside
+    ASCII that is not %-escaped (which the framework reads as Latin-1), as the framework
+    names it (bad bytes shown as U+FFFD; ``?`` when the name itself cannot be shown); None
+    when every one is."""
     if not raw or (b"%" not in raw and raw.isascii()):
         return None
     for piece in raw.split(b"&"):
-        name, _, value = piece.partition(b"=")
-        shown = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8", "replace")[:40]
+        name, _, value = (unquote_to_bytes(part.replace(b"+", b" "))
+                          for part in piece.partition(b"="))
         try:
-            unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8")
-            unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
+            name.decode("utf-8")
+            value.decode("utf-8")
         except UnicodeDecodeError:
-            return shown or "?"
+            return name.decode("utf-8", "replace")[:40] or "?"
         if not piece.isascii():
-            return shown or "?"
+            return name.decode("utf-8", "replace")[:40] or "?"
     return None
 
 
